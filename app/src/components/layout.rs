@@ -1,0 +1,118 @@
+//! The frame of every page: navigation, page header, flash messages.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::context::{page_context, Flash, FlashKind};
+
+/// A page of the console, for a logged-in user.
+#[component]
+pub fn Page(
+    /// The page's heading (and the document title).
+    #[prop(into)]
+    title: String,
+    /// A line under the heading.
+    #[prop(optional, into)]
+    lede: Option<String>,
+    children: Children,
+) -> impl IntoView {
+    let context = page_context();
+    let viewer = context.viewer.clone();
+    view! {
+        <Title text=format!("{title} · Bitgate") />
+        <header class="topbar">
+            <a class="brand" href="/">
+                <BrandMark />
+                "Bitgate"
+            </a>
+            <nav class="topnav" aria-label="Main">
+                <a href="/">"Integrations"</a>
+            </nav>
+            {viewer
+                .map(|viewer| {
+                    view! {
+                        <div class="account">
+                            <span class="account-name" title=viewer.email.clone()>
+                                {viewer.name.clone()}
+                            </span>
+                            <form method="post" action="/logout" class="inline">
+                                <input type="hidden" name="csrf_token" value=viewer.csrf_token.clone() />
+                                <button type="submit" class="button link">
+                                    "Log out"
+                                </button>
+                            </form>
+                        </div>
+                    }
+                })}
+        </header>
+        <main class="content">
+            <header class="page-header">
+                <h1>{title}</h1>
+                {lede.map(|lede| view! { <p class="lede">{lede}</p> })}
+            </header>
+            <Flashes flashes=context.flashes />
+            {children()}
+        </main>
+    }
+}
+
+/// A page outside the console (login, first-time setup, errors): one card
+/// in the middle.
+#[component]
+pub fn CardPage(#[prop(into)] title: String, children: Children) -> impl IntoView {
+    let flashes = page_context().flashes;
+    view! {
+        <Title text=format!("{title} · Bitgate") />
+        <main class="card-page">
+            <div class="card">
+                <a class="brand centered" href="/">
+                    <BrandMark />
+                    "Bitgate"
+                </a>
+                <h1>{title}</h1>
+                <Flashes flashes />
+                {children()}
+            </div>
+        </main>
+    }
+}
+
+#[component]
+fn Flashes(flashes: Vec<Flash>) -> impl IntoView {
+    flashes
+        .into_iter()
+        .map(|flash| {
+            let (class, role) = match flash.kind {
+                FlashKind::Success => ("flash success", "status"),
+                FlashKind::Info => ("flash info", "status"),
+                FlashKind::Error => ("flash error", "alert"),
+            };
+            view! {
+                <div class=class role=role>
+                    {flash.message}
+                </div>
+            }
+        })
+        .collect_view()
+}
+
+#[component]
+fn BrandMark() -> impl IntoView {
+    view! {
+        <svg class="brand-mark" viewBox="0 0 24 24" aria-hidden="true">
+            <path d="M4 4h9a4 4 0 0 1 0 8H4zM4 12h10a4 4 0 0 1 0 8H4z" />
+        </svg>
+    }
+}
+
+/// What a list shows when it has nothing in it: what the thing is and how to
+/// get the first one.
+#[component]
+pub fn EmptyState(#[prop(into)] title: String, children: Children) -> impl IntoView {
+    view! {
+        <section class="empty-state">
+            <h2>{title}</h2>
+            {children()}
+        </section>
+    }
+}

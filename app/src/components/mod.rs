@@ -1,0 +1,4 @@
+//! Server-rendered building blocks shared by the pages.
+
+pub mod form;
+pub mod layout;

@@ -1,0 +1,27 @@
+//! Bitgate's domain: what both the browser pages (server functions) and the
+//! REST API, webhook and OAuth handlers call. No web framework in here.
+
+pub mod audit;
+pub mod config;
+pub mod db;
+pub mod passwords;
+pub mod secrets;
+pub mod setup;
+pub mod spaces;
+pub mod throttle;
+pub mod tokens;
+pub mod users;
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+/// The long-lived services a request handler needs, built once at start-up
+/// and shared (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub config: Arc<config::Config>,
+    pub pool: PgPool,
+    pub keyring: Arc<secrets::Keyring>,
+    pub hasher: passwords::PasswordHasher,
+}

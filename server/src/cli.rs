@@ -1,0 +1,201 @@
+//! The command line: `bitgate [serve]`, `migrate`, `user create|disable`.
+//! Commands talk to the database directly, act with operator authority, and
+//! are audited with actor `cli`. Exit 0 on success; otherwise non-zero with
+//! one sentence on stderr.
+
+use std::{io::Read, process::ExitCode};
+
+use bitgate_core::{
+    audit::{self, Actor, Event, Target},
+    config::{Config, Environment},
+    db::Database,
+    passwords::{Password, PasswordHasher},
+    spaces,
+    users::{self, CreateUserError, DisplayName, Email, NewUser, Role},
+};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "bitgate", version, about = "Bitgate: connect a CI/CD platform to Bitbucket Cloud and Data Center.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the web console, the REST API and the Bitbucket endpoints (the default).
+    Serve,
+    /// Apply the database migrations that have not run yet, then exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Display name (the part of the email before @ when left out).
+        #[arg(long)]
+        name: Option<String>,
+        /// Role to grant: read, write or admin (`--role admin` on root makes an account admin).
+        #[arg(long)]
+        role: Option<String>,
+        /// Space (name or id) the role holds on; `root` when left out.
+        #[arg(long, requires = "role")]
+        space: Option<String>,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable a user: their sessions end at once.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+/// A failure, said in one sentence.
+#[derive(Debug)]
+struct Failure(String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure(error.to_string())
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let is_serve = matches!(cli.command, None | Some(Command::Serve));
+    if let Err(sentence) = init_tracing(if is_serve { "info" } else { "warn" }) {
+        eprintln!("{sentence}");
+        return ExitCode::from(2);
+    }
+    let config = match Config::load(&Environment) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("The async runtime could not start: {error}.");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => crate::serve::serve(config).await.map_err(Failure::from),
+            Command::Migrate => with_database(&config, |_| async { Ok(()) }).await,
+            Command::User(command) => user(&config, command).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(sentence)) => {
+            eprintln!("{}", sentence.trim());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(default: &str) -> Result<(), String> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(value) if !value.trim().is_empty() => {
+            EnvFilter::try_new(&value).map_err(|e| format!("RUST_LOG is invalid: {e}."))?
+        }
+        _ => EnvFilter::new(default),
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    Ok(())
+}
+
+/// Connects (starting the embedded cluster if needed), migrates, runs `work`,
+/// and closes (stopping the cluster if nobody else uses it).
+async fn with_database<F, Fut>(config: &Config, work: F) -> Result<(), Failure>
+where
+    F: FnOnce(sqlx::PgPool) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Failure>>,
+{
+    let database = Database::connect(config).await?;
+    let result = match database.migrate().await {
+        Ok(()) => work(database.pool.clone()).await,
+        Err(e) => Err(e.into()),
+    };
+    database.close().await;
+    result
+}
+
+async fn user(config: &Config, command: UserCommand) -> Result<(), Failure> {
+    match command {
+        UserCommand::Create { email, name, role, space, password_stdin } => {
+            let email = Email::parse(&email).map_err(|e| Failure(format!("--email: {e}")))?;
+            let name = match name {
+                Some(name) => DisplayName::parse(&name).map_err(|e| Failure(format!("--name: {e}")))?,
+                None => DisplayName::from_email(&email),
+            };
+            let role = role.map(|r| Role::parse(&r).map_err(|e| Failure(format!("--role: {e}")))).transpose()?;
+            if !password_stdin {
+                return Err(Failure("Pass the password on standard input with --password-stdin.".into()));
+            }
+            let password = read_password()?;
+            let space = space.unwrap_or_else(|| spaces::ROOT.to_owned());
+            with_database(config, |pool| async move {
+                let hasher = PasswordHasher::new(1)?;
+                let mut tx = pool.begin().await?;
+                let grant = match role {
+                    Some(role) => {
+                        let found = spaces::resolve(&mut *tx, &space).await?;
+                        let found = found.ok_or_else(|| Failure(format!("--space: no space is named or has the id \"{space}\".")))?;
+                        Some((role, found))
+                    }
+                    None => None,
+                };
+                let new = NewUser { email, name, password, role: grant.as_ref().map(|(role, space)| (*role, space.id)) };
+                let user = users::create(&mut tx, &hasher, new).await.map_err(|e| match e {
+                    CreateUserError::EmailTaken(email) => Failure(format!("A user with the email {email} exists already.")),
+                    other => Failure(other.to_string()),
+                })?;
+                let details = match &grant {
+                    Some((role, space)) => json!({"via": "cli", "role": role.as_str(), "space": space.name}),
+                    None => json!({"via": "cli"}),
+                };
+                audit::record(&mut *tx, Event::new(Actor::Cli, "user.created").target(Target::user(&user)).details(details)).await?;
+                tx.commit().await?;
+                println!("{}", user.id);
+                Ok(())
+            })
+            .await
+        }
+        UserCommand::Disable { email } => {
+            let email = Email::parse(&email).map_err(|e| Failure(format!("--email: {e}")))?;
+            with_database(config, |pool| async move {
+                let mut tx = pool.begin().await?;
+                let id = users::set_disabled(&mut *tx, &email, true).await?;
+                let id = id.ok_or_else(|| Failure(format!("No user has the email {email}.")))?;
+                let target = Target { kind: "user", id: id.to_string(), label: email.to_string() };
+                audit::record(&mut *tx, Event::new(Actor::Cli, "user.disabled").target(target)).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+            .await
+        }
+    }
+}
+
+/// The password is the first line of standard input.
+fn read_password() -> Result<Password, Failure> {
+    let mut input = String::new();
+    std::io::stdin().take(64 * 1024).read_to_string(&mut input).map_err(|e| Failure(format!("Standard input could not be read: {e}.")))?;
+    let line = input.lines().next().unwrap_or_default().to_owned();
+    Password::new(line).map_err(|e| Failure(format!("The password on standard input is refused: {e}")))
+}

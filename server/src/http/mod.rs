@@ -1,0 +1,91 @@
+//! The HTTP surface: pages (Leptos), the login forms, health probes and
+//! static files, behind the security middleware.
+//!
+//! Layers, outermost first: tracing, panic catching, compression, security
+//! headers, error bodies, client address, sessions, CSRF, viewer.
+
+pub mod assets;
+pub mod auth;
+pub mod client_address;
+pub mod health;
+pub mod pages;
+pub mod security;
+pub mod session;
+
+use std::path::PathBuf;
+
+use axum::{
+    extract::{DefaultBodyLimit, State},
+    http::{StatusCode, Uri},
+    middleware,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Router,
+};
+use bitgate_app::{context::PageContext, App};
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list_with_exclusions, LeptosRoutes};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    compression::{
+        predicate::{NotForContentType, SizeAbove},
+        CompressionLayer, Predicate,
+    },
+    trace::TraceLayer,
+};
+
+use crate::state::AppState;
+
+/// Paths whose pages are rendered by handlers here (they take form posts),
+/// not registered as plain Leptos routes.
+const HANDLED_PAGES: [&str; 2] = ["/login", "/setup"];
+
+/// Requests larger than this are refused before a handler runs.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let leptos_routes = generate_route_list_with_exclusions(App, Some(HANDLED_PAGES.iter().map(|p| p.to_string()).collect()));
+    let services = state.services.clone();
+    let leptos_options = state.leptos.clone();
+
+    let app = Router::new()
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/setup", get(auth::setup_page).post(auth::setup))
+        .leptos_routes_with_context(
+            &state,
+            leptos_routes,
+            move || provide_context(services.clone()),
+            move || bitgate_app::shell(leptos_options.clone()),
+        )
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), session::resolve_viewer))
+        .layer(middleware::from_fn_with_state(state.clone(), security::csrf_protection))
+        .layer(session::layer(&state.services.config, state.services.pool.clone()))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .merge(assets::router(&PathBuf::from(state.leptos.site_root.as_ref()), &state.leptos.site_pkg_dir))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), client_address::resolve))
+        .layer(CatchPanicLayer::custom(|_| pages::AppError::Internal("a handler panicked".into()).into_response()))
+        .layer(middleware::from_fn_with_state(state.clone(), pages::render_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), security::security_headers))
+        .layer(CompressionLayer::new().br(true).gzip(true).compress_when(SizeAbove::new(1024).and(NotForContentType::IMAGES)))
+        .layer(
+            // Paths only: query strings can carry one-time tokens.
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+            }),
+        );
+    app.with_state(state)
+}
+
+/// Unknown paths: the site's 404 page for browsers, the JSON error for the API.
+async fn not_found(State(state): State<AppState>, context: Option<axum::Extension<PageContext>>, uri: Uri) -> Response {
+    match context {
+        Some(axum::Extension(context)) if !uri.path().starts_with("/api/") => {
+            state.pages.render(uri.path(), context, StatusCode::NOT_FOUND).await
+        }
+        _ => pages::AppError::NotFound.into_response(),
+    }
+}

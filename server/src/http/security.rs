@@ -1,0 +1,190 @@
+//! The security headers of every response, and the CSRF rule of every
+//! state-changing request.
+
+use axum::{
+    body::{to_bytes, Body},
+    extract::{Request, State},
+    http::{header, HeaderName, HeaderValue, Method},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use bitgate_core::tokens::constant_time_eq;
+use tower_sessions::Session;
+
+use super::{pages::AppError, session::SessionAuth};
+use crate::state::AppState;
+
+/// Plain form posts are small; this bounds what the CSRF check buffers.
+const MAX_FORM_BYTES: usize = 1024 * 1024;
+
+/// The header in which scripts send the session's CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The hidden form field that carries it in plain HTML form posts.
+pub const CSRF_FIELD: &str = "csrf_token";
+
+/// Headers of every response. Pages set their own CSP (with the nonce of
+/// their inline hydration script); everything else gets the strictest one.
+pub async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let is_static = request.uri().path().starts_with("/pkg/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+        ));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin"));
+    if state.services.config.public_url.is_https() {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
+    // Dynamic answers show a user's data: no cache keeps them.
+    if !is_static && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// The CSRF rule of SPEC.md: a state-changing request must come from a page
+/// of Bitgate's own origin (`Origin`, or lacking one `Referer`), and a plain
+/// form post of a logged-in user must also carry the session's token.
+/// Exempt: Bearer-authenticated API calls and webhook deliveries.
+pub async fn csrf_protection(State(state): State<AppState>, session: Session, request: Request, next: Next) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) || is_exempt(&request) {
+        return next.run(request).await;
+    }
+    let expected_origin = state.services.config.public_url.origin();
+    if let Err(why) = check_origin(&request, &expected_origin) {
+        return AppError::CsrfFailed(why).into_response();
+    }
+    let auth = match SessionAuth::load(&session).await {
+        Ok(auth) => auth,
+        Err(e) => return e.into_response(),
+    };
+    let Some(auth) = auth else {
+        return next.run(request).await;
+    };
+    match check_session_token(request, &auth.csrf_token).await {
+        Ok(request) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+fn is_exempt(request: &Request) -> bool {
+    let path = request.uri().path();
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer "));
+    path.starts_with("/webhooks/") || (bearer && path.starts_with("/api/"))
+}
+
+fn check_origin(request: &Request, expected: &str) -> Result<(), &'static str> {
+    let headers = request.headers();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        return match origin.to_str() {
+            Ok(origin) if origin == expected => Ok(()),
+            _ => Err("foreign Origin"),
+        };
+    }
+    let referer = headers.get(header::REFERER).ok_or("neither Origin nor Referer")?;
+    let referer = referer.to_str().map_err(|_| "unreadable Referer")?;
+    let url = url::Url::parse(referer).map_err(|_| "unreadable Referer")?;
+    if url.origin().ascii_serialization() == expected {
+        Ok(())
+    } else {
+        Err("foreign Referer")
+    }
+}
+
+/// Checks the session's token in the `X-CSRF-Token` header or, for form
+/// bodies, the hidden field; gives the request back intact.
+async fn check_session_token(request: Request, expected: &str) -> Result<Request, AppError> {
+    if let Some(sent) = request.headers().get(CSRF_HEADER) {
+        return match sent.to_str() {
+            Ok(sent) if constant_time_eq(sent, expected) => Ok(request),
+            _ => Err(AppError::CsrfFailed("wrong token header")),
+        };
+    }
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        // Multipart bodies carry the token in the form's action URL.
+        let sent = request
+            .uri()
+            .query()
+            .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == CSRF_FIELD).map(|(_, v)| v));
+        return match sent {
+            Some(sent) if constant_time_eq(&sent, expected) => Ok(request),
+            _ => Err(AppError::CsrfFailed("missing or wrong token")),
+        };
+    }
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
+        // Not a form: a browser cannot send it cross-site without CORS, and
+        // the Origin check above already held.
+        return Ok(request);
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| AppError::PayloadTooLarge)?;
+    let sent = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+        .ok()
+        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == CSRF_FIELD).map(|(_, v)| v));
+    match sent {
+        Some(sent) if constant_time_eq(&sent, expected) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        _ => Err(AppError::CsrfFailed("missing or wrong token")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(headers: &[(&str, &str)]) -> Request {
+        let mut builder = Request::builder().method(Method::POST).uri("/logout");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn the_origin_must_be_ours() {
+        let ours = "https://bitgate.example.com";
+        assert!(check_origin(&post(&[("origin", ours)]), ours).is_ok());
+        assert!(check_origin(&post(&[("origin", "https://evil.example.com")]), ours).is_err());
+        assert!(check_origin(&post(&[("origin", "null")]), ours).is_err());
+        assert!(check_origin(&post(&[("referer", "https://bitgate.example.com/login?x=1")]), ours).is_ok());
+        assert!(check_origin(&post(&[("referer", "https://bitgate.example.com.evil.com/")]), ours).is_err());
+        assert!(check_origin(&post(&[]), ours).is_err());
+        // Origin decides when both are present.
+        assert!(check_origin(&post(&[("origin", "https://evil.example.com"), ("referer", "https://bitgate.example.com/")]), ours).is_err());
+    }
+
+    #[tokio::test]
+    async fn form_posts_need_the_session_token() {
+        let form = |body: &'static str| {
+            Request::builder()
+                .method(Method::POST)
+                .uri("/logout")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .unwrap()
+        };
+        assert!(check_session_token(form("a=1"), "tok").await.is_err());
+        assert!(check_session_token(form("csrf_token=nope"), "tok").await.is_err());
+        let passed = check_session_token(form("a=1&csrf_token=tok"), "tok").await.unwrap();
+        let body = to_bytes(passed.into_body(), 100).await.unwrap();
+        assert_eq!(&body[..], b"a=1&csrf_token=tok", "the body reaches the handler intact");
+        let with_header = post(&[(CSRF_HEADER, "tok")]);
+        assert!(check_session_token(with_header, "tok").await.is_ok());
+        assert!(check_session_token(post(&[(CSRF_HEADER, "bad")]), "tok").await.is_err());
+    }
+}

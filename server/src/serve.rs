@@ -1,0 +1,175 @@
+//! `bitgate serve`: start-up, background maintenance, graceful shutdown.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use bitgate_app::context::Installation;
+use bitgate_core::{
+    config::{Config, SecretKeysSource},
+    db::Database,
+    passwords::PasswordHasher,
+    secrets::Keyring,
+    setup, throttle, Services,
+};
+use leptos::{config::LeptosOptions, prelude::provide_context};
+
+use crate::{
+    http::{self, pages::PageRenderer},
+    state::AppState,
+};
+
+/// A failure that stops start-up, said in one sentence.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartupError(pub String);
+
+impl StartupError {
+    fn from(error: impl std::fmt::Display) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> Result<(), StartupError> {
+    let database = Database::connect(&config).await.map_err(StartupError::from)?;
+    let result = serve_with(&config, &database).await;
+    database.close().await;
+    result
+}
+
+async fn serve_with(config: &Config, database: &Database) -> Result<(), StartupError> {
+    database.migrate().await.map_err(StartupError::from)?;
+    let services = build_services(config, database).await?;
+    let state = app_state(services.clone(), database.is_embedded());
+    let app = http::router(state);
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| StartupError(format!("BITGATE_LISTEN {} cannot be used: {e}.", config.listen)))?;
+    tracing::info!(listen = %config.listen, public_url = config.public_url.as_str(), "Bitgate is serving");
+    announce_setup_link(config, &services).await?;
+
+    let maintenance = tokio::spawn(maintenance(services.pool.clone()));
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    maintenance.abort();
+    tracing::info!("Bitgate stopped serving");
+    served.map_err(|e| StartupError(format!("The server stopped with an error: {e}.")))
+}
+
+/// The services handlers share.
+pub async fn build_services(config: &Config, database: &Database) -> Result<Services, StartupError> {
+    let keyring = match &config.secret_keys {
+        SecretKeysSource::Environment(keys) => Keyring::parse(keys).map_err(|e| StartupError(format!("BITGATE_SECRET_KEYS is invalid: {e}.")))?,
+        SecretKeysSource::GeneratedIn(path) => Keyring::load_or_generate(path)
+            .map_err(|e| StartupError(format!("The development secret key in {} cannot be used: {e}.", path.display())))?,
+    };
+    // Hashing is CPU- and memory-bound: at most one per core at a time.
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(cores))
+        .await
+        .map_err(StartupError::from)?
+        .map_err(StartupError::from)?;
+    Ok(Services { config: Arc::new(config.clone()), pool: database.pool.clone(), keyring: Arc::new(keyring), hasher })
+}
+
+/// The router's state around the services.
+pub fn app_state(services: Services, embedded_database: bool) -> AppState {
+    let leptos = leptos_options(&services.config);
+    let installation = Arc::new(Installation {
+        public_url: services.config.public_url.as_str().to_owned(),
+        embedded_database,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    });
+    let render = leptos_axum::render_app_async_with_context(
+        {
+            let services = services.clone();
+            move || provide_context(services.clone())
+        },
+        {
+            let leptos = leptos.clone();
+            move || bitgate_app::shell(leptos.clone())
+        },
+    );
+    AppState { services, leptos, pages: PageRenderer::new(render), installation }
+}
+
+/// Where cargo-leptos put the site: `LEPTOS_SITE_ROOT` when it runs us,
+/// otherwise `target/site` beside the binary's `target/release`.
+fn leptos_options(config: &Config) -> LeptosOptions {
+    let site_root = std::env::var("LEPTOS_SITE_ROOT").map(PathBuf::from).unwrap_or_else(|_| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().and_then(|dir| dir.parent()).map(|target| target.join("site")))
+            .filter(|dir| dir.is_dir())
+            .unwrap_or_else(|| PathBuf::from("target/site"))
+    });
+    LeptosOptions::builder()
+        .output_name("bitgate")
+        .site_root(site_root.to_string_lossy().into_owned())
+        .site_pkg_dir("pkg")
+        .site_addr(config.listen)
+        .env(leptos::config::Env::PROD)
+        .hash_files(true)
+        .build()
+}
+
+/// On a fresh install, prints the one-time link that creates the first
+/// admin, and leaves it in `{data_dir}/setup-url` (readable by the owner only).
+async fn announce_setup_link(config: &Config, services: &Services) -> Result<(), StartupError> {
+    let Some(token) = setup::issue_if_needed(&services.pool).await.map_err(StartupError::from)? else {
+        return Ok(());
+    };
+    let url = config.public_url.join(&format!("/setup?token={token}"));
+    let minutes = setup::LINK_LIFETIME.as_secs() / 60;
+    // Printed, not logged: the link is for the person starting Bitgate.
+    println!("\n  No user exists yet. Create the first administrator within {minutes} minutes at:\n\n    {url}\n");
+    let path = config.data_dir.join("setup-url");
+    let written = std::fs::create_dir_all(&config.data_dir).and_then(|()| {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(&path)?.write_all(url.as_bytes())
+    });
+    if let Err(e) = written {
+        tracing::warn!(error = %e, file = %path.display(), "could not write the setup link to the data directory");
+    }
+    Ok(())
+}
+
+/// Housekeeping every process runs; each step is idempotent, so several
+/// processes running it at once do no harm.
+async fn maintenance(pool: sqlx::PgPool) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match sqlx::query!("DELETE FROM tower_sessions.session WHERE expiry_date < now()").execute(&pool).await {
+            Ok(done) if done.rows_affected() > 0 => tracing::info!(sessions = done.rows_affected(), "deleted expired sessions"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
+        }
+        if let Err(e) = throttle::forget_expired(&pool).await {
+            tracing::warn!(error = %e, "could not clean login counters");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing the requests under way");
+}
