@@ -11,7 +11,10 @@ use crate::users::User;
 /// Who acted.
 #[derive(Debug, Clone)]
 pub enum Actor {
-    User { id: Uuid, email: String },
+    User {
+        id: Uuid,
+        email: String,
+    },
     /// The CLI, acting with operator authority.
     Cli,
     /// Someone not logged in (a failed login, say).
@@ -60,7 +63,14 @@ pub struct Event {
 
 impl Event {
     pub fn new(actor: Actor, action: &'static str) -> Self {
-        Self { actor, action, target: None, space_id: None, client_address: None, details: Value::Object(Default::default()) }
+        Self {
+            actor,
+            action,
+            target: None,
+            space_id: None,
+            client_address: None,
+            details: Value::Object(Default::default()),
+        }
     }
 
     pub fn target(mut self, target: Target) -> Self {

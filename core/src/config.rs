@@ -26,9 +26,7 @@ impl Source for Environment {
 
 impl<const N: usize> Source for [(&str, &str); N] {
     fn get(&self, name: &str) -> Option<String> {
-        self.iter()
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| (*value).to_owned())
+        self.iter().find(|(key, _)| *key == name).map(|(_, value)| (*value).to_owned())
     }
 }
 
@@ -156,13 +154,13 @@ impl Config {
             }
         };
         let data_dir = PathBuf::from(var("BITGATE_DATA_DIR").unwrap_or_else(|| ".bitgate".into()));
-        let listen = var("BITGATE_LISTEN")
-            .unwrap_or_else(|| "127.0.0.1:3000".into())
-            .trim()
-            .parse::<SocketAddr>()
-            .map_err(|_| ConfigError::invalid("BITGATE_LISTEN", "expected an address and port such as 127.0.0.1:3000"))?;
-        let public_url = PublicUrl::parse(var("BITGATE_PUBLIC_URL").as_deref().unwrap_or("http://127.0.0.1:3000").trim())
-            .map_err(|why| ConfigError::invalid("BITGATE_PUBLIC_URL", why))?;
+        let listen =
+            var("BITGATE_LISTEN").unwrap_or_else(|| "127.0.0.1:3000".into()).trim().parse::<SocketAddr>().map_err(
+                |_| ConfigError::invalid("BITGATE_LISTEN", "expected an address and port such as 127.0.0.1:3000"),
+            )?;
+        let public_url =
+            PublicUrl::parse(var("BITGATE_PUBLIC_URL").as_deref().unwrap_or("http://127.0.0.1:3000").trim())
+                .map_err(|why| ConfigError::invalid("BITGATE_PUBLIC_URL", why))?;
 
         let secret_keys = match var("BITGATE_SECRET_KEYS") {
             Some(keys) => {
@@ -185,7 +183,8 @@ impl Config {
         }
 
         let duration = |name: &str, default: &str| -> Result<Duration, ConfigError> {
-            parse_duration(var(name).as_deref().unwrap_or(default).trim()).map_err(|why| ConfigError::invalid(name, why))
+            parse_duration(var(name).as_deref().unwrap_or(default).trim())
+                .map_err(|why| ConfigError::invalid(name, why))
         };
         let cidrs = |name: &str, default: &str| -> Result<Vec<IpNet>, ConfigError> {
             // An explicitly empty value means "none", unlike an unset one.
@@ -204,10 +203,7 @@ impl Config {
         let session_idle = duration("BITGATE_SESSION_IDLE", "30m")?;
         let session_max = duration("BITGATE_SESSION_MAX", "12h")?;
         if session_idle > session_max {
-            return Err(ConfigError::invalid(
-                "BITGATE_SESSION_IDLE",
-                "it is longer than BITGATE_SESSION_MAX",
-            ));
+            return Err(ConfigError::invalid("BITGATE_SESSION_IDLE", "it is longer than BITGATE_SESSION_MAX"));
         }
 
         Ok(Self {
@@ -247,10 +243,7 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     if number == 0 {
         return Err(format!("\"{raw}\" must be longer than zero"));
     }
-    number
-        .checked_mul(seconds_per_unit)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("\"{raw}\" is too long"))
+    number.checked_mul(seconds_per_unit).map(Duration::from_secs).ok_or_else(|| format!("\"{raw}\" is too long"))
 }
 
 fn parse_cidrs(raw: &str) -> Result<Vec<IpNet>, String> {
@@ -286,10 +279,7 @@ mod tests {
         assert_eq!(config.outbound_timeout, Duration::from_secs(10));
         assert!(config.trusted_proxies.is_empty());
         assert_eq!(config.bitbucket_cloud_url.as_str(), "https://bitbucket.org/");
-        assert_eq!(
-            config.secret_keys,
-            SecretKeysSource::GeneratedIn(PathBuf::from(".bitgate/secret-keys"))
-        );
+        assert_eq!(config.secret_keys, SecretKeysSource::GeneratedIn(PathBuf::from(".bitgate/secret-keys")));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod config;
 pub mod db;
+pub mod outbound;
 pub mod passwords;
 pub mod secrets;
 pub mod setup;

@@ -132,7 +132,8 @@ impl Keyring {
             }
         }
         let raw = std::fs::read_to_string(path)?;
-        Self::parse(&raw).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
+        Self::parse(&raw)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
     }
 
     /// The id of the key that seals.
@@ -146,7 +147,8 @@ impl Keyring {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let aad = binding.associated_data();
         // AES-GCM encryption cannot fail for inputs under 64 GiB.
-        let Ok(ciphertext) = key.cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad }) else {
+        let Ok(ciphertext) = key.cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+        else {
             unreachable!("AES-GCM refuses only inputs of more than 64 GiB")
         };
         let mut stored = nonce.to_vec();
@@ -221,10 +223,7 @@ mod tests {
         assert_eq!(Keyring::parse("nokey").unwrap_err(), KeyringError::Malformed(1));
         assert_eq!(Keyring::parse("k1:c2hvcnQ=").unwrap_err(), KeyringError::BadKey("k1".into()));
         let entry = Keyring::generate_entry("k1");
-        assert_eq!(
-            Keyring::parse(&format!("{entry},{entry}")).unwrap_err(),
-            KeyringError::DuplicateId("k1".into())
-        );
+        assert_eq!(Keyring::parse(&format!("{entry},{entry}")).unwrap_err(), KeyringError::DuplicateId("k1".into()));
     }
 
     #[test]

@@ -27,7 +27,11 @@ impl Email {
         let valid = email.len() <= 254
             && !email.chars().any(|c| c.is_whitespace() || c.is_control())
             && email.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !domain.starts_with('.') && !domain.ends_with('.')
+                !local.is_empty()
+                    && !domain.is_empty()
+                    && !domain.contains('@')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
             });
         if valid {
             Ok(Self(email))
@@ -246,7 +250,11 @@ pub async fn find_for_login(db: impl PgExecutor<'_>, email: &Email) -> Result<Op
 
 /// Disables a user: their sessions stop working on their next request, since
 /// every request checks the flag. Returns false when no such user exists.
-pub async fn set_disabled(db: impl PgExecutor<'_>, email: &Email, disabled: bool) -> Result<Option<UserId>, sqlx::Error> {
+pub async fn set_disabled(
+    db: impl PgExecutor<'_>,
+    email: &Email,
+    disabled: bool,
+) -> Result<Option<UserId>, sqlx::Error> {
     sqlx::query_scalar!(
         r#"UPDATE users SET disabled_at = CASE WHEN $2 THEN coalesce(disabled_at, now()) ELSE NULL END
            WHERE email = $1 RETURNING id"#,

@@ -155,21 +155,29 @@ async fn user(config: &Config, command: UserCommand) -> Result<(), Failure> {
                 let grant = match role {
                     Some(role) => {
                         let found = spaces::resolve(&mut *tx, &space).await?;
-                        let found = found.ok_or_else(|| Failure(format!("--space: no space is named or has the id \"{space}\".")))?;
+                        let found = found
+                            .ok_or_else(|| Failure(format!("--space: no space is named or has the id \"{space}\".")))?;
                         Some((role, found))
                     }
                     None => None,
                 };
-                let new = NewUser { email, name, password, role: grant.as_ref().map(|(role, space)| (*role, space.id)) };
+                let new =
+                    NewUser { email, name, password, role: grant.as_ref().map(|(role, space)| (*role, space.id)) };
                 let user = users::create(&mut tx, &hasher, new).await.map_err(|e| match e {
-                    CreateUserError::EmailTaken(email) => Failure(format!("A user with the email {email} exists already.")),
+                    CreateUserError::EmailTaken(email) => {
+                        Failure(format!("A user with the email {email} exists already."))
+                    }
                     other => Failure(other.to_string()),
                 })?;
                 let details = match &grant {
                     Some((role, space)) => json!({"via": "cli", "role": role.as_str(), "space": space.name}),
                     None => json!({"via": "cli"}),
                 };
-                audit::record(&mut *tx, Event::new(Actor::Cli, "user.created").target(Target::user(&user)).details(details)).await?;
+                audit::record(
+                    &mut *tx,
+                    Event::new(Actor::Cli, "user.created").target(Target::user(&user)).details(details),
+                )
+                .await?;
                 tx.commit().await?;
                 println!("{}", user.id);
                 Ok(())
@@ -195,7 +203,10 @@ async fn user(config: &Config, command: UserCommand) -> Result<(), Failure> {
 /// The password is the first line of standard input.
 fn read_password() -> Result<Password, Failure> {
     let mut input = String::new();
-    std::io::stdin().take(64 * 1024).read_to_string(&mut input).map_err(|e| Failure(format!("Standard input could not be read: {e}.")))?;
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut input)
+        .map_err(|e| Failure(format!("Standard input could not be read: {e}.")))?;
     let line = input.lines().next().unwrap_or_default().to_owned();
     Password::new(line).map_err(|e| Failure(format!("The password on standard input is refused: {e}")))
 }

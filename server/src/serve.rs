@@ -39,7 +39,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
 async fn serve_with(config: &Config, database: &Database) -> Result<(), StartupError> {
     database.migrate().await.map_err(StartupError::from)?;
     let services = build_services(config, database).await?;
-    let state = app_state(services.clone(), database.is_embedded());
+    let state = app_state(services.clone(), database.is_embedded(), None);
     let app = http::router(state);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -60,9 +60,12 @@ async fn serve_with(config: &Config, database: &Database) -> Result<(), StartupE
 /// The services handlers share.
 pub async fn build_services(config: &Config, database: &Database) -> Result<Services, StartupError> {
     let keyring = match &config.secret_keys {
-        SecretKeysSource::Environment(keys) => Keyring::parse(keys).map_err(|e| StartupError(format!("BITGATE_SECRET_KEYS is invalid: {e}.")))?,
-        SecretKeysSource::GeneratedIn(path) => Keyring::load_or_generate(path)
-            .map_err(|e| StartupError(format!("The development secret key in {} cannot be used: {e}.", path.display())))?,
+        SecretKeysSource::Environment(keys) => {
+            Keyring::parse(keys).map_err(|e| StartupError(format!("BITGATE_SECRET_KEYS is invalid: {e}.")))?
+        }
+        SecretKeysSource::GeneratedIn(path) => Keyring::load_or_generate(path).map_err(|e| {
+            StartupError(format!("The development secret key in {} cannot be used: {e}.", path.display()))
+        })?,
     };
     // Hashing is CPU- and memory-bound: at most one per core at a time.
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
@@ -73,9 +76,10 @@ pub async fn build_services(config: &Config, database: &Database) -> Result<Serv
     Ok(Services { config: Arc::new(config.clone()), pool: database.pool.clone(), keyring: Arc::new(keyring), hasher })
 }
 
-/// The router's state around the services.
-pub fn app_state(services: Services, embedded_database: bool) -> AppState {
-    let leptos = leptos_options(&services.config);
+/// The router's state around the services; `site_root` is where the built
+/// site is (found next to the binary when `None`).
+pub fn app_state(services: Services, embedded_database: bool, site_root: Option<PathBuf>) -> AppState {
+    let leptos = leptos_options(&services.config, site_root);
     let installation = Arc::new(Installation {
         public_url: services.config.public_url.as_str().to_owned(),
         embedded_database,
@@ -96,14 +100,15 @@ pub fn app_state(services: Services, embedded_database: bool) -> AppState {
 
 /// Where cargo-leptos put the site: `LEPTOS_SITE_ROOT` when it runs us,
 /// otherwise `target/site` beside the binary's `target/release`.
-fn leptos_options(config: &Config) -> LeptosOptions {
-    let site_root = std::env::var("LEPTOS_SITE_ROOT").map(PathBuf::from).unwrap_or_else(|_| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().and_then(|dir| dir.parent()).map(|target| target.join("site")))
-            .filter(|dir| dir.is_dir())
-            .unwrap_or_else(|| PathBuf::from("target/site"))
-    });
+fn leptos_options(config: &Config, site_root: Option<PathBuf>) -> LeptosOptions {
+    let site_root =
+        site_root.or_else(|| std::env::var("LEPTOS_SITE_ROOT").ok().map(PathBuf::from)).unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().and_then(|dir| dir.parent()).map(|target| target.join("site")))
+                .filter(|dir| dir.is_dir())
+                .unwrap_or_else(|| PathBuf::from("target/site"))
+        });
     LeptosOptions::builder()
         .output_name("bitgate")
         .site_root(site_root.to_string_lossy().into_owned())
@@ -145,7 +150,9 @@ async fn maintenance(pool: sqlx::PgPool) {
     loop {
         tick.tick().await;
         match sqlx::query!("DELETE FROM tower_sessions.session WHERE expiry_date < now()").execute(&pool).await {
-            Ok(done) if done.rows_affected() > 0 => tracing::info!(sessions = done.rows_affected(), "deleted expired sessions"),
+            Ok(done) if done.rows_affected() > 0 => {
+                tracing::info!(sessions = done.rows_affected(), "deleted expired sessions")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
         }

@@ -9,7 +9,8 @@ pub fn PasswordField(
     label: String,
     autocomplete: String,
     #[prop(optional)] min_length: Option<usize>,
-    #[prop(optional)] error: Option<String>,
+    /// The error to show under the field (from the posted form).
+    error: Option<String>,
 ) -> impl IntoView {
     let (visible, set_visible) = signal(false);
     let (hydrated, set_hydrated) = signal(false);

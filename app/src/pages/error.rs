@@ -3,8 +3,6 @@
 
 use leptos::prelude::*;
 
-use crate::components::layout::CardPage;
-
 /// What an error page says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorPage {
@@ -14,8 +12,10 @@ pub struct ErrorPage {
     pub code: String,
 }
 
+#[cfg(feature = "ssr")]
 #[component]
 fn ErrorView(page: ErrorPage) -> impl IntoView {
+    use crate::components::layout::CardPage;
     view! {
         <CardPage title=page.title>
             <p>{page.message}</p>

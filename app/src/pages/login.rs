@@ -16,7 +16,11 @@ pub fn LoginPage() -> impl IntoView {
     let form = page_context().form.unwrap_or_default();
     let next = {
         let posted = form.value("next");
-        if posted.is_empty() { query_param("next").unwrap_or_default() } else { posted }
+        if posted.is_empty() {
+            query_param("next").unwrap_or_default()
+        } else {
+            posted
+        }
     };
     let notice = match query_param("reason").as_deref() {
         Some("expired") => Some("Your session has expired. Log in again to continue."),
@@ -31,7 +35,12 @@ pub fn LoginPage() -> impl IntoView {
                 <CsrfField />
                 <input type="hidden" name="next" value=next />
                 <TextField name="email" label="Email" kind="email" autocomplete="username" required=true autofocus=true />
-                <PasswordField name="password".to_owned() label="Password".to_owned() autocomplete="current-password".to_owned() />
+                <PasswordField
+                    name="password".to_owned()
+                    label="Password".to_owned()
+                    autocomplete="current-password".to_owned()
+                    error=None
+                />
                 <button type="submit" class="button primary wide">
                     "Log in"
                 </button>

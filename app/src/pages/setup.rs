@@ -42,7 +42,7 @@ pub fn SetupPage() -> impl IntoView {
                     label="Password".to_owned()
                     autocomplete="new-password".to_owned()
                     min_length=MIN_PASSWORD_LENGTH
-                    error=password_error.unwrap_or_default()
+                    error=password_error
                 />
                 <button type="submit" class="button primary wide">
                     "Create administrator"

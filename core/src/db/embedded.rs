@@ -116,9 +116,8 @@ impl EmbeddedCluster {
 
         let socket = cluster.socket_dir().join(".s.PGSQL.5432");
         if socket.as_os_str().len() > 100 {
-            return Err(cluster.data_dir_error(
-                "its path is too long for a Unix socket; set BITGATE_DATA_DIR to a shorter path",
-            ));
+            return Err(cluster
+                .data_dir_error("its path is too long for a Unix socket; set BITGATE_DATA_DIR to a shorter path"));
         }
 
         let _lock = cluster.lock()?;
@@ -154,7 +153,8 @@ impl EmbeddedCluster {
         }
         for dir in [self.socket_dir(), self.cluster_dir()] {
             std::fs::create_dir_all(&dir).map_err(|e| self.data_dir_error(e))?;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| self.data_dir_error(e))?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| self.data_dir_error(e))?;
             self.owner.chown(&dir).map_err(|e| self.data_dir_error(e))?;
         }
         let log = self.log_file();
@@ -269,10 +269,16 @@ impl EmbeddedCluster {
     }
 }
 
-/// The directory of `initdb` and `pg_ctl`: `PATH` first, then the usual
+/// The directory of `initdb` and `pg_ctl`: `BITGATE_POSTGRES_BINDIR` if set,
+/// otherwise `PATH` first, then the usual
 /// places of Debian, Red Hat and Homebrew packages (newest version first).
 fn find_binaries() -> Option<PathBuf> {
     let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    // An explicit place wins, and is the only place looked at.
+    if let Some(dir) = std::env::var_os("BITGATE_POSTGRES_BINDIR").filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return has_both(&dir).then_some(dir);
+    }
     if let Some(path) = std::env::var_os("PATH") {
         if let Some(dir) = std::env::split_paths(&path).find(|dir| has_both(dir)) {
             return Some(dir);

@@ -17,7 +17,9 @@ pub use embedded::{EmbeddedCluster, EmbeddedError};
 pub enum DatabaseError {
     #[error("DATABASE_URL is invalid: {0}.")]
     InvalidUrl(String),
-    #[error("The database could not be reached ({0}); check that PostgreSQL is running and that DATABASE_URL points to it.")]
+    #[error(
+        "The database could not be reached ({0}); check that PostgreSQL is running and that DATABASE_URL points to it."
+    )]
     Unreachable(String),
     #[error("{0}")]
     Embedded(#[from] EmbeddedError),
@@ -43,8 +45,8 @@ impl Database {
         let application_name = format!("bitgate-{}", std::process::id());
         let (options, cluster) = match &config.database_url {
             Some(url) => {
-                let options =
-                    PgConnectOptions::from_str(url).map_err(|e| DatabaseError::InvalidUrl(redact_url_error(&e.to_string())))?;
+                let options = PgConnectOptions::from_str(url)
+                    .map_err(|e| DatabaseError::InvalidUrl(redact_url_error(&e.to_string())))?;
                 (options, None)
             }
             None => {
@@ -114,10 +116,7 @@ impl Database {
 /// Applies the migrations in `migrations/` that have not run yet. Several
 /// processes may call it at once: sqlx serialises them with an advisory lock.
 pub async fn migrate(pool: &PgPool) -> Result<(), DatabaseError> {
-    sqlx::migrate!("../migrations")
-        .run(pool)
-        .await
-        .map_err(|e| DatabaseError::Migration(e.to_string()))
+    sqlx::migrate!("../migrations").run(pool).await.map_err(|e| DatabaseError::Migration(e.to_string()))
 }
 
 /// Whether the database answers now (for `/readyz`).
@@ -128,10 +127,11 @@ pub async fn is_reachable(pool: &PgPool) -> bool {
 async fn create_database_if_missing(admin: &PgConnectOptions, name: &str) -> Result<(), DatabaseError> {
     let unreachable = |e: sqlx::Error| DatabaseError::Unreachable(e.to_string());
     let mut connection = admin.connect().await.map_err(unreachable)?;
-    let exists: bool = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#, name)
-        .fetch_one(&mut connection)
-        .await
-        .map_err(unreachable)?;
+    let exists: bool =
+        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#, name)
+            .fetch_one(&mut connection)
+            .await
+            .map_err(unreachable)?;
     if !exists {
         // The name is a constant of ours, not input: quoting it is enough.
         let created = connection.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await;

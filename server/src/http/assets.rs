@@ -26,7 +26,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(site_root: &Path, pkg_dir: &str)
         .route_service(
             "/favicon.svg",
             tower::ServiceBuilder::new()
-                .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400")))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=86400"),
+                ))
                 .service(public),
         )
 }

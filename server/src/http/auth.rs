@@ -30,7 +30,11 @@ use crate::state::AppState;
 /// The one message for a wrong password and an unknown email alike.
 const INVALID_CREDENTIALS: &str = "The email or password is incorrect.";
 
-pub async fn login_page(State(state): State<AppState>, Extension(context): Extension<PageContext>, uri: axum::http::Uri) -> Response {
+pub async fn login_page(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    uri: axum::http::Uri,
+) -> Response {
     if context.viewer.is_some() {
         let next = Query::<NextParam>::try_from_uri(&uri).map(|q| q.0.next).unwrap_or_default();
         return see_other(safe_next(&next));
@@ -70,7 +74,10 @@ pub async fn login(
     };
     let Ok(email) = Email::parse(&form.email) else {
         let outcome = again(INVALID_CREDENTIALS.into());
-        return Ok(state.pages.render("/login", PageContext { form: Some(outcome), ..context }, StatusCode::UNAUTHORIZED).await);
+        return Ok(state
+            .pages
+            .render("/login", PageContext { form: Some(outcome), ..context }, StatusCode::UNAUTHORIZED)
+            .await);
     };
     let keys = LoginKeys::new(&email, address);
     if let Some(wait) = throttle::retry_after(pool, &keys).await? {
@@ -79,8 +86,10 @@ pub async fn login(
             "Too many failed attempts. Try again in {minutes} minute{}.",
             if minutes == 1 { "" } else { "s" }
         ));
-        let mut response =
-            state.pages.render("/login", PageContext { form: Some(outcome), ..context }, StatusCode::TOO_MANY_REQUESTS).await;
+        let mut response = state
+            .pages
+            .render("/login", PageContext { form: Some(outcome), ..context }, StatusCode::TOO_MANY_REQUESTS)
+            .await;
         if let Ok(value) = HeaderValue::from_str(&wait.as_secs().to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
@@ -107,14 +116,18 @@ pub async fn login(
             )
             .await?;
             let outcome = again(INVALID_CREDENTIALS.into());
-            return Ok(state.pages.render("/login", PageContext { form: Some(outcome), ..context }, StatusCode::UNAUTHORIZED).await);
+            return Ok(state
+                .pages
+                .render("/login", PageContext { form: Some(outcome), ..context }, StatusCode::UNAUTHORIZED)
+                .await);
         }
     };
 
     throttle::record_success(pool, &keys).await?;
     SessionAuth::start(&session, user_id).await?;
     let user = users::find(pool, user_id).await?.ok_or(AppError::NotFound)?;
-    audit::record(pool, Event::new(Actor::user(&user), "auth.login").target(Target::user(&user)).from_address(address)).await?;
+    audit::record(pool, Event::new(Actor::user(&user), "auth.login").target(Target::user(&user)).from_address(address))
+        .await?;
     Ok(see_other(safe_next(&form.next)))
 }
 
@@ -125,8 +138,11 @@ pub async fn logout(
     session: Session,
 ) -> Result<Response, AppError> {
     if let Some(Extension(CurrentUser(user))) = user {
-        audit::record(&state.services.pool, Event::new(Actor::user(&user), "auth.logout").target(Target::user(&user)).from_address(address))
-            .await?;
+        audit::record(
+            &state.services.pool,
+            Event::new(Actor::user(&user), "auth.logout").target(Target::user(&user)).from_address(address),
+        )
+        .await?;
     }
     // Deletes the server-side record, not just the cookie.
     session.flush().await?;
@@ -145,9 +161,13 @@ pub async fn setup_page(
     Query(query): Query<SetupQuery>,
 ) -> Result<Response, AppError> {
     let (outcome, status) = match setup::check(&state.services.pool, &query.token).await {
-        Ok(()) => (FormOutcome { values: vec![("token".into(), query.token)], ..FormOutcome::default() }, StatusCode::OK),
+        Ok(()) => {
+            (FormOutcome { values: vec![("token".into(), query.token)], ..FormOutcome::default() }, StatusCode::OK)
+        }
         Err(SetupError::Database(e)) => return Err(e.into()),
-        Err(problem) => (FormOutcome { blocked: Some(problem.to_string()), ..FormOutcome::default() }, setup_status(&problem)),
+        Err(problem) => {
+            (FormOutcome { blocked: Some(problem.to_string()), ..FormOutcome::default() }, setup_status(&problem))
+        }
     };
     let mut response = state.pages.render("/setup", PageContext { form: Some(outcome), ..context }, status).await;
     // The page carries the one-time token: keep it out of caches and referrers.
@@ -186,12 +206,20 @@ pub async fn setup(
     let mut errors = Vec::new();
     let name = DisplayName::parse(&form.name).map_err(|e| errors.push((e.field.clone(), e.message))).ok();
     let email = Email::parse(&form.email).map_err(|e| errors.push((e.field.clone(), e.message))).ok();
-    let password = Password::new(form.password).map_err(|e: PasswordError| errors.push(("password".into(), e.to_string()))).ok();
-    let values = vec![("token".into(), form.token.clone()), ("name".into(), form.name.clone()), ("email".into(), form.email.clone())];
+    let password =
+        Password::new(form.password).map_err(|e: PasswordError| errors.push(("password".into(), e.to_string()))).ok();
+    let values = vec![
+        ("token".into(), form.token.clone()),
+        ("name".into(), form.name.clone()),
+        ("email".into(), form.email.clone()),
+    ];
 
     let (Some(name), Some(email), Some(password)) = (name, email, password) else {
         let outcome = FormOutcome { values, field_errors: errors, ..FormOutcome::default() };
-        return Ok(state.pages.render("/setup", PageContext { form: Some(outcome), ..context }, StatusCode::UNPROCESSABLE_ENTITY).await);
+        return Ok(state
+            .pages
+            .render("/setup", PageContext { form: Some(outcome), ..context }, StatusCode::UNPROCESSABLE_ENTITY)
+            .await);
     };
     let new_admin = NewUser { email, name, password, role: None };
     let user = match setup::complete(&state.services.pool, &state.services.hasher, &form.token, new_admin).await {
@@ -214,7 +242,11 @@ pub async fn setup(
     )
     .await?;
     SessionAuth::start(&session, user.id).await?;
-    push_flash(&session, Flash::success(format!("Welcome, {}. Bitgate is set up and you are its administrator.", user.name))).await?;
+    push_flash(
+        &session,
+        Flash::success(format!("Welcome, {}. Bitgate is set up and you are its administrator.", user.name)),
+    )
+    .await?;
     Ok(see_other("/"))
 }
 

@@ -44,7 +44,8 @@ const HANDLED_PAGES: [&str; 2] = ["/login", "/setup"];
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    let leptos_routes = generate_route_list_with_exclusions(App, Some(HANDLED_PAGES.iter().map(|p| p.to_string()).collect()));
+    let leptos_routes =
+        generate_route_list_with_exclusions(App, Some(HANDLED_PAGES.iter().map(|p| p.to_string()).collect()));
     let services = state.services.clone();
     let leptos_options = state.leptos.clone();
 

@@ -23,7 +23,9 @@ type RenderFn = dyn Fn(Request<Body>) -> Pin<Box<dyn Future<Output = Response<Bo
 pub struct PageRenderer(Arc<RenderFn>);
 
 impl PageRenderer {
-    pub fn new(render: impl Fn(Request<Body>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync + 'static) -> Self {
+    pub fn new(
+        render: impl Fn(Request<Body>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync + 'static,
+    ) -> Self {
         Self(Arc::new(render))
     }
 
@@ -102,7 +104,8 @@ impl IntoResponse for AppError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
                     "Bitgate is unavailable",
-                    "Bitgate cannot reach its database right now. Nothing was changed; try again in a moment.".to_owned(),
+                    "Bitgate cannot reach its database right now. Nothing was changed; try again in a moment."
+                        .to_owned(),
                 )
             }
             AppError::Internal(cause) => {
@@ -131,9 +134,12 @@ impl IntoResponse for AppError {
                 "Request too large",
                 "The request body is larger than Bitgate accepts.".to_owned(),
             ),
-            AppError::BadRequest(why) => {
-                (StatusCode::BAD_REQUEST, "bad_request", "Bad request", format!("The request could not be read: {why}."))
-            }
+            AppError::BadRequest(why) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Bad request",
+                format!("The request could not be read: {why}."),
+            ),
         };
         let mut response = status.into_response();
         response.extensions_mut().insert(ErrorBody { code, title, message });
@@ -155,13 +161,19 @@ pub async fn render_errors(State(state): State<AppState>, request: Request, next
     let body = match response.extensions().get::<ErrorBody>() {
         Some(body) => body.clone(),
         // A 404 from the static files or a route axum did not match.
-        None if status == StatusCode::NOT_FOUND && response.headers().get(header::CONTENT_TYPE).is_none() => ErrorBody {
-            code: "not_found",
-            title: "Page not found",
-            message: "There is nothing here, or you do not have access to it.".to_owned(),
-        },
+        None if status == StatusCode::NOT_FOUND && response.headers().get(header::CONTENT_TYPE).is_none() => {
+            ErrorBody {
+                code: "not_found",
+                title: "Page not found",
+                message: "There is nothing here, or you do not have access to it.".to_owned(),
+            }
+        }
         None if status == StatusCode::METHOD_NOT_ALLOWED && response.headers().get(header::CONTENT_TYPE).is_none() => {
-            ErrorBody { code: "method_not_allowed", title: "Not allowed", message: "This path does not take that method.".to_owned() }
+            ErrorBody {
+                code: "method_not_allowed",
+                title: "Not allowed",
+                message: "This path does not take that method.".to_owned(),
+            }
         }
         None => return response,
     };

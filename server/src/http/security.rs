@@ -38,7 +38,8 @@ pub async fn security_headers(State(state): State<AppState>, request: Request, n
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin"));
     if state.services.config.public_url.is_https() {
-        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+        headers
+            .insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
     }
     // Dynamic answers show a user's data: no cache keeps them.
     if !is_static && !headers.contains_key(header::CACHE_CONTROL) {
@@ -51,7 +52,12 @@ pub async fn security_headers(State(state): State<AppState>, request: Request, n
 /// of Bitgate's own origin (`Origin`, or lacking one `Referer`), and a plain
 /// form post of a logged-in user must also carry the session's token.
 /// Exempt: Bearer-authenticated API calls and webhook deliveries.
-pub async fn csrf_protection(State(state): State<AppState>, session: Session, request: Request, next: Next) -> Response {
+pub async fn csrf_protection(
+    State(state): State<AppState>,
+    session: Session,
+    request: Request,
+    next: Next,
+) -> Response {
     if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) || is_exempt(&request) {
         return next.run(request).await;
     }
@@ -165,7 +171,11 @@ mod tests {
         assert!(check_origin(&post(&[("referer", "https://bitgate.example.com.evil.com/")]), ours).is_err());
         assert!(check_origin(&post(&[]), ours).is_err());
         // Origin decides when both are present.
-        assert!(check_origin(&post(&[("origin", "https://evil.example.com"), ("referer", "https://bitgate.example.com/")]), ours).is_err());
+        assert!(check_origin(
+            &post(&[("origin", "https://evil.example.com"), ("referer", "https://bitgate.example.com/")]),
+            ours
+        )
+        .is_err());
     }
 
     #[tokio::test]

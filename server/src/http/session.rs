@@ -92,13 +92,15 @@ fn is_public(path: &str) -> bool {
 /// user is still enabled), takes the flash messages, and puts a
 /// [`PageContext`] into the request. A page that needs a user and has none
 /// redirects to the login page, which returns here afterwards.
-pub async fn resolve_viewer(State(state): State<AppState>, session: Session, mut request: Request, next: Next) -> Response {
-    let had_cookie = request
-        .headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|cookies| cookies.split(';').any(|c| c.trim().starts_with(&format!("{}=", cookie_name(&state.services.config)))));
+pub async fn resolve_viewer(
+    State(state): State<AppState>,
+    session: Session,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let had_cookie = request.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).any(|cookies| {
+        cookies.split(';').any(|c| c.trim().starts_with(&format!("{}=", cookie_name(&state.services.config))))
+    });
 
     let viewer = match current_user(&state, &session).await {
         Ok(viewer) => viewer,
@@ -191,14 +193,31 @@ mod tests {
     #[test]
     fn next_stays_on_this_site() {
         assert_eq!(safe_next("/integrations?x=1"), "/integrations?x=1");
-        for outside in ["https://evil.example.com", "//evil.example.com", "/\\evil.example.com", "evil", "", "/login", "/\t/evil.com", "javascript:alert(1)"] {
+        for outside in [
+            "https://evil.example.com",
+            "//evil.example.com",
+            "/\\evil.example.com",
+            "evil",
+            "",
+            "/login",
+            "/\t/evil.com",
+            "javascript:alert(1)",
+        ] {
             assert_eq!(safe_next(outside), "/", "{outside:?}");
         }
     }
 
     #[test]
     fn pages_need_a_user_and_entry_points_do_not() {
-        for public in ["/login", "/setup", "/healthz", "/readyz", "/api/v1/spaces", "/webhooks/bitbucket/x", "/oauth/bitbucket/callback"] {
+        for public in [
+            "/login",
+            "/setup",
+            "/healthz",
+            "/readyz",
+            "/api/v1/spaces",
+            "/webhooks/bitbucket/x",
+            "/oauth/bitbucket/callback",
+        ] {
             assert!(is_public(public), "{public}");
         }
         for private in ["/", "/users", "/loginx", "/integrations/1"] {

@@ -1,0 +1,98 @@
+import { test, expect } from '@playwright/test';
+import { admin, setupUrl, waitForIslands, watchConsole } from './helpers';
+
+// One story, in order: a fresh install is set up through its link, then
+// the admin logs out and in again.
+test.describe.configure({ mode: 'serial' });
+
+test('the setup link creates the first admin, with a live password field', async ({ page }) => {
+  const errors = watchConsole(page);
+  const started = Date.now();
+  await page.goto(setupUrl());
+  await expect(page.getByRole('heading', { name: 'Set up Bitgate' })).toBeVisible();
+  await waitForIslands(page);
+  const hydratedAfter = Date.now() - started;
+  test.info().annotations.push({ type: 'hydrated-ms', description: String(hydratedAfter) });
+
+  // The island responds: Show reveals the password, the hint counts live.
+  const password = page.getByLabel('Password', { exact: true });
+  await expect(password).toHaveAttribute('type', 'password');
+  await password.fill('short');
+  await expect(page.getByText('7 more characters needed (at least 12).')).toBeVisible();
+  await page.getByRole('button', { name: 'Show' }).click();
+  await expect(password).toHaveAttribute('type', 'text');
+  await page.getByRole('button', { name: 'Hide' }).click();
+  await expect(password).toHaveAttribute('type', 'password');
+
+  // A refused form keeps what was typed and says what to fix.
+  await page.getByLabel('Your name').fill(admin.name);
+  await page.getByLabel('Email').fill(admin.email);
+  await page.getByRole('button', { name: 'Create administrator' }).click();
+  await expect(page.getByText('Use at least 12 characters.')).toBeVisible();
+  await expect(page.getByLabel('Email')).toHaveValue(admin.email);
+
+  await page.getByLabel('Password', { exact: true }).fill(admin.password);
+  await page.getByRole('button', { name: 'Create administrator' }).click();
+  await expect(page).toHaveURL('/');
+  await expect(page.getByText(`Welcome, ${admin.name}.`)).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Integrations' })).toBeVisible();
+  expect(errors).toEqual([]);
+});
+
+test('the setup link cannot be used twice', async ({ page }) => {
+  await page.goto(setupUrl());
+  await expect(page.getByText('This setup link has been used already.')).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Create administrator' })).toHaveCount(0);
+});
+
+test('the admin logs out and in again; a wrong password is refused', async ({ page, context }) => {
+  const errors = watchConsole(page);
+  await page.goto('/login');
+  await page.getByLabel('Email').fill(admin.email);
+  await page.getByLabel('Password', { exact: true }).fill('not the password');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByText('The email or password is incorrect.')).toBeVisible();
+  await expect(page.getByLabel('Email')).toHaveValue(admin.email);
+
+  await page.getByLabel('Password', { exact: true }).fill(admin.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page).toHaveURL('/');
+  await expect(page.getByText(admin.name)).toBeVisible();
+
+  // The copy button is an island too, and it responds.
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await waitForIslands(page);
+  await page.getByRole('button', { name: 'Copy' }).click();
+  await expect(page.getByRole('button', { name: 'Copied' })).toBeVisible();
+
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await expect(page).toHaveURL(/\/login\?reason=logged_out/);
+  await expect(page.getByText('You have logged out.')).toBeVisible();
+
+  // After logging out the console is closed again, and the login returns
+  // to the page that was asked for.
+  await page.goto('/?from=bookmark');
+  await expect(page).toHaveURL(/\/login\?next=/);
+  await page.getByLabel('Email').fill(admin.email);
+  await page.getByLabel('Password', { exact: true }).fill(admin.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page).toHaveURL('/?from=bookmark');
+  expect(errors).toEqual([]);
+});
+
+test.describe('without JavaScript', () => {
+  test.use({ javaScriptEnabled: false });
+
+  test('logging in and out works with plain form posts', async ({ page }) => {
+    await page.goto('/');
+    await expect(page).toHaveURL(/\/login/);
+    await page.getByLabel('Email').fill(admin.email);
+    await page.getByLabel('Password', { exact: true }).fill(admin.password);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await expect(page.getByRole('heading', { name: 'Integrations' })).toBeVisible();
+    // The islands' buttons stay hidden: nothing would make them work.
+    await expect(page.getByRole('button', { name: 'Copy' })).toHaveCount(0);
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await expect(page.getByText('You have logged out.')).toBeVisible();
+  });
+});

@@ -1,0 +1,35 @@
+import { expect, type Page } from '@playwright/test';
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** The one-time setup link the server wrote into its data directory. */
+export function setupUrl(): string {
+  const dir = process.env.BITGATE_E2E_DATA_DIR;
+  if (!dir) throw new Error('BITGATE_E2E_DATA_DIR is not set');
+  return fs.readFileSync(path.join(dir, 'setup-url'), 'utf8').trim();
+}
+
+/** Islands hydrate one after another on idle: wait for all of them. */
+export async function waitForIslands(page: Page) {
+  const islands = page.locator('[data-hydrated]');
+  const count = await islands.count();
+  for (let i = 0; i < count; i++) {
+    await expect(islands.nth(i)).toHaveAttribute('data-hydrated', 'true');
+  }
+}
+
+/** Collects console errors and page errors (CSP violations show up there). */
+export function watchConsole(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text());
+  });
+  page.on('pageerror', (error) => errors.push(error.message));
+  return errors;
+}
+
+export const admin = {
+  name: 'Ada Lovelace',
+  email: 'ada@example.com',
+  password: 'correct horse battery staple',
+};

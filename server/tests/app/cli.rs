@@ -1,0 +1,213 @@
+//! The `bitgate` binary: configuration errors, the CLI's user commands, and
+//! the embedded PostgreSQL cluster's whole life.
+
+use std::{
+    io::Write,
+    path::Path,
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::helpers::{fresh_database, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bitgate");
+
+/// The binary with a clean environment plus `vars`.
+fn bitgate(vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BIN);
+    command.env_clear();
+    for name in ["PATH", "HOME", "LANG"] {
+        if let Ok(value) = std::env::var(name) {
+            command.env(name, value);
+        }
+    }
+    command.envs(vars.iter().copied());
+    command.stdin(Stdio::null());
+    command
+}
+
+fn run(command: &mut Command, stdin: Option<&str>) -> Output {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    if stdin.is_some() {
+        command.stdin(Stdio::piped());
+    }
+    let mut child = command.spawn().unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).trim().to_owned()
+}
+
+/// One sentence: a single line that ends with a full stop.
+fn assert_one_sentence(output: &Output, contains: &str) {
+    assert!(!output.status.success());
+    let message = stderr(output);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(message.ends_with('.'), "{message}");
+    assert!(message.contains(contains), "{contains:?} not in {message:?}");
+}
+
+#[test]
+fn an_invalid_configuration_value_stops_start_up_naming_the_variable() {
+    let output = run(&mut bitgate(&[("BITGATE_SESSION_IDLE", "soon")]), None);
+    assert_eq!(output.status.code(), Some(2));
+    assert_one_sentence(&output, "BITGATE_SESSION_IDLE");
+
+    let output = run(&mut bitgate(&[("BITGATE_MODE", "production")]).arg("migrate"), None);
+    assert_one_sentence(&output, "BITGATE_SECRET_KEYS");
+}
+
+#[test]
+fn an_unreachable_database_stops_start_up() {
+    let output = run(&mut bitgate(&[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")]).arg("serve"), None);
+    assert_one_sentence(&output, "The database could not be reached");
+}
+
+#[test]
+fn without_postgresql_binaries_it_says_what_to_install() {
+    let empty = TempDir::new("bitgate-nobin-");
+    let data = TempDir::new("bitgate-data-");
+    let output = run(
+        &mut bitgate(&[
+            ("BITGATE_POSTGRES_BINDIR", &empty.path().display().to_string()),
+            ("BITGATE_DATA_DIR", &data.path().display().to_string()),
+        ])
+        .arg("serve"),
+        None,
+    );
+    assert_one_sentence(&output, "install PostgreSQL");
+    assert!(stderr(&output).contains("DATABASE_URL"));
+}
+
+#[tokio::test]
+async fn user_create_and_disable() {
+    let url = fresh_database().await;
+    let env = [("DATABASE_URL", url.as_str())];
+    let create = |extra: &[&str], stdin: Option<&str>| {
+        let mut command = bitgate(&env);
+        command.args(["user", "create"]).args(extra);
+        run(&mut command, stdin)
+    };
+
+    let output = create(
+        &["--email", "Ada@Example.com", "--role", "admin", "--password-stdin"],
+        Some("a long enough password\n"),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let id = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "prints the new user's id: {id}");
+
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let (email, name, role): (String, String, String) = sqlx::query_as(
+        "SELECT u.email, u.name, m.role FROM users u JOIN memberships m ON m.user_id = u.id JOIN spaces s ON s.id = m.space_id WHERE s.name = 'root'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((email.as_str(), name.as_str(), role.as_str()), ("ada@example.com", "ada", "admin"));
+    let actor: String = sqlx::query_scalar("SELECT actor_kind FROM audit_events WHERE action = 'user.created'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(actor, "cli");
+
+    let again = create(&["--email", "ada@example.com", "--password-stdin"], Some("a long enough password\n"));
+    assert_one_sentence(&again, "exists already");
+    let short = create(&["--email", "bob@example.com", "--password-stdin"], Some("short\n"));
+    assert_one_sentence(&short, "at least 12 characters");
+    let no_space = create(
+        &["--email", "bob@example.com", "--role", "read", "--space", "nowhere", "--password-stdin"],
+        Some("a long enough password\n"),
+    );
+    assert_one_sentence(&no_space, "--space");
+    let no_stdin = create(&["--email", "bob@example.com"], None);
+    assert_one_sentence(&no_stdin, "--password-stdin");
+    let bad_role = create(
+        &["--email", "bob@example.com", "--role", "owner", "--password-stdin"],
+        Some("a long enough password\n"),
+    );
+    assert_one_sentence(&bad_role, "--role");
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&pool).await.unwrap();
+    assert_eq!(users, 1, "nothing was created by the refused commands");
+
+    let disable = run(bitgate(&env).args(["user", "disable", "--email", "ada@example.com"]), None);
+    assert!(disable.status.success(), "{}", stderr(&disable));
+    let disabled: bool =
+        sqlx::query_scalar("SELECT disabled_at IS NOT NULL FROM users").fetch_one(&pool).await.unwrap();
+    assert!(disabled);
+    let unknown = run(bitgate(&env).args(["user", "disable", "--email", "nobody@example.com"]), None);
+    assert_one_sentence(&unknown, "No user has the email");
+}
+
+fn is_running(data_dir: &Path) -> bool {
+    data_dir.join("postgres/postmaster.pid").exists()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn the_embedded_cluster_starts_is_shared_and_stops() {
+    // Under /tmp: the cluster's user must be able to enter every parent.
+    let data = TempDir::new("bitgate-embedded-");
+    let data_dir = data.path().display().to_string();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let public = format!("http://{listen}");
+    let env = [
+        ("BITGATE_DATA_DIR", data_dir.as_str()),
+        ("BITGATE_LISTEN", listen.as_str()),
+        ("BITGATE_PUBLIC_URL", public.as_str()),
+    ];
+
+    // A command on its own creates the cluster, migrates, and stops it again.
+    let migrate = run(bitgate(&env).arg("migrate"), None);
+    assert!(migrate.status.success(), "{}", stderr(&migrate));
+    assert!(data.path().join("postgres/PG_VERSION").exists());
+    assert!(!is_running(data.path()), "stopped when the command is done");
+
+    // A crash leaves a pid file whose pid now belongs to another process.
+    std::fs::write(data.path().join("postgres/postmaster.pid"), format!("{}\n", std::process::id())).unwrap();
+
+    let mut server = bitgate(&env).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        if let Ok(response) = client.get(format!("{public}/readyz")).send().await {
+            if response.status() == 200 {
+                break;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the server did not become ready");
+        assert!(server.try_wait().unwrap().is_none(), "the server exited early");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let setup_url = std::fs::read_to_string(data.path().join("setup-url")).unwrap();
+    assert!(setup_url.starts_with(&format!("{public}/setup?token=")));
+    let page = client.get(&setup_url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+
+    // A CLI command beside the server shares its cluster and leaves it running.
+    let create = run(
+        bitgate(&env).args(["user", "create", "--email", "ops@example.com", "--password-stdin"]),
+        Some("a long enough password\n"),
+    );
+    assert!(create.status.success(), "{}", stderr(&create));
+    assert!(is_running(data.path()));
+    assert_eq!(client.get(format!("{public}/readyz")).send().await.unwrap().status(), 200);
+
+    // SIGTERM: a graceful stop that takes the cluster down with it.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(server.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::task::spawn_blocking(move || server.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!is_running(data.path()), "the cluster stops with the last process using it");
+
+    // And the next run reuses it, with the user created before.
+    let again = run(bitgate(&env).args(["user", "disable", "--email", "ops@example.com"]), None);
+    assert!(again.status.success(), "{}", stderr(&again));
+}

@@ -1,0 +1,254 @@
+//! `TestApp`: a Bitgate server on 127.0.0.1:0 with a fresh database.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Mutex, time::Duration};
+
+use bitgate_core::{
+    config::Config,
+    db::Database,
+    passwords::Password,
+    spaces,
+    users::{self, DisplayName, Email, NewUser, Role},
+};
+use reqwest::{redirect::Policy, Client, Response};
+use tokio::sync::OnceCell;
+
+/// The server tests create their databases on: `BITGATE_TEST_DATABASE_URL`,
+/// or the local PostgreSQL; without one, a private cluster under `target/`.
+async fn admin_url() -> &'static str {
+    static URL: OnceCell<String> = OnceCell::const_new();
+    URL.get_or_init(|| async {
+        if let Ok(url) = std::env::var("BITGATE_TEST_DATABASE_URL") {
+            return url;
+        }
+        let local = "postgres://postgres@127.0.0.1:5432/postgres".to_owned();
+        if sqlx::PgPool::connect(&local).await.is_ok() {
+            return local;
+        }
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-postgres");
+        let cluster = tokio::task::spawn_blocking(move || bitgate_core::db::EmbeddedCluster::start(&dir))
+            .await
+            .unwrap()
+            .expect("no PostgreSQL for the tests: start one, set BITGATE_TEST_DATABASE_URL, or install PostgreSQL's binaries");
+        let socket = cluster.socket_dir();
+        // The cluster outlives the test process's reference to it; it is reused next run.
+        std::mem::forget(cluster);
+        format!("postgres://postgres@localhost/postgres?host={}", socket.display())
+    })
+    .await
+}
+
+/// A new, empty database; returns its URL.
+pub async fn fresh_database() -> String {
+    let admin = admin_url().await;
+    let name = format!("bitgate_test_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(admin).await.expect("the test PostgreSQL is reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
+    pool.close().await;
+    match admin.split_once("/postgres") {
+        Some((base, rest)) => format!("{base}/{name}{rest}"),
+        None => panic!("unexpected admin URL {admin}"),
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub pool: sqlx::PgPool,
+    _data_dir: TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub struct TestUser {
+    pub email: String,
+    pub password: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Spawns with extra configuration variables.
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
+        let database_url = fresh_database().await;
+        Self::spawn_on(database_url, extra).await
+    }
+
+    pub async fn spawn_on(database_url: String, extra: &[(&str, &str)]) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let base = format!("http://{address}");
+        let data_dir = TempDir::new("bitgate-test-");
+        let mut vars: Vec<(String, String)> = vec![
+            ("DATABASE_URL".into(), database_url.clone()),
+            ("BITGATE_PUBLIC_URL".into(), base.clone()),
+            ("BITGATE_LISTEN".into(), address.to_string()),
+            ("BITGATE_DATA_DIR".into(), data_dir.path().display().to_string()),
+        ];
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::load(&MapSource(vars)).expect("test configuration is valid");
+        let database = Database::connect(&config).await.unwrap();
+        database.migrate().await.unwrap();
+        let pool = database.pool.clone();
+        let services = bitgate_server::serve::build_services(&config, &database).await.unwrap();
+        let site = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/site");
+        let state = bitgate_server::serve::app_state(services, false, Some(site));
+        let router = bitgate_server::http::router(state);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self { base, pool, _data_dir: data_dir, shutdown: Some(stop) }
+    }
+
+    /// A browser-like client: keeps cookies, follows no redirect, sends our Origin.
+    pub fn browser(&self) -> Browser {
+        let client = Client::builder().redirect(Policy::none()).timeout(Duration::from_secs(20)).build().unwrap();
+        Browser { client, base: self.base.clone(), cookie: Mutex::new(None) }
+    }
+
+    pub async fn create_user(&self, email: &str, role: Option<Role>) -> TestUser {
+        let password = "a long enough password".to_owned();
+        let hasher = bitgate_core::passwords::PasswordHasher::new(1).unwrap();
+        let mut tx = self.pool.begin().await.unwrap();
+        let root = spaces::resolve(&mut *tx, "root").await.unwrap().unwrap();
+        let user = users::create(
+            &mut tx,
+            &hasher,
+            NewUser {
+                email: Email::parse(email).unwrap(),
+                name: DisplayName::parse("Test User").unwrap(),
+                password: Password::new(password.clone()).unwrap(),
+                role: role.map(|r| (r, root.id)),
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let _ = user;
+        TestUser { email: email.to_owned(), password }
+    }
+
+    /// A browser logged in as a new account admin.
+    pub async fn logged_in_admin(&self) -> (Browser, TestUser) {
+        let user = self.create_user("admin@example.com", Some(Role::Admin)).await;
+        let browser = self.browser();
+        let response = browser.login(&user.email, &user.password).await;
+        assert_eq!(response.status(), 303, "login succeeds");
+        (browser, user)
+    }
+
+    pub async fn audit_actions(&self) -> Vec<String> {
+        sqlx::query_scalar::<_, String>("SELECT action FROM audit_events ORDER BY occurred_at")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+    }
+}
+
+struct MapSource(Vec<(String, String)>);
+
+impl bitgate_core::config::Source for MapSource {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+}
+
+/// A browser-like client: keeps the session cookie, follows no redirect,
+/// and posts forms with our Origin.
+pub struct Browser {
+    pub client: Client,
+    pub base: String,
+    cookie: Mutex<Option<(String, String)>>,
+}
+
+impl Browser {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.send(self.client.get(self.url(path)).header("accept", "text/html")).await
+    }
+
+    /// A form post from one of our pages (our Origin).
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.send(
+            self.client.post(self.url(path)).header("origin", &self.base).header("accept", "text/html").form(form),
+        )
+        .await
+    }
+
+    /// Sends a request with the session cookie and keeps what the answer sets.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Response {
+        let cookie = self.cookie.lock().unwrap().clone();
+        let request = match cookie {
+            Some((name, value)) => request.header("cookie", format!("{name}={value}")),
+            None => request,
+        };
+        let response = request.send().await.unwrap();
+        for set in response.headers().get_all("set-cookie") {
+            let set = set.to_str().unwrap();
+            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            let removed = value.is_empty() || attributes.to_ascii_lowercase().contains("max-age=0");
+            *self.cookie.lock().unwrap() = (!removed).then(|| (name.to_owned(), value.to_owned()));
+        }
+        response
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_form("/login", &[("email", email), ("password", password), ("next", "")]).await
+    }
+
+    /// The session cookie's value, if any.
+    pub fn session_cookie(&self) -> Option<String> {
+        self.cookie.lock().unwrap().as_ref().map(|(_, value)| value.clone())
+    }
+
+    /// The CSRF token the page at `path` embeds in its forms.
+    pub async fn csrf_token(&self, path: &str) -> String {
+        let html = self.get(path).await.text().await.unwrap();
+        let marker = "name=\"csrf_token\" value=\"";
+        let start = html.find(marker).expect("the page has a CSRF field") + marker.len();
+        html[start..].split('"').next().unwrap().to_owned()
+    }
+}
+
+/// A directory under /tmp, removed when dropped. Under /tmp because the
+/// embedded cluster's unprivileged user must be able to enter it.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{prefix}{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn location(response: &Response) -> String {
+    response.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}

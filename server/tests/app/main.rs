@@ -1,0 +1,12 @@
+//! Bitgate's integration tests: the real server on a port of its own, each
+//! test with its own PostgreSQL database, driven over HTTP; and the real
+//! binary for the CLI and the embedded cluster.
+
+mod cli;
+mod csrf;
+mod database;
+mod headers;
+mod helpers;
+mod login;
+mod sessions;
+mod setup;
