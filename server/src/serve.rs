@@ -109,13 +109,19 @@ fn leptos_options(config: &Config, site_root: Option<PathBuf>) -> LeptosOptions 
                 .filter(|dir| dir.is_dir())
                 .unwrap_or_else(|| PathBuf::from("target/site"))
         });
+    // cargo-leptos writes the hashes of the asset names beside the binary;
+    // without that file (a binary built by plain cargo) names are unhashed.
+    let hash_files = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt").is_file()))
+        .unwrap_or(false);
     LeptosOptions::builder()
         .output_name("bitgate")
         .site_root(site_root.to_string_lossy().into_owned())
         .site_pkg_dir("pkg")
         .site_addr(config.listen)
         .env(leptos::config::Env::PROD)
-        .hash_files(true)
+        .hash_files(hash_files)
         .build()
 }
 

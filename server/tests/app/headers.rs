@@ -66,7 +66,10 @@ async fn unknown_paths_answer_404_pages_and_json() {
     let page = browser.get("/no/such/page").await;
     assert_eq!(page.status(), 404);
     let html = page.text().await.unwrap();
-    assert!(html.contains("Page not found") && html.contains("<nav"), "a page of the site, with its navigation");
+    assert!(
+        html.contains("Page not found") && html.contains("<nav"),
+        "a page of the site, with its navigation: {html}"
+    );
 
     let api = browser.client.get(browser.url("/api/v1/nothing")).send().await.unwrap();
     assert_eq!(api.status(), 404);

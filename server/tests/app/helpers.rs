@@ -44,10 +44,9 @@ pub async fn fresh_database() -> String {
     let pool = sqlx::PgPool::connect(admin).await.expect("the test PostgreSQL is reachable");
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
     pool.close().await;
-    match admin.split_once("/postgres") {
-        Some((base, rest)) => format!("{base}/{name}{rest}"),
-        None => panic!("unexpected admin URL {admin}"),
-    }
+    let mut url = url::Url::parse(admin).unwrap();
+    url.set_path(&name);
+    url.to_string()
 }
 
 pub struct TestApp {

@@ -45,8 +45,12 @@ async fn login_sets_a_protected_cookie_and_cycles_the_session_id() {
     assert!(!cookie.contains("Secure"), "plain http: no Secure flag");
     let first = browser.session_cookie().unwrap();
 
-    // Logging in again (say, after a privilege change) gets a new id.
-    let again = browser.login(&user.email, &user.password).await;
+    // Logging in again (say, after a privilege change) gets a new id; a
+    // logged-in session's form post carries its CSRF token.
+    let token = browser.csrf_token("/").await;
+    let again = browser
+        .post_form("/login", &[("email", &user.email), ("password", &user.password), ("csrf_token", &token)])
+        .await;
     assert_eq!(again.status(), 303);
     let second = browser.session_cookie().unwrap();
     assert_ne!(first, second, "the session id changes at login");
