@@ -1,5 +1,6 @@
 import { defineConfig } from '@playwright/test';
 import fs from 'node:fs';
+import path from 'node:path';
 
 // A fresh data directory per run: Bitgate starts its embedded PostgreSQL
 // cluster there (DATABASE_URL unset), prints a setup link, and writes it to
@@ -12,7 +13,8 @@ const baseURL = `http://127.0.0.1:${port}`;
 
 export default defineConfig({
   testDir: './tests',
-  timeout: 30_000,
+  timeout: 60_000,
+  expect: { timeout: 10_000 },
   fullyParallel: false,
   workers: 1,
   retries: 0,
@@ -46,6 +48,8 @@ export default defineConfig({
       BITGATE_DATA_DIR: dataDir,
       BITGATE_LISTEN: `127.0.0.1:${port}`,
       BITGATE_PUBLIC_URL: baseURL,
+      // The site cargo-leptos built, wherever the command runs from.
+      LEPTOS_SITE_ROOT: path.resolve(process.cwd(), '..', 'target', 'site'),
       RUST_LOG: 'warn',
     },
   },

@@ -14,15 +14,20 @@ export async function waitForIslands(page: Page) {
   const islands = page.locator('[data-hydrated]');
   const count = await islands.count();
   for (let i = 0; i < count; i++) {
-    await expect(islands.nth(i)).toHaveAttribute('data-hydrated', 'true');
+    await expect(islands.nth(i)).toHaveAttribute('data-hydrated', 'true', { timeout: 20_000 });
   }
 }
 
-/** Collects console errors and page errors (CSP violations show up there). */
+/**
+ * Collects console errors and page errors (CSP violations and failed asset
+ * loads show up there). A form answered with its page and a 401 or 422 is
+ * logged by Chromium too: those are the tests' own doing, not errors.
+ */
 export function watchConsole(page: Page): string[] {
   const errors: string[] = [];
+  const formOutcome = /Failed to load resource: the server responded with a status of (401|422)/;
   page.on('console', (message) => {
-    if (message.type() === 'error') errors.push(message.text());
+    if (message.type() === 'error' && !formOutcome.test(message.text())) errors.push(message.text());
   });
   page.on('pageerror', (error) => errors.push(error.message));
   return errors;

@@ -23,7 +23,8 @@ pub fn PasswordField(
     let has_error = error.is_some();
     let hint = min_length.map(|min| {
         view! {
-            <p class="hint" id=hint_id.clone() aria-live="polite">
+            // The error of the last submission says it already until the user types.
+            <p class="hint" id=hint_id.clone() aria-live="polite" hidden=move || has_error && length.get() == 0>
                 {move || {
                     let typed = length.get();
                     if !hydrated.get() || typed == 0 {

@@ -169,10 +169,11 @@ pub async fn setup_page(
             (FormOutcome { blocked: Some(problem.to_string()), ..FormOutcome::default() }, setup_status(&problem))
         }
     };
-    let mut response = state.pages.render("/setup", PageContext { form: Some(outcome), ..context }, status).await;
-    // The page carries the one-time token: keep it out of caches and referrers.
-    response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    Ok(response)
+    // The page carries the one-time token: like every dynamic page it is
+    // `no-store`, and `Referrer-Policy: same-origin` keeps the URL from other
+    // sites. (`no-referrer` would make browsers post the form with
+    // `Origin: null`, which the CSRF check rightly refuses.)
+    Ok(state.pages.render("/setup", PageContext { form: Some(outcome), ..context }, status).await)
 }
 
 fn setup_status(problem: &SetupError) -> StatusCode {

@@ -18,7 +18,8 @@ async fn the_setup_link_creates_the_first_admin_once() {
 
     let page = browser.get(&link).await;
     assert_eq!(page.status(), 200);
-    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    assert_eq!(page.headers()["referrer-policy"], "same-origin");
     assert!(page.text().await.unwrap().contains("Create administrator"));
 
     // Bad input: every field's problem at once, nothing created, values kept.
