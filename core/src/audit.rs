@@ -15,6 +15,12 @@ pub enum Actor {
         id: Uuid,
         email: String,
     },
+    /// A user acting through one of their API tokens (`id` is the token's).
+    Token {
+        id: Uuid,
+        user_id: Uuid,
+        email: String,
+    },
     /// The CLI, acting with operator authority.
     Cli,
     /// Someone not logged in (a failed login, say).
@@ -29,6 +35,7 @@ impl Actor {
     fn parts(&self) -> (&'static str, Option<Uuid>, &str) {
         match self {
             Actor::User { id, email } => ("user", Some(*id), email.as_str()),
+            Actor::Token { id, email, .. } => ("token", Some(*id), email.as_str()),
             Actor::Cli => ("cli", None, "cli"),
             Actor::Anonymous => ("anonymous", None, "anonymous"),
         }

@@ -1,9 +1,12 @@
 //! Bitgate's domain: what both the browser pages (server functions) and the
 //! REST API, webhook and OAuth handlers call. No web framework in here.
 
+pub mod api_tokens;
 pub mod audit;
 pub mod config;
 pub mod db;
+pub mod jobs;
+pub mod maintenance;
 pub mod outbound;
 pub mod passwords;
 pub mod secrets;

@@ -1,4 +1,5 @@
-//! The command line: `bitgate [serve]`, `migrate`, `user create|disable`.
+//! The command line: `bitgate [serve]`, `migrate`, `user create|disable`,
+//! `token create`.
 //! Commands talk to the database directly, act with operator authority, and
 //! are audited with actor `cli`. Exit 0 on success; otherwise non-zero with
 //! one sentence on stderr.
@@ -6,8 +7,9 @@
 use std::{io::Read, process::ExitCode};
 
 use bitgate_core::{
+    api_tokens,
     audit::{self, Actor, Event, Target},
-    config::{Config, Environment},
+    config::{parse_duration, Config, Environment},
     db::Database,
     passwords::{Password, PasswordHasher},
     spaces,
@@ -33,6 +35,24 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create an API token for a user; prints the token alone on stdout (it is shown only once).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// What the token is for, such as "terraform".
+        #[arg(long)]
+        name: String,
+        /// Lifetime such as 30d or 12h; no expiry when left out.
+        #[arg(long)]
+        expires: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +117,7 @@ pub fn main() -> ExitCode {
             Command::Serve => crate::serve::serve(config).await.map_err(Failure::from),
             Command::Migrate => with_database(&config, |_| async { Ok(()) }).await,
             Command::User(command) => user(&config, command).await,
+            Command::Token(command) => token(&config, command).await,
         }
     });
     match result {
@@ -198,6 +219,28 @@ async fn user(config: &Config, command: UserCommand) -> Result<(), Failure> {
             .await
         }
     }
+}
+
+async fn token(config: &Config, command: TokenCommand) -> Result<(), Failure> {
+    let TokenCommand::Create { email, name, expires } = command;
+    let email = Email::parse(&email).map_err(|e| Failure(format!("--email: {e}")))?;
+    let name = api_tokens::parse_name(&name).map_err(|e| Failure(format!("--name: {e}")))?;
+    let lifetime =
+        expires.map(|raw| parse_duration(raw.trim()).map_err(|e| Failure(format!("--expires: {e}.")))).transpose()?;
+    with_database(config, |pool| async move {
+        let mut tx = pool.begin().await?;
+        let user = users::find_for_login(&mut *tx, &email).await?;
+        let user =
+            user.filter(|u| !u.disabled).ok_or_else(|| Failure(format!("No enabled user has the email {email}.")))?;
+        let expires_at = lifetime.map(|d| time::OffsetDateTime::now_utc() + d);
+        let (token, secret) = api_tokens::create(&mut *tx, user.id, &name, expires_at).await?;
+        let target = Target { kind: "api_token", id: token.id.to_string(), label: format!("{name} ({email})") };
+        audit::record(&mut *tx, Event::new(Actor::Cli, "token.created").target(target)).await?;
+        tx.commit().await?;
+        println!("{secret}");
+        Ok(())
+    })
+    .await
 }
 
 /// The password is the first line of standard input.

@@ -6,9 +6,10 @@ use bitgate_app::context::Installation;
 use bitgate_core::{
     config::{Config, SecretKeysSource},
     db::Database,
+    maintenance,
     passwords::PasswordHasher,
     secrets::Keyring,
-    setup, throttle, Services,
+    setup, Services,
 };
 use leptos::{config::LeptosOptions, prelude::provide_context};
 
@@ -48,11 +49,12 @@ async fn serve_with(config: &Config, database: &Database) -> Result<(), StartupE
     tracing::info!(listen = %config.listen, public_url = config.public_url.as_str(), "Bitgate is serving");
     announce_setup_link(config, &services).await?;
 
-    let maintenance = tokio::spawn(maintenance(services.pool.clone()));
+    maintenance::schedule_periodic(&services.pool).await.map_err(StartupError::from)?;
+    let worker = tokio::spawn(run_jobs(services.clone()));
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await;
-    maintenance.abort();
+    worker.abort();
     tracing::info!("Bitgate stopped serving");
     served.map_err(|e| StartupError(format!("The server stopped with an error: {e}.")))
 }
@@ -149,22 +151,16 @@ async fn announce_setup_link(config: &Config, services: &Services) -> Result<(),
     Ok(())
 }
 
-/// Housekeeping every process runs; each step is idempotent, so several
-/// processes running it at once do no harm.
-async fn maintenance(pool: sqlx::PgPool) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
+/// The job worker every process runs: takes due jobs one at a time, and
+/// looks again after a pause when there are none (or the database is away).
+async fn run_jobs(services: Services) {
     loop {
-        tick.tick().await;
-        match sqlx::query!("DELETE FROM tower_sessions.session WHERE expiry_date < now()").execute(&pool).await {
-            Ok(done) if done.rows_affected() > 0 => {
-                tracing::info!(sessions = done.rows_affected(), "deleted expired sessions")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
+        match maintenance::run_one(&services).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "the job worker cannot reach the database"),
         }
-        if let Err(e) = throttle::forget_expired(&pool).await {
-            tracing::warn!(error = %e, "could not clean login counters");
-        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
 

@@ -1,6 +1,7 @@
 //! Error pages rendered outside the router: by middleware (503 while the
 //! database is away, 403 for a failed CSRF check, 429) and for server errors.
 
+#[cfg(feature = "ssr")]
 use leptos::prelude::*;
 
 /// What an error page says.

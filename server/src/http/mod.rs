@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/setup", get(auth::setup_page).post(auth::setup))
+        .merge(crate::api::router())
         .leptos_routes_with_context(
             &state,
             leptos_routes,

@@ -211,3 +211,49 @@ async fn the_embedded_cluster_starts_is_shared_and_stops() {
     let again = run(bitgate(&env).args(["user", "disable", "--email", "ops@example.com"]), None);
     assert!(again.status.success(), "{}", stderr(&again));
 }
+
+#[tokio::test]
+async fn token_create_prints_the_token_alone() {
+    let url = fresh_database().await;
+    let env = [("DATABASE_URL", url.as_str())];
+    let user = run(
+        bitgate(&env).args(["user", "create", "--email", "ci@example.com", "--password-stdin"]),
+        Some("a long enough password\n"),
+    );
+    assert!(user.status.success(), "{}", stderr(&user));
+
+    let output = run(
+        bitgate(&env).args(["token", "create", "--email", "ci@example.com", "--name", "pipeline", "--expires", "30d"]),
+        None,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1);
+    let secret = stdout.trim();
+    assert!(secret.starts_with("bgt_"));
+
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let (user, _) =
+        bitgate_core::api_tokens::authenticate(&pool, secret).await.unwrap().expect("the printed token works");
+    assert_eq!(user.email, "ci@example.com");
+    let days: f64 = sqlx::query_scalar("SELECT extract(epoch FROM expires_at - now())::float8 / 86400 FROM api_tokens")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!((29.9..=30.0).contains(&days), "{days}");
+    let actor: String = sqlx::query_scalar("SELECT actor_kind FROM audit_events WHERE action = 'token.created'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(actor, "cli");
+
+    let unknown = run(bitgate(&env).args(["token", "create", "--email", "nobody@example.com", "--name", "x"]), None);
+    assert_one_sentence(&unknown, "No enabled user");
+    let bad_expiry = run(
+        bitgate(&env).args(["token", "create", "--email", "ci@example.com", "--name", "x", "--expires", "soon"]),
+        None,
+    );
+    assert_one_sentence(&bad_expiry, "--expires");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM api_tokens").fetch_one(&pool).await.unwrap();
+    assert_eq!(count, 1);
+}

@@ -52,6 +52,7 @@ pub async fn fresh_database() -> String {
 pub struct TestApp {
     pub base: String,
     pub pool: sqlx::PgPool,
+    pub services: bitgate_core::Services,
     _data_dir: TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -98,7 +99,7 @@ impl TestApp {
         let pool = database.pool.clone();
         let services = bitgate_server::serve::build_services(&config, &database).await.unwrap();
         let site = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/site");
-        let state = bitgate_server::serve::app_state(services, false, Some(site));
+        let state = bitgate_server::serve::app_state(services.clone(), false, Some(site));
         let router = bitgate_server::http::router(state);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -109,7 +110,7 @@ impl TestApp {
                 .await
                 .unwrap();
         });
-        Self { base, pool, _data_dir: data_dir, shutdown: Some(stop) }
+        Self { base, pool, services, _data_dir: data_dir, shutdown: Some(stop) }
     }
 
     /// A browser-like client: keeps cookies, follows no redirect, sends our Origin.

@@ -2,11 +2,13 @@
 //! test with its own PostgreSQL database, driven over HTTP; and the real
 //! binary for the CLI and the embedded cluster.
 
+mod api_tokens;
 mod cli;
 mod csrf;
 mod database;
 mod headers;
 mod helpers;
+mod jobs;
 mod login;
 mod sessions;
 mod setup;

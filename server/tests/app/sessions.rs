@@ -25,13 +25,15 @@ async fn an_idle_session_expires_and_the_login_says_so() {
 
 #[tokio::test]
 async fn a_session_ends_at_its_absolute_lifetime_even_when_active() {
-    let app = TestApp::spawn_with(&[("BITGATE_SESSION_IDLE", "2s"), ("BITGATE_SESSION_MAX", "2s")]).await;
+    let app = TestApp::spawn_with(&[("BITGATE_SESSION_IDLE", "5s"), ("BITGATE_SESSION_MAX", "5s")]).await;
+    let logged_in = std::time::Instant::now();
     let (browser, _) = app.logged_in_admin().await;
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
         assert_eq!(browser.get("/").await.status(), 200, "active within both limits");
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Never idle for long, but past the absolute lifetime.
+    tokio::time::sleep(Duration::from_millis(5500).saturating_sub(logged_in.elapsed())).await;
     let ended = browser.get("/").await;
     assert_eq!(ended.status(), 303);
     assert!(location(&ended).starts_with("/login"));

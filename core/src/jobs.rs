@@ -1,0 +1,122 @@
+//! Background work as rows of the `jobs` table, so that any Bitgate process
+//! can take any job and none takes one twice: a job is claimed with
+//! `FOR UPDATE SKIP LOCKED` and leased for a while; a process that dies
+//! mid-job leaves a lease that expires, and the job runs again elsewhere.
+//! Failures are retried with exponential backoff.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+/// How long a claimed job is held before another process may take it.
+pub const LEASE: Duration = Duration::from_secs(300);
+
+/// A claimed job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: Uuid,
+    pub kind: String,
+    pub payload: Value,
+    /// 1 on the first run.
+    pub attempt: i32,
+    pub max_attempts: i32,
+}
+
+/// Adds a job; with a `unique_key`, nothing happens when a pending job has
+/// that key already (periodic jobs use their kind). Returns whether it was added.
+pub async fn enqueue(
+    db: impl PgExecutor<'_>,
+    kind: &str,
+    payload: Value,
+    delay: Duration,
+    unique_key: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let added = sqlx::query!(
+        r#"INSERT INTO jobs (kind, payload, run_at, unique_key)
+           VALUES ($1, $2, now() + make_interval(secs => $3), $4)
+           ON CONFLICT (unique_key) DO NOTHING"#,
+        kind,
+        payload,
+        delay.as_secs_f64(),
+        unique_key
+    )
+    .execute(db)
+    .await?;
+    Ok(added.rows_affected() == 1)
+}
+
+/// Claims the job that is due the longest, if any.
+pub async fn claim(pool: &PgPool) -> Result<Option<Job>, sqlx::Error> {
+    sqlx::query_as!(
+        Job,
+        r#"UPDATE jobs SET attempts = attempts + 1, locked_until = now() + make_interval(secs => $1)
+           WHERE id = (
+               SELECT id FROM jobs
+               WHERE run_at <= now() AND (locked_until IS NULL OR locked_until < now()) AND attempts < max_attempts
+               ORDER BY run_at
+               LIMIT 1
+               FOR UPDATE SKIP LOCKED
+           )
+           RETURNING id, kind, payload, attempts AS attempt, max_attempts"#,
+        LEASE.as_secs_f64()
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// A job is done: it goes.
+pub async fn complete(pool: &PgPool, job: &Job) -> Result<(), sqlx::Error> {
+    sqlx::query!("DELETE FROM jobs WHERE id = $1", job.id).execute(pool).await?;
+    Ok(())
+}
+
+/// A periodic job is done: it runs again after `every`, its attempts reset.
+pub async fn reschedule(pool: &PgPool, job: &Job, every: Duration) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"UPDATE jobs SET run_at = now() + make_interval(secs => $2), attempts = 0, locked_until = NULL, last_error = NULL
+           WHERE id = $1"#,
+        job.id,
+        every.as_secs_f64()
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The wait before retry `attempt + 1`: 10 s, 20 s, 40 s, … capped at an hour.
+pub fn backoff(attempt: i32) -> Duration {
+    let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(12);
+    Duration::from_secs(10u64.saturating_mul(1 << exponent)).min(Duration::from_secs(3600))
+}
+
+/// A run failed: it is retried after a backoff, until its attempts run out;
+/// then it stays, with its last error, for an operator to see.
+pub async fn fail(pool: &PgPool, job: &Job, error: &str) -> Result<(), sqlx::Error> {
+    let wait = backoff(job.attempt);
+    sqlx::query!(
+        r#"UPDATE jobs SET last_error = $2, locked_until = NULL, run_at = now() + make_interval(secs => $3)
+           WHERE id = $1"#,
+        job.id,
+        error,
+        wait.as_secs_f64()
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_secs(10));
+        assert_eq!(backoff(2), Duration::from_secs(20));
+        assert_eq!(backoff(4), Duration::from_secs(80));
+        assert_eq!(backoff(50), Duration::from_secs(3600));
+        assert_eq!(backoff(0), Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,64 @@
+//! Who calls the API: a Bearer token's user, or the browser session's user
+//! (whose state changes passed the CSRF check already). A request that
+//! carries `Authorization` is judged by it alone, never by its cookie.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{FromRef, FromRequestParts},
+    http::{header, request::Parts},
+};
+use bitgate_core::{api_tokens, audit::Actor, users::User};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::{
+    http::{client_address::ClientAddress, session::CurrentUser},
+    state::AppState,
+};
+
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: Arc<User>,
+    /// The token used, when it was a token.
+    pub token_id: Option<Uuid>,
+    pub address: Option<std::net::IpAddr>,
+}
+
+impl Caller {
+    /// The actor of the audit events this caller causes.
+    pub fn actor(&self) -> Actor {
+        match self.token_id {
+            Some(token_id) => Actor::Token { id: token_id, user_id: self.user.id, email: self.user.email.clone() },
+            None => Actor::user(&self.user),
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let address = parts.extensions.get::<ClientAddress>().and_then(|a| a.0);
+        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+            let value = value.to_str().map_err(|_| ApiError::Unauthenticated)?;
+            let (scheme, secret) = value.split_once(' ').ok_or(ApiError::Unauthenticated)?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(ApiError::Unauthenticated);
+            }
+            let (user, token_id) = api_tokens::authenticate(&state.services.pool, secret.trim())
+                .await?
+                .ok_or(ApiError::Unauthenticated)?;
+            return Ok(Caller { user: Arc::new(user), token_id: Some(token_id), address });
+        }
+        match parts.extensions.get::<CurrentUser>() {
+            Some(CurrentUser(user)) => Ok(Caller { user: user.clone(), token_id: None, address }),
+            None => Err(ApiError::Unauthenticated),
+        }
+    }
+}

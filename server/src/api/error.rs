@@ -1,0 +1,116 @@
+//! The API's errors: `{"error": {"code", "message", "details": [...]}}`.
+
+use std::time::Duration;
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use bitgate_core::users::FieldError;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unauthenticated")]
+    Unauthenticated,
+    #[error("not found")]
+    NotFound,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("rate limited")]
+    RateLimited(Duration),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                ApiError::Unavailable(error.to_string())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message, details) = match self {
+            ApiError::BadRequest(why) => (StatusCode::BAD_REQUEST, "bad_request", why, Vec::new()),
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authenticate with `Authorization: Bearer <api token>` or a Bitgate session.".to_owned(),
+                Vec::new(),
+            ),
+            ApiError::NotFound => {
+                (StatusCode::NOT_FOUND, "not_found", "Nothing here, or nothing you can see.".to_owned(), Vec::new())
+            }
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is too large.".to_owned(),
+                Vec::new(),
+            ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send the body as JSON with `Content-Type: application/json`.".to_owned(),
+                Vec::new(),
+            ),
+            ApiError::Validation(details) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "Some fields are invalid; see details.".to_owned(),
+                details,
+            ),
+            ApiError::RateLimited(wait) => {
+                let mut response = error_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("Too many requests; retry after {} seconds.", wait.as_secs()),
+                    Vec::new(),
+                );
+                if let Ok(value) = HeaderValue::from_str(&wait.as_secs().to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                return response;
+            }
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(%cause, "API answering 503: the database is unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "The database is unavailable; retry shortly.".to_owned(),
+                    Vec::new(),
+                )
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "API answering 500");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Unexpected error; it has been logged.".to_owned(),
+                    Vec::new(),
+                )
+            }
+        };
+        error_response(status, code, message, details)
+    }
+}
+
+fn error_response(status: StatusCode, code: &str, message: String, details: Vec<FieldError>) -> Response {
+    let details: Vec<_> =
+        details.into_iter().map(|d| json!({"field": d.field, "code": d.code, "message": d.message})).collect();
+    (status, Json(json!({"error": {"code": code, "message": message, "details": details}}))).into_response()
+}

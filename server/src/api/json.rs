@@ -1,0 +1,102 @@
+//! Reading JSON bodies the way SPEC.md wants: 415 without a JSON content
+//! type, 413 when too large, 400 when not JSON at all, and 422 listing every
+//! problem with the fields of a well-formed body.
+
+use axum::{
+    body::{to_bytes, Body},
+    extract::{FromRequest, Request},
+    http::header,
+};
+use bitgate_core::users::FieldError;
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+
+const MAX_JSON_BYTES: usize = 256 * 1024;
+
+/// A JSON object body, to be read field by field with [`Fields`].
+pub struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request<Body>, _state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = to_bytes(request.into_body(), MAX_JSON_BYTES).await.map_err(|_| ApiError::PayloadTooLarge)?;
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => Ok(JsonObject(map)),
+            Ok(_) => Err(ApiError::BadRequest("The body must be a JSON object.".into())),
+            Err(e) => Err(ApiError::BadRequest(format!("The body is not valid JSON: {e}."))),
+        }
+    }
+}
+
+/// Reads the fields of an object, collecting every problem rather than
+/// stopping at the first.
+pub struct Fields {
+    map: Map<String, Value>,
+    pub errors: Vec<FieldError>,
+}
+
+impl Fields {
+    /// Refuses fields outside `known` (a typo must not be silently ignored).
+    pub fn new(JsonObject(map): JsonObject, known: &[&str]) -> Self {
+        let errors = map
+            .keys()
+            .filter(|key| !known.contains(&key.as_str()))
+            .map(|key| FieldError::new(key, "unknown_field", format!("\"{key}\" is not a field of this request.")))
+            .collect();
+        Self { map, errors }
+    }
+
+    pub fn required_string(&mut self, name: &str) -> Option<String> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => {
+                self.errors.push(FieldError::new(name, "required", format!("\"{name}\" is required.")));
+                None
+            }
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                self.errors.push(FieldError::new(name, "invalid_type", format!("\"{name}\" must be a string.")));
+                None
+            }
+        }
+    }
+
+    /// `Ok(None)` when absent or null.
+    pub fn optional_string(&mut self, name: &str) -> Option<String> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                self.errors.push(FieldError::new(name, "invalid_type", format!("\"{name}\" must be a string.")));
+                None
+            }
+        }
+    }
+
+    /// Records the outcome of parsing a field's value.
+    pub fn check<T>(&mut self, parsed: Result<T, FieldError>) -> Option<T> {
+        parsed.map_err(|e| self.errors.push(e)).ok()
+    }
+
+    /// 422 with every problem, or the values.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.errors))
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! `/api/v1/tokens` and the REST conventions they share: the error shape,
+//! Bearer authentication, cursor pagination, JSON body checks.
+
+use bitgate_core::users::Role;
+use serde_json::{json, Value};
+
+use crate::helpers::{Browser, TestApp};
+
+async fn create_token(browser: &Browser, body: Value) -> reqwest::Response {
+    let token = browser.csrf_token("/").await;
+    browser
+        .send(
+            browser
+                .client
+                .post(browser.url("/api/v1/tokens"))
+                .header("origin", &browser.base)
+                .header("x-csrf-token", token)
+                .json(&body),
+        )
+        .await
+}
+
+fn bearer(app: &TestApp, secret: &str, path: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new().get(format!("{}{path}", app.base)).bearer_auth(secret)
+}
+
+#[tokio::test]
+async fn a_token_is_shown_once_and_acts_for_its_user_until_revoked() {
+    let app = TestApp::spawn().await;
+    let (browser, _) = app.logged_in_admin().await;
+
+    let created = create_token(&browser, json!({"name": "terraform"})).await;
+    assert_eq!(created.status(), 201);
+    let body: Value = created.json().await.unwrap();
+    let secret = body["token"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("bgt_") && secret.len() >= 4 + 43, "{secret}");
+    assert_eq!(body["name"], "terraform");
+    assert_eq!(body["expires_at"], Value::Null);
+    let id = body["id"].as_str().unwrap().to_owned();
+
+    // Stored as SHA-256 only.
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT token_sha256 FROM api_tokens").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(stored.len(), 32);
+    assert!(!String::from_utf8_lossy(&stored).contains(&secret[4..]));
+
+    let listed: Value = bearer(&app, &secret, "/api/v1/tokens").send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    assert!(listed["items"][0].get("token").is_none(), "the secret is never listed");
+    assert!(listed["items"][0]["last_used_at"].is_string(), "use is recorded");
+    assert_eq!(listed["next_cursor"], Value::Null);
+
+    // A Bearer call needs no Origin or CSRF token.
+    let revoke = reqwest::Client::new()
+        .delete(format!("{}/api/v1/tokens/{id}", app.base))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), 204);
+    let after = bearer(&app, &secret, "/api/v1/tokens").send().await.unwrap();
+    assert_eq!(after.status(), 401);
+    let error: Value = after.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "unauthenticated");
+    let actions = app.audit_actions().await;
+    assert!(actions.contains(&"token.created".to_owned()) && actions.contains(&"token.revoked".to_owned()));
+    let actor: String = sqlx::query_scalar("SELECT actor_kind FROM audit_events WHERE action = 'token.revoked'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(actor, "token");
+}
+
+#[tokio::test]
+async fn unknown_expired_and_disabled_users_tokens_get_401() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("ada@example.com", Some(Role::Read)).await;
+    let user_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users").fetch_one(&app.pool).await.unwrap();
+    let (_, live) = bitgate_core::api_tokens::create(&app.pool, user_id, "live", None).await.unwrap();
+    let past = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    let (_, expired) = bitgate_core::api_tokens::create(&app.pool, user_id, "old", Some(past)).await.unwrap();
+
+    assert_eq!(bearer(&app, &live, "/api/v1/tokens").send().await.unwrap().status(), 200);
+    for bad in [expired.as_str(), "bgt_unknown", "not-even-a-token", ""] {
+        assert_eq!(bearer(&app, bad, "/api/v1/tokens").send().await.unwrap().status(), 401, "{bad:?}");
+    }
+    let basic = reqwest::Client::new()
+        .get(format!("{}/api/v1/tokens", app.base))
+        .basic_auth("a", Some("b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 401);
+    let anonymous = reqwest::Client::new().get(format!("{}/api/v1/tokens", app.base)).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    // Disabling the user kills their tokens at once.
+    bitgate_core::users::set_disabled(&app.pool, &bitgate_core::users::Email::parse(&user.email).unwrap(), true)
+        .await
+        .unwrap();
+    assert_eq!(bearer(&app, &live, "/api/v1/tokens").send().await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn bad_bodies_get_400_415_and_422_with_every_problem() {
+    let app = TestApp::spawn().await;
+    let (browser, _) = app.logged_in_admin().await;
+    let token = browser.csrf_token("/").await;
+    let post = |body: &'static str, content_type: &'static str| {
+        browser
+            .client
+            .post(browser.url("/api/v1/tokens"))
+            .header("origin", &browser.base)
+            .header("x-csrf-token", &token)
+            .header("content-type", content_type)
+            .body(body)
+    };
+
+    let malformed = browser.send(post("{\"name\": ", "application/json")).await;
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(malformed.json::<Value>().await.unwrap()["error"]["code"], "bad_request");
+    let not_object = browser.send(post("[1]", "application/json")).await;
+    assert_eq!(not_object.status(), 400);
+    let text = browser.send(post("name=x", "text/plain")).await;
+    assert_eq!(text.status(), 415);
+    assert_eq!(text.json::<Value>().await.unwrap()["error"]["code"], "unsupported_media_type");
+
+    let invalid = create_token(&browser, json!({"name": "", "expires_at": "yesterday", "scope": "all"})).await;
+    assert_eq!(invalid.status(), 422);
+    let body: Value = invalid.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "validation_failed");
+    let mut fields: Vec<&str> =
+        body["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    fields.sort();
+    assert_eq!(fields, ["expires_at", "name", "scope"]);
+    let past = create_token(&browser, json!({"name": "x", "expires_at": "2001-01-01T00:00:00Z"})).await;
+    assert_eq!(past.json::<Value>().await.unwrap()["error"]["details"][0]["code"], "in_the_past");
+    let wrong_type = create_token(&browser, json!({"name": 7})).await;
+    assert_eq!(wrong_type.json::<Value>().await.unwrap()["error"]["details"][0]["code"], "invalid_type");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM api_tokens").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(count, 0, "nothing was created");
+
+    // A session-authenticated write still needs its CSRF token.
+    let no_csrf = browser
+        .send(
+            browser
+                .client
+                .post(browser.url("/api/v1/tokens"))
+                .header("origin", &browser.base)
+                .json(&json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(no_csrf.status(), 201, "JSON from our Origin is not a form: a browser cannot send it cross-site");
+}
+
+#[tokio::test]
+async fn lists_page_with_cursors_and_refuse_forged_ones() {
+    let app = TestApp::spawn().await;
+    app.create_user("ada@example.com", None).await;
+    let user_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users").fetch_one(&app.pool).await.unwrap();
+    let (_, secret) = bitgate_core::api_tokens::create(&app.pool, user_id, "t0", None).await.unwrap();
+    for n in 1..5 {
+        bitgate_core::api_tokens::create(&app.pool, user_id, &format!("t{n}"), None).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/tokens?limit=2".to_owned();
+    loop {
+        let page: Value = bearer(&app, &secret, &path).send().await.unwrap().json().await.unwrap();
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(|t| t["name"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/tokens?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["t0", "t1", "t2", "t3", "t4"], "every item once, across pages");
+
+    for bad in
+        ["/api/v1/tokens?cursor=forged", "/api/v1/tokens?limit=0", "/api/v1/tokens?limit=501", "/api/v1/tokens?limit=x"]
+    {
+        let response = bearer(&app, &secret, bad).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+        assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "bad_request");
+    }
+}
+
+#[tokio::test]
+async fn nobody_revokes_someone_elses_token() {
+    let app = TestApp::spawn().await;
+    app.create_user("ada@example.com", None).await;
+    app.create_user("eve@example.com", None).await;
+    let id_of = |email: &'static str| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM users WHERE email = $1")
+                .bind(email)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let (adas, _) =
+        bitgate_core::api_tokens::create(&app.pool, id_of("ada@example.com").await, "ada", None).await.unwrap();
+    let (_, eves) =
+        bitgate_core::api_tokens::create(&app.pool, id_of("eve@example.com").await, "eve", None).await.unwrap();
+    let response = reqwest::Client::new()
+        .delete(format!("{}/api/v1/tokens/{}", app.base, adas.id))
+        .bearer_auth(&eves)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let malformed = reqwest::Client::new()
+        .delete(format!("{}/api/v1/tokens/not-a-uuid", app.base))
+        .bearer_auth(&eves)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 404);
+    let live: i64 = sqlx::query_scalar("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(live, 2);
+}
