@@ -75,6 +75,25 @@ pub struct Installation {
     pub version: String,
 }
 
+/// An API token as its page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+/// What the API tokens page shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokensPage {
+    pub tokens: Vec<TokenRow>,
+    /// A token just created: its name and secret, shown this once.
+    pub created: Option<(String, String)>,
+}
+
 /// Everything a page may need to know about its request.
 #[derive(Debug, Clone, Default)]
 pub struct PageContext {
@@ -82,6 +101,9 @@ pub struct PageContext {
     pub flashes: Vec<Flash>,
     pub form: Option<FormOutcome>,
     pub installation: Installation,
+    /// Data of the page being answered by a handler (the pages that take
+    /// form posts load their data there).
+    pub tokens: Option<TokensPage>,
 }
 
 /// The page context of the request being rendered (empty in the browser,

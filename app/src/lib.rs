@@ -14,7 +14,7 @@ use leptos_router::{
     path, SsrMode,
 };
 
-use crate::pages::{home::HomePage, login::LoginPage, not_found::NotFoundPage, setup::SetupPage};
+use crate::pages::{home::HomePage, login::LoginPage, not_found::NotFoundPage, setup::SetupPage, tokens::TokensPage};
 
 /// The HTML document around every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -66,6 +66,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=HomePage ssr=SsrMode::Async />
                 <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
                 <Route path=path!("/setup") view=SetupPage ssr=SsrMode::Async />
+                <Route path=path!("/tokens") view=TokensPage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

@@ -80,6 +80,34 @@ test('the admin logs out and in again; a wrong password is refused', async ({ pa
   expect(errors).toEqual([]);
 });
 
+test('an API token is created, shown once, and revoked', async ({ page, context }) => {
+  const errors = watchConsole(page);
+  await page.goto('/login?next=/tokens');
+  await page.getByLabel('Email').fill(admin.email);
+  await page.getByLabel('Password', { exact: true }).fill(admin.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page).toHaveURL('/tokens');
+  await expect(page.getByText('No API tokens')).toBeVisible();
+
+  await page.getByLabel('Name').fill('terraform');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  await expect(page.getByText('Token “terraform” created')).toBeVisible();
+  const secret = await page.locator('.reveal code').textContent();
+  expect(secret).toMatch(/^bgt_[A-Za-z0-9_-]{43}$/);
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await waitForIslands(page);
+  await page.locator('.reveal').getByRole('button', { name: 'Copy' }).click();
+  await expect(page.locator('.reveal').getByRole('button', { name: 'Copied' })).toBeVisible();
+
+  await page.goto('/tokens');
+  await expect(page.getByRole('cell', { name: 'terraform', exact: true })).toBeVisible();
+  await expect(page.getByText(secret!)).toHaveCount(0);
+  await page.getByRole('button', { name: 'Revoke terraform' }).click();
+  await expect(page.getByText('The token “terraform” is revoked: it no longer works.')).toBeVisible();
+  await expect(page.getByText('No API tokens')).toBeVisible();
+  expect(errors).toEqual([]);
+});
+
 test.describe('without JavaScript', () => {
   test.use({ javaScriptEnabled: false });
 

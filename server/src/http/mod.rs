@@ -11,6 +11,7 @@ pub mod health;
 pub mod pages;
 pub mod security;
 pub mod session;
+pub mod tokens;
 
 use std::path::PathBuf;
 
@@ -38,7 +39,7 @@ use crate::state::AppState;
 
 /// Paths whose pages are rendered by handlers here (they take form posts),
 /// not registered as plain Leptos routes.
-const HANDLED_PAGES: [&str; 2] = ["/login", "/setup"];
+const HANDLED_PAGES: [&str; 3] = ["/login", "/setup", "/tokens"];
 
 /// Requests larger than this are refused before a handler runs.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -53,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/setup", get(auth::setup_page).post(auth::setup))
+        .route("/tokens", get(tokens::page).post(tokens::create))
+        .route("/tokens/{id}/revoke", post(tokens::revoke))
         .merge(crate::api::router())
         .leptos_routes_with_context(
             &state,

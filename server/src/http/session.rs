@@ -137,7 +137,7 @@ pub async fn resolve_viewer(
 }
 
 fn page_context(state: &AppState, viewer: Option<Viewer>, flashes: Vec<Flash>) -> PageContext {
-    PageContext { viewer, flashes, form: None, installation: state.installation.as_ref().clone() }
+    PageContext { viewer, flashes, installation: state.installation.as_ref().clone(), ..PageContext::default() }
 }
 
 /// The session's user, if it is logged in, within its absolute lifetime, and

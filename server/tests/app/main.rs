@@ -12,3 +12,4 @@ mod jobs;
 mod login;
 mod sessions;
 mod setup;
+mod tokens_page;

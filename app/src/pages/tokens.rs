@@ -1,0 +1,95 @@
+use leptos::prelude::*;
+
+use crate::{
+    components::{
+        form::{CsrfField, FormError, TextField},
+        layout::{EmptyState, Page},
+    },
+    context::{page_context, TokenRow},
+    islands::copy_button::CopyValue,
+};
+
+/// `/tokens`: the viewer's API tokens: create one (shown once), see when
+/// each was last used, revoke.
+#[component]
+pub fn TokensPage() -> impl IntoView {
+    let data = page_context().tokens.unwrap_or_default();
+    let created = data.created.map(|(name, secret)| {
+        view! {
+            <section class="panel reveal" aria-live="polite">
+                <h2>{format!("Token \u{201c}{name}\u{201d} created")}</h2>
+                <p>"Copy it now: Bitgate stores only a digest of it and will not show it again."</p>
+                <CopyValue value=secret />
+            </section>
+        }
+    });
+    let rows = if data.tokens.is_empty() {
+        view! {
+            <EmptyState title="No API tokens">
+                <p>"A token lets automation (a CI job, Terraform, scripts) call the REST API as you, with your roles."</p>
+            </EmptyState>
+        }
+        .into_any()
+    } else {
+        view! {
+            <table>
+                <thead>
+                    <tr>
+                        <th>"Name"</th>
+                        <th>"Token"</th>
+                        <th>"Created"</th>
+                        <th>"Expires"</th>
+                        <th>"Last used"</th>
+                        <th><span class="visually-hidden">"Actions"</span></th>
+                    </tr>
+                </thead>
+                <tbody>{data.tokens.into_iter().map(|token| view! { <TokenLine token /> }).collect_view()}</tbody>
+            </table>
+        }
+        .into_any()
+    };
+    view! {
+        <Page title="API tokens" lede="Tokens for the REST API. They act with your roles and stop working when you are disabled.">
+            {created}
+            <section class="panel">
+                <h2>"Create a token"</h2>
+                <FormError />
+                <form method="post" action="/tokens" class="inline-form">
+                    <CsrfField />
+                    <TextField name="name" label="Name" required=true hint="What uses it, such as \"terraform\"." />
+                    <div class="field">
+                        <label for="field-expires">"Expires"</label>
+                        <select id="field-expires" name="expires">
+                            <option value="30d">"In 30 days"</option>
+                            <option value="90d" selected=true>"In 90 days"</option>
+                            <option value="365d">"In a year"</option>
+                            <option value="never">"Never"</option>
+                        </select>
+                    </div>
+                    <button type="submit" class="button primary">"Create token"</button>
+                </form>
+            </section>
+            {rows}
+        </Page>
+    }
+}
+
+#[component]
+fn TokenLine(token: TokenRow) -> impl IntoView {
+    let action = format!("/tokens/{}/revoke", token.id);
+    view! {
+        <tr>
+            <td>{token.name.clone()}</td>
+            <td><code>{format!("{}…", token.prefix)}</code></td>
+            <td>{token.created_at}</td>
+            <td>{token.expires_at.unwrap_or_else(|| "Never".to_owned())}</td>
+            <td>{token.last_used_at.unwrap_or_else(|| "Never".to_owned())}</td>
+            <td class="actions">
+                <form method="post" action=action class="inline">
+                    <CsrfField />
+                    <button type="submit" class="button secondary" aria-label=format!("Revoke {}", token.name)>"Revoke"</button>
+                </form>
+            </td>
+        </tr>
+    }
+}
