@@ -1,6 +1,7 @@
 //! Bitgate's domain: what both the browser pages (server functions) and the
 //! REST API, webhook and OAuth handlers call. No web framework in here.
 
+pub mod access;
 pub mod api_tokens;
 pub mod audit;
 pub mod config;

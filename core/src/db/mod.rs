@@ -119,6 +119,12 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DatabaseError> {
     sqlx::migrate!("../migrations").run(pool).await.map_err(|e| DatabaseError::Migration(e.to_string()))
 }
 
+/// Whether an error means the database could not be reached (answer 503,
+/// and nothing was done), rather than a bug or a refused statement (500).
+pub fn is_outage(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_))
+}
+
 /// Whether the database answers now (for `/readyz`).
 pub async fn is_reachable(pool: &PgPool) -> bool {
     tokio::time::timeout(ACQUIRE_TIMEOUT, pool.execute("SELECT 1")).await.is_ok_and(|r| r.is_ok())

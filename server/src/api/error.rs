@@ -16,8 +16,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("unauthenticated")]
     Unauthenticated,
+    #[error("forbidden")]
+    Forbidden,
     #[error("not found")]
     NotFound,
+    #[error("conflict")]
+    Conflict(Vec<FieldError>),
     #[error("payload too large")]
     PayloadTooLarge,
     #[error("unsupported media type")]
@@ -34,11 +38,19 @@ pub enum ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
-                ApiError::Unavailable(error.to_string())
-            }
-            other => ApiError::Internal(other.to_string()),
+        if bitgate_core::db::is_outage(&error) {
+            ApiError::Unavailable(error.to_string())
+        } else {
+            ApiError::Internal(error.to_string())
+        }
+    }
+}
+
+impl From<bitgate_core::access::Denied> for ApiError {
+    fn from(denied: bitgate_core::access::Denied) -> Self {
+        match denied {
+            bitgate_core::access::Denied::Hidden => ApiError::NotFound,
+            bitgate_core::access::Denied::Forbidden => ApiError::Forbidden,
         }
     }
 }
@@ -53,6 +65,12 @@ impl IntoResponse for ApiError {
                 "Authenticate with `Authorization: Bearer <api token>` or a Bitgate session.".to_owned(),
                 Vec::new(),
             ),
+            ApiError::Forbidden => {
+                (StatusCode::FORBIDDEN, "forbidden", "Your roles do not allow this here.".to_owned(), Vec::new())
+            }
+            ApiError::Conflict(details) => {
+                (StatusCode::CONFLICT, "conflict", "This conflicts with what exists; see details.".to_owned(), details)
+            }
             ApiError::NotFound => {
                 (StatusCode::NOT_FOUND, "not_found", "Nothing here, or nothing you can see.".to_owned(), Vec::new())
             }

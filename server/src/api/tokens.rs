@@ -20,12 +20,9 @@ use super::{
     error::ApiError,
     json::{Fields, JsonObject},
     pagination::{page, Cursor, PageQuery},
+    rfc3339,
 };
 use crate::state::AppState;
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.to_offset(time::UtcOffset::UTC).format(&Rfc3339).unwrap_or_default()
-}
 
 fn to_json(token: &ApiToken) -> Value {
     json!({

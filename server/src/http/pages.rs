@@ -65,11 +65,10 @@ pub enum AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
-                AppError::Unavailable(error.to_string())
-            }
-            other => AppError::Internal(other.to_string()),
+        if bitgate_core::db::is_outage(&error) {
+            AppError::Unavailable(error.to_string())
+        } else {
+            AppError::Internal(error.to_string())
         }
     }
 }

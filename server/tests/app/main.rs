@@ -12,4 +12,5 @@ mod jobs;
 mod login;
 mod sessions;
 mod setup;
+mod spaces_api;
 mod tokens_page;

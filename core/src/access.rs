@@ -1,0 +1,135 @@
+//! Who may do what: the permission table of SPEC.md, in one place. A role on
+//! a space holds on its descendants; an admin of `root` is an account admin.
+//! Pages, server functions and REST handlers all ask here.
+
+use std::collections::HashMap;
+
+use sqlx::PgExecutor;
+
+use crate::{
+    spaces::SpaceId,
+    users::{Role, UserId},
+};
+
+/// A user's effective roles, loaded once per request.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    roles: HashMap<SpaceId, Role>,
+    root: Option<SpaceId>,
+}
+
+/// What a caller may not do, and whether they may know the thing exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// They cannot see it: answer as if it did not exist (404).
+    Hidden,
+    /// They can see it but not do this (403).
+    Forbidden,
+}
+
+impl Access {
+    pub async fn load(db: impl PgExecutor<'_>, user_id: UserId) -> Result<Self, sqlx::Error> {
+        let rows = sqlx::query!(
+            r#"WITH RECURSIVE granted AS (
+                   SELECT m.space_id AS id, m.role FROM memberships m WHERE m.user_id = $1
+                   UNION ALL
+                   SELECT s.id, g.role FROM spaces s JOIN granted g ON s.parent_id = g.id
+               )
+               SELECT g.id AS "id!", g.role AS "role!", s.parent_id IS NULL AS "is_root!"
+               FROM granted g JOIN spaces s ON s.id = g.id"#,
+            user_id
+        )
+        .fetch_all(db)
+        .await?;
+        let mut access = Access::default();
+        for row in rows {
+            let Ok(role) = Role::parse(&row.role) else { continue };
+            let held = access.roles.entry(row.id).or_insert(role);
+            *held = (*held).max(role);
+            if row.is_root {
+                access.root = Some(row.id);
+            }
+        }
+        Ok(access)
+    }
+
+    /// The role held on a space, directly or through an ancestor.
+    pub fn role_on(&self, space: SpaceId) -> Option<Role> {
+        self.roles.get(&space).copied()
+    }
+
+    pub fn is_account_admin(&self) -> bool {
+        self.root.and_then(|root| self.role_on(root)) == Some(Role::Admin)
+    }
+
+    /// The spaces the user can see (any role).
+    pub fn visible_spaces(&self) -> Vec<SpaceId> {
+        self.roles.keys().copied().collect()
+    }
+
+    fn require(&self, space: SpaceId, needed: Role) -> Result<(), Denied> {
+        match self.role_on(space) {
+            None => Err(Denied::Hidden),
+            Some(role) if role >= needed => Ok(()),
+            Some(_) => Err(Denied::Forbidden),
+        }
+    }
+
+    /// See a space, its stacks and its integrations in lists.
+    pub fn can_see(&self, space: SpaceId) -> Result<(), Denied> {
+        self.require(space, Role::Read)
+    }
+
+    /// Create, edit, delete stacks; list repositories to create one.
+    pub fn can_write(&self, space: SpaceId) -> Result<(), Denied> {
+        self.require(space, Role::Write)
+    }
+
+    /// Administer a space: create child spaces, manage members, its
+    /// integrations and webhook secrets, read its audit log.
+    pub fn can_administer(&self, space: SpaceId) -> Result<(), Denied> {
+        self.require(space, Role::Admin)
+    }
+
+    /// Manage users, default integrations, the whole audit log.
+    pub fn can_administer_account(&self) -> Result<(), Denied> {
+        if self.is_account_admin() {
+            Ok(())
+        } else {
+            Err(Denied::Forbidden)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn access(roles: &[(SpaceId, Role)], root: SpaceId) -> Access {
+        Access { roles: roles.iter().copied().collect(), root: Some(root) }
+    }
+
+    #[test]
+    fn roles_decide_hidden_forbidden_or_allowed() {
+        let (root, team, other) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let reader = access(&[(team, Role::Read)], root);
+        assert_eq!(reader.can_see(team), Ok(()));
+        assert_eq!(reader.can_write(team), Err(Denied::Forbidden));
+        assert_eq!(reader.can_administer(team), Err(Denied::Forbidden));
+        assert_eq!(reader.can_see(other), Err(Denied::Hidden));
+        assert_eq!(reader.can_administer_account(), Err(Denied::Forbidden));
+
+        let writer = access(&[(team, Role::Write)], root);
+        assert_eq!(writer.can_write(team), Ok(()));
+        assert_eq!(writer.can_administer(team), Err(Denied::Forbidden));
+
+        let admin = access(&[(team, Role::Admin)], root);
+        assert_eq!(admin.can_administer(team), Ok(()));
+        assert!(!admin.is_account_admin());
+
+        let account_admin = access(&[(root, Role::Admin)], root);
+        assert!(account_admin.is_account_admin());
+        assert_eq!(account_admin.can_administer_account(), Ok(()));
+    }
+}

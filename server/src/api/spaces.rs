@@ -1,0 +1,292 @@
+//! `/api/v1/spaces` and their members. Authorization comes first: a caller
+//! who may not act learns nothing about whether the request was valid.
+
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::IntoResponse,
+    Json,
+};
+use bitgate_core::{
+    access::{Access, Denied},
+    audit::{self, Event, Target},
+    spaces::{self, SpaceRecord, SpaceWriteError},
+    users::{Email, FieldError, Role},
+};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{
+    caller::Caller,
+    error::ApiError,
+    json::{Fields, JsonObject},
+    pagination::{page, Cursor, PageQuery},
+    rfc3339,
+};
+use crate::state::AppState;
+
+fn to_json(space: &SpaceRecord, access: &Access) -> Value {
+    json!({
+        "id": space.id,
+        "name": space.name,
+        "parent_id": space.parent_id,
+        "description": space.description,
+        "created_at": rfc3339(space.created_at),
+        "role": access.role_on(space.id).map(Role::as_str),
+    })
+}
+
+/// Parses a path id; a malformed one names nothing.
+fn id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
+}
+
+fn write_error(error: SpaceWriteError) -> ApiError {
+    match error {
+        SpaceWriteError::NameTaken => ApiError::Conflict(vec![FieldError::new("name", "taken", error.to_string())]),
+        SpaceWriteError::HasChildren => {
+            ApiError::Conflict(vec![FieldError::new("id", "has_children", error.to_string())])
+        }
+        SpaceWriteError::Database(e) => e.into(),
+    }
+}
+
+/// Records a refused write, then answers it.
+async fn denied(state: &AppState, caller: &Caller, action: &'static str, space: Uuid, why: Denied) -> ApiError {
+    let event = Event::new(caller.actor(), "authorization.denied")
+        .target(Target { kind: "space", id: space.to_string(), label: action.to_owned() })
+        .from_address(caller.address);
+    if let Err(e) = audit::record(&state.services.pool, event).await {
+        return e.into();
+    }
+    why.into()
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<PageQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let request = query.parse()?;
+    let access = Access::load(&state.services.pool, caller.user.id).await?;
+    let rows = spaces::list(
+        &state.services.pool,
+        &access.visible_spaces(),
+        request.after.map(|c| (c.at, c.id)),
+        request.limit + 1,
+    )
+    .await?;
+    let (items, next_cursor) = page(rows, request.limit, |s| Cursor { at: s.created_at, id: s.id });
+    Ok(Json(
+        json!({"items": items.iter().map(|s| to_json(s, &access)).collect::<Vec<_>>(), "next_cursor": next_cursor}),
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let space_id = id(&raw)?;
+    let access = Access::load(&state.services.pool, caller.user.id).await?;
+    access.can_see(space_id)?;
+    let space = spaces::find(&state.services.pool, space_id).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(to_json(&space, &access)))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut fields = Fields::new(body, &["name", "parent_id", "description"]);
+    let parent_raw = fields.required_string("parent_id");
+    let access = Access::load(&state.services.pool, caller.user.id).await?;
+    // Authorization first: an unknown or unseen parent is a 404 whatever else is wrong.
+    let parent = parent_raw.as_deref().map(Uuid::parse_str).transpose().map_err(|_| ApiError::NotFound)?;
+    if let Some(parent) = parent {
+        if let Err(why) = access.can_administer(parent) {
+            return Err(denied(&state, &caller, "space.create", parent, why).await);
+        }
+    }
+    let name = fields.required_string("name").and_then(|raw| fields.check(spaces::parse_name(&raw)));
+    let description = fields.optional_string("description").unwrap_or_default();
+    let description = fields.check(spaces::parse_description(&description));
+    fields.finish()?;
+    let (Some(parent), Some(name), Some(description)) = (parent, name, description) else {
+        return Err(ApiError::Internal("validated fields missing".into()));
+    };
+
+    let mut tx = state.services.pool.begin().await?;
+    let space = spaces::create(&mut *tx, &name, parent, &description).await.map_err(write_error)?;
+    let mut event = Event::new(caller.actor(), "space.created")
+        .target(Target { kind: "space", id: space.id.to_string(), label: space.name.clone() })
+        .from_address(caller.address);
+    event.space_id = Some(space.id);
+    audit::record(&mut *tx, event).await?;
+    tx.commit().await?;
+    let access = Access::load(&state.services.pool, caller.user.id).await?;
+    Ok((StatusCode::CREATED, Json(to_json(&space, &access))))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    body: JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    let space_id = id(&raw)?;
+    let access = Access::load(&state.services.pool, caller.user.id).await?;
+    if let Err(why) = access.can_administer(space_id) {
+        return Err(denied(&state, &caller, "space.update", space_id, why).await);
+    }
+    let current = spaces::find(&state.services.pool, space_id).await?.ok_or(ApiError::NotFound)?;
+    let mut fields = Fields::new(body, &["name", "description"]);
+    let name = fields.optional_string("name").and_then(|raw| fields.check(spaces::parse_name(&raw)));
+    if current.parent_id.is_none() && name.as_deref().is_some_and(|n| n != spaces::ROOT) {
+        fields.errors.push(FieldError::new("name", "immutable", "The root space keeps its name."));
+    }
+    let description =
+        fields.optional_string("description").and_then(|raw| fields.check(spaces::parse_description(&raw)));
+    fields.finish()?;
+
+    let mut tx = state.services.pool.begin().await?;
+    let space = spaces::update(&mut *tx, space_id, name.as_deref(), description.as_deref())
+        .await
+        .map_err(write_error)?
+        .ok_or(ApiError::NotFound)?;
+    let mut event = Event::new(caller.actor(), "space.updated")
+        .target(Target { kind: "space", id: space.id.to_string(), label: space.name.clone() })
+        .from_address(caller.address);
+    event.space_id = Some(space.id);
+    audit::record(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(Json(to_json(&space, &access)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let space_id = id(&raw)?;
+    let access = Access::load(&state.services.pool, caller.user.id).await?;
+    access.can_see(space_id)?;
+    let space = spaces::find(&state.services.pool, space_id).await?.ok_or(ApiError::NotFound)?;
+    // Deleting a space is administering its parent; root cannot go.
+    let Some(parent) = space.parent_id else {
+        return Err(denied(&state, &caller, "space.delete", space_id, Denied::Forbidden).await);
+    };
+    if let Err(why) = access.can_administer(parent) {
+        return Err(denied(&state, &caller, "space.delete", space_id, why).await);
+    }
+    let mut tx = state.services.pool.begin().await?;
+    if !spaces::delete(&mut *tx, space_id).await.map_err(write_error)? {
+        return Err(ApiError::NotFound);
+    }
+    let mut event = Event::new(caller.actor(), "space.deleted")
+        .target(Target { kind: "space", id: space.id.to_string(), label: space.name.clone() })
+        .from_address(caller.address);
+    event.space_id = Some(parent);
+    audit::record(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn member_json(member: &spaces::Member) -> Value {
+    json!({"user_id": member.user_id, "email": member.email, "name": member.name, "role": member.role})
+}
+
+pub async fn members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let space_id = id(&raw)?;
+    let access = Access::load(&state.services.pool, caller.user.id).await?;
+    access.can_administer(space_id)?;
+    let members = spaces::members(&state.services.pool, space_id).await?;
+    Ok(Json(json!({"items": members.iter().map(member_json).collect::<Vec<_>>(), "next_cursor": null})))
+}
+
+pub async fn put_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    body: JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    let space_id = id(&raw)?;
+    let access = Access::load(&state.services.pool, caller.user.id).await?;
+    if let Err(why) = access.can_administer(space_id) {
+        return Err(denied(&state, &caller, "member.set", space_id, why).await);
+    }
+    let mut fields = Fields::new(body, &["email", "role"]);
+    let email = fields.required_string("email").and_then(|raw| fields.check(Email::parse(&raw)));
+    let role = fields.required_string("role").and_then(|raw| fields.check(Role::parse(&raw)));
+    let user = match &email {
+        Some(email) => bitgate_core::users::find_for_login(&state.services.pool, email).await?,
+        None => None,
+    };
+    if email.is_some() && user.is_none() {
+        fields.errors.push(FieldError::new("email", "unknown_user", "No user has this email; create the user first."));
+    }
+    fields.finish()?;
+    let (Some(user), Some(role)) = (user, role) else {
+        return Err(ApiError::Internal("validated fields missing".into()));
+    };
+
+    let mut tx = state.services.pool.begin().await?;
+    spaces::set_member(&mut *tx, space_id, user.id, role).await?;
+    if spaces::account_admin_count(&mut *tx).await? == 0 {
+        return Err(ApiError::Conflict(vec![FieldError::new(
+            "role",
+            "last_admin",
+            "The account must keep an administrator of root.",
+        )]));
+    }
+    let mut event = Event::new(caller.actor(), "member.set")
+        .target(Target {
+            kind: "user",
+            id: user.id.to_string(),
+            label: email.map(|e| e.to_string()).unwrap_or_default(),
+        })
+        .from_address(caller.address)
+        .details(json!({"role": role.as_str()}));
+    event.space_id = Some(space_id);
+    audit::record(&mut *tx, event).await?;
+    tx.commit().await?;
+    let members = spaces::members(&state.services.pool, space_id).await?;
+    let member = members.iter().find(|m| m.user_id == user.id).ok_or(ApiError::NotFound)?;
+    Ok(Json(member_json(member)))
+}
+
+pub async fn remove_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((raw, user_raw)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let space_id = id(&raw)?;
+    let access = Access::load(&state.services.pool, caller.user.id).await?;
+    if let Err(why) = access.can_administer(space_id) {
+        return Err(denied(&state, &caller, "member.remove", space_id, why).await);
+    }
+    let user_id = id(&user_raw)?;
+    let mut tx = state.services.pool.begin().await?;
+    if !spaces::remove_member(&mut *tx, space_id, user_id).await? {
+        return Err(ApiError::NotFound);
+    }
+    if spaces::account_admin_count(&mut *tx).await? == 0 {
+        return Err(ApiError::Conflict(vec![FieldError::new(
+            "user_id",
+            "last_admin",
+            "The account must keep an administrator of root.",
+        )]));
+    }
+    let mut event = Event::new(caller.actor(), "member.removed")
+        .target(Target { kind: "user", id: user_id.to_string(), label: user_id.to_string() })
+        .from_address(caller.address);
+    event.space_id = Some(space_id);
+    audit::record(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
