@@ -293,3 +293,60 @@ mod tests {
         assert!(Role::parse("owner").is_err());
     }
 }
+
+/// A page of users, newest first, after a position.
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    after: Option<(OffsetDateTime, UserId)>,
+    limit: i64,
+) -> Result<Vec<User>, sqlx::Error> {
+    let (after_at, after_id) = after.unzip();
+    let rows = sqlx::query!(
+        r#"SELECT u.id, u.email, u.name, u.disabled_at IS NOT NULL AS "disabled!", u.created_at,
+                  EXISTS (SELECT 1 FROM memberships m JOIN spaces s ON s.id = m.space_id
+                          WHERE m.user_id = u.id AND s.parent_id IS NULL AND m.role = 'admin') AS "is_account_admin!"
+           FROM users u
+           WHERE ($1::timestamptz IS NULL OR (u.created_at, u.id) < ($1, $2))
+           ORDER BY u.created_at DESC, u.id DESC LIMIT $3"#,
+        after_at,
+        after_id,
+        limit
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| User {
+            id: r.id,
+            email: r.email,
+            name: r.name,
+            disabled: r.disabled,
+            is_account_admin: r.is_account_admin,
+            created_at: r.created_at,
+        })
+        .collect())
+}
+
+/// Changes a user's name or disabled flag (fields left `None` stay).
+/// Returns false when no such user exists.
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    id: UserId,
+    name: Option<&DisplayName>,
+    disabled: Option<bool>,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query!(
+        r#"UPDATE users SET
+             name = coalesce($2, name),
+             disabled_at = CASE WHEN $3::bool IS NULL THEN disabled_at
+                                WHEN $3 THEN coalesce(disabled_at, now())
+                                ELSE NULL END
+           WHERE id = $1"#,
+        id,
+        name.map(DisplayName::as_str),
+        disabled
+    )
+    .execute(db)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}

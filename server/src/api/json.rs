@@ -86,6 +86,18 @@ impl Fields {
         }
     }
 
+    /// `None` when absent or null.
+    pub fn optional_bool(&mut self, name: &str) -> Option<bool> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                self.errors.push(FieldError::new(name, "invalid_type", format!("\"{name}\" must be true or false.")));
+                None
+            }
+        }
+    }
+
     /// Records the outcome of parsing a field's value.
     pub fn check<T>(&mut self, parsed: Result<T, FieldError>) -> Option<T> {
         parsed.map_err(|e| self.errors.push(e)).ok()

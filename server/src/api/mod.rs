@@ -1,12 +1,14 @@
 //! The REST API under `/api/v1`: JSON in and out, the error shape and codes
 //! of SPEC.md, cursor pagination, Bearer tokens or the browser session.
 
+pub mod audit;
 pub mod caller;
 pub mod error;
 pub mod json;
 pub mod pagination;
 pub mod spaces;
 pub mod tokens;
+pub mod users;
 
 use axum::{
     routing::{delete, get},
@@ -27,6 +29,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/spaces/{id}", get(spaces::get).patch(spaces::update).delete(spaces::delete))
         .route("/api/v1/spaces/{id}/members", get(spaces::members).put(spaces::put_member))
         .route("/api/v1/spaces/{id}/members/{user_id}", delete(spaces::remove_member))
+        .route("/api/v1/users", get(users::list).post(users::create))
+        .route("/api/v1/users/{id}", get(users::get).patch(users::update))
+        .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{id}", delete(tokens::revoke))
 }

@@ -14,3 +14,4 @@ mod sessions;
 mod setup;
 mod spaces_api;
 mod tokens_page;
+mod users_audit_api;

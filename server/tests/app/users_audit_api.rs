@@ -1,0 +1,156 @@
+//! `/api/v1/users` (account admins only) and `/api/v1/audit` (scoped by role).
+
+use bitgate_core::{spaces, users::Role};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::TestApp;
+
+async fn token_for(app: &TestApp, email: &str, membership: Option<(Uuid, Role)>) -> String {
+    app.create_user(email, None).await;
+    let id: Uuid =
+        sqlx::query_scalar("SELECT id FROM users WHERE email = $1").bind(email).fetch_one(&app.pool).await.unwrap();
+    if let Some((space, role)) = membership {
+        spaces::set_member(&app.pool, space, id, role).await.unwrap();
+    }
+    bitgate_core::api_tokens::create(&app.pool, id, "t", None).await.unwrap().1
+}
+
+async fn call(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new().request(method, format!("{}{path}", app.base)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    (response.status(), response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn account_admins_manage_users_and_disabling_ends_access_at_once() {
+    let app = TestApp::spawn().await;
+    let root = spaces::resolve(&app.pool, "root").await.unwrap().unwrap().id;
+    let admin = token_for(&app, "admin@example.com", Some((root, Role::Admin))).await;
+    let reader = token_for(&app, "reader@example.com", Some((root, Role::Read))).await;
+
+    let (status, _) = call(&app, &reader, Method::GET, "/api/v1/users", None).await;
+    assert_eq!(status, 403, "only account admins manage users");
+    let (status, _) = call(&app, &reader, Method::POST, "/api/v1/users", Some(json!({"email": "x"}))).await;
+    assert_eq!(status, 403, "authorization before validation");
+
+    let (status, created) = call(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/v1/users",
+        Some(json!({"email": "New@Example.com", "name": "New Person", "password": "a long enough password", "role": "write"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(created["email"], "new@example.com");
+    assert!(created.get("password").is_none() && created.get("password_hash").is_none());
+    let (status, body) = call(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/v1/users",
+        Some(json!({"email": "new@example.com", "password": "a long enough password"})),
+    )
+    .await;
+    assert_eq!((status.as_u16(), body["error"]["details"][0]["field"].as_str()), (409, Some("email")));
+    let (status, body) = call(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/v1/users",
+        Some(json!({"email": "bad", "password": "short", "role": "boss"})),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["error"]["details"].as_array().unwrap().len(), 3);
+
+    // Disable the reader: their token dies at once; re-enable brings it back.
+    let reader_id: Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = 'reader@example.com'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let (status, body) =
+        call(&app, &admin, Method::PATCH, &format!("/api/v1/users/{reader_id}"), Some(json!({"disabled": true}))).await;
+    assert_eq!((status.as_u16(), body["disabled"].as_bool()), (200, Some(true)));
+    let (status, _) = call(&app, &reader, Method::GET, "/api/v1/spaces", None).await;
+    assert_eq!(status, 401);
+    let (status, _) = call(
+        &app,
+        &admin,
+        Method::PATCH,
+        &format!("/api/v1/users/{reader_id}"),
+        Some(json!({"disabled": false, "name": "Reader"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(&app, &reader, Method::GET, "/api/v1/spaces", None).await;
+    assert_eq!(status, 200);
+
+    // The last account admin cannot be disabled.
+    let admin_id: Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = 'admin@example.com'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let (status, _) =
+        call(&app, &admin, Method::PATCH, &format!("/api/v1/users/{admin_id}"), Some(json!({"disabled": true}))).await;
+    assert_eq!(status, 409);
+    let (status, _) =
+        call(&app, &admin, Method::PATCH, &format!("/api/v1/users/{reader_id}"), Some(json!({"disabled": "yes"})))
+            .await;
+    assert_eq!(status, 422);
+    let (status, _) = call(&app, &admin, Method::GET, &format!("/api/v1/users/{}", Uuid::new_v4()), None).await;
+    assert_eq!(status, 404);
+
+    let (_, listed) = call(&app, &admin, Method::GET, "/api/v1/users?limit=2", None).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    assert!(listed["next_cursor"].is_string());
+    let actions = app.audit_actions().await;
+    for action in ["user.created", "user.disabled", "user.enabled"] {
+        assert!(actions.contains(&action.to_owned()), "{action}");
+    }
+}
+
+#[tokio::test]
+async fn the_audit_log_is_scoped_filtered_and_free_of_secrets() {
+    let app = TestApp::spawn().await;
+    let root = spaces::resolve(&app.pool, "root").await.unwrap().unwrap().id;
+    let team = spaces::create(&app.pool, "team", root, "").await.unwrap().id;
+    let other = spaces::create(&app.pool, "other", root, "").await.unwrap().id;
+    let admin = token_for(&app, "admin@example.com", Some((root, Role::Admin))).await;
+    let team_admin = token_for(&app, "lead@example.com", Some((team, Role::Admin))).await;
+    let writer = token_for(&app, "dev@example.com", Some((team, Role::Write))).await;
+
+    call(&app, &team_admin, Method::POST, "/api/v1/spaces", Some(json!({"name": "team-a", "parent_id": team}))).await;
+    call(&app, &admin, Method::POST, "/api/v1/spaces", Some(json!({"name": "other-a", "parent_id": other}))).await;
+    let (status, created) = call(&app, &admin, Method::POST, "/api/v1/tokens", Some(json!({"name": "ci"}))).await;
+    assert_eq!(status, 201);
+    let secret = created["token"].as_str().unwrap().to_owned();
+
+    let (status, _) = call(&app, &writer, Method::GET, "/api/v1/audit", None).await;
+    assert_eq!(status, 403);
+
+    let (status, scoped) = call(&app, &team_admin, Method::GET, "/api/v1/audit", None).await;
+    assert_eq!(status, 200);
+    let labels: Vec<&str> =
+        scoped["items"].as_array().unwrap().iter().filter_map(|e| e["target"]["label"].as_str()).collect();
+    assert!(labels.contains(&"team-a") && !labels.contains(&"other-a"), "{labels:?}");
+
+    let (_, all) = call(&app, &admin, Method::GET, "/api/v1/audit?action=space.created", None).await;
+    let items = all["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["actor"]["kind"], "token");
+    let (_, by_actor) = call(&app, &admin, Method::GET, "/api/v1/audit?actor=lead@example.com", None).await;
+    assert!(by_actor["items"].as_array().unwrap().iter().all(|e| e["actor"]["label"] == "lead@example.com"));
+    let (_, future) = call(&app, &admin, Method::GET, "/api/v1/audit?since=2999-01-01T00:00:00Z", None).await;
+    assert!(future["items"].as_array().unwrap().is_empty());
+    let (status, _) = call(&app, &admin, Method::GET, "/api/v1/audit?since=yesterday", None).await;
+    assert_eq!(status, 400);
+
+    let (_, everything) = call(&app, &admin, Method::GET, "/api/v1/audit?limit=500", None).await;
+    assert!(!everything.to_string().contains(&secret), "no secret in the audit log");
+}
