@@ -94,6 +94,40 @@ pub struct TokensPage {
     pub created: Option<(String, String)>,
 }
 
+/// A space as the spaces page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceRow {
+    pub id: String,
+    pub name: String,
+    pub parent: Option<String>,
+    pub description: String,
+    /// The viewer's role on it (read, write, admin).
+    pub role: String,
+}
+
+/// What the spaces page shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpacesPage {
+    pub spaces: Vec<SpaceRow>,
+}
+
+/// A member of a space as its page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+}
+
+/// What a space's page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpacePage {
+    pub space: SpaceRow,
+    /// Members are shown to the space's admins only.
+    pub members: Option<Vec<MemberRow>>,
+}
+
 /// Everything a page may need to know about its request.
 #[derive(Debug, Clone, Default)]
 pub struct PageContext {
@@ -104,6 +138,8 @@ pub struct PageContext {
     /// Data of the page being answered by a handler (the pages that take
     /// form posts load their data there).
     pub tokens: Option<TokensPage>,
+    pub spaces: Option<SpacesPage>,
+    pub space: Option<SpacePage>,
 }
 
 /// The page context of the request being rendered (empty in the browser,

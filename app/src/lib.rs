@@ -14,7 +14,14 @@ use leptos_router::{
     path, SsrMode,
 };
 
-use crate::pages::{home::HomePage, login::LoginPage, not_found::NotFoundPage, setup::SetupPage, tokens::TokensPage};
+use crate::pages::{
+    home::HomePage,
+    login::LoginPage,
+    not_found::NotFoundPage,
+    setup::SetupPage,
+    spaces::{SpacePage, SpacesPage},
+    tokens::TokensPage,
+};
 
 /// The HTML document around every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -67,6 +74,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
                 <Route path=path!("/setup") view=SetupPage ssr=SsrMode::Async />
                 <Route path=path!("/tokens") view=TokensPage ssr=SsrMode::Async />
+                <Route path=path!("/spaces") view=SpacesPage ssr=SsrMode::Async />
+                <Route path=path!("/spaces/:id") view=SpacePage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

@@ -108,6 +108,32 @@ test('an API token is created, shown once, and revoked', async ({ page, context 
   expect(errors).toEqual([]);
 });
 
+test('a space is created and a member added', async ({ page }) => {
+  const errors = watchConsole(page);
+  await page.goto('/login?next=/spaces');
+  await page.getByLabel('Email').fill(admin.email);
+  await page.getByLabel('Password', { exact: true }).fill(admin.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page).toHaveURL('/spaces');
+
+  await page.getByLabel('Name').fill('platform');
+  await page.getByRole('button', { name: 'Create space' }).click();
+  await expect(page.getByText('Space “platform” created.')).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Space platform' })).toBeVisible();
+
+  // The admin adds themself with a lower role on the new space (they stay
+  // account admin through root).
+  await page.getByLabel('Email').fill(admin.email);
+  await page.getByLabel('Role').selectOption('read');
+  await page.getByRole('button', { name: 'Add member' }).click();
+  await expect(page.getByText(`${admin.email} now has the role read here.`)).toBeVisible();
+  await expect(page.getByRole('cell', { name: admin.email, exact: true })).toBeVisible();
+
+  await page.getByRole('button', { name: `Remove ${admin.email}` }).click();
+  await expect(page.getByText('The member was removed.')).toBeVisible();
+  expect(errors).toEqual([]);
+});
+
 test.describe('without JavaScript', () => {
   test.use({ javaScriptEnabled: false });
 

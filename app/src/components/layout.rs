@@ -27,6 +27,7 @@ pub fn Page(
             </a>
             <nav class="topnav" aria-label="Main">
                 <a href="/">"Integrations"</a>
+                <a href="/spaces">"Spaces"</a>
                 <a href="/tokens">"API tokens"</a>
             </nav>
             {viewer

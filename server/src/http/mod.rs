@@ -11,6 +11,7 @@ pub mod health;
 pub mod pages;
 pub mod security;
 pub mod session;
+pub mod spaces;
 pub mod tokens;
 
 use std::path::PathBuf;
@@ -39,7 +40,7 @@ use crate::state::AppState;
 
 /// Paths whose pages are rendered by handlers here (they take form posts),
 /// not registered as plain Leptos routes.
-const HANDLED_PAGES: [&str; 3] = ["/login", "/setup", "/tokens"];
+const HANDLED_PAGES: [&str; 5] = ["/login", "/setup", "/tokens", "/spaces", "/spaces/{id}"];
 
 /// Requests larger than this are refused before a handler runs.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -55,6 +56,10 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(auth::logout))
         .route("/setup", get(auth::setup_page).post(auth::setup))
         .route("/tokens", get(tokens::page).post(tokens::create))
+        .route("/spaces", get(spaces::list).post(spaces::create))
+        .route("/spaces/{id}", get(spaces::show))
+        .route("/spaces/{id}/members", post(spaces::add_member))
+        .route("/spaces/{id}/members/{user_id}/remove", post(spaces::remove_member))
         .route("/tokens/{id}/revoke", post(tokens::revoke))
         .merge(crate::api::router())
         .leptos_routes_with_context(

@@ -51,6 +51,8 @@ impl PageRenderer {
 pub enum AppError {
     #[error("not found")]
     NotFound,
+    #[error("forbidden")]
+    Forbidden,
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -96,6 +98,12 @@ impl IntoResponse for AppError {
                 "not_found",
                 "Page not found",
                 "There is nothing here, or you do not have access to it.".to_owned(),
+            ),
+            AppError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Not allowed",
+                "Your roles do not allow this here. Ask an administrator of the space.".to_owned(),
             ),
             AppError::Unavailable(cause) => {
                 tracing::warn!(%cause, "answering 503: the database is unavailable");

@@ -13,5 +13,6 @@ mod login;
 mod sessions;
 mod setup;
 mod spaces_api;
+mod spaces_pages;
 mod tokens_page;
 mod users_audit_api;

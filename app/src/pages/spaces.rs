@@ -1,0 +1,159 @@
+use leptos::prelude::*;
+
+use crate::{
+    components::{
+        form::{CsrfField, FormError, TextField},
+        layout::{EmptyState, Page},
+    },
+    context::{page_context, MemberRow, SpaceRow},
+};
+
+/// `/spaces`: the spaces the viewer can see, and a form to create a child
+/// space under one they administer.
+#[component]
+pub fn SpacesPage() -> impl IntoView {
+    let context = page_context();
+    let spaces = context.spaces.unwrap_or_default().spaces;
+    let parents: Vec<SpaceRow> = spaces.iter().filter(|s| s.role == "admin").cloned().collect();
+    let posted_parent = context.form.as_ref().map(|f| f.value("parent_id")).unwrap_or_default();
+    let create = (!parents.is_empty()).then(|| {
+        view! {
+            <section class="panel">
+                <h2>"Create a space"</h2>
+                <FormError />
+                <form method="post" action="/spaces" class="inline-form">
+                    <CsrfField />
+                    <TextField name="name" label="Name" required=true hint="Unique in the account." />
+                    <div class="field">
+                        <label for="field-parent_id">"Inside"</label>
+                        <select id="field-parent_id" name="parent_id">
+                            {parents
+                                .into_iter()
+                                .map(|p| {
+                                    let selected = p.id == posted_parent;
+                                    view! { <option value=p.id selected=selected>{p.name}</option> }
+                                })
+                                .collect_view()}
+                        </select>
+                    </div>
+                    <button type="submit" class="button primary">"Create space"</button>
+                </form>
+            </section>
+        }
+    });
+    let list = if spaces.is_empty() {
+        view! {
+            <EmptyState title="No spaces">
+                <p>"You have no role in any space yet. An administrator can add you to one."</p>
+            </EmptyState>
+        }
+        .into_any()
+    } else {
+        view! {
+            <table>
+                <thead>
+                    <tr>
+                        <th>"Space"</th>
+                        <th>"Inside"</th>
+                        <th>"Your role"</th>
+                        <th>"Description"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {spaces
+                        .into_iter()
+                        .map(|s| {
+                            view! {
+                                <tr>
+                                    <td><a href=format!("/spaces/{}", s.id)>{s.name}</a></td>
+                                    <td>{s.parent.unwrap_or_else(|| "—".to_owned())}</td>
+                                    <td>{s.role}</td>
+                                    <td>{s.description}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        }
+        .into_any()
+    };
+    view! {
+        <Page title="Spaces" lede="Spaces group stacks and integrations; a role on a space holds on the spaces inside it.">
+            {create}
+            {list}
+        </Page>
+    }
+}
+
+/// `/spaces/{id}`: a space, and for its admins its members.
+#[component]
+pub fn SpacePage() -> impl IntoView {
+    let Some(page) = page_context().space else {
+        return view! { <Page title="Space">""</Page> }.into_any();
+    };
+    let space = page.space;
+    let members = page.members.map(|members| {
+        let action = format!("/spaces/{}/members", space.id);
+        let space_id = space.id.clone();
+        view! {
+            <section class="panel">
+                <h2>"Add a member"</h2>
+                <FormError />
+                <form method="post" action=action class="inline-form">
+                    <CsrfField />
+                    <TextField name="email" label="Email" kind="email" required=true hint="The user must exist already." />
+                    <div class="field">
+                        <label for="field-role">"Role"</label>
+                        <select id="field-role" name="role">
+                            <option value="read">"read: sees it"</option>
+                            <option value="write">"write: manages stacks"</option>
+                            <option value="admin">"admin: manages everything"</option>
+                        </select>
+                    </div>
+                    <button type="submit" class="button primary">"Add member"</button>
+                </form>
+            </section>
+            <table>
+                <thead>
+                    <tr>
+                        <th>"Member"</th>
+                        <th>"Email"</th>
+                        <th>"Role"</th>
+                        <th><span class="visually-hidden">"Actions"</span></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {members.into_iter().map(|m| view! { <MemberLine member=m space_id=space_id.clone() /> }).collect_view()}
+                </tbody>
+            </table>
+        }
+    });
+    view! {
+        <Page title=format!("Space {}", space.name) lede=space.description.clone()>
+            <p class="muted">{format!("Your role here: {}", space.role)}</p>
+            {members}
+        </Page>
+    }
+    .into_any()
+}
+
+#[component]
+fn MemberLine(member: MemberRow, space_id: String) -> impl IntoView {
+    let action = format!("/spaces/{space_id}/members/{}/remove", member.user_id);
+    view! {
+        <tr>
+            <td>{member.name}</td>
+            <td>{member.email.clone()}</td>
+            <td>{member.role}</td>
+            <td class="actions">
+                <form method="post" action=action class="inline">
+                    <CsrfField />
+                    <button type="submit" class="button secondary" aria-label=format!("Remove {}", member.email)>
+                        "Remove"
+                    </button>
+                </form>
+            </td>
+        </tr>
+    }
+}
