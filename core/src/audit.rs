@@ -54,6 +54,10 @@ impl Target {
     pub fn user(user: &User) -> Self {
         Self { kind: "user", id: user.id.to_string(), label: user.email.clone() }
     }
+
+    pub fn space(space: &crate::spaces::SpaceRecord) -> Self {
+        Self { kind: "space", id: space.id.to_string(), label: space.name.clone() }
+    }
 }
 
 /// One event to record.
@@ -87,6 +91,12 @@ impl Event {
 
     pub fn from_address(mut self, address: Option<IpAddr>) -> Self {
         self.client_address = address;
+        self
+    }
+
+    /// Scopes the event to a space, so that the space's admins see it.
+    pub fn in_space(mut self, space: Uuid) -> Self {
+        self.space_id = Some(space);
         self
     }
 

@@ -119,11 +119,14 @@ pub async fn create(
 
     let mut tx = state.services.pool.begin().await?;
     let space = spaces::create(&mut *tx, &name, parent, &description).await.map_err(write_error)?;
-    let mut event = Event::new(caller.actor(), "space.created")
-        .target(Target { kind: "space", id: space.id.to_string(), label: space.name.clone() })
-        .from_address(caller.address);
-    event.space_id = Some(space.id);
-    audit::record(&mut *tx, event).await?;
+    audit::record(
+        &mut *tx,
+        Event::new(caller.actor(), "space.created")
+            .target(Target::space(&space))
+            .from_address(caller.address)
+            .in_space(space.id),
+    )
+    .await?;
     tx.commit().await?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     Ok((StatusCode::CREATED, Json(to_json(&space, &access))))
@@ -155,11 +158,14 @@ pub async fn update(
         .await
         .map_err(write_error)?
         .ok_or(ApiError::NotFound)?;
-    let mut event = Event::new(caller.actor(), "space.updated")
-        .target(Target { kind: "space", id: space.id.to_string(), label: space.name.clone() })
-        .from_address(caller.address);
-    event.space_id = Some(space.id);
-    audit::record(&mut *tx, event).await?;
+    audit::record(
+        &mut *tx,
+        Event::new(caller.actor(), "space.updated")
+            .target(Target::space(&space))
+            .from_address(caller.address)
+            .in_space(space.id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(to_json(&space, &access)))
 }
@@ -184,11 +190,14 @@ pub async fn delete(
     if !spaces::delete(&mut *tx, space_id).await.map_err(write_error)? {
         return Err(ApiError::NotFound);
     }
-    let mut event = Event::new(caller.actor(), "space.deleted")
-        .target(Target { kind: "space", id: space.id.to_string(), label: space.name.clone() })
-        .from_address(caller.address);
-    event.space_id = Some(parent);
-    audit::record(&mut *tx, event).await?;
+    audit::record(
+        &mut *tx,
+        Event::new(caller.actor(), "space.deleted")
+            .target(Target::space(&space))
+            .from_address(caller.address)
+            .in_space(parent),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -244,16 +253,19 @@ pub async fn put_member(
             "The account must keep an administrator of root.",
         )]));
     }
-    let mut event = Event::new(caller.actor(), "member.set")
-        .target(Target {
-            kind: "user",
-            id: user.id.to_string(),
-            label: email.map(|e| e.to_string()).unwrap_or_default(),
-        })
-        .from_address(caller.address)
-        .details(json!({"role": role.as_str()}));
-    event.space_id = Some(space_id);
-    audit::record(&mut *tx, event).await?;
+    audit::record(
+        &mut *tx,
+        Event::new(caller.actor(), "member.set")
+            .target(Target {
+                kind: "user",
+                id: user.id.to_string(),
+                label: email.map(|e| e.to_string()).unwrap_or_default(),
+            })
+            .from_address(caller.address)
+            .details(json!({"role": role.as_str()}))
+            .in_space(space_id),
+    )
+    .await?;
     tx.commit().await?;
     let members = spaces::members(&state.services.pool, space_id).await?;
     let member = members.iter().find(|m| m.user_id == user.id).ok_or(ApiError::NotFound)?;
@@ -282,11 +294,14 @@ pub async fn remove_member(
             "The account must keep an administrator of root.",
         )]));
     }
-    let mut event = Event::new(caller.actor(), "member.removed")
-        .target(Target { kind: "user", id: user_id.to_string(), label: user_id.to_string() })
-        .from_address(caller.address);
-    event.space_id = Some(space_id);
-    audit::record(&mut *tx, event).await?;
+    audit::record(
+        &mut *tx,
+        Event::new(caller.actor(), "member.removed")
+            .target(Target { kind: "user", id: user_id.to_string(), label: user_id.to_string() })
+            .from_address(caller.address)
+            .in_space(space_id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

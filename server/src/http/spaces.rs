@@ -118,11 +118,14 @@ pub async fn create(
         Err(SpaceWriteError::HasChildren) => return Err(AppError::Internal("a new space has children".into())),
         Err(SpaceWriteError::Database(e)) => return Err(e.into()),
     };
-    let mut event = Event::new(Actor::user(&user.0), "space.created")
-        .target(Target { kind: "space", id: space.id.to_string(), label: space.name.clone() })
-        .from_address(address);
-    event.space_id = Some(space.id);
-    audit::record(&mut *tx, event).await?;
+    audit::record(
+        &mut *tx,
+        Event::new(Actor::user(&user.0), "space.created")
+            .target(Target::space(&space))
+            .from_address(address)
+            .in_space(space.id),
+    )
+    .await?;
     tx.commit().await?;
     push_flash(&session, Flash::success(format!("Space \u{201c}{}\u{201d} created.", space.name))).await?;
     Ok(Redirect::to(&format!("/spaces/{}", space.id)).into_response())
@@ -219,12 +222,15 @@ pub async fn add_member(
         let outcome = refuse("The account must keep an administrator of root.".into());
         return render_space(&state, context, &user, space_id, Some(outcome), StatusCode::CONFLICT).await;
     }
-    let mut event = Event::new(Actor::user(&user.0), "member.set")
-        .target(Target { kind: "user", id: member.id.to_string(), label: email.to_string() })
-        .from_address(address)
-        .details(json!({"role": role.as_str()}));
-    event.space_id = Some(space_id);
-    audit::record(&mut *tx, event).await?;
+    audit::record(
+        &mut *tx,
+        Event::new(Actor::user(&user.0), "member.set")
+            .target(Target { kind: "user", id: member.id.to_string(), label: email.to_string() })
+            .from_address(address)
+            .details(json!({"role": role.as_str()}))
+            .in_space(space_id),
+    )
+    .await?;
     tx.commit().await?;
     push_flash(&session, Flash::success(format!("{email} now has the role {} here.", role.as_str()))).await?;
     Ok(Redirect::to(&format!("/spaces/{space_id}")).into_response())
@@ -250,11 +256,14 @@ pub async fn remove_member(
             .await?;
         return Ok(Redirect::to(&format!("/spaces/{space_id}")).into_response());
     }
-    let mut event = Event::new(Actor::user(&user.0), "member.removed")
-        .target(Target { kind: "user", id: member_id.to_string(), label: member_id.to_string() })
-        .from_address(address);
-    event.space_id = Some(space_id);
-    audit::record(&mut *tx, event).await?;
+    audit::record(
+        &mut *tx,
+        Event::new(Actor::user(&user.0), "member.removed")
+            .target(Target { kind: "user", id: member_id.to_string(), label: member_id.to_string() })
+            .from_address(address)
+            .in_space(space_id),
+    )
+    .await?;
     tx.commit().await?;
     push_flash(&session, Flash::success("The member was removed.")).await?;
     Ok(Redirect::to(&format!("/spaces/{space_id}")).into_response())
