@@ -206,7 +206,8 @@ pub async fn create(
 
 /// A user by id, disabled ones included.
 pub async fn find(db: impl PgExecutor<'_>, id: UserId) -> Result<Option<User>, sqlx::Error> {
-    let row = sqlx::query!(
+    sqlx::query_as!(
+        User,
         r#"SELECT u.id, u.email, u.name, u.disabled_at IS NOT NULL AS "disabled!", u.created_at,
                   EXISTS (SELECT 1 FROM memberships m JOIN spaces s ON s.id = m.space_id
                           WHERE m.user_id = u.id AND s.parent_id IS NULL AND m.role = 'admin') AS "is_account_admin!"
@@ -214,15 +215,7 @@ pub async fn find(db: impl PgExecutor<'_>, id: UserId) -> Result<Option<User>, s
         id
     )
     .fetch_optional(db)
-    .await?;
-    Ok(row.map(|r| User {
-        id: r.id,
-        email: r.email,
-        name: r.name,
-        disabled: r.disabled,
-        is_account_admin: r.is_account_admin,
-        created_at: r.created_at,
-    }))
+    .await
 }
 
 /// Whether any user exists (the first-admin setup is offered until one does).
@@ -301,7 +294,8 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<User>, sqlx::Error> {
     let (after_at, after_id) = after.unzip();
-    let rows = sqlx::query!(
+    sqlx::query_as!(
+        User,
         r#"SELECT u.id, u.email, u.name, u.disabled_at IS NOT NULL AS "disabled!", u.created_at,
                   EXISTS (SELECT 1 FROM memberships m JOIN spaces s ON s.id = m.space_id
                           WHERE m.user_id = u.id AND s.parent_id IS NULL AND m.role = 'admin') AS "is_account_admin!"
@@ -313,18 +307,7 @@ pub async fn list(
         limit
     )
     .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| User {
-            id: r.id,
-            email: r.email,
-            name: r.name,
-            disabled: r.disabled,
-            is_account_admin: r.is_account_admin,
-            created_at: r.created_at,
-        })
-        .collect())
+    .await
 }
 
 /// Changes a user's name or disabled flag (fields left `None` stay).

@@ -62,6 +62,16 @@ async fn denied(state: &AppState, caller: &Caller, action: &'static str, space: 
     why.into()
 }
 
+/// The caller's access, when they administer `space`; otherwise the
+/// refusal, recorded.
+async fn administer(state: &AppState, caller: &Caller, space: Uuid, action: &'static str) -> Result<Access, ApiError> {
+    let access = Access::load(&state.services.pool, caller.user.id).await?;
+    match access.can_administer(space) {
+        Ok(()) => Ok(access),
+        Err(why) => Err(denied(state, caller, action, space, why).await),
+    }
+}
+
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -139,10 +149,7 @@ pub async fn update(
     body: JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
     let space_id = id(&raw)?;
-    let access = Access::load(&state.services.pool, caller.user.id).await?;
-    if let Err(why) = access.can_administer(space_id) {
-        return Err(denied(&state, &caller, "space.update", space_id, why).await);
-    }
+    let access = administer(&state, &caller, space_id, "space.update").await?;
     let current = spaces::find(&state.services.pool, space_id).await?.ok_or(ApiError::NotFound)?;
     let mut fields = Fields::new(body, &["name", "description"]);
     let name = fields.optional_string("name").and_then(|raw| fields.check(spaces::parse_name(&raw)));
@@ -225,10 +232,7 @@ pub async fn put_member(
     body: JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
     let space_id = id(&raw)?;
-    let access = Access::load(&state.services.pool, caller.user.id).await?;
-    if let Err(why) = access.can_administer(space_id) {
-        return Err(denied(&state, &caller, "member.set", space_id, why).await);
-    }
+    administer(&state, &caller, space_id, "member.set").await?;
     let mut fields = Fields::new(body, &["email", "role"]);
     let email = fields.required_string("email").and_then(|raw| fields.check(Email::parse(&raw)));
     let role = fields.required_string("role").and_then(|raw| fields.check(Role::parse(&raw)));
@@ -278,10 +282,7 @@ pub async fn remove_member(
     Path((raw, user_raw)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let space_id = id(&raw)?;
-    let access = Access::load(&state.services.pool, caller.user.id).await?;
-    if let Err(why) = access.can_administer(space_id) {
-        return Err(denied(&state, &caller, "member.remove", space_id, why).await);
-    }
+    administer(&state, &caller, space_id, "member.remove").await?;
     let user_id = id(&user_raw)?;
     let mut tx = state.services.pool.begin().await?;
     if !spaces::remove_member(&mut *tx, space_id, user_id).await? {
