@@ -124,8 +124,134 @@ pub struct MemberRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpacePage {
     pub space: SpaceRow,
+    /// `root` keeps its name.
+    pub is_root: bool,
     /// Members are shown to the space's admins only.
     pub members: Option<Vec<MemberRow>>,
+}
+
+/// A user as the users page lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub disabled: bool,
+    pub account_admin: bool,
+    pub created_at: String,
+}
+
+/// What the users page shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsersPage {
+    pub users: Vec<UserRow>,
+}
+
+/// An audit event as the audit page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub occurred_at: String,
+    /// The actor's kind (`user`, `token`, `cli`, `anonymous`) and label.
+    pub actor_kind: String,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub space: Option<String>,
+    pub client_address: Option<String>,
+    /// The event's details, as compact JSON ("" when there are none).
+    pub details: String,
+}
+
+/// The audit page's filters, as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilters {
+    pub actor: String,
+    pub action: String,
+    /// A date (YYYY-MM-DD) or an RFC 3339 time.
+    pub since: String,
+    pub space_id: String,
+}
+
+/// What the audit page shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditPage {
+    pub events: Vec<AuditRow>,
+    pub filters: AuditFilters,
+    /// A problem with the filters, shown above them.
+    pub filter_error: Option<String>,
+    /// The actions to choose from, and the spaces (id, name) the viewer may filter by.
+    pub actions: Vec<String>,
+    pub spaces: Vec<(String, String)>,
+    /// The query string of the next (older) page, when there is one.
+    pub older: Option<String>,
+}
+
+/// The API reference page: the OpenAPI document, digested for reading.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiReference {
+    /// The document's description, as HTML rendered on the server from
+    /// Bitgate's own markdown (never from user input).
+    pub intro_html: String,
+    pub sections: Vec<ApiSection>,
+    pub schemas: Vec<SchemaDoc>,
+}
+
+/// The operations of one tag.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiSection {
+    pub tag: String,
+    pub description: String,
+    pub operations: Vec<OperationDoc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperationDoc {
+    /// The operation id, used as the anchor.
+    pub id: String,
+    pub method: String,
+    pub path: String,
+    pub summary: String,
+    /// HTML rendered on the server from the handler's doc comment.
+    pub description_html: String,
+    pub authenticated: bool,
+    pub parameters: Vec<FieldDoc>,
+    /// The request body's type, when it takes one.
+    pub request: Option<TypeRef>,
+    pub responses: Vec<ResponseDoc>,
+}
+
+/// A parameter or a property.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldDoc {
+    pub name: String,
+    /// Where a parameter goes (path, query); empty for properties.
+    pub location: String,
+    pub kind: TypeRef,
+    pub required: bool,
+    pub description: String,
+}
+
+/// A type as the reference writes it: its text, and the schema it links to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TypeRef {
+    pub text: String,
+    pub schema: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseDoc {
+    pub status: String,
+    pub description: String,
+    pub body: Option<TypeRef>,
+}
+
+/// A named schema: an object's properties, or an enumeration's values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaDoc {
+    pub name: String,
+    pub description: String,
+    pub properties: Vec<FieldDoc>,
+    pub values: Vec<String>,
 }
 
 /// Everything a page may need to know about its request.
@@ -140,6 +266,9 @@ pub struct PageContext {
     pub tokens: Option<TokensPage>,
     pub spaces: Option<SpacesPage>,
     pub space: Option<SpacePage>,
+    pub users: Option<UsersPage>,
+    pub audit: Option<AuditPage>,
+    pub api_reference: Option<ApiReference>,
 }
 
 /// The page context of the request being rendered (empty in the browser,

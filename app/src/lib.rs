@@ -15,12 +15,15 @@ use leptos_router::{
 };
 
 use crate::pages::{
+    api_reference::ApiReferencePage,
+    audit::AuditPage,
     home::HomePage,
     login::LoginPage,
     not_found::NotFoundPage,
     setup::SetupPage,
     spaces::{SpacePage, SpacesPage},
     tokens::TokensPage,
+    users::UsersPage,
 };
 
 /// The HTML document around every page.
@@ -76,6 +79,9 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/tokens") view=TokensPage ssr=SsrMode::Async />
                 <Route path=path!("/spaces") view=SpacesPage ssr=SsrMode::Async />
                 <Route path=path!("/spaces/:id") view=SpacePage ssr=SsrMode::Async />
+                <Route path=path!("/users") view=UsersPage ssr=SsrMode::Async />
+                <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async />
+                <Route path=path!("/api/reference") view=ApiReferencePage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

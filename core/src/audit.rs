@@ -133,3 +133,84 @@ pub async fn record(db: impl PgExecutor<'_>, event: Event) -> Result<(), sqlx::E
     .await?;
     Ok(())
 }
+
+/// Whose events a reader may see.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// Account admins: every event.
+    Everything,
+    /// Space admins: the events of these spaces (those they administer).
+    Spaces(Vec<Uuid>),
+}
+
+/// What to look for; empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// A user's email, a token's user's email, `cli`, or an actor id.
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<time::OffsetDateTime>,
+    pub space_id: Option<Uuid>,
+}
+
+/// A recorded event.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub id: Uuid,
+    pub occurred_at: time::OffsetDateTime,
+    pub actor_kind: String,
+    pub actor_id: Option<Uuid>,
+    pub actor_label: String,
+    pub action: String,
+    pub target_kind: Option<String>,
+    pub target_id: Option<String>,
+    pub target_label: Option<String>,
+    pub space_id: Option<Uuid>,
+    pub client_address: Option<String>,
+    pub details: Value,
+}
+
+/// Events newest first, after `after` (the (time, id) of the last one seen).
+pub async fn search(
+    db: impl PgExecutor<'_>,
+    scope: &Scope,
+    filter: &Filter,
+    after: Option<(time::OffsetDateTime, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Recorded>, sqlx::Error> {
+    let (everything, spaces) = match scope {
+        Scope::Everything => (true, Vec::new()),
+        Scope::Spaces(spaces) => (false, spaces.clone()),
+    };
+    let (after_at, after_id) = after.unzip();
+    let text = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    sqlx::query_as!(
+        Recorded,
+        r#"SELECT id, occurred_at, actor_kind, actor_id, actor_label, action, target_kind, target_id, target_label,
+                  space_id, host(client_address) AS client_address, details
+           FROM audit_events
+           WHERE ($1 OR space_id = ANY($2))
+             AND ($3::text IS NULL OR actor_label = $3 OR actor_id::text = $3)
+             AND ($4::text IS NULL OR action = $4)
+             AND ($5::timestamptz IS NULL OR occurred_at >= $5)
+             AND ($6::uuid IS NULL OR space_id = $6)
+             AND ($7::timestamptz IS NULL OR (occurred_at, id) < ($7, $8))
+           ORDER BY occurred_at DESC, id DESC LIMIT $9"#,
+        everything,
+        &spaces,
+        text(&filter.actor),
+        text(&filter.action),
+        filter.since,
+        filter.space_id,
+        after_at,
+        after_id,
+        limit
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// The actions recorded so far, for the audit page's filter.
+pub async fn actions(db: impl PgExecutor<'_>) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar!("SELECT DISTINCT action FROM audit_events ORDER BY action").fetch_all(db).await
+}

@@ -258,35 +258,6 @@ pub async fn set_disabled(
     .await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails_are_normalised_and_checked() {
-        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
-        for bad in ["", "ada", "@example.com", "ada@", "ada@@example.com", "a da@example.com", "ada@.com"] {
-            assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
-        }
-        assert_eq!(Email::parse("").unwrap_err().code, "required");
-    }
-
-    #[test]
-    fn names_are_bounded() {
-        assert_eq!(DisplayName::parse("  Ada Lovelace ").unwrap().as_str(), "Ada Lovelace");
-        assert_eq!(DisplayName::parse("   ").unwrap_err().code, "required");
-        assert_eq!(DisplayName::parse(&"x".repeat(101)).unwrap_err().code, "too_long");
-        assert_eq!(DisplayName::from_email(&Email::parse("ada@example.com").unwrap()).as_str(), "ada");
-    }
-
-    #[test]
-    fn roles_are_ordered_by_power() {
-        assert!(Role::Read < Role::Write && Role::Write < Role::Admin);
-        assert_eq!(Role::parse("admin").unwrap(), Role::Admin);
-        assert!(Role::parse("owner").is_err());
-    }
-}
-
 /// A page of users, newest first, after a position.
 pub async fn list(
     db: impl PgExecutor<'_>,
@@ -332,4 +303,61 @@ pub async fn update(
     .execute(db)
     .await?;
     Ok(updated.rows_affected() == 1)
+}
+
+/// Why a user could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeUserError {
+    #[error("no such user")]
+    NotFound,
+    #[error("this is the last enabled administrator of the account")]
+    LastAdmin,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Renames, disables or re-enables a user in the caller's transaction,
+/// refusing to leave the account without an enabled administrator of root.
+pub async fn change(
+    tx: &mut sqlx::PgConnection,
+    id: UserId,
+    name: Option<&DisplayName>,
+    disabled: Option<bool>,
+) -> Result<User, ChangeUserError> {
+    if !update(&mut *tx, id, name, disabled).await? {
+        return Err(ChangeUserError::NotFound);
+    }
+    if crate::spaces::account_admin_count(&mut *tx).await? == 0 {
+        return Err(ChangeUserError::LastAdmin);
+    }
+    find(&mut *tx, id).await?.ok_or(ChangeUserError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+        for bad in ["", "ada", "@example.com", "ada@", "ada@@example.com", "a da@example.com", "ada@.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(Email::parse("").unwrap_err().code, "required");
+    }
+
+    #[test]
+    fn names_are_bounded() {
+        assert_eq!(DisplayName::parse("  Ada Lovelace ").unwrap().as_str(), "Ada Lovelace");
+        assert_eq!(DisplayName::parse("   ").unwrap_err().code, "required");
+        assert_eq!(DisplayName::parse(&"x".repeat(101)).unwrap_err().code, "too_long");
+        assert_eq!(DisplayName::from_email(&Email::parse("ada@example.com").unwrap()).as_str(), "ada");
+    }
+
+    #[test]
+    fn roles_are_ordered_by_power() {
+        assert!(Role::Read < Role::Write && Role::Write < Role::Admin);
+        assert_eq!(Role::parse("admin").unwrap(), Role::Admin);
+        assert!(Role::parse("owner").is_err());
+    }
 }

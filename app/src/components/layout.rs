@@ -18,6 +18,7 @@ pub fn Page(
 ) -> impl IntoView {
     let context = page_context();
     let viewer = context.viewer.clone();
+    let is_account_admin = viewer.as_ref().is_some_and(|v| v.is_account_admin);
     view! {
         <Title text=format!("{title} · Bitgate") />
         <header class="topbar">
@@ -29,6 +30,14 @@ pub fn Page(
                 <a href="/">"Integrations"</a>
                 <a href="/spaces">"Spaces"</a>
                 <a href="/tokens">"API tokens"</a>
+                {is_account_admin
+                    .then(|| {
+                        view! {
+                            <a href="/users">"Users"</a>
+                            <a href="/audit">"Audit log"</a>
+                        }
+                    })}
+                <a href="/api/reference">"API"</a>
             </nav>
             {viewer
                 .map(|viewer| {

@@ -1,5 +1,7 @@
 //! One module per page.
 
+pub mod api_reference;
+pub mod audit;
 pub mod error;
 pub mod home;
 pub mod login;
@@ -7,3 +9,4 @@ pub mod not_found;
 pub mod setup;
 pub mod spaces;
 pub mod tokens;
+pub mod users;

@@ -93,6 +93,11 @@ pub fn SpacePage() -> impl IntoView {
         return view! { <Page title="Space">""</Page> }.into_any();
     };
     let space = page.space;
+    let is_admin = page.members.is_some();
+    let settings = is_admin.then(|| view! { <SpaceSettings space=space.clone() is_root=page.is_root /> });
+    let audit_link = is_admin.then(|| {
+        view! { <p><a href=format!("/audit?space_id={}", space.id)>"This space's audit log"</a></p> }
+    });
     let members = page.members.map(|members| {
         let action = format!("/spaces/{}/members", space.id);
         let space_id = space.id.clone();
@@ -132,10 +137,47 @@ pub fn SpacePage() -> impl IntoView {
     view! {
         <Page title=format!("Space {}", space.name) lede=space.description.clone()>
             <p class="muted">{format!("Your role here: {}", space.role)}</p>
+            {audit_link}
             {members}
+            {settings}
         </Page>
     }
     .into_any()
+}
+
+/// Rename the space or change its description (its admins).
+#[component]
+fn SpaceSettings(space: SpaceRow, is_root: bool) -> impl IntoView {
+    let form = page_context().form.unwrap_or_default();
+    let description = match form.value("description") {
+        posted if form.values.iter().any(|(k, _)| k == "description") => posted,
+        _ => space.description.clone(),
+    };
+    let description_error = form.error("description");
+    let has_description_error = description_error.is_some();
+    let name_field = if is_root {
+        view! { <p class="hint">"The root space keeps its name."</p> }.into_any()
+    } else {
+        view! {
+            <TextField name="name" label="Name" required=true value=space.name.clone() hint="Unique in the account." />
+        }
+        .into_any()
+    };
+    view! {
+        <section class="panel">
+            <h2>"Settings"</h2>
+            <form method="post" action=format!("/spaces/{}", space.id) class="stacked-form">
+                <CsrfField />
+                {name_field}
+                <div class="field" class:has-error=has_description_error>
+                    <label for="field-description">"Description"</label>
+                    <textarea id="field-description" name="description" rows="3">{description}</textarea>
+                    {description_error.map(|e| view! { <p class="field-error">{e}</p> })}
+                </div>
+                <button type="submit" class="button primary">"Save"</button>
+            </form>
+        </section>
+    }
 }
 
 #[component]

@@ -8,7 +8,8 @@ use axum::{
     Json,
 };
 use bitgate_core::users::FieldError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -58,44 +59,53 @@ impl From<bitgate_core::access::Denied> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message, details) = match self {
-            ApiError::BadRequest(why) => (StatusCode::BAD_REQUEST, "bad_request", why, Vec::new()),
+            ApiError::BadRequest(why) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest, why, Vec::new()),
             ApiError::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
-                "unauthenticated",
+                ErrorCode::Unauthenticated,
                 "Authenticate with `Authorization: Bearer <api token>` or a Bitgate session.".to_owned(),
                 Vec::new(),
             ),
-            ApiError::Forbidden => {
-                (StatusCode::FORBIDDEN, "forbidden", "Your roles do not allow this here.".to_owned(), Vec::new())
-            }
-            ApiError::Conflict(details) => {
-                (StatusCode::CONFLICT, "conflict", "This conflicts with what exists; see details.".to_owned(), details)
-            }
-            ApiError::NotFound => {
-                (StatusCode::NOT_FOUND, "not_found", "Nothing here, or nothing you can see.".to_owned(), Vec::new())
-            }
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "Your roles do not allow this here.".to_owned(),
+                Vec::new(),
+            ),
+            ApiError::Conflict(details) => (
+                StatusCode::CONFLICT,
+                ErrorCode::Conflict,
+                "This conflicts with what exists; see details.".to_owned(),
+                details,
+            ),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "Nothing here, or nothing you can see.".to_owned(),
+                Vec::new(),
+            ),
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 "The request body is too large.".to_owned(),
                 Vec::new(),
             ),
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "Send the body as JSON with `Content-Type: application/json`.".to_owned(),
                 Vec::new(),
             ),
             ApiError::Validation(details) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
+                ErrorCode::ValidationFailed,
                 "Some fields are invalid; see details.".to_owned(),
                 details,
             ),
             ApiError::RateLimited(wait) => {
                 let mut response = error_response(
                     StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
+                    ErrorCode::RateLimited,
                     format!("Too many requests; retry after {} seconds.", wait.as_secs()),
                     Vec::new(),
                 );
@@ -108,7 +118,7 @@ impl IntoResponse for ApiError {
                 tracing::warn!(%cause, "API answering 503: the database is unavailable");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
+                    ErrorCode::Unavailable,
                     "The database is unavailable; retry shortly.".to_owned(),
                     Vec::new(),
                 )
@@ -117,7 +127,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(%cause, "API answering 500");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    ErrorCode::Internal,
                     "Unexpected error; it has been logged.".to_owned(),
                     Vec::new(),
                 )
@@ -127,8 +137,53 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn error_response(status: StatusCode, code: &str, message: String, details: Vec<FieldError>) -> Response {
-    let details: Vec<_> =
-        details.into_iter().map(|d| json!({"field": d.field, "code": d.code, "message": d.message})).collect();
-    (status, Json(json!({"error": {"code": code, "message": message, "details": details}}))).into_response()
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorObject,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorObject {
+    /// What went wrong, for programs.
+    #[schema(example = "validation_failed")]
+    pub code: ErrorCode,
+    /// What went wrong, for people.
+    pub message: String,
+    /// One entry per failed field or check (422, 409); empty otherwise.
+    pub details: Vec<ErrorDetail>,
+}
+
+/// The error codes of SPEC.md, plus `internal` for the unexpected.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthenticated,
+    Forbidden,
+    CsrfFailed,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    RateLimited,
+    Unavailable,
+    Internal,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// The request field concerned, such as `name`.
+    pub field: String,
+    /// Why, for programs: `required`, `taken`, `invalid_type`, `unknown_field`...
+    pub code: String,
+    pub message: String,
+}
+
+fn error_response(status: StatusCode, code: ErrorCode, message: String, details: Vec<FieldError>) -> Response {
+    let details =
+        details.into_iter().map(|d| ErrorDetail { field: d.field, code: d.code, message: d.message }).collect();
+    (status, Json(ErrorBody { error: ErrorObject { code, message, details } })).into_response()
 }

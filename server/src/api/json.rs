@@ -9,6 +9,10 @@ use axum::{
 };
 use bitgate_core::users::FieldError;
 use serde_json::{Map, Value};
+use utoipa::{
+    openapi::{schema::Schema, RefOr},
+    PartialSchema,
+};
 
 use super::error::ApiError;
 
@@ -50,11 +54,14 @@ pub struct Fields {
 }
 
 impl Fields {
-    /// Refuses fields outside `known` (a typo must not be silently ignored).
-    pub fn new(JsonObject(map): JsonObject, known: &[&str]) -> Self {
+    /// Reads a body documented by the schema of `T`: a field the schema
+    /// does not name is refused (a typo must not be silently ignored), so the
+    /// OpenAPI document and the parser cannot drift apart.
+    pub fn new<T: PartialSchema>(JsonObject(map): JsonObject) -> Self {
+        let known = property_names(&T::schema());
         let errors = map
             .keys()
-            .filter(|key| !known.contains(&key.as_str()))
+            .filter(|key| !known.contains(key))
             .map(|key| FieldError::new(key, "unknown_field", format!("\"{key}\" is not a field of this request.")))
             .collect();
         Self { map, errors }
@@ -110,5 +117,35 @@ impl Fields {
         } else {
             Err(ApiError::Validation(self.errors))
         }
+    }
+}
+
+/// The property names of an object schema.
+fn property_names(schema: &RefOr<Schema>) -> Vec<String> {
+    match schema {
+        RefOr::T(Schema::Object(object)) => object.properties.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(dead_code)]
+    #[derive(utoipa::ToSchema)]
+    struct Example {
+        name: String,
+        size: Option<i64>,
+    }
+
+    #[test]
+    fn fields_outside_the_schema_are_refused_by_name() {
+        let body = |value: Value| JsonObject(value.as_object().cloned().unwrap_or_default());
+        let fields = Fields::new::<Example>(body(serde_json::json!({"name": "a", "size": 1})));
+        assert!(fields.errors.is_empty());
+        let fields = Fields::new::<Example>(body(serde_json::json!({"name": "a", "nmae": "b"})));
+        assert_eq!(fields.errors.len(), 1);
+        assert_eq!((fields.errors[0].field.as_str(), fields.errors[0].code.as_str()), ("nmae", "unknown_field"));
     }
 }

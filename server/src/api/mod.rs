@@ -1,20 +1,26 @@
 //! The REST API under `/api/v1`: JSON in and out, the error shape and codes
 //! of SPEC.md, cursor pagination, Bearer tokens or the browser session.
+//!
+//! Every route is registered from its handler's `#[utoipa::path]`
+//! description, so the OpenAPI document (`openapi.rs`) lists exactly the
+//! routes that exist, with the types the handlers really return.
 
 pub mod audit;
 pub mod caller;
 pub mod error;
 pub mod json;
+pub mod openapi;
 pub mod pagination;
 pub mod spaces;
 pub mod tokens;
 pub mod users;
 
-use axum::{
-    routing::{delete, get},
-    Router,
-};
+use axum::Router;
+use bitgate_core::users::Role;
+use serde::Serialize;
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
 
@@ -23,15 +29,44 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC).format(&Rfc3339).unwrap_or_default()
 }
 
+/// A role on a space. `read` sees it; `write` manages its stacks too;
+/// `admin` manages everything in it, members and child spaces included.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = Role)]
+pub enum RoleName {
+    Read,
+    Write,
+    Admin,
+}
+
+impl From<Role> for RoleName {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Read => RoleName::Read,
+            Role::Write => RoleName::Write,
+            Role::Admin => RoleName::Admin,
+        }
+    }
+}
+
+/// The API's routes, each with its description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(spaces::list, spaces::create))
+        .routes(routes!(spaces::get, spaces::update, spaces::delete))
+        .routes(routes!(spaces::members, spaces::put_member))
+        .routes(routes!(spaces::remove_member))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::get, users::update))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(audit::list))
+}
+
+/// The API, and `/api/v1/openapi.json` describing it.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/spaces", get(spaces::list).post(spaces::create))
-        .route("/api/v1/spaces/{id}", get(spaces::get).patch(spaces::update).delete(spaces::delete))
-        .route("/api/v1/spaces/{id}/members", get(spaces::members).put(spaces::put_member))
-        .route("/api/v1/spaces/{id}/members/{user_id}", delete(spaces::remove_member))
-        .route("/api/v1/users", get(users::list).post(users::create))
-        .route("/api/v1/users/{id}", get(users::get).patch(users::update))
-        .route("/api/v1/audit", get(audit::list))
-        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
-        .route("/api/v1/tokens/{id}", delete(tokens::revoke))
+    let (router, document) = routes().split_for_parts();
+    let document = openapi::finish(document);
+    router.route("/api/v1/openapi.json", axum::routing::get(openapi::serve(document)))
 }

@@ -6,6 +6,7 @@
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -13,10 +14,24 @@ use super::error::ApiError;
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
 
-#[derive(Debug, Deserialize)]
+/// `?limit=&cursor=`. Read as text, so that a bad value is our clear 400
+/// rather than the extractor's.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// How many items to answer, 1 to 500 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+/// A page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `?cursor=` for the next page; null on the last one.
+    pub next_cursor: Option<String>,
 }
 
 /// A position in a list ordered by (time, id) descending.
@@ -79,6 +94,12 @@ pub fn page<T>(mut rows: Vec<T>, limit: i64, position: impl Fn(&T) -> Cursor) ->
     } else {
         (rows, None)
     }
+}
+
+/// [`page`], with each row turned into what the API shows of it.
+pub fn page_of<R, T>(rows: Vec<R>, limit: i64, position: impl Fn(&R) -> Cursor, show: impl Fn(&R) -> T) -> Page<T> {
+    let (rows, next_cursor) = page(rows, limit, position);
+    Page { items: rows.iter().map(show).collect(), next_cursor }
 }
 
 #[cfg(test)]

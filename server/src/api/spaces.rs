@@ -13,27 +13,87 @@ use bitgate_core::{
     spaces::{self, SpaceRecord, SpaceWriteError},
     users::{Email, FieldError, Role},
 };
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
     caller::Caller,
-    error::ApiError,
+    error::{ApiError, ErrorBody},
     json::{Fields, JsonObject},
-    pagination::{page, Cursor, PageQuery},
-    rfc3339,
+    pagination::{page_of, Cursor, Page, PageQuery},
+    rfc3339, RoleName,
 };
 use crate::state::AppState;
 
-fn to_json(space: &SpaceRecord, access: &Access) -> Value {
-    json!({
-        "id": space.id,
-        "name": space.name,
-        "parent_id": space.parent_id,
-        "description": space.description,
-        "created_at": rfc3339(space.created_at),
-        "role": access.role_on(space.id).map(Role::as_str),
-    })
+/// A space, as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Space {
+    pub id: Uuid,
+    /// Unique in the account.
+    #[schema(example = "payments")]
+    pub name: String,
+    /// Null for `root` only.
+    pub parent_id: Option<Uuid>,
+    pub description: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The caller's effective role here (held here or on a space above).
+    pub role: Option<RoleName>,
+}
+
+impl Space {
+    fn new(space: &SpaceRecord, access: &Access) -> Self {
+        Self {
+            id: space.id,
+            name: space.name.clone(),
+            parent_id: space.parent_id,
+            description: space.description.clone(),
+            created_at: rfc3339(space.created_at),
+            role: access.role_on(space.id).map(RoleName::from),
+        }
+    }
+}
+
+/// The body of `POST /api/v1/spaces`.
+#[allow(dead_code)] // Documents the fields that `Fields` reads one by one.
+#[derive(ToSchema)]
+pub struct CreateSpace {
+    /// 1 to 63 characters: lowercase letters, digits, dashes; unique in the account.
+    #[schema(example = "payments")]
+    name: String,
+    /// The space to create it in; you must administer it.
+    parent_id: Uuid,
+    description: Option<String>,
+}
+
+/// The body of `PATCH /api/v1/spaces/{id}`: fields left out stay as they are.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct UpdateSpace {
+    /// A new name (not for `root`).
+    name: Option<String>,
+    description: Option<String>,
+}
+
+/// A member of a space: a user and the role they hold on it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Member {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: RoleName,
+}
+
+/// The body of `PUT /api/v1/spaces/{id}/members`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct PutMember {
+    /// The email of an existing user.
+    #[schema(example = "ada@example.com")]
+    email: String,
+    role: RoleName,
 }
 
 /// Parses a path id; a malformed one names nothing.
@@ -72,11 +132,16 @@ async fn administer(state: &AppState, caller: &Caller, space: Uuid, action: &'st
     }
 }
 
+/// List the spaces you can see
+///
+/// Every space you hold a role on, and the spaces inside them, newest first.
+#[utoipa::path(get, path = "/api/v1/spaces", tag = "spaces", params(PageQuery),
+    responses((status = 200, description = "The spaces you can see.", body = Page<Space>)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<PageQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<Page<Space>>, ApiError> {
     let request = query.parse()?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     let rows = spaces::list(
@@ -86,30 +151,43 @@ pub async fn list(
         request.limit + 1,
     )
     .await?;
-    let (items, next_cursor) = page(rows, request.limit, |s| Cursor { at: s.created_at, id: s.id });
-    Ok(Json(
-        json!({"items": items.iter().map(|s| to_json(s, &access)).collect::<Vec<_>>(), "next_cursor": next_cursor}),
-    ))
+    Ok(Json(page_of(rows, request.limit, |s| Cursor { at: s.created_at, id: s.id }, |s| Space::new(s, &access))))
 }
 
+/// Get a space
+///
+/// Any role on the space, or on a space above it.
+#[utoipa::path(get, path = "/api/v1/spaces/{id}", tag = "spaces", params(("id" = Uuid, Path, description = "The space's id.")),
+    responses(
+        (status = 200, description = "The space.", body = Space),
+        (status = 404, description = "No such space, or none you can see.", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<Space>, ApiError> {
     let space_id = id(&raw)?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     access.can_see(space_id)?;
     let space = spaces::find(&state.services.pool, space_id).await?.ok_or(ApiError::NotFound)?;
-    Ok(Json(to_json(&space, &access)))
+    Ok(Json(Space::new(&space, &access)))
 }
 
+/// Create a space
+///
+/// Inside a space you administer.
+#[utoipa::path(post, path = "/api/v1/spaces", tag = "spaces", request_body = CreateSpace,
+    responses(
+        (status = 201, description = "The space was created.", body = Space),
+        (status = 403, description = "You can see the parent but do not administer it.", body = ErrorBody),
+        (status = 404, description = "The parent does not exist, or you cannot see it.", body = ErrorBody),
+        (status = 409, description = "A space has this name already (`details[].field` is `name`).", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     body: JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
-    let mut fields = Fields::new(body, &["name", "parent_id", "description"]);
+    let mut fields = Fields::new::<CreateSpace>(body);
     let parent_raw = fields.required_string("parent_id");
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     // Authorization first: an unknown or unseen parent is a 404 whatever else is wrong.
@@ -139,19 +217,29 @@ pub async fn create(
     .await?;
     tx.commit().await?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
-    Ok((StatusCode::CREATED, Json(to_json(&space, &access))))
+    Ok((StatusCode::CREATED, Json(Space::new(&space, &access))))
 }
 
+/// Rename a space or change its description
+///
+/// Admins of the space.
+#[utoipa::path(patch, path = "/api/v1/spaces/{id}", tag = "spaces", request_body = UpdateSpace,
+    params(("id" = Uuid, Path, description = "The space's id.")),
+    responses(
+        (status = 200, description = "The space as it is now.", body = Space),
+        (status = 403, description = "You can see the space but do not administer it.", body = ErrorBody),
+        (status = 404, description = "No such space, or none you can see.", body = ErrorBody),
+        (status = 409, description = "Another space has this name.", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
     body: JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<Space>, ApiError> {
     let space_id = id(&raw)?;
     let access = administer(&state, &caller, space_id, "space.update").await?;
     let current = spaces::find(&state.services.pool, space_id).await?.ok_or(ApiError::NotFound)?;
-    let mut fields = Fields::new(body, &["name", "description"]);
+    let mut fields = Fields::new::<UpdateSpace>(body);
     let name = fields.optional_string("name").and_then(|raw| fields.check(spaces::parse_name(&raw)));
     if current.parent_id.is_none() && name.as_deref().is_some_and(|n| n != spaces::ROOT) {
         fields.errors.push(FieldError::new("name", "immutable", "The root space keeps its name."));
@@ -174,9 +262,19 @@ pub async fn update(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(to_json(&space, &access)))
+    Ok(Json(Space::new(&space, &access)))
 }
 
+/// Delete a space
+///
+/// Admins of its parent; a space with spaces inside it cannot go, nor can `root`.
+#[utoipa::path(delete, path = "/api/v1/spaces/{id}", tag = "spaces",
+    params(("id" = Uuid, Path, description = "The space's id.")),
+    responses(
+        (status = 204, description = "The space was deleted."),
+        (status = 403, description = "You do not administer its parent, or it is `root`.", body = ErrorBody),
+        (status = 404, description = "No such space, or none you can see.", body = ErrorBody),
+        (status = 409, description = "Spaces are inside it; delete them first.", body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -209,31 +307,55 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn member_json(member: &spaces::Member) -> Value {
-    json!({"user_id": member.user_id, "email": member.email, "name": member.name, "role": member.role})
+impl Member {
+    fn new(member: &spaces::Member) -> Result<Self, ApiError> {
+        let role = Role::parse(&member.role).map_err(|e| ApiError::Internal(e.message))?;
+        Ok(Self { user_id: member.user_id, email: member.email.clone(), name: member.name.clone(), role: role.into() })
+    }
 }
 
+/// List the members of a space
+///
+/// Admins of the space. The roles held on this space itself (roles held on
+/// spaces above it apply too, and are listed there). One page holds them all.
+#[utoipa::path(get, path = "/api/v1/spaces/{id}/members", tag = "spaces",
+    params(("id" = Uuid, Path, description = "The space's id.")),
+    responses(
+        (status = 200, description = "The members.", body = Page<Member>),
+        (status = 403, description = "You can see the space but do not administer it.", body = ErrorBody),
+        (status = 404, description = "No such space, or none you can see.", body = ErrorBody)))]
 pub async fn members(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<Page<Member>>, ApiError> {
     let space_id = id(&raw)?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     access.can_administer(space_id)?;
     let members = spaces::members(&state.services.pool, space_id).await?;
-    Ok(Json(json!({"items": members.iter().map(member_json).collect::<Vec<_>>(), "next_cursor": null})))
+    let items = members.iter().map(Member::new).collect::<Result<_, _>>()?;
+    Ok(Json(Page { items, next_cursor: None }))
 }
 
+/// Give a user a role on a space
+///
+/// Admins of the space. Replaces the role the user held on this space.
+#[utoipa::path(put, path = "/api/v1/spaces/{id}/members", tag = "spaces", request_body = PutMember,
+    params(("id" = Uuid, Path, description = "The space's id.")),
+    responses(
+        (status = 200, description = "The member as they are now.", body = Member),
+        (status = 403, description = "You can see the space but do not administer it.", body = ErrorBody),
+        (status = 404, description = "No such space, or none you can see.", body = ErrorBody),
+        (status = 409, description = "This would leave the account without an administrator of root.", body = ErrorBody)))]
 pub async fn put_member(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
     body: JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<Member>, ApiError> {
     let space_id = id(&raw)?;
     administer(&state, &caller, space_id, "member.set").await?;
-    let mut fields = Fields::new(body, &["email", "role"]);
+    let mut fields = Fields::new::<PutMember>(body);
     let email = fields.required_string("email").and_then(|raw| fields.check(Email::parse(&raw)));
     let role = fields.required_string("role").and_then(|raw| fields.check(Role::parse(&raw)));
     let user = match &email {
@@ -273,9 +395,19 @@ pub async fn put_member(
     tx.commit().await?;
     let members = spaces::members(&state.services.pool, space_id).await?;
     let member = members.iter().find(|m| m.user_id == user.id).ok_or(ApiError::NotFound)?;
-    Ok(Json(member_json(member)))
+    Ok(Json(Member::new(member)?))
 }
 
+/// Take a user's role on a space away
+///
+/// Admins of the space.
+#[utoipa::path(delete, path = "/api/v1/spaces/{id}/members/{user_id}", tag = "spaces",
+    params(("id" = Uuid, Path, description = "The space's id."), ("user_id" = Uuid, Path, description = "The member's user id.")),
+    responses(
+        (status = 204, description = "The role was removed."),
+        (status = 403, description = "You can see the space but do not administer it.", body = ErrorBody),
+        (status = 404, description = "No such space or member, or none you can see.", body = ErrorBody),
+        (status = 409, description = "This would leave the account without an administrator of root.", body = ErrorBody)))]
 pub async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,

@@ -13,29 +13,73 @@ use bitgate_core::{
     audit::{self, Event, Target},
     passwords::Password,
     spaces,
-    users::{self, CreateUserError, DisplayName, Email, FieldError, NewUser, Role, User},
+    users::{self, ChangeUserError, CreateUserError, DisplayName, Email, FieldError, NewUser, Role, User},
 };
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
     caller::Caller,
-    error::ApiError,
+    error::{ApiError, ErrorBody},
     json::{Fields, JsonObject},
-    pagination::{page, Cursor, PageQuery},
-    rfc3339,
+    pagination::{page_of, Cursor, Page, PageQuery},
+    rfc3339, RoleName,
 };
 use crate::state::AppState;
 
-fn to_json(user: &User) -> Value {
-    json!({
-        "id": user.id,
-        "email": user.email,
-        "name": user.name,
-        "disabled": user.disabled,
-        "account_admin": user.is_account_admin,
-        "created_at": rfc3339(user.created_at),
-    })
+/// A user, as account admins see them. Never their password.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User)]
+pub struct UserView {
+    pub id: Uuid,
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    pub name: String,
+    /// A disabled user cannot log in, and their sessions and API tokens stop working.
+    pub disabled: bool,
+    /// Admin of `root`.
+    pub account_admin: bool,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.clone(),
+            name: user.name.clone(),
+            disabled: user.disabled,
+            account_admin: user.is_account_admin,
+            created_at: rfc3339(user.created_at),
+        }
+    }
+}
+
+/// The body of `POST /api/v1/users`.
+#[allow(dead_code)] // Documents the fields that `Fields` reads one by one.
+#[derive(ToSchema)]
+pub struct CreateUser {
+    email: String,
+    /// Shown in the console; the part of the email before `@` when left out.
+    name: Option<String>,
+    /// At least 12 characters. The user can change it later.
+    #[schema(format = Password)]
+    password: String,
+    /// A role to give the new user on `space_id` (none when left out).
+    role: Option<RoleName>,
+    /// The space of `role`; `root` when left out.
+    space_id: Option<Uuid>,
+}
+
+/// The body of `PATCH /api/v1/users/{id}`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct UpdateUser {
+    name: Option<String>,
+    /// true disables the user at once (sessions and tokens included); false re-enables them.
+    disabled: Option<bool>,
 }
 
 async fn require_account_admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
@@ -43,36 +87,58 @@ async fn require_account_admin(state: &AppState, caller: &Caller) -> Result<(), 
     Ok(())
 }
 
+/// List users
+///
+/// Account admins (admins of `root`).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(PageQuery),
+    responses(
+        (status = 200, description = "The users, newest first.", body = Page<UserView>),
+        (status = 403, description = "You are not an account admin.", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<PageQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<Page<UserView>>, ApiError> {
     require_account_admin(&state, &caller).await?;
     let request = query.parse()?;
     let rows = users::list(&state.services.pool, request.after.map(|c| (c.at, c.id)), request.limit + 1).await?;
-    let (items, next_cursor) = page(rows, request.limit, |u| Cursor { at: u.created_at, id: u.id });
-    Ok(Json(json!({"items": items.iter().map(to_json).collect::<Vec<_>>(), "next_cursor": next_cursor})))
+    Ok(Json(page_of(rows, request.limit, |u| Cursor { at: u.created_at, id: u.id }, |u| UserView::from(u))))
 }
 
+/// Get a user
+///
+/// Account admins.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = Uuid, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "The user.", body = UserView),
+        (status = 403, description = "You are not an account admin.", body = ErrorBody),
+        (status = 404, description = "No such user.", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<UserView>, ApiError> {
     require_account_admin(&state, &caller).await?;
     let id = Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound)?;
     let user = users::find(&state.services.pool, id).await?.ok_or(ApiError::NotFound)?;
-    Ok(Json(to_json(&user)))
+    Ok(Json(UserView::from(&user)))
 }
 
+/// Create a user
+///
+/// Account admins.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
+    responses(
+        (status = 201, description = "The user was created.", body = UserView),
+        (status = 403, description = "You are not an account admin.", body = ErrorBody),
+        (status = 409, description = "A user has this email already.", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     body: JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
     require_account_admin(&state, &caller).await?;
-    let mut fields = Fields::new(body, &["email", "name", "password", "role", "space_id"]);
+    let mut fields = Fields::new::<CreateUser>(body);
     let email = fields.required_string("email").and_then(|raw| fields.check(Email::parse(&raw)));
     let name = fields.optional_string("name").and_then(|raw| fields.check(DisplayName::parse(&raw)));
     let password = fields.required_string("password").and_then(|raw| {
@@ -118,33 +184,46 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(to_json(&user))))
+    Ok((StatusCode::CREATED, Json(UserView::from(&user))))
 }
 
+/// Rename, disable or re-enable a user
+///
+/// Account admins. Disabling ends the user's sessions and API tokens at once.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UpdateUser,
+    params(("id" = Uuid, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "The user as they are now.", body = UserView),
+        (status = 403, description = "You are not an account admin.", body = ErrorBody),
+        (status = 404, description = "No such user.", body = ErrorBody),
+        (status = 409, description = "This would disable the last account admin.", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
     body: JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<UserView>, ApiError> {
     require_account_admin(&state, &caller).await?;
     let id = Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound)?;
     users::find(&state.services.pool, id).await?.ok_or(ApiError::NotFound)?;
-    let mut fields = Fields::new(body, &["name", "disabled"]);
+    let mut fields = Fields::new::<UpdateUser>(body);
     let name = fields.optional_string("name").and_then(|raw| fields.check(DisplayName::parse(&raw)));
     let disabled = fields.optional_bool("disabled");
     fields.finish()?;
 
     let mut tx = state.services.pool.begin().await?;
-    users::update(&mut *tx, id, name.as_ref(), disabled).await?;
-    if spaces::account_admin_count(&mut *tx).await? == 0 {
-        return Err(ApiError::Conflict(vec![FieldError::new(
-            "disabled",
-            "last_admin",
-            "This is the last enabled administrator of the account.",
-        )]));
-    }
-    let user = users::find(&mut *tx, id).await?.ok_or(ApiError::NotFound)?;
+    let user = match users::change(&mut tx, id, name.as_ref(), disabled).await {
+        Ok(user) => user,
+        Err(ChangeUserError::NotFound) => return Err(ApiError::NotFound),
+        Err(ChangeUserError::LastAdmin) => {
+            return Err(ApiError::Conflict(vec![FieldError::new(
+                "disabled",
+                "last_admin",
+                "This is the last enabled administrator of the account.",
+            )]))
+        }
+        Err(ChangeUserError::Database(e)) => return Err(e.into()),
+    };
     let action = match disabled {
         Some(true) => "user.disabled",
         Some(false) => "user.enabled",
@@ -156,5 +235,5 @@ pub async fn update(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(to_json(&user)))
+    Ok(Json(UserView::from(&user)))
 }

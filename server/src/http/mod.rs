@@ -4,7 +4,9 @@
 //! Layers, outermost first: tracing, panic catching, compression, security
 //! headers, error bodies, client address, sessions, CSRF, viewer.
 
+pub mod api_reference;
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod client_address;
 pub mod health;
@@ -13,6 +15,7 @@ pub mod security;
 pub mod session;
 pub mod spaces;
 pub mod tokens;
+pub mod users;
 
 use std::path::PathBuf;
 
@@ -40,7 +43,8 @@ use crate::state::AppState;
 
 /// Paths whose pages are rendered by handlers here (they take form posts),
 /// not registered as plain Leptos routes.
-const HANDLED_PAGES: [&str; 5] = ["/login", "/setup", "/tokens", "/spaces", "/spaces/{id}"];
+const HANDLED_PAGES: [&str; 8] =
+    ["/login", "/setup", "/tokens", "/spaces", "/spaces/{id}", "/users", "/audit", "/api/reference"];
 
 /// Requests larger than this are refused before a handler runs.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -57,10 +61,14 @@ pub fn router(state: AppState) -> Router {
         .route("/setup", get(auth::setup_page).post(auth::setup))
         .route("/tokens", get(tokens::page).post(tokens::create))
         .route("/spaces", get(spaces::list).post(spaces::create))
-        .route("/spaces/{id}", get(spaces::show))
+        .route("/spaces/{id}", get(spaces::show).post(spaces::update))
         .route("/spaces/{id}/members", post(spaces::add_member))
         .route("/spaces/{id}/members/{user_id}/remove", post(spaces::remove_member))
         .route("/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/users", get(users::page).post(users::create))
+        .route("/users/{id}/{verb}", post(users::set_disabled))
+        .route("/audit", get(audit::page))
+        .route("/api/reference", get(api_reference::page))
         .merge(crate::api::router())
         .leptos_routes_with_context(
             &state,

@@ -158,7 +158,7 @@ async fn render_space(
         ),
         Err(_) => None,
     };
-    let page = SpacePage { space: row(&space, &names, &access), members };
+    let page = SpacePage { space: row(&space, &names, &access), is_root: space.parent_id.is_none(), members };
     let context = PageContext { space: Some(page), form, ..context };
     Ok(state.pages.render(&format!("/spaces/{space_id}"), context, status).await)
 }
@@ -171,6 +171,71 @@ pub async fn show(
 ) -> Result<Response, AppError> {
     let space_id = Uuid::parse_str(&raw).map_err(|_| AppError::NotFound)?;
     render_space(&state, context, &user, space_id, None, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    /// Absent for `root`, whose name is fixed.
+    name: Option<String>,
+    #[serde(default)]
+    description: String,
+}
+
+/// Renames a space or changes its description.
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
+    session: Session,
+    Path(raw): Path<String>,
+    Form(form): Form<SettingsForm>,
+) -> Result<Response, AppError> {
+    let space_id = Uuid::parse_str(&raw).map_err(|_| AppError::NotFound)?;
+    Access::load(&state.services.pool, user.0.id).await?.can_administer(space_id)?;
+    let current = spaces::find(&state.services.pool, space_id).await?.ok_or(AppError::NotFound)?;
+    let mut errors = Vec::new();
+    let name = match (&form.name, current.parent_id) {
+        (Some(raw), Some(_)) => spaces::parse_name(raw).map_err(|e| errors.push(("name".to_owned(), e.message))).ok(),
+        _ => None,
+    };
+    let description = spaces::parse_description(&form.description)
+        .map_err(|e| errors.push(("description".to_owned(), e.message)))
+        .ok();
+    let again = |field_errors: Vec<(String, String)>| FormOutcome {
+        values: vec![
+            ("name".into(), form.name.clone().unwrap_or_default()),
+            ("description".into(), form.description.clone()),
+        ],
+        field_errors,
+        ..FormOutcome::default()
+    };
+    if !errors.is_empty() {
+        return render_space(&state, context, &user, space_id, Some(again(errors)), StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
+    }
+    let mut tx = state.services.pool.begin().await?;
+    let space = match spaces::update(&mut *tx, space_id, name.as_deref(), description.as_deref()).await {
+        Ok(Some(space)) => space,
+        Ok(None) => return Err(AppError::NotFound),
+        Err(SpaceWriteError::NameTaken) => {
+            let outcome = again(vec![("name".into(), "A space with this name exists already: choose another.".into())]);
+            return render_space(&state, context, &user, space_id, Some(outcome), StatusCode::CONFLICT).await;
+        }
+        Err(SpaceWriteError::HasChildren) => return Err(AppError::Internal("renaming reported children".into())),
+        Err(SpaceWriteError::Database(e)) => return Err(e.into()),
+    };
+    audit::record(
+        &mut *tx,
+        Event::new(Actor::user(&user.0), "space.updated")
+            .target(Target::space(&space))
+            .from_address(address)
+            .in_space(space.id),
+    )
+    .await?;
+    tx.commit().await?;
+    push_flash(&session, Flash::success("Saved.")).await?;
+    Ok(Redirect::to(&format!("/spaces/{space_id}")).into_response())
 }
 
 #[derive(Deserialize)]

@@ -2,26 +2,24 @@
 //! Bearer authentication, cursor pagination, JSON body checks.
 
 use bitgate_core::users::Role;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{Browser, TestApp};
+use crate::{
+    contract::checked,
+    helpers::{Browser, TestApp},
+};
 
-async fn create_token(browser: &Browser, body: Value) -> reqwest::Response {
-    let token = browser.csrf_token("/").await;
-    browser
-        .send(
-            browser
-                .client
-                .post(browser.url("/api/v1/tokens"))
-                .header("origin", &browser.base)
-                .header("x-csrf-token", token)
-                .json(&body),
-        )
-        .await
+/// `POST /api/v1/tokens` from the browser session, checked against the contract.
+async fn create_token(browser: &Browser, body: Value) -> (StatusCode, Value) {
+    let response = browser
+        .send(browser.client.post(browser.url("/api/v1/tokens")).header("origin", &browser.base).json(&body))
+        .await;
+    checked(Method::POST, "/api/v1/tokens", response).await
 }
 
-fn bearer(app: &TestApp, secret: &str, path: &str) -> reqwest::RequestBuilder {
-    reqwest::Client::new().get(format!("{}{path}", app.base)).bearer_auth(secret)
+async fn list(app: &TestApp, secret: &str, path: &str) -> (StatusCode, Value) {
+    app.api(secret, Method::GET, path, None).await
 }
 
 #[tokio::test]
@@ -29,9 +27,8 @@ async fn a_token_is_shown_once_and_acts_for_its_user_until_revoked() {
     let app = TestApp::spawn().await;
     let (browser, _) = app.logged_in_admin().await;
 
-    let created = create_token(&browser, json!({"name": "terraform"})).await;
-    assert_eq!(created.status(), 201);
-    let body: Value = created.json().await.unwrap();
+    let (status, body) = create_token(&browser, json!({"name": "terraform"})).await;
+    assert_eq!(status, 201);
     let secret = body["token"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("bgt_") && secret.len() >= 4 + 43, "{secret}");
     assert_eq!(body["name"], "terraform");
@@ -43,23 +40,17 @@ async fn a_token_is_shown_once_and_acts_for_its_user_until_revoked() {
     assert_eq!(stored.len(), 32);
     assert!(!String::from_utf8_lossy(&stored).contains(&secret[4..]));
 
-    let listed: Value = bearer(&app, &secret, "/api/v1/tokens").send().await.unwrap().json().await.unwrap();
+    let (_, listed) = list(&app, &secret, "/api/v1/tokens").await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
     assert!(listed["items"][0].get("token").is_none(), "the secret is never listed");
     assert!(listed["items"][0]["last_used_at"].is_string(), "use is recorded");
     assert_eq!(listed["next_cursor"], Value::Null);
 
     // A Bearer call needs no Origin or CSRF token.
-    let revoke = reqwest::Client::new()
-        .delete(format!("{}/api/v1/tokens/{id}", app.base))
-        .bearer_auth(&secret)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoke.status(), 204);
-    let after = bearer(&app, &secret, "/api/v1/tokens").send().await.unwrap();
-    assert_eq!(after.status(), 401);
-    let error: Value = after.json().await.unwrap();
+    let (status, _) = app.api(&secret, Method::DELETE, &format!("/api/v1/tokens/{id}"), None).await;
+    assert_eq!(status, 204);
+    let (status, error) = list(&app, &secret, "/api/v1/tokens").await;
+    assert_eq!(status, 401);
     assert_eq!(error["error"]["code"], "unauthenticated");
     let actions = app.audit_actions().await;
     assert!(actions.contains(&"token.created".to_owned()) && actions.contains(&"token.revoked".to_owned()));
@@ -79,9 +70,9 @@ async fn unknown_expired_and_disabled_users_tokens_get_401() {
     let past = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
     let (_, expired) = bitgate_core::api_tokens::create(&app.pool, user_id, "old", Some(past)).await.unwrap();
 
-    assert_eq!(bearer(&app, &live, "/api/v1/tokens").send().await.unwrap().status(), 200);
+    assert_eq!(list(&app, &live, "/api/v1/tokens").await.0, 200);
     for bad in [expired.as_str(), "bgt_unknown", "not-even-a-token", ""] {
-        assert_eq!(bearer(&app, bad, "/api/v1/tokens").send().await.unwrap().status(), 401, "{bad:?}");
+        assert_eq!(list(&app, bad, "/api/v1/tokens").await.0, 401, "{bad:?}");
     }
     let basic = reqwest::Client::new()
         .get(format!("{}/api/v1/tokens", app.base))
@@ -97,7 +88,7 @@ async fn unknown_expired_and_disabled_users_tokens_get_401() {
     bitgate_core::users::set_disabled(&app.pool, &bitgate_core::users::Email::parse(&user.email).unwrap(), true)
         .await
         .unwrap();
-    assert_eq!(bearer(&app, &live, "/api/v1/tokens").send().await.unwrap().status(), 401);
+    assert_eq!(list(&app, &live, "/api/v1/tokens").await.0, 401);
 }
 
 #[tokio::test]
@@ -115,41 +106,34 @@ async fn bad_bodies_get_400_415_and_422_with_every_problem() {
             .body(body)
     };
 
-    let malformed = browser.send(post("{\"name\": ", "application/json")).await;
-    assert_eq!(malformed.status(), 400);
-    assert_eq!(malformed.json::<Value>().await.unwrap()["error"]["code"], "bad_request");
-    let not_object = browser.send(post("[1]", "application/json")).await;
-    assert_eq!(not_object.status(), 400);
-    let text = browser.send(post("name=x", "text/plain")).await;
-    assert_eq!(text.status(), 415);
-    assert_eq!(text.json::<Value>().await.unwrap()["error"]["code"], "unsupported_media_type");
+    let send = |body: &'static str, content_type: &'static str| {
+        let (request, browser) = (post(body, content_type), &browser);
+        async move { checked(Method::POST, "/api/v1/tokens", browser.send(request).await).await }
+    };
+    let (status, malformed) = send("{\"name\": ", "application/json").await;
+    assert_eq!((status.as_u16(), &malformed["error"]["code"]), (400, &json!("bad_request")));
+    let (status, _) = send("[1]", "application/json").await;
+    assert_eq!(status, 400);
+    let (status, text) = send("name=x", "text/plain").await;
+    assert_eq!((status.as_u16(), &text["error"]["code"]), (415, &json!("unsupported_media_type")));
 
-    let invalid = create_token(&browser, json!({"name": "", "expires_at": "yesterday", "scope": "all"})).await;
-    assert_eq!(invalid.status(), 422);
-    let body: Value = invalid.json().await.unwrap();
+    let (status, body) = create_token(&browser, json!({"name": "", "expires_at": "yesterday", "scope": "all"})).await;
+    assert_eq!(status, 422);
     assert_eq!(body["error"]["code"], "validation_failed");
     let mut fields: Vec<&str> =
         body["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
     fields.sort();
     assert_eq!(fields, ["expires_at", "name", "scope"]);
-    let past = create_token(&browser, json!({"name": "x", "expires_at": "2001-01-01T00:00:00Z"})).await;
-    assert_eq!(past.json::<Value>().await.unwrap()["error"]["details"][0]["code"], "in_the_past");
-    let wrong_type = create_token(&browser, json!({"name": 7})).await;
-    assert_eq!(wrong_type.json::<Value>().await.unwrap()["error"]["details"][0]["code"], "invalid_type");
+    let (_, past) = create_token(&browser, json!({"name": "x", "expires_at": "2001-01-01T00:00:00Z"})).await;
+    assert_eq!(past["error"]["details"][0]["code"], "in_the_past");
+    let (_, wrong_type) = create_token(&browser, json!({"name": 7})).await;
+    assert_eq!(wrong_type["error"]["details"][0]["code"], "invalid_type");
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM api_tokens").fetch_one(&app.pool).await.unwrap();
     assert_eq!(count, 0, "nothing was created");
 
     // A session-authenticated write still needs its CSRF token.
-    let no_csrf = browser
-        .send(
-            browser
-                .client
-                .post(browser.url("/api/v1/tokens"))
-                .header("origin", &browser.base)
-                .json(&json!({"name": "x"})),
-        )
-        .await;
-    assert_eq!(no_csrf.status(), 201, "JSON from our Origin is not a form: a browser cannot send it cross-site");
+    let (status, _) = create_token(&browser, json!({"name": "x"})).await;
+    assert_eq!(status, 201, "JSON from our Origin is not a form: a browser cannot send it cross-site");
 }
 
 #[tokio::test]
@@ -164,7 +148,7 @@ async fn lists_page_with_cursors_and_refuse_forged_ones() {
     let mut seen = Vec::new();
     let mut path = "/api/v1/tokens?limit=2".to_owned();
     loop {
-        let page: Value = bearer(&app, &secret, &path).send().await.unwrap().json().await.unwrap();
+        let (_, page) = list(&app, &secret, &path).await;
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 2);
         seen.extend(items.iter().map(|t| t["name"].as_str().unwrap().to_owned()));
@@ -179,9 +163,8 @@ async fn lists_page_with_cursors_and_refuse_forged_ones() {
     for bad in
         ["/api/v1/tokens?cursor=forged", "/api/v1/tokens?limit=0", "/api/v1/tokens?limit=501", "/api/v1/tokens?limit=x"]
     {
-        let response = bearer(&app, &secret, bad).send().await.unwrap();
-        assert_eq!(response.status(), 400, "{bad}");
-        assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "bad_request");
+        let (status, body) = list(&app, &secret, bad).await;
+        assert_eq!((status.as_u16(), &body["error"]["code"]), (400, &json!("bad_request")), "{bad}");
     }
 }
 
@@ -204,20 +187,10 @@ async fn nobody_revokes_someone_elses_token() {
         bitgate_core::api_tokens::create(&app.pool, id_of("ada@example.com").await, "ada", None).await.unwrap();
     let (_, eves) =
         bitgate_core::api_tokens::create(&app.pool, id_of("eve@example.com").await, "eve", None).await.unwrap();
-    let response = reqwest::Client::new()
-        .delete(format!("{}/api/v1/tokens/{}", app.base, adas.id))
-        .bearer_auth(&eves)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 404);
-    let malformed = reqwest::Client::new()
-        .delete(format!("{}/api/v1/tokens/not-a-uuid", app.base))
-        .bearer_auth(&eves)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(malformed.status(), 404);
+    let (status, _) = app.api(&eves, Method::DELETE, &format!("/api/v1/tokens/{}", adas.id), None).await;
+    assert_eq!(status, 404);
+    let (status, _) = app.api(&eves, Method::DELETE, "/api/v1/tokens/not-a-uuid", None).await;
+    assert_eq!(status, 404);
     let live: i64 = sqlx::query_scalar("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL")
         .fetch_one(&app.pool)
         .await

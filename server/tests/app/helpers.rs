@@ -150,6 +150,23 @@ impl TestApp {
         (browser, user)
     }
 
+    /// Calls the API with a Bearer token; the answer is checked against the
+    /// OpenAPI document before it is returned.
+    pub async fn api(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request =
+            reqwest::Client::new().request(method.clone(), format!("{}{path}", self.base)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        crate::contract::checked(method, path, request.send().await.unwrap()).await
+    }
+
     pub async fn audit_actions(&self) -> Vec<String> {
         sqlx::query_scalar::<_, String>("SELECT action FROM audit_events ORDER BY occurred_at")
             .fetch_all(&self.pool)

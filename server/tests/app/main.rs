@@ -4,6 +4,7 @@
 
 mod api_tokens;
 mod cli;
+mod contract;
 mod csrf;
 mod database;
 mod headers;

@@ -49,14 +49,7 @@ async fn world() -> World {
 
 impl World {
     async fn call(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.app.base)).bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let body = response.json::<Value>().await.unwrap_or(Value::Null);
-        (status, body)
+        self.app.api(token, method, path, body).await
     }
 
     fn token(&self, label: &str) -> &str {

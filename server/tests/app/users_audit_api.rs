@@ -18,12 +18,7 @@ async fn token_for(app: &TestApp, email: &str, membership: Option<(Uuid, Role)>)
 }
 
 async fn call(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut request = reqwest::Client::new().request(method, format!("{}{path}", app.base)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    (response.status(), response.json().await.unwrap_or(Value::Null))
+    app.api(token, method, path, body).await
 }
 
 #[tokio::test]

@@ -1,0 +1,97 @@
+use leptos::prelude::*;
+
+use crate::{
+    components::{
+        form::{CsrfField, FormError, TextField},
+        layout::Page,
+    },
+    context::{page_context, UserRow},
+};
+
+/// `/users`: account admins list, create, disable and re-enable users.
+#[component]
+pub fn UsersPage() -> impl IntoView {
+    let context = page_context();
+    let users = context.users.unwrap_or_default().users;
+    let viewer_id = context.viewer.map(|v| v.user_id).unwrap_or_default();
+    let checked_admin = context.form.as_ref().is_some_and(|f| f.value("account_admin") == "on");
+    view! {
+        <Page title="Users" lede="Everyone who can log in to Bitgate. Disabling a user ends their sessions and API tokens at once.">
+            <section class="panel">
+                <h2>"Create a user"</h2>
+                <FormError />
+                <form method="post" action="/users" class="stacked-form">
+                    <CsrfField />
+                    <TextField name="email" label="Email" kind="email" required=true autocomplete="off" />
+                    <TextField name="name" label="Name" hint="Shown in the console; the part of the email before @ when left empty." />
+                    <TextField
+                        name="password"
+                        label="Initial password"
+                        kind="password"
+                        required=true
+                        autocomplete="new-password"
+                        hint="At least 12 characters. Give it to the user over a channel you trust."
+                    />
+                    <div class="field checkbox">
+                        <label>
+                            <input type="checkbox" name="account_admin" checked=checked_admin />
+                            " Account admin (admin of root: manages users, spaces and every integration)"
+                        </label>
+                    </div>
+                    <p class="hint">"To give a role on one space, add the user as a member on that space's page."</p>
+                    <button type="submit" class="button primary">"Create user"</button>
+                </form>
+            </section>
+            <table>
+                <thead>
+                    <tr>
+                        <th>"Name"</th>
+                        <th>"Email"</th>
+                        <th>"Account admin"</th>
+                        <th>"Status"</th>
+                        <th>"Created"</th>
+                        <th><span class="visually-hidden">"Actions"</span></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {users
+                        .into_iter()
+                        .map(|user| {
+                            let is_viewer = user.id == viewer_id;
+                            view! { <UserLine user is_viewer /> }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </Page>
+    }
+}
+
+#[component]
+fn UserLine(user: UserRow, is_viewer: bool) -> impl IntoView {
+    let (verb, label, class) =
+        if user.disabled { ("enable", "Enable", "button secondary") } else { ("disable", "Disable", "button danger") };
+    let action = format!("/users/{}/{verb}", user.id);
+    let aria = format!("{label} {}", user.email);
+    // An admin does not lock themselves out from this page.
+    let button = (!is_viewer).then(|| {
+        view! {
+            <form method="post" action=action class="inline">
+                <CsrfField />
+                <button type="submit" class=class aria-label=aria>
+                    {label}
+                </button>
+            </form>
+        }
+    });
+    view! {
+        <tr class:muted=user.disabled>
+            <td>{user.name}{is_viewer.then_some(" (you)")}</td>
+            <td>{user.email}</td>
+            <td>{if user.account_admin { "yes" } else { "" }}</td>
+            <td>{if user.disabled { "disabled" } else { "active" }}</td>
+            <td><time datetime=user.created_at.clone()>{user.created_at.get(..10).unwrap_or_default().to_owned()}</time></td>
+            <td class="actions">{button}</td>
+        </tr>
+    }
+}
