@@ -228,7 +228,8 @@ pub struct FieldDoc {
     pub location: String,
     pub kind: TypeRef,
     pub required: bool,
-    pub description: String,
+    /// Inline HTML rendered on the server from Bitgate's own doc comments.
+    pub description_html: String,
 }
 
 /// A type as the reference writes it: its text, and the schema it links to.
@@ -241,7 +242,8 @@ pub struct TypeRef {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResponseDoc {
     pub status: String,
-    pub description: String,
+    /// Inline HTML rendered on the server from Bitgate's own doc comments.
+    pub description_html: String,
     pub body: Option<TypeRef>,
 }
 

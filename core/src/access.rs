@@ -101,6 +101,42 @@ impl Access {
     }
 }
 
+/// A refused write: denied (and recorded), or the database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("denied")]
+    Denied(Denied),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Checks that `actor` administers `space` before a write; a refusal is
+/// recorded in the audit log (who tried what, where) before it is answered.
+/// Pages and REST handlers both go through here, so both leave the trace.
+pub async fn administer_or_record(
+    db: impl PgExecutor<'_>,
+    access: &Access,
+    space: SpaceId,
+    attempt: crate::audit::Event,
+) -> Result<(), Refused> {
+    match access.can_administer(space) {
+        Ok(()) => Ok(()),
+        Err(why) => {
+            crate::audit::record(db, attempt).await?;
+            Err(Refused::Denied(why))
+        }
+    }
+}
+
+/// The audit event of a refused attempt at `action` on `space`.
+pub fn refusal(actor: crate::audit::Actor, action: &'static str, space: SpaceId) -> crate::audit::Event {
+    crate::audit::Event::new(actor, "authorization.denied").target(crate::audit::Target {
+        kind: "space",
+        id: space.to_string(),
+        label: action.to_owned(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

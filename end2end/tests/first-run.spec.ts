@@ -134,6 +134,50 @@ test('a space is created and a member added', async ({ page }) => {
   expect(errors).toEqual([]);
 });
 
+test('the admin creates a user, disables and enables them, and finds it in the audit log', async ({ page }) => {
+  const errors = watchConsole(page);
+  await page.goto('/login?next=/users');
+  await page.getByLabel('Email').fill(admin.email);
+  await page.getByLabel('Password', { exact: true }).fill(admin.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page).toHaveURL('/users');
+
+  await page.getByLabel('Email').fill('grace@example.com');
+  await page.getByLabel('Name').fill('Grace Hopper');
+  await page.getByLabel('Initial password').fill('a long enough password');
+  await page.getByRole('button', { name: 'Create user' }).click();
+  await expect(page.getByText('grace@example.com can now log in.')).toBeVisible();
+  const row = page.getByRole('row', { name: /grace@example.com/ });
+  await expect(row.getByRole('cell', { name: 'active' })).toBeVisible();
+
+  await page.getByRole('button', { name: 'Disable grace@example.com' }).click();
+  await expect(page.getByText('grace@example.com is disabled')).toBeVisible();
+  await expect(row.getByRole('cell', { name: 'disabled' })).toBeVisible();
+  await page.getByRole('button', { name: 'Enable grace@example.com' }).click();
+  await expect(page.getByText('grace@example.com is enabled again.')).toBeVisible();
+
+  await page.getByRole('link', { name: 'Audit log' }).click();
+  await expect(page.getByRole('heading', { name: 'Audit log' })).toBeVisible();
+  await page.getByLabel('Action').selectOption('user.disabled');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await expect(page).toHaveURL(/action=user.disabled/);
+  await expect(page.locator('table.audit tbody tr')).toHaveCount(1);
+  await expect(page.getByRole('cell', { name: 'user grace@example.com' })).toBeVisible();
+  expect(errors).toEqual([]);
+});
+
+test('the API reference is readable in the browser and links its schemas', async ({ page }) => {
+  const errors = watchConsole(page);
+  await page.goto('/api/reference');
+  await expect(page.getByRole('heading', { name: 'API reference' })).toBeVisible();
+  await page.locator('#spaces_create').getByRole('link', { name: 'CreateSpace' }).click();
+  await expect(page).toHaveURL(/#schema-CreateSpace$/);
+  await expect(page.locator('#schema-CreateSpace').getByRole('cell', { name: 'parent_id' })).toBeVisible();
+  const document = await (await page.request.get('/api/v1/openapi.json')).json();
+  expect(document.openapi).toBe('3.1.0');
+  expect(errors).toEqual([]);
+});
+
 test.describe('without JavaScript', () => {
   test.use({ javaScriptEnabled: false });
 

@@ -62,12 +62,12 @@ pub fn ApiReferencePage() -> impl IntoView {
             </p>
             <div class="prose" inner_html=reference.intro_html></div>
             <nav class="api-contents" aria-label="Operations">
-                <ul>{contents}</ul>
+                <ul>{contents.into_any()}</ul>
             </nav>
-            {sections}
+            {sections.into_any()}
             <section class="api-section" id="schemas">
                 <h2>"Schemas"</h2>
-                {schemas}
+                {schemas.into_any()}
             </section>
         </Page>
     }
@@ -94,7 +94,7 @@ fn Operation(op: OperationDoc) -> impl IntoView {
             view! {
                 <tr>
                     <td><code>{response.status}</code></td>
-                    <td>{response.description}</td>
+                    <td inner_html=response.description_html></td>
                     <td>{response.body.map(|kind| view! { <TypeLink kind /> })}</td>
                 </tr>
             }
@@ -126,6 +126,7 @@ fn Operation(op: OperationDoc) -> impl IntoView {
             </table>
         </article>
     }
+    .into_any()
 }
 
 #[component]
@@ -153,6 +154,7 @@ fn Schema(schema: SchemaDoc) -> impl IntoView {
             {properties}
         </article>
     }
+    .into_any()
 }
 
 #[component]
@@ -178,7 +180,7 @@ fn FieldTable(fields: Vec<FieldDoc>, show_location: bool) -> impl IntoView {
                                 {show_location.then(|| view! { <td>{field.location.clone()}</td> })}
                                 <td><TypeLink kind=field.kind /></td>
                                 <td>{if field.required { "yes" } else { "" }}</td>
-                                <td>{field.description}</td>
+                                <td inner_html=field.description_html></td>
                             </tr>
                         }
                     })
@@ -186,6 +188,7 @@ fn FieldTable(fields: Vec<FieldDoc>, show_location: bool) -> impl IntoView {
             </tbody>
         </table>
     }
+    .into_any()
 }
 
 #[component]

@@ -96,7 +96,7 @@ pub fn SpacePage() -> impl IntoView {
     let is_admin = page.members.is_some();
     let settings = is_admin.then(|| view! { <SpaceSettings space=space.clone() is_root=page.is_root /> });
     let audit_link = is_admin.then(|| {
-        view! { <p><a href=format!("/audit?space_id={}", space.id)>"This space's audit log"</a></p> }
+        view! { <p><a href=format!("/audit?space_id={}", space.id)>"Audit log of this space"</a></p> }
     });
     let members = page.members.map(|members| {
         let action = format!("/spaces/{}/members", space.id);

@@ -56,6 +56,15 @@ impl From<bitgate_core::access::Denied> for ApiError {
     }
 }
 
+impl From<bitgate_core::access::Refused> for ApiError {
+    fn from(refused: bitgate_core::access::Refused) -> Self {
+        match refused {
+            bitgate_core::access::Refused::Denied(denied) => denied.into(),
+            bitgate_core::access::Refused::Database(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message, details) = match self {

@@ -8,7 +8,7 @@ use axum::{
     Json,
 };
 use bitgate_core::{
-    access::{Access, Denied},
+    access::{self, Access},
     audit::{self, Event, Target},
     spaces::{self, SpaceRecord, SpaceWriteError},
     users::{Email, FieldError, Role},
@@ -60,7 +60,7 @@ impl Space {
 #[allow(dead_code)] // Documents the fields that `Fields` reads one by one.
 #[derive(ToSchema)]
 pub struct CreateSpace {
-    /// 1 to 63 characters: lowercase letters, digits, dashes; unique in the account.
+    /// 1 to 63 printable characters, unique in the account.
     #[schema(example = "payments")]
     name: String,
     /// The space to create it in; you must administer it.
@@ -111,25 +111,13 @@ fn write_error(error: SpaceWriteError) -> ApiError {
     }
 }
 
-/// Records a refused write, then answers it.
-async fn denied(state: &AppState, caller: &Caller, action: &'static str, space: Uuid, why: Denied) -> ApiError {
-    let event = Event::new(caller.actor(), "authorization.denied")
-        .target(Target { kind: "space", id: space.to_string(), label: action.to_owned() })
-        .from_address(caller.address);
-    if let Err(e) = audit::record(&state.services.pool, event).await {
-        return e.into();
-    }
-    why.into()
-}
-
 /// The caller's access, when they administer `space`; otherwise the
 /// refusal, recorded.
 async fn administer(state: &AppState, caller: &Caller, space: Uuid, action: &'static str) -> Result<Access, ApiError> {
     let access = Access::load(&state.services.pool, caller.user.id).await?;
-    match access.can_administer(space) {
-        Ok(()) => Ok(access),
-        Err(why) => Err(denied(state, caller, action, space, why).await),
-    }
+    let attempt = access::refusal(caller.actor(), action, space).from_address(caller.address);
+    access::administer_or_record(&state.services.pool, &access, space, attempt).await?;
+    Ok(access)
 }
 
 /// List the spaces you can see
@@ -189,13 +177,10 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let mut fields = Fields::new::<CreateSpace>(body);
     let parent_raw = fields.required_string("parent_id");
-    let access = Access::load(&state.services.pool, caller.user.id).await?;
     // Authorization first: an unknown or unseen parent is a 404 whatever else is wrong.
     let parent = parent_raw.as_deref().map(Uuid::parse_str).transpose().map_err(|_| ApiError::NotFound)?;
     if let Some(parent) = parent {
-        if let Err(why) = access.can_administer(parent) {
-            return Err(denied(&state, &caller, "space.create", parent, why).await);
-        }
+        administer(&state, &caller, parent, "space.create").await?;
     }
     let name = fields.required_string("name").and_then(|raw| fields.check(spaces::parse_name(&raw)));
     let description = fields.optional_string("description").unwrap_or_default();
@@ -282,15 +267,21 @@ pub async fn delete(
 ) -> Result<impl IntoResponse, ApiError> {
     let space_id = id(&raw)?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
-    access.can_see(space_id)?;
     let space = spaces::find(&state.services.pool, space_id).await?.ok_or(ApiError::NotFound)?;
-    // Deleting a space is administering its parent; root cannot go.
-    let Some(parent) = space.parent_id else {
-        return Err(denied(&state, &caller, "space.delete", space_id, Denied::Forbidden).await);
+    // Deleting a space is administering its parent; root cannot go. Every
+    // refusal of an existing space is recorded, hidden or not.
+    let refusal = match (access.can_see(space_id), space.parent_id) {
+        (Err(why), _) => Some(ApiError::from(why)),
+        (Ok(()), None) => Some(ApiError::Forbidden),
+        (Ok(()), Some(_)) => None,
     };
-    if let Err(why) = access.can_administer(parent) {
-        return Err(denied(&state, &caller, "space.delete", space_id, why).await);
+    if let Some(refusal) = refusal {
+        let attempt = access::refusal(caller.actor(), "space.delete", space_id).from_address(caller.address);
+        audit::record(&state.services.pool, attempt).await?;
+        return Err(refusal);
     }
+    let parent = space.parent_id.ok_or(ApiError::Forbidden)?;
+    administer(&state, &caller, parent, "space.delete").await?;
     let mut tx = state.services.pool.begin().await?;
     if !spaces::delete(&mut *tx, space_id).await.map_err(write_error)? {
         return Err(ApiError::NotFound);

@@ -22,11 +22,24 @@ pub async fn page(State(state): State<AppState>, Extension(context): Extension<P
 }
 
 /// Markdown written in this code base (doc comments, the API description),
-/// as HTML. Never used on user input.
+/// as HTML. Raw HTML in it is shown as text, so that `<api token>` in prose
+/// reads as written.
 fn markdown(text: &str) -> String {
+    use pulldown_cmark::Event;
+    let events = pulldown_cmark::Parser::new(text).map(|event| match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        other => other,
+    });
     let mut html = String::new();
-    pulldown_cmark::html::push_html(&mut html, pulldown_cmark::Parser::new(text));
+    pulldown_cmark::html::push_html(&mut html, events);
     html
+}
+
+/// One line of markdown as inline HTML (no paragraph around it).
+fn inline_markdown(text: &str) -> String {
+    let html = markdown(text);
+    let html = html.trim_end();
+    html.strip_prefix("<p>").and_then(|h| h.strip_suffix("</p>")).unwrap_or(html).to_owned()
 }
 
 fn text(value: &Value) -> String {
@@ -81,7 +94,7 @@ fn operation_doc(document: &Value, path: &str, method: &str, operation: &Value) 
             location: text(&p["in"]),
             kind: type_ref(&p["schema"]),
             required: p["required"].as_bool().unwrap_or(false),
-            description: text(&p["description"]),
+            description_html: inline_markdown(&text(&p["description"])),
         })
         .collect();
     let request = operation["requestBody"]["content"]["application/json"].get("schema").map(type_ref);
@@ -97,7 +110,7 @@ fn operation_doc(document: &Value, path: &str, method: &str, operation: &Value) 
             };
             ResponseDoc {
                 status: status.clone(),
-                description: text(&response["description"]),
+                description_html: inline_markdown(&text(&response["description"])),
                 body: response["content"]["application/json"].get("schema").map(type_ref),
             }
         })
@@ -129,7 +142,7 @@ fn schema_doc(name: &str, schema: &Value) -> SchemaDoc {
             properties.push(FieldDoc {
                 name: "…".into(),
                 kind: type_ref(part),
-                description: format!("Every field of {}.", reference.rsplit('/').next().unwrap_or_default()),
+                description_html: format!("Every field of {}.", reference.rsplit('/').next().unwrap_or_default()),
                 ..FieldDoc::default()
             });
         }
@@ -141,7 +154,7 @@ fn schema_doc(name: &str, schema: &Value) -> SchemaDoc {
                 location: String::new(),
                 kind: type_ref(property),
                 required: required.contains(&field.as_str()) || part_required.contains(&field.as_str()),
-                description: text(&property["description"]),
+                description_html: inline_markdown(&text(&property["description"])),
             });
         }
     }
@@ -208,7 +221,15 @@ mod tests {
             .unwrap();
         assert_eq!(create.request.as_ref().and_then(|r| r.schema.as_deref()), Some("CreateSpace"));
         assert!(create.responses.iter().any(|r| r.status == "409"));
-        assert!(create.responses.iter().any(|r| r.status == "401" && r.description.contains("unauthenticated")));
+        assert!(create
+            .responses
+            .iter()
+            .any(|r| r.status == "401" && r.description_html.contains("<code>unauthenticated</code>")));
+    }
+
+    #[test]
+    fn markdown_shows_raw_html_as_text() {
+        assert_eq!(inline_markdown("Send `x` to <b>me</b>"), "Send <code>x</code> to &lt;b&gt;me&lt;/b&gt;");
     }
 
     #[test]

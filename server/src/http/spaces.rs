@@ -12,7 +12,7 @@ use axum::{
 };
 use bitgate_app::context::{Flash, FormOutcome, MemberRow, PageContext, SpacePage, SpaceRow, SpacesPage};
 use bitgate_core::{
-    access::{Access, Denied},
+    access::{self, Access, Denied},
     audit::{self, Actor, Event, Target},
     spaces::{self, SpaceRecord, SpaceWriteError},
     users::{self, Email, Role},
@@ -36,6 +36,30 @@ impl From<Denied> for AppError {
             Denied::Forbidden => AppError::Forbidden,
         }
     }
+}
+
+impl From<access::Refused> for AppError {
+    fn from(refused: access::Refused) -> Self {
+        match refused {
+            access::Refused::Denied(denied) => denied.into(),
+            access::Refused::Database(e) => e.into(),
+        }
+    }
+}
+
+/// The viewer's access, when they administer `space`; otherwise the
+/// refusal, recorded in the audit log.
+async fn administer(
+    state: &AppState,
+    user: &CurrentUser,
+    address: Option<std::net::IpAddr>,
+    space: Uuid,
+    action: &'static str,
+) -> Result<Access, AppError> {
+    let access = Access::load(&state.services.pool, user.0.id).await?;
+    let attempt = access::refusal(Actor::user(&user.0), action, space).from_address(address);
+    access::administer_or_record(&state.services.pool, &access, space, attempt).await?;
+    Ok(access)
 }
 
 fn row(space: &SpaceRecord, names: &HashMap<Uuid, String>, access: &Access) -> SpaceRow {
@@ -89,7 +113,7 @@ pub async fn create(
     Form(form): Form<CreateForm>,
 ) -> Result<Response, AppError> {
     let parent = Uuid::parse_str(&form.parent_id).map_err(|_| AppError::NotFound)?;
-    Access::load(&state.services.pool, user.0.id).await?.can_administer(parent)?;
+    administer(&state, &user, address, parent, "space.create").await?;
     let again = |field: &str, message: String| FormOutcome {
         values: vec![("name".into(), form.name.clone()), ("parent_id".into(), form.parent_id.clone())],
         field_errors: vec![(field.to_owned(), message)],
@@ -192,7 +216,7 @@ pub async fn update(
     Form(form): Form<SettingsForm>,
 ) -> Result<Response, AppError> {
     let space_id = Uuid::parse_str(&raw).map_err(|_| AppError::NotFound)?;
-    Access::load(&state.services.pool, user.0.id).await?.can_administer(space_id)?;
+    administer(&state, &user, address, space_id, "space.update").await?;
     let current = spaces::find(&state.services.pool, space_id).await?.ok_or(AppError::NotFound)?;
     let mut errors = Vec::new();
     let name = match (&form.name, current.parent_id) {
@@ -256,7 +280,7 @@ pub async fn add_member(
     Form(form): Form<MemberForm>,
 ) -> Result<Response, AppError> {
     let space_id = Uuid::parse_str(&raw).map_err(|_| AppError::NotFound)?;
-    Access::load(&state.services.pool, user.0.id).await?.can_administer(space_id)?;
+    administer(&state, &user, address, space_id, "member.set").await?;
     let refuse = |message: String| FormOutcome {
         values: vec![("email".into(), form.email.clone())],
         field_errors: vec![("email".into(), message)],
@@ -309,7 +333,7 @@ pub async fn remove_member(
     Path((raw, member_raw)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     let space_id = Uuid::parse_str(&raw).map_err(|_| AppError::NotFound)?;
-    Access::load(&state.services.pool, user.0.id).await?.can_administer(space_id)?;
+    administer(&state, &user, address, space_id, "member.remove").await?;
     let member_id = Uuid::parse_str(&member_raw).map_err(|_| AppError::NotFound)?;
     let mut tx = state.services.pool.begin().await?;
     if !spaces::remove_member(&mut *tx, space_id, member_id).await? {

@@ -65,6 +65,9 @@ impl Drop for TestApp {
     }
 }
 
+/// The password of every user the tests create.
+pub const PASSWORD: &str = "a long enough password";
+
 pub struct TestUser {
     pub email: String,
     pub password: String,
@@ -120,7 +123,7 @@ impl TestApp {
     }
 
     pub async fn create_user(&self, email: &str, role: Option<Role>) -> TestUser {
-        let password = "a long enough password".to_owned();
+        let password = PASSWORD.to_owned();
         let hasher = bitgate_core::passwords::PasswordHasher::new(1).unwrap();
         let mut tx = self.pool.begin().await.unwrap();
         let root = spaces::resolve(&mut *tx, "root").await.unwrap().unwrap();
@@ -139,6 +142,10 @@ impl TestApp {
         tx.commit().await.unwrap();
         let _ = user;
         TestUser { email: email.to_owned(), password }
+    }
+
+    pub async fn user_id(&self, email: &str) -> uuid::Uuid {
+        sqlx::query_scalar("SELECT id FROM users WHERE email = $1").bind(email).fetch_one(&self.pool).await.unwrap()
     }
 
     /// A browser logged in as a new account admin.

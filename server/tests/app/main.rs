@@ -2,6 +2,7 @@
 //! test with its own PostgreSQL database, driven over HTTP; and the real
 //! binary for the CLI and the embedded cluster.
 
+mod admin_pages;
 mod api_tokens;
 mod cli;
 mod contract;
@@ -11,9 +12,11 @@ mod headers;
 mod helpers;
 mod jobs;
 mod login;
+mod permissions;
 mod sessions;
 mod setup;
 mod spaces_api;
 mod spaces_pages;
 mod tokens_page;
 mod users_audit_api;
+mod world;
