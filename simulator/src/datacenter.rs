@@ -1,0 +1,372 @@
+//! Bitbucket Data Center (Server), as far as Bitgate talks to it: the REST
+//! API 1.0 paths, paging, error bodies and headers of Atlassian's
+//! documentation and the captured responses in ../shared/bitbucket-fixtures.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use axum::{
+    extract::{Path, Query, Request, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// A user of the simulated instance.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub slug: String,
+    pub display_name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub id: u64,
+    pub key: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub id: u64,
+    pub slug: String,
+    pub name: String,
+    pub project_key: String,
+}
+
+/// An HTTP access token: whose it is and what it may read.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub secret: String,
+    pub owner: String,
+    pub project_read: bool,
+    pub repository_read: bool,
+}
+
+/// Everything the simulated instance knows; tests change it while it runs.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub version: String,
+    /// Where Bitbucket lives on the host, such as `/bitbucket` ("" for the root).
+    /// Requests outside it get the HTML login page a real proxy setup shows.
+    pub context_path: String,
+    pub users: Vec<User>,
+    pub projects: Vec<Project>,
+    pub repositories: Vec<Repository>,
+    pub tokens: Vec<Token>,
+    /// Waited before every answer.
+    pub delay: Duration,
+    /// When set, every request is answered with a redirect there.
+    pub redirect_to: Option<String>,
+}
+
+/// The token the demo and the tests start with.
+pub const DEMO_TOKEN: &str = "BBDC-demo-token-0000000000000000000000000000";
+pub const DEMO_USER: &str = "jcitizen";
+
+impl Instance {
+    /// A small instance: two users, three projects, 60 repositories (more
+    /// than one page), and the demo token of `jcitizen`, which reads all.
+    pub fn sample() -> Self {
+        let projects = vec![
+            Project { id: 363, key: "PRJ".into(), name: "Platform".into() },
+            Project { id: 909, key: "OPS".into(), name: "Operations".into() },
+            Project { id: 910, key: "WEB".into(), name: "Web".into() },
+        ];
+        let repositories = (1..=60)
+            .map(|n| {
+                let project = &projects[(n as usize) % projects.len()];
+                let slug = if n == 1 { "my-repo".to_owned() } else { format!("service-{n:02}") };
+                Repository { id: n, name: slug.clone(), slug, project_key: project.key.clone() }
+            })
+            .collect();
+        Self {
+            version: "8.19.1".into(),
+            context_path: String::new(),
+            users: vec![
+                User { slug: DEMO_USER.into(), display_name: "Jane Citizen".into(), email: "jane@example.com".into() },
+                User { slug: "jsmith".into(), display_name: "John Smith".into(), email: "john@example.com".into() },
+            ],
+            projects,
+            repositories,
+            tokens: vec![Token {
+                secret: DEMO_TOKEN.into(),
+                owner: DEMO_USER.into(),
+                project_read: true,
+                repository_read: true,
+            }],
+            delay: Duration::ZERO,
+            redirect_to: None,
+        }
+    }
+}
+
+pub type Shared = Arc<RwLock<Instance>>;
+
+fn read(state: &Shared) -> Instance {
+    state.read().map(|i| i.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+}
+
+/// Bitbucket's error body.
+fn error(status: StatusCode, message: &str, exception: &str) -> Response {
+    let body = json!({"errors": [{"context": null, "message": message, "exceptionName": exception}]});
+    (status, Json(body)).into_response()
+}
+
+/// Who the request authenticates as: `Ok(None)` when anonymous, `Err` with
+/// Bitbucket's 401 when the token is not one of the instance's.
+fn caller(instance: &Instance, headers: &HeaderMap) -> Result<Option<Token>, Response> {
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let secret = value.strip_prefix("Bearer ").unwrap_or_default().trim();
+    match instance.tokens.iter().find(|t| t.secret == secret) {
+        Some(token) => Ok(Some(token.clone())),
+        None => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "Authentication failed. Please check your credentials and try again.",
+            "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException",
+        )),
+    }
+}
+
+/// Adds `X-AUSERNAME`, as Bitbucket does on authenticated answers.
+fn as_user(token: &Option<Token>, response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    if let Some(value) = token.as_ref().and_then(|t| HeaderValue::from_str(&t.owner).ok()) {
+        response.headers_mut().insert("x-ausername", value);
+    }
+    response
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    start: Option<usize>,
+    limit: Option<usize>,
+    name: Option<String>,
+}
+
+/// Bitbucket's paging: `size`, `limit`, `isLastPage`, `start`, and
+/// `nextPageStart` when there is more.
+fn paged(values: Vec<Value>, query: &PageQuery) -> Value {
+    let start = query.start.unwrap_or(0);
+    let limit = query.limit.unwrap_or(25).clamp(1, 1000);
+    let page: Vec<Value> = values.iter().skip(start).take(limit).cloned().collect();
+    let is_last = start + page.len() >= values.len();
+    let mut body = json!({"size": page.len(), "limit": limit, "isLastPage": is_last, "start": start, "values": page});
+    if !is_last {
+        body["nextPageStart"] = json!(start + limit);
+    }
+    body
+}
+
+fn project_json(project: &Project, base: &str) -> Value {
+    json!({
+        "key": project.key, "id": project.id, "name": project.name, "public": false, "type": "NORMAL",
+        "links": {"self": [{"href": format!("{base}/projects/{}", project.key)}]}
+    })
+}
+
+fn repository_json(instance: &Instance, repository: &Repository, base: &str) -> Value {
+    let project = instance.projects.iter().find(|p| p.key == repository.project_key);
+    let key = repository.project_key.to_lowercase();
+    json!({
+        "slug": repository.slug, "id": repository.id, "name": repository.name, "scmId": "git",
+        "state": "AVAILABLE", "statusMessage": "Available", "forkable": true, "public": false,
+        "project": project.map(|p| project_json(p, base)),
+        "links": {
+            "clone": [
+                {"href": format!("{base}/scm/{key}/{}.git", repository.slug), "name": "http"}
+            ],
+            "self": [{"href": format!("{base}/projects/{}/repos/{}/browse", repository.project_key, repository.slug)}]
+        }
+    })
+}
+
+fn base_url(headers: &HeaderMap, instance: &Instance) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    format!("http://{host}{}", instance.context_path)
+}
+
+async fn application_properties(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let instance = read(&state);
+    let token = match caller(&instance, &headers) {
+        Ok(token) => token,
+        Err(refused) => return refused,
+    };
+    as_user(
+        &token,
+        Json(
+            json!({"version": instance.version, "buildNumber": "8019001", "buildDate": "1717372800000", "displayName": "Bitbucket"}),
+        ),
+    )
+}
+
+async fn whoami(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let instance = read(&state);
+    match caller(&instance, &headers) {
+        Ok(token) => {
+            let name = token.as_ref().map(|t| t.owner.clone()).unwrap_or_default();
+            as_user(&token, ([(header::CONTENT_TYPE, "text/plain;charset=UTF-8")], name))
+        }
+        Err(refused) => refused,
+    }
+}
+
+async fn user(State(state): State<Shared>, headers: HeaderMap, Path(slug): Path<String>) -> Response {
+    let instance = read(&state);
+    let token = match caller(&instance, &headers) {
+        Ok(Some(token)) => Some(token),
+        Ok(None) => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "You are not permitted to access this resource",
+                "com.atlassian.bitbucket.AuthorisationException",
+            )
+        }
+        Err(refused) => return refused,
+    };
+    let base = base_url(&headers, &instance);
+    match instance.users.iter().find(|u| u.slug == slug) {
+        Some(user) => as_user(
+            &token,
+            Json(json!({
+                "name": user.slug, "emailAddress": user.email, "id": 1, "displayName": user.display_name,
+                "active": true, "slug": user.slug, "type": "NORMAL",
+                "links": {"self": [{"href": format!("{base}/users/{}", user.slug)}]}
+            })),
+        ),
+        None => error(
+            StatusCode::NOT_FOUND,
+            &format!("User {slug} does not exist."),
+            "com.atlassian.bitbucket.user.NoSuchUserException",
+        ),
+    }
+}
+
+/// Projects the token may read; none without project read (Bitbucket lists
+/// what the caller can see, it does not refuse the call).
+async fn projects(State(state): State<Shared>, headers: HeaderMap, Query(query): Query<PageQuery>) -> Response {
+    let instance = read(&state);
+    let token = match caller(&instance, &headers) {
+        Ok(token) => token,
+        Err(refused) => return refused,
+    };
+    let base = base_url(&headers, &instance);
+    let visible = token.as_ref().is_some_and(|t| t.project_read);
+    let values = if visible { instance.projects.iter().map(|p| project_json(p, &base)).collect() } else { Vec::new() };
+    as_user(&token, Json(paged(values, &query)))
+}
+
+fn repositories_of(
+    instance: &Instance,
+    token: &Option<Token>,
+    project: Option<&str>,
+    query: &PageQuery,
+    base: &str,
+) -> Value {
+    let visible = token.as_ref().is_some_and(|t| t.repository_read);
+    let name = query.name.as_deref().unwrap_or_default().to_lowercase();
+    let values = instance
+        .repositories
+        .iter()
+        .filter(|_| visible)
+        .filter(|r| project.is_none_or(|p| r.project_key.eq_ignore_ascii_case(p)))
+        .filter(|r| r.name.to_lowercase().contains(&name))
+        .map(|r| repository_json(instance, r, base))
+        .collect();
+    paged(values, query)
+}
+
+async fn repositories(State(state): State<Shared>, headers: HeaderMap, Query(query): Query<PageQuery>) -> Response {
+    let instance = read(&state);
+    let token = match caller(&instance, &headers) {
+        Ok(token) => token,
+        Err(refused) => return refused,
+    };
+    let base = base_url(&headers, &instance);
+    let body = repositories_of(&instance, &token, None, &query, &base);
+    as_user(&token, Json(body))
+}
+
+async fn project_repositories(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let instance = read(&state);
+    let token = match caller(&instance, &headers) {
+        Ok(token) => token,
+        Err(refused) => return refused,
+    };
+    if !instance.projects.iter().any(|p| p.key.eq_ignore_ascii_case(&key)) {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("Project {key} does not exist."),
+            "com.atlassian.bitbucket.project.NoSuchProjectException",
+        );
+    }
+    let base = base_url(&headers, &instance);
+    let body = repositories_of(&instance, &token, Some(&key), &query, &base);
+    as_user(&token, Json(body))
+}
+
+/// What a browser gets from a path Bitbucket does not serve, such as an API
+/// URL with the wrong context path: the login page, as HTML, status 200.
+async fn login_page() -> Response {
+    Html(
+        "<!DOCTYPE html><html><head><title>Log in - Bitbucket</title></head><body>\
+         <form id=\"form-login\" action=\"/j_atl_security_check\" method=\"post\">\
+         <input name=\"j_username\"><input name=\"j_password\" type=\"password\"></form></body></html>",
+    )
+    .into_response()
+}
+
+/// The configured delay and redirect, before anything else.
+async fn behaviour(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let instance = read(&state);
+    if !instance.delay.is_zero() {
+        tokio::time::sleep(instance.delay).await;
+    }
+    if let Some(target) = instance.redirect_to {
+        return (StatusCode::FOUND, [(header::LOCATION, target)]).into_response();
+    }
+    next.run(request).await
+}
+
+pub fn router(state: Shared) -> Router {
+    let context_path = read(&state).context_path;
+    let api = Router::new()
+        .route("/rest/api/1.0/application-properties", get(application_properties))
+        .route("/plugins/servlet/applinks/whoami", get(whoami))
+        .route("/rest/api/1.0/users/{slug}", get(user))
+        .route("/rest/api/1.0/projects", get(projects))
+        .route("/rest/api/1.0/projects/{key}/repos", get(project_repositories))
+        .route("/rest/api/1.0/repos", get(repositories));
+    let routes = if context_path.is_empty() { api } else { Router::new().nest(&context_path, api) };
+    routes.fallback(login_page).layer(middleware::from_fn_with_state(state.clone(), behaviour)).with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_follow_bitbucket_paging() {
+        let values: Vec<Value> = (0..30).map(|n| json!(n)).collect();
+        let first = paged(values.clone(), &PageQuery { start: None, limit: None, name: None });
+        assert_eq!((first["size"].as_u64(), first["isLastPage"].as_bool()), (Some(25), Some(false)));
+        assert_eq!(first["nextPageStart"], 25);
+        let last = paged(values, &PageQuery { start: Some(25), limit: None, name: None });
+        assert_eq!((last["size"].as_u64(), last["isLastPage"].as_bool()), (Some(5), Some(true)));
+        assert!(last.get("nextPageStart").is_none());
+    }
+}

@@ -1,0 +1,104 @@
+//! The Bitbucket simulator: a server that speaks enough of Bitbucket Data
+//! Center (and, later, Cloud) for every flow of Bitgate, so that no test and
+//! no demo needs the internet. Tests start it in-process with
+//! [`Simulator::start`]; `bitbucket-simulator` runs it beside Bitgate.
+
+pub mod datacenter;
+pub mod tls;
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, RwLock},
+};
+
+use axum::Router;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+    service::TowerToHyperService,
+};
+use tokio::{net::TcpListener, sync::oneshot};
+
+pub use datacenter::Instance as DataCenter;
+
+/// A running simulator; stops when dropped.
+pub struct Simulator {
+    /// The base URL, such as `http://127.0.0.1:40123`, context path not included.
+    pub url: String,
+    pub address: SocketAddr,
+    /// With TLS: the private CA's certificate (PEM).
+    pub ca_pem: Option<String>,
+    pub datacenter: datacenter::Shared,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub enum Transport {
+    Http,
+    /// TLS with a certificate from a private CA made for this run.
+    Tls,
+}
+
+impl Simulator {
+    /// Starts a Data Center instance on 127.0.0.1, on a port of its own.
+    pub async fn start(instance: DataCenter, transport: Transport) -> anyhow::Result<Self> {
+        Self::start_on("127.0.0.1:0".parse()?, instance, transport).await
+    }
+
+    pub async fn start_on(address: SocketAddr, instance: DataCenter, transport: Transport) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(address).await?;
+        let address = listener.local_addr()?;
+        let datacenter: datacenter::Shared = Arc::new(RwLock::new(instance));
+        let router = datacenter::router(datacenter.clone());
+        let (stop, stopped) = oneshot::channel();
+        let (url, ca_pem) = match transport {
+            Transport::Http => {
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, router).with_graceful_shutdown(async { drop(stopped.await) }).await;
+                });
+                (format!("http://{address}"), None)
+            }
+            Transport::Tls => {
+                let ca = tls::PrivateCa::generate()?;
+                tokio::spawn(serve_tls(listener, ca.acceptor, router, stopped));
+                (format!("https://localhost:{}", address.port()), Some(ca.ca_pem))
+            }
+        };
+        Ok(Self { url, address, ca_pem, datacenter, stop: Some(stop) })
+    }
+
+    /// Changes the running instance (a token's permissions, the delay...).
+    pub fn configure(&self, change: impl FnOnce(&mut DataCenter)) {
+        let mut instance = self.datacenter.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        change(&mut instance);
+    }
+}
+
+async fn serve_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    router: Router,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut stopped => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let (acceptor, router) = (acceptor.clone(), router.clone());
+        tokio::spawn(async move {
+            // A client that refuses our certificate ends here; that is the point.
+            let Ok(stream) = acceptor.accept(stream).await else { return };
+            let service = TowerToHyperService::new(router);
+            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
