@@ -4,6 +4,7 @@
 pub mod access;
 pub mod api_tokens;
 pub mod audit;
+pub mod bitbucket;
 pub mod config;
 pub mod db;
 pub mod jobs;

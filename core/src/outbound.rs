@@ -82,13 +82,22 @@ impl Resolve for DenyingResolver {
 
 /// The shared client for calls to Bitbucket: built once, cheap to clone.
 pub fn client(config: &Config) -> reqwest::Result<reqwest::Client> {
+    builder(config).build()
+}
+
+/// A client that also trusts a private CA (a Bitbucket signed by one), for
+/// one integration's calls.
+pub fn client_trusting(config: &Config, ca: &reqwest::Certificate) -> reqwest::Result<reqwest::Client> {
+    builder(config).add_root_certificate(ca.clone()).build()
+}
+
+fn builder(config: &Config) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(config.outbound_timeout)
         .connect_timeout(config.outbound_timeout)
         .user_agent(concat!("Bitgate/", env!("CARGO_PKG_VERSION")))
         .dns_resolver(Arc::new(DenyingResolver { deny: Arc::new(config.outbound_deny.clone()) }))
-        .build()
 }
 
 #[cfg(test)]

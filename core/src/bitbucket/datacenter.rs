@@ -1,0 +1,325 @@
+//! Checking a Bitbucket Data Center connection before it is saved: the
+//! server answers as Bitbucket, the token is accepted, it belongs to the
+//! username given, and it can read projects and repositories. Each check is
+//! reported on its own with what to fix; the checks stop at the first call
+//! that cannot reach the server, so a test takes at most about one
+//! `BITGATE_OUTBOUND_TIMEOUT`. Bitbucket's answers are never echoed back
+//! verbatim: every message is ours.
+
+use reqwest::{header, Response, StatusCode};
+use serde::Serialize;
+use serde_json::Value;
+use url::Url;
+
+use crate::{
+    config::Config,
+    outbound::{self, check_url, UrlRefused},
+};
+
+/// What the checks need. The token is sent as `Authorization: Bearer`.
+#[derive(Clone)]
+pub struct Connection {
+    pub api_url: Url,
+    pub username: String,
+    pub token: String,
+    /// A private CA's certificate, parsed.
+    pub ca: Option<reqwest::Certificate>,
+}
+
+impl std::fmt::Debug for Connection {
+    // Never the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("api_url", &self.api_url.as_str()).field("username", &self.username).finish()
+    }
+}
+
+/// One line of the checklist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// `server`, `token`, `owner`, `projects`, `repositories`.
+    pub name: &'static str,
+    pub ok: bool,
+    pub message: String,
+}
+
+/// The checklist, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub checks: Vec<Check>,
+    /// Bitbucket's version, when it said.
+    pub version: Option<String>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+
+    /// The first failure's message, for a health state.
+    pub fn first_failure(&self) -> Option<&Check> {
+        self.checks.iter().find(|c| !c.ok)
+    }
+}
+
+pub const CHECKS: [&str; 5] = ["server", "token", "owner", "projects", "repositories"];
+
+/// Where an access token is created for a Bitbucket at `user_facing_url`.
+pub fn token_page(user_facing_url: &Url) -> String {
+    format!("{}/plugins/servlet/access-tokens/manage", user_facing_url.as_str().trim_end_matches('/'))
+}
+
+/// Parses an API URL the way the checks need it: http(s), no user info,
+/// query or fragment, no trailing slash; an IP literal in the deny list is
+/// refused before any connection.
+pub fn parse_api_url(raw: &str, config: &Config) -> Result<Url, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err("Enter the URL of Bitbucket's REST API, such as https://bitbucket.example.com.".into());
+    }
+    let url = Url::parse(raw)
+        .map_err(|_| format!("\u{201c}{raw}\u{201d} is not a URL: write it like https://bitbucket.example.com."))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("Leave out the query (?...) and fragment (#...): give the URL Bitbucket is served at.".into());
+    }
+    check_url(&url, &config.outbound_deny).map_err(|e| match e {
+        UrlRefused::Scheme => "Use an http:// or https:// URL.".to_owned(),
+        UrlRefused::UserInfo => "Leave the user name and password out of the URL: the token authenticates.".to_owned(),
+        UrlRefused::NoHost => "The URL needs a host name.".to_owned(),
+        UrlRefused::Denied(ip) => {
+            format!("Bitgate is configured not to connect to {ip} (BITGATE_OUTBOUND_DENY).")
+        }
+    })?;
+    let mut url = url;
+    let trimmed = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&trimmed);
+    Ok(url)
+}
+
+/// Parses a PEM CA certificate given for a private CA.
+pub fn parse_ca_certificate(pem: &str) -> Result<reqwest::Certificate, String> {
+    let pem = pem.trim();
+    if !pem.starts_with("-----BEGIN CERTIFICATE-----") {
+        return Err(
+            "Paste the CA certificate in PEM form, from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----."
+                .into(),
+        );
+    }
+    reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|_| "This is not a readable PEM certificate.".to_owned())
+}
+
+fn endpoint(base: &Url, path: &str) -> String {
+    format!("{}{path}", base.as_str().trim_end_matches('/'))
+}
+
+/// Why a call did not come back with an answer, in words an admin can act on.
+fn unreachable(url: &Url, error: &reqwest::Error, config: &Config) -> String {
+    let host = url.host_str().unwrap_or_default();
+    let mut chain = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    let chain = chain.to_lowercase();
+    if error.is_timeout() || chain.contains("timed out") {
+        format!(
+            "No answer from {host} within {} seconds (BITGATE_OUTBOUND_TIMEOUT): check the URL and that Bitgate can reach it.",
+            config.outbound_timeout.as_secs()
+        )
+    } else if chain.contains("bitgate_outbound_deny") {
+        format!("{host} resolves to an address Bitgate is configured not to connect to (BITGATE_OUTBOUND_DENY).")
+    } else if chain.contains("certificate") || chain.contains("unknownissuer") || chain.contains("tls") {
+        format!(
+            "The TLS connection to {host} failed: its certificate is not trusted. If Bitbucket uses a private CA, paste the CA certificate."
+        )
+    } else if chain.contains("dns error")
+        || chain.contains("lookup address")
+        || chain.contains("name or service not known")
+    {
+        format!("The host name {host} does not resolve: check its spelling.")
+    } else if chain.contains("connection refused") {
+        format!("{host} refused the connection: check the port, and that Bitbucket is running.")
+    } else {
+        format!("Bitgate could not reach {host}: check the URL and the network between them.")
+    }
+}
+
+async fn get(client: &reqwest::Client, url: String, token: Option<&str>) -> reqwest::Result<Response> {
+    let request = client.get(url).header(header::ACCEPT, "application/json");
+    match token {
+        Some(token) => request.bearer_auth(token).send().await,
+        None => request.send().await,
+    }
+}
+
+fn is_html(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("text/html"))
+}
+
+fn ok(name: &'static str, message: impl Into<String>) -> Check {
+    Check { name, ok: true, message: message.into() }
+}
+
+fn failed(name: &'static str, message: impl Into<String>) -> Check {
+    Check { name, ok: false, message: message.into() }
+}
+
+/// The lines after a failure that stops the checks.
+fn not_run(report: &mut Report, after: &'static str) {
+    let start = CHECKS.iter().position(|c| *c == after).map_or(CHECKS.len(), |i| i + 1);
+    for name in &CHECKS[start..] {
+        report.checks.push(failed(name, "Not checked: fix the line above first."));
+    }
+}
+
+/// Runs every check, in order.
+pub async fn check(connection: &Connection, config: &Config) -> Report {
+    let mut report = Report { checks: Vec::new(), version: None };
+    let client = match &connection.ca {
+        Some(ca) => outbound::client_trusting(config, ca),
+        None => outbound::client(config),
+    };
+    let Ok(client) = client else {
+        report.checks.push(failed("server", "Bitgate could not prepare an HTTP client for this URL."));
+        not_run(&mut report, "server");
+        return report;
+    };
+    let base = &connection.api_url;
+
+    // 1. The server answers as Bitbucket (anonymously: the version is public).
+    let properties_url = endpoint(base, "/rest/api/1.0/application-properties");
+    let response = match get(&client, properties_url.clone(), None).await {
+        Ok(response) => response,
+        Err(error) => {
+            report.checks.push(failed("server", unreachable(base, &error, config)));
+            not_run(&mut report, "server");
+            return report;
+        }
+    };
+    let status = response.status();
+    if status.is_redirection() {
+        let target = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("elsewhere");
+        report.checks.push(failed(
+            "server",
+            format!("The server answered with a redirect to {target}. Bitgate does not follow redirects: enter the URL Bitbucket is really served at."),
+        ));
+        not_run(&mut report, "server");
+        return report;
+    }
+    if is_html(&response) {
+        report.checks.push(failed(
+            "server",
+            "The server answered with a web page, not Bitbucket's REST API. Check the context path: if Bitbucket is served at https://host/bitbucket, the API URL includes /bitbucket.",
+        ));
+        not_run(&mut report, "server");
+        return report;
+    }
+    let body: Option<Value> = response.json().await.ok();
+    let says_bitbucket = |body: &Option<Value>| body.as_ref().is_some_and(|b| b.get("errors").is_some());
+    match (status, &body) {
+        (StatusCode::OK, Some(properties)) if properties.get("version").and_then(Value::as_str).is_some() => {
+            let version = properties["version"].as_str().unwrap_or_default().to_owned();
+            report.checks.push(ok("server", format!("Bitbucket Data Center {version} answered.")));
+            report.version = Some(version);
+        }
+        (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _) if says_bitbucket(&body) => {
+            report.checks.push(ok("server", "Bitbucket answered (it shows its version to logged-in users only)."));
+        }
+        _ => {
+            report.checks.push(failed(
+                "server",
+                format!("{properties_url} answered {status}, not as Bitbucket Data Center. Check the API URL and its context path."),
+            ));
+            not_run(&mut report, "server");
+            return report;
+        }
+    }
+
+    // 2. The token is accepted, and 3. it belongs to the username given.
+    let whoami = match get(&client, endpoint(base, "/plugins/servlet/applinks/whoami"), Some(&connection.token)).await {
+        Ok(response) => response,
+        Err(error) => {
+            report.checks.push(failed("token", unreachable(base, &error, config)));
+            not_run(&mut report, "token");
+            return report;
+        }
+    };
+    if matches!(whoami.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        report.checks.push(failed(
+            "token",
+            "Bitbucket refused the token: it is wrong, expired or revoked. Create a new HTTP access token and paste it whole.",
+        ));
+        not_run(&mut report, "token");
+        return report;
+    }
+    let header_owner = whoami.headers().get("x-ausername").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body_owner = whoami.text().await.unwrap_or_default().trim().to_owned();
+    let owner =
+        header_owner.filter(|o| !o.is_empty()).or(Some(body_owner).filter(|o| !o.is_empty() && !o.contains('<')));
+    let Some(owner) = owner else {
+        report.checks.push(failed(
+            "token",
+            "Bitbucket did not recognise the token (it answered as to an anonymous user). Paste the whole token.",
+        ));
+        not_run(&mut report, "token");
+        return report;
+    };
+    report.checks.push(ok("token", "Bitbucket accepted the token."));
+    if owner.eq_ignore_ascii_case(connection.username.trim()) {
+        report.checks.push(ok("owner", format!("The token belongs to {owner}.")));
+    } else {
+        report.checks.push(failed(
+            "owner",
+            format!(
+                "The token belongs to {owner}, not {}: enter {owner} as the username, or use a token of {}.",
+                connection.username.trim(),
+                connection.username.trim()
+            ),
+        ));
+    }
+
+    // 4. and 5. It can read projects and repositories.
+    for (name, path, what, permission) in [
+        ("projects", "/rest/api/1.0/projects?limit=1", "project", "Projects: read"),
+        ("repositories", "/rest/api/1.0/repos?limit=1", "repository", "Repositories: read"),
+    ] {
+        let response = match get(&client, endpoint(base, path), Some(&connection.token)).await {
+            Ok(response) => response,
+            Err(error) => {
+                report.checks.push(failed(name, unreachable(base, &error, config)));
+                not_run(&mut report, name);
+                return report;
+            }
+        };
+        let status = response.status();
+        let page: Option<Value> = response.json().await.ok();
+        let first = page.as_ref().and_then(|p| p["values"].get(0)).cloned();
+        match (status, first) {
+            (StatusCode::OK, Some(first)) => {
+                let label = match name {
+                    "projects" => first["key"].as_str().unwrap_or_default().to_owned(),
+                    _ => format!(
+                        "{}/{}",
+                        first["project"]["key"].as_str().unwrap_or_default(),
+                        first["slug"].as_str().unwrap_or_default()
+                    ),
+                };
+                report.checks.push(ok(name, format!("The token reads {name} (for example {label}).")));
+            }
+            (StatusCode::OK, None) => report.checks.push(failed(
+                name,
+                format!("The token sees no {what}. Give it the permission {permission}, or check that the user can see one."),
+            )),
+            (status, _) => report.checks.push(failed(
+                name,
+                format!("Bitbucket refused to list {name} to this token ({status}). Give it the permission {permission}."),
+            )),
+        }
+    }
+    report
+}

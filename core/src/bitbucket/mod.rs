@@ -1,0 +1,3 @@
+//! Talking to Bitbucket: checking credentials before they are saved.
+
+pub mod datacenter;
