@@ -91,6 +91,17 @@ impl Access {
         self.require(space, Role::Admin)
     }
 
+    /// Open an integration's details, test it, see its deliveries, change
+    /// or delete it, reveal or rotate its webhook secret: admins of its
+    /// space; for a default integration (`None`), account admins. Everyone
+    /// sees defaults in lists, so refusing one is 403, not 404.
+    pub fn can_administer_integration(&self, space: Option<SpaceId>) -> Result<(), Denied> {
+        match space {
+            Some(space) => self.can_administer(space),
+            None => self.can_administer_account(),
+        }
+    }
+
     /// Manage users, default integrations, the whole audit log.
     pub fn can_administer_account(&self) -> Result<(), Denied> {
         if self.is_account_admin() {
@@ -163,6 +174,11 @@ mod tests {
         let admin = access(&[(team, Role::Admin)], root);
         assert_eq!(admin.can_administer(team), Ok(()));
         assert!(!admin.is_account_admin());
+
+        assert_eq!(admin.can_administer_integration(Some(team)), Ok(()));
+        assert_eq!(admin.can_administer_integration(None), Err(Denied::Forbidden), "defaults are for account admins");
+        assert_eq!(reader.can_administer_integration(Some(team)), Err(Denied::Forbidden));
+        assert_eq!(reader.can_administer_integration(Some(other)), Err(Denied::Hidden));
 
         let account_admin = access(&[(root, Role::Admin)], root);
         assert!(account_admin.is_account_admin());

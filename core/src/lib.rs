@@ -7,6 +7,7 @@ pub mod audit;
 pub mod bitbucket;
 pub mod config;
 pub mod db;
+pub mod integrations;
 pub mod jobs;
 pub mod maintenance;
 pub mod outbound;

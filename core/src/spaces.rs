@@ -62,6 +62,8 @@ pub enum SpaceWriteError {
     NameTaken,
     #[error("This space has child spaces: delete or move them first.")]
     HasChildren,
+    #[error("This space holds integrations or stacks: delete them first.")]
+    InUse,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -70,6 +72,7 @@ fn constraint_error(error: sqlx::Error) -> SpaceWriteError {
     match error.as_database_error().and_then(|e| e.constraint()) {
         Some("spaces_name_key") => SpaceWriteError::NameTaken,
         Some("spaces_parent_id_fkey") => SpaceWriteError::HasChildren,
+        Some("integrations_space_id_fkey" | "stacks_space_id_fkey") => SpaceWriteError::InUse,
         _ => SpaceWriteError::Database(error),
     }
 }

@@ -50,6 +50,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 /// stopping at the first.
 pub struct Fields {
     map: Map<String, Value>,
+    /// Prepended to field names in errors: `datacenter.` for a nested object.
+    prefix: String,
     pub errors: Vec<FieldError>,
 }
 
@@ -58,24 +60,73 @@ impl Fields {
     /// does not name is refused (a typo must not be silently ignored), so the
     /// OpenAPI document and the parser cannot drift apart.
     pub fn new<T: PartialSchema>(JsonObject(map): JsonObject) -> Self {
+        Self::with_prefix::<T>(map, String::new())
+    }
+
+    fn with_prefix<T: PartialSchema>(map: Map<String, Value>, prefix: String) -> Self {
         let known = property_names(&T::schema());
         let errors = map
             .keys()
             .filter(|key| !known.contains(key))
-            .map(|key| FieldError::new(key, "unknown_field", format!("\"{key}\" is not a field of this request.")))
+            .map(|key| {
+                let field = format!("{prefix}{key}");
+                FieldError::new(&field, "unknown_field", format!("\"{field}\" is not a field of this request."))
+            })
             .collect();
-        Self { map, errors }
+        Self { map, prefix, errors }
+    }
+
+    fn error(&mut self, name: &str, code: &str, message: String) {
+        let field = format!("{}{name}", self.prefix);
+        self.errors.push(FieldError::new(&field, code, message));
+    }
+
+    /// The fields of a nested object (`None` when absent or null); its
+    /// problems are named `name.field`. Give the child back with [`Fields::absorb`].
+    pub fn nested<T: PartialSchema>(&mut self, name: &str) -> Option<Fields> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) => Some(Self::with_prefix::<T>(map.clone(), format!("{}{name}.", self.prefix))),
+            Some(_) => {
+                self.error(name, "invalid_type", format!("\"{name}\" must be an object."));
+                None
+            }
+        }
+    }
+
+    /// Takes in a nested object's problems.
+    pub fn absorb(&mut self, child: Fields) {
+        self.errors.extend(child.errors);
+    }
+
+    /// Whether the body names this field at all (null included).
+    pub fn has(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+
+    /// `None` when absent or null.
+    pub fn optional_strings(&mut self, name: &str) -> Option<Vec<String>> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+                Some(items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            }
+            Some(_) => {
+                self.error(name, "invalid_type", format!("\"{name}\" must be a list of strings."));
+                None
+            }
+        }
     }
 
     pub fn required_string(&mut self, name: &str) -> Option<String> {
         match self.map.get(name) {
             None | Some(Value::Null) => {
-                self.errors.push(FieldError::new(name, "required", format!("\"{name}\" is required.")));
+                self.error(name, "required", format!("\"{name}\" is required."));
                 None
             }
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => {
-                self.errors.push(FieldError::new(name, "invalid_type", format!("\"{name}\" must be a string.")));
+                self.error(name, "invalid_type", format!("\"{name}\" must be a string."));
                 None
             }
         }
@@ -87,7 +138,7 @@ impl Fields {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => {
-                self.errors.push(FieldError::new(name, "invalid_type", format!("\"{name}\" must be a string.")));
+                self.error(name, "invalid_type", format!("\"{name}\" must be a string."));
                 None
             }
         }
@@ -99,7 +150,7 @@ impl Fields {
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(*b),
             Some(_) => {
-                self.errors.push(FieldError::new(name, "invalid_type", format!("\"{name}\" must be true or false.")));
+                self.error(name, "invalid_type", format!("\"{name}\" must be true or false."));
                 None
             }
         }
@@ -107,7 +158,19 @@ impl Fields {
 
     /// Records the outcome of parsing a field's value.
     pub fn check<T>(&mut self, parsed: Result<T, FieldError>) -> Option<T> {
-        parsed.map_err(|e| self.errors.push(e)).ok()
+        parsed
+            .map_err(|mut e| {
+                if !self.prefix.is_empty() && !e.field.starts_with(&self.prefix) {
+                    e.field = format!("{}{}", self.prefix, e.field);
+                }
+                self.errors.push(e)
+            })
+            .ok()
+    }
+
+    /// Records a problem with a field of this object.
+    pub fn refuse(&mut self, name: &str, code: &str, message: impl Into<String>) {
+        self.error(name, code, message.into());
     }
 
     /// 422 with every problem, or the values.

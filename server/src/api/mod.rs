@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod caller;
 pub mod error;
+pub mod integrations;
 pub mod json;
 pub mod openapi;
 pub mod pagination;
@@ -62,6 +63,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(audit::list))
+        .routes(routes!(integrations::list, integrations::create))
+        .routes(routes!(integrations::get, integrations::delete))
+        .routes(routes!(integrations::test))
+        .routes(routes!(integrations::webhook))
 }
 
 /// The API, and `/api/v1/openapi.json` describing it.

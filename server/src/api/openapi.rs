@@ -56,6 +56,10 @@ pub fn finish(mut document: OpenApi) -> OpenApi {
             ("users", "The account's users. Account admins only."),
             ("tokens", "Your own API tokens."),
             ("audit", "Who did what, when, from where."),
+            (
+                "integrations",
+                "Connections to Bitbucket: credentials checked before they are saved, the webhook endpoint and secret.",
+            ),
             ("meta", "This document and the health probes; no authentication."),
         ]
         .into_iter()

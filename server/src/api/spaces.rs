@@ -107,6 +107,7 @@ fn write_error(error: SpaceWriteError) -> ApiError {
         SpaceWriteError::HasChildren => {
             ApiError::Conflict(vec![FieldError::new("id", "has_children", error.to_string())])
         }
+        SpaceWriteError::InUse => ApiError::Conflict(vec![FieldError::new("id", "in_use", error.to_string())]),
         SpaceWriteError::Database(e) => e.into(),
     }
 }

@@ -139,7 +139,9 @@ pub async fn create(
             let outcome = again("name", "A space with this name exists already: choose another.".into());
             return render_list(&state, context, &user, Some(outcome), StatusCode::CONFLICT).await;
         }
-        Err(SpaceWriteError::HasChildren) => return Err(AppError::Internal("a new space has children".into())),
+        Err(SpaceWriteError::HasChildren | SpaceWriteError::InUse) => {
+            return Err(AppError::Internal("a new space reported dependents".into()))
+        }
         Err(SpaceWriteError::Database(e)) => return Err(e.into()),
     };
     audit::record(
@@ -246,7 +248,9 @@ pub async fn update(
             let outcome = again(vec![("name".into(), "A space with this name exists already: choose another.".into())]);
             return render_space(&state, context, &user, space_id, Some(outcome), StatusCode::CONFLICT).await;
         }
-        Err(SpaceWriteError::HasChildren) => return Err(AppError::Internal("renaming reported children".into())),
+        Err(SpaceWriteError::HasChildren | SpaceWriteError::InUse) => {
+            return Err(AppError::Internal("renaming reported dependents".into()))
+        }
         Err(SpaceWriteError::Database(e)) => return Err(e.into()),
     };
     audit::record(

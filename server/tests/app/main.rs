@@ -10,6 +10,7 @@ mod csrf;
 mod database;
 mod headers;
 mod helpers;
+mod integrations_api;
 mod jobs;
 mod login;
 mod permissions;

@@ -25,7 +25,12 @@ pub fn email_of(label: &str) -> String {
 }
 
 pub async fn world() -> World {
-    let app = TestApp::spawn().await;
+    world_with(&[]).await
+}
+
+/// The world on a Bitgate with extra configuration variables.
+pub async fn world_with(extra: &[(&str, &str)]) -> World {
+    let app = TestApp::spawn_with(extra).await;
     let root = spaces::resolve(&app.pool, "root").await.unwrap().unwrap().id;
     let team = spaces::create(&app.pool, "team", root, "").await.unwrap().id;
     let other = spaces::create(&app.pool, "other", root, "").await.unwrap().id;

@@ -1,0 +1,544 @@
+//! Integrations: named connections to one Bitbucket, default for their
+//! provider or scoped to one space. Secrets (the Data Center access token,
+//! the webhook secret) are sealed with the keyring, bound to their row and
+//! column, and opened only where they are needed.
+
+use sqlx::{PgConnection, PgExecutor};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    secrets::{Binding, Keyring, OpenError, Sealed},
+    spaces::SpaceId,
+    tokens::random_token,
+    users::FieldError,
+};
+
+pub type IntegrationId = Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Cloud,
+    DataCenter,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Cloud => "bitbucket_cloud",
+            Provider::DataCenter => "bitbucket_datacenter",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        match raw {
+            "bitbucket_cloud" => Ok(Provider::Cloud),
+            "bitbucket_datacenter" => Ok(Provider::DataCenter),
+            _ => Err(FieldError::new("provider", "invalid", "Choose bitbucket_cloud or bitbucket_datacenter.")),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Provider::Cloud => "Bitbucket Cloud",
+            Provider::DataCenter => "Bitbucket Data Center",
+        }
+    }
+}
+
+/// How build statuses are reported to Bitbucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub use_git_checkout: bool,
+    pub commit_status: bool,
+    pub status_details: bool,
+    /// `individual`, `aggregated` or `all`.
+    pub vcs_checks: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { use_git_checkout: false, commit_status: true, status_details: true, vcs_checks: "individual".into() }
+    }
+}
+
+pub fn parse_vcs_checks(raw: &str) -> Result<String, FieldError> {
+    match raw {
+        "individual" | "aggregated" | "all" => Ok(raw.to_owned()),
+        _ => Err(FieldError::new("options.vcs_checks", "invalid", "Choose individual, aggregated or all.")),
+    }
+}
+
+/// The slug of a name: lowercase letters and digits, other runs turned into
+/// one dash. The webhook endpoint is `/webhooks/bitbucket/{slug}`.
+pub fn slug_of(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.trim().chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    slug.trim_end_matches('-').to_owned()
+}
+
+/// A name, 1 to 63 characters, whose slug is not empty; returns (name, slug).
+pub fn parse_name(raw: &str) -> Result<(String, String), FieldError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(FieldError::new("name", "required", "Enter a name, such as bitbucket-main."));
+    }
+    if name.chars().count() > 63 {
+        return Err(FieldError::new("name", "too_long", "Use at most 63 characters."));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(FieldError::new("name", "invalid", "Use printable characters only."));
+    }
+    let slug = slug_of(name);
+    if slug.is_empty() {
+        return Err(FieldError::new(
+            "name",
+            "invalid",
+            "Include at least one letter or digit: the webhook endpoint is made from them.",
+        ));
+    }
+    Ok((name.to_owned(), slug))
+}
+
+/// Labels: at most 20, each 1 to 50 characters, without duplicates.
+pub fn parse_labels(raw: &[String]) -> Result<Vec<String>, FieldError> {
+    let mut labels: Vec<String> = Vec::new();
+    for label in raw.iter().map(|l| l.trim()).filter(|l| !l.is_empty()) {
+        if label.chars().count() > 50 || label.chars().any(char::is_control) {
+            return Err(FieldError::new("labels", "invalid", "Each label is at most 50 printable characters."));
+        }
+        if !labels.iter().any(|l| l == label) {
+            labels.push(label.to_owned());
+        }
+    }
+    if labels.len() > 20 {
+        return Err(FieldError::new("labels", "too_many", "Use at most 20 labels."));
+    }
+    Ok(labels)
+}
+
+pub fn parse_description(raw: &str) -> Result<String, FieldError> {
+    if raw.chars().count() > 10_000 {
+        Err(FieldError::new("description", "too_long", "Use at most 10,000 characters."))
+    } else {
+        Ok(raw.trim().to_owned())
+    }
+}
+
+/// The Data Center credentials as they may be shown: never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataCenterView {
+    pub api_url: String,
+    pub user_facing_url: String,
+    pub username: String,
+    pub access_token_last4: String,
+    pub ca_certificate: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// `connected`, `pending_authorization` or `error`.
+    pub state: String,
+    pub message: String,
+    pub checked_at: Option<OffsetDateTime>,
+}
+
+/// An integration as stored, secrets left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Integration {
+    pub id: IntegrationId,
+    pub name: String,
+    pub slug: String,
+    pub provider: Provider,
+    /// None: the default of its provider.
+    pub space_id: Option<SpaceId>,
+    pub labels: Vec<String>,
+    pub description: String,
+    pub options: Options,
+    pub health: Health,
+    pub created_at: OffsetDateTime,
+    pub created_by_label: String,
+    pub datacenter: Option<DataCenterView>,
+    pub stacks_count: i64,
+}
+
+/// What a new Data Center integration is made of, checked.
+pub struct NewDataCenter {
+    pub name: String,
+    pub slug: String,
+    pub space_id: Option<SpaceId>,
+    pub labels: Vec<String>,
+    pub description: String,
+    pub options: Options,
+    pub api_url: String,
+    pub user_facing_url: String,
+    pub username: String,
+    pub access_token: String,
+    pub ca_certificate: Option<String>,
+    pub health: Health,
+    pub created_by: Option<Uuid>,
+    pub created_by_label: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("An integration has this name already.")]
+    NameTaken,
+    #[error("An integration has a name with the same webhook endpoint already.")]
+    SlugTaken,
+    #[error("A default integration exists already for this provider.")]
+    DefaultExists,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl WriteError {
+    /// The field and code the error is about.
+    pub fn field_error(&self) -> Option<FieldError> {
+        match self {
+            WriteError::NameTaken => Some(FieldError::new("name", "taken", self.to_string())),
+            WriteError::SlugTaken => Some(FieldError::new(
+                "name",
+                "slug_taken",
+                "Another integration's name gives the same webhook endpoint: choose another name.",
+            )),
+            WriteError::DefaultExists => Some(FieldError::new(
+                "scope",
+                "default_exists",
+                "A default integration exists already for this provider: scope this one to a space, or edit the default.",
+            )),
+            WriteError::Database(_) => None,
+        }
+    }
+}
+
+fn constraint_error(error: sqlx::Error) -> WriteError {
+    match error.as_database_error().and_then(|e| e.constraint()) {
+        Some("integrations_name_key") => WriteError::NameTaken,
+        Some("integrations_slug_key") => WriteError::SlugTaken,
+        Some("integrations_one_default") => WriteError::DefaultExists,
+        _ => WriteError::Database(error),
+    }
+}
+
+const TABLE: &str = "integrations";
+
+/// What would stop a new integration from being stored, checked before its
+/// (slow) connection checks; the insert still catches a race.
+pub async fn conflict(
+    db: impl PgExecutor<'_>,
+    name: &str,
+    slug: &str,
+    provider: Provider,
+    space_id: Option<SpaceId>,
+) -> Result<Option<WriteError>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT EXISTS (SELECT 1 FROM integrations WHERE lower(name) = lower($1)) AS "name!",
+                  EXISTS (SELECT 1 FROM integrations WHERE slug = $2) AS "slug!",
+                  EXISTS (SELECT 1 FROM integrations WHERE provider = $3 AND space_id IS NULL) AS "default!""#,
+        name,
+        slug,
+        provider.as_str()
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(if row.name {
+        Some(WriteError::NameTaken)
+    } else if row.slug {
+        Some(WriteError::SlugTaken)
+    } else if space_id.is_none() && row.default {
+        Some(WriteError::DefaultExists)
+    } else {
+        None
+    })
+}
+
+fn binding(table: &'static str, column: &'static str, row: Uuid) -> Binding<'static> {
+    Binding { table, column, row }
+}
+
+/// Creates a Data Center integration with a new webhook secret, in the
+/// caller's transaction.
+pub async fn create_datacenter(
+    tx: &mut PgConnection,
+    keyring: &Keyring,
+    new: NewDataCenter,
+) -> Result<Integration, WriteError> {
+    let id = Uuid::new_v4();
+    let secret = keyring.seal(random_token().as_bytes(), binding(TABLE, "webhook_secret", id));
+    sqlx::query!(
+        r#"INSERT INTO integrations (id, name, slug, provider, space_id, labels, description, use_git_checkout,
+                                    commit_status, status_details, vcs_checks, webhook_secret_key, webhook_secret,
+                                    health_state, health_message, health_checked_at, created_by, created_by_label)
+           VALUES ($1, $2, $3, 'bitbucket_datacenter', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"#,
+        id,
+        new.name,
+        new.slug,
+        new.space_id,
+        &new.labels,
+        new.description,
+        new.options.use_git_checkout,
+        new.options.commit_status,
+        new.options.status_details,
+        new.options.vcs_checks,
+        secret.key_id,
+        secret.ciphertext,
+        new.health.state,
+        new.health.message,
+        new.health.checked_at,
+        new.created_by,
+        new.created_by_label,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(constraint_error)?;
+    let token = keyring.seal(new.access_token.as_bytes(), binding("datacenter_credentials", "access_token", id));
+    sqlx::query!(
+        r#"INSERT INTO datacenter_credentials (integration_id, api_url, user_facing_url, username, access_token_key,
+                                              access_token, access_token_last4, ca_certificate)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+        id,
+        new.api_url,
+        new.user_facing_url,
+        new.username,
+        token.key_id,
+        token.ciphertext,
+        last4(&new.access_token),
+        new.ca_certificate,
+    )
+    .execute(&mut *tx)
+    .await?;
+    find(&mut *tx, id).await?.ok_or(WriteError::Database(sqlx::Error::RowNotFound))
+}
+
+/// The last four characters of a token, to recognise it.
+pub fn last4(token: &str) -> String {
+    let chars: Vec<char> = token.chars().collect();
+    chars[chars.len().saturating_sub(4)..].iter().collect()
+}
+
+struct Row {
+    id: Uuid,
+    name: String,
+    slug: String,
+    provider: String,
+    space_id: Option<Uuid>,
+    labels: Vec<String>,
+    description: String,
+    use_git_checkout: bool,
+    commit_status: bool,
+    status_details: bool,
+    vcs_checks: String,
+    health_state: String,
+    health_message: String,
+    health_checked_at: Option<OffsetDateTime>,
+    created_at: OffsetDateTime,
+    created_by_label: String,
+    api_url: Option<String>,
+    user_facing_url: Option<String>,
+    username: Option<String>,
+    access_token_last4: Option<String>,
+    ca_certificate: Option<String>,
+    stacks_count: i64,
+}
+
+impl From<Row> for Integration {
+    fn from(row: Row) -> Self {
+        let datacenter = match (row.api_url, row.user_facing_url, row.username, row.access_token_last4) {
+            (Some(api_url), Some(user_facing_url), Some(username), Some(access_token_last4)) => Some(DataCenterView {
+                api_url,
+                user_facing_url,
+                username,
+                access_token_last4,
+                ca_certificate: row.ca_certificate,
+            }),
+            _ => None,
+        };
+        Integration {
+            id: row.id,
+            name: row.name,
+            slug: row.slug,
+            provider: if row.provider == "bitbucket_cloud" { Provider::Cloud } else { Provider::DataCenter },
+            space_id: row.space_id,
+            labels: row.labels,
+            description: row.description,
+            options: Options {
+                use_git_checkout: row.use_git_checkout,
+                commit_status: row.commit_status,
+                status_details: row.status_details,
+                vcs_checks: row.vcs_checks,
+            },
+            health: Health { state: row.health_state, message: row.health_message, checked_at: row.health_checked_at },
+            created_at: row.created_at,
+            created_by_label: row.created_by_label,
+            datacenter,
+            stacks_count: row.stacks_count,
+        }
+    }
+}
+
+pub async fn find(db: impl PgExecutor<'_>, id: IntegrationId) -> Result<Option<Integration>, sqlx::Error> {
+    let row = sqlx::query_as!(
+        Row,
+        r#"SELECT i.id, i.name, i.slug, i.provider, i.space_id, i.labels, i.description, i.use_git_checkout,
+                  i.commit_status, i.status_details, i.vcs_checks, i.health_state, i.health_message,
+                  i.health_checked_at, i.created_at, i.created_by_label,
+                  d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?", d.username AS "username?",
+                  d.access_token_last4 AS "access_token_last4?", d.ca_certificate,
+                  (SELECT count(*) FROM stacks s WHERE s.integration_id = i.id) AS "stacks_count!"
+           FROM integrations i LEFT JOIN datacenter_credentials d ON d.integration_id = i.id
+           WHERE i.id = $1"#,
+        id
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(Integration::from))
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub provider: Option<Provider>,
+    /// Only integrations of this space (and, when `with_defaults`, the defaults).
+    pub space_id: Option<SpaceId>,
+    pub label: Option<String>,
+}
+
+/// Integrations in the `visible` spaces plus the defaults, newest first.
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    visible: &[SpaceId],
+    filter: &ListFilter,
+    after: Option<(OffsetDateTime, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Integration>, sqlx::Error> {
+    let (after_at, after_id) = after.unzip();
+    let rows = sqlx::query_as!(
+        Row,
+        r#"SELECT i.id, i.name, i.slug, i.provider, i.space_id, i.labels, i.description, i.use_git_checkout,
+                  i.commit_status, i.status_details, i.vcs_checks, i.health_state, i.health_message,
+                  i.health_checked_at, i.created_at, i.created_by_label,
+                  d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?", d.username AS "username?",
+                  d.access_token_last4 AS "access_token_last4?", d.ca_certificate,
+                  (SELECT count(*) FROM stacks s WHERE s.integration_id = i.id) AS "stacks_count!"
+           FROM integrations i LEFT JOIN datacenter_credentials d ON d.integration_id = i.id
+           WHERE (i.space_id IS NULL OR i.space_id = ANY($1))
+             AND ($2::text IS NULL OR i.provider = $2)
+             AND ($3::uuid IS NULL OR i.space_id = $3)
+             AND ($4::text IS NULL OR $4 = ANY(i.labels))
+             AND ($5::timestamptz IS NULL OR (i.created_at, i.id) < ($5, $6))
+           ORDER BY i.created_at DESC, i.id DESC LIMIT $7"#,
+        visible,
+        filter.provider.map(Provider::as_str),
+        filter.space_id,
+        filter.label.as_deref(),
+        after_at,
+        after_id,
+        limit
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Integration::from).collect())
+}
+
+/// Opens the webhook secret (for its reveal and for verifying deliveries).
+pub async fn webhook_secret(
+    db: impl PgExecutor<'_>,
+    keyring: &Keyring,
+    id: IntegrationId,
+) -> Result<Option<String>, SecretError> {
+    let row = sqlx::query!("SELECT webhook_secret_key, webhook_secret FROM integrations WHERE id = $1", id)
+        .fetch_optional(db)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let sealed = Sealed { key_id: row.webhook_secret_key, ciphertext: row.webhook_secret };
+    let plain = keyring.open(&sealed, binding(TABLE, "webhook_secret", id))?;
+    Ok(Some(String::from_utf8(plain).map_err(|_| SecretError::Open(OpenError::Corrupt))?))
+}
+
+/// Opens a Data Center access token, to call Bitbucket with it.
+pub async fn datacenter_token(
+    db: impl PgExecutor<'_>,
+    keyring: &Keyring,
+    id: IntegrationId,
+) -> Result<Option<String>, SecretError> {
+    let row =
+        sqlx::query!("SELECT access_token_key, access_token FROM datacenter_credentials WHERE integration_id = $1", id)
+            .fetch_optional(db)
+            .await?;
+    let Some(row) = row else { return Ok(None) };
+    let sealed = Sealed { key_id: row.access_token_key, ciphertext: row.access_token };
+    let plain = keyring.open(&sealed, binding("datacenter_credentials", "access_token", id))?;
+    Ok(Some(String::from_utf8(plain).map_err(|_| SecretError::Open(OpenError::Corrupt))?))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Open(#[from] OpenError),
+}
+
+/// Records the outcome of a connection test.
+pub async fn set_health(
+    db: impl PgExecutor<'_>,
+    id: IntegrationId,
+    state: &str,
+    message: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE integrations SET health_state = $2, health_message = $3, health_checked_at = now() WHERE id = $1",
+        id,
+        state,
+        message
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Deletes an integration; its stacks are left detached. Returns how many.
+pub async fn delete(tx: &mut PgConnection, id: IntegrationId) -> Result<Option<i64>, sqlx::Error> {
+    let detached: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM stacks WHERE integration_id = $1"#, id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let deleted = sqlx::query!("DELETE FROM integrations WHERE id = $1", id).execute(&mut *tx).await?;
+    Ok((deleted.rows_affected() == 1).then_some(detached))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_keep_letters_and_digits() {
+        assert_eq!(slug_of("Bitbucket Main"), "bitbucket-main");
+        assert_eq!(slug_of("  DC -- prod_2 "), "dc-prod-2");
+        assert_eq!(slug_of("Ünïcode"), "n-code");
+        assert_eq!(parse_name("!!!").unwrap_err().code, "invalid");
+        assert_eq!(parse_name("").unwrap_err().code, "required");
+        assert_eq!(parse_name(&"x".repeat(64)).unwrap_err().code, "too_long");
+        assert_eq!(parse_name(" DC main ").unwrap(), ("DC main".to_owned(), "dc-main".to_owned()));
+    }
+
+    #[test]
+    fn labels_are_trimmed_deduplicated_and_bounded() {
+        let labels = parse_labels(&[" prod ".into(), "prod".into(), "".into(), "eu".into()]).unwrap();
+        assert_eq!(labels, ["prod", "eu"]);
+        assert!(parse_labels(&["x".repeat(51)]).is_err());
+        assert!(parse_labels(&(0..21).map(|n| n.to_string()).collect::<Vec<_>>()).is_err());
+    }
+
+    #[test]
+    fn last_four_characters() {
+        assert_eq!(last4("BBDC-abcdef1234"), "1234");
+        assert_eq!(last4("ab"), "ab");
+    }
+}

@@ -1,0 +1,630 @@
+//! `/api/v1/integrations`: list, create (credentials checked first), read,
+//! test, delete, and the webhook endpoint and secret. Authorization comes
+//! first, then validation, then the connection checks; nothing is stored
+//! unless every check passed.
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use bitgate_core::{
+    access::{Access, Denied},
+    audit::{self, Event, Target},
+    bitbucket::datacenter,
+    integrations::{self, Health, Integration, NewDataCenter, Options, Provider},
+    users::FieldError,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{
+    caller::Caller,
+    error::{ApiError, ErrorBody},
+    json::{Fields, JsonObject},
+    pagination::{page_of, Cursor, Page, PageQuery},
+    rfc3339,
+};
+use crate::state::AppState;
+
+/// An integration, as the API shows it. Never a secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Integration)]
+pub struct IntegrationView {
+    pub id: Uuid,
+    pub name: String,
+    /// Made from the name; the webhook endpoint ends with it.
+    pub slug: String,
+    #[schema(example = "bitbucket_datacenter")]
+    pub provider: String,
+    /// `default` (every space may use it) or `space`.
+    #[schema(example = "space")]
+    pub scope: String,
+    /// Set when `scope` is `space`.
+    pub space_id: Option<Uuid>,
+    pub labels: Vec<String>,
+    /// Markdown.
+    pub description: String,
+    pub options: OptionsView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datacenter: Option<DataCenterView>,
+    /// Where Bitbucket sends this integration's webhooks.
+    pub webhook_url: String,
+    pub health: HealthView,
+    /// How many stacks use it.
+    pub stacks_count: i64,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub created_by: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OptionsView {
+    /// Clone with git rather than download archives.
+    pub use_git_checkout: bool,
+    /// Push build statuses to Bitbucket.
+    pub commit_status: bool,
+    /// Link back to the platform in statuses.
+    pub status_details: bool,
+    /// `individual`, `aggregated` or `all`.
+    pub vcs_checks: String,
+}
+
+/// Data Center credentials as shown: the token never, its last four characters only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DataCenterView {
+    pub api_url: String,
+    pub user_facing_url: String,
+    pub username: String,
+    pub access_token_last4: String,
+    pub ca_certificate: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthView {
+    /// `connected`, `pending_authorization` or `error`.
+    pub state: String,
+    pub message: String,
+    #[schema(format = DateTime)]
+    pub checked_at: Option<String>,
+}
+
+/// The body of `POST /api/v1/integrations`.
+#[allow(dead_code)] // Documents the fields that `Fields` reads one by one.
+#[derive(ToSchema)]
+pub struct CreateIntegration {
+    /// 1 to 63 characters, unique; it cannot change (the webhook endpoint is made from it).
+    #[schema(example = "dc-main")]
+    name: String,
+    /// `bitbucket_datacenter` (Cloud comes with its OAuth flow).
+    provider: String,
+    /// `default` (account admins only; one per provider) or `space`.
+    scope: String,
+    /// The space, when `scope` is `space`; you must administer it.
+    space_id: Option<Uuid>,
+    labels: Option<Vec<String>>,
+    /// Markdown.
+    description: Option<String>,
+    options: Option<OptionsInput>,
+    datacenter: Option<DataCenterInput>,
+}
+
+/// Options; each left out takes its default.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct OptionsInput {
+    /// Default false.
+    use_git_checkout: Option<bool>,
+    /// Default true.
+    commit_status: Option<bool>,
+    /// Default true.
+    status_details: Option<bool>,
+    /// `individual` (default), `aggregated` or `all`.
+    vcs_checks: Option<String>,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct DataCenterInput {
+    /// Where Bitbucket's REST API answers, with its context path.
+    #[schema(example = "https://bitbucket.example.com")]
+    api_url: String,
+    /// Where people open Bitbucket; the API URL when left out.
+    user_facing_url: Option<String>,
+    /// The user the access token belongs to.
+    username: String,
+    /// An HTTP access token with Projects: read and Repositories: read. Write-only.
+    #[schema(format = Password)]
+    access_token: String,
+    /// The PEM certificate of a private CA that signed Bitbucket's certificate.
+    ca_certificate: Option<String>,
+}
+
+/// The answer of a connection test.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestResult {
+    pub checks: Vec<CheckView>,
+    pub health: HealthView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckView {
+    /// `server`, `token`, `owner`, `projects`, `repositories`.
+    pub name: String,
+    pub ok: bool,
+    pub message: String,
+}
+
+/// The webhook endpoint and secret, to paste into Bitbucket.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Webhook {
+    pub url: String,
+    pub secret: String,
+    /// While a rotated-out secret is still accepted.
+    #[schema(format = DateTime)]
+    pub previous_secret_valid_until: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// `bitbucket_cloud` or `bitbucket_datacenter`.
+    provider: Option<String>,
+    /// Only the integrations of this space.
+    #[param(value_type = Option<Uuid>)]
+    space_id: Option<String>,
+    /// Only integrations with this label.
+    label: Option<String>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+fn webhook_url(state: &AppState, slug: &str) -> String {
+    state.services.config.public_url.join(&format!("/webhooks/bitbucket/{slug}"))
+}
+
+fn health_view(health: &Health) -> HealthView {
+    HealthView {
+        state: health.state.clone(),
+        message: health.message.clone(),
+        checked_at: health.checked_at.map(rfc3339),
+    }
+}
+
+fn view(state: &AppState, integration: &Integration) -> IntegrationView {
+    IntegrationView {
+        id: integration.id,
+        name: integration.name.clone(),
+        slug: integration.slug.clone(),
+        provider: integration.provider.as_str().to_owned(),
+        scope: if integration.space_id.is_some() { "space" } else { "default" }.to_owned(),
+        space_id: integration.space_id,
+        labels: integration.labels.clone(),
+        description: integration.description.clone(),
+        options: OptionsView {
+            use_git_checkout: integration.options.use_git_checkout,
+            commit_status: integration.options.commit_status,
+            status_details: integration.options.status_details,
+            vcs_checks: integration.options.vcs_checks.clone(),
+        },
+        datacenter: integration.datacenter.as_ref().map(|dc| DataCenterView {
+            api_url: dc.api_url.clone(),
+            user_facing_url: dc.user_facing_url.clone(),
+            username: dc.username.clone(),
+            access_token_last4: dc.access_token_last4.clone(),
+            ca_certificate: dc.ca_certificate.clone(),
+        }),
+        webhook_url: webhook_url(state, &integration.slug),
+        health: health_view(&integration.health),
+        stacks_count: integration.stacks_count,
+        created_at: rfc3339(integration.created_at),
+        created_by: integration.created_by_label.clone(),
+    }
+}
+
+fn target(integration: &Integration) -> Target {
+    Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() }
+}
+
+/// Records a refused attempt on an integration, then answers it.
+async fn refuse(state: &AppState, caller: &Caller, action: &str, space: Option<Uuid>, why: Denied) -> ApiError {
+    let mut event = Event::new(caller.actor(), "authorization.denied")
+        .target(Target { kind: "integration", id: String::new(), label: action.to_owned() })
+        .from_address(caller.address);
+    event.space_id = space;
+    if let Err(e) = audit::record(&state.services.pool, event).await {
+        return e.into();
+    }
+    why.into()
+}
+
+/// The integration, when the caller administers it (its space's admins; the
+/// account's for a default); otherwise the refusal, recorded.
+async fn administered(state: &AppState, caller: &Caller, raw: &str, action: &str) -> Result<Integration, ApiError> {
+    let id = Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)?;
+    let access = Access::load(&state.services.pool, caller.user.id).await?;
+    let integration = integrations::find(&state.services.pool, id).await?.ok_or(ApiError::NotFound)?;
+    if let Err(why) = access.can_administer_integration(integration.space_id) {
+        return Err(refuse(state, caller, action, integration.space_id, why).await);
+    }
+    Ok(integration)
+}
+
+/// List integrations
+///
+/// The defaults, and the integrations of every space you hold a role on.
+#[utoipa::path(get, path = "/api/v1/integrations", tag = "integrations", params(ListQuery),
+    responses((status = 200, description = "The integrations you can see, newest first.", body = Page<IntegrationView>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page<IntegrationView>>, ApiError> {
+    let request = PageQuery { limit: query.limit.clone(), cursor: query.cursor.clone() }.parse()?;
+    let provider = query
+        .provider
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(Provider::parse)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(e.message))?;
+    let space_id = query
+        .space_id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(Uuid::parse_str)
+        .transpose()
+        .map_err(|_| ApiError::BadRequest("space_id must be a space's id (a UUID).".into()))?;
+    let access = Access::load(&state.services.pool, caller.user.id).await?;
+    let filter = integrations::ListFilter { provider, space_id, label: query.label.clone().filter(|l| !l.is_empty()) };
+    let rows = integrations::list(
+        &state.services.pool,
+        &access.visible_spaces(),
+        &filter,
+        request.after.map(|c| (c.at, c.id)),
+        request.limit + 1,
+    )
+    .await?;
+    Ok(Json(page_of(rows, request.limit, |i| Cursor { at: i.created_at, id: i.id }, |i| view(&state, i))))
+}
+
+/// Create an integration
+///
+/// Admins of the space; account admins for a default. The credentials are
+/// checked against Bitbucket first: when a check fails, the answer is 422
+/// with each failed check in `details`, and nothing is stored.
+#[utoipa::path(post, path = "/api/v1/integrations", tag = "integrations", request_body = CreateIntegration,
+    responses(
+        (status = 201, description = "Created; every connection check passed.", body = IntegrationView),
+        (status = 403, description = "You do not administer the space (or the account, for a default).", body = ErrorBody),
+        (status = 404, description = "The space does not exist, or you cannot see it.", body = ErrorBody),
+        (status = 409, description = "The name or its webhook endpoint is taken, or a default exists already.", body = ErrorBody)))]
+pub async fn create(State(state): State<AppState>, caller: Caller, body: JsonObject) -> Result<Response, ApiError> {
+    let mut fields = Fields::new::<CreateIntegration>(body);
+    // Authorization first: the scope decides who may.
+    let scope = fields.required_string("scope");
+    let space_raw = fields.optional_string("space_id");
+    let access = Access::load(&state.services.pool, caller.user.id).await?;
+    let space_id = match (scope.as_deref(), space_raw) {
+        (Some("space"), Some(raw)) => {
+            let space = Uuid::parse_str(raw.trim()).map_err(|_| ApiError::NotFound)?;
+            if let Err(why) = access.can_administer(space) {
+                return Err(refuse(&state, &caller, "integration.create", Some(space), why).await);
+            }
+            Some(space)
+        }
+        (Some("space"), None) => {
+            fields.refuse("space_id", "required", "Choose the space this integration belongs to.");
+            None
+        }
+        (Some("default"), _) => {
+            if let Err(why) = access.can_administer_account() {
+                return Err(refuse(&state, &caller, "integration.create", None, why).await);
+            }
+            None
+        }
+        (Some(_), _) => {
+            fields.refuse("scope", "invalid", "Choose default or space.");
+            None
+        }
+        (None, _) => None,
+    };
+
+    let name = fields.required_string("name").and_then(|raw| fields.check(integrations::parse_name(&raw)));
+    let provider = fields.required_string("provider").and_then(|raw| fields.check(Provider::parse(&raw)));
+    if provider == Some(Provider::Cloud) {
+        fields.refuse("provider", "unsupported", "Bitbucket Cloud integrations are not available yet.");
+    }
+    let labels = fields.optional_strings("labels").unwrap_or_default();
+    let labels = fields.check(integrations::parse_labels(&labels));
+    let description = fields.optional_string("description").unwrap_or_default();
+    let description = fields.check(integrations::parse_description(&description));
+    let options = read_options(&mut fields);
+    let connection = match fields.nested::<DataCenterInput>("datacenter") {
+        Some(mut dc) => {
+            let connection = read_connection(&state, &mut dc);
+            fields.absorb(dc);
+            connection
+        }
+        None => {
+            if provider == Some(Provider::DataCenter) {
+                fields.refuse("datacenter", "required", "Give the Data Center credentials.");
+            }
+            None
+        }
+    };
+    fields.finish()?;
+    let (
+        Some((name, slug)),
+        Some(labels),
+        Some(description),
+        Some(options),
+        Some((connection, user_facing_url, ca_pem)),
+    ) = (name, labels, description, options, connection)
+    else {
+        return Err(ApiError::Internal("validated fields missing".into()));
+    };
+
+    // Conflicts before the (slow) checks; the insert catches races.
+    if let Some(conflict) =
+        integrations::conflict(&state.services.pool, &name, &slug, Provider::DataCenter, space_id).await?
+    {
+        return Err(ApiError::Conflict(conflict.field_error().into_iter().collect()));
+    }
+    let report = datacenter::check(&connection, &state.services.config).await;
+    if !report.passed() {
+        return Err(ApiError::Validation(check_errors(&report)));
+    }
+    let new = NewDataCenter {
+        name,
+        slug,
+        space_id,
+        labels,
+        description,
+        options,
+        api_url: connection.api_url.as_str().to_owned(),
+        user_facing_url,
+        username: connection.username.trim().to_owned(),
+        access_token: connection.token.trim().to_owned(),
+        ca_certificate: ca_pem,
+        health: Health {
+            state: "connected".into(),
+            message: report.checks.first().map(|c| c.message.clone()).unwrap_or_default(),
+            checked_at: Some(time::OffsetDateTime::now_utc()),
+        },
+        created_by: Some(caller.user.id),
+        created_by_label: caller.user.email.clone(),
+    };
+    let mut tx = state.services.pool.begin().await?;
+    let integration = match integrations::create_datacenter(&mut tx, &state.services.keyring, new).await {
+        Ok(integration) => integration,
+        Err(integrations::WriteError::Database(e)) => return Err(e.into()),
+        Err(conflict) => return Err(ApiError::Conflict(conflict.field_error().into_iter().collect())),
+    };
+    let mut event = Event::new(caller.actor(), "integration.created")
+        .target(target(&integration))
+        .from_address(caller.address)
+        .details(serde_json::json!({"provider": integration.provider.as_str()}));
+    event.space_id = integration.space_id;
+    audit::record(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &integration))).into_response())
+}
+
+fn read_options(fields: &mut Fields) -> Option<Options> {
+    let defaults = Options::default();
+    let Some(mut options) = fields.nested::<OptionsInput>("options") else {
+        return Some(defaults);
+    };
+    let use_git_checkout = options.optional_bool("use_git_checkout").unwrap_or(defaults.use_git_checkout);
+    let commit_status = options.optional_bool("commit_status").unwrap_or(defaults.commit_status);
+    let status_details = options.optional_bool("status_details").unwrap_or(defaults.status_details);
+    let vcs_checks = options.optional_string("vcs_checks").unwrap_or(defaults.vcs_checks);
+    let vcs_checks = options.check(integrations::parse_vcs_checks(&vcs_checks));
+    fields.absorb(options);
+    Some(Options { use_git_checkout, commit_status, status_details, vcs_checks: vcs_checks? })
+}
+
+/// The connection to check, the user-facing URL, and the CA as given.
+fn read_connection(state: &AppState, dc: &mut Fields) -> Option<(datacenter::Connection, String, Option<String>)> {
+    let config = &state.services.config;
+    let api_url = dc.required_string("api_url").and_then(|raw| match datacenter::parse_api_url(&raw, config) {
+        Ok(url) => Some(url),
+        Err(why) => {
+            dc.refuse("api_url", "invalid", why);
+            None
+        }
+    });
+    let user_facing_url = dc.optional_string("user_facing_url").filter(|u| !u.trim().is_empty());
+    let user_facing_url = match user_facing_url {
+        Some(raw) => match url::Url::parse(raw.trim()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url.as_str().trim_end_matches('/').to_owned()),
+            _ => {
+                dc.refuse("user_facing_url", "invalid", "Use an http:// or https:// URL.");
+                None
+            }
+        },
+        None => api_url.as_ref().map(|u| u.as_str().to_owned()),
+    };
+    let username = dc.required_string("username").and_then(|u| {
+        if u.trim().is_empty() {
+            dc.refuse("username", "required", "Enter the Bitbucket username the token belongs to.");
+            None
+        } else {
+            Some(u)
+        }
+    });
+    let token = dc.required_string("access_token").and_then(|t| {
+        if t.trim().is_empty() {
+            dc.refuse("access_token", "required", "Paste the HTTP access token.");
+            None
+        } else {
+            Some(t)
+        }
+    });
+    let ca_pem = dc.optional_string("ca_certificate").filter(|c| !c.trim().is_empty());
+    let ca = match &ca_pem {
+        Some(pem) => match datacenter::parse_ca_certificate(pem) {
+            Ok(ca) => Some(ca),
+            Err(why) => {
+                dc.refuse("ca_certificate", "invalid", why);
+                return None;
+            }
+        },
+        None => None,
+    };
+    let connection = datacenter::Connection { api_url: api_url?, username: username?, token: token?, ca };
+    Some((connection, user_facing_url?, ca_pem.map(|p| p.trim().to_owned())))
+}
+
+/// Failed checks as `details`, each on the field an admin would change.
+fn check_errors(report: &datacenter::Report) -> Vec<FieldError> {
+    report
+        .checks
+        .iter()
+        .filter(|c| !c.ok && !c.message.starts_with("Not checked"))
+        .map(|c| {
+            let field = match c.name {
+                "server" => "datacenter.api_url",
+                "owner" => "datacenter.username",
+                _ => "datacenter.access_token",
+            };
+            FieldError::new(field, &format!("check_{}", c.name), c.message.clone())
+        })
+        .collect()
+}
+
+/// Get an integration
+///
+/// Admins of its space; account admins for a default. (Readers see it in lists.)
+#[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "integrations",
+    params(("id" = Uuid, Path, description = "The integration's id.")),
+    responses(
+        (status = 200, description = "The integration.", body = IntegrationView),
+        (status = 403, description = "You see it in lists but do not administer it.", body = ErrorBody),
+        (status = 404, description = "No such integration, or none you can see.", body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<Json<IntegrationView>, ApiError> {
+    let id = Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound)?;
+    let access = Access::load(&state.services.pool, caller.user.id).await?;
+    let integration = integrations::find(&state.services.pool, id).await?.ok_or(ApiError::NotFound)?;
+    if let Some(space) = integration.space_id {
+        access.can_see(space)?;
+    }
+    access.can_administer_integration(integration.space_id)?;
+    Ok(Json(view(&state, &integration)))
+}
+
+/// Test the connection again
+///
+/// Runs every check with the stored credentials and records the health.
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/test", tag = "integrations",
+    params(("id" = Uuid, Path, description = "The integration's id.")),
+    responses(
+        (status = 200, description = "The checks, passed or not, and the health now recorded.", body = TestResult),
+        (status = 403, description = "You see it in lists but do not administer it.", body = ErrorBody),
+        (status = 404, description = "No such integration, or none you can see.", body = ErrorBody)))]
+pub async fn test(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<Json<TestResult>, ApiError> {
+    let integration = administered(&state, &caller, &raw, "integration.test").await?;
+    let Some(dc) = &integration.datacenter else {
+        return Err(ApiError::Internal("an integration without credentials".into()));
+    };
+    let token = integrations::datacenter_token(&state.services.pool, &state.services.keyring, integration.id)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or(ApiError::NotFound)?;
+    let config = &state.services.config;
+    let api_url = url::Url::parse(&dc.api_url).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let ca =
+        dc.ca_certificate.as_deref().map(datacenter::parse_ca_certificate).transpose().map_err(ApiError::Internal)?;
+    let report =
+        datacenter::check(&datacenter::Connection { api_url, username: dc.username.clone(), token, ca }, config).await;
+    let (state_name, message) = match report.first_failure() {
+        None => ("connected", report.checks.first().map(|c| c.message.clone()).unwrap_or_default()),
+        Some(failure) => ("error", failure.message.clone()),
+    };
+    integrations::set_health(&state.services.pool, integration.id, state_name, &message).await?;
+    let mut event = Event::new(caller.actor(), "integration.tested")
+        .target(target(&integration))
+        .from_address(caller.address)
+        .details(serde_json::json!({"health": state_name}));
+    event.space_id = integration.space_id;
+    audit::record(&state.services.pool, event).await?;
+    let updated = integrations::find(&state.services.pool, integration.id).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(TestResult {
+        checks: report
+            .checks
+            .into_iter()
+            .map(|c| CheckView { name: c.name.to_owned(), ok: c.ok, message: c.message })
+            .collect(),
+        health: health_view(&updated.health),
+    }))
+}
+
+/// Delete an integration
+///
+/// Its stacks are left detached (no webhooks, no runs) until attached to
+/// another integration of the same provider.
+#[utoipa::path(delete, path = "/api/v1/integrations/{id}", tag = "integrations",
+    params(("id" = Uuid, Path, description = "The integration's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 403, description = "You see it in lists but do not administer it.", body = ErrorBody),
+        (status = 404, description = "No such integration, or none you can see.", body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let integration = administered(&state, &caller, &raw, "integration.delete").await?;
+    let mut tx = state.services.pool.begin().await?;
+    let detached = integrations::delete(&mut tx, integration.id).await?.ok_or(ApiError::NotFound)?;
+    let mut event = Event::new(caller.actor(), "integration.deleted")
+        .target(target(&integration))
+        .from_address(caller.address)
+        .details(serde_json::json!({"stacks_detached": detached}));
+    event.space_id = integration.space_id;
+    audit::record(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Reveal the webhook endpoint and secret
+///
+/// Admins of its space (account admins for a default). Each read is audited.
+#[utoipa::path(get, path = "/api/v1/integrations/{id}/webhook", tag = "integrations",
+    params(("id" = Uuid, Path, description = "The integration's id.")),
+    responses(
+        (status = 200, description = "The endpoint and secret to paste into Bitbucket.", body = Webhook),
+        (status = 403, description = "You see it in lists but do not administer it.", body = ErrorBody),
+        (status = 404, description = "No such integration, or none you can see.", body = ErrorBody)))]
+pub async fn webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let integration = administered(&state, &caller, &raw, "integration.webhook_secret_revealed").await?;
+    let secret = integrations::webhook_secret(&state.services.pool, &state.services.keyring, integration.id)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or(ApiError::NotFound)?;
+    let mut event = Event::new(caller.actor(), "integration.webhook_secret_revealed")
+        .target(target(&integration))
+        .from_address(caller.address);
+    event.space_id = integration.space_id;
+    audit::record(&state.services.pool, event).await?;
+    let body = Webhook { url: webhook_url(&state, &integration.slug), secret, previous_secret_valid_until: None };
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

@@ -1,0 +1,311 @@
+//! `/api/v1/integrations` for Bitbucket Data Center, against the simulator:
+//! credentials checked before anything is stored, secrets never shown but
+//! where entitled, the permission table, and every bad input.
+
+use bitbucket_simulator::{
+    datacenter::{DEMO_TOKEN, DEMO_USER},
+    DataCenter, Simulator, Transport,
+};
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::world::{World, CALLERS};
+
+/// The world, on a Bitgate that may call the simulator on loopback.
+async fn world_with_bitbucket() -> (World, Simulator) {
+    let world = crate::world::world_with(&[("BITGATE_OUTBOUND_DENY", ""), ("BITGATE_OUTBOUND_TIMEOUT", "2s")]).await;
+    let simulator = Simulator::start(DataCenter::sample(), Transport::Http).await.unwrap();
+    (world, simulator)
+}
+
+fn body(name: &str, scope: &str, space: Option<Uuid>, url: &str, token: &str) -> Value {
+    json!({
+        "name": name, "provider": "bitbucket_datacenter", "scope": scope, "space_id": space,
+        "labels": ["prod", "eu"], "description": "The *main* Bitbucket.",
+        "options": {"vcs_checks": "aggregated"},
+        "datacenter": {"api_url": url, "username": DEMO_USER, "access_token": token}
+    })
+}
+
+async fn count(w: &World) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM integrations").fetch_one(&w.app.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_checked_integration_is_created_and_its_secrets_stay_hidden() {
+    let (w, sim) = world_with_bitbucket().await;
+    let admin = w.token("team admin");
+    let (status, created) = w
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(body("DC main", "space", Some(w.team), &sim.url, DEMO_TOKEN)),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!((created["slug"].as_str(), created["scope"].as_str()), (Some("dc-main"), Some("space")));
+    assert_eq!(created["webhook_url"], format!("{}/webhooks/bitbucket/dc-main", w.app.base));
+    assert_eq!(created["datacenter"]["access_token_last4"], &DEMO_TOKEN[DEMO_TOKEN.len() - 4..]);
+    assert_eq!(created["datacenter"]["user_facing_url"], created["datacenter"]["api_url"]);
+    assert_eq!(created["options"]["vcs_checks"], "aggregated");
+    assert_eq!(created["options"]["commit_status"], true, "defaults apply");
+    assert_eq!(created["health"]["state"], "connected");
+    assert!(created.get("cloud").is_none(), "exactly one of datacenter and cloud");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // The token is nowhere: not in answers, not in clear in the database.
+    let (_, listed) = w.call(admin, Method::GET, "/api/v1/integrations", None).await;
+    let (_, got) = w.call(admin, Method::GET, &format!("/api/v1/integrations/{id}"), None).await;
+    for answer in [&created, &listed, &got] {
+        assert!(!answer.to_string().contains(DEMO_TOKEN), "the token leaked: {answer}");
+    }
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT access_token FROM datacenter_credentials").fetch_one(&w.app.pool).await.unwrap();
+    assert!(!String::from_utf8_lossy(&stored).contains(DEMO_TOKEN));
+
+    // The webhook secret only through its own endpoint, not cached, audited.
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/integrations/{id}/webhook", w.app.base))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let (status, webhook) =
+        crate::contract::checked(Method::GET, &format!("/api/v1/integrations/{id}/webhook"), response).await;
+    assert_eq!(status, 200);
+    let secret = webhook["secret"].as_str().unwrap();
+    assert!(secret.len() >= 43, "256 bits");
+    for answer in [&created, &listed, &got] {
+        assert!(!answer.to_string().contains(secret));
+    }
+    let actions = w.app.audit_actions().await;
+    assert!(actions.contains(&"integration.created".to_owned()));
+    assert!(actions.contains(&"integration.webhook_secret_revealed".to_owned()));
+
+    // Test again: a revoked token turns the health to error.
+    let (status, tested) = w.call(admin, Method::POST, &format!("/api/v1/integrations/{id}/test"), None).await;
+    assert_eq!((status.as_u16(), tested["health"]["state"].as_str()), (200, Some("connected")));
+    sim.configure(|dc| dc.tokens.clear());
+    let (_, tested) = w.call(admin, Method::POST, &format!("/api/v1/integrations/{id}/test"), None).await;
+    assert_eq!(tested["health"]["state"], "error");
+    assert_eq!(tested["checks"][1]["ok"], false);
+    assert!(tested["health"]["message"].as_str().unwrap().contains("refused the token"));
+
+    // Delete: stacks are detached, not deleted.
+    sqlx::query(
+        "INSERT INTO stacks (name, space_id, provider, integration_id, repository_id, repository_name, branch, created_by_label)
+         VALUES ('web', $1, 'bitbucket_datacenter', $2, '1', 'PRJ/my-repo', 'main', 'test')",
+    )
+    .bind(w.team)
+    .bind(Uuid::parse_str(&id).unwrap())
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let (status, _) = w.call(admin, Method::DELETE, &format!("/api/v1/integrations/{id}"), None).await;
+    assert_eq!(status, 204);
+    let detached: Option<Uuid> =
+        sqlx::query_scalar("SELECT integration_id FROM stacks").fetch_one(&w.app.pool).await.unwrap();
+    assert_eq!(detached, None);
+    let (status, _) = w.call(admin, Method::GET, &format!("/api/v1/integrations/{id}"), None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn bad_input_and_failed_checks_store_nothing() {
+    let (w, sim) = world_with_bitbucket().await;
+    let admin = w.token("account admin");
+
+    let (status, answer) =
+        w.call(admin, Method::POST, "/api/v1/integrations", Some(json!({"scope": "space", "colour": 1}))).await;
+    assert_eq!(status, 422);
+    let fields: Vec<&str> =
+        answer["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    for field in ["colour", "space_id", "name", "provider"] {
+        assert!(fields.contains(&field), "{field} in {fields:?}");
+    }
+
+    for (url, why) in [
+        ("ftp://bitbucket.example.com", "http:// or https://"),
+        ("https://me:pw@bitbucket.example.com", "user name and password"),
+        ("https://bitbucket.example.com/?q=1", "query"),
+    ] {
+        let (status, answer) = w
+            .call(admin, Method::POST, "/api/v1/integrations", Some(body("dc", "space", Some(w.team), url, DEMO_TOKEN)))
+            .await;
+        assert_eq!(status, 422, "{url}");
+        let detail = &answer["error"]["details"][0];
+        assert_eq!(detail["field"], "datacenter.api_url");
+        assert!(detail["message"].as_str().unwrap().contains(why), "{detail}");
+    }
+    let mut bad = body("dc", "space", Some(w.team), &sim.url, DEMO_TOKEN);
+    bad["datacenter"]["ca_certificate"] = json!("not a certificate");
+    bad["options"]["vcs_checks"] = json!("some");
+    bad["datacenter"]["access_token"] = json!(" ");
+    let (status, answer) = w.call(admin, Method::POST, "/api/v1/integrations", Some(bad)).await;
+    assert_eq!(status, 422);
+    let fields: Vec<&str> =
+        answer["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    for field in ["datacenter.ca_certificate", "options.vcs_checks", "datacenter.access_token"] {
+        assert!(fields.contains(&field), "{field} in {fields:?}");
+    }
+
+    // Failed checks: each on its field, with what to fix.
+    let (status, answer) = w
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(body("dc", "space", Some(w.team), &sim.url, "BBDC-wrong")),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(answer["error"]["details"][0]["code"], "check_token");
+    assert_eq!(answer["error"]["details"][0]["field"], "datacenter.access_token");
+    let mut other_user = body("dc", "space", Some(w.team), &sim.url, DEMO_TOKEN);
+    other_user["datacenter"]["username"] = json!("jsmith");
+    let (_, answer) = w.call(admin, Method::POST, "/api/v1/integrations", Some(other_user)).await;
+    assert_eq!(answer["error"]["details"][0]["field"], "datacenter.username");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (_, answer) = w
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(body("dc", "space", Some(w.team), &format!("http://127.0.0.1:{port}"), DEMO_TOKEN)),
+        )
+        .await;
+    assert!(answer["error"]["details"][0]["message"].as_str().unwrap().contains("refused the connection"));
+    assert_eq!(count(&w).await, 0, "nothing was stored");
+
+    // Conflicts: name, slug, a second default.
+    let (status, _) = w
+        .call(admin, Method::POST, "/api/v1/integrations", Some(body("DC Main", "default", None, &sim.url, DEMO_TOKEN)))
+        .await;
+    assert_eq!(status, 201);
+    for (name, scope, space, code) in [
+        ("dc main", "space", Some(w.team), "taken"),
+        ("DC-MAIN", "space", Some(w.team), "slug_taken"),
+        ("another", "default", None, "default_exists"),
+    ] {
+        let (status, answer) = w
+            .call(admin, Method::POST, "/api/v1/integrations", Some(body(name, scope, space, &sim.url, DEMO_TOKEN)))
+            .await;
+        assert_eq!((status.as_u16(), answer["error"]["details"][0]["code"].as_str()), (409, Some(code)), "{name}");
+    }
+    assert_eq!(count(&w).await, 1);
+}
+
+#[tokio::test]
+async fn the_permission_table_holds_on_every_integration_endpoint() {
+    let (w, sim) = world_with_bitbucket().await;
+    let admin = w.token("account admin");
+    let create = |name: &str, scope: &str, space: Option<Uuid>| body(name, scope, space, &sim.url, DEMO_TOKEN);
+    let (_, team) =
+        w.call(admin, Method::POST, "/api/v1/integrations", Some(create("team-dc", "space", Some(w.team)))).await;
+    let (_, default) =
+        w.call(admin, Method::POST, "/api/v1/integrations", Some(create("default-dc", "default", None))).await;
+    let (team, default) = (team["id"].as_str().unwrap().to_owned(), default["id"].as_str().unwrap().to_owned());
+
+    // Listing: everyone sees the default; the team's members see the team's.
+    for ((label, token), sees_team) in w.callers.iter().zip([true, true, true, true, false, false]) {
+        let (status, listed) = w.call(token, Method::GET, "/api/v1/integrations", None).await;
+        assert_eq!(status, 200);
+        let ids: Vec<&str> = listed["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+        assert!(ids.contains(&default.as_str()), "{label} sees the default");
+        assert_eq!(ids.contains(&team.as_str()), sees_team, "{label} and the team's integration");
+    }
+
+    let denied_before: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action = 'authorization.denied'")
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    let attempts: Vec<(&str, Method, String, [u16; 6])> = vec![
+        (
+            "open the space's integration",
+            Method::GET,
+            format!("/api/v1/integrations/{team}"),
+            [200, 200, 403, 403, 404, 404],
+        ),
+        ("open the default", Method::GET, format!("/api/v1/integrations/{default}"), [200, 403, 403, 403, 403, 403]),
+        (
+            "test the space's integration",
+            Method::POST,
+            format!("/api/v1/integrations/{team}/test"),
+            [200, 200, 403, 403, 404, 404],
+        ),
+        (
+            "test the default",
+            Method::POST,
+            format!("/api/v1/integrations/{default}/test"),
+            [200, 403, 403, 403, 403, 403],
+        ),
+        (
+            "reveal the space's secret",
+            Method::GET,
+            format!("/api/v1/integrations/{team}/webhook"),
+            [200, 200, 403, 403, 404, 404],
+        ),
+        (
+            "reveal the default's secret",
+            Method::GET,
+            format!("/api/v1/integrations/{default}/webhook"),
+            [200, 403, 403, 403, 403, 403],
+        ),
+    ];
+    let mut refused_writes = 0;
+    for (what, method, path, expected) in attempts {
+        for ((label, token), want) in w.callers.iter().zip(expected) {
+            let (status, _) = w.call(token, method.clone(), &path, None).await;
+            assert_eq!(status.as_u16(), want, "{label} trying to {what}");
+        }
+        if method != Method::GET || path.ends_with("/webhook") {
+            refused_writes += expected.iter().filter(|s| **s >= 400).count() as i64;
+        }
+    }
+
+    // Creating: in the team (its admins), a default (account admins).
+    for (n, ((label, token), want)) in w.callers.iter().zip([201u16, 201, 403, 403, 404, 404]).enumerate() {
+        let (status, _) = w
+            .call(
+                token,
+                Method::POST,
+                "/api/v1/integrations",
+                Some(create(&format!("made-{n}"), "space", Some(w.team))),
+            )
+            .await;
+        assert_eq!(status.as_u16(), want, "{label} creating in the team");
+    }
+    for ((label, token), want) in w.callers.iter().zip([409u16, 403, 403, 403, 403, 403]) {
+        let (status, _) =
+            w.call(token, Method::POST, "/api/v1/integrations", Some(create("another-default", "default", None))).await;
+        assert_eq!(status.as_u16(), want, "{label} creating a default");
+    }
+    refused_writes += 4 + 5;
+
+    // Deleting, each caller its own fresh integration of the team.
+    for (n, ((label, token), want)) in w.callers.iter().zip([204u16, 204, 403, 403, 404, 404]).enumerate() {
+        let (_, doomed) = w
+            .call(
+                admin,
+                Method::POST,
+                "/api/v1/integrations",
+                Some(create(&format!("doomed-{n}"), "space", Some(w.team))),
+            )
+            .await;
+        let id = doomed["id"].as_str().unwrap();
+        let (status, _) = w.call(token, Method::DELETE, &format!("/api/v1/integrations/{id}"), None).await;
+        assert_eq!(status.as_u16(), want, "{label} deleting");
+    }
+    refused_writes += 4;
+    let denied_after: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action = 'authorization.denied'")
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(denied_after - denied_before, refused_writes, "every refused write or reveal is audited");
+    assert_eq!(CALLERS.len(), 6);
+}
