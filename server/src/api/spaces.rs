@@ -271,10 +271,11 @@ pub async fn delete(
     let space = spaces::find(&state.services.pool, space_id).await?.ok_or(ApiError::NotFound)?;
     // Deleting a space is administering its parent; root cannot go. Every
     // refusal of an existing space is recorded, hidden or not.
+    // Whoever sees the space learns 403, even when its parent is hidden from them.
     let refusal = match (access.can_see(space_id), space.parent_id) {
         (Err(why), _) => Some(ApiError::from(why)),
         (Ok(()), None) => Some(ApiError::Forbidden),
-        (Ok(()), Some(_)) => None,
+        (Ok(()), Some(parent)) => access.can_administer(parent).err().map(|_| ApiError::Forbidden),
     };
     if let Some(refusal) = refusal {
         let attempt = access::refusal(caller.actor(), "space.delete", space_id).from_address(caller.address);
@@ -282,7 +283,6 @@ pub async fn delete(
         return Err(refusal);
     }
     let parent = space.parent_id.ok_or(ApiError::Forbidden)?;
-    administer(&state, &caller, parent, "space.delete").await?;
     let mut tx = state.services.pool.begin().await?;
     if !spaces::delete(&mut *tx, space_id).await.map_err(write_error)? {
         return Err(ApiError::NotFound);

@@ -44,6 +44,8 @@ async fn bad_space_requests_are_refused_clearly_and_change_nothing() {
 
     let (status, _) = w.call(admin, Method::DELETE, &format!("/api/v1/spaces/{}", w.root), None).await;
     assert_eq!(status, 403, "root cannot be deleted");
+    let (status, _) = w.call(w.token("team admin"), Method::DELETE, &format!("/api/v1/spaces/{}", w.team), None).await;
+    assert_eq!(status, 403, "its admin sees the space, but deleting it is for the admins of root");
     spaces::create(&w.app.pool, "grandchild", w.team, "").await.unwrap();
     let (status, body) = w.call(admin, Method::DELETE, &format!("/api/v1/spaces/{}", w.team), None).await;
     assert_eq!(status, 409);
