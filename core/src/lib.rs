@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod maintenance;
 pub mod outbound;
 pub mod passwords;
+pub mod rekey;
 pub mod secrets;
 pub mod setup;
 pub mod spaces;

@@ -38,6 +38,16 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the keys that encrypt stored secrets.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Re-encrypt every stored secret under the first key of BITGATE_SECRET_KEYS,
+    /// after which the other keys can be removed.
+    Rekey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +128,7 @@ pub fn main() -> ExitCode {
             Command::Migrate => with_database(&config, |_| async { Ok(()) }).await,
             Command::User(command) => user(&config, command).await,
             Command::Token(command) => token(&config, command).await,
+            Command::Secrets(SecretsCommand::Rekey) => rekey(&config).await,
         }
     });
     match result {
@@ -238,6 +249,27 @@ async fn token(config: &Config, command: TokenCommand) -> Result<(), Failure> {
         audit::record(&mut *tx, Event::new(Actor::Cli, "token.created").target(target)).await?;
         tx.commit().await?;
         println!("{secret}");
+        Ok(())
+    })
+    .await
+}
+
+async fn rekey(config: &Config) -> Result<(), Failure> {
+    let keyring = crate::serve::load_keyring(config).map_err(|e| Failure(e.0))?;
+    with_database(config, |pool| async move {
+        let done = bitgate_core::rekey::rekey(&pool, &keyring)
+            .await
+            .map_err(|e| Failure(format!("Nothing was changed: {e}.")))?;
+        let event = Event::new(Actor::Cli, "secrets.rekeyed").details(serde_json::json!({
+            "key_id": keyring.current_key_id(), "examined": done.examined, "resealed": done.resealed
+        }));
+        audit::record(&pool, event).await?;
+        println!(
+            "{} secrets examined, {} re-encrypted under key \"{}\".",
+            done.examined,
+            done.resealed,
+            keyring.current_key_id()
+        );
         Ok(())
     })
     .await

@@ -59,16 +59,22 @@ async fn serve_with(config: &Config, database: &Database) -> Result<(), StartupE
     served.map_err(|e| StartupError(format!("The server stopped with an error: {e}.")))
 }
 
-/// The services handlers share.
-pub async fn build_services(config: &Config, database: &Database) -> Result<Services, StartupError> {
-    let keyring = match &config.secret_keys {
+/// The secret keys: `BITGATE_SECRET_KEYS`, or in development the key
+/// generated once into the data directory.
+pub fn load_keyring(config: &Config) -> Result<Keyring, StartupError> {
+    match &config.secret_keys {
         SecretKeysSource::Environment(keys) => {
-            Keyring::parse(keys).map_err(|e| StartupError(format!("BITGATE_SECRET_KEYS is invalid: {e}.")))?
+            Keyring::parse(keys).map_err(|e| StartupError(format!("BITGATE_SECRET_KEYS is invalid: {e}.")))
         }
         SecretKeysSource::GeneratedIn(path) => Keyring::load_or_generate(path).map_err(|e| {
             StartupError(format!("The development secret key in {} cannot be used: {e}.", path.display()))
-        })?,
-    };
+        }),
+    }
+}
+
+/// The services handlers share.
+pub async fn build_services(config: &Config, database: &Database) -> Result<Services, StartupError> {
+    let keyring = load_keyring(config)?;
     // Hashing is CPU- and memory-bound: at most one per core at a time.
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(cores))

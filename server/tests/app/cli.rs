@@ -257,3 +257,72 @@ async fn token_create_prints_the_token_alone() {
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM api_tokens").fetch_one(&pool).await.unwrap();
     assert_eq!(count, 1);
 }
+
+#[tokio::test]
+async fn rekey_reseals_every_secret_so_the_old_key_can_go() {
+    use bitgate_core::{integrations, secrets::Keyring};
+    let database_url = fresh_database().await;
+    let data = TempDir::new("bitgate-rekey-");
+    let data_dir = data.path().display().to_string();
+    let (old, new) = (Keyring::generate_entry("old"), Keyring::generate_entry("new"));
+    let with_keys = |keys: &str| {
+        let mut command = bitgate(&[("DATABASE_URL", database_url.as_str()), ("BITGATE_DATA_DIR", data_dir.as_str())]);
+        command.env("BITGATE_SECRET_KEYS", keys);
+        command
+    };
+    let output = run(with_keys(&old).arg("migrate"), None);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // Two integrations sealed under the old key: the default, and one of root.
+    let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
+    let old_ring = Keyring::parse(&old).unwrap();
+    let root: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM spaces WHERE parent_id IS NULL").fetch_one(&pool).await.unwrap();
+    let mut ids = Vec::new();
+    for (name, space_id) in [("one", None), ("two", Some(root))] {
+        let new_integration = integrations::NewDataCenter {
+            name: name.into(),
+            slug: name.into(),
+            space_id,
+            labels: vec![],
+            description: String::new(),
+            options: integrations::Options::default(),
+            api_url: "https://bitbucket.example.com".into(),
+            user_facing_url: "https://bitbucket.example.com".into(),
+            username: "jcitizen".into(),
+            access_token: format!("BBDC-token-of-{name}"),
+            ca_certificate: None,
+            health: integrations::Health { state: "connected".into(), message: String::new(), checked_at: None },
+            created_by: None,
+            created_by_label: "test".into(),
+        };
+        let mut tx = pool.begin().await.unwrap();
+        let created = integrations::create_datacenter(&mut tx, &old_ring, new_integration).await.unwrap();
+        tx.commit().await.unwrap();
+        ids.push(created.id);
+    }
+
+    // Rekey with the new key first, the old one still there to open with.
+    let both = format!("{new},{old}");
+    let output = run(with_keys(&both).args(["secrets", "rekey"]), None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let said = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(said.contains("4 secrets examined, 4 re-encrypted under key \"new\""), "{said}");
+
+    // The old key can go: everything opens with the new one alone.
+    let new_ring = Keyring::parse(&new).unwrap();
+    for (id, name) in ids.iter().zip(["one", "two"]) {
+        let token = integrations::datacenter_token(&pool, &new_ring, *id).await.unwrap().unwrap();
+        assert_eq!(token, format!("BBDC-token-of-{name}"));
+        assert!(integrations::webhook_secret(&pool, &new_ring, *id).await.unwrap().is_some());
+        assert!(integrations::datacenter_token(&pool, &old_ring, *id).await.is_err(), "the old key opens nothing now");
+    }
+    let output = run(with_keys(&both).args(["secrets", "rekey"]), None);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("4 secrets examined, 0 re-encrypted"));
+
+    // Without the key a secret was sealed with, rekey refuses and changes nothing.
+    let output = run(with_keys(&Keyring::generate_entry("other")).args(["secrets", "rekey"]), None);
+    assert_one_sentence(&output, "Nothing was changed");
+    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_events").fetch_all(&pool).await.unwrap();
+    assert!(actions.contains(&"secrets.rekeyed".to_owned()));
+}
