@@ -256,6 +256,63 @@ pub struct SchemaDoc {
     pub values: Vec<String>,
 }
 
+/// An integration as lists show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrationRow {
+    pub id: String,
+    pub name: String,
+    pub provider: String,
+    /// "Default" or the space's name.
+    pub scope: String,
+    pub labels: Vec<String>,
+    pub health: String,
+    pub stacks_count: i64,
+    /// Whether the viewer may open it (readers see it in the list only).
+    pub can_open: bool,
+}
+
+/// The integrations list (the home page).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntegrationsPage {
+    pub rows: Vec<IntegrationRow>,
+    /// The viewer administers a space, or the account: they may create one.
+    pub can_create: bool,
+}
+
+/// The Data Center wizard: where the integration may go, and the checklist
+/// of the last attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WizardPage {
+    /// (id, name) of the spaces the viewer administers.
+    pub spaces: Vec<(String, String)>,
+    pub can_create_default: bool,
+    /// (check, passed, message) of the last test, when one ran.
+    pub checks: Vec<(String, bool, String)>,
+}
+
+/// An integration's details page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntegrationPage {
+    pub id: String,
+    pub name: String,
+    pub provider: String,
+    pub scope: String,
+    pub labels: Vec<String>,
+    /// Rendered and sanitized on the server.
+    pub description_html: String,
+    /// (label, value) facts: URLs, username, token's last four, options...
+    pub facts: Vec<(String, String)>,
+    pub health_state: String,
+    pub health_message: String,
+    pub health_checked_at: String,
+    pub webhook_url: String,
+    /// Shown once revealed (the answer is then `no-store`).
+    pub webhook_secret: Option<String>,
+    /// The triggers to tick in Bitbucket: (group, label, event key).
+    pub triggers: Vec<(String, String, String)>,
+    pub created: String,
+}
+
 /// Everything a page may need to know about its request.
 #[derive(Debug, Clone, Default)]
 pub struct PageContext {
@@ -271,6 +328,9 @@ pub struct PageContext {
     pub users: Option<UsersPage>,
     pub audit: Option<AuditPage>,
     pub api_reference: Option<ApiReference>,
+    pub integrations: Option<IntegrationsPage>,
+    pub wizard: Option<WizardPage>,
+    pub integration: Option<IntegrationPage>,
 }
 
 /// The page context of the request being rendered (empty in the browser,

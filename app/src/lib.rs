@@ -18,6 +18,7 @@ use crate::pages::{
     api_reference::ApiReferencePage,
     audit::AuditPage,
     home::HomePage,
+    integrations::{IntegrationDetailsPage, NewIntegrationPage},
     login::LoginPage,
     not_found::NotFoundPage,
     setup::SetupPage,
@@ -80,6 +81,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/spaces") view=SpacesPage ssr=SsrMode::Async />
                 <Route path=path!("/spaces/:id") view=SpacePage ssr=SsrMode::Async />
                 <Route path=path!("/users") view=UsersPage ssr=SsrMode::Async />
+                <Route path=path!("/integrations/new") view=NewIntegrationPage ssr=SsrMode::Async />
+                <Route path=path!("/integrations/:id") view=IntegrationDetailsPage ssr=SsrMode::Async />
                 <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async />
                 <Route path=path!("/api/reference") view=ApiReferencePage ssr=SsrMode::Async />
             </Routes>

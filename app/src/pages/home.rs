@@ -1,9 +1,8 @@
 use leptos::prelude::*;
 
 use crate::{
-    components::layout::{EmptyState, Page},
-    context::page_context,
-    islands::copy_button::CopyValue,
+    components::layout::Page, context::page_context, islands::copy_button::CopyValue,
+    pages::integrations::IntegrationList,
 };
 
 /// `/`: the integrations of the account. Until there is one, it says what an
@@ -16,11 +15,7 @@ pub fn HomePage() -> impl IntoView {
     let webhook_base = format!("{}/webhooks/bitbucket/", installation.public_url);
     view! {
         <Page title="Integrations" lede="Connections from this platform to Bitbucket Cloud and Bitbucket Data Center.">
-            <EmptyState title="No integrations yet">
-                <p>
-                    "An integration connects Bitgate to one Bitbucket instance: a Bitbucket Cloud workspace through an OAuth consumer, or a Bitbucket Data Center server through an HTTP access token. It is either the default for its provider or scoped to one space."
-                </p>
-            </EmptyState>
+            <IntegrationList />
             <section class="panel">
                 <h2>"What Bitbucket will need"</h2>
                 <dl class="facts">

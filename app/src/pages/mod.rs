@@ -4,6 +4,7 @@ pub mod api_reference;
 pub mod audit;
 pub mod error;
 pub mod home;
+pub mod integrations;
 pub mod login;
 pub mod not_found;
 pub mod setup;

@@ -182,7 +182,7 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-fn webhook_url(state: &AppState, slug: &str) -> String {
+pub fn webhook_url(state: &AppState, slug: &str) -> String {
     state.services.config.public_url.join(&format!("/webhooks/bitbucket/{slug}"))
 }
 
@@ -303,6 +303,39 @@ pub async fn list(
         (status = 404, description = "The space does not exist, or you cannot see it.", body = ErrorBody),
         (status = 409, description = "The name or its webhook endpoint is taken, or a default exists already.", body = ErrorBody)))]
 pub async fn create(State(state): State<AppState>, caller: Caller, body: JsonObject) -> Result<Response, ApiError> {
+    let integration = create_checked(&state, &caller, body).await.map_err(|failure| failure.error)?;
+    Ok((StatusCode::CREATED, Json(view(&state, &integration))).into_response())
+}
+
+/// Why an integration was not created, with the checklist when the
+/// connection checks ran.
+pub struct CreateFailure {
+    pub error: ApiError,
+    pub report: Option<datacenter::Report>,
+}
+
+impl From<ApiError> for CreateFailure {
+    fn from(error: ApiError) -> Self {
+        Self { error, report: None }
+    }
+}
+
+impl From<sqlx::Error> for CreateFailure {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::from(error).into()
+    }
+}
+
+impl From<bitgate_core::access::Denied> for CreateFailure {
+    fn from(denied: bitgate_core::access::Denied) -> Self {
+        ApiError::from(denied).into()
+    }
+}
+
+/// Creates an integration from a request body (the REST API's, or the
+/// wizard's form turned into one): authorization, validation, conflicts,
+/// the connection checks, then the insert and its audit entry.
+pub async fn create_checked(state: &AppState, caller: &Caller, body: JsonObject) -> Result<Integration, CreateFailure> {
     let mut fields = Fields::new::<CreateIntegration>(body);
     // Authorization first: the scope decides who may.
     let scope = fields.required_string("scope");
@@ -312,7 +345,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: JsonObj
         (Some("space"), Some(raw)) => {
             let space = Uuid::parse_str(raw.trim()).map_err(|_| ApiError::NotFound)?;
             if let Err(why) = access.can_administer(space) {
-                return Err(refuse(&state, &caller, "integration.create", Some(space), why).await);
+                return Err(refuse(state, caller, "integration.create", Some(space), why).await.into());
             }
             Some(space)
         }
@@ -322,7 +355,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: JsonObj
         }
         (Some("default"), _) => {
             if let Err(why) = access.can_administer_account() {
-                return Err(refuse(&state, &caller, "integration.create", None, why).await);
+                return Err(refuse(state, caller, "integration.create", None, why).await.into());
             }
             None
         }
@@ -345,7 +378,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: JsonObj
     let options = read_options(&mut fields);
     let connection = match fields.nested::<DataCenterInput>("datacenter") {
         Some(mut dc) => {
-            let connection = read_connection(&state, &mut dc);
+            let connection = read_connection(state, &mut dc);
             fields.absorb(dc);
             connection
         }
@@ -365,18 +398,18 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: JsonObj
         Some((connection, user_facing_url, ca_pem)),
     ) = (name, labels, description, options, connection)
     else {
-        return Err(ApiError::Internal("validated fields missing".into()));
+        return Err(ApiError::Internal("validated fields missing".into()).into());
     };
 
     // Conflicts before the (slow) checks; the insert catches races.
     if let Some(conflict) =
         integrations::conflict(&state.services.pool, &name, &slug, Provider::DataCenter, space_id).await?
     {
-        return Err(ApiError::Conflict(conflict.field_error().into_iter().collect()));
+        return Err(ApiError::Conflict(conflict.field_error().into_iter().collect()).into());
     }
     let report = datacenter::check(&connection, &state.services.config).await;
     if !report.passed() {
-        return Err(ApiError::Validation(check_errors(&report)));
+        return Err(CreateFailure { error: ApiError::Validation(check_errors(&report)), report: Some(report) });
     }
     let new = NewDataCenter {
         name,
@@ -402,7 +435,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: JsonObj
     let integration = match integrations::create_datacenter(&mut tx, &state.services.keyring, new).await {
         Ok(integration) => integration,
         Err(integrations::WriteError::Database(e)) => return Err(e.into()),
-        Err(conflict) => return Err(ApiError::Conflict(conflict.field_error().into_iter().collect())),
+        Err(conflict) => return Err(ApiError::Conflict(conflict.field_error().into_iter().collect()).into()),
     };
     let mut event = Event::new(caller.actor(), "integration.created")
         .target(target(&integration))
@@ -411,7 +444,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: JsonObj
     event.space_id = integration.space_id;
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(view(&state, &integration))).into_response())
+    Ok(integration)
 }
 
 fn read_options(fields: &mut Fields) -> Option<Options> {

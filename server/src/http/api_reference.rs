@@ -21,26 +21,7 @@ pub async fn page(State(state): State<AppState>, Extension(context): Extension<P
     state.pages.render("/api/reference", context, StatusCode::OK).await
 }
 
-/// Markdown written in this code base (doc comments, the API description),
-/// as HTML. Raw HTML in it is shown as text, so that `<api token>` in prose
-/// reads as written.
-fn markdown(text: &str) -> String {
-    use pulldown_cmark::Event;
-    let events = pulldown_cmark::Parser::new(text).map(|event| match event {
-        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
-        other => other,
-    });
-    let mut html = String::new();
-    pulldown_cmark::html::push_html(&mut html, events);
-    html
-}
-
-/// One line of markdown as inline HTML (no paragraph around it).
-fn inline_markdown(text: &str) -> String {
-    let html = markdown(text);
-    let html = html.trim_end();
-    html.strip_prefix("<p>").and_then(|h| h.strip_suffix("</p>")).unwrap_or(html).to_owned()
-}
+use super::markdown::{inline as inline_markdown, to_html as markdown};
 
 fn text(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_owned()
@@ -225,11 +206,6 @@ mod tests {
             .responses
             .iter()
             .any(|r| r.status == "401" && r.description_html.contains("<code>unauthenticated</code>")));
-    }
-
-    #[test]
-    fn markdown_shows_raw_html_as_text() {
-        assert_eq!(inline_markdown("Send `x` to <b>me</b>"), "Send <code>x</code> to &lt;b&gt;me&lt;/b&gt;");
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod audit;
 pub mod auth;
 pub mod client_address;
 pub mod health;
+pub mod integrations;
+pub mod markdown;
 pub mod pages;
 pub mod security;
 pub mod session;
@@ -43,8 +45,19 @@ use crate::state::AppState;
 
 /// Paths whose pages are rendered by handlers here (they take form posts),
 /// not registered as plain Leptos routes.
-const HANDLED_PAGES: [&str; 8] =
-    ["/login", "/setup", "/tokens", "/spaces", "/spaces/{id}", "/users", "/audit", "/api/reference"];
+const HANDLED_PAGES: [&str; 11] = [
+    "/",
+    "/login",
+    "/setup",
+    "/tokens",
+    "/spaces",
+    "/spaces/{id}",
+    "/users",
+    "/audit",
+    "/api/reference",
+    "/integrations/new",
+    "/integrations/{id}",
+];
 
 /// Requests larger than this are refused before a handler runs.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -56,6 +69,11 @@ pub fn router(state: AppState) -> Router {
     let leptos_options = state.leptos.clone();
 
     let app = Router::new()
+        .route("/", get(integrations::home))
+        .route("/integrations/new", get(integrations::new_page).post(integrations::create))
+        .route("/integrations/{id}", get(integrations::show))
+        .route("/integrations/{id}/webhook/reveal", post(integrations::reveal))
+        .route("/integrations/{id}/test", post(integrations::test))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/setup", get(auth::setup_page).post(auth::setup))

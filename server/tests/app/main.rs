@@ -11,6 +11,7 @@ mod database;
 mod headers;
 mod helpers;
 mod integrations_api;
+mod integrations_pages;
 mod jobs;
 mod login;
 mod permissions;

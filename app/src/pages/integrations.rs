@@ -1,0 +1,264 @@
+use leptos::prelude::*;
+
+use crate::{
+    components::{
+        form::{CsrfField, FormError, TextField},
+        layout::{EmptyState, Page},
+    },
+    context::{page_context, IntegrationRow},
+    islands::copy_button::CopyValue,
+};
+
+/// The integrations the viewer can see, as the home page lists them.
+#[component]
+pub fn IntegrationList() -> impl IntoView {
+    let page = page_context().integrations.unwrap_or_default();
+    let create = page
+        .can_create
+        .then(|| view! { <p><a class="button primary" href="/integrations/new">"New integration"</a></p> });
+    let list = if page.rows.is_empty() {
+        view! {
+            <EmptyState title="No integrations yet">
+                <p>
+                    "An integration connects Bitgate to one Bitbucket instance: a Bitbucket Cloud workspace through an OAuth consumer, or a Bitbucket Data Center server through an HTTP access token. It is either the default for its provider or scoped to one space."
+                </p>
+            </EmptyState>
+        }
+        .into_any()
+    } else {
+        view! {
+            <table>
+                <thead>
+                    <tr>
+                        <th>"Name"</th>
+                        <th>"Provider"</th>
+                        <th>"Scope"</th>
+                        <th>"Labels"</th>
+                        <th>"Health"</th>
+                        <th>"Stacks"</th>
+                    </tr>
+                </thead>
+                <tbody>{page.rows.into_iter().map(|row| view! { <IntegrationLine row /> }).collect_view()}</tbody>
+            </table>
+        }
+        .into_any()
+    };
+    view! {
+        {create}
+        {list}
+    }
+}
+
+#[component]
+fn IntegrationLine(row: IntegrationRow) -> impl IntoView {
+    let name = if row.can_open {
+        view! { <a href=format!("/integrations/{}", row.id)>{row.name}</a> }.into_any()
+    } else {
+        view! { <span>{row.name}</span> }.into_any()
+    };
+    view! {
+        <tr>
+            <td>{name}</td>
+            <td>{row.provider}</td>
+            <td>{row.scope}</td>
+            <td>{row.labels.join(", ")}</td>
+            <td><span class=format!("health {}", row.health)>{row.health.clone()}</span></td>
+            <td>{row.stacks_count}</td>
+        </tr>
+    }
+}
+
+/// `/integrations/new`: the Data Center wizard, one form in numbered steps.
+/// Nothing is saved until every connection check passes.
+#[component]
+pub fn NewIntegrationPage() -> impl IntoView {
+    let context = page_context();
+    let wizard = context.wizard.unwrap_or_default();
+    let form = context.form.unwrap_or_default();
+    let endpoint_base = format!("{}/webhooks/bitbucket/", context.installation.public_url);
+    let chosen_scope = form.value("scope");
+    let chosen_space = form.value("space_id");
+    let scope_error = form.error("scope").or_else(|| form.error("space_id"));
+    let has_scope_error = scope_error.is_some();
+    let ca_error = form.error("ca_certificate");
+    let has_ca_error = ca_error.is_some();
+    let default_option = wizard.can_create_default.then(|| {
+        let checked = chosen_scope == "default";
+        view! {
+            <label class="choice">
+                <input type="radio" name="scope" value="default" checked=checked />
+                " Default for every space (one per provider)"
+            </label>
+        }
+    });
+    let space_options = wizard
+        .spaces
+        .iter()
+        .map(|(id, name)| {
+            let selected = *id == chosen_space;
+            view! { <option value=id.clone() selected=selected>{name.clone()}</option> }
+        })
+        .collect_view();
+    let checks = (!wizard.checks.is_empty()).then(|| {
+        view! {
+            <section class="panel" aria-live="polite">
+                <h2>"Connection test"</h2>
+                <ul class="checklist">
+                    {wizard
+                        .checks
+                        .into_iter()
+                        .map(|(name, ok, message)| {
+                            let class = if ok { "check ok" } else { "check failed" };
+                            view! {
+                                <li class=class>
+                                    <strong>{name}</strong>
+                                    " "
+                                    {message}
+                                </li>
+                            }
+                        })
+                        .collect_view()}
+                </ul>
+            </section>
+        }
+    });
+    let git_checkout = form.value("use_git_checkout") == "on";
+    let unposted = form.values.is_empty();
+    let commit_status = unposted || form.value("commit_status") == "on";
+    let status_details = unposted || form.value("status_details") == "on";
+    let vcs = form.value("vcs_checks");
+    view! {
+        <Page title="New Bitbucket Data Center integration" lede="Bitgate checks the token with Bitbucket before it saves anything.">
+            <p class="muted">"Bitbucket Cloud connects through an OAuth consumer; it comes with the Cloud wizard."</p>
+            <FormError />
+            {checks}
+            <form method="post" action="/integrations/new" class="stacked-form wizard">
+                <CsrfField />
+                <h2>"1. Name and scope"</h2>
+                <TextField
+                    name="name"
+                    label="Name"
+                    required=true
+                    hint=format!("It cannot change later: the webhook endpoint is made from it ({endpoint_base}<name>).")
+                />
+                <fieldset class="field" class:has-error=has_scope_error>
+                    <legend>"Scope"</legend>
+                    {default_option}
+                    <label class="choice">
+                        <input type="radio" name="scope" value="space" checked=chosen_scope != "default" />
+                        " One space: "
+                        <select name="space_id" aria-label="Space">{space_options}</select>
+                    </label>
+                    {scope_error.map(|e| view! { <p class="field-error">{e}</p> })}
+                </fieldset>
+                <h2>"2. In Bitbucket"</h2>
+                <ol class="instructions">
+                    <li>"Open " <code>"{user-facing URL}/plugins/servlet/access-tokens/manage"</code> " as the user Bitgate will act as (Manage account, HTTP access tokens, Create token)."</li>
+                    <li>"Give it the permissions " <strong>"Projects: read"</strong> " and " <strong>"Repositories: read"</strong> "."</li>
+                    <li>"Turn " <strong>"automated expiry"</strong> " off, so that the integration keeps working."</li>
+                    <li>"Copy the token: Bitbucket shows it once."</li>
+                </ol>
+                <h2>"3. Connection"</h2>
+                <TextField name="api_url" label="API URL" kind="url" required=true hint="Where Bitbucket's REST API answers, with its context path: https://bitbucket.example.com or https://host/bitbucket." />
+                <TextField name="user_facing_url" label="User-facing URL" kind="url" hint="Where people open Bitbucket, when it differs (behind a proxy). The API URL when left empty." />
+                <TextField name="username" label="Username" required=true hint="The Bitbucket user the token belongs to." />
+                <TextField name="access_token" label="HTTP access token" kind="password" required=true autocomplete="off" hint="Stored encrypted; never shown again, only its last four characters." />
+                <div class="field" class:has-error=has_ca_error>
+                    <label for="field-ca_certificate">"CA certificate (optional)"</label>
+                    <textarea id="field-ca_certificate" name="ca_certificate" rows="4" placeholder="-----BEGIN CERTIFICATE-----">{form.value("ca_certificate")}</textarea>
+                    <p class="hint">"Only when Bitbucket's certificate comes from a private CA: paste that CA's certificate (PEM)."</p>
+                    {ca_error.map(|e| view! { <p class="field-error">{e}</p> })}
+                </div>
+                <h2>"4. Details and options"</h2>
+                <TextField name="labels" label="Labels" hint="Comma-separated, such as prod, eu." />
+                <div class="field">
+                    <label for="field-description">"Description"</label>
+                    <textarea id="field-description" name="description" rows="3">{form.value("description")}</textarea>
+                    <p class="hint">"Markdown."</p>
+                </div>
+                <div class="field checkbox"><label><input type="checkbox" name="use_git_checkout" checked=git_checkout />" Use git checkout (clone rather than download archives)"</label></div>
+                <div class="field checkbox"><label><input type="checkbox" name="commit_status" checked=commit_status />" Commit status: report builds to Bitbucket"</label></div>
+                <div class="field checkbox"><label><input type="checkbox" name="status_details" checked=status_details />" Status details: link statuses back to the platform"</label></div>
+                <div class="field">
+                    <label for="field-vcs_checks">"VCS checks"</label>
+                    <select id="field-vcs_checks" name="vcs_checks">
+                        <option value="individual" selected=vcs == "individual" || vcs.is_empty()>"individual: one status per stack"</option>
+                        <option value="aggregated" selected=vcs == "aggregated">"aggregated: one status for all stacks"</option>
+                        <option value="all" selected=vcs == "all">"all: both"</option>
+                    </select>
+                </div>
+                <button type="submit" class="button primary">"Test connection and save"</button>
+            </form>
+        </Page>
+    }
+}
+
+/// `/integrations/{id}`: what it is, its health, and exactly how to set up
+/// its webhook in Bitbucket.
+#[component]
+pub fn IntegrationDetailsPage() -> impl IntoView {
+    let Some(page) = page_context().integration else {
+        return view! { <Page title="Integration">""</Page> }.into_any();
+    };
+    let facts = page
+        .facts
+        .iter()
+        .map(|(label, value)| view! { <dt>{label.clone()}</dt> <dd>{value.clone()}</dd> })
+        .collect_view();
+    let secret = match page.webhook_secret.clone() {
+        Some(secret) => view! { <CopyValue value=secret /> }.into_any(),
+        None => view! {
+            <form method="post" action=format!("/integrations/{}/webhook/reveal", page.id) class="inline">
+                <CsrfField />
+                <code>"••••••••••••"</code>
+                " "
+                <button type="submit" class="button secondary">"Reveal secret"</button>
+            </form>
+        }
+        .into_any(),
+    };
+    let triggers = page
+        .triggers
+        .iter()
+        .map(|(group, label, key)| view! { <tr><td>{group.clone()}</td><td>{label.clone()}</td><td><code>{key.clone()}</code></td></tr> })
+        .collect_view();
+    view! {
+        <Page title=page.name.clone() lede=format!("{} · {}", page.provider, page.scope)>
+            <section class="panel">
+                <h2>"Health"</h2>
+                <p><span class=format!("health {}", page.health_state)>{page.health_state.clone()}</span> " " {page.health_message.clone()}</p>
+                <p class="muted">{format!("Last checked {}", page.health_checked_at)}</p>
+                <form method="post" action=format!("/integrations/{}/test", page.id) class="inline">
+                    <CsrfField />
+                    <button type="submit" class="button secondary">"Test connection"</button>
+                </form>
+            </section>
+            <section class="panel">
+                <h2>"Webhook"</h2>
+                <p>"In Bitbucket, open the repository's (or project's) settings, Webhooks, Create webhook, and enter:"</p>
+                <dl class="facts">
+                    <dt>"Title"</dt>
+                    <dd><code>{format!("Bitgate {}", page.name)}</code></dd>
+                    <dt>"URL"</dt>
+                    <dd><CopyValue value=page.webhook_url.clone() /></dd>
+                    <dt>"Secret"</dt>
+                    <dd>{secret}</dd>
+                    <dt>"Status"</dt>
+                    <dd>"Active"</dd>
+                </dl>
+                <p>"Tick these triggers:"</p>
+                <table class="compact">
+                    <thead><tr><th>"Group"</th><th>"Trigger"</th><th>"Event key"</th></tr></thead>
+                    <tbody>{triggers}</tbody>
+                </table>
+            </section>
+            <section class="panel">
+                <h2>"Connection"</h2>
+                <dl class="facts">{facts}</dl>
+                <div class="prose" inner_html=page.description_html.clone()></div>
+                <p class="muted">{page.created.clone()}</p>
+            </section>
+        </Page>
+    }
+    .into_any()
+}

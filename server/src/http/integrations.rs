@@ -1,0 +1,404 @@
+//! The integrations pages: the list (home), the Data Center wizard, the
+//! details page with the webhook setup, the secret's reveal, and a new
+//! connection test. The wizard posts a plain form, turned into the REST
+//! API's body and created through the same code (`api::integrations`), so
+//! the browser and the API cannot disagree.
+
+use std::collections::HashMap;
+
+use axum::{
+    extract::{Path, State},
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+    Extension, Form,
+};
+use bitgate_app::context::{
+    Flash, FormOutcome, IntegrationPage, IntegrationRow, IntegrationsPage, PageContext, WizardPage,
+};
+use bitgate_core::{
+    access::Access,
+    audit::{self, Event, Target},
+    bitbucket::datacenter,
+    integrations::{self, Integration},
+    spaces,
+    users::Role,
+};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tower_sessions::Session;
+use uuid::Uuid;
+
+use super::{
+    client_address::ClientAddress,
+    markdown,
+    pages::AppError,
+    session::{push_flash, CurrentUser},
+};
+use crate::{
+    api::{
+        caller::Caller,
+        error::ApiError,
+        integrations::{create_checked, webhook_url},
+        json::JsonObject,
+        rfc3339,
+    },
+    state::AppState,
+};
+
+/// The Data Center triggers to tick, from SPEC.md's table.
+const DATACENTER_TRIGGERS: [(&str, &str, &str); 10] = [
+    ("Repository", "Push", "repo:refs_changed"),
+    ("Pull request", "Opened", "pr:opened"),
+    ("Pull request", "Source branch updated", "pr:from_ref_updated"),
+    ("Pull request", "Modified", "pr:modified"),
+    ("Pull request", "Approved", "pr:reviewer:approved"),
+    ("Pull request", "Unapproved", "pr:reviewer:unapproved"),
+    ("Pull request", "Merged", "pr:merged"),
+    ("Pull request", "Declined", "pr:declined"),
+    ("Pull request", "Deleted", "pr:deleted"),
+    ("Pull request", "Comment added", "pr:comment:added"),
+];
+
+fn caller(user: &CurrentUser, address: Option<std::net::IpAddr>) -> Caller {
+    Caller { user: user.0.clone(), token_id: None, address }
+}
+
+fn administered_spaces(access: &Access) -> Vec<Uuid> {
+    access.visible_spaces().into_iter().filter(|s| access.role_on(*s) == Some(Role::Admin)).collect()
+}
+
+/// `/`: the integrations the viewer can see.
+pub async fn home(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+) -> Result<Response, AppError> {
+    let access = Access::load(&state.services.pool, user.0.id).await?;
+    let visible = access.visible_spaces();
+    let rows = integrations::list(&state.services.pool, &visible, &Default::default(), None, 1000).await?;
+    let names: HashMap<Uuid, String> =
+        spaces::list(&state.services.pool, &visible, None, 10_000).await?.into_iter().map(|s| (s.id, s.name)).collect();
+    let rows = rows
+        .into_iter()
+        .map(|i| IntegrationRow {
+            id: i.id.to_string(),
+            can_open: access.can_administer_integration(i.space_id).is_ok(),
+            scope: match i.space_id {
+                Some(space) => names.get(&space).cloned().unwrap_or_default(),
+                None => "Default".to_owned(),
+            },
+            name: i.name,
+            provider: i.provider.label().to_owned(),
+            labels: i.labels,
+            health: i.health.state,
+            stacks_count: i.stacks_count,
+        })
+        .collect();
+    let can_create = access.is_account_admin() || !administered_spaces(&access).is_empty();
+    let context = PageContext { integrations: Some(IntegrationsPage { rows, can_create }), ..context };
+    Ok(state.pages.render("/", context, StatusCode::OK).await)
+}
+
+async fn render_wizard(
+    state: &AppState,
+    context: PageContext,
+    user: &CurrentUser,
+    form: Option<FormOutcome>,
+    checks: Vec<(String, bool, String)>,
+    status: StatusCode,
+) -> Result<Response, AppError> {
+    let access = Access::load(&state.services.pool, user.0.id).await?;
+    let administered = administered_spaces(&access);
+    if administered.is_empty() {
+        return Err(AppError::Forbidden);
+    }
+    let mut spaces = spaces::list(&state.services.pool, &administered, None, 10_000).await?;
+    spaces.sort_by(|a, b| a.name.cmp(&b.name));
+    let wizard = WizardPage {
+        spaces: spaces.into_iter().map(|s| (s.id.to_string(), s.name)).collect(),
+        can_create_default: access.is_account_admin(),
+        checks,
+    };
+    let context = PageContext { wizard: Some(wizard), form, ..context };
+    Ok(state.pages.render("/integrations/new", context, status).await)
+}
+
+pub async fn new_page(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+) -> Result<Response, AppError> {
+    render_wizard(&state, context, &user, None, Vec::new(), StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+pub struct WizardForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    space_id: String,
+    #[serde(default)]
+    api_url: String,
+    #[serde(default)]
+    user_facing_url: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    access_token: String,
+    #[serde(default)]
+    ca_certificate: String,
+    #[serde(default)]
+    labels: String,
+    #[serde(default)]
+    description: String,
+    use_git_checkout: Option<String>,
+    commit_status: Option<String>,
+    status_details: Option<String>,
+    #[serde(default)]
+    vcs_checks: String,
+}
+
+impl WizardForm {
+    /// The REST API's body for this form.
+    fn body(&self) -> JsonObject {
+        let optional = |value: &str| if value.trim().is_empty() { Value::Null } else { json!(value) };
+        let labels: Vec<&str> = self.labels.split(',').map(str::trim).filter(|l| !l.is_empty()).collect();
+        let body = json!({
+            "name": self.name,
+            "provider": "bitbucket_datacenter",
+            "scope": if self.scope.is_empty() { "space" } else { self.scope.as_str() },
+            "space_id": if self.scope == "default" { Value::Null } else { optional(&self.space_id) },
+            "labels": labels,
+            "description": self.description,
+            "options": {
+                "use_git_checkout": self.use_git_checkout.is_some(),
+                "commit_status": self.commit_status.is_some(),
+                "status_details": self.status_details.is_some(),
+                "vcs_checks": if self.vcs_checks.is_empty() { "individual" } else { self.vcs_checks.as_str() },
+            },
+            "datacenter": {
+                "api_url": self.api_url,
+                "user_facing_url": optional(&self.user_facing_url),
+                "username": self.username,
+                "access_token": self.access_token,
+                "ca_certificate": optional(&self.ca_certificate),
+            },
+        });
+        JsonObject(body.as_object().cloned().unwrap_or_else(Map::new))
+    }
+
+    /// What the page keeps when it answers again: everything but the token.
+    fn values(&self) -> Vec<(String, String)> {
+        let flag = |f: &Option<String>| if f.is_some() { "on" } else { "" }.to_owned();
+        [
+            ("name", self.name.clone()),
+            ("scope", self.scope.clone()),
+            ("space_id", self.space_id.clone()),
+            ("api_url", self.api_url.clone()),
+            ("user_facing_url", self.user_facing_url.clone()),
+            ("username", self.username.clone()),
+            ("ca_certificate", self.ca_certificate.clone()),
+            ("labels", self.labels.clone()),
+            ("description", self.description.clone()),
+            ("use_git_checkout", flag(&self.use_git_checkout)),
+            ("commit_status", flag(&self.commit_status)),
+            ("status_details", flag(&self.status_details)),
+            ("vcs_checks", self.vcs_checks.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
+
+/// The form field an API error detail is about (`datacenter.api_url` → `api_url`).
+fn form_field(field: &str) -> String {
+    field.rsplit('.').next().unwrap_or(field).to_owned()
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
+    session: Session,
+    Form(form): Form<WizardForm>,
+) -> Result<Response, AppError> {
+    match create_checked(&state, &caller(&user, address), form.body()).await {
+        Ok(integration) => {
+            push_flash(
+                &session,
+                Flash::success(format!(
+                    "Integration \u{201c}{}\u{201d} created: every check passed. Now set up its webhook in Bitbucket.",
+                    integration.name
+                )),
+            )
+            .await?;
+            Ok(Redirect::to(&format!("/integrations/{}", integration.id)).into_response())
+        }
+        Err(failure) => {
+            let checks: Vec<(String, bool, String)> = failure
+                .report
+                .map(|r| r.checks.into_iter().map(|c| (c.name.to_owned(), c.ok, c.message)).collect())
+                .unwrap_or_default();
+            let (details, status) = match failure.error {
+                ApiError::Validation(details) => (details, StatusCode::UNPROCESSABLE_ENTITY),
+                ApiError::Conflict(details) => (details, StatusCode::CONFLICT),
+                ApiError::NotFound => return Err(AppError::NotFound),
+                ApiError::Forbidden => return Err(AppError::Forbidden),
+                ApiError::Unavailable(why) => return Err(AppError::Unavailable(why)),
+                other => return Err(AppError::Internal(other.to_string())),
+            };
+            let mut field_errors: Vec<(String, String)> = Vec::new();
+            for detail in details {
+                let field = form_field(&detail.field);
+                // One message per field: the first says what to fix first.
+                if !field_errors.iter().any(|(f, _)| *f == field) {
+                    field_errors.push((field, detail.message));
+                }
+            }
+            let form_error = Some(if checks.is_empty() {
+                "Nothing was saved: fix the fields marked below.".to_owned()
+            } else {
+                "Nothing was saved: the connection test failed. Fix what the checklist says, then test again."
+                    .to_owned()
+            });
+            let outcome = FormOutcome { values: form.values(), field_errors, form_error, blocked: None };
+            render_wizard(&state, context, &user, Some(outcome), checks, status).await
+        }
+    }
+}
+
+/// The integration, when the viewer administers it (readers see it in lists
+/// only: 403; outside its space: 404).
+async fn administered(state: &AppState, user: &CurrentUser, raw: &str) -> Result<Integration, AppError> {
+    let id = Uuid::parse_str(raw).map_err(|_| AppError::NotFound)?;
+    let access = Access::load(&state.services.pool, user.0.id).await?;
+    let integration = integrations::find(&state.services.pool, id).await?.ok_or(AppError::NotFound)?;
+    access.can_administer_integration(integration.space_id)?;
+    Ok(integration)
+}
+
+async fn render_details(
+    state: &AppState,
+    context: PageContext,
+    integration: Integration,
+    secret: Option<String>,
+) -> Result<Response, AppError> {
+    let scope = match integration.space_id {
+        Some(space) => match spaces::find(&state.services.pool, space).await? {
+            Some(space) => format!("space {}", space.name),
+            None => "a space".to_owned(),
+        },
+        None => "default for every space".to_owned(),
+    };
+    let mut facts = Vec::new();
+    if let Some(dc) = &integration.datacenter {
+        facts.push(("API URL".to_owned(), dc.api_url.clone()));
+        facts.push(("User-facing URL".to_owned(), dc.user_facing_url.clone()));
+        facts.push(("Username".to_owned(), dc.username.clone()));
+        facts.push(("Access token".to_owned(), format!("…{}", dc.access_token_last4)));
+        facts.push(("Private CA".to_owned(), if dc.ca_certificate.is_some() { "given" } else { "none" }.to_owned()));
+    }
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
+    facts.push(("Labels".to_owned(), integration.labels.join(", ")));
+    facts.push(("Use git checkout".to_owned(), yes_no(integration.options.use_git_checkout)));
+    facts.push(("Commit status".to_owned(), yes_no(integration.options.commit_status)));
+    facts.push(("Status details".to_owned(), yes_no(integration.options.status_details)));
+    facts.push(("VCS checks".to_owned(), integration.options.vcs_checks.clone()));
+    facts.push(("Stacks using it".to_owned(), integration.stacks_count.to_string()));
+    let with_secret = secret.is_some();
+    let page = IntegrationPage {
+        id: integration.id.to_string(),
+        name: integration.name.clone(),
+        provider: integration.provider.label().to_owned(),
+        scope,
+        labels: integration.labels.clone(),
+        description_html: markdown::to_html(&integration.description),
+        facts,
+        health_state: integration.health.state.clone(),
+        health_message: integration.health.message.clone(),
+        health_checked_at: integration.health.checked_at.map(rfc3339).unwrap_or_else(|| "never".into()),
+        webhook_url: webhook_url(state, &integration.slug),
+        webhook_secret: secret,
+        triggers: DATACENTER_TRIGGERS.iter().map(|(g, l, k)| (g.to_string(), l.to_string(), k.to_string())).collect(),
+        created: format!("Created {} by {}", rfc3339(integration.created_at), integration.created_by_label),
+    };
+    let context = PageContext { integration: Some(page), ..context };
+    let mut response = state.pages.render(&format!("/integrations/{}", integration.id), context, StatusCode::OK).await;
+    if with_secret {
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(response)
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let integration = administered(&state, &user, &raw).await?;
+    render_details(&state, context, integration, None).await
+}
+
+/// Shows the webhook secret, once, in a `no-store` answer; audited.
+pub async fn reveal(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let integration = administered(&state, &user, &raw).await?;
+    let secret = integrations::webhook_secret(&state.services.pool, &state.services.keyring, integration.id)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .ok_or(AppError::NotFound)?;
+    let mut event = Event::new(caller(&user, address).actor(), "integration.webhook_secret_revealed")
+        .target(Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() })
+        .from_address(address);
+    event.space_id = integration.space_id;
+    audit::record(&state.services.pool, event).await?;
+    render_details(&state, context, integration, Some(secret)).await
+}
+
+/// Tests the connection again with the stored credentials.
+pub async fn test(
+    State(state): State<AppState>,
+    Extension(user): Extension<CurrentUser>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
+    session: Session,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let integration = administered(&state, &user, &raw).await?;
+    let Some(dc) = &integration.datacenter else { return Err(AppError::NotFound) };
+    let token = integrations::datacenter_token(&state.services.pool, &state.services.keyring, integration.id)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .ok_or(AppError::NotFound)?;
+    let api_url = url::Url::parse(&dc.api_url).map_err(|e| AppError::Internal(e.to_string()))?;
+    let ca =
+        dc.ca_certificate.as_deref().map(datacenter::parse_ca_certificate).transpose().map_err(AppError::Internal)?;
+    let connection = datacenter::Connection { api_url, username: dc.username.clone(), token, ca };
+    let report = datacenter::check(&connection, &state.services.config).await;
+    let (health, flash) = match report.first_failure() {
+        None => ("connected", Flash::success("Every check passed: the integration is connected.")),
+        Some(failure) => ("error", Flash::error(format!("The {} check failed: {}", failure.name, failure.message))),
+    };
+    let message = report
+        .first_failure()
+        .map(|c| c.message.clone())
+        .unwrap_or_else(|| report.checks.first().map(|c| c.message.clone()).unwrap_or_default());
+    integrations::set_health(&state.services.pool, integration.id, health, &message).await?;
+    let mut event = Event::new(caller(&user, address).actor(), "integration.tested")
+        .target(Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() })
+        .from_address(address)
+        .details(json!({"health": health}));
+    event.space_id = integration.space_id;
+    audit::record(&state.services.pool, event).await?;
+    push_flash(&session, flash).await?;
+    Ok(Redirect::to(&format!("/integrations/{}", integration.id)).into_response())
+}

@@ -1,0 +1,101 @@
+//! The integrations pages against the simulator: the Data Center wizard
+//! (checklist on failure, nothing saved, the token never echoed), the
+//! details page with the webhook setup, the secret's reveal, a new test, and
+//! who may open what.
+
+use bitbucket_simulator::{
+    datacenter::{DEMO_TOKEN, DEMO_USER},
+    DataCenter, Simulator, Transport,
+};
+
+use crate::{helpers::location, world::world_with};
+
+fn wizard_form<'a>(csrf: &'a str, url: &'a str, token: &'a str, space: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("csrf_token", csrf),
+        ("name", "DC main"),
+        ("scope", "space"),
+        ("space_id", space),
+        ("api_url", url),
+        ("username", DEMO_USER),
+        ("access_token", token),
+        ("labels", "prod, eu"),
+        ("description", "Our **main** Bitbucket <script>alert(1)</script> [x](javascript:alert(1))"),
+        ("commit_status", "on"),
+        ("vcs_checks", "aggregated"),
+    ]
+}
+
+#[tokio::test]
+async fn the_wizard_checks_before_saving_and_the_details_page_explains_the_webhook() {
+    let w = world_with(&[("BITGATE_OUTBOUND_DENY", ""), ("BITGATE_OUTBOUND_TIMEOUT", "2s")]).await;
+    let sim = Simulator::start(DataCenter::sample(), Transport::Http).await.unwrap();
+    let admin = w.browser("team admin").await;
+    let csrf = admin.csrf_token("/tokens").await;
+    let team = w.team.to_string();
+
+    let page = admin.get("/integrations/new").await;
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("plugins/servlet/access-tokens/manage") && page.contains("Repositories: read"));
+    assert!(!page.contains("value=\"default\""), "a space admin cannot create a default");
+
+    // A rejected token: the checklist says why, the fields are kept, nothing is saved.
+    let refused =
+        admin.post_form("/integrations/new", &wizard_form(&csrf, &sim.url, "BBDC-wrong-token-1234", &team)).await;
+    assert_eq!(refused.status(), 422);
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("refused the token") && text.contains("Not checked"), "the checklist is shown");
+    assert!(text.contains(&format!("value=\"{}\"", sim.url)), "the URL is kept");
+    assert!(!text.contains("BBDC-wrong-token-1234"), "the token is never echoed");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM integrations").fetch_one(&w.app.pool).await.unwrap();
+    assert_eq!(stored, 0);
+    let bad_url = admin.post_form("/integrations/new", &wizard_form(&csrf, "ftp://nowhere", DEMO_TOKEN, &team)).await;
+    assert_eq!(bad_url.status(), 422);
+    assert!(bad_url.text().await.unwrap().contains("Use an http:// or https:// URL."));
+
+    let created = admin.post_form("/integrations/new", &wizard_form(&csrf, &sim.url, DEMO_TOKEN, &team)).await;
+    assert_eq!(created.status(), 303);
+    let details_path = location(&created);
+    let details = admin.get(&details_path).await.text().await.unwrap();
+    assert!(details.contains("every check passed"));
+    assert!(details.contains(&format!("{}/webhooks/bitbucket/dc-main", w.app.base)));
+    for trigger in ["repo:refs_changed", "pr:opened", "pr:comment:added"] {
+        assert!(details.contains(trigger), "{trigger}");
+    }
+    assert!(details.contains("<strong>main</strong>"), "the description is rendered");
+    assert!(!details.contains("<script>alert") && !details.contains("javascript:"), "and sanitized");
+    assert!(!details.contains(DEMO_TOKEN) && details.contains(&DEMO_TOKEN[DEMO_TOKEN.len() - 4..]));
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM integrations").fetch_one(&w.app.pool).await.unwrap();
+    let secret =
+        bitgate_core::integrations::webhook_secret(&w.app.pool, &w.app.services.keyring, id).await.unwrap().unwrap();
+    assert!(!details.contains(&secret), "the secret is masked until revealed");
+
+    let revealed = admin.post_form(&format!("{details_path}/webhook/reveal"), &[("csrf_token", &csrf)]).await;
+    assert_eq!(revealed.status(), 200);
+    assert_eq!(revealed.headers()["cache-control"], "no-store");
+    assert!(revealed.text().await.unwrap().contains(&secret));
+    assert!(w.app.audit_actions().await.contains(&"integration.webhook_secret_revealed".to_owned()));
+
+    sim.configure(|dc| dc.tokens.clear());
+    let tested = admin.post_form(&format!("{details_path}/test"), &[("csrf_token", &csrf)]).await;
+    assert_eq!(tested.status(), 303);
+    let details = admin.get(&details_path).await.text().await.unwrap();
+    assert!(details.contains("The token check failed"), "the flash says which check failed");
+    assert!(details.contains(">error<"), "the health turned to error");
+
+    // Who may open what: readers see it listed, not opened; outsiders see nothing.
+    let reader = w.browser("team reader").await;
+    let home = reader.get("/").await.text().await.unwrap();
+    assert!(home.contains("DC main") && !home.contains(&format!("href=\"{details_path}\"")));
+    assert_eq!(reader.get(&details_path).await.status(), 403);
+    assert_eq!(reader.get("/integrations/new").await.status(), 403);
+    let outsider = w.browser("outsider").await;
+    assert!(!outsider.get("/").await.text().await.unwrap().contains("DC main"));
+    assert_eq!(outsider.get(&details_path).await.status(), 404);
+    let reader_csrf = reader.csrf_token("/tokens").await;
+    let reveal = reader.post_form(&format!("{details_path}/webhook/reveal"), &[("csrf_token", &reader_csrf)]).await;
+    assert_eq!(reveal.status(), 403);
+    let admin_home = admin.get("/").await.text().await.unwrap();
+    assert!(admin_home.contains(&format!("href=\"{details_path}\"")) && admin_home.contains("New integration"));
+}
