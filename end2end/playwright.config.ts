@@ -10,6 +10,9 @@ const dataDir = process.env.BITGATE_E2E_DATA_DIR ?? fs.mkdtempSync('/tmp/bitgate
 process.env.BITGATE_E2E_DATA_DIR = dataDir;
 const port = Number(process.env.BITGATE_E2E_PORT ?? 3123);
 const baseURL = `http://127.0.0.1:${port}`;
+// The Bitbucket simulator the wizard connects to (tests read it from here).
+const simulatorPort = Number(process.env.BITGATE_E2E_SIMULATOR_PORT ?? 3124);
+process.env.BITGATE_E2E_SIMULATOR_URL = `http://127.0.0.1:${simulatorPort}`;
 
 export default defineConfig({
   testDir: './tests',
@@ -36,7 +39,14 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
+  webServer: [
+    {
+      command: `../target/release/bitbucket-simulator --listen 127.0.0.1:${simulatorPort}`,
+      url: `http://127.0.0.1:${simulatorPort}/rest/api/1.0/application-properties`,
+      timeout: 30_000,
+      reuseExistingServer: false,
+    },
+    {
     command: '../target/release/bitgate serve',
     url: `${baseURL}/readyz`,
     timeout: 60_000,
@@ -51,6 +61,9 @@ export default defineConfig({
       // The site cargo-leptos built, wherever the command runs from.
       LEPTOS_SITE_ROOT: path.resolve(process.cwd(), '..', 'target', 'site'),
       RUST_LOG: 'warn',
+      // The simulator is on loopback, which Bitgate refuses to call by default.
+      BITGATE_OUTBOUND_DENY: '',
     },
-  },
+    },
+  ],
 });

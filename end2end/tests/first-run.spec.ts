@@ -166,6 +166,35 @@ test('the admin creates a user, disables and enables them, and finds it in the a
   expect(errors).toEqual([]);
 });
 
+test('a Data Center integration is created through the wizard, and its webhook secret revealed', async ({ page }) => {
+  const errors = watchConsole(page);
+  const simulator = process.env.BITGATE_E2E_SIMULATOR_URL!;
+  await page.goto('/login');
+  await page.getByLabel('Email').fill(admin.email);
+  await page.getByLabel('Password', { exact: true }).fill(admin.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('link', { name: 'New integration' }).click();
+  await expect(page.getByRole('heading', { name: 'New Bitbucket Data Center integration' })).toBeVisible();
+
+  await page.getByLabel('Name', { exact: true }).fill('dc-main');
+  await page.getByLabel('API URL').fill(simulator);
+  await page.getByLabel('Username').fill('jcitizen');
+  await page.getByLabel('HTTP access token').fill('BBDC-not-the-token');
+  await page.getByRole('button', { name: 'Test connection and save' }).click();
+  await expect(page.locator('.check.failed', { hasText: 'refused the token' })).toBeVisible();
+  await expect(page.getByLabel('API URL')).toHaveValue(simulator);
+
+  await page.getByLabel('HTTP access token').fill('BBDC-demo-token-0000000000000000000000000000');
+  await page.getByRole('button', { name: 'Test connection and save' }).click();
+  await expect(page.getByText('Integration “dc-main” created: every check passed.')).toBeVisible();
+  await expect(page.getByText('repo:refs_changed')).toBeVisible();
+  await page.getByRole('button', { name: 'Reveal secret' }).click();
+  await expect(page.getByRole('button', { name: 'Reveal secret' })).toHaveCount(0);
+  await page.goto('/');
+  await expect(page.getByRole('link', { name: 'dc-main' })).toBeVisible();
+  expect(errors).toEqual([]);
+});
+
 test('the API reference is readable in the browser and links its schemas', async ({ page }) => {
   const errors = watchConsole(page);
   await page.goto('/api/reference');
