@@ -486,6 +486,88 @@ pub enum SecretError {
     Open(#[from] OpenError),
 }
 
+/// Changes to an integration; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct Changes {
+    pub labels: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub options: Option<Options>,
+    pub api_url: Option<String>,
+    pub user_facing_url: Option<String>,
+    pub username: Option<String>,
+    /// A new token, already checked with Bitbucket.
+    pub access_token: Option<String>,
+    /// `Some(None)` removes the CA certificate.
+    pub ca_certificate: Option<Option<String>>,
+    /// The health after the checks that the credential changes needed.
+    pub health: Option<(String, String)>,
+}
+
+/// Applies changes in the caller's transaction (the name never changes).
+pub async fn update(
+    tx: &mut PgConnection,
+    keyring: &Keyring,
+    id: IntegrationId,
+    changes: Changes,
+) -> Result<Option<Integration>, sqlx::Error> {
+    let options = changes.options.as_ref();
+    let updated = sqlx::query!(
+        r#"UPDATE integrations SET
+             labels = coalesce($2, labels),
+             description = coalesce($3, description),
+             use_git_checkout = coalesce($4, use_git_checkout),
+             commit_status = coalesce($5, commit_status),
+             status_details = coalesce($6, status_details),
+             vcs_checks = coalesce($7, vcs_checks),
+             health_state = coalesce($8, health_state),
+             health_message = coalesce($9, health_message),
+             health_checked_at = CASE WHEN $8::text IS NULL THEN health_checked_at ELSE now() END,
+             updated_at = now()
+           WHERE id = $1"#,
+        id,
+        changes.labels.as_deref(),
+        changes.description,
+        options.map(|o| o.use_git_checkout),
+        options.map(|o| o.commit_status),
+        options.map(|o| o.status_details),
+        options.map(|o| o.vcs_checks.clone()),
+        changes.health.as_ref().map(|h| h.0.clone()),
+        changes.health.as_ref().map(|h| h.1.clone()),
+    )
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let token = changes
+        .access_token
+        .as_ref()
+        .map(|t| (keyring.seal(t.as_bytes(), binding("datacenter_credentials", "access_token", id)), last4(t)));
+    sqlx::query!(
+        r#"UPDATE datacenter_credentials SET
+             api_url = coalesce($2, api_url),
+             user_facing_url = coalesce($3, user_facing_url),
+             username = coalesce($4, username),
+             access_token_key = coalesce($5, access_token_key),
+             access_token = coalesce($6, access_token),
+             access_token_last4 = coalesce($7, access_token_last4),
+             ca_certificate = CASE WHEN $8 THEN $9 ELSE ca_certificate END
+           WHERE integration_id = $1"#,
+        id,
+        changes.api_url,
+        changes.user_facing_url,
+        changes.username,
+        token.as_ref().map(|(sealed, _)| sealed.key_id.clone()),
+        token.as_ref().map(|(sealed, _)| sealed.ciphertext.clone()),
+        token.as_ref().map(|(_, last4)| last4.clone()),
+        changes.ca_certificate.is_some(),
+        changes.ca_certificate.flatten(),
+    )
+    .execute(&mut *tx)
+    .await?;
+    find(&mut *tx, id).await
+}
+
 /// Records the outcome of a connection test.
 pub async fn set_health(
     db: impl PgExecutor<'_>,

@@ -418,7 +418,7 @@ pub async fn create_checked(state: &AppState, caller: &Caller, body: JsonObject)
         labels,
         description,
         options,
-        api_url: connection.api_url.as_str().to_owned(),
+        api_url: connection.api_url.as_str().trim_end_matches('/').to_owned(),
         user_facing_url,
         username: connection.username.trim().to_owned(),
         access_token: connection.token.trim().to_owned(),
@@ -480,7 +480,7 @@ fn read_connection(state: &AppState, dc: &mut Fields) -> Option<(datacenter::Con
                 None
             }
         },
-        None => api_url.as_ref().map(|u| u.as_str().to_owned()),
+        None => api_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_owned()),
     };
     let username = dc.required_string("username").and_then(|u| {
         if u.trim().is_empty() {
@@ -528,6 +528,171 @@ fn check_errors(report: &datacenter::Report) -> Vec<FieldError> {
             FieldError::new(field, &format!("check_{}", c.name), c.message.clone())
         })
         .collect()
+}
+
+/// The body of `PATCH /api/v1/integrations/{id}`: fields left out stay.
+#[allow(dead_code)] // Documents the fields that `Fields` reads one by one.
+#[derive(ToSchema)]
+pub struct UpdateIntegration {
+    /// Cannot change (the webhook endpoint is made from it); accepted when unchanged.
+    name: Option<String>,
+    labels: Option<Vec<String>>,
+    description: Option<String>,
+    options: Option<OptionsInput>,
+    datacenter: Option<DataCenterUpdate>,
+}
+
+/// Data Center credentials to change. A new token, and any change of the
+/// API URL (which needs the token again), is checked with Bitbucket first.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct DataCenterUpdate {
+    api_url: Option<String>,
+    user_facing_url: Option<String>,
+    username: Option<String>,
+    /// Write-only. Empty or left out: the stored token stays, unless the API URL changes.
+    #[schema(format = Password)]
+    access_token: Option<String>,
+    /// PEM; an empty string removes it.
+    ca_certificate: Option<String>,
+}
+
+/// Change an integration
+///
+/// Everything but the name. Admins of its space; account admins for a default.
+/// Changed credentials are checked with Bitbucket before anything is saved.
+#[utoipa::path(patch, path = "/api/v1/integrations/{id}", tag = "integrations", request_body = UpdateIntegration,
+    params(("id" = Uuid, Path, description = "The integration's id.")),
+    responses(
+        (status = 200, description = "The integration as it is now.", body = IntegrationView),
+        (status = 403, description = "You see it in lists but do not administer it.", body = ErrorBody),
+        (status = 404, description = "No such integration, or none you can see.", body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    body: JsonObject,
+) -> Result<Json<IntegrationView>, ApiError> {
+    let integration = administered(&state, &caller, &raw, "integration.update").await?;
+    let Some(current) = integration.datacenter.clone() else {
+        return Err(ApiError::Internal("an integration without credentials".into()));
+    };
+    let mut fields = Fields::new::<UpdateIntegration>(body);
+    if let Some(name) = fields.optional_string("name") {
+        if name.trim() != integration.name {
+            fields.refuse("name", "immutable", "The name cannot change: the webhook endpoint is made from it.");
+        }
+    }
+    let labels = fields.optional_strings("labels").and_then(|l| fields.check(integrations::parse_labels(&l)));
+    let description =
+        fields.optional_string("description").and_then(|d| fields.check(integrations::parse_description(&d)));
+    let options = match fields.has("options") {
+        true => read_options(&mut fields).map(|mut o| {
+            // Fields left out of `options` keep their stored value, not the default.
+            o = merge_options(&integration.options, o, &fields);
+            o
+        }),
+        false => None,
+    };
+    let mut changes = integrations::Changes { labels, description, options, ..Default::default() };
+    let mut connection_changed = false;
+    let mut new_connection = None;
+    if let Some(mut dc) = fields.nested::<DataCenterUpdate>("datacenter") {
+        let config = &state.services.config;
+        let api_url = match dc.optional_string("api_url") {
+            Some(raw) => match datacenter::parse_api_url(&raw, config) {
+                Ok(url) => Some(url),
+                Err(why) => {
+                    dc.refuse("api_url", "invalid", why);
+                    None
+                }
+            },
+            None => None,
+        };
+        let url_changed = api_url.as_ref().is_some_and(|u| u.as_str().trim_end_matches('/') != current.api_url);
+        let token = dc.optional_string("access_token").filter(|t| !t.trim().is_empty()).map(|t| t.trim().to_owned());
+        if url_changed && token.is_none() {
+            dc.refuse(
+                "access_token",
+                "token_required",
+                "Changing the API URL needs the access token again, so that a stored token is never sent to another server.",
+            );
+        }
+        let username = dc.optional_string("username").map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
+        let ca = match dc.optional_string("ca_certificate") {
+            Some(pem) if pem.trim().is_empty() => Some(None),
+            Some(pem) => match datacenter::parse_ca_certificate(&pem) {
+                Ok(_) => Some(Some(pem.trim().to_owned())),
+                Err(why) => {
+                    dc.refuse("ca_certificate", "invalid", why);
+                    None
+                }
+            },
+            None => None,
+        };
+        let user_facing_url = dc.optional_string("user_facing_url").map(|u| u.trim().trim_end_matches('/').to_owned());
+        connection_changed = url_changed
+            || token.is_some()
+            || username.as_ref().is_some_and(|u| *u != current.username)
+            || ca.as_ref().is_some_and(|c| *c != current.ca_certificate);
+        changes.api_url = api_url.map(|u| u.as_str().trim_end_matches('/').to_owned());
+        changes.user_facing_url = user_facing_url.filter(|u| !u.is_empty());
+        changes.username = username;
+        changes.ca_certificate = ca;
+        new_connection = Some(token);
+        fields.absorb(dc);
+    }
+    fields.finish()?;
+
+    if connection_changed {
+        let token = match new_connection.flatten() {
+            Some(token) => token,
+            None => integrations::datacenter_token(&state.services.pool, &state.services.keyring, integration.id)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .ok_or(ApiError::NotFound)?,
+        };
+        let api_url = url::Url::parse(changes.api_url.as_deref().unwrap_or(&current.api_url))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let pem = match &changes.ca_certificate {
+            Some(pem) => pem.clone(),
+            None => current.ca_certificate.clone(),
+        };
+        let ca = pem.as_deref().map(datacenter::parse_ca_certificate).transpose().map_err(ApiError::Internal)?;
+        let username = changes.username.clone().unwrap_or_else(|| current.username.clone());
+        let connection = datacenter::Connection { api_url, username, token: token.clone(), ca };
+        let report = datacenter::check(&connection, &state.services.config).await;
+        if !report.passed() {
+            return Err(ApiError::Validation(check_errors(&report)));
+        }
+        changes.access_token = Some(token);
+        changes.health =
+            Some(("connected".into(), report.checks.first().map(|c| c.message.clone()).unwrap_or_default()));
+    }
+    let mut tx = state.services.pool.begin().await?;
+    let updated = integrations::update(&mut tx, &state.services.keyring, integration.id, changes)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut event = Event::new(caller.actor(), "integration.updated")
+        .target(target(&updated))
+        .from_address(caller.address)
+        .details(serde_json::json!({"credentials_checked": connection_changed}));
+    event.space_id = updated.space_id;
+    audit::record(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(Json(view(&state, &updated)))
+}
+
+/// Options as posted over the stored ones: a field the body leaves out of
+/// `options` keeps its stored value.
+fn merge_options(stored: &Options, posted: Options, fields: &Fields) -> Options {
+    let given = |name: &str| fields.nested_has("options", name);
+    Options {
+        use_git_checkout: if given("use_git_checkout") { posted.use_git_checkout } else { stored.use_git_checkout },
+        commit_status: if given("commit_status") { posted.commit_status } else { stored.commit_status },
+        status_details: if given("status_details") { posted.status_details } else { stored.status_details },
+        vcs_checks: if given("vcs_checks") { posted.vcs_checks } else { stored.vcs_checks.clone() },
+    }
 }
 
 /// Get an integration

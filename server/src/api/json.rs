@@ -99,6 +99,11 @@ impl Fields {
         self.errors.extend(child.errors);
     }
 
+    /// Whether the nested object `object` names `field`.
+    pub fn nested_has(&self, object: &str, field: &str) -> bool {
+        self.map.get(object).and_then(Value::as_object).is_some_and(|o| o.contains_key(field))
+    }
+
     /// Whether the body names this field at all (null included).
     pub fn has(&self, name: &str) -> bool {
         self.map.contains_key(name)

@@ -64,7 +64,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(audit::list))
         .routes(routes!(integrations::list, integrations::create))
-        .routes(routes!(integrations::get, integrations::delete))
+        .routes(routes!(integrations::get, integrations::update, integrations::delete))
         .routes(routes!(integrations::test))
         .routes(routes!(integrations::webhook))
 }

@@ -309,3 +309,74 @@ async fn the_permission_table_holds_on_every_integration_endpoint() {
     assert_eq!(denied_after - denied_before, refused_writes, "every refused write or reveal is audited");
     assert_eq!(CALLERS.len(), 6);
 }
+
+#[tokio::test]
+async fn an_integration_is_edited_and_a_changed_url_needs_the_token_again() {
+    let (w, sim) = world_with_bitbucket().await;
+    let admin = w.token("team admin");
+    let (_, created) = w
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(body("dc", "space", Some(w.team), &sim.url, DEMO_TOKEN)),
+        )
+        .await;
+    let path = format!("/api/v1/integrations/{}", created["id"].as_str().unwrap());
+
+    // Plain fields: no call to Bitbucket needed; options left out keep their value.
+    let (status, edited) = w
+        .call(admin, Method::PATCH, &path, Some(json!({"labels": ["staging"], "options": {"use_git_checkout": true}})))
+        .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["labels"], json!(["staging"]));
+    assert_eq!(edited["options"]["use_git_checkout"], true);
+    assert_eq!(edited["options"]["vcs_checks"], "aggregated", "left out, kept");
+
+    // The name never changes.
+    let (status, answer) = w.call(admin, Method::PATCH, &path, Some(json!({"name": "renamed"}))).await;
+    assert_eq!((status.as_u16(), answer["error"]["details"][0]["code"].as_str()), (422, Some("immutable")));
+
+    // Another API URL without the token: refused, so a stored token never goes elsewhere.
+    let other = Simulator::start(DataCenter::sample(), Transport::Http).await.unwrap();
+    let (status, answer) =
+        w.call(admin, Method::PATCH, &path, Some(json!({"datacenter": {"api_url": other.url}}))).await;
+    assert_eq!((status.as_u16(), answer["error"]["details"][0]["code"].as_str()), (422, Some("token_required")));
+
+    // A new token is checked before it replaces the old one.
+    let (status, answer) =
+        w.call(admin, Method::PATCH, &path, Some(json!({"datacenter": {"access_token": "BBDC-bad-new"}}))).await;
+    assert_eq!((status.as_u16(), answer["error"]["details"][0]["code"].as_str()), (422, Some("check_token")));
+    let id = Uuid::parse_str(created["id"].as_str().unwrap()).unwrap();
+    let stored = bitgate_core::integrations::datacenter_token(&w.app.pool, &w.app.services.keyring, id).await.unwrap();
+    assert_eq!(stored.as_deref(), Some(DEMO_TOKEN), "the old token stays");
+
+    // With the token again, the move is checked and saved.
+    other.configure(|dc| {
+        dc.tokens.push(bitbucket_simulator::datacenter::Token {
+            secret: "BBDC-other-token-9876".into(),
+            owner: DEMO_USER.into(),
+            project_read: true,
+            repository_read: true,
+        })
+    });
+    let (status, moved) = w
+        .call(
+            admin,
+            Method::PATCH,
+            &path,
+            Some(json!({"datacenter": {"api_url": other.url, "access_token": "BBDC-other-token-9876"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["datacenter"]["api_url"], other.url.as_str());
+    assert_eq!(moved["datacenter"]["access_token_last4"], "9876");
+    assert!(!moved.to_string().contains("BBDC-other-token-9876"));
+
+    // Readers cannot edit; outsiders do not see it.
+    let (status, _) = w.call(w.token("team reader"), Method::PATCH, &path, Some(json!({"labels": []}))).await;
+    assert_eq!(status, 403);
+    let (status, _) = w.call(w.token("outsider"), Method::PATCH, &path, Some(json!({"labels": []}))).await;
+    assert_eq!(status, 404);
+    assert!(w.app.audit_actions().await.contains(&"integration.updated".to_owned()));
+}
