@@ -91,6 +91,11 @@ impl Access {
         self.require(space, Role::Admin)
     }
 
+    /// The spaces this user administers (directly or through a space above).
+    pub fn administered_spaces(&self) -> Vec<SpaceId> {
+        self.roles.iter().filter(|(_, role)| **role == Role::Admin).map(|(space, _)| *space).collect()
+    }
+
     /// Open an integration's details, test it, see its deliveries, change
     /// or delete it, reveal or rotate its webhook secret: admins of its
     /// space; for a default integration (`None`), account admins. Everyone
@@ -176,6 +181,8 @@ mod tests {
         assert!(!admin.is_account_admin());
 
         assert_eq!(admin.can_administer_integration(Some(team)), Ok(()));
+        assert_eq!(admin.administered_spaces(), [team]);
+        assert!(reader.administered_spaces().is_empty());
         assert_eq!(admin.can_administer_integration(None), Err(Denied::Forbidden), "defaults are for account admins");
         assert_eq!(reader.can_administer_integration(Some(team)), Err(Denied::Forbidden));
         assert_eq!(reader.can_administer_integration(Some(other)), Err(Denied::Hidden));

@@ -5,7 +5,7 @@ use axum::{
     extract::{Query, State},
     Json,
 };
-use bitgate_core::{access::Access, audit, users::Role};
+use bitgate_core::{access::Access, audit};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
@@ -92,8 +92,7 @@ pub async fn list(
 ) -> Result<Json<Page<AuditEvent>>, ApiError> {
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     let everything = access.is_account_admin();
-    let administered: Vec<_> =
-        access.visible_spaces().into_iter().filter(|space| access.role_on(*space) == Some(Role::Admin)).collect();
+    let administered = access.administered_spaces();
     if !everything && administered.is_empty() {
         return Err(ApiError::Forbidden);
     }

@@ -586,12 +586,9 @@ pub async fn update(
     let labels = fields.optional_strings("labels").and_then(|l| fields.check(integrations::parse_labels(&l)));
     let description =
         fields.optional_string("description").and_then(|d| fields.check(integrations::parse_description(&d)));
+    // Fields left out of `options` keep their stored value, not the default.
     let options = match fields.has("options") {
-        true => read_options(&mut fields).map(|mut o| {
-            // Fields left out of `options` keep their stored value, not the default.
-            o = merge_options(&integration.options, o, &fields);
-            o
-        }),
+        true => read_options(&mut fields).map(|posted| merge_options(&integration.options, posted, &fields)),
         false => None,
     };
     let mut changes = integrations::Changes { labels, description, options, ..Default::default() };
@@ -734,30 +731,7 @@ pub async fn test(
     Path(raw): Path<String>,
 ) -> Result<Json<TestResult>, ApiError> {
     let integration = administered(&state, &caller, &raw, "integration.test").await?;
-    let Some(dc) = &integration.datacenter else {
-        return Err(ApiError::Internal("an integration without credentials".into()));
-    };
-    let token = integrations::datacenter_token(&state.services.pool, &state.services.keyring, integration.id)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .ok_or(ApiError::NotFound)?;
-    let config = &state.services.config;
-    let api_url = url::Url::parse(&dc.api_url).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let ca =
-        dc.ca_certificate.as_deref().map(datacenter::parse_ca_certificate).transpose().map_err(ApiError::Internal)?;
-    let report =
-        datacenter::check(&datacenter::Connection { api_url, username: dc.username.clone(), token, ca }, config).await;
-    let (state_name, message) = match report.first_failure() {
-        None => ("connected", report.checks.first().map(|c| c.message.clone()).unwrap_or_default()),
-        Some(failure) => ("error", failure.message.clone()),
-    };
-    integrations::set_health(&state.services.pool, integration.id, state_name, &message).await?;
-    let mut event = Event::new(caller.actor(), "integration.tested")
-        .target(target(&integration))
-        .from_address(caller.address)
-        .details(serde_json::json!({"health": state_name}));
-    event.space_id = integration.space_id;
-    audit::record(&state.services.pool, event).await?;
+    let report = retest(&state, &caller, &integration).await?;
     let updated = integrations::find(&state.services.pool, integration.id).await?.ok_or(ApiError::NotFound)?;
     Ok(Json(TestResult {
         checks: report
@@ -767,6 +741,59 @@ pub async fn test(
             .collect(),
         health: health_view(&updated.health),
     }))
+}
+
+/// The stored credentials of a Data Center integration, ready for the checks.
+async fn stored_connection(state: &AppState, integration: &Integration) -> Result<datacenter::Connection, ApiError> {
+    let Some(dc) = &integration.datacenter else {
+        return Err(ApiError::Internal("an integration without credentials".into()));
+    };
+    let token = integrations::datacenter_token(&state.services.pool, &state.services.keyring, integration.id)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or(ApiError::NotFound)?;
+    let api_url = url::Url::parse(&dc.api_url).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let ca =
+        dc.ca_certificate.as_deref().map(datacenter::parse_ca_certificate).transpose().map_err(ApiError::Internal)?;
+    Ok(datacenter::Connection { api_url, username: dc.username.clone(), token, ca })
+}
+
+/// Runs the checks with the stored credentials, records the health and the
+/// audit entry: the REST API's `/test` and the details page's button.
+pub async fn retest(
+    state: &AppState,
+    caller: &Caller,
+    integration: &Integration,
+) -> Result<datacenter::Report, ApiError> {
+    let connection = stored_connection(state, integration).await?;
+    let report = datacenter::check(&connection, &state.services.config).await;
+    let (health, message) = match report.first_failure() {
+        None => ("connected", report.checks.first().map(|c| c.message.clone()).unwrap_or_default()),
+        Some(failure) => ("error", failure.message.clone()),
+    };
+    integrations::set_health(&state.services.pool, integration.id, health, &message).await?;
+    let mut event = Event::new(caller.actor(), "integration.tested")
+        .target(target(integration))
+        .from_address(caller.address)
+        .details(serde_json::json!({"health": health}));
+    event.space_id = integration.space_id;
+    audit::record(&state.services.pool, event).await?;
+    Ok(report)
+}
+
+/// Opens the webhook secret for someone entitled to see it, and records
+/// that they did: the REST API's `/webhook` and the details page's Reveal.
+pub async fn reveal_secret(state: &AppState, caller: &Caller, integration: &Integration) -> Result<String, ApiError> {
+    let secret = integrations::webhook_secret(&state.services.pool, &state.services.keyring, integration.id)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or(ApiError::NotFound)?;
+    let mut event = Event::new(caller.actor(), "integration.webhook_secret_revealed")
+        .target(target(integration))
+        .from_address(caller.address);
+    event.space_id = integration.space_id;
+    audit::record(&state.services.pool, event).await?;
+    Ok(secret)
 }
 
 /// Delete an integration
@@ -812,15 +839,7 @@ pub async fn webhook(
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
     let integration = administered(&state, &caller, &raw, "integration.webhook_secret_revealed").await?;
-    let secret = integrations::webhook_secret(&state.services.pool, &state.services.keyring, integration.id)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .ok_or(ApiError::NotFound)?;
-    let mut event = Event::new(caller.actor(), "integration.webhook_secret_revealed")
-        .target(target(&integration))
-        .from_address(caller.address);
-    event.space_id = integration.space_id;
-    audit::record(&state.services.pool, event).await?;
+    let secret = reveal_secret(&state, &caller, &integration).await?;
     let body = Webhook { url: webhook_url(&state, &integration.slug), secret, previous_secret_valid_until: None };
     let mut response = Json(body).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

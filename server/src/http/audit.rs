@@ -10,7 +10,7 @@ use axum::{
     Extension,
 };
 use bitgate_app::context::{AuditFilters, AuditPage, AuditRow, PageContext};
-use bitgate_core::{access::Access, audit, spaces, users::Role};
+use bitgate_core::{access::Access, audit, spaces};
 use serde::Deserialize;
 use time::{format_description::well_known::Rfc3339, macros::format_description, Date, OffsetDateTime};
 use uuid::Uuid;
@@ -62,8 +62,7 @@ pub async fn page(
     Query(query): Query<AuditQuery>,
 ) -> Result<Response, AppError> {
     let access = Access::load(&state.services.pool, user.0.id).await?;
-    let administered: Vec<Uuid> =
-        access.visible_spaces().into_iter().filter(|space| access.role_on(*space) == Some(Role::Admin)).collect();
+    let administered = access.administered_spaces();
     let scope = if access.is_account_admin() {
         audit::Scope::Everything
     } else if administered.is_empty() {

@@ -17,11 +17,8 @@ use bitgate_app::context::{
 };
 use bitgate_core::{
     access::Access,
-    audit::{self, Event, Target},
-    bitbucket::datacenter,
     integrations::{self, Integration},
     spaces,
-    users::Role,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -38,7 +35,7 @@ use crate::{
     api::{
         caller::Caller,
         error::ApiError,
-        integrations::{create_checked, webhook_url},
+        integrations::{create_checked, retest, reveal_secret, webhook_url},
         json::JsonObject,
         rfc3339,
     },
@@ -61,10 +58,6 @@ const DATACENTER_TRIGGERS: [(&str, &str, &str); 10] = [
 
 fn caller(user: &CurrentUser, address: Option<std::net::IpAddr>) -> Caller {
     Caller { user: user.0.clone(), token_id: None, address }
-}
-
-fn administered_spaces(access: &Access) -> Vec<Uuid> {
-    access.visible_spaces().into_iter().filter(|s| access.role_on(*s) == Some(Role::Admin)).collect()
 }
 
 /// `/`: the integrations the viewer can see.
@@ -94,7 +87,7 @@ pub async fn home(
             stacks_count: i.stacks_count,
         })
         .collect();
-    let can_create = access.is_account_admin() || !administered_spaces(&access).is_empty();
+    let can_create = access.is_account_admin() || !access.administered_spaces().is_empty();
     let context = PageContext { integrations: Some(IntegrationsPage { rows, can_create }), ..context };
     Ok(state.pages.render("/", context, StatusCode::OK).await)
 }
@@ -108,7 +101,7 @@ async fn render_wizard(
     status: StatusCode,
 ) -> Result<Response, AppError> {
     let access = Access::load(&state.services.pool, user.0.id).await?;
-    let administered = administered_spaces(&access);
+    let administered = access.administered_spaces();
     if administered.is_empty() {
         return Err(AppError::Forbidden);
     }
@@ -246,10 +239,7 @@ pub async fn create(
             let (details, status) = match failure.error {
                 ApiError::Validation(details) => (details, StatusCode::UNPROCESSABLE_ENTITY),
                 ApiError::Conflict(details) => (details, StatusCode::CONFLICT),
-                ApiError::NotFound => return Err(AppError::NotFound),
-                ApiError::Forbidden => return Err(AppError::Forbidden),
-                ApiError::Unavailable(why) => return Err(AppError::Unavailable(why)),
-                other => return Err(AppError::Internal(other.to_string())),
+                other => return Err(page_error(other)),
             };
             let mut field_errors: Vec<(String, String)> = Vec::new();
             for detail in details {
@@ -268,6 +258,16 @@ pub async fn create(
             let outcome = FormOutcome { values: form.values(), field_errors, form_error, blocked: None };
             render_wizard(&state, context, &user, Some(outcome), checks, status).await
         }
+    }
+}
+
+/// An API error met while answering a page.
+fn page_error(error: ApiError) -> AppError {
+    match error {
+        ApiError::NotFound => AppError::NotFound,
+        ApiError::Forbidden => AppError::Forbidden,
+        ApiError::Unavailable(why) => AppError::Unavailable(why),
+        other => AppError::Internal(other.to_string()),
     }
 }
 
@@ -353,15 +353,7 @@ pub async fn reveal(
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
     let integration = administered(&state, &user, &raw).await?;
-    let secret = integrations::webhook_secret(&state.services.pool, &state.services.keyring, integration.id)
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .ok_or(AppError::NotFound)?;
-    let mut event = Event::new(caller(&user, address).actor(), "integration.webhook_secret_revealed")
-        .target(Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() })
-        .from_address(address);
-    event.space_id = integration.space_id;
-    audit::record(&state.services.pool, event).await?;
+    let secret = reveal_secret(&state, &caller(&user, address), &integration).await.map_err(page_error)?;
     render_details(&state, context, integration, Some(secret)).await
 }
 
@@ -374,31 +366,11 @@ pub async fn test(
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
     let integration = administered(&state, &user, &raw).await?;
-    let Some(dc) = &integration.datacenter else { return Err(AppError::NotFound) };
-    let token = integrations::datacenter_token(&state.services.pool, &state.services.keyring, integration.id)
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .ok_or(AppError::NotFound)?;
-    let api_url = url::Url::parse(&dc.api_url).map_err(|e| AppError::Internal(e.to_string()))?;
-    let ca =
-        dc.ca_certificate.as_deref().map(datacenter::parse_ca_certificate).transpose().map_err(AppError::Internal)?;
-    let connection = datacenter::Connection { api_url, username: dc.username.clone(), token, ca };
-    let report = datacenter::check(&connection, &state.services.config).await;
-    let (health, flash) = match report.first_failure() {
-        None => ("connected", Flash::success("Every check passed: the integration is connected.")),
-        Some(failure) => ("error", Flash::error(format!("The {} check failed: {}", failure.name, failure.message))),
+    let report = retest(&state, &caller(&user, address), &integration).await.map_err(page_error)?;
+    let flash = match report.first_failure() {
+        None => Flash::success("Every check passed: the integration is connected."),
+        Some(failure) => Flash::error(format!("The {} check failed: {}", failure.name, failure.message)),
     };
-    let message = report
-        .first_failure()
-        .map(|c| c.message.clone())
-        .unwrap_or_else(|| report.checks.first().map(|c| c.message.clone()).unwrap_or_default());
-    integrations::set_health(&state.services.pool, integration.id, health, &message).await?;
-    let mut event = Event::new(caller(&user, address).actor(), "integration.tested")
-        .target(Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() })
-        .from_address(address)
-        .details(json!({"health": health}));
-    event.space_id = integration.space_id;
-    audit::record(&state.services.pool, event).await?;
     push_flash(&session, flash).await?;
     Ok(Redirect::to(&format!("/integrations/{}", integration.id)).into_response())
 }
