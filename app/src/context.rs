@@ -277,12 +277,91 @@ pub struct IntegrationsPage {
     pub rows: Vec<IntegrationRow>,
     /// The viewer administers a space, or the account: they may create one.
     pub can_create: bool,
+    /// The filters' choices: (value, label) of the spaces the viewer sees,
+    /// and the labels in use.
+    pub spaces: Vec<(String, String)>,
+    pub labels: Vec<String>,
+    /// The filters applied: provider, space id, label ("" for any).
+    pub provider: String,
+    pub space: String,
+    pub label: String,
+}
+
+/// A stack as lists show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackRow {
+    pub id: String,
+    pub name: String,
+    pub space: String,
+    /// The integration's name; None when detached.
+    pub integration: Option<String>,
+    /// `PROJECT/slug`.
+    pub repository: String,
+    pub branch: String,
+}
+
+/// `/stacks`: the stacks of the spaces the viewer sees.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StacksPage {
+    pub rows: Vec<StackRow>,
+    /// The viewer writes to a space: they may create one.
+    pub can_create: bool,
+}
+
+/// `/stacks/new`, one GET step at a time: the space, then an integration
+/// its stacks may use, then a repository from what Bitbucket shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewStackPage {
+    /// (id, name) of the spaces the viewer writes to.
+    pub spaces: Vec<(String, String)>,
+    pub space_id: String,
+    /// (id, label) of the integrations the chosen space may use.
+    pub integrations: Vec<(String, String)>,
+    pub integration_id: String,
+    /// The repository search as typed.
+    pub query: String,
+    /// (full name, name Bitbucket shows) of this page of repositories.
+    pub repositories: Vec<(String, String)>,
+    /// The link to the next page of repositories, when there is one.
+    pub more_href: Option<String>,
+    /// Why the repositories could not be listed.
+    pub repositories_error: Option<String>,
+}
+
+/// `/stacks/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackPage {
+    pub id: String,
+    pub name: String,
+    pub space: String,
+    pub provider: String,
+    /// (id, name) of its integration, when attached; its details link only
+    /// for those who administer it.
+    pub integration: Option<(String, String)>,
+    pub integration_link: bool,
+    pub repository: String,
+    pub repository_id: String,
+    pub branch: String,
+    pub created: String,
+    pub can_write: bool,
+    /// (id, name) of the integrations it may be attached to instead.
+    pub attachable: Vec<(String, String)>,
+}
+
+/// `/integrations/{id}/delete`: what deleting it does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteIntegrationPage {
+    pub id: String,
+    pub name: String,
+    pub stacks: Vec<StackRow>,
 }
 
 /// The Data Center wizard: where the integration may go, and the checklist
-/// of the last attempt.
+/// of the last attempt. The edit page uses it too (with `editing`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WizardPage {
+    /// (id, name) of the integration being edited; its form is prefilled.
+    pub editing: Option<(String, String)>,
     /// (id, name) of the spaces the viewer administers.
     pub spaces: Vec<(String, String)>,
     pub can_create_default: bool,
@@ -311,6 +390,7 @@ pub struct IntegrationPage {
     /// The triggers to tick in Bitbucket: (group, label, event key).
     pub triggers: Vec<(String, String, String)>,
     pub created: String,
+    pub stacks: Vec<StackRow>,
 }
 
 /// Everything a page may need to know about its request.
@@ -331,6 +411,10 @@ pub struct PageContext {
     pub integrations: Option<IntegrationsPage>,
     pub wizard: Option<WizardPage>,
     pub integration: Option<IntegrationPage>,
+    pub delete_integration: Option<DeleteIntegrationPage>,
+    pub stacks: Option<StacksPage>,
+    pub new_stack: Option<NewStackPage>,
+    pub stack: Option<StackPage>,
 }
 
 /// The page context of the request being rendered (empty in the browser,

@@ -18,11 +18,12 @@ use crate::pages::{
     api_reference::ApiReferencePage,
     audit::AuditPage,
     home::HomePage,
-    integrations::{IntegrationDetailsPage, NewIntegrationPage},
+    integrations::{DeleteIntegrationPage, IntegrationDetailsPage, NewIntegrationPage},
     login::LoginPage,
     not_found::NotFoundPage,
     setup::SetupPage,
     spaces::{SpacePage, SpacesPage},
+    stacks::{NewStackPage, StackDetailsPage, StacksPage},
     tokens::TokensPage,
     users::UsersPage,
 };
@@ -83,6 +84,11 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/users") view=UsersPage ssr=SsrMode::Async />
                 <Route path=path!("/integrations/new") view=NewIntegrationPage ssr=SsrMode::Async />
                 <Route path=path!("/integrations/:id") view=IntegrationDetailsPage ssr=SsrMode::Async />
+                <Route path=path!("/integrations/:id/edit") view=NewIntegrationPage ssr=SsrMode::Async />
+                <Route path=path!("/integrations/:id/delete") view=DeleteIntegrationPage ssr=SsrMode::Async />
+                <Route path=path!("/stacks") view=StacksPage ssr=SsrMode::Async />
+                <Route path=path!("/stacks/new") view=NewStackPage ssr=SsrMode::Async />
+                <Route path=path!("/stacks/:id") view=StackDetailsPage ssr=SsrMode::Async />
                 <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async />
                 <Route path=path!("/api/reference") view=ApiReferencePage ssr=SsrMode::Async />
             </Routes>

@@ -96,6 +96,11 @@ impl Access {
         self.roles.iter().filter(|(_, role)| **role == Role::Admin).map(|(space, _)| *space).collect()
     }
 
+    /// The spaces where this user may create and change stacks.
+    pub fn writable_spaces(&self) -> Vec<SpaceId> {
+        self.roles.iter().filter(|(_, role)| **role >= Role::Write).map(|(space, _)| *space).collect()
+    }
+
     /// Open an integration's details, test it, see its deliveries, change
     /// or delete it, reveal or rotate its webhook secret: admins of its
     /// space; for a default integration (`None`), account admins. Everyone
@@ -183,6 +188,8 @@ mod tests {
         assert_eq!(admin.can_administer_integration(Some(team)), Ok(()));
         assert_eq!(admin.administered_spaces(), [team]);
         assert!(reader.administered_spaces().is_empty());
+        assert_eq!((writer.writable_spaces(), admin.writable_spaces()), (vec![team], vec![team]));
+        assert!(reader.writable_spaces().is_empty());
         assert_eq!(admin.can_administer_integration(None), Err(Denied::Forbidden), "defaults are for account admins");
         assert_eq!(reader.can_administer_integration(Some(team)), Err(Denied::Forbidden));
         assert_eq!(reader.can_administer_integration(Some(other)), Err(Denied::Hidden));

@@ -16,6 +16,7 @@ pub mod rekey;
 pub mod secrets;
 pub mod setup;
 pub mod spaces;
+pub mod stacks;
 pub mod throttle;
 pub mod tokens;
 pub mod users;

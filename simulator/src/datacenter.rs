@@ -319,6 +319,37 @@ async fn project_repositories(
     as_user(&token, Json(body))
 }
 
+/// One repository by project key and slug; a token without repository read,
+/// like an unknown repository, gets Bitbucket's 404.
+async fn repository(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((key, slug)): Path<(String, String)>,
+) -> Response {
+    let instance = read(&state);
+    let token = match caller(&instance, &headers) {
+        Ok(token) => token,
+        Err(refused) => return refused,
+    };
+    let visible = token.as_ref().is_some_and(|t| t.repository_read);
+    let found = instance
+        .repositories
+        .iter()
+        .filter(|_| visible)
+        .find(|r| r.project_key.eq_ignore_ascii_case(&key) && r.slug == slug);
+    match found {
+        Some(found) => {
+            let base = base_url(&headers, &instance);
+            as_user(&token, Json(repository_json(&instance, found, &base)))
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            &format!("Repository {key}/{slug} does not exist."),
+            "com.atlassian.bitbucket.repository.NoSuchRepositoryException",
+        ),
+    }
+}
+
 /// What a browser gets from a path Bitbucket does not serve, such as an API
 /// URL with the wrong context path: the login page, as HTML, status 200.
 async fn login_page() -> Response {
@@ -350,6 +381,7 @@ pub fn router(state: Shared) -> Router {
         .route("/rest/api/1.0/users/{slug}", get(user))
         .route("/rest/api/1.0/projects", get(projects))
         .route("/rest/api/1.0/projects/{key}/repos", get(project_repositories))
+        .route("/rest/api/1.0/projects/{key}/repos/{slug}", get(repository))
         .route("/rest/api/1.0/repos", get(repositories));
     let routes = if context_path.is_empty() { api } else { Router::new().nest(&context_path, api) };
     routes.fallback(login_page).layer(middleware::from_fn_with_state(state.clone(), behaviour)).with_state(state)

@@ -70,6 +70,19 @@ async fn repositories_page_and_filter_and_permissions_limit_what_a_token_sees() 
         get(&format!("{}/rest/api/1.0/repos?name=MY-REPO", sim.url), Some(DEMO_TOKEN)).await.json().await.unwrap();
     assert_eq!(named["values"][0]["slug"], "my-repo");
     assert!(named["values"][0]["project"]["key"].is_string());
+    let key = named["values"][0]["project"]["key"].as_str().unwrap();
+    let one: Value = get(&format!("{}/rest/api/1.0/projects/{key}/repos/my-repo", sim.url), Some(DEMO_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((one["id"].as_u64(), one["slug"].as_str()), (Some(1), Some("my-repo")));
+    let unknown = get(&format!("{}/rest/api/1.0/projects/{key}/repos/nope", sim.url), Some(DEMO_TOKEN)).await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        unknown.json::<Value>().await.unwrap()["errors"][0]["message"],
+        format!("Repository {key}/nope does not exist.")
+    );
 
     sim.configure(|dc| {
         dc.tokens.push(Token {
@@ -84,6 +97,8 @@ async fn repositories_page_and_filter_and_permissions_limit_what_a_token_sees() 
     assert_eq!(projects["size"], 0, "a token without project read sees no project");
     let repos: Value = get(&format!("{}/rest/api/1.0/repos", sim.url), Some("BBDC-narrow")).await.json().await.unwrap();
     assert_eq!(repos["size"], 0);
+    let hidden = get(&format!("{}/rest/api/1.0/projects/{key}/repos/my-repo", sim.url), Some("BBDC-narrow")).await;
+    assert_eq!(hidden.status(), 404, "a token without repository read does not see it");
     let missing = get(&format!("{}/rest/api/1.0/projects/NOPE/repos", sim.url), Some(DEMO_TOKEN)).await;
     assert_eq!(missing.status(), 404);
 }

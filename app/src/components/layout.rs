@@ -28,6 +28,7 @@ pub fn Page(
             </a>
             <nav class="topnav" aria-label="Main">
                 <a href="/">"Integrations"</a>
+                <a href="/stacks">"Stacks"</a>
                 <a href="/spaces">"Spaces"</a>
                 <a href="/tokens">"API tokens"</a>
                 {is_account_admin

@@ -7,6 +7,7 @@ use crate::{
     },
     context::{page_context, IntegrationRow},
     islands::copy_button::CopyValue,
+    pages::stacks::StackTable,
 };
 
 /// The integrations the viewer can see, as the home page lists them.
@@ -16,7 +17,11 @@ pub fn IntegrationList() -> impl IntoView {
     let create = page
         .can_create
         .then(|| view! { <p><a class="button primary" href="/integrations/new">"New integration"</a></p> });
-    let list = if page.rows.is_empty() {
+    let filtered = !(page.provider.is_empty() && page.space.is_empty() && page.label.is_empty());
+    let filters = view! { <IntegrationFilters page=page.clone() /> };
+    let list = if page.rows.is_empty() && filtered {
+        view! { <p class="muted">"No integration matches these filters. " <a href="/">"Show all"</a></p> }.into_any()
+    } else if page.rows.is_empty() {
         view! {
             <EmptyState title="No integrations yet">
                 <p>
@@ -45,7 +50,32 @@ pub fn IntegrationList() -> impl IntoView {
     };
     view! {
         {create}
+        {filters}
         {list}
+    }
+}
+
+/// Filters of the integrations list: a plain GET form, so that a filtered
+/// list has its own address.
+#[component]
+fn IntegrationFilters(page: crate::context::IntegrationsPage) -> impl IntoView {
+    let option = |value: String, label: String, chosen: &str| {
+        let selected = value == chosen;
+        view! { <option value=value selected=selected>{label}</option> }
+    };
+    let providers = [("bitbucket_cloud", "Bitbucket Cloud"), ("bitbucket_datacenter", "Bitbucket Data Center")]
+        .into_iter()
+        .map(|(value, label)| option(value.to_owned(), label.to_owned(), &page.provider))
+        .collect_view();
+    let spaces = page.spaces.iter().map(|(id, name)| option(id.clone(), name.clone(), &page.space)).collect_view();
+    let labels = page.labels.iter().map(|label| option(label.clone(), label.clone(), &page.label)).collect_view();
+    view! {
+        <form method="get" action="/" class="filters" aria-label="Filter integrations">
+            <label>"Provider " <select name="provider"><option value="">"Any"</option>{providers}</select></label>
+            <label>"Space " <select name="space_id"><option value="">"Any"</option>{spaces}</select></label>
+            <label>"Label " <select name="label"><option value="">"Any"</option>{labels}</select></label>
+            <button type="submit" class="button secondary">"Filter"</button>
+        </form>
     }
 }
 
@@ -69,7 +99,8 @@ fn IntegrationLine(row: IntegrationRow) -> impl IntoView {
 }
 
 /// `/integrations/new`: the Data Center wizard, one form in numbered steps.
-/// Nothing is saved until every connection check passes.
+/// Nothing is saved until every connection check passes. The same form,
+/// prefilled and without name and scope, edits an integration.
 #[component]
 pub fn NewIntegrationPage() -> impl IntoView {
     let context = page_context();
@@ -127,30 +158,66 @@ pub fn NewIntegrationPage() -> impl IntoView {
     let commit_status = unposted || form.value("commit_status") == "on";
     let status_details = unposted || form.value("status_details") == "on";
     let vcs = form.value("vcs_checks");
-    view! {
-        <Page title="New Bitbucket Data Center integration" lede="Bitgate checks the token with Bitbucket before it saves anything.">
+    let editing = wizard.editing.clone();
+    let (title, lede, action, submit) = match &editing {
+        Some((id, name)) => (
+            format!("Edit {name}"),
+            "Changed credentials are checked with Bitbucket before they replace the stored ones.",
+            format!("/integrations/{id}/edit"),
+            "Save changes",
+        ),
+        None => (
+            "New Bitbucket Data Center integration".to_owned(),
+            "Bitgate checks the token with Bitbucket before it saves anything.",
+            "/integrations/new".to_owned(),
+            "Test connection and save",
+        ),
+    };
+    let name_and_scope = match &editing {
+        Some((_, name)) => view! {
+            <h2>"1. Name"</h2>
+            <p><strong>{name.clone()}</strong> <span class="muted">" The name cannot change: the webhook endpoint is made from it."</span></p>
+        }
+        .into_any(),
+        None => view! {
             <p class="muted">"Bitbucket Cloud connects through an OAuth consumer; it comes with the Cloud wizard."</p>
+            <h2>"1. Name and scope"</h2>
+            <TextField
+                name="name"
+                label="Name"
+                required=true
+                hint=format!("It cannot change later: the webhook endpoint is made from it ({endpoint_base}<name>).")
+            />
+            <fieldset class="field" class:has-error=has_scope_error>
+                <legend>"Scope"</legend>
+                {default_option}
+                <label class="choice">
+                    <input type="radio" name="scope" value="space" checked=chosen_scope != "default" />
+                    " One space: "
+                    <select name="space_id" aria-label="Space">{space_options}</select>
+                </label>
+                {scope_error.map(|e| view! { <p class="field-error">{e}</p> })}
+            </fieldset>
+        }
+        .into_any(),
+    };
+    let token_field = match &editing {
+        Some(_) => view! {
+            <TextField name="access_token" label="HTTP access token" kind="password" autocomplete="off" hint=format!("Leave empty to keep the stored token ({}). Needed again when the API URL changes.", form.value("access_token_last4")) />
+        }
+        .into_any(),
+        None => view! {
+            <TextField name="access_token" label="HTTP access token" kind="password" required=true autocomplete="off" hint="Stored encrypted; never shown again, only its last four characters." />
+        }
+        .into_any(),
+    };
+    view! {
+        <Page title=title lede=lede>
             <FormError />
             {checks}
-            <form method="post" action="/integrations/new" class="stacked-form wizard">
+            <form method="post" action=action class="stacked-form wizard">
                 <CsrfField />
-                <h2>"1. Name and scope"</h2>
-                <TextField
-                    name="name"
-                    label="Name"
-                    required=true
-                    hint=format!("It cannot change later: the webhook endpoint is made from it ({endpoint_base}<name>).")
-                />
-                <fieldset class="field" class:has-error=has_scope_error>
-                    <legend>"Scope"</legend>
-                    {default_option}
-                    <label class="choice">
-                        <input type="radio" name="scope" value="space" checked=chosen_scope != "default" />
-                        " One space: "
-                        <select name="space_id" aria-label="Space">{space_options}</select>
-                    </label>
-                    {scope_error.map(|e| view! { <p class="field-error">{e}</p> })}
-                </fieldset>
+                {name_and_scope}
                 <h2>"2. In Bitbucket"</h2>
                 <ol class="instructions">
                     <li>"Open " <code>"{user-facing URL}/plugins/servlet/access-tokens/manage"</code> " as the user Bitgate will act as (Manage account, HTTP access tokens, Create token)."</li>
@@ -162,7 +229,7 @@ pub fn NewIntegrationPage() -> impl IntoView {
                 <TextField name="api_url" label="API URL" kind="url" required=true hint="Where Bitbucket's REST API answers, with its context path: https://bitbucket.example.com or https://host/bitbucket." />
                 <TextField name="user_facing_url" label="User-facing URL" kind="url" hint="Where people open Bitbucket, when it differs (behind a proxy). The API URL when left empty." />
                 <TextField name="username" label="Username" required=true hint="The Bitbucket user the token belongs to." />
-                <TextField name="access_token" label="HTTP access token" kind="password" required=true autocomplete="off" hint="Stored encrypted; never shown again, only its last four characters." />
+                {token_field}
                 <div class="field" class:has-error=has_ca_error>
                     <label for="field-ca_certificate">"CA certificate (optional)"</label>
                     <textarea id="field-ca_certificate" name="ca_certificate" rows="4" placeholder="-----BEGIN CERTIFICATE-----">{form.value("ca_certificate")}</textarea>
@@ -187,7 +254,7 @@ pub fn NewIntegrationPage() -> impl IntoView {
                         <option value="all" selected=vcs == "all">"all: both"</option>
                     </select>
                 </div>
-                <button type="submit" class="button primary">"Test connection and save"</button>
+                <button type="submit" class="button primary">{submit}</button>
             </form>
         </Page>
     }
@@ -257,7 +324,51 @@ pub fn IntegrationDetailsPage() -> impl IntoView {
                 <dl class="facts">{facts}</dl>
                 <div class="prose" inner_html=page.description_html.clone()></div>
                 <p class="muted">{page.created.clone()}</p>
+                <p class="actions">
+                    <a class="button secondary" href=format!("/integrations/{}/edit", page.id)>"Edit"</a>
+                    " "
+                    <a class="button danger" href=format!("/integrations/{}/delete", page.id)>"Delete"</a>
+                </p>
             </section>
+            <section class="panel">
+                <h2>"Stacks using it"</h2>
+                <StackTable rows=page.stacks.clone() empty="No stack uses it yet. Writers of a space that may use it create stacks from the Stacks page." />
+            </section>
+        </Page>
+    }
+    .into_any()
+}
+
+/// `/integrations/{id}/delete`: what deleting does to the stacks using it,
+/// confirmed by typing the integration's name.
+#[component]
+pub fn DeleteIntegrationPage() -> impl IntoView {
+    let Some(page) = page_context().delete_integration else {
+        return view! { <Page title="Delete integration">""</Page> }.into_any();
+    };
+    let consequence = if page.stacks.is_empty() {
+        "No stack uses it. Bitbucket's webhooks to its endpoint will be answered 404 from now on.".to_owned()
+    } else {
+        format!(
+            "{} stack(s) use it. They will be detached: no webhooks, no runs, until someone attaches them to another integration of the same provider. Bitbucket's webhooks to its endpoint will be answered 404.",
+            page.stacks.len()
+        )
+    };
+    view! {
+        <Page title=format!("Delete {}", page.name) lede="This cannot be undone: its credentials and webhook secret are erased.">
+            <FormError />
+            <section class="panel">
+                <h2>"What happens"</h2>
+                <p>{consequence}</p>
+                <StackTable rows=page.stacks.clone() empty="" />
+            </section>
+            <form method="post" action=format!("/integrations/{}/delete", page.id) class="stacked-form">
+                <CsrfField />
+                <TextField name="confirm_name" label=format!("Type {} to confirm", page.name) required=true autocomplete="off" />
+                <button type="submit" class="button danger">"Delete this integration"</button>
+                " "
+                <a href=format!("/integrations/{}", page.id)>"Cancel"</a>
+            </form>
         </Page>
     }
     .into_any()

@@ -9,5 +9,6 @@ pub mod login;
 pub mod not_found;
 pub mod setup;
 pub mod spaces;
+pub mod stacks;
 pub mod tokens;
 pub mod users;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use url::Url;
 
+use super::{CallFailed, Repository, RepositoryPage};
 use crate::{
     config::Config,
     outbound::{self, check_url, UrlRefused},
@@ -177,14 +178,18 @@ fn not_run(report: &mut Report, after: &'static str) {
     }
 }
 
+/// The outbound client, trusting the connection's private CA when it has one.
+fn client_for(connection: &Connection, config: &Config) -> reqwest::Result<reqwest::Client> {
+    match &connection.ca {
+        Some(ca) => outbound::client_trusting(config, ca),
+        None => outbound::client(config),
+    }
+}
+
 /// Runs every check, in order.
 pub async fn check(connection: &Connection, config: &Config) -> Report {
     let mut report = Report { checks: Vec::new(), version: None };
-    let client = match &connection.ca {
-        Some(ca) => outbound::client_trusting(config, ca),
-        None => outbound::client(config),
-    };
-    let Ok(client) = client else {
+    let Ok(client) = client_for(connection, config) else {
         report.checks.push(failed("server", "Bitgate could not prepare an HTTP client for this URL."));
         not_run(&mut report, "server");
         return report;
@@ -322,4 +327,87 @@ pub async fn check(connection: &Connection, config: &Config) -> Report {
         }
     }
     report
+}
+
+/// What a stack needs of a Data Center repository.
+fn repository_of(value: &Value) -> Option<Repository> {
+    Some(Repository {
+        id: value["id"].as_u64()?.to_string(),
+        project: value["project"]["key"].as_str()?.to_owned(),
+        slug: value["slug"].as_str()?.to_owned(),
+        display_name: value["name"].as_str().unwrap_or_default().to_owned(),
+    })
+}
+
+/// An answer of a listing or lookup call that is not the JSON asked for.
+fn refused_call(status: StatusCode, html: bool) -> CallFailed {
+    CallFailed(match status {
+        _ if html => "Bitbucket answered with a web page instead of its REST API: check the API URL's context path.".into(),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            "Bitbucket refused the integration's token: test the integration, and give it a new token if it was revoked.".into()
+        }
+        status if status.is_redirection() => {
+            "Bitbucket answered with a redirect, which Bitgate does not follow: correct the integration's API URL.".into()
+        }
+        status => format!("Bitbucket answered {status}: try again, or test the integration."),
+    })
+}
+
+/// The repositories the token can read whose name contains `name`, one
+/// Bitbucket page at a time (Bitbucket's own `start` and `limit`).
+pub async fn repositories(
+    connection: &Connection,
+    config: &Config,
+    name: &str,
+    start: u64,
+    limit: u32,
+) -> Result<RepositoryPage, CallFailed> {
+    let client =
+        client_for(connection, config).map_err(|e| CallFailed(unreachable(&connection.api_url, &e, config)))?;
+    let mut url = Url::parse(&endpoint(&connection.api_url, "/rest/api/1.0/repos"))
+        .map_err(|_| CallFailed("The integration's API URL is not usable.".into()))?;
+    url.query_pairs_mut()
+        .append_pair("name", name.trim())
+        .append_pair("start", &start.to_string())
+        .append_pair("limit", &limit.to_string());
+    let response = get(&client, url.into(), Some(&connection.token))
+        .await
+        .map_err(|e| CallFailed(unreachable(&connection.api_url, &e, config)))?;
+    if response.status() != StatusCode::OK || is_html(&response) {
+        return Err(refused_call(response.status(), is_html(&response)));
+    }
+    let page: Value =
+        response.json().await.map_err(|_| CallFailed("Bitbucket's answer was not the list of repositories.".into()))?;
+    let items = page["values"].as_array().map(|values| values.iter().filter_map(repository_of).collect());
+    let Some(items) = items else {
+        return Err(CallFailed("Bitbucket's answer was not the list of repositories.".into()));
+    };
+    let last = page["isLastPage"].as_bool().unwrap_or(true);
+    Ok(RepositoryPage { items, next_start: if last { None } else { page["nextPageStart"].as_u64() } })
+}
+
+/// One repository by project key and slug; `None` when Bitbucket says it
+/// does not exist or the token cannot read it.
+pub async fn repository(
+    connection: &Connection,
+    config: &Config,
+    project: &str,
+    slug: &str,
+) -> Result<Option<Repository>, CallFailed> {
+    let client =
+        client_for(connection, config).map_err(|e| CallFailed(unreachable(&connection.api_url, &e, config)))?;
+    // The key and slug were checked (bitbucket::parse_repository_name): they cannot change the path.
+    let url = endpoint(&connection.api_url, &format!("/rest/api/1.0/projects/{project}/repos/{slug}"));
+    let response = get(&client, url, Some(&connection.token))
+        .await
+        .map_err(|e| CallFailed(unreachable(&connection.api_url, &e, config)))?;
+    match response.status() {
+        StatusCode::NOT_FOUND if !is_html(&response) => Ok(None),
+        StatusCode::OK if !is_html(&response) => {
+            let value: Value =
+                response.json().await.map_err(|_| CallFailed("Bitbucket's answer was not a repository.".into()))?;
+            repository_of(&value).map(Some).ok_or_else(|| CallFailed("Bitbucket's answer was not a repository.".into()))
+        }
+        status => Err(refused_call(status, is_html(&response))),
+    }
 }

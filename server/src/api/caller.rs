@@ -8,7 +8,12 @@ use axum::{
     extract::{FromRef, FromRequestParts},
     http::{header, request::Parts},
 };
-use bitgate_core::{api_tokens, audit::Actor, users::User};
+use bitgate_core::{
+    access::Denied,
+    api_tokens,
+    audit::{self, Actor, Event, Target},
+    users::User,
+};
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -32,6 +37,27 @@ impl Caller {
             Some(token_id) => Actor::Token { id: token_id, user_id: self.user.id, email: self.user.email.clone() },
             None => Actor::user(&self.user),
         }
+    }
+
+    /// Records a refused attempt at `action` on a `kind` of thing in `space`
+    /// (None: account-wide), then answers it: 404 when the caller may not
+    /// know it exists, 403 otherwise.
+    pub async fn refused(
+        &self,
+        state: &AppState,
+        kind: &'static str,
+        action: &str,
+        space: Option<Uuid>,
+        why: Denied,
+    ) -> ApiError {
+        let mut event = Event::new(self.actor(), "authorization.denied")
+            .target(Target { kind, id: String::new(), label: action.to_owned() })
+            .from_address(self.address);
+        event.space_id = space;
+        if let Err(e) = audit::record(&state.services.pool, event).await {
+            return e.into();
+        }
+        why.into()
     }
 }
 

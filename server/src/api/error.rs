@@ -33,6 +33,10 @@ pub enum ApiError {
     RateLimited(Duration),
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Bitbucket gave no usable answer to a call made for the request; the
+    /// message is ours and says what to do.
+    #[error("bad gateway: {0}")]
+    BadGateway(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -132,6 +136,7 @@ impl IntoResponse for ApiError {
                     Vec::new(),
                 )
             }
+            ApiError::BadGateway(why) => (StatusCode::BAD_GATEWAY, ErrorCode::BadGateway, why, Vec::new()),
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "API answering 500");
                 (
@@ -179,6 +184,7 @@ pub enum ErrorCode {
     ValidationFailed,
     RateLimited,
     Unavailable,
+    BadGateway,
     Internal,
 }
 

@@ -10,7 +10,7 @@ use axum::{
     Json,
 };
 use bitgate_core::{
-    access::{Access, Denied},
+    access::Access,
     audit::{self, Event, Target},
     bitbucket::datacenter,
     integrations::{self, Health, Integration, NewDataCenter, Options, Provider},
@@ -229,18 +229,6 @@ fn target(integration: &Integration) -> Target {
     Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() }
 }
 
-/// Records a refused attempt on an integration, then answers it.
-async fn refuse(state: &AppState, caller: &Caller, action: &str, space: Option<Uuid>, why: Denied) -> ApiError {
-    let mut event = Event::new(caller.actor(), "authorization.denied")
-        .target(Target { kind: "integration", id: String::new(), label: action.to_owned() })
-        .from_address(caller.address);
-    event.space_id = space;
-    if let Err(e) = audit::record(&state.services.pool, event).await {
-        return e.into();
-    }
-    why.into()
-}
-
 /// The integration, when the caller administers it (its space's admins; the
 /// account's for a default); otherwise the refusal, recorded.
 async fn administered(state: &AppState, caller: &Caller, raw: &str, action: &str) -> Result<Integration, ApiError> {
@@ -248,7 +236,7 @@ async fn administered(state: &AppState, caller: &Caller, raw: &str, action: &str
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     let integration = integrations::find(&state.services.pool, id).await?.ok_or(ApiError::NotFound)?;
     if let Err(why) = access.can_administer_integration(integration.space_id) {
-        return Err(refuse(state, caller, action, integration.space_id, why).await);
+        return Err(caller.refused(state, "integration", action, integration.space_id, why).await);
     }
     Ok(integration)
 }
@@ -307,8 +295,8 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: JsonObj
     Ok((StatusCode::CREATED, Json(view(&state, &integration))).into_response())
 }
 
-/// Why an integration was not created, with the checklist when the
-/// connection checks ran.
+/// Why an integration was not created or changed, with the checklist when
+/// the connection checks ran.
 pub struct CreateFailure {
     pub error: ApiError,
     pub report: Option<datacenter::Report>,
@@ -345,7 +333,7 @@ pub async fn create_checked(state: &AppState, caller: &Caller, body: JsonObject)
         (Some("space"), Some(raw)) => {
             let space = Uuid::parse_str(raw.trim()).map_err(|_| ApiError::NotFound)?;
             if let Err(why) = access.can_administer(space) {
-                return Err(refuse(state, caller, "integration.create", Some(space), why).await.into());
+                return Err(caller.refused(state, "integration", "integration.create", Some(space), why).await.into());
             }
             Some(space)
         }
@@ -355,7 +343,7 @@ pub async fn create_checked(state: &AppState, caller: &Caller, body: JsonObject)
         }
         (Some("default"), _) => {
             if let Err(why) = access.can_administer_account() {
-                return Err(refuse(state, caller, "integration.create", None, why).await.into());
+                return Err(caller.refused(state, "integration", "integration.create", None, why).await.into());
             }
             None
         }
@@ -573,9 +561,22 @@ pub async fn update(
     Path(raw): Path<String>,
     body: JsonObject,
 ) -> Result<Json<IntegrationView>, ApiError> {
-    let integration = administered(&state, &caller, &raw, "integration.update").await?;
+    let updated = update_checked(&state, &caller, &raw, body).await.map_err(|failure| failure.error)?;
+    Ok(Json(view(&state, &updated)))
+}
+
+/// Changes an integration from a request body (the REST API's PATCH, or the
+/// edit page's form turned into one): authorization, validation, the checks
+/// of changed credentials, then the update and its audit entry.
+pub async fn update_checked(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+    body: JsonObject,
+) -> Result<Integration, CreateFailure> {
+    let integration = administered(state, caller, raw, "integration.update").await?;
     let Some(current) = integration.datacenter.clone() else {
-        return Err(ApiError::Internal("an integration without credentials".into()));
+        return Err(ApiError::Internal("an integration without credentials".into()).into());
     };
     let mut fields = Fields::new::<UpdateIntegration>(body);
     if let Some(name) = fields.optional_string("name") {
@@ -660,7 +661,7 @@ pub async fn update(
         let connection = datacenter::Connection { api_url, username, token: token.clone(), ca };
         let report = datacenter::check(&connection, &state.services.config).await;
         if !report.passed() {
-            return Err(ApiError::Validation(check_errors(&report)));
+            return Err(CreateFailure { error: ApiError::Validation(check_errors(&report)), report: Some(report) });
         }
         changes.access_token = Some(token);
         changes.health =
@@ -677,7 +678,7 @@ pub async fn update(
     event.space_id = updated.space_id;
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
-    Ok(Json(view(&state, &updated)))
+    Ok(updated)
 }
 
 /// Options as posted over the stored ones: a field the body leaves out of
@@ -744,7 +745,10 @@ pub async fn test(
 }
 
 /// The stored credentials of a Data Center integration, ready for the checks.
-async fn stored_connection(state: &AppState, integration: &Integration) -> Result<datacenter::Connection, ApiError> {
+pub async fn stored_connection(
+    state: &AppState,
+    integration: &Integration,
+) -> Result<datacenter::Connection, ApiError> {
     let Some(dc) = &integration.datacenter else {
         return Err(ApiError::Internal("an integration without credentials".into()));
     };
@@ -811,7 +815,15 @@ pub async fn delete(
     caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let integration = administered(&state, &caller, &raw, "integration.delete").await?;
+    delete_checked(&state, &caller, &raw).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes an integration the caller administers, detaching its stacks:
+/// the REST API's DELETE and the delete page. Returns it and how many
+/// stacks were detached.
+pub async fn delete_checked(state: &AppState, caller: &Caller, raw: &str) -> Result<(Integration, i64), ApiError> {
+    let integration = administered(state, caller, raw, "integration.delete").await?;
     let mut tx = state.services.pool.begin().await?;
     let detached = integrations::delete(&mut tx, integration.id).await?.ok_or(ApiError::NotFound)?;
     let mut event = Event::new(caller.actor(), "integration.deleted")
@@ -821,7 +833,7 @@ pub async fn delete(
     event.space_id = integration.space_id;
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((integration, detached))
 }
 
 /// Reveal the webhook endpoint and secret

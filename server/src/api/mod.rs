@@ -12,7 +12,9 @@ pub mod integrations;
 pub mod json;
 pub mod openapi;
 pub mod pagination;
+pub mod repositories;
 pub mod spaces;
+pub mod stacks;
 pub mod tokens;
 pub mod users;
 
@@ -67,6 +69,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::get, integrations::update, integrations::delete))
         .routes(routes!(integrations::test))
         .routes(routes!(integrations::webhook))
+        .routes(routes!(repositories::list))
+        .routes(routes!(stacks::list, stacks::create))
+        .routes(routes!(stacks::get, stacks::update, stacks::delete))
 }
 
 /// The API, and `/api/v1/openapi.json` describing it.

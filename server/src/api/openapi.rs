@@ -60,6 +60,10 @@ pub fn finish(mut document: OpenApi) -> OpenApi {
                 "integrations",
                 "Connections to Bitbucket: credentials checked before they are saved, the webhook endpoint and secret.",
             ),
+            (
+                "stacks",
+                "The consumers of integrations: one repository and branch each, in a space; detached when their integration is deleted.",
+            ),
             ("meta", "This document and the health probes; no authentication."),
         ]
         .into_iter()

@@ -63,6 +63,19 @@ impl Cursor {
     }
 }
 
+/// A position in a list someone else pages by offset (Bitbucket's `start`),
+/// kept as opaque as our own cursors.
+pub fn encode_offset(start: u64) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&serde_json::json!({"start": start})).unwrap_or_default())
+}
+
+pub fn decode_offset(raw: &str) -> Result<u64, ApiError> {
+    let invalid = || ApiError::BadRequest("The cursor is not one Bitgate gave out; start again without it.".into());
+    let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| invalid())?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    value["start"].as_u64().ok_or_else(invalid)
+}
+
 /// A page request, checked.
 #[derive(Debug, Clone, Copy)]
 pub struct PageRequest {
@@ -112,6 +125,19 @@ mod tests {
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
         for forged in ["", "abc", "!!!", &URL_SAFE_NO_PAD.encode(b"{\"t\":1}")] {
             assert!(matches!(Cursor::decode(forged), Err(ApiError::BadRequest(_))), "{forged:?}");
+        }
+    }
+
+    #[test]
+    fn offsets_round_trip_and_forgeries_are_refused() {
+        assert_eq!(decode_offset(&encode_offset(75)).unwrap(), 75);
+        for forged in [
+            "",
+            "x",
+            &URL_SAFE_NO_PAD.encode(b"{\"start\":-1}"),
+            &Cursor { at: OffsetDateTime::now_utc(), id: Uuid::nil() }.encode(),
+        ] {
+            assert!(decode_offset(forged).is_err(), "{forged:?}");
         }
     }
 

@@ -7,18 +7,20 @@
 use std::collections::HashMap;
 
 use axum::{
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Redirect, Response},
     Extension, Form,
 };
 use bitgate_app::context::{
-    Flash, FormOutcome, IntegrationPage, IntegrationRow, IntegrationsPage, PageContext, WizardPage,
+    DeleteIntegrationPage, Flash, FormOutcome, IntegrationPage, IntegrationRow, IntegrationsPage, PageContext,
+    StackRow, WizardPage,
 };
 use bitgate_core::{
     access::Access,
     integrations::{self, Integration},
     spaces,
+    stacks::{self, StackFilter},
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -35,7 +37,9 @@ use crate::{
     api::{
         caller::Caller,
         error::ApiError,
-        integrations::{create_checked, retest, reveal_secret, webhook_url},
+        integrations::{
+            create_checked, delete_checked, retest, reveal_secret, update_checked, webhook_url, CreateFailure,
+        },
         json::JsonObject,
         rfc3339,
     },
@@ -60,24 +64,47 @@ fn caller(user: &CurrentUser, address: Option<std::net::IpAddr>) -> Caller {
     Caller { user: user.0.clone(), token_id: None, address }
 }
 
-/// `/`: the integrations the viewer can see.
+#[derive(Deserialize, Default)]
+pub struct ListFilters {
+    #[serde(default)]
+    provider: String,
+    #[serde(default)]
+    space_id: String,
+    #[serde(default)]
+    label: String,
+}
+
+/// `/`: the integrations the viewer can see, filtered by provider, space
+/// and label (an unknown filter value shows nothing rather than everything).
 pub async fn home(
     State(state): State<AppState>,
     Extension(context): Extension<PageContext>,
     Extension(user): Extension<CurrentUser>,
+    Query(filters): Query<ListFilters>,
 ) -> Result<Response, AppError> {
     let access = Access::load(&state.services.pool, user.0.id).await?;
     let visible = access.visible_spaces();
-    let rows = integrations::list(&state.services.pool, &visible, &Default::default(), None, 1000).await?;
-    let names: HashMap<Uuid, String> =
-        spaces::list(&state.services.pool, &visible, None, 10_000).await?.into_iter().map(|s| (s.id, s.name)).collect();
-    let rows = rows
+    let all = integrations::list(&state.services.pool, &visible, &Default::default(), None, 1000).await?;
+    let mut labels: Vec<String> = all.iter().flat_map(|i| i.labels.iter().cloned()).collect();
+    labels.sort();
+    labels.dedup();
+    let mut spaces: Vec<(String, String)> = spaces::list(&state.services.pool, &visible, None, 10_000)
+        .await?
         .into_iter()
+        .map(|s| (s.id.to_string(), s.name))
+        .collect();
+    spaces.sort_by(|a, b| a.1.cmp(&b.1));
+    let names: HashMap<String, String> = spaces.iter().cloned().collect();
+    let rows = all
+        .into_iter()
+        .filter(|i| filters.provider.is_empty() || i.provider.as_str() == filters.provider)
+        .filter(|i| filters.space_id.is_empty() || i.space_id.map(|s| s.to_string()) == Some(filters.space_id.clone()))
+        .filter(|i| filters.label.is_empty() || i.labels.contains(&filters.label))
         .map(|i| IntegrationRow {
             id: i.id.to_string(),
             can_open: access.can_administer_integration(i.space_id).is_ok(),
             scope: match i.space_id {
-                Some(space) => names.get(&space).cloned().unwrap_or_default(),
+                Some(space) => names.get(&space.to_string()).cloned().unwrap_or_default(),
                 None => "Default".to_owned(),
             },
             name: i.name,
@@ -88,7 +115,16 @@ pub async fn home(
         })
         .collect();
     let can_create = access.is_account_admin() || !access.administered_spaces().is_empty();
-    let context = PageContext { integrations: Some(IntegrationsPage { rows, can_create }), ..context };
+    let page = IntegrationsPage {
+        rows,
+        can_create,
+        spaces,
+        labels,
+        provider: filters.provider,
+        space: filters.space_id,
+        label: filters.label,
+    };
+    let context = PageContext { integrations: Some(page), ..context };
     Ok(state.pages.render("/", context, StatusCode::OK).await)
 }
 
@@ -96,6 +132,19 @@ async fn render_wizard(
     state: &AppState,
     context: PageContext,
     user: &CurrentUser,
+    form: Option<FormOutcome>,
+    checks: Vec<(String, bool, String)>,
+    status: StatusCode,
+) -> Result<Response, AppError> {
+    render_form(state, context, user, None, form, checks, status).await
+}
+
+/// The wizard's form: new, or (with `editing`) an integration's edit page.
+async fn render_form(
+    state: &AppState,
+    context: PageContext,
+    user: &CurrentUser,
+    editing: Option<&Integration>,
     form: Option<FormOutcome>,
     checks: Vec<(String, bool, String)>,
     status: StatusCode,
@@ -108,12 +157,17 @@ async fn render_wizard(
     let mut spaces = spaces::list(&state.services.pool, &administered, None, 10_000).await?;
     spaces.sort_by(|a, b| a.name.cmp(&b.name));
     let wizard = WizardPage {
+        editing: editing.map(|i| (i.id.to_string(), i.name.clone())),
         spaces: spaces.into_iter().map(|s| (s.id.to_string(), s.name)).collect(),
         can_create_default: access.is_account_admin(),
         checks,
     };
+    let path = match editing {
+        Some(integration) => format!("/integrations/{}/edit", integration.id),
+        None => "/integrations/new".to_owned(),
+    };
     let context = PageContext { wizard: Some(wizard), form, ..context };
-    Ok(state.pages.render("/integrations/new", context, status).await)
+    Ok(state.pages.render(&path, context, status).await)
 }
 
 pub async fn new_page(
@@ -182,6 +236,33 @@ impl WizardForm {
         JsonObject(body.as_object().cloned().unwrap_or_else(Map::new))
     }
 
+    /// The PATCH body for this form: the name and scope never change; an
+    /// empty token keeps the stored one, an empty CA certificate removes it.
+    fn update_body(&self) -> JsonObject {
+        let labels: Vec<&str> = self.labels.split(',').map(str::trim).filter(|l| !l.is_empty()).collect();
+        let mut datacenter = json!({
+            "api_url": self.api_url,
+            "user_facing_url": if self.user_facing_url.trim().is_empty() { &self.api_url } else { &self.user_facing_url },
+            "username": self.username,
+            "ca_certificate": self.ca_certificate,
+        });
+        if !self.access_token.trim().is_empty() {
+            datacenter["access_token"] = json!(self.access_token);
+        }
+        let body = json!({
+            "labels": labels,
+            "description": self.description,
+            "options": {
+                "use_git_checkout": self.use_git_checkout.is_some(),
+                "commit_status": self.commit_status.is_some(),
+                "status_details": self.status_details.is_some(),
+                "vcs_checks": if self.vcs_checks.is_empty() { "individual" } else { self.vcs_checks.as_str() },
+            },
+            "datacenter": datacenter,
+        });
+        JsonObject(body.as_object().cloned().unwrap_or_else(Map::new))
+    }
+
     /// What the page keeps when it answers again: everything but the token.
     fn values(&self) -> Vec<(String, String)> {
         let flag = |f: &Option<String>| if f.is_some() { "on" } else { "" }.to_owned();
@@ -232,33 +313,41 @@ pub async fn create(
             Ok(Redirect::to(&format!("/integrations/{}", integration.id)).into_response())
         }
         Err(failure) => {
-            let checks: Vec<(String, bool, String)> = failure
-                .report
-                .map(|r| r.checks.into_iter().map(|c| (c.name.to_owned(), c.ok, c.message)).collect())
-                .unwrap_or_default();
-            let (details, status) = match failure.error {
-                ApiError::Validation(details) => (details, StatusCode::UNPROCESSABLE_ENTITY),
-                ApiError::Conflict(details) => (details, StatusCode::CONFLICT),
-                other => return Err(page_error(other)),
-            };
-            let mut field_errors: Vec<(String, String)> = Vec::new();
-            for detail in details {
-                let field = form_field(&detail.field);
-                // One message per field: the first says what to fix first.
-                if !field_errors.iter().any(|(f, _)| *f == field) {
-                    field_errors.push((field, detail.message));
-                }
-            }
-            let form_error = Some(if checks.is_empty() {
-                "Nothing was saved: fix the fields marked below.".to_owned()
-            } else {
-                "Nothing was saved: the connection test failed. Fix what the checklist says, then test again."
-                    .to_owned()
-            });
-            let outcome = FormOutcome { values: form.values(), field_errors, form_error, blocked: None };
+            let (outcome, checks, status) = answered_again(failure, form.values())?;
             render_wizard(&state, context, &user, Some(outcome), checks, status).await
         }
     }
+}
+
+/// A refused create or edit, as the form answered again: every field's
+/// first problem next to it, and the checklist when the checks ran.
+fn answered_again(
+    failure: CreateFailure,
+    values: Vec<(String, String)>,
+) -> Result<(FormOutcome, Vec<(String, bool, String)>, StatusCode), AppError> {
+    let checks: Vec<(String, bool, String)> = failure
+        .report
+        .map(|r| r.checks.into_iter().map(|c| (c.name.to_owned(), c.ok, c.message)).collect())
+        .unwrap_or_default();
+    let (details, status) = match failure.error {
+        ApiError::Validation(details) => (details, StatusCode::UNPROCESSABLE_ENTITY),
+        ApiError::Conflict(details) => (details, StatusCode::CONFLICT),
+        other => return Err(page_error(other)),
+    };
+    let mut field_errors: Vec<(String, String)> = Vec::new();
+    for detail in details {
+        let field = form_field(&detail.field);
+        // One message per field: the first says what to fix first.
+        if !field_errors.iter().any(|(f, _)| *f == field) {
+            field_errors.push((field, detail.message));
+        }
+    }
+    let form_error = Some(if checks.is_empty() {
+        "Nothing was saved: fix the fields marked below.".to_owned()
+    } else {
+        "Nothing was saved: the connection test failed. Fix what the checklist says, then test again.".to_owned()
+    });
+    Ok((FormOutcome { values, field_errors, form_error, blocked: None }, checks, status))
 }
 
 /// An API error met while answering a page.
@@ -284,9 +373,11 @@ async fn administered(state: &AppState, user: &CurrentUser, raw: &str) -> Result
 async fn render_details(
     state: &AppState,
     context: PageContext,
+    user: &CurrentUser,
     integration: Integration,
     secret: Option<String>,
 ) -> Result<Response, AppError> {
+    let stacks = stacks_of(state, user, &integration).await?;
     let scope = match integration.space_id {
         Some(space) => match spaces::find(&state.services.pool, space).await? {
             Some(space) => format!("space {}", space.name),
@@ -325,6 +416,7 @@ async fn render_details(
         webhook_secret: secret,
         triggers: DATACENTER_TRIGGERS.iter().map(|(g, l, k)| (g.to_string(), l.to_string(), k.to_string())).collect(),
         created: format!("Created {} by {}", rfc3339(integration.created_at), integration.created_by_label),
+        stacks,
     };
     let context = PageContext { integration: Some(page), ..context };
     let mut response = state.pages.render(&format!("/integrations/{}", integration.id), context, StatusCode::OK).await;
@@ -341,7 +433,7 @@ pub async fn show(
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
     let integration = administered(&state, &user, &raw).await?;
-    render_details(&state, context, integration, None).await
+    render_details(&state, context, &user, integration, None).await
 }
 
 /// Shows the webhook secret, once, in a `no-store` answer; audited.
@@ -354,7 +446,7 @@ pub async fn reveal(
 ) -> Result<Response, AppError> {
     let integration = administered(&state, &user, &raw).await?;
     let secret = reveal_secret(&state, &caller(&user, address), &integration).await.map_err(page_error)?;
-    render_details(&state, context, integration, Some(secret)).await
+    render_details(&state, context, &user, integration, Some(secret)).await
 }
 
 /// Tests the connection again with the stored credentials.
@@ -373,4 +465,138 @@ pub async fn test(
     };
     push_flash(&session, flash).await?;
     Ok(Redirect::to(&format!("/integrations/{}", integration.id)).into_response())
+}
+
+/// The edit form's values as stored (the token never: only its last four).
+fn stored_values(integration: &Integration) -> Vec<(String, String)> {
+    let flag = |on: bool| if on { "on" } else { "" }.to_owned();
+    let mut values = vec![
+        ("labels", integration.labels.join(", ")),
+        ("description", integration.description.clone()),
+        ("use_git_checkout", flag(integration.options.use_git_checkout)),
+        ("commit_status", flag(integration.options.commit_status)),
+        ("status_details", flag(integration.options.status_details)),
+        ("vcs_checks", integration.options.vcs_checks.clone()),
+    ];
+    if let Some(dc) = &integration.datacenter {
+        values.extend([
+            ("api_url", dc.api_url.clone()),
+            ("user_facing_url", dc.user_facing_url.clone()),
+            ("username", dc.username.clone()),
+            ("ca_certificate", dc.ca_certificate.clone().unwrap_or_default()),
+            ("access_token_last4", format!("\u{2026}{}", dc.access_token_last4)),
+        ]);
+    }
+    values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// `/integrations/{id}/edit`: the wizard's form, prefilled.
+pub async fn edit_page(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let integration = administered(&state, &user, &raw).await?;
+    let form = FormOutcome { values: stored_values(&integration), ..Default::default() };
+    render_form(&state, context, &user, Some(&integration), Some(form), Vec::new(), StatusCode::OK).await
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
+    session: Session,
+    Path(raw): Path<String>,
+    Form(form): Form<WizardForm>,
+) -> Result<Response, AppError> {
+    let integration = administered(&state, &user, &raw).await?;
+    match update_checked(&state, &caller(&user, address), &raw, form.update_body()).await {
+        Ok(updated) => {
+            push_flash(&session, Flash::success(format!("Integration \u{201c}{}\u{201d} saved.", updated.name)))
+                .await?;
+            Ok(Redirect::to(&format!("/integrations/{}", updated.id)).into_response())
+        }
+        Err(failure) => {
+            let mut values = form.values();
+            values.extend(stored_values(&integration).into_iter().filter(|(k, _)| k == "access_token_last4"));
+            let (outcome, checks, status) = answered_again(failure, values)?;
+            render_form(&state, context, &user, Some(&integration), Some(outcome), checks, status).await
+        }
+    }
+}
+
+/// The stacks using an integration that the viewer can see.
+async fn stacks_of(state: &AppState, user: &CurrentUser, integration: &Integration) -> Result<Vec<StackRow>, AppError> {
+    let access = Access::load(&state.services.pool, user.0.id).await?;
+    let filter = StackFilter { integration_id: Some(integration.id), ..Default::default() };
+    let found = stacks::list(&state.services.pool, &access.visible_spaces(), &filter, None, 1000).await?;
+    super::stacks::rows(state, found).await
+}
+
+async fn render_delete(
+    state: &AppState,
+    context: PageContext,
+    user: &CurrentUser,
+    integration: &Integration,
+    form: Option<FormOutcome>,
+    status: StatusCode,
+) -> Result<Response, AppError> {
+    let page = DeleteIntegrationPage {
+        id: integration.id.to_string(),
+        name: integration.name.clone(),
+        stacks: stacks_of(state, user, integration).await?,
+    };
+    let context = PageContext { delete_integration: Some(page), form, ..context };
+    Ok(state.pages.render(&format!("/integrations/{}/delete", integration.id), context, status).await)
+}
+
+/// `/integrations/{id}/delete`: what it does to the stacks, then confirm.
+pub async fn delete_page(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let integration = administered(&state, &user, &raw).await?;
+    render_delete(&state, context, &user, &integration, None, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    confirm_name: String,
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
+    session: Session,
+    Path(raw): Path<String>,
+    Form(form): Form<DeleteForm>,
+) -> Result<Response, AppError> {
+    let integration = administered(&state, &user, &raw).await?;
+    if form.confirm_name.trim() != integration.name {
+        let outcome = FormOutcome {
+            values: vec![("confirm_name".into(), form.confirm_name.clone())],
+            field_errors: vec![(
+                "confirm_name".into(),
+                format!("Type the integration's name exactly, {}, to delete it.", integration.name),
+            )],
+            form_error: Some("Nothing was deleted.".into()),
+            blocked: None,
+        };
+        return render_delete(&state, context, &user, &integration, Some(outcome), StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
+    }
+    let (deleted, detached) = delete_checked(&state, &caller(&user, address), &raw).await.map_err(page_error)?;
+    let message = match detached {
+        0 => format!("Integration \u{201c}{}\u{201d} deleted.", deleted.name),
+        n => format!("Integration \u{201c}{}\u{201d} deleted; {n} stack(s) detached: attach them to another integration from their pages.", deleted.name),
+    };
+    push_flash(&session, Flash::success(message)).await?;
+    Ok(Redirect::to("/").into_response())
 }

@@ -16,6 +16,7 @@ pub mod pages;
 pub mod security;
 pub mod session;
 pub mod spaces;
+pub mod stacks;
 pub mod tokens;
 pub mod users;
 
@@ -45,7 +46,7 @@ use crate::state::AppState;
 
 /// Paths whose pages are rendered by handlers here (they take form posts),
 /// not registered as plain Leptos routes.
-const HANDLED_PAGES: [&str; 11] = [
+const HANDLED_PAGES: [&str; 16] = [
     "/",
     "/login",
     "/setup",
@@ -57,6 +58,11 @@ const HANDLED_PAGES: [&str; 11] = [
     "/api/reference",
     "/integrations/new",
     "/integrations/{id}",
+    "/integrations/{id}/edit",
+    "/integrations/{id}/delete",
+    "/stacks",
+    "/stacks/new",
+    "/stacks/{id}",
 ];
 
 /// Requests larger than this are refused before a handler runs.
@@ -74,6 +80,12 @@ pub fn router(state: AppState) -> Router {
         .route("/integrations/{id}", get(integrations::show))
         .route("/integrations/{id}/webhook/reveal", post(integrations::reveal))
         .route("/integrations/{id}/test", post(integrations::test))
+        .route("/integrations/{id}/edit", get(integrations::edit_page).post(integrations::update))
+        .route("/integrations/{id}/delete", get(integrations::delete_page).post(integrations::delete))
+        .route("/stacks", get(stacks::list))
+        .route("/stacks/new", get(stacks::new_page).post(stacks::create))
+        .route("/stacks/{id}", get(stacks::show).post(stacks::update))
+        .route("/stacks/{id}/delete", post(stacks::delete))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/setup", get(auth::setup_page).post(auth::setup))

@@ -10,14 +10,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::world::World;
-
-/// The world, on a Bitgate that may call the simulator on loopback.
-async fn world_with_bitbucket() -> (World, Simulator) {
-    let world = crate::world::world_with(&[("BITGATE_OUTBOUND_DENY", ""), ("BITGATE_OUTBOUND_TIMEOUT", "2s")]).await;
-    let simulator = Simulator::start(DataCenter::sample(), Transport::Http).await.unwrap();
-    (world, simulator)
-}
+use crate::world::{world_with_bitbucket, World};
 
 fn body(name: &str, scope: &str, space: Option<Uuid>, url: &str, token: &str) -> Value {
     json!({

@@ -19,6 +19,7 @@ mod sessions;
 mod setup;
 mod spaces_api;
 mod spaces_pages;
+mod stacks_api;
 mod tokens_page;
 mod users_audit_api;
 mod world;

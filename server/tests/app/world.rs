@@ -54,6 +54,19 @@ pub async fn world_with(extra: &[(&str, &str)]) -> World {
     World { app, root, team, other, callers }
 }
 
+/// The world, on a Bitgate that may call the simulator (on loopback), and
+/// the simulator with its sample instance.
+pub async fn world_with_bitbucket() -> (World, bitbucket_simulator::Simulator) {
+    let world = world_with(&[("BITGATE_OUTBOUND_DENY", ""), ("BITGATE_OUTBOUND_TIMEOUT", "2s")]).await;
+    let simulator = bitbucket_simulator::Simulator::start(
+        bitbucket_simulator::DataCenter::sample(),
+        bitbucket_simulator::Transport::Http,
+    )
+    .await
+    .unwrap();
+    (world, simulator)
+}
+
 impl World {
     pub async fn call(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         self.app.api(token, method, path, body).await

@@ -1,0 +1,251 @@
+//! Stacks: the list, creating one by picking a repository from what
+//! Bitbucket shows the integration, and a stack's page (change, re-attach,
+//! delete). Plain forms: every step has its own address and works without
+//! script.
+
+use leptos::prelude::*;
+
+use crate::{
+    components::{
+        form::{CsrfField, FormError, TextField},
+        layout::{EmptyState, Page},
+    },
+    context::{page_context, StackRow},
+};
+
+/// A table of stacks; `empty` is said when there is none.
+#[component]
+pub fn StackTable(rows: Vec<StackRow>, #[prop(into)] empty: String) -> impl IntoView {
+    if rows.is_empty() {
+        return view! { <p class="muted">{empty}</p> }.into_any();
+    }
+    view! {
+        <table>
+            <thead>
+                <tr>
+                    <th>"Stack"</th>
+                    <th>"Space"</th>
+                    <th>"Integration"</th>
+                    <th>"Repository"</th>
+                    <th>"Branch"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {rows
+                    .into_iter()
+                    .map(|row| {
+                        let integration = match row.integration {
+                            Some(name) => view! { <span>{name}</span> }.into_any(),
+                            None => view! { <span class="health error">"detached"</span> }.into_any(),
+                        };
+                        view! {
+                            <tr>
+                                <td><a href=format!("/stacks/{}", row.id)>{row.name}</a></td>
+                                <td>{row.space}</td>
+                                <td>{integration}</td>
+                                <td><code>{row.repository}</code></td>
+                                <td><code>{row.branch}</code></td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}
+
+/// `/stacks`.
+#[component]
+pub fn StacksPage() -> impl IntoView {
+    let page = page_context().stacks.unwrap_or_default();
+    let create = page.can_create.then(|| view! { <p><a class="button primary" href="/stacks/new">"New stack"</a></p> });
+    let list = if page.rows.is_empty() {
+        view! {
+            <EmptyState title="No stacks yet">
+                <p>"A stack follows one branch of one Bitbucket repository, through an integration its space may use: a default integration, or one of its space or a space above."</p>
+            </EmptyState>
+        }
+        .into_any()
+    } else {
+        view! { <StackTable rows=page.rows empty="" /> }.into_any()
+    };
+    view! {
+        <Page title="Stacks" lede="Who uses the integrations: one repository and branch each.">
+            {create}
+            {list}
+        </Page>
+    }
+}
+
+/// `/stacks/new`: space, then integration, then repository and branch.
+#[component]
+pub fn NewStackPage() -> impl IntoView {
+    let context = page_context();
+    let page = context.new_stack.unwrap_or_default();
+    let form = context.form.unwrap_or_default();
+    let option = |(value, label): (String, String), chosen: &str| {
+        let selected = value == chosen;
+        view! { <option value=value selected=selected>{label}</option> }
+    };
+    let spaces = page.spaces.iter().cloned().map(|s| option(s, &page.space_id)).collect_view();
+    let step_one = view! {
+        <form method="get" action="/stacks/new" class="stacked-form">
+            <h2>"1. Space and integration"</h2>
+            <div class="field">
+                <label for="field-space_id">"Space"</label>
+                <select id="field-space_id" name="space_id">{spaces}</select>
+            </div>
+            {(!page.space_id.is_empty()).then(|| {
+                let integrations = page.integrations.iter().cloned().map(|i| option(i, &page.integration_id)).collect_view();
+                if page.integrations.is_empty() {
+                    view! { <p class="field-error">"No integration may be used in this space: an admin creates a default one, or one for this space or a space above."</p> }.into_any()
+                } else {
+                    view! {
+                        <div class="field">
+                            <label for="field-integration_id">"Integration"</label>
+                            <select id="field-integration_id" name="integration_id">{integrations}</select>
+                            <p class="hint">"The defaults, and the integrations of this space and of the spaces above it."</p>
+                        </div>
+                    }
+                    .into_any()
+                }
+            })}
+            <button type="submit" class="button secondary">"Continue"</button>
+        </form>
+    };
+    let step_two = (!page.integration_id.is_empty()).then(|| {
+        let chosen = form.value("repository");
+        let repositories = page
+            .repositories
+            .iter()
+            .map(|(full_name, display)| {
+                let checked = *full_name == chosen;
+                view! {
+                    <label class="choice">
+                        <input type="radio" name="repository" value=full_name.clone() checked=checked required=true />
+                        " " <code>{full_name.clone()}</code> " " <span class="muted">{display.clone()}</span>
+                    </label>
+                }
+            })
+            .collect_view();
+        let more = page.more_href.clone().map(|href| view! { <p><a href=href>"More repositories"</a></p> });
+        let repository_error = form.error("repository").or(page.repositories_error.clone());
+        let has_repository_error = repository_error.is_some();
+        view! {
+            <form method="get" action="/stacks/new" class="inline search">
+                <input type="hidden" name="space_id" value=page.space_id.clone() />
+                <input type="hidden" name="integration_id" value=page.integration_id.clone() />
+                <label for="field-query">"2. Find the repository "</label>
+                <input id="field-query" name="query" type="search" value=page.query.clone() placeholder="Part of its name" />
+                <button type="submit" class="button secondary">"Search"</button>
+            </form>
+            <form method="post" action="/stacks/new" class="stacked-form">
+                <CsrfField />
+                <input type="hidden" name="space_id" value=page.space_id.clone() />
+                <input type="hidden" name="integration_id" value=page.integration_id.clone() />
+                <fieldset class="field repositories" class:has-error=has_repository_error>
+                    <legend>"Repository"</legend>
+                    {if page.repositories.is_empty() && page.repositories_error.is_none() {
+                        view! { <p class="muted">"Bitbucket shows no repository with this name to the integration."</p> }.into_any()
+                    } else {
+                        repositories.into_any()
+                    }}
+                    {more}
+                    {repository_error.map(|e| view! { <p class="field-error">{e}</p> })}
+                </fieldset>
+                <h2>"3. Name and branch"</h2>
+                <TextField name="name" label="Stack name" required=true hint="Unique in its space, such as web-production." />
+                <TextField name="branch" label="Branch" required=true value="main" hint="The branch whose pushes and pull requests the stack follows." />
+                <button type="submit" class="button primary">"Create stack"</button>
+            </form>
+        }
+    });
+    view! {
+        <Page title="New stack" lede="Pick the repository from what Bitbucket shows the integration.">
+            <FormError />
+            {step_one}
+            {step_two}
+        </Page>
+    }
+}
+
+/// `/stacks/{id}`.
+#[component]
+pub fn StackDetailsPage() -> impl IntoView {
+    let Some(page) = page_context().stack else {
+        return view! { <Page title="Stack">""</Page> }.into_any();
+    };
+    let integration = match (&page.integration, page.integration_link) {
+        (Some((id, name)), true) => view! { <a href=format!("/integrations/{id}")>{name.clone()}</a> }.into_any(),
+        (Some((_, name)), false) => view! { <span>{name.clone()}</span> }.into_any(),
+        (None, _) => view! {
+            <span class="health error">"detached"</span>
+            " "
+            <span>"Its integration was deleted: no webhooks, no runs, until it is attached to another one."</span>
+        }
+        .into_any(),
+    };
+    let writes = page.can_write.then(|| {
+        let attach = if page.attachable.is_empty() {
+            view! { <p class="muted">{format!("No other {} integration may be used in this space.", page.provider)}</p> }.into_any()
+        } else {
+            let options = page
+                .attachable
+                .iter()
+                .map(|(id, name)| view! { <option value=id.clone()>{name.clone()}</option> })
+                .collect_view();
+            view! {
+                <form method="post" action=format!("/stacks/{}", page.id) class="inline">
+                    <CsrfField />
+                    <label for="field-integration_id">{if page.integration.is_some() { "Move to integration " } else { "Attach to integration " }}</label>
+                    <select id="field-integration_id" name="integration_id">{options}</select>
+                    " "
+                    <button type="submit" class="button primary">{if page.integration.is_some() { "Move" } else { "Attach" }}</button>
+                </form>
+                <p class="hint">"Its repository is looked up again through that integration."</p>
+            }
+            .into_any()
+        };
+        view! {
+            <section class="panel">
+                <h2>"Integration"</h2>
+                {attach}
+            </section>
+            <section class="panel">
+                <h2>"Change"</h2>
+                <form method="post" action=format!("/stacks/{}", page.id) class="stacked-form">
+                    <CsrfField />
+                    <TextField name="name" label="Name" required=true value=page.name.clone() />
+                    <TextField name="branch" label="Branch" required=true value=page.branch.clone() />
+                    <button type="submit" class="button primary">"Save"</button>
+                </form>
+            </section>
+            <section class="panel">
+                <h2>"Delete"</h2>
+                <form method="post" action=format!("/stacks/{}/delete", page.id) class="inline">
+                    <CsrfField />
+                    <button type="submit" class="button danger">"Delete this stack"</button>
+                </form>
+            </section>
+        }
+    });
+    view! {
+        <Page title=page.name.clone() lede=format!("Stack in {}", page.space)>
+            <FormError />
+            <section class="panel">
+                <dl class="facts">
+                    <dt>"Integration"</dt>
+                    <dd>{integration}</dd>
+                    <dt>"Repository"</dt>
+                    <dd><code>{page.repository.clone()}</code> <span class="muted">{format!(" (Bitbucket id {})", page.repository_id)}</span></dd>
+                    <dt>"Branch"</dt>
+                    <dd><code>{page.branch.clone()}</code></dd>
+                </dl>
+                <p class="muted">{page.created.clone()}</p>
+            </section>
+            {writes}
+        </Page>
+    }
+    .into_any()
+}

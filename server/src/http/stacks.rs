@@ -1,0 +1,376 @@
+//! The stacks pages: the list, the three-step creation (space, integration,
+//! repository and branch), and a stack's page with its change, re-attach
+//! and delete forms. Writes go through the REST API's code (`api::stacks`),
+//! so the browser and the API cannot disagree.
+
+use std::collections::HashMap;
+
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+    Extension, Form,
+};
+use bitgate_app::context::{Flash, FormOutcome, NewStackPage, PageContext, StackPage, StackRow, StacksPage};
+use bitgate_core::{
+    access::Access,
+    bitbucket::datacenter,
+    integrations::{self, Integration, Provider},
+    spaces,
+    stacks::{self, Stack},
+};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tower_sessions::Session;
+use uuid::Uuid;
+
+use super::{
+    client_address::ClientAddress,
+    pages::AppError,
+    session::{push_flash, CurrentUser},
+};
+use crate::{
+    api::{
+        caller::Caller,
+        error::ApiError,
+        integrations::stored_connection,
+        json::JsonObject,
+        pagination::{decode_offset, encode_offset},
+        rfc3339,
+        stacks::{create_checked, delete_checked, update_checked},
+    },
+    state::AppState,
+};
+
+fn caller(user: &CurrentUser, address: Option<std::net::IpAddr>) -> Caller {
+    Caller { user: user.0.clone(), token_id: None, address }
+}
+
+/// An API error met while answering a page.
+fn page_error(error: ApiError) -> AppError {
+    match error {
+        ApiError::NotFound => AppError::NotFound,
+        ApiError::Forbidden => AppError::Forbidden,
+        ApiError::Unavailable(why) => AppError::Unavailable(why),
+        other => AppError::Internal(other.to_string()),
+    }
+}
+
+/// Stacks as lists show them, with their spaces' names.
+pub async fn rows(state: &AppState, found: Vec<Stack>) -> Result<Vec<StackRow>, AppError> {
+    let ids: Vec<Uuid> = found.iter().map(|s| s.space_id).collect();
+    let names: HashMap<Uuid, String> =
+        spaces::list(&state.services.pool, &ids, None, 10_000).await?.into_iter().map(|s| (s.id, s.name)).collect();
+    Ok(found
+        .into_iter()
+        .map(|s| StackRow {
+            id: s.id.to_string(),
+            space: names.get(&s.space_id).cloned().unwrap_or_default(),
+            name: s.name,
+            integration: s.integration_name,
+            repository: s.repository_name,
+            branch: s.branch,
+        })
+        .collect())
+}
+
+/// `/stacks`.
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+) -> Result<Response, AppError> {
+    let access = Access::load(&state.services.pool, user.0.id).await?;
+    let found = stacks::list(&state.services.pool, &access.visible_spaces(), &Default::default(), None, 1000).await?;
+    let page = StacksPage { rows: rows(&state, found).await?, can_create: !access.writable_spaces().is_empty() };
+    let context = PageContext { stacks: Some(page), ..context };
+    Ok(state.pages.render("/stacks", context, StatusCode::OK).await)
+}
+
+#[derive(Deserialize, Default)]
+pub struct NewStackQuery {
+    #[serde(default)]
+    space_id: String,
+    #[serde(default)]
+    integration_id: String,
+    #[serde(default)]
+    query: String,
+    #[serde(default)]
+    cursor: String,
+}
+
+/// The space, when the viewer writes to it.
+fn writable_space(access: &Access, raw: &str) -> Option<Uuid> {
+    Uuid::parse_str(raw.trim()).ok().filter(|space| access.can_write(*space).is_ok())
+}
+
+async fn render_new(
+    state: &AppState,
+    context: PageContext,
+    user: &CurrentUser,
+    query: NewStackQuery,
+    form: Option<FormOutcome>,
+    status: StatusCode,
+) -> Result<Response, AppError> {
+    let access = Access::load(&state.services.pool, user.0.id).await?;
+    let writable = access.writable_spaces();
+    if writable.is_empty() {
+        return Err(AppError::Forbidden);
+    }
+    let mut spaces: Vec<(String, String)> = spaces::list(&state.services.pool, &writable, None, 10_000)
+        .await?
+        .into_iter()
+        .map(|s| (s.id.to_string(), s.name))
+        .collect();
+    spaces.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut page = NewStackPage { spaces, query: query.query.clone(), ..Default::default() };
+    if let Some(space) = writable_space(&access, &query.space_id) {
+        page.space_id = space.to_string();
+        let usable = stacks::integrations_usable_in(&state.services.pool, space).await?;
+        page.integrations = usable
+            .iter()
+            .map(|(id, name, provider)| (id.to_string(), format!("{name} ({})", provider.label())))
+            .collect();
+        let chosen = Uuid::parse_str(query.integration_id.trim()).ok().filter(|id| usable.iter().any(|u| u.0 == *id));
+        if let Some(integration) = chosen {
+            page.integration_id = integration.to_string();
+            let integration = integrations::find(&state.services.pool, integration).await?.ok_or(AppError::NotFound)?;
+            let start = match query.cursor.trim() {
+                "" => 0,
+                raw => decode_offset(raw)
+                    .map_err(|_| AppError::BadRequest("This page link is damaged; search again.".into()))?,
+            };
+            match repositories_page(state, &integration, &query.query, start).await? {
+                Ok((found, next)) => {
+                    page.repositories = found;
+                    page.more_href = next.map(|next| {
+                        let mut href = url::form_urlencoded::Serializer::new(String::new());
+                        href.append_pair("space_id", &page.space_id)
+                            .append_pair("integration_id", &page.integration_id)
+                            .append_pair("query", &query.query)
+                            .append_pair("cursor", &encode_offset(next));
+                        format!("/stacks/new?{}", href.finish())
+                    });
+                }
+                Err(why) => page.repositories_error = Some(why),
+            }
+        }
+    }
+    let context = PageContext { new_stack: Some(page), form, ..context };
+    Ok(state.pages.render("/stacks/new", context, status).await)
+}
+
+/// A page of the repositories Bitbucket shows the integration: (full name,
+/// display name) and where the next page starts, or why it could not say.
+async fn repositories_page(
+    state: &AppState,
+    integration: &Integration,
+    query: &str,
+    start: u64,
+) -> Result<Result<(Vec<(String, String)>, Option<u64>), String>, AppError> {
+    match integration.provider {
+        Provider::DataCenter => {
+            let connection = stored_connection(state, integration).await.map_err(page_error)?;
+            Ok(datacenter::repositories(&connection, &state.services.config, query, start, 25)
+                .await
+                .map(|page| {
+                    (page.items.iter().map(|r| (r.full_name(), r.display_name.clone())).collect(), page.next_start)
+                })
+                .map_err(|failed| failed.0))
+        }
+        Provider::Cloud => Err(AppError::Internal("Cloud repositories are listed by the Cloud client".into())),
+    }
+}
+
+/// `/stacks/new`, each step a GET of the same page.
+pub async fn new_page(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+    Query(query): Query<NewStackQuery>,
+) -> Result<Response, AppError> {
+    render_new(&state, context, &user, query, None, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+pub struct NewStackForm {
+    #[serde(default)]
+    space_id: String,
+    #[serde(default)]
+    integration_id: String,
+    #[serde(default)]
+    repository: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    branch: String,
+}
+
+fn object(value: Value) -> JsonObject {
+    JsonObject(value.as_object().cloned().unwrap_or_else(Map::new))
+}
+
+/// An API refusal as the form answered again, each problem by its field.
+fn refused_form(error: ApiError, values: Vec<(String, String)>) -> Result<(FormOutcome, StatusCode), AppError> {
+    let (details, status) = match error {
+        ApiError::Validation(details) => (details, StatusCode::UNPROCESSABLE_ENTITY),
+        ApiError::Conflict(details) => (details, StatusCode::CONFLICT),
+        other => return Err(page_error(other)),
+    };
+    let mut field_errors: Vec<(String, String)> = Vec::new();
+    for detail in details {
+        if !field_errors.iter().any(|(f, _)| *f == detail.field) {
+            field_errors.push((detail.field, detail.message));
+        }
+    }
+    let form_error = Some("Nothing was saved: fix the fields marked below.".to_owned());
+    Ok((FormOutcome { values, field_errors, form_error, blocked: None }, status))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
+    session: Session,
+    Form(form): Form<NewStackForm>,
+) -> Result<Response, AppError> {
+    let body = object(json!({
+        "space_id": form.space_id, "integration_id": form.integration_id, "repository": form.repository,
+        "name": form.name, "branch": form.branch,
+    }));
+    match create_checked(&state, &caller(&user, address), body).await {
+        Ok(stack) => {
+            push_flash(&session, Flash::success(format!("Stack \u{201c}{}\u{201d} created.", stack.name))).await?;
+            Ok(Redirect::to(&format!("/stacks/{}", stack.id)).into_response())
+        }
+        Err(error) => {
+            let values = vec![
+                ("repository".to_owned(), form.repository.clone()),
+                ("name".to_owned(), form.name.clone()),
+                ("branch".to_owned(), form.branch.clone()),
+            ];
+            let (outcome, status) = refused_form(error, values)?;
+            let query =
+                NewStackQuery { space_id: form.space_id, integration_id: form.integration_id, ..Default::default() };
+            render_new(&state, context, &user, query, Some(outcome), status).await
+        }
+    }
+}
+
+async fn render_stack(
+    state: &AppState,
+    context: PageContext,
+    user: &CurrentUser,
+    raw: &str,
+    form: Option<FormOutcome>,
+    status: StatusCode,
+) -> Result<Response, AppError> {
+    let id = Uuid::parse_str(raw).map_err(|_| AppError::NotFound)?;
+    let access = Access::load(&state.services.pool, user.0.id).await?;
+    let stack = stacks::find(&state.services.pool, id).await?.ok_or(AppError::NotFound)?;
+    access.can_see(stack.space_id)?;
+    let space = spaces::find(&state.services.pool, stack.space_id).await?.map(|s| s.name).unwrap_or_default();
+    let integration_link = match stack.integration_id {
+        Some(integration) => match integrations::find(&state.services.pool, integration).await? {
+            Some(found) => access.can_administer_integration(found.space_id).is_ok(),
+            None => false,
+        },
+        None => false,
+    };
+    let attachable = stacks::integrations_usable_in(&state.services.pool, stack.space_id)
+        .await?
+        .into_iter()
+        .filter(|(id, _, provider)| *provider == stack.provider && Some(*id) != stack.integration_id)
+        .map(|(id, name, _)| (id.to_string(), name))
+        .collect();
+    let page = StackPage {
+        id: stack.id.to_string(),
+        name: stack.name.clone(),
+        space,
+        provider: stack.provider.label().to_owned(),
+        integration: stack.integration_id.zip(stack.integration_name.clone()).map(|(id, name)| (id.to_string(), name)),
+        integration_link,
+        repository: stack.repository_name.clone(),
+        repository_id: stack.repository_id.clone(),
+        branch: stack.branch.clone(),
+        created: format!("Created {} by {}", rfc3339(stack.created_at), stack.created_by_label),
+        can_write: access.can_write(stack.space_id).is_ok(),
+        attachable,
+    };
+    let context = PageContext { stack: Some(page), form, ..context };
+    Ok(state.pages.render(&format!("/stacks/{}", stack.id), context, status).await)
+}
+
+/// `/stacks/{id}`: anyone with a role on its space.
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    render_stack(&state, context, &user, &raw, None, StatusCode::OK).await
+}
+
+/// The stack page's forms: name and branch, or the integration to attach it to.
+#[derive(Deserialize)]
+pub struct StackForm {
+    name: Option<String>,
+    branch: Option<String>,
+    integration_id: Option<String>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
+    session: Session,
+    Path(raw): Path<String>,
+    Form(form): Form<StackForm>,
+) -> Result<Response, AppError> {
+    let mut body = Map::new();
+    for (field, value) in [("name", &form.name), ("branch", &form.branch), ("integration_id", &form.integration_id)] {
+        if let Some(value) = value {
+            body.insert(field.to_owned(), json!(value));
+        }
+    }
+    match update_checked(&state, &caller(&user, address), &raw, JsonObject(body)).await {
+        Ok(stack) => {
+            let message = match &form.integration_id {
+                Some(_) => format!(
+                    "Stack \u{201c}{}\u{201d} attached to {}.",
+                    stack.name,
+                    stack.integration_name.as_deref().unwrap_or_default()
+                ),
+                None => format!("Stack \u{201c}{}\u{201d} saved.", stack.name),
+            };
+            push_flash(&session, Flash::success(message)).await?;
+            Ok(Redirect::to(&format!("/stacks/{}", stack.id)).into_response())
+        }
+        Err(error) => {
+            let values = [("name", &form.name), ("branch", &form.branch)]
+                .into_iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
+                .collect();
+            let (mut outcome, status) = refused_form(error, values)?;
+            // The attach form has one field: its problem is the whole form's.
+            if let Some((_, why)) = outcome.field_errors.iter().find(|(f, _)| f != "name" && f != "branch") {
+                outcome.form_error = Some(format!("Nothing was saved: {why}"));
+            }
+            render_stack(&state, context, &user, &raw, Some(outcome), status).await
+        }
+    }
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(user): Extension<CurrentUser>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
+    session: Session,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let stack = delete_checked(&state, &caller(&user, address), &raw).await.map_err(page_error)?;
+    push_flash(&session, Flash::success(format!("Stack \u{201c}{}\u{201d} deleted.", stack.name))).await?;
+    Ok(Redirect::to("/stacks").into_response())
+}
