@@ -1,0 +1,99 @@
+//! Secrets never reach the logs. Every log line this test process writes
+//! (debug and above, every crate, more than production's `info`) is
+//! captured while an access token and a webhook secret go through every
+//! path that handles them; neither may appear in any line.
+
+use std::{
+    io::Write,
+    sync::{Mutex, OnceLock},
+};
+
+use bitbucket_simulator::datacenter::{Token, DEMO_USER};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::world::world_with_bitbucket;
+
+static CAPTURED: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        CAPTURED.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends every log line of the process, from now on, to [`CAPTURED`].
+fn capture_logs() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_writer(|| Capture)
+            .with_ansi(false)
+            .try_init()
+            .expect("no other test installs a global subscriber");
+    });
+}
+
+fn captured() -> String {
+    String::from_utf8_lossy(&CAPTURED.lock().unwrap()).into_owned()
+}
+
+#[tokio::test]
+async fn access_tokens_and_webhook_secrets_never_appear_in_a_log_line() {
+    capture_logs();
+    let (w, sim) = world_with_bitbucket().await;
+    // Tokens of this test only, so that other tests' lines cannot hide a leak.
+    let (token, replacement, wrong) =
+        ("BBDC-logcheck-3f9a1c2b7d", "BBDC-logcheck-replacement-8e1d", "BBDC-logcheck-wrong-55c2");
+    sim.configure(|dc| {
+        for secret in [token, replacement] {
+            dc.tokens.push(Token {
+                secret: secret.into(),
+                owner: DEMO_USER.into(),
+                project_read: true,
+                repository_read: true,
+            });
+        }
+    });
+    let admin = w.token("account admin");
+    let body = |name: &str, token: &str| {
+        json!({"name": name, "provider": "bitbucket_datacenter", "scope": "space", "space_id": w.team,
+               "datacenter": {"api_url": sim.url, "username": DEMO_USER, "access_token": token}})
+    };
+
+    let (status, _) = w.call(admin, Method::POST, "/api/v1/integrations", Some(body("refused", wrong))).await;
+    assert_eq!(status, 422);
+    let (status, created) = w.call(admin, Method::POST, "/api/v1/integrations", Some(body("logged", token))).await;
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().unwrap();
+    let (status, _) = w.call(admin, Method::POST, &format!("/api/v1/integrations/{id}/test"), None).await;
+    assert_eq!(status, 200);
+    let (status, _) = w.call(admin, Method::GET, &format!("/api/v1/integrations/{id}/repositories"), None).await;
+    assert_eq!(status, 200);
+    let (status, webhook) = w.call(admin, Method::GET, &format!("/api/v1/integrations/{id}/webhook"), None).await;
+    assert_eq!(status, 200);
+    let secret = webhook["secret"].as_str().unwrap().to_owned();
+    let patch = json!({"datacenter": {"access_token": replacement}});
+    let (status, _) = w.call(admin, Method::PATCH, &format!("/api/v1/integrations/{id}"), Some(patch)).await;
+    assert_eq!(status, 200);
+    // Bitbucket refusing the stored token afterwards (logged as a failed check).
+    sim.configure(|dc| dc.tokens.clear());
+    let (status, _) = w.call(admin, Method::POST, &format!("/api/v1/integrations/{id}/test"), None).await;
+    assert_eq!(status, 200);
+
+    let logs = captured();
+    assert!(logs.contains(&format!("/api/v1/integrations/{id}/test")), "the requests were logged at all");
+    for (what, value) in
+        [("token", token), ("new token", replacement), ("refused token", wrong), ("webhook secret", &secret)]
+    {
+        let leaks: Vec<&str> = logs.lines().filter(|line| line.contains(value)).collect();
+        assert!(leaks.is_empty(), "the {what} is in the logs: {leaks:?}");
+    }
+}

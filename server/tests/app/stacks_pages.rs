@@ -1,0 +1,234 @@
+//! The pages around an integration's life after the wizard, against the
+//! simulator: edit (prefilled, the token kept unless given, a new URL needs
+//! it again), stacks (three GET steps, then create, change, re-attach,
+//! delete), the delete page (what happens to stacks, confirmed by name),
+//! the list's filters, and who may open which of them.
+
+use bitbucket_simulator::datacenter::{DEMO_TOKEN, DEMO_USER};
+use reqwest::Method;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    helpers::location,
+    world::{world_with_bitbucket, World},
+};
+
+async fn integration(w: &World, url: &str, name: &str, space: Option<Uuid>, labels: &[&str]) -> String {
+    let body = json!({
+        "name": name, "provider": "bitbucket_datacenter",
+        "scope": if space.is_some() { "space" } else { "default" }, "space_id": space, "labels": labels,
+        "datacenter": {"api_url": url, "username": DEMO_USER, "access_token": DEMO_TOKEN}
+    });
+    let (status, created) = w.call(w.token("account admin"), Method::POST, "/api/v1/integrations", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    created["id"].as_str().unwrap().to_owned()
+}
+
+fn edit_form<'a>(csrf: &'a str, url: &'a str, token: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("csrf_token", csrf),
+        ("api_url", url),
+        ("user_facing_url", ""),
+        ("username", DEMO_USER),
+        ("access_token", token),
+        ("ca_certificate", ""),
+        ("labels", "prod, blue"),
+        ("description", "Edited"),
+        ("commit_status", "on"),
+        ("vcs_checks", "all"),
+    ]
+}
+
+#[tokio::test]
+async fn the_edit_page_keeps_the_token_unless_given_and_checks_a_new_one() {
+    let (w, sim) = world_with_bitbucket().await;
+    let id = integration(&w, &sim.url, "team-dc", Some(w.team), &["prod"]).await;
+    let admin = w.browser("team admin").await;
+    let csrf = admin.csrf_token("/tokens").await;
+    let path = format!("/integrations/{id}/edit");
+
+    let page = admin.get(&path).await;
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains(&format!("value=\"{}\"", sim.url)), "prefilled with the stored URL");
+    assert!(page.contains(&DEMO_TOKEN[DEMO_TOKEN.len() - 4..]) && !page.contains(DEMO_TOKEN), "only the last four");
+    assert!(page.contains("The name cannot change"));
+
+    // A new API URL without the token: refused, said next to the token field.
+    let elsewhere = bitbucket_simulator::Simulator::start(
+        bitbucket_simulator::DataCenter::sample(),
+        bitbucket_simulator::Transport::Http,
+    )
+    .await
+    .unwrap();
+    let refused = admin.post_form(&path, &edit_form(&csrf, &elsewhere.url, "")).await;
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.unwrap().contains("needs the access token again"));
+    // A wrong new token: the checklist, nothing saved, the token not echoed.
+    let refused = admin.post_form(&path, &edit_form(&csrf, &sim.url, "BBDC-not-a-token-9876")).await;
+    assert_eq!(refused.status(), 422);
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("refused the token") && !text.contains("BBDC-not-a-token-9876"));
+    let (_, stored) = w.call(w.token("account admin"), Method::GET, &format!("/api/v1/integrations/{id}"), None).await;
+    assert_eq!(stored["labels"], json!(["prod"]), "nothing saved");
+
+    // Empty token: kept; the rest saved.
+    let saved = admin.post_form(&path, &edit_form(&csrf, &sim.url, "")).await;
+    assert_eq!(saved.status(), 303);
+    assert_eq!(location(&saved), format!("/integrations/{id}"));
+    let (_, stored) = w.call(w.token("account admin"), Method::GET, &format!("/api/v1/integrations/{id}"), None).await;
+    assert_eq!(stored["labels"], json!(["prod", "blue"]));
+    assert_eq!(
+        (stored["options"]["vcs_checks"].as_str(), stored["options"]["status_details"].as_bool()),
+        (Some("all"), Some(false))
+    );
+    assert_eq!(stored["datacenter"]["access_token_last4"], &DEMO_TOKEN[DEMO_TOKEN.len() - 4..]);
+    assert_eq!(stored["health"]["state"], "connected");
+
+    assert_eq!(w.browser("team writer").await.get(&path).await.status(), 403);
+    assert_eq!(w.browser("outsider").await.get(&path).await.status(), 404);
+}
+
+#[tokio::test]
+async fn stacks_are_created_through_three_steps_then_changed_reattached_and_deleted() {
+    let (w, sim) = world_with_bitbucket().await;
+    let team_dc = integration(&w, &sim.url, "team-dc", Some(w.team), &[]).await;
+    let other_dc = integration(&w, &sim.url, "other-dc", Some(w.other), &[]).await;
+    let writer = w.browser("team writer").await;
+    let csrf = writer.csrf_token("/tokens").await;
+    let team = w.team.to_string();
+
+    // Step 1: the space; step 2: the integrations it may use (not a sibling's).
+    let step = writer.get(&format!("/stacks/new?space_id={team}")).await.text().await.unwrap();
+    assert!(step.contains("team-dc") && !step.contains("other-dc"));
+    // Step 3: the repositories Bitbucket shows, paged, and searchable.
+    let step = writer.get(&format!("/stacks/new?space_id={team}&integration_id={team_dc}")).await.text().await.unwrap();
+    assert_eq!(step.matches("name=\"repository\"").count(), 25, "one page of 25");
+    let more = step.split("href=\"").filter_map(|s| s.split('"').next()).find(|h| h.contains("cursor=")).unwrap();
+    let next = writer.get(&more.replace("&amp;", "&")).await.text().await.unwrap();
+    assert_eq!(next.matches("name=\"repository\"").count(), 25);
+    let found = writer
+        .get(&format!("/stacks/new?space_id={team}&integration_id={team_dc}&query=my-repo"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(found.matches("name=\"repository\"").count(), 1);
+    let marker = "name=\"repository\" value=\"";
+    let start = found.find(marker).unwrap() + marker.len();
+    let repo = found[start..].split('"').next().unwrap().to_owned();
+    // A sibling's integration cannot be smuggled in through the address.
+    let smuggled =
+        writer.get(&format!("/stacks/new?space_id={team}&integration_id={other_dc}")).await.text().await.unwrap();
+    assert_eq!(smuggled.matches("name=\"repository\"").count(), 0);
+
+    let form = |name: &'static str, branch: &'static str, repo: String| {
+        vec![
+            ("csrf_token", csrf.clone()),
+            ("space_id", team.clone()),
+            ("integration_id", team_dc.clone()),
+            ("repository", repo),
+            ("name", name.to_owned()),
+            ("branch", branch.to_owned()),
+        ]
+    };
+    let post = |fields: Vec<(&'static str, String)>| {
+        let writer = &writer;
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            writer.post_form("/stacks/new", &fields).await
+        }
+    };
+    let refused = post(form("web", "a b", repo.clone())).await;
+    assert_eq!(refused.status(), 422);
+    let text = refused.text().await.unwrap();
+    assert!(
+        text.contains("not a branch name git accepts") && text.contains("value=\"web\""),
+        "error beside its field, values kept"
+    );
+    let refused = post(form("web", "main", "PRJ/nope".into())).await;
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.unwrap().contains("Bitbucket shows no repository PRJ/nope"));
+    let created = post(form("web", "main", repo.clone())).await;
+    assert_eq!(created.status(), 303);
+    let stack_path = location(&created);
+    let page = writer.get(&stack_path).await.text().await.unwrap();
+    assert!(page.contains("created") && page.contains(&repo) && page.contains("Bitbucket id 1"));
+
+    // The integration's page lists it; the stacks page too.
+    let admin = w.browser("team admin").await;
+    assert!(admin.get(&format!("/integrations/{team_dc}")).await.text().await.unwrap().contains(&stack_path));
+    assert!(w.browser("team reader").await.get("/stacks").await.text().await.unwrap().contains(&stack_path));
+    assert!(!w.browser("outsider").await.get("/stacks").await.text().await.unwrap().contains(&stack_path));
+
+    let renamed =
+        writer.post_form(&stack_path, &[("csrf_token", &csrf), ("name", "web-prod"), ("branch", "release/1")]).await;
+    assert_eq!(renamed.status(), 303);
+    assert!(writer.get(&stack_path).await.text().await.unwrap().contains("release/1"));
+
+    // Deleting the integration: the page lists the stack; the name confirms.
+    let admin_csrf = admin.csrf_token("/tokens").await;
+    let delete_path = format!("/integrations/{team_dc}/delete");
+    let page = admin.get(&delete_path).await.text().await.unwrap();
+    assert!(page.contains("web-prod") && page.contains("detached"));
+    let wrong = admin.post_form(&delete_path, &[("csrf_token", &admin_csrf), ("confirm_name", "team")]).await;
+    assert_eq!(wrong.status(), 422);
+    assert!(wrong.text().await.unwrap().contains("exactly, team-dc, to delete it"));
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM integrations").fetch_one(&w.app.pool).await.unwrap();
+    assert_eq!(count, 2, "a wrong confirmation deletes nothing");
+    assert_eq!(w.browser("team writer").await.get(&delete_path).await.status(), 403);
+    let deleted = admin.post_form(&delete_path, &[("csrf_token", &admin_csrf), ("confirm_name", "team-dc")]).await;
+    assert_eq!((deleted.status().as_u16(), location(&deleted).as_str()), (303, "/"));
+    assert!(admin.get("/").await.text().await.unwrap().contains("1 stack(s) detached"));
+
+    // Detached: said so; attached to a default from its page.
+    let page = writer.get(&stack_path).await.text().await.unwrap();
+    assert!(page.contains("detached") && page.contains("No other Bitbucket Data Center integration"));
+    let default_dc = integration(&w, &sim.url, "default-dc", None, &[]).await;
+    let page = writer.get(&stack_path).await.text().await.unwrap();
+    assert!(
+        page.contains(&format!("value=\"{default_dc}\"")) && !page.contains(&other_dc),
+        "only what its space may use"
+    );
+    let attached = writer.post_form(&stack_path, &[("csrf_token", &csrf), ("integration_id", &default_dc)]).await;
+    assert_eq!(attached.status(), 303);
+    let page = writer.get(&stack_path).await.text().await.unwrap();
+    assert!(page.contains("attached to default-dc"));
+    let smuggled = writer.post_form(&stack_path, &[("csrf_token", &csrf), ("integration_id", &other_dc)]).await;
+    assert_eq!(smuggled.status(), 422);
+    assert!(smuggled.text().await.unwrap().contains("This space cannot use that integration"));
+
+    // Readers see the page without its forms, and cannot post them.
+    let reader = w.browser("team reader").await;
+    let page = reader.get(&stack_path).await.text().await.unwrap();
+    assert!(page.contains("web-prod") && !page.contains("Delete this stack"));
+    let reader_csrf = reader.csrf_token("/tokens").await;
+    assert_eq!(reader.post_form(&format!("{stack_path}/delete"), &[("csrf_token", &reader_csrf)]).await.status(), 403);
+    assert_eq!(reader.get("/stacks/new").await.status(), 403);
+    assert_eq!(w.browser("outsider").await.get(&stack_path).await.status(), 404);
+
+    let gone = writer.post_form(&format!("{stack_path}/delete"), &[("csrf_token", &csrf)]).await;
+    assert_eq!((gone.status().as_u16(), location(&gone).as_str()), (303, "/stacks"));
+    assert_eq!(writer.get(&stack_path).await.status(), 404);
+}
+
+#[tokio::test]
+async fn the_list_filters_by_provider_space_and_label() {
+    let (w, sim) = world_with_bitbucket().await;
+    integration(&w, &sim.url, "team-dc", Some(w.team), &["prod"]).await;
+    integration(&w, &sim.url, "default-dc", None, &["staging"]).await;
+    let admin = w.browser("account admin").await;
+    let names = |html: &str| (html.contains(">team-dc<"), html.contains(">default-dc<"));
+    let all = admin.get("/").await.text().await.unwrap();
+    assert_eq!(names(&all), (true, true));
+    let prod = admin.get("/?label=prod").await.text().await.unwrap();
+    assert_eq!(names(&prod), (true, false));
+    let team = admin.get(&format!("/?space_id={}", w.team)).await.text().await.unwrap();
+    assert_eq!(names(&team), (true, false));
+    let cloud = admin.get("/?provider=bitbucket_cloud").await.text().await.unwrap();
+    assert_eq!(names(&cloud), (false, false));
+    assert!(cloud.contains("No integration matches these filters"));
+    let dc = admin.get("/?provider=bitbucket_datacenter&label=staging").await.text().await.unwrap();
+    assert_eq!(names(&dc), (false, true));
+}
