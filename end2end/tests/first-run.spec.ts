@@ -195,6 +195,59 @@ test('a Data Center integration is created through the wizard, and its webhook s
   expect(errors).toEqual([]);
 });
 
+test('the integration is edited, a stack picks a repository from Bitbucket, and the integration is deleted', async ({ page, context }) => {
+  const errors = watchConsole(page);
+  await page.goto('/login');
+  await page.getByLabel('Email').fill(admin.email);
+  await page.getByLabel('Password', { exact: true }).fill(admin.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('link', { name: 'dc-main' }).click();
+
+  // The webhook's URL is copied with its button.
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await waitForIslands(page);
+  await page.locator('.copy-value', { hasText: '/webhooks/bitbucket/dc-main' }).getByRole('button', { name: 'Copy' }).click();
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toMatch(/\/webhooks\/bitbucket\/dc-main$/);
+
+  // Edit: prefilled, the token left empty keeps the stored one.
+  await page.getByRole('link', { name: 'Edit' }).click();
+  await expect(page.getByRole('heading', { name: 'Edit dc-main' })).toBeVisible();
+  await expect(page.getByLabel('HTTP access token')).toHaveValue('');
+  await page.getByLabel('Labels').fill('prod, eu');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await expect(page.getByText('Integration “dc-main” saved.')).toBeVisible();
+  await expect(page.getByText('prod, eu')).toBeVisible();
+
+  // A stack: space, integration, then a repository Bitbucket shows it.
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Stacks' }).click();
+  await page.getByRole('link', { name: 'New stack' }).click();
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.getByLabel('Integration').selectOption({ label: 'dc-main (Bitbucket Data Center)' });
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.getByLabel('2. Find the repository').fill('my-repo');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByRole('radio').check();
+  await page.getByLabel('Stack name').fill('web');
+  await page.getByRole('button', { name: 'Create stack' }).click();
+  await expect(page.getByText('Stack “web” created.')).toBeVisible();
+  await expect(page.getByText('/my-repo')).toBeVisible();
+
+  // Delete: the page names the stack it detaches and wants the name typed.
+  await page.getByRole('link', { name: 'dc-main' }).click();
+  await expect(page.getByRole('link', { name: 'web', exact: true })).toBeVisible();
+  await page.getByRole('link', { name: 'Delete' }).click();
+  await expect(page.getByRole('cell', { name: 'web' })).toBeVisible();
+  await page.getByLabel('Type dc-main to confirm').fill('dc-mian');
+  await page.getByRole('button', { name: 'Delete this integration' }).click();
+  await expect(page.locator('.field-error', { hasText: 'to delete it' })).toBeVisible();
+  await page.getByLabel('Type dc-main to confirm').fill('dc-main');
+  await page.getByRole('button', { name: 'Delete this integration' }).click();
+  await expect(page.getByText('1 stack(s) detached')).toBeVisible();
+  await page.goto('/stacks');
+  await expect(page.getByRole('row', { name: /web/ }).getByText('detached')).toBeVisible();
+  expect(errors).toEqual([]);
+});
+
 test('the API reference is readable in the browser and links its schemas', async ({ page }) => {
   const errors = watchConsole(page);
   await page.goto('/api/reference');
