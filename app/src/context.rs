@@ -367,6 +367,8 @@ pub struct WizardPage {
     pub can_create_default: bool,
     /// (check, passed, message) of the last test, when one ran.
     pub checks: Vec<(String, bool, String)>,
+    /// How long each call to Bitbucket may take (BITGATE_OUTBOUND_TIMEOUT).
+    pub outbound_timeout_seconds: u64,
 }
 
 /// An integration's details page.

@@ -176,10 +176,26 @@ test('a Data Center integration is created through the wizard, and its webhook s
   await page.getByRole('link', { name: 'New integration' }).click();
   await expect(page.getByRole('heading', { name: 'New Bitbucket Data Center integration' })).toBeVisible();
 
+  await waitForIslands(page);
+  // The endpoint the name will give, as it is typed.
+  await page.getByLabel('Name', { exact: true }).fill('DC main!');
+  await expect(page.locator('.endpoint-preview')).toHaveText(/\/webhooks\/bitbucket\/dc-main$/);
   await page.getByLabel('Name', { exact: true }).fill('dc-main');
+  // The description, previewed as the details page will render it (safely).
+  await page.getByLabel('Description').fill('Our **main** Bitbucket <b>raw</b>');
+  await page.getByRole('button', { name: 'Preview' }).click();
+  await expect(page.locator('.preview strong')).toHaveText('main');
+  await expect(page.locator('.preview b')).toHaveCount(0);
   await page.getByLabel('API URL').fill(simulator);
   await page.getByLabel('Username').fill('jcitizen');
   await page.getByLabel('HTTP access token').fill('BBDC-not-the-token');
+  // While Bitbucket is asked, the checks are listed with the time spent
+  // (the submission is held back here, so that the wait can be seen).
+  await page.evaluate(() => document.querySelector('form.wizard')!.addEventListener('submit', (e) => e.preventDefault(), { once: true }));
+  await page.getByRole('button', { name: 'Test connection and save' }).click();
+  await expect(page.getByText('Asking Bitbucket…')).toBeVisible();
+  await expect(page.locator('.check.pending')).toHaveCount(5);
+  await expect(page.getByText(/Asking Bitbucket… [1-9] s/)).toBeVisible();
   await page.getByRole('button', { name: 'Test connection and save' }).click();
   await expect(page.locator('.check.failed', { hasText: 'refused the token' })).toBeVisible();
   await expect(page.getByLabel('API URL')).toHaveValue(simulator);

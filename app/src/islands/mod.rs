@@ -4,4 +4,5 @@
 //! live, which browser tests wait for.
 
 pub mod copy_button;
+pub mod integration_form;
 pub mod password_field;

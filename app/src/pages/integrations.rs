@@ -6,7 +6,10 @@ use crate::{
         layout::{EmptyState, Page},
     },
     context::{page_context, IntegrationRow},
-    islands::copy_button::CopyValue,
+    islands::{
+        copy_button::CopyValue,
+        integration_form::{CheckingSubmit, DescriptionField, IntegrationNameField},
+    },
     pages::stacks::StackTable,
 };
 
@@ -159,6 +162,17 @@ pub fn NewIntegrationPage() -> impl IntoView {
     let status_details = unposted || form.value("status_details") == "on";
     let vcs = form.value("vcs_checks");
     let editing = wizard.editing.clone();
+    let csrf_token = context.viewer.as_ref().map(|v| v.csrf_token.clone()).unwrap_or_default();
+    let check_labels: Vec<String> = [
+        "The server answers as Bitbucket",
+        "The token is accepted",
+        "It belongs to the username given",
+        "It can read projects",
+        "It can read repositories",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
     let (title, lede, action, submit) = match &editing {
         Some((id, name)) => (
             format!("Edit {name}"),
@@ -182,12 +196,7 @@ pub fn NewIntegrationPage() -> impl IntoView {
         None => view! {
             <p class="muted">"Bitbucket Cloud connects through an OAuth consumer; it comes with the Cloud wizard."</p>
             <h2>"1. Name and scope"</h2>
-            <TextField
-                name="name"
-                label="Name"
-                required=true
-                hint=format!("It cannot change later: the webhook endpoint is made from it ({endpoint_base}<name>).")
-            />
+            <IntegrationNameField endpoint_base=endpoint_base.clone() value=form.value("name") error=form.error("name") />
             <fieldset class="field" class:has-error=has_scope_error>
                 <legend>"Scope"</legend>
                 {default_option}
@@ -211,6 +220,37 @@ pub fn NewIntegrationPage() -> impl IntoView {
         }
         .into_any(),
     };
+    let connection = view! {
+                <h2>"3. Connection"</h2>
+                <TextField name="api_url" label="API URL" kind="url" required=true hint="Where Bitbucket's REST API answers, with its context path: https://bitbucket.example.com or https://host/bitbucket." />
+                <TextField name="user_facing_url" label="User-facing URL" kind="url" hint="Where people open Bitbucket, when it differs (behind a proxy). The API URL when left empty." />
+                <TextField name="username" label="Username" required=true hint="The Bitbucket user the token belongs to." />
+                {token_field}
+                <div class="field" class:has-error=has_ca_error>
+                    <label for="field-ca_certificate">"CA certificate (optional)"</label>
+                    <textarea id="field-ca_certificate" name="ca_certificate" rows="4" placeholder="-----BEGIN CERTIFICATE-----">{form.value("ca_certificate")}</textarea>
+                    <p class="hint">"Only when Bitbucket's certificate comes from a private CA: paste that CA's certificate (PEM)."</p>
+                    {ca_error.map(|e| view! { <p class="field-error">{e}</p> })}
+                </div>
+    }
+    .into_any();
+    let details = view! {
+                <h2>"4. Details and options"</h2>
+                <TextField name="labels" label="Labels" hint="Comma-separated, such as prod, eu." />
+                <DescriptionField value=form.value("description") csrf_token=csrf_token />
+                <div class="field checkbox"><label><input type="checkbox" name="use_git_checkout" checked=git_checkout />" Use git checkout (clone rather than download archives)"</label></div>
+                <div class="field checkbox"><label><input type="checkbox" name="commit_status" checked=commit_status />" Commit status: report builds to Bitbucket"</label></div>
+                <div class="field checkbox"><label><input type="checkbox" name="status_details" checked=status_details />" Status details: link statuses back to the platform"</label></div>
+                <div class="field">
+                    <label for="field-vcs_checks">"VCS checks"</label>
+                    <select id="field-vcs_checks" name="vcs_checks">
+                        <option value="individual" selected=vcs == "individual" || vcs.is_empty()>"individual: one status per stack"</option>
+                        <option value="aggregated" selected=vcs == "aggregated">"aggregated: one status for all stacks"</option>
+                        <option value="all" selected=vcs == "all">"all: both"</option>
+                    </select>
+                </div>
+    }
+    .into_any();
     view! {
         <Page title=title lede=lede>
             <FormError />
@@ -225,36 +265,9 @@ pub fn NewIntegrationPage() -> impl IntoView {
                     <li>"Turn " <strong>"automated expiry"</strong> " off, so that the integration keeps working."</li>
                     <li>"Copy the token: Bitbucket shows it once."</li>
                 </ol>
-                <h2>"3. Connection"</h2>
-                <TextField name="api_url" label="API URL" kind="url" required=true hint="Where Bitbucket's REST API answers, with its context path: https://bitbucket.example.com or https://host/bitbucket." />
-                <TextField name="user_facing_url" label="User-facing URL" kind="url" hint="Where people open Bitbucket, when it differs (behind a proxy). The API URL when left empty." />
-                <TextField name="username" label="Username" required=true hint="The Bitbucket user the token belongs to." />
-                {token_field}
-                <div class="field" class:has-error=has_ca_error>
-                    <label for="field-ca_certificate">"CA certificate (optional)"</label>
-                    <textarea id="field-ca_certificate" name="ca_certificate" rows="4" placeholder="-----BEGIN CERTIFICATE-----">{form.value("ca_certificate")}</textarea>
-                    <p class="hint">"Only when Bitbucket's certificate comes from a private CA: paste that CA's certificate (PEM)."</p>
-                    {ca_error.map(|e| view! { <p class="field-error">{e}</p> })}
-                </div>
-                <h2>"4. Details and options"</h2>
-                <TextField name="labels" label="Labels" hint="Comma-separated, such as prod, eu." />
-                <div class="field">
-                    <label for="field-description">"Description"</label>
-                    <textarea id="field-description" name="description" rows="3">{form.value("description")}</textarea>
-                    <p class="hint">"Markdown."</p>
-                </div>
-                <div class="field checkbox"><label><input type="checkbox" name="use_git_checkout" checked=git_checkout />" Use git checkout (clone rather than download archives)"</label></div>
-                <div class="field checkbox"><label><input type="checkbox" name="commit_status" checked=commit_status />" Commit status: report builds to Bitbucket"</label></div>
-                <div class="field checkbox"><label><input type="checkbox" name="status_details" checked=status_details />" Status details: link statuses back to the platform"</label></div>
-                <div class="field">
-                    <label for="field-vcs_checks">"VCS checks"</label>
-                    <select id="field-vcs_checks" name="vcs_checks">
-                        <option value="individual" selected=vcs == "individual" || vcs.is_empty()>"individual: one status per stack"</option>
-                        <option value="aggregated" selected=vcs == "aggregated">"aggregated: one status for all stacks"</option>
-                        <option value="all" selected=vcs == "all">"all: both"</option>
-                    </select>
-                </div>
-                <button type="submit" class="button primary">{submit}</button>
+                {connection}
+                {details}
+                <CheckingSubmit label=submit.to_owned() checks=check_labels timeout_seconds=wizard.outbound_timeout_seconds />
             </form>
         </Page>
     }

@@ -161,6 +161,7 @@ async fn render_form(
         spaces: spaces.into_iter().map(|s| (s.id.to_string(), s.name)).collect(),
         can_create_default: access.is_account_admin(),
         checks,
+        outbound_timeout_seconds: state.services.config.outbound_timeout.as_secs(),
     };
     let path = match editing {
         Some(integration) => format!("/integrations/{}/edit", integration.id),

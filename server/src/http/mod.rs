@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/stacks/new", get(stacks::new_page).post(stacks::create))
         .route("/stacks/{id}", get(stacks::show).post(stacks::update))
         .route("/stacks/{id}/delete", post(stacks::delete))
+        .route("/markdown/preview", post(markdown::preview))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/setup", get(auth::setup_page).post(auth::setup))

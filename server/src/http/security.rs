@@ -134,8 +134,8 @@ async fn check_session_token(request: Request, expected: &str) -> Result<Request
         };
     }
     if !content_type.starts_with("application/x-www-form-urlencoded") {
-        // Not a form: a browser cannot send it cross-site without CORS, and
-        // the Origin check above already held.
+        // Not a form body: the Origin check above already held (a cross-site
+        // post, text/plain included, carries the foreign Origin).
         return Ok(request);
     }
     let (parts, body) = request.into_parts();

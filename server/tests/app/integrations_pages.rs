@@ -99,3 +99,57 @@ async fn the_wizard_checks_before_saving_and_the_details_page_explains_the_webho
     let admin_home = admin.get("/").await.text().await.unwrap();
     assert!(admin_home.contains(&format!("href=\"{details_path}\"")) && admin_home.contains("New integration"));
 }
+
+#[test]
+fn the_wizard_previews_the_endpoint_the_server_will_make() {
+    for name in ["DC main", "  DC -- prod_2 ", "Ünïcode", "!!!", "a--b", "Bitbucket (EU) 2", "ÅSA"] {
+        assert_eq!(
+            bitgate_app::islands::integration_form::slug_of(name),
+            bitgate_core::integrations::slug_of(name),
+            "{name:?}"
+        );
+    }
+}
+
+async fn preview(browser: &crate::helpers::Browser, body: String, token: Option<&str>) -> reqwest::Response {
+    preview_from(browser, &browser.base, body, token).await
+}
+
+async fn preview_from(
+    browser: &crate::helpers::Browser,
+    origin: &str,
+    body: String,
+    token: Option<&str>,
+) -> reqwest::Response {
+    let request = browser
+        .client
+        .post(browser.url("/markdown/preview"))
+        .header("origin", origin)
+        .header("content-type", "text/plain");
+    let request = match token {
+        Some(token) => request.header("x-csrf-token", token),
+        None => request,
+    };
+    browser.send(request.body(body)).await
+}
+
+#[tokio::test]
+async fn descriptions_are_previewed_safely_for_logged_in_users_only() {
+    let w = crate::world::world().await;
+    let writer = w.browser("team writer").await;
+    let csrf = writer.csrf_token("/tokens").await;
+    let answer =
+        preview(&writer, "**bold** <script>alert(1)</script> [x](javascript:alert(1))".into(), Some(&csrf)).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["cache-control"], "no-store");
+    let html = answer.text().await.unwrap();
+    assert!(
+        html.contains("<strong>bold</strong>") && !html.contains("<script>") && !html.contains("javascript:"),
+        "{html}"
+    );
+    assert_eq!(preview(&writer, "x".repeat(10_001), Some(&csrf)).await.status(), 413);
+    assert_eq!(preview(&writer, "x".into(), Some("forged")).await.status(), 403, "CSRF-checked like every write");
+    assert_eq!(preview_from(&writer, "https://evil.example.com", "x".into(), None).await.status(), 403);
+    let anonymous = w.app.browser();
+    assert_ne!(preview(&anonymous, "x".into(), None).await.status(), 200);
+}

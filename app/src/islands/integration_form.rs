@@ -1,0 +1,181 @@
+//! The wizard's live parts: the webhook endpoint a name will get, shown as
+//! it is typed; the description's preview, rendered by the server (the same
+//! safe markdown as the details page); and the connection test's progress
+//! while Bitbucket is asked. Without JavaScript the form works the same,
+//! with static hints.
+
+use leptos::prelude::*;
+
+/// The slug of a name, as the server makes it
+/// (`bitgate_core::integrations::slug_of`; a server test keeps them equal).
+pub fn slug_of(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.trim().chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    slug.trim_end_matches('-').to_owned()
+}
+
+/// The name field, with the webhook endpoint it will give.
+#[island]
+pub fn IntegrationNameField(
+    /// `{public_url}/webhooks/bitbucket/`.
+    endpoint_base: String,
+    value: String,
+    error: Option<String>,
+) -> impl IntoView {
+    let (hydrated, set_hydrated) = signal(false);
+    let (name, set_name) = signal(value.clone());
+    Effect::new(move |_| set_hydrated.set(true));
+    let has_error = error.is_some();
+    let endpoint = move || {
+        let slug = slug_of(&name.get());
+        if slug.is_empty() {
+            format!("{endpoint_base}<name>")
+        } else {
+            format!("{endpoint_base}{slug}")
+        }
+    };
+    view! {
+        <div class="field" class:has-error=has_error data-hydrated=move || if hydrated.get() { "true" } else { "false" }>
+            <label for="field-name">"Name"</label>
+            <input
+                id="field-name"
+                name="name"
+                type="text"
+                value=value
+                required=true
+                aria-invalid=has_error.then_some("true")
+                aria-describedby="field-name-hint"
+                on:input=move |ev| set_name.set(event_target_value(&ev))
+            />
+            <p class="hint" id="field-name-hint">
+                "It cannot change later: the webhook endpoint is made from it. Endpoint: "
+                <code class="endpoint-preview" aria-live="polite">{endpoint}</code>
+            </p>
+            {error.map(|error| view! { <p class="field-error" id="field-name-error">{error}</p> })}
+        </div>
+    }
+}
+
+/// The description, with a Preview button that asks the server to render it.
+#[island]
+pub fn DescriptionField(value: String, csrf_token: String) -> impl IntoView {
+    let (hydrated, set_hydrated) = signal(false);
+    let (text, set_text) = signal(value.clone());
+    let (preview, set_preview) = signal(None::<Result<String, String>>);
+    Effect::new(move |_| set_hydrated.set(true));
+    let show_preview = move |_| {
+        let body = text.get_untracked();
+        let csrf = csrf_token.clone();
+        leptos::task::spawn_local(async move {
+            set_preview.set(Some(render_on_server(&body, &csrf).await));
+        });
+    };
+    view! {
+        <div class="field" data-hydrated=move || if hydrated.get() { "true" } else { "false" }>
+            <label for="field-description">"Description"</label>
+            <textarea id="field-description" name="description" rows="3" on:input=move |ev| {
+                set_text.set(event_target_value(&ev));
+                set_preview.set(None);
+            }>{value}</textarea>
+            <p class="hint">
+                "Markdown. "
+                <button type="button" class="button link" hidden=move || !hydrated.get() on:click=show_preview>
+                    "Preview"
+                </button>
+            </p>
+            {move || match preview.get() {
+                Some(Ok(html)) => view! { <div class="prose preview" aria-live="polite" inner_html=html></div> }.into_any(),
+                Some(Err(why)) => view! { <p class="field-error">{why}</p> }.into_any(),
+                None => ().into_any(),
+            }}
+        </div>
+    }
+}
+
+/// POSTs the text to `/markdown/preview`; the HTML is the server's safe rendering.
+#[cfg(feature = "hydrate")]
+async fn render_on_server(text: &str, csrf: &str) -> Result<String, String> {
+    use wasm_bindgen::JsCast;
+    let failed = || "The preview is not available right now; the description is saved as written.".to_owned();
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&wasm_bindgen::JsValue::from_str(text));
+    let headers = web_sys::Headers::new().map_err(|_| failed())?;
+    headers.set("content-type", "text/plain; charset=utf-8").map_err(|_| failed())?;
+    headers.set("x-csrf-token", csrf).map_err(|_| failed())?;
+    init.set_headers(&headers);
+    let window = web_sys::window().ok_or_else(failed)?;
+    let response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init("/markdown/preview", &init))
+        .await
+        .map_err(|_| failed())?;
+    let response: web_sys::Response = response.dyn_into().map_err(|_| failed())?;
+    if !response.ok() {
+        return Err(failed());
+    }
+    let text =
+        wasm_bindgen_futures::JsFuture::from(response.text().map_err(|_| failed())?).await.map_err(|_| failed())?;
+    text.as_string().ok_or_else(failed)
+}
+
+#[cfg(not(feature = "hydrate"))]
+async fn render_on_server(_text: &str, _csrf: &str) -> Result<String, String> {
+    Err("The preview runs in the browser.".to_owned())
+}
+
+/// The submit button of a form that asks Bitbucket: once the form is
+/// submitted, the checks it waits for are listed with the time spent.
+#[island]
+pub fn CheckingSubmit(label: String, checks: Vec<String>, timeout_seconds: u64) -> impl IntoView {
+    let (hydrated, set_hydrated) = signal(false);
+    let (waited, set_waited) = signal(None::<u64>);
+    Effect::new(move |_| set_hydrated.set(true));
+    let started = move |ev: leptos::ev::MouseEvent| {
+        // Not submitted (invalid), or already counting (a second click).
+        if !form_is_valid(&ev) || waited.get_untracked().is_some() {
+            return;
+        }
+        set_waited.set(Some(0));
+        #[cfg(feature = "hydrate")]
+        {
+            let _ = set_interval_with_handle(
+                move || set_waited.update(|w| *w = w.map(|s| s + 1)),
+                std::time::Duration::from_secs(1),
+            );
+        }
+    };
+    view! {
+        <div class="checking-submit" data-hydrated=move || if hydrated.get() { "true" } else { "false" }>
+            <button type="submit" class="button primary" on:click=started>{label}</button>
+            {move || waited.get().map(|seconds| view! {
+                <section class="panel" aria-live="polite">
+                    <h2>{format!("Asking Bitbucket… {seconds} s (Bitgate gives up after {timeout_seconds} s per call)")}</h2>
+                    <ul class="checklist">
+                        {checks.iter().map(|check| view! { <li class="check pending">{check.clone()}</li> }).collect_view()}
+                    </ul>
+                </section>
+            })}
+        </div>
+    }
+}
+
+/// Whether the clicked button's form passes the browser's own validation
+/// (otherwise it is not submitted, and nothing is being checked).
+#[cfg(feature = "hydrate")]
+fn form_is_valid(ev: &leptos::ev::MouseEvent) -> bool {
+    use wasm_bindgen::JsCast;
+    ev.target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlButtonElement>().ok())
+        .and_then(|button| button.form())
+        .is_none_or(|form| form.check_validity())
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn form_is_valid(_ev: &leptos::ev::MouseEvent) -> bool {
+    false
+}
