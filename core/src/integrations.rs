@@ -489,6 +489,8 @@ pub enum SecretError {
 /// Changes to an integration; `None` leaves a field as it is.
 #[derive(Default)]
 pub struct Changes {
+    /// `Some(None)`: the default of its provider; `Some(Some(space))`: scoped to it.
+    pub space_id: Option<Option<SpaceId>>,
     pub labels: Option<Vec<String>>,
     pub description: Option<String>,
     pub options: Option<Options>,
@@ -509,7 +511,7 @@ pub async fn update(
     keyring: &Keyring,
     id: IntegrationId,
     changes: Changes,
-) -> Result<Option<Integration>, sqlx::Error> {
+) -> Result<Option<Integration>, WriteError> {
     let options = changes.options.as_ref();
     let updated = sqlx::query!(
         r#"UPDATE integrations SET
@@ -522,6 +524,7 @@ pub async fn update(
              health_state = coalesce($8, health_state),
              health_message = coalesce($9, health_message),
              health_checked_at = CASE WHEN $8::text IS NULL THEN health_checked_at ELSE now() END,
+             space_id = CASE WHEN $10 THEN $11 ELSE space_id END,
              updated_at = now()
            WHERE id = $1"#,
         id,
@@ -533,9 +536,12 @@ pub async fn update(
         options.map(|o| o.vcs_checks.clone()),
         changes.health.as_ref().map(|h| h.0.clone()),
         changes.health.as_ref().map(|h| h.1.clone()),
+        changes.space_id.is_some(),
+        changes.space_id.flatten(),
     )
     .execute(&mut *tx)
-    .await?;
+    .await
+    .map_err(constraint_error)?;
     if updated.rows_affected() == 0 {
         return Ok(None);
     }
@@ -565,7 +571,7 @@ pub async fn update(
     )
     .execute(&mut *tx)
     .await?;
-    find(&mut *tx, id).await
+    Ok(find(&mut *tx, id).await?)
 }
 
 /// Records the outcome of a connection test.

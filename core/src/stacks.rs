@@ -325,6 +325,30 @@ pub async fn integrations_usable_in(
         .collect())
 }
 
+/// The names of the stacks using `integration` that could not use it with
+/// the scope `scope` (`None`: a default, which every space may use).
+pub async fn outside_scope(
+    db: impl PgExecutor<'_>,
+    integration: IntegrationId,
+    scope: Option<SpaceId>,
+) -> Result<Vec<String>, sqlx::Error> {
+    let Some(scope) = scope else { return Ok(Vec::new()) };
+    sqlx::query_scalar!(
+        r#"WITH RECURSIVE down AS (
+               SELECT id FROM spaces WHERE id = $2
+               UNION ALL
+               SELECT s.id FROM spaces s JOIN down ON s.parent_id = down.id
+           )
+           SELECT name FROM stacks
+           WHERE integration_id = $1 AND space_id NOT IN (SELECT id FROM down)
+           ORDER BY lower(name)"#,
+        integration,
+        scope
+    )
+    .fetch_all(db)
+    .await
+}
+
 /// The spaces among `spaces` that may use an integration scoped to `scope`
 /// (`None`: a default, usable everywhere): `scope` and the spaces below it.
 pub async fn spaces_using(

@@ -187,26 +187,31 @@ pub fn NewIntegrationPage() -> impl IntoView {
             "Test connection and save",
         ),
     };
+    let scope_field = view! {
+        <fieldset class="field" class:has-error=has_scope_error>
+            <legend>"Scope"</legend>
+            {default_option}
+            <label class="choice">
+                <input type="radio" name="scope" value="space" checked=chosen_scope != "default" />
+                " One space: "
+                <select name="space_id" aria-label="Space">{space_options}</select>
+            </label>
+            {scope_error.map(|e| view! { <p class="field-error">{e}</p> })}
+        </fieldset>
+    }
+    .into_any();
     let name_and_scope = match &editing {
         Some((_, name)) => view! {
-            <h2>"1. Name"</h2>
+            <h2>"1. Name and scope"</h2>
             <p><strong>{name.clone()}</strong> <span class="muted">" The name cannot change: the webhook endpoint is made from it."</span></p>
+            {scope_field}
         }
         .into_any(),
         None => view! {
             <p class="muted">"Bitbucket Cloud connects through an OAuth consumer; it comes with the Cloud wizard."</p>
             <h2>"1. Name and scope"</h2>
             <IntegrationNameField endpoint_base=endpoint_base.clone() value=form.value("name") error=form.error("name") />
-            <fieldset class="field" class:has-error=has_scope_error>
-                <legend>"Scope"</legend>
-                {default_option}
-                <label class="choice">
-                    <input type="radio" name="scope" value="space" checked=chosen_scope != "default" />
-                    " One space: "
-                    <select name="space_id" aria-label="Space">{space_options}</select>
-                </label>
-                {scope_error.map(|e| view! { <p class="field-error">{e}</p> })}
-            </fieldset>
+            {scope_field}
         }
         .into_any(),
     };

@@ -14,6 +14,7 @@ use bitgate_core::{
     audit::{self, Event, Target},
     bitbucket::datacenter,
     integrations::{self, Health, Integration, NewDataCenter, Options, Provider},
+    stacks,
     users::FieldError,
 };
 use serde::{Deserialize, Serialize};
@@ -524,6 +525,11 @@ fn check_errors(report: &datacenter::Report) -> Vec<FieldError> {
 pub struct UpdateIntegration {
     /// Cannot change (the webhook endpoint is made from it); accepted when unchanged.
     name: Option<String>,
+    /// `default` (account admins only) or `space` (with `space_id`, a space
+    /// you administer). Refused while stacks outside the new scope use it.
+    scope: Option<String>,
+    /// The space, when `scope` is `space` (or to move it to another space).
+    space_id: Option<Uuid>,
     labels: Option<Vec<String>>,
     description: Option<String>,
     options: Option<OptionsInput>,
@@ -553,8 +559,9 @@ pub struct DataCenterUpdate {
     params(("id" = Uuid, Path, description = "The integration's id.")),
     responses(
         (status = 200, description = "The integration as it is now.", body = IntegrationView),
-        (status = 403, description = "You see it in lists but do not administer it.", body = ErrorBody),
-        (status = 404, description = "No such integration, or none you can see.", body = ErrorBody)))]
+        (status = 403, description = "You see it in lists but do not administer it (or the new scope).", body = ErrorBody),
+        (status = 404, description = "No such integration, or none you can see.", body = ErrorBody),
+        (status = 409, description = "A default integration exists already for this provider.", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -584,6 +591,8 @@ pub async fn update_checked(
             fields.refuse("name", "immutable", "The name cannot change: the webhook endpoint is made from it.");
         }
     }
+    // A new scope: authorized like a creation there, before anything else is judged.
+    let new_scope = new_scope(state, caller, &integration, &mut fields).await?;
     let labels = fields.optional_strings("labels").and_then(|l| fields.check(integrations::parse_labels(&l)));
     let description =
         fields.optional_string("description").and_then(|d| fields.check(integrations::parse_description(&d)));
@@ -592,7 +601,7 @@ pub async fn update_checked(
         true => read_options(&mut fields).map(|posted| merge_options(&integration.options, posted, &fields)),
         false => None,
     };
-    let mut changes = integrations::Changes { labels, description, options, ..Default::default() };
+    let mut changes = integrations::Changes { labels, description, options, space_id: new_scope, ..Default::default() };
     let mut connection_changed = false;
     let mut new_connection = None;
     if let Some(mut dc) = fields.nested::<DataCenterUpdate>("datacenter") {
@@ -641,6 +650,20 @@ pub async fn update_checked(
         fields.absorb(dc);
     }
     fields.finish()?;
+    if let Some(scope) = new_scope {
+        let outside = stacks::outside_scope(&state.services.pool, integration.id, scope).await?;
+        if !outside.is_empty() {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "space_id",
+                "stacks_outside",
+                format!(
+                    "Stacks outside the new scope use it ({}): attach them to another integration, or choose a scope that includes their spaces.",
+                    outside.join(", ")
+                ),
+            )])
+            .into());
+        }
+    }
 
     if connection_changed {
         let token = match new_connection.flatten() {
@@ -668,17 +691,55 @@ pub async fn update_checked(
             Some(("connected".into(), report.checks.first().map(|c| c.message.clone()).unwrap_or_default()));
     }
     let mut tx = state.services.pool.begin().await?;
-    let updated = integrations::update(&mut tx, &state.services.keyring, integration.id, changes)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let updated = match integrations::update(&mut tx, &state.services.keyring, integration.id, changes).await {
+        Ok(updated) => updated.ok_or(ApiError::NotFound)?,
+        Err(integrations::WriteError::Database(e)) => return Err(ApiError::from(e).into()),
+        Err(conflict) => return Err(ApiError::Conflict(conflict.field_error().into_iter().collect()).into()),
+    };
     let mut event = Event::new(caller.actor(), "integration.updated")
         .target(target(&updated))
         .from_address(caller.address)
-        .details(serde_json::json!({"credentials_checked": connection_changed}));
+        .details(serde_json::json!({
+            "credentials_checked": connection_changed,
+            "scope_changed": new_scope.is_some_and(|scope| scope != integration.space_id),
+        }));
     event.space_id = updated.space_id;
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(updated)
+}
+
+/// The scope a PATCH asks for (`None`: unchanged; `Some(None)`: default),
+/// once the caller is found to administer it; a refusal is recorded.
+async fn new_scope(
+    state: &AppState,
+    caller: &Caller,
+    integration: &Integration,
+    fields: &mut Fields,
+) -> Result<Option<Option<Uuid>>, CreateFailure> {
+    let scope = fields.optional_string("scope");
+    let space = fields.optional_string("space_id").filter(|s| !s.trim().is_empty());
+    let wanted = match (scope.as_deref(), space) {
+        (None, None) => return Ok(None),
+        (Some("default"), _) => None,
+        (Some("space") | None, Some(raw)) => Some(Uuid::parse_str(raw.trim()).map_err(|_| ApiError::NotFound)?),
+        (Some("space"), None) => match integration.space_id {
+            Some(current) => Some(current),
+            None => {
+                fields.refuse("space_id", "required", "Choose the space this integration belongs to.");
+                return Ok(None);
+            }
+        },
+        (Some(_), _) => {
+            fields.refuse("scope", "invalid", "Choose default or space.");
+            return Ok(None);
+        }
+    };
+    let access = Access::load(&state.services.pool, caller.user.id).await?;
+    if let Err(why) = access.can_administer_integration(wanted) {
+        return Err(caller.refused(state, "integration", "integration.update", wanted, why).await.into());
+    }
+    Ok(Some(wanted))
 }
 
 /// Options as posted over the stored ones: a field the body leaves out of

@@ -250,7 +250,7 @@ impl WizardForm {
         if !self.access_token.trim().is_empty() {
             datacenter["access_token"] = json!(self.access_token);
         }
-        let body = json!({
+        let mut body = json!({
             "labels": labels,
             "description": self.description,
             "options": {
@@ -261,6 +261,11 @@ impl WizardForm {
             },
             "datacenter": datacenter,
         });
+        // The scope fields are on the page; a post without them keeps the scope.
+        if !self.scope.is_empty() {
+            body["scope"] = json!(self.scope);
+            body["space_id"] = if self.scope == "default" { Value::Null } else { json!(self.space_id) };
+        }
         JsonObject(body.as_object().cloned().unwrap_or_else(Map::new))
     }
 
@@ -472,6 +477,8 @@ pub async fn test(
 fn stored_values(integration: &Integration) -> Vec<(String, String)> {
     let flag = |on: bool| if on { "on" } else { "" }.to_owned();
     let mut values = vec![
+        ("scope", if integration.space_id.is_some() { "space" } else { "default" }.to_owned()),
+        ("space_id", integration.space_id.map(|s| s.to_string()).unwrap_or_default()),
         ("labels", integration.labels.join(", ")),
         ("description", integration.description.clone()),
         ("use_git_checkout", flag(integration.options.use_git_checkout)),

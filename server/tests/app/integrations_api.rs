@@ -372,3 +372,76 @@ async fn an_integration_is_edited_and_a_changed_url_needs_the_token_again() {
     assert_eq!(status, 404);
     assert!(w.app.audit_actions().await.contains(&"integration.updated".to_owned()));
 }
+
+#[tokio::test]
+async fn the_scope_changes_only_where_the_caller_administers_and_its_stacks_still_can_use_it() {
+    let (w, sim) = world_with_bitbucket().await;
+    let account_admin = w.token("account admin");
+    let team_admin = w.token("team admin");
+    let (_, created) = w
+        .call(
+            team_admin,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(body("dc", "space", Some(w.team), &sim.url, DEMO_TOKEN)),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/integrations/{id}");
+    let (_, found) =
+        w.call(w.token("team writer"), Method::GET, &format!("{path}/repositories?query=my-repo"), None).await;
+    let stack = json!({"name": "web", "space_id": w.team, "integration_id": id,
+                       "repository": found["items"][0]["name"], "branch": "main"});
+    let (status, _) = w.call(w.token("team writer"), Method::POST, "/api/v1/stacks", Some(stack)).await;
+    assert_eq!(status, 201);
+    let denied_before = denied(&w).await;
+
+    // A space admin cannot make it a default, nor move it where they are not admin.
+    let (status, _) = w.call(team_admin, Method::PATCH, &path, Some(json!({"scope": "default"}))).await;
+    assert_eq!(status, 403);
+    let (status, _) = w.call(team_admin, Method::PATCH, &path, Some(json!({"space_id": w.other}))).await;
+    assert_eq!(status, 404, "the sibling space is invisible to them");
+    let (status, _) = w.call(w.token("outsider"), Method::PATCH, &path, Some(json!({"space_id": w.other}))).await;
+    assert_eq!(status, 404);
+    assert_eq!(denied(&w).await - denied_before, 3, "each refusal is audited");
+
+    // Its stack in `team` could not use it from `other`: refused, saying which.
+    let (status, answer) = w.call(account_admin, Method::PATCH, &path, Some(json!({"space_id": w.other}))).await;
+    assert_eq!(status, 422);
+    assert_eq!(answer["error"]["details"][0]["code"], "stacks_outside");
+    assert!(answer["error"]["details"][0]["message"].as_str().unwrap().contains("web"));
+    let (status, answer) = w.call(account_admin, Method::PATCH, &path, Some(json!({"scope": "nowhere"}))).await;
+    assert_eq!((status.as_u16(), &answer["error"]["details"][0]["field"]), (422, &json!("scope")));
+
+    // Up to root (team is below it), then to the default.
+    let (status, moved) = w.call(account_admin, Method::PATCH, &path, Some(json!({"space_id": w.root}))).await;
+    assert_eq!((status.as_u16(), moved["space_id"].as_str()), (200, Some(w.root.to_string().as_str())), "{moved}");
+    let (status, moved) = w.call(account_admin, Method::PATCH, &path, Some(json!({"scope": "default"}))).await;
+    assert_eq!((status.as_u16(), moved["scope"].as_str(), &moved["space_id"]), (200, Some("default"), &Value::Null));
+
+    // A second default is refused by the database's rule.
+    let (_, other) = w
+        .call(
+            account_admin,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(body("dc2", "space", Some(w.team), &sim.url, DEMO_TOKEN)),
+        )
+        .await;
+    let (status, answer) = w
+        .call(
+            account_admin,
+            Method::PATCH,
+            &format!("/api/v1/integrations/{}", other["id"].as_str().unwrap()),
+            Some(json!({"scope": "default"})),
+        )
+        .await;
+    assert_eq!((status.as_u16(), &answer["error"]["details"][0]["code"]), (409, &json!("default_exists")));
+}
+
+async fn denied(w: &World) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action = 'authorization.denied'")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
+}

@@ -25,9 +25,11 @@ async fn integration(w: &World, url: &str, name: &str, space: Option<Uuid>, labe
     created["id"].as_str().unwrap().to_owned()
 }
 
-fn edit_form<'a>(csrf: &'a str, url: &'a str, token: &'a str) -> Vec<(&'a str, &'a str)> {
+fn edit_form<'a>(csrf: &'a str, url: &'a str, token: &'a str, space: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("csrf_token", csrf),
+        ("scope", "space"),
+        ("space_id", space),
         ("api_url", url),
         ("user_facing_url", ""),
         ("username", DEMO_USER),
@@ -47,6 +49,7 @@ async fn the_edit_page_keeps_the_token_unless_given_and_checks_a_new_one() {
     let admin = w.browser("team admin").await;
     let csrf = admin.csrf_token("/tokens").await;
     let path = format!("/integrations/{id}/edit");
+    let team = w.team.to_string();
 
     let page = admin.get(&path).await;
     assert_eq!(page.status(), 200);
@@ -62,11 +65,11 @@ async fn the_edit_page_keeps_the_token_unless_given_and_checks_a_new_one() {
     )
     .await
     .unwrap();
-    let refused = admin.post_form(&path, &edit_form(&csrf, &elsewhere.url, "")).await;
+    let refused = admin.post_form(&path, &edit_form(&csrf, &elsewhere.url, "", &team)).await;
     assert_eq!(refused.status(), 422);
     assert!(refused.text().await.unwrap().contains("needs the access token again"));
     // A wrong new token: the checklist, nothing saved, the token not echoed.
-    let refused = admin.post_form(&path, &edit_form(&csrf, &sim.url, "BBDC-not-a-token-9876")).await;
+    let refused = admin.post_form(&path, &edit_form(&csrf, &sim.url, "BBDC-not-a-token-9876", &team)).await;
     assert_eq!(refused.status(), 422);
     let text = refused.text().await.unwrap();
     assert!(text.contains("refused the token") && !text.contains("BBDC-not-a-token-9876"));
@@ -74,7 +77,7 @@ async fn the_edit_page_keeps_the_token_unless_given_and_checks_a_new_one() {
     assert_eq!(stored["labels"], json!(["prod"]), "nothing saved");
 
     // Empty token: kept; the rest saved.
-    let saved = admin.post_form(&path, &edit_form(&csrf, &sim.url, "")).await;
+    let saved = admin.post_form(&path, &edit_form(&csrf, &sim.url, "", &team)).await;
     assert_eq!(saved.status(), 303);
     assert_eq!(location(&saved), format!("/integrations/{id}"));
     let (_, stored) = w.call(w.token("account admin"), Method::GET, &format!("/api/v1/integrations/{id}"), None).await;
