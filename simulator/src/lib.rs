@@ -1,8 +1,10 @@
 //! The Bitbucket simulator: a server that speaks enough of Bitbucket Data
-//! Center (and, later, Cloud) for every flow of Bitgate, so that no test and
-//! no demo needs the internet. Tests start it in-process with
-//! [`Simulator::start`]; `bitbucket-simulator` runs it beside Bitgate.
+//! Center and Cloud for every flow of Bitgate, so that no test and no demo
+//! needs the internet. Both products answer on one address (their paths do
+//! not meet). Tests start it in-process with [`Simulator::start`];
+//! `bitbucket-simulator` runs it beside Bitgate.
 
+pub mod cloud;
 pub mod datacenter;
 pub mod tls;
 
@@ -29,6 +31,7 @@ pub struct Simulator {
     /// With TLS: the private CA's certificate (PEM).
     pub ca_pem: Option<String>,
     pub datacenter: datacenter::Shared,
+    pub cloud: cloud::Shared,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -56,7 +59,10 @@ impl Simulator {
         let listener = TcpListener::bind(address).await?;
         let address = listener.local_addr()?;
         let datacenter: datacenter::Shared = Arc::new(RwLock::new(instance));
-        let router = datacenter::router(datacenter.clone());
+        // Bitgate's default callback; tests and the demo set theirs.
+        let cloud: cloud::Shared =
+            Arc::new(RwLock::new(cloud::Instance::sample("http://127.0.0.1:3000/oauth/bitbucket/callback")));
+        let router = cloud::router(cloud.clone()).merge(datacenter::router(datacenter.clone()));
         let (stop, stopped) = oneshot::channel();
         let (url, ca_pem) = match transport {
             Transport::Http => {
@@ -71,12 +77,18 @@ impl Simulator {
                 (format!("https://localhost:{}", address.port()), Some(ca.ca_pem))
             }
         };
-        Ok(Self { url, address, ca_pem, datacenter, stop: Some(stop) })
+        Ok(Self { url, address, ca_pem, datacenter, cloud, stop: Some(stop) })
     }
 
     /// Changes the running instance (a token's permissions, the delay...).
     pub fn configure(&self, change: impl FnOnce(&mut DataCenter)) {
         let mut instance = self.datacenter.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        change(&mut instance);
+    }
+
+    /// Changes the running Cloud (a consumer, the token expiry...).
+    pub fn configure_cloud(&self, change: impl FnOnce(&mut cloud::Instance)) {
+        let mut instance = self.cloud.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         change(&mut instance);
     }
 }

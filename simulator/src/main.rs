@@ -12,6 +12,9 @@ struct Args {
     /// Serve https with a certificate from a private CA (printed at start).
     #[arg(long)]
     tls: bool,
+    /// Where Bitgate runs: the demo consumer's callback is its OAuth callback.
+    #[arg(long, env = "BITGATE_PUBLIC_URL", default_value = "http://127.0.0.1:3000")]
+    bitgate_url: String,
 }
 
 #[tokio::main]
@@ -25,6 +28,13 @@ async fn main() -> anyhow::Result<()> {
     println!("  API URL:      {}", simulator.url);
     println!("  username:     {}", bitbucket_simulator::datacenter::DEMO_USER);
     println!("  access token: {}", bitbucket_simulator::datacenter::DEMO_TOKEN);
+    let callback = format!("{}/oauth/bitbucket/callback", args.bitgate_url.trim_end_matches('/'));
+    simulator.configure_cloud(|cloud| cloud.consumers[0].callback_url = Some(callback.clone()));
+    println!("Bitbucket Cloud simulator at the same address");
+    println!("  workspace:    {}", bitbucket_simulator::cloud::DEMO_WORKSPACE);
+    println!("  consumer key: {}", bitbucket_simulator::cloud::DEMO_KEY);
+    println!("  secret:       {}", bitbucket_simulator::cloud::DEMO_SECRET);
+    println!("  callback:     {callback}");
     if let Some(pem) = &simulator.ca_pem {
         println!("  CA certificate:\n{pem}");
     }

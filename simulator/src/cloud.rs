@@ -1,0 +1,572 @@
+//! Bitbucket Cloud, as far as Bitgate talks to it: the OAuth 2.0 consumer
+//! flows of bitbucket.org (`/site/oauth2/authorize` with its Grant and Deny
+//! page, `/site/oauth2/access_token` with HTTP Basic client authentication
+//! and three grants) and the REST API 2.0 of api.bitbucket.org (`/2.0/user`,
+//! workspaces, repositories with Cloud's paging), with the shapes and error
+//! bodies of Atlassian's documentation and ../shared/bitbucket-fixtures.
+//! Both hosts are served on the simulator's one address.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
+    Form, Json, Router,
+};
+use base64::{engine::general_purpose::STANDARD, engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// An OAuth consumer of a workspace.
+#[derive(Debug, Clone)]
+pub struct Consumer {
+    pub key: String,
+    pub secret: String,
+    pub name: String,
+    /// Bitbucket requires one for the authorization-code grant.
+    pub callback_url: Option<String>,
+    /// "This is a private consumer": allowed the client-credentials grant.
+    pub private: bool,
+    /// What the consumer was given, such as `account repository`.
+    pub scopes: Vec<String>,
+    /// The user a client-credentials token acts as (the consumer's owner).
+    pub owner: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub username: String,
+    pub display_name: String,
+    pub uuid: String,
+    pub account_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub slug: String,
+    pub name: String,
+    pub uuid: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub uuid: String,
+    pub workspace: String,
+    pub slug: String,
+    pub name: String,
+    pub project_key: String,
+}
+
+/// A code given out by the authorize page, spent by one token request.
+#[derive(Debug, Clone)]
+struct Code {
+    consumer: String,
+    user: String,
+    challenge: Option<String>,
+    used: bool,
+}
+
+/// What a token stands for.
+#[derive(Debug, Clone)]
+struct Grant {
+    consumer: String,
+    user: String,
+    scopes: Vec<String>,
+}
+
+/// Everything the simulated Cloud knows; tests change it while it runs.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub consumers: Vec<Consumer>,
+    pub users: Vec<User>,
+    /// Who is logged in to bitbucket.org in the browser that approves.
+    pub signed_in: String,
+    pub workspaces: Vec<Workspace>,
+    pub repositories: Vec<Repository>,
+    /// Seconds an access token lives (7200 on Bitbucket; tests shorten it).
+    pub expires_in: u64,
+    codes: HashMap<String, Code>,
+    access_tokens: HashMap<String, (Grant, Instant)>,
+    /// Refresh tokens, and whether they were spent (Bitbucket rotates them).
+    refresh_tokens: HashMap<String, (Grant, bool)>,
+    issued: u64,
+}
+
+/// The consumer the demo and the tests start with: private, with a callback.
+pub const DEMO_KEY: &str = "demo-consumer-key";
+pub const DEMO_SECRET: &str = "demo-consumer-secret-0000000000";
+pub const DEMO_WORKSPACE: &str = "acme";
+pub const DEMO_USER: &str = "ada";
+
+impl Instance {
+    /// One workspace with 40 repositories (more than one page), its owner,
+    /// and the demo consumer whose callback is `callback_url`.
+    pub fn sample(callback_url: &str) -> Self {
+        let workspace = Workspace { slug: DEMO_WORKSPACE.into(), name: "Acme".into(), uuid: braced(1) };
+        let repositories = (1..=40)
+            .map(|n| {
+                let slug = if n == 1 { "website".to_owned() } else { format!("service-{n:02}") };
+                Repository {
+                    uuid: braced(1000 + n),
+                    workspace: DEMO_WORKSPACE.into(),
+                    name: slug.clone(),
+                    slug,
+                    project_key: "PROJ".into(),
+                }
+            })
+            .collect();
+        Self {
+            consumers: vec![Consumer {
+                key: DEMO_KEY.into(),
+                secret: DEMO_SECRET.into(),
+                name: "Bitgate".into(),
+                callback_url: Some(callback_url.into()),
+                private: true,
+                scopes: ["account", "repository", "pullrequest", "webhook", "project"].map(String::from).to_vec(),
+                owner: DEMO_USER.into(),
+            }],
+            users: vec![User {
+                username: DEMO_USER.into(),
+                display_name: "Ada Lovelace".into(),
+                uuid: braced(7),
+                account_id: "557058:0f1c8a3e-7b7e-4f3f-9a1c-2b3c4d5e6f70".into(),
+            }],
+            signed_in: DEMO_USER.into(),
+            workspaces: vec![workspace],
+            repositories,
+            expires_in: 7200,
+            codes: HashMap::new(),
+            access_tokens: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            issued: 0,
+        }
+    }
+
+    fn next_secret(&mut self, prefix: &str) -> String {
+        self.issued += 1;
+        let digest = Sha256::digest(format!("{prefix}{}{:?}", self.issued, Instant::now()).as_bytes());
+        format!("{prefix}{}", URL_SAFE_NO_PAD.encode(&digest[..18]))
+    }
+
+    /// Makes every access token given out so far expired, as two hours passing would.
+    pub fn expire_access_tokens(&mut self) {
+        let now = Instant::now();
+        for (_, expires) in self.access_tokens.values_mut() {
+            *expires = now;
+        }
+    }
+
+    fn consumer(&self, key: &str) -> Option<&Consumer> {
+        self.consumers.iter().find(|c| c.key == key)
+    }
+}
+
+/// A UUID in Bitbucket's braces, made from a number.
+fn braced(n: u64) -> String {
+    format!("{{00000000-0000-4000-8000-{n:012}}}")
+}
+
+pub type Shared = Arc<RwLock<Instance>>;
+
+fn with<T>(state: &Shared, f: impl FnOnce(&mut Instance) -> T) -> T {
+    let mut instance = state.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    f(&mut instance)
+}
+
+/// The OAuth error body Bitbucket answers the token endpoint with.
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (status, Json(json!({"error": error, "error_description": description}))).into_response()
+}
+
+/// The REST API's error body.
+fn api_error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"type": "error", "error": {"message": message}}))).into_response()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[derive(Debug, Deserialize)]
+struct AuthorizeQuery {
+    client_id: Option<String>,
+    response_type: Option<String>,
+    state: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+/// The page a browser sees at Bitbucket: which consumer asks for what, with
+/// Grant and Deny.
+async fn authorize_page(State(state): State<Shared>, Query(query): Query<AuthorizeQuery>) -> Response {
+    let instance = with(&state, |i| i.clone());
+    let Some(consumer) = query.client_id.as_deref().and_then(|key| instance.consumer(key)) else {
+        return (StatusCode::BAD_REQUEST, Html("<h1>Invalid client_id</h1><p>No such OAuth consumer.</p>"))
+            .into_response();
+    };
+    if consumer.callback_url.is_none() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Html("<h1>invalid_request</h1><p>No callback uri defined for the OAuth client.</p>"),
+        )
+            .into_response();
+    }
+    if query.response_type.as_deref() != Some("code") {
+        return (StatusCode::BAD_REQUEST, Html("<h1>unsupported_response_type</h1>")).into_response();
+    }
+    if query.code_challenge.is_some() && query.code_challenge_method.as_deref() != Some("S256") {
+        return (StatusCode::BAD_REQUEST, Html("<h1>invalid_request</h1><p>Only S256 code challenges.</p>"))
+            .into_response();
+    }
+    let hidden = |name: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|v| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", escape(v)))
+            .unwrap_or_default()
+    };
+    let fields = format!(
+        "{}{}{}",
+        hidden("client_id", &query.client_id),
+        hidden("state", &query.state),
+        hidden("code_challenge", &query.code_challenge)
+    );
+    Html(format!(
+        "<!DOCTYPE html><html><head><title>Authorize {name} - Bitbucket</title></head><body>\
+         <h1>{name} is requesting access to your Bitbucket account</h1>\
+         <p>Signed in as {user}. It asks to: {scopes}.</p>\
+         <form method=\"post\" action=\"/site/oauth2/authorize\">{fields}\
+         <button type=\"submit\" name=\"decision\" value=\"grant\">Grant access</button>\
+         <button type=\"submit\" name=\"decision\" value=\"deny\">Cancel</button></form></body></html>",
+        name = escape(&consumer.name),
+        user = escape(&instance.signed_in),
+        scopes = escape(&consumer.scopes.join(", ")),
+    ))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct Decision {
+    client_id: String,
+    state: Option<String>,
+    code_challenge: Option<String>,
+    decision: String,
+}
+
+/// Grant or Deny: back to the consumer's callback, with a code or the error.
+async fn decide(State(state): State<Shared>, Form(decision): Form<Decision>) -> Response {
+    let outcome = with(&state, |instance| {
+        let consumer = instance.consumer(&decision.client_id)?.clone();
+        let callback = consumer.callback_url.clone()?;
+        let mut target = url::Url::parse(&callback).ok()?;
+        if decision.decision == "grant" {
+            let code = instance.next_secret("code-");
+            let user = instance.signed_in.clone();
+            instance.codes.insert(
+                code.clone(),
+                Code { consumer: consumer.key.clone(), user, challenge: decision.code_challenge.clone(), used: false },
+            );
+            target.query_pairs_mut().append_pair("code", &code);
+        } else {
+            target
+                .query_pairs_mut()
+                .append_pair("error", "access_denied")
+                .append_pair("error_description", "The user denied access to the application.");
+        }
+        if let Some(value) = &decision.state {
+            target.query_pairs_mut().append_pair("state", value);
+        }
+        Some(target.to_string())
+    });
+    match outcome {
+        Some(target) => Redirect::to(&target).into_response(),
+        None => (StatusCode::BAD_REQUEST, Html("<h1>Invalid client_id</h1>")).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenRequest {
+    grant_type: Option<String>,
+    code: Option<String>,
+    code_verifier: Option<String>,
+    refresh_token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// The consumer named by HTTP Basic authentication (or the form's fields).
+fn client(headers: &HeaderMap, request: &TokenRequest) -> Option<(String, String)> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|encoded| STANDARD.decode(encoded.trim()).ok())
+        .and_then(|decoded| String::from_utf8(decoded).ok())
+        .and_then(|pair| pair.split_once(':').map(|(k, s)| (k.to_owned(), s.to_owned())));
+    basic.or_else(|| Some((request.client_id.clone()?, request.client_secret.clone()?)))
+}
+
+fn issue(instance: &mut Instance, grant: Grant, with_refresh: bool, kind: &str) -> Value {
+    let access = instance.next_secret("cloud-access-");
+    let expires = Instant::now() + Duration::from_secs(instance.expires_in);
+    instance.access_tokens.insert(access.clone(), (grant.clone(), expires));
+    let mut body = json!({
+        "access_token": access, "scopes": grant.scopes.join(" "), "expires_in": instance.expires_in,
+        "token_type": "bearer", "state": kind,
+    });
+    if with_refresh {
+        let refresh = instance.next_secret("cloud-refresh-");
+        instance.refresh_tokens.insert(refresh.clone(), (grant, false));
+        body["refresh_token"] = json!(refresh);
+    }
+    body
+}
+
+async fn token(State(state): State<Shared>, headers: HeaderMap, Form(request): Form<TokenRequest>) -> Response {
+    with(&state, |instance| {
+        let Some((key, secret)) = client(&headers, &request) else {
+            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Client credentials missing");
+        };
+        let Some(consumer) = instance.consumer(&key).filter(|c| c.secret == secret).cloned() else {
+            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Invalid OAuth client credentials");
+        };
+        match request.grant_type.as_deref() {
+            Some("authorization_code") => {
+                if consumer.callback_url.is_none() {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "No callback uri defined for the OAuth client.",
+                    );
+                }
+                let code = request.code.clone().unwrap_or_default();
+                let Some(found) = instance.codes.get_mut(&code).filter(|c| c.consumer == consumer.key) else {
+                    return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "The authorization code is invalid.");
+                };
+                if found.used {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_grant",
+                        "The authorization code has already been used.",
+                    );
+                }
+                found.used = true;
+                if let Some(challenge) = &found.challenge {
+                    let verifier = request.code_verifier.clone().unwrap_or_default();
+                    if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != *challenge {
+                        return oauth_error(
+                            StatusCode::BAD_REQUEST,
+                            "invalid_grant",
+                            "The code verifier does not match the challenge.",
+                        );
+                    }
+                }
+                let grant =
+                    Grant { consumer: consumer.key.clone(), user: found.user.clone(), scopes: consumer.scopes.clone() };
+                Json(issue(instance, grant, true, "authorization_code")).into_response()
+            }
+            Some("refresh_token") => {
+                let refresh = request.refresh_token.clone().unwrap_or_default();
+                let Some((grant, spent)) =
+                    instance.refresh_tokens.get_mut(&refresh).filter(|(g, _)| g.consumer == consumer.key)
+                else {
+                    return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Invalid refresh_token");
+                };
+                if *spent {
+                    return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Invalid refresh_token");
+                }
+                *spent = true;
+                let grant = grant.clone();
+                Json(issue(instance, grant, true, "refresh_token")).into_response()
+            }
+            Some("client_credentials") => {
+                if !consumer.private {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "unauthorized_client",
+                        "Client credentials are only allowed for private consumers.",
+                    );
+                }
+                let grant = Grant {
+                    consumer: consumer.key.clone(),
+                    user: consumer.owner.clone(),
+                    scopes: consumer.scopes.clone(),
+                };
+                Json(issue(instance, grant, false, "client_credentials")).into_response()
+            }
+            _ => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Unsupported grant type"),
+        }
+    })
+}
+
+/// The user a Bearer token stands for; Cloud's 401 otherwise.
+fn bearer(instance: &Instance, headers: &HeaderMap) -> Result<User, Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    match instance.access_tokens.get(token.trim()) {
+        Some((_, expires)) if *expires <= Instant::now() => Err(api_error(
+            StatusCode::UNAUTHORIZED,
+            "Access token expired. Use your refresh token to obtain a new access token.",
+        )),
+        Some((grant, _)) => instance
+            .users
+            .iter()
+            .find(|u| u.username == grant.user)
+            .cloned()
+            .ok_or_else(|| api_error(StatusCode::UNAUTHORIZED, "Invalid access token")),
+        None => Err(api_error(StatusCode::UNAUTHORIZED, "Token is invalid or not supported for this endpoint.")),
+    }
+}
+
+fn user_json(user: &User) -> Value {
+    json!({
+        "type": "user", "username": user.username, "display_name": user.display_name, "uuid": user.uuid,
+        "account_id": user.account_id,
+        "links": {"html": {"href": format!("https://bitbucket.org/{}/", user.username)}}
+    })
+}
+
+fn workspace_json(workspace: &Workspace) -> Value {
+    json!({
+        "type": "workspace", "slug": workspace.slug, "name": workspace.name, "uuid": workspace.uuid,
+        "links": {"html": {"href": format!("https://bitbucket.org/{}/", workspace.slug)}}
+    })
+}
+
+fn repository_json(repository: &Repository) -> Value {
+    let full_name = format!("{}/{}", repository.workspace, repository.slug);
+    json!({
+        "type": "repository", "uuid": repository.uuid, "name": repository.name, "slug": repository.slug,
+        "full_name": full_name, "scm": "git", "is_private": true,
+        "project": {"type": "project", "key": repository.project_key},
+        "workspace": {"type": "workspace", "slug": repository.workspace},
+        "links": {"html": {"href": format!("https://bitbucket.org/{full_name}")}}
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    page: Option<usize>,
+    pagelen: Option<usize>,
+    /// Bitbucket's filter language; `name ~ "text"` is what Bitgate sends.
+    q: Option<String>,
+}
+
+/// Cloud's paging: `pagelen`, `page`, `size`, `values`, and `next` while there is more.
+fn paged(values: Vec<Value>, query: &PageQuery, path: &str, headers: &HeaderMap) -> Value {
+    let pagelen = query.pagelen.unwrap_or(10).clamp(1, 100);
+    let page = query.page.unwrap_or(1).max(1);
+    let items: Vec<Value> = values.iter().skip((page - 1) * pagelen).take(pagelen).cloned().collect();
+    let mut body = json!({"pagelen": pagelen, "page": page, "size": values.len(), "values": items});
+    if page * pagelen < values.len() {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let mut next = url::Url::parse(&format!("http://{host}{path}")).expect("a URL of our own");
+        next.query_pairs_mut()
+            .append_pair("page", &(page + 1).to_string())
+            .append_pair("pagelen", &pagelen.to_string());
+        if let Some(q) = &query.q {
+            next.query_pairs_mut().append_pair("q", q);
+        }
+        body["next"] = json!(next.to_string());
+    }
+    body
+}
+
+/// The text of a `name ~ "text"` filter.
+fn name_filter(q: &Option<String>) -> String {
+    q.as_deref()
+        .and_then(|q| q.split_once('~'))
+        .map(|(_, text)| text.trim().trim_matches('"').to_lowercase())
+        .unwrap_or_default()
+}
+
+async fn current_user(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let instance = with(&state, |i| i.clone());
+    match bearer(&instance, &headers) {
+        Ok(user) => Json(user_json(&user)).into_response(),
+        Err(refused) => refused,
+    }
+}
+
+async fn user_workspaces(State(state): State<Shared>, headers: HeaderMap, Query(query): Query<PageQuery>) -> Response {
+    let instance = with(&state, |i| i.clone());
+    if let Err(refused) = bearer(&instance, &headers) {
+        return refused;
+    }
+    let values = instance
+        .workspaces
+        .iter()
+        .map(|w| json!({"type": "workspace_membership", "permission": "owner", "workspace": workspace_json(w)}))
+        .collect();
+    Json(paged(values, &query, "/2.0/user/workspaces", &headers)).into_response()
+}
+
+async fn workspace(State(state): State<Shared>, headers: HeaderMap, Path(slug): Path<String>) -> Response {
+    let instance = with(&state, |i| i.clone());
+    if let Err(refused) = bearer(&instance, &headers) {
+        return refused;
+    }
+    match instance.workspaces.iter().find(|w| w.slug == slug) {
+        Some(found) => Json(workspace_json(found)).into_response(),
+        None => api_error(StatusCode::NOT_FOUND, &format!("No workspace with identifier '{slug}'.")),
+    }
+}
+
+async fn repositories(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let instance = with(&state, |i| i.clone());
+    if let Err(refused) = bearer(&instance, &headers) {
+        return refused;
+    }
+    if !instance.workspaces.iter().any(|w| w.slug == slug) {
+        return api_error(StatusCode::NOT_FOUND, &format!("No workspace with identifier '{slug}'."));
+    }
+    let name = name_filter(&query.q);
+    let values = instance
+        .repositories
+        .iter()
+        .filter(|r| r.workspace == slug && r.name.to_lowercase().contains(&name))
+        .map(repository_json)
+        .collect();
+    Json(paged(values, &query, &format!("/2.0/repositories/{slug}"), &headers)).into_response()
+}
+
+async fn repository(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((slug, repo)): Path<(String, String)>,
+) -> Response {
+    let instance = with(&state, |i| i.clone());
+    if let Err(refused) = bearer(&instance, &headers) {
+        return refused;
+    }
+    match instance.repositories.iter().find(|r| r.workspace == slug && r.slug == repo) {
+        Some(found) => Json(repository_json(found)).into_response(),
+        None => api_error(StatusCode::NOT_FOUND, &format!("Repository {slug}/{repo} not found")),
+    }
+}
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/site/oauth2/authorize", get(authorize_page).post(decide))
+        .route("/site/oauth2/access_token", post(token))
+        .route("/2.0/user", get(current_user))
+        .route("/2.0/user/workspaces", get(user_workspaces))
+        .route("/2.0/workspaces/{workspace}", get(workspace))
+        .route("/2.0/repositories/{workspace}", get(repositories))
+        .route("/2.0/repositories/{workspace}/{repo}", get(repository))
+        .with_state(state)
+}
