@@ -94,9 +94,10 @@ impl Event {
         self
     }
 
-    /// Scopes the event to a space, so that the space's admins see it.
-    pub fn in_space(mut self, space: Uuid) -> Self {
-        self.space_id = Some(space);
+    /// Scopes the event to a space, so that the space's admins see it
+    /// (`None`: account-wide, such as a default integration's events).
+    pub fn in_space(mut self, space: impl Into<Option<Uuid>>) -> Self {
+        self.space_id = space.into();
         self
     }
 

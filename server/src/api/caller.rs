@@ -50,10 +50,10 @@ impl Caller {
         space: Option<Uuid>,
         why: Denied,
     ) -> ApiError {
-        let mut event = Event::new(self.actor(), "authorization.denied")
+        let event = Event::new(self.actor(), "authorization.denied")
             .target(Target { kind, id: String::new(), label: action.to_owned() })
-            .from_address(self.address);
-        event.space_id = space;
+            .from_address(self.address)
+            .in_space(space);
         if let Err(e) = audit::record(&state.services.pool, event).await {
             return e.into();
         }

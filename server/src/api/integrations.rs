@@ -426,11 +426,11 @@ pub async fn create_checked(state: &AppState, caller: &Caller, body: JsonObject)
         Err(integrations::WriteError::Database(e)) => return Err(e.into()),
         Err(conflict) => return Err(ApiError::Conflict(conflict.field_error().into_iter().collect()).into()),
     };
-    let mut event = Event::new(caller.actor(), "integration.created")
+    let event = Event::new(caller.actor(), "integration.created")
         .target(target(&integration))
         .from_address(caller.address)
-        .details(serde_json::json!({"provider": integration.provider.as_str()}));
-    event.space_id = integration.space_id;
+        .details(serde_json::json!({"provider": integration.provider.as_str()}))
+        .in_space(integration.space_id);
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(integration)
@@ -696,14 +696,14 @@ pub async fn update_checked(
         Err(integrations::WriteError::Database(e)) => return Err(ApiError::from(e).into()),
         Err(conflict) => return Err(ApiError::Conflict(conflict.field_error().into_iter().collect()).into()),
     };
-    let mut event = Event::new(caller.actor(), "integration.updated")
+    let event = Event::new(caller.actor(), "integration.updated")
         .target(target(&updated))
         .from_address(caller.address)
         .details(serde_json::json!({
             "credentials_checked": connection_changed,
             "scope_changed": new_scope.is_some_and(|scope| scope != integration.space_id),
-        }));
-    event.space_id = updated.space_id;
+        }))
+        .in_space(updated.space_id);
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(updated)
@@ -837,11 +837,11 @@ pub async fn retest(
         Some(failure) => ("error", failure.message.clone()),
     };
     integrations::set_health(&state.services.pool, integration.id, health, &message).await?;
-    let mut event = Event::new(caller.actor(), "integration.tested")
+    let event = Event::new(caller.actor(), "integration.tested")
         .target(target(integration))
         .from_address(caller.address)
-        .details(serde_json::json!({"health": health}));
-    event.space_id = integration.space_id;
+        .details(serde_json::json!({"health": health}))
+        .in_space(integration.space_id);
     audit::record(&state.services.pool, event).await?;
     Ok(report)
 }
@@ -853,10 +853,10 @@ pub async fn reveal_secret(state: &AppState, caller: &Caller, integration: &Inte
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .ok_or(ApiError::NotFound)?;
-    let mut event = Event::new(caller.actor(), "integration.webhook_secret_revealed")
+    let event = Event::new(caller.actor(), "integration.webhook_secret_revealed")
         .target(target(integration))
-        .from_address(caller.address);
-    event.space_id = integration.space_id;
+        .from_address(caller.address)
+        .in_space(integration.space_id);
     audit::record(&state.services.pool, event).await?;
     Ok(secret)
 }
@@ -887,11 +887,11 @@ pub async fn delete_checked(state: &AppState, caller: &Caller, raw: &str) -> Res
     let integration = administered(state, caller, raw, "integration.delete").await?;
     let mut tx = state.services.pool.begin().await?;
     let detached = integrations::delete(&mut tx, integration.id).await?.ok_or(ApiError::NotFound)?;
-    let mut event = Event::new(caller.actor(), "integration.deleted")
+    let event = Event::new(caller.actor(), "integration.deleted")
         .target(target(&integration))
         .from_address(caller.address)
-        .details(serde_json::json!({"stacks_detached": detached}));
-    event.space_id = integration.space_id;
+        .details(serde_json::json!({"stacks_detached": detached}))
+        .in_space(integration.space_id);
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok((integration, detached))

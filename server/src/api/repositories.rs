@@ -10,7 +10,7 @@ use axum::{
 };
 use bitgate_core::{
     access::{Access, Denied},
-    bitbucket::{datacenter, parse_repository_name, CallFailed, Repository},
+    bitbucket::{datacenter, parse_repository_name, CallFailed, Repository, RepositoryPage},
     integrations::{self, Integration, Provider},
     stacks,
 };
@@ -71,11 +71,11 @@ pub async fn usable_for_stacks(state: &AppState, caller: &Caller, raw: &str) -> 
     let id = Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     let integration = integrations::find(&state.services.pool, id).await?.ok_or(ApiError::NotFound)?;
-    let pool = &state.services.pool;
-    let seeing = stacks::spaces_using(pool, integration.space_id, &access.visible_spaces()).await?;
+    // The caller's spaces that may use it; writing to one of them is enough.
+    let seeing = stacks::spaces_using(&state.services.pool, integration.space_id, &access.visible_spaces()).await?;
     let why = if seeing.is_empty() && integration.space_id.is_some() {
         Some(Denied::Hidden)
-    } else if stacks::spaces_using(pool, integration.space_id, &access.writable_spaces()).await?.is_empty() {
+    } else if !seeing.iter().any(|space| access.can_write(*space).is_ok()) {
         Some(Denied::Forbidden)
     } else {
         None
@@ -119,19 +119,31 @@ pub async fn list(
     if search.chars().count() > 200 {
         return Err(ApiError::BadRequest("query is at most 200 characters.".into()));
     }
-    let page = match integration.provider {
-        Provider::DataCenter => {
-            let connection = stored_connection(&state, &integration).await?;
-            datacenter::repositories(&connection, &state.services.config, search, start, limit)
-                .await
-                .map_err(|CallFailed(why)| ApiError::BadGateway(why))?
-        }
-        Provider::Cloud => return Err(ApiError::Internal("Cloud repositories are listed by the Cloud client".into())),
-    };
+    let page =
+        page(&state, &integration, search, start, limit).await?.map_err(|CallFailed(why)| ApiError::BadGateway(why))?;
     Ok(Json(Page {
         items: page.items.iter().map(RepositoryView::from).collect(),
         next_cursor: page.next_start.map(encode_offset),
     }))
+}
+
+/// One page of the repositories Bitbucket shows the integration's
+/// credentials (the API's listing and the new-stack page); `Ok(Err)` when
+/// Bitbucket gave no usable answer, saying why in words an admin can act on.
+pub async fn page(
+    state: &AppState,
+    integration: &Integration,
+    search: &str,
+    start: u64,
+    limit: u32,
+) -> Result<Result<RepositoryPage, CallFailed>, ApiError> {
+    match integration.provider {
+        Provider::DataCenter => {
+            let connection = stored_connection(state, integration).await?;
+            Ok(datacenter::repositories(&connection, &state.services.config, search, start, limit).await)
+        }
+        Provider::Cloud => Err(ApiError::Internal("Cloud repositories are listed by the Cloud client".into())),
+    }
 }
 
 /// Why a repository could not be used for a stack.

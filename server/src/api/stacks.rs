@@ -197,6 +197,32 @@ async fn usable_integration(
     Ok(integrations::find(&state.services.pool, raw).await?.ok_or(refusal))
 }
 
+/// `integration_id` as an id; anything else is refused as a field.
+fn integration_id(fields: &mut Fields, raw: Option<String>) -> Option<Uuid> {
+    let parsed = Uuid::parse_str(raw?.trim()).ok();
+    if parsed.is_none() {
+        fields.refuse("integration_id", "invalid", "Give the integration's id (a UUID).");
+    }
+    parsed
+}
+
+/// The integration, when it serves the stack's provider (its repository id
+/// means nothing to another provider).
+fn of_provider(integration: Integration, stack: &Stack) -> Result<Integration, FieldError> {
+    if integration.provider == stack.provider {
+        Ok(integration)
+    } else {
+        Err(FieldError::new(
+            "integration_id",
+            "other_provider",
+            format!(
+                "This stack's repository is on {}: attach it to an integration of that provider.",
+                stack.provider.label()
+            ),
+        ))
+    }
+}
+
 /// The repository found through the integration, or the field error that says why not.
 async fn repository_through(
     state: &AppState,
@@ -246,13 +272,8 @@ pub async fn create_checked(state: &AppState, caller: &Caller, body: JsonObject)
     let name = fields.required_string("name").and_then(|raw| fields.check(stacks::parse_name(&raw)));
     let branch = fields.required_string("branch").and_then(|raw| fields.check(stacks::parse_branch(&raw)));
     let repository = fields.required_string("repository");
-    let integration_id = fields.required_string("integration_id").and_then(|raw| match Uuid::parse_str(raw.trim()) {
-        Ok(id) => Some(id),
-        Err(_) => {
-            fields.refuse("integration_id", "invalid", "Give the integration's id (a UUID).");
-            None
-        }
-    });
+    let raw = fields.required_string("integration_id");
+    let integration_id = integration_id(&mut fields, raw);
     let integration = match (integration_id, space) {
         (Some(id), Some(space)) => fields.check(usable_integration(state, id, space).await?),
         _ => None,
@@ -283,11 +304,11 @@ pub async fn create_checked(state: &AppState, caller: &Caller, body: JsonObject)
     let mut tx = state.services.pool.begin().await?;
     let id = stacks::create(&mut *tx, new).await.map_err(write_failure)?;
     let stack = stacks::find(&mut *tx, id).await?.ok_or(ApiError::NotFound)?;
-    let mut event = Event::new(caller.actor(), "stack.created")
+    let event = Event::new(caller.actor(), "stack.created")
         .target(target(&stack))
         .from_address(caller.address)
-        .details(serde_json::json!({"integration": integration.name, "repository": stack.repository_name}));
-    event.space_id = Some(stack.space_id);
+        .details(serde_json::json!({"integration": integration.name, "repository": stack.repository_name}))
+        .in_space(stack.space_id);
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(stack)
@@ -358,27 +379,12 @@ pub async fn update_checked(state: &AppState, caller: &Caller, raw: &str, body: 
     let name = fields.optional_string("name").and_then(|raw| fields.check(stacks::parse_name(&raw)));
     let branch = fields.optional_string("branch").and_then(|raw| fields.check(stacks::parse_branch(&raw)));
     let repository = fields.optional_string("repository").filter(|r| !r.trim().is_empty());
-    let new_integration = match fields.optional_string("integration_id").filter(|r| !r.trim().is_empty()) {
-        Some(raw) => match Uuid::parse_str(raw.trim()) {
-            Ok(id) => match usable_integration(state, id, stack.space_id).await? {
-                Ok(integration) if integration.provider != stack.provider => {
-                    fields.refuse(
-                        "integration_id",
-                        "other_provider",
-                        format!(
-                            "This stack's repository is on {}: attach it to an integration of that provider.",
-                            stack.provider.label()
-                        ),
-                    );
-                    None
-                }
-                found => fields.check(found),
-            },
-            Err(_) => {
-                fields.refuse("integration_id", "invalid", "Give the integration's id (a UUID).");
-                None
-            }
-        },
+    let raw = fields.optional_string("integration_id").filter(|r| !r.trim().is_empty());
+    let new_integration = match integration_id(&mut fields, raw) {
+        Some(id) => {
+            let usable = usable_integration(state, id, stack.space_id).await?;
+            fields.check(usable.and_then(|integration| of_provider(integration, &stack)))
+        }
         None => None,
     };
     if repository.is_some() && new_integration.is_none() && stack.integration_id.is_none() && fields.errors.is_empty() {
@@ -413,11 +419,13 @@ pub async fn update_checked(state: &AppState, caller: &Caller, raw: &str, body: 
         .map_err(write_failure)?
         .ok_or(ApiError::NotFound)?;
     let action = if reattached { "stack.attached" } else { "stack.updated" };
-    let mut event = Event::new(caller.actor(), action).target(target(&updated)).from_address(caller.address);
+    let mut event = Event::new(caller.actor(), action)
+        .target(target(&updated))
+        .from_address(caller.address)
+        .in_space(updated.space_id);
     if reattached {
         event = event.details(serde_json::json!({"integration": updated.integration_name, "was_detached": stack.integration_id.is_none()}));
     }
-    event.space_id = Some(updated.space_id);
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(updated)
@@ -447,8 +455,10 @@ pub async fn delete_checked(state: &AppState, caller: &Caller, raw: &str) -> Res
     if !stacks::delete(&mut *tx, stack.id).await? {
         return Err(ApiError::NotFound);
     }
-    let mut event = Event::new(caller.actor(), "stack.deleted").target(target(&stack)).from_address(caller.address);
-    event.space_id = Some(stack.space_id);
+    let event = Event::new(caller.actor(), "stack.deleted")
+        .target(target(&stack))
+        .from_address(caller.address)
+        .in_space(stack.space_id);
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(stack)

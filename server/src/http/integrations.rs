@@ -30,13 +30,11 @@ use uuid::Uuid;
 use super::{
     client_address::ClientAddress,
     markdown,
-    pages::AppError,
+    pages::{refused_form, AppError},
     session::{push_flash, CurrentUser},
 };
 use crate::{
     api::{
-        caller::Caller,
-        error::ApiError,
         integrations::{
             create_checked, delete_checked, retest, reveal_secret, update_checked, webhook_url, CreateFailure,
         },
@@ -59,10 +57,6 @@ const DATACENTER_TRIGGERS: [(&str, &str, &str); 10] = [
     ("Pull request", "Deleted", "pr:deleted"),
     ("Pull request", "Comment added", "pr:comment:added"),
 ];
-
-fn caller(user: &CurrentUser, address: Option<std::net::IpAddr>) -> Caller {
-    Caller { user: user.0.clone(), token_id: None, address }
-}
 
 #[derive(Deserialize, Default)]
 pub struct ListFilters {
@@ -306,7 +300,7 @@ pub async fn create(
     session: Session,
     Form(form): Form<WizardForm>,
 ) -> Result<Response, AppError> {
-    match create_checked(&state, &caller(&user, address), form.body()).await {
+    match create_checked(&state, &user.caller(address), form.body()).await {
         Ok(integration) => {
             push_flash(
                 &session,
@@ -335,55 +329,33 @@ fn answered_again(
         .report
         .map(|r| r.checks.into_iter().map(|c| (c.name.to_owned(), c.ok, c.message)).collect())
         .unwrap_or_default();
-    let (details, status) = match failure.error {
-        ApiError::Validation(details) => (details, StatusCode::UNPROCESSABLE_ENTITY),
-        ApiError::Conflict(details) => (details, StatusCode::CONFLICT),
-        other => return Err(page_error(other)),
-    };
-    let mut field_errors: Vec<(String, String)> = Vec::new();
-    for detail in details {
-        let field = form_field(&detail.field);
-        // One message per field: the first says what to fix first.
-        if !field_errors.iter().any(|(f, _)| *f == field) {
-            field_errors.push((field, detail.message));
-        }
+    let (mut outcome, status) = refused_form(failure.error, values, form_field)?;
+    if !checks.is_empty() {
+        outcome.form_error = Some(
+            "Nothing was saved: the connection test failed. Fix what the checklist says, then test again.".to_owned(),
+        );
     }
-    let form_error = Some(if checks.is_empty() {
-        "Nothing was saved: fix the fields marked below.".to_owned()
-    } else {
-        "Nothing was saved: the connection test failed. Fix what the checklist says, then test again.".to_owned()
-    });
-    Ok((FormOutcome { values, field_errors, form_error, blocked: None }, checks, status))
-}
-
-/// An API error met while answering a page.
-fn page_error(error: ApiError) -> AppError {
-    match error {
-        ApiError::NotFound => AppError::NotFound,
-        ApiError::Forbidden => AppError::Forbidden,
-        ApiError::Unavailable(why) => AppError::Unavailable(why),
-        other => AppError::Internal(other.to_string()),
-    }
+    Ok((outcome, checks, status))
 }
 
 /// The integration, when the viewer administers it (readers see it in lists
-/// only: 403; outside its space: 404).
-async fn administered(state: &AppState, user: &CurrentUser, raw: &str) -> Result<Integration, AppError> {
+/// only: 403; outside its space: 404), with the viewer's roles.
+async fn administered(state: &AppState, user: &CurrentUser, raw: &str) -> Result<(Integration, Access), AppError> {
     let id = Uuid::parse_str(raw).map_err(|_| AppError::NotFound)?;
     let access = Access::load(&state.services.pool, user.0.id).await?;
     let integration = integrations::find(&state.services.pool, id).await?.ok_or(AppError::NotFound)?;
     access.can_administer_integration(integration.space_id)?;
-    Ok(integration)
+    Ok((integration, access))
 }
 
 async fn render_details(
     state: &AppState,
     context: PageContext,
-    user: &CurrentUser,
+    access: &Access,
     integration: Integration,
     secret: Option<String>,
 ) -> Result<Response, AppError> {
-    let stacks = stacks_of(state, user, &integration).await?;
+    let stacks = stacks_of(state, access, &integration).await?;
     let scope = match integration.space_id {
         Some(space) => match spaces::find(&state.services.pool, space).await? {
             Some(space) => format!("space {}", space.name),
@@ -438,8 +410,8 @@ pub async fn show(
     Extension(user): Extension<CurrentUser>,
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
-    let integration = administered(&state, &user, &raw).await?;
-    render_details(&state, context, &user, integration, None).await
+    let (integration, access) = administered(&state, &user, &raw).await?;
+    render_details(&state, context, &access, integration, None).await
 }
 
 /// Shows the webhook secret, once, in a `no-store` answer; audited.
@@ -450,9 +422,9 @@ pub async fn reveal(
     Extension(ClientAddress(address)): Extension<ClientAddress>,
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
-    let integration = administered(&state, &user, &raw).await?;
-    let secret = reveal_secret(&state, &caller(&user, address), &integration).await.map_err(page_error)?;
-    render_details(&state, context, &user, integration, Some(secret)).await
+    let (integration, access) = administered(&state, &user, &raw).await?;
+    let secret = reveal_secret(&state, &user.caller(address), &integration).await?;
+    render_details(&state, context, &access, integration, Some(secret)).await
 }
 
 /// Tests the connection again with the stored credentials.
@@ -463,8 +435,8 @@ pub async fn test(
     session: Session,
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
-    let integration = administered(&state, &user, &raw).await?;
-    let report = retest(&state, &caller(&user, address), &integration).await.map_err(page_error)?;
+    let (integration, _) = administered(&state, &user, &raw).await?;
+    let report = retest(&state, &user.caller(address), &integration).await?;
     let flash = match report.first_failure() {
         None => Flash::success("Every check passed: the integration is connected."),
         Some(failure) => Flash::error(format!("The {} check failed: {}", failure.name, failure.message)),
@@ -505,7 +477,7 @@ pub async fn edit_page(
     Extension(user): Extension<CurrentUser>,
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
-    let integration = administered(&state, &user, &raw).await?;
+    let (integration, _) = administered(&state, &user, &raw).await?;
     let form = FormOutcome { values: stored_values(&integration), ..Default::default() };
     render_form(&state, context, &user, Some(&integration), Some(form), Vec::new(), StatusCode::OK).await
 }
@@ -519,14 +491,16 @@ pub async fn update(
     Path(raw): Path<String>,
     Form(form): Form<WizardForm>,
 ) -> Result<Response, AppError> {
-    let integration = administered(&state, &user, &raw).await?;
-    match update_checked(&state, &caller(&user, address), &raw, form.update_body()).await {
+    // The API's code authorizes; the integration is loaded again only to
+    // answer a refused form with its page.
+    match update_checked(&state, &user.caller(address), &raw, form.update_body()).await {
         Ok(updated) => {
             push_flash(&session, Flash::success(format!("Integration \u{201c}{}\u{201d} saved.", updated.name)))
                 .await?;
             Ok(Redirect::to(&format!("/integrations/{}", updated.id)).into_response())
         }
         Err(failure) => {
+            let (integration, _) = administered(&state, &user, &raw).await?;
             let mut values = form.values();
             values.extend(stored_values(&integration).into_iter().filter(|(k, _)| k == "access_token_last4"));
             let (outcome, checks, status) = answered_again(failure, values)?;
@@ -536,8 +510,7 @@ pub async fn update(
 }
 
 /// The stacks using an integration that the viewer can see.
-async fn stacks_of(state: &AppState, user: &CurrentUser, integration: &Integration) -> Result<Vec<StackRow>, AppError> {
-    let access = Access::load(&state.services.pool, user.0.id).await?;
+async fn stacks_of(state: &AppState, access: &Access, integration: &Integration) -> Result<Vec<StackRow>, AppError> {
     let filter = StackFilter { integration_id: Some(integration.id), ..Default::default() };
     let found = stacks::list(&state.services.pool, &access.visible_spaces(), &filter, None, 1000).await?;
     super::stacks::rows(state, found).await
@@ -546,7 +519,7 @@ async fn stacks_of(state: &AppState, user: &CurrentUser, integration: &Integrati
 async fn render_delete(
     state: &AppState,
     context: PageContext,
-    user: &CurrentUser,
+    access: &Access,
     integration: &Integration,
     form: Option<FormOutcome>,
     status: StatusCode,
@@ -554,7 +527,7 @@ async fn render_delete(
     let page = DeleteIntegrationPage {
         id: integration.id.to_string(),
         name: integration.name.clone(),
-        stacks: stacks_of(state, user, integration).await?,
+        stacks: stacks_of(state, access, integration).await?,
     };
     let context = PageContext { delete_integration: Some(page), form, ..context };
     Ok(state.pages.render(&format!("/integrations/{}/delete", integration.id), context, status).await)
@@ -567,8 +540,8 @@ pub async fn delete_page(
     Extension(user): Extension<CurrentUser>,
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
-    let integration = administered(&state, &user, &raw).await?;
-    render_delete(&state, context, &user, &integration, None, StatusCode::OK).await
+    let (integration, access) = administered(&state, &user, &raw).await?;
+    render_delete(&state, context, &access, &integration, None, StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
@@ -586,7 +559,7 @@ pub async fn delete(
     Path(raw): Path<String>,
     Form(form): Form<DeleteForm>,
 ) -> Result<Response, AppError> {
-    let integration = administered(&state, &user, &raw).await?;
+    let (integration, access) = administered(&state, &user, &raw).await?;
     if form.confirm_name.trim() != integration.name {
         let outcome = FormOutcome {
             values: vec![("confirm_name".into(), form.confirm_name.clone())],
@@ -597,10 +570,10 @@ pub async fn delete(
             form_error: Some("Nothing was deleted.".into()),
             blocked: None,
         };
-        return render_delete(&state, context, &user, &integration, Some(outcome), StatusCode::UNPROCESSABLE_ENTITY)
+        return render_delete(&state, context, &access, &integration, Some(outcome), StatusCode::UNPROCESSABLE_ENTITY)
             .await;
     }
-    let (deleted, detached) = delete_checked(&state, &caller(&user, address), &raw).await.map_err(page_error)?;
+    let (deleted, detached) = delete_checked(&state, &user.caller(address), &raw).await?;
     let message = match detached {
         0 => format!("Integration \u{201c}{}\u{201d} deleted.", deleted.name),
         n => format!("Integration \u{201c}{}\u{201d} deleted; {n} stack(s) detached: attach them to another integration from their pages.", deleted.name),

@@ -11,10 +11,13 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use bitgate_app::{context::PageContext, pages::error::ErrorPage};
+use bitgate_app::{
+    context::{FormOutcome, PageContext},
+    pages::error::ErrorPage,
+};
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::{api::error::ApiError, state::AppState};
 
 type RenderFn = dyn Fn(Request<Body>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync;
 
@@ -63,6 +66,20 @@ pub enum AppError {
     PayloadTooLarge,
     #[error("bad request: {0}")]
     BadRequest(String),
+}
+
+/// An API error met while answering a page (the pages that write through
+/// the REST API's code answer validation and conflicts with the form itself,
+/// through [`refused_form`]).
+impl From<ApiError> for AppError {
+    fn from(error: ApiError) -> Self {
+        match error {
+            ApiError::NotFound => AppError::NotFound,
+            ApiError::Forbidden => AppError::Forbidden,
+            ApiError::Unavailable(why) => AppError::Unavailable(why),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
 }
 
 impl From<sqlx::Error> for AppError {
@@ -197,4 +214,29 @@ pub async fn render_errors(State(state): State<AppState>, request: Request, next
         parts.headers.extend(json_parts.headers);
         Response::from_parts(parts, json_body)
     }
+}
+
+/// A write the REST API's code refused, as its form answered again: each
+/// field's first problem next to it (`field_of` names the form field of an
+/// API field), the values kept, 422 or 409. Any other error is the page's.
+pub fn refused_form(
+    error: ApiError,
+    values: Vec<(String, String)>,
+    field_of: impl Fn(&str) -> String,
+) -> Result<(FormOutcome, StatusCode), AppError> {
+    let (details, status) = match error {
+        ApiError::Validation(details) => (details, StatusCode::UNPROCESSABLE_ENTITY),
+        ApiError::Conflict(details) => (details, StatusCode::CONFLICT),
+        other => return Err(other.into()),
+    };
+    let mut field_errors: Vec<(String, String)> = Vec::new();
+    for detail in details {
+        let field = field_of(&detail.field);
+        // One message per field: the first says what to fix first.
+        if !field_errors.iter().any(|(f, _)| *f == field) {
+            field_errors.push((field, detail.message));
+        }
+    }
+    let form_error = Some("Nothing was saved: fix the fields marked below.".to_owned());
+    Ok((FormOutcome { values, field_errors, form_error, blocked: None }, status))
 }

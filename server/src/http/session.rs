@@ -82,6 +82,14 @@ pub async fn push_flash(session: &Session, flash: Flash) -> Result<(), AppError>
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub Arc<users::User>);
 
+impl CurrentUser {
+    /// This user as the REST API's code sees a caller, for the pages that
+    /// write through it (so that both leave the same audit trail).
+    pub fn caller(&self, address: Option<std::net::IpAddr>) -> crate::api::caller::Caller {
+        crate::api::caller::Caller { user: self.0.clone(), token_id: None, address }
+    }
+}
+
 /// Paths anyone may reach; every other page needs a logged-in user.
 fn is_public(path: &str) -> bool {
     matches!(path, "/login" | "/logout" | "/setup" | "/healthz" | "/readyz" | "/favicon.svg")

@@ -14,9 +14,7 @@ use axum::{
 use bitgate_app::context::{Flash, FormOutcome, NewStackPage, PageContext, StackPage, StackRow, StacksPage};
 use bitgate_core::{
     access::Access,
-    bitbucket::datacenter,
-    integrations::{self, Integration, Provider},
-    spaces,
+    integrations, spaces,
     stacks::{self, Stack},
 };
 use serde::Deserialize;
@@ -26,35 +24,18 @@ use uuid::Uuid;
 
 use super::{
     client_address::ClientAddress,
-    pages::AppError,
+    pages::{refused_form, AppError},
     session::{push_flash, CurrentUser},
 };
 use crate::{
     api::{
-        caller::Caller,
-        error::ApiError,
-        integrations::stored_connection,
         json::JsonObject,
         pagination::{decode_offset, encode_offset},
-        rfc3339,
+        repositories, rfc3339,
         stacks::{create_checked, delete_checked, update_checked},
     },
     state::AppState,
 };
-
-fn caller(user: &CurrentUser, address: Option<std::net::IpAddr>) -> Caller {
-    Caller { user: user.0.clone(), token_id: None, address }
-}
-
-/// An API error met while answering a page.
-fn page_error(error: ApiError) -> AppError {
-    match error {
-        ApiError::NotFound => AppError::NotFound,
-        ApiError::Forbidden => AppError::Forbidden,
-        ApiError::Unavailable(why) => AppError::Unavailable(why),
-        other => AppError::Internal(other.to_string()),
-    }
-}
 
 /// Stacks as lists show them, with their spaces' names.
 pub async fn rows(state: &AppState, found: Vec<Stack>) -> Result<Vec<StackRow>, AppError> {
@@ -140,10 +121,10 @@ async fn render_new(
                 raw => decode_offset(raw)
                     .map_err(|_| AppError::BadRequest("This page link is damaged; search again.".into()))?,
             };
-            match repositories_page(state, &integration, &query.query, start).await? {
-                Ok((found, next)) => {
-                    page.repositories = found;
-                    page.more_href = next.map(|next| {
+            match repositories::page(state, &integration, &query.query, start, 25).await? {
+                Ok(found) => {
+                    page.repositories = found.items.iter().map(|r| (r.full_name(), r.display_name.clone())).collect();
+                    page.more_href = found.next_start.map(|next| {
                         let mut href = url::form_urlencoded::Serializer::new(String::new());
                         href.append_pair("space_id", &page.space_id)
                             .append_pair("integration_id", &page.integration_id)
@@ -152,34 +133,12 @@ async fn render_new(
                         format!("/stacks/new?{}", href.finish())
                     });
                 }
-                Err(why) => page.repositories_error = Some(why),
+                Err(failed) => page.repositories_error = Some(failed.0),
             }
         }
     }
     let context = PageContext { new_stack: Some(page), form, ..context };
     Ok(state.pages.render("/stacks/new", context, status).await)
-}
-
-/// A page of the repositories Bitbucket shows the integration: (full name,
-/// display name) and where the next page starts, or why it could not say.
-async fn repositories_page(
-    state: &AppState,
-    integration: &Integration,
-    query: &str,
-    start: u64,
-) -> Result<Result<(Vec<(String, String)>, Option<u64>), String>, AppError> {
-    match integration.provider {
-        Provider::DataCenter => {
-            let connection = stored_connection(state, integration).await.map_err(page_error)?;
-            Ok(datacenter::repositories(&connection, &state.services.config, query, start, 25)
-                .await
-                .map(|page| {
-                    (page.items.iter().map(|r| (r.full_name(), r.display_name.clone())).collect(), page.next_start)
-                })
-                .map_err(|failed| failed.0))
-        }
-        Provider::Cloud => Err(AppError::Internal("Cloud repositories are listed by the Cloud client".into())),
-    }
 }
 
 /// `/stacks/new`, each step a GET of the same page.
@@ -210,23 +169,6 @@ fn object(value: Value) -> JsonObject {
     JsonObject(value.as_object().cloned().unwrap_or_else(Map::new))
 }
 
-/// An API refusal as the form answered again, each problem by its field.
-fn refused_form(error: ApiError, values: Vec<(String, String)>) -> Result<(FormOutcome, StatusCode), AppError> {
-    let (details, status) = match error {
-        ApiError::Validation(details) => (details, StatusCode::UNPROCESSABLE_ENTITY),
-        ApiError::Conflict(details) => (details, StatusCode::CONFLICT),
-        other => return Err(page_error(other)),
-    };
-    let mut field_errors: Vec<(String, String)> = Vec::new();
-    for detail in details {
-        if !field_errors.iter().any(|(f, _)| *f == detail.field) {
-            field_errors.push((detail.field, detail.message));
-        }
-    }
-    let form_error = Some("Nothing was saved: fix the fields marked below.".to_owned());
-    Ok((FormOutcome { values, field_errors, form_error, blocked: None }, status))
-}
-
 pub async fn create(
     State(state): State<AppState>,
     Extension(context): Extension<PageContext>,
@@ -239,7 +181,7 @@ pub async fn create(
         "space_id": form.space_id, "integration_id": form.integration_id, "repository": form.repository,
         "name": form.name, "branch": form.branch,
     }));
-    match create_checked(&state, &caller(&user, address), body).await {
+    match create_checked(&state, &user.caller(address), body).await {
         Ok(stack) => {
             push_flash(&session, Flash::success(format!("Stack \u{201c}{}\u{201d} created.", stack.name))).await?;
             Ok(Redirect::to(&format!("/stacks/{}", stack.id)).into_response())
@@ -250,7 +192,7 @@ pub async fn create(
                 ("name".to_owned(), form.name.clone()),
                 ("branch".to_owned(), form.branch.clone()),
             ];
-            let (outcome, status) = refused_form(error, values)?;
+            let (outcome, status) = refused_form(error, values, str::to_owned)?;
             let query =
                 NewStackQuery { space_id: form.space_id, integration_id: form.integration_id, ..Default::default() };
             render_new(&state, context, &user, query, Some(outcome), status).await
@@ -335,7 +277,7 @@ pub async fn update(
             body.insert(field.to_owned(), json!(value));
         }
     }
-    match update_checked(&state, &caller(&user, address), &raw, JsonObject(body)).await {
+    match update_checked(&state, &user.caller(address), &raw, JsonObject(body)).await {
         Ok(stack) => {
             let message = match &form.integration_id {
                 Some(_) => format!(
@@ -353,7 +295,7 @@ pub async fn update(
                 .into_iter()
                 .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
                 .collect();
-            let (mut outcome, status) = refused_form(error, values)?;
+            let (mut outcome, status) = refused_form(error, values, str::to_owned)?;
             // The attach form has one field: its problem is the whole form's.
             if let Some((_, why)) = outcome.field_errors.iter().find(|(f, _)| f != "name" && f != "branch") {
                 outcome.form_error = Some(format!("Nothing was saved: {why}"));
@@ -370,7 +312,7 @@ pub async fn delete(
     session: Session,
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
-    let stack = delete_checked(&state, &caller(&user, address), &raw).await.map_err(page_error)?;
+    let stack = delete_checked(&state, &user.caller(address), &raw).await?;
     push_flash(&session, Flash::success(format!("Stack \u{201c}{}\u{201d} deleted.", stack.name))).await?;
     Ok(Redirect::to("/stacks").into_response())
 }

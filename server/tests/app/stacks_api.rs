@@ -100,6 +100,13 @@ async fn a_writer_pages_through_the_repositories_and_creates_a_stack() {
     let (_, filtered) =
         w.call(writer, Method::GET, &format!("/api/v1/stacks?integration_id={team_dc}&detached=false"), None).await;
     assert_eq!(filtered["items"].as_array().unwrap().len(), 1);
+    let (_, in_team) = w.call(writer, Method::GET, &format!("/api/v1/stacks?space_id={}", w.team), None).await;
+    assert_eq!(in_team["items"].as_array().unwrap().len(), 1);
+    let (_, in_other) =
+        w.call(w.token("account admin"), Method::GET, &format!("/api/v1/stacks?space_id={}", w.other), None).await;
+    assert_eq!(in_other["items"], json!([]), "the space filter holds");
+    let (status, _) = w.call(writer, Method::GET, "/api/v1/stacks?space_id=nope", None).await;
+    assert_eq!(status, 400);
     let (status, _) = w.call(writer, Method::GET, "/api/v1/stacks?detached=maybe", None).await;
     assert_eq!(status, 400);
 }

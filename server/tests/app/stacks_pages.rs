@@ -89,6 +89,13 @@ async fn the_edit_page_keeps_the_token_unless_given_and_checks_a_new_one() {
     assert_eq!(stored["datacenter"]["access_token_last4"], &DEMO_TOKEN[DEMO_TOKEN.len() - 4..]);
     assert_eq!(stored["health"]["state"], "connected");
 
+    // The scope, too, only where the editor administers: not a default for a space admin.
+    let mut to_default = edit_form(&csrf, &sim.url, "", &team);
+    to_default[1] = ("scope", "default");
+    assert_eq!(admin.post_form(&path, &to_default).await.status(), 403);
+    let (_, stored) = w.call(w.token("account admin"), Method::GET, &format!("/api/v1/integrations/{id}"), None).await;
+    assert_eq!(stored["scope"], "space", "nothing changed");
+
     assert_eq!(w.browser("team writer").await.get(&path).await.status(), 403);
     assert_eq!(w.browser("outsider").await.get(&path).await.status(), 404);
 }
@@ -158,6 +165,10 @@ async fn stacks_are_created_through_three_steps_then_changed_reattached_and_dele
     let stack_path = location(&created);
     let page = writer.get(&stack_path).await.text().await.unwrap();
     assert!(page.contains("created") && page.contains(&repo) && page.contains("Bitbucket id 1"));
+    assert!(
+        !page.contains(&format!("href=\"/integrations/{team_dc}\"")),
+        "a writer sees the integration's name, not a link it cannot open"
+    );
 
     // The integration's page lists it; the stacks page too.
     let admin = w.browser("team admin").await;
