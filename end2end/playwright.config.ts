@@ -41,7 +41,7 @@ export default defineConfig({
   },
   webServer: [
     {
-      command: `../target/release/bitbucket-simulator --listen 127.0.0.1:${simulatorPort}`,
+      command: `../target/release/bitbucket-simulator --listen 127.0.0.1:${simulatorPort} --bitgate-url ${baseURL}`,
       url: `http://127.0.0.1:${simulatorPort}/rest/api/1.0/application-properties`,
       timeout: 30_000,
       reuseExistingServer: false,
@@ -63,6 +63,9 @@ export default defineConfig({
       RUST_LOG: 'warn',
       // The simulator is on loopback, which Bitgate refuses to call by default.
       BITGATE_OUTBOUND_DENY: '',
+      // It plays Bitbucket Cloud too.
+      BITGATE_BITBUCKET_CLOUD_URL: `http://127.0.0.1:${simulatorPort}`,
+      BITGATE_BITBUCKET_CLOUD_API_URL: `http://127.0.0.1:${simulatorPort}`,
     },
     },
   ],

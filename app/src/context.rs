@@ -71,6 +71,9 @@ impl FormOutcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Installation {
     pub public_url: String,
+    /// Where Bitbucket Cloud's OAuth pages are (`BITGATE_BITBUCKET_CLOUD_URL`'s
+    /// origin): the Connect button's form is sent on there.
+    pub cloud_oauth_origin: String,
     pub embedded_database: bool,
     pub version: String,
 }
@@ -369,6 +372,11 @@ pub struct WizardPage {
     pub checks: Vec<(String, bool, String)>,
     /// How long each call to Bitbucket may take (BITGATE_OUTBOUND_TIMEOUT).
     pub outbound_timeout_seconds: u64,
+    /// `bitbucket_datacenter` or `bitbucket_cloud`; empty: the provider is
+    /// still to choose.
+    pub provider: String,
+    /// The OAuth callback to paste into a Cloud consumer.
+    pub callback_url: String,
 }
 
 /// An integration's details page.
@@ -391,6 +399,11 @@ pub struct IntegrationPage {
     pub webhook_secret: Option<String>,
     /// The triggers to tick in Bitbucket: (group, label, event key).
     pub triggers: Vec<(String, String, String)>,
+    /// Where the webhook is added in this provider's Bitbucket.
+    pub webhook_steps: String,
+    /// A Cloud integration approved by an admin: the Connect button's label
+    /// (`Connect` while pending, `Reconnect` otherwise).
+    pub connect: Option<String>,
     pub created: String,
     pub stacks: Vec<StackRow>,
 }

@@ -57,9 +57,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 fn set_content_security_policy() {
     use http::{header::CONTENT_SECURITY_POLICY, HeaderValue};
     let nonce = leptos::nonce::use_nonce().map(|n| format!(" 'nonce-{n}'")).unwrap_or_default();
+    // Connect posts to Bitgate, which redirects to Bitbucket Cloud's approval
+    // page: form-action covers that redirect, so Cloud's origin is named.
+    let cloud = crate::context::page_context().installation.cloud_oauth_origin;
+    let cloud = if cloud.is_empty() { String::new() } else { format!(" {cloud}") };
     let policy = format!(
         "default-src 'self'; script-src 'self'{nonce} 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
-         connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+         connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'{cloud}"
     );
     if let (Some(response), Ok(value)) = (use_context::<leptos_axum::ResponseOptions>(), HeaderValue::from_str(&policy))
     {

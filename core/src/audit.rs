@@ -25,6 +25,8 @@ pub enum Actor {
     Cli,
     /// Someone not logged in (a failed login, say).
     Anonymous,
+    /// Bitgate itself, in a background job (a token refresh, say).
+    System,
 }
 
 impl Actor {
@@ -38,6 +40,7 @@ impl Actor {
             Actor::Token { id, email, .. } => ("token", Some(*id), email.as_str()),
             Actor::Cli => ("cli", None, "cli"),
             Actor::Anonymous => ("anonymous", None, "anonymous"),
+            Actor::System => ("system", None, "system"),
         }
     }
 }

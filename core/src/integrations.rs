@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
+    bitbucket::cloud,
     secrets::{Binding, Keyring, OpenError, Sealed},
     spaces::SpaceId,
     tokens::random_token,
@@ -141,6 +142,22 @@ pub struct DataCenterView {
     pub ca_certificate: Option<String>,
 }
 
+/// The Cloud credentials as they may be shown: never the secret or a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudView {
+    pub workspace: String,
+    pub client_id: String,
+    /// `authorization_code` or `client_credentials`.
+    pub mode: String,
+    /// The Bitbucket account the tokens act as, once there are tokens.
+    pub authorized_by: Option<String>,
+    /// The Bitgate user who connected it (authorization_code).
+    pub authorized_by_label: Option<String>,
+    pub authorized_at: Option<OffsetDateTime>,
+    pub token_expires_at: Option<OffsetDateTime>,
+    pub scopes: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Health {
     /// `connected`, `pending_authorization` or `error`.
@@ -165,6 +182,7 @@ pub struct Integration {
     pub created_at: OffsetDateTime,
     pub created_by_label: String,
     pub datacenter: Option<DataCenterView>,
+    pub cloud: Option<CloudView>,
     pub stacks_count: i64,
 }
 
@@ -259,7 +277,7 @@ pub async fn conflict(
     })
 }
 
-fn binding(table: &'static str, column: &'static str, row: Uuid) -> Binding<'static> {
+pub(crate) fn binding(table: &'static str, column: &'static str, row: Uuid) -> Binding<'static> {
     Binding { table, column, row }
 }
 
@@ -317,6 +335,78 @@ pub async fn create_datacenter(
     find(&mut *tx, id).await?.ok_or(WriteError::Database(sqlx::Error::RowNotFound))
 }
 
+/// What a new Cloud integration is made of, checked. `tokens` is set for
+/// client credentials (obtained before saving); an authorization-code
+/// integration gets its tokens at the callback.
+pub struct NewCloud {
+    pub name: String,
+    pub slug: String,
+    pub space_id: Option<SpaceId>,
+    pub labels: Vec<String>,
+    pub description: String,
+    pub options: Options,
+    pub workspace: String,
+    pub consumer: cloud::Consumer,
+    pub mode: cloud::Mode,
+    pub tokens: Option<(cloud::Tokens, cloud::Account)>,
+    pub health: Health,
+    pub created_by: Option<Uuid>,
+    pub created_by_label: String,
+}
+
+/// Creates a Cloud integration with a new webhook secret, in the caller's
+/// transaction.
+pub async fn create_cloud(tx: &mut PgConnection, keyring: &Keyring, new: NewCloud) -> Result<Integration, WriteError> {
+    let id = Uuid::new_v4();
+    let secret = keyring.seal(random_token().as_bytes(), binding(TABLE, "webhook_secret", id));
+    sqlx::query!(
+        r#"INSERT INTO integrations (id, name, slug, provider, space_id, labels, description, use_git_checkout,
+                                    commit_status, status_details, vcs_checks, webhook_secret_key, webhook_secret,
+                                    health_state, health_message, health_checked_at, created_by, created_by_label)
+           VALUES ($1, $2, $3, 'bitbucket_cloud', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"#,
+        id,
+        new.name,
+        new.slug,
+        new.space_id,
+        &new.labels,
+        new.description,
+        new.options.use_git_checkout,
+        new.options.commit_status,
+        new.options.status_details,
+        new.options.vcs_checks,
+        secret.key_id,
+        secret.ciphertext,
+        new.health.state,
+        new.health.message,
+        new.health.checked_at,
+        new.created_by,
+        new.created_by_label,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(constraint_error)?;
+    let client_secret = keyring.seal(new.consumer.secret.trim().as_bytes(), binding(CLOUD_TABLE, "client_secret", id));
+    sqlx::query!(
+        r#"INSERT INTO cloud_credentials (integration_id, workspace, client_id, client_secret_key, client_secret, mode)
+           VALUES ($1, $2, $3, $4, $5, $6)"#,
+        id,
+        new.workspace,
+        new.consumer.key.trim(),
+        client_secret.key_id,
+        client_secret.ciphertext,
+        new.mode.as_str(),
+    )
+    .execute(&mut *tx)
+    .await?;
+    if let Some((tokens, account)) = &new.tokens {
+        crate::cloud_tokens::store(&mut *tx, keyring, id, tokens, &account.label(), None).await?;
+    }
+    find(&mut *tx, id).await?.ok_or(WriteError::Database(sqlx::Error::RowNotFound))
+}
+
+/// Where Cloud credentials are kept (the secrets are bound to it).
+pub const CLOUD_TABLE: &str = "cloud_credentials";
+
 /// The last four characters of a token, to recognise it.
 pub fn last4(token: &str) -> String {
     let chars: Vec<char> = token.chars().collect();
@@ -345,6 +435,14 @@ struct Row {
     username: Option<String>,
     access_token_last4: Option<String>,
     ca_certificate: Option<String>,
+    workspace: Option<String>,
+    client_id: Option<String>,
+    mode: Option<String>,
+    authorized_by: Option<String>,
+    authorized_by_label: Option<String>,
+    authorized_at: Option<OffsetDateTime>,
+    token_expires_at: Option<OffsetDateTime>,
+    scopes: Option<Vec<String>>,
     stacks_count: i64,
 }
 
@@ -357,6 +455,19 @@ impl From<Row> for Integration {
                 username,
                 access_token_last4,
                 ca_certificate: row.ca_certificate,
+            }),
+            _ => None,
+        };
+        let cloud = match (row.workspace, row.client_id, row.mode) {
+            (Some(workspace), Some(client_id), Some(mode)) => Some(CloudView {
+                workspace,
+                client_id,
+                mode,
+                authorized_by: row.authorized_by,
+                authorized_by_label: row.authorized_by_label,
+                authorized_at: row.authorized_at,
+                token_expires_at: row.token_expires_at,
+                scopes: row.scopes.unwrap_or_default(),
             }),
             _ => None,
         };
@@ -378,6 +489,7 @@ impl From<Row> for Integration {
             created_at: row.created_at,
             created_by_label: row.created_by_label,
             datacenter,
+            cloud,
             stacks_count: row.stacks_count,
         }
     }
@@ -391,8 +503,12 @@ pub async fn find(db: impl PgExecutor<'_>, id: IntegrationId) -> Result<Option<I
                   i.health_checked_at, i.created_at, i.created_by_label,
                   d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?", d.username AS "username?",
                   d.access_token_last4 AS "access_token_last4?", d.ca_certificate,
+                  c.workspace AS "workspace?", c.client_id AS "client_id?", c.mode AS "mode?",
+                  c.authorized_by, c.authorized_by_label, c.authorized_at, c.token_expires_at,
+                  c.scopes AS "scopes?",
                   (SELECT count(*) FROM stacks s WHERE s.integration_id = i.id) AS "stacks_count!"
            FROM integrations i LEFT JOIN datacenter_credentials d ON d.integration_id = i.id
+                LEFT JOIN cloud_credentials c ON c.integration_id = i.id
            WHERE i.id = $1"#,
         id
     )
@@ -426,8 +542,12 @@ pub async fn list(
                   i.health_checked_at, i.created_at, i.created_by_label,
                   d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?", d.username AS "username?",
                   d.access_token_last4 AS "access_token_last4?", d.ca_certificate,
+                  c.workspace AS "workspace?", c.client_id AS "client_id?", c.mode AS "mode?",
+                  c.authorized_by, c.authorized_by_label, c.authorized_at, c.token_expires_at,
+                  c.scopes AS "scopes?",
                   (SELECT count(*) FROM stacks s WHERE s.integration_id = i.id) AS "stacks_count!"
            FROM integrations i LEFT JOIN datacenter_credentials d ON d.integration_id = i.id
+                LEFT JOIN cloud_credentials c ON c.integration_id = i.id
            WHERE (i.space_id IS NULL OR i.space_id = ANY($1))
              AND ($2::text IS NULL OR i.provider = $2)
              AND ($3::uuid IS NULL OR i.space_id = $3)
@@ -501,6 +621,13 @@ pub struct Changes {
     pub access_token: Option<String>,
     /// `Some(None)` removes the CA certificate.
     pub ca_certificate: Option<Option<String>>,
+    /// Cloud: a new workspace, consumer or mode, already checked. Any of
+    /// them forgets the stored tokens (they belong to the old ones).
+    pub workspace: Option<String>,
+    pub consumer: Option<cloud::Consumer>,
+    pub mode: Option<cloud::Mode>,
+    /// Cloud: tokens obtained for the new credentials (client credentials).
+    pub cloud_tokens: Option<(cloud::Tokens, cloud::Account)>,
     /// The health after the checks that the credential changes needed.
     pub health: Option<(String, String)>,
 }
@@ -571,6 +698,33 @@ pub async fn update(
     )
     .execute(&mut *tx)
     .await?;
+    if changes.workspace.is_some() || changes.consumer.is_some() || changes.mode.is_some() {
+        let secret = changes
+            .consumer
+            .as_ref()
+            .map(|c| keyring.seal(c.secret.trim().as_bytes(), binding(CLOUD_TABLE, "client_secret", id)));
+        sqlx::query!(
+            r#"UPDATE cloud_credentials SET
+                 workspace = coalesce($2, workspace),
+                 client_id = coalesce($3, client_id),
+                 client_secret_key = coalesce($4, client_secret_key),
+                 client_secret = coalesce($5, client_secret),
+                 mode = coalesce($6, mode)
+               WHERE integration_id = $1"#,
+            id,
+            changes.workspace,
+            changes.consumer.as_ref().map(|c| c.key.trim().to_owned()),
+            secret.as_ref().map(|s| s.key_id.clone()),
+            secret.as_ref().map(|s| s.ciphertext.clone()),
+            changes.mode.map(cloud::Mode::as_str),
+        )
+        .execute(&mut *tx)
+        .await?;
+        crate::cloud_tokens::forget(&mut *tx, id).await?;
+    }
+    if let Some((tokens, account)) = &changes.cloud_tokens {
+        crate::cloud_tokens::store(&mut *tx, keyring, id, tokens, &account.label(), None).await?;
+    }
     Ok(find(&mut *tx, id).await?)
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::{jobs, throttle, Services};
+use crate::{cloud_tokens, jobs, oauth_flows, throttle, Services};
 
 /// Deletes sessions past their expiry.
 pub const DELETE_EXPIRED_SESSIONS: &str = "sessions.delete_expired";
@@ -15,12 +15,20 @@ pub const DELETE_EXPIRED_SESSIONS: &str = "sessions.delete_expired";
 pub const AUDIT_RETENTION: &str = "audit.retention";
 /// Drops login counters whose window has passed.
 pub const FORGET_LOGIN_FAILURES: &str = "login_throttle.forget_expired";
+/// Refreshes Bitbucket Cloud tokens that expire soon or sat idle.
+pub const REFRESH_CLOUD_TOKENS: &str = "cloud_tokens.refresh_due";
+/// Drops OAuth flows whose callback never came.
+pub const DELETE_EXPIRED_OAUTH_FLOWS: &str = "oauth_flows.delete_expired";
 
-/// Each periodic job and how often it runs.
-pub const PERIODIC: [(&str, Duration); 3] = [
+/// Each periodic job and how often it runs. Cloud tokens live 2 hours and
+/// are refreshed 10 minutes before they expire: a run every minute leaves
+/// plenty of room for retries.
+pub const PERIODIC: [(&str, Duration); 5] = [
     (DELETE_EXPIRED_SESSIONS, Duration::from_secs(600)),
     (AUDIT_RETENTION, Duration::from_secs(3600)),
     (FORGET_LOGIN_FAILURES, Duration::from_secs(900)),
+    (REFRESH_CLOUD_TOKENS, Duration::from_secs(60)),
+    (DELETE_EXPIRED_OAUTH_FLOWS, Duration::from_secs(900)),
 ];
 
 /// Makes sure each periodic job is in the table (once, whatever the number
@@ -68,6 +76,8 @@ async fn run(services: &Services, kind: &str) -> Result<u64, String> {
         .await
         .map(|r| r.rows_affected()),
         FORGET_LOGIN_FAILURES => throttle::forget_expired(pool).await,
+        REFRESH_CLOUD_TOKENS => cloud_tokens::refresh_due(services).await,
+        DELETE_EXPIRED_OAUTH_FLOWS => oauth_flows::delete_expired(pool).await,
         // A job of a newer Bitgate version: left for a process that knows it.
         other => return Err(format!("this Bitgate does not know jobs of kind \"{other}\"")),
     };

@@ -96,6 +96,69 @@ pub async fn rekey(pool: &PgPool, keyring: &Keyring) -> Result<Rekeyed, RekeyErr
             .await?;
         }
     }
+    let rows = sqlx::query!(
+        "SELECT integration_id, client_secret_key, client_secret, access_token_key, access_token,
+                refresh_token_key, refresh_token
+         FROM cloud_credentials FOR UPDATE"
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in rows {
+        let id = row.integration_id;
+        let mut reseal_column =
+            |column: &'static str, key_id: Option<String>, ciphertext: Option<Vec<u8>>| match (key_id, ciphertext) {
+                (Some(key_id), Some(ciphertext)) => {
+                    let binding = Binding { table: "cloud_credentials", column, row: id };
+                    reseal(keyring, Sealed { key_id, ciphertext }, binding, &mut counts)
+                }
+                _ => Ok(None),
+            };
+        let secret = reseal_column("client_secret", Some(row.client_secret_key), Some(row.client_secret))?;
+        let access = reseal_column("access_token", row.access_token_key, row.access_token)?;
+        let refresh = reseal_column("refresh_token", row.refresh_token_key, row.refresh_token)?;
+        if secret.is_none() && access.is_none() && refresh.is_none() {
+            continue;
+        }
+        let parts = |sealed: &Option<Sealed>| {
+            (sealed.as_ref().map(|s| s.key_id.clone()), sealed.as_ref().map(|s| s.ciphertext.clone()))
+        };
+        let ((secret_key, secret), (access_key, access), (refresh_key, refresh)) =
+            (parts(&secret), parts(&access), parts(&refresh));
+        sqlx::query!(
+            "UPDATE cloud_credentials SET
+               client_secret_key = coalesce($2, client_secret_key), client_secret = coalesce($3, client_secret),
+               access_token_key = coalesce($4, access_token_key), access_token = coalesce($5, access_token),
+               refresh_token_key = coalesce($6, refresh_token_key), refresh_token = coalesce($7, refresh_token)
+             WHERE integration_id = $1",
+            id,
+            secret_key,
+            secret,
+            access_key,
+            access,
+            refresh_key,
+            refresh
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    // Flows waiting for their callback live 10 minutes: their verifiers are resealed too.
+    let rows = sqlx::query!("SELECT id, pkce_verifier_key, pkce_verifier FROM oauth_flows FOR UPDATE")
+        .fetch_all(&mut *tx)
+        .await?;
+    for row in rows {
+        let binding = Binding { table: "oauth_flows", column: "pkce_verifier", row: row.id };
+        let current = Sealed { key_id: row.pkce_verifier_key, ciphertext: row.pkce_verifier };
+        if let Some(sealed) = reseal(keyring, current, binding, &mut counts)? {
+            sqlx::query!(
+                "UPDATE oauth_flows SET pkce_verifier_key = $2, pkce_verifier = $3 WHERE id = $1",
+                row.id,
+                sealed.key_id,
+                sealed.ciphertext
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
     tx.commit().await?;
     Ok(counts)
 }

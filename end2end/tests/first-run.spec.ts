@@ -174,6 +174,9 @@ test('a Data Center integration is created through the wizard, and its webhook s
   await page.getByLabel('Password', { exact: true }).fill(admin.password);
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.getByRole('link', { name: 'New integration' }).click();
+  // First the provider, the two side by side.
+  await expect(page.getByRole('link', { name: /^Bitbucket Cloud/ })).toBeVisible();
+  await page.getByRole('link', { name: /^Bitbucket Data Center/ }).click();
   await expect(page.getByRole('heading', { name: 'New Bitbucket Data Center integration' })).toBeVisible();
 
   await waitForIslands(page);
@@ -261,6 +264,49 @@ test('the integration is edited, a stack picks a repository from Bitbucket, and 
   await expect(page.getByText('1 stack(s) detached')).toBeVisible();
   await page.goto('/stacks');
   await expect(page.getByRole('row', { name: /web/ }).getByText('detached')).toBeVisible();
+  expect(errors).toEqual([]);
+});
+
+test('a Cloud integration is approved in Bitbucket: Cancel first, then Grant access', async ({ page, context }) => {
+  const errors = watchConsole(page);
+  await page.goto('/login');
+  await page.getByLabel('Email').fill(admin.email);
+  await page.getByLabel('Password', { exact: true }).fill(admin.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('link', { name: 'New integration' }).click();
+  await page.getByRole('link', { name: /^Bitbucket Cloud/ }).click();
+  await expect(page.getByRole('heading', { name: 'New Bitbucket Cloud integration' })).toBeVisible();
+
+  // The callback URL to paste into the consumer, with its copy button.
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await waitForIslands(page);
+  await page.locator('.copy-value', { hasText: '/oauth/bitbucket/callback' }).getByRole('button', { name: 'Copy' }).click();
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toMatch(/\/oauth\/bitbucket\/callback$/);
+
+  await page.getByLabel('Name', { exact: true }).fill('cloud-main');
+  await page.getByLabel('Workspace ID').fill('acme');
+  await page.getByLabel('Key', { exact: true }).fill('demo-consumer-key');
+  await page.getByLabel('Secret', { exact: true }).fill('not-the-secret');
+  await page.getByRole('button', { name: 'Check consumer and save' }).click();
+  await expect(page.locator('.check.failed', { hasText: 'rejected the consumer key or secret' })).toBeVisible();
+  await page.getByLabel('Secret', { exact: true }).fill('demo-consumer-secret-0000000000');
+  await page.getByRole('button', { name: 'Check consumer and save' }).click();
+  await expect(page.getByText('Bitbucket accepted the consumer. Now click Connect')).toBeVisible();
+
+  // Bitbucket's approval page: Cancel, and Bitgate says access was denied.
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
+  await expect(page.getByRole('heading', { name: /Bitgate is requesting access/ })).toBeVisible();
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await expect(page.getByRole('heading', { name: 'Access was denied in Bitbucket' })).toBeVisible();
+  await page.getByRole('link', { name: 'Try again' }).click();
+
+  // Grant access: back on the integration, connected.
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
+  await page.getByRole('button', { name: 'Grant access' }).click();
+  await expect(page.getByText('Connected: Bitgate acts as Ada Lovelace (ada)')).toBeVisible();
+  await expect(page.locator('.health.connected')).toBeVisible();
+  await expect(page.getByText('repo:push')).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Reconnect' })).toBeVisible();
   expect(errors).toEqual([]);
 });
 

@@ -20,12 +20,13 @@ export async function waitForIslands(page: Page) {
 
 /**
  * Collects console errors and page errors (CSP violations and failed asset
- * loads show up there). A form answered with its page and a 401 or 422 is
- * logged by Chromium too: those are the tests' own doing, not errors.
+ * loads show up there). A form answered with its page and a 401 or 422, and an
+ * error page the test leads to on purpose (400), are logged by Chromium
+ * too: those are the tests' own doing, not errors.
  */
 export function watchConsole(page: Page): string[] {
   const errors: string[] = [];
-  const formOutcome = /Failed to load resource: the server responded with a status of (401|422)/;
+  const formOutcome = /Failed to load resource: the server responded with a status of (400|401|422)/;
   page.on('console', (message) => {
     if (message.type() === 'error' && !formOutcome.test(message.text())) errors.push(message.text());
   });

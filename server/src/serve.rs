@@ -90,6 +90,7 @@ pub fn app_state(services: Services, embedded_database: bool, site_root: Option<
     let leptos = leptos_options(&services.config, site_root);
     let installation = Arc::new(Installation {
         public_url: services.config.public_url.as_str().to_owned(),
+        cloud_oauth_origin: services.config.bitbucket_cloud_url.origin().ascii_serialization(),
         embedded_database,
         version: env!("CARGO_PKG_VERSION").to_owned(),
     });

@@ -70,6 +70,8 @@ struct Code {
     consumer: String,
     user: String,
     challenge: Option<String>,
+    /// The callback the code was sent to: a token request naming another is refused.
+    redirect_uri: String,
     used: bool,
 }
 
@@ -270,7 +272,13 @@ async fn decide(State(state): State<Shared>, Form(decision): Form<Decision>) -> 
             let user = instance.signed_in.clone();
             instance.codes.insert(
                 code.clone(),
-                Code { consumer: consumer.key.clone(), user, challenge: decision.code_challenge.clone(), used: false },
+                Code {
+                    consumer: consumer.key.clone(),
+                    user,
+                    challenge: decision.code_challenge.clone(),
+                    redirect_uri: callback.clone(),
+                    used: false,
+                },
             );
             target.query_pairs_mut().append_pair("code", &code);
         } else {
@@ -295,6 +303,7 @@ struct TokenRequest {
     grant_type: Option<String>,
     code: Option<String>,
     code_verifier: Option<String>,
+    redirect_uri: Option<String>,
     refresh_token: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
@@ -357,6 +366,13 @@ async fn token(State(state): State<Shared>, headers: HeaderMap, Form(request): F
                     );
                 }
                 found.used = true;
+                if request.redirect_uri.as_ref().is_some_and(|uri| *uri != found.redirect_uri) {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_grant",
+                        "The redirect_uri does not match the one the code was issued to.",
+                    );
+                }
                 if let Some(challenge) = &found.challenge {
                     let verifier = request.code_verifier.clone().unwrap_or_default();
                     if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != *challenge {

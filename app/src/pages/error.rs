@@ -11,6 +11,8 @@ pub struct ErrorPage {
     pub message: String,
     /// The machine-readable code of SPEC.md's error shape, shown small.
     pub code: String,
+    /// A page to start again from (the OAuth callback's errors).
+    pub retry: Option<String>,
 }
 
 #[cfg(feature = "ssr")]
@@ -21,7 +23,10 @@ fn ErrorView(page: ErrorPage) -> impl IntoView {
         <CardPage title=page.title>
             <p>{page.message}</p>
             <p class="muted">"Error code: " <code>{page.code}</code></p>
-            <p><a class="button secondary" href="/">"Go to the start page"</a></p>
+            <p>
+                {page.retry.map(|href| view! { <a class="button primary" href=href>"Try again"</a> " " })}
+                <a class="button secondary" href="/">"Go to the start page"</a>
+            </p>
         </CardPage>
     }
 }

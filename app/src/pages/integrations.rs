@@ -101,13 +101,44 @@ fn IntegrationLine(row: IntegrationRow) -> impl IntoView {
     }
 }
 
-/// `/integrations/new`: the Data Center wizard, one form in numbered steps.
-/// Nothing is saved until every connection check passes. The same form,
-/// prefilled and without name and scope, edits an integration.
+/// `/integrations/new`: first the provider, then its wizard, one form in
+/// numbered steps. Nothing is saved until the connection checks pass. The
+/// same form, prefilled and without the name, edits an integration.
 #[component]
 pub fn NewIntegrationPage() -> impl IntoView {
     let context = page_context();
+    let wizard = context.wizard.clone().unwrap_or_default();
+    if wizard.provider.is_empty() {
+        return view! { <ProviderChoice /> }.into_any();
+    }
+    view! { <IntegrationForm /> }.into_any()
+}
+
+/// The wizard's first step: Data Center and Cloud side by side.
+#[component]
+fn ProviderChoice() -> impl IntoView {
+    view! {
+        <Page title="New integration" lede="Which Bitbucket does this integration connect to?">
+            <div class="choices">
+                <a class="choice-card" href="/integrations/new?provider=bitbucket_cloud">
+                    <h2>"Bitbucket Cloud"</h2>
+                    <p>"For workspaces on bitbucket.org. Connects through an OAuth consumer of the workspace, approved in Bitbucket."</p>
+                </a>
+                <a class="choice-card" href="/integrations/new?provider=bitbucket_datacenter">
+                    <h2>"Bitbucket Data Center"</h2>
+                    <p>"For a Bitbucket your organization runs itself (Data Center or Server). Connects with a user's HTTP access token."</p>
+                </a>
+            </div>
+        </Page>
+    }
+}
+
+/// The wizard's form for the provider chosen (or of the integration edited).
+#[component]
+fn IntegrationForm() -> impl IntoView {
+    let context = page_context();
     let wizard = context.wizard.unwrap_or_default();
+    let is_cloud = wizard.provider == "bitbucket_cloud";
     let form = context.form.unwrap_or_default();
     let endpoint_base = format!("{}/webhooks/bitbucket/", context.installation.public_url);
     let chosen_scope = form.value("scope");
@@ -163,22 +194,33 @@ pub fn NewIntegrationPage() -> impl IntoView {
     let vcs = form.value("vcs_checks");
     let editing = wizard.editing.clone();
     let csrf_token = context.viewer.as_ref().map(|v| v.csrf_token.clone()).unwrap_or_default();
-    let check_labels: Vec<String> = [
-        "The server answers as Bitbucket",
-        "The token is accepted",
-        "It belongs to the username given",
-        "It can read projects",
-        "It can read repositories",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect();
+    let check_labels: &[&str] = if is_cloud {
+        &[
+            "Bitbucket accepts the consumer's key and secret",
+            "Client credentials: a token is granted, and its scopes, account and workspace are checked",
+        ]
+    } else {
+        &[
+            "The server answers as Bitbucket",
+            "The token is accepted",
+            "It belongs to the username given",
+            "It can read projects",
+            "It can read repositories",
+        ]
+    };
+    let check_labels: Vec<String> = check_labels.iter().map(|l| (*l).to_owned()).collect();
     let (title, lede, action, submit) = match &editing {
         Some((id, name)) => (
             format!("Edit {name}"),
             "Changed credentials are checked with Bitbucket before they replace the stored ones.",
             format!("/integrations/{id}/edit"),
             "Save changes",
+        ),
+        None if is_cloud => (
+            "New Bitbucket Cloud integration".to_owned(),
+            "Bitgate checks the consumer with Bitbucket before it saves anything; then you approve it in Bitbucket.",
+            "/integrations/new".to_owned(),
+            "Check consumer and save",
         ),
         None => (
             "New Bitbucket Data Center integration".to_owned(),
@@ -208,7 +250,7 @@ pub fn NewIntegrationPage() -> impl IntoView {
         }
         .into_any(),
         None => view! {
-            <p class="muted">"Bitbucket Cloud connects through an OAuth consumer; it comes with the Cloud wizard."</p>
+            <p class="muted"><a href="/integrations/new">"Choose another provider"</a></p>
             <h2>"1. Name and scope"</h2>
             <IntegrationNameField endpoint_base=endpoint_base.clone() value=form.value("name") error=form.error("name") />
             {scope_field}
@@ -225,7 +267,51 @@ pub fn NewIntegrationPage() -> impl IntoView {
         }
         .into_any(),
     };
-    let connection = view! {
+    let secret_field = match &editing {
+        Some(_) => view! {
+            <TextField name="client_secret" label="Secret" kind="password" autocomplete="off" hint="Leave empty to keep the stored secret. A new key needs its secret." />
+        }
+        .into_any(),
+        None => view! {
+            <TextField name="client_secret" label="Secret" kind="password" required=true autocomplete="off" hint="Stored encrypted; never shown again." />
+        }
+        .into_any(),
+    };
+    let mode = form.value("mode");
+    let cloud_steps = view! {
+        <h2>"2. In Bitbucket"</h2>
+        <ol class="instructions">
+            <li>"On bitbucket.org, open the workspace's settings (the gear), " <strong>"OAuth consumers"</strong> ", " <strong>"Add consumer"</strong> "."</li>
+            <li>"Name it (Bitgate, say) and set its " <strong>"Callback URL"</strong> " to this address (Bitbucket asks for one even for private consumers):" <CopyValue value=wizard.callback_url.clone() /></li>
+            <li>"Tick the permissions " <strong>"Account: Read"</strong> ", " <strong>"Workspace membership: Read"</strong> ", " <strong>"Projects: Read"</strong> ", " <strong>"Repositories: Read"</strong> " and " <strong>"Pull requests: Read"</strong> "."</li>
+            <li>"For the client-credentials mode, tick " <strong>"This is a private consumer"</strong> "."</li>
+            <li>"Save, then open the consumer to copy its " <strong>"Key"</strong> " and " <strong>"Secret"</strong> "."</li>
+        </ol>
+        <h2>"3. Connection"</h2>
+        <TextField name="workspace" label="Workspace ID" required=true hint="As in bitbucket.org/{workspace}/: lowercase, such as acme." />
+        <TextField name="client_id" label="Key" required=true autocomplete="off" hint="The consumer's key." />
+        {secret_field}
+        <fieldset class="field">
+            <legend>"Mode"</legend>
+            <label class="choice">
+                <input type="radio" name="mode" value="authorization_code" checked=mode != "client_credentials" />
+                " Authorization code: an admin approves in Bitbucket; Bitgate acts as that account and refreshes its tokens (recommended)"
+            </label>
+            <label class="choice">
+                <input type="radio" name="mode" value="client_credentials" checked=mode == "client_credentials" />
+                " Client credentials: a private consumer asks for its own tokens, acting as the consumer's owner"
+            </label>
+        </fieldset>
+    }
+    .into_any();
+    let datacenter_steps = view! {
+                <h2>"2. In Bitbucket"</h2>
+                <ol class="instructions">
+                    <li>"Open " <code>"{user-facing URL}/plugins/servlet/access-tokens/manage"</code> " as the user Bitgate will act as (Manage account, HTTP access tokens, Create token)."</li>
+                    <li>"Give it the permissions " <strong>"Projects: read"</strong> " and " <strong>"Repositories: read"</strong> "."</li>
+                    <li>"Turn " <strong>"automated expiry"</strong> " off, so that the integration keeps working."</li>
+                    <li>"Copy the token: Bitbucket shows it once."</li>
+                </ol>
                 <h2>"3. Connection"</h2>
                 <TextField name="api_url" label="API URL" kind="url" required=true hint="Where Bitbucket's REST API answers, with its context path: https://bitbucket.example.com or https://host/bitbucket." />
                 <TextField name="user_facing_url" label="User-facing URL" kind="url" hint="Where people open Bitbucket, when it differs (behind a proxy). The API URL when left empty." />
@@ -239,6 +325,7 @@ pub fn NewIntegrationPage() -> impl IntoView {
                 </div>
     }
     .into_any();
+    let connection = if is_cloud { cloud_steps } else { datacenter_steps };
     let details = view! {
                 <h2>"4. Details and options"</h2>
                 <TextField name="labels" label="Labels" hint="Comma-separated, such as prod, eu." />
@@ -262,14 +349,8 @@ pub fn NewIntegrationPage() -> impl IntoView {
             {checks}
             <form method="post" action=action class="stacked-form wizard">
                 <CsrfField />
+                <input type="hidden" name="provider" value=wizard.provider.clone() />
                 {name_and_scope}
-                <h2>"2. In Bitbucket"</h2>
-                <ol class="instructions">
-                    <li>"Open " <code>"{user-facing URL}/plugins/servlet/access-tokens/manage"</code> " as the user Bitgate will act as (Manage account, HTTP access tokens, Create token)."</li>
-                    <li>"Give it the permissions " <strong>"Projects: read"</strong> " and " <strong>"Repositories: read"</strong> "."</li>
-                    <li>"Turn " <strong>"automated expiry"</strong> " off, so that the integration keeps working."</li>
-                    <li>"Copy the token: Bitbucket shows it once."</li>
-                </ol>
                 {connection}
                 {details}
                 <CheckingSubmit label=submit.to_owned() checks=check_labels timeout_seconds=wizard.outbound_timeout_seconds />
@@ -313,6 +394,16 @@ pub fn IntegrationDetailsPage() -> impl IntoView {
                 <h2>"Health"</h2>
                 <p><span class=format!("health {}", page.health_state)>{page.health_state.clone()}</span> " " {page.health_message.clone()}</p>
                 <p class="muted">{format!("Last checked {}", page.health_checked_at)}</p>
+                {page.connect.clone().map(|label| {
+                    let class = if label == "Connect" || page.health_state == "error" { "button primary" } else { "button secondary" };
+                    view! {
+                        <form method="post" action=format!("/integrations/{}/connect", page.id) class="inline">
+                            <CsrfField />
+                            <button type="submit" class=class>{label}</button>
+                        </form>
+                        " "
+                    }
+                })}
                 <form method="post" action=format!("/integrations/{}/test", page.id) class="inline">
                     <CsrfField />
                     <button type="submit" class="button secondary">"Test connection"</button>
@@ -320,7 +411,7 @@ pub fn IntegrationDetailsPage() -> impl IntoView {
             </section>
             <section class="panel">
                 <h2>"Webhook"</h2>
-                <p>"In Bitbucket, open the repository's (or project's) settings, Webhooks, Create webhook, and enter:"</p>
+                <p>{page.webhook_steps.clone()}</p>
                 <dl class="facts">
                     <dt>"Title"</dt>
                     <dd><code>{format!("Bitgate {}", page.name)}</code></dd>

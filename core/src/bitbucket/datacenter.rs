@@ -7,11 +7,11 @@
 //! verbatim: every message is ours.
 
 use reqwest::{header, Response, StatusCode};
-use serde::Serialize;
 use serde_json::Value;
 use url::Url;
 
 use super::{CallFailed, Repository, RepositoryPage};
+pub use super::{Check, Report};
 use crate::{
     config::Config,
     outbound::{self, check_url, UrlRefused},
@@ -31,34 +31,6 @@ impl std::fmt::Debug for Connection {
     // Never the token.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection").field("api_url", &self.api_url.as_str()).field("username", &self.username).finish()
-    }
-}
-
-/// One line of the checklist.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
-    /// `server`, `token`, `owner`, `projects`, `repositories`.
-    pub name: &'static str,
-    pub ok: bool,
-    pub message: String,
-}
-
-/// The checklist, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Report {
-    pub checks: Vec<Check>,
-    /// Bitbucket's version, when it said.
-    pub version: Option<String>,
-}
-
-impl Report {
-    pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| c.ok)
-    }
-
-    /// The first failure's message, for a health state.
-    pub fn first_failure(&self) -> Option<&Check> {
-        self.checks.iter().find(|c| !c.ok)
     }
 }
 

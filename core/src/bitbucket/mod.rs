@@ -1,6 +1,7 @@
 //! Talking to Bitbucket: checking credentials before they are saved, and
 //! finding the repositories stacks attach to.
 
+pub mod cloud;
 pub mod datacenter;
 
 use serde::Serialize;
@@ -29,6 +30,35 @@ impl Repository {
 pub struct RepositoryPage {
     pub items: Vec<Repository>,
     pub next_start: Option<u64>,
+}
+
+/// One line of a connection checklist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// Data Center: `server`, `token`, `owner`, `projects`, `repositories`;
+    /// Cloud: `consumer`, `token`, `scopes`, `user`, `workspace`.
+    pub name: &'static str,
+    pub ok: bool,
+    pub message: String,
+}
+
+/// The checklist, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub checks: Vec<Check>,
+    /// Bitbucket's version, when it said (Data Center).
+    pub version: Option<String>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+
+    /// The first failure's message, for a health state.
+    pub fn first_failure(&self) -> Option<&Check> {
+        self.checks.iter().find(|c| !c.ok)
+    }
 }
 
 /// Why a call with stored credentials got no usable answer, in words an

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use super::{
     caller::Caller,
+    cloud::{self, CloudInput, CloudUpdate, CloudView},
     error::{ApiError, ErrorBody},
     json::{Fields, JsonObject},
     pagination::{page_of, Cursor, Page, PageQuery},
@@ -51,6 +52,8 @@ pub struct IntegrationView {
     pub options: OptionsView,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub datacenter: Option<DataCenterView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<CloudView>,
     /// Where Bitbucket sends this integration's webhooks.
     pub webhook_url: String,
     pub health: HealthView,
@@ -99,7 +102,7 @@ pub struct CreateIntegration {
     /// 1 to 63 characters, unique; it cannot change (the webhook endpoint is made from it).
     #[schema(example = "dc-main")]
     name: String,
-    /// `bitbucket_datacenter` (Cloud comes with its OAuth flow).
+    /// `bitbucket_datacenter` (give `datacenter`) or `bitbucket_cloud` (give `cloud`).
     provider: String,
     /// `default` (account admins only; one per provider) or `space`.
     scope: String,
@@ -110,6 +113,7 @@ pub struct CreateIntegration {
     description: Option<String>,
     options: Option<OptionsInput>,
     datacenter: Option<DataCenterInput>,
+    cloud: Option<CloudInput>,
 }
 
 /// Options; each left out takes its default.
@@ -218,6 +222,7 @@ fn view(state: &AppState, integration: &Integration) -> IntegrationView {
             access_token_last4: dc.access_token_last4.clone(),
             ca_certificate: dc.ca_certificate.clone(),
         }),
+        cloud: integration.cloud.as_ref().map(CloudView::from),
         webhook_url: webhook_url(state, &integration.slug),
         health: health_view(&integration.health),
         stacks_count: integration.stacks_count,
@@ -232,7 +237,7 @@ fn target(integration: &Integration) -> Target {
 
 /// The integration, when the caller administers it (its space's admins; the
 /// account's for a default); otherwise the refusal, recorded.
-async fn administered(state: &AppState, caller: &Caller, raw: &str, action: &str) -> Result<Integration, ApiError> {
+pub async fn administered(state: &AppState, caller: &Caller, raw: &str, action: &str) -> Result<Integration, ApiError> {
     let id = Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     let integration = integrations::find(&state.services.pool, id).await?.ok_or(ApiError::NotFound)?;
@@ -357,45 +362,61 @@ pub async fn create_checked(state: &AppState, caller: &Caller, body: JsonObject)
 
     let name = fields.required_string("name").and_then(|raw| fields.check(integrations::parse_name(&raw)));
     let provider = fields.required_string("provider").and_then(|raw| fields.check(Provider::parse(&raw)));
-    if provider == Some(Provider::Cloud) {
-        fields.refuse("provider", "unsupported", "Bitbucket Cloud integrations are not available yet.");
-    }
     let labels = fields.optional_strings("labels").unwrap_or_default();
     let labels = fields.check(integrations::parse_labels(&labels));
     let description = fields.optional_string("description").unwrap_or_default();
     let description = fields.check(integrations::parse_description(&description));
     let options = read_options(&mut fields);
-    let connection = match fields.nested::<DataCenterInput>("datacenter") {
-        Some(mut dc) => {
-            let connection = read_connection(state, &mut dc);
-            fields.absorb(dc);
-            connection
-        }
-        None => {
-            if provider == Some(Provider::DataCenter) {
-                fields.refuse("datacenter", "required", "Give the Data Center credentials.");
+    // The credentials of the provider chosen; the other provider's are refused.
+    let (other, other_label) = match provider {
+        Some(Provider::Cloud) => ("datacenter", "a Bitbucket Cloud"),
+        _ => ("cloud", "a Bitbucket Data Center"),
+    };
+    if fields.has(other) {
+        fields.refuse(other, "wrong_provider", format!("Not a field of {other_label} integration."));
+    }
+    let credentials = match provider {
+        Some(Provider::DataCenter) => match fields.nested::<DataCenterInput>("datacenter") {
+            Some(mut dc) => {
+                let connection = read_connection(state, &mut dc);
+                fields.absorb(dc);
+                connection.map(Credentials::DataCenter)
             }
-            None
-        }
+            None => {
+                fields.refuse("datacenter", "required", "Give the Data Center credentials.");
+                None
+            }
+        },
+        Some(Provider::Cloud) => match fields.nested::<CloudInput>("cloud") {
+            Some(mut cloud) => {
+                let settings = cloud::read(&mut cloud);
+                fields.absorb(cloud);
+                settings.map(Credentials::Cloud)
+            }
+            None => {
+                fields.refuse("cloud", "required", "Give the workspace and the OAuth consumer's key and secret.");
+                None
+            }
+        },
+        None => None,
     };
     fields.finish()?;
-    let (
-        Some((name, slug)),
-        Some(labels),
-        Some(description),
-        Some(options),
-        Some((connection, user_facing_url, ca_pem)),
-    ) = (name, labels, description, options, connection)
+    let (Some((name, slug)), Some(labels), Some(description), Some(options), Some(provider), Some(credentials)) =
+        (name, labels, description, options, provider, credentials)
     else {
         return Err(ApiError::Internal("validated fields missing".into()).into());
     };
 
     // Conflicts before the (slow) checks; the insert catches races.
-    if let Some(conflict) =
-        integrations::conflict(&state.services.pool, &name, &slug, Provider::DataCenter, space_id).await?
-    {
+    if let Some(conflict) = integrations::conflict(&state.services.pool, &name, &slug, provider, space_id).await? {
         return Err(ApiError::Conflict(conflict.field_error().into_iter().collect()).into());
     }
+    let common = Common { name, slug, space_id, labels, description, options };
+    let (connection, user_facing_url, ca_pem) = match credentials {
+        Credentials::DataCenter(connection) => connection,
+        Credentials::Cloud(settings) => return create_cloud(state, caller, common, settings).await,
+    };
+    let Common { name, slug, space_id, labels, description, options } = common;
     let report = datacenter::check(&connection, &state.services.config).await;
     if !report.passed() {
         return Err(CreateFailure { error: ApiError::Validation(check_errors(&report)), report: Some(report) });
@@ -421,7 +442,63 @@ pub async fn create_checked(state: &AppState, caller: &Caller, body: JsonObject)
         created_by_label: caller.user.email.clone(),
     };
     let mut tx = state.services.pool.begin().await?;
-    let integration = match integrations::create_datacenter(&mut tx, &state.services.keyring, new).await {
+    let created = integrations::create_datacenter(&mut tx, &state.services.keyring, new).await;
+    record_creation(caller, tx, created).await
+}
+
+/// The credentials of a creation, read and checked for form.
+enum Credentials {
+    DataCenter((datacenter::Connection, String, Option<String>)),
+    Cloud(cloud::CloudSettings),
+}
+
+/// What every integration has, whatever its provider.
+struct Common {
+    name: String,
+    slug: String,
+    space_id: Option<Uuid>,
+    labels: Vec<String>,
+    description: String,
+    options: Options,
+}
+
+/// Creates a Cloud integration once its consumer passed the checks its
+/// mode allows before an approval.
+async fn create_cloud(
+    state: &AppState,
+    caller: &Caller,
+    common: Common,
+    settings: cloud::CloudSettings,
+) -> Result<Integration, CreateFailure> {
+    let (report, tokens) = cloud::check_new(state, &settings).await?;
+    let health = cloud::initial_health(&settings, &report, tokens.as_ref().map(|(_, account)| account));
+    let new = integrations::NewCloud {
+        name: common.name,
+        slug: common.slug,
+        space_id: common.space_id,
+        labels: common.labels,
+        description: common.description,
+        options: common.options,
+        workspace: settings.workspace,
+        consumer: settings.consumer,
+        mode: settings.mode,
+        tokens,
+        health,
+        created_by: Some(caller.user.id),
+        created_by_label: caller.user.email.clone(),
+    };
+    let mut tx = state.services.pool.begin().await?;
+    let created = integrations::create_cloud(&mut tx, &state.services.keyring, new).await;
+    record_creation(caller, tx, created).await
+}
+
+/// Ends a creation: a conflict the insert caught, or the audit entry and the commit.
+async fn record_creation(
+    caller: &Caller,
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    created: Result<Integration, integrations::WriteError>,
+) -> Result<Integration, CreateFailure> {
+    let integration = match created {
         Ok(integration) => integration,
         Err(integrations::WriteError::Database(e)) => return Err(e.into()),
         Err(conflict) => return Err(ApiError::Conflict(conflict.field_error().into_iter().collect()).into()),
@@ -534,6 +611,7 @@ pub struct UpdateIntegration {
     description: Option<String>,
     options: Option<OptionsInput>,
     datacenter: Option<DataCenterUpdate>,
+    cloud: Option<CloudUpdate>,
 }
 
 /// Data Center credentials to change. A new token, and any change of the
@@ -582,9 +660,6 @@ pub async fn update_checked(
     body: JsonObject,
 ) -> Result<Integration, CreateFailure> {
     let integration = administered(state, caller, raw, "integration.update").await?;
-    let Some(current) = integration.datacenter.clone() else {
-        return Err(ApiError::Internal("an integration without credentials".into()).into());
-    };
     let mut fields = Fields::new::<UpdateIntegration>(body);
     if let Some(name) = fields.optional_string("name") {
         if name.trim() != integration.name {
@@ -604,7 +679,29 @@ pub async fn update_checked(
     let mut changes = integrations::Changes { labels, description, options, space_id: new_scope, ..Default::default() };
     let mut connection_changed = false;
     let mut new_connection = None;
-    if let Some(mut dc) = fields.nested::<DataCenterUpdate>("datacenter") {
+    let (other, other_label) = match integration.provider {
+        Provider::Cloud => ("datacenter", "a Bitbucket Cloud"),
+        Provider::DataCenter => ("cloud", "a Bitbucket Data Center"),
+    };
+    if fields.has(other) {
+        fields.refuse(other, "wrong_provider", format!("Not a field of {other_label} integration."));
+    }
+    let cloud_changes = match fields.nested::<CloudUpdate>("cloud") {
+        Some(mut cloud) if integration.provider == Provider::Cloud => {
+            let changes = cloud::read_changes(&mut cloud);
+            fields.absorb(cloud);
+            Some(changes)
+        }
+        _ => None,
+    };
+    let current = integration.datacenter.clone().unwrap_or_else(|| integrations::DataCenterView {
+        api_url: String::new(),
+        user_facing_url: String::new(),
+        username: String::new(),
+        access_token_last4: String::new(),
+        ca_certificate: None,
+    });
+    if let Some(mut dc) = fields.nested::<DataCenterUpdate>("datacenter").filter(|_| integration.datacenter.is_some()) {
         let config = &state.services.config;
         let api_url = match dc.optional_string("api_url") {
             Some(raw) => match datacenter::parse_api_url(&raw, config) {
@@ -665,6 +762,9 @@ pub async fn update_checked(
         }
     }
 
+    if let (Some(wanted), Some(stored)) = (cloud_changes, &integration.cloud) {
+        apply_cloud_changes(state, integration.id, stored, wanted, &mut changes).await?;
+    }
     if connection_changed {
         let token = match new_connection.flatten() {
             Some(token) => token,
@@ -707,6 +807,54 @@ pub async fn update_checked(
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(updated)
+}
+
+/// Checks changed Cloud credentials and puts them into `changes`: a new
+/// consumer, workspace or mode forgets the tokens; in client-credentials
+/// mode a new token is requested and checked at once, otherwise the
+/// integration waits for a new approval.
+async fn apply_cloud_changes(
+    state: &AppState,
+    id: Uuid,
+    stored: &integrations::CloudView,
+    wanted: cloud::CloudChanges,
+    changes: &mut integrations::Changes,
+) -> Result<(), CreateFailure> {
+    let key_changed = wanted.key.as_ref().is_some_and(|k| *k != stored.client_id);
+    if key_changed && wanted.secret.is_none() {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "cloud.client_secret",
+            "secret_required",
+            "A new consumer key needs its secret too.",
+        )])
+        .into());
+    }
+    let workspace_changed = wanted.workspace.as_ref().is_some_and(|w| *w != stored.workspace);
+    let mode_changed = wanted.mode.is_some_and(|m| m.as_str() != stored.mode);
+    if !(key_changed || wanted.secret.is_some() || workspace_changed || mode_changed) {
+        return Ok(());
+    }
+    let (stored_consumer, _, stored_mode) =
+        bitgate_core::cloud_tokens::consumer(&state.services.pool, &state.services.keyring, id)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .ok_or(ApiError::NotFound)?;
+    let settings = cloud::CloudSettings {
+        workspace: wanted.workspace.clone().unwrap_or_else(|| stored.workspace.clone()),
+        consumer: bitgate_core::bitbucket::cloud::Consumer {
+            key: wanted.key.clone().unwrap_or(stored_consumer.key),
+            secret: wanted.secret.clone().unwrap_or(stored_consumer.secret),
+        },
+        mode: wanted.mode.unwrap_or(stored_mode),
+    };
+    let (report, tokens) = cloud::check_new(state, &settings).await?;
+    let health = cloud::initial_health(&settings, &report, tokens.as_ref().map(|(_, account)| account));
+    changes.health = Some((health.state, health.message));
+    changes.workspace = Some(settings.workspace);
+    changes.mode = Some(settings.mode);
+    changes.consumer = Some(settings.consumer);
+    changes.cloud_tokens = tokens;
+    Ok(())
 }
 
 /// The scope a PATCH asks for (`None`: unchanged; `Some(None)`: default),
@@ -830,11 +978,21 @@ pub async fn retest(
     caller: &Caller,
     integration: &Integration,
 ) -> Result<datacenter::Report, ApiError> {
-    let connection = stored_connection(state, integration).await?;
-    let report = datacenter::check(&connection, &state.services.config).await;
-    let (health, message) = match report.first_failure() {
-        None => ("connected", report.checks.first().map(|c| c.message.clone()).unwrap_or_default()),
-        Some(failure) => ("error", failure.message.clone()),
+    let (report, health) = match integration.provider {
+        Provider::DataCenter => {
+            let connection = stored_connection(state, integration).await?;
+            let report = datacenter::check(&connection, &state.services.config).await;
+            let health = if report.passed() { "connected" } else { "error" };
+            (report, health)
+        }
+        Provider::Cloud => cloud::retest(state, integration).await?,
+    };
+    let message = match report.first_failure() {
+        None => match integration.provider {
+            Provider::DataCenter => report.checks.first().map(|c| c.message.clone()).unwrap_or_default(),
+            Provider::Cloud => report.checks.last().map(|c| c.message.clone()).unwrap_or_default(),
+        },
+        Some(failure) => failure.message.clone(),
     };
     integrations::set_health(&state.services.pool, integration.id, health, &message).await?;
     let event = Event::new(caller.actor(), "integration.tested")

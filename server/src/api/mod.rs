@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod caller;
+pub mod cloud;
 pub mod error;
 pub mod integrations;
 pub mod json;
@@ -68,6 +69,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::list, integrations::create))
         .routes(routes!(integrations::get, integrations::update, integrations::delete))
         .routes(routes!(integrations::test))
+        .routes(routes!(cloud::authorize))
         .routes(routes!(integrations::webhook))
         .routes(routes!(repositories::list))
         .routes(routes!(stacks::list, stacks::create))

@@ -10,7 +10,10 @@ use axum::{
 };
 use bitgate_core::{
     access::{Access, Denied},
-    bitbucket::{datacenter, parse_repository_name, CallFailed, Repository, RepositoryPage},
+    bitbucket::{
+        cloud::{self as bitbucket_cloud, ApiCallError},
+        datacenter, parse_repository_name, CallFailed, Repository, RepositoryPage,
+    },
     integrations::{self, Integration, Provider},
     stacks,
 };
@@ -20,6 +23,7 @@ use uuid::Uuid;
 
 use super::{
     caller::Caller,
+    cloud,
     error::{ApiError, ErrorBody},
     integrations::stored_connection,
     pagination::{decode_offset, encode_offset, Page},
@@ -142,8 +146,68 @@ pub async fn page(
             let connection = stored_connection(state, integration).await?;
             Ok(datacenter::repositories(&connection, &state.services.config, search, start, limit).await)
         }
-        Provider::Cloud => Err(ApiError::Internal("Cloud repositories are listed by the Cloud client".into())),
+        Provider::Cloud => {
+            let workspace = cloud_workspace(integration)?;
+            let (http, endpoints) = cloud_client(state)?;
+            let config = &state.services.config;
+            with_cloud_token(state, integration, |token| {
+                let (http, endpoints, workspace) = (http.clone(), endpoints.clone(), workspace.clone());
+                async move {
+                    bitbucket_cloud::repositories(&http, config, &endpoints, &token, &workspace, search, start, limit)
+                        .await
+                }
+            })
+            .await
+        }
     }
+}
+
+fn cloud_workspace(integration: &Integration) -> Result<String, ApiError> {
+    integration
+        .cloud
+        .as_ref()
+        .map(|c| c.workspace.clone())
+        .ok_or_else(|| ApiError::Internal("a Cloud integration without credentials".into()))
+}
+
+fn cloud_client(state: &AppState) -> Result<(bitbucket_cloud::HttpClient, bitbucket_cloud::Endpoints), ApiError> {
+    let config = &state.services.config;
+    let http = bitbucket_cloud::http_client(config).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((http, bitbucket_cloud::Endpoints::from_config(config)))
+}
+
+/// Makes a Cloud REST call with the integration's access token; when
+/// Bitbucket answers 401, refreshes the token once and tries again.
+async fn with_cloud_token<T, F, Fut>(
+    state: &AppState,
+    integration: &Integration,
+    call: F,
+) -> Result<Result<T, CallFailed>, ApiError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiCallError>>,
+{
+    let token = match cloud::access_token(state, integration).await? {
+        Ok(token) => token,
+        Err(why) => return Ok(Err(CallFailed(why))),
+    };
+    match call(token.clone()).await {
+        Ok(answer) => return Ok(Ok(answer)),
+        Err(ApiCallError::Failed(failed)) => return Ok(Err(failed)),
+        Err(ApiCallError::Unauthorized) => {}
+    }
+    let token = match cloud::refreshed_token(state, integration, token).await? {
+        Ok(token) => token,
+        Err(why) => return Ok(Err(CallFailed(why))),
+    };
+    Ok(match call(token).await {
+        Ok(answer) => Ok(answer),
+        Err(ApiCallError::Failed(failed)) => Err(failed),
+        Err(ApiCallError::Unauthorized) => Err(CallFailed(
+            "Bitbucket refused the integration's fresh token: test the integration, and reconnect it if it was revoked."
+                .into(),
+        )),
+    })
 }
 
 /// Why a repository could not be used for a stack.
@@ -165,9 +229,9 @@ impl From<ApiError> for Unusable {
 
 /// Finds `PROJECT/slug` through the integration's credentials.
 pub async fn find(state: &AppState, integration: &Integration, name: &str) -> Result<Repository, Unusable> {
-    let (project, slug) = parse_repository_name(name).map_err(Unusable::Invalid)?;
     match integration.provider {
         Provider::DataCenter => {
+            let (project, slug) = parse_repository_name(name).map_err(Unusable::Invalid)?;
             let connection = stored_connection(state, integration).await?;
             match datacenter::repository(&connection, &state.services.config, &project, &slug).await {
                 Ok(Some(repository)) => Ok(repository),
@@ -178,6 +242,51 @@ pub async fn find(state: &AppState, integration: &Integration, name: &str) -> Re
                 Err(CallFailed(why)) => Err(Unusable::Bitbucket(why)),
             }
         }
-        Provider::Cloud => Err(ApiError::Internal("Cloud repositories are found by the Cloud client".into()).into()),
+        Provider::Cloud => {
+            let workspace = cloud_workspace(integration)?;
+            let slug = cloud_repository_slug(name, &workspace).map_err(Unusable::Invalid)?;
+            let (http, endpoints) = cloud_client(state)?;
+            let config = &state.services.config;
+            let found = with_cloud_token(state, integration, |token| {
+                let (http, endpoints, workspace, slug) =
+                    (http.clone(), endpoints.clone(), workspace.clone(), slug.clone());
+                async move { bitbucket_cloud::repository(&http, config, &endpoints, &token, &workspace, &slug).await }
+            })
+            .await?;
+            match found {
+                Ok(Some(repository)) => Ok(repository),
+                Ok(None) => Err(Unusable::Repository(format!(
+                    "Bitbucket shows no repository {workspace}/{slug} to the integration {}: check the name, and that its account can read it.",
+                    integration.name
+                ))),
+                Err(CallFailed(why)) => Err(Unusable::Bitbucket(why)),
+            }
+        }
+    }
+}
+
+/// The slug of `workspace/slug` for a Cloud integration, which reaches one
+/// workspace only; only characters Bitbucket allows, so it cannot change a path.
+fn cloud_repository_slug(raw: &str, workspace: &str) -> Result<String, String> {
+    let usage = || {
+        format!(
+            "Name the repository as {workspace}/slug, such as {workspace}/my-repo (not \u{201c}{}\u{201d}).",
+            raw.trim()
+        )
+    };
+    let (given, slug) = raw.trim().split_once('/').ok_or_else(usage)?;
+    if given != workspace {
+        return Err(format!(
+            "This integration reaches the workspace {workspace} only: name a repository as {workspace}/slug."
+        ));
+    }
+    let slug_ok = !slug.is_empty()
+        && slug != "."
+        && slug != ".."
+        && slug.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if slug_ok {
+        Ok(slug.to_ascii_lowercase())
+    } else {
+        Err(usage())
     }
 }

@@ -18,7 +18,7 @@ use bitgate_app::context::{
 };
 use bitgate_core::{
     access::Access,
-    integrations::{self, Integration},
+    integrations::{self, Integration, Provider},
     spaces,
     stacks::{self, StackFilter},
 };
@@ -43,6 +43,18 @@ use crate::{
     },
     state::AppState,
 };
+
+/// The Cloud triggers to tick, from SPEC.md's table.
+const CLOUD_TRIGGERS: [(&str, &str, &str); 8] = [
+    ("Repository", "Push", "repo:push"),
+    ("Pull request", "Created", "pullrequest:created"),
+    ("Pull request", "Updated", "pullrequest:updated"),
+    ("Pull request", "Approved", "pullrequest:approved"),
+    ("Pull request", "Approval removed", "pullrequest:unapproved"),
+    ("Pull request", "Merged", "pullrequest:fulfilled"),
+    ("Pull request", "Declined", "pullrequest:rejected"),
+    ("Pull request", "Comment created", "pullrequest:comment_created"),
+];
 
 /// The Data Center triggers to tick, from SPEC.md's table.
 const DATACENTER_TRIGGERS: [(&str, &str, &str); 10] = [
@@ -126,19 +138,21 @@ async fn render_wizard(
     state: &AppState,
     context: PageContext,
     user: &CurrentUser,
+    provider: &str,
     form: Option<FormOutcome>,
     checks: Vec<(String, bool, String)>,
     status: StatusCode,
 ) -> Result<Response, AppError> {
-    render_form(state, context, user, None, form, checks, status).await
+    render_form(state, context, user, Err(provider), form, checks, status).await
 }
 
-/// The wizard's form: new, or (with `editing`) an integration's edit page.
+/// The wizard's form: an integration's edit page (`Ok`), or a new one of a
+/// provider (`Err`; empty: the provider is still to choose).
 async fn render_form(
     state: &AppState,
     context: PageContext,
     user: &CurrentUser,
-    editing: Option<&Integration>,
+    editing: Result<&Integration, &str>,
     form: Option<FormOutcome>,
     checks: Vec<(String, bool, String)>,
     status: StatusCode,
@@ -150,7 +164,17 @@ async fn render_form(
     }
     let mut spaces = spaces::list(&state.services.pool, &administered, None, 10_000).await?;
     spaces.sort_by(|a, b| a.name.cmp(&b.name));
+    let provider = match editing {
+        Ok(integration) => integration.provider.as_str(),
+        Err(provider) => match Provider::parse(provider) {
+            Ok(provider) => provider.as_str(),
+            Err(_) => "",
+        },
+    };
+    let editing = editing.ok();
     let wizard = WizardPage {
+        provider: provider.to_owned(),
+        callback_url: bitgate_core::bitbucket::cloud::callback_url(&state.services.config),
         editing: editing.map(|i| (i.id.to_string(), i.name.clone())),
         spaces: spaces.into_iter().map(|s| (s.id.to_string(), s.name)).collect(),
         can_create_default: access.is_account_admin(),
@@ -159,22 +183,34 @@ async fn render_form(
     };
     let path = match editing {
         Some(integration) => format!("/integrations/{}/edit", integration.id),
-        None => "/integrations/new".to_owned(),
+        None if provider.is_empty() => "/integrations/new".to_owned(),
+        None => format!("/integrations/new?provider={provider}"),
     };
     let context = PageContext { wizard: Some(wizard), form, ..context };
     Ok(state.pages.render(&path, context, status).await)
 }
 
+#[derive(Deserialize, Default)]
+pub struct NewQuery {
+    #[serde(default)]
+    provider: String,
+}
+
+/// `/integrations/new`: the choice of provider; with `?provider=`, its wizard.
 pub async fn new_page(
     State(state): State<AppState>,
     Extension(context): Extension<PageContext>,
     Extension(user): Extension<CurrentUser>,
+    Query(query): Query<NewQuery>,
 ) -> Result<Response, AppError> {
-    render_wizard(&state, context, &user, None, Vec::new(), StatusCode::OK).await
+    render_wizard(&state, context, &user, &query.provider, None, Vec::new(), StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
 pub struct WizardForm {
+    /// `bitbucket_cloud`, or Data Center when left out.
+    #[serde(default)]
+    provider: String,
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -200,16 +236,28 @@ pub struct WizardForm {
     status_details: Option<String>,
     #[serde(default)]
     vcs_checks: String,
+    #[serde(default)]
+    workspace: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    client_secret: String,
+    #[serde(default)]
+    mode: String,
 }
 
 impl WizardForm {
     /// The REST API's body for this form.
+    fn is_cloud(&self) -> bool {
+        self.provider == Provider::Cloud.as_str()
+    }
+
     fn body(&self) -> JsonObject {
         let optional = |value: &str| if value.trim().is_empty() { Value::Null } else { json!(value) };
         let labels: Vec<&str> = self.labels.split(',').map(str::trim).filter(|l| !l.is_empty()).collect();
-        let body = json!({
+        let mut body = json!({
             "name": self.name,
-            "provider": "bitbucket_datacenter",
+            "provider": if self.is_cloud() { Provider::Cloud.as_str() } else { Provider::DataCenter.as_str() },
             "scope": if self.scope.is_empty() { "space" } else { self.scope.as_str() },
             "space_id": if self.scope == "default" { Value::Null } else { optional(&self.space_id) },
             "labels": labels,
@@ -228,7 +276,26 @@ impl WizardForm {
                 "ca_certificate": optional(&self.ca_certificate),
             },
         });
-        JsonObject(body.as_object().cloned().unwrap_or_else(Map::new))
+        if self.is_cloud() {
+            body["datacenter"] = Value::Null;
+            body["cloud"] = self.cloud_body(true);
+        }
+        let mut object = body.as_object().cloned().unwrap_or_else(Map::new);
+        object.retain(|_, value| !value.is_null() || !self.is_cloud());
+        JsonObject(object)
+    }
+
+    /// The `cloud` object: on an edit, an empty secret keeps the stored one.
+    fn cloud_body(&self, creating: bool) -> Value {
+        let mut cloud = json!({
+            "workspace": self.workspace,
+            "client_id": self.client_id,
+            "mode": if self.mode.is_empty() { "authorization_code" } else { self.mode.as_str() },
+        });
+        if creating || !self.client_secret.trim().is_empty() {
+            cloud["client_secret"] = json!(self.client_secret);
+        }
+        cloud
     }
 
     /// The PATCH body for this form: the name and scope never change; an
@@ -255,6 +322,10 @@ impl WizardForm {
             },
             "datacenter": datacenter,
         });
+        if self.is_cloud() {
+            body.as_object_mut().map(|o| o.remove("datacenter"));
+            body["cloud"] = self.cloud_body(false);
+        }
         // The scope fields are on the page; a post without them keeps the scope.
         if !self.scope.is_empty() {
             body["scope"] = json!(self.scope);
@@ -267,6 +338,10 @@ impl WizardForm {
     fn values(&self) -> Vec<(String, String)> {
         let flag = |f: &Option<String>| if f.is_some() { "on" } else { "" }.to_owned();
         [
+            ("provider", self.provider.clone()),
+            ("workspace", self.workspace.clone()),
+            ("client_id", self.client_id.clone()),
+            ("mode", self.mode.clone()),
             ("name", self.name.clone()),
             ("scope", self.scope.clone()),
             ("space_id", self.space_id.clone()),
@@ -302,19 +377,24 @@ pub async fn create(
 ) -> Result<Response, AppError> {
     match create_checked(&state, &user.caller(address), form.body()).await {
         Ok(integration) => {
-            push_flash(
-                &session,
-                Flash::success(format!(
+            let message = if integration.health.state == "pending_authorization" {
+                format!(
+                    "Integration \u{201c}{}\u{201d} saved: Bitbucket accepted the consumer. Now click Connect and approve it in Bitbucket.",
+                    integration.name
+                )
+            } else {
+                format!(
                     "Integration \u{201c}{}\u{201d} created: every check passed. Now set up its webhook in Bitbucket.",
                     integration.name
-                )),
-            )
-            .await?;
+                )
+            };
+            push_flash(&session, Flash::success(message)).await?;
             Ok(Redirect::to(&format!("/integrations/{}", integration.id)).into_response())
         }
         Err(failure) => {
             let (outcome, checks, status) = answered_again(failure, form.values())?;
-            render_wizard(&state, context, &user, Some(outcome), checks, status).await
+            let provider = if form.is_cloud() { Provider::Cloud } else { Provider::DataCenter };
+            render_wizard(&state, context, &user, provider.as_str(), Some(outcome), checks, status).await
         }
     }
 }
@@ -371,6 +451,24 @@ async fn render_details(
         facts.push(("Access token".to_owned(), format!("…{}", dc.access_token_last4)));
         facts.push(("Private CA".to_owned(), if dc.ca_certificate.is_some() { "given" } else { "none" }.to_owned()));
     }
+    if let Some(cloud) = &integration.cloud {
+        facts.push(("Workspace".to_owned(), cloud.workspace.clone()));
+        facts.push(("Consumer key".to_owned(), cloud.client_id.clone()));
+        let mode = match cloud.mode.as_str() {
+            "client_credentials" => "client credentials (private consumer)",
+            _ => "authorization code (approved by an admin)",
+        };
+        facts.push(("Mode".to_owned(), mode.to_owned()));
+        let authorized = match (&cloud.authorized_by, &cloud.authorized_by_label, cloud.authorized_at) {
+            (Some(account), Some(user), Some(at)) => format!("{account}, connected by {user} at {}", rfc3339(at)),
+            (Some(account), None, Some(at)) => format!("{account}, since {}", rfc3339(at)),
+            _ => "not yet".to_owned(),
+        };
+        facts.push(("Authorized as".to_owned(), authorized));
+        let expires = cloud.token_expires_at.map(rfc3339).unwrap_or_else(|| "no token".into());
+        facts.push(("Access token expires".to_owned(), format!("{expires} (refreshed automatically)")));
+        facts.push(("Scopes granted".to_owned(), cloud.scopes.join(", ")));
+    }
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
     facts.push(("Labels".to_owned(), integration.labels.join(", ")));
     facts.push(("Use git checkout".to_owned(), yes_no(integration.options.use_git_checkout)));
@@ -392,7 +490,24 @@ async fn render_details(
         health_checked_at: integration.health.checked_at.map(rfc3339).unwrap_or_else(|| "never".into()),
         webhook_url: webhook_url(state, &integration.slug),
         webhook_secret: secret,
-        triggers: DATACENTER_TRIGGERS.iter().map(|(g, l, k)| (g.to_string(), l.to_string(), k.to_string())).collect(),
+        triggers: match integration.provider {
+            Provider::Cloud => CLOUD_TRIGGERS.iter(),
+            Provider::DataCenter => DATACENTER_TRIGGERS.iter(),
+        }
+        .map(|(g, l, k)| (g.to_string(), l.to_string(), k.to_string()))
+        .collect(),
+        webhook_steps: match integration.provider {
+            Provider::Cloud => {
+                "In Bitbucket Cloud, open the repository's Repository settings, Webhooks, Add webhook, and enter:"
+            }
+            Provider::DataCenter => {
+                "In Bitbucket, open the repository's (or project's) settings, Webhooks, Create webhook, and enter:"
+            }
+        }
+        .to_owned(),
+        connect: integration.cloud.as_ref().filter(|c| c.mode == "authorization_code").map(|_| {
+            if integration.health.state == "pending_authorization" { "Connect" } else { "Reconnect" }.to_owned()
+        }),
         created: format!("Created {} by {}", rfc3339(integration.created_at), integration.created_by_label),
         stacks,
     };
@@ -458,6 +573,14 @@ fn stored_values(integration: &Integration) -> Vec<(String, String)> {
         ("status_details", flag(integration.options.status_details)),
         ("vcs_checks", integration.options.vcs_checks.clone()),
     ];
+    if let Some(cloud) = &integration.cloud {
+        values.extend([
+            ("provider", Provider::Cloud.as_str().to_owned()),
+            ("workspace", cloud.workspace.clone()),
+            ("client_id", cloud.client_id.clone()),
+            ("mode", cloud.mode.clone()),
+        ]);
+    }
     if let Some(dc) = &integration.datacenter {
         values.extend([
             ("api_url", dc.api_url.clone()),
@@ -479,7 +602,7 @@ pub async fn edit_page(
 ) -> Result<Response, AppError> {
     let (integration, _) = administered(&state, &user, &raw).await?;
     let form = FormOutcome { values: stored_values(&integration), ..Default::default() };
-    render_form(&state, context, &user, Some(&integration), Some(form), Vec::new(), StatusCode::OK).await
+    render_form(&state, context, &user, Ok(&integration), Some(form), Vec::new(), StatusCode::OK).await
 }
 
 pub async fn update(
@@ -504,7 +627,7 @@ pub async fn update(
             let mut values = form.values();
             values.extend(stored_values(&integration).into_iter().filter(|(k, _)| k == "access_token_last4"));
             let (outcome, checks, status) = answered_again(failure, values)?;
-            render_form(&state, context, &user, Some(&integration), Some(outcome), checks, status).await
+            render_form(&state, context, &user, Ok(&integration), Some(outcome), checks, status).await
         }
     }
 }

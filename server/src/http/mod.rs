@@ -12,6 +12,7 @@ pub mod client_address;
 pub mod health;
 pub mod integrations;
 pub mod markdown;
+pub mod oauth;
 pub mod pages;
 pub mod security;
 pub mod session;
@@ -80,6 +81,8 @@ pub fn router(state: AppState) -> Router {
         .route("/integrations/{id}", get(integrations::show))
         .route("/integrations/{id}/webhook/reveal", post(integrations::reveal))
         .route("/integrations/{id}/test", post(integrations::test))
+        .route("/integrations/{id}/connect", post(oauth::connect))
+        .route("/oauth/bitbucket/callback", get(oauth::callback))
         .route("/integrations/{id}/edit", get(integrations::edit_page).post(integrations::update))
         .route("/integrations/{id}/delete", get(integrations::delete_page).post(integrations::delete))
         .route("/stacks", get(stacks::list))

@@ -66,6 +66,16 @@ pub enum AppError {
     PayloadTooLarge,
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// Bitbucket's OAuth callback could not finish: what happened, in words
+    /// an admin can act on, and where to start again.
+    #[error("the authorization did not finish: {message}")]
+    Authorization {
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        message: String,
+        retry: Option<String>,
+    },
 }
 
 /// An API error met while answering a page (the pages that write through
@@ -105,10 +115,16 @@ pub struct ErrorBody {
     pub code: &'static str,
     pub title: &'static str,
     pub message: String,
+    /// A page to start again from.
+    pub retry: Option<String>,
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        let retry = match &self {
+            AppError::Authorization { retry, .. } => retry.clone(),
+            _ => None,
+        };
         let (status, code, title, message) = match &self {
             AppError::NotFound => (
                 StatusCode::NOT_FOUND,
@@ -164,9 +180,10 @@ impl IntoResponse for AppError {
                 "Bad request",
                 format!("The request could not be read: {why}."),
             ),
+            AppError::Authorization { status, code, title, message, .. } => (*status, *code, *title, message.clone()),
         };
         let mut response = status.into_response();
-        response.extensions_mut().insert(ErrorBody { code, title, message });
+        response.extensions_mut().insert(ErrorBody { code, title, message, retry });
         response
     }
 }
@@ -190,6 +207,7 @@ pub async fn render_errors(State(state): State<AppState>, request: Request, next
                 code: "not_found",
                 title: "Page not found",
                 message: "There is nothing here, or you do not have access to it.".to_owned(),
+                retry: None,
             }
         }
         None if status == StatusCode::METHOD_NOT_ALLOWED && response.headers().get(header::CONTENT_TYPE).is_none() => {
@@ -197,6 +215,7 @@ pub async fn render_errors(State(state): State<AppState>, request: Request, next
                 code: "method_not_allowed",
                 title: "Not allowed",
                 message: "This path does not take that method.".to_owned(),
+                retry: None,
             }
         }
         None => return response,
@@ -204,7 +223,12 @@ pub async fn render_errors(State(state): State<AppState>, request: Request, next
     let (mut parts, _) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     if wants_html {
-        let page = ErrorPage { title: body.title.to_owned(), message: body.message, code: body.code.to_owned() };
+        let page = ErrorPage {
+            title: body.title.to_owned(),
+            message: body.message,
+            code: body.code.to_owned(),
+            retry: body.retry,
+        };
         let html = bitgate_app::pages::error::render_document(&state.leptos, page);
         parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         Response::from_parts(parts, Body::from(html))

@@ -237,6 +237,16 @@ impl Browser {
         self.post_form("/login", &[("email", email), ("password", password), ("next", "")]).await
     }
 
+    /// The same browser (its session cookie) talking to another Bitgate
+    /// process, as a load balancer would send it.
+    pub fn on(&self, base: &str) -> Browser {
+        Browser {
+            client: self.client.clone(),
+            base: base.to_owned(),
+            cookie: Mutex::new(self.cookie.lock().unwrap().clone()),
+        }
+    }
+
     /// The session cookie's value, if any.
     pub fn session_cookie(&self) -> Option<String> {
         self.cookie.lock().unwrap().as_ref().map(|(_, value)| value.clone())

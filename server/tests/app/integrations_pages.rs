@@ -34,7 +34,12 @@ async fn the_wizard_checks_before_saving_and_the_details_page_explains_the_webho
     let csrf = admin.csrf_token("/tokens").await;
     let team = w.team.to_string();
 
-    let page = admin.get("/integrations/new").await;
+    // First the provider, side by side; then its wizard.
+    let choice = admin.get("/integrations/new").await.text().await.unwrap();
+    assert!(choice.contains("Bitbucket Cloud") && choice.contains("Bitbucket Data Center"));
+    assert!(choice.contains("/integrations/new?provider=bitbucket_cloud"));
+    assert!(choice.contains("/integrations/new?provider=bitbucket_datacenter"));
+    let page = admin.get("/integrations/new?provider=bitbucket_datacenter").await;
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
     assert!(page.contains("plugins/servlet/access-tokens/manage") && page.contains("Repositories: read"));

@@ -5,6 +5,7 @@
 mod admin_pages;
 mod api_tokens;
 mod cli;
+mod cloud;
 mod contract;
 mod csrf;
 mod database;

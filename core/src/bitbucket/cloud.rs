@@ -1,0 +1,672 @@
+//! Talking to Bitbucket Cloud through an OAuth consumer: checking the
+//! consumer before it is saved, the authorization-code flow (with PKCE),
+//! refreshing, client credentials, and the REST calls Bitgate makes with
+//! the tokens (`/2.0/user`, the workspace, its repositories). No database
+//! in here: storing the tokens is `cloud_tokens`'s job.
+//!
+//! The OAuth endpoints are the operator's (`BITGATE_BITBUCKET_CLOUD_URL`,
+//! `BITGATE_BITBUCKET_CLOUD_API_URL`), not a user's, so they are called with
+//! the outbound client minus the deny list; it follows no redirect either.
+//! Bitbucket's answers are never echoed back: every message is ours.
+
+use oauth2::{
+    basic::{BasicErrorResponse, BasicErrorResponseType, BasicTokenType},
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields,
+    HttpClientError, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+};
+use reqwest::{header, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use url::Url;
+
+use super::{CallFailed, Check, Report, Repository, RepositoryPage};
+use crate::config::Config;
+
+/// The scopes Bitgate cannot work without (the others it asks for are
+/// for later features and only shown).
+pub const REQUIRED_SCOPES: [&str; 2] = ["account", "repository"];
+
+/// The permissions the wizard asks to tick on the consumer.
+pub const PERMISSIONS: [&str; 5] =
+    ["Account: Read", "Workspace membership: Read", "Projects: Read", "Repositories: Read", "Pull requests: Read"];
+
+/// The lines of the checklist, in order.
+pub const CHECKS: [&str; 5] = ["consumer", "token", "scopes", "user", "workspace"];
+
+/// How an integration gets its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// An admin approves in Bitbucket; tokens are refreshed.
+    AuthorizationCode,
+    /// A private consumer asks for tokens itself.
+    ClientCredentials,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::AuthorizationCode => "authorization_code",
+            Mode::ClientCredentials => "client_credentials",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim() {
+            "authorization_code" => Some(Mode::AuthorizationCode),
+            "client_credentials" => Some(Mode::ClientCredentials),
+            _ => None,
+        }
+    }
+}
+
+/// An OAuth consumer's key and secret.
+#[derive(Clone)]
+pub struct Consumer {
+    pub key: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Consumer {
+    // Never the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+/// Tokens Bitbucket gave out.
+#[derive(Clone)]
+pub struct Tokens {
+    pub access: String,
+    /// Authorization-code grants only.
+    pub refresh: Option<String>,
+    pub expires_at: OffsetDateTime,
+    pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for Tokens {
+    // Never the tokens themselves.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("expires_at", &self.expires_at)
+            .field("scopes", &self.scopes)
+            .field("refresh", &self.refresh.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bitbucket names the granted scopes `scopes`, not OAuth's `scope`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct BitbucketFields {
+    #[serde(default)]
+    scopes: Option<String>,
+}
+
+impl ExtraTokenFields for BitbucketFields {}
+
+type TokenAnswer = StandardTokenResponse<BitbucketFields, BasicTokenType>;
+type OAuthClient = oauth2::Client<
+    BasicErrorResponse,
+    TokenAnswer,
+    oauth2::StandardTokenIntrospectionResponse<oauth2::EmptyExtraTokenFields, BasicTokenType>,
+    StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// Where Bitbucket Cloud is, and where it sends the admin back.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub authorize: Url,
+    pub token: Url,
+    pub api: Url,
+    /// `{public_url}/oauth/bitbucket/callback`.
+    pub callback: String,
+}
+
+impl Endpoints {
+    pub fn from_config(config: &Config) -> Self {
+        let join = |base: &Url, path: &str| {
+            let mut url = base.clone();
+            url.set_path(&format!("{}{path}", base.path().trim_end_matches('/')));
+            url
+        };
+        Self {
+            authorize: join(&config.bitbucket_cloud_url, "/site/oauth2/authorize"),
+            token: join(&config.bitbucket_cloud_url, "/site/oauth2/access_token"),
+            api: config.bitbucket_cloud_api_url.clone(),
+            callback: callback_url(config),
+        }
+    }
+
+    fn oauth(&self, consumer: &Consumer) -> OAuthClient {
+        let client = oauth2::Client::new(ClientId::new(consumer.key.trim().to_owned()))
+            .set_client_secret(ClientSecret::new(consumer.secret.trim().to_owned()))
+            .set_auth_uri(AuthUrl::from_url(self.authorize.clone()))
+            .set_token_uri(TokenUrl::from_url(self.token.clone()));
+        match RedirectUrl::new(self.callback.clone()) {
+            Ok(redirect) => client.set_redirect_uri(redirect),
+            Err(_) => client,
+        }
+    }
+
+    fn api_path(&self, path: &str) -> String {
+        format!("{}{path}", self.api.as_str().trim_end_matches('/'))
+    }
+}
+
+/// The OAuth callback every consumer must name.
+pub fn callback_url(config: &Config) -> String {
+    config.public_url.join("/oauth/bitbucket/callback")
+}
+
+/// The HTTP client of Bitbucket Cloud calls (callers need not name reqwest).
+pub type HttpClient = reqwest::Client;
+
+/// The client for Bitbucket Cloud's own endpoints: the outbound rules
+/// (no redirects, the timeout) without the deny list, which is for
+/// user-given URLs.
+pub fn http_client(config: &Config) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(config.outbound_timeout)
+        .connect_timeout(config.outbound_timeout)
+        .user_agent(concat!("Bitgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Where to send the admin's browser to approve, and the PKCE verifier to
+/// keep for the exchange.
+pub fn authorize_url(endpoints: &Endpoints, consumer: &Consumer, state: &str) -> (String, String) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let state = state.to_owned();
+    let (url, _) =
+        endpoints.oauth(consumer).authorize_url(move || CsrfToken::new(state)).set_pkce_challenge(challenge).url();
+    (url.to_string(), verifier.secret().clone())
+}
+
+/// Why a token request gave no token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    /// The key or secret is wrong (`invalid_client`).
+    Consumer,
+    /// The consumer has no callback URL (`invalid_request`).
+    NoCallback,
+    /// Client credentials for a consumer that is not private (`unauthorized_client`).
+    NotPrivate,
+    /// The code or refresh token was refused (`invalid_grant`): used, expired or revoked.
+    Grant,
+    /// Another refusal, in our words.
+    Refused(String),
+    /// No answer, or not an OAuth answer.
+    Unreachable(String),
+}
+
+impl TokenError {
+    /// In words an admin can act on.
+    pub fn message(&self, endpoints: &Endpoints) -> String {
+        match self {
+            TokenError::Consumer => "Bitbucket rejected the consumer key or secret: copy both again from the consumer's page (Workspace settings → OAuth consumers).".into(),
+            TokenError::NoCallback => format!(
+                "The consumer has no callback URL, which Bitbucket requires: edit the consumer and set its callback URL to {}.",
+                endpoints.callback
+            ),
+            TokenError::NotPrivate => "This consumer is not private, so Bitbucket refuses it client credentials: tick \u{201c}This is a private consumer\u{201d} on the consumer, or choose the authorization-code mode.".into(),
+            TokenError::Grant => "Bitbucket refused the grant: it was already used, has expired, or the consumer's access was revoked. Connect again.".into(),
+            TokenError::Refused(why) | TokenError::Unreachable(why) => why.clone(),
+        }
+    }
+}
+
+fn token_error(
+    error: RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>,
+    config: &Config,
+    endpoints: &Endpoints,
+) -> TokenError {
+    match error {
+        RequestTokenError::ServerResponse(answer) => match answer.error() {
+            BasicErrorResponseType::InvalidClient => TokenError::Consumer,
+            BasicErrorResponseType::InvalidGrant => TokenError::Grant,
+            BasicErrorResponseType::UnauthorizedClient => TokenError::NotPrivate,
+            BasicErrorResponseType::InvalidRequest
+                if answer.error_description().is_some_and(|d| d.to_lowercase().contains("callback")) =>
+            {
+                TokenError::NoCallback
+            }
+            other => TokenError::Refused(format!(
+                "Bitbucket refused the token request ({}): check the consumer's settings.",
+                other.as_ref()
+            )),
+        },
+        RequestTokenError::Request(HttpClientError::Reqwest(error)) => {
+            TokenError::Unreachable(unreachable(&endpoints.token, &error, config))
+        }
+        RequestTokenError::Request(_) | RequestTokenError::Parse(..) | RequestTokenError::Other(_) => {
+            TokenError::Unreachable(format!(
+                "Bitbucket's token endpoint ({}) gave an answer that is not OAuth's: check BITGATE_BITBUCKET_CLOUD_URL.",
+                endpoints.token.host_str().unwrap_or_default()
+            ))
+        }
+    }
+}
+
+fn unreachable(url: &Url, error: &reqwest::Error, config: &Config) -> String {
+    let host = url.host_str().unwrap_or_default();
+    let mut chain = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if error.is_timeout() || chain.to_lowercase().contains("timed out") {
+        format!(
+            "No answer from {host} within {} seconds (BITGATE_OUTBOUND_TIMEOUT): try again later.",
+            config.outbound_timeout.as_secs()
+        )
+    } else {
+        format!("Bitgate could not reach {host}: check the network between them.")
+    }
+}
+
+fn tokens_of(answer: TokenAnswer) -> Tokens {
+    let lifetime = answer.expires_in().unwrap_or(std::time::Duration::from_secs(3600));
+    let scopes = answer.extra_fields().scopes.clone().unwrap_or_default();
+    Tokens {
+        access: answer.access_token().secret().clone(),
+        refresh: answer.refresh_token().map(|r| r.secret().clone()),
+        expires_at: OffsetDateTime::now_utc() + lifetime,
+        scopes: scopes.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+    }
+}
+
+/// Checks a consumer's key and secret without an admin in the loop: a
+/// token request with a code that cannot exist, which a valid consumer gets
+/// `invalid_grant` for. (Client-credentials consumers are checked by asking
+/// for their token: [`client_credentials`].)
+pub async fn check_consumer(
+    http: &reqwest::Client,
+    config: &Config,
+    endpoints: &Endpoints,
+    consumer: &Consumer,
+) -> Result<(), TokenError> {
+    let answer = endpoints
+        .oauth(consumer)
+        .exchange_code(AuthorizationCode::new("bitgate-consumer-check".into()))
+        .request_async(http)
+        .await;
+    match answer {
+        Err(RequestTokenError::ServerResponse(answer)) if *answer.error() == BasicErrorResponseType::InvalidGrant => {
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(error) => Err(token_error(error, config, endpoints)),
+    }
+}
+
+/// Exchanges the code of the callback, with the PKCE verifier of its flow.
+pub async fn exchange_code(
+    http: &reqwest::Client,
+    config: &Config,
+    endpoints: &Endpoints,
+    consumer: &Consumer,
+    code: &str,
+    verifier: String,
+) -> Result<Tokens, TokenError> {
+    endpoints
+        .oauth(consumer)
+        .exchange_code(AuthorizationCode::new(code.to_owned()))
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier))
+        .request_async(http)
+        .await
+        .map(tokens_of)
+        .map_err(|e| token_error(e, config, endpoints))
+}
+
+/// Spends a refresh token for a new pair (Bitbucket rotates it).
+pub async fn refresh(
+    http: &reqwest::Client,
+    config: &Config,
+    endpoints: &Endpoints,
+    consumer: &Consumer,
+    refresh_token: &str,
+) -> Result<Tokens, TokenError> {
+    let refresh_token = RefreshToken::new(refresh_token.to_owned());
+    endpoints
+        .oauth(consumer)
+        .exchange_refresh_token(&refresh_token)
+        .request_async(http)
+        .await
+        .map(tokens_of)
+        .map_err(|e| token_error(e, config, endpoints))
+}
+
+/// A private consumer's own access token (no refresh token comes with it).
+pub async fn client_credentials(
+    http: &reqwest::Client,
+    config: &Config,
+    endpoints: &Endpoints,
+    consumer: &Consumer,
+) -> Result<Tokens, TokenError> {
+    endpoints
+        .oauth(consumer)
+        .exchange_client_credentials()
+        .request_async(http)
+        .await
+        .map(tokens_of)
+        .map_err(|e| token_error(e, config, endpoints))
+}
+
+/// The account a token acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub username: String,
+    pub display_name: String,
+}
+
+impl Account {
+    /// `Ada Lovelace (ada)`.
+    pub fn label(&self) -> String {
+        if self.display_name.is_empty() || self.display_name == self.username {
+            self.username.clone()
+        } else {
+            format!("{} ({})", self.display_name, self.username)
+        }
+    }
+}
+
+fn ok(name: &'static str, message: impl Into<String>) -> Check {
+    Check { name, ok: true, message: message.into() }
+}
+
+fn failed(name: &'static str, message: impl Into<String>) -> Check {
+    Check { name, ok: false, message: message.into() }
+}
+
+/// The lines after a failure that stops the checks.
+pub fn not_run(report: &mut Report, after: &'static str) {
+    let start = CHECKS.iter().position(|c| *c == after).map_or(CHECKS.len(), |i| i + 1);
+    for name in &CHECKS[start..] {
+        report.checks.push(failed(name, "Not checked: fix the line above first."));
+    }
+}
+
+/// A failed token request as the checklist shows it.
+pub fn token_report(error: &TokenError, endpoints: &Endpoints) -> Report {
+    let line = if matches!(error, TokenError::Consumer | TokenError::NoCallback) { "consumer" } else { "token" };
+    let mut report = Report { checks: Vec::new(), version: None };
+    if line == "token" {
+        report.checks.push(ok("consumer", "Bitbucket knows the consumer."));
+    }
+    report.checks.push(failed(line, error.message(endpoints)));
+    not_run(&mut report, line);
+    report
+}
+
+/// What a token is checked for once obtained: the scopes Bitgate needs,
+/// the account it acts as, and that this account sees the workspace.
+/// Returns the report and, when every line passed, the account.
+pub async fn check_tokens(
+    http: &reqwest::Client,
+    config: &Config,
+    endpoints: &Endpoints,
+    tokens: &Tokens,
+    workspace: &str,
+) -> (Report, Option<Account>) {
+    let mut report = Report { checks: vec![ok("consumer", "Bitbucket accepted the consumer.")], version: None };
+    report.checks.push(ok("token", "Bitbucket gave Bitgate an access token."));
+    let missing: Vec<&str> =
+        REQUIRED_SCOPES.iter().copied().filter(|needed| !tokens.scopes.iter().any(|s| s == needed)).collect();
+    if missing.is_empty() {
+        report.checks.push(ok("scopes", format!("Granted: {}.", tokens.scopes.join(", "))));
+    } else {
+        report.checks.push(failed(
+            "scopes",
+            format!(
+                "The consumer lacks {}: edit it in Bitbucket, tick {}, and connect again. Granted: {}.",
+                missing.join(" and "),
+                PERMISSIONS.join(", "),
+                if tokens.scopes.is_empty() { "nothing".to_owned() } else { tokens.scopes.join(", ") }
+            ),
+        ));
+        not_run(&mut report, "scopes");
+        return (report, None);
+    }
+
+    let account = match get_json(http, config, &endpoints.api, &endpoints.api_path("/2.0/user"), &tokens.access).await {
+        Ok((StatusCode::OK, body)) => {
+            let username = body["username"].as_str().or(body["nickname"].as_str()).unwrap_or_default().to_owned();
+            Account { username, display_name: body["display_name"].as_str().unwrap_or_default().to_owned() }
+        }
+        Ok((status, _)) => {
+            report.checks.push(failed(
+                "user",
+                format!("Bitbucket refused to say whose token this is ({status}): the consumer needs Account: Read."),
+            ));
+            not_run(&mut report, "user");
+            return (report, None);
+        }
+        Err(CallFailed(why)) => {
+            report.checks.push(failed("user", why));
+            not_run(&mut report, "user");
+            return (report, None);
+        }
+    };
+    report.checks.push(ok("user", format!("The token acts as {}.", account.label())));
+
+    let workspace = workspace.trim();
+    let path = format!("/2.0/workspaces/{workspace}");
+    match get_json(http, config, &endpoints.api, &endpoints.api_path(&path), &tokens.access).await {
+        Ok((StatusCode::OK, body)) => {
+            let name = body["name"].as_str().unwrap_or(workspace);
+            report
+                .checks
+                .push(ok("workspace", format!("{} sees the workspace {name} ({workspace}).", account.username)));
+            (report, Some(account))
+        }
+        Ok((StatusCode::NOT_FOUND | StatusCode::FORBIDDEN, _)) => {
+            report.checks.push(failed(
+                "workspace",
+                format!(
+                    "{} cannot see a workspace \u{201c}{workspace}\u{201d}: enter the workspace's ID as in bitbucket.org/{{workspace}}/, and connect with an account that is a member.",
+                    account.username
+                ),
+            ));
+            (report, None)
+        }
+        Ok((status, _)) => {
+            report.checks.push(failed("workspace", format!("Bitbucket answered {status} about the workspace.")));
+            (report, None)
+        }
+        Err(CallFailed(why)) => {
+            report.checks.push(failed("workspace", why));
+            (report, None)
+        }
+    }
+}
+
+/// A workspace ID as Bitbucket allows it (it goes into URL paths).
+pub fn parse_workspace(raw: &str) -> Result<String, String> {
+    let workspace = raw.trim();
+    if workspace.is_empty() {
+        return Err("Enter the workspace ID, the part after bitbucket.org/ in its address.".into());
+    }
+    if workspace.len() > 62
+        || !workspace.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "\u{201c}{workspace}\u{201d} is not a workspace ID: use its lowercase letters, digits, dashes and underscores, as in bitbucket.org/{{workspace}}/."
+        ));
+    }
+    Ok(workspace.to_owned())
+}
+
+/// A GET of the REST API; 401 comes back as a status, for the caller to
+/// refresh and retry.
+async fn get_json(
+    http: &reqwest::Client,
+    config: &Config,
+    base: &Url,
+    url: &str,
+    access_token: &str,
+) -> Result<(StatusCode, Value), CallFailed> {
+    let response = http
+        .get(url)
+        .header(header::ACCEPT, "application/json")
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .map_err(|e| CallFailed(unreachable(base, &e, config)))?;
+    let status = response.status();
+    if status.is_redirection() {
+        return Err(CallFailed(
+            "Bitbucket answered with a redirect, which Bitgate does not follow: check BITGATE_BITBUCKET_CLOUD_API_URL."
+                .into(),
+        ));
+    }
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+/// Why a REST call with a stored token failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiCallError {
+    /// 401: the access token expired or was revoked; refresh and retry once.
+    Unauthorized,
+    Failed(CallFailed),
+}
+
+fn repository_of(value: &Value) -> Option<Repository> {
+    Some(Repository {
+        id: value["uuid"].as_str()?.to_owned(),
+        project: value["workspace"]["slug"]
+            .as_str()
+            .or_else(|| value["full_name"].as_str().and_then(|f| f.split('/').next()))?
+            .to_owned(),
+        slug: value["slug"].as_str()?.to_owned(),
+        display_name: value["name"].as_str().unwrap_or_default().to_owned(),
+    })
+}
+
+fn refused(status: StatusCode) -> ApiCallError {
+    match status {
+        StatusCode::UNAUTHORIZED => ApiCallError::Unauthorized,
+        StatusCode::FORBIDDEN => ApiCallError::Failed(CallFailed(
+            "Bitbucket refused: the consumer needs Repositories: Read, and its account must see the workspace.".into(),
+        )),
+        status => ApiCallError::Failed(CallFailed(format!(
+            "Bitbucket answered {status}: try again, or test the integration."
+        ))),
+    }
+}
+
+/// The workspace's repositories whose name contains `name`: Cloud pages by
+/// number, so `start` (a multiple of `limit`) picks the page.
+pub async fn repositories(
+    http: &reqwest::Client,
+    config: &Config,
+    endpoints: &Endpoints,
+    access_token: &str,
+    workspace: &str,
+    name: &str,
+    start: u64,
+    limit: u32,
+) -> Result<RepositoryPage, ApiCallError> {
+    let mut url = Url::parse(&endpoints.api_path(&format!("/2.0/repositories/{workspace}")))
+        .map_err(|_| ApiCallError::Failed(CallFailed("BITGATE_BITBUCKET_CLOUD_API_URL is not usable.".into())))?;
+    let limit = limit.clamp(1, 100);
+    let page = start / u64::from(limit) + 1;
+    url.query_pairs_mut().append_pair("pagelen", &limit.to_string()).append_pair("page", &page.to_string());
+    let search = name.trim().replace(['"', '\\'], "");
+    if !search.is_empty() {
+        url.query_pairs_mut().append_pair("q", &format!("name ~ \"{search}\""));
+    }
+    let (status, body) =
+        get_json(http, config, &endpoints.api, url.as_str(), access_token).await.map_err(ApiCallError::Failed)?;
+    if status != StatusCode::OK {
+        return Err(refused(status));
+    }
+    let Some(values) = body["values"].as_array() else {
+        return Err(ApiCallError::Failed(CallFailed("Bitbucket's answer was not the list of repositories.".into())));
+    };
+    let items = values.iter().filter_map(repository_of).collect();
+    let next_start = body.get("next").and_then(Value::as_str).map(|_| page * u64::from(limit));
+    Ok(RepositoryPage { items, next_start })
+}
+
+/// One repository of the workspace by slug; `None` when Bitbucket shows none.
+pub async fn repository(
+    http: &reqwest::Client,
+    config: &Config,
+    endpoints: &Endpoints,
+    access_token: &str,
+    workspace: &str,
+    slug: &str,
+) -> Result<Option<Repository>, ApiCallError> {
+    // The workspace and slug were checked: they cannot change the path.
+    let url = endpoints.api_path(&format!("/2.0/repositories/{workspace}/{slug}"));
+    let (status, body) =
+        get_json(http, config, &endpoints.api, &url, access_token).await.map_err(ApiCallError::Failed)?;
+    match status {
+        StatusCode::OK => repository_of(&body)
+            .map(Some)
+            .ok_or_else(|| ApiCallError::Failed(CallFailed("Bitbucket's answer was not a repository.".into()))),
+        StatusCode::NOT_FOUND => Ok(None),
+        status => Err(refused(status)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_ids_go_into_paths_safely() {
+        assert_eq!(parse_workspace(" acme ").unwrap(), "acme");
+        assert_eq!(parse_workspace("team_2-x").unwrap(), "team_2-x");
+        for bad in ["", "Acme", "a/b", "a?b", "..", "a b", "%2e"] {
+            assert!(parse_workspace(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let consumer = Consumer { key: "key".into(), secret: "s3cret".into() };
+        assert!(!format!("{consumer:?}").contains("s3cret"));
+        let tokens = Tokens {
+            access: "acc3ss".into(),
+            refresh: Some("r3fresh".into()),
+            expires_at: OffsetDateTime::now_utc(),
+            scopes: vec!["account".into()],
+        };
+        let shown = format!("{tokens:?}");
+        assert!(!shown.contains("acc3ss") && !shown.contains("r3fresh"), "{shown}");
+    }
+
+    #[test]
+    fn endpoints_follow_the_configuration() {
+        let config = Config::load(&[
+            ("BITGATE_BITBUCKET_CLOUD_URL", "http://127.0.0.1:7990/"),
+            ("BITGATE_PUBLIC_URL", "https://bitgate.example.com"),
+        ])
+        .unwrap();
+        let endpoints = Endpoints::from_config(&config);
+        assert_eq!(endpoints.token.as_str(), "http://127.0.0.1:7990/site/oauth2/access_token");
+        assert_eq!(endpoints.callback, "https://bitgate.example.com/oauth/bitbucket/callback");
+        let consumer = Consumer { key: "k".into(), secret: "s".into() };
+        let (url, verifier) = authorize_url(&endpoints, &consumer, "the-state");
+        let url = Url::parse(&url).unwrap();
+        let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(query["client_id"], "k");
+        assert_eq!(query["state"], "the-state");
+        assert_eq!(query["code_challenge_method"], "S256");
+        assert_eq!(query["response_type"], "code");
+        assert!(verifier.len() >= 43);
+        assert!(!url.as_str().contains("s3cret") && !query.contains_key("client_secret"));
+    }
+}
