@@ -23,7 +23,7 @@ use crate::{
 
 /// A world whose Bitbucket Cloud is the simulator, with the demo consumer's
 /// callback pointing at this Bitgate.
-async fn cloud_world() -> (World, Simulator) {
+pub(crate) async fn cloud_world() -> (World, Simulator) {
     let simulator = Simulator::start(DataCenter::sample(), Transport::Http).await.unwrap();
     let world = world_with(&[
         ("BITGATE_OUTBOUND_DENY", ""),
@@ -37,14 +37,14 @@ async fn cloud_world() -> (World, Simulator) {
     (world, simulator)
 }
 
-fn body(w: &World, name: &str, mode: &str, secret: &str) -> Value {
+pub(crate) fn body(w: &World, name: &str, mode: &str, secret: &str) -> Value {
     json!({
         "name": name, "provider": "bitbucket_cloud", "scope": "space", "space_id": w.team,
         "cloud": {"workspace": DEMO_WORKSPACE, "client_id": DEMO_KEY, "client_secret": secret, "mode": mode},
     })
 }
 
-async fn create(w: &World, name: &str, mode: &str) -> Value {
+pub(crate) async fn create(w: &World, name: &str, mode: &str) -> Value {
     let (status, created) = w
         .call(w.token("team admin"), Method::POST, "/api/v1/integrations", Some(body(w, name, mode, DEMO_SECRET)))
         .await;
@@ -59,7 +59,7 @@ fn has_no_secret(text: &str) {
 }
 
 /// Clicks Connect in `browser`; returns where Bitbucket's page is.
-async fn connect(browser: &Browser, id: &str) -> String {
+pub(crate) async fn connect(browser: &Browser, id: &str) -> String {
     let csrf = browser.csrf_token(&format!("/integrations/{id}")).await;
     let answer = browser.post_form(&format!("/integrations/{id}/connect"), &[("csrf_token", &csrf)]).await;
     assert_eq!(answer.status(), 303);
@@ -68,7 +68,7 @@ async fn connect(browser: &Browser, id: &str) -> String {
 
 /// Bitbucket's approval page, answered with `decision`: returns the
 /// callback address Bitbucket sends the browser to (path and query).
-async fn approve(simulator: &Simulator, authorize_url: &str, decision: &str) -> String {
+pub(crate) async fn approve(simulator: &Simulator, authorize_url: &str, decision: &str) -> String {
     let url = url::Url::parse(authorize_url).unwrap();
     assert!(authorize_url.starts_with(&simulator.url), "{authorize_url}");
     let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
@@ -567,4 +567,74 @@ async fn tokens_stay_fresh_and_a_broken_chain_asks_for_a_reconnect() {
     let (status, _) =
         w.call(w.token("team writer"), Method::GET, &format!("/api/v1/integrations/{id}/repositories"), None).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
+}
+
+#[tokio::test]
+async fn edited_cloud_credentials_are_checked_first_and_a_new_consumer_needs_a_new_approval() {
+    let (w, _simulator) = cloud_world().await;
+    let id = create(&w, "Cloud main", "client_credentials").await["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/integrations/{id}");
+    let admin = w.token("team admin");
+
+    // A wrong secret is refused and changes nothing; a new key needs its secret.
+    let (status, refused) =
+        w.call(admin, Method::PATCH, &path, Some(json!({"cloud": {"client_secret": "wrong"}, "labels": ["x"]}))).await;
+    assert_eq!(status, 422, "{refused}");
+    let (status, refused) =
+        w.call(admin, Method::PATCH, &path, Some(json!({"cloud": {"client_id": "other-key"}}))).await;
+    assert_eq!(status, 422);
+    assert!(refused.to_string().contains("needs its secret"), "{refused}");
+    let (status, refused) = w.call(admin, Method::PATCH, &path, Some(json!({"datacenter": {"username": "x"}}))).await;
+    assert_eq!(status, 422);
+    assert!(refused.to_string().contains("wrong_provider"), "{refused}");
+    let found = integration(&w, &id).await;
+    assert_eq!(found["labels"], json!([]));
+    assert_eq!(found["health"]["state"], "connected");
+
+    // Labels alone ask Bitbucket nothing; the stored consumer stays.
+    let (status, edited) = w
+        .call(admin, Method::PATCH, &path, Some(json!({"labels": ["prod"], "cloud": {"workspace": DEMO_WORKSPACE}})))
+        .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["cloud"]["authorized_by"], "Ada Lovelace (ada)");
+
+    // Another mode: the tokens of the old one go, and it waits for an approval.
+    let (status, edited) =
+        w.call(admin, Method::PATCH, &path, Some(json!({"cloud": {"mode": "authorization_code"}}))).await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["health"]["state"], "pending_authorization");
+    assert!(edited["cloud"]["authorized_by"].is_null() && edited["cloud"]["token_expires_at"].is_null());
+    has_no_secret(&edited.to_string());
+
+    // The edit page: the Cloud fields prefilled, the secret never.
+    let browser = w.browser("team admin").await;
+    let page = browser.get(&format!("/integrations/{id}/edit")).await.text().await.unwrap();
+    assert!(
+        page.contains("value=\"acme\"")
+            && page.contains(DEMO_KEY)
+            && page.contains("Leave empty to keep the stored secret")
+    );
+    has_no_secret(&page);
+    let csrf = browser.csrf_token("/tokens").await;
+    let saved = browser
+        .post_form(
+            &format!("/integrations/{id}/edit"),
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("provider", "bitbucket_cloud"),
+                ("scope", "space"),
+                ("space_id", &w.team.to_string()),
+                ("workspace", DEMO_WORKSPACE),
+                ("client_id", DEMO_KEY),
+                ("client_secret", ""),
+                ("mode", "client_credentials"),
+                ("labels", "prod, eu"),
+                ("vcs_checks", "individual"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status(), 303);
+    let found = integration(&w, &id).await;
+    assert_eq!(found["health"]["state"], "connected", "client credentials again: a token at once");
+    assert_eq!(found["labels"], json!(["prod", "eu"]));
 }

@@ -1,7 +1,8 @@
 //! Secrets never reach the logs. Every log line this test process writes
 //! (debug and above, every crate, more than production's `info`) is
-//! captured while an access token and a webhook secret go through every
-//! path that handles them; neither may appear in any line.
+//! captured while access tokens, a webhook secret and Bitbucket Cloud's
+//! OAuth secrets (consumer secret, code, state, access and refresh tokens)
+//! go through every path that handles them; none may appear in any line.
 
 use std::{
     io::Write,
@@ -93,6 +94,38 @@ async fn access_tokens_and_webhook_secrets_never_appear_in_a_log_line() {
     for (what, value) in
         [("token", token), ("new token", replacement), ("refused token", wrong), ("webhook secret", &secret)]
     {
+        let leaks: Vec<&str> = logs.lines().filter(|line| line.contains(value)).collect();
+        assert!(leaks.is_empty(), "the {what} is in the logs: {leaks:?}");
+    }
+
+    // Bitbucket Cloud: the consumer's secret, the code, the state and the
+    // tokens, through both modes, the callback, refreshes and a broken chain.
+    let (w, simulator) = crate::cloud::cloud_world().await;
+    simulator.configure_cloud(|cloud| cloud.expires_in = 1);
+    crate::cloud::create(&w, "cloud-cc", "client_credentials").await;
+    let id = crate::cloud::create(&w, "cloud-code", "authorization_code").await["id"].as_str().unwrap().to_owned();
+    let browser = w.browser("team admin").await;
+    let authorize = crate::cloud::connect(&browser, &id).await;
+    let callback = crate::cloud::approve(&simulator, &authorize, "grant").await;
+    assert_eq!(browser.get(&callback).await.status(), 303);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(bitgate_core::cloud_tokens::refresh_due(&w.app.services).await.unwrap(), 2);
+    simulator.configure_cloud(|cloud| cloud.consumers[0].secret = "changed-in-bitbucket".into());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    bitgate_core::cloud_tokens::refresh_due(&w.app.services).await.unwrap();
+    let callback = url::Url::parse(&format!("http://x{callback}")).unwrap();
+    let query: std::collections::HashMap<String, String> = callback.query_pairs().into_owned().collect();
+
+    let logs = captured();
+    assert!(logs.contains("Bitbucket Cloud tokens refreshed"), "the refreshes were logged at all");
+    assert!(logs.contains("authorization lost"), "so was the broken chain");
+    for (what, value) in [
+        ("consumer secret", bitbucket_simulator::cloud::DEMO_SECRET),
+        ("access token", "cloud-access-"),
+        ("refresh token", "cloud-refresh-"),
+        ("authorization code", query["code"].as_str()),
+        ("state", query["state"].as_str()),
+    ] {
         let leaks: Vec<&str> = logs.lines().filter(|line| line.contains(value)).collect();
         assert!(leaks.is_empty(), "the {what} is in the logs: {leaks:?}");
     }
