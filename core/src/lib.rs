@@ -22,6 +22,7 @@ pub mod stacks;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::Arc;
 

@@ -31,6 +31,10 @@ pub struct Stack {
     pub branch: String,
     pub created_at: OffsetDateTime,
     pub created_by_label: String,
+    /// A push deleted the branch it tracks.
+    pub branch_deleted: bool,
+    /// The last delivery that triggered it, and when it came.
+    pub last_delivery: Option<(Uuid, OffsetDateTime)>,
 }
 
 /// A stack's name: 1 to 100 printable characters, unique in its space.
@@ -121,6 +125,9 @@ struct Row {
     branch: String,
     created_at: OffsetDateTime,
     created_by_label: String,
+    branch_deleted: bool,
+    last_delivery_id: Option<Uuid>,
+    last_delivery_at: Option<OffsetDateTime>,
 }
 
 impl From<Row> for Stack {
@@ -137,6 +144,8 @@ impl From<Row> for Stack {
             branch: row.branch,
             created_at: row.created_at,
             created_by_label: row.created_by_label,
+            branch_deleted: row.branch_deleted,
+            last_delivery: row.last_delivery_id.zip(row.last_delivery_at),
         }
     }
 }
@@ -174,8 +183,10 @@ pub async fn find(db: impl PgExecutor<'_>, id: StackId) -> Result<Option<Stack>,
     let row = sqlx::query_as!(
         Row,
         r#"SELECT s.id, s.name, s.space_id, s.provider, s.integration_id, i.name AS "integration_name?",
-                  s.repository_id, s.repository_name, s.branch, s.created_at, s.created_by_label
+                  s.repository_id, s.repository_name, s.branch, s.created_at, s.created_by_label, s.branch_deleted,
+                  s.last_delivery_id, d.received_at AS "last_delivery_at?"
            FROM stacks s LEFT JOIN integrations i ON i.id = s.integration_id
+                LEFT JOIN webhook_deliveries d ON d.id = s.last_delivery_id
            WHERE s.id = $1"#,
         id
     )
@@ -205,8 +216,10 @@ pub async fn list(
     let rows = sqlx::query_as!(
         Row,
         r#"SELECT s.id, s.name, s.space_id, s.provider, s.integration_id, i.name AS "integration_name?",
-                  s.repository_id, s.repository_name, s.branch, s.created_at, s.created_by_label
+                  s.repository_id, s.repository_name, s.branch, s.created_at, s.created_by_label, s.branch_deleted,
+                  s.last_delivery_id, d.received_at AS "last_delivery_at?"
            FROM stacks s LEFT JOIN integrations i ON i.id = s.integration_id
+                LEFT JOIN webhook_deliveries d ON d.id = s.last_delivery_id
            WHERE s.space_id = ANY($1)
              AND ($2::uuid IS NULL OR s.space_id = $2)
              AND ($3::uuid IS NULL OR s.integration_id = $3)

@@ -1,11 +1,13 @@
 //! `bitbucket-simulator`: runs the simulator beside Bitgate for the offline
 //! demo, and prints what to enter in Bitgate's wizard.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(about = "A stand-in for Bitbucket, for trying Bitgate without one")]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7990")]
     listen: std::net::SocketAddr,
@@ -17,9 +19,63 @@ struct Args {
     bitgate_url: String,
 }
 
+#[derive(Subcommand)]
+enum Command {
+    /// Posts one signed, real-shaped delivery of an event to a webhook
+    /// endpoint, as Bitbucket would (its headers, its signature).
+    Send {
+        /// The endpoint, such as http://127.0.0.1:3000/webhooks/bitbucket/dc-main.
+        #[arg(long)]
+        url: String,
+        /// The webhook secret to sign with (left out: an unsigned delivery).
+        #[arg(long, env = "BITGATE_WEBHOOK_SECRET")]
+        secret: Option<String>,
+        /// The event key, such as repo:refs_changed or pullrequest:created.
+        #[arg(long)]
+        event: String,
+        /// The request id (a new one when left out; the same twice is a retry).
+        #[arg(long)]
+        request_id: Option<String>,
+        /// A body of your own instead of the built-in one.
+        #[arg(long)]
+        body_file: Option<std::path::PathBuf>,
+    },
+}
+
+/// Posts one delivery and prints Bitgate's answer; fails unless it is 2xx.
+async fn send(
+    url: &str,
+    secret: Option<&str>,
+    event: &str,
+    request_id: Option<String>,
+    body_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    use bitbucket_simulator::sender;
+    let body = match body_file {
+        Some(path) => std::fs::read(path)?,
+        None => serde_json::to_vec(
+            &sender::payload(event).ok_or_else(|| anyhow::anyhow!("no built-in body for the event key {event}"))?,
+        )?,
+    };
+    let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let mut request = client.post(url).body(body.clone());
+    for (name, value) in sender::headers(event, secret, &body, &request_id) {
+        request = request.header(name, value);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    println!("{} {}", status.as_u16(), response.text().await.unwrap_or_default());
+    anyhow::ensure!(status.is_success(), "Bitgate answered {status}");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Send { url, secret, event, request_id, body_file }) = args.command {
+        return send(&url, secret.as_deref(), &event, request_id, body_file).await;
+    }
     let transport = if args.tls { bitbucket_simulator::Transport::Tls } else { bitbucket_simulator::Transport::Http };
     let simulator =
         bitbucket_simulator::Simulator::start_on(args.listen, bitbucket_simulator::DataCenter::sample(), transport)

@@ -1071,7 +1071,12 @@ pub async fn webhook(
 ) -> Result<Response, ApiError> {
     let integration = administered(&state, &caller, &raw, "integration.webhook_secret_revealed").await?;
     let secret = reveal_secret(&state, &caller, &integration).await?;
-    let body = Webhook { url: webhook_url(&state, &integration.slug), secret, previous_secret_valid_until: None };
+    let until = bitgate_core::webhooks::deliveries::previous_valid_until(&state.services.pool, integration.id).await?;
+    let body = Webhook {
+        url: webhook_url(&state, &integration.slug),
+        secret,
+        previous_secret_valid_until: until.map(rfc3339),
+    };
     let mut response = Json(body).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod caller;
 pub mod cloud;
+pub mod deliveries;
 pub mod error;
 pub mod integrations;
 pub mod json;
@@ -71,6 +72,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::test))
         .routes(routes!(cloud::authorize))
         .routes(routes!(integrations::webhook))
+        .routes(routes!(deliveries::rotate))
+        .routes(routes!(deliveries::retire_previous))
+        .routes(routes!(deliveries::list))
+        .routes(routes!(deliveries::get))
         .routes(routes!(repositories::list))
         .routes(routes!(stacks::list, stacks::create))
         .routes(routes!(stacks::get, stacks::update, stacks::delete))

@@ -61,6 +61,10 @@ pub fn finish(mut document: OpenApi) -> OpenApi {
                 "Connections to Bitbucket: credentials checked before they are saved, the webhook endpoint and secret.",
             ),
             (
+                "webhooks",
+                "Bitbucket's deliveries to each integration's endpoint, and the rotation of the secret that signs them.",
+            ),
+            (
                 "stacks",
                 "The consumers of integrations: one repository and branch each, in a space; detached when their integration is deleted.",
             ),

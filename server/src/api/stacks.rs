@@ -50,6 +50,18 @@ pub struct StackView {
     #[schema(format = DateTime)]
     pub created_at: String,
     pub created_by: String,
+    /// A push deleted the branch it tracks: no run until it is created again.
+    pub branch_deleted: bool,
+    /// The last delivery that triggered it.
+    pub last_delivery: Option<LastDelivery>,
+}
+
+/// A stack's last triggering delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LastDelivery {
+    pub id: Uuid,
+    #[schema(format = DateTime)]
+    pub received_at: String,
 }
 
 /// A repository by Bitbucket's stable id, with its name beside it.
@@ -74,6 +86,8 @@ pub fn view(stack: &Stack) -> StackView {
         branch: stack.branch.clone(),
         created_at: rfc3339(stack.created_at),
         created_by: stack.created_by_label.clone(),
+        branch_deleted: stack.branch_deleted,
+        last_delivery: stack.last_delivery.map(|(id, at)| LastDelivery { id, received_at: rfc3339(at) }),
     }
 }
 

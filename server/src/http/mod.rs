@@ -20,6 +20,7 @@ pub mod spaces;
 pub mod stacks;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::path::PathBuf;
 
@@ -83,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .route("/integrations/{id}/test", post(integrations::test))
         .route("/integrations/{id}/connect", post(oauth::connect))
         .route("/oauth/bitbucket/callback", get(oauth::callback))
+        .route("/webhooks/bitbucket/{slug}", post(webhooks::receive))
         .route("/integrations/{id}/edit", get(integrations::edit_page).post(integrations::update))
         .route("/integrations/{id}/delete", get(integrations::delete_page).post(integrations::delete))
         .route("/stacks", get(stacks::list))

@@ -25,4 +25,5 @@ mod stacks_api;
 mod stacks_pages;
 mod tokens_page;
 mod users_audit_api;
+mod webhooks;
 mod world;

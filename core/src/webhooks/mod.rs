@@ -1,0 +1,313 @@
+//! Webhook deliveries: each request to `/webhooks/bitbucket/{slug}` decided
+//! in the order of SPEC.md's decision table, recorded (rejected ones up to
+//! [`REJECTIONS_PER_MINUTE`] per integration, then counted), acknowledged
+//! only once committed, and routed to stacks afterwards, by any process,
+//! from the database.
+
+pub mod deliveries;
+pub mod events;
+pub mod routing;
+pub mod signature;
+
+use serde_json::Value;
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::{
+    integrations::{self, Provider},
+    secrets::Sealed,
+    Services,
+};
+use events::{normalize, PING};
+use signature::{verify, Verdict};
+
+/// Bodies larger than this are refused unread.
+pub const MAX_BODY: usize = 256 * 1024;
+/// Rejected requests recorded per integration and minute; the rest are counted.
+pub const REJECTIONS_PER_MINUTE: i32 = 60;
+
+/// A request as the endpoint received it.
+pub struct Incoming<'a> {
+    pub content_type: Option<&'a str>,
+    pub event_key: Option<&'a str>,
+    pub signature: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    /// The headers to keep, the signature already redacted.
+    pub headers: Value,
+    /// `None` when it was over [`MAX_BODY`].
+    pub body: Option<&'a [u8]>,
+}
+
+/// The answer, and what was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub status: u16,
+    pub outcome: &'static str,
+    pub reason: Option<String>,
+    /// The delivery recorded (none past the rejection cap).
+    pub delivery: Option<Uuid>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// No integration has that slug: 404, nothing recorded.
+    #[error("no integration has this webhook endpoint")]
+    NotFound,
+    /// The database cannot store it: 503, so Bitbucket tries again.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("a webhook secret does not open: {0}")]
+    Secret(String),
+}
+
+/// The integration's side of a delivery.
+struct Endpoint {
+    id: Uuid,
+    provider: Provider,
+    secret: Vec<u8>,
+    previous: Option<Vec<u8>>,
+}
+
+async fn endpoint(services: &Services, slug: &str) -> Result<Endpoint, ReceiveError> {
+    let row = sqlx::query!(
+        r#"SELECT id, provider, webhook_secret_key, webhook_secret, previous_webhook_secret_key, previous_webhook_secret,
+                  (previous_secret_valid_until > now()) AS "previous_valid?"
+           FROM integrations WHERE slug = $1"#,
+        slug
+    )
+    .fetch_optional(&services.pool)
+    .await?;
+    let row = row.ok_or(ReceiveError::NotFound)?;
+    let open = |key_id: String, ciphertext: Vec<u8>, column: &'static str| {
+        services
+            .keyring
+            .open(&Sealed { key_id, ciphertext }, integrations::binding("integrations", column, row.id))
+            .map_err(|e| ReceiveError::Secret(e.to_string()))
+    };
+    let secret = open(row.webhook_secret_key, row.webhook_secret, "webhook_secret")?;
+    let previous = match (row.previous_valid, row.previous_webhook_secret_key, row.previous_webhook_secret) {
+        (Some(true), Some(key_id), Some(ciphertext)) => Some(open(key_id, ciphertext, "previous_webhook_secret")?),
+        _ => None,
+    };
+    let provider = if row.provider == "bitbucket_cloud" { Provider::Cloud } else { Provider::DataCenter };
+    Ok(Endpoint { id: row.id, provider, secret, previous })
+}
+
+/// What a delivery row is made of.
+struct Record<'a> {
+    request_id: Option<&'a str>,
+    event_key: Option<&'a str>,
+    signature: &'static str,
+    outcome: &'static str,
+    reason: Option<String>,
+    body: Option<Value>,
+    event: Option<Value>,
+    repository: Option<(String, String)>,
+}
+
+async fn insert(
+    tx: &mut PgConnection,
+    integration: Uuid,
+    headers: &Value,
+    record: Record<'_>,
+) -> Result<Uuid, sqlx::Error> {
+    let (repository_id, repository_name) = record.repository.unzip();
+    sqlx::query_scalar!(
+        r#"INSERT INTO webhook_deliveries (integration_id, request_id, event_key, repository_id, repository_name,
+                                          signature, outcome, reason, headers, body, event)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id"#,
+        integration,
+        record.request_id,
+        record.event_key,
+        repository_id,
+        repository_name,
+        record.signature,
+        record.outcome,
+        record.reason,
+        headers,
+        record.body,
+        record.event,
+    )
+    .fetch_one(&mut *tx)
+    .await
+}
+
+/// Records a rejected request unless this minute's cap is reached (then it
+/// is only counted), and answers `status`.
+async fn reject(
+    services: &Services,
+    endpoint: &Endpoint,
+    incoming: &Incoming<'_>,
+    status: u16,
+    signature: &'static str,
+    reason: &str,
+) -> Result<Receipt, ReceiveError> {
+    let mut tx = services.pool.begin().await?;
+    let counted = sqlx::query_scalar!(
+        r#"INSERT INTO webhook_rejections (integration_id, minute, recorded) VALUES ($1, date_trunc('minute', now()), 1)
+           ON CONFLICT (integration_id, minute) DO UPDATE SET recorded = webhook_rejections.recorded + 1
+           WHERE webhook_rejections.recorded < $2
+           RETURNING recorded"#,
+        endpoint.id,
+        REJECTIONS_PER_MINUTE
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let delivery = match counted {
+        Some(_) => {
+            let record = Record {
+                request_id: incoming.request_id,
+                event_key: incoming.event_key,
+                signature,
+                outcome: "rejected",
+                reason: Some(reason.to_owned()),
+                body: None,
+                event: None,
+                repository: None,
+            };
+            Some(insert(&mut tx, endpoint.id, &incoming.headers, record).await?)
+        }
+        None => {
+            sqlx::query!(
+                "UPDATE webhook_rejections SET dropped = dropped + 1 WHERE integration_id = $1 AND minute = date_trunc('minute', now())",
+                endpoint.id
+            )
+            .execute(&mut *tx)
+            .await?;
+            None
+        }
+    };
+    tx.commit().await?;
+    Ok(Receipt { status, outcome: "rejected", reason: Some(reason.to_owned()), delivery })
+}
+
+async fn record(
+    mut tx: Transaction<'_, Postgres>,
+    endpoint: &Endpoint,
+    incoming: &Incoming<'_>,
+    status: u16,
+    record: Record<'_>,
+) -> Result<Receipt, ReceiveError> {
+    let outcome = record.outcome;
+    let reason = record.reason.clone();
+    let id = insert(&mut tx, endpoint.id, &incoming.headers, record).await?;
+    sqlx::query!("UPDATE integrations SET last_delivery_at = now() WHERE id = $1", endpoint.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Receipt { status, outcome, reason, delivery: Some(id) })
+}
+
+/// Decides, records and answers one request (SPEC.md's decision table, in order).
+pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) -> Result<Receipt, ReceiveError> {
+    let endpoint = endpoint(services, slug).await?;
+    let Some(body) = incoming.body else {
+        return reject(services, &endpoint, &incoming, 413, "unchecked", "too large: the body is over 256 KiB").await;
+    };
+    let is_json = incoming.content_type.and_then(|v| v.split(';').next()).is_some_and(|mime| {
+        let mime = mime.trim().to_ascii_lowercase();
+        mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+    });
+    if !is_json {
+        return reject(services, &endpoint, &incoming, 415, "unchecked", "content type: not JSON").await;
+    }
+    let verdict = verify(incoming.signature, body, &endpoint.secret, endpoint.previous.as_deref());
+    let key = incoming.event_key.map(str::trim).filter(|k| !k.is_empty());
+    if key == Some(PING) && verdict != Verdict::Mismatch {
+        let tx = services.pool.begin().await?;
+        let (signature, outcome, reason) = match verdict {
+            Verdict::Missing => ("unsigned_ping", "ignored", "unsigned ping: proves reachability only"),
+            verified => (verified.as_str(), "accepted", "ping"),
+        };
+        let row = Record {
+            request_id: incoming.request_id,
+            event_key: key,
+            signature,
+            outcome,
+            reason: Some(reason.into()),
+            body: None,
+            event: None,
+            repository: None,
+        };
+        return record(tx, &endpoint, &incoming, 200, row).await;
+    }
+    match verdict {
+        Verdict::Missing => return reject(services, &endpoint, &incoming, 401, "missing", "missing signature").await,
+        Verdict::Mismatch => {
+            return reject(services, &endpoint, &incoming, 401, "mismatch", "signature mismatch").await;
+        }
+        Verdict::Valid | Verdict::ValidPrevious => {}
+    }
+    let mut tx = services.pool.begin().await?;
+    if let Some(request_id) = incoming.request_id {
+        // Serializes deliveries of one request id, so that a retry racing
+        // its original is seen as the duplicate it is.
+        sqlx::query!(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1 || $2, 0))",
+            endpoint.id.to_string(),
+            request_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        let original = sqlx::query_scalar!(
+            r#"UPDATE webhook_deliveries SET duplicate_count = duplicate_count + 1
+               WHERE integration_id = $1 AND request_id = $2 AND signature IN ('valid', 'valid_previous')
+                 AND outcome <> 'duplicate'
+               RETURNING id"#,
+            endpoint.id,
+            request_id
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(original) = original {
+            let row = Record {
+                request_id: Some(request_id),
+                event_key: key,
+                signature: verdict.as_str(),
+                outcome: "duplicate",
+                reason: Some(format!("already received as delivery {original}")),
+                body: None,
+                event: None,
+                repository: None,
+            };
+            return record(tx, &endpoint, &incoming, 200, row).await;
+        }
+    }
+    let parsed: Result<Value, String> = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"));
+    let key_text = key.unwrap_or_default();
+    let normalized = parsed.and_then(|value| {
+        normalize(endpoint.provider, key_text, &value).map(|event| (value, event)).map_err(|e| e.to_string())
+    });
+    let (value, event) = match normalized {
+        Ok(found) => found,
+        Err(why) => {
+            drop(tx);
+            return reject(services, &endpoint, &incoming, 400, verdict.as_str(), &format!("malformed: {why}")).await;
+        }
+    };
+    let Some(event) = event else {
+        let row = Record {
+            request_id: incoming.request_id,
+            event_key: key,
+            signature: verdict.as_str(),
+            outcome: "ignored",
+            reason: Some(if key.is_none() { "no event key".into() } else { "unknown event".into() }),
+            body: None,
+            event: None,
+            repository: None,
+        };
+        return record(tx, &endpoint, &incoming, 202, row).await;
+    };
+    let repository = Some((event.repository.id.clone(), event.repository.name.clone()));
+    let row = Record {
+        request_id: incoming.request_id,
+        event_key: key,
+        signature: verdict.as_str(),
+        outcome: "accepted",
+        reason: None,
+        body: Some(value),
+        event: serde_json::to_value(&event).ok(),
+        repository,
+    };
+    record(tx, &endpoint, &incoming, 202, row).await
+}

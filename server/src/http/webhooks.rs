@@ -1,0 +1,87 @@
+//! `POST /webhooks/bitbucket/{slug}`: Bitbucket's deliveries. Decided,
+//! recorded and answered by `core::webhooks` (SPEC.md's decision table);
+//! an accepted delivery is acknowledged only once stored, then routed to
+//! its stacks in the background (and by the periodic job if this process
+//! dies first). The answer's body says what became of the delivery, which
+//! Bitbucket shows in its webhook history.
+
+use axum::{
+    body::{to_bytes, Body},
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use bitgate_core::webhooks::{self, Incoming, ReceiveError};
+use serde_json::{json, Map, Value};
+
+use crate::state::AppState;
+
+/// Headers never kept in the log.
+const REDACTED: [&str; 3] = ["x-hub-signature", "authorization", "cookie"];
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The request's headers as kept: the signature (and any credential) redacted.
+fn kept_headers(headers: &HeaderMap) -> Value {
+    let mut kept = Map::new();
+    for (name, value) in headers {
+        let shown = if REDACTED.contains(&name.as_str()) {
+            "(redacted)".to_owned()
+        } else {
+            value.to_str().unwrap_or("(not text)").chars().take(1000).collect()
+        };
+        kept.insert(name.as_str().to_owned(), Value::String(shown));
+    }
+    Value::Object(kept)
+}
+
+pub async fn receive(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    // Read at most one byte past the limit: more is refused unread.
+    let bytes = to_bytes(body, webhooks::MAX_BODY).await.ok();
+    let incoming = Incoming {
+        content_type: header(&headers, "content-type"),
+        event_key: header(&headers, "x-event-key"),
+        signature: header(&headers, "x-hub-signature"),
+        request_id: header(&headers, "x-request-id").or_else(|| header(&headers, "x-request-uuid")),
+        headers: kept_headers(&headers),
+        body: bytes.as_deref(),
+    };
+    match webhooks::receive(&state.services, &slug, incoming).await {
+        Ok(receipt) => {
+            if receipt.outcome == "accepted" {
+                if let Some(delivery) = receipt.delivery {
+                    let services = state.services.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = webhooks::routing::route(&services, delivery).await {
+                            tracing::warn!(%delivery, %error, "routing failed; the periodic job will retry");
+                        }
+                    });
+                }
+            }
+            let status = StatusCode::from_u16(receipt.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let body = json!({"delivery": receipt.delivery, "outcome": receipt.outcome, "reason": receipt.reason});
+            (status, Json(body)).into_response()
+        }
+        Err(ReceiveError::NotFound) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"code": "not_found", "message": "No integration has this webhook endpoint.", "details": []}})),
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "a delivery could not be stored; answering 503 so that Bitbucket retries");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": {"code": "unavailable", "message": "The delivery could not be stored; Bitbucket may send it again.", "details": []}})),
+            )
+                .into_response()
+        }
+    }
+}

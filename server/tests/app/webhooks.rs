@@ -1,0 +1,352 @@
+//! `POST /webhooks/bitbucket/{slug}`: every row of SPEC.md's decision
+//! table in its order, the cap on recording rejected requests, duplicates,
+//! routing to stacks, the secret's rotation, and the delivery log's API.
+
+use bitbucket_simulator::{
+    datacenter::{DEMO_TOKEN, DEMO_USER},
+    sender,
+};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::world::{world_with_bitbucket, World};
+
+struct Endpoint {
+    id: String,
+    url: String,
+    secret: String,
+}
+
+/// A Data Center integration in the team, a stack on `OPS/my-repo` (branch
+/// main), and the endpoint and secret Bitbucket would be given.
+async fn endpoint(w: &World, simulator_url: &str) -> (Endpoint, String) {
+    let body = json!({
+        "name": "dc-main", "provider": "bitbucket_datacenter", "scope": "space", "space_id": w.team,
+        "datacenter": {"api_url": simulator_url, "username": DEMO_USER, "access_token": DEMO_TOKEN}
+    });
+    let admin = w.token("team admin");
+    let (status, created) = w.call(admin, Method::POST, "/api/v1/integrations", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (_, webhook) = w.call(admin, Method::GET, &format!("/api/v1/integrations/{id}/webhook"), None).await;
+    let stack =
+        json!({"name": "web", "space_id": w.team, "integration_id": id, "repository": "OPS/my-repo", "branch": "main"});
+    let (status, stack) = w.call(w.token("team writer"), Method::POST, "/api/v1/stacks", Some(stack)).await;
+    assert_eq!(status, 201, "{stack}");
+    assert_eq!(
+        stack["repository"]["id"],
+        sender::DATACENTER_REPOSITORY.0.to_string(),
+        "the sender names this repository"
+    );
+    let endpoint = Endpoint {
+        id,
+        url: webhook["url"].as_str().unwrap().to_owned(),
+        secret: webhook["secret"].as_str().unwrap().to_owned(),
+    };
+    (endpoint, stack["id"].as_str().unwrap().to_owned())
+}
+
+/// Posts a delivery: `signature` is the secret to sign with (none: unsigned).
+async fn post(url: &str, event: &str, body: &[u8], secret: Option<&str>, request_id: &str) -> (u16, Value) {
+    let mut request = reqwest::Client::new().post(url).body(body.to_vec());
+    for (name, value) in sender::headers(event, secret, body, request_id) {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn deliveries(w: &World, id: &str, query: &str) -> Vec<Value> {
+    let (status, page) = w
+        .call(
+            w.token("team admin"),
+            Method::GET,
+            &format!("/api/v1/integrations/{id}/deliveries?limit=500{query}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().unwrap().clone()
+}
+
+fn push() -> Vec<u8> {
+    serde_json::to_vec(&sender::payload("repo:refs_changed").unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn every_row_of_the_decision_table_in_its_order() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, stack) = endpoint(&w, &simulator.url).await;
+    let secret = Some(e.secret.as_str());
+    let body = push();
+
+    // No integration has that slug: 404, nothing recorded.
+    let (status, _) = post(&e.url.replace("dc-main", "nobody"), "repo:refs_changed", &body, secret, "r0").await;
+    assert_eq!(status, 404);
+
+    // Too large comes before the content type and the signature.
+    let huge = vec![b' '; 256 * 1024 + 1];
+    let (status, answer) = post(&e.url, "repo:refs_changed", &huge, None, "r1").await;
+    assert_eq!((status, answer["outcome"].as_str()), (413, Some("rejected")));
+    // Not JSON comes before the signature.
+    let (status, _) = reqwest::Client::new()
+        .post(&e.url)
+        .header("content-type", "text/plain")
+        .header("x-event-key", "repo:refs_changed")
+        .header("x-hub-signature", "sha256=00")
+        .body(body.clone())
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(status, 415);
+
+    // Pings: signed, accepted; unsigned, ignored (reachability only); a bad signature is a mismatch.
+    let (status, answer) = post(&e.url, "diagnostics:ping", b"{\"test\":true}", secret, "p1").await;
+    assert_eq!((status, answer["outcome"].as_str()), (200, Some("accepted")));
+    let (status, answer) = post(&e.url, "diagnostics:ping", b"{\"test\":true}", None, "p2").await;
+    assert_eq!((status, answer["outcome"].as_str()), (200, Some("ignored")));
+    let (status, _) = post(&e.url, "diagnostics:ping", b"{\"test\":true}", Some("wrong"), "p3").await;
+    assert_eq!(status, 401);
+
+    // No signature; a wrong one.
+    let (status, answer) = post(&e.url, "repo:refs_changed", &body, None, "r2").await;
+    assert_eq!((status, answer["reason"].as_str()), (401, Some("missing signature")));
+    let (status, answer) = post(&e.url, "repo:refs_changed", &body, Some("not the secret"), "r3").await;
+    assert_eq!((status, answer["reason"].as_str()), (401, Some("signature mismatch")));
+
+    // Verified and understood: 202, accepted, routed to the stack on that repository and branch.
+    let (status, answer) = post(&e.url, "repo:refs_changed", &body, secret, "r4").await;
+    assert_eq!((status, answer["outcome"].as_str()), (202, Some("accepted")), "{answer}");
+    let delivery = answer["delivery"].as_str().unwrap().to_owned();
+    // Verified, and its request id seen: a duplicate, not processed again.
+    let (status, answer) = post(&e.url, "repo:refs_changed", &body, secret, "r4").await;
+    assert_eq!((status, answer["outcome"].as_str()), (200, Some("duplicate")));
+    // An unverified request reusing the id is not deduplicated: it is judged on its signature.
+    let (status, _) = post(&e.url, "repo:refs_changed", &body, Some("forged"), "r4").await;
+    assert_eq!(status, 401);
+
+    // Verified, malformed: the header decides how the body is read.
+    let (status, answer) = post(&e.url, "repo:refs_changed", b"[1, 2]", secret, "r5").await;
+    assert_eq!((status, answer["outcome"].as_str()), (400, Some("rejected")));
+    let (status, answer) = post(&e.url, "pr:opened", &body, secret, "r6").await;
+    assert_eq!(status, 400, "a push body is not a pull request: {answer}");
+    let (status, _) = post(&e.url, "repo:refs_changed", b"{not json", secret, "r7").await;
+    assert_eq!(status, 400);
+    // Verified, event key not understood.
+    let (status, answer) = post(&e.url, "repo:forked", b"{}", secret, "r8").await;
+    assert_eq!(
+        (status, answer["outcome"].as_str(), answer["reason"].as_str()),
+        (202, Some("ignored"), Some("unknown event"))
+    );
+
+    // The log says all of it.
+    let log = deliveries(&w, &e.id, "").await;
+    let seen: Vec<(String, String)> = log
+        .iter()
+        .rev()
+        .map(|d| (d["signature"].as_str().unwrap().to_owned(), d["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected = [
+        ("unchecked", "rejected"),
+        ("unchecked", "rejected"),
+        ("valid", "accepted"),
+        ("unsigned_ping", "ignored"),
+        ("mismatch", "rejected"),
+        ("missing", "rejected"),
+        ("mismatch", "rejected"),
+        ("valid", "accepted"),
+        ("valid", "duplicate"),
+        ("mismatch", "rejected"),
+        ("valid", "rejected"),
+        ("valid", "rejected"),
+        ("valid", "rejected"),
+        ("valid", "ignored"),
+    ];
+    let expected: Vec<(String, String)> = expected.iter().map(|(s, o)| (s.to_string(), o.to_string())).collect();
+    assert_eq!(seen, expected);
+
+    // The accepted delivery: its repository, its stack, one duplicate, its body and redacted headers.
+    let (status, details) =
+        w.call(w.token("team admin"), Method::GET, &format!("/api/v1/deliveries/{delivery}"), None).await;
+    assert_eq!(status, 200, "{details}");
+    assert_eq!(details["repository"]["name"], "OPS/my-repo");
+    assert_eq!(details["duplicate_count"], 1);
+    assert_eq!(details["headers"]["x-hub-signature"], "(redacted)");
+    assert_eq!(details["body"]["eventKey"], "repo:refs_changed");
+    let mut routed = details["stacks"].clone();
+    for _ in 0..50 {
+        if routed == json!([stack]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        routed = w.call(w.token("team admin"), Method::GET, &format!("/api/v1/deliveries/{delivery}"), None).await.1
+            ["stacks"]
+            .clone();
+    }
+    assert_eq!(routed, json!([stack]), "routed to the stack on OPS/my-repo, main");
+    let rejected = log.iter().find(|d| d["outcome"] == "rejected" && d["signature"] == "mismatch").unwrap();
+    let (_, rejected) = w
+        .call(
+            w.token("team admin"),
+            Method::GET,
+            &format!("/api/v1/deliveries/{}", rejected["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert!(rejected["body"].is_null(), "bodies are kept for accepted deliveries only");
+    assert!(!rejected.to_string().contains(&e.secret));
+
+    // Filters.
+    assert_eq!(deliveries(&w, &e.id, "&outcome=accepted").await.len(), 2);
+    assert_eq!(deliveries(&w, &e.id, "&event=repo:forked").await.len(), 1);
+    let (status, _) = w
+        .call(
+            w.token("team admin"),
+            Method::GET,
+            &format!("/api/v1/integrations/{}/deliveries?outcome=maybe", e.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn rejected_requests_are_recorded_up_to_the_cap_then_counted() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, _) = endpoint(&w, &simulator.url).await;
+    for n in 0..65 {
+        let (status, _) = post(&e.url, "repo:refs_changed", &push(), Some("wrong"), &format!("x{n}")).await;
+        assert_eq!(status, 401);
+    }
+    assert_eq!(deliveries(&w, &e.id, "&outcome=rejected").await.len(), 60);
+    let dropped: i64 =
+        sqlx::query_scalar("SELECT sum(dropped)::bigint FROM webhook_rejections").fetch_one(&w.app.pool).await.unwrap();
+    assert_eq!(dropped, 5);
+    // Verified deliveries are never capped.
+    let (status, _) = post(&e.url, "repo:refs_changed", &push(), Some(&e.secret), "fine").await;
+    assert_eq!(status, 202);
+}
+
+#[tokio::test]
+async fn pushes_route_by_branch_and_a_deleted_branch_flags_its_stacks() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, stack) = endpoint(&w, &simulator.url).await;
+    let secret = Some(e.secret.as_str());
+    let route = |body: Value| serde_json::to_vec(&body).unwrap();
+    let stack_row = || async {
+        sqlx::query_as::<_, (Option<uuid::Uuid>, bool)>("SELECT last_delivery_id, branch_deleted FROM stacks")
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap()
+    };
+    let wait_routed = |delivery: String| {
+        let w = &w;
+        async move {
+            for _ in 0..50 {
+                let (_, found) =
+                    w.call(w.token("team admin"), Method::GET, &format!("/api/v1/deliveries/{delivery}"), None).await;
+                if sqlx::query_scalar::<_, bool>(
+                    "SELECT routed_at IS NOT NULL FROM webhook_deliveries WHERE id = $1::uuid",
+                )
+                .bind(&delivery)
+                .fetch_one(&w.app.pool)
+                .await
+                .unwrap()
+                {
+                    return found["stacks"].clone();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("never routed");
+        }
+    };
+
+    // Another branch: no stack.
+    let (_, answer) =
+        post(&e.url, "repo:refs_changed", &route(sender::datacenter_push("develop", "UPDATE")), secret, "a").await;
+    assert_eq!(wait_routed(answer["delivery"].as_str().unwrap().to_owned()).await, json!([]));
+    // Its branch deleted: flagged, not triggered.
+    let (_, answer) =
+        post(&e.url, "repo:refs_changed", &route(sender::datacenter_push("main", "DELETE")), secret, "b").await;
+    assert_eq!(wait_routed(answer["delivery"].as_str().unwrap().to_owned()).await, json!([]));
+    assert!(stack_row().await.1, "the stack tracks a deleted branch");
+    let (_, shown) = w.call(w.token("team writer"), Method::GET, &format!("/api/v1/stacks/{stack}"), None).await;
+    assert_eq!(shown["branch_deleted"], true, "{shown}");
+    // Created again: cleared, and triggered.
+    let (_, answer) =
+        post(&e.url, "repo:refs_changed", &route(sender::datacenter_push("main", "ADD")), secret, "c").await;
+    let created = answer["delivery"].as_str().unwrap().to_owned();
+    assert_eq!(wait_routed(created.clone()).await, json!([stack]));
+    let (last, deleted) = stack_row().await;
+    assert!(!deleted);
+    assert_eq!(last.unwrap().to_string(), created, "the stack's last triggering delivery");
+    // A pull request on the repository.
+    let (_, answer) = post(&e.url, "pr:opened", &route(sender::payload("pr:opened").unwrap()), secret, "d").await;
+    assert_eq!(wait_routed(answer["delivery"].as_str().unwrap().to_owned()).await, json!([stack]));
+}
+
+#[tokio::test]
+async fn a_rotated_secret_keeps_the_old_one_valid_until_retired() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, _) = endpoint(&w, &simulator.url).await;
+    let admin = w.token("team admin");
+    let (status, rotated) =
+        w.call(admin, Method::POST, &format!("/api/v1/integrations/{}/webhook/rotate", e.id), None).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, e.secret);
+    assert!(rotated["previous_secret_valid_until"].is_string());
+    let (_, shown) = w.call(admin, Method::GET, &format!("/api/v1/integrations/{}/webhook", e.id), None).await;
+    assert_eq!(shown["secret"], new.as_str());
+    assert_eq!(shown["previous_secret_valid_until"], rotated["previous_secret_valid_until"]);
+
+    let (status, _) = post(&e.url, "repo:refs_changed", &push(), Some(&new), "n1").await;
+    assert_eq!(status, 202);
+    let (status, _) = post(&e.url, "repo:refs_changed", &push(), Some(&e.secret), "o1").await;
+    assert_eq!(status, 202, "the previous secret, in its grace period");
+    let log = deliveries(&w, &e.id, "&outcome=accepted").await;
+    let signatures: Vec<&str> = log.iter().map(|d| d["signature"].as_str().unwrap()).collect();
+    assert_eq!(signatures, ["valid_previous", "valid"], "the log says which secret signed each");
+
+    let (status, retired) =
+        w.call(admin, Method::POST, &format!("/api/v1/integrations/{}/webhook/retire-previous", e.id), None).await;
+    assert_eq!(status, 200);
+    assert!(retired["previous_secret_valid_until"].is_null());
+    let (status, _) = post(&e.url, "repo:refs_changed", &push(), Some(&e.secret), "o2").await;
+    assert_eq!(status, 401, "retired at once");
+    let actions = w.app.audit_actions().await;
+    assert!(actions.contains(&"integration.webhook_secret_rotated".to_owned()));
+    assert!(actions.contains(&"integration.webhook_secret_retired".to_owned()));
+
+    // Who may: the table's admins; readers 403, outsiders 404.
+    for (label, want) in [("team reader", 403), ("outsider", 404), ("team writer", 403)] {
+        let (status, _) =
+            w.call(w.token(label), Method::POST, &format!("/api/v1/integrations/{}/webhook/rotate", e.id), None).await;
+        assert_eq!(status.as_u16(), want, "{label}");
+        let (status, _) =
+            w.call(w.token(label), Method::GET, &format!("/api/v1/integrations/{}/deliveries", e.id), None).await;
+        assert_eq!(status.as_u16(), want, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn retention_keeps_the_log_bounded_by_age() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, _) = endpoint(&w, &simulator.url).await;
+    for n in 0..3 {
+        post(&e.url, "repo:refs_changed", &push(), Some(&e.secret), &format!("k{n}")).await;
+    }
+    sqlx::query("UPDATE webhook_deliveries SET received_at = now() - interval '31 days' WHERE request_id = 'k0'")
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let mut connection = w.app.pool.acquire().await.unwrap();
+    let removed =
+        bitgate_core::webhooks::deliveries::apply_retention(&mut connection, w.app.services.config.delivery_retention)
+            .await
+            .unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(deliveries(&w, &e.id, "").await.len(), 2);
+}
