@@ -349,6 +349,55 @@ pub struct StackPage {
     pub can_write: bool,
     /// (id, name) of the integrations it may be attached to instead.
     pub attachable: Vec<(String, String)>,
+    /// A push deleted the branch it tracks.
+    pub branch_deleted: bool,
+    /// (delivery id, time) of the last delivery that triggered it; the link
+    /// only for those who may see the delivery log.
+    pub last_delivery: Option<(String, String)>,
+    pub last_delivery_link: bool,
+}
+
+/// One delivery as the log lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub received_at: String,
+    pub event_key: String,
+    pub repository: String,
+    pub request_id: String,
+    pub signature: String,
+    pub outcome: String,
+    pub reason: String,
+    pub stacks: usize,
+    pub duplicate_count: i32,
+}
+
+/// `/integrations/{id}/deliveries`: the delivery log, filtered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveriesPage {
+    pub integration_id: String,
+    pub integration_name: String,
+    pub rows: Vec<DeliveryRow>,
+    /// The filters in effect (empty: any).
+    pub outcome: String,
+    pub event: String,
+    /// Rejected requests past the recording cap in the last day.
+    pub dropped_today: i64,
+    /// The next page's cursor.
+    pub next_cursor: Option<String>,
+}
+
+/// `/deliveries/{id}`: one delivery, its headers and (accepted) body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryPage {
+    pub integration_id: String,
+    pub integration_name: String,
+    pub row: DeliveryRow,
+    pub headers: Vec<(String, String)>,
+    /// Pretty-printed JSON.
+    pub body: Option<String>,
+    /// (id, name) of the stacks it matched.
+    pub stacks: Vec<(String, String)>,
 }
 
 /// `/integrations/{id}/delete`: what deleting it does.
@@ -401,6 +450,10 @@ pub struct IntegrationPage {
     pub triggers: Vec<(String, String, String)>,
     /// Where the webhook is added in this provider's Bitbucket.
     pub webhook_steps: String,
+    /// When the last delivery came; none yet: "waiting for the first delivery".
+    pub last_delivery_at: Option<String>,
+    /// While a rotated-out secret is still accepted.
+    pub previous_secret_valid_until: Option<String>,
     /// A Cloud integration approved by an admin: the Connect button's label
     /// (`Connect` while pending, `Reconnect` otherwise).
     pub connect: Option<String>,
@@ -430,6 +483,8 @@ pub struct PageContext {
     pub stacks: Option<StacksPage>,
     pub new_stack: Option<NewStackPage>,
     pub stack: Option<StackPage>,
+    pub deliveries: Option<DeliveriesPage>,
+    pub delivery: Option<DeliveryPage>,
 }
 
 /// The page context of the request being rendered (empty in the browser,

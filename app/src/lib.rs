@@ -17,6 +17,7 @@ use leptos_router::{
 use crate::pages::{
     api_reference::ApiReferencePage,
     audit::AuditPage,
+    deliveries::{DeliveriesPage, DeliveryDetailsPage},
     home::HomePage,
     integrations::{DeleteIntegrationPage, IntegrationDetailsPage, NewIntegrationPage},
     login::LoginPage,
@@ -90,6 +91,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/integrations/:id") view=IntegrationDetailsPage ssr=SsrMode::Async />
                 <Route path=path!("/integrations/:id/edit") view=NewIntegrationPage ssr=SsrMode::Async />
                 <Route path=path!("/integrations/:id/delete") view=DeleteIntegrationPage ssr=SsrMode::Async />
+                <Route path=path!("/integrations/:id/deliveries") view=DeliveriesPage ssr=SsrMode::Async />
+                <Route path=path!("/deliveries/:id") view=DeliveryDetailsPage ssr=SsrMode::Async />
                 <Route path=path!("/stacks") view=StacksPage ssr=SsrMode::Async />
                 <Route path=path!("/stacks/new") view=NewStackPage ssr=SsrMode::Async />
                 <Route path=path!("/stacks/:id") view=StackDetailsPage ssr=SsrMode::Async />

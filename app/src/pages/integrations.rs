@@ -411,6 +411,13 @@ pub fn IntegrationDetailsPage() -> impl IntoView {
             </section>
             <section class="panel">
                 <h2>"Webhook"</h2>
+                <p class="delivery-status">
+                    {match page.last_delivery_at.clone() {
+                        Some(at) => format!("Last delivery: {at}. "),
+                        None => "Waiting for the first delivery. ".to_owned(),
+                    }}
+                    <a href=format!("/integrations/{}/deliveries", page.id)>"Delivery log"</a>
+                </p>
                 <p>{page.webhook_steps.clone()}</p>
                 <dl class="facts">
                     <dt>"Title"</dt>
@@ -418,10 +425,25 @@ pub fn IntegrationDetailsPage() -> impl IntoView {
                     <dt>"URL"</dt>
                     <dd><CopyValue value=page.webhook_url.clone() /></dd>
                     <dt>"Secret"</dt>
-                    <dd>{secret}</dd>
+                    <dd>
+                        {secret}
+                        <form method="post" action=format!("/integrations/{}/webhook/rotate", page.id) class="inline">
+                            <CsrfField />
+                            <button type="submit" class="button secondary">"Rotate secret"</button>
+                        </form>
+                    </dd>
                     <dt>"Status"</dt>
                     <dd>"Active"</dd>
                 </dl>
+                {page.previous_secret_valid_until.clone().map(|until| view! {
+                    <p class="notice">
+                        {format!("The previous secret is still accepted until {until}, so that Bitbucket can be given the new one without losing a delivery. The delivery log shows which secret signed each delivery.")}
+                    </p>
+                    <form method="post" action=format!("/integrations/{}/webhook/retire-previous", page.id) class="inline">
+                        <CsrfField />
+                        <button type="submit" class="button danger">"Retire the previous secret now"</button>
+                    </form>
+                })}
                 <p>"Tick these triggers:"</p>
                 <table class="compact">
                     <thead><tr><th>"Group"</th><th>"Trigger"</th><th>"Event key"</th></tr></thead>

@@ -2,6 +2,7 @@
 
 pub mod api_reference;
 pub mod audit;
+pub mod deliveries;
 pub mod error;
 pub mod home;
 pub mod integrations;

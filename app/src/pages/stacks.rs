@@ -240,7 +240,16 @@ pub fn StackDetailsPage() -> impl IntoView {
                     <dt>"Repository"</dt>
                     <dd><code>{page.repository.clone()}</code> <span class="muted">{format!(" (Bitbucket id {})", page.repository_id)}</span></dd>
                     <dt>"Branch"</dt>
-                    <dd><code>{page.branch.clone()}</code></dd>
+                    <dd>
+                        <code>{page.branch.clone()}</code>
+                        {page.branch_deleted.then(|| view! { " " <span class="health error">"deleted in Bitbucket"</span> " A push deleted this branch: no run until it exists again, or change the branch." })}
+                    </dd>
+                    <dt>"Last triggered"</dt>
+                    <dd>{match (page.last_delivery.clone(), page.last_delivery_link) {
+                        (Some((id, at)), true) => view! { <a href=format!("/deliveries/{id}")>{at}</a> }.into_any(),
+                        (Some((_, at)), false) => view! { <span>{at}</span> }.into_any(),
+                        (None, _) => view! { <span class="muted">"No delivery has triggered it yet."</span> }.into_any(),
+                    }}</dd>
                 </dl>
                 <p class="muted">{page.created.clone()}</p>
             </section>

@@ -186,3 +186,14 @@ pub async fn previous_valid_until(
     .await?
     .flatten())
 }
+
+/// When the integration's last delivery came (none yet: still waiting).
+pub async fn last_received_at(
+    db: impl PgExecutor<'_>,
+    id: IntegrationId,
+) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+    Ok(sqlx::query_scalar!("SELECT last_delivery_at FROM integrations WHERE id = $1", id)
+        .fetch_optional(db)
+        .await?
+        .flatten())
+}

@@ -21,6 +21,7 @@ use bitgate_core::{
     integrations::{self, Integration, Provider},
     spaces,
     stacks::{self, StackFilter},
+    webhooks,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -477,6 +478,9 @@ async fn render_details(
     facts.push(("VCS checks".to_owned(), integration.options.vcs_checks.clone()));
     facts.push(("Stacks using it".to_owned(), integration.stacks_count.to_string()));
     let with_secret = secret.is_some();
+    let last_delivery_at = webhooks::deliveries::last_received_at(&state.services.pool, integration.id).await?;
+    let previous_secret_valid_until =
+        webhooks::deliveries::previous_valid_until(&state.services.pool, integration.id).await?;
     let page = IntegrationPage {
         id: integration.id.to_string(),
         name: integration.name.clone(),
@@ -505,6 +509,8 @@ async fn render_details(
             }
         }
         .to_owned(),
+        last_delivery_at: last_delivery_at.map(rfc3339),
+        previous_secret_valid_until: previous_secret_valid_until.map(rfc3339),
         connect: integration.cloud.as_ref().filter(|c| c.mode == "authorization_code").map(|_| {
             if integration.health.state == "pending_authorization" { "Connect" } else { "Reconnect" }.to_owned()
         }),
@@ -527,6 +533,18 @@ pub async fn show(
 ) -> Result<Response, AppError> {
     let (integration, access) = administered(&state, &user, &raw).await?;
     render_details(&state, context, &access, integration, None).await
+}
+
+/// The details page with a secret just made (a rotation), `no-store`.
+pub async fn details_with_secret(
+    state: &AppState,
+    context: PageContext,
+    user: &CurrentUser,
+    integration: Integration,
+    secret: String,
+) -> Result<Response, AppError> {
+    let access = Access::load(&state.services.pool, user.0.id).await?;
+    render_details(state, context, &access, integration, Some(secret)).await
 }
 
 /// Shows the webhook secret, once, in a `no-store` answer; audited.

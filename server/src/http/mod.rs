@@ -9,6 +9,7 @@ pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod client_address;
+pub mod deliveries;
 pub mod health;
 pub mod integrations;
 pub mod markdown;
@@ -48,7 +49,7 @@ use crate::state::AppState;
 
 /// Paths whose pages are rendered by handlers here (they take form posts),
 /// not registered as plain Leptos routes.
-const HANDLED_PAGES: [&str; 16] = [
+const HANDLED_PAGES: [&str; 18] = [
     "/",
     "/login",
     "/setup",
@@ -62,6 +63,8 @@ const HANDLED_PAGES: [&str; 16] = [
     "/integrations/{id}",
     "/integrations/{id}/edit",
     "/integrations/{id}/delete",
+    "/integrations/{id}/deliveries",
+    "/deliveries/{id}",
     "/stacks",
     "/stacks/new",
     "/stacks/{id}",
@@ -83,6 +86,10 @@ pub fn router(state: AppState) -> Router {
         .route("/integrations/{id}/webhook/reveal", post(integrations::reveal))
         .route("/integrations/{id}/test", post(integrations::test))
         .route("/integrations/{id}/connect", post(oauth::connect))
+        .route("/integrations/{id}/deliveries", get(deliveries::log))
+        .route("/integrations/{id}/webhook/rotate", post(deliveries::rotate))
+        .route("/integrations/{id}/webhook/retire-previous", post(deliveries::retire))
+        .route("/deliveries/{id}", get(deliveries::show))
         .route("/oauth/bitbucket/callback", get(oauth::callback))
         .route("/webhooks/bitbucket/{slug}", post(webhooks::receive))
         .route("/integrations/{id}/edit", get(integrations::edit_page).post(integrations::update))

@@ -239,6 +239,10 @@ async fn render_stack(
         created: format!("Created {} by {}", rfc3339(stack.created_at), stack.created_by_label),
         can_write: access.can_write(stack.space_id).is_ok(),
         attachable,
+        branch_deleted: stack.branch_deleted,
+        last_delivery: stack.last_delivery.map(|(id, at)| (id.to_string(), rfc3339(at))),
+        // The delivery log belongs to the integration's admins.
+        last_delivery_link: integration_link,
     };
     let context = PageContext { stack: Some(page), form, ..context };
     Ok(state.pages.render(&format!("/stacks/{}", stack.id), context, status).await)

@@ -245,8 +245,6 @@ async fn pushes_route_by_branch_and_a_deleted_branch_flags_its_stacks() {
         let w = &w;
         async move {
             for _ in 0..50 {
-                let (_, found) =
-                    w.call(w.token("team admin"), Method::GET, &format!("/api/v1/deliveries/{delivery}"), None).await;
                 if sqlx::query_scalar::<_, bool>(
                     "SELECT routed_at IS NOT NULL FROM webhook_deliveries WHERE id = $1::uuid",
                 )
@@ -255,7 +253,8 @@ async fn pushes_route_by_branch_and_a_deleted_branch_flags_its_stacks() {
                 .await
                 .unwrap()
                 {
-                    return found["stacks"].clone();
+                    let path = format!("/api/v1/deliveries/{delivery}");
+                    return w.call(w.token("team admin"), Method::GET, &path, None).await.1["stacks"].clone();
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
@@ -349,4 +348,73 @@ async fn retention_keeps_the_log_bounded_by_age() {
             .unwrap();
     assert_eq!(removed, 1);
     assert_eq!(deliveries(&w, &e.id, "").await.len(), 2);
+}
+
+#[tokio::test]
+async fn the_pages_show_the_log_each_delivery_and_the_rotation() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, stack) = endpoint(&w, &simulator.url).await;
+    let admin = w.browser("team admin").await;
+    let details = format!("/integrations/{}", e.id);
+    assert!(admin.get(&details).await.text().await.unwrap().contains("Waiting for the first delivery."));
+
+    let (_, answer) = post(&e.url, "repo:refs_changed", &push(), Some(&e.secret), "page-1").await;
+    let delivery = answer["delivery"].as_str().unwrap().to_owned();
+    post(&e.url, "repo:refs_changed", &push(), Some("wrong"), "page-2").await;
+    let page = admin.get(&details).await.text().await.unwrap();
+    assert!(page.contains("Last delivery: ") && page.contains("Delivery log"), "the time of the last delivery");
+
+    let log = admin.get(&format!("/integrations/{}/deliveries", e.id)).await;
+    assert_eq!(log.status(), 200);
+    let log = log.text().await.unwrap();
+    assert!(log.contains("OPS/my-repo") && log.contains("page-1") && log.contains("signature mismatch"));
+    let filtered =
+        admin.get(&format!("/integrations/{}/deliveries?outcome=rejected", e.id)).await.text().await.unwrap();
+    assert!(filtered.contains("page-2") && !filtered.contains("page-1"));
+
+    // Routing is done right after the acknowledgement.
+    for _ in 0..50 {
+        let routed: bool =
+            sqlx::query_scalar("SELECT routed_at IS NOT NULL FROM webhook_deliveries WHERE id = $1::uuid")
+                .bind(&delivery)
+                .fetch_one(&w.app.pool)
+                .await
+                .unwrap();
+        if routed {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let shown = admin.get(&format!("/deliveries/{delivery}")).await.text().await.unwrap();
+    assert!(
+        shown.contains("(redacted)") && shown.contains("&quot;eventKey&quot;: &quot;repo:refs_changed&quot;")
+            || shown.contains("\"eventKey\": \"repo:refs_changed\""),
+        "the body, pretty-printed"
+    );
+    assert!(shown.contains(&format!("/stacks/{stack}")), "the stack it matched");
+    assert!(!shown.contains(&e.secret));
+    let stack_page = admin.get(&format!("/stacks/{stack}")).await.text().await.unwrap();
+    assert!(stack_page.contains(&format!("/deliveries/{delivery}")), "the stack's last triggering delivery");
+
+    // Readers see neither; outsiders do not know it exists.
+    let reader = w.browser("team reader").await;
+    assert_eq!(reader.get(&format!("/integrations/{}/deliveries", e.id)).await.status(), 403);
+    assert_eq!(reader.get(&format!("/deliveries/{delivery}")).await.status(), 403);
+    let outsider = w.browser("outsider").await;
+    assert_eq!(outsider.get(&format!("/deliveries/{delivery}")).await.status(), 404);
+
+    // Rotate: the new secret once, no-store; the previous one's grace shown; retire.
+    let csrf = admin.csrf_token("/tokens").await;
+    let rotated = admin.post_form(&format!("/integrations/{}/webhook/rotate", e.id), &[("csrf_token", &csrf)]).await;
+    assert_eq!(rotated.status(), 200);
+    assert_eq!(rotated.headers()["cache-control"], "no-store");
+    let rotated = rotated.text().await.unwrap();
+    assert!(rotated.contains("New secret made") && rotated.contains("still accepted until"));
+    let retired =
+        admin.post_form(&format!("/integrations/{}/webhook/retire-previous", e.id), &[("csrf_token", &csrf)]).await;
+    assert_eq!(retired.status(), 303);
+    let page = admin.get(&details).await.text().await.unwrap();
+    assert!(page.contains("The previous secret is retired") && !page.contains("still accepted until"));
+    let (status, _) = post(&e.url, "repo:refs_changed", &push(), Some(&e.secret), "page-3").await;
+    assert_eq!(status, 401);
 }

@@ -1,0 +1,160 @@
+//! The delivery log pages and the secret's rotation buttons, through the
+//! REST API's code (`api::deliveries`), so that both say the same and
+//! leave the same audit trail.
+
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+    Extension,
+};
+use bitgate_app::context::{DeliveriesPage, DeliveryPage, DeliveryRow, Flash, PageContext};
+use bitgate_core::{
+    stacks,
+    webhooks::deliveries::{self, Delivery},
+};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::{
+    client_address::ClientAddress,
+    pages::AppError,
+    session::{push_flash, CurrentUser},
+};
+use crate::{
+    api::{
+        deliveries::{administered_delivery, filter_of, retire_checked, rotate_checked},
+        integrations::administered,
+        pagination::{Cursor, PageQuery},
+        rfc3339,
+    },
+    state::AppState,
+};
+
+fn row(delivery: &Delivery) -> DeliveryRow {
+    DeliveryRow {
+        id: delivery.id.to_string(),
+        received_at: rfc3339(delivery.received_at),
+        event_key: delivery.event_key.clone().unwrap_or_default(),
+        repository: delivery.repository_name.clone().unwrap_or_default(),
+        request_id: delivery.request_id.clone().unwrap_or_default(),
+        signature: delivery.signature.clone(),
+        outcome: delivery.outcome.clone(),
+        reason: delivery.reason.clone().unwrap_or_default(),
+        stacks: delivery.stacks.len(),
+        duplicate_count: delivery.duplicate_count,
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct LogQuery {
+    #[serde(default)]
+    outcome: String,
+    #[serde(default)]
+    event: String,
+    cursor: Option<String>,
+}
+
+/// `/integrations/{id}/deliveries`.
+pub async fn log(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
+    Path(raw): Path<String>,
+    Query(query): Query<LogQuery>,
+) -> Result<Response, AppError> {
+    let caller = user.caller(address);
+    let integration = administered(&state, &caller, &raw, "integration.deliveries").await?;
+    let filter = filter_of(Some(&query.outcome), Some(&query.event))
+        .map_err(|_| AppError::BadRequest("an unknown outcome".into()))?;
+    let request = PageQuery { limit: Some("100".into()), cursor: query.cursor.clone() }
+        .parse()
+        .map_err(|_| AppError::BadRequest("a damaged cursor".into()))?;
+    let mut rows =
+        deliveries::list(&state.services.pool, integration.id, &filter, request.after.map(|c| (c.at, c.id)), 101)
+            .await?;
+    let next_cursor = (rows.len() > 100).then(|| {
+        rows.truncate(100);
+        rows.last().map(|d| Cursor { at: d.received_at, id: d.id }.encode())
+    });
+    let page = DeliveriesPage {
+        integration_id: integration.id.to_string(),
+        integration_name: integration.name.clone(),
+        rows: rows.iter().map(row).collect(),
+        outcome: query.outcome,
+        event: query.event,
+        dropped_today: deliveries::dropped_today(&state.services.pool, integration.id).await?,
+        next_cursor: next_cursor.flatten(),
+    };
+    let context = PageContext { deliveries: Some(page), ..context };
+    Ok(state.pages.render(&format!("/integrations/{}/deliveries", integration.id), context, StatusCode::OK).await)
+}
+
+/// `/deliveries/{id}`.
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let (delivery, integration) = administered_delivery(&state, &user.caller(address), &raw).await?;
+    let mut headers: Vec<(String, String)> = delivery
+        .headers
+        .as_object()
+        .map(|h| h.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+        .unwrap_or_default();
+    headers.sort();
+    let mut matched = Vec::new();
+    for id in &delivery.stacks {
+        if let Some(stack) = stacks::find(&state.services.pool, *id).await? {
+            matched.push((stack.id.to_string(), stack.name));
+        }
+    }
+    let page = DeliveryPage {
+        integration_id: integration.id.to_string(),
+        integration_name: integration.name.clone(),
+        row: row(&delivery),
+        headers,
+        body: delivery.body.as_ref().and_then(|b| serde_json::to_string_pretty(b).ok()),
+        stacks: matched,
+    };
+    let context = PageContext { delivery: Some(page), ..context };
+    Ok(state.pages.render(&format!("/deliveries/{}", delivery.id), context, StatusCode::OK).await)
+}
+
+/// Rotate: the new secret shown once on the details page (`no-store`).
+pub async fn rotate(
+    State(state): State<AppState>,
+    Extension(context): Extension<PageContext>,
+    Extension(user): Extension<CurrentUser>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let (integration, webhook) = rotate_checked(&state, &user.caller(address), &raw).await?;
+    let mut context = context;
+    context.flashes.push(Flash::success(format!(
+        "New secret made: paste it into Bitbucket's webhook now. The previous one is accepted until {}.",
+        webhook.previous_secret_valid_until.clone().unwrap_or_default()
+    )));
+    super::integrations::details_with_secret(&state, context, &user, integration, webhook.secret).await
+}
+
+/// Retire the previous secret at once.
+pub async fn retire(
+    State(state): State<AppState>,
+    Extension(user): Extension<CurrentUser>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
+    session: Session,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let (integration, retired) = retire_checked(&state, &user.caller(address), &raw).await?;
+    let message = if retired {
+        "The previous secret is retired: only the current one is accepted now."
+    } else {
+        "There was no previous secret to retire."
+    };
+    push_flash(&session, Flash::success(message)).await?;
+    Ok(Redirect::to(&format!("/integrations/{}", integration.id)).into_response())
+}
