@@ -42,8 +42,6 @@ CREATE TABLE webhook_rejections (
     PRIMARY KEY (integration_id, minute)
 );
 
-ALTER TABLE integrations ADD COLUMN last_delivery_at timestamptz;
-
 ALTER TABLE stacks ADD COLUMN last_delivery_id uuid REFERENCES webhook_deliveries (id) ON DELETE SET NULL;
 -- A push deleted the branch the stack tracks.
 ALTER TABLE stacks ADD COLUMN branch_deleted boolean NOT NULL DEFAULT false;

@@ -192,8 +192,7 @@ pub async fn last_received_at(
     db: impl PgExecutor<'_>,
     id: IntegrationId,
 ) -> Result<Option<OffsetDateTime>, sqlx::Error> {
-    Ok(sqlx::query_scalar!("SELECT last_delivery_at FROM integrations WHERE id = $1", id)
-        .fetch_optional(db)
-        .await?
-        .flatten())
+    sqlx::query_scalar!("SELECT max(received_at) FROM webhook_deliveries WHERE integration_id = $1", id)
+        .fetch_one(db)
+        .await
 }
