@@ -752,6 +752,7 @@ pub async fn delete(tx: &mut PgConnection, id: IntegrationId) -> Result<Option<i
         .fetch_one(&mut *tx)
         .await?;
     let deleted = sqlx::query!("DELETE FROM integrations WHERE id = $1", id).execute(&mut *tx).await?;
+    crate::webhooks::endpoints::changed(&mut *tx, id).await?;
     Ok((deleted.rows_affected() == 1).then_some(detached))
 }
 

@@ -36,4 +36,6 @@ pub struct Services {
     pub pool: PgPool,
     pub keyring: Arc<secrets::Keyring>,
     pub hasher: passwords::PasswordHasher,
+    /// This process's router of webhook deliveries and cache of their secrets.
+    pub webhooks: Arc<webhooks::Runtime>,
 }

@@ -81,7 +81,15 @@ pub async fn build_services(config: &Config, database: &Database) -> Result<Serv
         .await
         .map_err(StartupError::from)?
         .map_err(StartupError::from)?;
-    Ok(Services { config: Arc::new(config.clone()), pool: database.pool.clone(), keyring: Arc::new(keyring), hasher })
+    let services = Services {
+        config: Arc::new(config.clone()),
+        pool: database.pool.clone(),
+        keyring: Arc::new(keyring),
+        hasher,
+        webhooks: Default::default(),
+    };
+    bitgate_core::webhooks::endpoints::listen(services.pool.clone(), services.webhooks.endpoints.clone());
+    Ok(services)
 }
 
 /// The router's state around the services; `site_root` is where the built

@@ -6,6 +6,7 @@
 
 pub mod cloud;
 pub mod datacenter;
+pub mod load;
 pub mod sender;
 pub mod tls;
 

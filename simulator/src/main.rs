@@ -40,6 +40,24 @@ enum Command {
         #[arg(long)]
         body_file: Option<std::path::PathBuf>,
     },
+    /// Sends signed deliveries for a while (the webhook benchmark): as fast
+    /// as `--clients` senders go, or at `--rate` a second; prints the rate
+    /// and the latency percentiles.
+    Load {
+        #[arg(long)]
+        url: String,
+        #[arg(long, env = "BITGATE_WEBHOOK_SECRET")]
+        secret: String,
+        #[arg(long, default_value = "repo:refs_changed")]
+        event: String,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Deliveries a second (open loop); left out: as fast as the clients go.
+        #[arg(long)]
+        rate: Option<u32>,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
 }
 
 /// Posts one delivery and prints Bitgate's answer; fails unless it is 2xx.
@@ -73,8 +91,30 @@ async fn send(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Command::Send { url, secret, event, request_id, body_file }) = args.command {
-        return send(&url, secret.as_deref(), &event, request_id, body_file).await;
+    match args.command {
+        Some(Command::Send { url, secret, event, request_id, body_file }) => {
+            return send(&url, secret.as_deref(), &event, request_id, body_file).await;
+        }
+        Some(Command::Load { url, secret, event, clients, rate, seconds }) => {
+            use bitbucket_simulator::load;
+            let duration = std::time::Duration::from_secs(seconds);
+            let report = match rate {
+                Some(rate) => load::open_loop(&url, &secret, &event, rate, duration).await,
+                None => load::closed_loop(&url, &secret, &event, clients, duration).await,
+            };
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+            println!(
+                "sent={} failed={} rate={:.1}/s p50={:.2}ms p99={:.2}ms max={:.2}ms",
+                report.sent,
+                report.failed,
+                report.rate(),
+                ms(report.percentile(0.5)),
+                ms(report.percentile(0.99)),
+                ms(report.percentile(1.0))
+            );
+            return Ok(());
+        }
+        None => {}
     }
     let transport = if args.tls { bitbucket_simulator::Transport::Tls } else { bitbucket_simulator::Transport::Http };
     let simulator =

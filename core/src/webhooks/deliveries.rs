@@ -157,19 +157,21 @@ pub async fn rotate(
     )
     .execute(&mut *tx)
     .await?;
+    super::endpoints::changed(&mut *tx, id).await?;
     Ok(Some(secret))
 }
 
 /// Stops accepting the previous secret at once. Returns whether there was one.
-pub async fn retire_previous(db: impl PgExecutor<'_>, id: IntegrationId) -> Result<bool, sqlx::Error> {
+pub async fn retire_previous(db: &mut PgConnection, id: IntegrationId) -> Result<bool, sqlx::Error> {
     let retired = sqlx::query!(
         r#"UPDATE integrations SET previous_webhook_secret_key = NULL, previous_webhook_secret = NULL,
              previous_secret_valid_until = NULL
            WHERE id = $1 AND previous_webhook_secret IS NOT NULL"#,
         id
     )
-    .execute(db)
+    .execute(&mut *db)
     .await?;
+    super::endpoints::changed(&mut *db, id).await?;
     Ok(retired.rows_affected() == 1)
 }
 

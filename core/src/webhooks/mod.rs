@@ -5,10 +5,14 @@
 //! from the database.
 
 pub mod deliveries;
+pub mod endpoints;
 pub mod events;
 pub mod routing;
 pub mod signature;
 
+use std::sync::Arc;
+
+use endpoints::Endpoint;
 use serde_json::Value;
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
@@ -60,18 +64,23 @@ pub enum ReceiveError {
     Secret(String),
 }
 
-/// The integration's side of a delivery.
-struct Endpoint {
-    id: Uuid,
-    provider: Provider,
-    secret: Vec<u8>,
-    previous: Option<Vec<u8>>,
+/// The webhook side of a process: its router and its cache of secrets.
+#[derive(Debug, Default)]
+pub struct Runtime {
+    pub router: routing::Router,
+    pub endpoints: Arc<endpoints::Cache>,
 }
 
-async fn endpoint(services: &Services, slug: &str) -> Result<Endpoint, ReceiveError> {
+/// The integration a slug names, from the cache or the database.
+async fn endpoint(services: &Services, slug: &str) -> Result<Arc<Endpoint>, ReceiveError> {
+    let cache = &services.webhooks.endpoints;
+    if let Some(found) = cache.get(slug) {
+        return Ok(found);
+    }
+    let generation = cache.generation();
     let row = sqlx::query!(
         r#"SELECT id, provider, webhook_secret_key, webhook_secret, previous_webhook_secret_key, previous_webhook_secret,
-                  (previous_secret_valid_until > now()) AS "previous_valid?"
+                  previous_secret_valid_until
            FROM integrations WHERE slug = $1"#,
         slug
     )
@@ -85,12 +94,17 @@ async fn endpoint(services: &Services, slug: &str) -> Result<Endpoint, ReceiveEr
             .map_err(|e| ReceiveError::Secret(e.to_string()))
     };
     let secret = open(row.webhook_secret_key, row.webhook_secret, "webhook_secret")?;
-    let previous = match (row.previous_valid, row.previous_webhook_secret_key, row.previous_webhook_secret) {
-        (Some(true), Some(key_id), Some(ciphertext)) => Some(open(key_id, ciphertext, "previous_webhook_secret")?),
+    let previous = match (row.previous_secret_valid_until, row.previous_webhook_secret_key, row.previous_webhook_secret)
+    {
+        (Some(until), Some(key_id), Some(ciphertext)) => {
+            Some((open(key_id, ciphertext, "previous_webhook_secret")?, until))
+        }
         _ => None,
     };
     let provider = if row.provider == "bitbucket_cloud" { Provider::Cloud } else { Provider::DataCenter };
-    Ok(Endpoint { id: row.id, provider, secret, previous })
+    let found = Arc::new(Endpoint { id: row.id, provider, secret, previous });
+    cache.put(slug, found.clone(), generation);
+    Ok(found)
 }
 
 /// What a delivery row is made of.
@@ -211,7 +225,7 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
     if !is_json {
         return reject(services, &endpoint, &incoming, 415, "unchecked", "content type: not JSON").await;
     }
-    let verdict = verify(incoming.signature, body, &endpoint.secret, endpoint.previous.as_deref());
+    let verdict = verify(incoming.signature, body, &endpoint.secret, endpoint.previous_now());
     let key = incoming.event_key.map(str::trim).filter(|k| !k.is_empty());
     if key == Some(PING) && verdict != Verdict::Mismatch {
         let tx = services.pool.begin().await?;
@@ -238,41 +252,6 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
         }
         Verdict::Valid | Verdict::ValidPrevious => {}
     }
-    let mut tx = services.pool.begin().await?;
-    if let Some(request_id) = incoming.request_id {
-        // Serializes deliveries of one request id, so that a retry racing
-        // its original is seen as the duplicate it is.
-        sqlx::query!(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1 || $2, 0))",
-            endpoint.id.to_string(),
-            request_id
-        )
-        .execute(&mut *tx)
-        .await?;
-        let original = sqlx::query_scalar!(
-            r#"UPDATE webhook_deliveries SET duplicate_count = duplicate_count + 1
-               WHERE integration_id = $1 AND request_id = $2 AND signature IN ('valid', 'valid_previous')
-                 AND outcome <> 'duplicate'
-               RETURNING id"#,
-            endpoint.id,
-            request_id
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(original) = original {
-            let row = Record {
-                request_id: Some(request_id),
-                event_key: key,
-                signature: verdict.as_str(),
-                outcome: "duplicate",
-                reason: Some(format!("already received as delivery {original}")),
-                body: None,
-                event: None,
-                repository: None,
-            };
-            return record(tx, &endpoint, &incoming, 200, row).await;
-        }
-    }
     let parsed: Result<Value, String> = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"));
     let key_text = key.unwrap_or_default();
     let normalized = parsed.and_then(|value| {
@@ -281,12 +260,15 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
     let (value, event) = match normalized {
         Ok(found) => found,
         Err(why) => {
-            drop(tx);
+            // A retry of a verified delivery is a duplicate before anything else.
+            if let Some(receipt) = duplicate(services, &endpoint, &incoming, verdict).await? {
+                return Ok(receipt);
+            }
             return reject(services, &endpoint, &incoming, 400, verdict.as_str(), &format!("malformed: {why}")).await;
         }
     };
-    let Some(event) = event else {
-        let row = Record {
+    let row = match event {
+        None => Record {
             request_id: incoming.request_id,
             event_key: key,
             signature: verdict.as_str(),
@@ -295,19 +277,92 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
             body: None,
             event: None,
             repository: None,
-        };
-        return record(tx, &endpoint, &incoming, 202, row).await;
+        },
+        Some(event) => Record {
+            request_id: incoming.request_id,
+            event_key: key,
+            signature: verdict.as_str(),
+            outcome: "accepted",
+            reason: None,
+            repository: Some((event.repository.id.clone(), event.repository.name.clone())),
+            event: serde_json::to_value(&event).ok(),
+            body: Some(value),
+        },
     };
-    let repository = Some((event.repository.id.clone(), event.repository.name.clone()));
+    let outcome = row.outcome;
+    let reason = row.reason.clone();
+    // One statement: stored unless its request id was seen verified before
+    // (the unique index decides, so racing retries cannot both get in).
+    match insert_verified(&services.pool, endpoint.id, &incoming.headers, row).await? {
+        Some(id) => Ok(Receipt { status: 202, outcome, reason, delivery: Some(id) }),
+        None => duplicate(services, &endpoint, &incoming, verdict)
+            .await?
+            .ok_or_else(|| ReceiveError::Database(sqlx::Error::RowNotFound)),
+    }
+}
+
+/// Inserts a verified delivery unless one with its request id is stored.
+async fn insert_verified(
+    db: &sqlx::PgPool,
+    integration: Uuid,
+    headers: &Value,
+    record: Record<'_>,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let (repository_id, repository_name) = record.repository.unzip();
+    sqlx::query_scalar!(
+        r#"INSERT INTO webhook_deliveries (integration_id, request_id, event_key, repository_id, repository_name,
+                                          signature, outcome, reason, headers, body, event)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           ON CONFLICT (integration_id, request_id)
+               WHERE request_id IS NOT NULL AND signature IN ('valid', 'valid_previous') AND outcome <> 'duplicate'
+           DO NOTHING
+           RETURNING id"#,
+        integration,
+        record.request_id,
+        record.event_key,
+        repository_id,
+        repository_name,
+        record.signature,
+        record.outcome,
+        record.reason,
+        headers,
+        record.body,
+        record.event,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// When a verified delivery with this request id is stored already: counts
+/// the retry on it, records the duplicate, and answers 200.
+async fn duplicate(
+    services: &Services,
+    endpoint: &Endpoint,
+    incoming: &Incoming<'_>,
+    verdict: Verdict,
+) -> Result<Option<Receipt>, ReceiveError> {
+    let Some(request_id) = incoming.request_id else { return Ok(None) };
+    let mut tx = services.pool.begin().await?;
+    let original = sqlx::query_scalar!(
+        r#"UPDATE webhook_deliveries SET duplicate_count = duplicate_count + 1
+           WHERE integration_id = $1 AND request_id = $2 AND signature IN ('valid', 'valid_previous')
+             AND outcome <> 'duplicate'
+           RETURNING id"#,
+        endpoint.id,
+        request_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(original) = original else { return Ok(None) };
     let row = Record {
-        request_id: incoming.request_id,
-        event_key: key,
+        request_id: Some(request_id),
+        event_key: incoming.event_key,
         signature: verdict.as_str(),
-        outcome: "accepted",
-        reason: None,
-        body: Some(value),
-        event: serde_json::to_value(&event).ok(),
-        repository,
+        outcome: "duplicate",
+        reason: Some(format!("already received as delivery {original}")),
+        body: None,
+        event: None,
+        repository: None,
     };
-    record(tx, &endpoint, &incoming, 202, row).await
+    record(tx, endpoint, incoming, 200, row).await.map(Some)
 }

@@ -209,7 +209,7 @@ pub async fn rotate_checked(state: &AppState, caller: &Caller, raw: &str) -> Res
 pub async fn retire_checked(state: &AppState, caller: &Caller, raw: &str) -> Result<(Integration, bool), ApiError> {
     let integration = administered(state, caller, raw, "integration.webhook_secret_retired").await?;
     let mut tx = state.services.pool.begin().await?;
-    let retired = deliveries::retire_previous(&mut *tx, integration.id).await?;
+    let retired = deliveries::retire_previous(&mut tx, integration.id).await?;
     if retired {
         let event = Event::new(caller.actor(), "integration.webhook_secret_retired")
             .target(target(&integration))

@@ -91,7 +91,6 @@ pub fn router(state: AppState) -> Router {
         .route("/integrations/{id}/webhook/retire-previous", post(deliveries::retire))
         .route("/deliveries/{id}", get(deliveries::show))
         .route("/oauth/bitbucket/callback", get(oauth::callback))
-        .route("/webhooks/bitbucket/{slug}", post(webhooks::receive))
         .route("/integrations/{id}/edit", get(integrations::edit_page).post(integrations::update))
         .route("/integrations/{id}/delete", get(integrations::delete_page).post(integrations::delete))
         .route("/stacks", get(stacks::list))
@@ -123,6 +122,9 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), session::resolve_viewer))
         .layer(middleware::from_fn_with_state(state.clone(), security::csrf_protection))
         .layer(session::layer(&state.services.config, state.services.pool.clone()))
+        // Bitbucket's deliveries need no session, viewer or CSRF check: they
+        // are authenticated by their signature, and skip that work.
+        .route("/webhooks/bitbucket/{slug}", post(webhooks::receive))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(assets::router(&PathBuf::from(state.leptos.site_root.as_ref()), &state.leptos.site_pkg_dir))

@@ -57,14 +57,7 @@ pub async fn receive(
     match webhooks::receive(&state.services, &slug, incoming).await {
         Ok(receipt) => {
             if receipt.outcome == "accepted" {
-                if let Some(delivery) = receipt.delivery {
-                    let services = state.services.clone();
-                    tokio::spawn(async move {
-                        if let Err(error) = webhooks::routing::route(&services, delivery).await {
-                            tracing::warn!(%delivery, %error, "routing failed; the periodic job will retry");
-                        }
-                    });
-                }
+                webhooks::routing::wake(&state.services);
             }
             let status = StatusCode::from_u16(receipt.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let body = json!({"delivery": receipt.delivery, "outcome": receipt.outcome, "reason": receipt.reason});

@@ -477,7 +477,7 @@ async fn the_callback_may_land_on_another_process_sharing_the_database() {
 }
 
 /// The keyring of a test app, as `BITGATE_SECRET_KEYS` would give it.
-fn keys_of(app: &TestApp) -> String {
+pub(crate) fn keys_of(app: &TestApp) -> String {
     let dir = app.services.config.data_dir.clone();
     std::fs::read_to_string(dir.join("secret-keys")).unwrap().trim().to_owned()
 }

@@ -418,3 +418,47 @@ async fn the_pages_show_the_log_each_delivery_and_the_rotation() {
     let (status, _) = post(&e.url, "repo:refs_changed", &push(), Some(&e.secret), "page-3").await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn every_process_stops_accepting_a_retired_secret_at_once() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, _) = endpoint(&w, &simulator.url).await;
+    let admin = w.token("team admin");
+    let (_, rotated) =
+        w.call(admin, Method::POST, &format!("/api/v1/integrations/{}/webhook/rotate", e.id), None).await;
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    // A second process on the same database, its cache warmed with both secrets.
+    let other = crate::helpers::TestApp::spawn_on(
+        w.app.services.config.database_url.clone().unwrap(),
+        &[("BITGATE_SECRET_KEYS", &crate::cloud::keys_of(&w.app))],
+    )
+    .await;
+    let other_url = e.url.replace(&w.app.base, &other.base);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // it is listening
+    let (status, _) = post(&other_url, "repo:refs_changed", &push(), Some(&e.secret), "warm-1").await;
+    assert_eq!(status, 202, "the previous secret, in its grace period");
+
+    // Retired through the first process: the second refuses it right away.
+    let (status, _) =
+        w.call(admin, Method::POST, &format!("/api/v1/integrations/{}/webhook/retire-previous", e.id), None).await;
+    assert_eq!(status, 200);
+    let mut refused = false;
+    for n in 0..10 {
+        let (status, _) = post(&other_url, "repo:refs_changed", &push(), Some(&e.secret), &format!("old-{n}")).await;
+        if status == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(refused, "the retired secret was refused within half a second");
+    let (status, _) = post(&other_url, "repo:refs_changed", &push(), Some(&new), "new-1").await;
+    assert_eq!(status, 202);
+
+    // Deleted through the first process: the second answers 404.
+    let (status, _) = w.call(admin, Method::DELETE, &format!("/api/v1/integrations/{}", e.id), None).await;
+    assert_eq!(status, 204);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, _) = post(&other_url, "repo:refs_changed", &push(), Some(&new), "new-2").await;
+    assert_eq!(status, 404);
+}

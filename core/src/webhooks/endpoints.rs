@@ -1,0 +1,114 @@
+//! The webhook secrets of each endpoint, cached in this process so that a
+//! delivery costs one statement (its insert). Every process drops an entry
+//! the moment its secret rotates, is retired or the integration goes: the
+//! change sends `NOTIFY bitgate_webhook_secrets` in its own transaction,
+//! and each process LISTENs. While the listening connection is down, the
+//! cache is not used at all (a missed notification cannot leave a retired
+//! secret accepted).
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, RwLock,
+    },
+    time::Duration,
+};
+
+use sqlx::{postgres::PgListener, PgExecutor};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::integrations::Provider;
+
+pub const CHANNEL: &str = "bitgate_webhook_secrets";
+
+/// What verifying a delivery needs of its integration.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: Uuid,
+    pub provider: Provider,
+    pub secret: Vec<u8>,
+    /// The previous secret and until when it is accepted.
+    pub previous: Option<(Vec<u8>, OffsetDateTime)>,
+}
+
+impl Endpoint {
+    /// The previous secret, while its grace period lasts.
+    pub fn previous_now(&self) -> Option<&[u8]> {
+        self.previous.as_ref().filter(|(_, until)| *until > OffsetDateTime::now_utc()).map(|(s, _)| s.as_slice())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Cache {
+    entries: RwLock<HashMap<String, Arc<Endpoint>>>,
+    /// Whether this process is listening (the cache is used only then).
+    listening: AtomicBool,
+    /// Bumped by every notification: an entry read before one is not kept.
+    generation: AtomicU64,
+}
+
+impl Cache {
+    pub fn get(&self, slug: &str) -> Option<Arc<Endpoint>> {
+        if !self.listening.load(Ordering::Acquire) {
+            return None;
+        }
+        self.entries.read().ok()?.get(slug).cloned()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Keeps an entry read at `generation`, unless a change came since.
+    pub fn put(&self, slug: &str, endpoint: Arc<Endpoint>, generation: u64) {
+        if !self.listening.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.write() {
+            if self.generation() == generation {
+                entries.insert(slug.to_owned(), endpoint);
+            }
+        }
+    }
+
+    fn forget_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut entries) = self.entries.write() {
+            entries.clear();
+        }
+    }
+}
+
+/// Tells every process that an integration's webhook secrets changed (sent
+/// when the caller's transaction commits).
+pub async fn changed(db: impl PgExecutor<'_>, integration: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!("SELECT pg_notify($1, $2)", CHANNEL, integration.to_string()).execute(db).await?;
+    Ok(())
+}
+
+/// Listens for changes for as long as the process runs, reconnecting
+/// after a failure; the cache is off while it is not listening.
+pub fn listen(pool: sqlx::PgPool, cache: Arc<Cache>) {
+    tokio::spawn(async move {
+        loop {
+            match PgListener::connect_with(&pool).await {
+                Ok(mut listener) => {
+                    if listener.listen(CHANNEL).await.is_ok() {
+                        cache.forget_all();
+                        cache.listening.store(true, Ordering::Release);
+                        while let Ok(notification) = listener.recv().await {
+                            tracing::debug!(integration = notification.payload(), "webhook secrets changed");
+                            cache.forget_all();
+                        }
+                    }
+                }
+                Err(error) => tracing::debug!(%error, "cannot listen for webhook secret changes yet"),
+            }
+            cache.listening.store(false, Ordering::Release);
+            cache.forget_all();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
