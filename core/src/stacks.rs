@@ -264,7 +264,9 @@ pub async fn update(
              branch = coalesce($3, branch),
              integration_id = coalesce($4, integration_id),
              repository_id = coalesce($5, repository_id),
-             repository_name = coalesce($6, repository_name)
+             repository_name = coalesce($6, repository_name),
+             -- Another branch or repository: the old one's deletion no longer concerns it.
+             branch_deleted = CASE WHEN $3::text IS NOT NULL OR $5::text IS NOT NULL THEN false ELSE branch_deleted END
            WHERE id = $1"#,
         id,
         changes.name,

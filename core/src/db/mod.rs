@@ -125,6 +125,12 @@ pub fn is_outage(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_))
 }
 
+/// Whether a transaction failed only because of concurrent ones (a
+/// deadlock or a serialization failure): running it again may succeed.
+pub fn is_retryable(error: &sqlx::Error) -> bool {
+    error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "40P01" || code == "40001")
+}
+
 /// Whether the database answers now (for `/readyz`).
 pub async fn is_reachable(pool: &PgPool) -> bool {
     tokio::time::timeout(ACQUIRE_TIMEOUT, pool.execute("SELECT 1")).await.is_ok_and(|r| r.is_ok())

@@ -1043,16 +1043,35 @@ pub async fn delete(
 /// stacks were detached.
 pub async fn delete_checked(state: &AppState, caller: &Caller, raw: &str) -> Result<(Integration, i64), ApiError> {
     let integration = administered(state, caller, raw, "integration.delete").await?;
-    let mut tx = state.services.pool.begin().await?;
-    let detached = integrations::delete(&mut tx, integration.id).await?.ok_or(ApiError::NotFound)?;
+    // Deleting cascades to deliveries and stacks, which a router may be
+    // updating in the other order: a deadlock is resolved by trying again.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match delete_once(caller, &integration, &state.services.pool).await {
+            Err(error) if attempt < 4 && bitgate_core::db::is_retryable(&error) => continue,
+            Err(error) => return Err(error.into()),
+            Ok(None) => return Err(ApiError::NotFound),
+            Ok(Some(detached)) => return Ok((integration, detached)),
+        }
+    }
+}
+
+async fn delete_once(
+    caller: &Caller,
+    integration: &Integration,
+    pool: &sqlx::PgPool,
+) -> Result<Option<i64>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let Some(detached) = integrations::delete(&mut tx, integration.id).await? else { return Ok(None) };
     let event = Event::new(caller.actor(), "integration.deleted")
-        .target(target(&integration))
+        .target(target(integration))
         .from_address(caller.address)
         .details(serde_json::json!({"stacks_detached": detached}))
         .in_space(integration.space_id);
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
-    Ok((integration, detached))
+    Ok(Some(detached))
 }
 
 /// Reveal the webhook endpoint and secret
