@@ -99,7 +99,7 @@ pub struct AuthorizeAnswer {
     pub authorize_url: String,
 }
 
-/// A new Cloud integration's settings, read and checked for form.
+/// A new Cloud integration's settings, read and checked for their form.
 pub struct CloudSettings {
     pub workspace: String,
     pub consumer: Consumer,
@@ -180,16 +180,14 @@ fn pending_report() -> Report {
 /// credentials get their token and every check at once; an authorization
 /// code consumer is checked with a code that cannot exist (Bitbucket
 /// answers `invalid_grant` to a valid consumer), the rest after approval.
-pub async fn check_new(
-    state: &AppState,
-    settings: &CloudSettings,
-) -> Result<(Report, Option<(Tokens, Account)>), CreateFailure> {
+/// Returns the tokens client credentials obtained; a failure carries the checklist.
+pub async fn check_new(state: &AppState, settings: &CloudSettings) -> Result<Option<(Tokens, Account)>, CreateFailure> {
     let config = &state.services.config;
     let endpoints = endpoints(state);
     let http = http_client(state)?;
     match settings.mode {
         Mode::AuthorizationCode => match cloud::check_consumer(&http, config, &endpoints, &settings.consumer).await {
-            Ok(()) => Ok((pending_report(), None)),
+            Ok(()) => Ok(None),
             Err(error) => Err(failed(cloud::token_report(&error, &endpoints))),
         },
         Mode::ClientCredentials => {
@@ -199,7 +197,7 @@ pub async fn check_new(
             };
             let (report, account) = cloud::check_tokens(&http, config, &endpoints, &tokens, &settings.workspace).await;
             match account {
-                Some(account) if report.passed() => Ok((report, Some((tokens, account)))),
+                Some(account) if report.passed() => Ok(Some((tokens, account))),
                 _ => Err(failed(report)),
             }
         }
@@ -230,7 +228,7 @@ pub fn check_errors(report: &Report) -> Vec<bitgate_core::users::FieldError> {
 }
 
 /// The health a new Cloud integration starts with.
-pub fn initial_health(settings: &CloudSettings, report: &Report, account: Option<&Account>) -> Health {
+pub fn initial_health(settings: &CloudSettings, account: Option<&Account>) -> Health {
     let now = Some(time::OffsetDateTime::now_utc());
     match (settings.mode, account) {
         (Mode::ClientCredentials, Some(account)) => Health {
@@ -240,11 +238,7 @@ pub fn initial_health(settings: &CloudSettings, report: &Report, account: Option
         },
         _ => Health {
             state: "pending_authorization".into(),
-            message: report
-                .checks
-                .first()
-                .map(|_| "Waiting for an admin to connect it: click Connect and approve in Bitbucket.".to_owned())
-                .unwrap_or_default(),
+            message: "Waiting for an admin to connect it: click Connect and approve in Bitbucket.".into(),
             checked_at: now,
         },
     }
@@ -327,8 +321,8 @@ pub async fn retest(state: &AppState, integration: &Integration) -> Result<(Repo
             .ok_or(ApiError::NotFound)?;
     match cloud_tokens::access_token(&state.services, integration.id).await {
         Ok(access) => {
-            let stored = bitgate_core::integrations::find(&state.services.pool, integration.id).await?;
-            let scopes = stored.and_then(|i| i.cloud).map(|c| c.scopes).unwrap_or_default();
+            // A refresh keeps the scopes the integration was granted.
+            let scopes = integration.cloud.as_ref().map(|c| c.scopes.clone()).unwrap_or_default();
             let tokens = Tokens { access, refresh: None, expires_at: time::OffsetDateTime::now_utc(), scopes };
             let (report, _) = cloud::check_tokens(&http, config, &endpoints, &tokens, &workspace).await;
             let health = if report.passed() { "connected" } else { "error" };

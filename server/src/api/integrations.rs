@@ -470,8 +470,8 @@ async fn create_cloud(
     common: Common,
     settings: cloud::CloudSettings,
 ) -> Result<Integration, CreateFailure> {
-    let (report, tokens) = cloud::check_new(state, &settings).await?;
-    let health = cloud::initial_health(&settings, &report, tokens.as_ref().map(|(_, account)| account));
+    let tokens = cloud::check_new(state, &settings).await?;
+    let health = cloud::initial_health(&settings, tokens.as_ref().map(|(_, account)| account));
     let new = integrations::NewCloud {
         name: common.name,
         slug: common.slug,
@@ -694,14 +694,11 @@ pub async fn update_checked(
         }
         _ => None,
     };
-    let current = integration.datacenter.clone().unwrap_or_else(|| integrations::DataCenterView {
-        api_url: String::new(),
-        user_facing_url: String::new(),
-        username: String::new(),
-        access_token_last4: String::new(),
-        ca_certificate: None,
-    });
-    if let Some(mut dc) = fields.nested::<DataCenterUpdate>("datacenter").filter(|_| integration.datacenter.is_some()) {
+    // Data Center credentials change only on a Data Center integration (a
+    // `datacenter` object on a Cloud one was refused above).
+    let current = integration.datacenter.clone();
+    let dc_fields = fields.nested::<DataCenterUpdate>("datacenter");
+    if let (Some(mut dc), Some(current)) = (dc_fields, &current) {
         let config = &state.services.config;
         let api_url = match dc.optional_string("api_url") {
             Some(raw) => match datacenter::parse_api_url(&raw, config) {
@@ -765,7 +762,7 @@ pub async fn update_checked(
     if let (Some(wanted), Some(stored)) = (cloud_changes, &integration.cloud) {
         apply_cloud_changes(state, integration.id, stored, wanted, &mut changes).await?;
     }
-    if connection_changed {
+    if let (true, Some(current)) = (connection_changed, &current) {
         let token = match new_connection.flatten() {
             Some(token) => token,
             None => integrations::datacenter_token(&state.services.pool, &state.services.keyring, integration.id)
@@ -847,8 +844,8 @@ async fn apply_cloud_changes(
         },
         mode: wanted.mode.unwrap_or(stored_mode),
     };
-    let (report, tokens) = cloud::check_new(state, &settings).await?;
-    let health = cloud::initial_health(&settings, &report, tokens.as_ref().map(|(_, account)| account));
+    let tokens = cloud::check_new(state, &settings).await?;
+    let health = cloud::initial_health(&settings, tokens.as_ref().map(|(_, account)| account));
     changes.health = Some((health.state, health.message));
     changes.workspace = Some(settings.workspace);
     changes.mode = Some(settings.mode);
