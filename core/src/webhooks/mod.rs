@@ -7,6 +7,7 @@
 pub mod deliveries;
 pub mod endpoints;
 pub mod events;
+pub mod group_commit;
 pub mod routing;
 pub mod signature;
 
@@ -64,11 +65,13 @@ pub enum ReceiveError {
     Secret(String),
 }
 
-/// The webhook side of a process: its router and its cache of secrets.
+/// The webhook side of a process: its router, its cache of secrets and its
+/// writer of verified deliveries.
 #[derive(Debug, Default)]
 pub struct Runtime {
     pub router: routing::Router,
     pub endpoints: Arc<endpoints::Cache>,
+    pub writer: group_commit::Writer,
 }
 
 /// The integration a slug names, from the cache or the database.
@@ -267,70 +270,36 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
             return reject(services, &endpoint, &incoming, 400, verdict.as_str(), &format!("malformed: {why}")).await;
         }
     };
-    let row = match event {
-        None => Record {
-            request_id: incoming.request_id,
-            event_key: key,
-            signature: verdict.as_str(),
-            outcome: "ignored",
-            reason: Some(if key.is_none() { "no event key".into() } else { "unknown event".into() }),
-            body: None,
-            event: None,
-            repository: None,
-        },
-        Some(event) => Record {
-            request_id: incoming.request_id,
-            event_key: key,
-            signature: verdict.as_str(),
-            outcome: "accepted",
-            reason: None,
-            repository: Some((event.repository.id.clone(), event.repository.name.clone())),
-            event: serde_json::to_value(&event).ok(),
-            body: Some(value),
-        },
+    let (outcome, reason, repository, event, body) = match event {
+        None => {
+            let why = if key.is_none() { "no event key" } else { "unknown event" };
+            ("ignored", Some(why.to_owned()), None, None, None)
+        }
+        Some(event) => {
+            let repository = Some((event.repository.id.clone(), event.repository.name.clone()));
+            ("accepted", None, repository, serde_json::to_value(&event).ok(), Some(value))
+        }
     };
-    let outcome = row.outcome;
-    let reason = row.reason.clone();
-    // One statement: stored unless its request id was seen verified before
-    // (the unique index decides, so racing retries cannot both get in).
-    match insert_verified(&services.pool, endpoint.id, &incoming.headers, row).await? {
+    let row = group_commit::Row {
+        integration: endpoint.id,
+        request_id: incoming.request_id.map(str::to_owned),
+        event_key: key.map(str::to_owned),
+        repository,
+        signature: verdict.as_str(),
+        outcome,
+        reason: reason.clone(),
+        headers: incoming.headers.clone(),
+        body,
+        event,
+    };
+    // Stored unless its request id was seen verified before (the unique
+    // index decides, so racing retries cannot both get in).
+    match services.webhooks.writer.store(&services.pool, row).await? {
         Some(id) => Ok(Receipt { status: 202, outcome, reason, delivery: Some(id) }),
         None => duplicate(services, &endpoint, &incoming, verdict)
             .await?
             .ok_or_else(|| ReceiveError::Database(sqlx::Error::RowNotFound)),
     }
-}
-
-/// Inserts a verified delivery unless one with its request id is stored.
-async fn insert_verified(
-    db: &sqlx::PgPool,
-    integration: Uuid,
-    headers: &Value,
-    record: Record<'_>,
-) -> Result<Option<Uuid>, sqlx::Error> {
-    let (repository_id, repository_name) = record.repository.unzip();
-    sqlx::query_scalar!(
-        r#"INSERT INTO webhook_deliveries (integration_id, request_id, event_key, repository_id, repository_name,
-                                          signature, outcome, reason, headers, body, event)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-           ON CONFLICT (integration_id, request_id)
-               WHERE request_id IS NOT NULL AND signature IN ('valid', 'valid_previous') AND outcome <> 'duplicate'
-           DO NOTHING
-           RETURNING id"#,
-        integration,
-        record.request_id,
-        record.event_key,
-        repository_id,
-        repository_name,
-        record.signature,
-        record.outcome,
-        record.reason,
-        headers,
-        record.body,
-        record.event,
-    )
-    .fetch_optional(db)
-    .await
 }
 
 /// When a verified delivery with this request id is stored already: counts

@@ -357,12 +357,19 @@ async fn the_pages_show_the_log_each_delivery_and_the_rotation() {
     let admin = w.browser("team admin").await;
     let details = format!("/integrations/{}", e.id);
     assert!(admin.get(&details).await.text().await.unwrap().contains("Waiting for the first delivery."));
+    // What the details page's island asks for: nothing yet.
+    let latest = format!("/integrations/{}/deliveries/latest", e.id);
+    let answer = admin.get(&latest).await;
+    assert_eq!((answer.status().as_u16(), answer.headers()["cache-control"].to_str().unwrap()), (200, "no-store"));
+    assert_eq!(answer.text().await.unwrap(), "");
 
     let (_, answer) = post(&e.url, "repo:refs_changed", &push(), Some(&e.secret), "page-1").await;
     let delivery = answer["delivery"].as_str().unwrap().to_owned();
     post(&e.url, "repo:refs_changed", &push(), Some("wrong"), "page-2").await;
     let page = admin.get(&details).await.text().await.unwrap();
     assert!(page.contains("Last delivery: ") && page.contains("Delivery log"), "the time of the last delivery");
+    let at = admin.get(&latest).await.text().await.unwrap();
+    assert!(at.starts_with("20") && page.contains(&format!("Last delivery: {at}.")), "{at}: the page's time");
 
     let log = admin.get(&format!("/integrations/{}/deliveries", e.id)).await;
     assert_eq!(log.status(), 200);
@@ -400,9 +407,11 @@ async fn the_pages_show_the_log_each_delivery_and_the_rotation() {
     // Readers see neither; outsiders do not know it exists.
     let reader = w.browser("team reader").await;
     assert_eq!(reader.get(&format!("/integrations/{}/deliveries", e.id)).await.status(), 403);
+    assert_eq!(reader.get(&latest).await.status(), 403);
     assert_eq!(reader.get(&format!("/deliveries/{delivery}")).await.status(), 403);
     let outsider = w.browser("outsider").await;
     assert_eq!(outsider.get(&format!("/deliveries/{delivery}")).await.status(), 404);
+    assert_eq!(outsider.get(&latest).await.status(), 404);
 
     // Rotate: the new secret once, no-store; the previous one's grace shown; retire.
     let csrf = admin.csrf_token("/tokens").await;
@@ -462,4 +471,46 @@ async fn every_process_stops_accepting_a_retired_secret_at_once() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let (status, _) = post(&other_url, "repo:refs_changed", &push(), Some(&new), "new-2").await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn deliveries_arriving_together_are_stored_together_each_exactly_once() {
+    // Concurrent deliveries share group commits: each distinct one is
+    // stored once with its own id, and retries racing their original in
+    // the same batch are duplicates, not second copies.
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, _) = endpoint(&w, &simulator.url).await;
+    let body = push();
+    let sends = (0..120).map(|n| {
+        let (url, secret, body) = (e.url.clone(), e.secret.clone(), body.clone());
+        // Every third request id is sent three times at once.
+        let request_id = if n % 3 == 0 { format!("same-{}", n / 9) } else { format!("own-{n}") };
+        tokio::spawn(async move {
+            (request_id.clone(), post(&url, "repo:refs_changed", &body, Some(&secret), &request_id).await)
+        })
+    });
+    let answers = futures::future::join_all(sends).await;
+    let mut stored = std::collections::HashMap::<String, Vec<(u16, Value)>>::new();
+    for answer in answers {
+        let (request_id, (status, answer)) = answer.unwrap();
+        stored.entry(request_id).or_default().push((status, answer));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for (request_id, answers) in &stored {
+        let accepted: Vec<_> = answers.iter().filter(|(status, _)| *status == 202).collect();
+        assert_eq!(accepted.len(), 1, "{request_id}: {answers:?}");
+        assert!(ids.insert(accepted[0].1["delivery"].as_str().unwrap().to_owned()), "one id per delivery");
+        for (status, answer) in answers.iter().filter(|(status, _)| *status != 202) {
+            assert_eq!((*status, answer["outcome"].as_str()), (200, Some("duplicate")), "{request_id}");
+        }
+    }
+    let accepted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM webhook_deliveries WHERE integration_id = $1::uuid AND outcome = 'accepted'",
+    )
+    .bind(&e.id)
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(accepted as usize, stored.len());
+    assert_eq!(ids.len(), stored.len());
 }
