@@ -1,4 +1,5 @@
 import { test, expect } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
 import { admin, setupUrl, waitForIslands, watchConsole } from './helpers';
 
 // One story, in order: a fresh install is set up through its link, then
@@ -207,8 +208,18 @@ test('a Data Center integration is created through the wizard, and its webhook s
   await page.getByRole('button', { name: 'Test connection and save' }).click();
   await expect(page.getByText('Integration “dc-main” created: every check passed.')).toBeVisible();
   await expect(page.getByText('repo:refs_changed')).toBeVisible();
+  await expect(page.getByText('Waiting for the first delivery.')).toBeVisible();
   await page.getByRole('button', { name: 'Reveal secret' }).click();
   await expect(page.getByRole('button', { name: 'Reveal secret' })).toHaveCount(0);
+
+  // Bitbucket's first delivery shows up on the open page, without a reload.
+  await waitForIslands(page);
+  const shown = page.locator('section.panel', { hasText: 'Delivery log' }).locator('.copy-value code');
+  const [url, secret] = [await shown.nth(0).innerText(), await shown.nth(1).innerText()];
+  expect(url).toMatch(/\/webhooks\/bitbucket\/dc-main$/);
+  execFileSync('../target/release/bitbucket-simulator', ['send', '--url', url, '--secret', secret, '--event', 'repo:refs_changed']);
+  await expect(page.locator('.delivery-time')).toHaveText(/^Last delivery: \d{4}-\d\d-\d\d/);
+  await expect(page.getByText('Waiting for the first delivery.')).toHaveCount(0);
   await page.goto('/');
   await expect(page.getByRole('link', { name: 'dc-main' })).toBeVisible();
   expect(errors).toEqual([]);

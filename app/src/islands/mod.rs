@@ -4,5 +4,6 @@
 //! live, which browser tests wait for.
 
 pub mod copy_button;
+pub mod delivery_status;
 pub mod integration_form;
 pub mod password_field;

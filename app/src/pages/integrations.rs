@@ -8,6 +8,7 @@ use crate::{
     context::{page_context, IntegrationRow},
     islands::{
         copy_button::CopyValue,
+        delivery_status::DeliveryStatus,
         integration_form::{CheckingSubmit, DescriptionField, IntegrationNameField},
     },
     pages::stacks::StackTable,
@@ -412,10 +413,7 @@ pub fn IntegrationDetailsPage() -> impl IntoView {
             <section class="panel">
                 <h2>"Webhook"</h2>
                 <p class="delivery-status">
-                    {match page.last_delivery_at.clone() {
-                        Some(at) => format!("Last delivery: {at}. "),
-                        None => "Waiting for the first delivery. ".to_owned(),
-                    }}
+                    <DeliveryStatus integration_id=page.id.clone() last=page.last_delivery_at.clone() />
                     <a href=format!("/integrations/{}/deliveries", page.id)>"Delivery log"</a>
                 </p>
                 <p>{page.webhook_steps.clone()}</p>

@@ -4,7 +4,7 @@
 
 use axum::{
     extract::{Path, Query, State},
-    http::StatusCode,
+    http::{header, StatusCode},
     response::{IntoResponse, Redirect, Response},
     Extension,
 };
@@ -89,6 +89,22 @@ pub async fn log(
     };
     let context = PageContext { deliveries: Some(page), ..context };
     Ok(state.pages.render(&format!("/integrations/{}/deliveries", integration.id), context, StatusCode::OK).await)
+}
+
+/// `/integrations/{id}/deliveries/latest`: when the last delivery came
+/// (the details page's time format), empty while none has. The details
+/// page's island asks for it every few seconds, so that "Waiting for the
+/// first delivery" turns into the delivery's time without a reload.
+pub async fn latest(
+    State(state): State<AppState>,
+    Extension(user): Extension<CurrentUser>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let integration = administered(&state, &user.caller(address), &raw, "integration.deliveries").await?;
+    let at = deliveries::last_received_at(&state.services.pool, integration.id).await?;
+    let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")];
+    Ok((headers, at.map(rfc3339).unwrap_or_default()).into_response())
 }
 
 /// `/deliveries/{id}`.

@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/integrations/{id}/test", post(integrations::test))
         .route("/integrations/{id}/connect", post(oauth::connect))
         .route("/integrations/{id}/deliveries", get(deliveries::log))
+        .route("/integrations/{id}/deliveries/latest", get(deliveries::latest))
         .route("/integrations/{id}/webhook/rotate", post(deliveries::rotate))
         .route("/integrations/{id}/webhook/retire-previous", post(deliveries::retire))
         .route("/deliveries/{id}", get(deliveries::show))
