@@ -40,6 +40,12 @@ enum Command {
         #[arg(long)]
         body_file: Option<std::path::PathBuf>,
     },
+    /// Prints the built-in body of an event key (what `send` posts), to
+    /// read or to edit and send with `--body-file`.
+    Payload {
+        /// The event key, such as repo:refs_changed or pullrequest:created.
+        event: String,
+    },
     /// Sends signed deliveries for a while (the webhook benchmark): as fast
     /// as `--clients` senders go, or at `--rate` a second; prints the rate
     /// and the latency percentiles.
@@ -94,6 +100,12 @@ async fn main() -> anyhow::Result<()> {
     match args.command {
         Some(Command::Send { url, secret, event, request_id, body_file }) => {
             return send(&url, secret.as_deref(), &event, request_id, body_file).await;
+        }
+        Some(Command::Payload { event }) => {
+            let body = bitbucket_simulator::sender::payload(&event)
+                .ok_or_else(|| anyhow::anyhow!("no built-in body for the event key {event}"))?;
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            return Ok(());
         }
         Some(Command::Load { url, secret, event, clients, rate, seconds }) => {
             use bitbucket_simulator::load;
