@@ -48,7 +48,7 @@ impl Provider {
 }
 
 /// How build statuses are reported to Bitbucket.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Options {
     pub use_git_checkout: bool,
     pub commit_status: bool,

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod api_tokens;
+pub mod as_code;
 pub mod audit;
 pub mod bitbucket;
 pub mod cloud_tokens;

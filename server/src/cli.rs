@@ -1,5 +1,5 @@
 //! The command line: `bitgate [serve]`, `migrate`, `user create|disable`,
-//! `token create`.
+//! `token create`, `secrets rekey`, `integrations export|schema`.
 //! Commands talk to the database directly, act with operator authority, and
 //! are audited with actor `cli`. Exit 0 on success; otherwise non-zero with
 //! one sentence on stderr.
@@ -8,6 +8,7 @@ use std::{io::Read, process::ExitCode};
 
 use bitgate_core::{
     api_tokens,
+    as_code::{self, export::Selection},
     audit::{self, Actor, Event, Target},
     config::{parse_duration, Config, Environment},
     db::Database,
@@ -41,6 +42,23 @@ enum Command {
     /// Manage the keys that encrypt stored secrets.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Integrations as code: the YAML file.
+    #[command(subcommand)]
+    Integrations(IntegrationsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum IntegrationsCommand {
+    /// Write the integrations as YAML on standard output, secrets left as
+    /// placeholders to fill in.
+    Export {
+        /// Only this space's integrations (a name or an id); every
+        /// integration, the defaults included, when left out.
+        #[arg(long)]
+        space: Option<String>,
+    },
+    /// Print the JSON Schema of the integrations file.
+    Schema,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +147,7 @@ pub fn main() -> ExitCode {
             Command::User(command) => user(&config, command).await,
             Command::Token(command) => token(&config, command).await,
             Command::Secrets(SecretsCommand::Rekey) => rekey(&config).await,
+            Command::Integrations(command) => integrations(&config, command).await,
         }
     });
     match result {
@@ -273,6 +292,34 @@ async fn rekey(config: &Config) -> Result<(), Failure> {
         Ok(())
     })
     .await
+}
+
+async fn integrations(config: &Config, command: IntegrationsCommand) -> Result<(), Failure> {
+    match command {
+        IntegrationsCommand::Schema => {
+            println!("{}", serde_json::to_string_pretty(&as_code::schema::schema())?);
+            Ok(())
+        }
+        IntegrationsCommand::Export { space } => {
+            with_database(config, |pool| async move {
+                let (selection, space_name) = match &space {
+                    Some(raw) => {
+                        let found = spaces::resolve(&pool, raw).await?;
+                        let found = found
+                            .ok_or_else(|| Failure(format!("--space: no space is named or has the id \"{raw}\".")))?;
+                        (Selection::Spaces(vec![found.id]), Some(found.name))
+                    }
+                    None => (Selection::All, None),
+                };
+                let entries = as_code::export::entries(&pool, &selection).await?;
+                let details = json!({"count": entries.len(), "space": space_name});
+                audit::record(&pool, Event::new(Actor::Cli, "integrations.exported").details(details)).await?;
+                print!("{}", as_code::file::render(&entries));
+                Ok(())
+            })
+            .await
+        }
+    }
 }
 
 /// The password is the first line of standard input.

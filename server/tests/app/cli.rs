@@ -280,26 +280,7 @@ async fn rekey_reseals_every_secret_so_the_old_key_can_go() {
         sqlx::query_scalar("SELECT id FROM spaces WHERE parent_id IS NULL").fetch_one(&pool).await.unwrap();
     let mut ids = Vec::new();
     for (name, space_id) in [("one", None), ("two", Some(root))] {
-        let new_integration = integrations::NewDataCenter {
-            name: name.into(),
-            slug: name.into(),
-            space_id,
-            labels: vec![],
-            description: String::new(),
-            options: integrations::Options::default(),
-            api_url: "https://bitbucket.example.com".into(),
-            user_facing_url: "https://bitbucket.example.com".into(),
-            username: "jcitizen".into(),
-            access_token: format!("BBDC-token-of-{name}"),
-            ca_certificate: None,
-            health: integrations::Health { state: "connected".into(), message: String::new(), checked_at: None },
-            created_by: None,
-            created_by_label: "test".into(),
-        };
-        let mut tx = pool.begin().await.unwrap();
-        let created = integrations::create_datacenter(&mut tx, &old_ring, new_integration).await.unwrap();
-        tx.commit().await.unwrap();
-        ids.push(created.id);
+        ids.push(stored_datacenter(&pool, &old_ring, name, space_id).await.id);
     }
 
     // Rekey with the new key first, the old one still there to open with.
@@ -325,4 +306,91 @@ async fn rekey_reseals_every_secret_so_the_old_key_can_go() {
     assert_one_sentence(&output, "Nothing was changed");
     let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_events").fetch_all(&pool).await.unwrap();
     assert!(actions.contains(&"secrets.rekeyed".to_owned()));
+}
+
+#[tokio::test]
+async fn integrations_export_writes_yaml_without_secrets_and_schema_describes_it() {
+    use bitgate_core::{as_code::file, secrets::Keyring, spaces};
+    let database_url = fresh_database().await;
+    let data = TempDir::new("bitgate-export-");
+    let data_dir = data.path().display().to_string();
+    let keys = Keyring::generate_entry("k");
+    let cli = || {
+        let mut command = bitgate(&[("DATABASE_URL", database_url.as_str()), ("BITGATE_DATA_DIR", data_dir.as_str())]);
+        command.env("BITGATE_SECRET_KEYS", &keys);
+        command
+    };
+    let output = run(cli().arg("migrate"), None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
+    let ring = Keyring::parse(&keys).unwrap();
+    let root: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM spaces WHERE parent_id IS NULL").fetch_one(&pool).await.unwrap();
+    let team = spaces::create(&pool, "team", root, "").await.unwrap();
+    for (name, space_id) in [("zeta-default", None), ("alpha-team", Some(team.id))] {
+        stored_datacenter(&pool, &ring, name, space_id).await;
+    }
+
+    let output = run(cli().args(["integrations", "export"]), None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let yaml = String::from_utf8(output.stdout).unwrap();
+    assert!(!yaml.contains("BBDC-token-of"), "no secret is exported:\n{yaml}");
+    let entries = file::parse(&yaml).unwrap_or_else(|problems| panic!("{problems:?}\n{yaml}"));
+    let names: Vec<_> = entries.iter().map(|e| (e.name.as_str(), e.scope.clone())).collect();
+    assert_eq!(
+        names,
+        [("alpha-team", file::Scope::Space("team".into())), ("zeta-default", file::Scope::Default)],
+        "sorted by name, with their scopes"
+    );
+    let file::Credentials::DataCenter { access_token, user_facing_url, .. } = &entries[0].credentials else {
+        panic!("{yaml}")
+    };
+    assert_eq!((access_token, user_facing_url.as_deref()), (&None, Some("https://git.example.com")));
+    assert!(yaml.contains("<fill in: the HTTP access token of jcitizen>"));
+
+    // One space: its integrations only (the defaults are not a space's).
+    let output = run(cli().args(["integrations", "export", "--space", "team"]), None);
+    let yaml = String::from_utf8(output.stdout).unwrap();
+    assert!(yaml.contains("alpha-team") && !yaml.contains("zeta-default"), "{yaml}");
+    assert_one_sentence(&run(cli().args(["integrations", "export", "--space", "nope"]), None), "--space");
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_events WHERE actor_kind = 'cli'").fetch_all(&pool).await.unwrap();
+    assert_eq!(actions.iter().filter(|a| *a == "integrations.exported").count(), 2, "{actions:?}");
+
+    let output = run(cli().args(["integrations", "schema"]), None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let schema: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    assert!(schema["$defs"]["entry"]["properties"]["datacenter"]["properties"]["access_token"].is_object());
+}
+
+/// A Data Center integration stored directly (token `BBDC-token-of-{name}`,
+/// user-facing URL https://git.example.com), for commands that read them.
+async fn stored_datacenter(
+    pool: &sqlx::PgPool,
+    keyring: &bitgate_core::secrets::Keyring,
+    name: &str,
+    space_id: Option<uuid::Uuid>,
+) -> bitgate_core::integrations::Integration {
+    use bitgate_core::integrations;
+    let new = integrations::NewDataCenter {
+        name: name.into(),
+        slug: name.into(),
+        space_id,
+        labels: vec!["prod".into()],
+        description: "Our **main** one".into(),
+        options: integrations::Options::default(),
+        api_url: "https://bitbucket.example.com".into(),
+        user_facing_url: "https://git.example.com".into(),
+        username: "jcitizen".into(),
+        access_token: format!("BBDC-token-of-{name}"),
+        ca_certificate: None,
+        health: integrations::Health { state: "connected".into(), message: String::new(), checked_at: None },
+        created_by: None,
+        created_by_label: "test".into(),
+    };
+    let mut tx = pool.begin().await.unwrap();
+    let created = integrations::create_datacenter(&mut tx, keyring, new).await.unwrap();
+    tx.commit().await.unwrap();
+    created
 }

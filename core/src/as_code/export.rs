@@ -1,0 +1,72 @@
+//! Stored integrations as entries of the integrations file, sorted by
+//! name so that an export kept in a repository changes only where Bitgate did.
+
+use std::collections::HashMap;
+
+use sqlx::PgPool;
+
+use super::file::{Credentials, Entry, Scope};
+use crate::{
+    integrations::{self, Integration, ListFilter},
+    spaces::{self, SpaceId},
+};
+
+/// What to export.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Every integration: the defaults and those of every space.
+    All,
+    /// The integrations of these spaces (no defaults).
+    Spaces(Vec<SpaceId>),
+}
+
+pub async fn entries(db: &PgPool, selection: &Selection) -> Result<Vec<Entry>, sqlx::Error> {
+    let spaces = match selection {
+        Selection::All => sqlx::query_scalar!("SELECT id FROM spaces").fetch_all(db).await?,
+        Selection::Spaces(ids) => ids.clone(),
+    };
+    let names: HashMap<SpaceId, String> =
+        spaces::list(db, &spaces, None, i64::MAX).await?.into_iter().map(|s| (s.id, s.name)).collect();
+    let mut found = integrations::list(db, &spaces, &ListFilter::default(), None, i64::MAX).await?;
+    if matches!(selection, Selection::Spaces(_)) {
+        found.retain(|i| i.space_id.is_some());
+    }
+    found.sort_by_key(|i| i.name.to_lowercase());
+    Ok(found.into_iter().filter_map(|integration| entry(integration, &names)).collect())
+}
+
+fn entry(integration: Integration, space_names: &HashMap<SpaceId, String>) -> Option<Entry> {
+    let scope = match integration.space_id {
+        None => Scope::Default,
+        // Every listed integration's space is among the names; an id names it as well.
+        Some(id) => Scope::Space(space_names.get(&id).cloned().unwrap_or_else(|| id.to_string())),
+    };
+    let credentials = match (integration.datacenter, integration.cloud) {
+        (Some(dc), _) => Credentials::DataCenter {
+            user_facing_url: Some(dc.user_facing_url).filter(|u| *u != dc.api_url),
+            api_url: dc.api_url,
+            username: dc.username,
+            access_token: None,
+            ca_certificate: dc.ca_certificate,
+            disable_polling: false,
+            disable_webhooks: false,
+        },
+        (None, Some(cloud)) => Credentials::Cloud {
+            workspace: cloud.workspace,
+            client_id: cloud.client_id,
+            client_secret: None,
+            mode: cloud.mode,
+        },
+        (None, None) => return None,
+    };
+    Some(Entry {
+        name: integration.name,
+        provider: integration.provider,
+        scope,
+        description: integration.description,
+        labels: integration.labels,
+        options: integration.options,
+        credentials,
+        webhook_secret: None,
+    })
+}

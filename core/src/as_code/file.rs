@@ -1,0 +1,803 @@
+//! The integrations file: what `bitgate integrations export` writes and
+//! `import` reads (the browser and the API read the same). YAML, version 1:
+//!
+//! ```yaml
+//! version: 1
+//! integrations:
+//!   - name: dc-main
+//!     provider: bitbucket_datacenter
+//!     scope: space            # or default: the provider's default for every space
+//!     space: platform         # the space's name (scope: space)
+//!     datacenter: {api_url: …, username: …, access_token: "<fill in: …>"}
+//! ```
+//!
+//! Secrets are never exported: a placeholder names each one to fill in. A
+//! secret left out (or left as its placeholder) keeps the one stored when
+//! the integration exists already, and is required when it does not.
+//! Entries in the shape of CDS's `cdsctl project vcs import` files
+//! (`type: bitbucketserver`) are read too, alone or in the list.
+//!
+//! Reading collects every problem of the file (with its place: line and
+//! column for the YAML itself, the path of the field otherwise) instead of
+//! stopping at the first, so that one attempt shows everything to fix.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_yaml::{Mapping, Value};
+
+use crate::integrations::{Options, Provider};
+
+/// The version this Bitgate writes and reads.
+pub const VERSION: u64 = 1;
+/// Files larger than this are refused unread.
+pub const MAX_FILE: usize = 1024 * 1024;
+/// What a secret placeholder starts with.
+pub const PLACEHOLDER: &str = "<fill in";
+
+/// One integration as the file describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub provider: Provider,
+    pub scope: Scope,
+    pub description: String,
+    pub labels: Vec<String>,
+    pub options: Options,
+    pub credentials: Credentials,
+    /// Keeps the webhooks already set up in Bitbucket working when moving
+    /// between Bitgate instances; left out: kept (or made, when new).
+    pub webhook_secret: Option<String>,
+}
+
+/// Where an entry belongs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The provider's default integration, for every space.
+    Default,
+    /// The space of this name.
+    Space(String),
+    /// Not said (CDS entries never say): the space the import is given,
+    /// the root space when none is.
+    Unstated,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    DataCenter {
+        api_url: String,
+        /// Left out: the API URL.
+        user_facing_url: Option<String>,
+        username: String,
+        /// Left out or a placeholder: the stored one.
+        access_token: Option<String>,
+        ca_certificate: Option<String>,
+        /// CDS's `disablePolling` and `disableWebHooks`, kept and shown
+        /// until Bitgate polls and sets webhooks up itself.
+        disable_polling: bool,
+        disable_webhooks: bool,
+    },
+    Cloud {
+        workspace: String,
+        client_id: String,
+        /// Left out or a placeholder: the stored one.
+        client_secret: Option<String>,
+        /// `authorization_code` or `client_credentials`.
+        mode: String,
+    },
+}
+
+/// Something wrong with the file, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// `line 3, column 7` for the YAML itself; the field's path otherwise,
+    /// such as `integrations[1] (dc-main).datacenter.api_url`.
+    pub place: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.place, self.message)
+    }
+}
+
+/// Reads a file: its entries, or every problem it has.
+pub fn parse(text: &str) -> Result<Vec<Entry>, Vec<Problem>> {
+    if text.len() > MAX_FILE {
+        return Err(vec![Problem { place: "file".into(), message: "larger than 1 MiB".into() }]);
+    }
+    let document: Value = match serde_yaml::from_str(text) {
+        Ok(value) => value,
+        Err(error) => {
+            let place = match error.location() {
+                Some(at) => format!("line {}, column {}", at.line(), at.column()),
+                None => "file".into(),
+            };
+            let message = error.to_string();
+            // serde_yaml appends the place to its message; it is in `place` already.
+            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            return Err(vec![Problem { place, message }]);
+        }
+    };
+    let mut problems = Vec::new();
+    let mut entries = Vec::new();
+    match &document {
+        Value::Mapping(top) if top.contains_key("type") => {
+            entries.extend(cds_entry(Fields::new("file", top), &mut problems).map(|e| ("file".to_owned(), e)));
+        }
+        Value::Mapping(top) => {
+            let mut file = Fields::new("file", top);
+            match file.get("version") {
+                Some(Value::Number(n)) if n.as_u64() == Some(VERSION) => {}
+                Some(_) => file.problem(&mut problems, "version", format!("must be {VERSION}")),
+                None => file.problem(&mut problems, "version", format!("missing: write version: {VERSION}")),
+            }
+            match file.get("integrations") {
+                Some(Value::Sequence(items)) => entries.extend(read_list(items, &mut problems)),
+                Some(_) => file.problem(&mut problems, "integrations", "must be a list"),
+                None => file.problem(&mut problems, "integrations", "missing: the list of integrations"),
+            }
+            file.finish(&mut problems);
+        }
+        Value::Sequence(items) => entries.extend(read_list(items, &mut problems)),
+        Value::Null => problems.push(Problem { place: "file".into(), message: "empty".into() }),
+        _ => problems
+            .push(Problem { place: "file".into(), message: "must be a mapping with version and integrations".into() }),
+    }
+    check_names(&entries, &mut problems);
+    if problems.is_empty() {
+        Ok(entries.into_iter().map(|(_, entry)| entry).collect())
+    } else {
+        Err(problems)
+    }
+}
+
+/// The entries that read, each with its place in the file.
+fn read_list(items: &[Value], problems: &mut Vec<Problem>) -> Vec<(String, Entry)> {
+    let mut entries = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Value::Mapping(map) = item else {
+            problems.push(Problem { place: format!("integrations[{i}]"), message: "must be a mapping".into() });
+            continue;
+        };
+        let name = map.get("name").and_then(Value::as_str).unwrap_or_default();
+        let place = if name.is_empty() { format!("integrations[{i}]") } else { format!("integrations[{i}] ({name})") };
+        let fields = Fields::new(&place, map);
+        let entry = if map.contains_key("type") { cds_entry(fields, problems) } else { entry(fields, problems) };
+        entries.extend(entry.map(|entry| (place, entry)));
+    }
+    entries
+}
+
+/// A name twice in one file is a problem (they are matched by name, and
+/// names are unique without regard to case); so are two defaults of one provider.
+fn check_names(entries: &[(String, Entry)], problems: &mut Vec<Problem>) {
+    for (i, (place, entry)) in entries.iter().enumerate() {
+        let earlier = || entries[..i].iter().map(|(_, e)| e);
+        if earlier().any(|e| e.name.eq_ignore_ascii_case(&entry.name)) {
+            problems.push(Problem { place: place.clone(), message: "this name is in the file twice".into() });
+        }
+        let is_default = |e: &Entry| e.scope == Scope::Default && e.provider == entry.provider;
+        if is_default(entry) && earlier().any(is_default) {
+            problems.push(Problem {
+                place: place.clone(),
+                message: format!("a second default {} integration: a provider has one default", entry.provider.label()),
+            });
+        }
+    }
+}
+
+/// The fields of one mapping, read one by one; what is left unread at
+/// the end is an unknown field.
+struct Fields<'a> {
+    place: String,
+    map: &'a Mapping,
+    read: Vec<&'static str>,
+}
+
+impl<'a> Fields<'a> {
+    fn new(place: &str, map: &'a Mapping) -> Self {
+        Self { place: place.to_owned(), map, read: Vec::new() }
+    }
+
+    fn path(&self, key: &str) -> String {
+        if self.place == "file" {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.place)
+        }
+    }
+
+    fn problem(&self, problems: &mut Vec<Problem>, key: &str, message: impl Into<String>) {
+        problems.push(Problem { place: self.path(key), message: message.into() });
+    }
+
+    /// The value of `key`; `None` when absent or null.
+    fn get(&mut self, key: &'static str) -> Option<&'a Value> {
+        self.read.push(key);
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn string(&mut self, key: &'static str, problems: &mut Vec<Problem>) -> Option<String> {
+        match self.get(key)? {
+            Value::String(s) => Some(s.clone()),
+            // A number or a boolean where text is meant: YAML reads `name: 2024`
+            // as a number; taking it as written is what the author meant.
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => {
+                self.problem(problems, key, "must be text");
+                None
+            }
+        }
+    }
+
+    fn required(&mut self, key: &'static str, problems: &mut Vec<Problem>) -> Option<String> {
+        let found = self.string(key, problems).filter(|s| !s.trim().is_empty());
+        if found.is_none() && !problems.iter().any(|p| p.place == self.path(key)) {
+            self.problem(problems, key, "missing");
+        }
+        found
+    }
+
+    /// A secret: `None` when left out or still its placeholder.
+    fn secret(&mut self, key: &'static str, problems: &mut Vec<Problem>) -> Option<String> {
+        self.string(key, problems).filter(|s| !s.trim().is_empty() && !s.trim_start().starts_with(PLACEHOLDER))
+    }
+
+    fn bool(&mut self, key: &'static str, problems: &mut Vec<Problem>) -> Option<bool> {
+        match self.get(key)? {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                self.problem(problems, key, "must be true or false");
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, key: &'static str, problems: &mut Vec<Problem>) -> Vec<String> {
+        match self.get(key) {
+            None => Vec::new(),
+            Some(Value::Sequence(items)) => {
+                let mut found = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) => found.push(s.clone()),
+                        _ => problems.push(Problem {
+                            place: format!("{}[{i}]", self.path(key)),
+                            message: "must be text".into(),
+                        }),
+                    }
+                }
+                found
+            }
+            Some(_) => {
+                self.problem(problems, key, "must be a list of text");
+                Vec::new()
+            }
+        }
+    }
+
+    fn nested(&mut self, key: &'static str, problems: &mut Vec<Problem>) -> Option<Fields<'a>> {
+        match self.get(key)? {
+            Value::Mapping(map) => Some(Fields::new(&self.path(key), map)),
+            _ => {
+                self.problem(problems, key, "must be a mapping");
+                None
+            }
+        }
+    }
+
+    /// Names every field that was not read: a typo must not pass unseen.
+    fn finish(self, problems: &mut Vec<Problem>) {
+        for key in self.map.keys() {
+            let known = key.as_str().is_some_and(|k| self.read.contains(&k));
+            if !known {
+                let shown = match key {
+                    Value::String(s) => s.clone(),
+                    other => serde_yaml::to_string(other).unwrap_or_default().trim().to_owned(),
+                };
+                self.problem(problems, &shown, "unknown field");
+            }
+        }
+    }
+}
+
+/// Bitgate's own entry.
+fn entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entry> {
+    let before = problems.len();
+    let name = fields.required("name", problems);
+    let provider = fields.required("provider", problems).and_then(|raw| match Provider::parse(&raw) {
+        Ok(provider) => Some(provider),
+        Err(_) => {
+            fields.problem(problems, "provider", "must be bitbucket_datacenter or bitbucket_cloud");
+            None
+        }
+    });
+    let scope = fields.string("scope", problems);
+    let space = fields.string("space", problems).filter(|s| !s.trim().is_empty());
+    let scope = match (scope.as_deref(), space) {
+        (Some("default"), None) => Scope::Default,
+        (Some("default"), Some(_)) => {
+            fields.problem(problems, "space", "a default integration has no space: remove it, or write scope: space");
+            Scope::Default
+        }
+        (Some("space") | None, Some(space)) => Scope::Space(space),
+        (Some("space"), None) => {
+            fields.problem(problems, "space", "missing: the name of the space (or write scope: default)");
+            Scope::Unstated
+        }
+        (None, None) => Scope::Unstated,
+        (Some(_), _) => {
+            fields.problem(problems, "scope", "must be default or space");
+            Scope::Unstated
+        }
+    };
+    let description = fields.string("description", problems).unwrap_or_default();
+    let labels = fields.strings("labels", problems);
+    let options = options(&mut fields, problems);
+    let webhook_secret = fields.secret("webhook_secret", problems);
+    let datacenter = fields.nested("datacenter", problems);
+    let cloud = fields.nested("cloud", problems);
+    let credentials = match (provider, datacenter, cloud) {
+        (Some(Provider::DataCenter), Some(mut dc), cloud) => {
+            if cloud.is_some() {
+                fields.problem(problems, "cloud", "not a field of a Bitbucket Data Center integration");
+            }
+            let api_url = dc.required("api_url", problems);
+            let user_facing_url = dc.string("user_facing_url", problems).filter(|s| !s.trim().is_empty());
+            let username = dc.required("username", problems);
+            let access_token = dc.secret("access_token", problems);
+            let ca_certificate = dc.string("ca_certificate", problems).filter(|s| !s.trim().is_empty());
+            let disable_polling = dc.bool("disable_polling", problems).unwrap_or(false);
+            let disable_webhooks = dc.bool("disable_webhooks", problems).unwrap_or(false);
+            dc.finish(problems);
+            Some(Credentials::DataCenter {
+                api_url: api_url?,
+                user_facing_url,
+                username: username?,
+                access_token,
+                ca_certificate,
+                disable_polling,
+                disable_webhooks,
+            })
+        }
+        (Some(Provider::Cloud), dc, Some(mut cloud)) => {
+            if dc.is_some() {
+                fields.problem(problems, "datacenter", "not a field of a Bitbucket Cloud integration");
+            }
+            let workspace = cloud.required("workspace", problems);
+            let client_id = cloud.required("client_id", problems);
+            let client_secret = cloud.secret("client_secret", problems);
+            let mode = cloud.string("mode", problems).unwrap_or_else(|| "authorization_code".into());
+            if !matches!(mode.as_str(), "authorization_code" | "client_credentials") {
+                cloud.problem(problems, "mode", "must be authorization_code or client_credentials");
+            }
+            cloud.finish(problems);
+            Some(Credentials::Cloud { workspace: workspace?, client_id: client_id?, client_secret, mode })
+        }
+        (Some(Provider::DataCenter), None, _) => {
+            fields.problem(problems, "datacenter", "missing: the Data Center URL, username and token");
+            None
+        }
+        (Some(Provider::Cloud), _, None) => {
+            fields.problem(problems, "cloud", "missing: the workspace and the OAuth consumer");
+            None
+        }
+        (None, _, _) => None,
+    };
+    fields.finish(problems);
+    if problems.len() > before {
+        return None;
+    }
+    Some(Entry {
+        name: name?,
+        provider: provider?,
+        scope,
+        description,
+        labels,
+        options: options?,
+        credentials: credentials?,
+        webhook_secret,
+    })
+}
+
+fn options(fields: &mut Fields<'_>, problems: &mut Vec<Problem>) -> Option<Options> {
+    let defaults = Options::default();
+    let Some(mut options) = fields.nested("options", problems) else { return Some(defaults) };
+    let before = problems.len();
+    let use_git_checkout = options.bool("use_git_checkout", problems).unwrap_or(defaults.use_git_checkout);
+    let commit_status = options.bool("commit_status", problems).unwrap_or(defaults.commit_status);
+    let status_details = options.bool("status_details", problems).unwrap_or(defaults.status_details);
+    let vcs_checks = options.string("vcs_checks", problems).unwrap_or(defaults.vcs_checks);
+    if !matches!(vcs_checks.as_str(), "individual" | "aggregated" | "all") {
+        options.problem(problems, "vcs_checks", "must be individual, aggregated or all");
+    }
+    options.finish(problems);
+    (problems.len() == before).then_some(Options { use_git_checkout, commit_status, status_details, vcs_checks })
+}
+
+/// An entry in the shape of CDS's files (`type: bitbucketserver`): a Data
+/// Center integration in the space the import is given.
+fn cds_entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entry> {
+    let before = problems.len();
+    fields.string("version", problems);
+    let name = fields.required("name", problems);
+    match fields.string("type", problems).as_deref() {
+        Some("bitbucketserver") => {}
+        _ => fields.problem(problems, "type", "must be bitbucketserver: the only CDS type Bitgate reads"),
+    }
+    let description = fields.string("description", problems).unwrap_or_default();
+    let url = fields.required("url", problems);
+    let mut auth = fields.nested("auth", problems);
+    if auth.is_none() && !problems.iter().any(|p| p.place == fields.path("auth")) {
+        fields.problem(problems, "auth", "missing: user and token");
+    }
+    let (user, token) = match auth.as_mut() {
+        Some(auth) => {
+            // CDS's Bitbucket example says `user`; its others say `username`.
+            let user = auth.string("user", problems).or_else(|| auth.string("username", problems));
+            if user.is_none() {
+                auth.problem(problems, "user", "missing");
+            }
+            (user, auth.secret("token", problems))
+        }
+        None => (None, None),
+    };
+    if let Some(auth) = auth {
+        auth.finish(problems);
+    }
+    let mut options = Options::default();
+    let (mut disable_polling, mut disable_webhooks) = (false, false);
+    if let Some(mut cds) = fields.nested("options", problems) {
+        options.commit_status = !cds.bool("disableStatus", problems).unwrap_or(false);
+        options.status_details = !cds.bool("disableStatusDetails", problems).unwrap_or(false);
+        disable_polling = cds.bool("disablePolling", problems).unwrap_or(false);
+        disable_webhooks = cds.bool("disableWebHooks", problems).unwrap_or(false);
+        cds.finish(problems);
+    }
+    fields.finish(problems);
+    if problems.len() > before {
+        return None;
+    }
+    Some(Entry {
+        name: name?,
+        provider: Provider::DataCenter,
+        scope: Scope::Unstated,
+        description,
+        labels: Vec::new(),
+        options,
+        credentials: Credentials::DataCenter {
+            api_url: url?,
+            user_facing_url: None,
+            username: user?,
+            access_token: token,
+            ca_certificate: None,
+            disable_polling,
+            disable_webhooks,
+        },
+        webhook_secret: None,
+    })
+}
+
+/// Writes entries as a file (export): every secret a placeholder, except a
+/// webhook secret given on purpose.
+pub fn render(entries: &[Entry]) -> String {
+    let file = FileOut { version: VERSION, integrations: entries.iter().map(EntryOut::of).collect() };
+    let body = serde_yaml::to_string(&file).unwrap_or_default();
+    format!(
+        "# Bitgate integrations (bitgate integrations schema prints this file's JSON Schema).\n\
+         # Secrets are not exported: replace each \"{PLACEHOLDER}: …>\" before importing into\n\
+         # another Bitgate; left as it is, an integration that exists keeps its stored secret.\n{body}"
+    )
+}
+
+#[derive(Serialize)]
+struct FileOut<'a> {
+    version: u64,
+    integrations: Vec<EntryOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct EntryOut<'a> {
+    name: &'a str,
+    provider: &'static str,
+    scope: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    space: Option<&'a str>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    description: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    labels: &'a [String],
+    options: &'a Options,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    datacenter: Option<DataCenterOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cloud: Option<CloudOut<'a>>,
+    webhook_secret: String,
+}
+
+#[derive(Serialize)]
+struct DataCenterOut<'a> {
+    api_url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_facing_url: Option<&'a str>,
+    username: &'a str,
+    access_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ca_certificate: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    disable_polling: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    disable_webhooks: bool,
+}
+
+#[derive(Serialize)]
+struct CloudOut<'a> {
+    workspace: &'a str,
+    client_id: &'a str,
+    client_secret: String,
+    mode: &'a str,
+}
+
+impl<'a> EntryOut<'a> {
+    fn of(entry: &'a Entry) -> Self {
+        let (scope, space) = match &entry.scope {
+            Scope::Default => ("default", None),
+            Scope::Space(name) => ("space", Some(name.as_str())),
+            Scope::Unstated => ("space", None),
+        };
+        let (datacenter, cloud) = match &entry.credentials {
+            Credentials::DataCenter {
+                api_url,
+                user_facing_url,
+                username,
+                access_token,
+                ca_certificate,
+                disable_polling,
+                disable_webhooks,
+            } => {
+                let dc = DataCenterOut {
+                    api_url,
+                    user_facing_url: user_facing_url.as_deref().filter(|u| u != api_url),
+                    username,
+                    access_token: access_token
+                        .clone()
+                        .unwrap_or_else(|| format!("{PLACEHOLDER}: the HTTP access token of {username}>")),
+                    ca_certificate: ca_certificate.as_deref(),
+                    disable_polling: *disable_polling,
+                    disable_webhooks: *disable_webhooks,
+                };
+                (Some(dc), None)
+            }
+            Credentials::Cloud { workspace, client_id, client_secret, mode } => {
+                let cloud = CloudOut {
+                    workspace,
+                    client_id,
+                    client_secret: client_secret
+                        .clone()
+                        .unwrap_or_else(|| format!("{PLACEHOLDER}: the secret of OAuth consumer {client_id}>")),
+                    mode,
+                };
+                (None, Some(cloud))
+            }
+        };
+        Self {
+            name: &entry.name,
+            provider: entry.provider.as_str(),
+            scope,
+            space,
+            description: &entry.description,
+            labels: &entry.labels,
+            options: &entry.options,
+            datacenter,
+            cloud,
+            webhook_secret: entry.webhook_secret.clone().unwrap_or_else(|| {
+                format!("{PLACEHOLDER}: optional: the secret Bitbucket's webhook has, to keep it working>")
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datacenter(name: &str, scope: Scope) -> Entry {
+        Entry {
+            name: name.into(),
+            provider: Provider::DataCenter,
+            scope,
+            description: "Our **main** Bitbucket".into(),
+            labels: vec!["prod".into()],
+            options: Options { commit_status: false, ..Options::default() },
+            credentials: Credentials::DataCenter {
+                api_url: "https://bitbucket.example.com".into(),
+                user_facing_url: Some("https://git.example.com".into()),
+                username: "bot".into(),
+                access_token: None,
+                ca_certificate: None,
+                disable_polling: true,
+                disable_webhooks: false,
+            },
+            webhook_secret: None,
+        }
+    }
+
+    fn cloud(name: &str) -> Entry {
+        Entry {
+            name: name.into(),
+            provider: Provider::Cloud,
+            scope: Scope::Default,
+            description: String::new(),
+            labels: Vec::new(),
+            options: Options::default(),
+            credentials: Credentials::Cloud {
+                workspace: "acme".into(),
+                client_id: "key".into(),
+                client_secret: None,
+                mode: "client_credentials".into(),
+            },
+            webhook_secret: Some("kept-webhook-secret".into()),
+        }
+    }
+
+    fn places(text: &str) -> Vec<String> {
+        parse(text).unwrap_err().into_iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn an_exported_file_reads_back_the_same_with_every_secret_a_placeholder() {
+        let entries = vec![datacenter("dc-main", Scope::Space("platform".into())), cloud("cloud")];
+        let text = render(&entries);
+        assert!(text.contains("access_token: '<fill in: the HTTP access token of bot>'"), "{text}");
+        assert!(text.contains("client_secret: '<fill in: the secret of OAuth consumer key>'"), "{text}");
+        assert!(text.contains("webhook_secret: kept-webhook-secret"), "a webhook secret given on purpose");
+        assert_eq!(parse(&text).unwrap(), entries);
+        // Filled in, the secrets are read.
+        let filled = text.replace("'<fill in: the HTTP access token of bot>'", "BBDC-secret");
+        let Credentials::DataCenter { access_token, .. } = &parse(&filled).unwrap()[0].credentials else { panic!() };
+        assert_eq!(access_token.as_deref(), Some("BBDC-secret"));
+    }
+
+    #[test]
+    fn a_cds_entry_is_read_alone_or_in_the_list() {
+        let cds = "version: v1.0\nname: my-bitbucket\ntype: bitbucketserver\ndescription: \"it's the test vcs server\"\n\
+                   url: \"http://my-bitbucket.localhost\"\nauth:\n    user: the-username\n    token: the-token\n\
+                   options:\n    disableStatus: true\n    disableStatusDetails: false\n    disablePolling: true\n    disableWebHooks: true\n";
+        let entries = parse(cds).unwrap();
+        assert_eq!(entries.len(), 1);
+        let entry = &entries[0];
+        assert_eq!(
+            (entry.name.as_str(), entry.provider, &entry.scope),
+            ("my-bitbucket", Provider::DataCenter, &Scope::Unstated)
+        );
+        assert_eq!((entry.options.commit_status, entry.options.status_details), (false, true));
+        assert_eq!(
+            entry.credentials,
+            Credentials::DataCenter {
+                api_url: "http://my-bitbucket.localhost".into(),
+                user_facing_url: None,
+                username: "the-username".into(),
+                access_token: Some("the-token".into()),
+                ca_certificate: None,
+                disable_polling: true,
+                disable_webhooks: true,
+            }
+        );
+        let indented: String = cds.lines().map(|l| format!("    {l}\n")).collect();
+        let listed = format!("version: 1\nintegrations:\n  - {}", indented.trim_start());
+        assert_eq!(parse(&listed).unwrap(), entries);
+        assert_eq!(
+            places("name: x\ntype: gitlab\nurl: u\nauth: {user: a, token: b}\n"),
+            ["type: must be bitbucketserver: the only CDS type Bitgate reads"]
+        );
+    }
+
+    #[test]
+    fn invalid_yaml_names_its_line_and_column() {
+        let problems = places("version: 1\nintegrations:\n  - name: [unclosed\n");
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].starts_with("line 4, column 1: "), "{problems:?}");
+        assert_eq!(places(""), ["file: empty"]);
+        assert_eq!(
+            places("- just\n- text\n"),
+            ["integrations[0]: must be a mapping", "integrations[1]: must be a mapping"]
+        );
+    }
+
+    #[test]
+    fn every_problem_of_the_file_is_listed_at_once() {
+        let text = r#"
+version: 2
+colour: blue
+integrations:
+  - name: dc-main
+    provider: bitbucket_datacenter
+    scope: space
+    labels: oops
+    options: {commit_status: "yes", vcs_checks: sometimes}
+    datacenter: {api_url: https://b.example.com, usrname: bot}
+  - name: DC-MAIN
+    provider: bitbucket_cloud
+    scope: default
+    space: platform
+    cloud: {workspace: acme}
+    datacenter: {api_url: x}
+  - name: other
+    provider: gitlab
+  - name: d1
+    provider: bitbucket_datacenter
+    scope: default
+    datacenter: {api_url: https://a, username: u}
+  - name: d2
+    provider: bitbucket_datacenter
+    scope: default
+    datacenter: {api_url: https://a, username: u}
+"#;
+        let problems = places(text);
+        for expected in [
+            "version: must be 1",
+            "colour: unknown field",
+            "integrations[0] (dc-main).space: missing: the name of the space (or write scope: default)",
+            "integrations[0] (dc-main).labels: must be a list of text",
+            "integrations[0] (dc-main).options.commit_status: must be true or false",
+            "integrations[0] (dc-main).options.vcs_checks: must be individual, aggregated or all",
+            "integrations[0] (dc-main).datacenter.username: missing",
+            "integrations[0] (dc-main).datacenter.usrname: unknown field",
+            "integrations[1] (DC-MAIN).space: a default integration has no space: remove it, or write scope: space",
+            "integrations[1] (DC-MAIN).datacenter: not a field of a Bitbucket Cloud integration",
+            "integrations[1] (DC-MAIN).cloud.client_id: missing",
+            "integrations[2] (other).provider: must be bitbucket_datacenter or bitbucket_cloud",
+            "integrations[4] (d2): a second default Bitbucket Data Center integration: a provider has one default",
+        ] {
+            assert!(problems.contains(&expected.to_owned()), "{expected}\n in {problems:#?}");
+        }
+        assert_eq!(problems.len(), 13, "{problems:#?}");
+        // Names are compared without regard to case once the entries read.
+        let twice = "version: 1\nintegrations:\n  - {name: a, provider: bitbucket_cloud, scope: space, space: s, cloud: {workspace: w, client_id: k}}\n  - {name: A, provider: bitbucket_cloud, scope: space, space: s, cloud: {workspace: w, client_id: k}}\n";
+        assert_eq!(places(twice), ["integrations[1] (A): this name is in the file twice"]);
+    }
+
+    #[test]
+    fn the_schema_names_the_fields_the_reader_knows() {
+        let schema = super::super::schema::schema();
+        let entry = &schema["$defs"]["entry"]["properties"];
+        let mut full = cloud("c");
+        full.scope = Scope::Space("s".into());
+        full.description = "d".into();
+        full.labels = vec!["l".into()];
+        let text = render(&[datacenter("d", Scope::Space("s".into())), full]);
+        let rendered: Value = serde_yaml::from_str(&text).unwrap();
+        for item in rendered["integrations"].as_sequence().unwrap() {
+            for (key, value) in item.as_mapping().unwrap() {
+                let key = key.as_str().unwrap();
+                assert!(entry.get(key).is_some(), "the schema lacks {key}");
+                if let Value::Mapping(nested) = value {
+                    for nested_key in nested.keys() {
+                        let nested_key = nested_key.as_str().unwrap();
+                        assert!(
+                            entry[key]["properties"].get(nested_key).is_some(),
+                            "the schema lacks {key}.{nested_key}"
+                        );
+                    }
+                }
+            }
+        }
+        // And every field the schema names is one the reader takes.
+        for (key, property) in entry.as_object().unwrap() {
+            if let Some(nested) = property["properties"].as_object() {
+                for nested_key in nested.keys() {
+                    let base = "version: 1\nintegrations:\n  - {name: n, provider: bitbucket_datacenter, scope: default, datacenter: {api_url: a, username: u}}\n";
+                    let mut file: Value = serde_yaml::from_str(base).unwrap();
+                    let item = file["integrations"][0].as_mapping_mut().unwrap();
+                    let slot = item.entry(key.as_str().into()).or_insert(Value::Mapping(Mapping::new()));
+                    slot.as_mapping_mut().unwrap().insert(nested_key.as_str().into(), "x".into());
+                    let problems = parse(&serde_yaml::to_string(&file).unwrap()).err().unwrap_or_default();
+                    assert!(!problems.iter().any(|p| p.message == "unknown field"), "{key}.{nested_key}: {problems:?}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The JSON Schema of the integrations file (`bitgate integrations
+//! schema`), for editors and linters. The reader in [`super::file`] is
+//! what decides; a test keeps the two naming the same fields.
+
+use serde_json::{json, Value};
+
+use super::file::VERSION;
+
+fn text(description: &str) -> Value {
+    json!({"type": "string", "description": description})
+}
+
+fn flag(description: &str) -> Value {
+    json!({"type": "boolean", "description": description})
+}
+
+/// The schema (JSON Schema 2020-12).
+pub fn schema() -> Value {
+    let secret = "A secret: never exported. Left out, or left as its \"<fill in…>\" placeholder, an integration that exists keeps the stored one.";
+    let datacenter = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["api_url", "username"],
+        "properties": {
+            "api_url": text("The base URL Bitgate calls, such as https://bitbucket.example.com."),
+            "user_facing_url": text("The URL people open, when it is not the API URL."),
+            "username": text("The user the HTTP access token belongs to."),
+            "access_token": text(secret),
+            "ca_certificate": text("A private CA's certificate (PEM) for the API URL."),
+            "disable_polling": flag("CDS's disablePolling, kept."),
+            "disable_webhooks": flag("CDS's disableWebHooks, kept."),
+        }
+    });
+    let cloud = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["workspace", "client_id"],
+        "properties": {
+            "workspace": text("The Bitbucket Cloud workspace's ID."),
+            "client_id": text("The OAuth consumer's key."),
+            "client_secret": text(secret),
+            "mode": {"enum": ["authorization_code", "client_credentials"], "default": "authorization_code"},
+        }
+    });
+    let options = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "use_git_checkout": flag("Check out with git instead of downloading archives."),
+            "commit_status": flag("Report commit statuses to Bitbucket."),
+            "status_details": flag("Link statuses to their runs."),
+            "vcs_checks": {"enum": ["individual", "aggregated", "all"]},
+        }
+    });
+    let entry = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["name", "provider"],
+        "properties": {
+            "name": text("Unique; the webhook endpoint is made from it."),
+            "provider": {"enum": ["bitbucket_datacenter", "bitbucket_cloud"]},
+            "scope": {"enum": ["default", "space"], "description": "Left out: the space named, or the import's space."},
+            "space": text("The space's name (scope: space)."),
+            "description": text("Markdown."),
+            "labels": {"type": "array", "items": {"type": "string"}},
+            "options": options,
+            "datacenter": datacenter,
+            "cloud": cloud,
+            "webhook_secret": text("The secret Bitbucket's webhook is set up with, to keep it working when moving between Bitgate instances."),
+        }
+    });
+    let cds = json!({
+        "type": "object",
+        "description": "An entry in the shape of CDS's `cdsctl project vcs import` files.",
+        "additionalProperties": false,
+        "required": ["name", "type", "url", "auth"],
+        "properties": {
+            "version": {"type": "string"},
+            "name": {"type": "string"},
+            "type": {"const": "bitbucketserver"},
+            "description": {"type": "string"},
+            "url": {"type": "string"},
+            "auth": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {"user": {"type": "string"}, "username": {"type": "string"}, "token": {"type": "string"}},
+            },
+            "options": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "disableStatus": {"type": "boolean"},
+                    "disableStatusDetails": {"type": "boolean"},
+                    "disablePolling": {"type": "boolean"},
+                    "disableWebHooks": {"type": "boolean"},
+                }
+            }
+        }
+    });
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Bitgate integrations",
+        "$defs": {"entry": entry, "cds": cds},
+        "oneOf": [
+            {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["version", "integrations"],
+                "properties": {
+                    "version": {"const": VERSION},
+                    "integrations": {"type": "array", "items": {"oneOf": [{"$ref": "#/$defs/entry"}, {"$ref": "#/$defs/cds"}]}},
+                }
+            },
+            {"$ref": "#/$defs/cds"},
+        ]
+    })
+}
