@@ -11,7 +11,6 @@
 
 use std::sync::{Arc, OnceLock};
 
-use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use uuid::Uuid;
@@ -21,7 +20,9 @@ const MAX_BATCH: usize = 128;
 /// Batches written at the same time at most (each holds a connection).
 const IN_FLIGHT: usize = 4;
 
-/// A verified delivery, ready to be stored.
+/// A verified delivery, ready to be stored. The JSON columns come as text
+/// (the body as it was received): PostgreSQL parses them into `jsonb`
+/// either way, and this spares serializing a parsed value again.
 #[derive(Debug, Clone)]
 pub struct Row {
     pub integration: Uuid,
@@ -31,9 +32,9 @@ pub struct Row {
     pub signature: &'static str,
     pub outcome: &'static str,
     pub reason: Option<String>,
-    pub headers: Value,
-    pub body: Option<Value>,
-    pub event: Option<Value>,
+    pub headers: String,
+    pub body: Option<String>,
+    pub event: Option<String>,
 }
 
 /// `Some(id)` when stored; `None` when a verified delivery with the same
@@ -62,8 +63,7 @@ impl Writer {
         if let Err(refused) = queue.send(Pending { id, row, answer }) {
             // The writer's task is gone (its runtime is shutting down):
             // store this one alone rather than lose it.
-            let row = refused.0.row;
-            return insert(pool, vec![(id, row)]).await.map(|stored| stored.first().copied());
+            return insert(pool, &[(id, &refused.0.row)]).await.map(|stored| stored.first().copied());
         }
         answered.await.unwrap_or(Err(sqlx::Error::WorkerCrashed))
     }
@@ -95,8 +95,10 @@ fn start(pool: PgPool) -> mpsc::UnboundedSender<Pending> {
 }
 
 async fn write(pool: &PgPool, batch: Vec<Pending>) {
-    let rows: Vec<(Uuid, Row)> = batch.iter().map(|p| (p.id, p.row.clone())).collect();
-    match insert(pool, rows).await {
+    let rows: Vec<(Uuid, &Row)> = batch.iter().map(|p| (p.id, &p.row)).collect();
+    let result = insert(pool, &rows).await;
+    drop(rows);
+    match result {
         Ok(stored) => {
             for pending in batch {
                 let found = stored.contains(&pending.id).then_some(pending.id);
@@ -105,7 +107,7 @@ async fn write(pool: &PgPool, batch: Vec<Pending>) {
         }
         Err(_) if batch.len() > 1 => {
             for pending in batch {
-                let result = insert(pool, vec![(pending.id, pending.row)]).await;
+                let result = insert(pool, &[(pending.id, &pending.row)]).await;
                 let _ = pending.answer.send(result.map(|stored| stored.first().copied()));
             }
         }
@@ -125,56 +127,45 @@ fn clone_error(error: &sqlx::Error) -> sqlx::Error {
 /// One statement for the whole batch; returns the ids it stored (the rest
 /// were duplicates of a stored verified delivery, or of an earlier row of
 /// the batch).
-async fn insert(pool: &PgPool, rows: Vec<(Uuid, Row)>) -> Result<Vec<Uuid>, sqlx::Error> {
-    let n = rows.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut integrations = Vec::with_capacity(n);
-    let mut request_ids = Vec::with_capacity(n);
-    let mut event_keys = Vec::with_capacity(n);
-    let mut repository_ids = Vec::with_capacity(n);
-    let mut repository_names = Vec::with_capacity(n);
-    let mut signatures = Vec::with_capacity(n);
-    let mut outcomes = Vec::with_capacity(n);
-    let mut reasons = Vec::with_capacity(n);
-    let mut headers = Vec::with_capacity(n);
-    let mut bodies = Vec::with_capacity(n);
-    let mut events = Vec::with_capacity(n);
-    for (id, row) in rows {
-        let (repository_id, repository_name) = row.repository.unzip();
-        ids.push(id);
-        integrations.push(row.integration);
-        request_ids.push(row.request_id);
-        event_keys.push(row.event_key);
-        repository_ids.push(repository_id);
-        repository_names.push(repository_name);
-        signatures.push(row.signature.to_owned());
-        outcomes.push(row.outcome.to_owned());
-        reasons.push(row.reason);
-        headers.push(row.headers);
-        bodies.push(row.body);
-        events.push(row.event);
-    }
+async fn insert(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>, sqlx::Error> {
+    let column = |f: fn(&Row) -> Option<&str>| rows.iter().map(|(_, row)| f(row)).collect::<Vec<_>>();
+    let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+    let integrations: Vec<Uuid> = rows.iter().map(|(_, row)| row.integration).collect();
+    let request_ids = column(|r| r.request_id.as_deref());
+    let event_keys = column(|r| r.event_key.as_deref());
+    let repository_ids = column(|r| r.repository.as_ref().map(|(id, _)| id.as_str()));
+    let repository_names = column(|r| r.repository.as_ref().map(|(_, name)| name.as_str()));
+    let signatures = column(|r| Some(r.signature));
+    let outcomes = column(|r| Some(r.outcome));
+    let reasons = column(|r| r.reason.as_deref());
+    let headers = column(|r| Some(r.headers.as_str()));
+    let bodies = column(|r| r.body.as_deref());
+    let events = column(|r| r.event.as_deref());
     sqlx::query_scalar!(
         r#"INSERT INTO webhook_deliveries (id, integration_id, request_id, event_key, repository_id, repository_name,
                                           signature, outcome, reason, headers, body, event)
-           SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::jsonb[], $12::jsonb[])
+           SELECT id, integration_id, request_id, event_key, repository_id, repository_name, signature, outcome, reason,
+                  headers::jsonb, body::jsonb, event::jsonb
+           FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                       $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+                AS t (id, integration_id, request_id, event_key, repository_id, repository_name, signature, outcome,
+                      reason, headers, body, event)
            ON CONFLICT (integration_id, request_id)
                WHERE request_id IS NOT NULL AND signature IN ('valid', 'valid_previous') AND outcome <> 'duplicate'
            DO NOTHING
            RETURNING id"#,
         &ids,
         &integrations,
-        &request_ids as &[Option<String>],
-        &event_keys as &[Option<String>],
-        &repository_ids as &[Option<String>],
-        &repository_names as &[Option<String>],
-        &signatures,
-        &outcomes,
-        &reasons as &[Option<String>],
-        &headers,
-        &bodies as &[Option<Value>],
-        &events as &[Option<Value>],
+        &request_ids as &[Option<&str>],
+        &event_keys as &[Option<&str>],
+        &repository_ids as &[Option<&str>],
+        &repository_names as &[Option<&str>],
+        &signatures as &[Option<&str>],
+        &outcomes as &[Option<&str>],
+        &reasons as &[Option<&str>],
+        &headers as &[Option<&str>],
+        &bodies as &[Option<&str>],
+        &events as &[Option<&str>],
     )
     .fetch_all(pool)
     .await

@@ -257,10 +257,8 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
     }
     let parsed: Result<Value, String> = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"));
     let key_text = key.unwrap_or_default();
-    let normalized = parsed.and_then(|value| {
-        normalize(endpoint.provider, key_text, &value).map(|event| (value, event)).map_err(|e| e.to_string())
-    });
-    let (value, event) = match normalized {
+    let normalized = parsed.and_then(|value| normalize(endpoint.provider, key_text, &value).map_err(|e| e.to_string()));
+    let event = match normalized {
         Ok(found) => found,
         Err(why) => {
             // A retry of a verified delivery is a duplicate before anything else.
@@ -277,7 +275,9 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
         }
         Some(event) => {
             let repository = Some((event.repository.id.clone(), event.repository.name.clone()));
-            ("accepted", None, repository, serde_json::to_value(&event).ok(), Some(value))
+            // The body as received: it parsed as JSON, so it is UTF-8.
+            let text = std::str::from_utf8(body).ok().map(str::to_owned);
+            ("accepted", None, repository, serde_json::to_string(&event).ok(), text)
         }
     };
     let row = group_commit::Row {
@@ -288,7 +288,7 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
         signature: verdict.as_str(),
         outcome,
         reason: reason.clone(),
-        headers: incoming.headers.clone(),
+        headers: incoming.headers.to_string(),
         body,
         event,
     };
