@@ -121,7 +121,8 @@ pub async fn record(db: impl PgExecutor<'_>, event: Event) -> Result<(), sqlx::E
     sqlx::query!(
         r#"INSERT INTO audit_events (actor_kind, actor_id, actor_label, action, target_kind, target_id, target_label,
                                     space_id, client_address, details)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::inet, $10)"#,
+           -- A space that does not exist (a refused request may name any id) is left out.
+           VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT id FROM spaces WHERE id = $8), $9::text::inet, $10)"#,
         actor_kind,
         actor_id,
         actor_label,
