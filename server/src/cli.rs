@@ -307,9 +307,9 @@ async fn integrations(config: &Config, command: IntegrationsCommand) -> Result<(
                         let found = spaces::resolve(&pool, raw).await?;
                         let found = found
                             .ok_or_else(|| Failure(format!("--space: no space is named or has the id \"{raw}\".")))?;
-                        (Selection::Spaces(vec![found.id]), Some(found.name))
+                        (Selection { spaces: Some(vec![found.id]), defaults: false }, Some(found.name))
                     }
-                    None => (Selection::All, None),
+                    None => (Selection { spaces: None, defaults: true }, None),
                 };
                 let entries = as_code::export::entries(&pool, &selection).await?;
                 let details = json!({"count": entries.len(), "space": space_name});

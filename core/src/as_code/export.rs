@@ -13,24 +13,23 @@ use crate::{
 
 /// What to export.
 #[derive(Debug, Clone)]
-pub enum Selection {
-    /// Every integration: the defaults and those of every space.
-    All,
-    /// The integrations of these spaces (no defaults).
-    Spaces(Vec<SpaceId>),
+pub struct Selection {
+    /// The spaces whose integrations are exported; `None`: every space.
+    pub spaces: Option<Vec<SpaceId>>,
+    /// Whether the default integrations are exported too.
+    pub defaults: bool,
 }
 
 pub async fn entries(db: &PgPool, selection: &Selection) -> Result<Vec<Entry>, sqlx::Error> {
-    let spaces = match selection {
-        Selection::All => sqlx::query_scalar!("SELECT id FROM spaces").fetch_all(db).await?,
-        Selection::Spaces(ids) => ids.clone(),
+    let spaces = match &selection.spaces {
+        None => sqlx::query_scalar!("SELECT id FROM spaces").fetch_all(db).await?,
+        Some(ids) => ids.clone(),
     };
     let names: HashMap<SpaceId, String> =
         spaces::list(db, &spaces, None, i64::MAX).await?.into_iter().map(|s| (s.id, s.name)).collect();
     let mut found = integrations::list(db, &spaces, &ListFilter::default(), None, i64::MAX).await?;
-    if matches!(selection, Selection::Spaces(_)) {
-        found.retain(|i| i.space_id.is_some());
-    }
+    // The list holds the defaults always.
+    found.retain(|i| selection.defaults || i.space_id.is_some());
     found.sort_by_key(|i| i.name.to_lowercase());
     Ok(found.into_iter().filter_map(|integration| entry(integration, &names)).collect())
 }

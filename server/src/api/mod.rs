@@ -11,6 +11,7 @@ pub mod cloud;
 pub mod deliveries;
 pub mod error;
 pub mod integrations;
+pub mod integrations_file;
 pub mod json;
 pub mod openapi;
 pub mod pagination;
@@ -68,6 +69,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(audit::list))
         .routes(routes!(integrations::list, integrations::create))
+        .routes(routes!(integrations_file::export))
         .routes(routes!(integrations::get, integrations::update, integrations::delete))
         .routes(routes!(integrations::test))
         .routes(routes!(cloud::authorize))

@@ -12,6 +12,7 @@ mod database;
 mod headers;
 mod helpers;
 mod integrations_api;
+mod integrations_file;
 mod integrations_pages;
 mod jobs;
 mod login;
