@@ -461,6 +461,28 @@ pub struct IntegrationPage {
     pub stacks: Vec<StackRow>,
 }
 
+/// `/integrations/import`: the file chosen, then its preview or its problems.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportPage {
+    /// (id, name) of the spaces the viewer administers: where the entries
+    /// that name no space go.
+    pub spaces: Vec<(String, String)>,
+    pub space_id: String,
+    /// The file posted, kept for the apply step (or to fix it in place).
+    pub text: String,
+    /// (place, message) of every problem of the last attempt.
+    pub problems: Vec<(String, String)>,
+    /// What applying the file would do, once it passed every check.
+    pub preview: Option<ImportPreview>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportPreview {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
 /// Everything a page may need to know about its request.
 #[derive(Debug, Clone, Default)]
 pub struct PageContext {
@@ -480,6 +502,7 @@ pub struct PageContext {
     pub wizard: Option<WizardPage>,
     pub integration: Option<IntegrationPage>,
     pub delete_integration: Option<DeleteIntegrationPage>,
+    pub import: Option<ImportPage>,
     pub stacks: Option<StacksPage>,
     pub new_stack: Option<NewStackPage>,
     pub stack: Option<StackPage>,

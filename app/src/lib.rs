@@ -19,6 +19,7 @@ use crate::pages::{
     audit::AuditPage,
     deliveries::{DeliveriesPage, DeliveryDetailsPage},
     home::HomePage,
+    import::ImportIntegrationsPage,
     integrations::{DeleteIntegrationPage, IntegrationDetailsPage, NewIntegrationPage},
     login::LoginPage,
     not_found::NotFoundPage,
@@ -88,6 +89,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/spaces/:id") view=SpacePage ssr=SsrMode::Async />
                 <Route path=path!("/users") view=UsersPage ssr=SsrMode::Async />
                 <Route path=path!("/integrations/new") view=NewIntegrationPage ssr=SsrMode::Async />
+                <Route path=path!("/integrations/import") view=ImportIntegrationsPage ssr=SsrMode::Async />
                 <Route path=path!("/integrations/:id") view=IntegrationDetailsPage ssr=SsrMode::Async />
                 <Route path=path!("/integrations/:id/edit") view=NewIntegrationPage ssr=SsrMode::Async />
                 <Route path=path!("/integrations/:id/delete") view=DeleteIntegrationPage ssr=SsrMode::Async />

@@ -140,6 +140,10 @@ pub struct DataCenterView {
     pub username: String,
     pub access_token_last4: String,
     pub ca_certificate: Option<String>,
+    /// CDS's `disablePolling` and `disableWebHooks`, as imported: Bitgate
+    /// neither polls nor sets webhooks up yet, so they are kept and shown.
+    pub disable_polling: bool,
+    pub disable_webhooks: bool,
 }
 
 /// The Cloud credentials as they may be shown: never the secret or a token.
@@ -164,6 +168,26 @@ pub struct Health {
     pub state: String,
     pub message: String,
     pub checked_at: Option<OffsetDateTime>,
+}
+
+impl Health {
+    /// The health of Cloud credentials that passed [`cloud::check_new`]:
+    /// connected with client credentials, waiting for an admin's approval otherwise.
+    pub fn of_new_cloud(workspace: &str, mode: cloud::Mode, account: Option<&cloud::Account>) -> Self {
+        let now = Some(OffsetDateTime::now_utc());
+        match (mode, account) {
+            (cloud::Mode::ClientCredentials, Some(account)) => Health {
+                state: "connected".into(),
+                message: format!("Connected to the workspace {workspace} as {}.", account.label()),
+                checked_at: now,
+            },
+            _ => Health {
+                state: "pending_authorization".into(),
+                message: "Waiting for an admin to connect it: click Connect and approve in Bitbucket.".into(),
+                checked_at: now,
+            },
+        }
+    }
 }
 
 /// An integration as stored, secrets left out.
@@ -199,6 +223,8 @@ pub struct NewDataCenter {
     pub username: String,
     pub access_token: String,
     pub ca_certificate: Option<String>,
+    pub disable_polling: bool,
+    pub disable_webhooks: bool,
     pub health: Health,
     pub created_by: Option<Uuid>,
     pub created_by_label: String,
@@ -319,8 +345,9 @@ pub async fn create_datacenter(
     let token = keyring.seal(new.access_token.as_bytes(), binding("datacenter_credentials", "access_token", id));
     sqlx::query!(
         r#"INSERT INTO datacenter_credentials (integration_id, api_url, user_facing_url, username, access_token_key,
-                                              access_token, access_token_last4, ca_certificate)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+                                              access_token, access_token_last4, ca_certificate, disable_polling,
+                                              disable_webhooks)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
         id,
         new.api_url,
         new.user_facing_url,
@@ -329,6 +356,8 @@ pub async fn create_datacenter(
         token.ciphertext,
         last4(&new.access_token),
         new.ca_certificate,
+        new.disable_polling,
+        new.disable_webhooks,
     )
     .execute(&mut *tx)
     .await?;
@@ -435,6 +464,8 @@ struct Row {
     username: Option<String>,
     access_token_last4: Option<String>,
     ca_certificate: Option<String>,
+    disable_polling: Option<bool>,
+    disable_webhooks: Option<bool>,
     workspace: Option<String>,
     client_id: Option<String>,
     mode: Option<String>,
@@ -455,6 +486,8 @@ impl From<Row> for Integration {
                 username,
                 access_token_last4,
                 ca_certificate: row.ca_certificate,
+                disable_polling: row.disable_polling.unwrap_or(false),
+                disable_webhooks: row.disable_webhooks.unwrap_or(false),
             }),
             _ => None,
         };
@@ -503,6 +536,7 @@ pub async fn find(db: impl PgExecutor<'_>, id: IntegrationId) -> Result<Option<I
                   i.health_checked_at, i.created_at, i.created_by_label,
                   d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?", d.username AS "username?",
                   d.access_token_last4 AS "access_token_last4?", d.ca_certificate,
+                  d.disable_polling AS "disable_polling?", d.disable_webhooks AS "disable_webhooks?",
                   c.workspace AS "workspace?", c.client_id AS "client_id?", c.mode AS "mode?",
                   c.authorized_by, c.authorized_by_label, c.authorized_at, c.token_expires_at,
                   c.scopes AS "scopes?",
@@ -515,6 +549,36 @@ pub async fn find(db: impl PgExecutor<'_>, id: IntegrationId) -> Result<Option<I
     .fetch_optional(db)
     .await?;
     Ok(row.map(Integration::from))
+}
+
+/// The integration of this name, without regard to case (names are unique so).
+pub async fn find_by_name(db: &sqlx::PgPool, name: &str) -> Result<Option<Integration>, sqlx::Error> {
+    let id = sqlx::query_scalar!("SELECT id FROM integrations WHERE lower(name) = lower($1)", name.trim())
+        .fetch_optional(db)
+        .await?;
+    match id {
+        Some(id) => find(db, id).await,
+        None => Ok(None),
+    }
+}
+
+/// Whether an integration has this webhook endpoint.
+pub async fn slug_taken(db: impl PgExecutor<'_>, slug: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM integrations WHERE slug = $1) AS "taken!""#, slug)
+        .fetch_one(db)
+        .await
+}
+
+/// The default integration of a provider: its id and name.
+pub async fn default_of(
+    db: impl PgExecutor<'_>,
+    provider: Provider,
+) -> Result<Option<(IntegrationId, String)>, sqlx::Error> {
+    let row =
+        sqlx::query!("SELECT id, name FROM integrations WHERE provider = $1 AND space_id IS NULL", provider.as_str())
+            .fetch_optional(db)
+            .await?;
+    Ok(row.map(|r| (r.id, r.name)))
 }
 
 /// What to list.
@@ -542,6 +606,7 @@ pub async fn list(
                   i.health_checked_at, i.created_at, i.created_by_label,
                   d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?", d.username AS "username?",
                   d.access_token_last4 AS "access_token_last4?", d.ca_certificate,
+                  d.disable_polling AS "disable_polling?", d.disable_webhooks AS "disable_webhooks?",
                   c.workspace AS "workspace?", c.client_id AS "client_id?", c.mode AS "mode?",
                   c.authorized_by, c.authorized_by_label, c.authorized_at, c.token_expires_at,
                   c.scopes AS "scopes?",
@@ -621,6 +686,8 @@ pub struct Changes {
     pub access_token: Option<String>,
     /// `Some(None)` removes the CA certificate.
     pub ca_certificate: Option<Option<String>>,
+    pub disable_polling: Option<bool>,
+    pub disable_webhooks: Option<bool>,
     /// Cloud: a new workspace, consumer or mode, already checked. Any of
     /// them forgets the stored tokens (they belong to the old ones).
     pub workspace: Option<String>,
@@ -684,7 +751,9 @@ pub async fn update(
              access_token_key = coalesce($5, access_token_key),
              access_token = coalesce($6, access_token),
              access_token_last4 = coalesce($7, access_token_last4),
-             ca_certificate = CASE WHEN $8 THEN $9 ELSE ca_certificate END
+             ca_certificate = CASE WHEN $8 THEN $9 ELSE ca_certificate END,
+             disable_polling = coalesce($10, disable_polling),
+             disable_webhooks = coalesce($11, disable_webhooks)
            WHERE integration_id = $1"#,
         id,
         changes.api_url,
@@ -695,6 +764,8 @@ pub async fn update(
         token.as_ref().map(|(_, last4)| last4.clone()),
         changes.ca_certificate.is_some(),
         changes.ca_certificate.flatten(),
+        changes.disable_polling,
+        changes.disable_webhooks,
     )
     .execute(&mut *tx)
     .await?;

@@ -1,5 +1,5 @@
 //! The command line: `bitgate [serve]`, `migrate`, `user create|disable`,
-//! `token create`, `secrets rekey`, `integrations export|schema`.
+//! `token create`, `secrets rekey`, `integrations export|import|schema`.
 //! Commands talk to the database directly, act with operator authority, and
 //! are audited with actor `cli`. Exit 0 on success; otherwise non-zero with
 //! one sentence on stderr.
@@ -8,7 +8,11 @@ use std::{io::Read, process::ExitCode};
 
 use bitgate_core::{
     api_tokens,
-    as_code::{self, export::Selection},
+    as_code::{
+        self,
+        export::Selection,
+        import::{Authority, Import, ImportError},
+    },
     audit::{self, Actor, Event, Target},
     config::{parse_duration, Config, Environment},
     db::Database,
@@ -54,6 +58,19 @@ enum IntegrationsCommand {
     Export {
         /// Only this space's integrations (a name or an id); every
         /// integration, the defaults included, when left out.
+        #[arg(long)]
+        space: Option<String>,
+    },
+    /// Create or update integrations from a YAML file (`-`: standard input).
+    /// Everything is checked, Bitbucket connections included, before anything
+    /// is written; then all of it is written, or nothing.
+    Import {
+        file: std::path::PathBuf,
+        /// Check everything and say what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The space (name or id) that receives the entries naming no scope,
+        /// CDS-shaped ones included; `root` when left out.
         #[arg(long)]
         space: Option<String>,
     },
@@ -319,7 +336,61 @@ async fn integrations(config: &Config, command: IntegrationsCommand) -> Result<(
             })
             .await
         }
+        IntegrationsCommand::Import { file, dry_run, space } => {
+            let text = read_file(&file)?;
+            let keyring = crate::serve::load_keyring(config).map_err(|e| Failure(e.0))?;
+            with_database(config, |pool| async move {
+                let space = space.unwrap_or_else(|| spaces::ROOT.to_owned());
+                let found = spaces::resolve(&pool, &space).await?;
+                let found =
+                    found.ok_or_else(|| Failure(format!("--space: no space is named or has the id \"{space}\".")))?;
+                let import = Import {
+                    db: &pool,
+                    keyring: &keyring,
+                    config,
+                    authority: Authority::Operator,
+                    actor: Actor::Cli,
+                    address: None,
+                    space: found.id,
+                    dry_run,
+                };
+                match as_code::import::run(&import, &text).await {
+                    Ok(summary) => {
+                        print!("{}", summary.to_text(dry_run));
+                        Ok(())
+                    }
+                    Err(ImportError::Problems(problems)) => {
+                        let listed: Vec<String> =
+                            problems.iter().map(|p| p.to_string().trim_end_matches('.').to_owned()).collect();
+                        let count = if problems.len() == 1 {
+                            "this problem".to_owned()
+                        } else {
+                            format!("these {} problems", problems.len())
+                        };
+                        Err(Failure(format!(
+                            "Nothing was imported; fix {count}: {}.",
+                            listed.join("; ").trim_end_matches('.')
+                        )))
+                    }
+                    Err(ImportError::Database(e)) => Err(Failure(format!("Nothing was imported: {e}."))),
+                }
+            })
+            .await
+        }
     }
+}
+
+/// An integrations file, or standard input for `-`; at most the size a file may have.
+fn read_file(path: &std::path::Path) -> Result<String, Failure> {
+    let limit = as_code::file::MAX_FILE as u64 + 1;
+    let mut text = String::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().take(limit).read_to_string(&mut text)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(limit).read_to_string(&mut text))
+    };
+    read.map_err(|e| Failure(format!("{} cannot be read: {e}.", path.display())))?;
+    Ok(text)
 }
 
 /// The password is the first line of standard input.

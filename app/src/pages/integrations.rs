@@ -18,9 +18,15 @@ use crate::{
 #[component]
 pub fn IntegrationList() -> impl IntoView {
     let page = page_context().integrations.unwrap_or_default();
-    let create = page
-        .can_create
-        .then(|| view! { <p><a class="button primary" href="/integrations/new">"New integration"</a></p> });
+    let create = page.can_create.then(|| {
+        view! {
+            <p class="actions">
+                <a class="button primary" href="/integrations/new">"New integration"</a>
+                " "
+                <a class="button secondary" href="/integrations/import">"Import or export YAML"</a>
+            </p>
+        }
+    });
     let filtered = !(page.provider.is_empty() && page.space.is_empty() && page.label.is_empty());
     let filters = view! { <IntegrationFilters page=page.clone() /> };
     let list = if page.rows.is_empty() && filtered {

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod deliveries;
 pub mod error;
 pub mod home;
+pub mod import;
 pub mod integrations;
 pub mod login;
 pub mod not_found;

@@ -104,6 +104,12 @@ impl fmt::Display for Problem {
 
 /// Reads a file: its entries, or every problem it has.
 pub fn parse(text: &str) -> Result<Vec<Entry>, Vec<Problem>> {
+    Ok(read(text)?.into_iter().map(|(_, entry)| entry).collect())
+}
+
+/// Reads a file: its entries, each with its place in the file (to name in
+/// the problems found later, when importing), or every problem it has.
+pub fn read(text: &str) -> Result<Vec<(String, Entry)>, Vec<Problem>> {
     if text.len() > MAX_FILE {
         return Err(vec![Problem { place: "file".into(), message: "larger than 1 MiB".into() }]);
     }
@@ -147,7 +153,7 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, Vec<Problem>> {
     }
     check_names(&entries, &mut problems);
     if problems.is_empty() {
-        Ok(entries.into_iter().map(|(_, entry)| entry).collect())
+        Ok(entries)
     } else {
         Err(problems)
     }

@@ -3,4 +3,5 @@
 
 pub mod export;
 pub mod file;
+pub mod import;
 pub mod schema;

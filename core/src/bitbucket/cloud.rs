@@ -362,6 +362,43 @@ pub async fn client_credentials(
         .map_err(|e| token_error(e, config, endpoints))
 }
 
+/// Checks new credentials the way their mode allows before they are saved:
+/// client credentials get their token and every check at once; an
+/// authorization-code consumer is checked with a code that cannot exist
+/// (Bitbucket answers `invalid_grant` to a valid consumer), the rest after
+/// an admin's approval. Returns the tokens client credentials obtained, or
+/// the checklist of what failed.
+pub async fn check_new(
+    config: &Config,
+    workspace: &str,
+    consumer: &Consumer,
+    mode: Mode,
+) -> Result<Option<(Tokens, Account)>, Report> {
+    let endpoints = Endpoints::from_config(config);
+    let http = http_client(config).map_err(|_| {
+        let mut report = Report { checks: Vec::new(), version: None };
+        report.checks.push(failed("consumer", "Bitgate could not prepare its HTTP client (its TLS set-up failed)."));
+        report
+    })?;
+    match mode {
+        Mode::AuthorizationCode => match check_consumer(&http, config, &endpoints, consumer).await {
+            Ok(()) => Ok(None),
+            Err(error) => Err(token_report(&error, &endpoints)),
+        },
+        Mode::ClientCredentials => {
+            let tokens = match client_credentials(&http, config, &endpoints, consumer).await {
+                Ok(tokens) => tokens,
+                Err(error) => return Err(token_report(&error, &endpoints)),
+            };
+            let (report, account) = check_tokens(&http, config, &endpoints, &tokens, workspace).await;
+            match account {
+                Some(account) if report.passed() => Ok(Some((tokens, account))),
+                _ => Err(report),
+            }
+        }
+    }
+}
+
 /// The account a token acts as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {

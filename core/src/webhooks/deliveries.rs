@@ -161,6 +161,29 @@ pub async fn rotate(
     Ok(Some(secret))
 }
 
+/// Makes `secret` the webhook secret (an import carrying the secret Bitbucket's
+/// webhooks already have): any rotation in progress ends, and every process
+/// stops accepting the secrets it replaced at once.
+pub async fn set_secret(
+    tx: &mut PgConnection,
+    keyring: &Keyring,
+    id: IntegrationId,
+    secret: &str,
+) -> Result<(), sqlx::Error> {
+    let sealed = keyring.seal(secret.as_bytes(), binding("integrations", "webhook_secret", id));
+    sqlx::query!(
+        r#"UPDATE integrations SET webhook_secret_key = $2, webhook_secret = $3,
+             previous_webhook_secret_key = NULL, previous_webhook_secret = NULL, previous_secret_valid_until = NULL
+           WHERE id = $1"#,
+        id,
+        sealed.key_id,
+        sealed.ciphertext,
+    )
+    .execute(&mut *tx)
+    .await?;
+    super::endpoints::changed(&mut *tx, id).await
+}
+
 /// Stops accepting the previous secret at once. Returns whether there was one.
 pub async fn retire_previous(db: &mut PgConnection, id: IntegrationId) -> Result<bool, sqlx::Error> {
     let retired = sqlx::query!(

@@ -176,32 +176,12 @@ fn pending_report() -> Report {
     report
 }
 
-/// Checks new Cloud credentials the way the mode allows: client
-/// credentials get their token and every check at once; an authorization
-/// code consumer is checked with a code that cannot exist (Bitbucket
-/// answers `invalid_grant` to a valid consumer), the rest after approval.
-/// Returns the tokens client credentials obtained; a failure carries the checklist.
+/// Checks new Cloud credentials the way the mode allows
+/// ([`cloud::check_new`]); a failure carries the checklist.
 pub async fn check_new(state: &AppState, settings: &CloudSettings) -> Result<Option<(Tokens, Account)>, CreateFailure> {
-    let config = &state.services.config;
-    let endpoints = endpoints(state);
-    let http = http_client(state)?;
-    match settings.mode {
-        Mode::AuthorizationCode => match cloud::check_consumer(&http, config, &endpoints, &settings.consumer).await {
-            Ok(()) => Ok(None),
-            Err(error) => Err(failed(cloud::token_report(&error, &endpoints))),
-        },
-        Mode::ClientCredentials => {
-            let tokens = match cloud::client_credentials(&http, config, &endpoints, &settings.consumer).await {
-                Ok(tokens) => tokens,
-                Err(error) => return Err(failed(cloud::token_report(&error, &endpoints))),
-            };
-            let (report, account) = cloud::check_tokens(&http, config, &endpoints, &tokens, &settings.workspace).await;
-            match account {
-                Some(account) if report.passed() => Ok(Some((tokens, account))),
-                _ => Err(failed(report)),
-            }
-        }
-    }
+    cloud::check_new(&state.services.config, &settings.workspace, &settings.consumer, settings.mode)
+        .await
+        .map_err(failed)
 }
 
 fn failed(report: Report) -> CreateFailure {
@@ -229,19 +209,7 @@ pub fn check_errors(report: &Report) -> Vec<bitgate_core::users::FieldError> {
 
 /// The health a new Cloud integration starts with.
 pub fn initial_health(settings: &CloudSettings, account: Option<&Account>) -> Health {
-    let now = Some(time::OffsetDateTime::now_utc());
-    match (settings.mode, account) {
-        (Mode::ClientCredentials, Some(account)) => Health {
-            state: "connected".into(),
-            message: format!("Connected to the workspace {} as {}.", settings.workspace, account.label()),
-            checked_at: now,
-        },
-        _ => Health {
-            state: "pending_authorization".into(),
-            message: "Waiting for an admin to connect it: click Connect and approve in Bitbucket.".into(),
-            checked_at: now,
-        },
-    }
+    Health::of_new_cloud(&settings.workspace, settings.mode, account)
 }
 
 /// Starts an authorization flow for an integration the caller administers;

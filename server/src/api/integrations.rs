@@ -433,6 +433,8 @@ pub async fn create_checked(state: &AppState, caller: &Caller, body: JsonObject)
         username: connection.username.trim().to_owned(),
         access_token: connection.token.trim().to_owned(),
         ca_certificate: ca_pem,
+        disable_polling: false,
+        disable_webhooks: false,
         health: Health {
             state: "connected".into(),
             message: report.checks.first().map(|c| c.message.clone()).unwrap_or_default(),

@@ -70,6 +70,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list))
         .routes(routes!(integrations::list, integrations::create))
         .routes(routes!(integrations_file::export))
+        .routes(routes!(integrations_file::import))
         .routes(routes!(integrations::get, integrations::update, integrations::delete))
         .routes(routes!(integrations::test))
         .routes(routes!(cloud::authorize))

@@ -451,6 +451,13 @@ async fn render_details(
         facts.push(("Username".to_owned(), dc.username.clone()));
         facts.push(("Access token".to_owned(), format!("…{}", dc.access_token_last4)));
         facts.push(("Private CA".to_owned(), if dc.ca_certificate.is_some() { "given" } else { "none" }.to_owned()));
+        // Imported from CDS: kept and shown, since Bitgate neither polls nor sets webhooks up yet.
+        if dc.disable_polling {
+            facts.push(("Polling".to_owned(), "disabled (imported from CDS)".to_owned()));
+        }
+        if dc.disable_webhooks {
+            facts.push(("Automatic webhooks".to_owned(), "disabled (imported from CDS)".to_owned()));
+        }
     }
     if let Some(cloud) = &integration.cloud {
         facts.push(("Workspace".to_owned(), cloud.workspace.clone()));

@@ -12,6 +12,7 @@ pub mod client_address;
 pub mod deliveries;
 pub mod health;
 pub mod integrations;
+pub mod integrations_file;
 pub mod markdown;
 pub mod oauth;
 pub mod pages;
@@ -49,7 +50,7 @@ use crate::state::AppState;
 
 /// Paths whose pages are rendered by handlers here (they take form posts),
 /// not registered as plain Leptos routes.
-const HANDLED_PAGES: [&str; 18] = [
+const HANDLED_PAGES: [&str; 19] = [
     "/",
     "/login",
     "/setup",
@@ -60,6 +61,7 @@ const HANDLED_PAGES: [&str; 18] = [
     "/audit",
     "/api/reference",
     "/integrations/new",
+    "/integrations/import",
     "/integrations/{id}",
     "/integrations/{id}/edit",
     "/integrations/{id}/delete",
@@ -82,6 +84,8 @@ pub fn router(state: AppState) -> Router {
     let app = Router::new()
         .route("/", get(integrations::home))
         .route("/integrations/new", get(integrations::new_page).post(integrations::create))
+        .route("/integrations/import", get(integrations_file::page).post(integrations_file::import))
+        .route("/integrations/export", get(integrations_file::export))
         .route("/integrations/{id}", get(integrations::show))
         .route("/integrations/{id}/webhook/reveal", post(integrations::reveal))
         .route("/integrations/{id}/test", post(integrations::test))

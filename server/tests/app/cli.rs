@@ -364,6 +364,117 @@ async fn integrations_export_writes_yaml_without_secrets_and_schema_describes_it
     assert!(schema["$defs"]["entry"]["properties"]["datacenter"]["properties"]["access_token"].is_object());
 }
 
+// Multi-threaded: the simulator answers while the test waits for the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrations_import_checks_everything_then_writes_all_or_nothing() {
+    use bitbucket_simulator::datacenter::{DEMO_TOKEN, DEMO_USER};
+    use bitgate_core::{secrets::Keyring, spaces};
+    let simulator = bitbucket_simulator::Simulator::start(
+        bitbucket_simulator::DataCenter::sample(),
+        bitbucket_simulator::Transport::Http,
+    )
+    .await
+    .unwrap();
+    let database_url = fresh_database().await;
+    let data = TempDir::new("bitgate-import-");
+    let data_dir = data.path().display().to_string();
+    let keys = Keyring::generate_entry("k");
+    let cli = || {
+        let mut command = bitgate(&[
+            ("DATABASE_URL", database_url.as_str()),
+            ("BITGATE_DATA_DIR", data_dir.as_str()),
+            ("BITGATE_OUTBOUND_DENY", ""),
+            ("BITGATE_OUTBOUND_TIMEOUT", "2s"),
+        ]);
+        command.env("BITGATE_SECRET_KEYS", &keys);
+        command
+    };
+    assert!(run(cli().arg("migrate"), None).status.success());
+    let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
+    let root: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM spaces WHERE parent_id IS NULL").fetch_one(&pool).await.unwrap();
+    spaces::create(&pool, "team", root, "").await.unwrap();
+    let url = &simulator.url;
+    let good = data.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        format!(
+            "version: 1\nintegrations:\n\
+             - {{name: dc-default, provider: bitbucket_datacenter, scope: default,\n   \
+                datacenter: {{api_url: {url}, username: {DEMO_USER}, access_token: {DEMO_TOKEN}}}}}\n\
+             - {{name: from-cds, type: bitbucketserver, url: {url}, auth: {{user: {DEMO_USER}, token: {DEMO_TOKEN}}}}}\n"
+        ),
+    )
+    .unwrap();
+    let good = good.display().to_string();
+    let count =
+        || async { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM integrations").fetch_one(&pool).await.unwrap() };
+
+    let output = run(cli().args(["integrations", "import", &good, "--dry-run", "--space", "team"]), None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let said = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        said,
+        "would create: dc-default, from-cds\nwould update: none\nunchanged: none\nDry run: nothing was written.\n"
+    );
+    assert_eq!(count().await, 0, "a dry run writes nothing");
+
+    let output = run(cli().args(["integrations", "import", &good, "--space", "team"]), None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "created: dc-default, from-cds\nupdated: none\nunchanged: none\n"
+    );
+    let space: String = sqlx::query_scalar(
+        "SELECT s.name FROM integrations i JOIN spaces s ON s.id = i.space_id WHERE i.name = 'from-cds'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(space, "team", "the CDS entry landed in --space");
+
+    // Again, from standard input: nothing to change.
+    let output = run(
+        cli().args(["integrations", "import", "-", "--space", "team"]),
+        Some(&std::fs::read_to_string(&good).unwrap()),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8(output.stdout)
+        .unwrap()
+        .ends_with("Nothing to change: every integration is as the file says.\n"));
+
+    // A bad file: every problem in one sentence, nothing written.
+    let bad = data.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        format!(
+            "version: 1\nintegrations:\n\
+             - {{name: new-one, provider: bitbucket_datacenter, space: team, datacenter: {{api_url: {url}, username: {DEMO_USER}, access_token: {DEMO_TOKEN}}}}}\n\
+             - {{name: elsewhere, provider: bitbucket_datacenter, space: nowhere, datacenter: {{api_url: {url}, username: u, access_token: t}}}}\n\
+             - {{name: no-token, provider: bitbucket_datacenter, space: team, datacenter: {{api_url: {url}, username: u}}}}\n"
+        ),
+    )
+    .unwrap();
+    let output = run(cli().args(["integrations", "import", &bad.display().to_string()]), None);
+    assert_one_sentence(&output, "Nothing was imported; fix these 2 problems");
+    let message = stderr(&output);
+    assert!(message.contains("integrations[1] (elsewhere).space: no space is named"), "{message}");
+    assert!(message.contains("integrations[2] (no-token).datacenter.access_token: missing"), "{message}");
+    assert_eq!(count().await, 2, "nothing was written");
+    assert_one_sentence(&run(cli().args(["integrations", "import", &good, "--space", "nope"]), None), "--space");
+    assert_one_sentence(&run(cli().args(["integrations", "import", "/nonexistent.yaml"]), None), "cannot be read");
+
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_events WHERE actor_kind = 'cli' ORDER BY occurred_at")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        actions,
+        ["integration.created", "integration.created", "integrations.imported", "integrations.imported"]
+    );
+}
+
 /// A Data Center integration stored directly (token `BBDC-token-of-{name}`,
 /// user-facing URL https://git.example.com), for commands that read them.
 async fn stored_datacenter(
@@ -385,6 +496,8 @@ async fn stored_datacenter(
         username: "jcitizen".into(),
         access_token: format!("BBDC-token-of-{name}"),
         ca_certificate: None,
+        disable_polling: false,
+        disable_webhooks: false,
         health: integrations::Health { state: "connected".into(), message: String::new(), checked_at: None },
         created_by: None,
         created_by_label: "test".into(),

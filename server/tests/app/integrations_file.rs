@@ -86,3 +86,394 @@ async fn the_export_holds_what_the_caller_administers_and_no_secret() {
     assert_eq!(actions.iter().filter(|a| *a == "integrations.exported").count(), 5, "{actions:?}");
     assert!(actions.contains(&"authorization.denied".to_owned()));
 }
+
+/// Posts a file to `/api/v1/integrations/import{query}` as `caller`; the
+/// answer is checked against the OpenAPI document.
+async fn import(w: &World, caller: &str, query: &str, yaml: &str) -> (reqwest::StatusCode, serde_json::Value) {
+    let path = format!("/api/v1/integrations/import{query}");
+    let request = reqwest::Client::new()
+        .post(format!("{}{path}", w.app.base))
+        .bearer_auth(w.token(caller))
+        .header("content-type", "application/yaml")
+        .body(yaml.to_owned());
+    crate::contract::checked(Method::POST, &path, request.send().await.unwrap()).await
+}
+
+fn summary(created: &[&str], updated: &[&str], unchanged: &[&str]) -> serde_json::Value {
+    json!({"created": created, "updated": updated, "unchanged": unchanged})
+}
+
+/// What is stored, as the export shows it, and each integration's webhook secret.
+async fn stored(w: &World) -> (String, Vec<(String, String)>) {
+    let (_, yaml) = w.call(w.token("account admin"), Method::GET, "/api/v1/integrations/export", None).await;
+    let mut secrets = Vec::new();
+    let (_, list) = w.call(w.token("account admin"), Method::GET, "/api/v1/integrations", None).await;
+    for item in list["items"].as_array().unwrap() {
+        let path = format!("/api/v1/integrations/{}/webhook", item["id"].as_str().unwrap());
+        let (_, webhook) = w.call(w.token("account admin"), Method::GET, &path, None).await;
+        secrets.push((item["name"].as_str().unwrap().to_owned(), webhook["secret"].as_str().unwrap().to_owned()));
+    }
+    secrets.sort();
+    (yaml.as_str().unwrap().to_owned(), secrets)
+}
+
+async fn integration_count(w: &World) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM integrations").fetch_one(&w.app.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_round_trip_through_the_file_gives_the_same_integrations_webhook_secrets_included() {
+    use bitbucket_simulator::cloud::{DEMO_KEY, DEMO_SECRET};
+    let (w, simulator) = crate::cloud::cloud_world().await;
+    create(&w, "account admin", "dc-default", None, &simulator.url).await;
+    create(&w, "team admin", "dc-team", Some(w.team), &simulator.url).await;
+    crate::cloud::create(&w, "cloud-team", "client_credentials").await;
+    let (before, secrets) = stored(&w).await;
+
+    // Fill in every placeholder, the webhook secrets included, then delete everything.
+    let mut filled = before
+        .replace(&format!("<fill in: the HTTP access token of {DEMO_USER}>"), DEMO_TOKEN)
+        .replace(&format!("<fill in: the secret of OAuth consumer {DEMO_KEY}>"), DEMO_SECRET);
+    for (name, secret) in &secrets {
+        let entry = filled.find(&format!("- name: {name}\n")).unwrap();
+        let placeholder = filled[entry..].find("webhook_secret: ").unwrap() + entry + "webhook_secret: ".len();
+        let end = filled[placeholder..].find('\n').unwrap() + placeholder;
+        filled.replace_range(placeholder..end, secret);
+    }
+    assert!(!filled.lines().any(|l| !l.starts_with('#') && l.contains("<fill in")), "{filled}");
+    let (_, list) = w.call(w.token("account admin"), Method::GET, "/api/v1/integrations", None).await;
+    for item in list["items"].as_array().unwrap() {
+        let path = format!("/api/v1/integrations/{}", item["id"].as_str().unwrap());
+        assert_eq!(w.call(w.token("account admin"), Method::DELETE, &path, None).await.0, 204);
+    }
+
+    // A dry run says what would happen and writes nothing.
+    let (status, answer) = import(&w, "account admin", "?dry_run=true", &filled).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer, summary(&["cloud-team", "dc-default", "dc-team"], &[], &[]));
+    assert_eq!(integration_count(&w).await, 0, "a dry run writes nothing");
+
+    let (status, answer) = import(&w, "account admin", "", &filled).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer, summary(&["cloud-team", "dc-default", "dc-team"], &[], &[]));
+    let (after, secrets_after) = stored(&w).await;
+    assert_eq!(after, before, "the same integrations");
+    assert_eq!(secrets_after, secrets, "the same webhook secrets: Bitbucket's webhooks keep working");
+    // A delivery signed with the old secret is accepted.
+    let (_, list) =
+        w.call(w.token("account admin"), Method::GET, "/api/v1/integrations?provider=bitbucket_datacenter", None).await;
+    let slug = list["items"].as_array().unwrap().iter().find(|i| i["name"] == "dc-team").unwrap()["slug"].clone();
+    let secret = &secrets.iter().find(|(name, _)| name == "dc-team").unwrap().1;
+    let body = br#"{"eventKey":"diagnostics:ping","date":"2026-11-30T10:00:00+0000","test":true}"#;
+    let delivery = reqwest::Client::new()
+        .post(format!("{}/webhooks/bitbucket/{}", w.app.base, slug.as_str().unwrap()))
+        .header("x-event-key", "diagnostics:ping")
+        .header("x-request-id", "round-trip-1")
+        .header("x-hub-signature", bitgate_core::webhooks::signature::sign(secret.as_bytes(), body))
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(delivery.status().is_success(), "{}", delivery.status());
+
+    // Importing again changes nothing, and says so; nothing is audited as changed.
+    let changes_before = w.app.audit_actions().await.iter().filter(|a| a.starts_with("integration.")).count();
+    let (status, answer) = import(&w, "account admin", "", &filled).await;
+    assert_eq!((status.as_u16(), answer), (200, summary(&[], &[], &["cloud-team", "dc-default", "dc-team"])));
+    let (status, answer) = import(&w, "account admin", "", &before).await;
+    assert_eq!(
+        (status.as_u16(), answer),
+        (200, summary(&[], &[], &["cloud-team", "dc-default", "dc-team"])),
+        "placeholders keep the stored secrets"
+    );
+    let changes_after = w.app.audit_actions().await.iter().filter(|a| a.starts_with("integration.")).count();
+    assert_eq!(changes_after, changes_before);
+
+    // A change updates just that integration.
+    let relabelled = filled.replacen("  - prod\n", "  - staging\n", 1);
+    assert_ne!(relabelled, filled);
+    let (status, answer) = import(&w, "account admin", "", &relabelled).await;
+    assert_eq!((status.as_u16(), answer), (200, summary(&[], &["dc-default"], &["cloud-team", "dc-team"])));
+    assert!(stored(&w).await.0.contains("staging"));
+    let actions = w.app.audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "integrations.imported").count(), 4, "{actions:?}");
+}
+
+#[tokio::test]
+async fn every_problem_is_listed_at_once_and_nothing_is_written() {
+    let (w, simulator) = world_with_bitbucket().await;
+    create(&w, "account admin", "dc-default", None, &simulator.url).await;
+    let url = &simulator.url;
+    let count = integration_count(&w).await;
+    let problems = |answer: &serde_json::Value| -> Vec<(String, String)> {
+        assert_eq!(answer["error"]["code"], "validation_failed", "{answer}");
+        answer["error"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["field"].as_str().unwrap().to_owned(), d["message"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+
+    // Invalid YAML: its line and column.
+    let (status, answer) = import(&w, "account admin", "", "version: 1\nintegrations: [\n  - name: x\n").await;
+    assert_eq!(status, 422);
+    assert!(problems(&answer)[0].0.starts_with("line "), "{answer}");
+
+    // Problems of the file itself, all at once: an unknown field, a wrong type, a name twice, two defaults.
+    let dc = format!("datacenter: {{api_url: {url}, username: u, access_token: t}}");
+    let file = format!(
+        "version: 1\nintegrations:\n\
+         - {{name: a, provider: bitbucket_datacenter, space: team, colour: red, {dc}}}\n\
+         - {{name: b, provider: bitbucket_datacenter, space: team, labels: 3, {dc}}}\n\
+         - {{name: c, provider: bitbucket_datacenter, space: team, {dc}}}\n\
+         - {{name: C, provider: bitbucket_datacenter, space: team, {dc}}}\n\
+         - {{name: d, provider: bitbucket_datacenter, scope: default, {dc}}}\n\
+         - {{name: e, provider: bitbucket_datacenter, scope: default, {dc}}}\n"
+    );
+    let (status, answer) = import(&w, "account admin", "", &file).await;
+    assert_eq!(status, 422);
+    let found = problems(&answer);
+    let places: Vec<&str> = found.iter().map(|(place, _)| place.as_str()).collect();
+    assert!(places.contains(&"integrations[0] (a).colour"), "{found:?}");
+    assert!(places.contains(&"integrations[1] (b).labels"), "{found:?}");
+    assert!(found.iter().any(|(p, m)| p == "integrations[3] (C)" && m.contains("in the file twice")), "{found:?}");
+    assert!(found.iter().any(|(p, m)| p == "integrations[5] (e)" && m.contains("second default")), "{found:?}");
+
+    // Problems found against Bitgate and Bitbucket: a space that does not exist, a
+    // default that exists, a failing connection check, a token missing for a new
+    // one; the valid entry beside them is not written either.
+    let file = format!(
+        "version: 1\nintegrations:\n\
+         - {{name: fine, provider: bitbucket_datacenter, space: team, datacenter: {{api_url: {url}, username: {DEMO_USER}, access_token: {DEMO_TOKEN}}}}}\n\
+         - {{name: lost, provider: bitbucket_datacenter, space: nowhere, datacenter: {{api_url: {url}, username: {DEMO_USER}, access_token: {DEMO_TOKEN}}}}}\n\
+         - {{name: second-default, provider: bitbucket_datacenter, scope: default, datacenter: {{api_url: {url}, username: {DEMO_USER}, access_token: {DEMO_TOKEN}}}}}\n\
+         - {{name: refused, provider: bitbucket_datacenter, space: team, datacenter: {{api_url: {url}, username: {DEMO_USER}, access_token: wrong-token}}}}\n\
+         - {{name: tokenless, provider: bitbucket_datacenter, space: team, datacenter: {{api_url: {url}, username: {DEMO_USER}}}}}\n\
+         - {{name: short-secret, provider: bitbucket_datacenter, space: team, webhook_secret: short, datacenter: {{api_url: {url}, username: {DEMO_USER}, access_token: {DEMO_TOKEN}}}}}\n"
+    );
+    let (status, answer) = import(&w, "account admin", "", &file).await;
+    assert_eq!(status, 422);
+    let found = problems(&answer);
+    let has = |place: &str, words: &str| found.iter().any(|(p, m)| p == place && m.contains(words));
+    assert!(has("integrations[1] (lost).space", "no space is named"), "{found:?}");
+    assert!(has("integrations[2] (second-default).scope", "dc-default is the default"), "{found:?}");
+    assert!(has("integrations[4] (tokenless).datacenter.access_token", "missing"), "{found:?}");
+    assert!(has("integrations[5] (short-secret).webhook_secret", "at least 16"), "{found:?}");
+    // The connection checks run once everything else holds: without the others, the failing check is named.
+    let only_refused = format!(
+        "version: 1\nintegrations:\n\
+         - {{name: fine, provider: bitbucket_datacenter, space: team, datacenter: {{api_url: {url}, username: {DEMO_USER}, access_token: {DEMO_TOKEN}}}}}\n\
+         - {{name: refused, provider: bitbucket_datacenter, space: team, datacenter: {{api_url: {url}, username: {DEMO_USER}, access_token: wrong-token}}}}\n"
+    );
+    let (status, answer) = import(&w, "account admin", "", &only_refused).await;
+    assert_eq!(status, 422);
+    let found = problems(&answer);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].0 == "integrations[1] (refused).datacenter" && found[0].1.contains("connection check"),
+        "{found:?}"
+    );
+    assert_eq!(integration_count(&w).await, count, "nothing was written");
+
+    // The provider of an existing name cannot change.
+    let cloud = "version: 1\nintegrations:\n- {name: dc-default, provider: bitbucket_cloud, scope: default, \
+                 cloud: {workspace: acme, client_id: k, client_secret: s}}\n";
+    let (status, answer) = import(&w, "account admin", "", cloud).await;
+    assert_eq!(status, 422);
+    assert!(problems(&answer)[0].1.contains("a provider cannot change"), "{answer}");
+
+    // Bad requests: not YAML, not a boolean, too large.
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/integrations/import", w.app.base))
+        .bearer_auth(w.token("account admin"))
+        .json(&json!({"version": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    assert_eq!(import(&w, "account admin", "?dry_run=perhaps", "version: 1").await.0, 400);
+    let huge = format!("version: 1\n# {}\nintegrations: []\n", "x".repeat(1024 * 1024));
+    assert_eq!(import(&w, "account admin", "", &huge).await.0, 413);
+    assert_eq!(integration_count(&w).await, count, "nothing was written");
+}
+
+#[tokio::test]
+async fn import_follows_the_permission_table() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let url = &simulator.url;
+    let entry = |name: &str, place: &str| {
+        format!(
+            "- {{name: {name}, provider: bitbucket_datacenter, {place}datacenter: {{api_url: {url}, username: {DEMO_USER}, access_token: {DEMO_TOKEN}}}}}\n"
+        )
+    };
+    let file = |entries: &[String]| format!("version: 1\nintegrations:\n{}", entries.concat());
+
+    // A space admin imports into their space, by name or as the space given for entries naming none.
+    let (status, answer) = import(
+        &w,
+        "team admin",
+        &format!("?space_id={}", w.team),
+        &file(&[entry("by-name", "space: team, "), entry("unstated", "")]),
+    )
+    .await;
+    assert_eq!((status.as_u16(), answer), (200, summary(&["by-name", "unstated"], &[], &[])));
+    let (_, list) =
+        w.call(w.token("team admin"), Method::GET, &format!("/api/v1/integrations?space_id={}", w.team), None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
+
+    // Not into another space, nor a default, nor the root (the default target) they do not administer.
+    let (status, answer) = import(
+        &w,
+        "team admin",
+        "",
+        &file(&[entry("sibling", "space: other, "), entry("a-default", "scope: default, "), entry("rooted", "")]),
+    )
+    .await;
+    assert_eq!(status, 422);
+    let text = answer.to_string();
+    assert!(
+        text.contains(r#""integrations[0] (sibling).space","message":"no space is named so, or you cannot see it""#),
+        "{text}"
+    );
+    assert!(text.contains("only account admins import default integrations"), "{text}");
+    assert!(text.contains(r#""integrations[2] (rooted).space","message":"names no space"#), "{text}");
+    // Nor change an integration of another space by naming it.
+    create(&w, "account admin", "other-dc", Some(w.other), url).await;
+    let (status, answer) = import(&w, "team admin", "", &file(&[entry("other-dc", "space: team, ")])).await;
+    assert_eq!(status, 422);
+    assert!(answer.to_string().contains("exists where you cannot change it"), "{answer}");
+
+    // Readers and writers administer nothing: 403 before the file is read; outsiders do not see the space.
+    assert_eq!(import(&w, "team reader", "", "not: [yaml").await.0, 403);
+    assert_eq!(import(&w, "team writer", "", &file(&[entry("w", "space: team, ")])).await.0, 403);
+    assert_eq!(import(&w, "outsider", &format!("?space_id={}", w.team), &file(&[])).await.0, 404);
+    assert_eq!(import(&w, "team admin", &format!("?space_id={}", w.other), &file(&[])).await.0, 404);
+    let actions = w.app.audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "authorization.denied").count(), 4, "{actions:?}");
+    assert_eq!(actions.iter().filter(|a| *a == "integrations.imported").count(), 1, "{actions:?}");
+}
+
+#[tokio::test]
+async fn a_cds_file_lands_in_the_space_given_with_its_options() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let cds = format!(
+        "version: v1.0\nname: my_bitbucket_server\ntype: bitbucketserver\ndescription: \"it's the test repository\"\n\
+         url: \"{}\"\nauth:\n    user: {DEMO_USER}\n    token: {DEMO_TOKEN}\n\
+         options:\n    disableStatus: false\n    disableStatusDetails: true\n    disablePolling: true\n    disableWebHooks: false\n",
+        simulator.url
+    );
+    let (status, answer) = import(&w, "team admin", &format!("?space_id={}", w.team), &cds).await;
+    assert_eq!((status.as_u16(), answer), (200, summary(&["my_bitbucket_server"], &[], &[])));
+    let (_, list) =
+        w.call(w.token("team admin"), Method::GET, &format!("/api/v1/integrations?space_id={}", w.team), None).await;
+    let item = &list["items"][0];
+    assert_eq!((item["name"].as_str(), item["scope"].as_str()), (Some("my_bitbucket_server"), Some("space")));
+    assert_eq!(item["options"]["commit_status"], true);
+    assert_eq!(item["options"]["status_details"], false);
+    assert_eq!(item["description"], "it's the test repository");
+    // disablePolling is kept: exported, and shown on the details page.
+    let (_, yaml) = w.call(w.token("team admin"), Method::GET, "/api/v1/integrations/export", None).await;
+    assert!(yaml.as_str().unwrap().contains("disable_polling: true"), "{yaml}");
+    assert!(!yaml.as_str().unwrap().contains("disable_webhooks"), "{yaml}");
+    let browser = w.browser("team admin").await;
+    let html = browser.get(&format!("/integrations/{}", item["id"].as_str().unwrap())).await.text().await.unwrap();
+    assert!(html.contains("disabled (imported from CDS)"), "the details page shows it");
+    // The same file again: unchanged.
+    let (status, answer) = import(&w, "team admin", &format!("?space_id={}", w.team), &cds).await;
+    assert_eq!((status.as_u16(), answer), (200, summary(&[], &[], &["my_bitbucket_server"])));
+}
+
+/// A multipart form body, as the import page's forms send it: (content type, body).
+fn multipart(fields: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let boundary = "bitgate-test-boundary-7MA4YWxk";
+    let mut body = String::new();
+    for (name, value) in fields {
+        let filename = if *name == "file" { "; filename=\"integrations.yaml\"" } else { "" };
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{filename}\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body.into_bytes())
+}
+
+#[tokio::test]
+async fn the_import_page_previews_then_applies_and_the_export_downloads() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let browser = w.browser("team admin").await;
+    let page = browser.get("/integrations/import").await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Import integrations") && html.contains(">team</option>"), "{html}");
+    assert!(!html.contains(">other</option>"), "only the spaces they administer");
+    let csrf = browser.csrf_token("/").await;
+    let post = |fields: &[(&str, &str)], csrf: &str| {
+        let (content_type, body) = multipart(fields);
+        let request = browser
+            .client
+            .post(browser.url(&format!("/integrations/import?csrf_token={csrf}")))
+            .header("origin", &browser.base)
+            .header("accept", "text/html")
+            .header("content-type", content_type)
+            .body(body);
+        browser.send(request)
+    };
+    let file = format!(
+        "version: 1\nintegrations:\n- {{name: from-the-browser, provider: bitbucket_datacenter, space: team, \
+         datacenter: {{api_url: {}, username: {DEMO_USER}, access_token: {DEMO_TOKEN}}}}}\n",
+        simulator.url
+    );
+    let team = w.team.to_string();
+
+    // Without the session's CSRF token: refused.
+    assert_eq!(post(&[("step", "preview"), ("file", &file)], "wrong").await.status(), 403);
+
+    // The preview: what would be created; nothing written yet.
+    let preview = post(&[("step", "preview"), ("file", &file), ("text", ""), ("space_id", &team)], &csrf).await;
+    assert_eq!(preview.status(), 200);
+    let html = preview.text().await.unwrap();
+    assert!(html.contains("Will be created") && html.contains("<li>from-the-browser</li>"), "{html}");
+    assert!(html.contains("Apply import"), "{html}");
+    assert_eq!(integration_count(&w).await, 0);
+
+    // Apply: written, then the list with a flash.
+    let applied = post(&[("step", "apply"), ("text", &file), ("space_id", &team)], &csrf).await;
+    assert_eq!(applied.status(), 303);
+    assert_eq!(crate::helpers::location(&applied), "/");
+    let home = browser.get("/").await.text().await.unwrap();
+    assert!(home.contains("Imported. Created: from-the-browser."), "{home}");
+    assert_eq!(integration_count(&w).await, 1);
+
+    // The same file again: nothing to change, no apply button.
+    let html = post(&[("step", "preview"), ("text", &file), ("space_id", &team)], &csrf).await.text().await.unwrap();
+    assert!(html.contains("Nothing to change") && !html.contains("Apply import"), "{html}");
+
+    // Problems: listed with their places, the text kept to fix; nothing written.
+    let bad = file.replace("space: team", "space: other").replace("from-the-browser", "second");
+    let answer = post(&[("step", "preview"), ("text", &bad), ("space_id", &team)], &csrf).await;
+    assert_eq!(answer.status(), 422);
+    let html = answer.text().await.unwrap();
+    assert!(html.contains("Nothing was imported: fix this problem"), "{html}");
+    assert!(html.contains("<code>integrations[0] (second).space</code>"), "{html}");
+    assert!(html.contains("space: other"), "the text is kept to fix it");
+    let empty = post(&[("step", "preview"), ("text", "  ")], &csrf).await;
+    assert_eq!(empty.status(), 422);
+    assert!(empty.text().await.unwrap().contains("Choose a file, or paste its content."));
+    assert_eq!(integration_count(&w).await, 1);
+
+    // The export: a YAML download of what they administer.
+    let export = browser.get("/integrations/export").await;
+    assert_eq!(export.status(), 200);
+    assert_eq!(export.headers()["content-type"], "application/yaml");
+    assert!(export.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let yaml = export.text().await.unwrap();
+    assert_eq!(names(&yaml), [("from-the-browser".to_owned(), Scope::Space("team".into()))]);
+    assert!(!yaml.contains(DEMO_TOKEN));
+
+    // Readers administer nothing: no import page.
+    let reader = w.browser("team reader").await;
+    assert_eq!(reader.get("/integrations/import").await.status(), 403);
+}

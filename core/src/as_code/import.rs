@@ -1,0 +1,816 @@
+//! Importing an integrations file (CLI, browser and API): every entry is
+//! resolved, validated and checked with Bitbucket before anything is
+//! written; then everything is written in one transaction, or nothing.
+//!
+//! Entries are matched to stored integrations by name (without regard to
+//! case): a new name creates, a known one updates what differs, and an
+//! entry that says what is stored already is left alone. A secret left out
+//! keeps the stored one; a secret given is compared with the stored one
+//! without being shown anywhere.
+
+use std::net::IpAddr;
+
+use futures::future::join_all;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::file::{self, Credentials, Entry, Problem, Scope};
+use crate::{
+    access::{Access, Denied},
+    audit::{self, Actor, Event, Target},
+    bitbucket::{
+        cloud::{self, Account, Consumer, Mode, Tokens},
+        datacenter, Report,
+    },
+    cloud_tokens,
+    config::Config,
+    integrations::{self, Changes, Health, Integration, IntegrationId, NewCloud, NewDataCenter, Options, Provider},
+    secrets::Keyring,
+    spaces::{self, SpaceId},
+    users::FieldError,
+    webhooks,
+};
+
+/// On whose authority the import runs.
+pub enum Authority {
+    /// The CLI: the operator of the installation may import anything.
+    Operator,
+    /// A user (browser or API token): what the permission table lets them
+    /// administer. `created_by` is recorded on the integrations they create.
+    User { access: Access, user_id: Uuid, email: String },
+}
+
+/// One import.
+pub struct Import<'a> {
+    pub db: &'a PgPool,
+    pub keyring: &'a Keyring,
+    /// The outbound policy and Bitbucket Cloud's endpoints, for the checks.
+    pub config: &'a Config,
+    pub authority: Authority,
+    pub actor: Actor,
+    pub address: Option<IpAddr>,
+    /// Where the entries that name no scope go (CDS's entries never do).
+    pub space: SpaceId,
+    /// Check everything, write nothing.
+    pub dry_run: bool,
+}
+
+/// What an import did (or, in a dry run, would do), by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+impl Summary {
+    /// Whether the file says what is stored already.
+    pub fn changes_nothing(&self) -> bool {
+        self.created.is_empty() && self.updated.is_empty()
+    }
+
+    /// The summary as the CLI prints it: a line per kind, then what it means.
+    pub fn to_text(&self, dry_run: bool) -> String {
+        let names = |list: &[String]| if list.is_empty() { "none".to_owned() } else { list.join(", ") };
+        let (created, updated) = if dry_run { ("would create", "would update") } else { ("created", "updated") };
+        let mut text = format!(
+            "{created}: {}\n{updated}: {}\nunchanged: {}\n",
+            names(&self.created),
+            names(&self.updated),
+            names(&self.unchanged)
+        );
+        text.push_str(match (dry_run, self.changes_nothing()) {
+            (_, true) => "Nothing to change: every integration is as the file says.\n",
+            (true, false) => "Dry run: nothing was written.\n",
+            (false, false) => "",
+        });
+        text
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// Something in the file, or about it, is wrong: nothing was written.
+    #[error("the file has {} problems", .0.len())]
+    Problems(Vec<Problem>),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Secrets at most this long; Bitgate's own are 43 characters.
+const MAX_SECRET: usize = 1024;
+/// A webhook secret shorter than this could be guessed.
+const MIN_WEBHOOK_SECRET: usize = 16;
+
+/// Reads, plans and (unless a dry run) applies a file.
+pub async fn run(import: &Import<'_>, text: &str) -> Result<Summary, ImportError> {
+    let entries = file::read(text).map_err(ImportError::Problems)?;
+    let mut problems = Vec::new();
+    let mut plans = Vec::new();
+    for (place, entry) in entries {
+        let mut found = Vec::new();
+        let plan = plan(import, &place, entry, &mut found).await?;
+        if found.is_empty() {
+            plans.extend(plan);
+        }
+        problems.extend(found);
+    }
+    check_new_slugs_and_defaults(import, &plans, &mut problems).await?;
+    if problems.is_empty() {
+        run_connection_checks(import, &mut plans, &mut problems).await?;
+    }
+    if !problems.is_empty() {
+        return Err(ImportError::Problems(problems));
+    }
+    let summary = summary(&plans);
+    if !import.dry_run {
+        apply(import, plans, &summary).await?;
+    }
+    Ok(summary)
+}
+
+/// One entry, resolved: what to do with it.
+struct Plan {
+    place: String,
+    name: String,
+    slug: String,
+    provider: Provider,
+    space_id: Option<SpaceId>,
+    action: Action,
+    /// The connection check this entry needs before it is written.
+    check: Option<Check>,
+    /// A webhook secret to set (differs from the stored one, or new).
+    webhook_secret: Option<String>,
+}
+
+enum Action {
+    Create(Box<New>),
+    Update { id: IntegrationId, changes: Box<Changes> },
+    Unchanged,
+}
+
+/// What creating an entry takes, once its checks passed.
+struct New {
+    common: Common,
+    credentials: NewCredentials,
+    /// Set by the connection checks.
+    checked: Option<Checked>,
+}
+
+struct Common {
+    labels: Vec<String>,
+    description: String,
+    options: Options,
+}
+
+enum NewCredentials {
+    DataCenter(Box<DataCenterFields>),
+    Cloud { workspace: String, consumer: Consumer, mode: Mode },
+}
+
+/// A Data Center entry's credentials, validated and normalized as stored.
+struct DataCenterFields {
+    api_url: String,
+    user_facing_url: String,
+    username: String,
+    access_token: Option<String>,
+    ca_certificate: Option<String>,
+    disable_polling: bool,
+    disable_webhooks: bool,
+}
+
+enum Check {
+    DataCenter(datacenter::Connection),
+    Cloud { workspace: String, consumer: Consumer, mode: Mode },
+}
+
+/// What the checks gave back to store.
+enum Checked {
+    DataCenter(Health),
+    Cloud(Health, Option<(Tokens, Account)>),
+}
+
+fn problem(place: &str, field: &str, message: impl Into<String>) -> Problem {
+    let place = if field.is_empty() { place.to_owned() } else { format!("{place}.{field}") };
+    Problem { place, message: message.into() }
+}
+
+fn field_problem(place: &str, error: FieldError) -> Problem {
+    problem(place, &error.field, error.message)
+}
+
+/// Resolves one entry; its problems go to `problems` (and then the plan is not used).
+async fn plan(
+    import: &Import<'_>,
+    place: &str,
+    entry: Entry,
+    problems: &mut Vec<Problem>,
+) -> Result<Option<Plan>, sqlx::Error> {
+    let db = import.db;
+    let (name, slug) = match integrations::parse_name(&entry.name) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            problems.push(field_problem(place, error));
+            return Ok(None);
+        }
+    };
+    let space_id = match &entry.scope {
+        Scope::Default => None,
+        Scope::Unstated => Some(import.space),
+        Scope::Space(raw) => match spaces::resolve(db, raw).await? {
+            Some(space) => Some(space.id),
+            None => {
+                problems.push(problem(
+                    place,
+                    "space",
+                    format!("no space is named or has the id \u{201c}{raw}\u{201d}"),
+                ));
+                return Ok(None);
+            }
+        },
+    };
+    if let Some(why) = refusal(&import.authority, space_id) {
+        let why = if entry.scope == Scope::Unstated {
+            "names no space, and you do not administer the space the import puts such entries in: \
+             name one (space: ...), or import into one of yours"
+        } else {
+            why
+        };
+        problems.push(problem(place, if space_id.is_some() { "space" } else { "scope" }, why));
+        return Ok(None);
+    }
+    let existing = match integrations::find_by_name(db, &name).await? {
+        Some(existing) => {
+            if refusal(&import.authority, existing.space_id).is_some() {
+                problems.push(problem(
+                    place,
+                    "name",
+                    "an integration of this name exists where you cannot change it (another space, or a default)",
+                ));
+                return Ok(None);
+            }
+            if existing.provider != entry.provider {
+                problems.push(problem(
+                    place,
+                    "provider",
+                    format!(
+                        "{} exists as a {} integration: a provider cannot change (choose another name)",
+                        existing.name,
+                        existing.provider.label()
+                    ),
+                ));
+                return Ok(None);
+            }
+            Some(existing)
+        }
+        None => None,
+    };
+    let labels = integrations::parse_labels(&entry.labels).map_err(|e| field_problem(place, e));
+    let description = integrations::parse_description(&entry.description).map_err(|e| field_problem(place, e));
+    let webhook_secret = entry.webhook_secret.as_deref().and_then(|raw| {
+        let secret = raw.trim();
+        if secret.chars().count() < MIN_WEBHOOK_SECRET {
+            problems.push(problem(
+                place,
+                "webhook_secret",
+                format!("use at least {MIN_WEBHOOK_SECRET} characters: a short secret can be guessed"),
+            ));
+            None
+        } else if secret.len() > MAX_SECRET || secret.chars().any(char::is_control) {
+            problems.push(problem(place, "webhook_secret", "use at most 1,024 printable characters"));
+            None
+        } else {
+            Some(secret.to_owned())
+        }
+    });
+    let (labels, description) = match (labels, description) {
+        (Ok(labels), Ok(description)) => (labels, description),
+        (labels, description) => {
+            problems.extend(labels.err().into_iter().chain(description.err()));
+            return Ok(None);
+        }
+    };
+    let common = Common { labels, description, options: entry.options };
+    // An existing integration keeps its name as stored (the file may differ in case).
+    let name = existing.as_ref().map_or(name, |e| e.name.clone());
+    let make = |action, check, webhook_secret| Plan {
+        place: place.to_owned(),
+        name: name.clone(),
+        slug: slug.clone(),
+        provider: entry.provider,
+        space_id,
+        action,
+        check,
+        webhook_secret,
+    };
+    let keyring = import.keyring;
+    match entry.credentials {
+        Credentials::DataCenter {
+            api_url,
+            user_facing_url,
+            username,
+            access_token,
+            ca_certificate,
+            disable_polling,
+            disable_webhooks,
+        } => {
+            let fields = DataCenterFields {
+                api_url,
+                user_facing_url: user_facing_url.unwrap_or_default(),
+                username,
+                access_token,
+                ca_certificate,
+                disable_polling,
+                disable_webhooks,
+            };
+            let Some((fields, ca)) = datacenter_fields(import, place, fields, problems) else { return Ok(None) };
+            let Some(existing) = existing else {
+                let Some(token) = fields.access_token.clone() else {
+                    problems.push(problem(
+                        place,
+                        "datacenter.access_token",
+                        "missing: a new integration needs its token",
+                    ));
+                    return Ok(None);
+                };
+                let check = connection(&fields, token, ca);
+                let new = New { common, credentials: NewCredentials::DataCenter(Box::new(fields)), checked: None };
+                return Ok(Some(make(Action::Create(Box::new(new)), Some(check), webhook_secret)));
+            };
+            let token = integrations::datacenter_token(db, keyring, existing.id).await;
+            let Some(stored_token) = opened(token, place, "datacenter.access_token", problems)? else {
+                return Ok(None);
+            };
+            let stored_token = stored_token.unwrap_or_default();
+            let Some(stored) = existing.datacenter.clone() else { return Err(sqlx::Error::RowNotFound) };
+            let mut changes = common_changes(&existing, space_id, common);
+            let mut connection_changed = false;
+            if stored.api_url != fields.api_url {
+                changes.api_url = Some(fields.api_url.clone());
+                connection_changed = true;
+            }
+            if stored.username != fields.username {
+                changes.username = Some(fields.username.clone());
+                connection_changed = true;
+            }
+            if stored.user_facing_url != fields.user_facing_url {
+                changes.user_facing_url = Some(fields.user_facing_url.clone());
+            }
+            if stored.ca_certificate != fields.ca_certificate {
+                changes.ca_certificate = Some(fields.ca_certificate.clone());
+                connection_changed = true;
+            }
+            let token = match &fields.access_token {
+                Some(token) if *token != stored_token => {
+                    changes.access_token = Some(token.clone());
+                    connection_changed = true;
+                    token.clone()
+                }
+                _ => stored_token,
+            };
+            if stored.disable_polling != fields.disable_polling {
+                changes.disable_polling = Some(fields.disable_polling);
+            }
+            if stored.disable_webhooks != fields.disable_webhooks {
+                changes.disable_webhooks = Some(fields.disable_webhooks);
+            }
+            let check = connection_changed.then(|| connection(&fields, token, ca));
+            let webhook_secret = changed_webhook_secret(import, existing.id, webhook_secret).await?;
+            Ok(Some(make(update_or_not(existing.id, changes, webhook_secret.is_some()), check, webhook_secret)))
+        }
+        Credentials::Cloud { workspace, client_id, client_secret, mode } => {
+            let workspace = cloud::parse_workspace(&workspace).map_err(|why| problem(place, "cloud.workspace", why));
+            let mode = Mode::parse(&mode)
+                .ok_or_else(|| problem(place, "cloud.mode", "must be authorization_code or client_credentials"));
+            let client_id = client_id.trim().to_owned();
+            let client_secret = client_secret.map(|s| s.trim().to_owned());
+            if client_secret.as_ref().is_some_and(|s| s.len() > MAX_SECRET) {
+                problems.push(problem(place, "cloud.client_secret", "use at most 1,024 characters"));
+            }
+            let (workspace, mode) = match (workspace, mode) {
+                (Ok(workspace), Ok(mode)) => (workspace, mode),
+                (workspace, mode) => {
+                    problems.extend(workspace.err().into_iter().chain(mode.err()));
+                    return Ok(None);
+                }
+            };
+            let Some(existing) = existing else {
+                let Some(secret) = client_secret else {
+                    problems.push(problem(
+                        place,
+                        "cloud.client_secret",
+                        "missing: a new integration needs its consumer's secret",
+                    ));
+                    return Ok(None);
+                };
+                let consumer = Consumer { key: client_id, secret };
+                let check = Check::Cloud { workspace: workspace.clone(), consumer: consumer.clone(), mode };
+                let new =
+                    New { common, credentials: NewCredentials::Cloud { workspace, consumer, mode }, checked: None };
+                return Ok(Some(make(Action::Create(Box::new(new)), Some(check), webhook_secret)));
+            };
+            let stored = cloud_tokens::consumer(db, keyring, existing.id).await;
+            let Some(stored) = opened(stored, place, "cloud.client_secret", problems)? else { return Ok(None) };
+            let Some(stored) = stored else { return Err(sqlx::Error::RowNotFound) };
+            let (stored_consumer, stored_workspace, stored_mode) = stored;
+            let mut changes = common_changes(&existing, space_id, common);
+            let key_changed = client_id != stored_consumer.key;
+            let secret_changed = client_secret.as_ref().is_some_and(|s| *s != stored_consumer.secret);
+            if key_changed && client_secret.is_none() {
+                problems.push(problem(place, "cloud.client_secret", "missing: a new client_id needs its secret"));
+                return Ok(None);
+            }
+            let consumer = Consumer { key: client_id, secret: client_secret.unwrap_or(stored_consumer.secret) };
+            if key_changed || secret_changed {
+                changes.consumer = Some(consumer.clone());
+            }
+            if workspace != stored_workspace {
+                changes.workspace = Some(workspace.clone());
+            }
+            if mode != stored_mode {
+                changes.mode = Some(mode);
+            }
+            let credentials_changed =
+                changes.consumer.is_some() || changes.workspace.is_some() || changes.mode.is_some();
+            let check = credentials_changed.then_some(Check::Cloud { workspace, consumer, mode });
+            let webhook_secret = changed_webhook_secret(import, existing.id, webhook_secret).await?;
+            Ok(Some(make(update_or_not(existing.id, changes, webhook_secret.is_some()), check, webhook_secret)))
+        }
+    }
+}
+
+/// A stored secret, opened; one that does not open (the keys changed since)
+/// is a problem of the entry, which can give it again.
+fn opened<T>(
+    result: Result<T, integrations::SecretError>,
+    place: &str,
+    field: &str,
+    problems: &mut Vec<Problem>,
+) -> Result<Option<T>, sqlx::Error> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(integrations::SecretError::Database(e)) => Err(e),
+        Err(integrations::SecretError::Open(_)) => {
+            let message = "the stored secret cannot be opened (BITGATE_SECRET_KEYS changed?): give it again";
+            problems.push(problem(place, field, message));
+            Ok(None)
+        }
+    }
+}
+
+/// Why the authority may not put an integration in `space` (`None`: a default).
+fn refusal(authority: &Authority, space: Option<SpaceId>) -> Option<&'static str> {
+    let Authority::User { access, .. } = authority else { return None };
+    match (access.can_administer_integration(space), space) {
+        (Ok(()), _) => None,
+        // A space they cannot see is answered as one that does not exist.
+        (Err(Denied::Hidden), Some(_)) => Some("no space is named so, or you cannot see it"),
+        (Err(_), Some(_)) => Some("you do not administer this space"),
+        (Err(_), None) => Some("only account admins import default integrations"),
+    }
+}
+
+/// Validates and normalizes a Data Center entry's fields the way the
+/// wizard does; returns them with the parsed CA certificate.
+fn datacenter_fields(
+    import: &Import<'_>,
+    place: &str,
+    mut fields: DataCenterFields,
+    problems: &mut Vec<Problem>,
+) -> Option<(DataCenterFields, Option<reqwest::Certificate>)> {
+    let before = problems.len();
+    let api_url = match datacenter::parse_api_url(&fields.api_url, import.config) {
+        Ok(url) => Some(url.as_str().trim_end_matches('/').to_owned()),
+        Err(why) => {
+            problems.push(problem(place, "datacenter.api_url", why));
+            None
+        }
+    };
+    let user_facing_url = if fields.user_facing_url.trim().is_empty() {
+        api_url.clone()
+    } else {
+        match url::Url::parse(fields.user_facing_url.trim()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url.as_str().trim_end_matches('/').to_owned()),
+            _ => {
+                problems.push(problem(place, "datacenter.user_facing_url", "use an http:// or https:// URL"));
+                None
+            }
+        }
+    };
+    fields.username = fields.username.trim().to_owned();
+    fields.access_token = fields.access_token.map(|t| t.trim().to_owned());
+    if fields.access_token.as_ref().is_some_and(|t| t.len() > MAX_SECRET) {
+        problems.push(problem(place, "datacenter.access_token", "use at most 1,024 characters"));
+    }
+    fields.ca_certificate = fields.ca_certificate.map(|pem| pem.trim().to_owned());
+    let ca = match fields.ca_certificate.as_deref().map(datacenter::parse_ca_certificate) {
+        Some(Ok(ca)) => Some(ca),
+        Some(Err(why)) => {
+            problems.push(problem(place, "datacenter.ca_certificate", why));
+            None
+        }
+        None => None,
+    };
+    if problems.len() > before {
+        return None;
+    }
+    fields.api_url = api_url?;
+    fields.user_facing_url = user_facing_url?;
+    Some((fields, ca))
+}
+
+fn connection(fields: &DataCenterFields, token: String, ca: Option<reqwest::Certificate>) -> Check {
+    // The URL parsed when the fields were read.
+    let api_url = url::Url::parse(&fields.api_url).expect("a checked URL parses again");
+    Check::DataCenter(datacenter::Connection { api_url, username: fields.username.clone(), token, ca })
+}
+
+/// The changes every provider shares: scope, labels, description, options.
+fn common_changes(existing: &Integration, space_id: Option<SpaceId>, common: Common) -> Changes {
+    let mut changes = Changes::default();
+    if existing.space_id != space_id {
+        changes.space_id = Some(space_id);
+    }
+    if existing.labels != common.labels {
+        changes.labels = Some(common.labels);
+    }
+    if existing.description != common.description {
+        changes.description = Some(common.description);
+    }
+    if existing.options != common.options {
+        changes.options = Some(common.options);
+    }
+    changes
+}
+
+fn update_or_not(id: IntegrationId, changes: Changes, webhook_secret: bool) -> Action {
+    let changed = changes.space_id.is_some()
+        || changes.labels.is_some()
+        || changes.description.is_some()
+        || changes.options.is_some()
+        || changes.api_url.is_some()
+        || changes.user_facing_url.is_some()
+        || changes.username.is_some()
+        || changes.access_token.is_some()
+        || changes.ca_certificate.is_some()
+        || changes.disable_polling.is_some()
+        || changes.disable_webhooks.is_some()
+        || changes.workspace.is_some()
+        || changes.consumer.is_some()
+        || changes.mode.is_some();
+    if changed || webhook_secret {
+        Action::Update { id, changes: Box::new(changes) }
+    } else {
+        Action::Unchanged
+    }
+}
+
+/// The webhook secret to set: the one given, when it is not the stored one.
+async fn changed_webhook_secret(
+    import: &Import<'_>,
+    id: IntegrationId,
+    given: Option<String>,
+) -> Result<Option<String>, sqlx::Error> {
+    let Some(given) = given else { return Ok(None) };
+    let stored = match integrations::webhook_secret(import.db, import.keyring, id).await {
+        Ok(stored) => stored,
+        Err(integrations::SecretError::Database(e)) => return Err(e),
+        // A secret that does not open is replaced by the one given.
+        Err(integrations::SecretError::Open(_)) => None,
+    };
+    Ok((stored.as_deref() != Some(given.as_str())).then_some(given))
+}
+
+/// Conflicts among the new entries and with what is stored: a webhook
+/// endpoint (slug) taken, a second default of a provider.
+async fn check_new_slugs_and_defaults(
+    import: &Import<'_>,
+    plans: &[Plan],
+    problems: &mut Vec<Problem>,
+) -> Result<(), sqlx::Error> {
+    let db = import.db;
+    for (i, plan) in plans.iter().enumerate() {
+        let creating = matches!(plan.action, Action::Create(_));
+        if creating {
+            let taken = integrations::slug_taken(db, &plan.slug).await?;
+            let in_file = plans[..i].iter().any(|p| matches!(p.action, Action::Create(_)) && p.slug == plan.slug);
+            if taken || in_file {
+                problems.push(problem(
+                    &plan.place,
+                    "name",
+                    format!(
+                        "another integration's name gives the same webhook endpoint ({}): choose another name",
+                        plan.slug
+                    ),
+                ));
+            }
+        }
+        if plan.space_id.is_none() {
+            // Another default of this provider, that this file does not move to a space, stays the default.
+            if let Some(default) = integrations::default_of(db, plan.provider).await? {
+                let moved = plans.iter().any(|p| p.name.eq_ignore_ascii_case(&default.1) && p.space_id.is_some());
+                if !default.1.eq_ignore_ascii_case(&plan.name) && !moved {
+                    problems.push(problem(
+                        &plan.place,
+                        "scope",
+                        format!(
+                            "{} is the default {} integration already: a provider has one default",
+                            default.1,
+                            plan.provider.label()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs every connection check the plans need, all at once.
+async fn run_connection_checks(
+    import: &Import<'_>,
+    plans: &mut [Plan],
+    problems: &mut Vec<Problem>,
+) -> Result<(), sqlx::Error> {
+    let config = import.config;
+    let checks = plans.iter().map(|plan| async move {
+        match &plan.check {
+            None => None,
+            Some(Check::DataCenter(connection)) => {
+                let report = datacenter::check(connection, config).await;
+                Some(if report.passed() {
+                    let message = report.checks.first().map(|c| c.message.clone()).unwrap_or_default();
+                    Ok(Checked::DataCenter(health("connected", message)))
+                } else {
+                    Err(report)
+                })
+            }
+            Some(Check::Cloud { workspace, consumer, mode }) => {
+                Some(match cloud::check_new(config, workspace, consumer, *mode).await {
+                    Ok(tokens) => {
+                        let health = Health::of_new_cloud(workspace, *mode, tokens.as_ref().map(|(_, a)| a));
+                        Ok(Checked::Cloud(health, tokens))
+                    }
+                    Err(report) => Err(report),
+                })
+            }
+        }
+    });
+    let outcomes = join_all(checks).await;
+    for (plan, outcome) in plans.iter_mut().zip(outcomes) {
+        match outcome {
+            None => {}
+            Some(Err(report)) => problems.extend(check_problems(&plan.place, plan.provider, &report)),
+            Some(Ok(checked)) => match (&mut plan.action, checked) {
+                (Action::Create(new), checked) => new.checked = Some(checked),
+                (Action::Update { changes, .. }, Checked::DataCenter(health)) => {
+                    changes.health = Some((health.state, health.message));
+                }
+                (Action::Update { changes, .. }, Checked::Cloud(health, tokens)) => {
+                    changes.health = Some((health.state, health.message));
+                    changes.cloud_tokens = tokens;
+                }
+                (Action::Unchanged, _) => {}
+            },
+        }
+    }
+    Ok(())
+}
+
+fn health(state: &str, message: String) -> Health {
+    Health { state: state.into(), message, checked_at: Some(OffsetDateTime::now_utc()) }
+}
+
+/// A failed checklist as problems, one per failed line.
+fn check_problems(place: &str, provider: Provider, report: &Report) -> Vec<Problem> {
+    let section = match provider {
+        Provider::DataCenter => "datacenter",
+        Provider::Cloud => "cloud",
+    };
+    report
+        .checks
+        .iter()
+        .filter(|c| !c.ok && !c.message.starts_with("Not checked"))
+        .map(|c| problem(place, section, format!("connection check \u{201c}{}\u{201d} failed: {}", c.name, c.message)))
+        .collect()
+}
+
+fn summary(plans: &[Plan]) -> Summary {
+    let mut summary = Summary::default();
+    for plan in plans {
+        let list = match plan.action {
+            Action::Create(_) => &mut summary.created,
+            Action::Update { .. } => &mut summary.updated,
+            Action::Unchanged => &mut summary.unchanged,
+        };
+        list.push(plan.name.clone());
+    }
+    summary
+}
+
+/// Writes every plan in one transaction, each change audited.
+async fn apply(import: &Import<'_>, plans: Vec<Plan>, summary: &Summary) -> Result<(), ImportError> {
+    let keyring = import.keyring;
+    let (created_by, created_by_label) = match &import.authority {
+        Authority::Operator => (None, "cli".to_owned()),
+        Authority::User { user_id, email, .. } => (Some(*user_id), email.clone()),
+    };
+    let mut tx = import.db.begin().await?;
+    for plan in plans {
+        let place = plan.place.clone();
+        let written = match plan.action {
+            Action::Unchanged => continue,
+            Action::Create(new) => {
+                let checked = new.checked.expect("a new integration is checked before it is written");
+                let common = new.common;
+                let created = match (new.credentials, checked) {
+                    (NewCredentials::DataCenter(dc), Checked::DataCenter(health)) => {
+                        let new = NewDataCenter {
+                            name: plan.name.clone(),
+                            slug: plan.slug.clone(),
+                            space_id: plan.space_id,
+                            labels: common.labels,
+                            description: common.description,
+                            options: common.options,
+                            api_url: dc.api_url,
+                            user_facing_url: dc.user_facing_url,
+                            username: dc.username,
+                            access_token: dc.access_token.unwrap_or_default(),
+                            ca_certificate: dc.ca_certificate,
+                            disable_polling: dc.disable_polling,
+                            disable_webhooks: dc.disable_webhooks,
+                            health,
+                            created_by,
+                            created_by_label: created_by_label.clone(),
+                        };
+                        integrations::create_datacenter(&mut tx, keyring, new).await
+                    }
+                    (NewCredentials::Cloud { workspace, consumer, mode }, checked) => {
+                        let (health, tokens) = match checked {
+                            Checked::Cloud(health, tokens) => (health, tokens),
+                            Checked::DataCenter(health) => (health, None),
+                        };
+                        let new = NewCloud {
+                            name: plan.name.clone(),
+                            slug: plan.slug.clone(),
+                            space_id: plan.space_id,
+                            labels: common.labels,
+                            description: common.description,
+                            options: common.options,
+                            workspace,
+                            consumer,
+                            mode,
+                            tokens,
+                            health,
+                            created_by,
+                            created_by_label: created_by_label.clone(),
+                        };
+                        integrations::create_cloud(&mut tx, keyring, new).await
+                    }
+                    (NewCredentials::DataCenter(_), Checked::Cloud(..)) => {
+                        unreachable!("a Data Center entry is checked as Data Center")
+                    }
+                };
+                created.map(|i| (i, "integration.created"))
+            }
+            Action::Update { id, changes } => match integrations::update(&mut tx, keyring, id, *changes).await {
+                Ok(Some(updated)) => Ok((updated, "integration.updated")),
+                // Deleted since the plan was made.
+                Ok(None) => {
+                    return Err(ImportError::Problems(vec![problem(
+                        &place,
+                        "",
+                        "deleted while the import ran: import again",
+                    )]))
+                }
+                Err(error) => Err(error),
+            },
+        };
+        let (integration, action) = match written {
+            Ok(written) => written,
+            Err(integrations::WriteError::Database(e)) => return Err(e.into()),
+            // Another change won a race since the plan was made.
+            Err(conflict) => return Err(ImportError::Problems(vec![problem(&place, "", conflict.to_string())])),
+        };
+        if let Some(secret) = &plan.webhook_secret {
+            webhooks::deliveries::set_secret(&mut tx, keyring, integration.id, secret).await?;
+        }
+        let event = Event::new(import.actor.clone(), action)
+            .target(Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() })
+            .from_address(import.address)
+            .details(json!({"via": "import", "provider": integration.provider.as_str(),
+                            "webhook_secret_set": plan.webhook_secret.is_some()}))
+            .in_space(integration.space_id);
+        audit::record(&mut *tx, event).await?;
+    }
+    let event = Event::new(import.actor.clone(), "integrations.imported")
+        .from_address(import.address)
+        .in_space(import.space)
+        .details(json!({"created": summary.created, "updated": summary.updated, "unchanged": summary.unchanged}));
+    audit::record(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
