@@ -1,5 +1,8 @@
 import { test, expect } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { admin, setupUrl, waitForIslands, watchConsole } from './helpers';
 
 // One story, in order: a fresh install is set up through its link, then
@@ -318,6 +321,52 @@ test('a Cloud integration is approved in Bitbucket: Cancel first, then Grant acc
   await expect(page.locator('.health.connected')).toBeVisible();
   await expect(page.getByText('repo:push')).toBeVisible();
   await expect(page.getByRole('button', { name: 'Reconnect' })).toBeVisible();
+  expect(errors).toEqual([]);
+});
+
+test('integrations are exported as YAML, and a file is imported: preview, then apply', async ({ page }) => {
+  const errors = watchConsole(page);
+  const simulator = process.env.BITGATE_E2E_SIMULATOR_URL!;
+  await page.goto('/login');
+  await page.getByLabel('Email').fill(admin.email);
+  await page.getByLabel('Password', { exact: true }).fill(admin.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('link', { name: 'Import or export YAML' }).click();
+  await expect(page.getByRole('heading', { name: 'Import integrations' })).toBeVisible();
+
+  // The export downloads what the admin administers, secrets as placeholders.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download YAML' }).click()]);
+  expect(download.suggestedFilename()).toBe('bitgate-integrations.yaml');
+  const exported = fs.readFileSync(await download.path(), 'utf8');
+  expect(exported).toContain('name: cloud-main');
+  expect(exported).toContain('<fill in: the secret of OAuth consumer demo-consumer-key>');
+
+  // A file with a mistake: every problem listed, the text kept to fix it.
+  await page.getByLabel('Or paste it').fill('version: 1\nintegrations:\n- {name: broken, provider: bitbucket_gitlab}\n');
+  await page.getByRole('button', { name: 'Preview' }).click();
+  await expect(page.getByText('Nothing was imported: fix')).toBeVisible();
+  await expect(page.locator('ul.problems code', { hasText: 'integrations[0] (broken).provider' })).toBeVisible();
+  await expect(page.getByLabel('Or paste it')).toHaveValue(/bitbucket_gitlab/);
+
+  // A CDS file, uploaded: the preview says what will be created, then Apply writes it.
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bitgate-import-')), 'cds.yml');
+  fs.writeFileSync(
+    file,
+    `version: v1.0\nname: from-cds\ntype: bitbucketserver\ndescription: "imported from CDS"\nurl: "${simulator}"\n` +
+      'auth:\n  user: jcitizen\n  token: BBDC-demo-token-0000000000000000000000000000\n' +
+      'options:\n  disableStatus: false\n  disableStatusDetails: false\n  disablePolling: true\n  disableWebHooks: false\n',
+  );
+  await page.getByLabel('Or paste it').fill('');
+  await page.getByLabel('Integrations file').setInputFiles(file);
+  await page.getByLabel('Entries that name no space go to').selectOption({ label: 'root' });
+  await page.getByRole('button', { name: 'Preview' }).click();
+  const preview = page.getByRole('region', { name: 'Preview' });
+  await expect(preview.locator('.import-group.created li')).toHaveText(['from-cds']);
+  await expect(preview.locator('.import-group.unchanged')).toContainText('None.');
+  await preview.getByRole('button', { name: 'Apply import' }).click();
+  await expect(page.getByText('Imported. Created: from-cds. Updated: none. Unchanged: none.')).toBeVisible();
+  await page.getByRole('link', { name: 'from-cds' }).click();
+  await expect(page.getByText('disabled (imported from CDS)')).toBeVisible();
   expect(errors).toEqual([]);
 });
 

@@ -1,10 +1,7 @@
 //! `/api/v1/audit`: account admins read every event; a space admin reads
 //! the events of the spaces they administer.
 
-use axum::{
-    extract::{Query, State},
-    Json,
-};
+use axum::{extract::State, Json};
 use bitgate_core::{access::Access, audit};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,6 +9,7 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::query::Query;
 use super::{
     caller::Caller,
     error::{ApiError, ErrorBody},

@@ -5,7 +5,7 @@
 //! and retirement is audited.
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::query::Query;
 use super::{
     caller::Caller,
     error::{ApiError, ErrorBody},

@@ -6,7 +6,7 @@
 
 use axum::{
     body::{to_bytes, Body},
-    extract::{FromRequest, Query, Request, State},
+    extract::{FromRequest, Request, State},
     http::header,
     response::{IntoResponse, Response},
     Json,
@@ -27,6 +27,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::query::Query;
 use super::{
     caller::Caller,
     error::{ApiError, ErrorBody},

@@ -15,6 +15,7 @@ pub mod integrations_file;
 pub mod json;
 pub mod openapi;
 pub mod pagination;
+pub mod query;
 pub mod repositories;
 pub mod spaces;
 pub mod stacks;
@@ -86,7 +87,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// The API, and `/api/v1/openapi.json` describing it.
 pub fn router() -> Router<AppState> {
-    let (router, document) = routes().split_for_parts();
-    let document = openapi::finish(document);
-    router.route("/api/v1/openapi.json", axum::routing::get(openapi::serve(document)))
+    let (router, _) = routes().split_for_parts();
+    router.route("/api/v1/openapi.json", axum::routing::get(openapi::serve(openapi::document())))
 }

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use serde_json::{json, Value};
+
 use axum::{
     http::{header, HeaderValue},
     response::{IntoResponse, Response},
@@ -244,13 +246,57 @@ fn add_meta_operations(document: &mut OpenApi) {
 }
 
 /// The whole document, as served.
-pub fn document() -> OpenApi {
-    finish(super::routes().split_for_parts().1)
+pub fn document() -> Value {
+    let mut document = serde_json::to_value(finish(super::routes().split_for_parts().1)).unwrap_or_default();
+    add_integrations_file(&mut document);
+    document
+}
+
+/// The integrations file's JSON Schema (`bitgate integrations schema`), as
+/// the schema of the YAML that `/integrations/export` answers and
+/// `/integrations/import` takes. utoipa cannot carry that schema (its
+/// `oneOf`, `const`, `$defs`), so it is added to the serialized document:
+/// the definitions become components, their references rewritten.
+fn add_integrations_file(document: &mut Value) {
+    let mut schema = bitgate_core::as_code::schema::schema();
+    let Some(file) = schema.as_object_mut() else { return };
+    file.remove("$schema");
+    let definitions = file.remove("$defs").unwrap_or_default();
+    let component = |name: &str| format!("IntegrationsFile{}", if name == "cds" { "CdsEntry" } else { "Entry" });
+    let mut schemas = vec![("IntegrationsFile".to_owned(), schema)];
+    if let Value::Object(definitions) = definitions {
+        schemas.extend(definitions.into_iter().map(|(name, schema)| (component(&name), schema)));
+    }
+    let components = &mut document["components"]["schemas"];
+    for (name, mut schema) in schemas {
+        rewrite_references(&mut schema, &component);
+        components[name] = schema;
+    }
+    let reference = json!({"$ref": "#/components/schemas/IntegrationsFile"});
+    let paths = &mut document["paths"];
+    let export = &mut paths["/api/v1/integrations/export"]["get"]["responses"]["200"]["content"]["application/yaml"];
+    export["schema"] = reference.clone();
+    paths["/api/v1/integrations/import"]["post"]["requestBody"]["content"]["application/yaml"]["schema"] = reference;
+}
+
+fn rewrite_references(schema: &mut Value, component: &dyn Fn(&str) -> String) {
+    match schema {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get_mut("$ref") {
+                if let Some(name) = reference.strip_prefix("#/$defs/") {
+                    *reference = format!("#/components/schemas/{}", component(name));
+                }
+            }
+            map.values_mut().for_each(|v| rewrite_references(v, component));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rewrite_references(v, component)),
+        _ => {}
+    }
 }
 
 /// The handler of `/api/v1/openapi.json`: the document, serialized once.
-pub fn serve(document: OpenApi) -> impl Fn() -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
-    let body: Arc<str> = document.to_pretty_json().unwrap_or_default().into();
+pub fn serve(document: Value) -> impl Fn() -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    let body: Arc<str> = serde_json::to_string_pretty(&document).unwrap_or_default().into();
     move || {
         let mut response = body.to_string().into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

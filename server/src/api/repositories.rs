@@ -5,7 +5,7 @@
 //! list them: its secrets stay on the server, only names and ids come back.
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, State},
     Json,
 };
 use bitgate_core::{
@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::query::Query;
 use super::{
     caller::Caller,
     cloud,

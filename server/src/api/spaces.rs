@@ -2,7 +2,7 @@
 //! who may not act learns nothing about whether the request was valid.
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::StatusCode,
     response::IntoResponse,
     Json,
@@ -18,6 +18,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::query::Query;
 use super::{
     caller::Caller,
     error::{ApiError, ErrorBody},

@@ -4,7 +4,7 @@
 //! so a stack never points at a repository its integration cannot read.
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     Json,
@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::query::Query;
 use super::{
     caller::Caller,
     error::{ApiError, ErrorBody},

@@ -1,7 +1,7 @@
 //! `/api/v1/tokens`: the caller's own API tokens.
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::StatusCode,
     response::IntoResponse,
     Json,
@@ -16,6 +16,7 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::query::Query;
 use super::{
     caller::Caller,
     error::{ApiError, ErrorBody},

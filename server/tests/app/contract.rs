@@ -13,9 +13,7 @@ pub struct Contract {
 
 pub fn contract() -> &'static Contract {
     static CONTRACT: OnceLock<Contract> = OnceLock::new();
-    CONTRACT.get_or_init(|| Contract {
-        document: serde_json::to_value(bitgate_server::api::openapi::document()).expect("the document serializes"),
-    })
+    CONTRACT.get_or_init(|| Contract { document: bitgate_server::api::openapi::document() })
 }
 
 /// Whether a concrete path (`/api/v1/spaces/5f…`) fits a template (`/api/v1/spaces/{id}`).
@@ -106,8 +104,13 @@ pub async fn checked(method: Method, path: &str, response: reqwest::Response) ->
 fn the_openapi_document_validates() {
     let document = &contract().document;
     assert_eq!(document["openapi"], "3.1.0");
-    // It reads back as an OpenAPI document.
-    let parsed: Result<utoipa::openapi::OpenApi, _> = serde_json::from_value(document.clone());
+    // It reads back as an OpenAPI document. (The integrations file's schemas
+    // use JSON Schema that utoipa's model cannot hold, `oneOf` of `const`s
+    // and the like: they are checked as JSON Schema below.)
+    let mut readable = document.clone();
+    let schemas = readable["components"]["schemas"].as_object_mut().unwrap();
+    schemas.retain(|name, _| !name.starts_with("IntegrationsFile"));
+    let parsed: Result<utoipa::openapi::OpenApi, _> = serde_json::from_value(readable);
     assert!(parsed.as_ref().err().is_none(), "{:?}", parsed.err());
     // Every schema is a valid JSON Schema (OpenAPI 3.1 uses draft 2020-12).
     for (name, schema) in document["components"]["schemas"].as_object().unwrap() {
