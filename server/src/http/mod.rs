@@ -2,7 +2,8 @@
 //! static files, behind the security middleware.
 //!
 //! Layers, outermost first: tracing, panic catching, compression, security
-//! headers, error bodies, client address, sessions, CSRF, viewer.
+//! headers, error bodies, client address, sessions, CSRF, viewer. The
+//! webhook endpoint has its own, leaner stack (`webhooks::router`).
 
 pub mod api_reference;
 pub mod assets;
@@ -127,9 +128,6 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), session::resolve_viewer))
         .layer(middleware::from_fn_with_state(state.clone(), security::csrf_protection))
         .layer(session::layer(&state.services.config, state.services.pool.clone()))
-        // Bitbucket's deliveries need no session, viewer or CSRF check: they
-        // are authenticated by their signature, and skip that work.
-        .route("/webhooks/bitbucket/{slug}", post(webhooks::receive))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(assets::router(&PathBuf::from(state.leptos.site_root.as_ref()), &state.leptos.site_pkg_dir))
@@ -145,7 +143,9 @@ pub fn router(state: AppState) -> Router {
                 tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
             }),
         );
-    app.with_state(state)
+    // Bitbucket's deliveries, the hot path, get a stack of their own, added
+    // after the layers above: see `webhooks::router`.
+    app.merge(webhooks::router()).with_state(state)
 }
 
 /// Unknown paths: the site's 404 page for browsers, the JSON error for the API.

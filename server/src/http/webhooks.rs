@@ -8,14 +8,36 @@
 use axum::{
     body::{to_bytes, Body},
     extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
-    Json,
+    routing::post,
+    Json, Router,
 };
 use bitgate_core::webhooks::{self, Incoming, ReceiveError};
 use serde_json::{json, Map, Value};
 
+use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
+
 use crate::state::AppState;
+
+/// The delivery endpoint with only the layers it needs. It is the hot path
+/// (SPEC.md's ingest target) and is called by Bitbucket, not browsers: no
+/// session, viewer or CSRF check (a delivery is authenticated by its
+/// signature), no error pages, no compression (answers are a few bytes), no
+/// request span (the delivery log records every request), no client address.
+/// Each of those layers cost time per delivery, and the page layers clone the
+/// application state per request.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/bitbucket/{slug}", post(receive))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(CatchPanicLayer::custom(|_| {
+            let body =
+                json!({"error": {"code": "internal", "message": "The delivery could not be handled.", "details": []}});
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+        }))
+}
 
 /// Headers never kept in the log.
 const REDACTED: [&str; 3] = ["x-hub-signature", "authorization", "cookie"];

@@ -54,6 +54,11 @@ async fn post(url: &str, event: &str, body: &[u8], secret: Option<&str>, request
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
+    // Every answer, whatever its outcome, from the endpoint's own lean stack.
+    let headers = response.headers();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(headers.get("set-cookie").is_none(), "no session for Bitbucket");
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
