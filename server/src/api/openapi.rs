@@ -249,7 +249,38 @@ fn add_meta_operations(document: &mut OpenApi) {
 pub fn document() -> Value {
     let mut document = serde_json::to_value(finish(super::routes().split_for_parts().1)).unwrap_or_default();
     add_integrations_file(&mut document);
+    add_links(&mut document);
     document
+}
+
+/// OpenAPI links from each creation (a POST on a collection answering 201
+/// with the new object) to the operations on what it created
+/// (`{collection}/{id}` and below), so that clients and Schemathesis's
+/// stateful phase can follow them: create a space, then read, change,
+/// list the members of, and delete that space.
+fn add_links(document: &mut Value) {
+    let Some(paths) = document["paths"].as_object() else { return };
+    let mut found: Vec<(String, String, Value)> = Vec::new();
+    for (collection, item) in paths {
+        if item["post"]["responses"].get("201").is_none() {
+            continue;
+        }
+        let prefix = format!("{collection}/{{id}}");
+        for (path, operations) in paths.iter().filter(|(path, _)| path.starts_with(&prefix)) {
+            for (method, operation) in operations.as_object().into_iter().flatten() {
+                let Some(operation_id) = operation["operationId"].as_str() else { continue };
+                let link = json!({
+                    "operationId": operation_id,
+                    "parameters": {"id": "$response.body#/id"},
+                    "description": format!("{} {path} on what was created.", method.to_uppercase()),
+                });
+                found.push((collection.clone(), operation_id.to_owned(), link));
+            }
+        }
+    }
+    for (collection, operation_id, link) in found {
+        document["paths"][&collection]["post"]["responses"]["201"]["links"][operation_id] = link;
+    }
 }
 
 /// The integrations file's JSON Schema (`bitgate integrations schema`), as

@@ -180,6 +180,21 @@ fn the_openapi_document_validates() {
     let schemes = document["components"]["securitySchemes"].as_object().unwrap();
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     assert_eq!(schemes["session"]["in"], "cookie");
+    // Creations link to the operations on what they created, each link naming an operation that exists.
+    let links = &document["paths"]["/api/v1/spaces"]["post"]["responses"]["201"]["links"];
+    let space_get = document["paths"]["/api/v1/spaces/{id}"]["get"]["operationId"].as_str().unwrap();
+    assert_eq!(links[space_get]["parameters"]["id"], "$response.body#/id", "{links}");
+    let members = document["paths"]["/api/v1/spaces/{id}/members"]["put"]["operationId"].as_str().unwrap();
+    assert!(links.get(members).is_some(), "{links}");
+    for item in document["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            for response in operation["responses"].as_object().unwrap().values() {
+                for link in response["links"].as_object().into_iter().flat_map(|l| l.values()) {
+                    assert!(ids.contains_key(link["operationId"].as_str().unwrap()), "{link}");
+                }
+            }
+        }
+    }
 }
 
 #[tokio::test]
