@@ -119,9 +119,9 @@ pub async fn run(import: &Import<'_>, text: &str) -> Result<Summary, ImportError
         problems.extend(found);
     }
     check_new_slugs_and_defaults(import, &plans, &mut problems).await?;
-    if problems.is_empty() {
-        run_connection_checks(import, &mut plans, &mut problems).await?;
-    }
+    // The entries that read well are checked with Bitbucket even when others
+    // did not: one attempt lists every problem of the file.
+    run_connection_checks(import, &mut plans, &mut problems).await?;
     if !problems.is_empty() {
         return Err(ImportError::Problems(problems));
     }

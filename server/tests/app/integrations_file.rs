@@ -261,7 +261,9 @@ async fn every_problem_is_listed_at_once_and_nothing_is_written() {
     assert!(has("integrations[2] (second-default).scope", "dc-default is the default"), "{found:?}");
     assert!(has("integrations[4] (tokenless).datacenter.access_token", "missing"), "{found:?}");
     assert!(has("integrations[5] (short-secret).webhook_secret", "at least 16"), "{found:?}");
-    // The connection checks run once everything else holds: without the others, the failing check is named.
+    assert!(has("integrations[3] (refused).datacenter", "connection check"), "{found:?}");
+    assert_eq!(found.len(), 5, "the valid entry has no problem: {found:?}");
+    // Alone beside a valid entry, the failing check is the one problem.
     let only_refused = format!(
         "version: 1\nintegrations:\n\
          - {{name: fine, provider: bitbucket_datacenter, space: team, datacenter: {{api_url: {url}, username: {DEMO_USER}, access_token: {DEMO_TOKEN}}}}}\n\
