@@ -23,7 +23,7 @@ const IN_FLIGHT: usize = 4;
 /// A verified delivery, ready to be stored. The JSON columns come as text
 /// (the body as it was received): PostgreSQL parses them into `jsonb`
 /// either way, and this spares serializing a parsed value again.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Row {
     pub integration: Uuid,
     pub request_id: Option<String>,

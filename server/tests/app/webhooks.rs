@@ -519,3 +519,46 @@ async fn deliveries_arriving_together_are_stored_together_each_exactly_once() {
     assert_eq!(accepted as usize, stored.len());
     assert_eq!(ids.len(), stored.len());
 }
+
+// Multi-threaded: the stores arrive together, as concurrent requests do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_the_database_refuses_fails_alone_not_the_rows_stored_with_it() {
+    use bitgate_core::webhooks::group_commit::{Row, Writer};
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, _) = endpoint(&w, &simulator.url).await;
+    let integration: uuid::Uuid = e.id.parse().unwrap();
+    let writer = std::sync::Arc::new(Writer::default());
+    // jsonb refuses the NUL character: that row's batch fails, and is written again row by row.
+    let refused = 31;
+    let stores = (0..64).map(|n| {
+        let (writer, pool) = (writer.clone(), w.app.pool.clone());
+        let body = if n == refused { r#"{"text":"\u0000"}"# } else { r#"{"ok":true}"# };
+        let row = Row {
+            integration,
+            request_id: Some(format!("row-{n}")),
+            event_key: Some("repo:refs_changed".into()),
+            repository: None,
+            signature: "valid",
+            outcome: "accepted",
+            reason: None,
+            headers: "{}".into(),
+            body: Some(body.into()),
+            event: None,
+        };
+        tokio::spawn(async move { (n, writer.store(&pool, row).await) })
+    });
+    for answer in futures::future::join_all(stores).await {
+        let (n, stored) = answer.unwrap();
+        if n == refused {
+            assert!(stored.is_err(), "the refused row is reported");
+        } else {
+            assert!(matches!(stored, Ok(Some(_))), "row {n}: {stored:?}");
+        }
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE integration_id = $1")
+        .bind(integration)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 63);
+}
