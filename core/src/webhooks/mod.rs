@@ -215,6 +215,37 @@ async fn record(
     Ok(Receipt { status, outcome, reason, delivery: Some(id) })
 }
 
+/// JSON as PostgreSQL's `jsonb` takes it: it cannot hold U+0000, which JSON
+/// may escape (`\u0000`, in a commit message, say). Such characters are
+/// stored as U+FFFD, the replacement character, so that the delivery is kept
+/// rather than refused with a 503 that Bitbucket would retry forever.
+fn storable(json: String) -> String {
+    if !json.contains("\\u0000") {
+        return json;
+    }
+    fn replace(value: &mut Value) {
+        match value {
+            Value::String(text) => *text = text.replace('\0', "\u{fffd}"),
+            Value::Array(items) => items.iter_mut().for_each(replace),
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (key, mut value) in entries {
+                    replace(&mut value);
+                    map.insert(key.replace('\0', "\u{fffd}"), value);
+                }
+            }
+            _ => {}
+        }
+    }
+    match serde_json::from_str::<Value>(&json) {
+        Ok(mut value) => {
+            replace(&mut value);
+            value.to_string()
+        }
+        Err(_) => json,
+    }
+}
+
 /// Decides, records and answers one request (SPEC.md's decision table, in order).
 pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) -> Result<Receipt, ReceiveError> {
     let endpoint = endpoint(services, slug).await?;
@@ -276,8 +307,8 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
         Some(event) => {
             let repository = Some((event.repository.id.clone(), event.repository.name.clone()));
             // The body as received: it parsed as JSON, so it is UTF-8.
-            let text = std::str::from_utf8(body).ok().map(str::to_owned);
-            ("accepted", None, repository, serde_json::to_string(&event).ok(), text)
+            let text = std::str::from_utf8(body).ok().map(|t| storable(t.to_owned()));
+            ("accepted", None, repository, serde_json::to_string(&event).ok().map(storable), text)
         }
     };
     let row = group_commit::Row {

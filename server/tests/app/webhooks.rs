@@ -562,3 +562,22 @@ async fn a_row_the_database_refuses_fails_alone_not_the_rows_stored_with_it() {
         .unwrap();
     assert_eq!(count, 63);
 }
+
+#[tokio::test]
+async fn a_delivery_carrying_a_nul_character_is_kept_not_refused() {
+    // jsonb cannot hold U+0000; Bitbucket may send it escaped (a commit message, say).
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, _) = endpoint(&w, &simulator.url).await;
+    let mut body: Value = serde_json::from_slice(&push()).unwrap();
+    body["note"] = json!("before\u{0}after");
+    let body = serde_json::to_vec(&body).unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("\\u0000"));
+    let (status, answer) = post(&e.url, "repo:refs_changed", &body, Some(&e.secret), "nul-1").await;
+    assert_eq!((status, answer["outcome"].as_str()), (202, Some("accepted")), "{answer}");
+    let stored: String = sqlx::query_scalar("SELECT body->>'note' FROM webhook_deliveries WHERE id = $1::uuid")
+        .bind(answer["delivery"].as_str().unwrap())
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, "before\u{fffd}after");
+}
