@@ -699,6 +699,27 @@ pub struct Changes {
     pub health: Option<(String, String)>,
 }
 
+impl Changes {
+    /// Whether these changes change nothing (health aside, which follows them).
+    pub fn is_empty(&self) -> bool {
+        self.space_id.is_none()
+            && self.labels.is_none()
+            && self.description.is_none()
+            && self.options.is_none()
+            && self.api_url.is_none()
+            && self.user_facing_url.is_none()
+            && self.username.is_none()
+            && self.access_token.is_none()
+            && self.ca_certificate.is_none()
+            && self.disable_polling.is_none()
+            && self.disable_webhooks.is_none()
+            && self.workspace.is_none()
+            && self.consumer.is_none()
+            && self.mode.is_none()
+            && self.cloud_tokens.is_none()
+    }
+}
+
 /// Applies changes in the caller's transaction (the name never changes).
 pub async fn update(
     tx: &mut PgConnection,

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { admin, setupUrl, waitForIslands, watchConsole } from './helpers';
+import { admin, logIn, setupUrl, waitForIslands, watchConsole } from './helpers';
 
 // One story, in order: a fresh install is set up through its link, then
 // the admin logs out and in again.
@@ -173,10 +173,7 @@ test('the admin creates a user, disables and enables them, and finds it in the a
 test('a Data Center integration is created through the wizard, and its webhook secret revealed', async ({ page }) => {
   const errors = watchConsole(page);
   const simulator = process.env.BITGATE_E2E_SIMULATOR_URL!;
-  await page.goto('/login');
-  await page.getByLabel('Email').fill(admin.email);
-  await page.getByLabel('Password', { exact: true }).fill(admin.password);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await logIn(page);
   await page.getByRole('link', { name: 'New integration' }).click();
   // First the provider, the two side by side.
   await expect(page.getByRole('link', { name: /^Bitbucket Cloud/ })).toBeVisible();
@@ -230,10 +227,7 @@ test('a Data Center integration is created through the wizard, and its webhook s
 
 test('the integration is edited, a stack picks a repository from Bitbucket, and the integration is deleted', async ({ page, context }) => {
   const errors = watchConsole(page);
-  await page.goto('/login');
-  await page.getByLabel('Email').fill(admin.email);
-  await page.getByLabel('Password', { exact: true }).fill(admin.password);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await logIn(page);
   await page.getByRole('link', { name: 'dc-main' }).click();
 
   // The webhook's URL is copied with its button.
@@ -283,10 +277,7 @@ test('the integration is edited, a stack picks a repository from Bitbucket, and 
 
 test('a Cloud integration is approved in Bitbucket: Cancel first, then Grant access', async ({ page, context }) => {
   const errors = watchConsole(page);
-  await page.goto('/login');
-  await page.getByLabel('Email').fill(admin.email);
-  await page.getByLabel('Password', { exact: true }).fill(admin.password);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await logIn(page);
   await page.getByRole('link', { name: 'New integration' }).click();
   await page.getByRole('link', { name: /^Bitbucket Cloud/ }).click();
   await expect(page.getByRole('heading', { name: 'New Bitbucket Cloud integration' })).toBeVisible();
@@ -327,10 +318,7 @@ test('a Cloud integration is approved in Bitbucket: Cancel first, then Grant acc
 test('integrations are exported as YAML, and a file is imported: preview, then apply', async ({ page }) => {
   const errors = watchConsole(page);
   const simulator = process.env.BITGATE_E2E_SIMULATOR_URL!;
-  await page.goto('/login');
-  await page.getByLabel('Email').fill(admin.email);
-  await page.getByLabel('Password', { exact: true }).fill(admin.password);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await logIn(page);
   await page.getByRole('link', { name: 'Import or export YAML' }).click();
   await expect(page.getByRole('heading', { name: 'Import integrations' })).toBeVisible();
 

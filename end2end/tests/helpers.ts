@@ -39,3 +39,11 @@ export const admin = {
   email: 'ada@example.com',
   password: 'correct horse battery staple',
 };
+
+/** Logs the first admin in through the login form. */
+export async function logIn(page: Page) {
+  await page.goto('/login');
+  await page.getByLabel('Email').fill(admin.email);
+  await page.getByLabel('Password', { exact: true }).fill(admin.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+}

@@ -32,6 +32,8 @@ use crate::integrations::{Options, Provider};
 pub const VERSION: u64 = 1;
 /// Files larger than this are refused unread.
 pub const MAX_FILE: usize = 1024 * 1024;
+/// Entries a file may hold at most (each may cost a connection check).
+pub const MAX_ENTRIES: usize = 500;
 /// What a secret placeholder starts with.
 pub const PLACEHOLDER: &str = "<fill in";
 
@@ -150,6 +152,12 @@ pub fn read(text: &str) -> Result<Vec<(String, Entry)>, Vec<Problem>> {
         Value::Null => problems.push(Problem { place: "file".into(), message: "empty".into() }),
         _ => problems
             .push(Problem { place: "file".into(), message: "must be a mapping with version and integrations".into() }),
+    }
+    if entries.len() > MAX_ENTRIES {
+        problems.push(Problem {
+            place: "integrations".into(),
+            message: format!("{} entries: a file holds at most {MAX_ENTRIES}; split it", entries.len()),
+        });
     }
     check_names(&entries, &mut problems);
     if problems.is_empty() {
@@ -699,6 +707,18 @@ mod tests {
             places("name: x\ntype: gitlab\nurl: u\nauth: {user: a, token: b}\n"),
             ["type: must be bitbucketserver: the only CDS type Bitgate reads"]
         );
+    }
+
+    #[test]
+    fn a_file_holds_at_most_500_entries() {
+        let file = |count: usize| {
+            let entries: String = (0..count)
+                .map(|n| format!("- {{name: i{n}, type: bitbucketserver, url: u, auth: {{user: a, token: b}}}}\n"))
+                .collect();
+            format!("version: 1\nintegrations:\n{entries}")
+        };
+        assert_eq!(parse(&file(MAX_ENTRIES)).unwrap().len(), MAX_ENTRIES);
+        assert_eq!(places(&file(MAX_ENTRIES + 1)), ["integrations: 501 entries: a file holds at most 500; split it"]);
     }
 
     #[test]

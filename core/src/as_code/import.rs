@@ -102,6 +102,8 @@ pub enum ImportError {
 
 /// Secrets at most this long; Bitgate's own are 43 characters.
 const MAX_SECRET: usize = 1024;
+/// Connection checks run at the same time at most.
+const CHECKS_AT_ONCE: usize = 8;
 /// A webhook secret shorter than this could be guessed.
 const MIN_WEBHOOK_SECRET: usize = 16;
 
@@ -547,24 +549,10 @@ fn common_changes(existing: &Integration, space_id: Option<SpaceId>, common: Com
 }
 
 fn update_or_not(id: IntegrationId, changes: Changes, webhook_secret: bool) -> Action {
-    let changed = changes.space_id.is_some()
-        || changes.labels.is_some()
-        || changes.description.is_some()
-        || changes.options.is_some()
-        || changes.api_url.is_some()
-        || changes.user_facing_url.is_some()
-        || changes.username.is_some()
-        || changes.access_token.is_some()
-        || changes.ca_certificate.is_some()
-        || changes.disable_polling.is_some()
-        || changes.disable_webhooks.is_some()
-        || changes.workspace.is_some()
-        || changes.consumer.is_some()
-        || changes.mode.is_some();
-    if changed || webhook_secret {
-        Action::Update { id, changes: Box::new(changes) }
-    } else {
+    if changes.is_empty() && !webhook_secret {
         Action::Unchanged
+    } else {
+        Action::Update { id, changes: Box::new(changes) }
     }
 }
 
@@ -636,7 +624,11 @@ async fn run_connection_checks(
     problems: &mut Vec<Problem>,
 ) -> Result<(), sqlx::Error> {
     let config = import.config;
+    // A few at a time: a file of many entries must not open as many connections at once.
+    let at_once = tokio::sync::Semaphore::new(CHECKS_AT_ONCE);
+    let at_once = &at_once;
     let checks = plans.iter().map(|plan| async move {
+        let _turn = at_once.acquire().await.ok();
         match &plan.check {
             None => None,
             Some(Check::DataCenter(connection)) => {
