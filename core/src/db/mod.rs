@@ -125,6 +125,16 @@ pub fn is_outage(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_))
 }
 
+/// Whether PostgreSQL refused text it cannot store: the NUL character, in a
+/// `text` value (22021) or escaped in `jsonb` (22P05). It comes from the
+/// request, so it is the caller's bad input, not Bitgate's failure.
+pub fn is_unstorable_text(error: &sqlx::Error) -> bool {
+    error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "22021" || code == "22P05")
+}
+
+/// What a request whose text cannot be stored is told.
+pub const UNSTORABLE_TEXT: &str = "Text may not contain the NUL character (U+0000): remove it and send again.";
+
 /// Whether a transaction failed only because of concurrent ones (a
 /// deadlock or a serialization failure): running it again may succeed.
 pub fn is_retryable(error: &sqlx::Error) -> bool {

@@ -45,6 +45,8 @@ impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         if bitgate_core::db::is_outage(&error) {
             ApiError::Unavailable(error.to_string())
+        } else if bitgate_core::db::is_unstorable_text(&error) {
+            ApiError::BadRequest(bitgate_core::db::UNSTORABLE_TEXT.into())
         } else {
             ApiError::Internal(error.to_string())
         }

@@ -87,6 +87,7 @@ impl From<ApiError> for AppError {
             ApiError::NotFound => AppError::NotFound,
             ApiError::Forbidden => AppError::Forbidden,
             ApiError::Unavailable(why) => AppError::Unavailable(why),
+            ApiError::BadRequest(why) => AppError::BadRequest(why),
             other => AppError::Internal(other.to_string()),
         }
     }
@@ -96,6 +97,8 @@ impl From<sqlx::Error> for AppError {
     fn from(error: sqlx::Error) -> Self {
         if bitgate_core::db::is_outage(&error) {
             AppError::Unavailable(error.to_string())
+        } else if bitgate_core::db::is_unstorable_text(&error) {
+            AppError::BadRequest(bitgate_core::db::UNSTORABLE_TEXT.into())
         } else {
             AppError::Internal(error.to_string())
         }

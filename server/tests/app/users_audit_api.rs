@@ -145,6 +145,12 @@ async fn the_audit_log_is_scoped_filtered_and_free_of_secrets() {
     assert!(future["items"].as_array().unwrap().is_empty());
     let (status, _) = call(&app, &admin, Method::GET, "/api/v1/audit?since=yesterday", None).await;
     assert_eq!(status, 400);
+    // A NUL character PostgreSQL cannot take is the caller's bad input, not a 500 (Schemathesis found it).
+    let (status, refused) = call(&app, &admin, Method::GET, "/api/v1/audit?actor=%00", None).await;
+    assert_eq!((status.as_u16(), &refused["error"]["code"]), (400, &serde_json::json!("bad_request")), "{refused}");
+    let body = serde_json::json!({"name": "nul-space", "parent_id": root, "description": "a\u{0}b"});
+    let (status, refused) = call(&app, &admin, Method::POST, "/api/v1/spaces", Some(body)).await;
+    assert_eq!(status.as_u16(), 400, "{refused}");
 
     let (_, everything) = call(&app, &admin, Method::GET, "/api/v1/audit?limit=500", None).await;
     assert!(!everything.to_string().contains(&secret), "no secret in the audit log");
