@@ -20,16 +20,13 @@ pub const REFRESH_CLOUD_TOKENS: &str = "cloud_tokens.refresh_due";
 /// Drops OAuth flows whose callback never came.
 pub const DELETE_EXPIRED_OAUTH_FLOWS: &str = "oauth_flows.delete_expired";
 
-/// Routes deliveries a crash left unrouted.
-pub const ROUTE_DELIVERIES: &str = "webhooks.route_pending";
 /// Deletes deliveries past `BITGATE_DELIVERY_RETENTION` or the per-integration cap.
 pub const DELIVERY_RETENTION: &str = "webhooks.retention";
 
 /// Each periodic job and how often it runs. Cloud tokens live 2 hours and
 /// are refreshed 10 minutes before they expire: a run every minute leaves
 /// plenty of room for retries.
-pub const PERIODIC: [(&str, Duration); 7] = [
-    (ROUTE_DELIVERIES, Duration::from_secs(30)),
+pub const PERIODIC: [(&str, Duration); 6] = [
     (DELIVERY_RETENTION, Duration::from_secs(3600)),
     (DELETE_EXPIRED_SESSIONS, Duration::from_secs(600)),
     (AUDIT_RETENTION, Duration::from_secs(3600)),
@@ -85,7 +82,6 @@ async fn run(services: &Services, kind: &str) -> Result<u64, String> {
         FORGET_LOGIN_FAILURES => throttle::forget_expired(pool).await,
         REFRESH_CLOUD_TOKENS => cloud_tokens::refresh_due(services).await,
         DELETE_EXPIRED_OAUTH_FLOWS => oauth_flows::delete_expired(pool).await,
-        ROUTE_DELIVERIES => webhooks::routing::route_pending(services).await,
         DELIVERY_RETENTION => match pool.acquire().await {
             Ok(mut connection) => {
                 webhooks::deliveries::apply_retention(&mut connection, services.config.delivery_retention).await

@@ -1,7 +1,9 @@
-//! The webhook secrets of each endpoint, cached in this process so that a
-//! delivery costs one statement (its insert). Every process drops an entry
-//! the moment its secret rotates, is retired or the integration goes: the
-//! change sends `NOTIFY bitgate_webhook_secrets` in its own transaction,
+//! What receiving needs of each endpoint's integration, its webhook
+//! secrets and its stacks, cached in this process so that a delivery costs
+//! one statement (its insert). Every process drops an entry the moment its
+//! secret rotates, is retired, the integration goes or one of its stacks
+//! changes where it routes: the change sends `NOTIFY bitgate_webhook_endpoints`
+//! in its own transaction (stacks by a trigger, whatever path changes them),
 //! and each process LISTENs. While the listening connection is down, the
 //! cache is not used at all (a missed notification cannot leave a retired
 //! secret accepted).
@@ -19,9 +21,11 @@ use sqlx::{postgres::PgListener, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::routing::Routes;
 use crate::integrations::Provider;
 
-pub const CHANNEL: &str = "bitgate_webhook_secrets";
+/// Also named by the `stacks_route_changed` trigger (migrations).
+pub const CHANNEL: &str = "bitgate_webhook_endpoints";
 
 /// What verifying a delivery needs of its integration.
 #[derive(Debug, Clone)]
@@ -31,6 +35,8 @@ pub struct Endpoint {
     pub secret: Vec<u8>,
     /// The previous secret and until when it is accepted.
     pub previous: Option<(Vec<u8>, OffsetDateTime)>,
+    /// The integration's stacks, where its deliveries are routed.
+    pub routes: Routes,
 }
 
 impl Endpoint {
@@ -82,7 +88,7 @@ impl Cache {
 }
 
 /// Tells every process that an integration's webhook secrets changed (sent
-/// when the caller's transaction commits).
+/// when the caller's transaction commits). Stacks tell by a trigger.
 pub async fn changed(db: impl PgExecutor<'_>, integration: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query!("SELECT pg_notify($1, $2)", CHANNEL, integration.to_string()).execute(db).await?;
     Ok(())
@@ -99,12 +105,12 @@ pub fn listen(pool: sqlx::PgPool, cache: Arc<Cache>) {
                         cache.forget_all();
                         cache.listening.store(true, Ordering::Release);
                         while let Ok(notification) = listener.recv().await {
-                            tracing::debug!(integration = notification.payload(), "webhook secrets changed");
+                            tracing::debug!(integration = notification.payload(), "webhook endpoint changed");
                             cache.forget_all();
                         }
                     }
                 }
-                Err(error) => tracing::debug!(%error, "cannot listen for webhook secret changes yet"),
+                Err(error) => tracing::debug!(%error, "cannot listen for webhook endpoint changes yet"),
             }
             cache.listening.store(false, Ordering::Release);
             cache.forget_all();

@@ -9,16 +9,16 @@
 //! that fails is written again one row at a time, so that one row the
 //! database refuses cannot fail the deliveries that shared its batch.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
-use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use sqlx::{postgres::PgPoolOptions, PgPool};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
+
+use super::routing::Routed;
 
 /// Rows written by one statement at most.
 const MAX_BATCH: usize = 128;
-/// Batches written at the same time at most (each holds a connection).
-const IN_FLIGHT: usize = 4;
 
 /// A verified delivery, ready to be stored. The JSON columns come as text
 /// (the body as it was received): PostgreSQL parses them into `jsonb`
@@ -35,6 +35,8 @@ pub struct Row {
     pub headers: String,
     pub body: Option<String>,
     pub event: Option<String>,
+    /// What it does to stacks, written with it.
+    pub routed: Routed,
 }
 
 /// `Some(id)` when stored; `None` when a verified delivery with the same
@@ -57,7 +59,7 @@ impl Writer {
     /// Stores `row` with the deliveries arriving at the same time; returns
     /// once the row is committed (or known to be a duplicate).
     pub async fn store(&self, pool: &PgPool, row: Row) -> Stored {
-        let queue = self.queue.get_or_init(|| start(pool.clone()));
+        let queue = self.queue.get_or_init(|| start(pool));
         let (answer, answered) = oneshot::channel();
         let id = Uuid::new_v4();
         if let Err(refused) = queue.send(Pending { id, row, answer }) {
@@ -69,14 +71,23 @@ impl Writer {
     }
 }
 
-fn start(pool: PgPool) -> mpsc::UnboundedSender<Pending> {
+/// One batch is written at a time: the deliveries arriving meanwhile make
+/// the next one, so batches grow with the load, and no two batches of a
+/// process wait on each other's stack rows. The writer has a connection of
+/// its own, not checked before each batch (the application's pool pings
+/// every connection it lends): a connection that broke fails one batch,
+/// answered 503, and the next batch opens another.
+fn start(pool: &PgPool) -> mpsc::UnboundedSender<Pending> {
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .test_before_acquire(false)
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .idle_timeout(pool.options().get_idle_timeout())
+        .connect_lazy_with((*pool.connect_options()).clone());
     let (queue, mut arrivals) = mpsc::unbounded_channel::<Pending>();
     tokio::spawn(async move {
-        let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-        loop {
-            // A slot first: while every slot is busy, arrivals gather into the next batch.
-            let Ok(slot) = slots.clone().acquire_owned().await else { return };
-            let Some(first) = arrivals.recv().await else { return };
+        while let Some(first) = arrivals.recv().await {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match arrivals.try_recv() {
@@ -84,11 +95,7 @@ fn start(pool: PgPool) -> mpsc::UnboundedSender<Pending> {
                     Err(_) => break,
                 }
             }
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                write(&pool, batch).await;
-                drop(slot);
-            });
+            write(&own, batch).await;
         }
     });
     queue
@@ -124,9 +131,11 @@ fn clone_error(error: &sqlx::Error) -> sqlx::Error {
     sqlx::Error::Protocol(error.to_string())
 }
 
-/// One statement for the whole batch; returns the ids it stored (the rest
-/// were duplicates of a stored verified delivery, or of an earlier row of
-/// the batch).
+/// One statement for the whole batch, routing included: it stores the rows
+/// and applies what they do to stacks (the last triggering delivery, the
+/// deleted-branch flag; the batch's latest wins), for the rows it stored
+/// only. Returns the ids it stored (the rest were duplicates of a stored
+/// verified delivery, or of an earlier row of the batch).
 async fn insert(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>, sqlx::Error> {
     let column = |f: fn(&Row) -> Option<&str>| rows.iter().map(|(_, row)| f(row)).collect::<Vec<_>>();
     let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
@@ -141,19 +150,52 @@ async fn insert(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>, sqlx:
     let headers = column(|r| Some(r.headers.as_str()));
     let bodies = column(|r| r.body.as_deref());
     let events = column(|r| r.event.as_deref());
+    // Each row's stacks as an array literal: UNNEST cannot take one array per row.
+    let stacks: Vec<String> = rows
+        .iter()
+        .map(|(_, row)| {
+            let ids: Vec<String> = row.routed.stacks.iter().map(Uuid::to_string).collect();
+            format!("{{{}}}", ids.join(","))
+        })
+        .collect();
+    let mut effects = Effects::default();
+    for (id, row) in rows {
+        for stack in &row.routed.stacks {
+            effects.push(*stack, *id, true, None);
+        }
+        for (stack, deleted) in &row.routed.branch_deleted {
+            effects.push(*stack, *id, false, Some(*deleted));
+        }
+    }
     sqlx::query_scalar!(
-        r#"INSERT INTO webhook_deliveries (id, integration_id, request_id, event_key, repository_id, repository_name,
-                                          signature, outcome, reason, headers, body, event)
-           SELECT id, integration_id, request_id, event_key, repository_id, repository_name, signature, outcome, reason,
-                  headers::jsonb, body::jsonb, event::jsonb
-           FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                       $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
-                AS t (id, integration_id, request_id, event_key, repository_id, repository_name, signature, outcome,
-                      reason, headers, body, event)
-           ON CONFLICT (integration_id, request_id)
-               WHERE request_id IS NOT NULL AND signature IN ('valid', 'valid_previous') AND outcome <> 'duplicate'
-           DO NOTHING
-           RETURNING id"#,
+        r#"WITH stored AS (
+               INSERT INTO webhook_deliveries (id, integration_id, request_id, event_key, repository_id, repository_name,
+                                               signature, outcome, reason, headers, body, event, stacks)
+               SELECT id, integration_id, request_id, event_key, repository_id, repository_name, signature, outcome,
+                      reason, headers::jsonb, body::jsonb, event::jsonb, stacks::uuid[]
+               FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                           $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+                    AS t (id, integration_id, request_id, event_key, repository_id, repository_name, signature, outcome,
+                          reason, headers, body, event, stacks)
+               ON CONFLICT (integration_id, request_id)
+                   WHERE request_id IS NOT NULL AND signature IN ('valid', 'valid_previous') AND outcome <> 'duplicate'
+               DO NOTHING
+               RETURNING id
+           ), effects AS (
+               SELECT e.stack,
+                      (array_agg(e.delivery ORDER BY e.position DESC) FILTER (WHERE e.triggers))[1] AS last_delivery,
+                      (array_agg(e.deleted ORDER BY e.position DESC) FILTER (WHERE e.deleted IS NOT NULL))[1]
+                          AS branch_deleted
+               FROM UNNEST($14::uuid[], $15::uuid[], $16::boolean[], $17::boolean[]) WITH ORDINALITY
+                    AS e (stack, delivery, triggers, deleted, position)
+               WHERE e.delivery IN (SELECT id FROM stored)
+               GROUP BY e.stack
+           ), applied AS (
+               UPDATE stacks s SET last_delivery_id = coalesce(e.last_delivery, s.last_delivery_id),
+                                   branch_deleted = coalesce(e.branch_deleted, s.branch_deleted)
+               FROM effects e WHERE s.id = e.stack
+           )
+           SELECT id AS "id!" FROM stored"#,
         &ids,
         &integrations,
         &request_ids as &[Option<&str>],
@@ -166,7 +208,31 @@ async fn insert(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>, sqlx:
         &headers as &[Option<&str>],
         &bodies as &[Option<&str>],
         &events as &[Option<&str>],
+        &stacks,
+        &effects.stacks,
+        &effects.deliveries,
+        &effects.triggers,
+        &effects.deleted as &[Option<bool>],
     )
     .fetch_all(pool)
     .await
+}
+
+/// What a batch does to stacks, one entry per (delivery, stack) effect, in
+/// the batch's order: columns for UNNEST.
+#[derive(Default)]
+struct Effects {
+    stacks: Vec<Uuid>,
+    deliveries: Vec<Uuid>,
+    triggers: Vec<bool>,
+    deleted: Vec<Option<bool>>,
+}
+
+impl Effects {
+    fn push(&mut self, stack: Uuid, delivery: Uuid, triggers: bool, deleted: Option<bool>) {
+        self.stacks.push(stack);
+        self.deliveries.push(delivery);
+        self.triggers.push(triggers);
+        self.deleted.push(deleted);
+    }
 }

@@ -1,8 +1,8 @@
 //! Webhook deliveries: each request to `/webhooks/bitbucket/{slug}` decided
 //! in the order of SPEC.md's decision table, recorded (rejected ones up to
 //! [`REJECTIONS_PER_MINUTE`] per integration, then counted), acknowledged
-//! only once committed, and routed to stacks afterwards, by any process,
-//! from the database.
+//! only once committed, routed to its integration's stacks by the same
+//! statement.
 
 pub mod deliveries;
 pub mod endpoints;
@@ -24,6 +24,7 @@ use crate::{
     Services,
 };
 use events::{normalize, PING};
+use routing::Routes;
 use signature::{verify, Verdict};
 
 /// Bodies larger than this are refused unread.
@@ -65,11 +66,10 @@ pub enum ReceiveError {
     Secret(String),
 }
 
-/// The webhook side of a process: its router, its cache of secrets and its
-/// writer of verified deliveries.
+/// The webhook side of a process: its cache of endpoints and its writer of
+/// verified deliveries.
 #[derive(Debug, Default)]
 pub struct Runtime {
-    pub router: routing::Router,
     pub endpoints: Arc<endpoints::Cache>,
     pub writer: group_commit::Writer,
 }
@@ -105,7 +105,16 @@ async fn endpoint(services: &Services, slug: &str) -> Result<Arc<Endpoint>, Rece
         _ => None,
     };
     let provider = if row.provider == "bitbucket_cloud" { Provider::Cloud } else { Provider::DataCenter };
-    let found = Arc::new(Endpoint { id: row.id, provider, secret, previous });
+    let stacks = sqlx::query!(
+        "SELECT id, repository_id, branch FROM stacks WHERE integration_id = $1 ORDER BY id",
+        row.id
+    )
+    .fetch_all(&services.pool)
+    .await?;
+    let routes = Routes::from_rows(
+        stacks.into_iter().map(|s| (s.repository_id, routing::StackRoute { id: s.id, branch: s.branch })),
+    );
+    let found = Arc::new(Endpoint { id: row.id, provider, secret, previous, routes });
     cache.put(slug, found.clone(), generation);
     Ok(found)
 }
@@ -299,16 +308,17 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
             return reject(services, &endpoint, &incoming, 400, verdict.as_str(), &format!("malformed: {why}")).await;
         }
     };
-    let (outcome, reason, repository, event, body) = match event {
+    let (outcome, reason, repository, event, body, routed) = match event {
         None => {
             let why = if key.is_none() { "no event key" } else { "unknown event" };
-            ("ignored", Some(why.to_owned()), None, None, None)
+            ("ignored", Some(why.to_owned()), None, None, None, Default::default())
         }
         Some(event) => {
             let repository = Some((event.repository.id.clone(), event.repository.name.clone()));
             // The body as received: it parsed as JSON, so it is UTF-8.
             let text = std::str::from_utf8(body).ok().map(|t| storable(t.to_owned()));
-            ("accepted", None, repository, serde_json::to_string(&event).ok().map(storable), text)
+            let routed = endpoint.routes.route(&event);
+            ("accepted", None, repository, serde_json::to_string(&event).ok().map(storable), text, routed)
         }
     };
     let row = group_commit::Row {
@@ -322,6 +332,7 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
         headers: incoming.headers.to_string(),
         body,
         event,
+        routed,
     };
     // Stored unless its request id was seen verified before (the unique
     // index decides, so racing retries cannot both get in).

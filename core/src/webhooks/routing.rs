@@ -1,140 +1,134 @@
-//! Matching accepted deliveries to the stacks they concern, after the
-//! acknowledgement: pushes by repository and branch, pull requests by
-//! repository. A push that deletes a tracked branch flags its stacks (and
-//! one that creates it again clears the flag).
+//! Matching an accepted delivery to the stacks it concerns: pushes by
+//! repository and branch, pull requests by repository. A push that deletes
+//! a tracked branch flags its stacks (and one that creates it again clears
+//! the flag).
 //!
-//! Deliveries are routed in batches, from the database: a process that
-//! stored one wakes its router, which routes everything pending (claimed
-//! with `FOR UPDATE SKIP LOCKED`, so processes share the work); what a
-//! crash leaves behind is routed by the periodic job. Batches keep the
-//! stacks' rows out of the acknowledgement's path, where one busy stack
-//! would otherwise serialize every delivery.
+//! Matching is a lookup in memory, in the stacks each process keeps beside
+//! an endpoint's secrets (refreshed by the same notifications), and its
+//! result is written by the statement that stores the delivery: nothing
+//! acknowledged is ever left unrouted, and no delivery is written twice.
 
-use std::{
-    collections::HashMap,
-    sync::atomic::{AtomicBool, Ordering},
-    time::Duration,
-};
+use std::collections::HashMap;
 
-use serde_json::json;
 use uuid::Uuid;
 
 use super::events::Event;
-use crate::Services;
 
-/// How many deliveries one batch routes at most.
-const BATCH: i64 = 500;
-
-/// One process's router: at most one batch run at a time.
-#[derive(Debug, Default)]
-pub struct Router {
-    running: AtomicBool,
+/// A stack as routing sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackRoute {
+    pub id: Uuid,
+    pub branch: String,
 }
 
-/// Asks this process's router to route what is pending, soon. Cheap: a
-/// router already running picks the new delivery up in its next batch.
-pub fn wake(services: &Services) {
-    if services.webhooks.router.running.swap(true, Ordering::AcqRel) {
-        return;
+/// An integration's stacks by repository id (the stable one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes(HashMap<String, Vec<StackRoute>>);
+
+impl Routes {
+    pub fn from_rows(rows: impl IntoIterator<Item = (String, StackRoute)>) -> Self {
+        let mut routes = HashMap::<String, Vec<StackRoute>>::new();
+        for (repository, stack) in rows {
+            routes.entry(repository).or_default().push(stack);
+        }
+        Self(routes)
     }
-    let services = services.clone();
-    tokio::spawn(async move {
-        // A moment for the deliveries arriving together to share a batch.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        loop {
-            match route_pending(&services).await {
-                Ok(0) => break,
-                Ok(_) => continue,
-                Err(error) => {
-                    tracing::warn!(%error, "routing failed; the periodic job will retry");
-                    break;
+
+    /// What `event` does to the stacks on its repository.
+    pub fn route(&self, event: &Event) -> Routed {
+        let mut routed = Routed::default();
+        for stack in self.0.get(&event.repository.id).map(Vec::as_slice).unwrap_or_default() {
+            let change = event.refs.iter().find(|r| r.kind == "branch" && r.name == stack.branch);
+            let triggers = match (&event.pull_request, change) {
+                (Some(_), _) => true,
+                (None, Some(change)) => {
+                    let deleted = change.action == "deleted";
+                    routed.branch_deleted.push((stack.id, deleted));
+                    !deleted
                 }
+                (None, None) => false,
+            };
+            if triggers {
+                routed.stacks.push(stack.id);
             }
         }
-        services.webhooks.router.running.store(false, Ordering::Release);
-    });
+        routed
+    }
 }
 
-/// Routes one batch of pending deliveries; returns how many.
-pub async fn route_pending(services: &Services) -> Result<u64, sqlx::Error> {
-    let mut tx = services.pool.begin().await?;
-    let pending = sqlx::query!(
-        r#"SELECT id, integration_id, event FROM webhook_deliveries
-           WHERE routed_at IS NULL AND outcome = 'accepted'
-           ORDER BY received_at, id LIMIT $1
-           FOR UPDATE SKIP LOCKED"#,
-        BATCH
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    if pending.is_empty() {
-        return Ok(0);
+/// What one delivery does to stacks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routed {
+    /// The stacks it triggers (it becomes their last triggering delivery).
+    pub stacks: Vec<Uuid>,
+    /// Stacks whose branch it deleted (`true`) or pushed to again (`false`).
+    pub branch_deleted: Vec<(Uuid, bool)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhooks::events::{PullRequest, RefChange, RepositoryRef};
+
+    fn stack(n: u128, branch: &str) -> StackRoute {
+        StackRoute { id: Uuid::from_u128(n), branch: branch.into() }
     }
-    let mut candidates: HashMap<(Uuid, String), Vec<(Uuid, String)>> = HashMap::new();
-    let mut routed = Vec::with_capacity(pending.len());
-    let mut last_delivery: HashMap<Uuid, Uuid> = HashMap::new();
-    let mut branch_deleted: HashMap<Uuid, bool> = HashMap::new();
-    for delivery in &pending {
-        let event: Option<Event> = delivery.event.clone().and_then(|value| serde_json::from_value(value).ok());
-        let mut matched = Vec::new();
-        if let Some(event) = event {
-            let key = (delivery.integration_id, event.repository.id.clone());
-            if !candidates.contains_key(&key) {
-                let stacks = sqlx::query!(
-                    "SELECT id, branch FROM stacks WHERE integration_id = $1 AND repository_id = $2",
-                    key.0,
-                    key.1
-                )
-                .fetch_all(&mut *tx)
-                .await?;
-                candidates.insert(key.clone(), stacks.into_iter().map(|s| (s.id, s.branch)).collect());
-            }
-            for (stack, branch) in candidates.get(&key).map(Vec::as_slice).unwrap_or_default() {
-                let change = event.refs.iter().find(|r| r.kind == "branch" && r.name == *branch);
-                let triggers = match (&event.pull_request, change) {
-                    (Some(_), _) => true,
-                    (None, Some(change)) => {
-                        let deleted = change.action == "deleted";
-                        branch_deleted.insert(*stack, deleted);
-                        !deleted
-                    }
-                    (None, None) => false,
-                };
-                if triggers {
-                    matched.push(*stack);
-                    last_delivery.insert(*stack, delivery.id);
-                }
-            }
+
+    fn routes() -> Routes {
+        Routes::from_rows([
+            ("1".to_owned(), stack(1, "main")),
+            ("1".to_owned(), stack(2, "develop")),
+            ("2".to_owned(), stack(3, "main")),
+        ])
+    }
+
+    fn push(repository: &str, changes: &[(&str, &str, &str)]) -> Event {
+        Event {
+            key: "repo:refs_changed".into(),
+            repository: RepositoryRef { id: repository.into(), name: "OPS/my-repo".into() },
+            actor: None,
+            refs: changes
+                .iter()
+                .map(|(kind, name, action)| RefChange {
+                    kind: (*kind).into(),
+                    name: (*name).into(),
+                    action: (*action).into(),
+                    commit: None,
+                })
+                .collect(),
+            pull_request: None,
         }
-        routed.push(json!({"id": delivery.id, "stacks": matched}));
     }
-    sqlx::query!(
-        r#"UPDATE webhook_deliveries d SET routed_at = now(),
-             stacks = ARRAY(SELECT jsonb_array_elements_text(m.stacks)::uuid)
-           FROM jsonb_to_recordset($1) AS m(id uuid, stacks jsonb)
-           WHERE d.id = m.id"#,
-        serde_json::Value::Array(routed)
-    )
-    .execute(&mut *tx)
-    .await?;
-    let (stacks, deliveries): (Vec<Uuid>, Vec<Uuid>) = last_delivery.into_iter().unzip();
-    sqlx::query!(
-        r#"UPDATE stacks s SET last_delivery_id = m.delivery
-           FROM unnest($1::uuid[], $2::uuid[]) AS m(stack, delivery) WHERE s.id = m.stack"#,
-        &stacks,
-        &deliveries
-    )
-    .execute(&mut *tx)
-    .await?;
-    let (stacks, flags): (Vec<Uuid>, Vec<bool>) = branch_deleted.into_iter().unzip();
-    sqlx::query!(
-        r#"UPDATE stacks s SET branch_deleted = m.deleted
-           FROM unnest($1::uuid[], $2::boolean[]) AS m(stack, deleted) WHERE s.id = m.stack"#,
-        &stacks,
-        &flags
-    )
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(pending.len() as u64)
+
+    #[test]
+    fn a_push_triggers_the_stacks_on_its_repository_and_branch_only() {
+        let routed = routes().route(&push("1", &[("branch", "main", "updated")]));
+        assert_eq!(routed.stacks, vec![Uuid::from_u128(1)]);
+        assert_eq!(routed.branch_deleted, vec![(Uuid::from_u128(1), false)]);
+        assert_eq!(routes().route(&push("3", &[("branch", "main", "updated")])), Routed::default());
+        // A tag of the same name is not the branch.
+        assert_eq!(routes().route(&push("1", &[("tag", "main", "created")])), Routed::default());
+    }
+
+    #[test]
+    fn deleting_a_tracked_branch_flags_its_stack_without_triggering_it() {
+        let routed = routes().route(&push("1", &[("branch", "develop", "deleted"), ("branch", "main", "created")]));
+        assert_eq!(routed.stacks, vec![Uuid::from_u128(1)]);
+        assert_eq!(routed.branch_deleted, vec![(Uuid::from_u128(1), false), (Uuid::from_u128(2), true)]);
+    }
+
+    #[test]
+    fn a_pull_request_triggers_every_stack_on_its_repository() {
+        let mut event = push("1", &[]);
+        event.pull_request = Some(PullRequest {
+            id: 7,
+            action: "opened".into(),
+            source_branch: "feature".into(),
+            target_branch: "main".into(),
+            commit: None,
+        });
+        let routed = routes().route(&event);
+        assert_eq!(routed.stacks, vec![Uuid::from_u128(1), Uuid::from_u128(2)]);
+        assert!(routed.branch_deleted.is_empty());
+    }
 }

@@ -1,8 +1,7 @@
 //! `POST /webhooks/bitbucket/{slug}`: Bitbucket's deliveries. Decided,
 //! recorded and answered by `core::webhooks` (SPEC.md's decision table);
-//! an accepted delivery is acknowledged only once stored, then routed to
-//! its stacks in the background (and by the periodic job if this process
-//! dies first). The answer's body says what became of the delivery, which
+//! an accepted delivery is acknowledged only once stored, routed to its
+//! stacks by the same statement. The answer's body says what became of the delivery, which
 //! Bitbucket shows in its webhook history.
 
 use axum::{
@@ -78,9 +77,6 @@ pub async fn receive(
     };
     match webhooks::receive(&state.services, &slug, incoming).await {
         Ok(receipt) => {
-            if receipt.outcome == "accepted" {
-                webhooks::routing::wake(&state.services);
-            }
             let status = StatusCode::from_u16(receipt.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let body = json!({"delivery": receipt.delivery, "outcome": receipt.outcome, "reason": receipt.reason});
             (status, Json(body)).into_response()

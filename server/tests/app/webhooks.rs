@@ -180,17 +180,8 @@ async fn every_row_of_the_decision_table_in_its_order() {
     assert_eq!(details["duplicate_count"], 1);
     assert_eq!(details["headers"]["x-hub-signature"], "(redacted)");
     assert_eq!(details["body"]["eventKey"], "repo:refs_changed");
-    let mut routed = details["stacks"].clone();
-    for _ in 0..50 {
-        if routed == json!([stack]) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        routed = w.call(w.token("team admin"), Method::GET, &format!("/api/v1/deliveries/{delivery}"), None).await.1
-            ["stacks"]
-            .clone();
-    }
-    assert_eq!(routed, json!([stack]), "routed to the stack on OPS/my-repo, main");
+    // Routed by the statement that stored it: there at once.
+    assert_eq!(details["stacks"], json!([stack]), "routed to the stack on OPS/my-repo, main");
     let rejected = log.iter().find(|d| d["outcome"] == "rejected" && d["signature"] == "mismatch").unwrap();
     let (_, rejected) = w
         .call(
@@ -246,35 +237,23 @@ async fn pushes_route_by_branch_and_a_deleted_branch_flags_its_stacks() {
             .await
             .unwrap()
     };
-    let wait_routed = |delivery: String| {
+    // Routing is part of storing: the acknowledged delivery is routed already.
+    let stacks_of = |delivery: String| {
         let w = &w;
         async move {
-            for _ in 0..50 {
-                if sqlx::query_scalar::<_, bool>(
-                    "SELECT routed_at IS NOT NULL FROM webhook_deliveries WHERE id = $1::uuid",
-                )
-                .bind(&delivery)
-                .fetch_one(&w.app.pool)
-                .await
-                .unwrap()
-                {
-                    let path = format!("/api/v1/deliveries/{delivery}");
-                    return w.call(w.token("team admin"), Method::GET, &path, None).await.1["stacks"].clone();
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            panic!("never routed");
+            let path = format!("/api/v1/deliveries/{delivery}");
+            w.call(w.token("team admin"), Method::GET, &path, None).await.1["stacks"].clone()
         }
     };
 
     // Another branch: no stack.
     let (_, answer) =
         post(&e.url, "repo:refs_changed", &route(sender::datacenter_push("develop", "UPDATE")), secret, "a").await;
-    assert_eq!(wait_routed(answer["delivery"].as_str().unwrap().to_owned()).await, json!([]));
+    assert_eq!(stacks_of(answer["delivery"].as_str().unwrap().to_owned()).await, json!([]));
     // Its branch deleted: flagged, not triggered.
     let (_, answer) =
         post(&e.url, "repo:refs_changed", &route(sender::datacenter_push("main", "DELETE")), secret, "b").await;
-    assert_eq!(wait_routed(answer["delivery"].as_str().unwrap().to_owned()).await, json!([]));
+    assert_eq!(stacks_of(answer["delivery"].as_str().unwrap().to_owned()).await, json!([]));
     assert!(stack_row().await.1, "the stack tracks a deleted branch");
     let (_, shown) = w.call(w.token("team writer"), Method::GET, &format!("/api/v1/stacks/{stack}"), None).await;
     assert_eq!(shown["branch_deleted"], true, "{shown}");
@@ -282,13 +261,13 @@ async fn pushes_route_by_branch_and_a_deleted_branch_flags_its_stacks() {
     let (_, answer) =
         post(&e.url, "repo:refs_changed", &route(sender::datacenter_push("main", "ADD")), secret, "c").await;
     let created = answer["delivery"].as_str().unwrap().to_owned();
-    assert_eq!(wait_routed(created.clone()).await, json!([stack]));
+    assert_eq!(stacks_of(created.clone()).await, json!([stack]));
     let (last, deleted) = stack_row().await;
     assert!(!deleted);
     assert_eq!(last.unwrap().to_string(), created, "the stack's last triggering delivery");
     // A pull request on the repository.
     let (_, answer) = post(&e.url, "pr:opened", &route(sender::payload("pr:opened").unwrap()), secret, "d").await;
-    assert_eq!(wait_routed(answer["delivery"].as_str().unwrap().to_owned()).await, json!([stack]));
+    assert_eq!(stacks_of(answer["delivery"].as_str().unwrap().to_owned()).await, json!([stack]));
 }
 
 #[tokio::test]
@@ -384,19 +363,6 @@ async fn the_pages_show_the_log_each_delivery_and_the_rotation() {
         admin.get(&format!("/integrations/{}/deliveries?outcome=rejected", e.id)).await.text().await.unwrap();
     assert!(filtered.contains("page-2") && !filtered.contains("page-1"));
 
-    // Routing is done right after the acknowledgement.
-    for _ in 0..50 {
-        let routed: bool =
-            sqlx::query_scalar("SELECT routed_at IS NOT NULL FROM webhook_deliveries WHERE id = $1::uuid")
-                .bind(&delivery)
-                .fetch_one(&w.app.pool)
-                .await
-                .unwrap();
-        if routed {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
     let shown = admin.get(&format!("/deliveries/{delivery}")).await.text().await.unwrap();
     assert!(shown.contains("(redacted)"), "the signature header is redacted");
     assert!(
@@ -479,6 +445,67 @@ async fn every_process_stops_accepting_a_retired_secret_at_once() {
 }
 
 #[tokio::test]
+async fn every_process_routes_by_the_stacks_as_they_are_now() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, first) = endpoint(&w, &simulator.url).await;
+    let writer = w.token("team writer");
+    // A second process, its cache warmed with the integration and its one stack.
+    let other = crate::helpers::TestApp::spawn_on(
+        w.app.services.config.database_url.clone().unwrap(),
+        &[("BITGATE_SECRET_KEYS", &crate::cloud::keys_of(&w.app))],
+    )
+    .await;
+    let other_url = e.url.replace(&w.app.base, &other.base);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // it is listening
+    let (_, answer) = post(&other_url, "repo:refs_changed", &push(), Some(&e.secret), "warm").await;
+    assert_eq!(answer["outcome"], "accepted");
+    let mut sent = 0;
+    // Posts to the second process until its delivery is routed to `expected`
+    // (in any order), for at most half a second.
+    let mut routes_to = |expected: Vec<String>| {
+        sent += 1;
+        let (url, secret, w) = (other_url.clone(), e.secret.clone(), &w);
+        async move {
+            let mut stacks = Vec::new();
+            for attempt in 0..10 {
+                let (_, answer) =
+                    post(&url, "repo:refs_changed", &push(), Some(&secret), &format!("{sent}-{attempt}")).await;
+                let path = format!("/api/v1/deliveries/{}", answer["delivery"].as_str().unwrap());
+                let shown = w.call(w.token("team admin"), Method::GET, &path, None).await.1;
+                stacks = shown["stacks"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
+                stacks.sort();
+                if stacks == expected {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("routed to {stacks:?}, not {expected:?}");
+        }
+    };
+    let sorted = |mut ids: Vec<String>| {
+        ids.sort();
+        ids
+    };
+
+    // A stack created through the first process on the same repository and branch.
+    let body = json!({"name": "api", "space_id": w.team, "integration_id": e.id, "repository": "OPS/my-repo",
+                      "branch": "main"});
+    let (status, second) = w.call(writer, Method::POST, "/api/v1/stacks", Some(body)).await;
+    assert_eq!(status, 201, "{second}");
+    let second = second["id"].as_str().unwrap().to_owned();
+    routes_to(sorted(vec![first.clone(), second.clone()])).await;
+    // Its branch changed: pushes to main no longer trigger it.
+    let path = format!("/api/v1/stacks/{second}");
+    let (status, _) = w.call(writer, Method::PATCH, &path, Some(json!({"branch": "develop"}))).await;
+    assert_eq!(status, 200);
+    routes_to(vec![first.clone()]).await;
+    // The first deleted: nothing is triggered any more.
+    let (status, _) = w.call(writer, Method::DELETE, &format!("/api/v1/stacks/{first}"), None).await;
+    assert_eq!(status, 204);
+    routes_to(vec![]).await;
+}
+
+#[tokio::test]
 async fn deliveries_arriving_together_are_stored_together_each_exactly_once() {
     // Concurrent deliveries share group commits: each distinct one is
     // stored once with its own id, and retries racing their original in
@@ -544,6 +571,7 @@ async fn a_row_the_database_refuses_fails_alone_not_the_rows_stored_with_it() {
             headers: "{}".into(),
             body: Some(body.into()),
             event: None,
+            routed: Default::default(),
         };
         tokio::spawn(async move { (n, writer.store(&pool, row).await) })
     });
