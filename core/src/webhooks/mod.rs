@@ -105,12 +105,10 @@ async fn endpoint(services: &Services, slug: &str) -> Result<Arc<Endpoint>, Rece
         _ => None,
     };
     let provider = if row.provider == "bitbucket_cloud" { Provider::Cloud } else { Provider::DataCenter };
-    let stacks = sqlx::query!(
-        "SELECT id, repository_id, branch FROM stacks WHERE integration_id = $1 ORDER BY id",
-        row.id
-    )
-    .fetch_all(&services.pool)
-    .await?;
+    let stacks =
+        sqlx::query!("SELECT id, repository_id, branch FROM stacks WHERE integration_id = $1 ORDER BY id", row.id)
+            .fetch_all(&services.pool)
+            .await?;
     let routes = Routes::from_rows(
         stacks.into_iter().map(|s| (s.repository_id, routing::StackRoute { id: s.id, branch: s.branch })),
     );

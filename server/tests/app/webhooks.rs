@@ -62,6 +62,22 @@ async fn post(url: &str, event: &str, body: &[u8], secret: Option<&str>, request
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// A second Bitgate process on the same database, listening, its cache
+/// warmed by one delivery signed with the endpoint's first secret; and the
+/// endpoint's URL on it.
+async fn second_process(w: &World, e: &Endpoint) -> (crate::helpers::TestApp, String) {
+    let other = crate::helpers::TestApp::spawn_on(
+        w.app.services.config.database_url.clone().unwrap(),
+        &[("BITGATE_SECRET_KEYS", &crate::cloud::keys_of(&w.app))],
+    )
+    .await;
+    let url = e.url.replace(&w.app.base, &other.base);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // it is listening
+    let (status, answer) = post(&url, "repo:refs_changed", &push(), Some(&e.secret), "warm").await;
+    assert_eq!((status, answer["outcome"].as_str()), (202, Some("accepted")), "{answer}");
+    (other, url)
+}
+
 async fn deliveries(w: &World, id: &str, query: &str) -> Vec<Value> {
     let (status, page) = w
         .call(
@@ -408,16 +424,8 @@ async fn every_process_stops_accepting_a_retired_secret_at_once() {
     let (_, rotated) =
         w.call(admin, Method::POST, &format!("/api/v1/integrations/{}/webhook/rotate", e.id), None).await;
     let new = rotated["secret"].as_str().unwrap().to_owned();
-    // A second process on the same database, its cache warmed with both secrets.
-    let other = crate::helpers::TestApp::spawn_on(
-        w.app.services.config.database_url.clone().unwrap(),
-        &[("BITGATE_SECRET_KEYS", &crate::cloud::keys_of(&w.app))],
-    )
-    .await;
-    let other_url = e.url.replace(&w.app.base, &other.base);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // it is listening
-    let (status, _) = post(&other_url, "repo:refs_changed", &push(), Some(&e.secret), "warm-1").await;
-    assert_eq!(status, 202, "the previous secret, in its grace period");
+    // Its cache warmed with both secrets (the previous one, in its grace period, signs).
+    let (_other, other_url) = second_process(&w, &e).await;
 
     // Retired through the first process: the second refuses it right away.
     let (status, _) =
@@ -449,16 +457,8 @@ async fn every_process_routes_by_the_stacks_as_they_are_now() {
     let (w, simulator) = world_with_bitbucket().await;
     let (e, first) = endpoint(&w, &simulator.url).await;
     let writer = w.token("team writer");
-    // A second process, its cache warmed with the integration and its one stack.
-    let other = crate::helpers::TestApp::spawn_on(
-        w.app.services.config.database_url.clone().unwrap(),
-        &[("BITGATE_SECRET_KEYS", &crate::cloud::keys_of(&w.app))],
-    )
-    .await;
-    let other_url = e.url.replace(&w.app.base, &other.base);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // it is listening
-    let (_, answer) = post(&other_url, "repo:refs_changed", &push(), Some(&e.secret), "warm").await;
-    assert_eq!(answer["outcome"], "accepted");
+    // Its cache warmed with the integration and its one stack.
+    let (_other, other_url) = second_process(&w, &e).await;
     let mut sent = 0;
     // Posts to the second process until its delivery is routed to `expected`
     // (in any order), for at most half a second.
