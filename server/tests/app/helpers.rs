@@ -14,27 +14,53 @@ use tokio::sync::OnceCell;
 
 /// The server tests create their databases on: `BITGATE_TEST_DATABASE_URL`,
 /// or the local PostgreSQL; without one, a private cluster under `target/`.
+/// The databases of earlier runs are dropped first (a test's database is
+/// kept after it ends, to look into when it failed).
 async fn admin_url() -> &'static str {
     static URL: OnceCell<String> = OnceCell::const_new();
     URL.get_or_init(|| async {
-        if let Ok(url) = std::env::var("BITGATE_TEST_DATABASE_URL") {
-            return url;
-        }
-        let local = "postgres://postgres@127.0.0.1:5432/postgres".to_owned();
-        if sqlx::PgPool::connect(&local).await.is_ok() {
-            return local;
-        }
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-postgres");
-        let cluster = tokio::task::spawn_blocking(move || bitgate_core::db::EmbeddedCluster::start(&dir))
-            .await
-            .unwrap()
-            .expect("no PostgreSQL for the tests: start one, set BITGATE_TEST_DATABASE_URL, or install PostgreSQL's binaries");
-        let socket = cluster.socket_dir();
-        // The cluster outlives the test process's reference to it; it is reused next run.
-        std::mem::forget(cluster);
-        format!("postgres://postgres@localhost/postgres?host={}", socket.display())
+        let url = server_url().await;
+        drop_earlier_databases(&url).await;
+        url
     })
     .await
+}
+
+/// Drops the `bitgate_test_` databases no one is connected to: those of
+/// earlier runs (a run going on at the same time keeps its own, in use).
+async fn drop_earlier_databases(admin: &str) {
+    let Ok(pool) = sqlx::PgPool::connect(admin).await else { return };
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'bitgate\\_test\\_%'
+           AND datname NOT IN (SELECT datname FROM pg_stat_activity WHERE datname IS NOT NULL)",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap_or_default();
+    for name in names {
+        // One that got a connection meanwhile is in use: left alone.
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\"")).execute(&pool).await;
+    }
+    pool.close().await;
+}
+
+async fn server_url() -> String {
+    if let Ok(url) = std::env::var("BITGATE_TEST_DATABASE_URL") {
+        return url;
+    }
+    let local = "postgres://postgres@127.0.0.1:5432/postgres".to_owned();
+    if sqlx::PgPool::connect(&local).await.is_ok() {
+        return local;
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-postgres");
+    let cluster =
+        tokio::task::spawn_blocking(move || bitgate_core::db::EmbeddedCluster::start(&dir)).await.unwrap().expect(
+            "no PostgreSQL for the tests: start one, set BITGATE_TEST_DATABASE_URL, or install PostgreSQL's binaries",
+        );
+    let socket = cluster.socket_dir();
+    // The cluster outlives the test process's reference to it; it is reused next run.
+    std::mem::forget(cluster);
+    format!("postgres://postgres@localhost/postgres?host={}", socket.display())
 }
 
 /// A new, empty database; returns its URL.
