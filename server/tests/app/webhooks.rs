@@ -591,6 +591,57 @@ async fn a_row_the_database_refuses_fails_alone_not_the_rows_stored_with_it() {
     assert_eq!(count, 63);
 }
 
+// Multi-threaded: the stores arrive together, as concurrent requests do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_latest_batch_that_triggers_a_stack_is_its_last_delivery() {
+    // Concurrent deliveries are stored in batches, some changing the stack
+    // and some not (two statements): a stack's last delivery is one of the
+    // latest that triggered it, never one of an earlier batch.
+    use bitgate_core::webhooks::{
+        group_commit::{Row, Writer},
+        routing::Routed,
+    };
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, stack) = endpoint(&w, &simulator.url).await;
+    let (integration, stack): (uuid::Uuid, uuid::Uuid) = (e.id.parse().unwrap(), stack.parse().unwrap());
+    let writer = std::sync::Arc::new(Writer::default());
+    for round in 0..20 {
+        let stores = (0..24).map(|n| {
+            let (writer, pool) = (writer.clone(), w.app.pool.clone());
+            // Every other delivery triggers the stack; the rest change nothing.
+            let routed =
+                if n % 2 == 0 { Routed { stacks: vec![stack], branch_deleted: vec![] } } else { Routed::default() };
+            let row = Row {
+                integration,
+                request_id: Some(format!("round-{round}-{n}")),
+                event_key: Some("repo:refs_changed".into()),
+                repository: None,
+                signature: "valid",
+                outcome: "accepted",
+                reason: None,
+                headers: "{}".into(),
+                body: Some("{}".into()),
+                event: None,
+                routed,
+            };
+            tokio::spawn(async move { writer.store(&pool, row).await })
+        });
+        for stored in futures::future::join_all(stores).await {
+            assert!(matches!(stored.unwrap(), Ok(Some(_))));
+        }
+        let (last_at, latest_at): (time::OffsetDateTime, time::OffsetDateTime) = sqlx::query_as(
+            "SELECT (SELECT d.received_at FROM stacks s JOIN webhook_deliveries d ON d.id = s.last_delivery_id
+                     WHERE s.id = $1),
+                    (SELECT max(received_at) FROM webhook_deliveries WHERE $1 = ANY(stacks))",
+        )
+        .bind(stack)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+        assert_eq!(last_at, latest_at, "round {round}: the stack's last delivery is of the latest batch");
+    }
+}
+
 #[tokio::test]
 async fn a_delivery_carrying_a_nul_character_is_kept_not_refused() {
     // jsonb cannot hold U+0000; Bitbucket may send it escaped (a commit message, say).
