@@ -81,10 +81,19 @@ async fn endpoint(services: &Services, slug: &str) -> Result<Arc<Endpoint>, Rece
         return Ok(found);
     }
     let generation = cache.generation();
+    // The secrets and the stacks in one query: without LISTEN (degraded
+    // mode) this runs for every delivery.
     let row = sqlx::query!(
-        r#"SELECT id, provider, webhook_secret_key, webhook_secret, previous_webhook_secret_key, previous_webhook_secret,
-                  previous_secret_valid_until
-           FROM integrations WHERE slug = $1"#,
+        r#"SELECT i.id, i.provider, i.webhook_secret_key, i.webhook_secret, i.previous_webhook_secret_key,
+                  i.previous_webhook_secret, i.previous_secret_valid_until,
+                  coalesce(array_agg(s.id ORDER BY s.id) FILTER (WHERE s.id IS NOT NULL), '{}') AS "stack_ids!: Vec<Uuid>",
+                  coalesce(array_agg(s.repository_id ORDER BY s.id) FILTER (WHERE s.id IS NOT NULL), '{}')
+                      AS "stack_repositories!: Vec<String>",
+                  coalesce(array_agg(s.branch ORDER BY s.id) FILTER (WHERE s.id IS NOT NULL), '{}')
+                      AS "stack_branches!: Vec<String>"
+           FROM integrations i LEFT JOIN stacks s ON s.integration_id = i.id
+           WHERE i.slug = $1
+           GROUP BY i.id"#,
         slug
     )
     .fetch_optional(&services.pool)
@@ -105,12 +114,11 @@ async fn endpoint(services: &Services, slug: &str) -> Result<Arc<Endpoint>, Rece
         _ => None,
     };
     let provider = if row.provider == "bitbucket_cloud" { Provider::Cloud } else { Provider::DataCenter };
-    let stacks =
-        sqlx::query!("SELECT id, repository_id, branch FROM stacks WHERE integration_id = $1 ORDER BY id", row.id)
-            .fetch_all(&services.pool)
-            .await?;
     let routes = Routes::from_rows(
-        stacks.into_iter().map(|s| (s.repository_id, routing::StackRoute { id: s.id, branch: s.branch })),
+        row.stack_repositories
+            .into_iter()
+            .zip(row.stack_ids.into_iter().zip(row.stack_branches))
+            .map(|(repository, (id, branch))| (repository, routing::StackRoute { id, branch })),
     );
     let found = Arc::new(Endpoint { id: row.id, provider, secret, previous, routes });
     cache.put(slug, found.clone(), generation);

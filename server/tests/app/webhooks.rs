@@ -547,10 +547,32 @@ async fn deliveries_arriving_together_are_stored_together_each_exactly_once() {
     assert_eq!(ids.len(), stored.len());
 }
 
+/// An accepted, verified push as the writer takes it.
+fn verified_row(
+    integration: uuid::Uuid,
+    request_id: String,
+    body: &str,
+    routed: bitgate_core::webhooks::routing::Routed,
+) -> bitgate_core::webhooks::group_commit::Row {
+    bitgate_core::webhooks::group_commit::Row {
+        integration,
+        request_id: Some(request_id),
+        event_key: Some("repo:refs_changed".into()),
+        repository: None,
+        signature: "valid",
+        outcome: "accepted",
+        reason: None,
+        headers: "{}".into(),
+        body: Some(body.into()),
+        event: None,
+        routed,
+    }
+}
+
 // Multi-threaded: the stores arrive together, as concurrent requests do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_the_database_refuses_fails_alone_not_the_rows_stored_with_it() {
-    use bitgate_core::webhooks::group_commit::{Row, Writer};
+    use bitgate_core::webhooks::group_commit::Writer;
     let (w, simulator) = world_with_bitbucket().await;
     let (e, _) = endpoint(&w, &simulator.url).await;
     let integration: uuid::Uuid = e.id.parse().unwrap();
@@ -560,19 +582,7 @@ async fn a_row_the_database_refuses_fails_alone_not_the_rows_stored_with_it() {
     let stores = (0..64).map(|n| {
         let (writer, pool) = (writer.clone(), w.app.pool.clone());
         let body = if n == refused { r#"{"text":"\u0000"}"# } else { r#"{"ok":true}"# };
-        let row = Row {
-            integration,
-            request_id: Some(format!("row-{n}")),
-            event_key: Some("repo:refs_changed".into()),
-            repository: None,
-            signature: "valid",
-            outcome: "accepted",
-            reason: None,
-            headers: "{}".into(),
-            body: Some(body.into()),
-            event: None,
-            routed: Default::default(),
-        };
+        let row = verified_row(integration, format!("row-{n}"), body, Default::default());
         tokio::spawn(async move { (n, writer.store(&pool, row).await) })
     });
     for answer in futures::future::join_all(stores).await {
@@ -597,10 +607,7 @@ async fn the_latest_batch_that_triggers_a_stack_is_its_last_delivery() {
     // Concurrent deliveries are stored in batches, some changing the stack
     // and some not (two statements): a stack's last delivery is one of the
     // latest that triggered it, never one of an earlier batch.
-    use bitgate_core::webhooks::{
-        group_commit::{Row, Writer},
-        routing::Routed,
-    };
+    use bitgate_core::webhooks::{group_commit::Writer, routing::Routed};
     let (w, simulator) = world_with_bitbucket().await;
     let (e, stack) = endpoint(&w, &simulator.url).await;
     let (integration, stack): (uuid::Uuid, uuid::Uuid) = (e.id.parse().unwrap(), stack.parse().unwrap());
@@ -611,19 +618,7 @@ async fn the_latest_batch_that_triggers_a_stack_is_its_last_delivery() {
             // Every other delivery triggers the stack; the rest change nothing.
             let routed =
                 if n % 2 == 0 { Routed { stacks: vec![stack], branch_deleted: vec![] } } else { Routed::default() };
-            let row = Row {
-                integration,
-                request_id: Some(format!("round-{round}-{n}")),
-                event_key: Some("repo:refs_changed".into()),
-                repository: None,
-                signature: "valid",
-                outcome: "accepted",
-                reason: None,
-                headers: "{}".into(),
-                body: Some("{}".into()),
-                event: None,
-                routed,
-            };
+            let row = verified_row(integration, format!("round-{round}-{n}"), "{}", routed);
             tokio::spawn(async move { writer.store(&pool, row).await })
         });
         for stored in futures::future::join_all(stores).await {
