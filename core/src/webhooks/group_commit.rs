@@ -132,9 +132,9 @@ fn clone_error(error: &sqlx::Error) -> sqlx::Error {
 }
 
 /// One statement for the whole batch, routing included: it stores the rows
-/// and applies what they do to stacks, if anything (the last triggering delivery, the
-/// deleted-branch flag; the batch's latest wins), for the rows it stored
-/// only. Returns the ids it stored (the rest were duplicates of a stored
+/// and, when some change stacks, applies what they do to them (the last
+/// triggering delivery, the deleted-branch flag; the batch's latest wins),
+/// for the rows it stored only. Returns the ids it stored (the rest were duplicates of a stored
 /// verified delivery, or of an earlier row of the batch).
 async fn insert(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>, sqlx::Error> {
     let column = |f: fn(&Row) -> Option<&str>| rows.iter().map(|(_, row)| f(row)).collect::<Vec<_>>();
