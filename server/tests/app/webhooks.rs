@@ -509,42 +509,48 @@ async fn every_process_routes_by_the_stacks_as_they_are_now() {
 async fn deliveries_arriving_together_are_stored_together_each_exactly_once() {
     // Concurrent deliveries share group commits: each distinct one is
     // stored once with its own id, and retries racing their original in
-    // the same batch are duplicates, not second copies.
+    // the same batch are duplicates, not second copies. Both statements
+    // that store a batch are checked: pushes to a branch no stack tracks
+    // (the plain insert), then to the stack's branch (the routing one).
     let (w, simulator) = world_with_bitbucket().await;
     let (e, _) = endpoint(&w, &simulator.url).await;
-    let body = push();
-    let sends = (0..120).map(|n| {
-        let (url, secret, body) = (e.url.clone(), e.secret.clone(), body.clone());
-        // Every third request id is sent three times at once.
-        let request_id = if n % 3 == 0 { format!("same-{}", n / 9) } else { format!("own-{n}") };
-        tokio::spawn(async move {
-            (request_id.clone(), post(&url, "repo:refs_changed", &body, Some(&secret), &request_id).await)
-        })
-    });
-    let answers = futures::future::join_all(sends).await;
-    let mut stored = std::collections::HashMap::<String, Vec<(u16, Value)>>::new();
-    for answer in answers {
-        let (request_id, (status, answer)) = answer.unwrap();
-        stored.entry(request_id).or_default().push((status, answer));
-    }
-    let mut ids = std::collections::HashSet::new();
-    for (request_id, answers) in &stored {
-        let accepted: Vec<_> = answers.iter().filter(|(status, _)| *status == 202).collect();
-        assert_eq!(accepted.len(), 1, "{request_id}: {answers:?}");
-        assert!(ids.insert(accepted[0].1["delivery"].as_str().unwrap().to_owned()), "one id per delivery");
-        for (status, answer) in answers.iter().filter(|(status, _)| *status != 202) {
-            assert_eq!((*status, answer["outcome"].as_str()), (200, Some("duplicate")), "{request_id}");
+    let mut distinct = 0;
+    for branch in ["develop", "main"] {
+        let body = serde_json::to_vec(&sender::datacenter_push(branch, "UPDATE")).unwrap();
+        let sends = (0..120).map(|n| {
+            let (url, secret, body) = (e.url.clone(), e.secret.clone(), body.clone());
+            // Every third request id is sent three times at once.
+            let request_id = if n % 3 == 0 { format!("{branch}-same-{}", n / 9) } else { format!("{branch}-own-{n}") };
+            tokio::spawn(async move {
+                (request_id.clone(), post(&url, "repo:refs_changed", &body, Some(&secret), &request_id).await)
+            })
+        });
+        let answers = futures::future::join_all(sends).await;
+        let mut stored = std::collections::HashMap::<String, Vec<(u16, Value)>>::new();
+        for answer in answers {
+            let (request_id, (status, answer)) = answer.unwrap();
+            stored.entry(request_id).or_default().push((status, answer));
         }
+        let mut ids = std::collections::HashSet::new();
+        for (request_id, answers) in &stored {
+            let accepted: Vec<_> = answers.iter().filter(|(status, _)| *status == 202).collect();
+            assert_eq!(accepted.len(), 1, "{request_id}: {answers:?}");
+            assert!(ids.insert(accepted[0].1["delivery"].as_str().unwrap().to_owned()), "one id per delivery");
+            for (status, answer) in answers.iter().filter(|(status, _)| *status != 202) {
+                assert_eq!((*status, answer["outcome"].as_str()), (200, Some("duplicate")), "{request_id}");
+            }
+        }
+        distinct += stored.len();
+        let accepted: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM webhook_deliveries WHERE integration_id = $1::uuid AND outcome = 'accepted'",
+        )
+        .bind(&e.id)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+        assert_eq!(accepted as usize, distinct, "{branch}");
+        assert_eq!(ids.len(), stored.len());
     }
-    let accepted: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM webhook_deliveries WHERE integration_id = $1::uuid AND outcome = 'accepted'",
-    )
-    .bind(&e.id)
-    .fetch_one(&w.app.pool)
-    .await
-    .unwrap();
-    assert_eq!(accepted as usize, stored.len());
-    assert_eq!(ids.len(), stored.len());
 }
 
 /// An accepted, verified push as the writer takes it.
