@@ -68,9 +68,24 @@ pub async fn store(
         refresh.as_ref().map(|r| r.key_id.clone()),
         refresh.as_ref().map(|r| r.ciphertext.clone()),
         tokens.expires_at,
-        &tokens.scopes,
+        tokens.scopes.as_deref().unwrap_or_default(),
         authorized_by,
         authorized_by_label,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Records who the stored tokens act as, when a test found it changed:
+/// client-credentials integrations connected before May 2026 named the
+/// consumer's owner, and act as its app user since.
+pub async fn set_account(db: impl PgExecutor<'_>, id: IntegrationId, authorized_by: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"UPDATE cloud_credentials SET authorized_by = $2
+           WHERE integration_id = $1 AND access_token IS NOT NULL AND authorized_by IS DISTINCT FROM $2"#,
+        id,
+        authorized_by
     )
     .execute(db)
     .await?;
@@ -255,7 +270,7 @@ async fn rotate(
         r#"UPDATE cloud_credentials SET
              access_token_key = $2, access_token = $3,
              refresh_token_key = coalesce($4, refresh_token_key), refresh_token = coalesce($5, refresh_token),
-             token_expires_at = $6, token_obtained_at = now(), scopes = $7
+             token_expires_at = $6, token_obtained_at = now(), scopes = coalesce($7, scopes)
            WHERE integration_id = $1"#,
         id,
         access.key_id,
@@ -263,7 +278,8 @@ async fn rotate(
         refresh.as_ref().map(|r| r.key_id.clone()),
         refresh.as_ref().map(|r| r.ciphertext.clone()),
         tokens.expires_at,
-        &tokens.scopes,
+        // An answer that names no scopes keeps the ones granted before.
+        tokens.scopes.as_deref(),
     )
     .execute(&mut *tx)
     .await?;

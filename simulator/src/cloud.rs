@@ -5,6 +5,15 @@
 //! workspaces, repositories with Cloud's paging), with the shapes and error
 //! bodies of Atlassian's documentation and ../shared/bitbucket-fixtures.
 //! Both hosts are served on the simulator's one address.
+//!
+//! It answers as Bitbucket Cloud does since the changes Atlassian enforced
+//! on 4 May 2026 ("OAuth 2.0 and API authentication changes for Bitbucket
+//! Cloud"): token answers name the granted scopes `scope` (OAuth's field;
+//! [`Instance::scope_field`] brings back the old `scopes`), client
+//! credentials get no refresh token and act as the consumer's **app user**,
+//! which reaches only the workspace that owns the consumer, refresh tokens
+//! rotate on every use, and an access token is accepted only in
+//! `Authorization: Bearer`, never in the query string.
 
 use std::{
     collections::HashMap,
@@ -13,8 +22,9 @@ use std::{
 };
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, Query, Request, State},
     http::{header, HeaderMap, StatusCode},
+    middleware::{self, Next},
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
     Form, Json, Router,
@@ -36,8 +46,20 @@ pub struct Consumer {
     pub private: bool,
     /// What the consumer was given, such as `account repository`.
     pub scopes: Vec<String>,
-    /// The user a client-credentials token acts as (the consumer's owner).
-    pub owner: String,
+    /// The workspace that owns the consumer: the only one its client
+    /// credentials reach.
+    pub workspace: String,
+    /// The app user its client-credentials tokens act as.
+    pub app_user: AppUser,
+}
+
+/// The account Bitbucket gives a consumer for its client-credentials
+/// tokens: not a person, so it has no `username` or `nickname`.
+#[derive(Debug, Clone)]
+pub struct AppUser {
+    pub display_name: String,
+    pub uuid: String,
+    pub account_id: String,
 }
 
 #[derive(Debug, Clone)]
@@ -75,12 +97,32 @@ struct Code {
     used: bool,
 }
 
+/// Who a token acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Actor {
+    /// The person who approved (authorization code, and its refreshes).
+    User(String),
+    /// The consumer's app user (client credentials).
+    App,
+}
+
 /// What a token stands for.
 #[derive(Debug, Clone)]
 struct Grant {
     consumer: String,
-    user: String,
+    actor: Actor,
     scopes: Vec<String>,
+}
+
+/// The name under which token answers list the granted scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeField {
+    /// `scope`, OAuth's standard name: Bitbucket since May 2026.
+    Scope,
+    /// `scopes`: Bitbucket before May 2026, and proxies that still rewrite to it.
+    Scopes,
+    /// Neither: a broken server or proxy.
+    Missing,
 }
 
 /// Everything the simulated Cloud knows; tests change it while it runs.
@@ -94,6 +136,8 @@ pub struct Instance {
     pub repositories: Vec<Repository>,
     /// Seconds an access token lives (7200 on Bitbucket; tests shorten it).
     pub expires_in: u64,
+    /// How token answers name the granted scopes.
+    pub scope_field: ScopeField,
     codes: HashMap<String, Code>,
     access_tokens: HashMap<String, (Grant, Instant)>,
     /// Refresh tokens, and whether they were spent (Bitbucket rotates them).
@@ -106,13 +150,26 @@ pub const DEMO_KEY: &str = "demo-consumer-key";
 pub const DEMO_SECRET: &str = "demo-consumer-secret-0000000000";
 pub const DEMO_WORKSPACE: &str = "acme";
 pub const DEMO_USER: &str = "ada";
+/// Ada's personal workspace, which the demo consumer's app user cannot reach.
+pub const DEMO_PERSONAL_WORKSPACE: &str = "ada";
+/// The display name of the demo consumer's app user.
+pub const DEMO_APP_USER: &str = "Bitgate";
 
 impl Instance {
-    /// One workspace with 40 repositories (more than one page), its owner,
-    /// and the demo consumer whose callback is `callback_url`.
+    /// One workspace with 40 repositories (more than one page), its owner
+    /// with a personal workspace of two repositories, and the demo consumer
+    /// of the first workspace, whose callback is `callback_url`.
     pub fn sample(callback_url: &str) -> Self {
         let workspace = Workspace { slug: DEMO_WORKSPACE.into(), name: "Acme".into(), uuid: braced(1) };
-        let repositories = (1..=40)
+        let personal = Workspace { slug: DEMO_PERSONAL_WORKSPACE.into(), name: "Ada Lovelace".into(), uuid: braced(2) };
+        let personal_repositories = [(2001, "notes"), (2002, "dotfiles")].map(|(n, slug)| Repository {
+            uuid: braced(n),
+            workspace: DEMO_PERSONAL_WORKSPACE.into(),
+            slug: slug.into(),
+            name: slug.into(),
+            project_key: "PERS".into(),
+        });
+        let mut repositories: Vec<Repository> = (1..=40)
             .map(|n| {
                 let slug = if n == 1 { "website".to_owned() } else { format!("service-{n:02}") };
                 Repository {
@@ -124,6 +181,7 @@ impl Instance {
                 }
             })
             .collect();
+        repositories.extend(personal_repositories);
         Self {
             consumers: vec![Consumer {
                 key: DEMO_KEY.into(),
@@ -132,7 +190,12 @@ impl Instance {
                 callback_url: Some(callback_url.into()),
                 private: true,
                 scopes: ["account", "repository", "pullrequest", "webhook", "project"].map(String::from).to_vec(),
-                owner: DEMO_USER.into(),
+                workspace: DEMO_WORKSPACE.into(),
+                app_user: AppUser {
+                    display_name: DEMO_APP_USER.into(),
+                    uuid: braced(8),
+                    account_id: "712020:5b1d2e4f-0a6c-4e8b-9d7f-3c2b1a0e9f88".into(),
+                },
             }],
             users: vec![User {
                 username: DEMO_USER.into(),
@@ -141,9 +204,10 @@ impl Instance {
                 account_id: "557058:0f1c8a3e-7b7e-4f3f-9a1c-2b3c4d5e6f70".into(),
             }],
             signed_in: DEMO_USER.into(),
-            workspaces: vec![workspace],
+            workspaces: vec![workspace, personal],
             repositories,
             expires_in: 7200,
+            scope_field: ScopeField::Scope,
             codes: HashMap::new(),
             access_tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),
@@ -326,9 +390,13 @@ fn issue(instance: &mut Instance, grant: Grant, with_refresh: bool, kind: &str) 
     let expires = Instant::now() + Duration::from_secs(instance.expires_in);
     instance.access_tokens.insert(access.clone(), (grant.clone(), expires));
     let mut body = json!({
-        "access_token": access, "scopes": grant.scopes.join(" "), "expires_in": instance.expires_in,
-        "token_type": "bearer", "state": kind,
+        "access_token": access, "expires_in": instance.expires_in, "token_type": "bearer", "state": kind,
     });
+    match instance.scope_field {
+        ScopeField::Scope => body["scope"] = json!(grant.scopes.join(" ")),
+        ScopeField::Scopes => body["scopes"] = json!(grant.scopes.join(" ")),
+        ScopeField::Missing => {}
+    }
     if with_refresh {
         let refresh = instance.next_secret("cloud-refresh-");
         instance.refresh_tokens.insert(refresh.clone(), (grant, false));
@@ -383,8 +451,11 @@ async fn token(State(state): State<Shared>, headers: HeaderMap, Form(request): F
                         );
                     }
                 }
-                let grant =
-                    Grant { consumer: consumer.key.clone(), user: found.user.clone(), scopes: consumer.scopes.clone() };
+                let grant = Grant {
+                    consumer: consumer.key.clone(),
+                    actor: Actor::User(found.user.clone()),
+                    scopes: consumer.scopes.clone(),
+                };
                 Json(issue(instance, grant, true, "authorization_code")).into_response()
             }
             Some("refresh_token") => {
@@ -409,11 +480,9 @@ async fn token(State(state): State<Shared>, headers: HeaderMap, Form(request): F
                         "Client credentials are only allowed for private consumers.",
                     );
                 }
-                let grant = Grant {
-                    consumer: consumer.key.clone(),
-                    user: consumer.owner.clone(),
-                    scopes: consumer.scopes.clone(),
-                };
+                // Since May 2026: no refresh token, and the consumer's app user.
+                let grant =
+                    Grant { consumer: consumer.key.clone(), actor: Actor::App, scopes: consumer.scopes.clone() };
                 Json(issue(instance, grant, false, "client_credentials")).into_response()
             }
             _ => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Unsupported grant type"),
@@ -421,26 +490,71 @@ async fn token(State(state): State<Shared>, headers: HeaderMap, Form(request): F
     })
 }
 
-/// The user a Bearer token stands for; Cloud's 401 otherwise.
-fn bearer(instance: &Instance, headers: &HeaderMap) -> Result<User, Response> {
+/// Who a Bearer token acts as.
+#[derive(Debug, Clone)]
+enum Principal {
+    User(User),
+    /// A consumer's app user, and the workspace that owns the consumer.
+    App(AppUser, String),
+}
+
+impl Principal {
+    /// Whether it reaches the workspace's data: a person reaches every
+    /// workspace here (membership is not simulated); an app user only its
+    /// consumer's.
+    fn reaches(&self, workspace: &str) -> bool {
+        match self {
+            Principal::User(_) => true,
+            Principal::App(_, own) => own == workspace,
+        }
+    }
+}
+
+/// The principal a Bearer token stands for; Cloud's 401 otherwise.
+fn bearer(instance: &Instance, headers: &HeaderMap) -> Result<Principal, Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
+    let invalid = || api_error(StatusCode::UNAUTHORIZED, "Invalid access token");
     match instance.access_tokens.get(token.trim()) {
         Some((_, expires)) if *expires <= Instant::now() => Err(api_error(
             StatusCode::UNAUTHORIZED,
             "Access token expired. Use your refresh token to obtain a new access token.",
         )),
-        Some((grant, _)) => instance
-            .users
-            .iter()
-            .find(|u| u.username == grant.user)
-            .cloned()
-            .ok_or_else(|| api_error(StatusCode::UNAUTHORIZED, "Invalid access token")),
+        Some((grant, _)) => match &grant.actor {
+            Actor::User(username) => instance
+                .users
+                .iter()
+                .find(|u| u.username == *username)
+                .cloned()
+                .map(Principal::User)
+                .ok_or_else(invalid),
+            Actor::App => instance
+                .consumer(&grant.consumer)
+                .map(|c| Principal::App(c.app_user.clone(), c.workspace.clone()))
+                .ok_or_else(invalid),
+        },
         None => Err(api_error(StatusCode::UNAUTHORIZED, "Token is invalid or not supported for this endpoint.")),
     }
+}
+
+/// Since May 2026 an access token is accepted only in the Authorization
+/// header: a request that carries one in its query string is refused,
+/// whatever else it carries.
+async fn no_token_in_query(request: Request, next: Next) -> Response {
+    let in_query = request
+        .uri()
+        .query()
+        .is_some_and(|query| url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "access_token"));
+    if in_query {
+        return api_error(
+            StatusCode::UNAUTHORIZED,
+            "Access tokens are accepted only in the Authorization header (Bearer), not in the query string.",
+        );
+    }
+    next.run(request).await
 }
 
 fn user_json(user: &User) -> Value {
@@ -449,6 +563,22 @@ fn user_json(user: &User) -> Value {
         "account_id": user.account_id,
         "links": {"html": {"href": format!("https://bitbucket.org/{}/", user.username)}}
     })
+}
+
+fn app_user_json(app_user: &AppUser) -> Value {
+    json!({
+        "type": "app_user", "display_name": app_user.display_name, "uuid": app_user.uuid,
+        "account_id": app_user.account_id, "account_status": "active", "kind": "oauth_consumer",
+        "created_on": "2026-05-04T00:00:00.000000+00:00",
+        "links": {"avatar": {"href": "https://bitbucket.org/account/avatar/app-user.png"}}
+    })
+}
+
+fn principal_json(principal: &Principal) -> Value {
+    match principal {
+        Principal::User(user) => user_json(user),
+        Principal::App(app_user, _) => app_user_json(app_user),
+    }
 }
 
 fn workspace_json(workspace: &Workspace) -> Value {
@@ -508,19 +638,21 @@ fn name_filter(q: &Option<String>) -> String {
 async fn current_user(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let instance = with(&state, |i| i.clone());
     match bearer(&instance, &headers) {
-        Ok(user) => Json(user_json(&user)).into_response(),
+        Ok(principal) => Json(principal_json(&principal)).into_response(),
         Err(refused) => refused,
     }
 }
 
 async fn user_workspaces(State(state): State<Shared>, headers: HeaderMap, Query(query): Query<PageQuery>) -> Response {
     let instance = with(&state, |i| i.clone());
-    if let Err(refused) = bearer(&instance, &headers) {
-        return refused;
-    }
+    let principal = match bearer(&instance, &headers) {
+        Ok(principal) => principal,
+        Err(refused) => return refused,
+    };
     let values = instance
         .workspaces
         .iter()
+        .filter(|w| principal.reaches(&w.slug))
         .map(|w| json!({"type": "workspace_membership", "permission": "owner", "workspace": workspace_json(w)}))
         .collect();
     Json(paged(values, &query, "/2.0/user/workspaces", &headers)).into_response()
@@ -528,10 +660,11 @@ async fn user_workspaces(State(state): State<Shared>, headers: HeaderMap, Query(
 
 async fn workspace(State(state): State<Shared>, headers: HeaderMap, Path(slug): Path<String>) -> Response {
     let instance = with(&state, |i| i.clone());
-    if let Err(refused) = bearer(&instance, &headers) {
-        return refused;
-    }
-    match instance.workspaces.iter().find(|w| w.slug == slug) {
+    let principal = match bearer(&instance, &headers) {
+        Ok(principal) => principal,
+        Err(refused) => return refused,
+    };
+    match instance.workspaces.iter().find(|w| w.slug == slug && principal.reaches(&w.slug)) {
         Some(found) => Json(workspace_json(found)).into_response(),
         None => api_error(StatusCode::NOT_FOUND, &format!("No workspace with identifier '{slug}'.")),
     }
@@ -544,10 +677,11 @@ async fn repositories(
     Query(query): Query<PageQuery>,
 ) -> Response {
     let instance = with(&state, |i| i.clone());
-    if let Err(refused) = bearer(&instance, &headers) {
-        return refused;
-    }
-    if !instance.workspaces.iter().any(|w| w.slug == slug) {
+    let principal = match bearer(&instance, &headers) {
+        Ok(principal) => principal,
+        Err(refused) => return refused,
+    };
+    if !instance.workspaces.iter().any(|w| w.slug == slug && principal.reaches(&w.slug)) {
         return api_error(StatusCode::NOT_FOUND, &format!("No workspace with identifier '{slug}'."));
     }
     let name = name_filter(&query.q);
@@ -566,23 +700,27 @@ async fn repository(
     Path((slug, repo)): Path<(String, String)>,
 ) -> Response {
     let instance = with(&state, |i| i.clone());
-    if let Err(refused) = bearer(&instance, &headers) {
-        return refused;
-    }
-    match instance.repositories.iter().find(|r| r.workspace == slug && r.slug == repo) {
+    let principal = match bearer(&instance, &headers) {
+        Ok(principal) => principal,
+        Err(refused) => return refused,
+    };
+    match instance.repositories.iter().find(|r| r.workspace == slug && r.slug == repo && principal.reaches(&slug)) {
         Some(found) => Json(repository_json(found)).into_response(),
         None => api_error(StatusCode::NOT_FOUND, &format!("Repository {slug}/{repo} not found")),
     }
 }
 
 pub fn router(state: Shared) -> Router {
-    Router::new()
-        .route("/site/oauth2/authorize", get(authorize_page).post(decide))
-        .route("/site/oauth2/access_token", post(token))
+    let rest = Router::new()
         .route("/2.0/user", get(current_user))
         .route("/2.0/user/workspaces", get(user_workspaces))
         .route("/2.0/workspaces/{workspace}", get(workspace))
         .route("/2.0/repositories/{workspace}", get(repositories))
         .route("/2.0/repositories/{workspace}/{repo}", get(repository))
+        .route_layer(middleware::from_fn(no_token_in_query));
+    Router::new()
+        .route("/site/oauth2/authorize", get(authorize_page).post(decide))
+        .route("/site/oauth2/access_token", post(token))
+        .merge(rest)
         .with_state(state)
 }

@@ -4,7 +4,9 @@
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use bitbucket_simulator::{
-    cloud::{Consumer, DEMO_KEY, DEMO_SECRET, DEMO_USER, DEMO_WORKSPACE},
+    cloud::{
+        Consumer, ScopeField, DEMO_APP_USER, DEMO_KEY, DEMO_PERSONAL_WORKSPACE, DEMO_SECRET, DEMO_USER, DEMO_WORKSPACE,
+    },
     DataCenter, Simulator, Transport,
 };
 use reqwest::{redirect::Policy, Client, StatusCode};
@@ -83,7 +85,7 @@ async fn the_authorization_code_grant_checks_pkce_and_spends_each_code_once() {
             .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!((body["expires_in"].as_u64(), body["token_type"].as_str()), (Some(7200), Some("bearer")));
-    assert!(body["scopes"].as_str().unwrap().contains("repository"));
+    assert!(body["scope"].as_str().unwrap().contains("repository"));
     assert!(body["refresh_token"].is_string());
     let (status, user) = get(&sim, "/2.0/user", body["access_token"].as_str().unwrap()).await;
     assert_eq!((status.as_u16(), user["username"].as_str()), (200, Some(DEMO_USER)));
@@ -146,7 +148,7 @@ async fn client_credentials_are_for_private_consumers_and_a_callback_is_required
     assert_eq!(status, 200, "{body}");
     assert!(body.get("refresh_token").is_none(), "no refresh token for client credentials");
     let (status, user) = get(&sim, "/2.0/user", body["access_token"].as_str().unwrap()).await;
-    assert_eq!((status.as_u16(), user["username"].as_str()), (200, Some(DEMO_USER)), "the consumer's owner");
+    assert_eq!((status.as_u16(), user["type"].as_str()), (200, Some("app_user")), "the consumer's app user");
 
     sim.configure_cloud(|cloud| {
         cloud.consumers[0].private = false;
@@ -210,4 +212,80 @@ async fn the_rest_api_pages_workspaces_and_repositories_like_cloud() {
     assert_eq!(status, 404);
     let (status, _) = get(&sim, "/2.0/user", "not-a-token").await;
     assert_eq!(status, 401);
+}
+
+/// Pins what Bitbucket Cloud answers since Atlassian's "OAuth 2.0 and API
+/// authentication changes for Bitbucket Cloud", enforced from 4 May 2026,
+/// so that the simulator cannot drift back to the answers before it.
+#[tokio::test]
+async fn answers_as_bitbucket_cloud_does_since_may_2026() {
+    let sim = simulator().await;
+
+    // Token answers name the granted scopes `scope`, OAuth's field.
+    let (status, credentials) = token(&sim, DEMO_SECRET, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(status, 200, "{credentials}");
+    assert_eq!(credentials["scope"], "account repository pullrequest webhook project");
+    assert!(credentials.get("scopes").is_none(), "the old name is gone: {credentials}");
+    assert_eq!((credentials["token_type"].as_str(), credentials["expires_in"].as_u64()), (Some("bearer"), Some(7200)));
+    // Client credentials: no refresh token, and the consumer's app user, not a person.
+    assert!(credentials.get("refresh_token").is_none(), "{credentials}");
+    let app_token = credentials["access_token"].as_str().unwrap();
+    let (status, app_user) = get(&sim, "/2.0/user", app_token).await;
+    assert_eq!(status, 200);
+    assert_eq!(app_user["type"], "app_user");
+    assert_eq!(app_user["display_name"], DEMO_APP_USER);
+    assert!(app_user["uuid"].as_str().unwrap().starts_with('{') && app_user["account_id"].is_string(), "{app_user}");
+    assert!(app_user.get("username").is_none() && app_user.get("nickname").is_none(), "not a person: {app_user}");
+
+    // It reaches only the workspace that owns the consumer.
+    let (status, _) = get(&sim, &format!("/2.0/workspaces/{DEMO_WORKSPACE}"), app_token).await;
+    assert_eq!(status, 200);
+    let (status, personal) = get(&sim, &format!("/2.0/workspaces/{DEMO_PERSONAL_WORKSPACE}"), app_token).await;
+    assert_eq!((status.as_u16(), personal["type"].as_str()), (404, Some("error")), "{personal}");
+    let (status, _) = get(&sim, &format!("/2.0/repositories/{DEMO_PERSONAL_WORKSPACE}"), app_token).await;
+    assert_eq!(status, 404);
+    let (status, _) = get(&sim, &format!("/2.0/repositories/{DEMO_PERSONAL_WORKSPACE}/notes"), app_token).await;
+    assert_eq!(status, 404);
+    let (_, memberships) = get(&sim, "/2.0/user/workspaces", app_token).await;
+    let slugs: Vec<&str> =
+        memberships["values"].as_array().unwrap().iter().map(|m| m["workspace"]["slug"].as_str().unwrap()).collect();
+    assert_eq!(slugs, [DEMO_WORKSPACE]);
+
+    // An approval: `scope` too, a refresh token, and the person who approved,
+    // who sees their own workspace.
+    let code = param(&decide(&sim, "grant", None).await, "code").unwrap();
+    let (status, approved) = token(&sim, DEMO_SECRET, &[("grant_type", "authorization_code"), ("code", &code)]).await;
+    assert_eq!(status, 200, "{approved}");
+    assert!(approved["scope"].is_string() && approved.get("scopes").is_none(), "{approved}");
+    assert!(approved["refresh_token"].is_string());
+    let person_token = approved["access_token"].as_str().unwrap();
+    let (_, person) = get(&sim, "/2.0/user", person_token).await;
+    assert_eq!((person["type"].as_str(), person["username"].as_str()), (Some("user"), Some(DEMO_USER)));
+    let (status, _) = get(&sim, &format!("/2.0/workspaces/{DEMO_PERSONAL_WORKSPACE}"), person_token).await;
+    assert_eq!(status, 200);
+
+    // Access tokens only in `Authorization: Bearer`: one in the query string
+    // is refused, with or without the header.
+    for path in ["/2.0/user", "/2.0/workspaces/acme", "/2.0/repositories/acme"] {
+        let in_query = client().get(format!("{}{path}?access_token={person_token}", sim.url)).send().await.unwrap();
+        assert_eq!(in_query.status(), 401, "{path}");
+        let body: Value = in_query.json().await.unwrap();
+        assert!(body["error"]["message"].as_str().unwrap().contains("Authorization header"), "{body}");
+        let both = client()
+            .get(format!("{}{path}?access_token={person_token}", sim.url))
+            .bearer_auth(person_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(both.status(), 401, "{path}: refused even beside the header");
+    }
+
+    // A switch brings back the old field, or leaves both out, for the tests
+    // of servers and proxies that answer so.
+    sim.configure_cloud(|cloud| cloud.scope_field = ScopeField::Scopes);
+    let (_, legacy) = token(&sim, DEMO_SECRET, &[("grant_type", "client_credentials")]).await;
+    assert!(legacy["scopes"].is_string() && legacy.get("scope").is_none(), "{legacy}");
+    sim.configure_cloud(|cloud| cloud.scope_field = ScopeField::Missing);
+    let (_, neither) = token(&sim, DEMO_SECRET, &[("grant_type", "client_credentials")]).await;
+    assert!(neither.get("scopes").is_none() && neither.get("scope").is_none(), "{neither}");
 }

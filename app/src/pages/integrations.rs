@@ -204,7 +204,7 @@ fn IntegrationForm() -> impl IntoView {
     let check_labels: &[&str] = if is_cloud {
         &[
             "Bitbucket accepts the consumer's key and secret",
-            "Client credentials: a token is granted, and its scopes, account and workspace are checked",
+            "Client credentials: a token is granted, and its scopes, app user and workspace are checked",
         ]
     } else {
         &[
@@ -306,7 +306,7 @@ fn IntegrationForm() -> impl IntoView {
             </label>
             <label class="choice">
                 <input type="radio" name="mode" value="client_credentials" checked=mode == "client_credentials" />
-                " Client credentials: a private consumer asks for its own tokens, acting as the consumer's owner"
+                " Client credentials: a private consumer asks for its own tokens; Bitgate acts as the consumer's app user (not a person), which reaches only the workspace that owns the consumer"
             </label>
         </fieldset>
     }

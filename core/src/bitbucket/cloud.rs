@@ -82,7 +82,9 @@ pub struct Tokens {
     /// Authorization-code grants only.
     pub refresh: Option<String>,
     pub expires_at: OffsetDateTime,
-    pub scopes: Vec<String>,
+    /// The scopes Bitbucket says it granted; `None` when its answer named
+    /// none (neither `scope` nor `scopes`), which is not "no scope".
+    pub scopes: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -96,7 +98,9 @@ impl std::fmt::Debug for Tokens {
     }
 }
 
-/// Bitbucket names the granted scopes `scopes`, not OAuth's `scope`.
+/// Bitbucket named the granted scopes `scopes` until May 2026, and OAuth's
+/// standard `scope` since; the standard field is the token answer's own,
+/// the old one is read here for servers and proxies that still send it.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct BitbucketFields {
     #[serde(default)]
@@ -276,12 +280,21 @@ fn unreachable(url: &Url, error: &reqwest::Error, config: &Config) -> String {
 
 fn tokens_of(answer: TokenAnswer) -> Tokens {
     let lifetime = answer.expires_in().unwrap_or(std::time::Duration::from_secs(3600));
-    let scopes = answer.extra_fields().scopes.clone().unwrap_or_default();
     Tokens {
         access: answer.access_token().secret().clone(),
         refresh: answer.refresh_token().map(|r| r.secret().clone()),
         expires_at: OffsetDateTime::now_utc() + lifetime,
-        scopes: scopes.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        scopes: granted_scopes(&answer),
+    }
+}
+
+/// The granted scopes a token answer names: OAuth's `scope` (Bitbucket
+/// since May 2026), else the old `scopes`; `None` when it names neither.
+fn granted_scopes(answer: &TokenAnswer) -> Option<Vec<String>> {
+    let split = |list: &str| list.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+    match answer.scopes() {
+        Some(standard) => Some(standard.iter().flat_map(|scope| split(scope)).collect()),
+        None => answer.extra_fields().scopes.as_deref().map(split),
     }
 }
 
@@ -399,20 +412,70 @@ pub async fn check_new(
     }
 }
 
-/// The account a token acts as.
+/// Who a token acts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    /// A person: whoever approved an authorization-code grant.
+    Person,
+    /// The consumer's app user: what client-credentials tokens act as
+    /// since May 2026. Not a person; it reaches only the workspace that
+    /// owns the consumer.
+    AppUser,
+}
+
+/// The account a token acts as, from `/2.0/user`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
+    pub kind: AccountKind,
+    /// A person's username; empty for an app user, which has none.
     pub username: String,
     pub display_name: String,
+    /// Atlassian's account id, which every kind of account has.
+    pub account_id: String,
 }
 
 impl Account {
-    /// `Ada Lovelace (ada)`.
+    /// What `/2.0/user` answered: `type` `app_user` is the consumer's app
+    /// user, anything else a person.
+    pub fn from_user(body: &Value) -> Self {
+        let text = |field: &str| body[field].as_str().unwrap_or_default().to_owned();
+        let kind = if body["type"] == "app_user" { AccountKind::AppUser } else { AccountKind::Person };
+        let username = match kind {
+            AccountKind::Person => {
+                body["username"].as_str().or(body["nickname"].as_str()).unwrap_or_default().to_owned()
+            }
+            AccountKind::AppUser => String::new(),
+        };
+        Account { kind, username, display_name: text("display_name"), account_id: text("account_id") }
+    }
+
+    /// `Ada Lovelace (ada)`, or `Bitgate (the consumer's app user)`.
     pub fn label(&self) -> String {
-        if self.display_name.is_empty() || self.display_name == self.username {
-            self.username.clone()
+        match self.kind {
+            AccountKind::AppUser if self.display_name.is_empty() => "the consumer's app user".to_owned(),
+            AccountKind::AppUser => format!("{} (the consumer's app user)", self.display_name),
+            AccountKind::Person if self.display_name.is_empty() || self.display_name == self.username => {
+                self.username.clone()
+            }
+            AccountKind::Person => format!("{} ({})", self.display_name, self.username),
+        }
+    }
+
+    /// How a sentence names it: `ada`, or `The consumer's app user`.
+    fn subject(&self) -> String {
+        match self.kind {
+            AccountKind::Person if !self.username.is_empty() => self.username.clone(),
+            AccountKind::Person => self.label(),
+            AccountKind::AppUser => "The consumer's app user".to_owned(),
+        }
+    }
+
+    /// What identifies it in the audit log: the username, or the account id.
+    pub fn handle(&self) -> &str {
+        if self.username.is_empty() {
+            &self.account_id
         } else {
-            format!("{} ({})", self.display_name, self.username)
+            &self.username
         }
     }
 }
@@ -457,10 +520,18 @@ pub async fn check_tokens(
 ) -> (Report, Option<Account>) {
     let mut report = Report { checks: vec![ok("consumer", "Bitbucket accepted the consumer.")], version: None };
     report.checks.push(ok("token", "Bitbucket gave Bitgate an access token."));
+    let Some(scopes) = &tokens.scopes else {
+        report.checks.push(failed(
+            "scopes",
+            "Bitbucket's token answer did not say which scopes it granted (it names them \u{201c}scope\u{201d}, and \u{201c}scopes\u{201d} before May 2026; this answer had neither), so Bitgate cannot confirm the consumer has Account: Read and Repositories: Read. Bitbucket itself always says: if a proxy stands between Bitgate and Bitbucket, make it pass token answers unchanged, then test again.",
+        ));
+        not_run(&mut report, "scopes");
+        return (report, None);
+    };
     let missing: Vec<&str> =
-        REQUIRED_SCOPES.iter().copied().filter(|needed| !tokens.scopes.iter().any(|s| s == needed)).collect();
+        REQUIRED_SCOPES.iter().copied().filter(|needed| !scopes.iter().any(|s| s == needed)).collect();
     if missing.is_empty() {
-        report.checks.push(ok("scopes", format!("Granted: {}.", tokens.scopes.join(", "))));
+        report.checks.push(ok("scopes", format!("Granted: {}.", scopes.join(", "))));
     } else {
         report.checks.push(failed(
             "scopes",
@@ -468,7 +539,7 @@ pub async fn check_tokens(
                 "The consumer lacks {}: edit it in Bitbucket, tick {}, and connect again. Granted: {}.",
                 missing.join(" and "),
                 PERMISSIONS.join(", "),
-                if tokens.scopes.is_empty() { "nothing".to_owned() } else { tokens.scopes.join(", ") }
+                if scopes.is_empty() { "nothing".to_owned() } else { scopes.join(", ") }
             ),
         ));
         not_run(&mut report, "scopes");
@@ -476,10 +547,7 @@ pub async fn check_tokens(
     }
 
     let account = match get_json(http, config, &endpoints.api, &endpoints.api_path("/2.0/user"), &tokens.access).await {
-        Ok((StatusCode::OK, body)) => {
-            let username = body["username"].as_str().or(body["nickname"].as_str()).unwrap_or_default().to_owned();
-            Account { username, display_name: body["display_name"].as_str().unwrap_or_default().to_owned() }
-        }
+        Ok((StatusCode::OK, body)) => Account::from_user(&body),
         Ok((status, _)) => {
             report.checks.push(failed(
                 "user",
@@ -494,7 +562,14 @@ pub async fn check_tokens(
             return (report, None);
         }
     };
-    report.checks.push(ok("user", format!("The token acts as {}.", account.label())));
+    let acts_as = match account.kind {
+        AccountKind::Person => format!("The token acts as {}.", account.label()),
+        AccountKind::AppUser => format!(
+            "The token acts as the consumer's app user{}, not as a person: Bitbucket gives client-credentials tokens an account of their own.",
+            if account.display_name.is_empty() { String::new() } else { format!(" \u{201c}{}\u{201d}", account.display_name) }
+        ),
+    };
+    report.checks.push(ok("user", acts_as));
 
     let workspace = workspace.trim();
     let path = format!("/2.0/workspaces/{workspace}");
@@ -503,16 +578,17 @@ pub async fn check_tokens(
             let name = body["name"].as_str().unwrap_or(workspace);
             report
                 .checks
-                .push(ok("workspace", format!("{} sees the workspace {name} ({workspace}).", account.username)));
+                .push(ok("workspace", format!("{} sees the workspace {name} ({workspace}).", account.subject())));
             (report, Some(account))
         }
         Ok((StatusCode::NOT_FOUND | StatusCode::FORBIDDEN, _)) => {
+            let fix = match account.kind {
+                AccountKind::Person => "enter the workspace's ID as in bitbucket.org/{workspace}/, and connect with an account that is a member.",
+                AccountKind::AppUser => "client credentials reach only the workspace that owns the consumer. Enter that workspace's ID, or create the consumer in this workspace's settings (Workspace settings \u{2192} OAuth consumers), or use the authorization-code mode.",
+            };
             report.checks.push(failed(
                 "workspace",
-                format!(
-                    "{} cannot see a workspace \u{201c}{workspace}\u{201d}: enter the workspace's ID as in bitbucket.org/{{workspace}}/, and connect with an account that is a member.",
-                    account.username
-                ),
+                format!("{} cannot see a workspace \u{201c}{workspace}\u{201d}: {fix}", account.subject()),
             ));
             (report, None)
         }
@@ -679,10 +755,49 @@ mod tests {
             access: "acc3ss".into(),
             refresh: Some("r3fresh".into()),
             expires_at: OffsetDateTime::now_utc(),
-            scopes: vec!["account".into()],
+            scopes: Some(vec!["account".into()]),
         };
         let shown = format!("{tokens:?}");
         assert!(!shown.contains("acc3ss") && !shown.contains("r3fresh"), "{shown}");
+    }
+
+    fn answer(json: &str) -> TokenAnswer {
+        serde_json::from_str(json).expect("a token answer")
+    }
+
+    #[test]
+    fn granted_scopes_are_read_from_scope_and_from_the_older_scopes() {
+        let base = r#""access_token": "a", "token_type": "bearer", "expires_in": 7200"#;
+        let standard = answer(&format!(r#"{{{base}, "scope": "account repository pullrequest"}}"#));
+        assert_eq!(
+            tokens_of(standard).scopes,
+            Some(vec!["account".into(), "repository".into(), "pullrequest".into()]),
+            "Bitbucket since May 2026"
+        );
+        let legacy = answer(&format!(r#"{{{base}, "scopes": "account repository"}}"#));
+        assert_eq!(tokens_of(legacy).scopes, Some(vec!["account".into(), "repository".into()]), "the old name");
+        let both = answer(&format!(r#"{{{base}, "scope": "account", "scopes": "account repository"}}"#));
+        assert_eq!(tokens_of(both).scopes, Some(vec!["account".into()]), "the standard field wins");
+        let empty = answer(&format!(r#"{{{base}, "scope": ""}}"#));
+        assert_eq!(tokens_of(empty).scopes, Some(vec![]), "named, and nothing granted");
+        let neither = answer(&format!("{{{base}}}"));
+        assert_eq!(tokens_of(neither).scopes, None, "not named is not the same as none granted");
+    }
+
+    #[test]
+    fn an_app_user_is_told_apart_from_a_person() {
+        let app = Account::from_user(&serde_json::json!({
+            "type": "app_user", "display_name": "Bitgate", "uuid": "{u}", "account_id": "712020:abc",
+        }));
+        assert_eq!(app.kind, AccountKind::AppUser);
+        assert_eq!(app.label(), "Bitgate (the consumer's app user)");
+        assert_eq!(app.handle(), "712020:abc");
+        let person = Account::from_user(&serde_json::json!({
+            "type": "user", "username": "ada", "display_name": "Ada Lovelace", "account_id": "557058:x",
+        }));
+        assert_eq!(person.kind, AccountKind::Person);
+        assert_eq!(person.label(), "Ada Lovelace (ada)");
+        assert_eq!(person.handle(), "ada");
     }
 
     #[test]

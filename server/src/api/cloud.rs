@@ -290,9 +290,12 @@ pub async fn retest(state: &AppState, integration: &Integration) -> Result<(Repo
     match cloud_tokens::access_token(&state.services, integration.id).await {
         Ok(access) => {
             // A refresh keeps the scopes the integration was granted.
-            let scopes = integration.cloud.as_ref().map(|c| c.scopes.clone()).unwrap_or_default();
+            let scopes = integration.cloud.as_ref().map(|c| c.scopes.clone());
             let tokens = Tokens { access, refresh: None, expires_at: time::OffsetDateTime::now_utc(), scopes };
-            let (report, _) = cloud::check_tokens(&http, config, &endpoints, &tokens, &workspace).await;
+            let (report, account) = cloud::check_tokens(&http, config, &endpoints, &tokens, &workspace).await;
+            if let Some(account) = account.filter(|_| report.passed()) {
+                cloud_tokens::set_account(&state.services.pool, integration.id, &account.label()).await?;
+            }
             let health = if report.passed() { "connected" } else { "error" };
             Ok((report, health))
         }

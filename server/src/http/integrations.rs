@@ -472,7 +472,16 @@ async fn render_details(
             (Some(account), None, Some(at)) => format!("{account}, since {}", rfc3339(at)),
             _ => "not yet".to_owned(),
         };
-        facts.push(("Authorized as".to_owned(), authorized));
+        if cloud.mode == "client_credentials" {
+            // Client-credentials tokens are nobody's: Bitbucket gives them the consumer's app user.
+            let acts_as = match &cloud.authorized_by {
+                Some(_) => format!("{authorized}. Client-credentials tokens act as the consumer's app user, not a person, and reach only the workspace that owns the consumer."),
+                None => authorized,
+            };
+            facts.push(("Acts as".to_owned(), acts_as));
+        } else {
+            facts.push(("Authorized as".to_owned(), authorized));
+        }
         let expires = cloud.token_expires_at.map(rfc3339).unwrap_or_else(|| "no token".into());
         facts.push(("Access token expires".to_owned(), format!("{expires} (refreshed automatically)")));
         facts.push(("Scopes granted".to_owned(), cloud.scopes.join(", ")));

@@ -221,7 +221,7 @@ async fn authorized(
     let event = Event::new(user.caller(address).actor(), "integration.authorized")
         .target(Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() })
         .from_address(address)
-        .details(serde_json::json!({"bitbucket_account": account.username, "scopes": tokens.scopes}))
+        .details(serde_json::json!({"bitbucket_account": account.handle(), "scopes": tokens.scopes}))
         .in_space(integration.space_id);
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;

@@ -5,7 +5,7 @@
 //! come back.
 
 use bitbucket_simulator::{
-    cloud::{DEMO_KEY, DEMO_SECRET, DEMO_WORKSPACE},
+    cloud::{ScopeField, DEMO_KEY, DEMO_PERSONAL_WORKSPACE, DEMO_SECRET, DEMO_WORKSPACE},
     DataCenter, Simulator, Transport,
 };
 use bitgate_core::{
@@ -36,6 +36,9 @@ pub(crate) async fn cloud_world() -> (World, Simulator) {
     simulator.configure_cloud(|cloud| cloud.consumers[0].callback_url = Some(callback));
     (world, simulator)
 }
+
+/// What a client-credentials integration acts as since May 2026.
+const APP_USER: &str = "Bitgate (the consumer's app user)";
 
 pub(crate) fn body(w: &World, name: &str, mode: &str, secret: &str) -> Value {
     json!({
@@ -105,7 +108,7 @@ async fn client_credentials_connect_at_once_and_show_what_bitbucket_granted() {
     assert_eq!(created["cloud"]["workspace"], DEMO_WORKSPACE);
     assert_eq!(created["cloud"]["client_id"], DEMO_KEY);
     assert_eq!(created["cloud"]["mode"], "client_credentials");
-    assert_eq!(created["cloud"]["authorized_by"], "Ada Lovelace (ada)");
+    assert_eq!(created["cloud"]["authorized_by"], APP_USER, "client credentials act as no person");
     assert!(created["cloud"]["token_expires_at"].is_string());
     assert!(created["cloud"]["scopes"].as_array().unwrap().contains(&json!("repository")));
     assert!(created.get("datacenter").is_none());
@@ -165,9 +168,9 @@ async fn client_credentials_connect_at_once_and_show_what_bitbucket_granted() {
     // Nothing secret in the details page either.
     let admin = w.browser("team admin").await;
     let page = admin.get(&format!("/integrations/{id}")).await.text().await.unwrap();
-    assert!(
-        page.contains("Ada Lovelace (ada)") && page.contains("repo:push") && page.contains("pullrequest:fulfilled")
-    );
+    assert!(page.contains("Acts as") && page.contains(APP_USER), "what the tokens act as");
+    assert!(page.contains("reach only the workspace that owns the consumer"));
+    assert!(page.contains("repo:push") && page.contains("pullrequest:fulfilled"));
     has_no_secret(&page);
 }
 
@@ -243,6 +246,109 @@ async fn consumers_bitbucket_refuses_are_explained_and_nothing_is_stored() {
 
     let (_, list) = w.call(admin, Method::GET, "/api/v1/integrations", None).await;
     assert_eq!(list["items"], json!([]), "nothing was stored");
+}
+
+/// Bitbucket's token answers name the granted scopes `scope` since May 2026
+/// and `scopes` before; both are read, in either mode, and an answer that
+/// names neither is said in words, not taken for a missing scope.
+#[tokio::test]
+async fn granted_scopes_are_read_under_either_name_and_an_answer_without_them_is_explained() {
+    let (w, simulator) = cloud_world().await;
+    let admin = w.token("team admin");
+    let details = |answer: &Value| answer["error"]["details"].to_string();
+
+    for (field, name) in [(ScopeField::Scope, "scope"), (ScopeField::Scopes, "scopes")] {
+        simulator.configure_cloud(|cloud| cloud.scope_field = field);
+        let created = create(&w, &format!("cc {name}"), "client_credentials").await;
+        assert_eq!(created["health"]["state"], "connected", "{name}: {created}");
+        let scopes = created["cloud"]["scopes"].as_array().unwrap();
+        assert!(scopes.contains(&json!("account")) && scopes.contains(&json!("repository")), "{name}: {created}");
+
+        // After Grant, the scope check runs on the tokens of the approval.
+        let pending = create(&w, &format!("ac {name}"), "authorization_code").await;
+        let id = pending["id"].as_str().unwrap();
+        let browser = w.browser("team admin").await;
+        let callback = approve(&simulator, &connect(&browser, id).await, "grant").await;
+        assert_eq!(browser.get(&callback).await.status(), 303, "{name}");
+        let found = integration(&w, id).await;
+        assert_eq!(found["health"]["state"], "connected", "{name}: {found}");
+        assert!(found["cloud"]["scopes"].as_array().unwrap().contains(&json!("repository")), "{name}");
+    }
+
+    simulator.configure_cloud(|cloud| cloud.scope_field = ScopeField::Missing);
+    let (status, refused) = w
+        .call(admin, Method::POST, "/api/v1/integrations", Some(body(&w, "cc none", "client_credentials", DEMO_SECRET)))
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(details(&refused).contains("check_scopes"), "{refused}");
+    assert!(details(&refused).contains("did not say which scopes it granted"), "in words: {refused}");
+    assert!(!details(&refused).contains("lacks"), "not taken for a missing scope: {refused}");
+
+    let pending = create(&w, "ac none", "authorization_code").await;
+    let id = pending["id"].as_str().unwrap();
+    let browser = w.browser("team admin").await;
+    let callback = approve(&simulator, &connect(&browser, id).await, "grant").await;
+    let landed = browser.get(&callback).await;
+    assert_eq!(landed.status(), 400);
+    let page = landed.text().await.unwrap();
+    assert!(page.contains("did not say which scopes it granted") && page.contains("Nothing was stored"), "{page}");
+    assert_eq!(integration(&w, id).await["health"]["state"], "pending_authorization");
+
+    // A refresh whose answer names no scopes keeps the ones granted before.
+    simulator.configure_cloud(|cloud| cloud.scope_field = ScopeField::Scope);
+    let created = create(&w, "cc kept", "client_credentials").await;
+    let id = Uuid::parse_str(created["id"].as_str().unwrap()).unwrap();
+    simulator.configure_cloud(|cloud| cloud.scope_field = ScopeField::Missing);
+    let before = expiry_of(&w.app, id).await;
+    cloud_tokens::refresh(&w.app.services, id, Seen::Expiry(before)).await.unwrap();
+    assert_ne!(expiry_of(&w.app, id).await, before, "refreshed");
+    let found = integration(&w, &id.to_string()).await;
+    assert_eq!(found["cloud"]["scopes"], created["cloud"]["scopes"], "{found}");
+}
+
+/// Client credentials act as the consumer's app user, which reaches only the
+/// workspace that owns the consumer; a test shows it, and corrects what an
+/// integration connected before May 2026 said it acted as.
+#[tokio::test]
+async fn client_credentials_act_as_the_consumers_app_user_in_its_own_workspace_only() {
+    let (w, _simulator) = cloud_world().await;
+    let admin = w.token("team admin");
+
+    let mut personal = body(&w, "cc personal", "client_credentials", DEMO_SECRET);
+    personal["cloud"]["workspace"] = json!(DEMO_PERSONAL_WORKSPACE);
+    let (status, refused) = w.call(admin, Method::POST, "/api/v1/integrations", Some(personal)).await;
+    assert_eq!(status, 422, "{refused}");
+    let details = refused["error"]["details"].to_string();
+    assert!(details.contains("cloud.workspace") && details.contains("check_workspace"), "{refused}");
+    assert!(
+        details.contains("The consumer's app user cannot see a workspace")
+            && details.contains("reach only the workspace that owns the consumer"),
+        "{refused}"
+    );
+
+    let created = create(&w, "cc own", "client_credentials").await;
+    let id = created["id"].as_str().unwrap();
+    let (_, test) = w.call(admin, Method::POST, &format!("/api/v1/integrations/{id}/test"), None).await;
+    let lines: Vec<(String, String)> = test["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_owned(), c["message"].as_str().unwrap().to_owned()))
+        .collect();
+    let user = &lines.iter().find(|(name, _)| name == "user").unwrap().1;
+    assert!(user.contains("the consumer's app user \u{201c}Bitgate\u{201d}, not as a person"), "{user}");
+    let workspace = &lines.iter().find(|(name, _)| name == "workspace").unwrap().1;
+    assert!(workspace.starts_with("The consumer's app user sees the workspace Acme"), "{workspace}");
+
+    // Connected before May 2026, it named the consumer's owner: a test corrects it.
+    sqlx::query("UPDATE cloud_credentials SET authorized_by = 'Ada Lovelace (ada)' WHERE integration_id = $1")
+        .bind(Uuid::parse_str(id).unwrap())
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let (status, test) = w.call(admin, Method::POST, &format!("/api/v1/integrations/{id}/test"), None).await;
+    assert_eq!((status.as_u16(), test["health"]["state"].as_str()), (200, Some("connected")), "{test}");
+    assert_eq!(integration(&w, id).await["cloud"]["authorized_by"], APP_USER);
 }
 
 /// A server that accepts connections and answers `reply` (or never, when `None`).
@@ -596,7 +702,7 @@ async fn edited_cloud_credentials_are_checked_first_and_a_new_consumer_needs_a_n
         .call(admin, Method::PATCH, &path, Some(json!({"labels": ["prod"], "cloud": {"workspace": DEMO_WORKSPACE}})))
         .await;
     assert_eq!(status, 200, "{edited}");
-    assert_eq!(edited["cloud"]["authorized_by"], "Ada Lovelace (ada)");
+    assert_eq!(edited["cloud"]["authorized_by"], APP_USER);
 
     // Another mode: the tokens of the old one go, and it waits for an approval.
     let (status, edited) =
