@@ -3,6 +3,8 @@
 //! the webhook secret) are sealed with the keyring, bound to their row and
 //! column, and opened only where they are needed.
 
+pub mod rules;
+
 use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;

@@ -95,7 +95,22 @@ pub struct Problem {
     /// `line 3, column 7` for the YAML itself; the field's path otherwise,
     /// such as `integrations[1] (dc-main).datacenter.api_url`.
     pub place: String,
+    /// What kind of problem, as the API's error details name it: `invalid`,
+    /// or the code of the rule refused (such as `token_required`).
+    pub code: String,
     pub message: String,
+}
+
+impl Problem {
+    /// A value the file gives that is not valid.
+    pub fn new(place: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::coded(place, "invalid", message)
+    }
+
+    /// A rule refused, with its code.
+    pub fn coded(place: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
+        Self { place: place.into(), code: code.to_owned(), message: message.into() }
+    }
 }
 
 impl fmt::Display for Problem {
@@ -113,7 +128,7 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, Vec<Problem>> {
 /// the problems found later, when importing), or every problem it has.
 pub fn read(text: &str) -> Result<Vec<(String, Entry)>, Vec<Problem>> {
     if text.len() > MAX_FILE {
-        return Err(vec![Problem { place: "file".into(), message: "larger than 1 MiB".into() }]);
+        return Err(vec![Problem::new("file", "larger than 1 MiB")]);
     }
     let document: Value = match serde_yaml::from_str(text) {
         Ok(value) => value,
@@ -125,7 +140,7 @@ pub fn read(text: &str) -> Result<Vec<(String, Entry)>, Vec<Problem>> {
             let message = error.to_string();
             // serde_yaml appends the place to its message; it is in `place` already.
             let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-            return Err(vec![Problem { place, message }]);
+            return Err(vec![Problem::new(place, message)]);
         }
     };
     let mut problems = Vec::new();
@@ -149,15 +164,14 @@ pub fn read(text: &str) -> Result<Vec<(String, Entry)>, Vec<Problem>> {
             file.finish(&mut problems);
         }
         Value::Sequence(items) => entries.extend(read_list(items, &mut problems)),
-        Value::Null => problems.push(Problem { place: "file".into(), message: "empty".into() }),
-        _ => problems
-            .push(Problem { place: "file".into(), message: "must be a mapping with version and integrations".into() }),
+        Value::Null => problems.push(Problem::new("file", "empty")),
+        _ => problems.push(Problem::new("file", "must be a mapping with version and integrations")),
     }
     if entries.len() > MAX_ENTRIES {
-        problems.push(Problem {
-            place: "integrations".into(),
-            message: format!("{} entries: a file holds at most {MAX_ENTRIES}; split it", entries.len()),
-        });
+        problems.push(Problem::new(
+            "integrations",
+            format!("{} entries: a file holds at most {MAX_ENTRIES}; split it", entries.len()),
+        ));
     }
     check_names(&entries, &mut problems);
     if problems.is_empty() {
@@ -172,7 +186,7 @@ fn read_list(items: &[Value], problems: &mut Vec<Problem>) -> Vec<(String, Entry
     let mut entries = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let Value::Mapping(map) = item else {
-            problems.push(Problem { place: format!("integrations[{i}]"), message: "must be a mapping".into() });
+            problems.push(Problem::new(format!("integrations[{i}]"), "must be a mapping"));
             continue;
         };
         let name = map.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -190,14 +204,14 @@ fn check_names(entries: &[(String, Entry)], problems: &mut Vec<Problem>) {
     for (i, (place, entry)) in entries.iter().enumerate() {
         let earlier = || entries[..i].iter().map(|(_, e)| e);
         if earlier().any(|e| e.name.eq_ignore_ascii_case(&entry.name)) {
-            problems.push(Problem { place: place.clone(), message: "this name is in the file twice".into() });
+            problems.push(Problem::new(place.clone(), "this name is in the file twice"));
         }
         let is_default = |e: &Entry| e.scope == Scope::Default && e.provider == entry.provider;
         if is_default(entry) && earlier().any(is_default) {
-            problems.push(Problem {
-                place: place.clone(),
-                message: format!("a second default {} integration: a provider has one default", entry.provider.label()),
-            });
+            problems.push(Problem::new(
+                place.clone(),
+                format!("a second default {} integration: a provider has one default", entry.provider.label()),
+            ));
         }
     }
 }
@@ -224,7 +238,7 @@ impl<'a> Fields<'a> {
     }
 
     fn problem(&self, problems: &mut Vec<Problem>, key: &str, message: impl Into<String>) {
-        problems.push(Problem { place: self.path(key), message: message.into() });
+        problems.push(Problem::new(self.path(key), message));
     }
 
     /// The value of `key`; `None` when absent or null.
@@ -278,10 +292,7 @@ impl<'a> Fields<'a> {
                 for (i, item) in items.iter().enumerate() {
                     match item {
                         Value::String(s) => found.push(s.clone()),
-                        _ => problems.push(Problem {
-                            place: format!("{}[{i}]", self.path(key)),
-                            message: "must be text".into(),
-                        }),
+                        _ => problems.push(Problem::new(format!("{}[{i}]", self.path(key)), "must be text")),
                     }
                 }
                 found

@@ -27,7 +27,9 @@ use crate::{
     },
     cloud_tokens,
     config::Config,
-    integrations::{self, Changes, Health, Integration, IntegrationId, NewCloud, NewDataCenter, Options, Provider},
+    integrations::{
+        self, rules, Changes, Health, Integration, IntegrationId, NewCloud, NewDataCenter, Options, Provider,
+    },
     secrets::Keyring,
     spaces::{self, SpaceId},
     users::FieldError,
@@ -196,12 +198,20 @@ enum Checked {
 }
 
 fn problem(place: &str, field: &str, message: impl Into<String>) -> Problem {
-    let place = if field.is_empty() { place.to_owned() } else { format!("{place}.{field}") };
-    Problem { place, message: message.into() }
+    Problem::new(in_entry(place, field), message)
 }
 
+fn in_entry(place: &str, field: &str) -> String {
+    if field.is_empty() {
+        place.to_owned()
+    } else {
+        format!("{place}.{field}")
+    }
+}
+
+/// A field's error, with its code (a refused rule keeps its own).
 fn field_problem(place: &str, error: FieldError) -> Problem {
-    problem(place, &error.field, error.message)
+    Problem::coded(in_entry(place, &error.field), &error.code, error.message)
 }
 
 /// Resolves one entry; its problems go to `problems` (and then the plan is not used).
@@ -270,6 +280,13 @@ async fn plan(
         }
         None => None,
     };
+    // Moving an integration must leave its stacks able to use it: the API's rule.
+    if let Some(existing) = existing.as_ref().filter(|e| e.space_id != space_id) {
+        if let Err(refused) = rules::stacks_stay_in_scope(db, existing.id, space_id).await? {
+            problems.push(field_problem(place, FieldError { field: "space".into(), ..refused }));
+            return Ok(None);
+        }
+    }
     let labels = integrations::parse_labels(&entry.labels).map_err(|e| field_problem(place, e));
     let description = integrations::parse_description(&entry.description).map_err(|e| field_problem(place, e));
     let webhook_secret = entry.webhook_secret.as_deref().and_then(|raw| {
@@ -329,6 +346,14 @@ async fn plan(
                 disable_webhooks,
             };
             let Some((fields, ca)) = datacenter_fields(import, place, fields, problems) else { return Ok(None) };
+            if let Some(stored) = existing.as_ref().and_then(|e| e.datacenter.as_ref()) {
+                // Before the stored token is opened: it must not go to a URL the file changed.
+                let given = fields.access_token.is_some();
+                if let Err(refused) = rules::token_follows_api_url(&stored.api_url, &fields.api_url, given) {
+                    problems.push(field_problem(place, refused));
+                    return Ok(None);
+                }
+            }
             let Some(existing) = existing else {
                 let Some(token) = fields.access_token.clone() else {
                     problems.push(problem(
@@ -421,8 +446,8 @@ async fn plan(
             let mut changes = common_changes(&existing, space_id, common);
             let key_changed = client_id != stored_consumer.key;
             let secret_changed = client_secret.as_ref().is_some_and(|s| *s != stored_consumer.secret);
-            if key_changed && client_secret.is_none() {
-                problems.push(problem(place, "cloud.client_secret", "missing: a new client_id needs its secret"));
+            if let Err(refused) = rules::secret_follows_key(&stored_consumer.key, &client_id, client_secret.is_some()) {
+                problems.push(field_problem(place, refused));
                 return Ok(None);
             }
             let consumer = Consumer { key: client_id, secret: client_secret.unwrap_or(stored_consumer.secret) };

@@ -13,8 +13,7 @@ use bitgate_core::{
     access::Access,
     audit::{self, Event, Target},
     bitbucket::datacenter,
-    integrations::{self, Health, Integration, NewDataCenter, Options, Provider},
-    stacks,
+    integrations::{self, rules, Health, Integration, NewDataCenter, Options, Provider},
     users::FieldError,
 };
 use serde::{Deserialize, Serialize};
@@ -715,12 +714,8 @@ pub async fn update_checked(
         };
         let url_changed = api_url.as_ref().is_some_and(|u| u.as_str().trim_end_matches('/') != current.api_url);
         let token = dc.optional_string("access_token").filter(|t| !t.trim().is_empty()).map(|t| t.trim().to_owned());
-        if url_changed && token.is_none() {
-            dc.refuse(
-                "access_token",
-                "token_required",
-                "Changing the API URL needs the access token again, so that a stored token is never sent to another server.",
-            );
+        if let Some(url) = &api_url {
+            dc.check(rules::token_follows_api_url(&current.api_url, url.as_str(), token.is_some()));
         }
         let username = dc.optional_string("username").map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
         let ca = match dc.optional_string("ca_certificate") {
@@ -748,18 +743,9 @@ pub async fn update_checked(
     }
     fields.finish()?;
     if let Some(scope) = new_scope {
-        let outside = stacks::outside_scope(&state.services.pool, integration.id, scope).await?;
-        if !outside.is_empty() {
-            return Err(ApiError::Validation(vec![FieldError::new(
-                "space_id",
-                "stacks_outside",
-                format!(
-                    "Stacks outside the new scope use it ({}): attach them to another integration, or choose a scope that includes their spaces.",
-                    outside.join(", ")
-                ),
-            )])
-            .into());
-        }
+        rules::stacks_stay_in_scope(&state.services.pool, integration.id, scope)
+            .await?
+            .map_err(|refused| ApiError::Validation(vec![refused]))?;
     }
 
     if let (Some(wanted), Some(stored)) = (cloud_changes, &integration.cloud) {
@@ -821,13 +807,9 @@ async fn apply_cloud_changes(
     changes: &mut integrations::Changes,
 ) -> Result<(), CreateFailure> {
     let key_changed = wanted.key.as_ref().is_some_and(|k| *k != stored.client_id);
-    if key_changed && wanted.secret.is_none() {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "cloud.client_secret",
-            "secret_required",
-            "A new consumer key needs its secret too.",
-        )])
-        .into());
+    if let Some(key) = &wanted.key {
+        rules::secret_follows_key(&stored.client_id, key, wanted.secret.is_some())
+            .map_err(|refused| ApiError::Validation(vec![refused]))?;
     }
     let workspace_changed = wanted.workspace.as_ref().is_some_and(|w| *w != stored.workspace);
     let mode_changed = wanted.mode.is_some_and(|m| m.as_str() != stored.mode);

@@ -215,7 +215,7 @@ pub async fn import_checked(
     match as_code::import::run(&import, text).await {
         Ok(summary) => Ok(summary),
         Err(ImportError::Problems(problems)) => Err(ApiError::Validation(
-            problems.into_iter().map(|p| FieldError::new(&p.place, "invalid", p.message)).collect(),
+            problems.into_iter().map(|p| FieldError::new(&p.place, &p.code, p.message)).collect(),
         )),
         Err(ImportError::Database(e)) => Err(e.into()),
     }

@@ -364,36 +364,53 @@ async fn integrations_export_writes_yaml_without_secrets_and_schema_describes_it
     assert!(schema["$defs"]["entry"]["properties"]["datacenter"]["properties"]["access_token"].is_object());
 }
 
+/// What the import commands are tried on: the simulator, a migrated
+/// database of their own with its `root` space, and the CLI pointed at both
+/// (loopback allowed, a short timeout).
+struct ImportWorld {
+    simulator: bitbucket_simulator::Simulator,
+    data: TempDir,
+    pool: sqlx::PgPool,
+    root: uuid::Uuid,
+    cli: Box<dyn Fn() -> Command>,
+}
+
+impl ImportWorld {
+    async fn start(prefix: &str) -> Self {
+        let simulator = bitbucket_simulator::Simulator::start(
+            bitbucket_simulator::DataCenter::sample(),
+            bitbucket_simulator::Transport::Http,
+        )
+        .await
+        .unwrap();
+        let database_url = fresh_database().await;
+        let data = TempDir::new(prefix);
+        let data_dir = data.path().display().to_string();
+        let keys = bitgate_core::secrets::Keyring::generate_entry("k");
+        let url = database_url.clone();
+        let cli = Box::new(move || {
+            let mut command = bitgate(&[
+                ("DATABASE_URL", url.as_str()),
+                ("BITGATE_DATA_DIR", data_dir.as_str()),
+                ("BITGATE_OUTBOUND_DENY", ""),
+                ("BITGATE_OUTBOUND_TIMEOUT", "2s"),
+            ]);
+            command.env("BITGATE_SECRET_KEYS", &keys);
+            command
+        });
+        assert!(run(cli().arg("migrate"), None).status.success());
+        let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
+        let root = sqlx::query_scalar("SELECT id FROM spaces WHERE parent_id IS NULL").fetch_one(&pool).await.unwrap();
+        Self { simulator, data, pool, root, cli }
+    }
+}
+
 // Multi-threaded: the simulator answers while the test waits for the CLI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integrations_import_checks_everything_then_writes_all_or_nothing() {
     use bitbucket_simulator::datacenter::{DEMO_TOKEN, DEMO_USER};
-    use bitgate_core::{secrets::Keyring, spaces};
-    let simulator = bitbucket_simulator::Simulator::start(
-        bitbucket_simulator::DataCenter::sample(),
-        bitbucket_simulator::Transport::Http,
-    )
-    .await
-    .unwrap();
-    let database_url = fresh_database().await;
-    let data = TempDir::new("bitgate-import-");
-    let data_dir = data.path().display().to_string();
-    let keys = Keyring::generate_entry("k");
-    let cli = || {
-        let mut command = bitgate(&[
-            ("DATABASE_URL", database_url.as_str()),
-            ("BITGATE_DATA_DIR", data_dir.as_str()),
-            ("BITGATE_OUTBOUND_DENY", ""),
-            ("BITGATE_OUTBOUND_TIMEOUT", "2s"),
-        ]);
-        command.env("BITGATE_SECRET_KEYS", &keys);
-        command
-    };
-    assert!(run(cli().arg("migrate"), None).status.success());
-    let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
-    let root: uuid::Uuid =
-        sqlx::query_scalar("SELECT id FROM spaces WHERE parent_id IS NULL").fetch_one(&pool).await.unwrap();
-    spaces::create(&pool, "team", root, "").await.unwrap();
+    let ImportWorld { simulator, data, pool, root, cli } = ImportWorld::start("bitgate-import-").await;
+    bitgate_core::spaces::create(&pool, "team", root, "").await.unwrap();
     let url = &simulator.url;
     let good = data.path().join("good.yaml");
     std::fs::write(
@@ -473,6 +490,70 @@ async fn integrations_import_checks_everything_then_writes_all_or_nothing() {
         actions,
         ["integration.created", "integration.created", "integrations.imported", "integrations.imported"]
     );
+}
+
+/// The CLI's import keeps the rules of the API: a stored token is never
+/// sent to a new API URL (the file must give it again), and an integration
+/// does not move away from the spaces of its stacks. Nothing is written,
+/// and the new URL receives no request at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrations_import_never_sends_a_stored_token_elsewhere_nor_strands_stacks() {
+    use bitbucket_simulator::datacenter::{DEMO_TOKEN, DEMO_USER};
+    use bitgate_core::spaces;
+    let ImportWorld { simulator, data, pool, root, cli } = ImportWorld::start("bitgate-import-rules-").await;
+    let attacker = crate::helpers::Listener::start().await;
+    let team = spaces::create(&pool, "team", root, "").await.unwrap().id;
+    spaces::create(&pool, "other", root, "").await.unwrap();
+    let file = |name: &str, content: String| {
+        let path = data.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path.display().to_string()
+    };
+    let entry = |api_url: &str, space: &str, token: &str| {
+        format!(
+            "version: 1\nintegrations:\n- {{name: team-dc, provider: bitbucket_datacenter, space: {space}, \
+             datacenter: {{api_url: {api_url}, username: {DEMO_USER}{token}}}}}\n"
+        )
+    };
+    let first = file("first.yaml", entry(&simulator.url, "team", &format!(", access_token: {DEMO_TOKEN}")));
+    let output = run(cli().args(["integrations", "import", &first]), None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let api_url = || async {
+        sqlx::query_scalar::<_, String>("SELECT api_url FROM datacenter_credentials").fetch_one(&pool).await.unwrap()
+    };
+
+    let elsewhere = file("elsewhere.yaml", entry(&attacker.url, "team", ""));
+    for dry_run in [true, false] {
+        let mut command = cli();
+        command.args(["integrations", "import", &elsewhere]);
+        if dry_run {
+            command.arg("--dry-run");
+        }
+        let output = run(&mut command, None);
+        assert_one_sentence(&output, "integrations[0] (team-dc).datacenter.access_token");
+        assert!(stderr(&output).contains("access token again"), "{}", stderr(&output));
+    }
+    assert_eq!(attacker.connections(), 0, "not even the version probe reached the new URL");
+    assert_eq!(api_url().await, simulator.url.trim_end_matches('/'), "nothing was written");
+
+    // A stack in `team`: the integration cannot move to the sibling `other`.
+    sqlx::query(
+        "INSERT INTO stacks (name, space_id, provider, integration_id, repository_id, repository_name, branch, created_by_label)
+         SELECT 'web', $1, 'bitbucket_datacenter', id, '1', 'PRJ/my-repo', 'main', 'test' FROM integrations",
+    )
+    .bind(team)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let moved = file("moved.yaml", entry(&simulator.url, "other", ""));
+    let output = run(cli().args(["integrations", "import", &moved]), None);
+    assert_one_sentence(&output, "integrations[0] (team-dc).space");
+    assert!(stderr(&output).contains("web"), "names the stack: {}", stderr(&output));
+    let space: String = sqlx::query_scalar("SELECT s.name FROM integrations i JOIN spaces s ON s.id = i.space_id")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(space, "team", "nothing was written");
 }
 
 /// A Data Center integration stored directly (token `BBDC-token-of-{name}`,

@@ -351,6 +351,37 @@ async fn client_credentials_act_as_the_consumers_app_user_in_its_own_workspace_o
     assert_eq!(integration(&w, id).await["cloud"]["authorized_by"], APP_USER);
 }
 
+/// The import keeps the API's rule: a stored consumer secret belongs to its
+/// key, so an entry with a new key and no secret is refused, as a PATCH is.
+#[tokio::test]
+async fn an_imported_new_consumer_key_needs_its_secret_as_through_the_api() {
+    let (w, _simulator) = cloud_world().await;
+    create(&w, "cloud-main", "client_credentials").await;
+    let file = format!(
+        "version: 1\nintegrations:\n- {{name: cloud-main, provider: bitbucket_cloud, space: team, \
+         cloud: {{workspace: {DEMO_WORKSPACE}, client_id: another-key, mode: client_credentials}}}}\n"
+    );
+    let answer = reqwest::Client::new()
+        .post(format!("{}/api/v1/integrations/import", w.app.base))
+        .bearer_auth(w.token("team admin"))
+        .header("content-type", "application/yaml")
+        .body(file)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 422);
+    let refused: Value = answer.json().await.unwrap();
+    let detail = &refused["error"]["details"][0];
+    assert_eq!(detail["field"], "integrations[0] (cloud-main).cloud.client_secret", "{refused}");
+    assert_eq!(detail["code"], "secret_required", "the API's code: {refused}");
+    assert_eq!(integration_named(&w, "cloud-main").await["cloud"]["client_id"], DEMO_KEY, "nothing was written");
+}
+
+async fn integration_named(w: &World, name: &str) -> Value {
+    let (_, list) = w.call(w.token("team admin"), Method::GET, "/api/v1/integrations", None).await;
+    list["items"].as_array().unwrap().iter().find(|i| i["name"] == name).cloned().unwrap()
+}
+
 /// A server that accepts connections and answers `reply` (or never, when `None`).
 async fn fake_bitbucket(reply: Option<&'static str>) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

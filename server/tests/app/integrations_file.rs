@@ -401,6 +401,19 @@ fn multipart(fields: &[(&str, &str)]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body.into_bytes())
 }
 
+/// Posts the import page's form (multipart, as a browser does) with the session's CSRF token.
+async fn post_import_page(browser: &crate::helpers::Browser, fields: &[(&str, &str)], csrf: &str) -> reqwest::Response {
+    let (content_type, body) = multipart(fields);
+    let request = browser
+        .client
+        .post(browser.url(&format!("/integrations/import?csrf_token={csrf}")))
+        .header("origin", &browser.base)
+        .header("accept", "text/html")
+        .header("content-type", content_type)
+        .body(body);
+    browser.send(request).await
+}
+
 #[tokio::test]
 async fn the_import_page_previews_then_applies_and_the_export_downloads() {
     let (w, simulator) = world_with_bitbucket().await;
@@ -412,17 +425,6 @@ async fn the_import_page_previews_then_applies_and_the_export_downloads() {
     assert!(html.contains("Import integrations") && html.contains(">team</option>"), "{html}");
     assert!(!html.contains(">other</option>"), "only the spaces they administer");
     let csrf = browser.csrf_token("/").await;
-    let post = |fields: &[(&str, &str)], csrf: &str| {
-        let (content_type, body) = multipart(fields);
-        let request = browser
-            .client
-            .post(browser.url(&format!("/integrations/import?csrf_token={csrf}")))
-            .header("origin", &browser.base)
-            .header("accept", "text/html")
-            .header("content-type", content_type)
-            .body(body);
-        browser.send(request)
-    };
     let file = format!(
         "version: 1\nintegrations:\n- {{name: from-the-browser, provider: bitbucket_datacenter, space: team, \
          datacenter: {{api_url: {}, username: {DEMO_USER}, access_token: {DEMO_TOKEN}}}}}\n",
@@ -431,10 +433,12 @@ async fn the_import_page_previews_then_applies_and_the_export_downloads() {
     let team = w.team.to_string();
 
     // Without the session's CSRF token: refused.
-    assert_eq!(post(&[("step", "preview"), ("file", &file)], "wrong").await.status(), 403);
+    assert_eq!(post_import_page(&browser, &[("step", "preview"), ("file", &file)], "wrong").await.status(), 403);
 
     // The preview: what would be created; nothing written yet.
-    let preview = post(&[("step", "preview"), ("file", &file), ("text", ""), ("space_id", &team)], &csrf).await;
+    let preview =
+        post_import_page(&browser, &[("step", "preview"), ("file", &file), ("text", ""), ("space_id", &team)], &csrf)
+            .await;
     assert_eq!(preview.status(), 200);
     let html = preview.text().await.unwrap();
     assert!(html.contains("Will be created") && html.contains("<li>from-the-browser</li>"), "{html}");
@@ -442,7 +446,7 @@ async fn the_import_page_previews_then_applies_and_the_export_downloads() {
     assert_eq!(integration_count(&w).await, 0);
 
     // Apply: written, then the list with a flash.
-    let applied = post(&[("step", "apply"), ("text", &file), ("space_id", &team)], &csrf).await;
+    let applied = post_import_page(&browser, &[("step", "apply"), ("text", &file), ("space_id", &team)], &csrf).await;
     assert_eq!(applied.status(), 303);
     assert_eq!(crate::helpers::location(&applied), "/");
     let home = browser.get("/").await.text().await.unwrap();
@@ -450,18 +454,22 @@ async fn the_import_page_previews_then_applies_and_the_export_downloads() {
     assert_eq!(integration_count(&w).await, 1);
 
     // The same file again: nothing to change, no apply button.
-    let html = post(&[("step", "preview"), ("text", &file), ("space_id", &team)], &csrf).await.text().await.unwrap();
+    let html = post_import_page(&browser, &[("step", "preview"), ("text", &file), ("space_id", &team)], &csrf)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("Nothing to change") && !html.contains("Apply import"), "{html}");
 
     // Problems: listed with their places, the text kept to fix; nothing written.
     let bad = file.replace("space: team", "space: other").replace("from-the-browser", "second");
-    let answer = post(&[("step", "preview"), ("text", &bad), ("space_id", &team)], &csrf).await;
+    let answer = post_import_page(&browser, &[("step", "preview"), ("text", &bad), ("space_id", &team)], &csrf).await;
     assert_eq!(answer.status(), 422);
     let html = answer.text().await.unwrap();
     assert!(html.contains("Nothing was imported: fix this problem"), "{html}");
     assert!(html.contains("<code>integrations[0] (second).space</code>"), "{html}");
     assert!(html.contains("space: other"), "the text is kept to fix it");
-    let empty = post(&[("step", "preview"), ("text", "  ")], &csrf).await;
+    let empty = post_import_page(&browser, &[("step", "preview"), ("text", "  ")], &csrf).await;
     assert_eq!(empty.status(), 422);
     assert!(empty.text().await.unwrap().contains("Choose a file, or paste its content."));
     assert_eq!(integration_count(&w).await, 1);
@@ -478,4 +486,86 @@ async fn the_import_page_previews_then_applies_and_the_export_downloads() {
     // Readers administer nothing: no import page.
     let reader = w.browser("team reader").await;
     assert_eq!(reader.get("/integrations/import").await.status(), 403);
+}
+
+/// What a space admin's import could do before: send the stored token of an
+/// integration to a server of theirs by changing its API URL without giving
+/// the token again, and move an integration away from the spaces of its
+/// stacks. Both are refused as the API refuses them, through the API and
+/// the import page alike (the CLI: `cli.rs`), and nothing is written.
+#[tokio::test]
+async fn the_import_refuses_what_the_api_refuses_a_stored_token_sent_elsewhere_and_stacks_left_outside() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let attacker = crate::helpers::Listener::start().await;
+    create(&w, "team admin", "team-dc", Some(w.team), &simulator.url).await;
+    let before = stored(&w).await;
+    let entry = |api_url: &str, space: &str| {
+        format!(
+            "version: 1\nintegrations:\n- {{name: team-dc, provider: bitbucket_datacenter, space: {space}, \
+             datacenter: {{api_url: {api_url}, username: {DEMO_USER}}}}}\n"
+        )
+    };
+    let elsewhere = entry(&attacker.url, "team");
+
+    // The API, as a dry run and for real.
+    for query in ["?dry_run=true", ""] {
+        let (status, answer) = import(&w, "team admin", query, &elsewhere).await;
+        assert_eq!(status, 422, "{query}: {answer}");
+        let details = answer["error"]["details"].as_array().unwrap();
+        assert_eq!(details.len(), 1, "{answer}");
+        assert_eq!(details[0]["field"], "integrations[0] (team-dc).datacenter.access_token", "{answer}");
+        assert_eq!(details[0]["code"], "token_required", "{answer}");
+        assert!(details[0]["message"].as_str().unwrap().contains("access token again"), "{answer}");
+    }
+
+    // The import page: its preview and its apply.
+    let browser = w.browser("team admin").await;
+    let csrf = browser.csrf_token("/").await;
+    let team = w.team.to_string();
+    for step in ["preview", "apply"] {
+        let answer =
+            post_import_page(&browser, &[("step", step), ("text", &elsewhere), ("space_id", &team)], &csrf).await;
+        assert_eq!(answer.status(), 422, "{step}");
+        let html = answer.text().await.unwrap();
+        assert!(html.contains("<code>integrations[0] (team-dc).datacenter.access_token</code>"), "{step}: {html}");
+        assert!(html.contains("access token again"), "{step}: {html}");
+    }
+    assert_eq!(attacker.connections(), 0, "not even the version probe reached the new URL");
+    assert_eq!(stored(&w).await, before, "nothing was written");
+
+    // With the token given, the new URL is checked like any other.
+    let with_token = elsewhere
+        .replace(&format!("username: {DEMO_USER}"), &format!("username: {DEMO_USER}, access_token: {DEMO_TOKEN}"));
+    let (status, _) = import(&w, "team admin", "?dry_run=true", &with_token).await;
+    assert_eq!(status, 422, "the attacker's server does not answer as Bitbucket");
+    assert!(attacker.connections() > 0, "the token given was sent, as the file's author chose");
+
+    // A stack in `team` could not use it from `other`: refused, saying which.
+    let (_, list) = w.call(w.token("team admin"), Method::GET, "/api/v1/integrations", None).await;
+    let id = list["items"][0]["id"].as_str().unwrap().to_owned();
+    let (_, found) = w
+        .call(
+            w.token("team writer"),
+            Method::GET,
+            &format!("/api/v1/integrations/{id}/repositories?query=my-repo"),
+            None,
+        )
+        .await;
+    let stack = json!({"name": "web", "space_id": w.team, "integration_id": id,
+                       "repository": found["items"][0]["name"], "branch": "main"});
+    let (status, _) = w.call(w.token("team writer"), Method::POST, "/api/v1/stacks", Some(stack)).await;
+    assert_eq!(status, 201);
+    let before = stored(&w).await;
+    let moved = entry(&simulator.url, "other");
+    let (status, answer) = import(&w, "account admin", "", &moved).await;
+    assert_eq!(status, 422, "{answer}");
+    let details = answer["error"]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 1, "{answer}");
+    assert_eq!(details[0]["field"], "integrations[0] (team-dc).space", "{answer}");
+    assert_eq!(details[0]["code"], "stacks_outside", "{answer}");
+    assert!(details[0]["message"].as_str().unwrap().contains("web"), "names the stack: {answer}");
+    assert_eq!(stored(&w).await, before, "nothing was written");
+    // Up to root, which holds `team`, is fine.
+    let (status, answer) = import(&w, "account admin", "", &entry(&simulator.url, "root")).await;
+    assert_eq!((status.as_u16(), &answer["updated"]), (200, &json!(["team-dc"])), "{answer}");
 }

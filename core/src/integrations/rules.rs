@@ -1,0 +1,85 @@
+//! The rules a change of an integration keeps, whichever door it comes
+//! through: the REST API, the edit page (which goes through the API's
+//! update), and the import from the CLI, the API or the browser. Each rule
+//! is written here once; the doors only say which field it concerns.
+
+use sqlx::PgExecutor;
+
+use super::IntegrationId;
+use crate::{spaces::SpaceId, stacks, users::FieldError};
+
+/// What a Data Center integration's refusal to reuse its stored token says.
+pub const TOKEN_REQUIRED: &str =
+    "Changing the API URL needs the access token again, so that a stored token is never sent to another server.";
+
+/// A stored Data Center token goes only to the server it was given for: a
+/// change of the API URL needs the token again, or a space admin (who may
+/// edit the integration but never read its token) could make Bitgate send
+/// it to a server of theirs with the first connection check. Both URLs are
+/// as parsed (normalized); a trailing slash is no change.
+pub fn token_follows_api_url(stored_api_url: &str, new_api_url: &str, token_given: bool) -> Result<(), FieldError> {
+    let moved = stored_api_url.trim_end_matches('/') != new_api_url.trim_end_matches('/');
+    if moved && !token_given {
+        return Err(FieldError::new("datacenter.access_token", "token_required", TOKEN_REQUIRED));
+    }
+    Ok(())
+}
+
+/// A Cloud consumer's stored secret belongs to its key: a new key needs
+/// its own secret, never the stored one.
+pub fn secret_follows_key(stored_key: &str, new_key: &str, secret_given: bool) -> Result<(), FieldError> {
+    if new_key.trim() != stored_key && !secret_given {
+        return Err(FieldError::new(
+            "cloud.client_secret",
+            "secret_required",
+            "A new consumer key needs its secret too.",
+        ));
+    }
+    Ok(())
+}
+
+/// An integration moves only to a scope from which every stack using it
+/// can still use it (`new_scope` `None`: a default, usable everywhere).
+/// The error names the stacks left outside.
+pub async fn stacks_stay_in_scope(
+    db: impl PgExecutor<'_>,
+    integration: IntegrationId,
+    new_scope: Option<SpaceId>,
+) -> Result<Result<(), FieldError>, sqlx::Error> {
+    let outside = stacks::outside_scope(db, integration, new_scope).await?;
+    if outside.is_empty() {
+        return Ok(Ok(()));
+    }
+    Ok(Err(FieldError::new(
+        "space_id",
+        "stacks_outside",
+        format!(
+            "Stacks outside the new scope use it ({}): attach them to another integration, or choose a scope that includes their spaces.",
+            outside.join(", ")
+        ),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_token_follows_only_the_url_it_was_given_for() {
+        let stored = "https://bitbucket.example.com";
+        assert!(token_follows_api_url(stored, "https://bitbucket.example.com/", false).is_ok(), "no change");
+        assert!(token_follows_api_url(stored, "https://evil.example.com", true).is_ok(), "the token given again");
+        let refused = token_follows_api_url(stored, "https://evil.example.com", false).unwrap_err();
+        assert_eq!((refused.field.as_str(), refused.code.as_str()), ("datacenter.access_token", "token_required"));
+        let refused = token_follows_api_url(stored, "https://bitbucket.example.com/bitbucket", false);
+        assert!(refused.is_err(), "another context path is another URL");
+    }
+
+    #[test]
+    fn a_stored_secret_belongs_to_its_consumer_key() {
+        assert!(secret_follows_key("key", " key ", false).is_ok());
+        assert!(secret_follows_key("key", "other", true).is_ok());
+        let refused = secret_follows_key("key", "other", false).unwrap_err();
+        assert_eq!((refused.field.as_str(), refused.code.as_str()), ("cloud.client_secret", "secret_required"));
+    }
+}
