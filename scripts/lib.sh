@@ -9,6 +9,8 @@ cd "$ROOT"
 
 CARGO_LEPTOS_VERSION=0.3.10
 WASM_BINDGEN_VERSION=0.2.130
+SQLX_CLI_VERSION=0.8.6
+CARGO_MACHETE_VERSION=0.9.2
 
 # The variables cargo-leptos sets when it builds the server. The tests are
 # built with the same ones so that they reuse the server's build instead of
@@ -50,6 +52,59 @@ ensure_rust() {
     say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
     cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
   fi
+}
+
+# The checks only the test command runs: that .sqlx/ matches the queries
+# (sqlx-cli) and that no crate declares a dependency it does not use.
+ensure_lint_tools() {
+  if ! cargo sqlx --version 2>/dev/null | grep -q " $SQLX_CLI_VERSION"; then
+    say "installing sqlx-cli $SQLX_CLI_VERSION (PostgreSQL only)"
+    cargo install sqlx-cli --locked --version "$SQLX_CLI_VERSION" --no-default-features --features postgres,rustls
+  fi
+  if ! cargo machete --version 2>/dev/null | grep -qx "$CARGO_MACHETE_VERSION"; then
+    say "installing cargo-machete $CARGO_MACHETE_VERSION"
+    cargo install cargo-machete --locked --version "$CARGO_MACHETE_VERSION"
+  fi
+}
+
+# The PostgreSQL server the tests used: BITGATE_TEST_DATABASE_URL, the
+# local one on 127.0.0.1:5432, or the private cluster the tests started
+# under target/ when there is neither (the tests' helper leaves it running).
+test_server_url() {
+  if [ -n "${BITGATE_TEST_DATABASE_URL:-}" ]; then
+    printf '%s' "$BITGATE_TEST_DATABASE_URL"
+  elif (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+    printf 'postgres://postgres@127.0.0.1:5432/postgres'
+  else
+    printf 'postgres://postgres@localhost/postgres?host=%s' "$ROOT/target/test-postgres/run"
+  fi
+}
+
+# Checks that the committed .sqlx/ is what the queries of the sources give
+# against the migrations of migrations/: a query changed without
+# `cargo sqlx prepare --workspace` fails here, as does a file left behind.
+check_offline_queries() {
+  local server database
+  server="$(test_server_url)"
+  database="bitgate_sqlx_check_$$"
+  # The database's name replaces the server URL's path; its query (a socket directory) stays.
+  local base="${server%%\?*}" query=""
+  [ "$base" = "$server" ] || query="?${server#*\?}"
+  local url="${base%/*}/$database$query"
+  DATABASE_URL="$url" sqlx database create
+  DATABASE_URL="$url" sqlx migrate run --source migrations >/dev/null
+  local status=0 log
+  log="$(mktemp)"
+  DATABASE_URL="$url" SQLX_OFFLINE=false cargo sqlx prepare --workspace --check -- --release --locked --all-targets \
+    2>&1 | tee "$log" || status=$?
+  # sqlx-cli only warns about files no query uses any more: they fail here.
+  if grep -q "potentially unused queries" "$log"; then
+    printf 'error: .sqlx/ holds files no query uses: run `cargo sqlx prepare --workspace` and commit the result\n' >&2
+    status=1
+  fi
+  rm -f "$log"
+  DATABASE_URL="$url" sqlx database drop -y >/dev/null
+  return "$status"
 }
 
 # wasm-opt (npm binaryen) and the browser tests' packages; cargo-leptos would

@@ -1,6 +1,9 @@
 //! The Data Center connection checks against the simulator: every line of
 //! the checklist, green and red, and every way a server can be unreachable.
 
+// An unwrap in a test is an assertion: a test fails loudly, with its place.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use bitbucket_simulator::{

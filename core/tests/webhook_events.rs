@@ -3,6 +3,9 @@
 //! own real-shaped bodies (the simulator's sender) and, when the folder is
 //! there, from ../shared/bitbucket-fixtures/payloads (what Bitbucket really sent).
 
+// An unwrap in a test is an assertion: a test fails loudly, with its place.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use bitbucket_simulator::sender;

@@ -122,6 +122,7 @@ fn error(status: StatusCode, message: &str, exception: &str) -> Response {
 
 /// Who the request authenticates as: `Ok(None)` when anonymous, `Err` with
 /// Bitbucket's 401 when the token is not one of the instance's.
+#[allow(clippy::result_large_err, reason = "a refusal is the handler's answer, built once per request")]
 fn caller(instance: &Instance, headers: &HeaderMap) -> Result<Option<Token>, Response> {
     let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return Ok(None);

@@ -2,6 +2,9 @@
 //! flows with their errors, rotating refresh tokens, PKCE, and the REST
 //! API's shapes and paging.
 
+// An unwrap in a test is an assertion: a test fails loudly, with its place.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use bitbucket_simulator::{
     cloud::{

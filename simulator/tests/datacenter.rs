@@ -1,6 +1,9 @@
 //! The Data Center simulator answers as Bitbucket does: shapes, paging,
 //! errors, headers, context path, delay, redirects and TLS.
 
+// An unwrap in a test is an assertion: a test fails loudly, with its place.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use bitbucket_simulator::{

@@ -345,7 +345,7 @@ async fn plan(
                 disable_polling,
                 disable_webhooks,
             };
-            let Some((fields, ca)) = datacenter_fields(import, place, fields, problems) else { return Ok(None) };
+            let Some((fields, endpoint)) = datacenter_fields(import, place, fields, problems) else { return Ok(None) };
             if let Some(stored) = existing.as_ref().and_then(|e| e.datacenter.as_ref()) {
                 // Before the stored token is opened: it must not go to a URL the file changed.
                 let given = fields.access_token.is_some();
@@ -363,7 +363,7 @@ async fn plan(
                     ));
                     return Ok(None);
                 };
-                let check = connection(&fields, token, ca);
+                let check = connection(&fields, endpoint, token);
                 let new = New { common, credentials: NewCredentials::DataCenter(Box::new(fields)), checked: None };
                 return Ok(Some(make(Action::Create(Box::new(new)), Some(check), webhook_secret)));
             };
@@ -404,7 +404,7 @@ async fn plan(
             if stored.disable_webhooks != fields.disable_webhooks {
                 changes.disable_webhooks = Some(fields.disable_webhooks);
             }
-            let check = connection_changed.then(|| connection(&fields, token, ca));
+            let check = connection_changed.then(|| connection(&fields, endpoint, token));
             let webhook_secret = changed_webhook_secret(import, existing.id, webhook_secret).await?;
             Ok(Some(make(update_or_not(existing.id, changes, webhook_secret.is_some()), check, webhook_secret)))
         }
@@ -500,20 +500,31 @@ fn refusal(authority: &Authority, space: Option<SpaceId>) -> Option<&'static str
     }
 }
 
+/// Where a Data Center entry's connection check goes: its API URL as
+/// stored (normalized), and the CA certificate it trusts.
+struct Endpoint {
+    api_url: url::Url,
+    ca: Option<reqwest::Certificate>,
+}
+
 /// Validates and normalizes a Data Center entry's fields the way the
-/// wizard does; returns them with the parsed CA certificate.
+/// wizard does; returns them with where their connection check goes.
 fn datacenter_fields(
     import: &Import<'_>,
     place: &str,
     mut fields: DataCenterFields,
     problems: &mut Vec<Problem>,
-) -> Option<(DataCenterFields, Option<reqwest::Certificate>)> {
+) -> Option<(DataCenterFields, Endpoint)> {
     let before = problems.len();
-    let api_url = match datacenter::parse_api_url(&fields.api_url, import.config) {
-        Ok(url) => Some(url.as_str().trim_end_matches('/').to_owned()),
+    // Normalized as stored (no trailing slash), and parsed again as such for the check.
+    let normalized = datacenter::parse_api_url(&fields.api_url, import.config)
+        .map(|url| url.as_str().trim_end_matches('/').to_owned())
+        .and_then(|text| url::Url::parse(&text).map(|url| (text, url)).map_err(|e| e.to_string()));
+    let (api_url, endpoint_url) = match normalized {
+        Ok((text, url)) => (Some(text), Some(url)),
         Err(why) => {
             problems.push(problem(place, "datacenter.api_url", why));
-            None
+            (None, None)
         }
     };
     let user_facing_url = if fields.user_facing_url.trim().is_empty() {
@@ -546,12 +557,11 @@ fn datacenter_fields(
     }
     fields.api_url = api_url?;
     fields.user_facing_url = user_facing_url?;
-    Some((fields, ca))
+    Some((fields, Endpoint { api_url: endpoint_url?, ca }))
 }
 
-fn connection(fields: &DataCenterFields, token: String, ca: Option<reqwest::Certificate>) -> Check {
-    // The URL parsed when the fields were read.
-    let api_url = url::Url::parse(&fields.api_url).expect("a checked URL parses again");
+fn connection(fields: &DataCenterFields, endpoint: Endpoint, token: String) -> Check {
+    let Endpoint { api_url, ca } = endpoint;
     Check::DataCenter(datacenter::Connection { api_url, username: fields.username.clone(), token, ca })
 }
 
@@ -741,7 +751,10 @@ async fn apply(import: &Import<'_>, plans: Vec<Plan>, summary: &Summary) -> Resu
         let written = match plan.action {
             Action::Unchanged => continue,
             Action::Create(new) => {
-                let checked = new.checked.expect("a new integration is checked before it is written");
+                // Every creation was checked, or the import stopped at its problem before writing.
+                let Some(checked) = new.checked else {
+                    return Err(ImportError::Problems(vec![problem(&place, "", "was not checked with Bitbucket")]));
+                };
                 let common = new.common;
                 let created = match (new.credentials, checked) {
                     (NewCredentials::DataCenter(dc), Checked::DataCenter(health)) => {

@@ -21,7 +21,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use url::Url;
 
-use super::{CallFailed, Check, Report, Repository, RepositoryPage};
+use super::{CallFailed, Check, Report, Repository, RepositoryPage, RepositorySearch};
 use crate::config::Config;
 
 /// The scopes Bitgate cannot work without (the others it asks for are
@@ -686,10 +686,9 @@ pub async fn repositories(
     endpoints: &Endpoints,
     access_token: &str,
     workspace: &str,
-    name: &str,
-    start: u64,
-    limit: u32,
+    search: RepositorySearch<'_>,
 ) -> Result<RepositoryPage, ApiCallError> {
+    let RepositorySearch { name, start, limit } = search;
     let mut url = Url::parse(&endpoints.api_path(&format!("/2.0/repositories/{workspace}")))
         .map_err(|_| ApiCallError::Failed(CallFailed("BITGATE_BITBUCKET_CLOUD_API_URL is not usable.".into())))?;
     let limit = limit.clamp(1, 100);

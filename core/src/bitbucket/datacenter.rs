@@ -10,7 +10,7 @@ use reqwest::{header, Response, StatusCode};
 use serde_json::Value;
 use url::Url;
 
-use super::{CallFailed, Repository, RepositoryPage};
+use super::{CallFailed, Repository, RepositoryPage, RepositorySearch};
 pub use super::{Check, Report};
 use crate::{
     config::Config,
@@ -330,10 +330,9 @@ fn refused_call(status: StatusCode, html: bool) -> CallFailed {
 pub async fn repositories(
     connection: &Connection,
     config: &Config,
-    name: &str,
-    start: u64,
-    limit: u32,
+    search: RepositorySearch<'_>,
 ) -> Result<RepositoryPage, CallFailed> {
+    let RepositorySearch { name, start, limit } = search;
     let client =
         client_for(connection, config).map_err(|e| CallFailed(unreachable(&connection.api_url, &e, config)))?;
     let mut url = Url::parse(&endpoint(&connection.api_url, "/rest/api/1.0/repos"))

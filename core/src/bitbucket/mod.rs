@@ -25,6 +25,15 @@ impl Repository {
     }
 }
 
+/// Which page of the repositories to read, and the text their names contain.
+#[derive(Debug, Clone, Copy)]
+pub struct RepositorySearch<'a> {
+    pub name: &'a str,
+    /// Where the page starts, counted in repositories.
+    pub start: u64,
+    pub limit: u32,
+}
+
 /// One page of repositories, and where the next one starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryPage {

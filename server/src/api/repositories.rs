@@ -12,7 +12,7 @@ use bitgate_core::{
     access::{Access, Denied},
     bitbucket::{
         cloud::{self as bitbucket_cloud, ApiCallError},
-        datacenter, parse_repository_name, CallFailed, Repository, RepositoryPage,
+        datacenter, parse_repository_name, CallFailed, Repository, RepositoryPage, RepositorySearch,
     },
     integrations::{self, Integration, Provider},
     stacks,
@@ -142,10 +142,11 @@ pub async fn page(
     start: u64,
     limit: u32,
 ) -> Result<Result<RepositoryPage, CallFailed>, ApiError> {
+    let wanted = RepositorySearch { name: search, start, limit };
     match integration.provider {
         Provider::DataCenter => {
             let connection = stored_connection(state, integration).await?;
-            Ok(datacenter::repositories(&connection, &state.services.config, search, start, limit).await)
+            Ok(datacenter::repositories(&connection, &state.services.config, wanted).await)
         }
         Provider::Cloud => {
             let workspace = cloud_workspace(integration)?;
@@ -154,8 +155,7 @@ pub async fn page(
             with_cloud_token(state, integration, |token| {
                 let (http, endpoints, workspace) = (http.clone(), endpoints.clone(), workspace.clone());
                 async move {
-                    bitbucket_cloud::repositories(&http, config, &endpoints, &token, &workspace, search, start, limit)
-                        .await
+                    bitbucket_cloud::repositories(&http, config, &endpoints, &token, &workspace, wanted).await
                 }
             })
             .await

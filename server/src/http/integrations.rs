@@ -400,13 +400,16 @@ pub async fn create(
     }
 }
 
+/// A connection checklist as the wizard shows it: (name, passed, message) per line.
+type CheckLines = Vec<(String, bool, String)>;
+
 /// A refused create or edit, as the form answered again: every field's
 /// first problem next to it, and the checklist when the checks ran.
 fn answered_again(
     failure: CreateFailure,
     values: Vec<(String, String)>,
-) -> Result<(FormOutcome, Vec<(String, bool, String)>, StatusCode), AppError> {
-    let checks: Vec<(String, bool, String)> = failure
+) -> Result<(FormOutcome, CheckLines, StatusCode), AppError> {
+    let checks: CheckLines = failure
         .report
         .map(|r| r.checks.into_iter().map(|c| (c.name.to_owned(), c.ok, c.message)).collect())
         .unwrap_or_default();

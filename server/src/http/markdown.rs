@@ -37,6 +37,24 @@ pub fn inline(text: &str) -> String {
     html.strip_prefix("<p>").and_then(|h| h.strip_suffix("</p>")).unwrap_or(html).to_owned()
 }
 
+/// The longest description there is to preview.
+const MAX_PREVIEW_CHARS: usize = 10_000;
+
+/// `POST /markdown/preview`: a description rendered as the details page will
+/// show it, for the wizard's Preview button (a logged-in, CSRF-checked
+/// request like every other write; nothing is stored).
+pub async fn preview(_user: axum::Extension<super::session::CurrentUser>, body: String) -> axum::response::Response {
+    use axum::{
+        http::{header, StatusCode},
+        response::IntoResponse,
+    };
+    if body.chars().count() > MAX_PREVIEW_CHARS {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "Use at most 10,000 characters.").into_response();
+    }
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], to_html(&body))
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,22 +76,4 @@ mod tests {
     fn inline_drops_the_paragraph() {
         assert_eq!(inline("Send `x` to <b>me</b>"), "Send <code>x</code> to &lt;b&gt;me&lt;/b&gt;");
     }
-}
-
-/// The longest description there is to preview.
-const MAX_PREVIEW_CHARS: usize = 10_000;
-
-/// `POST /markdown/preview`: a description rendered as the details page will
-/// show it, for the wizard's Preview button (a logged-in, CSRF-checked
-/// request like every other write; nothing is stored).
-pub async fn preview(_user: axum::Extension<super::session::CurrentUser>, body: String) -> axum::response::Response {
-    use axum::{
-        http::{header, StatusCode},
-        response::IntoResponse,
-    };
-    if body.chars().count() > MAX_PREVIEW_CHARS {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "Use at most 10,000 characters.").into_response();
-    }
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], to_html(&body))
-        .into_response()
 }

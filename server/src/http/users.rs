@@ -49,7 +49,7 @@ async fn render(
     status: StatusCode,
 ) -> Result<Response, AppError> {
     let mut users = users::list(&state.services.pool, None, 10_000).await?;
-    users.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    users.sort_by_key(|user| user.name.to_lowercase());
     let page = UsersPage { users: users.iter().map(row).collect() };
     let context = PageContext { users: Some(page), form, ..context };
     Ok(state.pages.render("/users", context, status).await)

@@ -57,13 +57,13 @@ fn an_invalid_configuration_value_stops_start_up_naming_the_variable() {
     assert_eq!(output.status.code(), Some(2));
     assert_one_sentence(&output, "BITGATE_SESSION_IDLE");
 
-    let output = run(&mut bitgate(&[("BITGATE_MODE", "production")]).arg("migrate"), None);
+    let output = run(bitgate(&[("BITGATE_MODE", "production")]).arg("migrate"), None);
     assert_one_sentence(&output, "BITGATE_SECRET_KEYS");
 }
 
 #[test]
 fn an_unreachable_database_stops_start_up() {
-    let output = run(&mut bitgate(&[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")]).arg("serve"), None);
+    let output = run(bitgate(&[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")]).arg("serve"), None);
     assert_one_sentence(&output, "The database could not be reached");
 }
 
@@ -72,7 +72,7 @@ fn without_postgresql_binaries_it_says_what_to_install() {
     let empty = TempDir::new("bitgate-nobin-");
     let data = TempDir::new("bitgate-data-");
     let output = run(
-        &mut bitgate(&[
+        bitgate(&[
             ("BITGATE_POSTGRES_BINDIR", &empty.path().display().to_string()),
             ("BITGATE_DATA_DIR", &data.path().display().to_string()),
         ])

@@ -2,6 +2,9 @@
 //! test with its own PostgreSQL database, driven over HTTP; and the real
 //! binary for the CLI and the embedded cluster.
 
+// An unwrap in a test is an assertion: a test fails loudly, with its place.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod admin_pages;
 mod api_tokens;
 mod cli;

@@ -210,7 +210,8 @@ async fn every_page_holds_the_permission_table() {
     let extra = w.app.user_id(&w.app.create_user("extra@example.com", None).await.email).await;
     type Form = fn(usize) -> Vec<(&'static str, String)>;
     // (what, method, path, form for the n-th caller, expected, audited, reset member)
-    let attempts: Vec<(&str, Method, String, Form, [u16; 6], bool, bool)> = vec![
+    type Attempt = (&'static str, Method, String, Form, [u16; 6], bool, bool);
+    let attempts: Vec<Attempt> = vec![
         ("list spaces", Method::GET, "/spaces".into(), |_| vec![], [200; 6], false, false),
         (
             "see the space",

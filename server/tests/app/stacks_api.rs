@@ -245,7 +245,9 @@ async fn the_permission_table_holds_on_every_stack_endpoint() {
     let before = denied().await;
     let mut refused = 0;
 
-    let attempts: Vec<(&str, Method, String, Option<Value>, [u16; 6], bool)> = vec![
+    // (what, method, path, body, expected per caller, whether refusals are audited)
+    type Attempt = (&'static str, Method, String, Option<Value>, [u16; 6], bool);
+    let attempts: Vec<Attempt> = vec![
         (
             "read the stack",
             Method::GET,
