@@ -86,24 +86,28 @@ test_server_url() {
 check_offline_queries() {
   local server database
   server="$(test_server_url)"
-  database="bitgate_sqlx_check_$$"
+  # Named like the tests' databases, whose helper drops any an interrupted run leaves behind.
+  database="bitgate_test_sqlx_check_$$"
   # The database's name replaces the server URL's path; its query (a socket directory) stays.
   local base="${server%%\?*}" query=""
   [ "$base" = "$server" ] || query="?${server#*\?}"
   local url="${base%/*}/$database$query"
   DATABASE_URL="$url" sqlx database create
-  DATABASE_URL="$url" sqlx migrate run --source migrations >/dev/null
   local status=0 log
   log="$(mktemp)"
-  DATABASE_URL="$url" SQLX_OFFLINE=false cargo sqlx prepare --workspace --check -- --release --locked --all-targets \
-    2>&1 | tee "$log" || status=$?
+  {
+    DATABASE_URL="$url" sqlx migrate run --source migrations >/dev/null &&
+      DATABASE_URL="$url" SQLX_OFFLINE=false cargo sqlx prepare --workspace --check -- --release --locked --all-targets \
+        2>&1 | tee "$log"
+  } || status=$?
   # sqlx-cli only warns about files no query uses any more: they fail here.
   if grep -q "potentially unused queries" "$log"; then
     printf 'error: .sqlx/ holds files no query uses: run `cargo sqlx prepare --workspace` and commit the result\n' >&2
     status=1
   fi
   rm -f "$log"
-  DATABASE_URL="$url" sqlx database drop -y >/dev/null
+  # The database goes whatever happened (one left behind is dropped by the next test run).
+  DATABASE_URL="$url" sqlx database drop -y >/dev/null || true
   return "$status"
 }
 

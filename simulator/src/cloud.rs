@@ -569,7 +569,7 @@ fn user_json(user: &User) -> Value {
 fn app_user_json(app_user: &AppUser) -> Value {
     json!({
         "type": "app_user", "display_name": app_user.display_name, "uuid": app_user.uuid,
-        "account_id": app_user.account_id, "account_status": "active", "kind": "oauth_consumer",
+        "account_id": app_user.account_id, "account_status": "active",
         "created_on": "2026-05-04T00:00:00.000000+00:00",
         "links": {"avatar": {"href": "https://bitbucket.org/account/avatar/app-user.png"}}
     })

@@ -375,7 +375,7 @@ async fn plan(
             let Some(stored) = existing.datacenter.clone() else { return Err(sqlx::Error::RowNotFound) };
             let mut changes = common_changes(&existing, space_id, common);
             let mut connection_changed = false;
-            if stored.api_url != fields.api_url {
+            if rules::api_url_moved(&stored.api_url, &fields.api_url) {
                 changes.api_url = Some(fields.api_url.clone());
                 connection_changed = true;
             }

@@ -12,14 +12,20 @@ use crate::{spaces::SpaceId, stacks, users::FieldError};
 pub const TOKEN_REQUIRED: &str =
     "Changing the API URL needs the access token again, so that a stored token is never sent to another server.";
 
+/// Whether a Data Center integration's API URL changes: both as parsed
+/// (normalized), where a trailing slash is no change. Every door decides
+/// "changed" with this, so that the token rule below and the connection
+/// check that follows agree.
+pub fn api_url_moved(stored_api_url: &str, new_api_url: &str) -> bool {
+    stored_api_url.trim_end_matches('/') != new_api_url.trim_end_matches('/')
+}
+
 /// A stored Data Center token goes only to the server it was given for: a
 /// change of the API URL needs the token again, or a space admin (who may
 /// edit the integration but never read its token) could make Bitgate send
-/// it to a server of theirs with the first connection check. Both URLs are
-/// as parsed (normalized); a trailing slash is no change.
+/// it to a server of theirs with the first connection check.
 pub fn token_follows_api_url(stored_api_url: &str, new_api_url: &str, token_given: bool) -> Result<(), FieldError> {
-    let moved = stored_api_url.trim_end_matches('/') != new_api_url.trim_end_matches('/');
-    if moved && !token_given {
+    if api_url_moved(stored_api_url, new_api_url) && !token_given {
         return Err(FieldError::new("datacenter.access_token", "token_required", TOKEN_REQUIRED));
     }
     Ok(())
@@ -73,6 +79,22 @@ mod tests {
         assert_eq!((refused.field.as_str(), refused.code.as_str()), ("datacenter.access_token", "token_required"));
         let refused = token_follows_api_url(stored, "https://bitbucket.example.com/bitbucket", false);
         assert!(refused.is_err(), "another context path is another URL");
+    }
+
+    #[test]
+    fn urls_are_compared_as_every_door_parses_them() {
+        let config = crate::config::Config::load(&[("BITGATE_MODE", "development")]).unwrap();
+        let parsed = |raw: &str| crate::bitbucket::datacenter::parse_api_url(raw, &config).unwrap().to_string();
+        let stored = parsed("https://bitbucket.example.com");
+        for same in ["HTTPS://Bitbucket.Example.com:443/", " https://bitbucket.example.com// "] {
+            assert!(!api_url_moved(&stored, &parsed(same)), "{same}");
+        }
+        for moved in
+            ["http://bitbucket.example.com", "https://bitbucket.example.com:8443", "https://bitbucket.example.com/bb"]
+        {
+            assert!(api_url_moved(&stored, &parsed(moved)), "{moved}");
+            assert!(token_follows_api_url(&stored, &parsed(moved), false).is_err(), "{moved}");
+        }
     }
 
     #[test]

@@ -712,7 +712,7 @@ pub async fn update_checked(
             },
             None => None,
         };
-        let url_changed = api_url.as_ref().is_some_and(|u| u.as_str().trim_end_matches('/') != current.api_url);
+        let url_changed = api_url.as_ref().is_some_and(|u| rules::api_url_moved(&current.api_url, u.as_str()));
         let token = dc.optional_string("access_token").filter(|t| !t.trim().is_empty()).map(|t| t.trim().to_owned());
         if let Some(url) = &api_url {
             dc.check(rules::token_follows_api_url(&current.api_url, url.as_str(), token.is_some()));

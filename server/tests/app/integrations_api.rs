@@ -347,6 +347,15 @@ async fn an_integration_is_edited_and_a_changed_url_needs_the_token_again() {
     let (status, answer) =
         w.call(admin, Method::PATCH, &path, Some(json!({"datacenter": {"api_url": other.url}}))).await;
     assert_eq!((status.as_u16(), answer["error"]["details"][0]["code"].as_str()), (422, Some("token_required")));
+    // And a server of the caller's receives no request at all (the same rule as the import's).
+    let attacker = crate::helpers::Listener::start().await;
+    let (status, answer) =
+        w.call(admin, Method::PATCH, &path, Some(json!({"datacenter": {"api_url": attacker.url}}))).await;
+    assert_eq!(
+        (status.as_u16(), answer["error"]["details"][0]["field"].as_str()),
+        (422, Some("datacenter.access_token"))
+    );
+    assert_eq!(attacker.connections(), 0);
 
     // A new token is checked before it replaces the old one.
     let (status, answer) =
