@@ -516,12 +516,9 @@ fn datacenter_fields(
     problems: &mut Vec<Problem>,
 ) -> Option<(DataCenterFields, Endpoint)> {
     let before = problems.len();
-    // Normalized as stored (no trailing slash), and parsed again as such for the check.
-    let normalized = datacenter::parse_api_url(&fields.api_url, import.config)
-        .map(|url| url.as_str().trim_end_matches('/').to_owned())
-        .and_then(|text| url::Url::parse(&text).map(|url| (text, url)).map_err(|e| e.to_string()));
-    let (api_url, endpoint_url) = match normalized {
-        Ok((text, url)) => (Some(text), Some(url)),
+    // Stored without a trailing slash; the check takes the parsed URL, as the API's does.
+    let (api_url, endpoint_url) = match datacenter::parse_api_url(&fields.api_url, import.config) {
+        Ok(url) => (Some(url.as_str().trim_end_matches('/').to_owned()), Some(url)),
         Err(why) => {
             problems.push(problem(place, "datacenter.api_url", why));
             (None, None)

@@ -488,6 +488,14 @@ async fn the_import_page_previews_then_applies_and_the_export_downloads() {
     assert_eq!(reader.get("/integrations/import").await.status(), 403);
 }
 
+/// The message of a 422's one problem, after checking its field and code.
+fn only_problem<'a>(answer: &'a serde_json::Value, field: &str, code: &str) -> &'a str {
+    let details = answer["error"]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 1, "{answer}");
+    assert_eq!((details[0]["field"].as_str(), details[0]["code"].as_str()), (Some(field), Some(code)), "{answer}");
+    details[0]["message"].as_str().unwrap()
+}
+
 /// What a space admin's import could do before: send the stored token of an
 /// integration to a server of theirs by changing its API URL without giving
 /// the token again, and move an integration away from the spaces of its
@@ -511,11 +519,8 @@ async fn the_import_refuses_what_the_api_refuses_a_stored_token_sent_elsewhere_a
     for query in ["?dry_run=true", ""] {
         let (status, answer) = import(&w, "team admin", query, &elsewhere).await;
         assert_eq!(status, 422, "{query}: {answer}");
-        let details = answer["error"]["details"].as_array().unwrap();
-        assert_eq!(details.len(), 1, "{answer}");
-        assert_eq!(details[0]["field"], "integrations[0] (team-dc).datacenter.access_token", "{answer}");
-        assert_eq!(details[0]["code"], "token_required", "{answer}");
-        assert!(details[0]["message"].as_str().unwrap().contains("access token again"), "{answer}");
+        let message = only_problem(&answer, "integrations[0] (team-dc).datacenter.access_token", "token_required");
+        assert!(message.contains("access token again"), "{answer}");
     }
 
     // The import page: its preview and its apply.
@@ -559,11 +564,8 @@ async fn the_import_refuses_what_the_api_refuses_a_stored_token_sent_elsewhere_a
     let moved = entry(&simulator.url, "other");
     let (status, answer) = import(&w, "account admin", "", &moved).await;
     assert_eq!(status, 422, "{answer}");
-    let details = answer["error"]["details"].as_array().unwrap();
-    assert_eq!(details.len(), 1, "{answer}");
-    assert_eq!(details[0]["field"], "integrations[0] (team-dc).space", "{answer}");
-    assert_eq!(details[0]["code"], "stacks_outside", "{answer}");
-    assert!(details[0]["message"].as_str().unwrap().contains("web"), "names the stack: {answer}");
+    let message = only_problem(&answer, "integrations[0] (team-dc).space", "stacks_outside");
+    assert!(message.contains("web"), "names the stack: {answer}");
     assert_eq!(stored(&w).await, before, "nothing was written");
     // Up to root, which holds `team`, is fine.
     let (status, answer) = import(&w, "account admin", "", &entry(&simulator.url, "root")).await;
