@@ -3,6 +3,9 @@
 //! the webhook secret) are sealed with the keyring, bound to their row and
 //! column, and opened only where they are needed.
 
+pub mod checks;
+pub mod input;
+pub mod operations;
 pub mod rules;
 
 use sqlx::{PgConnection, PgExecutor};

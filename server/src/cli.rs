@@ -7,16 +7,18 @@
 use std::{io::Read, process::ExitCode};
 
 use bitgate_core::{
+    access::Access,
     api_tokens,
     as_code::{
         self,
         export::Selection,
-        import::{Authority, Import, ImportError},
+        import::{Import, ImportError},
     },
     audit::{self, Actor, Event, Target},
     config::{parse_duration, Config, Environment},
     db::Database,
     passwords::{Password, PasswordHasher},
+    principal::Principal,
     spaces,
     users::{self, CreateUserError, DisplayName, Email, NewUser, Role},
 };
@@ -348,9 +350,8 @@ async fn integrations(config: &Config, command: IntegrationsCommand) -> Result<(
                     db: &pool,
                     keyring: &keyring,
                     config,
-                    authority: Authority::Operator,
-                    actor: Actor::Cli,
-                    address: None,
+                    by: Principal::Operator,
+                    access: Access::operator(),
                     space: found.id,
                     dry_run,
                 };

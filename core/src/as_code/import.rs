@@ -8,42 +8,32 @@
 //! keeps the stored one; a secret given is compared with the stored one
 //! without being shown anywhere.
 
-use std::net::IpAddr;
-
 use futures::future::join_all;
 use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
-use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::file::{self, Credentials, Entry, Problem, Scope};
 use crate::{
     access::{Access, Denied},
-    audit::{self, Actor, Event, Target},
+    audit::{self, Event, Target},
     bitbucket::{
-        cloud::{self, Account, Consumer, Mode, Tokens},
-        datacenter, Report,
+        cloud::{Account, Consumer, Mode, Tokens},
+        datacenter,
     },
     cloud_tokens,
     config::Config,
     integrations::{
-        self, rules, Changes, Health, Integration, IntegrationId, NewCloud, NewDataCenter, Options, Provider,
+        self, checks,
+        input::{self, given, Problems},
+        rules, Changes, Health, Integration, IntegrationId, NewCloud, NewDataCenter, Options, Provider,
     },
+    principal::Principal,
     secrets::Keyring,
     spaces::{self, SpaceId},
     users::FieldError,
     webhooks,
 };
-
-/// On whose authority the import runs.
-pub enum Authority {
-    /// The CLI: the operator of the installation may import anything.
-    Operator,
-    /// A user (browser or API token): what the permission table lets them
-    /// administer. `created_by` is recorded on the integrations they create.
-    User { access: Access, user_id: Uuid, email: String },
-}
 
 /// One import.
 pub struct Import<'a> {
@@ -51,9 +41,11 @@ pub struct Import<'a> {
     pub keyring: &'a Keyring,
     /// The outbound policy and Bitbucket Cloud's endpoints, for the checks.
     pub config: &'a Config,
-    pub authority: Authority,
-    pub actor: Actor,
-    pub address: Option<IpAddr>,
+    /// Who imports: a user (browser or API token), recorded as the creator
+    /// of what they create, or the operator (the CLI).
+    pub by: Principal,
+    /// What the permission table lets them administer (the operator: all).
+    pub access: Access,
     /// Where the entries that name no scope go (CDS's entries never do).
     pub space: SpaceId,
     /// Check everything, write nothing.
@@ -244,7 +236,7 @@ async fn plan(
             }
         },
     };
-    if let Some(why) = refusal(&import.authority, space_id) {
+    if let Some(why) = refusal(&import.access, space_id) {
         let why = if entry.scope == Scope::Unstated {
             "names no space, and you do not administer the space the import puts such entries in: \
              name one (space: ...), or import into one of yours"
@@ -256,7 +248,7 @@ async fn plan(
     }
     let existing = match integrations::find_by_name(db, &name).await? {
         Some(existing) => {
-            if refusal(&import.authority, existing.space_id).is_some() {
+            if refusal(&import.access, existing.space_id).is_some() {
                 problems.push(problem(
                     place,
                     "name",
@@ -409,20 +401,18 @@ async fn plan(
             Ok(Some(make(update_or_not(existing.id, changes, webhook_secret.is_some()), check, webhook_secret)))
         }
         Credentials::Cloud { workspace, client_id, client_secret, mode } => {
-            let workspace = cloud::parse_workspace(&workspace).map_err(|why| problem(place, "cloud.workspace", why));
-            let mode = Mode::parse(&mode)
-                .ok_or_else(|| problem(place, "cloud.mode", "must be authorization_code or client_credentials"));
+            // The wizard's and the API's validators, so that a file is held to the same rules.
+            let mut found = Problems::default();
+            let workspace = input::workspace(&mut found, &workspace);
+            let mode = input::mode(&mut found, Some(mode));
             let client_id = client_id.trim().to_owned();
             let client_secret = client_secret.map(|s| s.trim().to_owned());
             if client_secret.as_ref().is_some_and(|s| s.len() > MAX_SECRET) {
-                problems.push(problem(place, "cloud.client_secret", "use at most 1,024 characters"));
+                found.push("cloud.client_secret", "too_long", "Use at most 1,024 characters.");
             }
-            let (workspace, mode) = match (workspace, mode) {
-                (Ok(workspace), Ok(mode)) => (workspace, mode),
-                (workspace, mode) => {
-                    problems.extend(workspace.err().into_iter().chain(mode.err()));
-                    return Ok(None);
-                }
+            let (Some(workspace), Some(mode), true) = (workspace, mode, found.is_empty()) else {
+                problems.extend(found.0.into_iter().map(|error| field_problem(place, error)));
+                return Ok(None);
             };
             let Some(existing) = existing else {
                 let Some(secret) = client_secret else {
@@ -488,9 +478,8 @@ fn opened<T>(
     }
 }
 
-/// Why the authority may not put an integration in `space` (`None`: a default).
-fn refusal(authority: &Authority, space: Option<SpaceId>) -> Option<&'static str> {
-    let Authority::User { access, .. } = authority else { return None };
+/// Why the importer may not put an integration in `space` (`None`: a default).
+fn refusal(access: &Access, space: Option<SpaceId>) -> Option<&'static str> {
     match (access.can_administer_integration(space), space) {
         (Ok(()), _) => None,
         // A space they cannot see is answered as one that does not exist.
@@ -515,46 +504,30 @@ fn datacenter_fields(
     mut fields: DataCenterFields,
     problems: &mut Vec<Problem>,
 ) -> Option<(DataCenterFields, Endpoint)> {
-    let before = problems.len();
-    // Stored without a trailing slash; the check takes the parsed URL, as the API's does.
-    let (api_url, endpoint_url) = match datacenter::parse_api_url(&fields.api_url, import.config) {
-        Ok(url) => (Some(url.as_str().trim_end_matches('/').to_owned()), Some(url)),
-        Err(why) => {
-            problems.push(problem(place, "datacenter.api_url", why));
-            (None, None)
-        }
-    };
-    let user_facing_url = if fields.user_facing_url.trim().is_empty() {
-        api_url.clone()
-    } else {
-        match url::Url::parse(fields.user_facing_url.trim()) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url.as_str().trim_end_matches('/').to_owned()),
-            _ => {
-                problems.push(problem(place, "datacenter.user_facing_url", "use an http:// or https:// URL"));
-                None
-            }
-        }
+    // The wizard's and the API's validators, so that a file is held to the same rules.
+    let mut found = Problems::default();
+    let endpoint_url = input::api_url(&mut found, &fields.api_url, import.config);
+    let user_facing_url = match given(Some(fields.user_facing_url.clone())) {
+        Some(raw) => input::user_facing_url(&mut found, &raw),
+        // Stored without a trailing slash; the check takes the parsed URL, as the API's does.
+        None => endpoint_url.as_ref().map(|url| url.as_str().trim_end_matches('/').to_owned()),
     };
     fields.username = fields.username.trim().to_owned();
     fields.access_token = fields.access_token.map(|t| t.trim().to_owned());
     if fields.access_token.as_ref().is_some_and(|t| t.len() > MAX_SECRET) {
-        problems.push(problem(place, "datacenter.access_token", "use at most 1,024 characters"));
+        found.push("datacenter.access_token", "too_long", "Use at most 1,024 characters.");
     }
-    fields.ca_certificate = fields.ca_certificate.map(|pem| pem.trim().to_owned());
-    let ca = match fields.ca_certificate.as_deref().map(datacenter::parse_ca_certificate) {
-        Some(Ok(ca)) => Some(ca),
-        Some(Err(why)) => {
-            problems.push(problem(place, "datacenter.ca_certificate", why));
-            None
-        }
-        None => None,
-    };
-    if problems.len() > before {
+    let ca = fields.ca_certificate.as_deref().and_then(|pem| input::ca_certificate(&mut found, pem));
+    if !found.is_empty() {
+        problems.extend(found.0.into_iter().map(|error| field_problem(place, error)));
         return None;
     }
-    fields.api_url = api_url?;
+    let endpoint_url = endpoint_url?;
+    fields.api_url = endpoint_url.as_str().trim_end_matches('/').to_owned();
     fields.user_facing_url = user_facing_url?;
-    Some((fields, Endpoint { api_url: endpoint_url?, ca }))
+    let (pem, ca) = ca.map_or((None, None), |(pem, parsed)| (Some(pem), Some(parsed)));
+    fields.ca_certificate = pem;
+    Some((fields, Endpoint { api_url: endpoint_url, ca }))
 }
 
 fn connection(fields: &DataCenterFields, endpoint: Endpoint, token: String) -> Check {
@@ -664,30 +637,27 @@ async fn run_connection_checks(
         match &plan.check {
             None => None,
             Some(Check::DataCenter(connection)) => {
-                let report = datacenter::check(connection, config).await;
-                Some(if report.passed() {
-                    let message = report.checks.first().map(|c| c.message.clone()).unwrap_or_default();
-                    Ok(Checked::DataCenter(health("connected", message)))
-                } else {
-                    Err(report)
-                })
+                Some(checks::check_datacenter(connection, config).await.map(Checked::DataCenter))
             }
-            Some(Check::Cloud { workspace, consumer, mode }) => {
-                Some(match cloud::check_new(config, workspace, consumer, *mode).await {
-                    Ok(tokens) => {
-                        let health = Health::of_new_cloud(workspace, *mode, tokens.as_ref().map(|(_, a)| a));
-                        Ok(Checked::Cloud(health, tokens))
-                    }
-                    Err(report) => Err(report),
-                })
-            }
+            Some(Check::Cloud { workspace, consumer, mode }) => Some(
+                checks::check_cloud(config, workspace, consumer, *mode)
+                    .await
+                    .map(|(health, tokens)| Checked::Cloud(health, tokens)),
+            ),
         }
     });
     let outcomes = join_all(checks).await;
     for (plan, outcome) in plans.iter_mut().zip(outcomes) {
         match outcome {
             None => {}
-            Some(Err(report)) => problems.extend(check_problems(&plan.place, plan.provider, &report)),
+            Some(Err(report)) => {
+                // The API's reading of a failed checklist: each failure on the field to change.
+                let failed = match plan.provider {
+                    Provider::DataCenter => checks::datacenter_problems(&report),
+                    Provider::Cloud => checks::cloud_problems(&report),
+                };
+                problems.extend(failed.into_iter().map(|error| field_problem(&plan.place, error)));
+            }
             Some(Ok(checked)) => match (&mut plan.action, checked) {
                 (Action::Create(new), checked) => new.checked = Some(checked),
                 (Action::Update { changes, .. }, Checked::DataCenter(health)) => {
@@ -702,24 +672,6 @@ async fn run_connection_checks(
         }
     }
     Ok(())
-}
-
-fn health(state: &str, message: String) -> Health {
-    Health { state: state.into(), message, checked_at: Some(OffsetDateTime::now_utc()) }
-}
-
-/// A failed checklist as problems, one per failed line.
-fn check_problems(place: &str, provider: Provider, report: &Report) -> Vec<Problem> {
-    let section = match provider {
-        Provider::DataCenter => "datacenter",
-        Provider::Cloud => "cloud",
-    };
-    report
-        .checks
-        .iter()
-        .filter(|c| !c.ok && !c.message.starts_with("Not checked"))
-        .map(|c| problem(place, section, format!("connection check \u{201c}{}\u{201d} failed: {}", c.name, c.message)))
-        .collect()
 }
 
 fn summary(plans: &[Plan]) -> Summary {
@@ -738,10 +690,7 @@ fn summary(plans: &[Plan]) -> Summary {
 /// Writes every plan in one transaction, each change audited.
 async fn apply(import: &Import<'_>, plans: Vec<Plan>, summary: &Summary) -> Result<(), ImportError> {
     let keyring = import.keyring;
-    let (created_by, created_by_label) = match &import.authority {
-        Authority::Operator => (None, "cli".to_owned()),
-        Authority::User { user_id, email, .. } => (Some(*user_id), email.clone()),
-    };
+    let (created_by, created_by_label) = (import.by.user_id(), import.by.label());
     let mut tx = import.db.begin().await?;
     for plan in plans {
         let place = plan.place.clone();
@@ -825,16 +774,16 @@ async fn apply(import: &Import<'_>, plans: Vec<Plan>, summary: &Summary) -> Resu
         if let Some(secret) = &plan.webhook_secret {
             webhooks::deliveries::set_secret(&mut tx, keyring, integration.id, secret).await?;
         }
-        let event = Event::new(import.actor.clone(), action)
+        let event = Event::new(import.by.actor(), action)
             .target(Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() })
-            .from_address(import.address)
+            .from_address(import.by.address())
             .details(json!({"via": "import", "provider": integration.provider.as_str(),
                             "webhook_secret_set": plan.webhook_secret.is_some()}))
             .in_space(integration.space_id);
         audit::record(&mut *tx, event).await?;
     }
-    let event = Event::new(import.actor.clone(), "integrations.imported")
-        .from_address(import.address)
+    let event = Event::new(import.by.actor(), "integrations.imported")
+        .from_address(import.by.address())
         .in_space(import.space)
         .details(json!({"created": summary.created, "updated": summary.updated, "unchanged": summary.unchanged}));
     audit::record(&mut *tx, event).await?;

@@ -12,6 +12,7 @@ use bitgate_core::{
     access::Denied,
     api_tokens,
     audit::{self, Actor, Event, Target},
+    principal::Principal,
     users::User,
 };
 use uuid::Uuid;
@@ -31,6 +32,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The principal the operations in core take.
+    pub fn principal(&self) -> Principal {
+        Principal::User { user: self.user.clone(), token_id: self.token_id, address: self.address }
+    }
+
     /// The actor of the audit events this caller causes.
     pub fn actor(&self) -> Actor {
         match self.token_id {

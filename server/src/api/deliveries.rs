@@ -11,8 +11,10 @@ use axum::{
     Json,
 };
 use bitgate_core::{
-    audit::{self, Event, Target},
-    integrations::Integration,
+    integrations::{
+        operations::{self, parse_id},
+        Integration,
+    },
     webhooks::deliveries::{self, Delivery, Filter},
 };
 use serde::{Deserialize, Serialize};
@@ -23,7 +25,7 @@ use super::query::Query;
 use super::{
     caller::Caller,
     error::{ApiError, ErrorBody},
-    integrations::{administered, reveal_secret, webhook_url, Webhook},
+    integrations::{administered, webhook_url, Webhook},
     pagination::{page_of, Cursor, Page, PageQuery},
     rfc3339,
 };
@@ -181,47 +183,6 @@ pub async fn get(
     }))
 }
 
-fn target(integration: &Integration) -> Target {
-    Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() }
-}
-
-/// Rotates the secret of an integration the caller administers, audited;
-/// returns the new secret and until when the previous one is accepted.
-pub async fn rotate_checked(state: &AppState, caller: &Caller, raw: &str) -> Result<(Integration, Webhook), ApiError> {
-    let integration = administered(state, caller, raw, "integration.webhook_secret_rotated").await?;
-    let grace = state.services.config.webhook_secret_grace;
-    let mut tx = state.services.pool.begin().await?;
-    let secret =
-        deliveries::rotate(&mut tx, &state.services.keyring, integration.id, grace).await?.ok_or(ApiError::NotFound)?;
-    let until = deliveries::previous_valid_until(&mut *tx, integration.id).await?;
-    let event = Event::new(caller.actor(), "integration.webhook_secret_rotated")
-        .target(target(&integration))
-        .from_address(caller.address)
-        .details(serde_json::json!({"previous_valid_until": until.map(rfc3339)}))
-        .in_space(integration.space_id);
-    audit::record(&mut *tx, event).await?;
-    tx.commit().await?;
-    let webhook =
-        Webhook { url: webhook_url(state, &integration.slug), secret, previous_secret_valid_until: until.map(rfc3339) };
-    Ok((integration, webhook))
-}
-
-/// Retires the previous secret of an integration the caller administers, audited.
-pub async fn retire_checked(state: &AppState, caller: &Caller, raw: &str) -> Result<(Integration, bool), ApiError> {
-    let integration = administered(state, caller, raw, "integration.webhook_secret_retired").await?;
-    let mut tx = state.services.pool.begin().await?;
-    let retired = deliveries::retire_previous(&mut tx, integration.id).await?;
-    if retired {
-        let event = Event::new(caller.actor(), "integration.webhook_secret_retired")
-            .target(target(&integration))
-            .from_address(caller.address)
-            .in_space(integration.space_id);
-        audit::record(&mut *tx, event).await?;
-    }
-    tx.commit().await?;
-    Ok((integration, retired))
-}
-
 fn no_store(body: impl IntoResponse) -> Response {
     let mut response = body.into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -244,7 +205,12 @@ pub async fn rotate(
     caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (_, webhook) = rotate_checked(&state, &caller, &raw).await?;
+    let rotated = operations::rotate_webhook_secret(&state.services, &caller.principal(), parse_id(&raw)?).await?;
+    let webhook = Webhook {
+        url: webhook_url(&state, &rotated.integration.slug),
+        secret: rotated.secret,
+        previous_secret_valid_until: rotated.previous_valid_until.map(rfc3339),
+    };
     Ok(no_store(Json(webhook)))
 }
 
@@ -262,8 +228,10 @@ pub async fn retire_previous(
     caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (integration, _) = retire_checked(&state, &caller, &raw).await?;
-    let secret = reveal_secret(&state, &caller, &integration).await?;
+    let principal = caller.principal();
+    let id = parse_id(&raw)?;
+    operations::retire_previous_secret(&state.services, &principal, id).await?;
+    let (integration, secret) = operations::reveal_webhook_secret(&state.services, &principal, id).await?;
     let webhook = Webhook { url: webhook_url(&state, &integration.slug), secret, previous_secret_valid_until: None };
     Ok((StatusCode::OK, no_store(Json(webhook))).into_response())
 }

@@ -7,7 +7,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use bitgate_core::users::FieldError;
+use bitgate_core::{integrations::operations::IntegrationError, users::FieldError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -67,6 +67,22 @@ impl From<bitgate_core::access::Refused> for ApiError {
         match refused {
             bitgate_core::access::Refused::Denied(denied) => denied.into(),
             bitgate_core::access::Refused::Database(e) => e.into(),
+        }
+    }
+}
+
+/// An operation on an integration that did not happen, as the API answers it.
+impl From<IntegrationError> for ApiError {
+    fn from(error: IntegrationError) -> Self {
+        match error {
+            IntegrationError::NotFound => ApiError::NotFound,
+            IntegrationError::Denied(denied) => denied.into(),
+            IntegrationError::Invalid(problems) | IntegrationError::CheckFailed { problems, .. } => {
+                ApiError::Validation(problems)
+            }
+            IntegrationError::Conflict(problems) => ApiError::Conflict(problems),
+            IntegrationError::Database(e) => e.into(),
+            stored @ IntegrationError::Stored(_) => ApiError::Internal(stored.to_string()),
         }
     }
 }

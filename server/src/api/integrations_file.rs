@@ -16,7 +16,7 @@ use bitgate_core::{
     as_code::{
         self,
         export::Selection,
-        import::{Authority, Import, ImportError, Summary},
+        import::{Import, ImportError, Summary},
     },
     audit::{self, Event},
     spaces,
@@ -206,9 +206,8 @@ pub async fn import_checked(
         db: pool,
         keyring: &state.services.keyring,
         config: &state.services.config,
-        authority: Authority::User { access, user_id: caller.user.id, email: caller.user.email.clone() },
-        actor: caller.actor(),
-        address: caller.address,
+        by: caller.principal(),
+        access,
         space,
         dry_run,
     };

@@ -14,7 +14,7 @@ use bitgate_core::{
         cloud::{self as bitbucket_cloud, ApiCallError},
         datacenter, parse_repository_name, CallFailed, Repository, RepositoryPage, RepositorySearch,
     },
-    integrations::{self, Integration, Provider},
+    integrations::{self, checks, operations::IntegrationError, Integration, Provider},
     stacks,
 };
 use serde::{Deserialize, Serialize};
@@ -24,9 +24,7 @@ use uuid::Uuid;
 use super::query::Query;
 use super::{
     caller::Caller,
-    cloud,
     error::{ApiError, ErrorBody},
-    integrations::stored_connection,
     pagination::{decode_offset, encode_offset, Page},
 };
 use crate::state::AppState;
@@ -145,7 +143,7 @@ pub async fn page(
     let wanted = RepositorySearch { name: search, start, limit };
     match integration.provider {
         Provider::DataCenter => {
-            let connection = stored_connection(state, integration).await?;
+            let connection = checks::stored_connection(&state.services, integration).await.map_err(stored)?;
             Ok(datacenter::repositories(&connection, &state.services.config, wanted).await)
         }
         Provider::Cloud => {
@@ -161,6 +159,11 @@ pub async fn page(
             .await
         }
     }
+}
+
+/// Stored credentials that could not be read, as the API answers it.
+fn stored(error: checks::StoredError) -> ApiError {
+    ApiError::from(IntegrationError::from(error))
 }
 
 fn cloud_workspace(integration: &Integration) -> Result<String, ApiError> {
@@ -188,7 +191,7 @@ where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<T, ApiCallError>>,
 {
-    let token = match cloud::access_token(state, integration).await? {
+    let token = match checks::cloud_access_token(&state.services, integration.id).await.map_err(stored)? {
         Ok(token) => token,
         Err(why) => return Ok(Err(CallFailed(why))),
     };
@@ -197,7 +200,7 @@ where
         Err(ApiCallError::Failed(failed)) => return Ok(Err(failed)),
         Err(ApiCallError::Unauthorized) => {}
     }
-    let token = match cloud::refreshed_token(state, integration, token).await? {
+    let token = match checks::cloud_token_after_refusal(&state.services, integration.id, token).await.map_err(stored)? {
         Ok(token) => token,
         Err(why) => return Ok(Err(CallFailed(why))),
     };
@@ -233,7 +236,7 @@ pub async fn find(state: &AppState, integration: &Integration, name: &str) -> Re
     match integration.provider {
         Provider::DataCenter => {
             let (project, slug) = parse_repository_name(name).map_err(Unusable::Invalid)?;
-            let connection = stored_connection(state, integration).await?;
+            let connection = checks::stored_connection(&state.services, integration).await.map_err(stored)?;
             match datacenter::repository(&connection, &state.services.config, &project, &slug).await {
                 Ok(Some(repository)) => Ok(repository),
                 Ok(None) => Err(Unusable::Repository(format!(

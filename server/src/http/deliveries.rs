@@ -1,6 +1,6 @@
-//! The delivery log pages and the secret's rotation buttons, through the
-//! REST API's code (`api::deliveries`), so that both say the same and
-//! leave the same audit trail.
+//! The delivery log pages and the secret's rotation buttons. The rotation
+//! and retirement are the operations the REST API calls too, so both say
+//! the same and leave the same audit trail.
 
 use axum::{
     extract::{Path, Query, State},
@@ -10,6 +10,7 @@ use axum::{
 };
 use bitgate_app::context::{DeliveriesPage, DeliveryPage, DeliveryRow, Flash, PageContext};
 use bitgate_core::{
+    integrations::operations::{self, parse_id},
     stacks,
     webhooks::deliveries::{self, Delivery},
 };
@@ -23,7 +24,7 @@ use super::{
 };
 use crate::{
     api::{
-        deliveries::{administered_delivery, filter_of, retire_checked, rotate_checked},
+        deliveries::{administered_delivery, filter_of},
         integrations::administered,
         pagination::{Cursor, PageQuery},
         rfc3339,
@@ -148,13 +149,14 @@ pub async fn rotate(
     Extension(ClientAddress(address)): Extension<ClientAddress>,
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
-    let (integration, webhook) = rotate_checked(&state, &user.caller(address), &raw).await?;
+    let principal = user.caller(address).principal();
+    let rotated = operations::rotate_webhook_secret(&state.services, &principal, parse_id(&raw)?).await?;
     let mut context = context;
     context.flashes.push(Flash::success(format!(
         "New secret made: paste it into Bitbucket's webhook now. The previous one is accepted until {}.",
-        webhook.previous_secret_valid_until.clone().unwrap_or_default()
+        rotated.previous_valid_until.map(rfc3339).unwrap_or_default()
     )));
-    super::integrations::details_with_secret(&state, context, &user, integration, webhook.secret).await
+    super::integrations::details_with_secret(&state, context, &user, rotated.integration, rotated.secret).await
 }
 
 /// Retire the previous secret at once.
@@ -165,7 +167,9 @@ pub async fn retire(
     session: Session,
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
-    let (integration, retired) = retire_checked(&state, &user.caller(address), &raw).await?;
+    let principal = user.caller(address).principal();
+    let (integration, retired) =
+        operations::retire_previous_secret(&state.services, &principal, parse_id(&raw)?).await?;
     let message = if retired {
         "The previous secret is retired: only the current one is accepted now."
     } else {

@@ -1,8 +1,9 @@
-//! The integrations pages: the list (home), the Data Center wizard, the
-//! details page with the webhook setup, the secret's reveal, and a new
-//! connection test. The wizard posts a plain form, turned into the REST
-//! API's body and created through the same code (`api::integrations`), so
-//! the browser and the API cannot disagree.
+//! The integrations pages: the list (home), the wizard (create and edit),
+//! the details page with the webhook setup, the secret's reveal, a new
+//! connection test, and the delete page. The wizard posts a plain form whose
+//! fields are moved into the operations' input as they are; every decision
+//! is the operation's in core, the one the REST API calls, so the browser
+//! and the API cannot disagree.
 
 use std::collections::HashMap;
 
@@ -18,30 +19,27 @@ use bitgate_app::context::{
 };
 use bitgate_core::{
     access::Access,
-    integrations::{self, Integration, Provider},
+    integrations::{
+        self,
+        input::{self, given, IntegrationInput},
+        operations::{self, parse_id, IntegrationError, Purpose},
+        Integration, Provider,
+    },
     spaces,
     stacks::{self, StackFilter},
     webhooks,
 };
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
 use tower_sessions::Session;
-use uuid::Uuid;
 
 use super::{
     client_address::ClientAddress,
     markdown,
-    pages::{refused_form, AppError},
+    pages::{form_with_problems, AppError},
     session::{push_flash, CurrentUser},
 };
 use crate::{
-    api::{
-        integrations::{
-            create_checked, delete_checked, retest, reveal_secret, update_checked, webhook_url, CreateFailure,
-        },
-        json::JsonObject,
-        rfc3339,
-    },
+    api::{integrations::webhook_url, rfc3339},
     state::AppState,
 };
 
@@ -248,91 +246,88 @@ pub struct WizardForm {
 }
 
 impl WizardForm {
-    /// The REST API's body for this form.
     fn is_cloud(&self) -> bool {
         self.provider == Provider::Cloud.as_str()
     }
 
-    fn body(&self) -> JsonObject {
-        let optional = |value: &str| if value.trim().is_empty() { Value::Null } else { json!(value) };
-        let labels: Vec<&str> = self.labels.split(',').map(str::trim).filter(|l| !l.is_empty()).collect();
-        let mut body = json!({
-            "name": self.name,
-            "provider": if self.is_cloud() { Provider::Cloud.as_str() } else { Provider::DataCenter.as_str() },
-            "scope": if self.scope.is_empty() { "space" } else { self.scope.as_str() },
-            "space_id": if self.scope == "default" { Value::Null } else { optional(&self.space_id) },
-            "labels": labels,
-            "description": self.description,
-            "options": {
-                "use_git_checkout": self.use_git_checkout.is_some(),
-                "commit_status": self.commit_status.is_some(),
-                "status_details": self.status_details.is_some(),
-                "vcs_checks": if self.vcs_checks.is_empty() { "individual" } else { self.vcs_checks.as_str() },
-            },
-            "datacenter": {
-                "api_url": self.api_url,
-                "user_facing_url": optional(&self.user_facing_url),
-                "username": self.username,
-                "access_token": self.access_token,
-                "ca_certificate": optional(&self.ca_certificate),
-            },
-        });
-        if self.is_cloud() {
-            body["datacenter"] = Value::Null;
-            body["cloud"] = self.cloud_body(true);
-        }
-        let mut object = body.as_object().cloned().unwrap_or_else(Map::new);
-        object.retain(|_, value| !value.is_null() || !self.is_cloud());
-        JsonObject(object)
+    fn labels(&self) -> Vec<String> {
+        self.labels.split(',').map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
     }
 
-    /// The `cloud` object: on an edit, an empty secret keeps the stored one.
-    fn cloud_body(&self, creating: bool) -> Value {
-        let mut cloud = json!({
-            "workspace": self.workspace,
-            "client_id": self.client_id,
-            "mode": if self.mode.is_empty() { "authorization_code" } else { self.mode.as_str() },
-        });
-        if creating || !self.client_secret.trim().is_empty() {
-            cloud["client_secret"] = json!(self.client_secret);
+    /// The checkboxes: a box left unticked is not posted at all.
+    fn options(&self) -> input::OptionsInput {
+        input::OptionsInput {
+            use_git_checkout: Some(self.use_git_checkout.is_some()),
+            commit_status: Some(self.commit_status.is_some()),
+            status_details: Some(self.status_details.is_some()),
+            vcs_checks: Some(if self.vcs_checks.is_empty() { "individual" } else { &self.vcs_checks }.to_owned()),
         }
-        cloud
     }
 
-    /// The PATCH body for this form: the name and scope never change; an
-    /// empty token keeps the stored one, an empty CA certificate removes it.
-    fn update_body(&self) -> JsonObject {
-        let labels: Vec<&str> = self.labels.split(',').map(str::trim).filter(|l| !l.is_empty()).collect();
-        let mut datacenter = json!({
-            "api_url": self.api_url,
-            "user_facing_url": if self.user_facing_url.trim().is_empty() { &self.api_url } else { &self.user_facing_url },
-            "username": self.username,
-            "ca_certificate": self.ca_certificate,
-        });
-        if !self.access_token.trim().is_empty() {
-            datacenter["access_token"] = json!(self.access_token);
-        }
-        let mut body = json!({
-            "labels": labels,
-            "description": self.description,
-            "options": {
-                "use_git_checkout": self.use_git_checkout.is_some(),
-                "commit_status": self.commit_status.is_some(),
-                "status_details": self.status_details.is_some(),
-                "vcs_checks": if self.vcs_checks.is_empty() { "individual" } else { self.vcs_checks.as_str() },
+    /// The `cloud` part; on an edit, an empty secret keeps the stored one.
+    fn cloud(&self, creating: bool) -> input::CloudInput {
+        input::CloudInput {
+            workspace: Some(self.workspace.clone()),
+            client_id: Some(self.client_id.clone()),
+            client_secret: if creating {
+                Some(self.client_secret.clone())
+            } else {
+                given(Some(self.client_secret.clone()))
             },
-            "datacenter": datacenter,
-        });
-        if self.is_cloud() {
-            body.as_object_mut().map(|o| o.remove("datacenter"));
-            body["cloud"] = self.cloud_body(false);
+            mode: Some(if self.mode.is_empty() { "authorization_code" } else { &self.mode }.to_owned()),
         }
+    }
+
+    /// What the wizard asks to create.
+    fn creation(&self) -> IntegrationInput {
+        let provider = if self.is_cloud() { Provider::Cloud } else { Provider::DataCenter };
+        IntegrationInput {
+            name: Some(self.name.clone()),
+            provider: Some(provider.as_str().to_owned()),
+            scope: Some(if self.scope.is_empty() { "space" } else { &self.scope }.to_owned()),
+            space_id: if self.scope == "default" { None } else { given(Some(self.space_id.clone())) },
+            labels: Some(self.labels()),
+            description: Some(self.description.clone()),
+            options: Some(self.options()),
+            datacenter: (!self.is_cloud()).then(|| input::DataCenterInput {
+                api_url: Some(self.api_url.clone()),
+                user_facing_url: given(Some(self.user_facing_url.clone())),
+                username: Some(self.username.clone()),
+                access_token: Some(self.access_token.clone()),
+                ca_certificate: given(Some(self.ca_certificate.clone())),
+            }),
+            cloud: self.is_cloud().then(|| self.cloud(true)),
+            ..Default::default()
+        }
+    }
+
+    /// What the edit page asks to change: the name never changes; an empty
+    /// token keeps the stored one, an empty CA certificate removes it.
+    fn change(&self) -> IntegrationInput {
+        let user_facing_url =
+            if self.user_facing_url.trim().is_empty() { &self.api_url } else { &self.user_facing_url };
         // The scope fields are on the page; a post without them keeps the scope.
-        if !self.scope.is_empty() {
-            body["scope"] = json!(self.scope);
-            body["space_id"] = if self.scope == "default" { Value::Null } else { json!(self.space_id) };
+        let (scope, space_id) = match self.scope.as_str() {
+            "" => (None, None),
+            "default" => (Some("default".to_owned()), None),
+            scope => (Some(scope.to_owned()), Some(self.space_id.clone())),
+        };
+        IntegrationInput {
+            scope,
+            space_id,
+            labels: Some(self.labels()),
+            description: Some(self.description.clone()),
+            options: Some(self.options()),
+            datacenter: (!self.is_cloud()).then(|| input::DataCenterInput {
+                api_url: Some(self.api_url.clone()),
+                user_facing_url: Some(user_facing_url.clone()),
+                username: Some(self.username.clone()),
+                access_token: given(Some(self.access_token.clone())),
+                ca_certificate: Some(self.ca_certificate.clone()),
+            }),
+            cloud: self.is_cloud().then(|| self.cloud(false)),
+            ..Default::default()
         }
-        JsonObject(body.as_object().cloned().unwrap_or_else(Map::new))
     }
 
     /// What the page keeps when it answers again: everything but the token.
@@ -376,7 +371,7 @@ pub async fn create(
     session: Session,
     Form(form): Form<WizardForm>,
 ) -> Result<Response, AppError> {
-    match create_checked(&state, &user.caller(address), form.body()).await {
+    match operations::create(&state.services, &user.caller(address).principal(), form.creation()).await {
         Ok(integration) => {
             let message = if integration.health.state == "pending_authorization" {
                 format!(
@@ -404,16 +399,22 @@ pub async fn create(
 type CheckLines = Vec<(String, bool, String)>;
 
 /// A refused create or edit, as the form answered again: every field's
-/// first problem next to it, and the checklist when the checks ran.
+/// first problem next to it, and the checklist when the checks ran. Any
+/// other failure is the page's.
 fn answered_again(
-    failure: CreateFailure,
+    error: IntegrationError,
     values: Vec<(String, String)>,
 ) -> Result<(FormOutcome, CheckLines, StatusCode), AppError> {
-    let checks: CheckLines = failure
-        .report
-        .map(|r| r.checks.into_iter().map(|c| (c.name.to_owned(), c.ok, c.message)).collect())
-        .unwrap_or_default();
-    let (mut outcome, status) = refused_form(failure.error, values, form_field)?;
+    let (problems, status, checks): (_, _, CheckLines) = match error {
+        IntegrationError::Invalid(problems) => (problems, StatusCode::UNPROCESSABLE_ENTITY, Vec::new()),
+        IntegrationError::Conflict(problems) => (problems, StatusCode::CONFLICT, Vec::new()),
+        IntegrationError::CheckFailed { problems, report } => {
+            let checks = report.checks.into_iter().map(|c| (c.name.to_owned(), c.ok, c.message)).collect();
+            (problems, StatusCode::UNPROCESSABLE_ENTITY, checks)
+        }
+        other => return Err(other.into()),
+    };
+    let mut outcome = form_with_problems(problems, values, form_field);
     if !checks.is_empty() {
         outcome.form_error = Some(
             "Nothing was saved: the connection test failed. Fix what the checklist says, then test again.".to_owned(),
@@ -422,13 +423,13 @@ fn answered_again(
     Ok((outcome, checks, status))
 }
 
-/// The integration, when the viewer administers it (readers see it in lists
-/// only: 403; outside its space: 404), with the viewer's roles.
+/// The integration, to read, when the viewer administers it (readers see it
+/// in lists only: 403; outside its space: 404), with the viewer's roles.
+/// (A refused read is answered, not recorded: no address is needed.)
 async fn administered(state: &AppState, user: &CurrentUser, raw: &str) -> Result<(Integration, Access), AppError> {
-    let id = Uuid::parse_str(raw).map_err(|_| AppError::NotFound)?;
+    let principal = user.caller(None).principal();
+    let integration = operations::load_for(&state.services, &principal, parse_id(raw)?, Purpose::Read).await?;
     let access = Access::load(&state.services.pool, user.0.id).await?;
-    let integration = integrations::find(&state.services.pool, id).await?.ok_or(AppError::NotFound)?;
-    access.can_administer_integration(integration.space_id)?;
     Ok((integration, access))
 }
 
@@ -574,8 +575,9 @@ pub async fn reveal(
     Extension(ClientAddress(address)): Extension<ClientAddress>,
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
-    let (integration, access) = administered(&state, &user, &raw).await?;
-    let secret = reveal_secret(&state, &user.caller(address), &integration).await?;
+    let principal = user.caller(address).principal();
+    let (integration, secret) = operations::reveal_webhook_secret(&state.services, &principal, parse_id(&raw)?).await?;
+    let access = Access::load(&state.services.pool, user.0.id).await?;
     render_details(&state, context, &access, integration, Some(secret)).await
 }
 
@@ -587,8 +589,8 @@ pub async fn test(
     session: Session,
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
-    let (integration, _) = administered(&state, &user, &raw).await?;
-    let report = retest(&state, &user.caller(address), &integration).await?;
+    let principal = user.caller(address).principal();
+    let (report, integration) = operations::test(&state.services, &principal, parse_id(&raw)?).await?;
     let flash = match report.first_failure() {
         None => Flash::success("Every check passed: the integration is connected."),
         Some(failure) => Flash::error(format!("The {} check failed: {}", failure.name, failure.message)),
@@ -651,9 +653,10 @@ pub async fn update(
     Path(raw): Path<String>,
     Form(form): Form<WizardForm>,
 ) -> Result<Response, AppError> {
-    // The API's code authorizes; the integration is loaded again only to
+    // The operation authorizes; the integration is loaded again only to
     // answer a refused form with its page.
-    match update_checked(&state, &user.caller(address), &raw, form.update_body()).await {
+    let principal = user.caller(address).principal();
+    match operations::update(&state.services, &principal, parse_id(&raw)?, form.change()).await {
         Ok(updated) => {
             push_flash(&session, Flash::success(format!("Integration \u{201c}{}\u{201d} saved.", updated.name)))
                 .await?;
@@ -719,7 +722,11 @@ pub async fn delete(
     Path(raw): Path<String>,
     Form(form): Form<DeleteForm>,
 ) -> Result<Response, AppError> {
-    let (integration, access) = administered(&state, &user, &raw).await?;
+    let principal = user.caller(address).principal();
+    let id = parse_id(&raw)?;
+    // A refused delete is recorded even before the name is compared.
+    let integration = operations::load_for(&state.services, &principal, id, Purpose::Act("integration.delete")).await?;
+    let access = Access::load(&state.services.pool, user.0.id).await?;
     if form.confirm_name.trim() != integration.name {
         let outcome = FormOutcome {
             values: vec![("confirm_name".into(), form.confirm_name.clone())],
@@ -733,7 +740,7 @@ pub async fn delete(
         return render_delete(&state, context, &access, &integration, Some(outcome), StatusCode::UNPROCESSABLE_ENTITY)
             .await;
     }
-    let (deleted, detached) = delete_checked(&state, &user.caller(address), &raw).await?;
+    let (deleted, detached) = operations::delete(&state.services, &principal, id).await?;
     let message = match detached {
         0 => format!("Integration \u{201c}{}\u{201d} deleted.", deleted.name),
         n => format!("Integration \u{201c}{}\u{201d} deleted; {n} stack(s) detached: attach them to another integration from their pages.", deleted.name),

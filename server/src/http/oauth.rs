@@ -20,7 +20,11 @@ use bitgate_core::{
     audit::{self, Event, Target},
     bitbucket::cloud::{self, Endpoints},
     cloud_tokens,
-    integrations::{self, Integration},
+    integrations::{
+        self,
+        operations::{self, parse_id, IntegrationError},
+        Integration,
+    },
     oauth_flows::{self, FlowRefused},
 };
 use serde::Deserialize;
@@ -32,7 +36,7 @@ use super::{
     pages::AppError,
     session::{push_flash, CurrentUser, SessionAuth},
 };
-use crate::{api::cloud::start_authorization, state::AppState};
+use crate::state::AppState;
 
 /// `POST /integrations/{id}/connect`: Connect (or Reconnect).
 pub async fn connect(
@@ -42,18 +46,16 @@ pub async fn connect(
     session: Session,
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
-    let id = Uuid::parse_str(&raw).map_err(|_| AppError::NotFound)?;
-    let access = Access::load(&state.services.pool, user.0.id).await?;
-    let integration = integrations::find(&state.services.pool, id).await?.ok_or(AppError::NotFound)?;
-    access.can_administer_integration(integration.space_id)?;
+    let id = parse_id(&raw)?;
     let auth = SessionAuth::load(&session).await?.ok_or(AppError::Forbidden)?;
     let binding = oauth_flows::session_binding(&auth.csrf_token);
-    match start_authorization(&state, &user.caller(address), &integration, Some(binding)).await {
+    let principal = user.caller(address).principal();
+    match operations::start_authorization(&state.services, &principal, id, Some(binding)).await {
         Ok(url) => Ok(Redirect::to(&url).into_response()),
-        Err(crate::api::error::ApiError::Validation(details)) => {
+        Err(IntegrationError::Invalid(details)) => {
             let message = details.into_iter().map(|d| d.message).collect::<Vec<_>>().join(" ");
             push_flash(&session, Flash::error(message)).await?;
-            Ok(Redirect::to(&format!("/integrations/{}", integration.id)).into_response())
+            Ok(Redirect::to(&format!("/integrations/{id}")).into_response())
         }
         Err(other) => Err(other.into()),
     }

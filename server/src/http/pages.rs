@@ -93,6 +93,12 @@ impl From<ApiError> for AppError {
     }
 }
 
+impl From<bitgate_core::integrations::operations::IntegrationError> for AppError {
+    fn from(error: bitgate_core::integrations::operations::IntegrationError) -> Self {
+        ApiError::from(error).into()
+    }
+}
+
 impl From<sqlx::Error> for AppError {
     fn from(error: sqlx::Error) -> Self {
         if bitgate_core::db::is_outage(&error) {
@@ -256,6 +262,16 @@ pub fn refused_form(
         ApiError::Conflict(details) => (details, StatusCode::CONFLICT),
         other => return Err(other.into()),
     };
+    Ok((form_with_problems(details, values, field_of), status))
+}
+
+/// A form answered again with its problems: each field's first one next to
+/// it (`field_of` names the form field of an API field), the values kept.
+pub fn form_with_problems(
+    details: Vec<bitgate_core::users::FieldError>,
+    values: Vec<(String, String)>,
+    field_of: impl Fn(&str) -> String,
+) -> FormOutcome {
     let mut field_errors: Vec<(String, String)> = Vec::new();
     for detail in details {
         let field = field_of(&detail.field);
@@ -265,5 +281,5 @@ pub fn refused_form(
         }
     }
     let form_error = Some("Nothing was saved: fix the fields marked below.".to_owned());
-    Ok((FormOutcome { values, field_errors, form_error, blocked: None }, status))
+    FormOutcome { values, field_errors, form_error, blocked: None }
 }

@@ -14,6 +14,7 @@ mod csrf;
 mod database;
 mod headers;
 mod helpers;
+mod integration_operations;
 mod integrations_api;
 mod integrations_file;
 mod integrations_pages;

@@ -1,0 +1,248 @@
+//! The connection checks an integration's operations run: of new
+//! credentials before anything is stored, and of the stored ones when an
+//! admin tests again. A failed check is reported on the field an admin
+//! would change, with the whole checklist for the pages.
+
+use time::OffsetDateTime;
+
+use super::{Health, Integration, IntegrationId, Provider};
+use crate::{
+    bitbucket::{
+        cloud::{self, Account, Consumer, Endpoints, Mode, Tokens},
+        datacenter, Check, Report,
+    },
+    cloud_tokens::{self, TokenProblem},
+    config::Config,
+    users::FieldError,
+    Services,
+};
+
+/// A failed checklist as problems, each on the field `field_of` names.
+/// Lines that did not run because an earlier one failed say so; they are
+/// not problems of their own.
+fn problems(report: &Report, field_of: impl Fn(&Check) -> &'static str) -> Vec<FieldError> {
+    report
+        .checks
+        .iter()
+        .filter(|c| !c.ok && !c.message.starts_with("Not checked"))
+        .map(|c| FieldError::new(field_of(c), &format!("check_{}", c.name), c.message.clone()))
+        .collect()
+}
+
+/// A failed Data Center checklist as problems, each on its field.
+pub fn datacenter_problems(report: &Report) -> Vec<FieldError> {
+    problems(report, |check| match check.name {
+        "server" => "datacenter.api_url",
+        "owner" => "datacenter.username",
+        _ => "datacenter.access_token",
+    })
+}
+
+/// A failed Cloud checklist as problems, each on its field.
+pub fn cloud_problems(report: &Report) -> Vec<FieldError> {
+    problems(report, |check| match check.name {
+        "workspace" => "cloud.workspace",
+        "token" => "cloud.mode",
+        "consumer" if check.message.contains("callback") => "cloud.client_id",
+        "consumer" => "cloud.client_secret",
+        _ => "cloud.client_id",
+    })
+}
+
+/// The health of Data Center credentials that passed every check.
+pub fn connected(report: &Report) -> Health {
+    Health {
+        state: "connected".into(),
+        message: report.checks.first().map(|c| c.message.clone()).unwrap_or_default(),
+        checked_at: Some(OffsetDateTime::now_utc()),
+    }
+}
+
+/// Checks new Data Center credentials; the checklist when one failed.
+pub async fn check_datacenter(connection: &datacenter::Connection, config: &Config) -> Result<Health, Report> {
+    let report = datacenter::check(connection, config).await;
+    if report.passed() {
+        Ok(connected(&report))
+    } else {
+        Err(report)
+    }
+}
+
+/// Checks new Cloud credentials the way their mode allows
+/// ([`cloud::check_new`]): the health to start with, and the tokens client
+/// credentials obtained; the checklist when one failed.
+pub async fn check_cloud(
+    config: &Config,
+    workspace: &str,
+    consumer: &Consumer,
+    mode: Mode,
+) -> Result<(Health, Option<(Tokens, Account)>), Report> {
+    let tokens = cloud::check_new(config, workspace, consumer, mode).await?;
+    let health = Health::of_new_cloud(workspace, mode, tokens.as_ref().map(|(_, account)| account));
+    Ok((health, tokens))
+}
+
+/// Why the stored credentials could not even be read for a check.
+#[derive(Debug, thiserror::Error)]
+pub enum StoredError {
+    #[error("the integration has no stored credentials")]
+    Missing,
+    #[error(transparent)]
+    Secret(#[from] super::SecretError),
+    #[error("the stored credentials do not parse: {0}")]
+    Corrupt(String),
+    #[error("Bitgate could not prepare its HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// The stored credentials of a Data Center integration, ready for the
+/// checks and the REST calls.
+pub async fn stored_connection(
+    services: &Services,
+    integration: &Integration,
+) -> Result<datacenter::Connection, StoredError> {
+    let dc = integration.datacenter.as_ref().ok_or(StoredError::Missing)?;
+    let token = super::datacenter_token(&services.pool, &services.keyring, integration.id)
+        .await?
+        .ok_or(StoredError::Missing)?;
+    let api_url = url::Url::parse(&dc.api_url).map_err(|e| StoredError::Corrupt(e.to_string()))?;
+    let ca =
+        dc.ca_certificate.as_deref().map(datacenter::parse_ca_certificate).transpose().map_err(StoredError::Corrupt)?;
+    Ok(datacenter::Connection { api_url, username: dc.username.clone(), token, ca })
+}
+
+/// The checklist of a consumer that waits for an admin's approval.
+fn pending_report() -> Report {
+    let check =
+        Check { name: "consumer", ok: true, message: "Bitbucket accepted the consumer's key and secret.".into() };
+    Report { checks: vec![check], version: None }
+}
+
+/// Runs every check with the stored credentials; returns the checklist and
+/// the health it gives (`connected`, `error`, or still `pending_authorization`
+/// for a Cloud integration that waits for its approval).
+pub async fn retest(services: &Services, integration: &Integration) -> Result<(Report, Health), StoredError> {
+    let (report, state) = match integration.provider {
+        Provider::DataCenter => {
+            let connection = stored_connection(services, integration).await?;
+            let report = datacenter::check(&connection, &services.config).await;
+            let state = if report.passed() { "connected" } else { "error" };
+            (report, state)
+        }
+        Provider::Cloud => retest_cloud(services, integration).await?,
+    };
+    // The line that says what the integration reaches: Data Center's first
+    // (the server), Cloud's last (the workspace); or the first failure.
+    let message = match report.first_failure() {
+        Some(failure) => failure.message.clone(),
+        None => match integration.provider {
+            Provider::DataCenter => report.checks.first(),
+            Provider::Cloud => report.checks.last(),
+        }
+        .map(|c| c.message.clone())
+        .unwrap_or_default(),
+    };
+    let health = Health { state: state.into(), message, checked_at: Some(OffsetDateTime::now_utc()) };
+    Ok((report, health))
+}
+
+/// The checks of a stored Cloud integration: the consumer, a usable token
+/// (refreshed if needed), the scopes, the account, the workspace.
+async fn retest_cloud(services: &Services, integration: &Integration) -> Result<(Report, &'static str), StoredError> {
+    let config = &services.config;
+    let endpoints = Endpoints::from_config(config);
+    let http = cloud::http_client(config)?;
+    let (consumer, workspace, _) =
+        cloud_tokens::consumer(&services.pool, &services.keyring, integration.id).await?.ok_or(StoredError::Missing)?;
+    match cloud_tokens::access_token(services, integration.id).await {
+        Ok(access) => {
+            // A refresh keeps the scopes the integration was granted.
+            let scopes = integration.cloud.as_ref().map(|c| c.scopes.clone());
+            let tokens = Tokens { access, refresh: None, expires_at: OffsetDateTime::now_utc(), scopes };
+            let (report, account) = cloud::check_tokens(&http, config, &endpoints, &tokens, &workspace).await;
+            if let Some(account) = account.filter(|_| report.passed()) {
+                // Corrects the name stored by an integration connected before Bitbucket's app users.
+                cloud_tokens::set_account(&services.pool, integration.id, &account.label()).await?;
+            }
+            let state = if report.passed() { "connected" } else { "error" };
+            Ok((report, state))
+        }
+        Err(TokenProblem::NotConnected(why)) => {
+            let mut report = match cloud::check_consumer(&http, config, &endpoints, &consumer).await {
+                Ok(()) => pending_report(),
+                Err(error) => return Ok((cloud::token_report(&error, &endpoints), "error")),
+            };
+            report.checks.push(Check { name: "token", ok: false, message: why });
+            cloud::not_run(&mut report, "token");
+            let waiting = integration.health.state == "pending_authorization";
+            Ok((report, if waiting { "pending_authorization" } else { "error" }))
+        }
+        Err(TokenProblem::Bitbucket(why)) => {
+            let mut report = pending_report();
+            report.checks.push(Check { name: "token", ok: false, message: why });
+            cloud::not_run(&mut report, "token");
+            Ok((report, "error"))
+        }
+        Err(TokenProblem::Database(e)) => Err(e.into()),
+        Err(TokenProblem::Secret(e)) => Err(e.into()),
+    }
+}
+
+/// An access token for a REST call (refreshed when about to expire), or
+/// why there is none in words for the page.
+pub async fn cloud_access_token(services: &Services, id: IntegrationId) -> Result<Result<String, String>, StoredError> {
+    usable(cloud_tokens::access_token(services, id).await)
+}
+
+/// A new access token after Bitbucket refused `refused` with 401.
+pub async fn cloud_token_after_refusal(
+    services: &Services,
+    id: IntegrationId,
+    refused: String,
+) -> Result<Result<String, String>, StoredError> {
+    usable(cloud_tokens::refresh(services, id, cloud_tokens::Seen::Refused(refused)).await)
+}
+
+fn usable(answer: Result<String, TokenProblem>) -> Result<Result<String, String>, StoredError> {
+    match answer {
+        Ok(token) => Ok(Ok(token)),
+        Err(TokenProblem::NotConnected(why) | TokenProblem::Bitbucket(why)) => Ok(Err(why)),
+        Err(TokenProblem::Database(e)) => Err(e.into()),
+        Err(TokenProblem::Secret(e)) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(checks: &[(&'static str, bool, &str)]) -> Report {
+        Report {
+            checks: checks
+                .iter()
+                .map(|(name, ok, message)| Check { name, ok: *ok, message: (*message).into() })
+                .collect(),
+            version: None,
+        }
+    }
+
+    #[test]
+    fn a_failed_check_is_a_problem_of_the_field_to_change_and_lines_not_run_are_not() {
+        let failed = report(&[
+            ("server", true, "Bitbucket 9.4"),
+            ("token", false, "Bitbucket refused the token."),
+            ("owner", false, "Not checked: fix the line above first."),
+        ]);
+        let problems = datacenter_problems(&failed);
+        assert_eq!(problems.len(), 1);
+        assert_eq!((problems[0].field.as_str(), problems[0].code.as_str()), ("datacenter.access_token", "check_token"));
+
+        let failed =
+            report(&[("consumer", false, "The callback URL does not match."), ("workspace", false, "No access.")]);
+        let problems = cloud_problems(&failed);
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["cloud.client_id", "cloud.workspace"]);
+    }
+}

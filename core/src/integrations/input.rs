@@ -1,0 +1,320 @@
+//! What a request asks of an integration, as every door reads it: the REST
+//! API's JSON, the wizard's form, the edit page. The doors only move text
+//! into these fields (a JSON reader also notes fields it does not know or
+//! whose type is wrong); what the text must be is decided here, once, with
+//! every problem named by its API field (`datacenter.api_url`).
+
+use url::Url;
+
+use super::{parse_description, parse_labels, parse_name, parse_vcs_checks, Options, Provider};
+use crate::{
+    bitbucket::{
+        cloud::{self, Consumer, Mode},
+        datacenter,
+    },
+    config::Config,
+    users::FieldError,
+};
+
+/// The fields of a creation or a change; `None`: not given (a change keeps
+/// what is stored). Holds secrets: it has no `Debug`.
+#[derive(Default)]
+pub struct IntegrationInput {
+    /// What the door's reader found wrong before the values (a field it
+    /// does not know, a number where text goes): reported with the rest,
+    /// after authorization.
+    pub read_problems: Vec<FieldError>,
+    pub name: Option<String>,
+    pub provider: Option<String>,
+    /// `default` or `space`.
+    pub scope: Option<String>,
+    pub space_id: Option<String>,
+    pub labels: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub options: Option<OptionsInput>,
+    pub datacenter: Option<DataCenterInput>,
+    pub cloud: Option<CloudInput>,
+}
+
+#[derive(Default)]
+pub struct OptionsInput {
+    pub use_git_checkout: Option<bool>,
+    pub commit_status: Option<bool>,
+    pub status_details: Option<bool>,
+    pub vcs_checks: Option<String>,
+}
+
+#[derive(Default)]
+pub struct DataCenterInput {
+    pub api_url: Option<String>,
+    pub user_facing_url: Option<String>,
+    pub username: Option<String>,
+    pub access_token: Option<String>,
+    pub ca_certificate: Option<String>,
+}
+
+#[derive(Default)]
+pub struct CloudInput {
+    pub workspace: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub mode: Option<String>,
+}
+
+/// Problems found so far, in the order met.
+#[derive(Default)]
+pub struct Problems(pub Vec<FieldError>);
+
+impl Problems {
+    pub fn push(&mut self, field: &str, code: &str, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, code, message));
+    }
+
+    /// The value, or its problem noted.
+    pub fn check<T>(&mut self, parsed: Result<T, FieldError>) -> Option<T> {
+        parsed.map_err(|e| self.0.push(e)).ok()
+    }
+
+    /// A value that must be given: `"name" is required.` when it is not.
+    pub fn required(&mut self, field: &str, value: Option<String>) -> Option<String> {
+        if value.is_none() {
+            let name = field.rsplit('.').next().unwrap_or(field);
+            self.push(field, "required", format!("\"{name}\" is required."));
+        }
+        value
+    }
+
+    /// A value that must be given and not blank (`message` when blank), trimmed.
+    pub fn filled(&mut self, field: &str, value: Option<String>, message: &str) -> Option<String> {
+        let value = self.required(field, value)?;
+        if value.trim().is_empty() {
+            self.push(field, "required", message);
+            None
+        } else {
+            Some(value.trim().to_owned())
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Text that means "not given" when blank (a form's empty field).
+pub fn given(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+/// A validated name and the webhook endpoint's slug made from it.
+pub fn name(problems: &mut Problems, raw: Option<String>) -> Option<(String, String)> {
+    let raw = problems.required("name", raw)?;
+    problems.check(parse_name(&raw))
+}
+
+pub fn provider(problems: &mut Problems, raw: Option<String>) -> Option<Provider> {
+    let raw = problems.required("provider", raw)?;
+    problems.check(Provider::parse(&raw))
+}
+
+pub fn labels(problems: &mut Problems, raw: Option<Vec<String>>) -> Option<Vec<String>> {
+    problems.check(parse_labels(&raw?))
+}
+
+pub fn description(problems: &mut Problems, raw: Option<String>) -> Option<String> {
+    problems.check(parse_description(&raw?))
+}
+
+/// Options over `base`: each option left out keeps the base's value (the
+/// defaults for a creation, the stored ones for a change).
+pub fn options(problems: &mut Problems, base: &Options, input: OptionsInput) -> Option<Options> {
+    let vcs_checks = match input.vcs_checks {
+        Some(raw) => problems.check(parse_vcs_checks(&raw))?,
+        None => base.vcs_checks.clone(),
+    };
+    Some(Options {
+        use_git_checkout: input.use_git_checkout.unwrap_or(base.use_git_checkout),
+        commit_status: input.commit_status.unwrap_or(base.commit_status),
+        status_details: input.status_details.unwrap_or(base.status_details),
+        vcs_checks,
+    })
+}
+
+/// The object of the other provider is not a field of this integration.
+pub fn refuse_other_provider(problems: &mut Problems, provider: Provider, datacenter: bool, cloud: bool) {
+    match provider {
+        Provider::Cloud if datacenter => {
+            problems.push("datacenter", "wrong_provider", "Not a field of a Bitbucket Cloud integration.")
+        }
+        Provider::DataCenter if cloud => {
+            problems.push("cloud", "wrong_provider", "Not a field of a Bitbucket Data Center integration.")
+        }
+        _ => {}
+    }
+}
+
+/// An API URL, normalized and checked against the outbound policy.
+pub fn api_url(problems: &mut Problems, raw: &str, config: &Config) -> Option<Url> {
+    datacenter::parse_api_url(raw, config).map_err(|why| problems.push("datacenter.api_url", "invalid", why)).ok()
+}
+
+/// A user-facing URL: http or https, stored without a trailing slash.
+pub fn user_facing_url(problems: &mut Problems, raw: &str) -> Option<String> {
+    match Url::parse(raw.trim()) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url.as_str().trim_end_matches('/').to_owned()),
+        _ => {
+            problems.push("datacenter.user_facing_url", "invalid", "Use an http:// or https:// URL.");
+            None
+        }
+    }
+}
+
+/// A CA certificate as stored (trimmed PEM) and as the checks use it.
+pub fn ca_certificate(problems: &mut Problems, raw: &str) -> Option<(String, reqwest::Certificate)> {
+    match datacenter::parse_ca_certificate(raw) {
+        Ok(parsed) => Some((raw.trim().to_owned(), parsed)),
+        Err(why) => {
+            problems.push("datacenter.ca_certificate", "invalid", why);
+            None
+        }
+    }
+}
+
+/// New Data Center credentials, validated: the connection to check, the
+/// user-facing URL and the CA certificate's PEM as stored.
+pub struct NewDataCenterCredentials {
+    pub connection: datacenter::Connection,
+    pub user_facing_url: String,
+    pub ca_certificate: Option<String>,
+}
+
+pub fn new_datacenter(
+    problems: &mut Problems,
+    input: Option<DataCenterInput>,
+    config: &Config,
+) -> Option<NewDataCenterCredentials> {
+    let Some(input) = input else {
+        problems.push("datacenter", "required", "Give the Data Center credentials.");
+        return None;
+    };
+    let api_url =
+        problems.required("datacenter.api_url", input.api_url).and_then(|raw| api_url(problems, &raw, config));
+    let user_facing = match given(input.user_facing_url) {
+        Some(raw) => user_facing_url(problems, &raw),
+        None => api_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_owned()),
+    };
+    let username =
+        problems.filled("datacenter.username", input.username, "Enter the Bitbucket username the token belongs to.");
+    let token = problems.filled("datacenter.access_token", input.access_token, "Paste the HTTP access token.");
+    let ca = match given(input.ca_certificate) {
+        Some(pem) => Some(ca_certificate(problems, &pem)?),
+        None => None,
+    };
+    let (ca_certificate, ca) = ca.map_or((None, None), |(pem, parsed)| (Some(pem), Some(parsed)));
+    let connection = datacenter::Connection { api_url: api_url?, username: username?, token: token?, ca };
+    Some(NewDataCenterCredentials { connection, user_facing_url: user_facing?, ca_certificate })
+}
+
+/// New Cloud credentials, validated.
+pub struct NewCloudCredentials {
+    pub workspace: String,
+    pub consumer: Consumer,
+    pub mode: Mode,
+}
+
+pub fn mode(problems: &mut Problems, raw: Option<String>) -> Option<Mode> {
+    match given(raw) {
+        None => Some(Mode::AuthorizationCode),
+        Some(raw) => Mode::parse(raw.trim()).or_else(|| {
+            problems.push("cloud.mode", "invalid", "Choose authorization_code or client_credentials.");
+            None
+        }),
+    }
+}
+
+pub fn workspace(problems: &mut Problems, raw: &str) -> Option<String> {
+    cloud::parse_workspace(raw).map_err(|why| problems.push("cloud.workspace", "invalid", why)).ok()
+}
+
+pub fn new_cloud(problems: &mut Problems, input: Option<CloudInput>) -> Option<NewCloudCredentials> {
+    let Some(input) = input else {
+        problems.push("cloud", "required", "Give the workspace and the OAuth consumer's key and secret.");
+        return None;
+    };
+    let workspace = problems.required("cloud.workspace", input.workspace).and_then(|raw| workspace(problems, &raw));
+    let key = problems.filled("cloud.client_id", input.client_id, "Paste the consumer's Key.");
+    let secret = problems.filled("cloud.client_secret", input.client_secret, "Paste the consumer's Secret.");
+    let mode = mode(problems, input.mode);
+    Some(NewCloudCredentials { workspace: workspace?, consumer: Consumer { key: key?, secret: secret? }, mode: mode? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::load(&[("BITGATE_MODE", "development")]).unwrap()
+    }
+
+    fn fields(problems: &Problems) -> Vec<(&str, &str)> {
+        problems.0.iter().map(|p| (p.field.as_str(), p.code.as_str())).collect()
+    }
+
+    #[test]
+    fn missing_and_blank_credentials_are_named_by_their_api_field() {
+        let mut problems = Problems::default();
+        let input = DataCenterInput { api_url: None, username: Some("  ".into()), ..Default::default() };
+        assert!(new_datacenter(&mut problems, Some(input), &config()).is_none());
+        assert_eq!(
+            fields(&problems),
+            [
+                ("datacenter.api_url", "required"),
+                ("datacenter.username", "required"),
+                ("datacenter.access_token", "required")
+            ]
+        );
+        assert_eq!(problems.0[0].message, "\"api_url\" is required.");
+        assert_eq!(problems.0[1].message, "Enter the Bitbucket username the token belongs to.");
+
+        let mut problems = Problems::default();
+        assert!(new_cloud(&mut problems, None).is_none());
+        assert_eq!(fields(&problems), [("cloud", "required")]);
+    }
+
+    #[test]
+    fn valid_datacenter_credentials_come_out_normalized() {
+        let mut problems = Problems::default();
+        let input = DataCenterInput {
+            api_url: Some(" https://bitbucket.example.com/ ".into()),
+            user_facing_url: Some("".into()),
+            username: Some(" ada ".into()),
+            access_token: Some(" token ".into()),
+            ca_certificate: Some(" ".into()),
+        };
+        let credentials = new_datacenter(&mut problems, Some(input), &config()).unwrap();
+        assert!(problems.is_empty());
+        assert_eq!(credentials.user_facing_url, "https://bitbucket.example.com", "the API URL, when left blank");
+        assert_eq!((credentials.connection.username.as_str(), credentials.connection.token.as_str()), ("ada", "token"));
+        assert!(credentials.ca_certificate.is_none() && credentials.connection.ca.is_none());
+    }
+
+    #[test]
+    fn options_left_out_keep_their_base() {
+        let stored =
+            Options { use_git_checkout: true, commit_status: false, vcs_checks: "all".into(), ..Options::default() };
+        let mut problems = Problems::default();
+        let merged = options(&mut problems, &stored, OptionsInput { commit_status: Some(true), ..Default::default() });
+        assert_eq!(merged, Some(Options { commit_status: true, ..stored.clone() }));
+        let refused =
+            options(&mut problems, &stored, OptionsInput { vcs_checks: Some("some".into()), ..Default::default() });
+        assert!(refused.is_none());
+        assert_eq!(fields(&problems), [("options.vcs_checks", "invalid")]);
+    }
+
+    #[test]
+    fn the_other_providers_object_is_refused() {
+        let mut problems = Problems::default();
+        refuse_other_provider(&mut problems, Provider::DataCenter, false, true);
+        refuse_other_provider(&mut problems, Provider::Cloud, false, true);
+        assert_eq!(fields(&problems), [("cloud", "wrong_provider")]);
+    }
+}

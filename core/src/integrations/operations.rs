@@ -1,0 +1,680 @@
+//! What can be done to an integration, one function per operation, for
+//! every door: the REST API, the pages and (through the import) the CLI
+//! call these and nothing below them. Each takes the principal and a typed
+//! input, and in this order: authorizes (a refused write is audited),
+//! validates every field, applies the rules (`rules.rs`), checks changed
+//! credentials with Bitbucket, then writes and audits in one transaction.
+//! Nothing is stored unless every check passed.
+
+use serde_json::json;
+use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+use url::Url;
+use uuid::Uuid;
+
+use super::{
+    checks::{self, StoredError},
+    input::{self, given, CloudInput, DataCenterInput, IntegrationInput, Problems},
+    rules, CloudView, DataCenterView, Integration, IntegrationId, NewCloud, NewDataCenter, Options, Provider,
+    SecretError, WriteError,
+};
+use crate::{
+    access::Denied,
+    audit::{self, Event, Target},
+    bitbucket::{
+        cloud::{Endpoints, Mode},
+        datacenter, Report,
+    },
+    cloud_tokens, oauth_flows,
+    principal::Principal,
+    spaces::SpaceId,
+    users::FieldError,
+    webhooks::deliveries,
+    Services,
+};
+
+/// Why an operation on an integration did not happen. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum IntegrationError {
+    /// No such integration (or space), or none the principal may know of.
+    #[error("no such integration")]
+    NotFound,
+    /// The permission table says no; a refused write is in the audit log.
+    #[error("refused by the permission table")]
+    Denied(Denied),
+    /// Every problem of the input, each on its field.
+    #[error("the input has {} problems", .0.len())]
+    Invalid(Vec<FieldError>),
+    /// The name, its webhook endpoint or the provider's default is taken.
+    #[error("conflicts with another integration")]
+    Conflict(Vec<FieldError>),
+    /// Bitbucket did not accept the credentials: each failed check on the
+    /// field to change, and the whole checklist.
+    #[error("the connection checks failed")]
+    CheckFailed { problems: Vec<FieldError>, report: Report },
+    /// The stored credentials could not be read (a key changed, say).
+    #[error(transparent)]
+    Stored(StoredError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<StoredError> for IntegrationError {
+    fn from(error: StoredError) -> Self {
+        match error {
+            StoredError::Database(e) | StoredError::Secret(SecretError::Database(e)) => IntegrationError::Database(e),
+            StoredError::Missing => IntegrationError::NotFound,
+            other => IntegrationError::Stored(other),
+        }
+    }
+}
+
+impl From<SecretError> for IntegrationError {
+    fn from(error: SecretError) -> Self {
+        StoredError::from(error).into()
+    }
+}
+
+impl From<WriteError> for IntegrationError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::Database(e) => IntegrationError::Database(e),
+            conflict => IntegrationError::Conflict(conflict.field_error().into_iter().collect()),
+        }
+    }
+}
+
+impl IntegrationError {
+    fn datacenter_checks(report: Report) -> Self {
+        IntegrationError::CheckFailed { problems: checks::datacenter_problems(&report), report }
+    }
+
+    fn cloud_checks(report: Report) -> Self {
+        IntegrationError::CheckFailed { problems: checks::cloud_problems(&report), report }
+    }
+}
+
+/// An id from a path: one that is not a UUID names nothing.
+pub fn parse_id(raw: &str) -> Result<IntegrationId, IntegrationError> {
+    Uuid::parse_str(raw.trim()).map_err(|_| IntegrationError::NotFound)
+}
+
+/// Why an integration is loaded: to read it (a refusal is only answered),
+/// or to act on it (a refusal is recorded under this action).
+#[derive(Debug, Clone, Copy)]
+pub enum Purpose {
+    Read,
+    Act(&'static str),
+}
+
+/// The audit event of `by`'s `action` on an integration, in its space.
+fn audit_event(by: &Principal, action: &'static str, integration: &Integration) -> Event {
+    let target = Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() };
+    Event::new(by.actor(), action).target(target).from_address(by.address()).in_space(integration.space_id)
+}
+
+/// Records a refused attempt and gives the refusal to answer.
+async fn refused(
+    services: &Services,
+    by: &Principal,
+    action: &'static str,
+    space: Option<SpaceId>,
+    why: Denied,
+) -> IntegrationError {
+    match by.refused(&services.pool, "integration", action, space, why).await {
+        Ok(why) => IntegrationError::Denied(why),
+        Err(e) => e.into(),
+    }
+}
+
+/// The integration, when `by` administers it (its space's admins; the
+/// account's for a default). Readers of its space see it in lists only.
+pub async fn load_for(
+    services: &Services,
+    by: &Principal,
+    id: IntegrationId,
+    purpose: Purpose,
+) -> Result<Integration, IntegrationError> {
+    let access = by.access(&services.pool).await?;
+    let integration = super::find(&services.pool, id).await?.ok_or(IntegrationError::NotFound)?;
+    match (access.can_administer_integration(integration.space_id), purpose) {
+        (Ok(()), _) => Ok(integration),
+        (Err(why), Purpose::Read) => Err(IntegrationError::Denied(why)),
+        (Err(why), Purpose::Act(action)) => Err(refused(services, by, action, integration.space_id, why).await),
+    }
+}
+
+/// New credentials, validated.
+enum NewCredentials {
+    DataCenter(input::NewDataCenterCredentials),
+    Cloud(input::NewCloudCredentials),
+}
+
+/// Creates an integration. Admins of the space; account admins for a
+/// default. The credentials are checked with Bitbucket before anything is stored.
+pub async fn create(
+    services: &Services,
+    by: &Principal,
+    input: IntegrationInput,
+) -> Result<Integration, IntegrationError> {
+    let IntegrationInput {
+        read_problems,
+        name,
+        provider,
+        scope,
+        space_id,
+        labels,
+        description,
+        options,
+        datacenter,
+        cloud,
+    } = input;
+    let mut problems = Problems(read_problems);
+    // Authorization first: the scope decides who may.
+    let access = by.access(&services.pool).await?;
+    let space_id = match (scope.as_deref(), given(space_id)) {
+        (Some("space"), Some(raw)) => {
+            let space = Uuid::parse_str(raw.trim()).map_err(|_| IntegrationError::NotFound)?;
+            if let Err(why) = access.can_administer(space) {
+                return Err(refused(services, by, "integration.create", Some(space), why).await);
+            }
+            Some(space)
+        }
+        (Some("space"), None) => {
+            problems.push("space_id", "required", "Choose the space this integration belongs to.");
+            None
+        }
+        (Some("default"), _) => {
+            if let Err(why) = access.can_administer_account() {
+                return Err(refused(services, by, "integration.create", None, why).await);
+            }
+            None
+        }
+        (Some(_), _) => {
+            problems.push("scope", "invalid", "Choose default or space.");
+            None
+        }
+        (None, _) => problems.required("scope", None).and(None),
+    };
+    let named = input::name(&mut problems, name);
+    let provider = input::provider(&mut problems, provider);
+    let labels = input::labels(&mut problems, Some(labels.unwrap_or_default()));
+    let description = input::description(&mut problems, Some(description.unwrap_or_default()));
+    let options = input::options(&mut problems, &Options::default(), options.unwrap_or_default());
+    let credentials = match provider {
+        Some(provider) => {
+            input::refuse_other_provider(&mut problems, provider, datacenter.is_some(), cloud.is_some());
+            match provider {
+                Provider::DataCenter => {
+                    input::new_datacenter(&mut problems, datacenter, &services.config).map(NewCredentials::DataCenter)
+                }
+                Provider::Cloud => input::new_cloud(&mut problems, cloud).map(NewCredentials::Cloud),
+            }
+        }
+        None => None,
+    };
+    let (Some((name, slug)), Some(provider), Some(labels), Some(description), Some(options), Some(credentials)) =
+        (named, provider, labels, description, options, credentials)
+    else {
+        return Err(IntegrationError::Invalid(problems.0));
+    };
+    if !problems.is_empty() {
+        return Err(IntegrationError::Invalid(problems.0));
+    }
+
+    // Conflicts before the (slow) checks; the insert catches races.
+    if let Some(conflict) = super::conflict(&services.pool, &name, &slug, provider, space_id).await? {
+        return Err(conflict.into());
+    }
+    let (created_by, created_by_label) = (by.user_id(), by.label());
+    let mut tx;
+    let created = match credentials {
+        NewCredentials::DataCenter(dc) => {
+            let health = checks::check_datacenter(&dc.connection, &services.config)
+                .await
+                .map_err(IntegrationError::datacenter_checks)?;
+            let connection = dc.connection;
+            let new = NewDataCenter {
+                name,
+                slug,
+                space_id,
+                labels,
+                description,
+                options,
+                api_url: connection.api_url.as_str().trim_end_matches('/').to_owned(),
+                user_facing_url: dc.user_facing_url,
+                username: connection.username,
+                access_token: connection.token,
+                ca_certificate: dc.ca_certificate,
+                disable_polling: false,
+                disable_webhooks: false,
+                health,
+                created_by,
+                created_by_label,
+            };
+            tx = services.pool.begin().await?;
+            super::create_datacenter(&mut tx, &services.keyring, new).await?
+        }
+        NewCredentials::Cloud(settings) => {
+            let (health, tokens) =
+                checks::check_cloud(&services.config, &settings.workspace, &settings.consumer, settings.mode)
+                    .await
+                    .map_err(IntegrationError::cloud_checks)?;
+            let new = NewCloud {
+                name,
+                slug,
+                space_id,
+                labels,
+                description,
+                options,
+                workspace: settings.workspace,
+                consumer: settings.consumer,
+                mode: settings.mode,
+                tokens,
+                health,
+                created_by,
+                created_by_label,
+            };
+            tx = services.pool.begin().await?;
+            super::create_cloud(&mut tx, &services.keyring, new).await?
+        }
+    };
+    let event =
+        audit_event(by, "integration.created", &created).details(json!({"provider": created.provider.as_str()}));
+    audit::record(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// Changes an integration: everything but its name and provider; fields
+/// not given stay. Changed credentials are checked with Bitbucket first.
+pub async fn update(
+    services: &Services,
+    by: &Principal,
+    id: IntegrationId,
+    input: IntegrationInput,
+) -> Result<Integration, IntegrationError> {
+    let integration = load_for(services, by, id, Purpose::Act("integration.update")).await?;
+    let IntegrationInput {
+        read_problems,
+        name,
+        provider: _,
+        scope,
+        space_id,
+        labels,
+        description,
+        options,
+        datacenter,
+        cloud,
+    } = input;
+    let mut problems = Problems(read_problems);
+    if name.is_some_and(|name| name.trim() != integration.name) {
+        problems.push("name", "immutable", "The name cannot change: the webhook endpoint is made from it.");
+    }
+    // A new scope: authorized like a creation there, before anything else is judged.
+    let new_scope = new_scope(services, by, &integration, scope, given(space_id), &mut problems).await?;
+    let mut changes = super::Changes {
+        space_id: new_scope,
+        labels: input::labels(&mut problems, labels),
+        description: input::description(&mut problems, description),
+        options: options.and_then(|o| input::options(&mut problems, &integration.options, o)),
+        ..Default::default()
+    };
+    input::refuse_other_provider(&mut problems, integration.provider, datacenter.is_some(), cloud.is_some());
+    let cloud_wanted = match (cloud, &integration.cloud) {
+        (Some(wanted), Some(stored)) => cloud_changes(&mut problems, stored, wanted),
+        _ => None,
+    };
+    let datacenter_wanted = match (datacenter, &integration.datacenter) {
+        (Some(wanted), Some(stored)) => {
+            datacenter_changes(&mut problems, stored, wanted, &services.config, &mut changes)
+        }
+        _ => None,
+    };
+    if !problems.is_empty() {
+        return Err(IntegrationError::Invalid(problems.0));
+    }
+    if let Some(scope) = new_scope {
+        rules::stacks_stay_in_scope(&services.pool, integration.id, scope)
+            .await?
+            .map_err(|refused| IntegrationError::Invalid(vec![refused]))?;
+    }
+
+    if let (Some(wanted), Some(stored)) = (cloud_wanted, &integration.cloud) {
+        apply_cloud_changes(services, integration.id, stored, wanted, &mut changes).await?;
+    }
+    let mut credentials_checked = false;
+    if let (Some(wanted), Some(stored)) = (datacenter_wanted, &integration.datacenter) {
+        if wanted.connection_changed {
+            let connection = changed_connection(services, &integration, stored, wanted).await?;
+            let health = checks::check_datacenter(&connection, &services.config)
+                .await
+                .map_err(IntegrationError::datacenter_checks)?;
+            changes.access_token = Some(connection.token);
+            changes.health = Some((health.state, health.message));
+            credentials_checked = true;
+        }
+    }
+    let mut tx = services.pool.begin().await?;
+    let updated =
+        super::update(&mut tx, &services.keyring, integration.id, changes).await?.ok_or(IntegrationError::NotFound)?;
+    let event = audit_event(by, "integration.updated", &updated).details(json!({
+        "credentials_checked": credentials_checked,
+        "scope_changed": new_scope.is_some_and(|scope| scope != integration.space_id),
+    }));
+    audit::record(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// The scope a change asks for (`None`: unchanged; `Some(None)`: default),
+/// once `by` is found to administer it; a refusal is recorded.
+async fn new_scope(
+    services: &Services,
+    by: &Principal,
+    integration: &Integration,
+    scope: Option<String>,
+    space: Option<String>,
+    problems: &mut Problems,
+) -> Result<Option<Option<SpaceId>>, IntegrationError> {
+    let wanted = match (scope.as_deref(), space) {
+        (None, None) => return Ok(None),
+        (Some("default"), _) => None,
+        (Some("space") | None, Some(raw)) => Some(Uuid::parse_str(raw.trim()).map_err(|_| IntegrationError::NotFound)?),
+        (Some("space"), None) => match integration.space_id {
+            Some(current) => Some(current),
+            None => {
+                problems.push("space_id", "required", "Choose the space this integration belongs to.");
+                return Ok(None);
+            }
+        },
+        (Some(_), _) => {
+            problems.push("scope", "invalid", "Choose default or space.");
+            return Ok(None);
+        }
+    };
+    let access = by.access(&services.pool).await?;
+    if let Err(why) = access.can_administer_integration(wanted) {
+        return Err(refused(services, by, "integration.update", wanted, why).await);
+    }
+    Ok(Some(wanted))
+}
+
+/// A Data Center change, validated: whether the connection must be
+/// checked again, and with what (the rest is in the changes already).
+struct DataCenterWanted {
+    connection_changed: bool,
+    api_url: Option<Url>,
+    username: Option<String>,
+    token: Option<String>,
+    /// `Some(None)`: the CA certificate is removed.
+    ca: Option<Option<reqwest::Certificate>>,
+}
+
+/// Reads a Data Center change into `changes`. A new API URL needs the
+/// token again ([`rules::token_follows_api_url`]).
+fn datacenter_changes(
+    problems: &mut Problems,
+    stored: &DataCenterView,
+    wanted: DataCenterInput,
+    config: &crate::config::Config,
+    changes: &mut super::Changes,
+) -> Option<DataCenterWanted> {
+    let api_url = wanted.api_url.and_then(|raw| input::api_url(problems, &raw, config));
+    let token = given(wanted.access_token).map(|t| t.trim().to_owned());
+    if let Some(url) = &api_url {
+        problems.check(rules::token_follows_api_url(&stored.api_url, url.as_str(), token.is_some()));
+    }
+    let url_moved = api_url.as_ref().is_some_and(|u| rules::api_url_moved(&stored.api_url, u.as_str()));
+    let username = given(wanted.username).map(|u| u.trim().to_owned());
+    let ca = match wanted.ca_certificate {
+        Some(pem) if pem.trim().is_empty() => Some(None),
+        Some(pem) => Some(Some(input::ca_certificate(problems, &pem)?)),
+        None => None,
+    };
+    let user_facing_url = given(wanted.user_facing_url).and_then(|raw| input::user_facing_url(problems, &raw));
+    let connection_changed = url_moved
+        || token.is_some()
+        || username.as_ref().is_some_and(|u| *u != stored.username)
+        || ca.as_ref().is_some_and(|c| c.as_ref().map(|(pem, _)| pem) != stored.ca_certificate.as_ref());
+    changes.api_url = api_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_owned());
+    changes.user_facing_url = user_facing_url;
+    changes.username = username.clone();
+    changes.ca_certificate = ca.as_ref().map(|c| c.as_ref().map(|(pem, _)| pem.clone()));
+    let ca = ca.map(|c| c.map(|(_, parsed)| parsed));
+    Some(DataCenterWanted { connection_changed, api_url, username, token, ca })
+}
+
+/// The connection a Data Center change is checked with: what changed over
+/// what is stored. The stored token is opened only for the URL it was
+/// given for (the rule above refused any other).
+async fn changed_connection(
+    services: &Services,
+    integration: &Integration,
+    stored: &DataCenterView,
+    wanted: DataCenterWanted,
+) -> Result<datacenter::Connection, IntegrationError> {
+    let token = match wanted.token {
+        Some(token) => token,
+        None => super::datacenter_token(&services.pool, &services.keyring, integration.id)
+            .await?
+            .ok_or(IntegrationError::NotFound)?,
+    };
+    let api_url = match wanted.api_url {
+        Some(url) => url,
+        None => Url::parse(&stored.api_url).map_err(|e| StoredError::Corrupt(e.to_string()))?,
+    };
+    let ca = match wanted.ca {
+        Some(ca) => ca,
+        None => stored
+            .ca_certificate
+            .as_deref()
+            .map(datacenter::parse_ca_certificate)
+            .transpose()
+            .map_err(StoredError::Corrupt)?,
+    };
+    let username = wanted.username.unwrap_or_else(|| stored.username.clone());
+    Ok(datacenter::Connection { api_url, username, token, ca })
+}
+
+/// A Cloud change, validated: the workspace, the consumer (a new key needs
+/// its secret; a new secret alone keeps the key) and the mode.
+struct CloudWanted {
+    workspace: Option<String>,
+    key: Option<String>,
+    secret: Option<String>,
+    mode: Option<Mode>,
+}
+
+fn cloud_changes(problems: &mut Problems, stored: &CloudView, wanted: CloudInput) -> Option<CloudWanted> {
+    let workspace = wanted.workspace.and_then(|raw| input::workspace(problems, &raw));
+    let key = given(wanted.client_id).map(|k| k.trim().to_owned());
+    let secret = given(wanted.client_secret).map(|s| s.trim().to_owned());
+    let mode = wanted.mode.and_then(|raw| input::mode(problems, Some(raw)));
+    if let Some(key) = &key {
+        problems.check(rules::secret_follows_key(&stored.client_id, key, secret.is_some()))?;
+    }
+    Some(CloudWanted { workspace, key, secret, mode })
+}
+
+/// Checks changed Cloud credentials and puts them into `changes`: a new
+/// consumer, workspace or mode forgets the tokens; in client-credentials
+/// mode a new token is requested and checked at once, otherwise the
+/// integration waits for a new approval.
+async fn apply_cloud_changes(
+    services: &Services,
+    id: IntegrationId,
+    stored: &CloudView,
+    wanted: CloudWanted,
+    changes: &mut super::Changes,
+) -> Result<(), IntegrationError> {
+    let key_changed = wanted.key.as_ref().is_some_and(|k| *k != stored.client_id);
+    let workspace_changed = wanted.workspace.as_ref().is_some_and(|w| *w != stored.workspace);
+    let mode_changed = wanted.mode.is_some_and(|m| m.as_str() != stored.mode);
+    if !(key_changed || wanted.secret.is_some() || workspace_changed || mode_changed) {
+        return Ok(());
+    }
+    let (stored_consumer, _, stored_mode) =
+        cloud_tokens::consumer(&services.pool, &services.keyring, id).await?.ok_or(IntegrationError::NotFound)?;
+    let workspace = wanted.workspace.unwrap_or_else(|| stored.workspace.clone());
+    let consumer = crate::bitbucket::cloud::Consumer {
+        key: wanted.key.unwrap_or(stored_consumer.key),
+        secret: wanted.secret.unwrap_or(stored_consumer.secret),
+    };
+    let mode = wanted.mode.unwrap_or(stored_mode);
+    let (health, tokens) = checks::check_cloud(&services.config, &workspace, &consumer, mode)
+        .await
+        .map_err(IntegrationError::cloud_checks)?;
+    changes.health = Some((health.state, health.message));
+    changes.workspace = Some(workspace);
+    changes.mode = Some(mode);
+    changes.consumer = Some(consumer);
+    changes.cloud_tokens = tokens;
+    Ok(())
+}
+
+/// Runs every check again with the stored credentials, records the health
+/// and the test; returns the checklist and the integration as it is now.
+pub async fn test(
+    services: &Services,
+    by: &Principal,
+    id: IntegrationId,
+) -> Result<(Report, Integration), IntegrationError> {
+    let integration = load_for(services, by, id, Purpose::Act("integration.test")).await?;
+    let (report, health) = checks::retest(services, &integration).await?;
+    super::set_health(&services.pool, integration.id, &health.state, &health.message).await?;
+    let event = audit_event(by, "integration.tested", &integration).details(json!({"health": health.state}));
+    audit::record(&services.pool, event).await?;
+    let tested = super::find(&services.pool, integration.id).await?.ok_or(IntegrationError::NotFound)?;
+    Ok((report, tested))
+}
+
+/// Opens the webhook secret for someone entitled to see it, and records
+/// that they did.
+pub async fn reveal_webhook_secret(
+    services: &Services,
+    by: &Principal,
+    id: IntegrationId,
+) -> Result<(Integration, String), IntegrationError> {
+    let integration = load_for(services, by, id, Purpose::Act("integration.webhook_secret_revealed")).await?;
+    let secret = super::webhook_secret(&services.pool, &services.keyring, integration.id)
+        .await?
+        .ok_or(IntegrationError::NotFound)?;
+    let event = audit_event(by, "integration.webhook_secret_revealed", &integration);
+    audit::record(&services.pool, event).await?;
+    Ok((integration, secret))
+}
+
+/// A rotated webhook secret: the new one, and until when the previous one
+/// is still accepted.
+pub struct Rotated {
+    pub integration: Integration,
+    pub secret: String,
+    pub previous_valid_until: Option<OffsetDateTime>,
+}
+
+/// Rotates the webhook secret; the previous one stays valid for
+/// `BITGATE_WEBHOOK_SECRET_GRACE`.
+pub async fn rotate_webhook_secret(
+    services: &Services,
+    by: &Principal,
+    id: IntegrationId,
+) -> Result<Rotated, IntegrationError> {
+    let integration = load_for(services, by, id, Purpose::Act("integration.webhook_secret_rotated")).await?;
+    let grace = services.config.webhook_secret_grace;
+    let mut tx = services.pool.begin().await?;
+    let secret = deliveries::rotate(&mut tx, &services.keyring, integration.id, grace)
+        .await?
+        .ok_or(IntegrationError::NotFound)?;
+    let until = deliveries::previous_valid_until(&mut *tx, integration.id).await?;
+    let event = audit_event(by, "integration.webhook_secret_rotated", &integration)
+        .details(json!({"previous_valid_until": until.and_then(|t| t.format(&Rfc3339).ok())}));
+    audit::record(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(Rotated { integration, secret, previous_valid_until: until })
+}
+
+/// Stops accepting the secret a rotation replaced; whether there was one.
+pub async fn retire_previous_secret(
+    services: &Services,
+    by: &Principal,
+    id: IntegrationId,
+) -> Result<(Integration, bool), IntegrationError> {
+    let integration = load_for(services, by, id, Purpose::Act("integration.webhook_secret_retired")).await?;
+    let mut tx = services.pool.begin().await?;
+    let retired = deliveries::retire_previous(&mut tx, integration.id).await?;
+    if retired {
+        let event = audit_event(by, "integration.webhook_secret_retired", &integration);
+        audit::record(&mut *tx, event).await?;
+    }
+    tx.commit().await?;
+    Ok((integration, retired))
+}
+
+/// Deletes an integration, detaching its stacks; returns it and how many
+/// stacks were detached.
+pub async fn delete(
+    services: &Services,
+    by: &Principal,
+    id: IntegrationId,
+) -> Result<(Integration, i64), IntegrationError> {
+    let integration = load_for(services, by, id, Purpose::Act("integration.delete")).await?;
+    // Deleting cascades to deliveries and stacks, which a router may be
+    // updating in the other order: a deadlock is resolved by trying again.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match delete_once(services, by, &integration).await {
+            Err(error) if attempt < 4 && crate::db::is_retryable(&error) => continue,
+            Err(error) => return Err(error.into()),
+            Ok(None) => return Err(IntegrationError::NotFound),
+            Ok(Some(detached)) => return Ok((integration, detached)),
+        }
+    }
+}
+
+async fn delete_once(
+    services: &Services,
+    by: &Principal,
+    integration: &Integration,
+) -> Result<Option<i64>, sqlx::Error> {
+    let mut tx = services.pool.begin().await?;
+    let Some(detached) = super::delete(&mut tx, integration.id).await? else { return Ok(None) };
+    let event = audit_event(by, "integration.deleted", integration).details(json!({"stacks_detached": detached}));
+    audit::record(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(Some(detached))
+}
+
+/// Starts the approval of a Cloud integration in `authorization_code`
+/// mode; returns Bitbucket's authorize URL. `session` binds the flow to the
+/// starting browser ([`oauth_flows::session_binding`]); `None` for the API.
+pub async fn start_authorization(
+    services: &Services,
+    by: &Principal,
+    id: IntegrationId,
+    session: Option<String>,
+) -> Result<String, IntegrationError> {
+    let integration = load_for(services, by, id, Purpose::Act("integration.authorize")).await?;
+    if integration.provider != Provider::Cloud {
+        return Err(IntegrationError::Invalid(vec![FieldError::new(
+            "provider",
+            "not_cloud",
+            "Only Bitbucket Cloud integrations are authorized in Bitbucket; Data Center ones use an access token.",
+        )]));
+    }
+    let (consumer, _, mode) = cloud_tokens::consumer(&services.pool, &services.keyring, integration.id)
+        .await?
+        .ok_or(IntegrationError::NotFound)?;
+    if mode == Mode::ClientCredentials {
+        return Err(IntegrationError::Invalid(vec![FieldError::new(
+            "cloud.mode",
+            "client_credentials",
+            "This integration uses client credentials: it needs no approval. Test it to request a new token.",
+        )]));
+    }
+    // The flow comes back to a logged-in user's browser: the CLI has none.
+    let user = by.user_id().ok_or(IntegrationError::Denied(Denied::Forbidden))?;
+    let endpoints = Endpoints::from_config(&services.config);
+    Ok(oauth_flows::start(&services.pool, &services.keyring, &endpoints, &consumer, integration.id, user, session)
+        .await?)
+}

@@ -1,0 +1,140 @@
+//! The integration operations of core, called directly as each door calls
+//! them (no HTTP): what they decide does not depend on the door. The doors'
+//! own tests (`integrations_api.rs`, `integrations_pages.rs`, `cli.rs`,
+//! `integrations_file.rs`) check that each answers these decisions its way.
+
+use std::sync::Arc;
+
+use bitbucket_simulator::datacenter::{DEMO_TOKEN, DEMO_USER};
+use bitgate_core::{
+    access::Denied,
+    integrations::{
+        input::{DataCenterInput, IntegrationInput},
+        operations::{self, IntegrationError, Purpose},
+        Integration,
+    },
+    principal::Principal,
+    users,
+};
+use uuid::Uuid;
+
+use crate::{
+    helpers::Listener,
+    world::{email_of, world_with_bitbucket, World},
+};
+
+async fn principal(w: &World, label: &str) -> Principal {
+    let id = w.app.user_id(&email_of(label)).await;
+    let user = users::find(&w.app.pool, id).await.unwrap().unwrap();
+    Principal::User { user: Arc::new(user), token_id: None, address: Some("192.0.2.7".parse().unwrap()) }
+}
+
+fn datacenter(name: &str, space: Option<Uuid>, api_url: &str) -> IntegrationInput {
+    IntegrationInput {
+        name: Some(name.into()),
+        provider: Some("bitbucket_datacenter".into()),
+        scope: Some(if space.is_some() { "space" } else { "default" }.into()),
+        space_id: space.map(|s| s.to_string()),
+        datacenter: Some(DataCenterInput {
+            api_url: Some(api_url.into()),
+            username: Some(DEMO_USER.into()),
+            access_token: Some(DEMO_TOKEN.into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn denied_count(w: &World) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action = 'authorization.denied'")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
+}
+
+fn codes(error: &IntegrationError) -> Vec<(String, String)> {
+    match error {
+        IntegrationError::Invalid(problems) => problems.iter().map(|p| (p.field.clone(), p.code.clone())).collect(),
+        other => panic!("expected invalid input, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_operations_authorize_validate_and_keep_the_rules_whoever_calls_them() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let services = &w.app.services;
+    let team_admin = principal(&w, "team admin").await;
+
+    // Created by a space admin, with every check passed; the creator recorded.
+    let created: Integration =
+        operations::create(services, &team_admin, datacenter("team-dc", Some(w.team), &simulator.url)).await.unwrap();
+    assert_eq!(
+        (created.health.state.as_str(), created.created_by_label.as_str()),
+        ("connected", "team-admin@example.com")
+    );
+
+    // A default is the account admins': refused, and the refusal recorded with its address.
+    let before = denied_count(&w).await;
+    let refused = operations::create(services, &team_admin, datacenter("dc-default", None, &simulator.url)).await;
+    assert!(matches!(refused, Err(IntegrationError::Denied(Denied::Forbidden))), "{refused:?}");
+    assert_eq!(denied_count(&w).await, before + 1);
+    let address: Option<String> = sqlx::query_scalar(
+        "SELECT host(client_address) FROM audit_events WHERE action = 'authorization.denied' ORDER BY occurred_at DESC LIMIT 1",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(address.as_deref(), Some("192.0.2.7"));
+
+    // Every problem at once, named by its API field; the checks never ran.
+    let mut invalid = datacenter("", Some(w.team), "ftp://bitbucket.example.com");
+    invalid.options =
+        Some(bitgate_core::integrations::input::OptionsInput { vcs_checks: Some("some".into()), ..Default::default() });
+    let error = operations::create(services, &team_admin, invalid).await.unwrap_err();
+    assert_eq!(
+        codes(&error),
+        [
+            ("name".to_owned(), "required".to_owned()),
+            ("options.vcs_checks".to_owned(), "invalid".to_owned()),
+            ("datacenter.api_url".to_owned(), "invalid".to_owned())
+        ]
+    );
+
+    // The rule that keeps a stored token at home: the listener never hears of it.
+    let listener = Listener::start().await;
+    let moved = IntegrationInput {
+        datacenter: Some(DataCenterInput { api_url: Some(listener.url.clone()), ..Default::default() }),
+        ..Default::default()
+    };
+    let error = operations::update(services, &team_admin, created.id, moved).await.unwrap_err();
+    assert_eq!(codes(&error), [("datacenter.access_token".to_owned(), "token_required".to_owned())]);
+    assert_eq!(listener.connections(), 0, "not even a version probe");
+
+    // A reader may not act on it: a refused read is answered, a refused write recorded too.
+    let reader = principal(&w, "team reader").await;
+    let before = denied_count(&w).await;
+    let read = operations::load_for(services, &reader, created.id, Purpose::Read).await;
+    assert!(matches!(read, Err(IntegrationError::Denied(Denied::Forbidden))));
+    assert_eq!(denied_count(&w).await, before, "a refused read is not a write to record");
+    let test = operations::test(services, &reader, created.id).await;
+    assert!(matches!(test, Err(IntegrationError::Denied(Denied::Forbidden))));
+    let outsider = principal(&w, "outsider").await;
+    let hidden = operations::delete(services, &outsider, created.id).await;
+    assert!(matches!(hidden, Err(IntegrationError::Denied(Denied::Hidden))), "outside its space: as if absent");
+    assert_eq!(denied_count(&w).await, before + 2);
+
+    // The operator (the CLI) may do anything; its actions are the CLI's in the log.
+    let (report, tested) = operations::test(services, &Principal::Operator, created.id).await.unwrap();
+    assert!(report.passed() && tested.health.state == "connected");
+    let actor: String = sqlx::query_scalar(
+        "SELECT actor_kind FROM audit_events WHERE action = 'integration.tested' ORDER BY occurred_at DESC LIMIT 1",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(actor, "cli");
+    let (deleted, detached) = operations::delete(services, &Principal::Operator, created.id).await.unwrap();
+    assert_eq!((deleted.name.as_str(), detached), ("team-dc", 0));
+    let gone = operations::load_for(services, &team_admin, created.id, Purpose::Read).await;
+    assert!(matches!(gone, Err(IntegrationError::NotFound)));
+}
