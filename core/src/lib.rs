@@ -24,6 +24,7 @@ pub mod stacks;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
+pub mod validation;
 pub mod webhooks;
 
 use std::sync::Arc;

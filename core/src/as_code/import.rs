@@ -25,13 +25,14 @@ use crate::{
     config::Config,
     integrations::{
         self, checks,
-        input::{self, given, Problems},
+        input::{self, given},
         rules, Changes, Health, Integration, IntegrationId, NewCloud, NewDataCenter, Options, Provider,
     },
     principal::Principal,
     secrets::Keyring,
     spaces::{self, SpaceId},
     users::FieldError,
+    validation::Problems,
     webhooks,
 };
 
@@ -236,7 +237,7 @@ async fn plan(
             }
         },
     };
-    if let Some(why) = refusal(&import.access, space_id) {
+    if let Some(why) = refusal(import, space_id).await? {
         let why = if entry.scope == Scope::Unstated {
             "names no space, and you do not administer the space the import puts such entries in: \
              name one (space: ...), or import into one of yours"
@@ -248,7 +249,7 @@ async fn plan(
     }
     let existing = match integrations::find_by_name(db, &name).await? {
         Some(existing) => {
-            if refusal(&import.access, existing.space_id).is_some() {
+            if refusal(import, existing.space_id).await?.is_some() {
                 problems.push(problem(
                     place,
                     "name",
@@ -478,15 +479,18 @@ fn opened<T>(
     }
 }
 
-/// Why the importer may not put an integration in `space` (`None`: a default).
-fn refusal(access: &Access, space: Option<SpaceId>) -> Option<&'static str> {
-    match (access.can_administer_integration(space), space) {
-        (Ok(()), _) => None,
+/// Why the importer may not put (or change) an integration in `space`
+/// (`None`: a default). A refusal is recorded in the audit log, as the
+/// same attempt through the API is, even in a dry run: it is an attempt.
+async fn refusal(import: &Import<'_>, space: Option<SpaceId>) -> Result<Option<&'static str>, sqlx::Error> {
+    let Err(denied) = import.access.can_administer_integration(space) else { return Ok(None) };
+    import.by.refused(import.db, "integration", "integration.import", space, denied).await?;
+    Ok(Some(match (denied, space) {
         // A space they cannot see is answered as one that does not exist.
-        (Err(Denied::Hidden), Some(_)) => Some("no space is named so, or you cannot see it"),
-        (Err(_), Some(_)) => Some("you do not administer this space"),
-        (Err(_), None) => Some("only account admins import default integrations"),
-    }
+        (Denied::Hidden, Some(_)) => "no space is named so, or you cannot see it",
+        (_, Some(_)) => "you do not administer this space",
+        (_, None) => "only account admins import default integrations",
+    }))
 }
 
 /// Where a Data Center entry's connection check goes: its API URL as

@@ -14,6 +14,7 @@ use crate::{
     },
     config::Config,
     users::FieldError,
+    validation::Problems,
 };
 
 /// The fields of a creation or a change; `None`: not given (a change keeps
@@ -59,45 +60,6 @@ pub struct CloudInput {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub mode: Option<String>,
-}
-
-/// Problems found so far, in the order met.
-#[derive(Default)]
-pub struct Problems(pub Vec<FieldError>);
-
-impl Problems {
-    pub fn push(&mut self, field: &str, code: &str, message: impl Into<String>) {
-        self.0.push(FieldError::new(field, code, message));
-    }
-
-    /// The value, or its problem noted.
-    pub fn check<T>(&mut self, parsed: Result<T, FieldError>) -> Option<T> {
-        parsed.map_err(|e| self.0.push(e)).ok()
-    }
-
-    /// A value that must be given: `"name" is required.` when it is not.
-    pub fn required(&mut self, field: &str, value: Option<String>) -> Option<String> {
-        if value.is_none() {
-            let name = field.rsplit('.').next().unwrap_or(field);
-            self.push(field, "required", format!("\"{name}\" is required."));
-        }
-        value
-    }
-
-    /// A value that must be given and not blank (`message` when blank), trimmed.
-    pub fn filled(&mut self, field: &str, value: Option<String>, message: &str) -> Option<String> {
-        let value = self.required(field, value)?;
-        if value.trim().is_empty() {
-            self.push(field, "required", message);
-            None
-        } else {
-            Some(value.trim().to_owned())
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// Text that means "not given" when blank (a form's empty field).

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{
     checks::{self, StoredError},
-    input::{self, given, CloudInput, DataCenterInput, IntegrationInput, Problems},
+    input::{self, given, CloudInput, DataCenterInput, IntegrationInput},
     rules, CloudView, DataCenterView, Integration, IntegrationId, NewCloud, NewDataCenter, Options, Provider,
     SecretError, WriteError,
 };
@@ -28,6 +28,7 @@ use crate::{
     principal::Principal,
     spaces::SpaceId,
     users::FieldError,
+    validation::Problems,
     webhooks::deliveries,
     Services,
 };
