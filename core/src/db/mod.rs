@@ -87,17 +87,20 @@ impl Database {
     /// Closes the pool; stops the embedded cluster when no other Bitgate
     /// process is connected to it.
     pub async fn close(self) {
-        let others = match &self.cluster {
-            Some(_) => sqlx::query_scalar!(
-                r#"SELECT count(*) AS "count!" FROM pg_stat_activity
-                   WHERE backend_type = 'client backend' AND application_name <> $1"#,
-                self.application_name
-            )
-            .fetch_one(&self.pool)
-            .await
-            .unwrap_or(1),
+        let mut others = match &self.cluster {
+            Some(_) => self.other_clients().await,
             None => 0,
         };
+        // A process that has just exited (a CLI command run a moment ago)
+        // may still be listed while its backends end: half a second for
+        // them, paid only while another process is connected.
+        for _ in 0..10 {
+            if others == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            others = self.other_clients().await;
+        }
         self.pool.close().await;
         if let Some(cluster) = self.cluster {
             if others > 0 {
@@ -110,6 +113,19 @@ impl Database {
                 Err(e) => tracing::warn!(error = %e, "could not stop the embedded PostgreSQL cluster"),
             }
         }
+    }
+
+    /// How many clients of other processes are connected (1 when unknown:
+    /// the cluster is then left running, the safe side).
+    async fn other_clients(&self) -> i64 {
+        sqlx::query_scalar!(
+            r#"SELECT count(*) AS "count!" FROM pg_stat_activity
+                   WHERE backend_type = 'client backend' AND application_name <> $1"#,
+            self.application_name
+        )
+        .fetch_one(&self.pool)
+        .await
+        .unwrap_or(1)
     }
 }
 
