@@ -1,6 +1,8 @@
 //! API tokens: `bgt_` and 256 random bits, shown once, stored as SHA-256,
 //! optionally expiring, acting with their user's roles and dying with them.
 
+pub mod operations;
+
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;

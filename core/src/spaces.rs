@@ -1,5 +1,7 @@
 //! Spaces: a tree under `root`, where roles are granted.
 
+pub mod operations;
+
 use sqlx::PgExecutor;
 use uuid::Uuid;
 

@@ -1,5 +1,7 @@
 //! Users, and the roles they hold in spaces.
 
+pub mod operations;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

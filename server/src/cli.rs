@@ -8,7 +8,7 @@ use std::{io::Read, process::ExitCode};
 
 use bitgate_core::{
     access::Access,
-    api_tokens,
+    api_tokens::operations::{self as token_operations, NewToken, Owner, TokenError},
     as_code::{
         self,
         export::Selection,
@@ -17,10 +17,14 @@ use bitgate_core::{
     audit::{self, Actor, Event, Target},
     config::{parse_duration, Config, Environment},
     db::Database,
-    passwords::{Password, PasswordHasher},
+    passwords::PasswordHasher,
     principal::Principal,
     spaces,
-    users::{self, CreateUserError, DisplayName, Email, NewUser, Role},
+    users::{
+        self,
+        operations::{self as user_operations, NewUserInput, UserError},
+        Email,
+    },
 };
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -208,47 +212,30 @@ where
 async fn user(config: &Config, command: UserCommand) -> Result<(), Failure> {
     match command {
         UserCommand::Create { email, name, role, space, password_stdin } => {
-            let email = Email::parse(&email).map_err(|e| Failure(format!("--email: {e}")))?;
-            let name = match name {
-                Some(name) => DisplayName::parse(&name).map_err(|e| Failure(format!("--name: {e}")))?,
-                None => DisplayName::from_email(&email),
-            };
-            let role = role.map(|r| Role::parse(&r).map_err(|e| Failure(format!("--role: {e}")))).transpose()?;
             if !password_stdin {
                 return Err(Failure("Pass the password on standard input with --password-stdin.".into()));
             }
             let password = read_password()?;
-            let space = space.unwrap_or_else(|| spaces::ROOT.to_owned());
+            let input =
+                NewUserInput { email: Some(email), name, password: Some(password), role, space, ..Default::default() };
             with_database(config, |pool| async move {
                 let hasher = PasswordHasher::new(1)?;
-                let mut tx = pool.begin().await?;
-                let grant = match role {
-                    Some(role) => {
-                        let found = spaces::resolve(&mut *tx, &space).await?;
-                        let found = found
-                            .ok_or_else(|| Failure(format!("--space: no space is named or has the id \"{space}\".")))?;
-                        Some((role, found))
-                    }
-                    None => None,
-                };
-                let new =
-                    NewUser { email, name, password, role: grant.as_ref().map(|(role, space)| (*role, space.id)) };
-                let user = users::create(&mut tx, &hasher, new).await.map_err(|e| match e {
-                    CreateUserError::EmailTaken(email) => {
-                        Failure(format!("A user with the email {email} exists already."))
-                    }
-                    other => Failure(other.to_string()),
-                })?;
-                let details = match &grant {
-                    Some((role, space)) => json!({"via": "cli", "role": role.as_str(), "space": space.name}),
-                    None => json!({"via": "cli"}),
-                };
-                audit::record(
-                    &mut *tx,
-                    Event::new(Actor::Cli, "user.created").target(Target::user(&user)).details(details),
-                )
-                .await?;
-                tx.commit().await?;
+                let user =
+                    user_operations::create(&pool, &hasher, &Principal::Operator, input).await.map_err(
+                        |e| match e {
+                            UserError::Invalid(problems) | UserError::Conflict(problems) => {
+                                let flag = |field: &str| match field {
+                                    "space_id" => "--space".to_owned(),
+                                    "password" => "the password".to_owned(),
+                                    other => format!("--{other}"),
+                                };
+                                let lines: Vec<String> =
+                                    problems.iter().map(|p| format!("{}: {}", flag(&p.field), p.message)).collect();
+                                Failure(lines.join("\n"))
+                            }
+                            other => Failure(other.to_string()),
+                        },
+                    )?;
                 println!("{}", user.id);
                 Ok(())
             })
@@ -273,19 +260,26 @@ async fn user(config: &Config, command: UserCommand) -> Result<(), Failure> {
 async fn token(config: &Config, command: TokenCommand) -> Result<(), Failure> {
     let TokenCommand::Create { email, name, expires } = command;
     let email = Email::parse(&email).map_err(|e| Failure(format!("--email: {e}")))?;
-    let name = api_tokens::parse_name(&name).map_err(|e| Failure(format!("--name: {e}")))?;
     let lifetime =
         expires.map(|raw| parse_duration(raw.trim()).map_err(|e| Failure(format!("--expires: {e}.")))).transpose()?;
     with_database(config, |pool| async move {
-        let mut tx = pool.begin().await?;
-        let user = users::find_for_login(&mut *tx, &email).await?;
+        let user = users::find_for_login(&pool, &email).await?;
         let user =
             user.filter(|u| !u.disabled).ok_or_else(|| Failure(format!("No enabled user has the email {email}.")))?;
-        let expires_at = lifetime.map(|d| time::OffsetDateTime::now_utc() + d);
-        let (token, secret) = api_tokens::create(&mut *tx, user.id, &name, expires_at).await?;
-        let target = Target { kind: "api_token", id: token.id.to_string(), label: format!("{name} ({email})") };
-        audit::record(&mut *tx, Event::new(Actor::Cli, "token.created").target(target)).await?;
-        tx.commit().await?;
+        let new =
+            NewToken { name, expires_at: lifetime.map(|d| time::OffsetDateTime::now_utc() + d), ..Default::default() };
+        let owner = Owner { id: user.id, email: email.as_str() };
+        let (_, secret) =
+            token_operations::issue(&pool, &Principal::Operator, owner, new).await.map_err(|e| match e {
+                TokenError::Invalid(problems) => {
+                    let flag = |field: &str| if field == "name" { "--name" } else { "--expires" };
+                    let lines: Vec<String> =
+                        problems.iter().map(|p| format!("{}: {}", flag(&p.field), p.message)).collect();
+                    Failure(lines.join("\n"))
+                }
+                TokenError::NotFound => Failure(format!("No enabled user has the email {email}.")),
+                TokenError::Database(e) => e.into(),
+            })?;
         println!("{secret}");
         Ok(())
     })
@@ -395,12 +389,12 @@ fn read_file(path: &std::path::Path) -> Result<String, Failure> {
 }
 
 /// The password is the first line of standard input.
-fn read_password() -> Result<Password, Failure> {
+/// The first line of standard input (the password policy is the operation's).
+fn read_password() -> Result<String, Failure> {
     let mut input = String::new();
     std::io::stdin()
         .take(64 * 1024)
         .read_to_string(&mut input)
         .map_err(|e| Failure(format!("Standard input could not be read: {e}.")))?;
-    let line = input.lines().next().unwrap_or_default().to_owned();
-    Password::new(line).map_err(|e| Failure(format!("The password on standard input is refused: {e}")))
+    Ok(input.lines().next().unwrap_or_default().to_owned())
 }

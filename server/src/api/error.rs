@@ -7,7 +7,10 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use bitgate_core::{integrations::operations::IntegrationError, users::FieldError};
+use bitgate_core::{
+    api_tokens::operations::TokenError, integrations::operations::IntegrationError, spaces::operations::SpaceError,
+    users::operations::UserError, users::FieldError,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -83,6 +86,44 @@ impl From<IntegrationError> for ApiError {
             IntegrationError::Conflict(problems) => ApiError::Conflict(problems),
             IntegrationError::Database(e) => e.into(),
             stored @ IntegrationError::Stored(_) => ApiError::Internal(stored.to_string()),
+        }
+    }
+}
+
+/// A token operation that did not happen, as the API answers it.
+impl From<TokenError> for ApiError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::Invalid(problems) => ApiError::Validation(problems),
+            TokenError::NotFound => ApiError::NotFound,
+            TokenError::Database(e) => e.into(),
+        }
+    }
+}
+
+/// A space operation that did not happen, as the API answers it.
+impl From<SpaceError> for ApiError {
+    fn from(error: SpaceError) -> Self {
+        match error {
+            SpaceError::NotFound => ApiError::NotFound,
+            SpaceError::Denied(denied) => denied.into(),
+            SpaceError::Invalid(problems) => ApiError::Validation(problems),
+            SpaceError::Conflict(problems) => ApiError::Conflict(problems),
+            SpaceError::Database(e) => e.into(),
+        }
+    }
+}
+
+/// A user operation that did not happen, as the API answers it.
+impl From<UserError> for ApiError {
+    fn from(error: UserError) -> Self {
+        match error {
+            UserError::NotFound => ApiError::NotFound,
+            UserError::Denied(denied) => denied.into(),
+            UserError::Invalid(problems) => ApiError::Validation(problems),
+            UserError::Conflict(problems) => ApiError::Conflict(problems),
+            hashing @ UserError::Hashing(_) => ApiError::Internal(hashing.to_string()),
+            UserError::Database(e) => e.into(),
         }
     }
 }

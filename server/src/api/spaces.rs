@@ -8,13 +8,15 @@ use axum::{
     Json,
 };
 use bitgate_core::{
-    access::{self, Access},
-    audit::{self, Event, Target},
-    spaces::{self, SpaceRecord, SpaceWriteError},
-    users::{Email, FieldError, Role},
+    access::Access,
+    spaces::{
+        self,
+        operations::{self, MemberInput, SpaceInput},
+        SpaceRecord,
+    },
+    users::Role,
 };
 use serde::Serialize;
-use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -99,27 +101,7 @@ pub struct PutMember {
 
 /// Parses a path id; a malformed one names nothing.
 fn id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
-}
-
-fn write_error(error: SpaceWriteError) -> ApiError {
-    match error {
-        SpaceWriteError::NameTaken => ApiError::Conflict(vec![FieldError::new("name", "taken", error.to_string())]),
-        SpaceWriteError::HasChildren => {
-            ApiError::Conflict(vec![FieldError::new("id", "has_children", error.to_string())])
-        }
-        SpaceWriteError::InUse => ApiError::Conflict(vec![FieldError::new("id", "in_use", error.to_string())]),
-        SpaceWriteError::Database(e) => e.into(),
-    }
-}
-
-/// The caller's access, when they administer `space`; otherwise the
-/// refusal, recorded.
-async fn administer(state: &AppState, caller: &Caller, space: Uuid, action: &'static str) -> Result<Access, ApiError> {
-    let access = Access::load(&state.services.pool, caller.user.id).await?;
-    let attempt = access::refusal(caller.actor(), action, space).from_address(caller.address);
-    access::administer_or_record(&state.services.pool, &access, space, attempt).await?;
-    Ok(access)
+    Ok(operations::parse_id(raw)?)
 }
 
 /// List the spaces you can see
@@ -178,31 +160,21 @@ pub async fn create(
     body: JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut fields = Fields::new::<CreateSpace>(body);
-    let parent_raw = fields.required_string("parent_id");
     // Authorization first: an unknown or unseen parent is a 404 whatever else is wrong.
-    let parent = parent_raw.as_deref().map(Uuid::parse_str).transpose().map_err(|_| ApiError::NotFound)?;
-    if let Some(parent) = parent {
-        administer(&state, &caller, parent, "space.create").await?;
-    }
-    let name = fields.required_string("name").and_then(|raw| fields.check(spaces::parse_name(&raw)));
-    let description = fields.optional_string("description").unwrap_or_default();
-    let description = fields.check(spaces::parse_description(&description));
-    fields.finish()?;
-    let (Some(parent), Some(name), Some(description)) = (parent, name, description) else {
-        return Err(ApiError::Internal("validated fields missing".into()));
+    let parent = fields.optional_string("parent_id");
+    let input = SpaceInput {
+        name: fields.optional_string("name"),
+        description: fields.optional_string("description"),
+        read_problems: Vec::new(),
     };
-
-    let mut tx = state.services.pool.begin().await?;
-    let space = spaces::create(&mut *tx, &name, parent, &description).await.map_err(write_error)?;
-    audit::record(
-        &mut *tx,
-        Event::new(caller.actor(), "space.created")
-            .target(Target::space(&space))
-            .from_address(caller.address)
-            .in_space(space.id),
-    )
-    .await?;
-    tx.commit().await?;
+    let Some(parent) = parent else {
+        if !fields.has("parent_id") {
+            fields.refuse("parent_id", "required", "\"parent_id\" is required.");
+        }
+        return Err(ApiError::Validation(fields.errors));
+    };
+    let input = SpaceInput { read_problems: fields.errors, ..input };
+    let space = operations::create(&state.services.pool, &caller.principal(), id(&parent)?, input).await?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     Ok((StatusCode::CREATED, Json(Space::new(&space, &access))))
 }
@@ -223,32 +195,14 @@ pub async fn update(
     Path(raw): Path<String>,
     body: JsonObject,
 ) -> Result<Json<Space>, ApiError> {
-    let space_id = id(&raw)?;
-    let access = administer(&state, &caller, space_id, "space.update").await?;
-    let current = spaces::find(&state.services.pool, space_id).await?.ok_or(ApiError::NotFound)?;
     let mut fields = Fields::new::<UpdateSpace>(body);
-    let name = fields.optional_string("name").and_then(|raw| fields.check(spaces::parse_name(&raw)));
-    if current.parent_id.is_none() && name.as_deref().is_some_and(|n| n != spaces::ROOT) {
-        fields.errors.push(FieldError::new("name", "immutable", "The root space keeps its name."));
-    }
-    let description =
-        fields.optional_string("description").and_then(|raw| fields.check(spaces::parse_description(&raw)));
-    fields.finish()?;
-
-    let mut tx = state.services.pool.begin().await?;
-    let space = spaces::update(&mut *tx, space_id, name.as_deref(), description.as_deref())
-        .await
-        .map_err(write_error)?
-        .ok_or(ApiError::NotFound)?;
-    audit::record(
-        &mut *tx,
-        Event::new(caller.actor(), "space.updated")
-            .target(Target::space(&space))
-            .from_address(caller.address)
-            .in_space(space.id),
-    )
-    .await?;
-    tx.commit().await?;
+    let input = SpaceInput {
+        name: fields.optional_string("name"),
+        description: fields.optional_string("description"),
+        read_problems: std::mem::take(&mut fields.errors),
+    };
+    let space = operations::update(&state.services.pool, &caller.principal(), id(&raw)?, input).await?;
+    let access = Access::load(&state.services.pool, caller.user.id).await?;
     Ok(Json(Space::new(&space, &access)))
 }
 
@@ -267,36 +221,7 @@ pub async fn delete(
     caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let space_id = id(&raw)?;
-    let access = Access::load(&state.services.pool, caller.user.id).await?;
-    let space = spaces::find(&state.services.pool, space_id).await?.ok_or(ApiError::NotFound)?;
-    // Deleting a space is administering its parent; root cannot go. Every
-    // refusal of an existing space is recorded, hidden or not.
-    // Whoever sees the space learns 403, even when its parent is hidden from them.
-    let refusal = match (access.can_see(space_id), space.parent_id) {
-        (Err(why), _) => Some(ApiError::from(why)),
-        (Ok(()), None) => Some(ApiError::Forbidden),
-        (Ok(()), Some(parent)) => access.can_administer(parent).err().map(|_| ApiError::Forbidden),
-    };
-    if let Some(refusal) = refusal {
-        let attempt = access::refusal(caller.actor(), "space.delete", space_id).from_address(caller.address);
-        audit::record(&state.services.pool, attempt).await?;
-        return Err(refusal);
-    }
-    let parent = space.parent_id.ok_or(ApiError::Forbidden)?;
-    let mut tx = state.services.pool.begin().await?;
-    if !spaces::delete(&mut *tx, space_id).await.map_err(write_error)? {
-        return Err(ApiError::NotFound);
-    }
-    audit::record(
-        &mut *tx,
-        Event::new(caller.actor(), "space.deleted")
-            .target(Target::space(&space))
-            .from_address(caller.address)
-            .in_space(parent),
-    )
-    .await?;
-    tx.commit().await?;
+    operations::delete(&state.services.pool, &caller.principal(), id(&raw)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -347,47 +272,15 @@ pub async fn put_member(
     body: JsonObject,
 ) -> Result<Json<Member>, ApiError> {
     let space_id = id(&raw)?;
-    administer(&state, &caller, space_id, "member.set").await?;
     let mut fields = Fields::new::<PutMember>(body);
-    let email = fields.required_string("email").and_then(|raw| fields.check(Email::parse(&raw)));
-    let role = fields.required_string("role").and_then(|raw| fields.check(Role::parse(&raw)));
-    let user = match &email {
-        Some(email) => bitgate_core::users::find_for_login(&state.services.pool, email).await?,
-        None => None,
+    let input = MemberInput {
+        email: fields.optional_string("email"),
+        role: fields.optional_string("role"),
+        read_problems: std::mem::take(&mut fields.errors),
     };
-    if email.is_some() && user.is_none() {
-        fields.errors.push(FieldError::new("email", "unknown_user", "No user has this email; create the user first."));
-    }
-    fields.finish()?;
-    let (Some(user), Some(role)) = (user, role) else {
-        return Err(ApiError::Internal("validated fields missing".into()));
-    };
-
-    let mut tx = state.services.pool.begin().await?;
-    spaces::set_member(&mut *tx, space_id, user.id, role).await?;
-    if spaces::account_admin_count(&mut *tx).await? == 0 {
-        return Err(ApiError::Conflict(vec![FieldError::new(
-            "role",
-            "last_admin",
-            "The account must keep an administrator of root.",
-        )]));
-    }
-    audit::record(
-        &mut *tx,
-        Event::new(caller.actor(), "member.set")
-            .target(Target {
-                kind: "user",
-                id: user.id.to_string(),
-                label: email.map(|e| e.to_string()).unwrap_or_default(),
-            })
-            .from_address(caller.address)
-            .details(json!({"role": role.as_str()}))
-            .in_space(space_id),
-    )
-    .await?;
-    tx.commit().await?;
+    let user = operations::set_member(&state.services.pool, &caller.principal(), space_id, input).await?;
     let members = spaces::members(&state.services.pool, space_id).await?;
-    let member = members.iter().find(|m| m.user_id == user.id).ok_or(ApiError::NotFound)?;
+    let member = members.iter().find(|m| m.user_id == user.user_id).ok_or(ApiError::NotFound)?;
     Ok(Json(Member::new(member)?))
 }
 
@@ -407,27 +300,7 @@ pub async fn remove_member(
     Path((raw, user_raw)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let space_id = id(&raw)?;
-    administer(&state, &caller, space_id, "member.remove").await?;
     let user_id = id(&user_raw)?;
-    let mut tx = state.services.pool.begin().await?;
-    if !spaces::remove_member(&mut *tx, space_id, user_id).await? {
-        return Err(ApiError::NotFound);
-    }
-    if spaces::account_admin_count(&mut *tx).await? == 0 {
-        return Err(ApiError::Conflict(vec![FieldError::new(
-            "user_id",
-            "last_admin",
-            "The account must keep an administrator of root.",
-        )]));
-    }
-    audit::record(
-        &mut *tx,
-        Event::new(caller.actor(), "member.removed")
-            .target(Target { kind: "user", id: user_id.to_string(), label: user_id.to_string() })
-            .from_address(caller.address)
-            .in_space(space_id),
-    )
-    .await?;
-    tx.commit().await?;
+    operations::remove_member(&state.services.pool, &caller.principal(), space_id, user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,8 +7,11 @@ use axum::{
     Json,
 };
 use bitgate_core::{
-    api_tokens::{self, ApiToken},
-    audit::{self, Event, Target},
+    api_tokens::{
+        self,
+        operations::{self, NewToken, Owner},
+        ApiToken,
+    },
     users::FieldError,
 };
 use serde::Serialize;
@@ -110,31 +113,17 @@ pub async fn create(
     body: JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut fields = Fields::new::<CreateToken>(body);
-    let name = fields.required_string("name").and_then(|raw| fields.check(api_tokens::parse_name(&raw)));
+    // A name left out is refused by the operation, with the others' problems.
+    let name = fields.optional_string("name").unwrap_or_default();
     let expires_at = fields.optional_string("expires_at").and_then(|raw| {
-        let parsed = OffsetDateTime::parse(raw.trim(), &Rfc3339)
-            .map_err(|_| {
-                FieldError::new("expires_at", "invalid", "Give a time in RFC 3339, such as 2027-01-31T00:00:00Z.")
-            })
-            .and_then(|at| {
-                if at > OffsetDateTime::now_utc() {
-                    Ok(at)
-                } else {
-                    Err(FieldError::new("expires_at", "in_the_past", "The expiry must be in the future."))
-                }
-            });
+        let parsed = OffsetDateTime::parse(raw.trim(), &Rfc3339).map_err(|_| {
+            FieldError::new("expires_at", "invalid", "Give a time in RFC 3339, such as 2027-01-31T00:00:00Z.")
+        });
         fields.check(parsed)
     });
-    fields.finish()?;
-    let name = name.ok_or_else(|| ApiError::Internal("validated name missing".into()))?;
-
-    let mut tx = state.services.pool.begin().await?;
-    let (token, secret) = api_tokens::create(&mut *tx, caller.user.id, &name, expires_at).await?;
-    let target = Target { kind: "api_token", id: token.id.to_string(), label: token.name.clone() };
-    audit::record(&mut *tx, Event::new(caller.actor(), "token.created").target(target).from_address(caller.address))
-        .await?;
-    tx.commit().await?;
-
+    let owner = Owner { id: caller.user.id, email: &caller.user.email };
+    let new = NewToken { name, expires_at, read_problems: fields.errors };
+    let (token, secret) = operations::issue(&state.services.pool, &caller.principal(), owner, new).await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { token: TokenView::from(&token), secret })))
 }
 
@@ -152,11 +141,6 @@ pub async fn revoke(
 ) -> Result<impl IntoResponse, ApiError> {
     // Someone else's token, or a malformed id, is simply not there.
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
-    let mut tx = state.services.pool.begin().await?;
-    let token = api_tokens::revoke(&mut *tx, caller.user.id, id).await?.ok_or(ApiError::NotFound)?;
-    let target = Target { kind: "api_token", id: token.id.to_string(), label: token.name.clone() };
-    audit::record(&mut *tx, Event::new(caller.actor(), "token.revoked").target(target).from_address(caller.address))
-        .await?;
-    tx.commit().await?;
+    operations::revoke(&state.services.pool, &caller.principal(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,10 +10,11 @@ use axum::{
 };
 use bitgate_core::{
     access::Access,
-    audit::{self, Event, Target},
-    passwords::Password,
-    spaces,
-    users::{self, ChangeUserError, CreateUserError, DisplayName, Email, FieldError, NewUser, Role, User},
+    users::{
+        self,
+        operations::{self, NewUserInput, UserChange},
+        User,
+    },
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -138,53 +139,22 @@ pub async fn create(
     caller: Caller,
     body: JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_account_admin(&state, &caller).await?;
     let mut fields = Fields::new::<CreateUser>(body);
-    let email = fields.required_string("email").and_then(|raw| fields.check(Email::parse(&raw)));
-    let name = fields.optional_string("name").and_then(|raw| fields.check(DisplayName::parse(&raw)));
-    let password = fields.required_string("password").and_then(|raw| {
-        fields.check(Password::new(raw).map_err(|e| FieldError::new("password", "too_weak", e.to_string())))
-    });
-    let role = fields.optional_string("role").and_then(|raw| fields.check(Role::parse(&raw)));
-    let space_id = match fields.optional_string("space_id") {
-        Some(raw) => match Uuid::parse_str(&raw) {
-            Ok(id) => spaces::find(&state.services.pool, id).await?.map(|s| s.id).or_else(|| {
-                fields.errors.push(FieldError::new("space_id", "unknown", "No space has this id."));
-                None
-            }),
-            Err(_) => {
-                fields.errors.push(FieldError::new("space_id", "invalid", "Give a space id (a UUID)."));
-                None
-            }
-        },
-        None => spaces::resolve(&state.services.pool, spaces::ROOT).await?.map(|s| s.id),
+    let mut input = NewUserInput {
+        email: fields.optional_string("email"),
+        name: fields.optional_string("name"),
+        password: fields.optional_string("password"),
+        role: fields.optional_string("role"),
+        space: fields.optional_string("space_id"),
+        ..Default::default()
     };
-    fields.finish()?;
-    let (Some(email), Some(password), Some(space_id)) = (email, password, space_id) else {
-        return Err(ApiError::Internal("validated fields missing".into()));
-    };
-    let name = name.unwrap_or_else(|| DisplayName::from_email(&email));
-
-    let mut tx = state.services.pool.begin().await?;
-    let new = NewUser { email, name, password, role: role.map(|r| (r, space_id)) };
-    let user = match users::create(&mut tx, &state.services.hasher, new).await {
-        Ok(user) => user,
-        Err(CreateUserError::EmailTaken(email)) => {
-            return Err(ApiError::Conflict(vec![FieldError::new(
-                "email",
-                "taken",
-                format!("A user with the email {email} exists already."),
-            )]))
-        }
-        Err(CreateUserError::Database(e)) => return Err(e.into()),
-        Err(CreateUserError::Hashing(e)) => return Err(ApiError::Internal(e.to_string())),
-    };
-    audit::record(
-        &mut *tx,
-        Event::new(caller.actor(), "user.created").target(Target::user(&user)).from_address(caller.address),
-    )
-    .await?;
-    tx.commit().await?;
+    // The API names a space by its id only.
+    if input.space.as_deref().is_some_and(|raw| Uuid::parse_str(raw.trim()).is_err()) {
+        fields.refuse("space_id", "invalid", "Give a space id (a UUID).");
+        input.space = None;
+    }
+    input.read_problems = fields.errors;
+    let user = operations::create(&state.services.pool, &state.services.hasher, &caller.principal(), input).await?;
     Ok((StatusCode::CREATED, Json(UserView::from(&user))))
 }
 
@@ -204,37 +174,13 @@ pub async fn update(
     Path(raw): Path<String>,
     body: JsonObject,
 ) -> Result<Json<UserView>, ApiError> {
-    require_account_admin(&state, &caller).await?;
     let id = Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound)?;
-    users::find(&state.services.pool, id).await?.ok_or(ApiError::NotFound)?;
     let mut fields = Fields::new::<UpdateUser>(body);
-    let name = fields.optional_string("name").and_then(|raw| fields.check(DisplayName::parse(&raw)));
-    let disabled = fields.optional_bool("disabled");
-    fields.finish()?;
-
-    let mut tx = state.services.pool.begin().await?;
-    let user = match users::change(&mut tx, id, name.as_ref(), disabled).await {
-        Ok(user) => user,
-        Err(ChangeUserError::NotFound) => return Err(ApiError::NotFound),
-        Err(ChangeUserError::LastAdmin) => {
-            return Err(ApiError::Conflict(vec![FieldError::new(
-                "disabled",
-                "last_admin",
-                "This is the last enabled administrator of the account.",
-            )]))
-        }
-        Err(ChangeUserError::Database(e)) => return Err(e.into()),
+    let change = UserChange {
+        name: fields.optional_string("name"),
+        disabled: fields.optional_bool("disabled"),
+        read_problems: std::mem::take(&mut fields.errors),
     };
-    let action = match disabled {
-        Some(true) => "user.disabled",
-        Some(false) => "user.enabled",
-        None => "user.updated",
-    };
-    audit::record(
-        &mut *tx,
-        Event::new(caller.actor(), action).target(Target::user(&user)).from_address(caller.address),
-    )
-    .await?;
-    tx.commit().await?;
+    let user = operations::update(&state.services.pool, &caller.principal(), id, change).await?;
     Ok(Json(UserView::from(&user)))
 }

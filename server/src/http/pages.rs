@@ -99,6 +99,12 @@ impl From<bitgate_core::integrations::operations::IntegrationError> for AppError
     }
 }
 
+impl From<bitgate_core::users::operations::UserError> for AppError {
+    fn from(error: bitgate_core::users::operations::UserError) -> Self {
+        ApiError::from(error).into()
+    }
+}
+
 impl From<sqlx::Error> for AppError {
     fn from(error: sqlx::Error) -> Self {
         if bitgate_core::db::is_outage(&error) {

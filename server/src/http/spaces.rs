@@ -13,21 +13,34 @@ use axum::{
 use bitgate_app::context::{Flash, FormOutcome, MemberRow, PageContext, SpacePage, SpaceRow, SpacesPage};
 use bitgate_core::{
     access::{self, Access, Denied},
-    audit::{self, Actor, Event, Target},
-    spaces::{self, SpaceRecord, SpaceWriteError},
-    users::{self, Email, Role},
+    spaces::{
+        self,
+        operations::{self, MemberInput, Membership, SpaceError, SpaceInput},
+        SpaceRecord,
+    },
+    users::Role,
 };
 use serde::Deserialize;
-use serde_json::json;
 use tower_sessions::Session;
 use uuid::Uuid;
 
 use super::{
     client_address::ClientAddress,
-    pages::AppError,
+    pages::{form_with_problems, AppError},
     session::{push_flash, CurrentUser},
 };
 use crate::state::AppState;
+
+/// A refused write, as its form answered again (422, or 409 for a
+/// conflict); any other failure is the page's.
+fn answered_again(error: SpaceError, values: Vec<(String, String)>) -> Result<(FormOutcome, StatusCode), AppError> {
+    let (problems, status) = match error {
+        SpaceError::Invalid(problems) => (problems, StatusCode::UNPROCESSABLE_ENTITY),
+        SpaceError::Conflict(problems) => (problems, StatusCode::CONFLICT),
+        other => return Err(other.into()),
+    };
+    Ok((form_with_problems(problems, values, |field| field.to_owned()), status))
+}
 
 impl From<Denied> for AppError {
     fn from(denied: Denied) -> Self {
@@ -38,6 +51,12 @@ impl From<Denied> for AppError {
     }
 }
 
+impl From<SpaceError> for AppError {
+    fn from(error: SpaceError) -> Self {
+        crate::api::error::ApiError::from(error).into()
+    }
+}
+
 impl From<access::Refused> for AppError {
     fn from(refused: access::Refused) -> Self {
         match refused {
@@ -45,21 +64,6 @@ impl From<access::Refused> for AppError {
             access::Refused::Database(e) => e.into(),
         }
     }
-}
-
-/// The viewer's access, when they administer `space`; otherwise the
-/// refusal, recorded in the audit log.
-async fn administer(
-    state: &AppState,
-    user: &CurrentUser,
-    address: Option<std::net::IpAddr>,
-    space: Uuid,
-    action: &'static str,
-) -> Result<Access, AppError> {
-    let access = Access::load(&state.services.pool, user.0.id).await?;
-    let attempt = access::refusal(Actor::user(&user.0), action, space).from_address(address);
-    access::administer_or_record(&state.services.pool, &access, space, attempt).await?;
-    Ok(access)
 }
 
 fn row(space: &SpaceRecord, names: &HashMap<Uuid, String>, access: &Access) -> SpaceRow {
@@ -112,47 +116,16 @@ pub async fn create(
     session: Session,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, AppError> {
-    let parent = Uuid::parse_str(&form.parent_id).map_err(|_| AppError::NotFound)?;
-    administer(&state, &user, address, parent, "space.create").await?;
-    let again = |field: &str, message: String| FormOutcome {
-        values: vec![("name".into(), form.name.clone()), ("parent_id".into(), form.parent_id.clone())],
-        field_errors: vec![(field.to_owned(), message)],
-        ..FormOutcome::default()
-    };
-    let name = match spaces::parse_name(&form.name) {
-        Ok(name) => name,
-        Err(e) => {
-            return render_list(
-                &state,
-                context,
-                &user,
-                Some(again("name", e.message)),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-    };
-    let mut tx = state.services.pool.begin().await?;
-    let space = match spaces::create(&mut *tx, &name, parent, "").await {
+    let parent = operations::parse_id(&form.parent_id)?;
+    let input = SpaceInput { name: Some(form.name.clone()), ..Default::default() };
+    let space = match operations::create(&state.services.pool, &user.caller(address).principal(), parent, input).await {
         Ok(space) => space,
-        Err(SpaceWriteError::NameTaken) => {
-            let outcome = again("name", "A space with this name exists already: choose another.".into());
-            return render_list(&state, context, &user, Some(outcome), StatusCode::CONFLICT).await;
+        Err(error) => {
+            let values = vec![("name".into(), form.name.clone()), ("parent_id".into(), form.parent_id.clone())];
+            let (outcome, status) = answered_again(error, values)?;
+            return render_list(&state, context, &user, Some(outcome), status).await;
         }
-        Err(SpaceWriteError::HasChildren | SpaceWriteError::InUse) => {
-            return Err(AppError::Internal("a new space reported dependents".into()))
-        }
-        Err(SpaceWriteError::Database(e)) => return Err(e.into()),
     };
-    audit::record(
-        &mut *tx,
-        Event::new(Actor::user(&user.0), "space.created")
-            .target(Target::space(&space))
-            .from_address(address)
-            .in_space(space.id),
-    )
-    .await?;
-    tx.commit().await?;
     push_flash(&session, Flash::success(format!("Space \u{201c}{}\u{201d} created.", space.name))).await?;
     Ok(Redirect::to(&format!("/spaces/{}", space.id)).into_response())
 }
@@ -217,51 +190,21 @@ pub async fn update(
     Path(raw): Path<String>,
     Form(form): Form<SettingsForm>,
 ) -> Result<Response, AppError> {
-    let space_id = Uuid::parse_str(&raw).map_err(|_| AppError::NotFound)?;
-    administer(&state, &user, address, space_id, "space.update").await?;
-    let current = spaces::find(&state.services.pool, space_id).await?.ok_or(AppError::NotFound)?;
-    let mut errors = Vec::new();
-    let name = match (&form.name, current.parent_id) {
-        (Some(raw), Some(_)) => spaces::parse_name(raw).map_err(|e| errors.push(("name".to_owned(), e.message))).ok(),
-        _ => None,
-    };
-    let description = spaces::parse_description(&form.description)
-        .map_err(|e| errors.push(("description".to_owned(), e.message)))
-        .ok();
-    let again = |field_errors: Vec<(String, String)>| FormOutcome {
-        values: vec![
+    let space_id = operations::parse_id(&raw)?;
+    // Root's form has no name field: a name posted for it is ignored.
+    let is_root = spaces::find(&state.services.pool, space_id).await?.is_some_and(|s| s.parent_id.is_none());
+    let name = form.name.clone().filter(|_| !is_root);
+    let input = SpaceInput { name, description: Some(form.description.clone()), ..Default::default() };
+    if let Err(error) =
+        operations::update(&state.services.pool, &user.caller(address).principal(), space_id, input).await
+    {
+        let values = vec![
             ("name".into(), form.name.clone().unwrap_or_default()),
             ("description".into(), form.description.clone()),
-        ],
-        field_errors,
-        ..FormOutcome::default()
-    };
-    if !errors.is_empty() {
-        return render_space(&state, context, &user, space_id, Some(again(errors)), StatusCode::UNPROCESSABLE_ENTITY)
-            .await;
+        ];
+        let (outcome, status) = answered_again(error, values)?;
+        return render_space(&state, context, &user, space_id, Some(outcome), status).await;
     }
-    let mut tx = state.services.pool.begin().await?;
-    let space = match spaces::update(&mut *tx, space_id, name.as_deref(), description.as_deref()).await {
-        Ok(Some(space)) => space,
-        Ok(None) => return Err(AppError::NotFound),
-        Err(SpaceWriteError::NameTaken) => {
-            let outcome = again(vec![("name".into(), "A space with this name exists already: choose another.".into())]);
-            return render_space(&state, context, &user, space_id, Some(outcome), StatusCode::CONFLICT).await;
-        }
-        Err(SpaceWriteError::HasChildren | SpaceWriteError::InUse) => {
-            return Err(AppError::Internal("renaming reported dependents".into()))
-        }
-        Err(SpaceWriteError::Database(e)) => return Err(e.into()),
-    };
-    audit::record(
-        &mut *tx,
-        Event::new(Actor::user(&user.0), "space.updated")
-            .target(Target::space(&space))
-            .from_address(address)
-            .in_space(space.id),
-    )
-    .await?;
-    tx.commit().await?;
     push_flash(&session, Flash::success("Saved.")).await?;
     Ok(Redirect::to(&format!("/spaces/{space_id}")).into_response())
 }
@@ -283,48 +226,27 @@ pub async fn add_member(
     Path(raw): Path<String>,
     Form(form): Form<MemberForm>,
 ) -> Result<Response, AppError> {
-    let space_id = Uuid::parse_str(&raw).map_err(|_| AppError::NotFound)?;
-    administer(&state, &user, address, space_id, "member.set").await?;
-    let refuse = |message: String| FormOutcome {
-        values: vec![("email".into(), form.email.clone())],
-        field_errors: vec![("email".into(), message)],
-        ..FormOutcome::default()
-    };
-    let role = Role::parse(&form.role).map_err(|e| AppError::BadRequest(e.message))?;
-    let email = match Email::parse(&form.email) {
-        Ok(email) => email,
-        Err(e) => {
-            return render_space(
-                &state,
-                context,
-                &user,
-                space_id,
-                Some(refuse(e.message)),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-    };
-    let Some(member) = users::find_for_login(&state.services.pool, &email).await? else {
-        let outcome = refuse(format!("No user has the email {email}. Create the user first."));
-        return render_space(&state, context, &user, space_id, Some(outcome), StatusCode::UNPROCESSABLE_ENTITY).await;
-    };
-    let mut tx = state.services.pool.begin().await?;
-    spaces::set_member(&mut *tx, space_id, member.id, role).await?;
-    if spaces::account_admin_count(&mut *tx).await? == 0 {
-        let outcome = refuse("The account must keep an administrator of root.".into());
-        return render_space(&state, context, &user, space_id, Some(outcome), StatusCode::CONFLICT).await;
-    }
-    audit::record(
-        &mut *tx,
-        Event::new(Actor::user(&user.0), "member.set")
-            .target(Target { kind: "user", id: member.id.to_string(), label: email.to_string() })
-            .from_address(address)
-            .details(json!({"role": role.as_str()}))
-            .in_space(space_id),
-    )
-    .await?;
-    tx.commit().await?;
+    let space_id = operations::parse_id(&raw)?;
+    let input = MemberInput { email: Some(form.email.clone()), role: Some(form.role.clone()), ..Default::default() };
+    let principal = user.caller(address).principal();
+    let Membership { email, role, .. } =
+        match operations::set_member(&state.services.pool, &principal, space_id, input).await {
+            Ok(membership) => membership,
+            Err(error) => {
+                // The form has one field to fix: every problem is shown next to the email.
+                let (outcome, status) = answered_again(error, vec![("email".into(), form.email.clone())])?;
+                let outcome = FormOutcome {
+                    field_errors: outcome
+                        .field_errors
+                        .into_iter()
+                        .map(|(_, message)| ("email".to_owned(), message))
+                        .take(1)
+                        .collect(),
+                    ..outcome
+                };
+                return render_space(&state, context, &user, space_id, Some(outcome), status).await;
+            }
+        };
     push_flash(&session, Flash::success(format!("{email} now has the role {} here.", role.as_str()))).await?;
     Ok(Redirect::to(&format!("/spaces/{space_id}")).into_response())
 }
@@ -336,28 +258,18 @@ pub async fn remove_member(
     session: Session,
     Path((raw, member_raw)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let space_id = Uuid::parse_str(&raw).map_err(|_| AppError::NotFound)?;
-    administer(&state, &user, address, space_id, "member.remove").await?;
-    let member_id = Uuid::parse_str(&member_raw).map_err(|_| AppError::NotFound)?;
-    let mut tx = state.services.pool.begin().await?;
-    if !spaces::remove_member(&mut *tx, space_id, member_id).await? {
-        return Err(AppError::NotFound);
+    let space_id = operations::parse_id(&raw)?;
+    let member_id = operations::parse_id(&member_raw)?;
+    let principal = user.caller(address).principal();
+    match operations::remove_member(&state.services.pool, &principal, space_id, member_id).await {
+        Ok(()) => {}
+        Err(SpaceError::Conflict(problems)) => {
+            let why = problems.into_iter().map(|p| p.message).collect::<Vec<_>>().join(" ");
+            push_flash(&session, Flash::error(format!("{why} Nothing was changed."))).await?;
+            return Ok(Redirect::to(&format!("/spaces/{space_id}")).into_response());
+        }
+        Err(other) => return Err(other.into()),
     }
-    if spaces::account_admin_count(&mut *tx).await? == 0 {
-        drop(tx);
-        push_flash(&session, Flash::error("The account must keep an administrator of root: nothing was changed."))
-            .await?;
-        return Ok(Redirect::to(&format!("/spaces/{space_id}")).into_response());
-    }
-    audit::record(
-        &mut *tx,
-        Event::new(Actor::user(&user.0), "member.removed")
-            .target(Target { kind: "user", id: member_id.to_string(), label: member_id.to_string() })
-            .from_address(address)
-            .in_space(space_id),
-    )
-    .await?;
-    tx.commit().await?;
     push_flash(&session, Flash::success("The member was removed.")).await?;
     Ok(Redirect::to(&format!("/spaces/{space_id}")).into_response())
 }

@@ -9,30 +9,32 @@ use axum::{
 };
 use bitgate_app::context::{Flash, FormOutcome, PageContext, TokenRow, TokensPage};
 use bitgate_core::{
-    api_tokens::{self, ApiToken},
-    audit::{self, Actor, Event, Target},
+    api_tokens::{
+        self,
+        operations::{self, NewToken, Owner, TokenError},
+        ApiToken,
+    },
     config::parse_duration,
 };
 use serde::Deserialize;
-use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
     client_address::ClientAddress,
-    pages::AppError,
+    pages::{form_with_problems, AppError},
     session::{push_flash, CurrentUser},
 };
-use crate::state::AppState;
+use crate::{api::rfc3339, state::AppState};
 
 fn row(token: ApiToken) -> TokenRow {
-    let show = |at: OffsetDateTime| at.to_offset(time::UtcOffset::UTC).format(&Rfc3339).unwrap_or_default();
     TokenRow {
         id: token.id.to_string(),
         name: token.name,
         prefix: format!("{}{}", api_tokens::PREFIX, token.prefix),
-        created_at: show(token.created_at),
-        expires_at: token.expires_at.map(show),
-        last_used_at: token.last_used_at.map(show),
+        created_at: rfc3339(token.created_at),
+        expires_at: token.expires_at.map(rfc3339),
+        last_used_at: token.last_used_at.map(rfc3339),
     }
 }
 
@@ -73,17 +75,6 @@ pub async fn create(
     Extension(ClientAddress(address)): Extension<ClientAddress>,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, AppError> {
-    let name = match api_tokens::parse_name(&form.name) {
-        Ok(name) => name,
-        Err(error) => {
-            let outcome = FormOutcome {
-                values: vec![("name".into(), form.name.clone())],
-                field_errors: vec![("name".into(), error.message)],
-                ..FormOutcome::default()
-            };
-            return render(&state, context, &user, None, Some(outcome), StatusCode::UNPROCESSABLE_ENTITY).await;
-        }
-    };
     let expires_at = match form.expires.as_str() {
         "never" | "" => None,
         lifetime => Some(
@@ -91,12 +82,19 @@ pub async fn create(
                 + parse_duration(lifetime).map_err(|why| AppError::BadRequest(format!("expires: {why}")))?,
         ),
     };
-    let mut tx = state.services.pool.begin().await?;
-    let (token, secret) = api_tokens::create(&mut *tx, user.0.id, &name, expires_at).await?;
-    let target = Target { kind: "api_token", id: token.id.to_string(), label: token.name.clone() };
-    audit::record(&mut *tx, Event::new(Actor::user(&user.0), "token.created").target(target).from_address(address))
-        .await?;
-    tx.commit().await?;
+    let principal = user.caller(address).principal();
+    let owner = Owner { id: user.0.id, email: &user.0.email };
+    let new = NewToken { name: form.name.clone(), expires_at, ..Default::default() };
+    let (token, secret) = match operations::issue(&state.services.pool, &principal, owner, new).await {
+        Ok(issued) => issued,
+        Err(TokenError::Invalid(problems)) => {
+            let values = vec![("name".into(), form.name.clone())];
+            let outcome = form_with_problems(problems, values, |field| field.to_owned());
+            return render(&state, context, &user, None, Some(outcome), StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+        Err(TokenError::NotFound) => return Err(AppError::NotFound),
+        Err(TokenError::Database(e)) => return Err(e.into()),
+    };
     // Answered with the page itself (not a redirect), so the secret is never
     // stored anywhere, not even in the session.
     render(&state, context, &user, Some((token.name, secret)), None, StatusCode::CREATED).await
@@ -110,12 +108,11 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;
-    let mut tx = state.services.pool.begin().await?;
-    let token = api_tokens::revoke(&mut *tx, user.0.id, id).await?.ok_or(AppError::NotFound)?;
-    let target = Target { kind: "api_token", id: token.id.to_string(), label: token.name.clone() };
-    audit::record(&mut *tx, Event::new(Actor::user(&user.0), "token.revoked").target(target).from_address(address))
-        .await?;
-    tx.commit().await?;
+    let token = match operations::revoke(&state.services.pool, &user.caller(address).principal(), id).await {
+        Ok(token) => token,
+        Err(TokenError::Database(e)) => return Err(e.into()),
+        Err(_) => return Err(AppError::NotFound),
+    };
     push_flash(
         &session,
         Flash::success(format!("The token \u{201c}{}\u{201d} is revoked: it no longer works.", token.name)),

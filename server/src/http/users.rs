@@ -10,10 +10,11 @@ use axum::{
 use bitgate_app::context::{Flash, FormOutcome, PageContext, UserRow, UsersPage};
 use bitgate_core::{
     access::Access,
-    audit::{self, Actor, Event, Target},
-    passwords::Password,
-    spaces,
-    users::{self, ChangeUserError, CreateUserError, DisplayName, Email, FieldError, NewUser, Role, User},
+    users::{
+        self,
+        operations::{self, NewUserInput, UserChange, UserError},
+        Role, User,
+    },
 };
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -21,7 +22,7 @@ use uuid::Uuid;
 
 use super::{
     client_address::ClientAddress,
-    pages::AppError,
+    pages::{form_with_problems, AppError},
     session::{push_flash, CurrentUser},
 };
 use crate::{api::rfc3339, state::AppState};
@@ -85,49 +86,32 @@ pub async fn create(
     session: Session,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, AppError> {
-    require_account_admin(&state, &user).await?;
-    let mut errors: Vec<FieldError> = Vec::new();
-    let email = Email::parse(&form.email).map_err(|e| errors.push(e)).ok();
-    let name = match form.name.trim() {
-        "" => None,
-        raw => DisplayName::parse(raw).map_err(|e| errors.push(e)).ok(),
+    let input = NewUserInput {
+        email: Some(form.email.clone()),
+        name: Some(form.name.clone()),
+        password: Some(form.password.clone()),
+        role: form.account_admin.is_some().then(|| Role::Admin.as_str().to_owned()),
+        ..Default::default()
     };
-    let password = Password::new(form.password.clone())
-        .map_err(|e| errors.push(FieldError::new("password", "too_weak", e.to_string())))
-        .ok();
-    // The form is answered again with what was typed, never the password.
-    let again = |errors: Vec<FieldError>| FormOutcome {
-        values: vec![
-            ("email".into(), form.email.clone()),
-            ("name".into(), form.name.clone()),
-            ("account_admin".into(), form.account_admin.clone().unwrap_or_default()),
-        ],
-        field_errors: errors.into_iter().map(|e| (e.field, e.message)).collect(),
-        ..FormOutcome::default()
-    };
-    let (Some(email), Some(password), true) = (email, password, errors.is_empty()) else {
-        return render(&state, context, Some(again(errors)), StatusCode::UNPROCESSABLE_ENTITY).await;
-    };
-    let root = spaces::resolve(&state.services.pool, spaces::ROOT).await?.ok_or(AppError::NotFound)?;
-    let role = form.account_admin.is_some().then_some((Role::Admin, root.id));
-    let name = name.unwrap_or_else(|| DisplayName::from_email(&email));
-    let mut tx = state.services.pool.begin().await?;
-    let created = match users::create(&mut tx, &state.services.hasher, NewUser { email, name, password, role }).await {
+    let principal = user.caller(address).principal();
+    let created = match operations::create(&state.services.pool, &state.services.hasher, &principal, input).await {
         Ok(created) => created,
-        Err(CreateUserError::EmailTaken(email)) => {
-            let errors =
-                vec![FieldError::new("email", "taken", format!("A user with the email {email} exists already."))];
-            return render(&state, context, Some(again(errors)), StatusCode::CONFLICT).await;
+        Err(error) => {
+            let (problems, status) = match error {
+                UserError::Invalid(problems) => (problems, StatusCode::UNPROCESSABLE_ENTITY),
+                UserError::Conflict(problems) => (problems, StatusCode::CONFLICT),
+                other => return Err(other.into()),
+            };
+            // The form is answered again with what was typed, never the password.
+            let values = vec![
+                ("email".into(), form.email.clone()),
+                ("name".into(), form.name.clone()),
+                ("account_admin".into(), form.account_admin.clone().unwrap_or_default()),
+            ];
+            let outcome = form_with_problems(problems, values, |field| field.to_owned());
+            return render(&state, context, Some(outcome), status).await;
         }
-        Err(CreateUserError::Database(e)) => return Err(e.into()),
-        Err(CreateUserError::Hashing(e)) => return Err(AppError::Internal(e.to_string())),
     };
-    audit::record(
-        &mut *tx,
-        Event::new(Actor::user(&user.0), "user.created").target(Target::user(&created)).from_address(address),
-    )
-    .await?;
-    tx.commit().await?;
     push_flash(&session, Flash::success(format!("{} can now log in.", created.email))).await?;
     Ok(Redirect::to("/users").into_response())
 }
@@ -140,31 +124,21 @@ pub async fn set_disabled(
     session: Session,
     Path((raw, verb)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    require_account_admin(&state, &user).await?;
     let id = Uuid::parse_str(&raw).map_err(|_| AppError::NotFound)?;
     let disabled = match verb.as_str() {
         "disable" => true,
         "enable" => false,
         _ => return Err(AppError::NotFound),
     };
-    let mut tx = state.services.pool.begin().await?;
-    let changed = match users::change(&mut tx, id, None, Some(disabled)).await {
+    let change = UserChange { disabled: Some(disabled), ..Default::default() };
+    let changed = match operations::update(&state.services.pool, &user.caller(address).principal(), id, change).await {
         Ok(changed) => changed,
-        Err(ChangeUserError::NotFound) => return Err(AppError::NotFound),
-        Err(ChangeUserError::LastAdmin) => {
-            drop(tx);
+        Err(UserError::Conflict(_)) => {
             push_flash(&session, Flash::error("This is the last enabled account admin: nothing was changed.")).await?;
             return Ok(Redirect::to("/users").into_response());
         }
-        Err(ChangeUserError::Database(e)) => return Err(e.into()),
+        Err(other) => return Err(other.into()),
     };
-    let action = if disabled { "user.disabled" } else { "user.enabled" };
-    audit::record(
-        &mut *tx,
-        Event::new(Actor::user(&user.0), action).target(Target::user(&changed)).from_address(address),
-    )
-    .await?;
-    tx.commit().await?;
     let message = if disabled {
         format!("{} is disabled: their sessions and API tokens stopped working.", changed.email)
     } else {

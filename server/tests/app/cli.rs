@@ -254,6 +254,8 @@ async fn token_create_prints_the_token_alone() {
         None,
     );
     assert_one_sentence(&bad_expiry, "--expires");
+    let blank = run(bitgate(&env).args(["token", "create", "--email", "ci@example.com", "--name", " "]), None);
+    assert_one_sentence(&blank, "--name");
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM api_tokens").fetch_one(&pool).await.unwrap();
     assert_eq!(count, 1);
 }

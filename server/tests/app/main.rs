@@ -21,6 +21,7 @@ mod integrations_pages;
 mod jobs;
 mod login;
 mod logs;
+mod operations;
 mod permissions;
 mod sessions;
 mod setup;

@@ -1,0 +1,91 @@
+//! What can be done with API tokens, for every door: the tokens page, the
+//! REST API (`/api/v1/tokens`) and the CLI (`bitgate token create`). A user
+//! issues and revokes their own tokens; the operator issues anyone's.
+
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{create, parse_name, revoke as revoke_row, ApiToken};
+use crate::{
+    audit::{self, Event, Target},
+    principal::Principal,
+    users::{FieldError, UserId},
+    validation::Problems,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Every problem of the input, each on its field.
+    #[error("the input has {} problems", .0.len())]
+    Invalid(Vec<FieldError>),
+    /// No such live token of the caller's (or, for an issue, not theirs to issue).
+    #[error("no such token")]
+    NotFound,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// What a new token is asked to be.
+#[derive(Default)]
+pub struct NewToken {
+    /// What the door's reader found wrong (an unknown field, a time that
+    /// does not parse), reported with the rest.
+    pub read_problems: Vec<FieldError>,
+    pub name: String,
+    /// `None`: it never expires.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// The user a token is issued for.
+pub struct Owner<'a> {
+    pub id: UserId,
+    pub email: &'a str,
+}
+
+fn target(token: &ApiToken, label: String) -> Target {
+    Target { kind: "api_token", id: token.id.to_string(), label }
+}
+
+/// Issues a token for `owner`, audited; the secret is returned here and
+/// never again. Users issue their own tokens only.
+pub async fn issue(
+    db: &PgPool,
+    by: &Principal,
+    owner: Owner<'_>,
+    new: NewToken,
+) -> Result<(ApiToken, String), TokenError> {
+    if by.user_id().is_some_and(|user| user != owner.id) {
+        return Err(TokenError::NotFound);
+    }
+    let mut problems = Problems(new.read_problems);
+    let name = problems.check(parse_name(&new.name));
+    if new.expires_at.is_some_and(|at| at <= OffsetDateTime::now_utc()) {
+        problems.push("expires_at", "in_the_past", "The expiry must be in the future.");
+    }
+    let Some(name) = name.filter(|_| problems.is_empty()) else { return Err(TokenError::Invalid(problems.0)) };
+    let mut tx = db.begin().await?;
+    let (token, secret) = create(&mut *tx, owner.id, &name, new.expires_at).await?;
+    // The operator issues for others: the log says for whom.
+    let label = match by {
+        Principal::Operator => format!("{name} ({})", owner.email),
+        Principal::User { .. } => name,
+    };
+    let event = Event::new(by.actor(), "token.created").target(target(&token, label)).from_address(by.address());
+    audit::record(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok((token, secret))
+}
+
+/// Revokes one of the caller's live tokens, audited; it stops working at once.
+pub async fn revoke(db: &PgPool, by: &Principal, id: Uuid) -> Result<ApiToken, TokenError> {
+    // Someone else's token is simply not there; the operator revokes none here.
+    let user = by.user_id().ok_or(TokenError::NotFound)?;
+    let mut tx = db.begin().await?;
+    let token = revoke_row(&mut *tx, user, id).await?.ok_or(TokenError::NotFound)?;
+    let event =
+        Event::new(by.actor(), "token.revoked").target(target(&token, token.name.clone())).from_address(by.address());
+    audit::record(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(token)
+}
