@@ -266,7 +266,7 @@ fn IntegrationForm() -> impl IntoView {
     };
     let token_field = match &editing {
         Some(_) => view! {
-            <TextField name="access_token" label="HTTP access token" kind="password" autocomplete="off" hint=format!("Leave empty to keep the stored token ({}). Needed again when the API URL changes.", form.value("access_token_last4")) />
+            <TextField name="access_token" label="HTTP access token" kind="password" autocomplete="off" hint=format!("Leave empty to keep the stored token ({}). Needed again when the API URL or the CA certificate changes.", form.value("access_token_last4")) />
         }
         .into_any(),
         None => view! {

@@ -340,9 +340,12 @@ async fn plan(
             };
             let Some((fields, endpoint)) = datacenter_fields(import, place, fields, problems) else { return Ok(None) };
             if let Some(stored) = existing.as_ref().and_then(|e| e.datacenter.as_ref()) {
-                // Before the stored token is opened: it must not go to a URL the file changed.
+                // Before the stored token is opened: it must not go to a URL, nor under a
+                // trust root, that the file changed.
                 let given = fields.access_token.is_some();
-                if let Err(refused) = rules::token_follows_api_url(&stored.api_url, &fields.api_url, given) {
+                let url = rules::token_follows_api_url(&stored.api_url, &fields.api_url, given);
+                let (stored_ca, new_ca) = (stored.ca_certificate.as_deref(), fields.ca_certificate.as_deref());
+                if let Err(refused) = url.and(rules::token_follows_trust(stored_ca, new_ca, given)) {
                     problems.push(field_problem(place, refused));
                     return Ok(None);
                 }

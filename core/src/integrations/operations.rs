@@ -432,6 +432,10 @@ fn datacenter_changes(
         Some(pem) => Some(Some(input::ca_certificate(problems, &pem)?)),
         None => None,
     };
+    if let Some(new_ca) = &ca {
+        let new_pem = new_ca.as_ref().map(|(pem, _)| pem.as_str());
+        problems.check(rules::token_follows_trust(stored.ca_certificate.as_deref(), new_pem, token.is_some()));
+    }
     let user_facing_url = given(wanted.user_facing_url).and_then(|raw| input::user_facing_url(problems, &raw));
     let connection_changed = url_moved
         || token.is_some()

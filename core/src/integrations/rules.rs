@@ -1,6 +1,6 @@
 //! The rules a change of an integration keeps, whichever door it comes
-//! through: the REST API, the edit page (which goes through the API's
-//! update), and the import from the CLI, the API or the browser. Each rule
+//! through: the REST API and the edit page (through
+//! `operations::update`), and the import from the CLI, the API or the browser. Each rule
 //! is written here once; the doors only say which field it concerns.
 
 use sqlx::PgExecutor;
@@ -27,6 +27,25 @@ pub fn api_url_moved(stored_api_url: &str, new_api_url: &str) -> bool {
 pub fn token_follows_api_url(stored_api_url: &str, new_api_url: &str, token_given: bool) -> Result<(), FieldError> {
     if api_url_moved(stored_api_url, new_api_url) && !token_given {
         return Err(FieldError::new("datacenter.access_token", "token_required", TOKEN_REQUIRED));
+    }
+    Ok(())
+}
+
+/// What the refusal to reuse a stored token under another trust root says.
+pub const TOKEN_REQUIRED_FOR_CA: &str =
+    "Changing the CA certificate needs the access token again, so that a stored token is sent only under the trust it was given with.";
+
+/// A stored Data Center token is sent only under the trust it was given
+/// with: a CA certificate added, replaced or removed needs the token again.
+/// Otherwise whoever may edit the integration (but never read its token)
+/// could make Bitgate trust a certificate of theirs for the server's name,
+/// and read the token on its way with the next connection check.
+pub fn token_follows_trust(stored_ca: Option<&str>, new_ca: Option<&str>, token_given: bool) -> Result<(), FieldError> {
+    fn given(ca: Option<&str>) -> Option<&str> {
+        ca.map(str::trim).filter(|pem| !pem.is_empty())
+    }
+    if given(stored_ca) != given(new_ca) && !token_given {
+        return Err(FieldError::new("datacenter.access_token", "token_required", TOKEN_REQUIRED_FOR_CA));
     }
     Ok(())
 }
@@ -94,6 +113,21 @@ mod tests {
         {
             assert!(api_url_moved(&stored, &parsed(moved)), "{moved}");
             assert!(token_follows_api_url(&stored, &parsed(moved), false).is_err(), "{moved}");
+        }
+    }
+
+    #[test]
+    fn a_stored_token_follows_only_the_trust_it_was_given_with() {
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
+        assert!(token_follows_trust(None, None, false).is_ok());
+        assert!(token_follows_trust(Some(pem), Some(&format!(" {pem}\n")), false).is_ok(), "the same, trimmed");
+        assert!(token_follows_trust(None, Some(" "), false).is_ok(), "blank is none");
+        for (stored, new) in
+            [(None, Some(pem)), (Some(pem), None), (Some(pem), Some("-----BEGIN CERTIFICATE-----\nOTHER"))]
+        {
+            let refused = token_follows_trust(stored, new, false).unwrap_err();
+            assert_eq!((refused.field.as_str(), refused.code.as_str()), ("datacenter.access_token", "token_required"));
+            assert!(token_follows_trust(stored, new, true).is_ok(), "with the token given again");
         }
     }
 

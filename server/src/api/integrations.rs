@@ -371,17 +371,19 @@ pub struct UpdateIntegration {
 }
 
 /// Data Center credentials to change. A new token, and any change of the
-/// API URL (which needs the token again), is checked with Bitbucket first.
+/// API URL or the CA certificate (each needs the token again), is checked
+/// with Bitbucket first.
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct DataCenterUpdate {
     api_url: Option<String>,
     user_facing_url: Option<String>,
     username: Option<String>,
-    /// Write-only. Empty or left out: the stored token stays, unless the API URL changes.
+    /// Write-only. Empty or left out: the stored token stays, unless the API
+    /// URL or the CA certificate changes (then `token_required`).
     #[schema(format = Password)]
     access_token: Option<String>,
-    /// PEM; an empty string removes it.
+    /// PEM; an empty string removes it. Any change needs the token again.
     ca_certificate: Option<String>,
 }
 

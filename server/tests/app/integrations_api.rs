@@ -356,6 +356,17 @@ async fn an_integration_is_edited_and_a_changed_url_needs_the_token_again() {
         (422, Some("datacenter.access_token"))
     );
     assert_eq!(attacker.connections(), 0);
+    // Nor under a trust root the caller chose: a CA certificate of theirs needs the token too.
+    let their_ca = Simulator::start(DataCenter::sample(), Transport::Tls).await.unwrap().ca_pem.clone().unwrap();
+    let (status, answer) =
+        w.call(admin, Method::PATCH, &path, Some(json!({"datacenter": {"ca_certificate": their_ca}}))).await;
+    assert_eq!(
+        (status.as_u16(), answer["error"]["details"][0]["code"].as_str()),
+        (422, Some("token_required")),
+        "{answer}"
+    );
+    let (_, unchanged) = w.call(admin, Method::GET, &path, None).await;
+    assert_eq!(unchanged["datacenter"]["ca_certificate"], Value::Null, "nothing was written");
 
     // A new token is checked before it replaces the old one.
     let (status, answer) =

@@ -535,6 +535,28 @@ async fn the_import_refuses_what_the_api_refuses_a_stored_token_sent_elsewhere_a
     assert_eq!(attacker.connections(), 0, "not even the version probe reached the new URL");
     assert_eq!(stored(&w).await, before, "nothing was written");
 
+    // Nor under a trust root the file chose: a CA certificate of theirs needs the token too.
+    let their_ca = bitbucket_simulator::Simulator::start(
+        bitbucket_simulator::DataCenter::sample(),
+        bitbucket_simulator::Transport::Tls,
+    )
+    .await
+    .unwrap()
+    .ca_pem
+    .clone()
+    .unwrap();
+    let trusting = format!(
+        "version: 1\nintegrations:\n- name: team-dc\n  provider: bitbucket_datacenter\n  space: team\n  datacenter:\n    \
+         api_url: {}\n    username: {DEMO_USER}\n    ca_certificate: |\n      {}\n",
+        simulator.url,
+        their_ca.trim().replace('\n', "\n      ")
+    );
+    let (status, answer) = import(&w, "team admin", "", &trusting).await;
+    assert_eq!(status, 422, "{answer}");
+    let message = only_problem(&answer, "integrations[0] (team-dc).datacenter.access_token", "token_required");
+    assert!(message.contains("CA certificate"), "{answer}");
+    assert_eq!(stored(&w).await, before, "nothing was written");
+
     // With the token given, the new URL is checked like any other.
     let with_token = elsewhere
         .replace(&format!("username: {DEMO_USER}"), &format!("username: {DEMO_USER}, access_token: {DEMO_TOKEN}"));
