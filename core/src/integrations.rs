@@ -6,6 +6,7 @@
 pub mod checks;
 pub mod input;
 pub mod operations;
+pub mod repositories;
 pub mod rules;
 
 use sqlx::{PgConnection, PgExecutor};

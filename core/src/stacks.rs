@@ -4,6 +4,8 @@
 //! (no webhooks, no runs) until it is attached to another integration of
 //! the same provider that its space may use.
 
+pub mod operations;
+
 use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;

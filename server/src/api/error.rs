@@ -9,7 +9,7 @@ use axum::{
 };
 use bitgate_core::{
     api_tokens::operations::TokenError, integrations::operations::IntegrationError, spaces::operations::SpaceError,
-    users::operations::UserError, users::FieldError,
+    stacks::operations::StackError, users::operations::UserError, users::FieldError,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -124,6 +124,20 @@ impl From<UserError> for ApiError {
             UserError::Conflict(problems) => ApiError::Conflict(problems),
             hashing @ UserError::Hashing(_) => ApiError::Internal(hashing.to_string()),
             UserError::Database(e) => e.into(),
+        }
+    }
+}
+
+/// A stack operation that did not happen, as the API answers it.
+impl From<StackError> for ApiError {
+    fn from(error: StackError) -> Self {
+        match error {
+            StackError::NotFound => ApiError::NotFound,
+            StackError::Denied(denied) => denied.into(),
+            StackError::Invalid(problems) => ApiError::Validation(problems),
+            StackError::Conflict(problems) => ApiError::Conflict(problems),
+            stored @ StackError::Stored(_) => ApiError::Internal(stored.to_string()),
+            StackError::Database(e) => e.into(),
         }
     }
 }

@@ -1,8 +1,8 @@
 //! `/api/v1/integrations/{id}/repositories`: the repositories Bitbucket
-//! shows to an integration's credentials, to pick one for a stack; and the
-//! lookup of one repository that creating or re-attaching a stack needs.
-//! Whoever may create a stack in a space that may use the integration may
-//! list them: its secrets stay on the server, only names and ids come back.
+//! shows to an integration's credentials (`integrations::repositories` in
+//! core), to pick one for a stack. Whoever may create a stack in a space
+//! that may use the integration may list them: its secrets stay on the
+//! server, only names and ids come back.
 
 use axum::{
     extract::{Path, State},
@@ -10,11 +10,8 @@ use axum::{
 };
 use bitgate_core::{
     access::{Access, Denied},
-    bitbucket::{
-        cloud::{self as bitbucket_cloud, ApiCallError},
-        datacenter, parse_repository_name, CallFailed, Repository, RepositoryPage, RepositorySearch,
-    },
-    integrations::{self, checks, operations::IntegrationError, Integration, Provider},
+    bitbucket::{CallFailed, Repository},
+    integrations::{self, checks::StoredError, operations::IntegrationError, repositories, Integration},
     stacks,
 };
 use serde::{Deserialize, Serialize};
@@ -122,175 +119,17 @@ pub async fn list(
     if search.chars().count() > 200 {
         return Err(ApiError::BadRequest("query is at most 200 characters.".into()));
     }
-    let page =
-        page(&state, &integration, search, start, limit).await?.map_err(|CallFailed(why)| ApiError::BadGateway(why))?;
+    let page = repositories::page(&state.services, &integration, search, start, limit)
+        .await
+        .map_err(stored)?
+        .map_err(|CallFailed(why)| ApiError::BadGateway(why))?;
     Ok(Json(Page {
         items: page.items.iter().map(RepositoryView::from).collect(),
         next_cursor: page.next_start.map(encode_offset),
     }))
 }
 
-/// One page of the repositories Bitbucket shows the integration's
-/// credentials (the API's listing and the new-stack page); `Ok(Err)` when
-/// Bitbucket gave no usable answer, saying why in words an admin can act on.
-pub async fn page(
-    state: &AppState,
-    integration: &Integration,
-    search: &str,
-    start: u64,
-    limit: u32,
-) -> Result<Result<RepositoryPage, CallFailed>, ApiError> {
-    let wanted = RepositorySearch { name: search, start, limit };
-    match integration.provider {
-        Provider::DataCenter => {
-            let connection = checks::stored_connection(&state.services, integration).await.map_err(stored)?;
-            Ok(datacenter::repositories(&connection, &state.services.config, wanted).await)
-        }
-        Provider::Cloud => {
-            let workspace = cloud_workspace(integration)?;
-            let (http, endpoints) = cloud_client(state)?;
-            let config = &state.services.config;
-            with_cloud_token(state, integration, |token| {
-                let (http, endpoints, workspace) = (http.clone(), endpoints.clone(), workspace.clone());
-                async move {
-                    bitbucket_cloud::repositories(&http, config, &endpoints, &token, &workspace, wanted).await
-                }
-            })
-            .await
-        }
-    }
-}
-
 /// Stored credentials that could not be read, as the API answers it.
-fn stored(error: checks::StoredError) -> ApiError {
+fn stored(error: StoredError) -> ApiError {
     ApiError::from(IntegrationError::from(error))
-}
-
-fn cloud_workspace(integration: &Integration) -> Result<String, ApiError> {
-    integration
-        .cloud
-        .as_ref()
-        .map(|c| c.workspace.clone())
-        .ok_or_else(|| ApiError::Internal("a Cloud integration without credentials".into()))
-}
-
-fn cloud_client(state: &AppState) -> Result<(bitbucket_cloud::HttpClient, bitbucket_cloud::Endpoints), ApiError> {
-    let config = &state.services.config;
-    let http = bitbucket_cloud::http_client(config).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok((http, bitbucket_cloud::Endpoints::from_config(config)))
-}
-
-/// Makes a Cloud REST call with the integration's access token; when
-/// Bitbucket answers 401, refreshes the token once and tries again.
-async fn with_cloud_token<T, F, Fut>(
-    state: &AppState,
-    integration: &Integration,
-    call: F,
-) -> Result<Result<T, CallFailed>, ApiError>
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<T, ApiCallError>>,
-{
-    let token = match checks::cloud_access_token(&state.services, integration.id).await.map_err(stored)? {
-        Ok(token) => token,
-        Err(why) => return Ok(Err(CallFailed(why))),
-    };
-    match call(token.clone()).await {
-        Ok(answer) => return Ok(Ok(answer)),
-        Err(ApiCallError::Failed(failed)) => return Ok(Err(failed)),
-        Err(ApiCallError::Unauthorized) => {}
-    }
-    let token = match checks::cloud_token_after_refusal(&state.services, integration.id, token).await.map_err(stored)? {
-        Ok(token) => token,
-        Err(why) => return Ok(Err(CallFailed(why))),
-    };
-    Ok(match call(token).await {
-        Ok(answer) => Ok(answer),
-        Err(ApiCallError::Failed(failed)) => Err(failed),
-        Err(ApiCallError::Unauthorized) => Err(CallFailed(
-            "Bitbucket refused the integration's fresh token: test the integration, and reconnect it if it was revoked."
-                .into(),
-        )),
-    })
-}
-
-/// Why a repository could not be used for a stack.
-pub enum Unusable {
-    /// Not written `PROJECT/slug`.
-    Invalid(String),
-    /// Bitbucket does not show it to the integration.
-    Repository(String),
-    /// Bitbucket could not be asked.
-    Bitbucket(String),
-    Error(ApiError),
-}
-
-impl From<ApiError> for Unusable {
-    fn from(error: ApiError) -> Self {
-        Unusable::Error(error)
-    }
-}
-
-/// Finds `PROJECT/slug` through the integration's credentials.
-pub async fn find(state: &AppState, integration: &Integration, name: &str) -> Result<Repository, Unusable> {
-    match integration.provider {
-        Provider::DataCenter => {
-            let (project, slug) = parse_repository_name(name).map_err(Unusable::Invalid)?;
-            let connection = checks::stored_connection(&state.services, integration).await.map_err(stored)?;
-            match datacenter::repository(&connection, &state.services.config, &project, &slug).await {
-                Ok(Some(repository)) => Ok(repository),
-                Ok(None) => Err(Unusable::Repository(format!(
-                    "Bitbucket shows no repository {project}/{slug} to the integration {}: check the name, and that its token can read it.",
-                    integration.name
-                ))),
-                Err(CallFailed(why)) => Err(Unusable::Bitbucket(why)),
-            }
-        }
-        Provider::Cloud => {
-            let workspace = cloud_workspace(integration)?;
-            let slug = cloud_repository_slug(name, &workspace).map_err(Unusable::Invalid)?;
-            let (http, endpoints) = cloud_client(state)?;
-            let config = &state.services.config;
-            let found = with_cloud_token(state, integration, |token| {
-                let (http, endpoints, workspace, slug) =
-                    (http.clone(), endpoints.clone(), workspace.clone(), slug.clone());
-                async move { bitbucket_cloud::repository(&http, config, &endpoints, &token, &workspace, &slug).await }
-            })
-            .await?;
-            match found {
-                Ok(Some(repository)) => Ok(repository),
-                Ok(None) => Err(Unusable::Repository(format!(
-                    "Bitbucket shows no repository {workspace}/{slug} to the integration {}: check the name, and that its account can read it.",
-                    integration.name
-                ))),
-                Err(CallFailed(why)) => Err(Unusable::Bitbucket(why)),
-            }
-        }
-    }
-}
-
-/// The slug of `workspace/slug` for a Cloud integration, which reaches one
-/// workspace only; only characters Bitbucket allows, so it cannot change a path.
-fn cloud_repository_slug(raw: &str, workspace: &str) -> Result<String, String> {
-    let usage = || {
-        format!(
-            "Name the repository as {workspace}/slug, such as {workspace}/my-repo (not \u{201c}{}\u{201d}).",
-            raw.trim()
-        )
-    };
-    let (given, slug) = raw.trim().split_once('/').ok_or_else(usage)?;
-    if given != workspace {
-        return Err(format!(
-            "This integration reaches the workspace {workspace} only: name a repository as {workspace}/slug."
-        ));
-    }
-    let slug_ok = !slug.is_empty()
-        && slug != "."
-        && slug != ".."
-        && slug.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if slug_ok {
-        Ok(slug.to_ascii_lowercase())
-    } else {
-        Err(usage())
-    }
 }

@@ -11,10 +11,11 @@ use axum::{
 };
 use bitgate_core::{
     access::Access,
-    audit::{self, Event, Target},
-    integrations::{self, Integration},
-    stacks::{self, NewStack, Stack, StackChanges, StackFilter, StackWriteError},
-    users::FieldError,
+    stacks::{
+        self,
+        operations::{self, StackInput},
+        Stack, StackFilter,
+    },
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -26,7 +27,6 @@ use super::{
     error::{ApiError, ErrorBody},
     json::{Fields, JsonObject},
     pagination::{page_of, Cursor, Page, PageQuery},
-    repositories::{self, Unusable},
     rfc3339,
 };
 use crate::state::AppState;
@@ -140,10 +140,6 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-fn target(stack: &Stack) -> Target {
-    Target { kind: "stack", id: stack.id.to_string(), label: stack.name.clone() }
-}
-
 fn uuid_param(raw: Option<&str>, name: &str) -> Result<Option<Uuid>, ApiError> {
     raw.filter(|s| !s.is_empty())
         .map(|s| Uuid::parse_str(s.trim()))
@@ -185,72 +181,20 @@ pub async fn list(
     Ok(Json(page_of(rows, request.limit, |s| Cursor { at: s.created_at, id: s.id }, view)))
 }
 
-/// Why a stack was not written, field by field.
-fn write_failure(error: StackWriteError) -> ApiError {
-    match error {
-        StackWriteError::Database(e) => e.into(),
-        conflict => ApiError::Conflict(conflict.field_error().into_iter().collect()),
-    }
-}
-
-/// The integration a stack in `space` is to use, when it may; the same
-/// answer whether it does not exist or is not usable there, so that a
-/// writer learns nothing about integrations they cannot see.
-async fn usable_integration(
-    state: &AppState,
-    raw: Uuid,
-    space: Uuid,
-) -> Result<Result<Integration, FieldError>, ApiError> {
-    let refusal = FieldError::new(
-        "integration_id",
-        "not_usable",
-        "This space cannot use that integration: choose a default integration, or one of this space or a space above it.",
-    );
-    if !stacks::integration_usable_in(&state.services.pool, raw, space).await? {
-        return Ok(Err(refusal));
-    }
-    Ok(integrations::find(&state.services.pool, raw).await?.ok_or(refusal))
-}
-
-/// `integration_id` as an id; anything else is refused as a field.
-fn integration_id(fields: &mut Fields, raw: Option<String>) -> Option<Uuid> {
-    let parsed = Uuid::parse_str(raw?.trim()).ok();
-    if parsed.is_none() {
-        fields.refuse("integration_id", "invalid", "Give the integration's id (a UUID).");
-    }
-    parsed
-}
-
-/// The integration, when it serves the stack's provider (its repository id
-/// means nothing to another provider).
-fn of_provider(integration: Integration, stack: &Stack) -> Result<Integration, FieldError> {
-    if integration.provider == stack.provider {
-        Ok(integration)
-    } else {
-        Err(FieldError::new(
-            "integration_id",
-            "other_provider",
-            format!(
-                "This stack's repository is on {}: attach it to an integration of that provider.",
-                stack.provider.label()
-            ),
-        ))
-    }
-}
-
-/// The repository found through the integration, or the field error that says why not.
-async fn repository_through(
-    state: &AppState,
-    integration: &Integration,
-    name: &str,
-) -> Result<Result<(String, String), FieldError>, ApiError> {
-    match repositories::find(state, integration, name).await {
-        Ok(repository) => Ok(Ok((repository.id.clone(), repository.full_name()))),
-        Err(Unusable::Invalid(why)) => Ok(Err(FieldError::new("repository", "invalid", why))),
-        Err(Unusable::Repository(why)) => Ok(Err(FieldError::new("repository", "not_found", why))),
-        Err(Unusable::Bitbucket(why)) => Ok(Err(FieldError::new("repository", "bitbucket_error", why))),
-        Err(Unusable::Error(error)) => Err(error),
-    }
+/// A request body as the stack operations read it: each value moved over,
+/// what JSON itself refuses (an unknown field, a wrong type) noted for them.
+fn read_input<B: utoipa::PartialSchema>(body: JsonObject) -> StackInput {
+    let mut fields = Fields::new::<B>(body);
+    let mut input = StackInput {
+        name: fields.optional_string("name"),
+        space_id: fields.optional_string("space_id"),
+        integration_id: fields.optional_string("integration_id"),
+        repository: fields.optional_string("repository"),
+        branch: fields.optional_string("branch"),
+        ..Default::default()
+    };
+    input.read_problems = fields.errors;
+    input
 }
 
 /// Create a stack
@@ -264,88 +208,16 @@ async fn repository_through(
         (status = 404, description = "The space does not exist, or you cannot see it.", body = ErrorBody),
         (status = 409, description = "A stack of this space has this name.", body = ErrorBody)))]
 pub async fn create(State(state): State<AppState>, caller: Caller, body: JsonObject) -> Result<Response, ApiError> {
-    let stack = create_checked(&state, &caller, body).await?;
+    let stack = operations::create(&state.services, &caller.principal(), read_input::<CreateStack>(body)).await?;
     Ok((StatusCode::CREATED, Json(view(&stack))).into_response())
-}
-
-/// Creates a stack from a request body (the REST API's, or the page's form
-/// turned into one): authorization, validation, the repository lookup, the
-/// insert and its audit entry.
-pub async fn create_checked(state: &AppState, caller: &Caller, body: JsonObject) -> Result<Stack, ApiError> {
-    let mut fields = Fields::new::<CreateStack>(body);
-    // Authorization first: the space decides who may.
-    let space = match fields.required_string("space_id") {
-        Some(raw) => Some(Uuid::parse_str(raw.trim()).map_err(|_| ApiError::NotFound)?),
-        None => None,
-    };
-    let access = Access::load(&state.services.pool, caller.user.id).await?;
-    if let Some(space) = space {
-        if let Err(why) = access.can_write(space) {
-            return Err(caller.refused(state, "stack", "stack.create", Some(space), why).await);
-        }
-    }
-    let name = fields.required_string("name").and_then(|raw| fields.check(stacks::parse_name(&raw)));
-    let branch = fields.required_string("branch").and_then(|raw| fields.check(stacks::parse_branch(&raw)));
-    let repository = fields.required_string("repository");
-    let raw = fields.required_string("integration_id");
-    let integration_id = integration_id(&mut fields, raw);
-    let integration = match (integration_id, space) {
-        (Some(id), Some(space)) => fields.check(usable_integration(state, id, space).await?),
-        _ => None,
-    };
-    fields.finish()?;
-    let (Some(space), Some(name), Some(branch), Some(repository), Some(integration)) =
-        (space, name, branch, repository, integration)
-    else {
-        return Err(ApiError::Internal("validated fields missing".into()));
-    };
-
-    // A taken name before Bitbucket is asked; the insert still catches a race.
-    if stacks::name_taken(&state.services.pool, space, &name).await? {
-        return Err(write_failure(StackWriteError::NameTaken));
-    }
-    let (repository_id, repository_name) =
-        repository_through(state, &integration, &repository).await?.map_err(|e| ApiError::Validation(vec![e]))?;
-    let new = NewStack {
-        name,
-        space_id: space,
-        provider: integration.provider,
-        integration_id: integration.id,
-        repository_id,
-        repository_name,
-        branch,
-        created_by_label: caller.user.email.clone(),
-    };
-    let mut tx = state.services.pool.begin().await?;
-    let id = stacks::create(&mut *tx, new).await.map_err(write_failure)?;
-    let stack = stacks::find(&mut *tx, id).await?.ok_or(ApiError::NotFound)?;
-    let event = Event::new(caller.actor(), "stack.created")
-        .target(target(&stack))
-        .from_address(caller.address)
-        .details(serde_json::json!({"integration": integration.name, "repository": stack.repository_name}))
-        .in_space(stack.space_id);
-    audit::record(&mut *tx, event).await?;
-    tx.commit().await?;
-    Ok(stack)
 }
 
 /// The stack, when the caller can see its space.
 async fn visible(state: &AppState, caller: &Caller, raw: &str) -> Result<Stack, ApiError> {
-    let id = Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)?;
+    let id = operations::parse_id(raw)?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     let stack = stacks::find(&state.services.pool, id).await?.ok_or(ApiError::NotFound)?;
     access.can_see(stack.space_id)?;
-    Ok(stack)
-}
-
-/// The stack, when the caller may change it; otherwise the refusal, recorded.
-pub async fn writable(state: &AppState, caller: &Caller, raw: &str, action: &str) -> Result<Stack, ApiError> {
-    let id = Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)?;
-    let access = Access::load(&state.services.pool, caller.user.id).await?;
-    let stack = stacks::find(&state.services.pool, id).await?.ok_or(ApiError::NotFound)?;
-    if let Err(why) = access.can_write(stack.space_id) {
-        return Err(caller.refused(state, "stack", action, Some(stack.space_id), why).await);
-    }
     Ok(stack)
 }
 
@@ -383,67 +255,9 @@ pub async fn update(
     Path(raw): Path<String>,
     body: JsonObject,
 ) -> Result<Json<StackView>, ApiError> {
-    let stack = update_checked(&state, &caller, &raw, body).await?;
+    let input = read_input::<UpdateStack>(body);
+    let stack = operations::update(&state.services, &caller.principal(), operations::parse_id(&raw)?, input).await?;
     Ok(Json(view(&stack)))
-}
-
-/// Applies a change to a stack (the REST API's PATCH, and the stack page's forms).
-pub async fn update_checked(state: &AppState, caller: &Caller, raw: &str, body: JsonObject) -> Result<Stack, ApiError> {
-    let stack = writable(state, caller, raw, "stack.update").await?;
-    let mut fields = Fields::new::<UpdateStack>(body);
-    let name = fields.optional_string("name").and_then(|raw| fields.check(stacks::parse_name(&raw)));
-    let branch = fields.optional_string("branch").and_then(|raw| fields.check(stacks::parse_branch(&raw)));
-    let repository = fields.optional_string("repository").filter(|r| !r.trim().is_empty());
-    let raw = fields.optional_string("integration_id").filter(|r| !r.trim().is_empty());
-    let new_integration = match integration_id(&mut fields, raw) {
-        Some(id) => {
-            let usable = usable_integration(state, id, stack.space_id).await?;
-            fields.check(usable.and_then(|integration| of_provider(integration, &stack)))
-        }
-        None => None,
-    };
-    if repository.is_some() && new_integration.is_none() && stack.integration_id.is_none() && fields.errors.is_empty() {
-        fields.refuse(
-            "integration_id",
-            "required",
-            "This stack is detached: give the integration to attach it to with its repository.",
-        );
-    }
-    fields.finish()?;
-
-    // A new integration or repository: find the repository through the
-    // integration it will use (the stored name when only re-attaching).
-    let reattached = new_integration.as_ref().is_some_and(|i| Some(i.id) != stack.integration_id);
-    let mut attachment = None;
-    if new_integration.is_some() || repository.is_some() {
-        let integration = match (new_integration, stack.integration_id) {
-            (Some(integration), _) => integration,
-            (None, Some(current)) => {
-                integrations::find(&state.services.pool, current).await?.ok_or(ApiError::NotFound)?
-            }
-            (None, None) => return Err(ApiError::Internal("a detached stack without a new integration".into())),
-        };
-        let wanted = repository.unwrap_or_else(|| stack.repository_name.clone());
-        let (id, name) =
-            repository_through(state, &integration, &wanted).await?.map_err(|e| ApiError::Validation(vec![e]))?;
-        attachment = Some((integration.id, id, name));
-    }
-    let mut tx = state.services.pool.begin().await?;
-    let updated = stacks::update(&mut tx, stack.id, StackChanges { name, branch, attachment })
-        .await
-        .map_err(write_failure)?
-        .ok_or(ApiError::NotFound)?;
-    let action = if reattached { "stack.attached" } else { "stack.updated" };
-    let mut event = Event::new(caller.actor(), action)
-        .target(target(&updated))
-        .from_address(caller.address)
-        .in_space(updated.space_id);
-    if reattached {
-        event = event.details(serde_json::json!({"integration": updated.integration_name, "was_detached": stack.integration_id.is_none()}));
-    }
-    audit::record(&mut *tx, event).await?;
-    tx.commit().await?;
-    Ok(updated)
 }
 
 /// Delete a stack
@@ -460,21 +274,6 @@ pub async fn delete(
     caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    delete_checked(&state, &caller, &raw).await?;
+    operations::delete(&state.services, &caller.principal(), operations::parse_id(&raw)?).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn delete_checked(state: &AppState, caller: &Caller, raw: &str) -> Result<Stack, ApiError> {
-    let stack = writable(state, caller, raw, "stack.delete").await?;
-    let mut tx = state.services.pool.begin().await?;
-    if !stacks::delete(&mut *tx, stack.id).await? {
-        return Err(ApiError::NotFound);
-    }
-    let event = Event::new(caller.actor(), "stack.deleted")
-        .target(target(&stack))
-        .from_address(caller.address)
-        .in_space(stack.space_id);
-    audit::record(&mut *tx, event).await?;
-    tx.commit().await?;
-    Ok(stack)
 }

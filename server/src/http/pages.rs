@@ -78,9 +78,9 @@ pub enum AppError {
     },
 }
 
-/// An API error met while answering a page (the pages that write through
-/// the REST API's code answer validation and conflicts with the form itself,
-/// through [`refused_form`]).
+/// An API error met while answering a page (the pages answer an
+/// operation's validation and conflicts with the form itself, through
+/// [`form_with_problems`]; the rest is the page's error).
 impl From<ApiError> for AppError {
     fn from(error: ApiError) -> Self {
         match error {
@@ -101,6 +101,12 @@ impl From<bitgate_core::integrations::operations::IntegrationError> for AppError
 
 impl From<bitgate_core::users::operations::UserError> for AppError {
     fn from(error: bitgate_core::users::operations::UserError) -> Self {
+        ApiError::from(error).into()
+    }
+}
+
+impl From<bitgate_core::stacks::operations::StackError> for AppError {
+    fn from(error: bitgate_core::stacks::operations::StackError) -> Self {
         ApiError::from(error).into()
     }
 }
@@ -253,22 +259,6 @@ pub async fn render_errors(State(state): State<AppState>, request: Request, next
         parts.headers.extend(json_parts.headers);
         Response::from_parts(parts, json_body)
     }
-}
-
-/// A write the REST API's code refused, as its form answered again: each
-/// field's first problem next to it (`field_of` names the form field of an
-/// API field), the values kept, 422 or 409. Any other error is the page's.
-pub fn refused_form(
-    error: ApiError,
-    values: Vec<(String, String)>,
-    field_of: impl Fn(&str) -> String,
-) -> Result<(FormOutcome, StatusCode), AppError> {
-    let (details, status) = match error {
-        ApiError::Validation(details) => (details, StatusCode::UNPROCESSABLE_ENTITY),
-        ApiError::Conflict(details) => (details, StatusCode::CONFLICT),
-        other => return Err(other.into()),
-    };
-    Ok((form_with_problems(details, values, field_of), status))
 }
 
 /// A form answered again with its problems: each field's first one next to

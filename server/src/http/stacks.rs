@@ -1,7 +1,8 @@
 //! The stacks pages: the list, the three-step creation (space, integration,
 //! repository and branch), and a stack's page with its change, re-attach
-//! and delete forms. Writes go through the REST API's code (`api::stacks`),
-//! so the browser and the API cannot disagree.
+//! and delete forms. Writes are the operations the REST API calls too
+//! (`bitgate_core::stacks::operations`), so the browser and the API cannot
+//! disagree.
 
 use std::collections::HashMap;
 
@@ -14,28 +15,41 @@ use axum::{
 use bitgate_app::context::{Flash, FormOutcome, NewStackPage, PageContext, StackPage, StackRow, StacksPage};
 use bitgate_core::{
     access::Access,
-    integrations, spaces,
-    stacks::{self, Stack},
+    integrations::{self, operations::IntegrationError, repositories},
+    spaces,
+    stacks::{
+        self,
+        operations::{self, StackError, StackInput},
+        Stack,
+    },
 };
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
 use tower_sessions::Session;
 use uuid::Uuid;
 
 use super::{
     client_address::ClientAddress,
-    pages::{refused_form, AppError},
+    pages::{form_with_problems, AppError},
     session::{push_flash, CurrentUser},
 };
 use crate::{
     api::{
-        json::JsonObject,
         pagination::{decode_offset, encode_offset},
-        repositories, rfc3339,
-        stacks::{create_checked, delete_checked, update_checked},
+        rfc3339,
     },
     state::AppState,
 };
+
+/// A refused write, as its form answered again (422, or 409 for a taken
+/// name); any other failure is the page's.
+fn answered_again(error: StackError, values: Vec<(String, String)>) -> Result<(FormOutcome, StatusCode), AppError> {
+    let (problems, status) = match error {
+        StackError::Invalid(problems) => (problems, StatusCode::UNPROCESSABLE_ENTITY),
+        StackError::Conflict(problems) => (problems, StatusCode::CONFLICT),
+        other => return Err(other.into()),
+    };
+    Ok((form_with_problems(problems, values, str::to_owned), status))
+}
 
 /// Stacks as lists show them, with their spaces' names.
 pub async fn rows(state: &AppState, found: Vec<Stack>) -> Result<Vec<StackRow>, AppError> {
@@ -121,7 +135,8 @@ async fn render_new(
                 raw => decode_offset(raw)
                     .map_err(|_| AppError::BadRequest("This page link is damaged; search again.".into()))?,
             };
-            match repositories::page(state, &integration, &query.query, start, 25).await? {
+            let found = repositories::page(&state.services, &integration, &query.query, start, 25).await;
+            match found.map_err(IntegrationError::from)? {
                 Ok(found) => {
                     page.repositories = found.items.iter().map(|r| (r.full_name(), r.display_name.clone())).collect();
                     page.more_href = found.next_start.map(|next| {
@@ -165,10 +180,6 @@ pub struct NewStackForm {
     branch: String,
 }
 
-fn object(value: Value) -> JsonObject {
-    JsonObject(value.as_object().cloned().unwrap_or_else(Map::new))
-}
-
 pub async fn create(
     State(state): State<AppState>,
     Extension(context): Extension<PageContext>,
@@ -177,11 +188,15 @@ pub async fn create(
     session: Session,
     Form(form): Form<NewStackForm>,
 ) -> Result<Response, AppError> {
-    let body = object(json!({
-        "space_id": form.space_id, "integration_id": form.integration_id, "repository": form.repository,
-        "name": form.name, "branch": form.branch,
-    }));
-    match create_checked(&state, &user.caller(address), body).await {
+    let input = StackInput {
+        space_id: Some(form.space_id.clone()),
+        integration_id: Some(form.integration_id.clone()),
+        repository: Some(form.repository.clone()),
+        name: Some(form.name.clone()),
+        branch: Some(form.branch.clone()),
+        ..Default::default()
+    };
+    match operations::create(&state.services, &user.caller(address).principal(), input).await {
         Ok(stack) => {
             push_flash(&session, Flash::success(format!("Stack \u{201c}{}\u{201d} created.", stack.name))).await?;
             Ok(Redirect::to(&format!("/stacks/{}", stack.id)).into_response())
@@ -192,7 +207,7 @@ pub async fn create(
                 ("name".to_owned(), form.name.clone()),
                 ("branch".to_owned(), form.branch.clone()),
             ];
-            let (outcome, status) = refused_form(error, values, str::to_owned)?;
+            let (outcome, status) = answered_again(error, values)?;
             let query =
                 NewStackQuery { space_id: form.space_id, integration_id: form.integration_id, ..Default::default() };
             render_new(&state, context, &user, query, Some(outcome), status).await
@@ -275,13 +290,14 @@ pub async fn update(
     Path(raw): Path<String>,
     Form(form): Form<StackForm>,
 ) -> Result<Response, AppError> {
-    let mut body = Map::new();
-    for (field, value) in [("name", &form.name), ("branch", &form.branch), ("integration_id", &form.integration_id)] {
-        if let Some(value) = value {
-            body.insert(field.to_owned(), json!(value));
-        }
-    }
-    match update_checked(&state, &user.caller(address), &raw, JsonObject(body)).await {
+    let input = StackInput {
+        name: form.name.clone(),
+        branch: form.branch.clone(),
+        integration_id: form.integration_id.clone(),
+        ..Default::default()
+    };
+    let principal = user.caller(address).principal();
+    match operations::update(&state.services, &principal, operations::parse_id(&raw)?, input).await {
         Ok(stack) => {
             let message = match &form.integration_id {
                 Some(_) => format!(
@@ -299,7 +315,7 @@ pub async fn update(
                 .into_iter()
                 .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
                 .collect();
-            let (mut outcome, status) = refused_form(error, values, str::to_owned)?;
+            let (mut outcome, status) = answered_again(error, values)?;
             // The attach form has one field: its problem is the whole form's.
             if let Some((_, why)) = outcome.field_errors.iter().find(|(f, _)| f != "name" && f != "branch") {
                 outcome.form_error = Some(format!("Nothing was saved: {why}"));
@@ -316,7 +332,8 @@ pub async fn delete(
     session: Session,
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
-    let stack = delete_checked(&state, &user.caller(address), &raw).await?;
+    let principal = user.caller(address).principal();
+    let stack = operations::delete(&state.services, &principal, operations::parse_id(&raw)?).await?;
     push_flash(&session, Flash::success(format!("Stack \u{201c}{}\u{201d} deleted.", stack.name))).await?;
     Ok(Redirect::to("/stacks").into_response())
 }
