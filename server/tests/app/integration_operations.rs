@@ -14,6 +14,7 @@ use bitgate_core::{
         Integration,
     },
     principal::Principal,
+    stacks::operations::{self as stacks, StackError, StackInput},
     users,
 };
 use uuid::Uuid;
@@ -137,4 +138,52 @@ async fn the_operations_authorize_validate_and_keep_the_rules_whoever_calls_them
     assert_eq!((deleted.name.as_str(), detached), ("team-dc", 0));
     let gone = operations::load_for(services, &team_admin, created.id, Purpose::Read).await;
     assert!(matches!(gone, Err(IntegrationError::NotFound)));
+}
+
+#[tokio::test]
+async fn stacks_find_their_repository_through_the_integration_whoever_calls() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let services = &w.app.services;
+    let team_admin = principal(&w, "team admin").await;
+    let integration =
+        operations::create(services, &team_admin, datacenter("team-dc", Some(w.team), &simulator.url)).await.unwrap();
+    let stack = |name: &str, repository: Option<&str>, branch: Option<&str>| StackInput {
+        name: Some(name.into()),
+        space_id: Some(w.team.to_string()),
+        integration_id: Some(integration.id.to_string()),
+        repository: repository.map(str::to_owned),
+        branch: branch.map(str::to_owned),
+        ..Default::default()
+    };
+    let stack_codes = |error: StackError| match error {
+        StackError::Invalid(problems) => problems.into_iter().map(|p| (p.field, p.code)).collect::<Vec<_>>(),
+        other => panic!("expected invalid input, got {other:?}"),
+    };
+
+    // A reader of the space may not create one, and is recorded.
+    let reader = principal(&w, "team reader").await;
+    let before = denied_count(&w).await;
+    let refused = stacks::create(services, &reader, stack("web", Some("OPS/my-repo"), Some("main"))).await;
+    assert!(matches!(refused, Err(StackError::Denied(Denied::Forbidden))), "{refused:?}");
+    assert_eq!(denied_count(&w).await, before + 1);
+
+    // A writer's problems all at once, each by its field; Bitbucket is asked only for a well-formed stack.
+    let writer = principal(&w, "team writer").await;
+    let error = stacks::create(services, &writer, stack(" ", None, None)).await.unwrap_err();
+    let fields: Vec<String> = stack_codes(error).into_iter().map(|(field, _)| field).collect();
+    assert_eq!(fields, ["name", "branch", "repository"]);
+    let error = stacks::create(services, &writer, stack("web", Some("OPS/nowhere"), Some("main"))).await.unwrap_err();
+    assert_eq!(stack_codes(error), [("repository".to_owned(), "not_found".to_owned())]);
+
+    // Found through the integration's token: its stable id kept beside the name.
+    let created = stacks::create(services, &writer, stack("web", Some("OPS/my-repo"), Some("main"))).await.unwrap();
+    assert_eq!((created.repository_name.as_str(), created.repository_id.as_str()), ("OPS/my-repo", "1"));
+    assert_eq!(created.created_by_label, "team-writer@example.com");
+
+    // Outside its space it does not exist; its writer deletes it.
+    let outsider = principal(&w, "outsider").await;
+    let hidden = stacks::delete(services, &outsider, created.id).await;
+    assert!(matches!(hidden, Err(StackError::Denied(Denied::Hidden))), "{hidden:?}");
+    let deleted = stacks::delete(services, &writer, created.id).await.unwrap();
+    assert_eq!(deleted.name, "web");
 }
