@@ -1,6 +1,6 @@
 //! Who may do what: the permission table of SPEC.md, in one place. A role on
 //! a space holds on its descendants; an admin of `root` is an account admin.
-//! Pages, server functions and REST handlers all ask here.
+//! Every operation asks here (refusals are recorded by `Principal::refused`).
 
 use std::collections::HashMap;
 
@@ -131,42 +131,6 @@ impl Access {
             Err(Denied::Forbidden)
         }
     }
-}
-
-/// A refused write: denied (and recorded), or the database failed.
-#[derive(Debug, thiserror::Error)]
-pub enum Refused {
-    #[error("denied")]
-    Denied(Denied),
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-}
-
-/// Checks that `actor` administers `space` before a write; a refusal is
-/// recorded in the audit log (who tried what, where) before it is answered.
-/// Pages and REST handlers both go through here, so both leave the trace.
-pub async fn administer_or_record(
-    db: impl PgExecutor<'_>,
-    access: &Access,
-    space: SpaceId,
-    attempt: crate::audit::Event,
-) -> Result<(), Refused> {
-    match access.can_administer(space) {
-        Ok(()) => Ok(()),
-        Err(why) => {
-            crate::audit::record(db, attempt).await?;
-            Err(Refused::Denied(why))
-        }
-    }
-}
-
-/// The audit event of a refused attempt at `action` on `space`.
-pub fn refusal(actor: crate::audit::Actor, action: &'static str, space: SpaceId) -> crate::audit::Event {
-    crate::audit::Event::new(actor, "authorization.denied").target(crate::audit::Target {
-        kind: "space",
-        id: space.to_string(),
-        label: action.to_owned(),
-    })
 }
 
 #[cfg(test)]

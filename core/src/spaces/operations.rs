@@ -129,9 +129,7 @@ pub async fn delete(db: &PgPool, by: &Principal, id: SpaceId) -> Result<SpaceRec
         (Ok(()), Some(parent)) => access.can_administer(parent).err().map(|_| Denied::Forbidden),
     };
     if let Some(why) = refusal {
-        let attempt = crate::access::refusal(by.actor(), "space.delete", id).from_address(by.address());
-        audit::record(db, attempt).await?;
-        return Err(SpaceError::Denied(why));
+        return Err(SpaceError::Denied(by.refused(db, "space", "space.delete", Some(id), why).await?));
     }
     // Root was refused above: it has no parent.
     let parent = space.parent_id.ok_or(SpaceError::Denied(Denied::Forbidden))?;

@@ -8,13 +8,7 @@ use axum::{
     extract::{FromRef, FromRequestParts},
     http::{header, request::Parts},
 };
-use bitgate_core::{
-    access::Denied,
-    api_tokens,
-    audit::{self, Actor, Event, Target},
-    principal::Principal,
-    users::User,
-};
+use bitgate_core::{access::Denied, api_tokens, audit::Actor, principal::Principal, users::User};
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -39,15 +33,12 @@ impl Caller {
 
     /// The actor of the audit events this caller causes.
     pub fn actor(&self) -> Actor {
-        match self.token_id {
-            Some(token_id) => Actor::Token { id: token_id, user_id: self.user.id, email: self.user.email.clone() },
-            None => Actor::user(&self.user),
-        }
+        self.principal().actor()
     }
 
     /// Records a refused attempt at `action` on a `kind` of thing in `space`
     /// (None: account-wide), then answers it: 404 when the caller may not
-    /// know it exists, 403 otherwise.
+    /// know it exists, 403 otherwise. The record is `Principal::refused`'s.
     pub async fn refused(
         &self,
         state: &AppState,
@@ -56,14 +47,10 @@ impl Caller {
         space: Option<Uuid>,
         why: Denied,
     ) -> ApiError {
-        let event = Event::new(self.actor(), "authorization.denied")
-            .target(Target { kind, id: String::new(), label: action.to_owned() })
-            .from_address(self.address)
-            .in_space(space);
-        if let Err(e) = audit::record(&state.services.pool, event).await {
-            return e.into();
+        match self.principal().refused(&state.services.pool, kind, action, space, why).await {
+            Ok(why) => why.into(),
+            Err(e) => e.into(),
         }
-        why.into()
     }
 }
 

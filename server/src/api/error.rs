@@ -65,15 +65,6 @@ impl From<bitgate_core::access::Denied> for ApiError {
     }
 }
 
-impl From<bitgate_core::access::Refused> for ApiError {
-    fn from(refused: bitgate_core::access::Refused) -> Self {
-        match refused {
-            bitgate_core::access::Refused::Denied(denied) => denied.into(),
-            bitgate_core::access::Refused::Database(e) => e.into(),
-        }
-    }
-}
-
 /// An operation on an integration that did not happen, as the API answers it.
 impl From<IntegrationError> for ApiError {
     fn from(error: IntegrationError) -> Self {

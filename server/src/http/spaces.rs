@@ -12,7 +12,7 @@ use axum::{
 };
 use bitgate_app::context::{Flash, FormOutcome, MemberRow, PageContext, SpacePage, SpaceRow, SpacesPage};
 use bitgate_core::{
-    access::{self, Access, Denied},
+    access::{Access, Denied},
     spaces::{
         self,
         operations::{self, MemberInput, Membership, SpaceError, SpaceInput},
@@ -54,15 +54,6 @@ impl From<Denied> for AppError {
 impl From<SpaceError> for AppError {
     fn from(error: SpaceError) -> Self {
         crate::api::error::ApiError::from(error).into()
-    }
-}
-
-impl From<access::Refused> for AppError {
-    fn from(refused: access::Refused) -> Self {
-        match refused {
-            access::Refused::Denied(denied) => denied.into(),
-            access::Refused::Database(e) => e.into(),
-        }
     }
 }
 
