@@ -1,10 +1,22 @@
 //! The one HTTP client for every call to a user-given Bitbucket URL:
-//! http(s) only, no user info, no redirects followed, a timeout, and every
-//! address checked after DNS resolution against `BITGATE_OUTBOUND_DENY`
-//! (so a name that resolves to 127.0.0.1 is refused like the literal).
+//! http(s) only, no user info, no redirects followed, a timeout, no proxy,
+//! and every address checked after DNS resolution against
+//! `BITGATE_OUTBOUND_DENY` (so a name that resolves to 127.0.0.1 is refused
+//! like the literal).
+//!
+//! Addresses that are no single host's (unspecified, broadcast, multicast)
+//! are refused whatever the deny list says: Linux connects `0.0.0.0` and
+//! `[::]` to the machine itself. IPv6 addresses that carry an IPv4 address
+//! (mapped, compatible, NAT64, 6to4, Teredo) are checked as that address too.
+//!
+//! Proxies from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`)
+//! are never used for these calls: a proxy resolves the names itself, out of
+//! reach of the check. An installation that must go through a proxy to reach
+//! Bitbucket needs the proxy to enforce its own policy; Bitgate does not
+//! offer one for user-given URLs.
 
 use std::{
-    net::{IpAddr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::Arc,
 };
 
@@ -25,6 +37,8 @@ pub enum UrlRefused {
     NoHost,
     #[error("Bitgate is configured not to connect to {0} (BITGATE_OUTBOUND_DENY)")]
     Denied(IpAddr),
+    #[error("{0} is not the address of one host (unspecified, broadcast or multicast): Bitgate never connects to it")]
+    NotAHost(IpAddr),
 }
 
 /// Checks a user-given URL before any connection: the scheme, user info,
@@ -42,20 +56,70 @@ pub fn check_url(url: &Url, deny: &[IpNet]) -> Result<(), UrlRefused> {
         Host::Ipv6(ip) => IpAddr::V6(ip),
         Host::Domain(_) => return Ok(()),
     };
-    if is_denied(ip, deny) {
-        Err(UrlRefused::Denied(ip))
-    } else {
-        Ok(())
+    refusal(ip, deny).map_or(Ok(()), Err)
+}
+
+/// Why an address may not be connected to, if it may not: the address, and
+/// every IPv4 address an IPv6 one carries, against the fixed ranges and the
+/// deny list.
+fn refusal(ip: IpAddr, deny: &[IpNet]) -> Option<UrlRefused> {
+    let mut candidates = vec![ip];
+    if let IpAddr::V6(v6) = ip {
+        candidates.extend(embedded_ipv4(v6).into_iter().map(IpAddr::V4));
+    }
+    if candidates.iter().any(|candidate| !is_one_host(*candidate)) {
+        return Some(UrlRefused::NotAHost(ip));
+    }
+    candidates.iter().any(|candidate| deny.iter().any(|net| net.contains(candidate))).then_some(UrlRefused::Denied(ip))
+}
+
+/// Whether an address can name one host: not unspecified (`0.0.0.0/8`,
+/// `::`), not broadcast, not multicast.
+fn is_one_host(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !(v4.octets()[0] == 0 || v4.is_broadcast() || v4.is_multicast()),
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
     }
 }
 
-fn is_denied(ip: IpAddr, deny: &[IpNet]) -> bool {
-    // An IPv4-mapped IPv6 address is the IPv4 address in disguise.
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    };
-    deny.iter().any(|net| net.contains(&ip))
+/// The IPv4 addresses an IPv6 address carries, in each form that routes to
+/// them: IPv4-mapped (`::ffff:a.b.c.d`) and IPv4-compatible (`::a.b.c.d`),
+/// NAT64 (`64:ff9b::/96` and the local-use `64:ff9b:1::/48`, RFC 6052),
+/// 6to4 (`2002:AABB:CCDD::/48`) and Teredo (`2001:0::/32`: the server, and
+/// the client with its bits inverted).
+fn embedded_ipv4(v6: Ipv6Addr) -> Vec<Ipv4Addr> {
+    let o = v6.octets();
+    let segments = v6.segments();
+    let last32 = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    let mut found = Vec::new();
+    let mapped = o[..10].iter().all(|b| *b == 0) && o[10] == 0xff && o[11] == 0xff;
+    // `::` and `::1` are IPv6's own unspecified and loopback addresses, not
+    // IPv4-compatible ones, and are checked as such.
+    let compatible = o[..12].iter().all(|b| *b == 0) && u32::from(last32) > 1;
+    if mapped || compatible {
+        found.push(last32);
+    }
+    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        found.push(last32);
+    }
+    if segments[..3] == [0x64, 0xff9b, 1] {
+        // The /48 format puts the address in octets 6, 7, 9 and 10 (octet 8
+        // is reserved); the /96 format, which the prefix also allows, at the
+        // end. The format not used is zeros, not an address.
+        for candidate in [Ipv4Addr::new(o[6], o[7], o[9], o[10]), last32] {
+            if !candidate.is_unspecified() {
+                found.push(candidate);
+            }
+        }
+    }
+    if segments[0] == 0x2002 {
+        found.push(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    if segments[..2] == [0x2001, 0] {
+        found.push(Ipv4Addr::new(o[4], o[5], o[6], o[7]));
+        found.push(Ipv4Addr::new(!o[12], !o[13], !o[14], !o[15]));
+    }
+    found
 }
 
 /// Resolves names with the system resolver and drops denied addresses.
@@ -70,10 +134,19 @@ impl Resolve for DenyingResolver {
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = resolved.iter().copied().filter(|a| !is_denied(a.ip(), &deny)).collect();
+            let allowed: Vec<SocketAddr> =
+                resolved.iter().copied().filter(|a| refusal(a.ip(), &deny).is_none()).collect();
             if allowed.is_empty() {
-                let refused = resolved.first().map(|a| a.ip().to_string()).unwrap_or_else(|| "nothing".into());
-                return Err(format!("{host} resolves to {refused}, which BITGATE_OUTBOUND_DENY does not allow").into());
+                let why = match resolved.first() {
+                    Some(address) => match refusal(address.ip(), &deny) {
+                        Some(UrlRefused::NotAHost(ip)) => {
+                            format!("{ip}, which is not the address of one host: Bitgate never connects to it")
+                        }
+                        _ => format!("{}, which BITGATE_OUTBOUND_DENY does not allow", address.ip()),
+                    },
+                    None => "nothing".to_owned(),
+                };
+                return Err(format!("{host} resolves to {why}").into());
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
@@ -97,6 +170,8 @@ fn builder(config: &Config) -> reqwest::ClientBuilder {
         .timeout(config.outbound_timeout)
         .connect_timeout(config.outbound_timeout)
         .user_agent(concat!("Bitgate/", env!("CARGO_PKG_VERSION")))
+        // A proxy would resolve names itself, past the resolver below.
+        .no_proxy()
         .dns_resolver(Arc::new(DenyingResolver { deny: Arc::new(config.outbound_deny.clone()) }))
 }
 
@@ -120,6 +195,57 @@ mod tests {
         assert!(matches!(ok("http://[::1]/"), Err(UrlRefused::Denied(_))));
         assert_eq!(ok("http://10.1.2.3/"), Ok(()), "private networks are allowed unless denied");
         assert_eq!(check_url(&Url::parse("http://127.0.0.1/").unwrap(), &[]), Ok(()), "an empty list denies nothing");
+    }
+
+    #[test]
+    fn addresses_of_no_single_host_are_refused_whatever_the_deny_list() {
+        let not_a_host = |u: &str| {
+            let refused = check_url(&Url::parse(u).unwrap(), &[]);
+            assert!(matches!(refused, Err(UrlRefused::NotAHost(_))), "{u}: {refused:?}");
+        };
+        for url in [
+            "http://0.0.0.0/",
+            "http://0/",
+            "http://0x0/",
+            "http://0.1.2.3/",
+            "http://000.000.000.000/",
+            "http://[::]/",
+            "http://[::ffff:0.0.0.0]/",
+            "http://[::0.0.0.0]/",
+            "http://[64:ff9b::0.0.0.0]/",
+            "http://255.255.255.255/",
+            "http://224.0.0.1/",
+            "http://239.255.255.250/",
+            "http://[ff02::1]/",
+            "http://[::ffff:224.0.0.1]/",
+        ] {
+            not_a_host(url);
+        }
+    }
+
+    #[test]
+    fn ipv6_forms_carrying_a_denied_ipv4_address_are_denied() {
+        let denied = |ip: Ipv6Addr| {
+            let url = Url::parse(&format!("http://[{ip}]/")).unwrap();
+            assert!(matches!(check_url(&url, &deny()), Err(UrlRefused::Denied(_))), "{ip}");
+        };
+        denied("::ffff:127.0.0.1".parse().unwrap());
+        denied("::127.0.0.1".parse().unwrap());
+        denied("64:ff9b::127.0.0.1".parse().unwrap());
+        denied("64:ff9b::169.254.169.254".parse().unwrap());
+        // The local-use NAT64 prefix in its /48 format: 127.0.0.1 around the reserved octet 8.
+        denied(Ipv6Addr::from([0, 0x64, 0xff, 0x9b, 0, 1, 127, 0, 0, 0, 1, 0, 0, 0, 0, 0]));
+        denied("2002:7f00:1::".parse().unwrap());
+        denied("2002:a9fe:a9fe::1".parse().unwrap());
+        // Teredo: the server's address, and the client's with its bits inverted.
+        denied("2001:0:7f00:1::f7f7:f7f7".parse().unwrap());
+        denied("2001:0:4136:e378:8000:63bf:80ff:fffe".parse().unwrap());
+
+        let allowed = |u: &str| assert_eq!(check_url(&Url::parse(u).unwrap(), &deny()), Ok(()), "{u}");
+        allowed("http://[2001:db8::1]/");
+        allowed("http://[2606:4700::6810:84e5]/");
+        allowed("http://[64:ff9b::8.8.8.8]/");
+        allowed("http://[::ffff:10.1.2.3]/");
     }
 
     #[tokio::test]

@@ -61,6 +61,9 @@ pub fn parse_api_url(raw: &str, config: &Config) -> Result<Url, String> {
         UrlRefused::Denied(ip) => {
             format!("Bitgate is configured not to connect to {ip} (BITGATE_OUTBOUND_DENY).")
         }
+        UrlRefused::NotAHost(ip) => {
+            format!("{ip} is not the address of one host (unspecified, broadcast or multicast): give Bitbucket's own.")
+        }
     })?;
     let mut url = url;
     let trimmed = url.path().trim_end_matches('/').to_owned();

@@ -478,3 +478,71 @@ async fn denied(w: &World) -> i64 {
         .await
         .unwrap()
 }
+
+/// Addresses that are no single host's are refused whatever the deny list
+/// says (here: none), in every spelling: Linux connects `0.0.0.0` and `[::]`
+/// to the machine itself, so each of these would reach a local listener.
+#[tokio::test]
+async fn unspecified_broadcast_and_multicast_addresses_are_never_called() {
+    let (w, _sim) = world_with_bitbucket().await;
+    let admin = w.token("team admin");
+    let local = crate::helpers::Listener::start().await;
+    let port = local.url.rsplit(':').next().unwrap().to_owned();
+    let spellings = [
+        "0.0.0.0",
+        "0",
+        "0x0",
+        "0.0.0.1",
+        "[::]",
+        "[::ffff:0.0.0.0]",
+        "[::0.0.0.0]",
+        "[64:ff9b::0.0.0.0]",
+        "255.255.255.255",
+        "224.0.0.1",
+        "[ff02::1]",
+    ];
+    for (n, host) in spellings.iter().enumerate() {
+        let url = format!("http://{host}:{port}");
+        let (status, answer) = w
+            .call(
+                admin,
+                Method::POST,
+                "/api/v1/integrations",
+                Some(body(&format!("unspecified {n}"), "space", Some(w.team), &url, DEMO_TOKEN)),
+            )
+            .await;
+        let detail = &answer["error"]["details"][0];
+        assert_eq!((status.as_u16(), detail["field"].as_str()), (422, Some("datacenter.api_url")), "{url}: {answer}");
+        assert!(detail["message"].as_str().unwrap().contains("not the address of one host"), "{url}: {answer}");
+    }
+    assert_eq!(local.connections(), 0, "nothing reached the local listener");
+    assert_eq!(count(&w).await, 0);
+}
+
+/// IPv6 forms that carry a denied IPv4 address are denied as that address.
+#[tokio::test]
+async fn ipv6_forms_of_a_denied_address_are_denied() {
+    let w = crate::world::world_with(&[("BITGATE_OUTBOUND_TIMEOUT", "2s")]).await;
+    let admin = w.token("team admin");
+    for host in [
+        "[::ffff:127.0.0.1]",
+        "[::127.0.0.1]",
+        "[64:ff9b::127.0.0.1]",
+        "[64:ff9b::a9fe:a9fe]",
+        "[2002:7f00:1::]",
+        "[2001:0:7f00:1::f7f7:f7f7]",
+    ] {
+        let url = format!("http://{host}:7990");
+        let (status, answer) = w
+            .call(
+                admin,
+                Method::POST,
+                "/api/v1/integrations",
+                Some(body("embedded", "space", Some(w.team), &url, DEMO_TOKEN)),
+            )
+            .await;
+        let detail = &answer["error"]["details"][0];
+        assert_eq!((status.as_u16(), detail["field"].as_str()), (422, Some("datacenter.api_url")), "{url}: {answer}");
+        assert!(detail["message"].as_str().unwrap().contains("BITGATE_OUTBOUND_DENY"), "{url}: {answer}");
+    }
+}
