@@ -1,7 +1,8 @@
 //! What the server knows of the request before a page renders: who is
 //! looking, their CSRF token, flash messages, and the outcome of a form post
-//! being answered with its page. The server's middleware puts a
-//! [`PageContext`] into the request's extensions; components read it while
+//! being answered with its page, and the page itself ([`PageData`]). The
+//! server's middleware puts a [`PageContext`] into the request's extensions;
+//! the handler adds its page's data and renders; components read it while
 //! rendering on the server (islands get what they need as props).
 
 use serde::{Deserialize, Serialize};
@@ -483,61 +484,79 @@ pub struct ImportPreview {
     pub unchanged: Vec<String>,
 }
 
-/// Everything a page may need to know about its request.
+/// `/login`: where to go once logged in, and why the user was sent here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoginPage {
+    /// A path of this site to return to (already checked by the server).
+    pub next: String,
+    /// `expired` or `logged_out`, from the redirect that led here.
+    pub reason: Option<String>,
+}
+
+/// The page being answered, with the data it shows: one variant per page,
+/// so that a handler cannot render a page without its data, and the page
+/// component is chosen by the variant (see `App`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PageData {
+    /// Every unknown path, and everything the viewer may not see.
+    #[default]
+    NotFound,
+    Login(LoginPage),
+    Setup,
+    Integrations(IntegrationsPage),
+    /// A new integration, or an existing one being edited.
+    Wizard(WizardPage),
+    Integration(IntegrationPage),
+    DeleteIntegration(DeleteIntegrationPage),
+    Import(ImportPage),
+    Deliveries(DeliveriesPage),
+    Delivery(DeliveryPage),
+    Stacks(StacksPage),
+    NewStack(NewStackPage),
+    Stack(StackPage),
+    Spaces(SpacesPage),
+    Space(SpacePage),
+    Tokens(TokensPage),
+    Users(UsersPage),
+    Audit(AuditPage),
+    ApiReference(ApiReference),
+}
+
+/// Everything a page may need to know about its request: who is looking,
+/// the flashes to show, the form being answered, and the page itself.
 #[derive(Debug, Clone, Default)]
 pub struct PageContext {
     pub viewer: Option<Viewer>,
     pub flashes: Vec<Flash>,
     pub form: Option<FormOutcome>,
     pub installation: Installation,
-    /// Data of the page being answered by a handler (the pages that take
-    /// form posts load their data there).
-    pub tokens: Option<TokensPage>,
-    pub spaces: Option<SpacesPage>,
-    pub space: Option<SpacePage>,
-    pub users: Option<UsersPage>,
-    pub audit: Option<AuditPage>,
-    pub api_reference: Option<ApiReference>,
-    pub integrations: Option<IntegrationsPage>,
-    pub wizard: Option<WizardPage>,
-    pub integration: Option<IntegrationPage>,
-    pub delete_integration: Option<DeleteIntegrationPage>,
-    pub import: Option<ImportPage>,
-    pub stacks: Option<StacksPage>,
-    pub new_stack: Option<NewStackPage>,
-    pub stack: Option<StackPage>,
-    pub deliveries: Option<DeliveriesPage>,
-    pub delivery: Option<DeliveryPage>,
+    pub page: PageData,
 }
 
-/// The page context of the request being rendered (empty in the browser,
-/// where only islands run).
-pub fn page_context() -> PageContext {
+impl PageContext {
+    /// This context answering with `page`.
+    pub fn with(self, page: PageData) -> Self {
+        Self { page, ..self }
+    }
+
+    /// This context answering with `page` and a posted form's outcome.
+    pub fn with_form(self, page: PageData, form: Option<FormOutcome>) -> Self {
+        Self { page, form, ..self }
+    }
+}
+
+/// The page context of the request being rendered, shared rather than
+/// copied (empty in the browser, where only islands run).
+pub fn page_context() -> std::sync::Arc<PageContext> {
     #[cfg(feature = "ssr")]
     {
         use leptos::prelude::use_context;
         use_context::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<PageContext>().cloned())
+            .and_then(|parts| parts.extensions.get::<std::sync::Arc<PageContext>>().cloned())
             .unwrap_or_default()
     }
     #[cfg(not(feature = "ssr"))]
     {
-        PageContext::default()
-    }
-}
-
-/// The query parameters of the request being rendered.
-pub fn query_param(name: &str) -> Option<String> {
-    #[cfg(feature = "ssr")]
-    {
-        use leptos::prelude::use_context;
-        let parts = use_context::<http::request::Parts>()?;
-        let query = parts.uri.query()?;
-        form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
-    }
-    #[cfg(not(feature = "ssr"))]
-    {
-        let _ = name;
-        None
+        std::sync::Arc::default()
     }
 }

@@ -6,29 +6,29 @@ pub mod components;
 pub mod context;
 pub mod islands;
 pub mod pages;
+#[cfg(all(test, feature = "ssr"))]
+mod tests;
 
+use crate::{
+    context::{page_context, PageData},
+    pages::{
+        api_reference::ApiReferencePage,
+        audit::AuditPage,
+        deliveries::{DeliveriesPage, DeliveryDetailsPage},
+        home::HomePage,
+        import::ImportIntegrationsPage,
+        integrations::{DeleteIntegrationPage, IntegrationDetailsPage, NewIntegrationPage},
+        login::LoginPage,
+        not_found::NotFoundPage,
+        setup::SetupPage,
+        spaces::{SpacePage, SpacesPage},
+        stacks::{NewStackPage, StackDetailsPage, StacksPage},
+        tokens::TokensPage,
+        users::UsersPage,
+    },
+};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags};
-use leptos_router::{
-    components::{Route, Router, Routes},
-    path, SsrMode,
-};
-
-use crate::pages::{
-    api_reference::ApiReferencePage,
-    audit::AuditPage,
-    deliveries::{DeliveriesPage, DeliveryDetailsPage},
-    home::HomePage,
-    import::ImportIntegrationsPage,
-    integrations::{DeleteIntegrationPage, IntegrationDetailsPage, NewIntegrationPage},
-    login::LoginPage,
-    not_found::NotFoundPage,
-    setup::SetupPage,
-    spaces::{SpacePage, SpacesPage},
-    stacks::{NewStackPage, StackDetailsPage, StacksPage},
-    tokens::TokensPage,
-    users::UsersPage,
-};
 
 /// The HTML document around every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -61,7 +61,7 @@ fn set_content_security_policy() {
     let nonce = leptos::nonce::use_nonce().map(|n| format!(" 'nonce-{n}'")).unwrap_or_default();
     // Connect posts to Bitgate, which redirects to Bitbucket Cloud's approval
     // page: form-action covers that redirect, so Cloud's origin is named.
-    let cloud = crate::context::page_context().installation.cloud_oauth_origin;
+    let cloud = crate::context::page_context().installation.cloud_oauth_origin.clone();
     let cloud = if cloud.is_empty() { String::new() } else { format!(" {cloud}") };
     let policy = format!(
         "default-src 'self'; script-src 'self'{nonce} 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
@@ -73,34 +73,32 @@ fn set_content_security_policy() {
     }
 }
 
-/// The routes. Every page renders fully on the server before it is sent
-/// (`SsrMode::Async`), so that it reads completely without JavaScript.
+/// The page the server answers with: the variant of the request's page data
+/// chooses the component, which takes the data as its props. The server's
+/// router (`server/src/http/mod.rs`) is the one route table; pages render
+/// completely on the server (nothing here waits for the browser).
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    view! {
-        <Router>
-            <Routes fallback=NotFoundPage>
-                <Route path=path!("/") view=HomePage ssr=SsrMode::Async />
-                <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
-                <Route path=path!("/setup") view=SetupPage ssr=SsrMode::Async />
-                <Route path=path!("/tokens") view=TokensPage ssr=SsrMode::Async />
-                <Route path=path!("/spaces") view=SpacesPage ssr=SsrMode::Async />
-                <Route path=path!("/spaces/:id") view=SpacePage ssr=SsrMode::Async />
-                <Route path=path!("/users") view=UsersPage ssr=SsrMode::Async />
-                <Route path=path!("/integrations/new") view=NewIntegrationPage ssr=SsrMode::Async />
-                <Route path=path!("/integrations/import") view=ImportIntegrationsPage ssr=SsrMode::Async />
-                <Route path=path!("/integrations/:id") view=IntegrationDetailsPage ssr=SsrMode::Async />
-                <Route path=path!("/integrations/:id/edit") view=NewIntegrationPage ssr=SsrMode::Async />
-                <Route path=path!("/integrations/:id/delete") view=DeleteIntegrationPage ssr=SsrMode::Async />
-                <Route path=path!("/integrations/:id/deliveries") view=DeliveriesPage ssr=SsrMode::Async />
-                <Route path=path!("/deliveries/:id") view=DeliveryDetailsPage ssr=SsrMode::Async />
-                <Route path=path!("/stacks") view=StacksPage ssr=SsrMode::Async />
-                <Route path=path!("/stacks/new") view=NewStackPage ssr=SsrMode::Async />
-                <Route path=path!("/stacks/:id") view=StackDetailsPage ssr=SsrMode::Async />
-                <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async />
-                <Route path=path!("/api/reference") view=ApiReferencePage ssr=SsrMode::Async />
-            </Routes>
-        </Router>
+    match page_context().page.clone() {
+        PageData::NotFound => view! { <NotFoundPage /> }.into_any(),
+        PageData::Login(page) => view! { <LoginPage page /> }.into_any(),
+        PageData::Setup => view! { <SetupPage /> }.into_any(),
+        PageData::Integrations(page) => view! { <HomePage page /> }.into_any(),
+        PageData::Wizard(wizard) => view! { <NewIntegrationPage wizard /> }.into_any(),
+        PageData::Integration(page) => view! { <IntegrationDetailsPage page /> }.into_any(),
+        PageData::DeleteIntegration(page) => view! { <DeleteIntegrationPage page /> }.into_any(),
+        PageData::Import(page) => view! { <ImportIntegrationsPage page /> }.into_any(),
+        PageData::Deliveries(page) => view! { <DeliveriesPage page /> }.into_any(),
+        PageData::Delivery(page) => view! { <DeliveryDetailsPage page /> }.into_any(),
+        PageData::Stacks(page) => view! { <StacksPage page /> }.into_any(),
+        PageData::NewStack(page) => view! { <NewStackPage page /> }.into_any(),
+        PageData::Stack(page) => view! { <StackDetailsPage page /> }.into_any(),
+        PageData::Spaces(page) => view! { <SpacesPage page /> }.into_any(),
+        PageData::Space(page) => view! { <SpacePage page /> }.into_any(),
+        PageData::Tokens(data) => view! { <TokensPage data /> }.into_any(),
+        PageData::Users(page) => view! { <UsersPage page /> }.into_any(),
+        PageData::Audit(page) => view! { <AuditPage page /> }.into_any(),
+        PageData::ApiReference(reference) => view! { <ApiReferencePage reference /> }.into_any(),
     }
 }

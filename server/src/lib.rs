@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod error;
 pub mod http;
 pub mod serve;
 pub mod state;

@@ -11,7 +11,7 @@ use bitgate_core::{
     secrets::Keyring,
     setup, Services,
 };
-use leptos::{config::LeptosOptions, prelude::provide_context};
+use leptos::config::LeptosOptions;
 
 use crate::{
     http::{self, pages::PageRenderer},
@@ -102,16 +102,13 @@ pub fn app_state(services: Services, embedded_database: bool, site_root: Option<
         embedded_database,
         version: env!("CARGO_PKG_VERSION").to_owned(),
     });
-    let render = leptos_axum::render_app_async_with_context(
-        {
-            let services = services.clone();
-            move || provide_context(services.clone())
-        },
-        {
-            let leptos = leptos.clone();
-            move || bitgate_app::shell(leptos.clone())
-        },
-    );
+    // Leptos spawns the tasks of a render on this executor; set once per
+    // process (a second call, from a second app in the same process, is a no-op).
+    let _ = any_spawner::Executor::init_tokio();
+    let render = leptos_axum::render_app_async_with_context(|| (), {
+        let leptos = leptos.clone();
+        move || bitgate_app::shell(leptos.clone())
+    });
     AppState { services, leptos, pages: PageRenderer::new(render), installation }
 }
 

@@ -18,7 +18,7 @@ pub fn TextField(
     #[prop(optional)] autofocus: bool,
     #[prop(optional, into)] value: Option<String>,
 ) -> impl IntoView {
-    let form = page_context().form.unwrap_or_default();
+    let form = page_context().form.clone().unwrap_or_default();
     let error = form.error(&name);
     let posted = form.value(&name);
     let value = if posted.is_empty() { value.unwrap_or_default() } else { posted };
@@ -55,7 +55,7 @@ pub fn TextField(
 /// The error about the whole form, if the posted form had one.
 #[component]
 pub fn FormError() -> impl IntoView {
-    page_context().form.and_then(|form| form.form_error).map(|message| {
+    page_context().form.as_ref().and_then(|form| form.form_error.clone()).map(|message| {
         view! {
             <div class="flash error" role="alert">
                 {message}
@@ -67,5 +67,8 @@ pub fn FormError() -> impl IntoView {
 /// The session's CSRF token, for plain HTML form posts.
 #[component]
 pub fn CsrfField() -> impl IntoView {
-    page_context().viewer.map(|viewer| view! { <input type="hidden" name="csrf_token" value=viewer.csrf_token /> })
+    page_context()
+        .viewer
+        .as_ref()
+        .map(|viewer| view! { <input type="hidden" name="csrf_token" value=viewer.csrf_token.clone() /> })
 }

@@ -62,7 +62,7 @@ pub fn Page(
                 <h1>{title}</h1>
                 {lede.map(|lede| view! { <p class="lede">{lede}</p> })}
             </header>
-            <Flashes flashes=context.flashes />
+            <Flashes flashes=context.flashes.clone() />
             {children()}
         </main>
     }
@@ -72,7 +72,7 @@ pub fn Page(
 /// in the middle.
 #[component]
 pub fn CardPage(#[prop(into)] title: String, children: Children) -> impl IntoView {
-    let flashes = page_context().flashes;
+    let flashes = page_context().flashes.clone();
     view! {
         <Title text=format!("{title} · Bitgate") />
         <main class="card-page">

@@ -2,15 +2,14 @@ use leptos::prelude::*;
 
 use crate::{
     components::layout::Page,
-    context::{page_context, FieldDoc, OperationDoc, SchemaDoc, TypeRef},
+    context::{FieldDoc, OperationDoc, SchemaDoc, TypeRef},
 };
 
 /// `/api/reference`: the REST API, read from the same OpenAPI document that
 /// `/api/v1/openapi.json` serves. Plain HTML: no script, no asset from
 /// elsewhere.
 #[component]
-pub fn ApiReferencePage() -> impl IntoView {
-    let reference = page_context().api_reference.unwrap_or_default();
+pub fn ApiReferencePage(reference: crate::context::ApiReference) -> impl IntoView {
     let contents = reference
         .sections
         .iter()

@@ -2,14 +2,13 @@ use leptos::prelude::*;
 
 use crate::{
     components::layout::{EmptyState, Page},
-    context::{page_context, AuditRow},
+    context::AuditRow,
 };
 
 /// `/audit`: the audit log, newest first, with filters. Account admins see
 /// everything; space admins the events of the spaces they administer.
 #[component]
-pub fn AuditPage() -> impl IntoView {
-    let page = page_context().audit.unwrap_or_default();
+pub fn AuditPage(page: crate::context::AuditPage) -> impl IntoView {
     let filters = page.filters.clone();
     let action_options = page
         .actions

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 
 use crate::{
     components::layout::{EmptyState, Page},
-    context::{page_context, DeliveryRow},
+    context::DeliveryRow,
 };
 
 fn outcome_badge(row: &DeliveryRow) -> impl IntoView {
@@ -20,10 +20,7 @@ fn outcome_badge(row: &DeliveryRow) -> impl IntoView {
 }
 
 #[component]
-pub fn DeliveriesPage() -> impl IntoView {
-    let Some(page) = page_context().deliveries else {
-        return view! { <Page title="Deliveries">""</Page> }.into_any();
-    };
+pub fn DeliveriesPage(page: crate::context::DeliveriesPage) -> impl IntoView {
     let outcomes = ["accepted", "ignored", "duplicate", "rejected"]
         .into_iter()
         .map(|o| view! { <option value=o selected=page.outcome == o>{o}</option> })
@@ -95,10 +92,7 @@ pub fn DeliveriesPage() -> impl IntoView {
 }
 
 #[component]
-pub fn DeliveryDetailsPage() -> impl IntoView {
-    let Some(page) = page_context().delivery else {
-        return view! { <Page title="Delivery">""</Page> }.into_any();
-    };
+pub fn DeliveryDetailsPage(page: crate::context::DeliveryPage) -> impl IntoView {
     let row = page.row.clone();
     let headers = page
         .headers

@@ -8,14 +8,13 @@ use crate::{
 /// `/`: the integrations of the account. Until there is one, it says what an
 /// integration is and what Bitbucket will need from Bitgate.
 #[component]
-pub fn HomePage() -> impl IntoView {
-    let context = page_context();
-    let installation = context.installation;
+pub fn HomePage(page: crate::context::IntegrationsPage) -> impl IntoView {
+    let installation = page_context().installation.clone();
     let callback_url = format!("{}/oauth/bitbucket/callback", installation.public_url);
     let webhook_base = format!("{}/webhooks/bitbucket/", installation.public_url);
     view! {
         <Page title="Integrations" lede="Connections from this platform to Bitbucket Cloud and Bitbucket Data Center.">
-            <IntegrationList />
+            <IntegrationList page />
             <section class="panel">
                 <h2>"What Bitbucket will need"</h2>
                 <dl class="facts">

@@ -12,9 +12,8 @@ use crate::{
 };
 
 #[component]
-pub fn ImportIntegrationsPage() -> impl IntoView {
-    let page = page_context().import.unwrap_or_default();
-    let csrf = page_context().viewer.map(|v| v.csrf_token).unwrap_or_default();
+pub fn ImportIntegrationsPage(page: ImportPage) -> impl IntoView {
+    let csrf = page_context().viewer.as_ref().map(|v| v.csrf_token.clone()).unwrap_or_default();
     // Multipart bodies carry the CSRF token in the action's query (the middleware reads it there).
     let action = format!("/integrations/import?csrf_token={csrf}");
     let problems = (!page.problems.is_empty()).then(|| problem_list(&page.problems));

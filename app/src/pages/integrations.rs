@@ -16,8 +16,7 @@ use crate::{
 
 /// The integrations the viewer can see, as the home page lists them.
 #[component]
-pub fn IntegrationList() -> impl IntoView {
-    let page = page_context().integrations.unwrap_or_default();
+pub fn IntegrationList(page: crate::context::IntegrationsPage) -> impl IntoView {
     let create = page.can_create.then(|| {
         view! {
             <p class="actions">
@@ -112,13 +111,11 @@ fn IntegrationLine(row: IntegrationRow) -> impl IntoView {
 /// numbered steps. Nothing is saved until the connection checks pass. The
 /// same form, prefilled and without the name, edits an integration.
 #[component]
-pub fn NewIntegrationPage() -> impl IntoView {
-    let context = page_context();
-    let wizard = context.wizard.clone().unwrap_or_default();
+pub fn NewIntegrationPage(wizard: crate::context::WizardPage) -> impl IntoView {
     if wizard.provider.is_empty() {
         return view! { <ProviderChoice /> }.into_any();
     }
-    view! { <IntegrationForm /> }.into_any()
+    view! { <IntegrationForm wizard /> }.into_any()
 }
 
 /// The wizard's first step: Data Center and Cloud side by side.
@@ -142,11 +139,10 @@ fn ProviderChoice() -> impl IntoView {
 
 /// The wizard's form for the provider chosen (or of the integration edited).
 #[component]
-fn IntegrationForm() -> impl IntoView {
+fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
     let context = page_context();
-    let wizard = context.wizard.unwrap_or_default();
     let is_cloud = wizard.provider == "bitbucket_cloud";
-    let form = context.form.unwrap_or_default();
+    let form = context.form.clone().unwrap_or_default();
     let endpoint_base = format!("{}/webhooks/bitbucket/", context.installation.public_url);
     let chosen_scope = form.value("scope");
     let chosen_space = form.value("space_id");
@@ -369,10 +365,7 @@ fn IntegrationForm() -> impl IntoView {
 /// `/integrations/{id}`: what it is, its health, and exactly how to set up
 /// its webhook in Bitbucket.
 #[component]
-pub fn IntegrationDetailsPage() -> impl IntoView {
-    let Some(page) = page_context().integration else {
-        return view! { <Page title="Integration">""</Page> }.into_any();
-    };
+pub fn IntegrationDetailsPage(page: crate::context::IntegrationPage) -> impl IntoView {
     let facts = page
         .facts
         .iter()
@@ -477,10 +470,7 @@ pub fn IntegrationDetailsPage() -> impl IntoView {
 /// `/integrations/{id}/delete`: what deleting does to the stacks using it,
 /// confirmed by typing the integration's name.
 #[component]
-pub fn DeleteIntegrationPage() -> impl IntoView {
-    let Some(page) = page_context().delete_integration else {
-        return view! { <Page title="Delete integration">""</Page> }.into_any();
-    };
+pub fn DeleteIntegrationPage(page: crate::context::DeleteIntegrationPage) -> impl IntoView {
     let consequence = if page.stacks.is_empty() {
         "No stack uses it. Bitbucket's webhooks to its endpoint will be answered 404 from now on.".to_owned()
     } else {

@@ -5,24 +5,24 @@ use crate::{
         form::{CsrfField, FormError, TextField},
         layout::CardPage,
     },
-    context::{page_context, query_param},
+    context::page_context,
     islands::password_field::PasswordField,
 };
 
 /// `/login`. The form posts to the same path; the server answers a failed
 /// attempt with this page again, the email kept and the error above the form.
 #[component]
-pub fn LoginPage() -> impl IntoView {
-    let form = page_context().form.unwrap_or_default();
+pub fn LoginPage(page: crate::context::LoginPage) -> impl IntoView {
+    let form = page_context().form.clone().unwrap_or_default();
     let next = {
         let posted = form.value("next");
         if posted.is_empty() {
-            query_param("next").unwrap_or_default()
+            page.next
         } else {
             posted
         }
     };
-    let notice = match query_param("reason").as_deref() {
+    let notice = match page.reason.as_deref() {
         Some("expired") => Some("Your session has expired. Log in again to continue."),
         Some("logged_out") => Some("You have logged out."),
         _ => None,

@@ -16,7 +16,7 @@ pub const MIN_PASSWORD_LENGTH: usize = 12;
 /// the first admin.
 #[component]
 pub fn SetupPage() -> impl IntoView {
-    let form = page_context().form.unwrap_or_default();
+    let form = page_context().form.clone().unwrap_or_default();
     if let Some(why) = form.blocked.clone() {
         return view! {
             <CardPage title="Set up Bitgate">

@@ -11,9 +11,9 @@ use crate::{
 /// `/spaces`: the spaces the viewer can see, and a form to create a child
 /// space under one they administer.
 #[component]
-pub fn SpacesPage() -> impl IntoView {
+pub fn SpacesPage(page: crate::context::SpacesPage) -> impl IntoView {
     let context = page_context();
-    let spaces = context.spaces.unwrap_or_default().spaces;
+    let spaces = page.spaces;
     let parents: Vec<SpaceRow> = spaces.iter().filter(|s| s.role == "admin").cloned().collect();
     let posted_parent = context.form.as_ref().map(|f| f.value("parent_id")).unwrap_or_default();
     let create = (!parents.is_empty()).then(|| {
@@ -88,10 +88,7 @@ pub fn SpacesPage() -> impl IntoView {
 
 /// `/spaces/{id}`: a space, and for its admins its members.
 #[component]
-pub fn SpacePage() -> impl IntoView {
-    let Some(page) = page_context().space else {
-        return view! { <Page title="Space">""</Page> }.into_any();
-    };
+pub fn SpacePage(page: crate::context::SpacePage) -> impl IntoView {
     let space = page.space;
     let is_admin = page.members.is_some();
     let settings = is_admin.then(|| view! { <SpaceSettings space=space.clone() is_root=page.is_root /> });
@@ -148,7 +145,7 @@ pub fn SpacePage() -> impl IntoView {
 /// Rename the space or change its description (its admins).
 #[component]
 fn SpaceSettings(space: SpaceRow, is_root: bool) -> impl IntoView {
-    let form = page_context().form.unwrap_or_default();
+    let form = page_context().form.clone().unwrap_or_default();
     let description = match form.value("description") {
         posted if form.values.iter().any(|(k, _)| k == "description") => posted,
         _ => space.description.clone(),

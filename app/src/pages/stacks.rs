@@ -57,8 +57,7 @@ pub fn StackTable(rows: Vec<StackRow>, #[prop(into)] empty: String) -> impl Into
 
 /// `/stacks`.
 #[component]
-pub fn StacksPage() -> impl IntoView {
-    let page = page_context().stacks.unwrap_or_default();
+pub fn StacksPage(page: crate::context::StacksPage) -> impl IntoView {
     let create = page.can_create.then(|| view! { <p><a class="button primary" href="/stacks/new">"New stack"</a></p> });
     let list = if page.rows.is_empty() {
         view! {
@@ -80,10 +79,8 @@ pub fn StacksPage() -> impl IntoView {
 
 /// `/stacks/new`: space, then integration, then repository and branch.
 #[component]
-pub fn NewStackPage() -> impl IntoView {
-    let context = page_context();
-    let page = context.new_stack.unwrap_or_default();
-    let form = context.form.unwrap_or_default();
+pub fn NewStackPage(page: crate::context::NewStackPage) -> impl IntoView {
+    let form = page_context().form.clone().unwrap_or_default();
     let option = |(value, label): (String, String), chosen: &str| {
         let selected = value == chosen;
         view! { <option value=value selected=selected>{label}</option> }
@@ -172,10 +169,7 @@ pub fn NewStackPage() -> impl IntoView {
 
 /// `/stacks/{id}`.
 #[component]
-pub fn StackDetailsPage() -> impl IntoView {
-    let Some(page) = page_context().stack else {
-        return view! { <Page title="Stack">""</Page> }.into_any();
-    };
+pub fn StackDetailsPage(page: crate::context::StackPage) -> impl IntoView {
     let integration = match (&page.integration, page.integration_link) {
         (Some((id, name)), true) => view! { <a href=format!("/integrations/{id}")>{name.clone()}</a> }.into_any(),
         (Some((_, name)), false) => view! { <span>{name.clone()}</span> }.into_any(),

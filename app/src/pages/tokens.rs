@@ -5,15 +5,14 @@ use crate::{
         form::{CsrfField, FormError, TextField},
         layout::{EmptyState, Page},
     },
-    context::{page_context, TokenRow},
+    context::TokenRow,
     islands::copy_button::CopyValue,
 };
 
 /// `/tokens`: the viewer's API tokens: create one (shown once), see when
 /// each was last used, revoke.
 #[component]
-pub fn TokensPage() -> impl IntoView {
-    let data = page_context().tokens.unwrap_or_default();
+pub fn TokensPage(data: crate::context::TokensPage) -> impl IntoView {
     let created = data.created.map(|(name, secret)| {
         view! {
             <section class="panel reveal" aria-live="polite">

@@ -10,10 +10,10 @@ use crate::{
 
 /// `/users`: account admins list, create, disable and re-enable users.
 #[component]
-pub fn UsersPage() -> impl IntoView {
+pub fn UsersPage(page: crate::context::UsersPage) -> impl IntoView {
     let context = page_context();
-    let users = context.users.unwrap_or_default().users;
-    let viewer_id = context.viewer.map(|v| v.user_id).unwrap_or_default();
+    let users = page.users;
+    let viewer_id = context.viewer.as_ref().map(|v| v.user_id.clone()).unwrap_or_default();
     let checked_admin = context.form.as_ref().is_some_and(|f| f.value("account_admin") == "on");
     view! {
         <Page title="Users" lede="Everyone who can log in to Bitgate. Disabling a user ends their sessions and API tokens at once.">

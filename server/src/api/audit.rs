@@ -1,6 +1,7 @@
 //! `/api/v1/audit`: account admins read every event; a space admin reads
 //! the events of the spaces they administer.
 
+use crate::error::AppError;
 use axum::{extract::State, Json};
 use bitgate_core::{access::Access, audit};
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,7 @@ use uuid::Uuid;
 use super::query::Query;
 use super::{
     caller::Caller,
-    error::{ApiError, ErrorBody},
+    error::ErrorBody,
     pagination::{page_of, Cursor, Page, PageQuery},
     rfc3339,
 };
@@ -87,24 +88,24 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<AuditQuery>,
-) -> Result<Json<Page<AuditEvent>>, ApiError> {
+) -> Result<Json<Page<AuditEvent>>, AppError> {
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     let everything = access.is_account_admin();
     let administered = access.administered_spaces();
     if !everything && administered.is_empty() {
-        return Err(ApiError::Forbidden);
+        return Err(AppError::Forbidden);
     }
     let request = PageQuery { limit: query.limit.clone(), cursor: query.cursor.clone() }.parse()?;
     let since =
         query.since.as_deref().map(|raw| OffsetDateTime::parse(raw.trim(), &Rfc3339)).transpose().map_err(|_| {
-            ApiError::BadRequest("since must be a time in RFC 3339, such as 2026-11-01T00:00:00Z.".into())
+            AppError::BadRequest("since must be a time in RFC 3339, such as 2026-11-01T00:00:00Z.".into())
         })?;
     let space_id = query
         .space_id
         .as_deref()
         .map(|raw| Uuid::parse_str(raw.trim()))
         .transpose()
-        .map_err(|_| ApiError::BadRequest("space_id must be a space's id (a UUID).".into()))?;
+        .map_err(|_| AppError::BadRequest("space_id must be a space's id (a UUID).".into()))?;
     let scope = if everything { audit::Scope::Everything } else { audit::Scope::Spaces(administered) };
     let filter = audit::Filter { actor: query.actor.clone(), action: query.action.clone(), since, space_id };
     let rows =

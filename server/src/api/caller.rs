@@ -11,7 +11,7 @@ use axum::{
 use bitgate_core::{access::Denied, api_tokens, audit::Actor, principal::Principal, users::User};
 use uuid::Uuid;
 
-use super::error::ApiError;
+use crate::error::AppError;
 use crate::{
     http::{client_address::ClientAddress, session::CurrentUser},
     state::AppState,
@@ -46,7 +46,7 @@ impl Caller {
         action: &str,
         space: Option<Uuid>,
         why: Denied,
-    ) -> ApiError {
+    ) -> AppError {
         match self.principal().refused(&state.services.pool, kind, action, space, why).await {
             Ok(why) => why.into(),
             Err(e) => e.into(),
@@ -59,25 +59,25 @@ where
     S: Send + Sync,
     AppState: FromRef<S>,
 {
-    type Rejection = ApiError;
+    type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
         let address = parts.extensions.get::<ClientAddress>().and_then(|a| a.0);
         if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
-            let value = value.to_str().map_err(|_| ApiError::Unauthenticated)?;
-            let (scheme, secret) = value.split_once(' ').ok_or(ApiError::Unauthenticated)?;
+            let value = value.to_str().map_err(|_| AppError::Unauthenticated)?;
+            let (scheme, secret) = value.split_once(' ').ok_or(AppError::Unauthenticated)?;
             if !scheme.eq_ignore_ascii_case("bearer") {
-                return Err(ApiError::Unauthenticated);
+                return Err(AppError::Unauthenticated);
             }
             let (user, token_id) = api_tokens::authenticate(&state.services.pool, secret.trim())
                 .await?
-                .ok_or(ApiError::Unauthenticated)?;
+                .ok_or(AppError::Unauthenticated)?;
             return Ok(Caller { user: Arc::new(user), token_id: Some(token_id), address });
         }
         match parts.extensions.get::<CurrentUser>() {
             Some(CurrentUser(user)) => Ok(Caller { user: user.clone(), token_id: None, address }),
-            None => Err(ApiError::Unauthenticated),
+            None => Err(AppError::Unauthenticated),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! body and view, and `POST /api/v1/integrations/{id}/authorize` (the
 //! authorization flow the details page's Connect button starts too).
 
+use crate::error::AppError;
 use axum::{
     extract::{Path, State},
     Json,
@@ -10,11 +11,7 @@ use bitgate_core::integrations::operations::{self, parse_id};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{
-    caller::Caller,
-    error::{ApiError, ErrorBody},
-    rfc3339,
-};
+use super::{caller::Caller, error::ErrorBody, rfc3339};
 use crate::state::AppState;
 
 /// The Cloud part of a new integration.
@@ -105,7 +102,7 @@ pub async fn authorize(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<Json<AuthorizeAnswer>, ApiError> {
+) -> Result<Json<AuthorizeAnswer>, AppError> {
     let authorize_url =
         operations::start_authorization(&state.services, &caller.principal(), parse_id(&raw)?, None).await?;
     Ok(Json(AuthorizeAnswer { authorize_url }))

@@ -4,6 +4,7 @@
 //! integration sees its deliveries and rotates its secret; each rotation
 //! and retirement is audited.
 
+use crate::error::AppError;
 use axum::{
     extract::{Path, State},
     http::{header, HeaderValue, StatusCode},
@@ -24,7 +25,7 @@ use uuid::Uuid;
 use super::query::Query;
 use super::{
     caller::Caller,
-    error::{ApiError, ErrorBody},
+    error::ErrorBody,
     integrations::{administered, webhook_url, Webhook},
     pagination::{page_of, Cursor, Page, PageQuery},
     rfc3339,
@@ -106,16 +107,16 @@ pub struct DeliveriesQuery {
 }
 
 /// The filter of a listing, checked.
-pub fn filter_of(outcome: Option<&str>, event: Option<&str>) -> Result<Filter, ApiError> {
+pub fn filter_of(outcome: Option<&str>, event: Option<&str>) -> Result<Filter, AppError> {
     let outcome = outcome.map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned);
     if let Some(outcome) = &outcome {
         if !["accepted", "ignored", "duplicate", "rejected"].contains(&outcome.as_str()) {
-            return Err(ApiError::BadRequest("outcome must be accepted, ignored, duplicate or rejected.".into()));
+            return Err(AppError::BadRequest("outcome must be accepted, ignored, duplicate or rejected.".into()));
         }
     }
     let event_key = event.map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned);
     if event_key.as_ref().is_some_and(|e| e.len() > 100) {
-        return Err(ApiError::BadRequest("event is at most 100 characters.".into()));
+        return Err(AppError::BadRequest("event is at most 100 characters.".into()));
     }
     Ok(Filter { outcome, event_key })
 }
@@ -134,7 +135,7 @@ pub async fn list(
     caller: Caller,
     Path(raw): Path<String>,
     Query(query): Query<DeliveriesQuery>,
-) -> Result<Json<Page<DeliveryView>>, ApiError> {
+) -> Result<Json<Page<DeliveryView>>, AppError> {
     let integration = administered(&state, &caller, &raw, "integration.deliveries").await?;
     let request = PageQuery { limit: query.limit.clone(), cursor: query.cursor.clone() }.parse()?;
     let filter = filter_of(query.outcome.as_deref(), query.event.as_deref())?;
@@ -154,9 +155,9 @@ pub async fn administered_delivery(
     state: &AppState,
     caller: &Caller,
     raw: &str,
-) -> Result<(Delivery, Integration), ApiError> {
-    let id = Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)?;
-    let delivery = deliveries::find(&state.services.pool, id).await?.ok_or(ApiError::NotFound)?;
+) -> Result<(Delivery, Integration), AppError> {
+    let id = Uuid::parse_str(raw).map_err(|_| AppError::NotFound)?;
+    let delivery = deliveries::find(&state.services.pool, id).await?.ok_or(AppError::NotFound)?;
     let integration = administered(state, caller, &delivery.integration_id.to_string(), "delivery.read").await?;
     Ok((delivery, integration))
 }
@@ -174,7 +175,7 @@ pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<Json<DeliveryDetails>, ApiError> {
+) -> Result<Json<DeliveryDetails>, AppError> {
     let (delivery, _) = administered_delivery(&state, &caller, &raw).await?;
     Ok(Json(DeliveryDetails {
         delivery: view(&delivery),
@@ -204,7 +205,7 @@ pub async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, AppError> {
     let rotated = operations::rotate_webhook_secret(&state.services, &caller.principal(), parse_id(&raw)?).await?;
     let webhook = Webhook {
         url: webhook_url(&state, &rotated.integration.slug),
@@ -227,7 +228,7 @@ pub async fn retire_previous(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, AppError> {
     let principal = caller.principal();
     let id = parse_id(&raw)?;
     operations::retire_previous_secret(&state.services, &principal, id).await?;

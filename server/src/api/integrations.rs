@@ -3,6 +3,7 @@
 //! handler: what an operation decides (authorization, validation, the rules,
 //! the checks with Bitbucket) is in `bitgate_core::integrations::operations`.
 
+use crate::error::AppError;
 use axum::{
     extract::{Path, State},
     http::{header, HeaderValue, StatusCode},
@@ -25,7 +26,7 @@ use super::query::Query;
 use super::{
     caller::Caller,
     cloud::{CloudInput, CloudUpdate, CloudView},
-    error::{ApiError, ErrorBody},
+    error::ErrorBody,
     json::{Fields, JsonObject},
     pagination::{page_of, Cursor, Page, PageQuery},
     rfc3339,
@@ -239,7 +240,7 @@ pub async fn administered(
     caller: &Caller,
     raw: &str,
     action: &'static str,
-) -> Result<Integration, ApiError> {
+) -> Result<Integration, AppError> {
     let id = parse_id(raw)?;
     Ok(operations::load_for(&state.services, &caller.principal(), id, Purpose::Act(action)).await?)
 }
@@ -306,7 +307,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Page<IntegrationView>>, ApiError> {
+) -> Result<Json<Page<IntegrationView>>, AppError> {
     let request = PageQuery { limit: query.limit.clone(), cursor: query.cursor.clone() }.parse()?;
     let provider = query
         .provider
@@ -314,14 +315,14 @@ pub async fn list(
         .filter(|p| !p.is_empty())
         .map(Provider::parse)
         .transpose()
-        .map_err(|e| ApiError::BadRequest(e.message))?;
+        .map_err(|e| AppError::BadRequest(e.message))?;
     let space_id = query
         .space_id
         .as_deref()
         .filter(|s| !s.is_empty())
         .map(Uuid::parse_str)
         .transpose()
-        .map_err(|_| ApiError::BadRequest("space_id must be a space's id (a UUID).".into()))?;
+        .map_err(|_| AppError::BadRequest("space_id must be a space's id (a UUID).".into()))?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     let filter = integrations::ListFilter { provider, space_id, label: query.label.clone().filter(|l| !l.is_empty()) };
     let rows = integrations::list(
@@ -346,7 +347,7 @@ pub async fn list(
         (status = 403, description = "You do not administer the space (or the account, for a default).", body = ErrorBody),
         (status = 404, description = "The space does not exist, or you cannot see it.", body = ErrorBody),
         (status = 409, description = "The name or its webhook endpoint is taken, or a default exists already.", body = ErrorBody)))]
-pub async fn create(State(state): State<AppState>, caller: Caller, body: JsonObject) -> Result<Response, ApiError> {
+pub async fn create(State(state): State<AppState>, caller: Caller, body: JsonObject) -> Result<Response, AppError> {
     let input = read_input::<CreateIntegration, DataCenterInput, CloudInput>(body);
     let integration = operations::create(&state.services, &caller.principal(), input).await?;
     Ok((StatusCode::CREATED, Json(view(&state, &integration))).into_response())
@@ -403,7 +404,7 @@ pub async fn update(
     caller: Caller,
     Path(raw): Path<String>,
     body: JsonObject,
-) -> Result<Json<IntegrationView>, ApiError> {
+) -> Result<Json<IntegrationView>, AppError> {
     let input = read_input::<UpdateIntegration, DataCenterUpdate, CloudUpdate>(body);
     let updated = operations::update(&state.services, &caller.principal(), parse_id(&raw)?, input).await?;
     Ok(Json(view(&state, &updated)))
@@ -422,7 +423,7 @@ pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<Json<IntegrationView>, ApiError> {
+) -> Result<Json<IntegrationView>, AppError> {
     let integration =
         operations::load_for(&state.services, &caller.principal(), parse_id(&raw)?, Purpose::Read).await?;
     Ok(Json(view(&state, &integration)))
@@ -441,7 +442,7 @@ pub async fn test(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<Json<TestResult>, ApiError> {
+) -> Result<Json<TestResult>, AppError> {
     let (report, tested) = operations::test(&state.services, &caller.principal(), parse_id(&raw)?).await?;
     Ok(Json(TestResult {
         checks: report
@@ -467,7 +468,7 @@ pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, AppError> {
     operations::delete(&state.services, &caller.principal(), parse_id(&raw)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -485,7 +486,7 @@ pub async fn webhook(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, AppError> {
     let (integration, secret) =
         operations::reveal_webhook_secret(&state.services, &caller.principal(), parse_id(&raw)?).await?;
     let until = bitgate_core::webhooks::deliveries::previous_valid_until(&state.services.pool, integration.id).await?;

@@ -4,6 +4,7 @@
 //! or delete an integration"). The browser's import page goes through
 //! [`import_checked`] too.
 
+use crate::error::AppError;
 use axum::{
     body::{to_bytes, Body},
     extract::{FromRequest, Request, State},
@@ -28,11 +29,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::query::Query;
-use super::{
-    caller::Caller,
-    error::{ApiError, ErrorBody},
-    json::media_type,
-};
+use super::{caller::Caller, error::ErrorBody, json::media_type};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -58,7 +55,7 @@ pub async fn export(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<ExportQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, AppError> {
     let space = parse_space_id(query.space_id.as_deref())?;
     let file = export_checked(&state, &caller, space).await?;
     Ok(([(header::CONTENT_TYPE, "application/yaml")], file).into_response())
@@ -66,7 +63,7 @@ pub async fn export(
 
 /// The integrations file of what `caller` administers (one space's, when
 /// given), audited; the browser's download goes through here too.
-pub async fn export_checked(state: &AppState, caller: &Caller, space: Option<Uuid>) -> Result<String, ApiError> {
+pub async fn export_checked(state: &AppState, caller: &Caller, space: Option<Uuid>) -> Result<String, AppError> {
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     let selection = match space {
         Some(space) => {
@@ -117,7 +114,7 @@ impl From<Summary> for ImportAnswer {
 pub struct YamlBody(pub String);
 
 impl<S: Send + Sync> FromRequest<S> for YamlBody {
-    type Rejection = ApiError;
+    type Rejection = AppError;
 
     async fn from_request(request: Request<Body>, _state: &S) -> Result<Self, Self::Rejection> {
         let is_yaml = media_type(request.headers()).is_some_and(|mime| {
@@ -127,13 +124,13 @@ impl<S: Send + Sync> FromRequest<S> for YamlBody {
             )
         });
         if !is_yaml {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(AppError::UnsupportedMediaType);
         }
         let bytes =
-            to_bytes(request.into_body(), as_code::file::MAX_FILE).await.map_err(|_| ApiError::PayloadTooLarge)?;
+            to_bytes(request.into_body(), as_code::file::MAX_FILE).await.map_err(|_| AppError::PayloadTooLarge)?;
         String::from_utf8(bytes.to_vec())
             .map(YamlBody)
-            .map_err(|_| ApiError::BadRequest("The body is not UTF-8 text.".into()))
+            .map_err(|_| AppError::BadRequest("The body is not UTF-8 text.".into()))
     }
 }
 
@@ -159,21 +156,21 @@ pub async fn import(
     caller: Caller,
     Query(query): Query<ImportQuery>,
     YamlBody(text): YamlBody,
-) -> Result<Json<ImportAnswer>, ApiError> {
+) -> Result<Json<ImportAnswer>, AppError> {
     let dry_run = match query.dry_run.as_deref().map(str::trim) {
         None | Some("" | "false" | "0") => false,
         Some("true" | "1") => true,
-        Some(_) => return Err(ApiError::BadRequest("dry_run must be true or false.".into())),
+        Some(_) => return Err(AppError::BadRequest("dry_run must be true or false.".into())),
     };
     let space = parse_space_id(query.space_id.as_deref())?;
     Ok(Json(import_checked(&state, &caller, space, dry_run, &text).await?.into()))
 }
 
-fn parse_space_id(raw: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+fn parse_space_id(raw: Option<&str>) -> Result<Option<Uuid>, AppError> {
     raw.filter(|s| !s.trim().is_empty())
         .map(|raw| Uuid::parse_str(raw.trim()))
         .transpose()
-        .map_err(|_| ApiError::BadRequest("space_id must be a space's id (a UUID).".into()))
+        .map_err(|_| AppError::BadRequest("space_id must be a space's id (a UUID).".into()))
 }
 
 /// Imports a file as `caller`: authorization first (someone who administers
@@ -185,7 +182,7 @@ pub async fn import_checked(
     space: Option<Uuid>,
     dry_run: bool,
     text: &str,
-) -> Result<Summary, ApiError> {
+) -> Result<Summary, AppError> {
     let pool = &state.services.pool;
     let access = Access::load(pool, caller.user.id).await?;
     let space = match space {
@@ -199,7 +196,7 @@ pub async fn import_checked(
             if access.administered_spaces().is_empty() && !access.is_account_admin() {
                 return Err(caller.refused(state, "integration", "integrations.import", None, Denied::Forbidden).await);
             }
-            spaces::resolve(pool, spaces::ROOT).await?.ok_or_else(|| ApiError::Internal("no root space".into()))?.id
+            spaces::resolve(pool, spaces::ROOT).await?.ok_or_else(|| AppError::Internal("no root space".into()))?.id
         }
     };
     let import = Import {
@@ -213,7 +210,7 @@ pub async fn import_checked(
     };
     match as_code::import::run(&import, text).await {
         Ok(summary) => Ok(summary),
-        Err(ImportError::Problems(problems)) => Err(ApiError::Validation(
+        Err(ImportError::Problems(problems)) => Err(AppError::Validation(
             problems.into_iter().map(|p| FieldError::new(&p.place, &p.code, p.message)).collect(),
         )),
         Err(ImportError::Database(e)) => Err(e.into()),

@@ -14,7 +14,7 @@ use utoipa::{
     PartialSchema,
 };
 
-use super::error::ApiError;
+use crate::error::AppError;
 
 const MAX_JSON_BYTES: usize = 256 * 1024;
 
@@ -28,20 +28,20 @@ pub fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
 pub struct JsonObject(pub Map<String, Value>);
 
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
-    type Rejection = ApiError;
+    type Rejection = AppError;
 
     async fn from_request(request: Request<Body>, _state: &S) -> Result<Self, Self::Rejection> {
         let is_json = media_type(request.headers()).is_some_and(|mime| {
             mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
         });
         if !is_json {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(AppError::UnsupportedMediaType);
         }
-        let bytes = to_bytes(request.into_body(), MAX_JSON_BYTES).await.map_err(|_| ApiError::PayloadTooLarge)?;
+        let bytes = to_bytes(request.into_body(), MAX_JSON_BYTES).await.map_err(|_| AppError::PayloadTooLarge)?;
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => Ok(JsonObject(map)),
-            Ok(_) => Err(ApiError::BadRequest("The body must be a JSON object.".into())),
-            Err(e) => Err(ApiError::BadRequest(format!("The body is not valid JSON: {e}."))),
+            Ok(_) => Err(AppError::BadRequest("The body must be a JSON object.".into())),
+            Err(e) => Err(AppError::BadRequest(format!("The body is not valid JSON: {e}."))),
         }
     }
 }
@@ -179,11 +179,11 @@ impl Fields {
     }
 
     /// 422 with every problem, or the values.
-    pub fn finish(self) -> Result<(), ApiError> {
+    pub fn finish(self) -> Result<(), AppError> {
         if self.errors.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::Validation(self.errors))
+            Err(AppError::Validation(self.errors))
         }
     }
 }

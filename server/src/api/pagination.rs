@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::error::ApiError;
+use crate::error::AppError;
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
@@ -54,8 +54,8 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&data).unwrap_or_default())
     }
 
-    pub fn decode(raw: &str) -> Result<Self, ApiError> {
-        let invalid = || ApiError::BadRequest("The cursor is not one Bitgate gave out; start again without it.".into());
+    pub fn decode(raw: &str) -> Result<Self, AppError> {
+        let invalid = || AppError::BadRequest("The cursor is not one Bitgate gave out; start again without it.".into());
         let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| invalid())?;
         let data: CursorData = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
         let at = OffsetDateTime::from_unix_timestamp_nanos(data.t).map_err(|_| invalid())?;
@@ -69,8 +69,8 @@ pub fn encode_offset(start: u64) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&serde_json::json!({"start": start})).unwrap_or_default())
 }
 
-pub fn decode_offset(raw: &str) -> Result<u64, ApiError> {
-    let invalid = || ApiError::BadRequest("The cursor is not one Bitgate gave out; start again without it.".into());
+pub fn decode_offset(raw: &str) -> Result<u64, AppError> {
+    let invalid = || AppError::BadRequest("The cursor is not one Bitgate gave out; start again without it.".into());
     let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| invalid())?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     value["start"].as_u64().ok_or_else(invalid)
@@ -84,12 +84,12 @@ pub struct PageRequest {
 }
 
 impl PageQuery {
-    pub fn parse(&self) -> Result<PageRequest, ApiError> {
+    pub fn parse(&self) -> Result<PageRequest, AppError> {
         let limit = match self.limit.as_deref() {
             None => DEFAULT_LIMIT,
             Some(raw) => match raw.trim().parse::<i64>() {
                 Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-                _ => return Err(ApiError::BadRequest(format!("limit must be a whole number from 1 to {MAX_LIMIT}."))),
+                _ => return Err(AppError::BadRequest(format!("limit must be a whole number from 1 to {MAX_LIMIT}."))),
             },
         };
         let after = self.cursor.as_deref().filter(|c| !c.is_empty()).map(Cursor::decode).transpose()?;
@@ -124,7 +124,7 @@ mod tests {
         let cursor = Cursor { at: OffsetDateTime::now_utc(), id: Uuid::new_v4() };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
         for forged in ["", "abc", "!!!", &URL_SAFE_NO_PAD.encode(b"{\"t\":1}")] {
-            assert!(matches!(Cursor::decode(forged), Err(ApiError::BadRequest(_))), "{forged:?}");
+            assert!(matches!(Cursor::decode(forged), Err(AppError::BadRequest(_))), "{forged:?}");
         }
     }
 

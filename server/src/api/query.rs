@@ -4,18 +4,18 @@
 use axum::{extract::FromRequestParts, http::request::Parts};
 use serde::de::DeserializeOwned;
 
-use super::error::ApiError;
+use crate::error::AppError;
 
 pub struct Query<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
-    type Rejection = ApiError;
+    type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Query(value)),
             Err(rejection) => {
-                Err(ApiError::BadRequest(format!("The query string is invalid: {}.", rejection.body_text())))
+                Err(AppError::BadRequest(format!("The query string is invalid: {}.", rejection.body_text())))
             }
         }
     }

@@ -4,6 +4,7 @@
 //! that may use the integration may list them: its secrets stay on the
 //! server, only names and ids come back.
 
+use crate::error::AppError;
 use axum::{
     extract::{Path, State},
     Json,
@@ -21,7 +22,7 @@ use uuid::Uuid;
 use super::query::Query;
 use super::{
     caller::Caller,
-    error::{ApiError, ErrorBody},
+    error::ErrorBody,
     pagination::{decode_offset, encode_offset, Page},
 };
 use crate::state::AppState;
@@ -67,10 +68,10 @@ pub struct RepositoriesQuery {
 
 /// The integration, when the caller may create stacks in a space that may
 /// use it; otherwise the refusal, recorded.
-pub async fn usable_for_stacks(state: &AppState, caller: &Caller, raw: &str) -> Result<Integration, ApiError> {
-    let id = Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)?;
+pub async fn usable_for_stacks(state: &AppState, caller: &Caller, raw: &str) -> Result<Integration, AppError> {
+    let id = Uuid::parse_str(raw).map_err(|_| AppError::NotFound)?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
-    let integration = integrations::find(&state.services.pool, id).await?.ok_or(ApiError::NotFound)?;
+    let integration = integrations::find(&state.services.pool, id).await?.ok_or(AppError::NotFound)?;
     // The caller's spaces that may use it; writing to one of them is enough.
     let seeing = stacks::spaces_using(&state.services.pool, integration.space_id, &access.visible_spaces()).await?;
     let why = if seeing.is_empty() && integration.space_id.is_some() {
@@ -105,24 +106,24 @@ pub async fn list(
     caller: Caller,
     Path(raw): Path<String>,
     Query(query): Query<RepositoriesQuery>,
-) -> Result<Json<Page<RepositoryView>>, ApiError> {
+) -> Result<Json<Page<RepositoryView>>, AppError> {
     let integration = usable_for_stacks(&state, &caller, &raw).await?;
     let limit = match query.limit.as_deref() {
         None => 25,
         Some(raw) => match raw.trim().parse::<u32>() {
             Ok(n) if (1..=100).contains(&n) => n,
-            _ => return Err(ApiError::BadRequest("limit must be a whole number from 1 to 100.".into())),
+            _ => return Err(AppError::BadRequest("limit must be a whole number from 1 to 100.".into())),
         },
     };
     let start = query.cursor.as_deref().filter(|c| !c.is_empty()).map(decode_offset).transpose()?.unwrap_or(0);
     let search = query.query.as_deref().unwrap_or_default();
     if search.chars().count() > 200 {
-        return Err(ApiError::BadRequest("query is at most 200 characters.".into()));
+        return Err(AppError::BadRequest("query is at most 200 characters.".into()));
     }
     let page = repositories::page(&state.services, &integration, search, start, limit)
         .await
         .map_err(stored)?
-        .map_err(|CallFailed(why)| ApiError::BadGateway(why))?;
+        .map_err(|CallFailed(why)| AppError::BadGateway(why))?;
     Ok(Json(Page {
         items: page.items.iter().map(RepositoryView::from).collect(),
         next_cursor: page.next_start.map(encode_offset),
@@ -130,6 +131,6 @@ pub async fn list(
 }
 
 /// Stored credentials that could not be read, as the API answers it.
-fn stored(error: StoredError) -> ApiError {
-    ApiError::from(IntegrationError::from(error))
+fn stored(error: StoredError) -> AppError {
+    AppError::from(IntegrationError::from(error))
 }

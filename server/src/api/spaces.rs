@@ -1,6 +1,7 @@
 //! `/api/v1/spaces` and their members. Authorization comes first: a caller
 //! who may not act learns nothing about whether the request was valid.
 
+use crate::error::AppError;
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -23,7 +24,7 @@ use uuid::Uuid;
 use super::query::Query;
 use super::{
     caller::Caller,
-    error::{ApiError, ErrorBody},
+    error::ErrorBody,
     json::{Fields, JsonObject},
     pagination::{page_of, Cursor, Page, PageQuery},
     rfc3339, RoleName,
@@ -100,7 +101,7 @@ pub struct PutMember {
 }
 
 /// Parses a path id; a malformed one names nothing.
-fn id(raw: &str) -> Result<Uuid, ApiError> {
+fn id(raw: &str) -> Result<Uuid, AppError> {
     Ok(operations::parse_id(raw)?)
 }
 
@@ -113,7 +114,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<PageQuery>,
-) -> Result<Json<Page<Space>>, ApiError> {
+) -> Result<Json<Page<Space>>, AppError> {
     let request = query.parse()?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     let rows = spaces::list(
@@ -137,11 +138,11 @@ pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<Json<Space>, ApiError> {
+) -> Result<Json<Space>, AppError> {
     let space_id = id(&raw)?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     access.can_see(space_id)?;
-    let space = spaces::find(&state.services.pool, space_id).await?.ok_or(ApiError::NotFound)?;
+    let space = spaces::find(&state.services.pool, space_id).await?.ok_or(AppError::NotFound)?;
     Ok(Json(Space::new(&space, &access)))
 }
 
@@ -158,7 +159,7 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     body: JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, AppError> {
     let mut fields = Fields::new::<CreateSpace>(body);
     // Authorization first: an unknown or unseen parent is a 404 whatever else is wrong.
     let parent = fields.optional_string("parent_id");
@@ -171,7 +172,7 @@ pub async fn create(
         if !fields.has("parent_id") {
             fields.refuse("parent_id", "required", "\"parent_id\" is required.");
         }
-        return Err(ApiError::Validation(fields.errors));
+        return Err(AppError::Validation(fields.errors));
     };
     let input = SpaceInput { read_problems: fields.errors, ..input };
     let space = operations::create(&state.services.pool, &caller.principal(), id(&parent)?, input).await?;
@@ -194,7 +195,7 @@ pub async fn update(
     caller: Caller,
     Path(raw): Path<String>,
     body: JsonObject,
-) -> Result<Json<Space>, ApiError> {
+) -> Result<Json<Space>, AppError> {
     let mut fields = Fields::new::<UpdateSpace>(body);
     let input = SpaceInput {
         name: fields.optional_string("name"),
@@ -220,14 +221,14 @@ pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, AppError> {
     operations::delete(&state.services.pool, &caller.principal(), id(&raw)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 impl Member {
-    fn new(member: &spaces::Member) -> Result<Self, ApiError> {
-        let role = Role::parse(&member.role).map_err(|e| ApiError::Internal(e.message))?;
+    fn new(member: &spaces::Member) -> Result<Self, AppError> {
+        let role = Role::parse(&member.role).map_err(|e| AppError::internal(e.message))?;
         Ok(Self { user_id: member.user_id, email: member.email.clone(), name: member.name.clone(), role: role.into() })
     }
 }
@@ -246,7 +247,7 @@ pub async fn members(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<Json<Page<Member>>, ApiError> {
+) -> Result<Json<Page<Member>>, AppError> {
     let space_id = id(&raw)?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     access.can_administer(space_id)?;
@@ -270,7 +271,7 @@ pub async fn put_member(
     caller: Caller,
     Path(raw): Path<String>,
     body: JsonObject,
-) -> Result<Json<Member>, ApiError> {
+) -> Result<Json<Member>, AppError> {
     let space_id = id(&raw)?;
     let mut fields = Fields::new::<PutMember>(body);
     let input = MemberInput {
@@ -280,7 +281,7 @@ pub async fn put_member(
     };
     let user = operations::set_member(&state.services.pool, &caller.principal(), space_id, input).await?;
     let members = spaces::members(&state.services.pool, space_id).await?;
-    let member = members.iter().find(|m| m.user_id == user.user_id).ok_or(ApiError::NotFound)?;
+    let member = members.iter().find(|m| m.user_id == user.user_id).ok_or(AppError::NotFound)?;
     Ok(Json(Member::new(member)?))
 }
 
@@ -298,7 +299,7 @@ pub async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
     Path((raw, user_raw)): Path<(String, String)>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, AppError> {
     let space_id = id(&raw)?;
     let user_id = id(&user_raw)?;
     operations::remove_member(&state.services.pool, &caller.principal(), space_id, user_id).await?;

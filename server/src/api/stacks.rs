@@ -3,6 +3,7 @@
 //! repository is always found through its integration before it is saved,
 //! so a stack never points at a repository its integration cannot read.
 
+use crate::error::AppError;
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -24,7 +25,7 @@ use uuid::Uuid;
 use super::query::Query;
 use super::{
     caller::Caller,
-    error::{ApiError, ErrorBody},
+    error::ErrorBody,
     json::{Fields, JsonObject},
     pagination::{page_of, Cursor, Page, PageQuery},
     rfc3339,
@@ -140,11 +141,11 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-fn uuid_param(raw: Option<&str>, name: &str) -> Result<Option<Uuid>, ApiError> {
+fn uuid_param(raw: Option<&str>, name: &str) -> Result<Option<Uuid>, AppError> {
     raw.filter(|s| !s.is_empty())
         .map(|s| Uuid::parse_str(s.trim()))
         .transpose()
-        .map_err(|_| ApiError::BadRequest(format!("{name} must be an id (a UUID).")))
+        .map_err(|_| AppError::BadRequest(format!("{name} must be an id (a UUID).")))
 }
 
 /// List stacks
@@ -156,13 +157,13 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Page<StackView>>, ApiError> {
+) -> Result<Json<Page<StackView>>, AppError> {
     let request = PageQuery { limit: query.limit.clone(), cursor: query.cursor.clone() }.parse()?;
     let detached = match query.detached.as_deref() {
         None | Some("") => None,
         Some("true") => Some(true),
         Some("false") => Some(false),
-        Some(_) => return Err(ApiError::BadRequest("detached must be true or false.".into())),
+        Some(_) => return Err(AppError::BadRequest("detached must be true or false.".into())),
     };
     let filter = StackFilter {
         space_id: uuid_param(query.space_id.as_deref(), "space_id")?,
@@ -207,16 +208,16 @@ fn read_input<B: utoipa::PartialSchema>(body: JsonObject) -> StackInput {
         (status = 403, description = "You can see the space but not write to it.", body = ErrorBody),
         (status = 404, description = "The space does not exist, or you cannot see it.", body = ErrorBody),
         (status = 409, description = "A stack of this space has this name.", body = ErrorBody)))]
-pub async fn create(State(state): State<AppState>, caller: Caller, body: JsonObject) -> Result<Response, ApiError> {
+pub async fn create(State(state): State<AppState>, caller: Caller, body: JsonObject) -> Result<Response, AppError> {
     let stack = operations::create(&state.services, &caller.principal(), read_input::<CreateStack>(body)).await?;
     Ok((StatusCode::CREATED, Json(view(&stack))).into_response())
 }
 
 /// The stack, when the caller can see its space.
-async fn visible(state: &AppState, caller: &Caller, raw: &str) -> Result<Stack, ApiError> {
+async fn visible(state: &AppState, caller: &Caller, raw: &str) -> Result<Stack, AppError> {
     let id = operations::parse_id(raw)?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
-    let stack = stacks::find(&state.services.pool, id).await?.ok_or(ApiError::NotFound)?;
+    let stack = stacks::find(&state.services.pool, id).await?.ok_or(AppError::NotFound)?;
     access.can_see(stack.space_id)?;
     Ok(stack)
 }
@@ -233,7 +234,7 @@ pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<Json<StackView>, ApiError> {
+) -> Result<Json<StackView>, AppError> {
     let stack = visible(&state, &caller, &raw).await?;
     Ok(Json(view(&stack)))
 }
@@ -254,7 +255,7 @@ pub async fn update(
     caller: Caller,
     Path(raw): Path<String>,
     body: JsonObject,
-) -> Result<Json<StackView>, ApiError> {
+) -> Result<Json<StackView>, AppError> {
     let input = read_input::<UpdateStack>(body);
     let stack = operations::update(&state.services, &caller.principal(), operations::parse_id(&raw)?, input).await?;
     Ok(Json(view(&stack)))
@@ -273,7 +274,7 @@ pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, AppError> {
     operations::delete(&state.services, &caller.principal(), operations::parse_id(&raw)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,6 @@
 //! `/api/v1/tokens`: the caller's own API tokens.
 
+use crate::error::AppError;
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -22,7 +23,7 @@ use uuid::Uuid;
 use super::query::Query;
 use super::{
     caller::Caller,
-    error::{ApiError, ErrorBody},
+    error::ErrorBody,
     json::{Fields, JsonObject},
     pagination::{page_of, Cursor, Page, PageQuery},
     rfc3339,
@@ -90,7 +91,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<PageQuery>,
-) -> Result<Json<Page<TokenView>>, ApiError> {
+) -> Result<Json<Page<TokenView>>, AppError> {
     let request = query.parse()?;
     let rows = api_tokens::list_page(
         &state.services.pool,
@@ -111,7 +112,7 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     body: JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, AppError> {
     let mut fields = Fields::new::<CreateToken>(body);
     // A name left out is refused by the operation, with the others' problems.
     let name = fields.optional_string("name").unwrap_or_default();
@@ -138,9 +139,9 @@ pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, AppError> {
     // Someone else's token, or a malformed id, is simply not there.
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;
     operations::revoke(&state.services.pool, &caller.principal(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

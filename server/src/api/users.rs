@@ -2,6 +2,7 @@
 //! re-enable users. Disabling ends the user's sessions and API tokens at
 //! once: both are checked against the flag on every request.
 
+use crate::error::AppError;
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -23,7 +24,7 @@ use uuid::Uuid;
 use super::query::Query;
 use super::{
     caller::Caller,
-    error::{ApiError, ErrorBody},
+    error::ErrorBody,
     json::{Fields, JsonObject},
     pagination::{page_of, Cursor, Page, PageQuery},
     rfc3339, RoleName,
@@ -84,7 +85,7 @@ pub struct UpdateUser {
     disabled: Option<bool>,
 }
 
-async fn require_account_admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+async fn require_account_admin(state: &AppState, caller: &Caller) -> Result<(), AppError> {
     Access::load(&state.services.pool, caller.user.id).await?.can_administer_account()?;
     Ok(())
 }
@@ -100,7 +101,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<PageQuery>,
-) -> Result<Json<Page<UserView>>, ApiError> {
+) -> Result<Json<Page<UserView>>, AppError> {
     require_account_admin(&state, &caller).await?;
     let request = query.parse()?;
     let rows = users::list(&state.services.pool, request.after.map(|c| (c.at, c.id)), request.limit + 1).await?;
@@ -119,10 +120,10 @@ pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<Json<UserView>, ApiError> {
+) -> Result<Json<UserView>, AppError> {
     require_account_admin(&state, &caller).await?;
-    let id = Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound)?;
-    let user = users::find(&state.services.pool, id).await?.ok_or(ApiError::NotFound)?;
+    let id = Uuid::parse_str(&raw).map_err(|_| AppError::NotFound)?;
+    let user = users::find(&state.services.pool, id).await?.ok_or(AppError::NotFound)?;
     Ok(Json(UserView::from(&user)))
 }
 
@@ -138,7 +139,7 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     body: JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, AppError> {
     let mut fields = Fields::new::<CreateUser>(body);
     let mut input = NewUserInput {
         email: fields.optional_string("email"),
@@ -173,8 +174,8 @@ pub async fn update(
     caller: Caller,
     Path(raw): Path<String>,
     body: JsonObject,
-) -> Result<Json<UserView>, ApiError> {
-    let id = Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound)?;
+) -> Result<Json<UserView>, AppError> {
+    let id = Uuid::parse_str(&raw).map_err(|_| AppError::NotFound)?;
     let mut fields = Fields::new::<UpdateUser>(body);
     let change = UserChange {
         name: fields.optional_string("name"),

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use axum::{extract::State, http::StatusCode, response::Response, Extension};
 use bitgate_app::context::{
-    ApiReference, ApiSection, FieldDoc, OperationDoc, PageContext, ResponseDoc, SchemaDoc, TypeRef,
+    ApiReference, ApiSection, FieldDoc, OperationDoc, PageContext, PageData, ResponseDoc, SchemaDoc, TypeRef,
 };
 use serde_json::Value;
 
@@ -17,8 +17,8 @@ pub async fn page(State(state): State<AppState>, Extension(context): Extension<P
         let document = openapi::document();
         digest(&document)
     });
-    let context = PageContext { api_reference: Some(reference.clone()), ..context };
-    state.pages.render("/api/reference", context, StatusCode::OK).await
+    let context = PageContext { page: PageData::ApiReference(reference.clone()), ..context };
+    state.pages.render(context, StatusCode::OK).await
 }
 
 use super::markdown::{inline as inline_markdown, to_html as markdown};

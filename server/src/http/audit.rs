@@ -9,13 +9,14 @@ use axum::{
     response::Response,
     Extension,
 };
-use bitgate_app::context::{AuditFilters, AuditPage, AuditRow, PageContext};
+use bitgate_app::context::{AuditFilters, AuditPage, AuditRow, PageContext, PageData};
 use bitgate_core::{access::Access, audit, spaces};
 use serde::Deserialize;
 use time::{format_description::well_known::Rfc3339, macros::format_description, Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{pages::AppError, session::CurrentUser};
+use super::session::CurrentUser;
+use crate::error::AppError;
 use crate::{
     api::{
         pagination::{self, Cursor},
@@ -144,6 +145,6 @@ pub async fn page(
         older,
     };
     let status = if page.filter_error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    let context = PageContext { audit: Some(page), ..context };
-    Ok(state.pages.render("/audit", context, status).await)
+    let context = PageContext { page: PageData::Audit(page), ..context };
+    Ok(state.pages.render(context, status).await)
 }

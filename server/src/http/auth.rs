@@ -2,13 +2,14 @@
 //! handled here (they work without JavaScript), answered with their page
 //! again when something is wrong.
 
+use crate::error::AppError;
 use axum::{
     extract::{Query, State},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Redirect, Response},
     Extension, Form,
 };
-use bitgate_app::context::{Flash, FormOutcome, PageContext};
+use bitgate_app::context::{Flash, FormOutcome, LoginPage, PageContext, PageData};
 use bitgate_core::{
     audit::{self, Actor, Event, Target},
     passwords::{Password, PasswordError},
@@ -22,7 +23,6 @@ use tower_sessions::Session;
 
 use super::{
     client_address::ClientAddress,
-    pages::AppError,
     session::{push_flash, safe_next, CurrentUser, SessionAuth},
 };
 use crate::state::AppState;
@@ -30,23 +30,31 @@ use crate::state::AppState;
 /// The one message for a wrong password and an unknown email alike.
 const INVALID_CREDENTIALS: &str = "The email or password is incorrect.";
 
+/// The login page answering a post: the form's values carry `next`.
+fn failed_login_page() -> PageData {
+    PageData::Login(LoginPage::default())
+}
+
 pub async fn login_page(
     State(state): State<AppState>,
     Extension(context): Extension<PageContext>,
     uri: axum::http::Uri,
 ) -> Response {
+    let query = Query::<LoginQuery>::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
     if context.viewer.is_some() {
-        let next = Query::<NextParam>::try_from_uri(&uri).map(|q| q.0.next).unwrap_or_default();
-        return see_other(safe_next(&next));
+        return see_other(safe_next(&query.next));
     }
-    let path = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/login");
-    state.pages.render(path, context, StatusCode::OK).await
+    let page = LoginPage { next: query.next, reason: query.reason };
+    state.pages.render(context.with(PageData::Login(page)), StatusCode::OK).await
 }
 
-#[derive(Debug, Deserialize)]
-pub struct NextParam {
+/// `/login?next=…&reason=…`: where to return afterwards, and why the user
+/// was sent to log in (`expired`, `logged_out`).
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginQuery {
     #[serde(default)]
     next: String,
+    reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -76,7 +84,7 @@ pub async fn login(
         let outcome = again(INVALID_CREDENTIALS.into());
         return Ok(state
             .pages
-            .render("/login", PageContext { form: Some(outcome), ..context }, StatusCode::UNAUTHORIZED)
+            .render(context.with_form(failed_login_page(), Some(outcome)), StatusCode::UNAUTHORIZED)
             .await);
     };
     let keys = LoginKeys::new(&email, address);
@@ -88,7 +96,7 @@ pub async fn login(
         ));
         let mut response = state
             .pages
-            .render("/login", PageContext { form: Some(outcome), ..context }, StatusCode::TOO_MANY_REQUESTS)
+            .render(context.with_form(failed_login_page(), Some(outcome)), StatusCode::TOO_MANY_REQUESTS)
             .await;
         if let Ok(value) = HeaderValue::from_str(&wait.as_secs().to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -103,7 +111,7 @@ pub async fn login(
         .hasher
         .verify(&password, candidate.as_ref().map(|c| c.password_hash.as_str()))
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(AppError::internal)?;
     let user_id = match candidate {
         Some(candidate) if matches && !candidate.disabled => candidate.id,
         _ => {
@@ -118,7 +126,7 @@ pub async fn login(
             let outcome = again(INVALID_CREDENTIALS.into());
             return Ok(state
                 .pages
-                .render("/login", PageContext { form: Some(outcome), ..context }, StatusCode::UNAUTHORIZED)
+                .render(context.with_form(failed_login_page(), Some(outcome)), StatusCode::UNAUTHORIZED)
                 .await);
         }
     };
@@ -173,7 +181,7 @@ pub async fn setup_page(
     // `no-store`, and `Referrer-Policy: same-origin` keeps the URL from other
     // sites. (`no-referrer` would make browsers post the form with
     // `Origin: null`, which the CSRF check rightly refuses.)
-    Ok(state.pages.render("/setup", PageContext { form: Some(outcome), ..context }, status).await)
+    Ok(state.pages.render(context.with_form(PageData::Setup, Some(outcome)), status).await)
 }
 
 fn setup_status(problem: &SetupError) -> StatusCode {
@@ -219,7 +227,7 @@ pub async fn setup(
         let outcome = FormOutcome { values, field_errors: errors, ..FormOutcome::default() };
         return Ok(state
             .pages
-            .render("/setup", PageContext { form: Some(outcome), ..context }, StatusCode::UNPROCESSABLE_ENTITY)
+            .render(context.with_form(PageData::Setup, Some(outcome)), StatusCode::UNPROCESSABLE_ENTITY)
             .await);
     };
     let new_admin = NewUser { email, name, password, role: None };
@@ -227,11 +235,11 @@ pub async fn setup(
         Ok(user) => user,
         Err(SetupError::Database(e)) => return Err(e.into()),
         Err(SetupError::CreateUser(CreateUserError::Database(e))) => return Err(e.into()),
-        Err(SetupError::CreateUser(CreateUserError::Hashing(e))) => return Err(AppError::Internal(e.to_string())),
+        Err(SetupError::CreateUser(CreateUserError::Hashing(e))) => return Err(AppError::internal(e)),
         Err(problem) => {
             let status = setup_status(&problem);
             let outcome = FormOutcome { blocked: Some(problem.to_string()), ..FormOutcome::default() };
-            return Ok(state.pages.render("/setup", PageContext { form: Some(outcome), ..context }, status).await);
+            return Ok(state.pages.render(context.with_form(PageData::Setup, Some(outcome)), status).await);
         }
     };
     audit::record(

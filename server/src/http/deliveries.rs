@@ -2,13 +2,14 @@
 //! and retirement are the operations the REST API calls too, so both say
 //! the same and leave the same audit trail.
 
+use crate::error::AppError;
 use axum::{
     extract::{Path, Query, State},
     http::{header, StatusCode},
     response::{IntoResponse, Redirect, Response},
     Extension,
 };
-use bitgate_app::context::{DeliveriesPage, DeliveryPage, DeliveryRow, Flash, PageContext};
+use bitgate_app::context::{DeliveriesPage, DeliveryPage, DeliveryRow, Flash, PageContext, PageData};
 use bitgate_core::{
     integrations::operations::{self, parse_id},
     stacks,
@@ -19,7 +20,6 @@ use tower_sessions::Session;
 
 use super::{
     client_address::ClientAddress,
-    pages::AppError,
     session::{push_flash, CurrentUser},
 };
 use crate::{
@@ -67,11 +67,12 @@ pub async fn log(
 ) -> Result<Response, AppError> {
     let caller = user.caller(address);
     let integration = administered(&state, &caller, &raw, "integration.deliveries").await?;
-    let filter = filter_of(Some(&query.outcome), Some(&query.event))
-        .map_err(|_| AppError::BadRequest("an unknown outcome".into()))?;
+    let filter = filter_of(Some(&query.outcome), Some(&query.event)).map_err(|_| {
+        AppError::BadRequest("The outcome filter is one of accepted, ignored, duplicate or rejected.".into())
+    })?;
     let request = PageQuery { limit: Some("100".into()), cursor: query.cursor.clone() }
         .parse()
-        .map_err(|_| AppError::BadRequest("a damaged cursor".into()))?;
+        .map_err(|_| AppError::BadRequest("This page link is damaged; start again from the first page.".into()))?;
     let mut rows =
         deliveries::list(&state.services.pool, integration.id, &filter, request.after.map(|c| (c.at, c.id)), 101)
             .await?;
@@ -88,8 +89,8 @@ pub async fn log(
         dropped_today: deliveries::dropped_today(&state.services.pool, integration.id).await?,
         next_cursor: next_cursor.flatten(),
     };
-    let context = PageContext { deliveries: Some(page), ..context };
-    Ok(state.pages.render(&format!("/integrations/{}/deliveries", integration.id), context, StatusCode::OK).await)
+    let context = PageContext { page: PageData::Deliveries(page), ..context };
+    Ok(state.pages.render(context, StatusCode::OK).await)
 }
 
 /// `/integrations/{id}/deliveries/latest`: when the last delivery came
@@ -137,8 +138,8 @@ pub async fn show(
         body: delivery.body.as_ref().and_then(|b| serde_json::to_string_pretty(b).ok()),
         stacks: matched,
     };
-    let context = PageContext { delivery: Some(page), ..context };
-    Ok(state.pages.render(&format!("/deliveries/{}", delivery.id), context, StatusCode::OK).await)
+    let context = PageContext { page: PageData::Delivery(page), ..context };
+    Ok(state.pages.render(context, StatusCode::OK).await)
 }
 
 /// Rotate: the new secret shown once on the details page (`no-store`).

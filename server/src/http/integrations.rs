@@ -5,6 +5,7 @@
 //! is the operation's in core, the one the REST API calls, so the browser
 //! and the API cannot disagree.
 
+use crate::error::AppError;
 use std::collections::HashMap;
 
 use axum::{
@@ -15,7 +16,7 @@ use axum::{
 };
 use bitgate_app::context::{
     DeleteIntegrationPage, Flash, FormOutcome, IntegrationPage, IntegrationRow, IntegrationsPage, PageContext,
-    StackRow, WizardPage,
+    PageData, StackRow, WizardPage,
 };
 use bitgate_core::{
     access::Access,
@@ -35,7 +36,7 @@ use tower_sessions::Session;
 use super::{
     client_address::ClientAddress,
     markdown,
-    pages::{form_with_problems, AppError},
+    pages::form_with_problems,
     session::{push_flash, CurrentUser},
 };
 use crate::{
@@ -129,8 +130,8 @@ pub async fn home(
         space: filters.space_id,
         label: filters.label,
     };
-    let context = PageContext { integrations: Some(page), ..context };
-    Ok(state.pages.render("/", context, StatusCode::OK).await)
+    let context = PageContext { page: PageData::Integrations(page), ..context };
+    Ok(state.pages.render(context, StatusCode::OK).await)
 }
 
 async fn render_wizard(
@@ -180,13 +181,8 @@ async fn render_form(
         checks,
         outbound_timeout_seconds: state.services.config.outbound_timeout.as_secs(),
     };
-    let path = match editing {
-        Some(integration) => format!("/integrations/{}/edit", integration.id),
-        None if provider.is_empty() => "/integrations/new".to_owned(),
-        None => format!("/integrations/new?provider={provider}"),
-    };
-    let context = PageContext { wizard: Some(wizard), form, ..context };
-    Ok(state.pages.render(&path, context, status).await)
+    let context = PageContext { page: PageData::Wizard(wizard), form, ..context };
+    Ok(state.pages.render(context, status).await)
 }
 
 #[derive(Deserialize, Default)]
@@ -537,8 +533,8 @@ async fn render_details(
         created: format!("Created {} by {}", rfc3339(integration.created_at), integration.created_by_label),
         stacks,
     };
-    let context = PageContext { integration: Some(page), ..context };
-    let mut response = state.pages.render(&format!("/integrations/{}", integration.id), context, StatusCode::OK).await;
+    let context = PageContext { page: PageData::Integration(page), ..context };
+    let mut response = state.pages.render(context, StatusCode::OK).await;
     if with_secret {
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -692,8 +688,8 @@ async fn render_delete(
         name: integration.name.clone(),
         stacks: stacks_of(state, access, integration).await?,
     };
-    let context = PageContext { delete_integration: Some(page), form, ..context };
-    Ok(state.pages.render(&format!("/integrations/{}/delete", integration.id), context, status).await)
+    let context = PageContext { page: PageData::DeleteIntegration(page), form, ..context };
+    Ok(state.pages.render(context, status).await)
 }
 
 /// `/integrations/{id}/delete`: what it does to the stacks, then confirm.

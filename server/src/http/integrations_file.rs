@@ -2,27 +2,24 @@
 //! in the browser, through the API's code (`api::integrations_file`), so
 //! that the permission table, the checks and the audit trail are the same.
 
+use crate::error::AppError;
 use axum::{
     extract::{Multipart, State},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Redirect, Response},
     Extension,
 };
-use bitgate_app::context::{Flash, ImportPage, ImportPreview, PageContext};
+use bitgate_app::context::{Flash, ImportPage, ImportPreview, PageContext, PageData};
 use bitgate_core::{access::Access, as_code::file::MAX_FILE, spaces};
 use tower_sessions::Session;
 use uuid::Uuid;
 
 use super::{
     client_address::ClientAddress,
-    pages::AppError,
     session::{push_flash, CurrentUser},
 };
 use crate::{
-    api::{
-        error::ApiError,
-        integrations_file::{export_checked, import_checked},
-    },
+    api::integrations_file::{export_checked, import_checked},
     state::AppState,
 };
 
@@ -35,8 +32,8 @@ async fn administered_spaces(state: &AppState, user: &CurrentUser) -> Result<Vec
 }
 
 async fn render(state: &AppState, context: PageContext, page: ImportPage, status: StatusCode) -> Response {
-    let context = PageContext { import: Some(page), ..context };
-    let mut response = state.pages.render("/integrations/import", context, status).await;
+    let context = PageContext { page: PageData::Import(page), ..context };
+    let mut response = state.pages.render(context, status).await;
     // The posted file may hold tokens: never kept by a cache.
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -137,11 +134,11 @@ pub async fn import(
             });
             Ok(render(&state, context, page, StatusCode::OK).await)
         }
-        Err(ApiError::Validation(problems)) => {
+        Err(AppError::Validation(problems)) => {
             page.problems = problems.into_iter().map(|p| (p.field, p.message)).collect();
             Ok(render(&state, context, page, StatusCode::UNPROCESSABLE_ENTITY).await)
         }
-        Err(other) => Err(other.into()),
+        Err(other) => Err(other),
     }
 }
 

@@ -4,6 +4,9 @@
 //! Layers, outermost first: tracing, panic catching, compression, security
 //! headers, error bodies, client address, sessions, CSRF, viewer. The
 //! webhook endpoint has its own, leaner stack (`webhooks::router`).
+//!
+//! [`router`] is the one route table: each page's handler loads its data and
+//! renders it as a [`PageData`] variant, which chooses the page component.
 
 pub mod api_reference;
 pub mod assets;
@@ -35,9 +38,7 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use bitgate_app::{context::PageContext, App};
-use leptos::prelude::provide_context;
-use leptos_axum::{generate_route_list_with_exclusions, LeptosRoutes};
+use bitgate_app::context::{PageContext, PageData};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     compression::{
@@ -49,39 +50,10 @@ use tower_http::{
 
 use crate::state::AppState;
 
-/// Paths whose pages are rendered by handlers here (they take form posts),
-/// not registered as plain Leptos routes.
-const HANDLED_PAGES: [&str; 19] = [
-    "/",
-    "/login",
-    "/setup",
-    "/tokens",
-    "/spaces",
-    "/spaces/{id}",
-    "/users",
-    "/audit",
-    "/api/reference",
-    "/integrations/new",
-    "/integrations/import",
-    "/integrations/{id}",
-    "/integrations/{id}/edit",
-    "/integrations/{id}/delete",
-    "/integrations/{id}/deliveries",
-    "/deliveries/{id}",
-    "/stacks",
-    "/stacks/new",
-    "/stacks/{id}",
-];
-
 /// Requests larger than this are refused before a handler runs.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    let leptos_routes =
-        generate_route_list_with_exclusions(App, Some(HANDLED_PAGES.iter().map(|p| p.to_string()).collect()));
-    let services = state.services.clone();
-    let leptos_options = state.leptos.clone();
-
     let app = Router::new()
         .route("/", get(integrations::home))
         .route("/integrations/new", get(integrations::new_page).post(integrations::create))
@@ -118,12 +90,6 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(audit::page))
         .route("/api/reference", get(api_reference::page))
         .merge(crate::api::router())
-        .leptos_routes_with_context(
-            &state,
-            leptos_routes,
-            move || provide_context(services.clone()),
-            move || bitgate_app::shell(leptos_options.clone()),
-        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), session::resolve_viewer))
         .layer(middleware::from_fn_with_state(state.clone(), security::csrf_protection))
@@ -133,8 +99,8 @@ pub fn router(state: AppState) -> Router {
         .merge(assets::router(&PathBuf::from(state.leptos.site_root.as_ref()), &state.leptos.site_pkg_dir))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), client_address::resolve))
-        .layer(CatchPanicLayer::custom(|_| pages::AppError::Internal("a handler panicked".into()).into_response()))
-        .layer(middleware::from_fn_with_state(state.clone(), pages::render_errors))
+        .layer(CatchPanicLayer::custom(|_| crate::error::AppError::Internal("a handler panicked".into()).into_response()))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::error::render_errors))
         .layer(middleware::from_fn_with_state(state.clone(), security::security_headers))
         .layer(CompressionLayer::new().br(true).gzip(true).compress_when(SizeAbove::new(1024).and(NotForContentType::IMAGES)))
         .layer(
@@ -152,8 +118,8 @@ pub fn router(state: AppState) -> Router {
 async fn not_found(State(state): State<AppState>, context: Option<axum::Extension<PageContext>>, uri: Uri) -> Response {
     match context {
         Some(axum::Extension(context)) if !uri.path().starts_with("/api/") => {
-            state.pages.render(uri.path(), context, StatusCode::NOT_FOUND).await
+            state.pages.render(context.with(PageData::NotFound), StatusCode::NOT_FOUND).await
         }
-        _ => pages::AppError::NotFound.into_response(),
+        _ => crate::error::AppError::NotFound.into_response(),
     }
 }

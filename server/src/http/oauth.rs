@@ -8,6 +8,7 @@
 //! failure ends on an error page (400, 502 for a failed exchange) that says
 //! what happened and offers to start again; none stores anything.
 
+use crate::error::AppError;
 use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
@@ -33,7 +34,6 @@ use uuid::Uuid;
 
 use super::{
     client_address::ClientAddress,
-    pages::AppError,
     session::{push_flash, CurrentUser, SessionAuth},
 };
 use crate::state::AppState;
@@ -105,7 +105,7 @@ pub async fn callback(
     let flow = match taken {
         Ok(flow) => flow,
         Err(FlowRefused::Database(e)) => return Err(e.into()),
-        Err(FlowRefused::Secret(e)) => return Err(AppError::Internal(e.to_string())),
+        Err(FlowRefused::Secret(e)) => return Err(AppError::internal(e)),
         Err(refusal) => {
             let message = match refusal {
                 FlowRefused::Missing => "Bitbucket's answer carries no state, so Bitgate cannot tell which connection it belongs to.",
@@ -157,11 +157,11 @@ pub async fn callback(
 
     let config = &state.services.config;
     let endpoints = Endpoints::from_config(config);
-    let http = cloud::http_client(config).map_err(|e| AppError::Internal(e.to_string()))?;
+    let http = cloud::http_client(config).map_err(AppError::internal)?;
     let (consumer, workspace, _) =
         cloud_tokens::consumer(&state.services.pool, &state.services.keyring, integration.id)
             .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(AppError::internal)?
             .ok_or(AppError::NotFound)?;
     let tokens = match cloud::exchange_code(&http, config, &endpoints, &consumer, code, flow.pkce_verifier).await {
         Ok(tokens) => tokens,

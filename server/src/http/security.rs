@@ -11,7 +11,8 @@ use axum::{
 use bitgate_core::tokens::constant_time_eq;
 use tower_sessions::Session;
 
-use super::{pages::AppError, session::SessionAuth};
+use super::session::SessionAuth;
+use crate::error::AppError;
 use crate::state::AppState;
 
 /// Plain form posts are small; this bounds what the CSRF check buffers.

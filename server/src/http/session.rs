@@ -18,7 +18,7 @@ use tower_sessions::{cookie::SameSite, Expiry, Session, SessionManagerLayer};
 use tower_sessions_sqlx_store::PostgresStore;
 use uuid::Uuid;
 
-use super::pages::AppError;
+use crate::error::AppError;
 use crate::state::AppState;
 
 const AUTH_KEY: &str = "auth";
@@ -93,7 +93,7 @@ impl CurrentUser {
 /// Paths anyone may reach; every other page needs a logged-in user.
 fn is_public(path: &str) -> bool {
     matches!(path, "/login" | "/logout" | "/setup" | "/healthz" | "/readyz" | "/favicon.svg")
-        || ["/api/", "/webhooks/", "/oauth/", "/fn/"].iter().any(|prefix| path.starts_with(prefix))
+        || ["/api/", "/webhooks/", "/oauth/"].iter().any(|prefix| path.starts_with(prefix))
 }
 
 /// Resolves the session to a user (checking the absolute timeout and that the

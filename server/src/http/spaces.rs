@@ -2,6 +2,7 @@
 //! members. Plain form posts; the rules are those of the REST API
 //! (`core::access`), so a page and an API call can never disagree.
 
+use crate::error::AppError;
 use std::collections::HashMap;
 
 use axum::{
@@ -10,9 +11,9 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     Extension, Form,
 };
-use bitgate_app::context::{Flash, FormOutcome, MemberRow, PageContext, SpacePage, SpaceRow, SpacesPage};
+use bitgate_app::context::{Flash, FormOutcome, MemberRow, PageContext, PageData, SpacePage, SpaceRow, SpacesPage};
 use bitgate_core::{
-    access::{Access, Denied},
+    access::Access,
     spaces::{
         self,
         operations::{self, MemberInput, Membership, SpaceError, SpaceInput},
@@ -26,7 +27,7 @@ use uuid::Uuid;
 
 use super::{
     client_address::ClientAddress,
-    pages::{form_with_problems, AppError},
+    pages::form_with_problems,
     session::{push_flash, CurrentUser},
 };
 use crate::state::AppState;
@@ -40,21 +41,6 @@ fn answered_again(error: SpaceError, values: Vec<(String, String)>) -> Result<(F
         other => return Err(other.into()),
     };
     Ok((form_with_problems(problems, values, |field| field.to_owned()), status))
-}
-
-impl From<Denied> for AppError {
-    fn from(denied: Denied) -> Self {
-        match denied {
-            Denied::Hidden => AppError::NotFound,
-            Denied::Forbidden => AppError::Forbidden,
-        }
-    }
-}
-
-impl From<SpaceError> for AppError {
-    fn from(error: SpaceError) -> Self {
-        crate::api::error::ApiError::from(error).into()
-    }
 }
 
 fn row(space: &SpaceRecord, names: &HashMap<Uuid, String>, access: &Access) -> SpaceRow {
@@ -79,8 +65,8 @@ async fn render_list(
     records.sort_by(|a, b| a.name.cmp(&b.name));
     let names: HashMap<Uuid, String> = records.iter().map(|s| (s.id, s.name.clone())).collect();
     let rows = records.iter().map(|s| row(s, &names, &access)).collect();
-    let context = PageContext { spaces: Some(SpacesPage { spaces: rows }), form, ..context };
-    Ok(state.pages.render("/spaces", context, status).await)
+    let context = PageContext { page: PageData::Spaces(SpacesPage { spaces: rows }), form, ..context };
+    Ok(state.pages.render(context, status).await)
 }
 
 pub async fn list(
@@ -149,8 +135,8 @@ async fn render_space(
         Err(_) => None,
     };
     let page = SpacePage { space: row(&space, &names, &access), is_root: space.parent_id.is_none(), members };
-    let context = PageContext { space: Some(page), form, ..context };
-    Ok(state.pages.render(&format!("/spaces/{space_id}"), context, status).await)
+    let context = PageContext { page: PageData::Space(page), form, ..context };
+    Ok(state.pages.render(context, status).await)
 }
 
 pub async fn show(

@@ -4,6 +4,7 @@
 //! (`bitgate_core::stacks::operations`), so the browser and the API cannot
 //! disagree.
 
+use crate::error::AppError;
 use std::collections::HashMap;
 
 use axum::{
@@ -12,7 +13,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     Extension, Form,
 };
-use bitgate_app::context::{Flash, FormOutcome, NewStackPage, PageContext, StackPage, StackRow, StacksPage};
+use bitgate_app::context::{Flash, FormOutcome, NewStackPage, PageContext, PageData, StackPage, StackRow, StacksPage};
 use bitgate_core::{
     access::Access,
     integrations::{self, operations::IntegrationError, repositories},
@@ -29,7 +30,7 @@ use uuid::Uuid;
 
 use super::{
     client_address::ClientAddress,
-    pages::{form_with_problems, AppError},
+    pages::form_with_problems,
     session::{push_flash, CurrentUser},
 };
 use crate::{
@@ -78,8 +79,8 @@ pub async fn list(
     let access = Access::load(&state.services.pool, user.0.id).await?;
     let found = stacks::list(&state.services.pool, &access.visible_spaces(), &Default::default(), None, 1000).await?;
     let page = StacksPage { rows: rows(&state, found).await?, can_create: !access.writable_spaces().is_empty() };
-    let context = PageContext { stacks: Some(page), ..context };
-    Ok(state.pages.render("/stacks", context, StatusCode::OK).await)
+    let context = PageContext { page: PageData::Stacks(page), ..context };
+    Ok(state.pages.render(context, StatusCode::OK).await)
 }
 
 #[derive(Deserialize, Default)]
@@ -152,8 +153,8 @@ async fn render_new(
             }
         }
     }
-    let context = PageContext { new_stack: Some(page), form, ..context };
-    Ok(state.pages.render("/stacks/new", context, status).await)
+    let context = PageContext { page: PageData::NewStack(page), form, ..context };
+    Ok(state.pages.render(context, status).await)
 }
 
 /// `/stacks/new`, each step a GET of the same page.
@@ -259,8 +260,8 @@ async fn render_stack(
         // The delivery log belongs to the integration's admins.
         last_delivery_link: integration_link,
     };
-    let context = PageContext { stack: Some(page), form, ..context };
-    Ok(state.pages.render(&format!("/stacks/{}", stack.id), context, status).await)
+    let context = PageContext { page: PageData::Stack(page), form, ..context };
+    Ok(state.pages.render(context, status).await)
 }
 
 /// `/stacks/{id}`: anyone with a role on its space.

@@ -1,13 +1,14 @@
 //! The API tokens page: list, create (the secret shown in the answer, once),
 //! revoke. Plain form posts, so it works without JavaScript.
 
+use crate::error::AppError;
 use axum::{
     extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     Extension, Form,
 };
-use bitgate_app::context::{Flash, FormOutcome, PageContext, TokenRow, TokensPage};
+use bitgate_app::context::{Flash, FormOutcome, PageContext, PageData, TokenRow, TokensPage};
 use bitgate_core::{
     api_tokens::{
         self,
@@ -22,7 +23,7 @@ use uuid::Uuid;
 
 use super::{
     client_address::ClientAddress,
-    pages::{form_with_problems, AppError},
+    pages::form_with_problems,
     session::{push_flash, CurrentUser},
 };
 use crate::{api::rfc3339, state::AppState};
@@ -48,8 +49,8 @@ async fn render(
 ) -> Result<Response, AppError> {
     let tokens =
         api_tokens::list_page(&state.services.pool, user.0.id, None, 500).await?.into_iter().map(row).collect();
-    let context = PageContext { tokens: Some(TokensPage { tokens, created }), form, ..context };
-    Ok(state.pages.render("/tokens", context, status).await)
+    let context = PageContext { page: PageData::Tokens(TokensPage { tokens, created }), form, ..context };
+    Ok(state.pages.render(context, status).await)
 }
 
 pub async fn page(
@@ -79,7 +80,8 @@ pub async fn create(
         "never" | "" => None,
         lifetime => Some(
             OffsetDateTime::now_utc()
-                + parse_duration(lifetime).map_err(|why| AppError::BadRequest(format!("expires: {why}")))?,
+                + parse_duration(lifetime)
+                    .map_err(|why| AppError::BadRequest(format!("The expiry is not one Bitgate offers: {why}.")))?,
         ),
     };
     let principal = user.caller(address).principal();

@@ -1,13 +1,14 @@
 //! The users page: account admins list, create, disable and re-enable
 //! users. The same rules as `/api/v1/users`, through the same core calls.
 
+use crate::error::AppError;
 use axum::{
     extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     Extension, Form,
 };
-use bitgate_app::context::{Flash, FormOutcome, PageContext, UserRow, UsersPage};
+use bitgate_app::context::{Flash, FormOutcome, PageContext, PageData, UserRow, UsersPage};
 use bitgate_core::{
     access::Access,
     users::{
@@ -22,7 +23,7 @@ use uuid::Uuid;
 
 use super::{
     client_address::ClientAddress,
-    pages::{form_with_problems, AppError},
+    pages::form_with_problems,
     session::{push_flash, CurrentUser},
 };
 use crate::{api::rfc3339, state::AppState};
@@ -52,8 +53,8 @@ async fn render(
     let mut users = users::list(&state.services.pool, None, 10_000).await?;
     users.sort_by_key(|user| user.name.to_lowercase());
     let page = UsersPage { users: users.iter().map(row).collect() };
-    let context = PageContext { users: Some(page), form, ..context };
-    Ok(state.pages.render("/users", context, status).await)
+    let context = PageContext { page: PageData::Users(page), form, ..context };
+    Ok(state.pages.render(context, status).await)
 }
 
 pub async fn page(

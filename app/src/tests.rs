@@ -1,0 +1,119 @@
+//! Pages rendered from fixture data, without HTTP: the variant of the page
+//! data chooses the page, and what the page shows comes from its data.
+
+use std::sync::Arc;
+
+use leptos::prelude::*;
+
+use crate::{
+    context::{
+        Flash, FormOutcome, LoginPage, PageContext, PageData, StackPage, TokenRow, TokensPage, Viewer, WizardPage,
+    },
+    App,
+};
+
+fn viewer() -> Viewer {
+    Viewer {
+        user_id: "7".into(),
+        email: "ada@example.com".into(),
+        name: "Ada".into(),
+        is_account_admin: false,
+        csrf_token: "csrf-of-this-session".into(),
+    }
+}
+
+/// The HTML of `App` for a request with this context, as the server renders it.
+fn render(context: PageContext) -> String {
+    Owner::new().with(|| {
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        parts.extensions.insert(Arc::new(context));
+        provide_context(parts);
+        view! { <App /> }.to_html()
+    })
+}
+
+fn with_viewer(page: PageData) -> PageContext {
+    PageContext { viewer: Some(viewer()), page, ..PageContext::default() }
+}
+
+#[test]
+fn the_tokens_page_shows_its_rows_and_the_new_secret_once() {
+    let page = TokensPage {
+        tokens: vec![TokenRow {
+            id: "d6f1".into(),
+            name: "terraform".into(),
+            prefix: "bgt_abcd".into(),
+            created_at: "2026-12-01T10:00:00Z".into(),
+            expires_at: None,
+            last_used_at: Some("2026-12-02T11:00:00Z".into()),
+        }],
+        created: Some(("ci".into(), "bgt_secret-shown-once".into())),
+    };
+    let html = render(with_viewer(PageData::Tokens(page)));
+    assert!(html.contains("API tokens"), "{html}");
+    assert!(html.contains("terraform") && html.contains("bgt_abcd"), "{html}");
+    assert!(html.contains("bgt_secret-shown-once"), "the new token is shown: {html}");
+    assert!(html.contains("/tokens/d6f1/revoke"), "each row can be revoked: {html}");
+    assert!(html.contains("csrf-of-this-session"), "forms carry the session's CSRF token: {html}");
+
+    let html = render(with_viewer(PageData::Tokens(TokensPage { created: None, ..TokensPage::default() })));
+    assert!(html.contains("No API tokens") && !html.contains("bgt_secret"), "{html}");
+}
+
+#[test]
+fn an_unknown_page_is_not_found_inside_the_console_or_on_its_own() {
+    let html = render(with_viewer(PageData::NotFound));
+    assert!(html.contains("Page not found") && html.contains("Log out"), "{html}");
+    let html = render(PageContext::default());
+    assert!(html.contains("Page not found") && !html.contains("Log out"), "{html}");
+}
+
+#[test]
+fn the_login_page_keeps_where_to_return_and_says_why() {
+    let page = LoginPage { next: "/stacks/12".into(), reason: Some("expired".into()) };
+    let html = render(PageContext { page: PageData::Login(page), ..PageContext::default() });
+    assert!(html.contains(r#"value="/stacks/12""#), "{html}");
+    assert!(html.contains("Your session has expired"), "{html}");
+
+    // A failed post keeps the posted `next` and shows the error above the form.
+    let form = FormOutcome {
+        values: vec![("email".into(), "ada@example.com".into()), ("next".into(), "/spaces".into())],
+        form_error: Some("The email or password is incorrect.".into()),
+        ..FormOutcome::default()
+    };
+    let context =
+        PageContext { page: PageData::Login(LoginPage::default()), form: Some(form), ..PageContext::default() };
+    let html = render(context);
+    assert!(html.contains(r#"value="/spaces""#) && html.contains("The email or password is incorrect."), "{html}");
+    assert!(!html.contains("Your session has expired"), "{html}");
+}
+
+#[test]
+fn the_wizard_asks_for_the_provider_first_then_shows_its_form() {
+    let html = render(with_viewer(PageData::Wizard(WizardPage::default())));
+    assert!(html.contains("Which Bitbucket does this integration connect to?"), "{html}");
+    let wizard = WizardPage {
+        provider: "bitbucket_cloud".into(),
+        callback_url: "https://bitgate.example/oauth/bitbucket/callback".into(),
+        ..WizardPage::default()
+    };
+    let html = render(with_viewer(PageData::Wizard(wizard)));
+    assert!(html.contains("https://bitgate.example/oauth/bitbucket/callback"), "{html}");
+}
+
+#[test]
+fn flashes_and_the_stack_page_come_from_the_context() {
+    let stack = StackPage {
+        id: "42".into(),
+        name: "network-prod".into(),
+        space: "platform".into(),
+        repository: "OPS/network".into(),
+        branch: "main".into(),
+        ..StackPage::default()
+    };
+    let context =
+        PageContext { flashes: vec![Flash::success("Stack created.")], ..with_viewer(PageData::Stack(stack)) };
+    let html = render(context);
+    assert!(html.contains("network-prod") && html.contains("OPS/network"), "{html}");
+    assert!(html.contains("Stack created."), "{html}");
+}
