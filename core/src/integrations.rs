@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     bitbucket::cloud,
+    secret::Secret,
     secrets::{Binding, Keyring, OpenError, Sealed},
     spaces::SpaceId,
     tokens::random_token,
@@ -227,7 +228,7 @@ pub struct NewDataCenter {
     pub api_url: String,
     pub user_facing_url: String,
     pub username: String,
-    pub access_token: String,
+    pub access_token: Secret<String>,
     pub ca_certificate: Option<String>,
     pub disable_polling: bool,
     pub disable_webhooks: bool,
@@ -360,7 +361,7 @@ pub async fn create_datacenter(
         new.username,
         token.key_id,
         token.ciphertext,
-        last4(&new.access_token),
+        last4(new.access_token.expose()),
         new.ca_certificate,
         new.disable_polling,
         new.disable_webhooks,
@@ -420,7 +421,8 @@ pub async fn create_cloud(tx: &mut PgConnection, keyring: &Keyring, new: NewClou
     .execute(&mut *tx)
     .await
     .map_err(constraint_error)?;
-    let client_secret = keyring.seal(new.consumer.secret.trim().as_bytes(), binding(CLOUD_TABLE, "client_secret", id));
+    let client_secret =
+        keyring.seal(new.consumer.secret.expose().trim().as_bytes(), binding(CLOUD_TABLE, "client_secret", id));
     sqlx::query!(
         r#"INSERT INTO cloud_credentials (integration_id, workspace, client_id, client_secret_key, client_secret, mode)
            VALUES ($1, $2, $3, $4, $5, $6)"#,
@@ -643,14 +645,13 @@ pub async fn webhook_secret(
     db: impl PgExecutor<'_>,
     keyring: &Keyring,
     id: IntegrationId,
-) -> Result<Option<String>, SecretError> {
+) -> Result<Option<Secret<String>>, SecretError> {
     let row = sqlx::query!("SELECT webhook_secret_key, webhook_secret FROM integrations WHERE id = $1", id)
         .fetch_optional(db)
         .await?;
     let Some(row) = row else { return Ok(None) };
     let sealed = Sealed { key_id: row.webhook_secret_key, ciphertext: row.webhook_secret };
-    let plain = keyring.open(&sealed, binding(TABLE, "webhook_secret", id))?;
-    Ok(Some(String::from_utf8(plain).map_err(|_| SecretError::Open(OpenError::Corrupt))?))
+    Ok(Some(keyring.open_text(&sealed, binding(TABLE, "webhook_secret", id))?))
 }
 
 /// Opens a Data Center access token, to call Bitbucket with it.
@@ -658,15 +659,14 @@ pub async fn datacenter_token(
     db: impl PgExecutor<'_>,
     keyring: &Keyring,
     id: IntegrationId,
-) -> Result<Option<String>, SecretError> {
+) -> Result<Option<Secret<String>>, SecretError> {
     let row =
         sqlx::query!("SELECT access_token_key, access_token FROM datacenter_credentials WHERE integration_id = $1", id)
             .fetch_optional(db)
             .await?;
     let Some(row) = row else { return Ok(None) };
     let sealed = Sealed { key_id: row.access_token_key, ciphertext: row.access_token };
-    let plain = keyring.open(&sealed, binding("datacenter_credentials", "access_token", id))?;
-    Ok(Some(String::from_utf8(plain).map_err(|_| SecretError::Open(OpenError::Corrupt))?))
+    Ok(Some(keyring.open_text(&sealed, binding("datacenter_credentials", "access_token", id))?))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -689,7 +689,7 @@ pub struct Changes {
     pub user_facing_url: Option<String>,
     pub username: Option<String>,
     /// A new token, already checked with Bitbucket.
-    pub access_token: Option<String>,
+    pub access_token: Option<Secret<String>>,
     /// `Some(None)` removes the CA certificate.
     pub ca_certificate: Option<Option<String>>,
     pub disable_polling: Option<bool>,
@@ -766,10 +766,9 @@ pub async fn update(
     if updated.rows_affected() == 0 {
         return Ok(None);
     }
-    let token = changes
-        .access_token
-        .as_ref()
-        .map(|t| (keyring.seal(t.as_bytes(), binding("datacenter_credentials", "access_token", id)), last4(t)));
+    let token = changes.access_token.as_ref().map(|t| {
+        (keyring.seal(t.as_bytes(), binding("datacenter_credentials", "access_token", id)), last4(t.expose()))
+    });
     sqlx::query!(
         r#"UPDATE datacenter_credentials SET
              api_url = coalesce($2, api_url),
@@ -800,7 +799,7 @@ pub async fn update(
         let secret = changes
             .consumer
             .as_ref()
-            .map(|c| keyring.seal(c.secret.trim().as_bytes(), binding(CLOUD_TABLE, "client_secret", id)));
+            .map(|c| keyring.seal(c.secret.expose().trim().as_bytes(), binding(CLOUD_TABLE, "client_secret", id)));
         sqlx::query!(
             r#"UPDATE cloud_credentials SET
                  workspace = coalesce($2, workspace),

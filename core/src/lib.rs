@@ -17,6 +17,7 @@ pub mod outbound;
 pub mod passwords;
 pub mod principal;
 pub mod rekey;
+pub mod secret;
 pub mod secrets;
 pub mod setup;
 pub mod spaces;

@@ -13,6 +13,7 @@ use crate::{
     },
     cloud_tokens::{self, TokenProblem},
     config::Config,
+    secret::Secret,
     users::FieldError,
     Services,
 };
@@ -192,7 +193,10 @@ async fn retest_cloud(services: &Services, integration: &Integration) -> Result<
 
 /// An access token for a REST call (refreshed when about to expire), or
 /// why there is none in words for the page.
-pub async fn cloud_access_token(services: &Services, id: IntegrationId) -> Result<Result<String, String>, StoredError> {
+pub async fn cloud_access_token(
+    services: &Services,
+    id: IntegrationId,
+) -> Result<Result<Secret<String>, String>, StoredError> {
     usable(cloud_tokens::access_token(services, id).await)
 }
 
@@ -200,12 +204,12 @@ pub async fn cloud_access_token(services: &Services, id: IntegrationId) -> Resul
 pub async fn cloud_token_after_refusal(
     services: &Services,
     id: IntegrationId,
-    refused: String,
-) -> Result<Result<String, String>, StoredError> {
+    refused: Secret<String>,
+) -> Result<Result<Secret<String>, String>, StoredError> {
     usable(cloud_tokens::refresh(services, id, cloud_tokens::Seen::Refused(refused)).await)
 }
 
-fn usable(answer: Result<String, TokenProblem>) -> Result<Result<String, String>, StoredError> {
+fn usable(answer: Result<Secret<String>, TokenProblem>) -> Result<Result<Secret<String>, String>, StoredError> {
     match answer {
         Ok(token) => Ok(Ok(token)),
         Err(TokenProblem::NotConnected(why) | TokenProblem::Bitbucket(why)) => Ok(Err(why)),

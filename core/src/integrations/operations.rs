@@ -26,6 +26,7 @@ use crate::{
     },
     cloud_tokens, oauth_flows,
     principal::Principal,
+    secret::Secret,
     spaces::SpaceId,
     users::FieldError,
     validation::Problems,
@@ -406,7 +407,7 @@ struct DataCenterWanted {
     connection_changed: bool,
     api_url: Option<Url>,
     username: Option<String>,
-    token: Option<String>,
+    token: Option<Secret<String>>,
     /// `Some(None)`: the CA certificate is removed.
     ca: Option<Option<reqwest::Certificate>>,
 }
@@ -421,7 +422,7 @@ fn datacenter_changes(
     changes: &mut super::Changes,
 ) -> Option<DataCenterWanted> {
     let api_url = wanted.api_url.and_then(|raw| input::api_url(problems, &raw, config));
-    let token = given(wanted.access_token).map(|t| t.trim().to_owned());
+    let token = wanted.access_token.and_then(|t| t.filled());
     if let Some(url) = &api_url {
         problems.check(rules::token_follows_api_url(&stored.api_url, url.as_str(), token.is_some()));
     }
@@ -486,14 +487,14 @@ async fn changed_connection(
 struct CloudWanted {
     workspace: Option<String>,
     key: Option<String>,
-    secret: Option<String>,
+    secret: Option<Secret<String>>,
     mode: Option<Mode>,
 }
 
 fn cloud_changes(problems: &mut Problems, stored: &CloudView, wanted: CloudInput) -> Option<CloudWanted> {
     let workspace = wanted.workspace.and_then(|raw| input::workspace(problems, &raw));
     let key = given(wanted.client_id).map(|k| k.trim().to_owned());
-    let secret = given(wanted.client_secret).map(|s| s.trim().to_owned());
+    let secret = wanted.client_secret.and_then(|s| s.filled());
     let mode = wanted.mode.and_then(|raw| input::mode(problems, Some(raw)));
     if let Some(key) = &key {
         problems.check(rules::secret_follows_key(&stored.client_id, key, secret.is_some()))?;
@@ -559,7 +560,7 @@ pub async fn reveal_webhook_secret(
     services: &Services,
     by: &Principal,
     id: IntegrationId,
-) -> Result<(Integration, String), IntegrationError> {
+) -> Result<(Integration, Secret<String>), IntegrationError> {
     let integration = load_for(services, by, id, Purpose::Act("integration.webhook_secret_revealed")).await?;
     let secret = super::webhook_secret(&services.pool, &services.keyring, integration.id)
         .await?
@@ -573,7 +574,7 @@ pub async fn reveal_webhook_secret(
 /// is still accepted.
 pub struct Rotated {
     pub integration: Integration,
-    pub secret: String,
+    pub secret: Secret<String>,
     pub previous_valid_until: Option<OffsetDateTime>,
 }
 

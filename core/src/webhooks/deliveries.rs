@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     integrations::{binding, IntegrationId},
+    secret::Secret,
     secrets::Keyring,
     tokens::random_token,
 };
@@ -127,7 +128,7 @@ pub async fn rotate(
     keyring: &Keyring,
     id: IntegrationId,
     grace: Duration,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<Secret<String>>, sqlx::Error> {
     let current =
         sqlx::query!("SELECT webhook_secret_key, webhook_secret FROM integrations WHERE id = $1 FOR UPDATE", id)
             .fetch_optional(&mut *tx)
@@ -141,7 +142,7 @@ pub async fn rotate(
         return Err(sqlx::Error::Protocol("the webhook secret does not open".into()));
     };
     let previous = keyring.seal(&plain, binding("integrations", "previous_webhook_secret", id));
-    let secret = random_token();
+    let secret = Secret::new(random_token());
     let sealed = keyring.seal(secret.as_bytes(), binding("integrations", "webhook_secret", id));
     sqlx::query!(
         r#"UPDATE integrations SET webhook_secret_key = $2, webhook_secret = $3,
@@ -168,7 +169,7 @@ pub async fn set_secret(
     tx: &mut PgConnection,
     keyring: &Keyring,
     id: IntegrationId,
-    secret: &str,
+    secret: &Secret<String>,
 ) -> Result<(), sqlx::Error> {
     let sealed = keyring.seal(secret.as_bytes(), binding("integrations", "webhook_secret", id));
     sqlx::query!(

@@ -22,19 +22,20 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::routing::Routes;
-use crate::integrations::Provider;
+use crate::{integrations::Provider, secret::Secret};
 
 /// Also named by the `stacks_route_changed` trigger (migrations).
 pub const CHANNEL: &str = "bitgate_webhook_endpoints";
 
-/// What verifying a delivery needs of its integration.
+/// What verifying a delivery needs of its integration (its `Debug` shows
+/// no secret: it sits in the cache, inside `Services`).
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub id: Uuid,
     pub provider: Provider,
-    pub secret: Vec<u8>,
+    pub secret: Secret<Vec<u8>>,
     /// The previous secret and until when it is accepted.
-    pub previous: Option<(Vec<u8>, OffsetDateTime)>,
+    pub previous: Option<(Secret<Vec<u8>>, OffsetDateTime)>,
     /// The integration's stacks, where its deliveries are routed.
     pub routes: Routes,
 }

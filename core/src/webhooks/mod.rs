@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::{
     integrations::{self, Provider},
+    secret::Secret,
     secrets::Sealed,
     Services,
 };
@@ -103,6 +104,7 @@ async fn endpoint(services: &Services, slug: &str) -> Result<Arc<Endpoint>, Rece
         services
             .keyring
             .open(&Sealed { key_id, ciphertext }, integrations::binding("integrations", column, row.id))
+            .map(Secret::new)
             .map_err(|e| ReceiveError::Secret(e.to_string()))
     };
     let secret = open(row.webhook_secret_key, row.webhook_secret, "webhook_secret")?;
@@ -274,7 +276,7 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
     if !is_json {
         return reject(services, &endpoint, &incoming, 415, "unchecked", "content type: not JSON").await;
     }
-    let verdict = verify(incoming.signature, body, &endpoint.secret, endpoint.previous_now());
+    let verdict = verify(incoming.signature, body, endpoint.secret.as_slice(), endpoint.previous_now());
     let key = incoming.event_key.map(str::trim).filter(|k| !k.is_empty());
     if key == Some(PING) && verdict != Verdict::Mismatch {
         let tx = services.pool.begin().await?;

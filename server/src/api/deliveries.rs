@@ -208,7 +208,7 @@ pub async fn rotate(
     let rotated = operations::rotate_webhook_secret(&state.services, &caller.principal(), parse_id(&raw)?).await?;
     let webhook = Webhook {
         url: webhook_url(&state, &rotated.integration.slug),
-        secret: rotated.secret,
+        secret: rotated.secret.into_exposed(),
         previous_secret_valid_until: rotated.previous_valid_until.map(rfc3339),
     };
     Ok(no_store(Json(webhook)))
@@ -232,6 +232,10 @@ pub async fn retire_previous(
     let id = parse_id(&raw)?;
     operations::retire_previous_secret(&state.services, &principal, id).await?;
     let (integration, secret) = operations::reveal_webhook_secret(&state.services, &principal, id).await?;
-    let webhook = Webhook { url: webhook_url(&state, &integration.slug), secret, previous_secret_valid_until: None };
+    let webhook = Webhook {
+        url: webhook_url(&state, &integration.slug),
+        secret: secret.into_exposed(),
+        previous_secret_valid_until: None,
+    };
     Ok((StatusCode::OK, no_store(Json(webhook))).into_response())
 }

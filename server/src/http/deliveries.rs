@@ -156,7 +156,8 @@ pub async fn rotate(
         "New secret made: paste it into Bitbucket's webhook now. The previous one is accepted until {}.",
         rotated.previous_valid_until.map(rfc3339).unwrap_or_default()
     )));
-    super::integrations::details_with_secret(&state, context, &user, rotated.integration, rotated.secret).await
+    super::integrations::details_with_secret(&state, context, &user, rotated.integration, rotated.secret.into_exposed())
+        .await
 }
 
 /// Retire the previous secret at once.

@@ -25,6 +25,7 @@ use bitgate_core::{
         operations::{self, parse_id, IntegrationError, Purpose},
         Integration, Provider,
     },
+    secret::Secret,
     spaces,
     stacks::{self, StackFilter},
     webhooks,
@@ -270,9 +271,9 @@ impl WizardForm {
             workspace: Some(self.workspace.clone()),
             client_id: Some(self.client_id.clone()),
             client_secret: if creating {
-                Some(self.client_secret.clone())
+                Some(Secret::new(self.client_secret.clone()))
             } else {
-                given(Some(self.client_secret.clone()))
+                given(Some(self.client_secret.clone())).map(Secret::new)
             },
             mode: Some(if self.mode.is_empty() { "authorization_code" } else { &self.mode }.to_owned()),
         }
@@ -293,7 +294,7 @@ impl WizardForm {
                 api_url: Some(self.api_url.clone()),
                 user_facing_url: given(Some(self.user_facing_url.clone())),
                 username: Some(self.username.clone()),
-                access_token: Some(self.access_token.clone()),
+                access_token: Some(Secret::new(self.access_token.clone())),
                 ca_certificate: given(Some(self.ca_certificate.clone())),
             }),
             cloud: self.is_cloud().then(|| self.cloud(true)),
@@ -322,7 +323,7 @@ impl WizardForm {
                 api_url: Some(self.api_url.clone()),
                 user_facing_url: Some(user_facing_url.clone()),
                 username: Some(self.username.clone()),
-                access_token: given(Some(self.access_token.clone())),
+                access_token: given(Some(self.access_token.clone())).map(Secret::new),
                 ca_certificate: Some(self.ca_certificate.clone()),
             }),
             cloud: self.is_cloud().then(|| self.cloud(false)),
@@ -578,7 +579,7 @@ pub async fn reveal(
     let principal = user.caller(address).principal();
     let (integration, secret) = operations::reveal_webhook_secret(&state.services, &principal, parse_id(&raw)?).await?;
     let access = Access::load(&state.services.pool, user.0.id).await?;
-    render_details(&state, context, &access, integration, Some(secret)).await
+    render_details(&state, context, &access, integration, Some(secret.into_exposed())).await
 }
 
 /// Tests the connection again with the stored credentials.
