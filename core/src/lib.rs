@@ -22,6 +22,7 @@ pub mod secrets;
 pub mod setup;
 pub mod spaces;
 pub mod stacks;
+mod text_enum;
 pub mod throttle;
 pub mod tokens;
 pub mod users;

@@ -27,7 +27,7 @@ use serde::Serialize;
 use serde_yaml::{Mapping, Value};
 
 use crate::{
-    integrations::{Options, Provider},
+    integrations::{Options, Provider, VcsChecks},
     secret::Secret,
 };
 
@@ -440,11 +440,15 @@ fn options(fields: &mut Fields<'_>, problems: &mut Vec<Problem>) -> Option<Optio
     let use_git_checkout = options.bool("use_git_checkout", problems).unwrap_or(defaults.use_git_checkout);
     let commit_status = options.bool("commit_status", problems).unwrap_or(defaults.commit_status);
     let status_details = options.bool("status_details", problems).unwrap_or(defaults.status_details);
-    let vcs_checks = options.string("vcs_checks", problems).unwrap_or(defaults.vcs_checks);
-    if !matches!(vcs_checks.as_str(), "individual" | "aggregated" | "all") {
-        options.problem(problems, "vcs_checks", "must be individual, aggregated or all");
-    }
+    let vcs_checks = match options.string("vcs_checks", problems) {
+        None => Some(defaults.vcs_checks),
+        Some(raw) => VcsChecks::parse(&raw).or_else(|| {
+            options.problem(problems, "vcs_checks", "must be individual, aggregated or all");
+            None
+        }),
+    };
     options.finish(problems);
+    let vcs_checks = vcs_checks?;
     (problems.len() == before).then_some(Options { use_git_checkout, commit_status, status_details, vcs_checks })
 }
 

@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::{CallFailed, Check, Report, Repository, RepositoryPage, RepositorySearch};
-use crate::{config::Config, secret::Secret};
+use crate::{config::Config, secret::Secret, text_enum::text_enum};
 
 /// The scopes Bitgate cannot work without (the others it asks for are
 /// for later features and only shown).
@@ -35,29 +35,13 @@ pub const PERMISSIONS: [&str; 5] =
 /// The lines of the checklist, in order.
 pub const CHECKS: [&str; 5] = ["consumer", "token", "scopes", "user", "workspace"];
 
-/// How an integration gets its tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// An admin approves in Bitbucket; tokens are refreshed.
-    AuthorizationCode,
-    /// A private consumer asks for tokens itself.
-    ClientCredentials,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::AuthorizationCode => "authorization_code",
-            Mode::ClientCredentials => "client_credentials",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw.trim() {
-            "authorization_code" => Some(Mode::AuthorizationCode),
-            "client_credentials" => Some(Mode::ClientCredentials),
-            _ => None,
-        }
+text_enum! {
+    /// How an integration gets its tokens (`cloud_credentials.mode`).
+    pub enum Mode {
+        /// An admin approves in Bitbucket; tokens are refreshed.
+        AuthorizationCode = "authorization_code",
+        /// A private consumer asks for tokens itself.
+        ClientCredentials = "client_credentials",
     }
 }
 

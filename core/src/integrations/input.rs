@@ -92,7 +92,7 @@ pub fn description(problems: &mut Problems, raw: Option<String>) -> Option<Strin
 pub fn options(problems: &mut Problems, base: &Options, input: OptionsInput) -> Option<Options> {
     let vcs_checks = match input.vcs_checks {
         Some(raw) => problems.check(parse_vcs_checks(&raw))?,
-        None => base.vcs_checks.clone(),
+        None => base.vcs_checks,
     };
     Some(Options {
         use_git_checkout: input.use_git_checkout.unwrap_or(base.use_git_checkout),
@@ -213,6 +213,7 @@ pub fn new_cloud(problems: &mut Problems, input: Option<CloudInput>) -> Option<N
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integrations::VcsChecks;
 
     fn config() -> Config {
         Config::load(&[("BITGATE_MODE", "development")]).unwrap()
@@ -266,7 +267,7 @@ mod tests {
     #[test]
     fn options_left_out_keep_their_base() {
         let stored =
-            Options { use_git_checkout: true, commit_status: false, vcs_checks: "all".into(), ..Options::default() };
+            Options { use_git_checkout: true, commit_status: false, vcs_checks: VcsChecks::All, ..Options::default() };
         let mut problems = Problems::default();
         let merged = options(&mut problems, &stored, OptionsInput { commit_status: Some(true), ..Default::default() });
         assert_eq!(merged, Some(Options { commit_status: true, ..stored.clone() }));

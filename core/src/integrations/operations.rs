@@ -515,7 +515,7 @@ async fn apply_cloud_changes(
 ) -> Result<(), IntegrationError> {
     let key_changed = wanted.key.as_ref().is_some_and(|k| *k != stored.client_id);
     let workspace_changed = wanted.workspace.as_ref().is_some_and(|w| *w != stored.workspace);
-    let mode_changed = wanted.mode.is_some_and(|m| m.as_str() != stored.mode);
+    let mode_changed = wanted.mode.is_some_and(|m| m != stored.mode);
     if !(key_changed || wanted.secret.is_some() || workspace_changed || mode_changed) {
         return Ok(());
     }
@@ -547,7 +547,7 @@ pub async fn test(
 ) -> Result<(Report, Integration), IntegrationError> {
     let integration = load_for(services, by, id, Purpose::Act("integration.test")).await?;
     let (report, health) = checks::retest(services, &integration).await?;
-    super::set_health(&services.pool, integration.id, &health.state, &health.message).await?;
+    super::set_health(&services.pool, integration.id, health.state, &health.message).await?;
     let event = audit_event(by, "integration.tested", &integration).details(json!({"health": health.state}));
     audit::record(&services.pool, event).await?;
     let tested = super::find(&services.pool, integration.id).await?.ok_or(IntegrationError::NotFound)?;

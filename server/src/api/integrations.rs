@@ -195,7 +195,7 @@ pub fn webhook_url(state: &AppState, slug: &str) -> String {
 
 fn health_view(health: &Health) -> HealthView {
     HealthView {
-        state: health.state.clone(),
+        state: health.state.as_str().to_owned(),
         message: health.message.clone(),
         checked_at: health.checked_at.map(rfc3339),
     }
@@ -215,7 +215,7 @@ fn view(state: &AppState, integration: &Integration) -> IntegrationView {
             use_git_checkout: integration.options.use_git_checkout,
             commit_status: integration.options.commit_status,
             status_details: integration.options.status_details,
-            vcs_checks: integration.options.vcs_checks.clone(),
+            vcs_checks: integration.options.vcs_checks.as_str().to_owned(),
         },
         datacenter: integration.datacenter.as_ref().map(|dc| DataCenterView {
             api_url: dc.api_url.clone(),

@@ -19,11 +19,12 @@ use bitgate_app::context::{
 };
 use bitgate_core::{
     access::Access,
+    bitbucket::cloud::Mode,
     integrations::{
         self,
         input::{self, given, IntegrationInput},
         operations::{self, parse_id, IntegrationError, Purpose},
-        Integration, Provider,
+        HealthState, Integration, Provider,
     },
     secret::Secret,
     spaces,
@@ -116,7 +117,7 @@ pub async fn home(
             name: i.name,
             provider: i.provider.label().to_owned(),
             labels: i.labels,
-            health: i.health.state,
+            health: i.health.state.as_str().to_owned(),
             stacks_count: i.stacks_count,
         })
         .collect();
@@ -374,7 +375,7 @@ pub async fn create(
 ) -> Result<Response, AppError> {
     match operations::create(&state.services, &user.caller(address).principal(), form.creation()).await {
         Ok(integration) => {
-            let message = if integration.health.state == "pending_authorization" {
+            let message = if integration.health.state == HealthState::PendingAuthorization {
                 format!(
                     "Integration \u{201c}{}\u{201d} saved: Bitbucket accepted the consumer. Now click Connect and approve it in Bitbucket.",
                     integration.name
@@ -467,9 +468,9 @@ async fn render_details(
     if let Some(cloud) = &integration.cloud {
         facts.push(("Workspace".to_owned(), cloud.workspace.clone()));
         facts.push(("Consumer key".to_owned(), cloud.client_id.clone()));
-        let mode = match cloud.mode.as_str() {
-            "client_credentials" => "client credentials (private consumer)",
-            _ => "authorization code (approved by an admin)",
+        let mode = match cloud.mode {
+            Mode::ClientCredentials => "client credentials (private consumer)",
+            Mode::AuthorizationCode => "authorization code (approved by an admin)",
         };
         facts.push(("Mode".to_owned(), mode.to_owned()));
         let authorized = match (&cloud.authorized_by, &cloud.authorized_by_label, cloud.authorized_at) {
@@ -477,7 +478,7 @@ async fn render_details(
             (Some(account), None, Some(at)) => format!("{account}, since {}", rfc3339(at)),
             _ => "not yet".to_owned(),
         };
-        if cloud.mode == "client_credentials" {
+        if cloud.mode == Mode::ClientCredentials {
             // Client-credentials tokens are nobody's: Bitbucket gives them the consumer's app user.
             let acts_as = match &cloud.authorized_by {
                 Some(_) => format!("{authorized}. Client-credentials tokens act as the consumer's app user, not a person, and reach only the workspace that owns the consumer."),
@@ -496,7 +497,7 @@ async fn render_details(
     facts.push(("Use git checkout".to_owned(), yes_no(integration.options.use_git_checkout)));
     facts.push(("Commit status".to_owned(), yes_no(integration.options.commit_status)));
     facts.push(("Status details".to_owned(), yes_no(integration.options.status_details)));
-    facts.push(("VCS checks".to_owned(), integration.options.vcs_checks.clone()));
+    facts.push(("VCS checks".to_owned(), integration.options.vcs_checks.as_str().to_owned()));
     facts.push(("Stacks using it".to_owned(), integration.stacks_count.to_string()));
     let with_secret = secret.is_some();
     let last_delivery_at = webhooks::deliveries::last_received_at(&state.services.pool, integration.id).await?;
@@ -510,7 +511,7 @@ async fn render_details(
         labels: integration.labels.clone(),
         description_html: markdown::to_html(&integration.description),
         facts,
-        health_state: integration.health.state.clone(),
+        health_state: integration.health.state.as_str().to_owned(),
         health_message: integration.health.message.clone(),
         health_checked_at: integration.health.checked_at.map(rfc3339).unwrap_or_else(|| "never".into()),
         webhook_url: webhook_url(state, &integration.slug),
@@ -532,8 +533,9 @@ async fn render_details(
         .to_owned(),
         last_delivery_at: last_delivery_at.map(rfc3339),
         previous_secret_valid_until: previous_secret_valid_until.map(rfc3339),
-        connect: integration.cloud.as_ref().filter(|c| c.mode == "authorization_code").map(|_| {
-            if integration.health.state == "pending_authorization" { "Connect" } else { "Reconnect" }.to_owned()
+        connect: integration.cloud.as_ref().filter(|c| c.mode == Mode::AuthorizationCode).map(|_| {
+            if integration.health.state == HealthState::PendingAuthorization { "Connect" } else { "Reconnect" }
+                .to_owned()
         }),
         created: format!("Created {} by {}", rfc3339(integration.created_at), integration.created_by_label),
         stacks,
@@ -611,14 +613,14 @@ fn stored_values(integration: &Integration) -> Vec<(String, String)> {
         ("use_git_checkout", flag(integration.options.use_git_checkout)),
         ("commit_status", flag(integration.options.commit_status)),
         ("status_details", flag(integration.options.status_details)),
-        ("vcs_checks", integration.options.vcs_checks.clone()),
+        ("vcs_checks", integration.options.vcs_checks.as_str().to_owned()),
     ];
     if let Some(cloud) = &integration.cloud {
         values.extend([
             ("provider", Provider::Cloud.as_str().to_owned()),
             ("workspace", cloud.workspace.clone()),
             ("client_id", cloud.client_id.clone()),
-            ("mode", cloud.mode.clone()),
+            ("mode", cloud.mode.as_str().to_owned()),
         ]);
     }
     if let Some(dc) = &integration.datacenter {

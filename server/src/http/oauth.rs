@@ -219,7 +219,7 @@ async fn authorized(
     )
     .await?;
     let message = format!("Connected to the workspace {workspace} as {}.", account.label());
-    integrations::set_health(&mut *tx, integration.id, "connected", &message).await?;
+    integrations::set_health(&mut *tx, integration.id, integrations::HealthState::Connected, &message).await?;
     let event = Event::new(user.caller(address).actor(), "integration.authorized")
         .target(Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() })
         .from_address(address)

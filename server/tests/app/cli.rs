@@ -581,7 +581,11 @@ async fn stored_datacenter(
         ca_certificate: None,
         disable_polling: false,
         disable_webhooks: false,
-        health: integrations::Health { state: "connected".into(), message: String::new(), checked_at: None },
+        health: integrations::Health {
+            state: integrations::HealthState::Connected,
+            message: String::new(),
+            checked_at: None,
+        },
         created_by: None,
         created_by_label: "test".into(),
     };
