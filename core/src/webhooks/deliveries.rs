@@ -8,6 +8,7 @@ use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::DeliveryOutcome;
 use crate::{
     integrations::{binding, IntegrationId},
     secret::Secret,
@@ -28,7 +29,7 @@ pub struct Delivery {
     pub repository_id: Option<String>,
     pub repository_name: Option<String>,
     pub signature: String,
-    pub outcome: String,
+    pub outcome: DeliveryOutcome,
     pub reason: Option<String>,
     pub headers: Value,
     pub body: Option<Value>,
@@ -39,7 +40,7 @@ pub struct Delivery {
 /// What to list.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    pub outcome: Option<String>,
+    pub outcome: Option<DeliveryOutcome>,
     pub event_key: Option<String>,
 }
 
@@ -55,7 +56,7 @@ pub async fn list(
     sqlx::query_as!(
         Delivery,
         r#"SELECT id, integration_id, received_at, request_id, event_key, repository_id, repository_name, signature,
-                  outcome, reason, headers, body, stacks, duplicate_count
+                  outcome AS "outcome: DeliveryOutcome", reason, headers, body, stacks, duplicate_count
            FROM webhook_deliveries
            WHERE integration_id = $1
              AND ($2::text IS NULL OR outcome = $2)
@@ -63,7 +64,7 @@ pub async fn list(
              AND ($4::timestamptz IS NULL OR (received_at, id) < ($4, $5))
            ORDER BY received_at DESC, id DESC LIMIT $6"#,
         integration,
-        filter.outcome.as_deref(),
+        filter.outcome.map(DeliveryOutcome::as_str),
         filter.event_key.as_deref(),
         after_at,
         after_id,
@@ -77,7 +78,7 @@ pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Delivery>,
     sqlx::query_as!(
         Delivery,
         r#"SELECT id, integration_id, received_at, request_id, event_key, repository_id, repository_name, signature,
-                  outcome, reason, headers, body, stacks, duplicate_count
+                  outcome AS "outcome: DeliveryOutcome", reason, headers, body, stacks, duplicate_count
            FROM webhook_deliveries WHERE id = $1"#,
         id
     )

@@ -15,7 +15,10 @@ use bitgate_core::{
         operations::{self, parse_id},
         Integration,
     },
-    webhooks::deliveries::{self, Delivery, Filter},
+    webhooks::{
+        deliveries::{self, Delivery, Filter},
+        DeliveryOutcome,
+    },
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -86,7 +89,7 @@ pub fn view(delivery: &Delivery) -> DeliveryView {
             _ => None,
         },
         signature: delivery.signature.clone(),
-        outcome: delivery.outcome.clone(),
+        outcome: delivery.outcome.as_str().to_owned(),
         reason: delivery.reason.clone(),
         stacks: delivery.stacks.clone(),
         duplicate_count: delivery.duplicate_count,
@@ -107,12 +110,14 @@ pub struct DeliveriesQuery {
 
 /// The filter of a listing, checked.
 pub fn filter_of(outcome: Option<&str>, event: Option<&str>) -> Result<Filter, ApiError> {
-    let outcome = outcome.map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned);
-    if let Some(outcome) = &outcome {
-        if !["accepted", "ignored", "duplicate", "rejected"].contains(&outcome.as_str()) {
-            return Err(ApiError::BadRequest("outcome must be accepted, ignored, duplicate or rejected.".into()));
-        }
-    }
+    let outcome = outcome
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|raw| {
+            DeliveryOutcome::parse(raw)
+                .ok_or_else(|| ApiError::BadRequest("outcome must be accepted, ignored, duplicate or rejected.".into()))
+        })
+        .transpose()?;
     let event_key = event.map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned);
     if event_key.as_ref().is_some_and(|e| e.len() > 100) {
         return Err(ApiError::BadRequest("event is at most 100 characters.".into()));

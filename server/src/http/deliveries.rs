@@ -40,7 +40,7 @@ fn row(delivery: &Delivery) -> DeliveryRow {
         repository: delivery.repository_name.clone().unwrap_or_default(),
         request_id: delivery.request_id.clone().unwrap_or_default(),
         signature: delivery.signature.clone(),
-        outcome: delivery.outcome.clone(),
+        outcome: delivery.outcome.as_str().to_owned(),
         reason: delivery.reason.clone().unwrap_or_default(),
         stacks: delivery.stacks.len(),
         duplicate_count: delivery.duplicate_count,
