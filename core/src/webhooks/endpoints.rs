@@ -119,3 +119,23 @@ pub fn listen(pool: sqlx::PgPool, cache: Arc<Cache>) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_endpoint_shows_no_secret() {
+        let endpoint = Endpoint {
+            id: Uuid::new_v4(),
+            provider: Provider::DataCenter,
+            secret: Secret::new(b"current-s3cret".to_vec()),
+            previous: Some((Secret::new(b"previous-s3cret".to_vec()), OffsetDateTime::now_utc())),
+            routes: Routes::default(),
+        };
+        let shown = format!("{endpoint:?}");
+        // Neither as text nor as the bytes' numbers.
+        assert!(!shown.contains("s3cret") && !shown.contains(&format!("{:?}", b"current-s3cret")[1..12]), "{shown}");
+        assert_eq!(endpoint.previous_now(), None, "its grace period is over");
+    }
+}
