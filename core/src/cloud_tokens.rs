@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    audit::{self, Actor, Event, Target},
+    audit::{self, Actor, AuditAction, Event, Target},
     bitbucket::cloud::{self, Consumer, Endpoints, Mode, TokenError, Tokens},
     integrations::{binding, IntegrationId, SecretError, CLOUD_TABLE},
     secret::Secret,
@@ -244,7 +244,7 @@ pub async fn refresh(services: &Services, id: IntegrationId, seen: Seen) -> Resu
             )
             .execute(&mut *tx)
             .await?;
-            let event = Event::new(Actor::System, "integration.authorization_lost")
+            let event = Event::new(Actor::System, AuditAction::IntegrationAuthorizationLost)
                 .target(Target { kind: "integration", id: id.to_string(), label: row.name })
                 .details(serde_json::json!({"reason": format!("{broken:?}")}))
                 .in_space(row.space_id);

@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use super::file::{self, Credentials, Entry, Problem, Scope};
 use crate::{
     access::{Access, Denied},
-    audit::{self, Event, Target},
+    audit::{self, AuditAction, Event, Target},
     bitbucket::{
         cloud::{Account, Consumer, Mode, Tokens},
         datacenter,
@@ -758,10 +758,10 @@ async fn apply(import: &Import<'_>, plans: Vec<Plan>, summary: &Summary) -> Resu
                         unreachable!("a Data Center entry is checked as Data Center")
                     }
                 };
-                created.map(|i| (i, "integration.created"))
+                created.map(|i| (i, AuditAction::IntegrationCreated))
             }
             Action::Update { id, changes } => match integrations::update(&mut tx, keyring, id, *changes).await {
-                Ok(Some(updated)) => Ok((updated, "integration.updated")),
+                Ok(Some(updated)) => Ok((updated, AuditAction::IntegrationUpdated)),
                 // Deleted since the plan was made.
                 Ok(None) => {
                     return Err(ImportError::Problems(vec![problem(
@@ -790,7 +790,7 @@ async fn apply(import: &Import<'_>, plans: Vec<Plan>, summary: &Summary) -> Resu
             .in_space(integration.space_id);
         audit::record(&mut *tx, event).await?;
     }
-    let event = Event::new(import.by.actor(), "integrations.imported")
+    let event = Event::new(import.by.actor(), AuditAction::IntegrationsImported)
         .from_address(import.by.address())
         .in_space(import.space)
         .details(json!({"created": summary.created, "updated": summary.updated, "unchanged": summary.unchanged}));

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     access::Denied,
-    audit::{self, Event, Target},
+    audit::{self, AuditAction, Event, Target},
     bitbucket::{
         cloud::{Endpoints, Mode},
         datacenter, Report,
@@ -109,7 +109,7 @@ pub enum Purpose {
 }
 
 /// The audit event of `by`'s `action` on an integration, in its space.
-fn audit_event(by: &Principal, action: &'static str, integration: &Integration) -> Event {
+fn audit_event(by: &Principal, action: AuditAction, integration: &Integration) -> Event {
     let target = Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() };
     Event::new(by.actor(), action).target(target).from_address(by.address()).in_space(integration.space_id)
 }
@@ -280,8 +280,8 @@ pub async fn create(
             super::create_cloud(&mut tx, &services.keyring, new).await?
         }
     };
-    let event =
-        audit_event(by, "integration.created", &created).details(json!({"provider": created.provider.as_str()}));
+    let event = audit_event(by, AuditAction::IntegrationCreated, &created)
+        .details(json!({"provider": created.provider.as_str()}));
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(created)
@@ -359,7 +359,7 @@ pub async fn update(
     let mut tx = services.pool.begin().await?;
     let updated =
         super::update(&mut tx, &services.keyring, integration.id, changes).await?.ok_or(IntegrationError::NotFound)?;
-    let event = audit_event(by, "integration.updated", &updated).details(json!({
+    let event = audit_event(by, AuditAction::IntegrationUpdated, &updated).details(json!({
         "credentials_checked": credentials_checked,
         "scope_changed": new_scope.is_some_and(|scope| scope != integration.space_id),
     }));
@@ -548,7 +548,7 @@ pub async fn test(
     let integration = load_for(services, by, id, Purpose::Act("integration.test")).await?;
     let (report, health) = checks::retest(services, &integration).await?;
     super::set_health(&services.pool, integration.id, health.state, &health.message).await?;
-    let event = audit_event(by, "integration.tested", &integration).details(json!({"health": health.state}));
+    let event = audit_event(by, AuditAction::IntegrationTested, &integration).details(json!({"health": health.state}));
     audit::record(&services.pool, event).await?;
     let tested = super::find(&services.pool, integration.id).await?.ok_or(IntegrationError::NotFound)?;
     Ok((report, tested))
@@ -565,7 +565,7 @@ pub async fn reveal_webhook_secret(
     let secret = super::webhook_secret(&services.pool, &services.keyring, integration.id)
         .await?
         .ok_or(IntegrationError::NotFound)?;
-    let event = audit_event(by, "integration.webhook_secret_revealed", &integration);
+    let event = audit_event(by, AuditAction::WebhookSecretRevealed, &integration);
     audit::record(&services.pool, event).await?;
     Ok((integration, secret))
 }
@@ -592,7 +592,7 @@ pub async fn rotate_webhook_secret(
         .await?
         .ok_or(IntegrationError::NotFound)?;
     let until = deliveries::previous_valid_until(&mut *tx, integration.id).await?;
-    let event = audit_event(by, "integration.webhook_secret_rotated", &integration)
+    let event = audit_event(by, AuditAction::WebhookSecretRotated, &integration)
         .details(json!({"previous_valid_until": until.and_then(|t| t.format(&Rfc3339).ok())}));
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
@@ -609,7 +609,7 @@ pub async fn retire_previous_secret(
     let mut tx = services.pool.begin().await?;
     let retired = deliveries::retire_previous(&mut tx, integration.id).await?;
     if retired {
-        let event = audit_event(by, "integration.webhook_secret_retired", &integration);
+        let event = audit_event(by, AuditAction::WebhookSecretRetired, &integration);
         audit::record(&mut *tx, event).await?;
     }
     tx.commit().await?;
@@ -645,7 +645,8 @@ async fn delete_once(
 ) -> Result<Option<i64>, sqlx::Error> {
     let mut tx = services.pool.begin().await?;
     let Some(detached) = super::delete(&mut tx, integration.id).await? else { return Ok(None) };
-    let event = audit_event(by, "integration.deleted", integration).details(json!({"stacks_detached": detached}));
+    let event =
+        audit_event(by, AuditAction::IntegrationDeleted, integration).details(json!({"stacks_detached": detached}));
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(Some(detached))

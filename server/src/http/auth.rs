@@ -10,7 +10,7 @@ use axum::{
 };
 use bitgate_app::context::{Flash, FormOutcome, PageContext};
 use bitgate_core::{
-    audit::{self, Actor, Event, Target},
+    audit::{self, Actor, AuditAction, Event, Target},
     passwords::{Password, PasswordError},
     setup::{self, SetupError},
     throttle::{self, LoginKeys},
@@ -110,7 +110,7 @@ pub async fn login(
             throttle::record_failure(pool, &keys).await?;
             audit::record(
                 pool,
-                Event::new(Actor::Anonymous, "auth.login_failed")
+                Event::new(Actor::Anonymous, AuditAction::LoginFailed)
                     .target(Target { kind: "user", id: String::new(), label: email.to_string() })
                     .from_address(address),
             )
@@ -126,8 +126,11 @@ pub async fn login(
     throttle::record_success(pool, &keys).await?;
     SessionAuth::start(&session, user_id).await?;
     let user = users::find(pool, user_id).await?.ok_or(AppError::NotFound)?;
-    audit::record(pool, Event::new(Actor::user(&user), "auth.login").target(Target::user(&user)).from_address(address))
-        .await?;
+    audit::record(
+        pool,
+        Event::new(Actor::user(&user), AuditAction::Login).target(Target::user(&user)).from_address(address),
+    )
+    .await?;
     Ok(see_other(safe_next(&form.next)))
 }
 
@@ -140,7 +143,7 @@ pub async fn logout(
     if let Some(Extension(CurrentUser(user))) = user {
         audit::record(
             &state.services.pool,
-            Event::new(Actor::user(&user), "auth.logout").target(Target::user(&user)).from_address(address),
+            Event::new(Actor::user(&user), AuditAction::Logout).target(Target::user(&user)).from_address(address),
         )
         .await?;
     }
@@ -236,7 +239,7 @@ pub async fn setup(
     };
     audit::record(
         &state.services.pool,
-        Event::new(Actor::user(&user), "user.created")
+        Event::new(Actor::user(&user), AuditAction::UserCreated)
             .target(Target::user(&user))
             .from_address(address)
             .details(json!({"via": "setup_link", "role": "admin", "space": "root"})),
