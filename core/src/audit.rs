@@ -6,7 +6,46 @@ use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::users::User;
+use crate::{text_enum::text_enum, users::User};
+
+text_enum! {
+    /// What an event records (`audit_events.action`). Events read back keep
+    /// their text: another Bitgate version may have written other actions.
+    pub enum AuditAction {
+        Login = "auth.login",
+        LoginFailed = "auth.login_failed",
+        Logout = "auth.logout",
+        /// A refused attempt; the attempted action is the target's label.
+        AuthorizationDenied = "authorization.denied",
+        UserCreated = "user.created",
+        UserUpdated = "user.updated",
+        UserDisabled = "user.disabled",
+        UserEnabled = "user.enabled",
+        TokenCreated = "token.created",
+        TokenRevoked = "token.revoked",
+        SpaceCreated = "space.created",
+        SpaceUpdated = "space.updated",
+        SpaceDeleted = "space.deleted",
+        MemberSet = "member.set",
+        MemberRemoved = "member.removed",
+        IntegrationCreated = "integration.created",
+        IntegrationUpdated = "integration.updated",
+        IntegrationDeleted = "integration.deleted",
+        IntegrationTested = "integration.tested",
+        IntegrationAuthorized = "integration.authorized",
+        IntegrationAuthorizationLost = "integration.authorization_lost",
+        WebhookSecretRevealed = "integration.webhook_secret_revealed",
+        WebhookSecretRotated = "integration.webhook_secret_rotated",
+        WebhookSecretRetired = "integration.webhook_secret_retired",
+        IntegrationsExported = "integrations.exported",
+        IntegrationsImported = "integrations.imported",
+        StackCreated = "stack.created",
+        StackUpdated = "stack.updated",
+        StackAttached = "stack.attached",
+        StackDeleted = "stack.deleted",
+        SecretsRekeyed = "secrets.rekeyed",
+    }
+}
 
 /// Who acted.
 #[derive(Debug, Clone)]
@@ -67,7 +106,7 @@ impl Target {
 #[derive(Debug, Clone)]
 pub struct Event {
     pub actor: Actor,
-    pub action: &'static str,
+    pub action: AuditAction,
     pub target: Option<Target>,
     pub space_id: Option<Uuid>,
     pub client_address: Option<IpAddr>,
@@ -76,7 +115,7 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(actor: Actor, action: &'static str) -> Self {
+    pub fn new(actor: Actor, action: AuditAction) -> Self {
         Self {
             actor,
             action,
@@ -126,7 +165,7 @@ pub async fn record(db: impl PgExecutor<'_>, event: Event) -> Result<(), sqlx::E
         actor_kind,
         actor_id,
         actor_label,
-        event.action,
+        event.action.as_str(),
         target_kind,
         target_id,
         target_label,

@@ -18,10 +18,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    audit::{self, Actor, Event, Target},
+    audit::{self, Actor, AuditAction, Event, Target},
     bitbucket::cloud::{self, Consumer, Endpoints, Mode, TokenError, Tokens},
     integrations::{binding, IntegrationId, SecretError, CLOUD_TABLE},
-    secrets::{Keyring, OpenError, Sealed},
+    secret::Secret,
+    secrets::{Keyring, Sealed},
     Services,
 };
 
@@ -38,9 +39,8 @@ fn open(
     ciphertext: Vec<u8>,
     column: &'static str,
     id: Uuid,
-) -> Result<String, SecretError> {
-    let plain = keyring.open(&Sealed { key_id, ciphertext }, binding(CLOUD_TABLE, column, id))?;
-    String::from_utf8(plain).map_err(|_| SecretError::Open(OpenError::Corrupt))
+) -> Result<Secret<String>, SecretError> {
+    Ok(keyring.open_text(&Sealed { key_id, ciphertext }, binding(CLOUD_TABLE, column, id))?)
 }
 
 /// Stores the tokens of a new authorization, and who gave it: the
@@ -150,11 +150,11 @@ pub enum Seen {
     /// The expiry it found due (the periodic job, a token about to expire).
     Expiry(Option<OffsetDateTime>),
     /// The access token Bitbucket just refused with 401.
-    Refused(String),
+    Refused(Secret<String>),
 }
 
 /// An access token with at least [`USE_MARGIN`] left, refreshed if needed.
-pub async fn access_token(services: &Services, id: IntegrationId) -> Result<String, TokenProblem> {
+pub async fn access_token(services: &Services, id: IntegrationId) -> Result<Secret<String>, TokenProblem> {
     let row = sqlx::query!(
         "SELECT access_token_key, access_token, token_expires_at FROM cloud_credentials WHERE integration_id = $1",
         id
@@ -174,7 +174,7 @@ pub async fn access_token(services: &Services, id: IntegrationId) -> Result<Stri
 
 /// Replaces the tokens under the credentials' row lock, unless what the
 /// caller saw is already out of date. Returns the access token to use.
-pub async fn refresh(services: &Services, id: IntegrationId, seen: Seen) -> Result<String, TokenProblem> {
+pub async fn refresh(services: &Services, id: IntegrationId, seen: Seen) -> Result<Secret<String>, TokenProblem> {
     let keyring = &services.keyring;
     let mut tx = services.pool.begin().await?;
     let row = sqlx::query!(
@@ -244,7 +244,7 @@ pub async fn refresh(services: &Services, id: IntegrationId, seen: Seen) -> Resu
             )
             .execute(&mut *tx)
             .await?;
-            let event = Event::new(Actor::System, "integration.authorization_lost")
+            let event = Event::new(Actor::System, AuditAction::IntegrationAuthorizationLost)
                 .target(Target { kind: "integration", id: id.to_string(), label: row.name })
                 .details(serde_json::json!({"reason": format!("{broken:?}")}))
                 .in_space(row.space_id);

@@ -15,8 +15,10 @@ use uuid::Uuid;
 
 use crate::{
     bitbucket::cloud,
+    secret::Secret,
     secrets::{Binding, Keyring, OpenError, Sealed},
     spaces::SpaceId,
+    text_enum::text_enum,
     tokens::random_token,
     users::FieldError,
 };
@@ -53,27 +55,33 @@ impl Provider {
     }
 }
 
+text_enum! {
+    /// Which checks a build reports to Bitbucket (`integrations.vcs_checks`).
+    pub enum VcsChecks {
+        Individual = "individual",
+        Aggregated = "aggregated",
+        All = "all",
+    }
+}
+
 /// How build statuses are reported to Bitbucket.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Options {
     pub use_git_checkout: bool,
     pub commit_status: bool,
     pub status_details: bool,
-    /// `individual`, `aggregated` or `all`.
-    pub vcs_checks: String,
+    pub vcs_checks: VcsChecks,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { use_git_checkout: false, commit_status: true, status_details: true, vcs_checks: "individual".into() }
+        Self { use_git_checkout: false, commit_status: true, status_details: true, vcs_checks: VcsChecks::Individual }
     }
 }
 
-pub fn parse_vcs_checks(raw: &str) -> Result<String, FieldError> {
-    match raw {
-        "individual" | "aggregated" | "all" => Ok(raw.to_owned()),
-        _ => Err(FieldError::new("options.vcs_checks", "invalid", "Choose individual, aggregated or all.")),
-    }
+pub fn parse_vcs_checks(raw: &str) -> Result<VcsChecks, FieldError> {
+    VcsChecks::parse(raw)
+        .ok_or_else(|| FieldError::new("options.vcs_checks", "invalid", "Choose individual, aggregated or all."))
 }
 
 /// The slug of a name: lowercase letters and digits, other runs turned into
@@ -157,8 +165,7 @@ pub struct DataCenterView {
 pub struct CloudView {
     pub workspace: String,
     pub client_id: String,
-    /// `authorization_code` or `client_credentials`.
-    pub mode: String,
+    pub mode: cloud::Mode,
     /// The Bitbucket account the tokens act as, once there are tokens.
     pub authorized_by: Option<String>,
     /// The Bitgate user who connected it (authorization_code).
@@ -168,10 +175,19 @@ pub struct CloudView {
     pub scopes: Vec<String>,
 }
 
+text_enum! {
+    /// Where an integration stands with Bitbucket (`integrations.health_state`).
+    pub enum HealthState {
+        Connected = "connected",
+        /// A Cloud integration waiting for an admin's approval in Bitbucket.
+        PendingAuthorization = "pending_authorization",
+        Error = "error",
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Health {
-    /// `connected`, `pending_authorization` or `error`.
-    pub state: String,
+    pub state: HealthState,
     pub message: String,
     pub checked_at: Option<OffsetDateTime>,
 }
@@ -183,12 +199,12 @@ impl Health {
         let now = Some(OffsetDateTime::now_utc());
         match (mode, account) {
             (cloud::Mode::ClientCredentials, Some(account)) => Health {
-                state: "connected".into(),
+                state: HealthState::Connected,
                 message: format!("Connected to the workspace {workspace} as {}.", account.label()),
                 checked_at: now,
             },
             _ => Health {
-                state: "pending_authorization".into(),
+                state: HealthState::PendingAuthorization,
                 message: "Waiting for an admin to connect it: click Connect and approve in Bitbucket.".into(),
                 checked_at: now,
             },
@@ -227,7 +243,7 @@ pub struct NewDataCenter {
     pub api_url: String,
     pub user_facing_url: String,
     pub username: String,
-    pub access_token: String,
+    pub access_token: Secret<String>,
     pub ca_certificate: Option<String>,
     pub disable_polling: bool,
     pub disable_webhooks: bool,
@@ -336,10 +352,10 @@ pub async fn create_datacenter(
         new.options.use_git_checkout,
         new.options.commit_status,
         new.options.status_details,
-        new.options.vcs_checks,
+        new.options.vcs_checks.as_str(),
         secret.key_id,
         secret.ciphertext,
-        new.health.state,
+        new.health.state.as_str(),
         new.health.message,
         new.health.checked_at,
         new.created_by,
@@ -360,7 +376,7 @@ pub async fn create_datacenter(
         new.username,
         token.key_id,
         token.ciphertext,
-        last4(&new.access_token),
+        last4(new.access_token.expose()),
         new.ca_certificate,
         new.disable_polling,
         new.disable_webhooks,
@@ -408,10 +424,10 @@ pub async fn create_cloud(tx: &mut PgConnection, keyring: &Keyring, new: NewClou
         new.options.use_git_checkout,
         new.options.commit_status,
         new.options.status_details,
-        new.options.vcs_checks,
+        new.options.vcs_checks.as_str(),
         secret.key_id,
         secret.ciphertext,
-        new.health.state,
+        new.health.state.as_str(),
         new.health.message,
         new.health.checked_at,
         new.created_by,
@@ -420,7 +436,8 @@ pub async fn create_cloud(tx: &mut PgConnection, keyring: &Keyring, new: NewClou
     .execute(&mut *tx)
     .await
     .map_err(constraint_error)?;
-    let client_secret = keyring.seal(new.consumer.secret.trim().as_bytes(), binding(CLOUD_TABLE, "client_secret", id));
+    let client_secret =
+        keyring.seal(new.consumer.secret.expose().trim().as_bytes(), binding(CLOUD_TABLE, "client_secret", id));
     sqlx::query!(
         r#"INSERT INTO cloud_credentials (integration_id, workspace, client_id, client_secret_key, client_secret, mode)
            VALUES ($1, $2, $3, $4, $5, $6)"#,
@@ -459,8 +476,8 @@ struct Row {
     use_git_checkout: bool,
     commit_status: bool,
     status_details: bool,
-    vcs_checks: String,
-    health_state: String,
+    vcs_checks: VcsChecks,
+    health_state: HealthState,
     health_message: String,
     health_checked_at: Option<OffsetDateTime>,
     created_at: OffsetDateTime,
@@ -474,7 +491,7 @@ struct Row {
     disable_webhooks: Option<bool>,
     workspace: Option<String>,
     client_id: Option<String>,
-    mode: Option<String>,
+    mode: Option<cloud::Mode>,
     authorized_by: Option<String>,
     authorized_by_label: Option<String>,
     authorized_at: Option<OffsetDateTime>,
@@ -538,12 +555,13 @@ pub async fn find(db: impl PgExecutor<'_>, id: IntegrationId) -> Result<Option<I
     let row = sqlx::query_as!(
         Row,
         r#"SELECT i.id, i.name, i.slug, i.provider, i.space_id, i.labels, i.description, i.use_git_checkout,
-                  i.commit_status, i.status_details, i.vcs_checks, i.health_state, i.health_message,
+                  i.commit_status, i.status_details, i.vcs_checks AS "vcs_checks: VcsChecks",
+                  i.health_state AS "health_state: HealthState", i.health_message,
                   i.health_checked_at, i.created_at, i.created_by_label,
                   d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?", d.username AS "username?",
                   d.access_token_last4 AS "access_token_last4?", d.ca_certificate,
                   d.disable_polling AS "disable_polling?", d.disable_webhooks AS "disable_webhooks?",
-                  c.workspace AS "workspace?", c.client_id AS "client_id?", c.mode AS "mode?",
+                  c.workspace AS "workspace?", c.client_id AS "client_id?", c.mode AS "mode?: cloud::Mode",
                   c.authorized_by, c.authorized_by_label, c.authorized_at, c.token_expires_at,
                   c.scopes AS "scopes?",
                   (SELECT count(*) FROM stacks s WHERE s.integration_id = i.id) AS "stacks_count!"
@@ -608,12 +626,13 @@ pub async fn list(
     let rows = sqlx::query_as!(
         Row,
         r#"SELECT i.id, i.name, i.slug, i.provider, i.space_id, i.labels, i.description, i.use_git_checkout,
-                  i.commit_status, i.status_details, i.vcs_checks, i.health_state, i.health_message,
+                  i.commit_status, i.status_details, i.vcs_checks AS "vcs_checks: VcsChecks",
+                  i.health_state AS "health_state: HealthState", i.health_message,
                   i.health_checked_at, i.created_at, i.created_by_label,
                   d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?", d.username AS "username?",
                   d.access_token_last4 AS "access_token_last4?", d.ca_certificate,
                   d.disable_polling AS "disable_polling?", d.disable_webhooks AS "disable_webhooks?",
-                  c.workspace AS "workspace?", c.client_id AS "client_id?", c.mode AS "mode?",
+                  c.workspace AS "workspace?", c.client_id AS "client_id?", c.mode AS "mode?: cloud::Mode",
                   c.authorized_by, c.authorized_by_label, c.authorized_at, c.token_expires_at,
                   c.scopes AS "scopes?",
                   (SELECT count(*) FROM stacks s WHERE s.integration_id = i.id) AS "stacks_count!"
@@ -643,14 +662,13 @@ pub async fn webhook_secret(
     db: impl PgExecutor<'_>,
     keyring: &Keyring,
     id: IntegrationId,
-) -> Result<Option<String>, SecretError> {
+) -> Result<Option<Secret<String>>, SecretError> {
     let row = sqlx::query!("SELECT webhook_secret_key, webhook_secret FROM integrations WHERE id = $1", id)
         .fetch_optional(db)
         .await?;
     let Some(row) = row else { return Ok(None) };
     let sealed = Sealed { key_id: row.webhook_secret_key, ciphertext: row.webhook_secret };
-    let plain = keyring.open(&sealed, binding(TABLE, "webhook_secret", id))?;
-    Ok(Some(String::from_utf8(plain).map_err(|_| SecretError::Open(OpenError::Corrupt))?))
+    Ok(Some(keyring.open_text(&sealed, binding(TABLE, "webhook_secret", id))?))
 }
 
 /// Opens a Data Center access token, to call Bitbucket with it.
@@ -658,15 +676,14 @@ pub async fn datacenter_token(
     db: impl PgExecutor<'_>,
     keyring: &Keyring,
     id: IntegrationId,
-) -> Result<Option<String>, SecretError> {
+) -> Result<Option<Secret<String>>, SecretError> {
     let row =
         sqlx::query!("SELECT access_token_key, access_token FROM datacenter_credentials WHERE integration_id = $1", id)
             .fetch_optional(db)
             .await?;
     let Some(row) = row else { return Ok(None) };
     let sealed = Sealed { key_id: row.access_token_key, ciphertext: row.access_token };
-    let plain = keyring.open(&sealed, binding("datacenter_credentials", "access_token", id))?;
-    Ok(Some(String::from_utf8(plain).map_err(|_| SecretError::Open(OpenError::Corrupt))?))
+    Ok(Some(keyring.open_text(&sealed, binding("datacenter_credentials", "access_token", id))?))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -689,7 +706,7 @@ pub struct Changes {
     pub user_facing_url: Option<String>,
     pub username: Option<String>,
     /// A new token, already checked with Bitbucket.
-    pub access_token: Option<String>,
+    pub access_token: Option<Secret<String>>,
     /// `Some(None)` removes the CA certificate.
     pub ca_certificate: Option<Option<String>>,
     pub disable_polling: Option<bool>,
@@ -702,7 +719,7 @@ pub struct Changes {
     /// Cloud: tokens obtained for the new credentials (client credentials).
     pub cloud_tokens: Option<(cloud::Tokens, cloud::Account)>,
     /// The health after the checks that the credential changes needed.
-    pub health: Option<(String, String)>,
+    pub health: Option<(HealthState, String)>,
 }
 
 impl Changes {
@@ -754,8 +771,8 @@ pub async fn update(
         options.map(|o| o.use_git_checkout),
         options.map(|o| o.commit_status),
         options.map(|o| o.status_details),
-        options.map(|o| o.vcs_checks.clone()),
-        changes.health.as_ref().map(|h| h.0.clone()),
+        options.map(|o| o.vcs_checks.as_str()),
+        changes.health.as_ref().map(|h| h.0.as_str()),
         changes.health.as_ref().map(|h| h.1.clone()),
         changes.space_id.is_some(),
         changes.space_id.flatten(),
@@ -766,10 +783,9 @@ pub async fn update(
     if updated.rows_affected() == 0 {
         return Ok(None);
     }
-    let token = changes
-        .access_token
-        .as_ref()
-        .map(|t| (keyring.seal(t.as_bytes(), binding("datacenter_credentials", "access_token", id)), last4(t)));
+    let token = changes.access_token.as_ref().map(|t| {
+        (keyring.seal(t.as_bytes(), binding("datacenter_credentials", "access_token", id)), last4(t.expose()))
+    });
     sqlx::query!(
         r#"UPDATE datacenter_credentials SET
              api_url = coalesce($2, api_url),
@@ -800,7 +816,7 @@ pub async fn update(
         let secret = changes
             .consumer
             .as_ref()
-            .map(|c| keyring.seal(c.secret.trim().as_bytes(), binding(CLOUD_TABLE, "client_secret", id)));
+            .map(|c| keyring.seal(c.secret.expose().trim().as_bytes(), binding(CLOUD_TABLE, "client_secret", id)));
         sqlx::query!(
             r#"UPDATE cloud_credentials SET
                  workspace = coalesce($2, workspace),
@@ -830,13 +846,13 @@ pub async fn update(
 pub async fn set_health(
     db: impl PgExecutor<'_>,
     id: IntegrationId,
-    state: &str,
+    state: HealthState,
     message: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE integrations SET health_state = $2, health_message = $3, health_checked_at = now() WHERE id = $1",
         id,
-        state,
+        state.as_str(),
         message
     )
     .execute(db)

@@ -10,25 +10,56 @@ use serde_json::Value;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
+use crate::text_enum::text_enum;
+
 /// How long a claimed job is held before another process may take it.
 pub const LEASE: Duration = Duration::from_secs(300);
+
+text_enum! {
+    /// What a job does (`jobs.kind`); the periodic ones are in `maintenance`.
+    pub enum JobKind {
+        /// Deletes sessions past their expiry.
+        DeleteExpiredSessions = "sessions.delete_expired",
+        /// Deletes audit events older than `BITGATE_AUDIT_RETENTION`.
+        AuditRetention = "audit.retention",
+        /// Drops login counters whose window has passed.
+        ForgetLoginFailures = "login_throttle.forget_expired",
+        /// Refreshes Bitbucket Cloud tokens that expire soon or sat idle.
+        RefreshCloudTokens = "cloud_tokens.refresh_due",
+        /// Drops OAuth flows whose callback never came.
+        DeleteExpiredOauthFlows = "oauth_flows.delete_expired",
+        /// Deletes deliveries past `BITGATE_DELIVERY_RETENTION` or the per-integration cap.
+        DeliveryRetention = "webhooks.retention",
+    }
+}
 
 /// A claimed job.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub id: Uuid,
-    pub kind: String,
+    /// `Err`: a kind this Bitgate does not know (a newer version's), as stored.
+    pub kind: Result<JobKind, String>,
     pub payload: Value,
     /// 1 on the first run.
     pub attempt: i32,
     pub max_attempts: i32,
 }
 
+impl Job {
+    /// The kind as stored, known or not.
+    pub fn kind_name(&self) -> &str {
+        match &self.kind {
+            Ok(kind) => kind.as_str(),
+            Err(unknown) => unknown,
+        }
+    }
+}
+
 /// Adds a job; with a `unique_key`, nothing happens when a pending job has
 /// that key already (periodic jobs use their kind). Returns whether it was added.
 pub async fn enqueue(
     db: impl PgExecutor<'_>,
-    kind: &str,
+    kind: JobKind,
     payload: Value,
     delay: Duration,
     unique_key: Option<&str>,
@@ -37,7 +68,7 @@ pub async fn enqueue(
         r#"INSERT INTO jobs (kind, payload, run_at, unique_key)
            VALUES ($1, $2, now() + make_interval(secs => $3), $4)
            ON CONFLICT (unique_key) DO NOTHING"#,
-        kind,
+        kind.as_str(),
         payload,
         delay.as_secs_f64(),
         unique_key
@@ -49,8 +80,7 @@ pub async fn enqueue(
 
 /// Claims the job that is due the longest, if any.
 pub async fn claim(pool: &PgPool) -> Result<Option<Job>, sqlx::Error> {
-    sqlx::query_as!(
-        Job,
+    let row = sqlx::query!(
         r#"UPDATE jobs SET attempts = attempts + 1, locked_until = now() + make_interval(secs => $1)
            WHERE id = (
                SELECT id FROM jobs
@@ -63,7 +93,14 @@ pub async fn claim(pool: &PgPool) -> Result<Option<Job>, sqlx::Error> {
         LEASE.as_secs_f64()
     )
     .fetch_optional(pool)
-    .await
+    .await?;
+    Ok(row.map(|row| Job {
+        id: row.id,
+        kind: JobKind::parse(&row.kind).ok_or(row.kind),
+        payload: row.payload,
+        attempt: row.attempt,
+        max_attempts: row.max_attempts,
+    }))
 }
 
 /// A job is done: it goes.

@@ -14,7 +14,8 @@ use uuid::Uuid;
 use crate::{
     bitbucket::cloud::{self, Consumer, Endpoints},
     integrations::{binding, IntegrationId, SecretError},
-    secrets::{Keyring, OpenError, Sealed},
+    secret::Secret,
+    secrets::{Keyring, Sealed},
     tokens::{random_token, sha256},
 };
 
@@ -69,7 +70,7 @@ pub async fn start(
 #[derive(Debug)]
 pub struct Flow {
     pub integration_id: IntegrationId,
-    pub pkce_verifier: String,
+    pub pkce_verifier: Secret<String>,
 }
 
 /// Why a callback's `state` was not accepted.
@@ -119,13 +120,12 @@ pub async fn take(
         return Err(FlowRefused::OtherBrowser);
     }
     sqlx::query!("DELETE FROM oauth_flows WHERE id = $1", row.id).execute(&mut *tx).await?;
-    let plain = keyring
-        .open(
+    let pkce_verifier = keyring
+        .open_text(
             &Sealed { key_id: row.pkce_verifier_key, ciphertext: row.pkce_verifier },
             binding(TABLE, "pkce_verifier", row.id),
         )
         .map_err(SecretError::from)?;
-    let pkce_verifier = String::from_utf8(plain).map_err(|_| SecretError::Open(OpenError::Corrupt))?;
     Ok(Flow { integration_id: row.integration_id, pkce_verifier })
 }
 

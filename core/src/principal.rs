@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{
     access::{Access, Denied},
-    audit::{self, Actor, Event, Target},
+    audit::{self, Actor, AuditAction, Event, Target},
     spaces::SpaceId,
     users::{User, UserId},
 };
@@ -78,7 +78,7 @@ impl Principal {
         space: Option<SpaceId>,
         why: Denied,
     ) -> Result<Denied, sqlx::Error> {
-        let event = Event::new(self.actor(), "authorization.denied")
+        let event = Event::new(self.actor(), AuditAction::AuthorizationDenied)
             .target(Target { kind, id: String::new(), label: action.to_owned() })
             .from_address(self.address())
             .in_space(space);

@@ -15,6 +15,8 @@ use base64::{engine::general_purpose::STANDARD as BASE64, Engine};
 use rand::RngCore;
 use uuid::Uuid;
 
+use crate::secret::Secret;
+
 const NONCE_LEN: usize = 12;
 
 /// A 256-bit key with its id. `Debug` never shows the key.
@@ -170,6 +172,12 @@ impl Keyring {
         key.cipher
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
             .map_err(|_| OpenError::Corrupt)
+    }
+
+    /// Opens a sealed text secret (a token, a consumer or webhook secret).
+    pub fn open_text(&self, sealed: &Sealed, binding: Binding<'_>) -> Result<Secret<String>, OpenError> {
+        let plain = self.open(sealed, binding)?;
+        String::from_utf8(plain).map(Secret::new).map_err(|_| OpenError::Corrupt)
     }
 }
 

@@ -2,7 +2,7 @@
 //! by its field (`datacenter.api_url`) with a code of its own, rather than
 //! stopping at the first; the doors say them next to their fields.
 
-use crate::users::FieldError;
+use crate::{secret::Secret, users::FieldError};
 
 /// Problems found so far, in the order met.
 #[derive(Default)]
@@ -36,6 +36,16 @@ impl Problems {
         } else {
             Some(value.trim().to_owned())
         }
+    }
+
+    /// A secret that must be given and not blank (`message` when blank), trimmed.
+    pub fn filled_secret(
+        &mut self,
+        field: &str,
+        value: Option<Secret<String>>,
+        message: &str,
+    ) -> Option<Secret<String>> {
+        self.filled(field, value.map(Secret::into_exposed), message).map(Secret::new)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -14,7 +14,7 @@ use bitgate_core::{
         export::Selection,
         import::{Import, ImportError},
     },
-    audit::{self, Actor, Event, Target},
+    audit::{self, Actor, AuditAction, Event, Target},
     config::{parse_duration, Config, Environment},
     db::Database,
     passwords::PasswordHasher,
@@ -248,7 +248,7 @@ async fn user(config: &Config, command: UserCommand) -> Result<(), Failure> {
                 let id = users::set_disabled(&mut *tx, &email, true).await?;
                 let id = id.ok_or_else(|| Failure(format!("No user has the email {email}.")))?;
                 let target = Target { kind: "user", id: id.to_string(), label: email.to_string() };
-                audit::record(&mut *tx, Event::new(Actor::Cli, "user.disabled").target(target)).await?;
+                audit::record(&mut *tx, Event::new(Actor::Cli, AuditAction::UserDisabled).target(target)).await?;
                 tx.commit().await?;
                 Ok(())
             })
@@ -292,7 +292,7 @@ async fn rekey(config: &Config) -> Result<(), Failure> {
         let done = bitgate_core::rekey::rekey(&pool, &keyring)
             .await
             .map_err(|e| Failure(format!("Nothing was changed: {e}.")))?;
-        let event = Event::new(Actor::Cli, "secrets.rekeyed").details(serde_json::json!({
+        let event = Event::new(Actor::Cli, AuditAction::SecretsRekeyed).details(serde_json::json!({
             "key_id": keyring.current_key_id(), "examined": done.examined, "resealed": done.resealed
         }));
         audit::record(&pool, event).await?;
@@ -326,7 +326,8 @@ async fn integrations(config: &Config, command: IntegrationsCommand) -> Result<(
                 };
                 let entries = as_code::export::entries(&pool, &selection).await?;
                 let details = json!({"count": entries.len(), "space": space_name});
-                audit::record(&pool, Event::new(Actor::Cli, "integrations.exported").details(details)).await?;
+                audit::record(&pool, Event::new(Actor::Cli, AuditAction::IntegrationsExported).details(details))
+                    .await?;
                 print!("{}", as_code::file::render(&entries));
                 Ok(())
             })

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{create, parse_name, revoke as revoke_row, ApiToken};
 use crate::{
-    audit::{self, Event, Target},
+    audit::{self, AuditAction, Event, Target},
     principal::Principal,
     users::{FieldError, UserId},
     validation::Problems,
@@ -71,7 +71,8 @@ pub async fn issue(
         Principal::Operator => format!("{name} ({})", owner.email),
         Principal::User { .. } => name,
     };
-    let event = Event::new(by.actor(), "token.created").target(target(&token, label)).from_address(by.address());
+    let event =
+        Event::new(by.actor(), AuditAction::TokenCreated).target(target(&token, label)).from_address(by.address());
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok((token, secret))
@@ -83,8 +84,9 @@ pub async fn revoke(db: &PgPool, by: &Principal, id: Uuid) -> Result<ApiToken, T
     let user = by.user_id().ok_or(TokenError::NotFound)?;
     let mut tx = db.begin().await?;
     let token = revoke_row(&mut *tx, user, id).await?.ok_or(TokenError::NotFound)?;
-    let event =
-        Event::new(by.actor(), "token.revoked").target(target(&token, token.name.clone())).from_address(by.address());
+    let event = Event::new(by.actor(), AuditAction::TokenRevoked)
+        .target(target(&token, token.name.clone()))
+        .from_address(by.address());
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(token)

@@ -54,7 +54,7 @@ fn entry(integration: Integration, space_names: &HashMap<SpaceId, String>) -> Op
             workspace: cloud.workspace,
             client_id: cloud.client_id,
             client_secret: None,
-            mode: cloud.mode,
+            mode: cloud.mode.as_str().to_owned(),
         },
         (None, None) => return None,
     };

@@ -26,7 +26,10 @@ use std::fmt;
 use serde::Serialize;
 use serde_yaml::{Mapping, Value};
 
-use crate::integrations::{Options, Provider};
+use crate::{
+    integrations::{Options, Provider, VcsChecks},
+    secret::Secret,
+};
 
 /// The version this Bitgate writes and reads.
 pub const VERSION: u64 = 1;
@@ -49,7 +52,7 @@ pub struct Entry {
     pub credentials: Credentials,
     /// Keeps the webhooks already set up in Bitbucket working when moving
     /// between Bitgate instances; left out: kept (or made, when new).
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<Secret<String>>,
 }
 
 /// Where an entry belongs.
@@ -72,7 +75,7 @@ pub enum Credentials {
         user_facing_url: Option<String>,
         username: String,
         /// Left out or a placeholder: the stored one.
-        access_token: Option<String>,
+        access_token: Option<Secret<String>>,
         ca_certificate: Option<String>,
         /// CDS's `disablePolling` and `disableWebHooks`, kept and shown
         /// until Bitgate polls and sets webhooks up itself.
@@ -83,7 +86,7 @@ pub enum Credentials {
         workspace: String,
         client_id: String,
         /// Left out or a placeholder: the stored one.
-        client_secret: Option<String>,
+        client_secret: Option<Secret<String>>,
         /// `authorization_code` or `client_credentials`.
         mode: String,
     },
@@ -270,8 +273,10 @@ impl<'a> Fields<'a> {
     }
 
     /// A secret: `None` when left out or still its placeholder.
-    fn secret(&mut self, key: &'static str, problems: &mut Vec<Problem>) -> Option<String> {
-        self.string(key, problems).filter(|s| !s.trim().is_empty() && !s.trim_start().starts_with(PLACEHOLDER))
+    fn secret(&mut self, key: &'static str, problems: &mut Vec<Problem>) -> Option<Secret<String>> {
+        self.string(key, problems)
+            .filter(|s| !s.trim().is_empty() && !s.trim_start().starts_with(PLACEHOLDER))
+            .map(Secret::new)
     }
 
     fn bool(&mut self, key: &'static str, problems: &mut Vec<Problem>) -> Option<bool> {
@@ -435,11 +440,15 @@ fn options(fields: &mut Fields<'_>, problems: &mut Vec<Problem>) -> Option<Optio
     let use_git_checkout = options.bool("use_git_checkout", problems).unwrap_or(defaults.use_git_checkout);
     let commit_status = options.bool("commit_status", problems).unwrap_or(defaults.commit_status);
     let status_details = options.bool("status_details", problems).unwrap_or(defaults.status_details);
-    let vcs_checks = options.string("vcs_checks", problems).unwrap_or(defaults.vcs_checks);
-    if !matches!(vcs_checks.as_str(), "individual" | "aggregated" | "all") {
-        options.problem(problems, "vcs_checks", "must be individual, aggregated or all");
-    }
+    let vcs_checks = match options.string("vcs_checks", problems) {
+        None => Some(defaults.vcs_checks),
+        Some(raw) => VcsChecks::parse(&raw).or_else(|| {
+            options.problem(problems, "vcs_checks", "must be individual, aggregated or all");
+            None
+        }),
+    };
     options.finish(problems);
+    let vcs_checks = vcs_checks?;
     (problems.len() == before).then_some(Options { use_git_checkout, commit_status, status_details, vcs_checks })
 }
 
@@ -566,6 +575,11 @@ struct CloudOut<'a> {
     mode: &'a str,
 }
 
+/// A secret given on purpose is written as it is.
+fn exposed(secret: &Secret<String>) -> String {
+    secret.expose().clone()
+}
+
 impl<'a> EntryOut<'a> {
     fn of(entry: &'a Entry) -> Self {
         let (scope, space) = match &entry.scope {
@@ -588,8 +602,8 @@ impl<'a> EntryOut<'a> {
                     user_facing_url: user_facing_url.as_deref().filter(|u| u != api_url),
                     username,
                     access_token: access_token
-                        .clone()
-                        .unwrap_or_else(|| format!("{PLACEHOLDER}: the HTTP access token of {username}>")),
+                        .as_ref()
+                        .map_or_else(|| format!("{PLACEHOLDER}: the HTTP access token of {username}>"), exposed),
                     ca_certificate: ca_certificate.as_deref(),
                     disable_polling: *disable_polling,
                     disable_webhooks: *disable_webhooks,
@@ -601,8 +615,8 @@ impl<'a> EntryOut<'a> {
                     workspace,
                     client_id,
                     client_secret: client_secret
-                        .clone()
-                        .unwrap_or_else(|| format!("{PLACEHOLDER}: the secret of OAuth consumer {client_id}>")),
+                        .as_ref()
+                        .map_or_else(|| format!("{PLACEHOLDER}: the secret of OAuth consumer {client_id}>"), exposed),
                     mode,
                 };
                 (None, Some(cloud))
@@ -618,9 +632,10 @@ impl<'a> EntryOut<'a> {
             options: &entry.options,
             datacenter,
             cloud,
-            webhook_secret: entry.webhook_secret.clone().unwrap_or_else(|| {
-                format!("{PLACEHOLDER}: optional: the secret Bitbucket's webhook has, to keep it working>")
-            }),
+            webhook_secret: entry.webhook_secret.as_ref().map_or_else(
+                || format!("{PLACEHOLDER}: optional: the secret Bitbucket's webhook has, to keep it working>"),
+                exposed,
+            ),
         }
     }
 }
@@ -683,7 +698,7 @@ mod tests {
         // Filled in, the secrets are read.
         let filled = text.replace("'<fill in: the HTTP access token of bot>'", "BBDC-secret");
         let Credentials::DataCenter { access_token, .. } = &parse(&filled).unwrap()[0].credentials else { panic!() };
-        assert_eq!(access_token.as_deref(), Some("BBDC-secret"));
+        assert_eq!(access_token.as_ref().map(|t| t.expose().as_str()), Some("BBDC-secret"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use super::file::{self, Credentials, Entry, Problem, Scope};
 use crate::{
     access::{Access, Denied},
-    audit::{self, Event, Target},
+    audit::{self, AuditAction, Event, Target},
     bitbucket::{
         cloud::{Account, Consumer, Mode, Tokens},
         datacenter,
@@ -29,6 +29,7 @@ use crate::{
         rules, Changes, Health, Integration, IntegrationId, NewCloud, NewDataCenter, Options, Provider,
     },
     principal::Principal,
+    secret::Secret,
     secrets::Keyring,
     spaces::{self, SpaceId},
     users::FieldError,
@@ -140,7 +141,7 @@ struct Plan {
     /// The connection check this entry needs before it is written.
     check: Option<Check>,
     /// A webhook secret to set (differs from the stored one, or new).
-    webhook_secret: Option<String>,
+    webhook_secret: Option<Secret<String>>,
 }
 
 enum Action {
@@ -173,7 +174,7 @@ struct DataCenterFields {
     api_url: String,
     user_facing_url: String,
     username: String,
-    access_token: Option<String>,
+    access_token: Option<Secret<String>>,
     ca_certificate: Option<String>,
     disable_polling: bool,
     disable_webhooks: bool,
@@ -282,8 +283,8 @@ async fn plan(
     }
     let labels = integrations::parse_labels(&entry.labels).map_err(|e| field_problem(place, e));
     let description = integrations::parse_description(&entry.description).map_err(|e| field_problem(place, e));
-    let webhook_secret = entry.webhook_secret.as_deref().and_then(|raw| {
-        let secret = raw.trim();
+    let webhook_secret = entry.webhook_secret.as_ref().and_then(|raw| {
+        let secret = raw.expose().trim();
         if secret.chars().count() < MIN_WEBHOOK_SECRET {
             problems.push(problem(
                 place,
@@ -295,7 +296,7 @@ async fn plan(
             problems.push(problem(place, "webhook_secret", "use at most 1,024 printable characters"));
             None
         } else {
-            Some(secret.to_owned())
+            Some(Secret::new(secret.to_owned()))
         }
     });
     let (labels, description) = match (labels, description) {
@@ -410,8 +411,8 @@ async fn plan(
             let workspace = input::workspace(&mut found, &workspace);
             let mode = input::mode(&mut found, Some(mode));
             let client_id = client_id.trim().to_owned();
-            let client_secret = client_secret.map(|s| s.trim().to_owned());
-            if client_secret.as_ref().is_some_and(|s| s.len() > MAX_SECRET) {
+            let client_secret = client_secret.map(|s| s.trimmed());
+            if client_secret.as_ref().is_some_and(|s| s.expose().len() > MAX_SECRET) {
                 found.push("cloud.client_secret", "too_long", "Use at most 1,024 characters.");
             }
             let (Some(workspace), Some(mode), true) = (workspace, mode, found.is_empty()) else {
@@ -520,8 +521,8 @@ fn datacenter_fields(
         None => endpoint_url.as_ref().map(|url| url.as_str().trim_end_matches('/').to_owned()),
     };
     fields.username = fields.username.trim().to_owned();
-    fields.access_token = fields.access_token.map(|t| t.trim().to_owned());
-    if fields.access_token.as_ref().is_some_and(|t| t.len() > MAX_SECRET) {
+    fields.access_token = fields.access_token.map(|t| t.trimmed());
+    if fields.access_token.as_ref().is_some_and(|t| t.expose().len() > MAX_SECRET) {
         found.push("datacenter.access_token", "too_long", "Use at most 1,024 characters.");
     }
     let ca = fields.ca_certificate.as_deref().and_then(|pem| input::ca_certificate(&mut found, pem));
@@ -537,7 +538,7 @@ fn datacenter_fields(
     Some((fields, Endpoint { api_url: endpoint_url, ca }))
 }
 
-fn connection(fields: &DataCenterFields, endpoint: Endpoint, token: String) -> Check {
+fn connection(fields: &DataCenterFields, endpoint: Endpoint, token: Secret<String>) -> Check {
     let Endpoint { api_url, ca } = endpoint;
     Check::DataCenter(datacenter::Connection { api_url, username: fields.username.clone(), token, ca })
 }
@@ -572,8 +573,8 @@ fn update_or_not(id: IntegrationId, changes: Changes, webhook_secret: bool) -> A
 async fn changed_webhook_secret(
     import: &Import<'_>,
     id: IntegrationId,
-    given: Option<String>,
-) -> Result<Option<String>, sqlx::Error> {
+    given: Option<Secret<String>>,
+) -> Result<Option<Secret<String>>, sqlx::Error> {
     let Some(given) = given else { return Ok(None) };
     let stored = match integrations::webhook_secret(import.db, import.keyring, id).await {
         Ok(stored) => stored,
@@ -581,7 +582,7 @@ async fn changed_webhook_secret(
         // A secret that does not open is replaced by the one given.
         Err(integrations::SecretError::Open(_)) => None,
     };
-    Ok((stored.as_deref() != Some(given.as_str())).then_some(given))
+    Ok((stored.as_ref() != Some(&given)).then_some(given))
 }
 
 /// Conflicts among the new entries and with what is stored: a webhook
@@ -757,10 +758,10 @@ async fn apply(import: &Import<'_>, plans: Vec<Plan>, summary: &Summary) -> Resu
                         unreachable!("a Data Center entry is checked as Data Center")
                     }
                 };
-                created.map(|i| (i, "integration.created"))
+                created.map(|i| (i, AuditAction::IntegrationCreated))
             }
             Action::Update { id, changes } => match integrations::update(&mut tx, keyring, id, *changes).await {
-                Ok(Some(updated)) => Ok((updated, "integration.updated")),
+                Ok(Some(updated)) => Ok((updated, AuditAction::IntegrationUpdated)),
                 // Deleted since the plan was made.
                 Ok(None) => {
                     return Err(ImportError::Problems(vec![problem(
@@ -789,7 +790,7 @@ async fn apply(import: &Import<'_>, plans: Vec<Plan>, summary: &Summary) -> Resu
             .in_space(integration.space_id);
         audit::record(&mut *tx, event).await?;
     }
-    let event = Event::new(import.by.actor(), "integrations.imported")
+    let event = Event::new(import.by.actor(), AuditAction::IntegrationsImported)
         .from_address(import.by.address())
         .in_space(import.space)
         .details(json!({"created": summary.created, "updated": summary.updated, "unchanged": summary.unchanged}));

@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::{CallFailed, Check, Report, Repository, RepositoryPage, RepositorySearch};
-use crate::config::Config;
+use crate::{config::Config, secret::Secret, text_enum::text_enum};
 
 /// The scopes Bitgate cannot work without (the others it asks for are
 /// for later features and only shown).
@@ -35,67 +35,33 @@ pub const PERMISSIONS: [&str; 5] =
 /// The lines of the checklist, in order.
 pub const CHECKS: [&str; 5] = ["consumer", "token", "scopes", "user", "workspace"];
 
-/// How an integration gets its tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// An admin approves in Bitbucket; tokens are refreshed.
-    AuthorizationCode,
-    /// A private consumer asks for tokens itself.
-    ClientCredentials,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::AuthorizationCode => "authorization_code",
-            Mode::ClientCredentials => "client_credentials",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw.trim() {
-            "authorization_code" => Some(Mode::AuthorizationCode),
-            "client_credentials" => Some(Mode::ClientCredentials),
-            _ => None,
-        }
+text_enum! {
+    /// How an integration gets its tokens (`cloud_credentials.mode`).
+    pub enum Mode {
+        /// An admin approves in Bitbucket; tokens are refreshed.
+        AuthorizationCode = "authorization_code",
+        /// A private consumer asks for tokens itself.
+        ClientCredentials = "client_credentials",
     }
 }
 
 /// An OAuth consumer's key and secret.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Consumer {
     pub key: String,
-    pub secret: String,
-}
-
-impl std::fmt::Debug for Consumer {
-    // Never the secret.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer").field("key", &self.key).finish_non_exhaustive()
-    }
+    pub secret: Secret<String>,
 }
 
 /// Tokens Bitbucket gave out.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Tokens {
-    pub access: String,
+    pub access: Secret<String>,
     /// Authorization-code grants only.
-    pub refresh: Option<String>,
+    pub refresh: Option<Secret<String>>,
     pub expires_at: OffsetDateTime,
     /// The scopes Bitbucket says it granted; `None` when its answer named
     /// none (neither `scope` nor `scopes`), which is not "no scope".
     pub scopes: Option<Vec<String>>,
-}
-
-impl std::fmt::Debug for Tokens {
-    // Never the tokens themselves.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokens")
-            .field("expires_at", &self.expires_at)
-            .field("scopes", &self.scopes)
-            .field("refresh", &self.refresh.is_some())
-            .finish_non_exhaustive()
-    }
 }
 
 /// Bitbucket named the granted scopes `scopes` until May 2026, and OAuth's
@@ -150,7 +116,7 @@ impl Endpoints {
 
     fn oauth(&self, consumer: &Consumer) -> OAuthClient {
         let client = oauth2::Client::new(ClientId::new(consumer.key.trim().to_owned()))
-            .set_client_secret(ClientSecret::new(consumer.secret.trim().to_owned()))
+            .set_client_secret(ClientSecret::new(consumer.secret.expose().trim().to_owned()))
             .set_auth_uri(AuthUrl::from_url(self.authorize.clone()))
             .set_token_uri(TokenUrl::from_url(self.token.clone()));
         match RedirectUrl::new(self.callback.clone()) {
@@ -281,8 +247,8 @@ fn unreachable(url: &Url, error: &reqwest::Error, config: &Config) -> String {
 fn tokens_of(answer: TokenAnswer) -> Tokens {
     let lifetime = answer.expires_in().unwrap_or(std::time::Duration::from_secs(3600));
     Tokens {
-        access: answer.access_token().secret().clone(),
-        refresh: answer.refresh_token().map(|r| r.secret().clone()),
+        access: Secret::new(answer.access_token().secret().clone()),
+        refresh: answer.refresh_token().map(|r| Secret::new(r.secret().clone())),
         expires_at: OffsetDateTime::now_utc() + lifetime,
         scopes: granted_scopes(&answer),
     }
@@ -329,12 +295,12 @@ pub async fn exchange_code(
     endpoints: &Endpoints,
     consumer: &Consumer,
     code: &str,
-    verifier: String,
+    verifier: Secret<String>,
 ) -> Result<Tokens, TokenError> {
     endpoints
         .oauth(consumer)
         .exchange_code(AuthorizationCode::new(code.to_owned()))
-        .set_pkce_verifier(PkceCodeVerifier::new(verifier))
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier.into_exposed()))
         .request_async(http)
         .await
         .map(tokens_of)
@@ -347,9 +313,9 @@ pub async fn refresh(
     config: &Config,
     endpoints: &Endpoints,
     consumer: &Consumer,
-    refresh_token: &str,
+    refresh_token: &Secret<String>,
 ) -> Result<Tokens, TokenError> {
-    let refresh_token = RefreshToken::new(refresh_token.to_owned());
+    let refresh_token = RefreshToken::new(refresh_token.expose().clone());
     endpoints
         .oauth(consumer)
         .exchange_refresh_token(&refresh_token)
@@ -626,12 +592,12 @@ async fn get_json(
     config: &Config,
     base: &Url,
     url: &str,
-    access_token: &str,
+    access_token: &Secret<String>,
 ) -> Result<(StatusCode, Value), CallFailed> {
     let response = http
         .get(url)
         .header(header::ACCEPT, "application/json")
-        .bearer_auth(access_token)
+        .bearer_auth(access_token.expose())
         .send()
         .await
         .map_err(|e| CallFailed(unreachable(base, &e, config)))?;
@@ -684,7 +650,7 @@ pub async fn repositories(
     http: &reqwest::Client,
     config: &Config,
     endpoints: &Endpoints,
-    access_token: &str,
+    access_token: &Secret<String>,
     workspace: &str,
     search: RepositorySearch<'_>,
 ) -> Result<RepositoryPage, ApiCallError> {
@@ -716,7 +682,7 @@ pub async fn repository(
     http: &reqwest::Client,
     config: &Config,
     endpoints: &Endpoints,
-    access_token: &str,
+    access_token: &Secret<String>,
     workspace: &str,
     slug: &str,
 ) -> Result<Option<Repository>, ApiCallError> {

@@ -15,6 +15,7 @@ pub use super::{Check, Report};
 use crate::{
     config::Config,
     outbound::{self, check_url, UrlRefused},
+    secret::Secret,
 };
 
 /// What the checks need. The token is sent as `Authorization: Bearer`.
@@ -22,7 +23,7 @@ use crate::{
 pub struct Connection {
     pub api_url: Url,
     pub username: String,
-    pub token: String,
+    pub token: Secret<String>,
     /// A private CA's certificate, parsed.
     pub ca: Option<reqwest::Certificate>,
 }
@@ -221,14 +222,15 @@ pub async fn check(connection: &Connection, config: &Config) -> Report {
     }
 
     // 2. The token is accepted, and 3. it belongs to the username given.
-    let whoami = match get(&client, endpoint(base, "/plugins/servlet/applinks/whoami"), Some(&connection.token)).await {
-        Ok(response) => response,
-        Err(error) => {
-            report.checks.push(failed("token", unreachable(base, &error, config)));
-            not_run(&mut report, "token");
-            return report;
-        }
-    };
+    let whoami =
+        match get(&client, endpoint(base, "/plugins/servlet/applinks/whoami"), Some(connection.token.expose())).await {
+            Ok(response) => response,
+            Err(error) => {
+                report.checks.push(failed("token", unreachable(base, &error, config)));
+                not_run(&mut report, "token");
+                return report;
+            }
+        };
     if matches!(whoami.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         report.checks.push(failed(
             "token",
@@ -268,7 +270,7 @@ pub async fn check(connection: &Connection, config: &Config) -> Report {
         ("projects", "/rest/api/1.0/projects?limit=1", "project", "Projects: read"),
         ("repositories", "/rest/api/1.0/repos?limit=1", "repository", "Repositories: read"),
     ] {
-        let response = match get(&client, endpoint(base, path), Some(&connection.token)).await {
+        let response = match get(&client, endpoint(base, path), Some(connection.token.expose())).await {
             Ok(response) => response,
             Err(error) => {
                 report.checks.push(failed(name, unreachable(base, &error, config)));
@@ -344,7 +346,7 @@ pub async fn repositories(
         .append_pair("name", name.trim())
         .append_pair("start", &start.to_string())
         .append_pair("limit", &limit.to_string());
-    let response = get(&client, url.into(), Some(&connection.token))
+    let response = get(&client, url.into(), Some(connection.token.expose()))
         .await
         .map_err(|e| CallFailed(unreachable(&connection.api_url, &e, config)))?;
     if response.status() != StatusCode::OK || is_html(&response) {
@@ -372,7 +374,7 @@ pub async fn repository(
         client_for(connection, config).map_err(|e| CallFailed(unreachable(&connection.api_url, &e, config)))?;
     // The key and slug were checked (bitbucket::parse_repository_name): they cannot change the path.
     let url = endpoint(&connection.api_url, &format!("/rest/api/1.0/projects/{project}/repos/{slug}"));
-    let response = get(&client, url, Some(&connection.token))
+    let response = get(&client, url, Some(connection.token.expose()))
         .await
         .map_err(|e| CallFailed(unreachable(&connection.api_url, &e, config)))?;
     match response.status() {

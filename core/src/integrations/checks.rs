@@ -5,7 +5,7 @@
 
 use time::OffsetDateTime;
 
-use super::{Health, Integration, IntegrationId, Provider};
+use super::{Health, HealthState, Integration, IntegrationId, Provider};
 use crate::{
     bitbucket::{
         cloud::{self, Account, Consumer, Endpoints, Mode, Tokens},
@@ -13,6 +13,7 @@ use crate::{
     },
     cloud_tokens::{self, TokenProblem},
     config::Config,
+    secret::Secret,
     users::FieldError,
     Services,
 };
@@ -52,7 +53,7 @@ pub fn cloud_problems(report: &Report) -> Vec<FieldError> {
 /// The health of Data Center credentials that passed every check.
 pub fn connected(report: &Report) -> Health {
     Health {
-        state: "connected".into(),
+        state: HealthState::Connected,
         message: report.checks.first().map(|c| c.message.clone()).unwrap_or_default(),
         checked_at: Some(OffsetDateTime::now_utc()),
     }
@@ -128,7 +129,7 @@ pub async fn retest(services: &Services, integration: &Integration) -> Result<(R
         Provider::DataCenter => {
             let connection = stored_connection(services, integration).await?;
             let report = datacenter::check(&connection, &services.config).await;
-            let state = if report.passed() { "connected" } else { "error" };
+            let state = if report.passed() { HealthState::Connected } else { HealthState::Error };
             (report, state)
         }
         Provider::Cloud => retest_cloud(services, integration).await?,
@@ -144,13 +145,13 @@ pub async fn retest(services: &Services, integration: &Integration) -> Result<(R
         .map(|c| c.message.clone())
         .unwrap_or_default(),
     };
-    let health = Health { state: state.into(), message, checked_at: Some(OffsetDateTime::now_utc()) };
+    let health = Health { state, message, checked_at: Some(OffsetDateTime::now_utc()) };
     Ok((report, health))
 }
 
 /// The checks of a stored Cloud integration: the consumer, a usable token
 /// (refreshed if needed), the scopes, the account, the workspace.
-async fn retest_cloud(services: &Services, integration: &Integration) -> Result<(Report, &'static str), StoredError> {
+async fn retest_cloud(services: &Services, integration: &Integration) -> Result<(Report, HealthState), StoredError> {
     let config = &services.config;
     let endpoints = Endpoints::from_config(config);
     let http = cloud::http_client(config)?;
@@ -166,24 +167,28 @@ async fn retest_cloud(services: &Services, integration: &Integration) -> Result<
                 // Corrects the name stored by an integration connected before Bitbucket's app users.
                 cloud_tokens::set_account(&services.pool, integration.id, &account.label()).await?;
             }
-            let state = if report.passed() { "connected" } else { "error" };
+            let state = if report.passed() { HealthState::Connected } else { HealthState::Error };
             Ok((report, state))
         }
         Err(TokenProblem::NotConnected(why)) => {
             let mut report = match cloud::check_consumer(&http, config, &endpoints, &consumer).await {
                 Ok(()) => pending_report(),
-                Err(error) => return Ok((cloud::token_report(&error, &endpoints), "error")),
+                Err(error) => return Ok((cloud::token_report(&error, &endpoints), HealthState::Error)),
             };
             report.checks.push(Check { name: "token", ok: false, message: why });
             cloud::not_run(&mut report, "token");
-            let waiting = integration.health.state == "pending_authorization";
-            Ok((report, if waiting { "pending_authorization" } else { "error" }))
+            // Never approved: it still waits; approved once, its tokens are lost.
+            let state = match integration.health.state {
+                HealthState::PendingAuthorization => HealthState::PendingAuthorization,
+                HealthState::Connected | HealthState::Error => HealthState::Error,
+            };
+            Ok((report, state))
         }
         Err(TokenProblem::Bitbucket(why)) => {
             let mut report = pending_report();
             report.checks.push(Check { name: "token", ok: false, message: why });
             cloud::not_run(&mut report, "token");
-            Ok((report, "error"))
+            Ok((report, HealthState::Error))
         }
         Err(TokenProblem::Database(e)) => Err(e.into()),
         Err(TokenProblem::Secret(e)) => Err(e.into()),
@@ -192,7 +197,10 @@ async fn retest_cloud(services: &Services, integration: &Integration) -> Result<
 
 /// An access token for a REST call (refreshed when about to expire), or
 /// why there is none in words for the page.
-pub async fn cloud_access_token(services: &Services, id: IntegrationId) -> Result<Result<String, String>, StoredError> {
+pub async fn cloud_access_token(
+    services: &Services,
+    id: IntegrationId,
+) -> Result<Result<Secret<String>, String>, StoredError> {
     usable(cloud_tokens::access_token(services, id).await)
 }
 
@@ -200,12 +208,12 @@ pub async fn cloud_access_token(services: &Services, id: IntegrationId) -> Resul
 pub async fn cloud_token_after_refusal(
     services: &Services,
     id: IntegrationId,
-    refused: String,
-) -> Result<Result<String, String>, StoredError> {
+    refused: Secret<String>,
+) -> Result<Result<Secret<String>, String>, StoredError> {
     usable(cloud_tokens::refresh(services, id, cloud_tokens::Seen::Refused(refused)).await)
 }
 
-fn usable(answer: Result<String, TokenProblem>) -> Result<Result<String, String>, StoredError> {
+fn usable(answer: Result<Secret<String>, TokenProblem>) -> Result<Result<Secret<String>, String>, StoredError> {
     match answer {
         Ok(token) => Ok(Ok(token)),
         Err(TokenProblem::NotConnected(why) | TokenProblem::Bitbucket(why)) => Ok(Err(why)),

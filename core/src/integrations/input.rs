@@ -13,6 +13,7 @@ use crate::{
         datacenter,
     },
     config::Config,
+    secret::Secret,
     users::FieldError,
     validation::Problems,
 };
@@ -50,7 +51,7 @@ pub struct DataCenterInput {
     pub api_url: Option<String>,
     pub user_facing_url: Option<String>,
     pub username: Option<String>,
-    pub access_token: Option<String>,
+    pub access_token: Option<Secret<String>>,
     pub ca_certificate: Option<String>,
 }
 
@@ -58,7 +59,7 @@ pub struct DataCenterInput {
 pub struct CloudInput {
     pub workspace: Option<String>,
     pub client_id: Option<String>,
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret<String>>,
     pub mode: Option<String>,
 }
 
@@ -91,7 +92,7 @@ pub fn description(problems: &mut Problems, raw: Option<String>) -> Option<Strin
 pub fn options(problems: &mut Problems, base: &Options, input: OptionsInput) -> Option<Options> {
     let vcs_checks = match input.vcs_checks {
         Some(raw) => problems.check(parse_vcs_checks(&raw))?,
-        None => base.vcs_checks.clone(),
+        None => base.vcs_checks,
     };
     Some(Options {
         use_git_checkout: input.use_git_checkout.unwrap_or(base.use_git_checkout),
@@ -166,7 +167,7 @@ pub fn new_datacenter(
     };
     let username =
         problems.filled("datacenter.username", input.username, "Enter the Bitbucket username the token belongs to.");
-    let token = problems.filled("datacenter.access_token", input.access_token, "Paste the HTTP access token.");
+    let token = problems.filled_secret("datacenter.access_token", input.access_token, "Paste the HTTP access token.");
     let ca = match given(input.ca_certificate) {
         Some(pem) => Some(ca_certificate(problems, &pem)?),
         None => None,
@@ -204,7 +205,7 @@ pub fn new_cloud(problems: &mut Problems, input: Option<CloudInput>) -> Option<N
     };
     let workspace = problems.required("cloud.workspace", input.workspace).and_then(|raw| workspace(problems, &raw));
     let key = problems.filled("cloud.client_id", input.client_id, "Paste the consumer's Key.");
-    let secret = problems.filled("cloud.client_secret", input.client_secret, "Paste the consumer's Secret.");
+    let secret = problems.filled_secret("cloud.client_secret", input.client_secret, "Paste the consumer's Secret.");
     let mode = mode(problems, input.mode);
     Some(NewCloudCredentials { workspace: workspace?, consumer: Consumer { key: key?, secret: secret? }, mode: mode? })
 }
@@ -212,6 +213,7 @@ pub fn new_cloud(problems: &mut Problems, input: Option<CloudInput>) -> Option<N
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integrations::VcsChecks;
 
     fn config() -> Config {
         Config::load(&[("BITGATE_MODE", "development")]).unwrap()
@@ -255,14 +257,17 @@ mod tests {
         let credentials = new_datacenter(&mut problems, Some(input), &config()).unwrap();
         assert!(problems.is_empty());
         assert_eq!(credentials.user_facing_url, "https://bitbucket.example.com", "the API URL, when left blank");
-        assert_eq!((credentials.connection.username.as_str(), credentials.connection.token.as_str()), ("ada", "token"));
+        assert_eq!(
+            (credentials.connection.username.as_str(), credentials.connection.token.expose().as_str()),
+            ("ada", "token")
+        );
         assert!(credentials.ca_certificate.is_none() && credentials.connection.ca.is_none());
     }
 
     #[test]
     fn options_left_out_keep_their_base() {
         let stored =
-            Options { use_git_checkout: true, commit_status: false, vcs_checks: "all".into(), ..Options::default() };
+            Options { use_git_checkout: true, commit_status: false, vcs_checks: VcsChecks::All, ..Options::default() };
         let mut problems = Problems::default();
         let merged = options(&mut problems, &stored, OptionsInput { commit_status: Some(true), ..Default::default() });
         assert_eq!(merged, Some(Options { commit_status: true, ..stored.clone() }));

@@ -19,13 +19,14 @@ use super::{
 };
 use crate::{
     access::Denied,
-    audit::{self, Event, Target},
+    audit::{self, AuditAction, Event, Target},
     bitbucket::{
         cloud::{Endpoints, Mode},
         datacenter, Report,
     },
     cloud_tokens, oauth_flows,
     principal::Principal,
+    secret::Secret,
     spaces::SpaceId,
     users::FieldError,
     validation::Problems,
@@ -108,7 +109,7 @@ pub enum Purpose {
 }
 
 /// The audit event of `by`'s `action` on an integration, in its space.
-fn audit_event(by: &Principal, action: &'static str, integration: &Integration) -> Event {
+fn audit_event(by: &Principal, action: AuditAction, integration: &Integration) -> Event {
     let target = Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() };
     Event::new(by.actor(), action).target(target).from_address(by.address()).in_space(integration.space_id)
 }
@@ -279,8 +280,8 @@ pub async fn create(
             super::create_cloud(&mut tx, &services.keyring, new).await?
         }
     };
-    let event =
-        audit_event(by, "integration.created", &created).details(json!({"provider": created.provider.as_str()}));
+    let event = audit_event(by, AuditAction::IntegrationCreated, &created)
+        .details(json!({"provider": created.provider.as_str()}));
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(created)
@@ -358,7 +359,7 @@ pub async fn update(
     let mut tx = services.pool.begin().await?;
     let updated =
         super::update(&mut tx, &services.keyring, integration.id, changes).await?.ok_or(IntegrationError::NotFound)?;
-    let event = audit_event(by, "integration.updated", &updated).details(json!({
+    let event = audit_event(by, AuditAction::IntegrationUpdated, &updated).details(json!({
         "credentials_checked": credentials_checked,
         "scope_changed": new_scope.is_some_and(|scope| scope != integration.space_id),
     }));
@@ -406,7 +407,7 @@ struct DataCenterWanted {
     connection_changed: bool,
     api_url: Option<Url>,
     username: Option<String>,
-    token: Option<String>,
+    token: Option<Secret<String>>,
     /// `Some(None)`: the CA certificate is removed.
     ca: Option<Option<reqwest::Certificate>>,
 }
@@ -421,7 +422,7 @@ fn datacenter_changes(
     changes: &mut super::Changes,
 ) -> Option<DataCenterWanted> {
     let api_url = wanted.api_url.and_then(|raw| input::api_url(problems, &raw, config));
-    let token = given(wanted.access_token).map(|t| t.trim().to_owned());
+    let token = wanted.access_token.and_then(|t| t.filled());
     if let Some(url) = &api_url {
         problems.check(rules::token_follows_api_url(&stored.api_url, url.as_str(), token.is_some()));
     }
@@ -486,14 +487,14 @@ async fn changed_connection(
 struct CloudWanted {
     workspace: Option<String>,
     key: Option<String>,
-    secret: Option<String>,
+    secret: Option<Secret<String>>,
     mode: Option<Mode>,
 }
 
 fn cloud_changes(problems: &mut Problems, stored: &CloudView, wanted: CloudInput) -> Option<CloudWanted> {
     let workspace = wanted.workspace.and_then(|raw| input::workspace(problems, &raw));
     let key = given(wanted.client_id).map(|k| k.trim().to_owned());
-    let secret = given(wanted.client_secret).map(|s| s.trim().to_owned());
+    let secret = wanted.client_secret.and_then(|s| s.filled());
     let mode = wanted.mode.and_then(|raw| input::mode(problems, Some(raw)));
     if let Some(key) = &key {
         problems.check(rules::secret_follows_key(&stored.client_id, key, secret.is_some()))?;
@@ -514,7 +515,7 @@ async fn apply_cloud_changes(
 ) -> Result<(), IntegrationError> {
     let key_changed = wanted.key.as_ref().is_some_and(|k| *k != stored.client_id);
     let workspace_changed = wanted.workspace.as_ref().is_some_and(|w| *w != stored.workspace);
-    let mode_changed = wanted.mode.is_some_and(|m| m.as_str() != stored.mode);
+    let mode_changed = wanted.mode.is_some_and(|m| m != stored.mode);
     if !(key_changed || wanted.secret.is_some() || workspace_changed || mode_changed) {
         return Ok(());
     }
@@ -546,8 +547,8 @@ pub async fn test(
 ) -> Result<(Report, Integration), IntegrationError> {
     let integration = load_for(services, by, id, Purpose::Act("integration.test")).await?;
     let (report, health) = checks::retest(services, &integration).await?;
-    super::set_health(&services.pool, integration.id, &health.state, &health.message).await?;
-    let event = audit_event(by, "integration.tested", &integration).details(json!({"health": health.state}));
+    super::set_health(&services.pool, integration.id, health.state, &health.message).await?;
+    let event = audit_event(by, AuditAction::IntegrationTested, &integration).details(json!({"health": health.state}));
     audit::record(&services.pool, event).await?;
     let tested = super::find(&services.pool, integration.id).await?.ok_or(IntegrationError::NotFound)?;
     Ok((report, tested))
@@ -559,12 +560,12 @@ pub async fn reveal_webhook_secret(
     services: &Services,
     by: &Principal,
     id: IntegrationId,
-) -> Result<(Integration, String), IntegrationError> {
+) -> Result<(Integration, Secret<String>), IntegrationError> {
     let integration = load_for(services, by, id, Purpose::Act("integration.webhook_secret_revealed")).await?;
     let secret = super::webhook_secret(&services.pool, &services.keyring, integration.id)
         .await?
         .ok_or(IntegrationError::NotFound)?;
-    let event = audit_event(by, "integration.webhook_secret_revealed", &integration);
+    let event = audit_event(by, AuditAction::WebhookSecretRevealed, &integration);
     audit::record(&services.pool, event).await?;
     Ok((integration, secret))
 }
@@ -573,7 +574,7 @@ pub async fn reveal_webhook_secret(
 /// is still accepted.
 pub struct Rotated {
     pub integration: Integration,
-    pub secret: String,
+    pub secret: Secret<String>,
     pub previous_valid_until: Option<OffsetDateTime>,
 }
 
@@ -591,7 +592,7 @@ pub async fn rotate_webhook_secret(
         .await?
         .ok_or(IntegrationError::NotFound)?;
     let until = deliveries::previous_valid_until(&mut *tx, integration.id).await?;
-    let event = audit_event(by, "integration.webhook_secret_rotated", &integration)
+    let event = audit_event(by, AuditAction::WebhookSecretRotated, &integration)
         .details(json!({"previous_valid_until": until.and_then(|t| t.format(&Rfc3339).ok())}));
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
@@ -608,7 +609,7 @@ pub async fn retire_previous_secret(
     let mut tx = services.pool.begin().await?;
     let retired = deliveries::retire_previous(&mut tx, integration.id).await?;
     if retired {
-        let event = audit_event(by, "integration.webhook_secret_retired", &integration);
+        let event = audit_event(by, AuditAction::WebhookSecretRetired, &integration);
         audit::record(&mut *tx, event).await?;
     }
     tx.commit().await?;
@@ -644,7 +645,8 @@ async fn delete_once(
 ) -> Result<Option<i64>, sqlx::Error> {
     let mut tx = services.pool.begin().await?;
     let Some(detached) = super::delete(&mut tx, integration.id).await? else { return Ok(None) };
-    let event = audit_event(by, "integration.deleted", integration).details(json!({"stacks_detached": detached}));
+    let event =
+        audit_event(by, AuditAction::IntegrationDeleted, integration).details(json!({"stacks_detached": detached}));
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(Some(detached))

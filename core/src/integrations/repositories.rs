@@ -14,6 +14,7 @@ use crate::{
         cloud::{self, ApiCallError},
         datacenter, parse_repository_name, CallFailed, Repository, RepositoryPage, RepositorySearch,
     },
+    secret::Secret,
     Services,
 };
 
@@ -121,7 +122,7 @@ async fn with_cloud_token<T, F, Fut>(
     call: F,
 ) -> Result<Result<T, CallFailed>, StoredError>
 where
-    F: Fn(String) -> Fut,
+    F: Fn(Secret<String>) -> Fut,
     Fut: Future<Output = Result<T, ApiCallError>>,
 {
     let token = match checks::cloud_access_token(services, integration.id).await? {

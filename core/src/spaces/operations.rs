@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{parse_description, parse_name, SpaceId, SpaceRecord, SpaceWriteError, ROOT};
 use crate::{
     access::Denied,
-    audit::{self, Event, Target},
+    audit::{self, AuditAction, Event, Target},
     principal::Principal,
     users::{self, Email, FieldError, Role, UserId},
     validation::Problems,
@@ -70,7 +70,7 @@ async fn administer(db: &PgPool, by: &Principal, space: SpaceId, action: &'stati
     }
 }
 
-fn event(by: &Principal, action: &'static str, target: Target, space: SpaceId) -> Event {
+fn event(by: &Principal, action: AuditAction, target: Target, space: SpaceId) -> Event {
     Event::new(by.actor(), action).target(target).from_address(by.address()).in_space(space)
 }
 
@@ -90,7 +90,7 @@ pub async fn create(
     };
     let mut tx = db.begin().await?;
     let space = super::create(&mut *tx, &name, parent, &description).await?;
-    audit::record(&mut *tx, event(by, "space.created", Target::space(&space), space.id)).await?;
+    audit::record(&mut *tx, event(by, AuditAction::SpaceCreated, Target::space(&space), space.id)).await?;
     tx.commit().await?;
     Ok(space)
 }
@@ -111,7 +111,7 @@ pub async fn update(db: &PgPool, by: &Principal, id: SpaceId, input: SpaceInput)
     let mut tx = db.begin().await?;
     let space =
         super::update(&mut *tx, id, name.as_deref(), description.as_deref()).await?.ok_or(SpaceError::NotFound)?;
-    audit::record(&mut *tx, event(by, "space.updated", Target::space(&space), space.id)).await?;
+    audit::record(&mut *tx, event(by, AuditAction::SpaceUpdated, Target::space(&space), space.id)).await?;
     tx.commit().await?;
     Ok(space)
 }
@@ -137,7 +137,7 @@ pub async fn delete(db: &PgPool, by: &Principal, id: SpaceId) -> Result<SpaceRec
     if !super::delete(&mut *tx, id).await? {
         return Err(SpaceError::NotFound);
     }
-    audit::record(&mut *tx, event(by, "space.deleted", Target::space(&space), parent)).await?;
+    audit::record(&mut *tx, event(by, AuditAction::SpaceDeleted, Target::space(&space), parent)).await?;
     tx.commit().await?;
     Ok(space)
 }
@@ -187,7 +187,8 @@ pub async fn set_member(
         return Err(SpaceError::Conflict(vec![FieldError::new("role", "last_admin", LAST_ADMIN)]));
     }
     let target = Target { kind: "user", id: user.id.to_string(), label: email.to_string() };
-    audit::record(&mut *tx, event(by, "member.set", target, space).details(json!({"role": role.as_str()}))).await?;
+    audit::record(&mut *tx, event(by, AuditAction::MemberSet, target, space).details(json!({"role": role.as_str()})))
+        .await?;
     tx.commit().await?;
     Ok(Membership { user_id: user.id, email, role })
 }
@@ -203,7 +204,7 @@ pub async fn remove_member(db: &PgPool, by: &Principal, space: SpaceId, user: Us
         return Err(SpaceError::Conflict(vec![FieldError::new("user_id", "last_admin", LAST_ADMIN)]));
     }
     let target = Target { kind: "user", id: user.to_string(), label: user.to_string() };
-    audit::record(&mut *tx, event(by, "member.removed", target, space)).await?;
+    audit::record(&mut *tx, event(by, AuditAction::MemberRemoved, target, space)).await?;
     tx.commit().await?;
     Ok(())
 }

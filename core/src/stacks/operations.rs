@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{find, name_taken, parse_branch, parse_name, NewStack, Stack, StackChanges, StackId, StackWriteError};
 use crate::{
     access::Denied,
-    audit::{self, Event, Target},
+    audit::{self, AuditAction, Event, Target},
     integrations::{
         self,
         checks::StoredError,
@@ -83,7 +83,7 @@ pub fn parse_id(raw: &str) -> Result<StackId, StackError> {
     Uuid::parse_str(raw.trim()).map_err(|_| StackError::NotFound)
 }
 
-fn audit_event(by: &Principal, action: &'static str, stack: &Stack) -> Event {
+fn audit_event(by: &Principal, action: AuditAction, stack: &Stack) -> Event {
     let target = Target { kind: "stack", id: stack.id.to_string(), label: stack.name.clone() };
     Event::new(by.actor(), action).target(target).from_address(by.address()).in_space(stack.space_id)
 }
@@ -212,7 +212,7 @@ pub async fn create(services: &Services, by: &Principal, input: StackInput) -> R
     let id = super::create(&mut *tx, new).await?;
     let stack = find(&mut *tx, id).await?.ok_or(StackError::NotFound)?;
     let details = json!({"integration": integration.name, "repository": stack.repository_name});
-    audit::record(&mut *tx, audit_event(by, "stack.created", &stack).details(details)).await?;
+    audit::record(&mut *tx, audit_event(by, AuditAction::StackCreated, &stack).details(details)).await?;
     tx.commit().await?;
     Ok(stack)
 }
@@ -265,9 +265,9 @@ pub async fn update(services: &Services, by: &Principal, id: StackId, input: Sta
         .ok_or(StackError::NotFound)?;
     let event = if reattached {
         let details = json!({"integration": updated.integration_name, "was_detached": stack.integration_id.is_none()});
-        audit_event(by, "stack.attached", &updated).details(details)
+        audit_event(by, AuditAction::StackAttached, &updated).details(details)
     } else {
-        audit_event(by, "stack.updated", &updated)
+        audit_event(by, AuditAction::StackUpdated, &updated)
     };
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
@@ -281,7 +281,7 @@ pub async fn delete(services: &Services, by: &Principal, id: StackId) -> Result<
     if !super::delete(&mut *tx, stack.id).await? {
         return Err(StackError::NotFound);
     }
-    audit::record(&mut *tx, audit_event(by, "stack.deleted", &stack)).await?;
+    audit::record(&mut *tx, audit_event(by, AuditAction::StackDeleted, &stack)).await?;
     tx.commit().await?;
     Ok(stack)
 }

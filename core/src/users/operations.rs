@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     access::Denied,
-    audit::{self, Event, Target},
+    audit::{self, AuditAction, Event, Target},
     passwords::{Password, PasswordHasher},
     principal::Principal,
     spaces,
@@ -102,7 +102,7 @@ pub async fn create(
         Some((role, _)) => json!({"role": role.as_str(), "space": space.name}),
         None => json!({}),
     };
-    let event = Event::new(by.actor(), "user.created").target(Target::user(&user)).from_address(by.address());
+    let event = Event::new(by.actor(), AuditAction::UserCreated).target(Target::user(&user)).from_address(by.address());
     audit::record(&mut *tx, event.details(details)).await?;
     tx.commit().await?;
     Ok(user)
@@ -120,11 +120,11 @@ pub struct UserChange {
 /// Renames, disables or re-enables a user; the account keeps an enabled admin.
 pub async fn update(db: &PgPool, by: &Principal, id: UserId, input: UserChange) -> Result<User, UserError> {
     let action = match input.disabled {
-        Some(true) => "user.disabled",
-        Some(false) => "user.enabled",
-        None => "user.updated",
+        Some(true) => AuditAction::UserDisabled,
+        Some(false) => AuditAction::UserEnabled,
+        None => AuditAction::UserUpdated,
     };
-    administer(db, by, action).await?;
+    administer(db, by, action.as_str()).await?;
     let mut problems = Problems(input.read_problems);
     let name = input.name.and_then(|raw| problems.check(DisplayName::parse(&raw)));
     if !problems.is_empty() {

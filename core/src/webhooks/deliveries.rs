@@ -8,8 +8,10 @@ use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::DeliveryOutcome;
 use crate::{
     integrations::{binding, IntegrationId},
+    secret::Secret,
     secrets::Keyring,
     tokens::random_token,
 };
@@ -27,7 +29,7 @@ pub struct Delivery {
     pub repository_id: Option<String>,
     pub repository_name: Option<String>,
     pub signature: String,
-    pub outcome: String,
+    pub outcome: DeliveryOutcome,
     pub reason: Option<String>,
     pub headers: Value,
     pub body: Option<Value>,
@@ -38,7 +40,7 @@ pub struct Delivery {
 /// What to list.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    pub outcome: Option<String>,
+    pub outcome: Option<DeliveryOutcome>,
     pub event_key: Option<String>,
 }
 
@@ -54,7 +56,7 @@ pub async fn list(
     sqlx::query_as!(
         Delivery,
         r#"SELECT id, integration_id, received_at, request_id, event_key, repository_id, repository_name, signature,
-                  outcome, reason, headers, body, stacks, duplicate_count
+                  outcome AS "outcome: DeliveryOutcome", reason, headers, body, stacks, duplicate_count
            FROM webhook_deliveries
            WHERE integration_id = $1
              AND ($2::text IS NULL OR outcome = $2)
@@ -62,7 +64,7 @@ pub async fn list(
              AND ($4::timestamptz IS NULL OR (received_at, id) < ($4, $5))
            ORDER BY received_at DESC, id DESC LIMIT $6"#,
         integration,
-        filter.outcome.as_deref(),
+        filter.outcome.map(DeliveryOutcome::as_str),
         filter.event_key.as_deref(),
         after_at,
         after_id,
@@ -76,7 +78,7 @@ pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Delivery>,
     sqlx::query_as!(
         Delivery,
         r#"SELECT id, integration_id, received_at, request_id, event_key, repository_id, repository_name, signature,
-                  outcome, reason, headers, body, stacks, duplicate_count
+                  outcome AS "outcome: DeliveryOutcome", reason, headers, body, stacks, duplicate_count
            FROM webhook_deliveries WHERE id = $1"#,
         id
     )
@@ -127,7 +129,7 @@ pub async fn rotate(
     keyring: &Keyring,
     id: IntegrationId,
     grace: Duration,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<Secret<String>>, sqlx::Error> {
     let current =
         sqlx::query!("SELECT webhook_secret_key, webhook_secret FROM integrations WHERE id = $1 FOR UPDATE", id)
             .fetch_optional(&mut *tx)
@@ -141,7 +143,7 @@ pub async fn rotate(
         return Err(sqlx::Error::Protocol("the webhook secret does not open".into()));
     };
     let previous = keyring.seal(&plain, binding("integrations", "previous_webhook_secret", id));
-    let secret = random_token();
+    let secret = Secret::new(random_token());
     let sealed = keyring.seal(secret.as_bytes(), binding("integrations", "webhook_secret", id));
     sqlx::query!(
         r#"UPDATE integrations SET webhook_secret_key = $2, webhook_secret = $3,
@@ -168,7 +170,7 @@ pub async fn set_secret(
     tx: &mut PgConnection,
     keyring: &Keyring,
     id: IntegrationId,
-    secret: &str,
+    secret: &Secret<String>,
 ) -> Result<(), sqlx::Error> {
     let sealed = keyring.seal(secret.as_bytes(), binding("integrations", "webhook_secret", id));
     sqlx::query!(

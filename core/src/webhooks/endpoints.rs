@@ -22,19 +22,20 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::routing::Routes;
-use crate::integrations::Provider;
+use crate::{integrations::Provider, secret::Secret};
 
 /// Also named by the `stacks_route_changed` trigger (migrations).
 pub const CHANNEL: &str = "bitgate_webhook_endpoints";
 
-/// What verifying a delivery needs of its integration.
+/// What verifying a delivery needs of its integration (its `Debug` shows
+/// no secret: it sits in the cache, inside `Services`).
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub id: Uuid,
     pub provider: Provider,
-    pub secret: Vec<u8>,
+    pub secret: Secret<Vec<u8>>,
     /// The previous secret and until when it is accepted.
-    pub previous: Option<(Vec<u8>, OffsetDateTime)>,
+    pub previous: Option<(Secret<Vec<u8>>, OffsetDateTime)>,
     /// The integration's stacks, where its deliveries are routed.
     pub routes: Routes,
 }
@@ -117,4 +118,24 @@ pub fn listen(pool: sqlx::PgPool, cache: Arc<Cache>) {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_endpoint_shows_no_secret() {
+        let endpoint = Endpoint {
+            id: Uuid::new_v4(),
+            provider: Provider::DataCenter,
+            secret: Secret::new(b"current-s3cret".to_vec()),
+            previous: Some((Secret::new(b"previous-s3cret".to_vec()), OffsetDateTime::now_utc())),
+            routes: Routes::default(),
+        };
+        let shown = format!("{endpoint:?}");
+        // Neither as text nor as the bytes' numbers.
+        assert!(!shown.contains("s3cret") && !shown.contains(&format!("{:?}", b"current-s3cret")[1..12]), "{shown}");
+        assert_eq!(endpoint.previous_now(), None, "its grace period is over");
+    }
 }

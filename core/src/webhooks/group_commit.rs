@@ -15,7 +15,7 @@ use sqlx::{postgres::PgPoolOptions, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::routing::Routed;
+use super::{routing::Routed, DeliveryOutcome};
 
 /// Rows written by one statement at most.
 const MAX_BATCH: usize = 128;
@@ -30,7 +30,7 @@ pub struct Row {
     pub event_key: Option<String>,
     pub repository: Option<(String, String)>,
     pub signature: &'static str,
-    pub outcome: &'static str,
+    pub outcome: DeliveryOutcome,
     pub reason: Option<String>,
     pub headers: String,
     pub body: Option<String>,
@@ -145,7 +145,7 @@ async fn insert(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>, sqlx:
     let repository_ids = column(|r| r.repository.as_ref().map(|(id, _)| id.as_str()));
     let repository_names = column(|r| r.repository.as_ref().map(|(_, name)| name.as_str()));
     let signatures = column(|r| Some(r.signature));
-    let outcomes = column(|r| Some(r.outcome));
+    let outcomes = column(|r| Some(r.outcome.as_str()));
     let reasons = column(|r| r.reason.as_deref());
     let headers = column(|r| Some(r.headers.as_str()));
     let bodies = column(|r| r.body.as_deref());

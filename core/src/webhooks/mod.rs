@@ -20,7 +20,9 @@ use uuid::Uuid;
 
 use crate::{
     integrations::{self, Provider},
+    secret::Secret,
     secrets::Sealed,
+    text_enum::text_enum,
     Services,
 };
 use events::{normalize, PING};
@@ -44,11 +46,25 @@ pub struct Incoming<'a> {
     pub body: Option<&'a [u8]>,
 }
 
+text_enum! {
+    /// What became of a delivery (`webhook_deliveries.outcome`).
+    pub enum DeliveryOutcome {
+        /// Verified and stored (routed to its stacks, if any).
+        Accepted = "accepted",
+        /// Verified, or an unsigned ping, with nothing to act on.
+        Ignored = "ignored",
+        /// A retry of a verified delivery stored already.
+        Duplicate = "duplicate",
+        /// Refused: too large, not JSON, unsigned, a wrong signature, malformed.
+        Rejected = "rejected",
+    }
+}
+
 /// The answer, and what was recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
     pub status: u16,
-    pub outcome: &'static str,
+    pub outcome: DeliveryOutcome,
     pub reason: Option<String>,
     /// The delivery recorded (none past the rejection cap).
     pub delivery: Option<Uuid>,
@@ -103,6 +119,7 @@ async fn endpoint(services: &Services, slug: &str) -> Result<Arc<Endpoint>, Rece
         services
             .keyring
             .open(&Sealed { key_id, ciphertext }, integrations::binding("integrations", column, row.id))
+            .map(Secret::new)
             .map_err(|e| ReceiveError::Secret(e.to_string()))
     };
     let secret = open(row.webhook_secret_key, row.webhook_secret, "webhook_secret")?;
@@ -130,7 +147,7 @@ struct Record<'a> {
     request_id: Option<&'a str>,
     event_key: Option<&'a str>,
     signature: &'static str,
-    outcome: &'static str,
+    outcome: DeliveryOutcome,
     reason: Option<String>,
     body: Option<Value>,
     event: Option<Value>,
@@ -154,7 +171,7 @@ async fn insert(
         repository_id,
         repository_name,
         record.signature,
-        record.outcome,
+        record.outcome.as_str(),
         record.reason,
         headers,
         record.body,
@@ -191,7 +208,7 @@ async fn reject(
                 request_id: incoming.request_id,
                 event_key: incoming.event_key,
                 signature,
-                outcome: "rejected",
+                outcome: DeliveryOutcome::Rejected,
                 reason: Some(reason.to_owned()),
                 body: None,
                 event: None,
@@ -210,7 +227,7 @@ async fn reject(
         }
     };
     tx.commit().await?;
-    Ok(Receipt { status, outcome: "rejected", reason: Some(reason.to_owned()), delivery })
+    Ok(Receipt { status, outcome: DeliveryOutcome::Rejected, reason: Some(reason.to_owned()), delivery })
 }
 
 async fn record(
@@ -274,13 +291,13 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
     if !is_json {
         return reject(services, &endpoint, &incoming, 415, "unchecked", "content type: not JSON").await;
     }
-    let verdict = verify(incoming.signature, body, &endpoint.secret, endpoint.previous_now());
+    let verdict = verify(incoming.signature, body, endpoint.secret.as_slice(), endpoint.previous_now());
     let key = incoming.event_key.map(str::trim).filter(|k| !k.is_empty());
     if key == Some(PING) && verdict != Verdict::Mismatch {
         let tx = services.pool.begin().await?;
         let (signature, outcome, reason) = match verdict {
-            Verdict::Missing => ("unsigned_ping", "ignored", "unsigned ping: proves reachability only"),
-            verified => (verified.as_str(), "accepted", "ping"),
+            Verdict::Missing => ("unsigned_ping", DeliveryOutcome::Ignored, "unsigned ping: proves reachability only"),
+            verified => (verified.as_str(), DeliveryOutcome::Accepted, "ping"),
         };
         let row = Record {
             request_id: incoming.request_id,
@@ -317,14 +334,21 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
     let (outcome, reason, repository, event, body, routed) = match event {
         None => {
             let why = if key.is_none() { "no event key" } else { "unknown event" };
-            ("ignored", Some(why.to_owned()), None, None, None, Default::default())
+            (DeliveryOutcome::Ignored, Some(why.to_owned()), None, None, None, Default::default())
         }
         Some(event) => {
             let repository = Some((event.repository.id.clone(), event.repository.name.clone()));
             // The body as received: it parsed as JSON, so it is UTF-8.
             let text = std::str::from_utf8(body).ok().map(|t| storable(t.to_owned()));
             let routed = endpoint.routes.route(&event);
-            ("accepted", None, repository, serde_json::to_string(&event).ok().map(storable), text, routed)
+            (
+                DeliveryOutcome::Accepted,
+                None,
+                repository,
+                serde_json::to_string(&event).ok().map(storable),
+                text,
+                routed,
+            )
         }
     };
     let row = group_commit::Row {
@@ -375,7 +399,7 @@ async fn duplicate(
         request_id: Some(request_id),
         event_key: incoming.event_key,
         signature: verdict.as_str(),
-        outcome: "duplicate",
+        outcome: DeliveryOutcome::Duplicate,
         reason: Some(format!("already received as delivery {original}")),
         body: None,
         event: None,

@@ -69,7 +69,7 @@ impl From<&bitgate_core::integrations::CloudView> for CloudView {
         Self {
             workspace: cloud.workspace.clone(),
             client_id: cloud.client_id.clone(),
-            mode: cloud.mode.clone(),
+            mode: cloud.mode.as_str().to_owned(),
             authorized_by,
             token_expires_at: cloud.token_expires_at.map(rfc3339),
             scopes: cloud.scopes.clone(),

@@ -16,7 +16,10 @@ use bitgate_core::{
         operations::{self, parse_id},
         Integration,
     },
-    webhooks::deliveries::{self, Delivery, Filter},
+    webhooks::{
+        deliveries::{self, Delivery, Filter},
+        DeliveryOutcome,
+    },
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -87,7 +90,7 @@ pub fn view(delivery: &Delivery) -> DeliveryView {
             _ => None,
         },
         signature: delivery.signature.clone(),
-        outcome: delivery.outcome.clone(),
+        outcome: delivery.outcome.as_str().to_owned(),
         reason: delivery.reason.clone(),
         stacks: delivery.stacks.clone(),
         duplicate_count: delivery.duplicate_count,
@@ -108,12 +111,14 @@ pub struct DeliveriesQuery {
 
 /// The filter of a listing, checked.
 pub fn filter_of(outcome: Option<&str>, event: Option<&str>) -> Result<Filter, AppError> {
-    let outcome = outcome.map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned);
-    if let Some(outcome) = &outcome {
-        if !["accepted", "ignored", "duplicate", "rejected"].contains(&outcome.as_str()) {
-            return Err(AppError::BadRequest("outcome must be accepted, ignored, duplicate or rejected.".into()));
-        }
-    }
+    let outcome = outcome
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|raw| {
+            DeliveryOutcome::parse(raw)
+                .ok_or_else(|| AppError::BadRequest("outcome must be accepted, ignored, duplicate or rejected.".into()))
+        })
+        .transpose()?;
     let event_key = event.map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned);
     if event_key.as_ref().is_some_and(|e| e.len() > 100) {
         return Err(AppError::BadRequest("event is at most 100 characters.".into()));
@@ -209,7 +214,7 @@ pub async fn rotate(
     let rotated = operations::rotate_webhook_secret(&state.services, &caller.principal(), parse_id(&raw)?).await?;
     let webhook = Webhook {
         url: webhook_url(&state, &rotated.integration.slug),
-        secret: rotated.secret,
+        secret: rotated.secret.into_exposed(),
         previous_secret_valid_until: rotated.previous_valid_until.map(rfc3339),
     };
     Ok(no_store(Json(webhook)))
@@ -233,6 +238,10 @@ pub async fn retire_previous(
     let id = parse_id(&raw)?;
     operations::retire_previous_secret(&state.services, &principal, id).await?;
     let (integration, secret) = operations::reveal_webhook_secret(&state.services, &principal, id).await?;
-    let webhook = Webhook { url: webhook_url(&state, &integration.slug), secret, previous_secret_valid_until: None };
+    let webhook = Webhook {
+        url: webhook_url(&state, &integration.slug),
+        secret: secret.into_exposed(),
+        previous_secret_valid_until: None,
+    };
     Ok((StatusCode::OK, no_store(Json(webhook))).into_response())
 }

@@ -17,6 +17,7 @@ use bitgate_core::{
         operations::{self, parse_id, Purpose},
         Health, Integration, Provider,
     },
+    secret::Secret,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
@@ -195,7 +196,7 @@ pub fn webhook_url(state: &AppState, slug: &str) -> String {
 
 fn health_view(health: &Health) -> HealthView {
     HealthView {
-        state: health.state.clone(),
+        state: health.state.as_str().to_owned(),
         message: health.message.clone(),
         checked_at: health.checked_at.map(rfc3339),
     }
@@ -215,7 +216,7 @@ fn view(state: &AppState, integration: &Integration) -> IntegrationView {
             use_git_checkout: integration.options.use_git_checkout,
             commit_status: integration.options.commit_status,
             status_details: integration.options.status_details,
-            vcs_checks: integration.options.vcs_checks.clone(),
+            vcs_checks: integration.options.vcs_checks.as_str().to_owned(),
         },
         datacenter: integration.datacenter.as_ref().map(|dc| DataCenterView {
             api_url: dc.api_url.clone(),
@@ -266,7 +267,7 @@ fn read_input<B: PartialSchema, D: PartialSchema, C: PartialSchema>(body: JsonOb
             api_url: dc.optional_string("api_url"),
             user_facing_url: dc.optional_string("user_facing_url"),
             username: dc.optional_string("username"),
-            access_token: dc.optional_string("access_token"),
+            access_token: dc.optional_string("access_token").map(Secret::new),
             ca_certificate: dc.optional_string("ca_certificate"),
         };
         fields.absorb(dc);
@@ -276,7 +277,7 @@ fn read_input<B: PartialSchema, D: PartialSchema, C: PartialSchema>(body: JsonOb
         let read = input::CloudInput {
             workspace: cloud.optional_string("workspace"),
             client_id: cloud.optional_string("client_id"),
-            client_secret: cloud.optional_string("client_secret"),
+            client_secret: cloud.optional_string("client_secret").map(Secret::new),
             mode: cloud.optional_string("mode"),
         };
         fields.absorb(cloud);
@@ -492,7 +493,7 @@ pub async fn webhook(
     let until = bitgate_core::webhooks::deliveries::previous_valid_until(&state.services.pool, integration.id).await?;
     let body = Webhook {
         url: webhook_url(&state, &integration.slug),
-        secret,
+        secret: secret.into_exposed(),
         previous_secret_valid_until: until.map(rfc3339),
     };
     let mut response = Json(body).into_response();

@@ -19,7 +19,7 @@ use bitgate_core::{
         export::Selection,
         import::{Import, ImportError, Summary},
     },
-    audit::{self, Event},
+    audit::{self, AuditAction, Event},
     spaces,
     users::FieldError,
 };
@@ -75,7 +75,7 @@ pub async fn export_checked(state: &AppState, caller: &Caller, space: Option<Uui
         None => Selection { spaces: Some(access.administered_spaces()), defaults: access.is_account_admin() },
     };
     let entries = as_code::export::entries(&state.services.pool, &selection).await?;
-    let event = Event::new(caller.actor(), "integrations.exported")
+    let event = Event::new(caller.actor(), AuditAction::IntegrationsExported)
         .from_address(caller.address)
         .details(json!({"count": entries.len()}))
         .in_space(space);

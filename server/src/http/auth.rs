@@ -11,7 +11,7 @@ use axum::{
 };
 use bitgate_app::context::{Flash, FormOutcome, LoginPage, PageContext, PageData};
 use bitgate_core::{
-    audit::{self, Actor, Event, Target},
+    audit::{self, Actor, AuditAction, Event, Target},
     passwords::{Password, PasswordError},
     setup::{self, SetupError},
     throttle::{self, LoginKeys},
@@ -118,7 +118,7 @@ pub async fn login(
             throttle::record_failure(pool, &keys).await?;
             audit::record(
                 pool,
-                Event::new(Actor::Anonymous, "auth.login_failed")
+                Event::new(Actor::Anonymous, AuditAction::LoginFailed)
                     .target(Target { kind: "user", id: String::new(), label: email.to_string() })
                     .from_address(address),
             )
@@ -134,8 +134,11 @@ pub async fn login(
     throttle::record_success(pool, &keys).await?;
     SessionAuth::start(&session, user_id).await?;
     let user = users::find(pool, user_id).await?.ok_or(AppError::NotFound)?;
-    audit::record(pool, Event::new(Actor::user(&user), "auth.login").target(Target::user(&user)).from_address(address))
-        .await?;
+    audit::record(
+        pool,
+        Event::new(Actor::user(&user), AuditAction::Login).target(Target::user(&user)).from_address(address),
+    )
+    .await?;
     Ok(see_other(safe_next(&form.next)))
 }
 
@@ -148,7 +151,7 @@ pub async fn logout(
     if let Some(Extension(CurrentUser(user))) = user {
         audit::record(
             &state.services.pool,
-            Event::new(Actor::user(&user), "auth.logout").target(Target::user(&user)).from_address(address),
+            Event::new(Actor::user(&user), AuditAction::Logout).target(Target::user(&user)).from_address(address),
         )
         .await?;
     }
@@ -244,7 +247,7 @@ pub async fn setup(
     };
     audit::record(
         &state.services.pool,
-        Event::new(Actor::user(&user), "user.created")
+        Event::new(Actor::user(&user), AuditAction::UserCreated)
             .target(Target::user(&user))
             .from_address(address)
             .details(json!({"via": "setup_link", "role": "admin", "space": "root"})),

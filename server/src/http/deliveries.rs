@@ -40,7 +40,7 @@ fn row(delivery: &Delivery) -> DeliveryRow {
         repository: delivery.repository_name.clone().unwrap_or_default(),
         request_id: delivery.request_id.clone().unwrap_or_default(),
         signature: delivery.signature.clone(),
-        outcome: delivery.outcome.clone(),
+        outcome: delivery.outcome.as_str().to_owned(),
         reason: delivery.reason.clone().unwrap_or_default(),
         stacks: delivery.stacks.len(),
         duplicate_count: delivery.duplicate_count,
@@ -157,7 +157,8 @@ pub async fn rotate(
         "New secret made: paste it into Bitbucket's webhook now. The previous one is accepted until {}.",
         rotated.previous_valid_until.map(rfc3339).unwrap_or_default()
     )));
-    super::integrations::details_with_secret(&state, context, &user, rotated.integration, rotated.secret).await
+    super::integrations::details_with_secret(&state, context, &user, rotated.integration, rotated.secret.into_exposed())
+        .await
 }
 
 /// Retire the previous secret at once.

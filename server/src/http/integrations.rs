@@ -20,12 +20,14 @@ use bitgate_app::context::{
 };
 use bitgate_core::{
     access::Access,
+    bitbucket::cloud::Mode,
     integrations::{
         self,
         input::{self, given, IntegrationInput},
         operations::{self, parse_id, IntegrationError, Purpose},
-        Integration, Provider,
+        HealthState, Integration, Provider,
     },
+    secret::Secret,
     spaces,
     stacks::{self, StackFilter},
     webhooks,
@@ -116,7 +118,7 @@ pub async fn home(
             name: i.name,
             provider: i.provider.label().to_owned(),
             labels: i.labels,
-            health: i.health.state,
+            health: i.health.state.as_str().to_owned(),
             stacks_count: i.stacks_count,
         })
         .collect();
@@ -266,9 +268,9 @@ impl WizardForm {
             workspace: Some(self.workspace.clone()),
             client_id: Some(self.client_id.clone()),
             client_secret: if creating {
-                Some(self.client_secret.clone())
+                Some(Secret::new(self.client_secret.clone()))
             } else {
-                given(Some(self.client_secret.clone()))
+                given(Some(self.client_secret.clone())).map(Secret::new)
             },
             mode: Some(if self.mode.is_empty() { "authorization_code" } else { &self.mode }.to_owned()),
         }
@@ -289,7 +291,7 @@ impl WizardForm {
                 api_url: Some(self.api_url.clone()),
                 user_facing_url: given(Some(self.user_facing_url.clone())),
                 username: Some(self.username.clone()),
-                access_token: Some(self.access_token.clone()),
+                access_token: Some(Secret::new(self.access_token.clone())),
                 ca_certificate: given(Some(self.ca_certificate.clone())),
             }),
             cloud: self.is_cloud().then(|| self.cloud(true)),
@@ -318,7 +320,7 @@ impl WizardForm {
                 api_url: Some(self.api_url.clone()),
                 user_facing_url: Some(user_facing_url.clone()),
                 username: Some(self.username.clone()),
-                access_token: given(Some(self.access_token.clone())),
+                access_token: given(Some(self.access_token.clone())).map(Secret::new),
                 ca_certificate: Some(self.ca_certificate.clone()),
             }),
             cloud: self.is_cloud().then(|| self.cloud(false)),
@@ -369,7 +371,7 @@ pub async fn create(
 ) -> Result<Response, AppError> {
     match operations::create(&state.services, &user.caller(address).principal(), form.creation()).await {
         Ok(integration) => {
-            let message = if integration.health.state == "pending_authorization" {
+            let message = if integration.health.state == HealthState::PendingAuthorization {
                 format!(
                     "Integration \u{201c}{}\u{201d} saved: Bitbucket accepted the consumer. Now click Connect and approve it in Bitbucket.",
                     integration.name
@@ -462,9 +464,9 @@ async fn render_details(
     if let Some(cloud) = &integration.cloud {
         facts.push(("Workspace".to_owned(), cloud.workspace.clone()));
         facts.push(("Consumer key".to_owned(), cloud.client_id.clone()));
-        let mode = match cloud.mode.as_str() {
-            "client_credentials" => "client credentials (private consumer)",
-            _ => "authorization code (approved by an admin)",
+        let mode = match cloud.mode {
+            Mode::ClientCredentials => "client credentials (private consumer)",
+            Mode::AuthorizationCode => "authorization code (approved by an admin)",
         };
         facts.push(("Mode".to_owned(), mode.to_owned()));
         let authorized = match (&cloud.authorized_by, &cloud.authorized_by_label, cloud.authorized_at) {
@@ -472,7 +474,7 @@ async fn render_details(
             (Some(account), None, Some(at)) => format!("{account}, since {}", rfc3339(at)),
             _ => "not yet".to_owned(),
         };
-        if cloud.mode == "client_credentials" {
+        if cloud.mode == Mode::ClientCredentials {
             // Client-credentials tokens are nobody's: Bitbucket gives them the consumer's app user.
             let acts_as = match &cloud.authorized_by {
                 Some(_) => format!("{authorized}. Client-credentials tokens act as the consumer's app user, not a person, and reach only the workspace that owns the consumer."),
@@ -491,7 +493,7 @@ async fn render_details(
     facts.push(("Use git checkout".to_owned(), yes_no(integration.options.use_git_checkout)));
     facts.push(("Commit status".to_owned(), yes_no(integration.options.commit_status)));
     facts.push(("Status details".to_owned(), yes_no(integration.options.status_details)));
-    facts.push(("VCS checks".to_owned(), integration.options.vcs_checks.clone()));
+    facts.push(("VCS checks".to_owned(), integration.options.vcs_checks.as_str().to_owned()));
     facts.push(("Stacks using it".to_owned(), integration.stacks_count.to_string()));
     let with_secret = secret.is_some();
     let last_delivery_at = webhooks::deliveries::last_received_at(&state.services.pool, integration.id).await?;
@@ -505,7 +507,7 @@ async fn render_details(
         labels: integration.labels.clone(),
         description_html: markdown::to_html(&integration.description),
         facts,
-        health_state: integration.health.state.clone(),
+        health_state: integration.health.state.as_str().to_owned(),
         health_message: integration.health.message.clone(),
         health_checked_at: integration.health.checked_at.map(rfc3339).unwrap_or_else(|| "never".into()),
         webhook_url: webhook_url(state, &integration.slug),
@@ -527,8 +529,9 @@ async fn render_details(
         .to_owned(),
         last_delivery_at: last_delivery_at.map(rfc3339),
         previous_secret_valid_until: previous_secret_valid_until.map(rfc3339),
-        connect: integration.cloud.as_ref().filter(|c| c.mode == "authorization_code").map(|_| {
-            if integration.health.state == "pending_authorization" { "Connect" } else { "Reconnect" }.to_owned()
+        connect: integration.cloud.as_ref().filter(|c| c.mode == Mode::AuthorizationCode).map(|_| {
+            if integration.health.state == HealthState::PendingAuthorization { "Connect" } else { "Reconnect" }
+                .to_owned()
         }),
         created: format!("Created {} by {}", rfc3339(integration.created_at), integration.created_by_label),
         stacks,
@@ -574,7 +577,7 @@ pub async fn reveal(
     let principal = user.caller(address).principal();
     let (integration, secret) = operations::reveal_webhook_secret(&state.services, &principal, parse_id(&raw)?).await?;
     let access = Access::load(&state.services.pool, user.0.id).await?;
-    render_details(&state, context, &access, integration, Some(secret)).await
+    render_details(&state, context, &access, integration, Some(secret.into_exposed())).await
 }
 
 /// Tests the connection again with the stored credentials.
@@ -606,14 +609,14 @@ fn stored_values(integration: &Integration) -> Vec<(String, String)> {
         ("use_git_checkout", flag(integration.options.use_git_checkout)),
         ("commit_status", flag(integration.options.commit_status)),
         ("status_details", flag(integration.options.status_details)),
-        ("vcs_checks", integration.options.vcs_checks.clone()),
+        ("vcs_checks", integration.options.vcs_checks.as_str().to_owned()),
     ];
     if let Some(cloud) = &integration.cloud {
         values.extend([
             ("provider", Provider::Cloud.as_str().to_owned()),
             ("workspace", cloud.workspace.clone()),
             ("client_id", cloud.client_id.clone()),
-            ("mode", cloud.mode.clone()),
+            ("mode", cloud.mode.as_str().to_owned()),
         ]);
     }
     if let Some(dc) = &integration.datacenter {

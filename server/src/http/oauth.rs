@@ -18,7 +18,7 @@ use axum::{
 use bitgate_app::context::Flash;
 use bitgate_core::{
     access::Access,
-    audit::{self, Event, Target},
+    audit::{self, AuditAction, Event, Target},
     bitbucket::cloud::{self, Endpoints},
     cloud_tokens,
     integrations::{
@@ -219,8 +219,8 @@ async fn authorized(
     )
     .await?;
     let message = format!("Connected to the workspace {workspace} as {}.", account.label());
-    integrations::set_health(&mut *tx, integration.id, "connected", &message).await?;
-    let event = Event::new(user.caller(address).actor(), "integration.authorized")
+    integrations::set_health(&mut *tx, integration.id, integrations::HealthState::Connected, &message).await?;
+    let event = Event::new(user.caller(address).actor(), AuditAction::IntegrationAuthorized)
         .target(Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() })
         .from_address(address)
         .details(serde_json::json!({"bitbucket_account": account.handle(), "scopes": tokens.scopes}))

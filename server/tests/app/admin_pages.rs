@@ -130,8 +130,11 @@ async fn the_audit_page_filters_and_pages_and_refuses_bad_filters() {
     for n in 0..120 {
         bitgate_core::audit::record(
             &app.pool,
-            bitgate_core::audit::Event::new(bitgate_core::audit::Actor::Cli, "user.updated")
-                .details(serde_json::json!({"n": n})),
+            bitgate_core::audit::Event::new(
+                bitgate_core::audit::Actor::Cli,
+                bitgate_core::audit::AuditAction::UserUpdated,
+            )
+            .details(serde_json::json!({"n": n})),
         )
         .await
         .unwrap();

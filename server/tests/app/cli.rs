@@ -296,7 +296,7 @@ async fn rekey_reseals_every_secret_so_the_old_key_can_go() {
     let new_ring = Keyring::parse(&new).unwrap();
     for (id, name) in ids.iter().zip(["one", "two"]) {
         let token = integrations::datacenter_token(&pool, &new_ring, *id).await.unwrap().unwrap();
-        assert_eq!(token, format!("BBDC-token-of-{name}"));
+        assert_eq!(token.expose(), &format!("BBDC-token-of-{name}"));
         assert!(integrations::webhook_secret(&pool, &new_ring, *id).await.unwrap().is_some());
         assert!(integrations::datacenter_token(&pool, &old_ring, *id).await.is_err(), "the old key opens nothing now");
     }
@@ -577,11 +577,15 @@ async fn stored_datacenter(
         api_url: "https://bitbucket.example.com".into(),
         user_facing_url: "https://git.example.com".into(),
         username: "jcitizen".into(),
-        access_token: format!("BBDC-token-of-{name}"),
+        access_token: format!("BBDC-token-of-{name}").into(),
         ca_certificate: None,
         disable_polling: false,
         disable_webhooks: false,
-        health: integrations::Health { state: "connected".into(), message: String::new(), checked_at: None },
+        health: integrations::Health {
+            state: integrations::HealthState::Connected,
+            message: String::new(),
+            checked_at: None,
+        },
         created_by: None,
         created_by_label: "test".into(),
     };

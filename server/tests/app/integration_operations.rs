@@ -126,7 +126,7 @@ async fn the_operations_authorize_validate_and_keep_the_rules_whoever_calls_them
 
     // The operator (the CLI) may do anything; its actions are the CLI's in the log.
     let (report, tested) = operations::test(services, &Principal::Operator, created.id).await.unwrap();
-    assert!(report.passed() && tested.health.state == "connected");
+    assert!(report.passed() && tested.health.state == bitgate_core::integrations::HealthState::Connected);
     let actor: String = sqlx::query_scalar(
         "SELECT actor_kind FROM audit_events WHERE action = 'integration.tested' ORDER BY occurred_at DESC LIMIT 1",
     )

@@ -3,7 +3,10 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use bitgate_core::{jobs, maintenance};
+use bitgate_core::{
+    jobs::{self, JobKind},
+    maintenance,
+};
 use serde_json::json;
 
 use crate::helpers::TestApp;
@@ -12,7 +15,7 @@ use crate::helpers::TestApp;
 async fn concurrent_workers_never_take_the_same_job() {
     let app = TestApp::spawn().await;
     for n in 0..40 {
-        jobs::enqueue(&app.pool, "test.noop", json!({"n": n}), Duration::ZERO, None).await.unwrap();
+        jobs::enqueue(&app.pool, JobKind::AuditRetention, json!({"n": n}), Duration::ZERO, None).await.unwrap();
     }
     let worker = |pool: sqlx::PgPool| async move {
         let mut taken = Vec::new();
@@ -33,12 +36,13 @@ async fn concurrent_workers_never_take_the_same_job() {
 #[tokio::test]
 async fn unique_keys_keep_one_pending_job() {
     let app = TestApp::spawn().await;
-    assert!(jobs::enqueue(&app.pool, "k", json!({}), Duration::ZERO, Some("k")).await.unwrap());
-    assert!(!jobs::enqueue(&app.pool, "k", json!({}), Duration::ZERO, Some("k")).await.unwrap());
+    let kind = JobKind::AuditRetention;
+    assert!(jobs::enqueue(&app.pool, kind, json!({}), Duration::ZERO, Some("k")).await.unwrap());
+    assert!(!jobs::enqueue(&app.pool, kind, json!({}), Duration::ZERO, Some("k")).await.unwrap());
     maintenance::schedule_periodic(&app.pool).await.unwrap();
     maintenance::schedule_periodic(&app.pool).await.unwrap();
     let periodic: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind <> 'k'").fetch_one(&app.pool).await.unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE unique_key <> 'k'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(periodic as usize, maintenance::PERIODIC.len());
 }
 
@@ -74,7 +78,8 @@ async fn housekeeping_deletes_what_is_due_and_comes_back() {
 #[tokio::test]
 async fn a_failing_job_is_retried_later_with_its_error_kept() {
     let app = TestApp::spawn().await;
-    jobs::enqueue(&app.pool, "from.a.newer.version", json!({}), Duration::ZERO, None).await.unwrap();
+    // A kind this Bitgate does not know is claimed and fails, kept for a newer version.
+    sqlx::query("INSERT INTO jobs (kind) VALUES ('from.a.newer.version')").execute(&app.pool).await.unwrap();
     assert!(maintenance::run_one(&app.services).await.unwrap());
     let (attempts, error, wait): (i32, String, f64) =
         sqlx::query_as("SELECT attempts, last_error, extract(epoch FROM run_at - now())::float8 FROM jobs")

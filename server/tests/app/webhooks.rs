@@ -566,7 +566,7 @@ fn verified_row(
         event_key: Some("repo:refs_changed".into()),
         repository: None,
         signature: "valid",
-        outcome: "accepted",
+        outcome: bitgate_core::webhooks::DeliveryOutcome::Accepted,
         reason: None,
         headers: "{}".into(),
         body: Some(body.into()),
