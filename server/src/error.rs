@@ -45,6 +45,9 @@ pub enum AppError {
     Conflict(Vec<FieldError>),
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The body did not arrive by its deadline (`http::limits`).
+    #[error("request timeout")]
+    RequestTimeout,
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("validation failed")]
@@ -250,6 +253,14 @@ impl IntoResponse for AppError {
                     ErrorCode::PayloadTooLarge,
                     "Request too large",
                     "The request body is larger than Bitgate accepts.",
+                ),
+            ),
+            AppError::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorReport::new(
+                    ErrorCode::RequestTimeout,
+                    "Request too slow",
+                    "The request body did not arrive in time; nothing was done.",
                 ),
             ),
             AppError::UnsupportedMediaType => (

@@ -1,6 +1,6 @@
 //! `bitgate serve`: start-up, background maintenance, graceful shutdown.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use bitgate_app::context::Installation;
 use bitgate_core::{
@@ -51,9 +51,7 @@ async fn serve_with(config: &Config, database: &Database) -> Result<(), StartupE
 
     maintenance::schedule_periodic(&services.pool).await.map_err(StartupError::from)?;
     let worker = tokio::spawn(run_jobs(services.clone()));
-    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let served = http::limits::serve(listener, app, http::limits::Limits::default(), shutdown_signal()).await;
     worker.abort();
     tracing::info!("Bitgate stopped serving");
     served.map_err(|e| StartupError(format!("The server stopped with an error: {e}.")))

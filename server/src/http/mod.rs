@@ -17,6 +17,7 @@ pub mod deliveries;
 pub mod health;
 pub mod integrations;
 pub mod integrations_file;
+pub mod limits;
 pub mod markdown;
 pub mod oauth;
 pub mod pages;
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .merge(assets::router(&PathBuf::from(state.leptos.site_root.as_ref()), &state.leptos.site_pkg_dir))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(limits::body_deadline))
         .layer(middleware::from_fn_with_state(state.clone(), client_address::resolve))
         .layer(CatchPanicLayer::custom(|_| crate::error::AppError::Internal("a handler panicked".into()).into_response()))
         .layer(middleware::from_fn_with_state(state.clone(), crate::error::render_errors))

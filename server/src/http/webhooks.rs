@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 
 use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
 
+use super::limits::BodyDeadlinePassed;
 use crate::state::AppState;
 
 /// The delivery endpoint with only the layers it needs. It is the hot path
@@ -29,6 +30,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/webhooks/bitbucket/{slug}", post(receive))
+        .layer(axum::middleware::from_fn(super::limits::body_deadline))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(CatchPanicLayer::custom(|_| {
@@ -65,8 +67,17 @@ pub async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    // Read at most one byte past the limit: more is refused unread.
-    let bytes = to_bytes(body, webhooks::MAX_BODY).await.ok();
+    // Read at most one byte past the limit: more is refused unread. A body
+    // that does not arrive by its deadline is answered, not recorded.
+    let bytes = match to_bytes(body, webhooks::MAX_BODY).await {
+        Ok(bytes) => Some(bytes),
+        Err(error) if BodyDeadlinePassed::caused(&error) => {
+            let message = "The body did not arrive in time; nothing was recorded.";
+            let body = json!({"error": {"code": "request_timeout", "message": message, "details": []}});
+            return (StatusCode::REQUEST_TIMEOUT, Json(body)).into_response();
+        }
+        Err(_) => None,
+    };
     let incoming = Incoming {
         content_type: header(&headers, "content-type"),
         event_key: header(&headers, "x-event-key"),

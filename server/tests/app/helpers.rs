@@ -1,6 +1,8 @@
 //! `TestApp`: a Bitgate server on 127.0.0.1:0 with a fresh database.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Mutex, time::Duration};
+use std::{path::PathBuf, sync::Mutex, time::Duration};
+
+use bitgate_server::http::limits::Limits;
 
 use bitgate_core::{
     config::Config,
@@ -111,6 +113,11 @@ impl TestApp {
     }
 
     pub async fn spawn_on(database_url: String, extra: &[(&str, &str)]) -> Self {
+        Self::spawn_limited(database_url, extra, Limits::default()).await
+    }
+
+    /// Spawns serving within `limits` (shorter than production's, to test them).
+    pub async fn spawn_limited(database_url: String, extra: &[(&str, &str)], limits: Limits) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let base = format!("http://{address}");
@@ -132,12 +139,10 @@ impl TestApp {
         let router = bitgate_server::http::router(state);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            bitgate_server::http::limits::serve(listener, router, limits, stopped).await.unwrap();
         });
         Self { base, pool, services, _data_dir: data_dir, shutdown: Some(stop) }
     }

@@ -19,6 +19,7 @@ mod integrations_api;
 mod integrations_file;
 mod integrations_pages;
 mod jobs;
+mod limits;
 mod login;
 mod logs;
 mod operations;
