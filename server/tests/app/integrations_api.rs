@@ -546,3 +546,40 @@ async fn ipv6_forms_of_a_denied_address_are_denied() {
         assert!(detail["message"].as_str().unwrap().contains("BITGATE_OUTBOUND_DENY"), "{url}: {answer}");
     }
 }
+
+/// The user-facing URL follows one rule on create and on change: http(s)
+/// only, so that a link shown to every reader cannot be `javascript:`.
+#[tokio::test]
+async fn a_changed_user_facing_url_is_checked_like_a_new_one() {
+    let (w, sim) = world_with_bitbucket().await;
+    let admin = w.token("team admin");
+    let (status, created) = w
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(body("DC links", "space", Some(w.team), &sim.url, DEMO_TOKEN)),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let path = format!("/api/v1/integrations/{}", created["id"].as_str().unwrap());
+    for bad in ["javascript:alert(1)", "ftp://bitbucket.example.com", "data:text/html,hi"] {
+        let (status, answer) =
+            w.call(admin, Method::PATCH, &path, Some(json!({"datacenter": {"user_facing_url": bad}}))).await;
+        let detail = &answer["error"]["details"][0];
+        assert_eq!(
+            (status.as_u16(), detail["field"].as_str(), detail["code"].as_str()),
+            (422, Some("datacenter.user_facing_url"), Some("invalid")),
+            "{bad}: {answer}"
+        );
+    }
+    let (_, shown) = w.call(admin, Method::GET, &path, None).await;
+    assert_eq!(shown["datacenter"]["user_facing_url"], created["datacenter"]["user_facing_url"], "nothing changed");
+    let (status, changed) = w
+        .call(admin, Method::PATCH, &path, Some(json!({"datacenter": {"user_facing_url": "https://code.example.com"}})))
+        .await;
+    assert_eq!(
+        (status.as_u16(), changed["datacenter"]["user_facing_url"].as_str()),
+        (200, Some("https://code.example.com"))
+    );
+}
