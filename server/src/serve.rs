@@ -145,9 +145,18 @@ async fn announce_setup_link(config: &Config, services: &Services) -> Result<(),
     };
     let url = config.public_url.join(&format!("/setup?token={token}"));
     let minutes = setup::LINK_LIFETIME.as_secs() / 60;
-    // Printed, not logged: the link is for the person starting Bitgate.
-    println!("\n  No user exists yet. Create the first administrator within {minutes} minutes at:\n\n    {url}\n");
     let path = config.data_dir.join("setup-url");
+    // The link is for the person starting Bitgate: shown on their terminal,
+    // never on a standard output that is a log stream (a file, a pipe, a
+    // service manager), where only the file holding it is named.
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        println!("\n  No user exists yet. Create the first administrator within {minutes} minutes at:\n\n    {url}\n");
+    } else {
+        println!(
+            "No user exists yet. The link to create the first administrator (valid {minutes} minutes) is in {}.",
+            path.display()
+        );
+    }
     let written = std::fs::create_dir_all(&config.data_dir).and_then(|()| {
         use std::io::Write;
         let mut options = std::fs::OpenOptions::new();

@@ -203,8 +203,13 @@ async fn the_embedded_cluster_starts_is_shared_and_stops() {
 
     // SIGTERM: a graceful stop that takes the cluster down with it.
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(server.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = tokio::task::spawn_blocking(move || server.wait().unwrap()).await.unwrap();
-    assert!(status.success(), "{status:?}");
+    let output = tokio::task::spawn_blocking(move || server.wait_with_output().unwrap()).await.unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    // Standard output is a pipe here, as under a service manager: the link
+    // stays out of it, and the file holding it is named.
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(!printed.contains("setup?token="), "{printed}");
+    assert!(printed.contains("setup-url"), "{printed}");
     assert!(!is_running(data.path()), "the cluster stops with the last process using it");
 
     // And the next run reuses it, with the user created before.
