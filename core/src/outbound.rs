@@ -9,6 +9,10 @@
 //! `[::]` to the machine itself. IPv6 addresses that carry an IPv4 address
 //! (mapped, compatible, NAT64, 6to4, Teredo) are checked as that address too.
 //!
+//! Every answer is read through [`read_body`], which stops at
+//! [`MAX_ANSWER_BYTES`]: a server that answers without end cannot grow the
+//! process that every other integration shares.
+//!
 //! Proxies from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`)
 //! are never used for these calls: a proxy resolves the names itself, out of
 //! reach of the check. An installation that must go through a proxy to reach
@@ -120,6 +124,43 @@ fn embedded_ipv4(v6: Ipv6Addr) -> Vec<Ipv4Addr> {
         found.push(Ipv4Addr::new(!o[12], !o[13], !o[14], !o[15]));
     }
     found
+}
+
+/// The most Bitgate reads of one answer from Bitbucket: 4 MiB. Its largest
+/// real answers (a page of 100 repositories, a token answer) are tens of
+/// KiB; the cap leaves room for a hundred times that and bounds what one
+/// hostile or broken server can make a check allocate.
+pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why an answer's body was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadFailed {
+    #[error("the answer is longer than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error(transparent)]
+    Transport(#[from] reqwest::Error),
+}
+
+/// Reads an answer's body whole, refusing more than [`MAX_ANSWER_BYTES`]:
+/// a declared length over the cap is refused unread, and an undeclared one
+/// is refused as soon as it passes the cap.
+pub async fn read_body(response: reqwest::Response) -> Result<Vec<u8>, ReadFailed> {
+    read_body_within(response, MAX_ANSWER_BYTES).await
+}
+
+async fn read_body_within(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadFailed> {
+    let too_large = ReadFailed::TooLarge { limit };
+    if response.content_length().is_some_and(|declared| declared > limit as u64) {
+        return Err(too_large);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Resolves names with the system resolver and drops denied addresses.
@@ -261,6 +302,50 @@ mod tests {
         let open = DenyingResolver { deny: Arc::new(Vec::new()) };
         let addrs: Vec<SocketAddr> = open.resolve("localhost".parse().unwrap()).await.unwrap().collect();
         assert!(addrs.iter().any(|a| a.ip().is_loopback()));
+    }
+
+    /// A server answering every connection with `head` and then `body_len`
+    /// bytes of `x`, written in 64 KiB pieces while the client reads.
+    async fn answering(head: &'static str, body_len: usize) -> u16 {
+        use tokio::{io::AsyncWriteExt, net::TcpListener};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 1024];
+                    let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buffer).await;
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    let piece = vec![b'x'; 64 * 1024];
+                    let mut sent = 0;
+                    while sent < body_len {
+                        let n = piece.len().min(body_len - sent);
+                        if socket.write_all(&piece[..n]).await.is_err() {
+                            return;
+                        }
+                        sent += n;
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    async fn read(port: u16, limit: usize) -> Result<Vec<u8>, ReadFailed> {
+        let config = crate::config::Config::load(&[("BITGATE_OUTBOUND_DENY", "")]).unwrap();
+        let response = client(&config).unwrap().get(format!("http://127.0.0.1:{port}/")).send().await.unwrap();
+        read_body_within(response, limit).await
+    }
+
+    #[tokio::test]
+    async fn answers_longer_than_the_cap_are_refused_declared_or_not() {
+        let declared = answering("HTTP/1.1 200 OK\r\ncontent-length: 200000\r\n\r\n", 200_000).await;
+        assert!(matches!(read(declared, 100_000).await, Err(ReadFailed::TooLarge { limit: 100_000 })));
+        // No length given: read until the cap is passed, then stopped.
+        let undeclared = answering("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n", 10_000_000).await;
+        assert!(matches!(read(undeclared, 100_000).await, Err(ReadFailed::TooLarge { .. })));
+        let within = answering("HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n", 100_000).await;
+        assert_eq!(read(within, 100_000).await.unwrap().len(), 100_000, "exactly the cap is read");
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@
 //! the outbound client minus the deny list; it follows no redirect either.
 //! Bitbucket's answers are never echoed back: every message is ours.
 
+use futures::future::BoxFuture;
 use oauth2::{
     basic::{BasicErrorResponse, BasicErrorResponseType, BasicTokenType},
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields,
@@ -21,8 +22,13 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use url::Url;
 
-use super::{CallFailed, Check, Report, Repository, RepositoryPage, RepositorySearch};
-use crate::{config::Config, secret::Secret, text_enum::text_enum};
+use super::{excerpt, CallFailed, Check, Report, Repository, RepositoryPage, RepositorySearch};
+use crate::{
+    config::Config,
+    outbound::{self, ReadFailed},
+    secret::Secret,
+    text_enum::text_enum,
+};
 
 /// The scopes Bitgate cannot work without (the others it asks for are
 /// for later features and only shown).
@@ -216,6 +222,7 @@ fn token_error(
         RequestTokenError::Request(HttpClientError::Reqwest(error)) => {
             TokenError::Unreachable(unreachable(&endpoints.token, &error, config))
         }
+        RequestTokenError::Request(HttpClientError::Other(_)) => TokenError::Unreachable(too_large(&endpoints.token)),
         RequestTokenError::Request(_) | RequestTokenError::Parse(..) | RequestTokenError::Other(_) => {
             TokenError::Unreachable(format!(
                 "Bitbucket's token endpoint ({}) gave an answer that is not OAuth's: check BITGATE_BITBUCKET_CLOUD_URL.",
@@ -244,6 +251,45 @@ fn unreachable(url: &Url, error: &reqwest::Error, config: &Config) -> String {
     }
 }
 
+fn too_large(url: &Url) -> String {
+    format!(
+        "{} answered with more than {} MiB, far more than Bitbucket sends: check BITGATE_BITBUCKET_CLOUD_URL and BITGATE_BITBUCKET_CLOUD_API_URL.",
+        url.host_str().unwrap_or_default(),
+        outbound::MAX_ANSWER_BYTES / (1024 * 1024)
+    )
+}
+
+/// The HTTP client oauth2 makes its token requests with: reqwest's, with
+/// the answer read through [`outbound::read_body`] so that it is capped
+/// like every other answer from Bitbucket. It owns its (shared) client: a
+/// borrowed one would tie the future to a second lifetime, and the futures
+/// of every caller would stop being `Send` for all lifetimes.
+struct Capped(reqwest::Client);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Capped {
+    type Error = HttpClientError<reqwest::Error>;
+    type Future = BoxFuture<'c, Result<oauth2::HttpResponse, Self::Error>>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let request = reqwest::Request::try_from(request).map_err(Box::new)?;
+            let response = self.0.execute(request).await.map_err(Box::new)?;
+            let mut answer = oauth2::http::Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                answer = answer.header(name, value);
+            }
+            let body = match outbound::read_body(response).await {
+                Ok(body) => body,
+                Err(ReadFailed::Transport(error)) => return Err(HttpClientError::Reqwest(Box::new(error))),
+                Err(too_large @ ReadFailed::TooLarge { .. }) => {
+                    return Err(HttpClientError::Other(too_large.to_string()))
+                }
+            };
+            answer.body(body).map_err(HttpClientError::Http)
+        })
+    }
+}
+
 fn tokens_of(answer: TokenAnswer) -> Tokens {
     let lifetime = answer.expires_in().unwrap_or(std::time::Duration::from_secs(3600));
     Tokens {
@@ -257,7 +303,14 @@ fn tokens_of(answer: TokenAnswer) -> Tokens {
 /// The granted scopes a token answer names: OAuth's `scope` (Bitbucket
 /// since May 2026), else the old `scopes`; `None` when it names neither.
 fn granted_scopes(answer: &TokenAnswer) -> Option<Vec<String>> {
-    let split = |list: &str| list.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+    // Scope names are shown in the checklist: only names in a scope's shape
+    // (`repository`, `pullrequest:write`) are kept, and no more than fifty.
+    let is_scope = |s: &&str| {
+        s.len() <= 32
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars().all(|c| c.is_ascii_lowercase() || c == ':' || c == '_')
+    };
+    let split = |list: &str| list.split([' ', ',']).filter(is_scope).take(50).map(str::to_owned).collect::<Vec<_>>();
     match answer.scopes() {
         Some(standard) => Some(standard.iter().flat_map(|scope| split(scope)).collect()),
         None => answer.extra_fields().scopes.as_deref().map(split),
@@ -277,7 +330,7 @@ pub async fn check_consumer(
     let answer = endpoints
         .oauth(consumer)
         .exchange_code(AuthorizationCode::new("bitgate-consumer-check".into()))
-        .request_async(http)
+        .request_async(&Capped(http.clone()))
         .await;
     match answer {
         Err(RequestTokenError::ServerResponse(answer)) if *answer.error() == BasicErrorResponseType::InvalidGrant => {
@@ -301,7 +354,7 @@ pub async fn exchange_code(
         .oauth(consumer)
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .set_pkce_verifier(PkceCodeVerifier::new(verifier.into_exposed()))
-        .request_async(http)
+        .request_async(&Capped(http.clone()))
         .await
         .map(tokens_of)
         .map_err(|e| token_error(e, config, endpoints))
@@ -319,7 +372,7 @@ pub async fn refresh(
     endpoints
         .oauth(consumer)
         .exchange_refresh_token(&refresh_token)
-        .request_async(http)
+        .request_async(&Capped(http.clone()))
         .await
         .map(tokens_of)
         .map_err(|e| token_error(e, config, endpoints))
@@ -335,7 +388,7 @@ pub async fn client_credentials(
     endpoints
         .oauth(consumer)
         .exchange_client_credentials()
-        .request_async(http)
+        .request_async(&Capped(http.clone()))
         .await
         .map(tokens_of)
         .map_err(|e| token_error(e, config, endpoints))
@@ -404,12 +457,11 @@ impl Account {
     /// What `/2.0/user` answered: `type` `app_user` is the consumer's app
     /// user, anything else a person.
     pub fn from_user(body: &Value) -> Self {
-        let text = |field: &str| body[field].as_str().unwrap_or_default().to_owned();
+        // Names are quoted in messages and the audit log: excerpts only.
+        let text = |field: &str| excerpt(body[field].as_str().unwrap_or_default());
         let kind = if body["type"] == "app_user" { AccountKind::AppUser } else { AccountKind::Person };
         let username = match kind {
-            AccountKind::Person => {
-                body["username"].as_str().or(body["nickname"].as_str()).unwrap_or_default().to_owned()
-            }
+            AccountKind::Person => excerpt(body["username"].as_str().or(body["nickname"].as_str()).unwrap_or_default()),
             AccountKind::AppUser => String::new(),
         };
         Account { kind, username, display_name: text("display_name"), account_id: text("account_id") }
@@ -541,7 +593,7 @@ pub async fn check_tokens(
     let path = format!("/2.0/workspaces/{workspace}");
     match get_json(http, config, &endpoints.api, &endpoints.api_path(&path), &tokens.access).await {
         Ok((StatusCode::OK, body)) => {
-            let name = body["name"].as_str().unwrap_or(workspace);
+            let name = body["name"].as_str().map_or_else(|| workspace.to_owned(), excerpt);
             report
                 .checks
                 .push(ok("workspace", format!("{} sees the workspace {name} ({workspace}).", account.subject())));
@@ -608,7 +660,11 @@ async fn get_json(
                 .into(),
         ));
     }
-    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    let body = match outbound::read_body(response).await {
+        Ok(body) => serde_json::from_slice(&body).unwrap_or(Value::Null),
+        Err(ReadFailed::Transport(error)) => return Err(CallFailed(unreachable(base, &error, config))),
+        Err(ReadFailed::TooLarge { .. }) => return Err(CallFailed(too_large(base))),
+    };
     Ok((status, body))
 }
 
@@ -745,6 +801,9 @@ mod tests {
         assert_eq!(tokens_of(both).scopes, Some(vec!["account".into()]), "the standard field wins");
         let empty = answer(&format!(r#"{{{base}, "scope": ""}}"#));
         assert_eq!(tokens_of(empty).scopes, Some(vec![]), "named, and nothing granted");
+        let hostile =
+            answer(&format!(r#"{{{base}, "scope": "account <b>x</b> repository \u202eevil {}"}}"#, "a".repeat(40)));
+        assert_eq!(tokens_of(hostile).scopes, Some(vec!["account".into(), "repository".into()]), "only scope names");
         let neither = answer(&format!("{{{base}}}"));
         assert_eq!(tokens_of(neither).scopes, None, "not named is not the same as none granted");
     }

@@ -2,19 +2,21 @@
 //! server answers as Bitbucket, the token is accepted, it belongs to the
 //! username given, and it can read projects and repositories. Each check is
 //! reported on its own with what to fix; the checks stop at the first call
-//! that cannot reach the server, so a test takes at most about one
-//! `BITGATE_OUTBOUND_TIMEOUT`. Bitbucket's answers are never echoed back
-//! verbatim: every message is ours.
+//! that cannot reach the server, and all of them share one deadline, so a
+//! test takes at most one `BITGATE_OUTBOUND_TIMEOUT`. Bitbucket's answers
+//! are never echoed back: every message is ours, quoting at most a short
+//! excerpt of a name (`bitbucket::excerpt`).
 
 use reqwest::{header, Response, StatusCode};
 use serde_json::Value;
+use tokio::time::Instant;
 use url::Url;
 
-use super::{CallFailed, Repository, RepositoryPage, RepositorySearch};
+use super::{excerpt, version_of, CallFailed, Repository, RepositoryPage, RepositorySearch};
 pub use super::{Check, Report};
 use crate::{
     config::Config,
-    outbound::{self, check_url, UrlRefused},
+    outbound::{self, check_url, ReadFailed, UrlRefused},
     secret::Secret,
 };
 
@@ -100,10 +102,7 @@ fn unreachable(url: &Url, error: &reqwest::Error, config: &Config) -> String {
     }
     let chain = chain.to_lowercase();
     if error.is_timeout() || chain.contains("timed out") {
-        format!(
-            "No answer from {host} within {} seconds (BITGATE_OUTBOUND_TIMEOUT): check the URL and that Bitgate can reach it.",
-            config.outbound_timeout.as_secs()
-        )
+        timed_out(url, config)
     } else if chain.contains("bitgate_outbound_deny") {
         format!("{host} resolves to an address Bitgate is configured not to connect to (BITGATE_OUTBOUND_DENY).")
     } else if chain.contains("certificate") || chain.contains("unknownissuer") || chain.contains("tls") {
@@ -122,12 +121,84 @@ fn unreachable(url: &Url, error: &reqwest::Error, config: &Config) -> String {
     }
 }
 
-async fn get(client: &reqwest::Client, url: String, token: Option<&str>) -> reqwest::Result<Response> {
-    let request = client.get(url).header(header::ACCEPT, "application/json");
-    match token {
-        Some(token) => request.bearer_auth(token).send().await,
-        None => request.send().await,
+/// An answer read whole, within the cap and the deadline.
+struct Answer {
+    status: StatusCode,
+    /// The answer is a web page (a login form, a proxy's error page).
+    html: bool,
+    /// Bitbucket names the token's owner in `X-AUSERNAME`.
+    username: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
     }
+}
+
+/// One GET, its body read whole: at most [`outbound::MAX_ANSWER_BYTES`],
+/// and finished before `deadline`, or the reason in words an admin can act
+/// on. One deadline serves every call of a check, so that a server dripping
+/// its answers cannot make a check last longer than
+/// `BITGATE_OUTBOUND_TIMEOUT` however many calls it has.
+async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    deadline: Instant,
+    base: &Url,
+    config: &Config,
+) -> Result<Answer, String> {
+    let call = async {
+        let request = client.get(url).header(header::ACCEPT, "application/json");
+        let response = match token {
+            Some(token) => request.bearer_auth(token).send().await,
+            None => request.send().await,
+        }?;
+        let status = response.status();
+        let html = is_html(&response);
+        let username = response.headers().get("x-ausername").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = if status.is_redirection() { Vec::new() } else { outbound::read_body(response).await? };
+        Ok::<_, ReadFailed>(Answer { status, html, username, body })
+    };
+    match tokio::time::timeout_at(deadline, call).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(ReadFailed::Transport(error))) => Err(unreachable(base, &error, config)),
+        Ok(Err(ReadFailed::TooLarge { limit })) => Err(format!(
+            "{} answered with more than {} MiB, far more than Bitbucket sends: check the API URL.",
+            base.host_str().unwrap_or_default(),
+            limit / (1024 * 1024)
+        )),
+        Err(_) => Err(timed_out(base, config)),
+    }
+}
+
+fn timed_out(url: &Url, config: &Config) -> String {
+    format!(
+        "No answer from {} within {} seconds (BITGATE_OUTBOUND_TIMEOUT): check the URL and that Bitgate can reach it.",
+        url.host_str().unwrap_or_default(),
+        config.outbound_timeout.as_secs()
+    )
+}
+
+/// The calls of one check: one server, one deadline.
+struct Calls<'a> {
+    client: &'a reqwest::Client,
+    base: &'a Url,
+    config: &'a Config,
+    deadline: Instant,
+}
+
+impl Calls<'_> {
+    async fn get(&self, path: &str, token: Option<&str>) -> Result<Answer, String> {
+        fetch(self.client, &endpoint(self.base, path), token, self.deadline, self.base, self.config).await
+    }
+}
+
+/// When the calls started now must have finished.
+fn deadline(config: &Config) -> Instant {
+    Instant::now() + config.outbound_timeout
 }
 
 fn is_html(response: &Response) -> bool {
@@ -171,28 +242,28 @@ pub async fn check(connection: &Connection, config: &Config) -> Report {
         return report;
     };
     let base = &connection.api_url;
+    let calls = Calls { client: &client, base, config, deadline: deadline(config) };
 
     // 1. The server answers as Bitbucket (anonymously: the version is public).
-    let properties_url = endpoint(base, "/rest/api/1.0/application-properties");
-    let response = match get(&client, properties_url.clone(), None).await {
-        Ok(response) => response,
-        Err(error) => {
-            report.checks.push(failed("server", unreachable(base, &error, config)));
+    let properties_path = "/rest/api/1.0/application-properties";
+    let answer = match calls.get(properties_path, None).await {
+        Ok(answer) => answer,
+        Err(why) => {
+            report.checks.push(failed("server", why));
             not_run(&mut report, "server");
             return report;
         }
     };
-    let status = response.status();
+    let status = answer.status;
     if status.is_redirection() {
-        let target = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("elsewhere");
         report.checks.push(failed(
             "server",
-            format!("The server answered with a redirect to {target}. Bitgate does not follow redirects: enter the URL Bitbucket is really served at."),
+            format!("The server answered with a redirect ({status}). Bitgate does not follow redirects: enter the URL Bitbucket is really served at, not one that sends elsewhere (to a login page, or from http to https)."),
         ));
         not_run(&mut report, "server");
         return report;
     }
-    if is_html(&response) {
+    if answer.html {
         report.checks.push(failed(
             "server",
             "The server answered with a web page, not Bitbucket's REST API. Check the context path: if Bitbucket is served at https://host/bitbucket, the API URL includes /bitbucket.",
@@ -200,21 +271,29 @@ pub async fn check(connection: &Connection, config: &Config) -> Report {
         not_run(&mut report, "server");
         return report;
     }
-    let body: Option<Value> = response.json().await.ok();
+    let body = answer.json();
     let says_bitbucket = |body: &Option<Value>| body.as_ref().is_some_and(|b| b.get("errors").is_some());
+    let version = body.as_ref().and_then(|b| b.get("version")).and_then(Value::as_str);
     match (status, &body) {
-        (StatusCode::OK, Some(properties)) if properties.get("version").and_then(Value::as_str).is_some() => {
-            let version = properties["version"].as_str().unwrap_or_default().to_owned();
-            report.checks.push(ok("server", format!("Bitbucket Data Center {version} answered.")));
-            report.version = Some(version);
-        }
+        (StatusCode::OK, Some(_)) if version.is_some() => match version.and_then(version_of) {
+            Some(version) => {
+                report.checks.push(ok("server", format!("Bitbucket Data Center {version} answered.")));
+                report.version = Some(version);
+            }
+            None => report
+                .checks
+                .push(ok("server", "Bitbucket Data Center answered (its version is not in a form Bitgate knows).")),
+        },
         (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _) if says_bitbucket(&body) => {
             report.checks.push(ok("server", "Bitbucket answered (it shows its version to logged-in users only)."));
         }
         _ => {
             report.checks.push(failed(
                 "server",
-                format!("{properties_url} answered {status}, not as Bitbucket Data Center. Check the API URL and its context path."),
+                format!(
+                    "{} answered {status}, not as Bitbucket Data Center. Check the API URL and its context path.",
+                    endpoint(base, properties_path)
+                ),
             ));
             not_run(&mut report, "server");
             return report;
@@ -222,16 +301,16 @@ pub async fn check(connection: &Connection, config: &Config) -> Report {
     }
 
     // 2. The token is accepted, and 3. it belongs to the username given.
-    let whoami =
-        match get(&client, endpoint(base, "/plugins/servlet/applinks/whoami"), Some(connection.token.expose())).await {
-            Ok(response) => response,
-            Err(error) => {
-                report.checks.push(failed("token", unreachable(base, &error, config)));
-                not_run(&mut report, "token");
-                return report;
-            }
-        };
-    if matches!(whoami.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+    let token = Some(connection.token.expose().as_str());
+    let whoami = match calls.get("/plugins/servlet/applinks/whoami", token).await {
+        Ok(answer) => answer,
+        Err(why) => {
+            report.checks.push(failed("token", why));
+            not_run(&mut report, "token");
+            return report;
+        }
+    };
+    if matches!(whoami.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         report.checks.push(failed(
             "token",
             "Bitbucket refused the token: it is wrong, expired or revoked. Create a new HTTP access token and paste it whole.",
@@ -239,10 +318,11 @@ pub async fn check(connection: &Connection, config: &Config) -> Report {
         not_run(&mut report, "token");
         return report;
     }
-    let header_owner = whoami.headers().get("x-ausername").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let body_owner = whoami.text().await.unwrap_or_default().trim().to_owned();
-    let owner =
-        header_owner.filter(|o| !o.is_empty()).or(Some(body_owner).filter(|o| !o.is_empty() && !o.contains('<')));
+    // The body is the username alone; anything longer or with markup is
+    // not an answer about this token.
+    let body_owner = String::from_utf8_lossy(&whoami.body).trim().to_owned();
+    let body_owner = Some(body_owner).filter(|o| !o.is_empty() && o.len() <= 255 && !o.contains(['<', '\n']));
+    let owner = whoami.username.filter(|o| !o.trim().is_empty()).or(body_owner);
     let Some(owner) = owner else {
         report.checks.push(failed(
             "token",
@@ -252,16 +332,14 @@ pub async fn check(connection: &Connection, config: &Config) -> Report {
         return report;
     };
     report.checks.push(ok("token", "Bitbucket accepted the token."));
-    if owner.eq_ignore_ascii_case(connection.username.trim()) {
-        report.checks.push(ok("owner", format!("The token belongs to {owner}.")));
+    let username = connection.username.trim();
+    if owner.trim().eq_ignore_ascii_case(username) {
+        report.checks.push(ok("owner", format!("The token belongs to {}.", excerpt(&owner))));
     } else {
+        let owner = excerpt(&owner);
         report.checks.push(failed(
             "owner",
-            format!(
-                "The token belongs to {owner}, not {}: enter {owner} as the username, or use a token of {}.",
-                connection.username.trim(),
-                connection.username.trim()
-            ),
+            format!("The token belongs to {owner}, not {username}: enter {owner} as the username, or use a token of {username}."),
         ));
     }
 
@@ -270,26 +348,25 @@ pub async fn check(connection: &Connection, config: &Config) -> Report {
         ("projects", "/rest/api/1.0/projects?limit=1", "project", "Projects: read"),
         ("repositories", "/rest/api/1.0/repos?limit=1", "repository", "Repositories: read"),
     ] {
-        let response = match get(&client, endpoint(base, path), Some(connection.token.expose())).await {
-            Ok(response) => response,
-            Err(error) => {
-                report.checks.push(failed(name, unreachable(base, &error, config)));
+        let answer = match calls.get(path, token).await {
+            Ok(answer) => answer,
+            Err(why) => {
+                report.checks.push(failed(name, why));
                 not_run(&mut report, name);
                 return report;
             }
         };
-        let status = response.status();
-        let page: Option<Value> = response.json().await.ok();
-        let first = page.as_ref().and_then(|p| p["values"].get(0)).cloned();
+        let status = answer.status;
+        let first = answer.json().and_then(|page| page["values"].get(0).cloned());
         match (status, first) {
             (StatusCode::OK, Some(first)) => {
                 let label = match name {
-                    "projects" => first["key"].as_str().unwrap_or_default().to_owned(),
-                    _ => format!(
+                    "projects" => excerpt(first["key"].as_str().unwrap_or_default()),
+                    _ => excerpt(&format!(
                         "{}/{}",
                         first["project"]["key"].as_str().unwrap_or_default(),
                         first["slug"].as_str().unwrap_or_default()
-                    ),
+                    )),
                 };
                 report.checks.push(ok(name, format!("The token reads {name} (for example {label}).")));
             }
@@ -346,14 +423,15 @@ pub async fn repositories(
         .append_pair("name", name.trim())
         .append_pair("start", &start.to_string())
         .append_pair("limit", &limit.to_string());
-    let response = get(&client, url.into(), Some(connection.token.expose()))
-        .await
-        .map_err(|e| CallFailed(unreachable(&connection.api_url, &e, config)))?;
-    if response.status() != StatusCode::OK || is_html(&response) {
-        return Err(refused_call(response.status(), is_html(&response)));
+    let answer =
+        fetch(&client, url.as_str(), Some(connection.token.expose()), deadline(config), &connection.api_url, config)
+            .await
+            .map_err(CallFailed)?;
+    if answer.status != StatusCode::OK || answer.html {
+        return Err(refused_call(answer.status, answer.html));
     }
-    let page: Value =
-        response.json().await.map_err(|_| CallFailed("Bitbucket's answer was not the list of repositories.".into()))?;
+    let page =
+        answer.json().ok_or_else(|| CallFailed("Bitbucket's answer was not the list of repositories.".into()))?;
     let items = page["values"].as_array().map(|values| values.iter().filter_map(repository_of).collect());
     let Some(items) = items else {
         return Err(CallFailed("Bitbucket's answer was not the list of repositories.".into()));
@@ -374,16 +452,15 @@ pub async fn repository(
         client_for(connection, config).map_err(|e| CallFailed(unreachable(&connection.api_url, &e, config)))?;
     // The key and slug were checked (bitbucket::parse_repository_name): they cannot change the path.
     let url = endpoint(&connection.api_url, &format!("/rest/api/1.0/projects/{project}/repos/{slug}"));
-    let response = get(&client, url, Some(connection.token.expose()))
+    let answer = fetch(&client, &url, Some(connection.token.expose()), deadline(config), &connection.api_url, config)
         .await
-        .map_err(|e| CallFailed(unreachable(&connection.api_url, &e, config)))?;
-    match response.status() {
-        StatusCode::NOT_FOUND if !is_html(&response) => Ok(None),
-        StatusCode::OK if !is_html(&response) => {
-            let value: Value =
-                response.json().await.map_err(|_| CallFailed("Bitbucket's answer was not a repository.".into()))?;
-            repository_of(&value).map(Some).ok_or_else(|| CallFailed("Bitbucket's answer was not a repository.".into()))
+        .map_err(CallFailed)?;
+    let not_a_repository = || CallFailed("Bitbucket's answer was not a repository.".into());
+    match answer.status {
+        StatusCode::NOT_FOUND if !answer.html => Ok(None),
+        StatusCode::OK if !answer.html => {
+            answer.json().as_ref().and_then(repository_of).map(Some).ok_or_else(not_a_repository)
         }
-        status => Err(refused_call(status, is_html(&response))),
+        status => Err(refused_call(status, answer.html)),
     }
 }

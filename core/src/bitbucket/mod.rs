@@ -76,6 +76,53 @@ impl Report {
 #[error("{0}")]
 pub struct CallFailed(pub String);
 
+/// The most characters of a remote server's own text a message quotes.
+pub const EXCERPT_CHARS: usize = 64;
+
+/// A short, harmless excerpt of text a remote server chose (a username, a
+/// display name, a project key) for quoting in a message of ours: control
+/// and bidirectional-override characters dropped, whitespace runs made one
+/// space, at most [`EXCERPT_CHARS`] characters (an ellipsis marks a cut).
+/// Never the whole of an answer: what happened is said in our words.
+pub fn excerpt(remote: &str) -> String {
+    let is_bidi_control =
+        |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let mut words = remote
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .map(|word| word.chars().filter(|c| !is_bidi_control(*c) && !c.is_control()).collect::<String>())
+        .filter(|word| !word.is_empty());
+    let mut text = String::new();
+    let mut count = 0;
+    if let Some(first) = words.next() {
+        text.push_str(&first);
+        count = first.chars().count();
+        for word in words {
+            if count > EXCERPT_CHARS {
+                break;
+            }
+            text.push(' ');
+            text.push_str(&word);
+            count += 1 + word.chars().count();
+        }
+    }
+    if count > EXCERPT_CHARS {
+        let mut cut: String = text.chars().take(EXCERPT_CHARS - 1).collect();
+        cut.push('\u{2026}');
+        return cut;
+    }
+    text
+}
+
+/// A version string as Bitbucket writes one (`8.19.1`, `9.4.0-rc1`), or
+/// `None` for anything else a server might put there.
+pub fn version_of(remote: &str) -> Option<String> {
+    let version = remote.trim();
+    let plausible = version.len() <= 32
+        && version.starts_with(|c: char| c.is_ascii_digit())
+        && version.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_'));
+    plausible.then(|| version.to_owned())
+}
+
 /// Splits `PRJ/my-repo` into its project key and slug. Only the characters
 /// Bitbucket allows in them, so that neither can change the path it is put in.
 pub fn parse_repository_name(raw: &str) -> Result<(String, String), String> {
@@ -97,6 +144,30 @@ pub fn parse_repository_name(raw: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn excerpts_are_short_single_line_and_free_of_controls() {
+        assert_eq!(excerpt("  jcitizen \n"), "jcitizen");
+        assert_eq!(excerpt("Ada\r\n\tLovelace"), "Ada Lovelace");
+        assert_eq!(excerpt("admin\u{202e}nimda\u{2066}"), "adminnimda", "no bidirectional overrides");
+        assert_eq!(excerpt("a\u{0}b\u{1b}[31mc"), "a b [31mc", "no control characters (the escape is gone)");
+        let long = excerpt(&"x".repeat(10_000));
+        assert_eq!(long.chars().count(), EXCERPT_CHARS);
+        assert!(long.ends_with('\u{2026}'));
+        let many = excerpt(&"word ".repeat(5_000));
+        assert_eq!(many.chars().count(), EXCERPT_CHARS, "{many}");
+        assert_eq!(excerpt(""), "");
+        assert_eq!(excerpt(&"y".repeat(EXCERPT_CHARS)), "y".repeat(EXCERPT_CHARS), "exactly the limit is kept whole");
+    }
+
+    #[test]
+    fn versions_are_taken_only_in_a_version_s_shape() {
+        assert_eq!(version_of("8.19.1").as_deref(), Some("8.19.1"));
+        assert_eq!(version_of(" 9.4.0-rc1 ").as_deref(), Some("9.4.0-rc1"));
+        for bad in ["", "v8", "8.19.1 <script>", "8.19\n1", "9".repeat(40).as_str(), "Bitbucket is great"] {
+            assert_eq!(version_of(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn repository_names_are_project_and_slug_and_nothing_else() {
