@@ -1,6 +1,7 @@
 //! Webhook deliveries: each request to `/webhooks/bitbucket/{slug}` decided
-//! in the order of SPEC.md's decision table, recorded (rejected ones up to
-//! [`REJECTIONS_PER_MINUTE`] per integration, then counted), acknowledged
+//! in the order of SPEC.md's decision table, recorded (rejected ones and
+//! unsigned pings, which anyone can send, up to [`REJECTIONS_PER_MINUTE`]
+//! per integration, then counted), acknowledged
 //! only once committed, routed to its integration's stacks by the same
 //! statement.
 
@@ -191,6 +192,29 @@ async fn reject(
     signature: &'static str,
     reason: &str,
 ) -> Result<Receipt, ReceiveError> {
+    let unverified = Unverified { status, signature, outcome: DeliveryOutcome::Rejected, reason };
+    record_unverified(services, endpoint, incoming, unverified).await
+}
+
+/// What is recorded of a request no signature vouches for.
+struct Unverified<'a> {
+    status: u16,
+    signature: &'static str,
+    outcome: DeliveryOutcome,
+    reason: &'a str,
+}
+
+/// Records a request that anyone could have sent (rejected, or an unsigned
+/// ping) unless this minute's cap of such requests is reached, when it is
+/// only counted: a flood of them cannot fill the log and push real
+/// deliveries out of its retention.
+async fn record_unverified(
+    services: &Services,
+    endpoint: &Endpoint,
+    incoming: &Incoming<'_>,
+    unverified: Unverified<'_>,
+) -> Result<Receipt, ReceiveError> {
+    let Unverified { status, signature, outcome, reason } = unverified;
     let mut tx = services.pool.begin().await?;
     let counted = sqlx::query_scalar!(
         r#"INSERT INTO webhook_rejections (integration_id, minute, recorded) VALUES ($1, date_trunc('minute', now()), 1)
@@ -208,7 +232,7 @@ async fn reject(
                 request_id: incoming.request_id,
                 event_key: incoming.event_key,
                 signature,
-                outcome: DeliveryOutcome::Rejected,
+                outcome,
                 reason: Some(reason.to_owned()),
                 body: None,
                 event: None,
@@ -227,7 +251,7 @@ async fn reject(
         }
     };
     tx.commit().await?;
-    Ok(Receipt { status, outcome: DeliveryOutcome::Rejected, reason: Some(reason.to_owned()), delivery })
+    Ok(Receipt { status, outcome, reason: Some(reason.to_owned()), delivery })
 }
 
 async fn record(
@@ -293,23 +317,27 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
     }
     let verdict = verify(incoming.signature, body, endpoint.secret.as_slice(), endpoint.previous_now());
     let key = incoming.event_key.map(str::trim).filter(|k| !k.is_empty());
-    if key == Some(PING) && verdict != Verdict::Mismatch {
-        let tx = services.pool.begin().await?;
-        let (signature, outcome, reason) = match verdict {
-            Verdict::Missing => ("unsigned_ping", DeliveryOutcome::Ignored, "unsigned ping: proves reachability only"),
-            verified => (verified.as_str(), DeliveryOutcome::Accepted, "ping"),
+    if key == Some(PING) && verdict == Verdict::Missing {
+        let unsigned = Unverified {
+            status: 200,
+            signature: "unsigned_ping",
+            outcome: DeliveryOutcome::Ignored,
+            reason: "unsigned ping: proves reachability only",
         };
+        return record_unverified(services, &endpoint, &incoming, unsigned).await;
+    }
+    if key == Some(PING) && verdict != Verdict::Mismatch {
         let row = Record {
             request_id: incoming.request_id,
             event_key: key,
-            signature,
-            outcome,
-            reason: Some(reason.into()),
+            signature: verdict.as_str(),
+            outcome: DeliveryOutcome::Accepted,
+            reason: Some("ping".into()),
             body: None,
             event: None,
             repository: None,
         };
-        return record(tx, &endpoint, &incoming, 200, row).await;
+        return record(services.pool.begin().await?, &endpoint, &incoming, 200, row).await;
     }
     match verdict {
         Verdict::Missing => return reject(services, &endpoint, &incoming, 401, "missing", "missing signature").await,

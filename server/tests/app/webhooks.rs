@@ -242,6 +242,32 @@ async fn rejected_requests_are_recorded_up_to_the_cap_then_counted() {
 }
 
 #[tokio::test]
+async fn unsigned_pings_share_the_cap_of_rejected_requests() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, _) = endpoint(&w, &simulator.url).await;
+    for n in 0..40 {
+        let (status, _) = post(&e.url, "repo:refs_changed", &push(), Some("wrong"), &format!("r{n}")).await;
+        assert_eq!(status, 401);
+    }
+    // Anyone can send an unsigned ping: it is answered, but recorded only
+    // within the same cap, so a flood cannot push real history out.
+    for n in 0..40 {
+        let (status, _) = post(&e.url, "diagnostics:ping", b"{\"test\":true}", None, &format!("p{n}")).await;
+        assert_eq!(status, 200);
+    }
+    let recorded =
+        deliveries(&w, &e.id, "&outcome=rejected").await.len() + deliveries(&w, &e.id, "&outcome=ignored").await.len();
+    assert_eq!(recorded, 60);
+    let dropped: i64 =
+        sqlx::query_scalar("SELECT sum(dropped)::bigint FROM webhook_rejections").fetch_one(&w.app.pool).await.unwrap();
+    assert_eq!(dropped, 20);
+    // A signed ping proves the secret: never capped.
+    let (status, _) = post(&e.url, "diagnostics:ping", b"{\"test\":true}", Some(&e.secret), "signed").await;
+    assert_eq!(status, 200);
+    assert_eq!(deliveries(&w, &e.id, "&outcome=accepted").await.len(), 1);
+}
+
+#[tokio::test]
 async fn pushes_route_by_branch_and_a_deleted_branch_flags_its_stacks() {
     let (w, simulator) = world_with_bitbucket().await;
     let (e, stack) = endpoint(&w, &simulator.url).await;
