@@ -27,7 +27,8 @@ fn state_hash(state: &str) -> String {
 }
 
 /// What ties a callback to the browser that started the flow: a digest of
-/// that session's own secret (its CSRF token), never the secret itself.
+/// a secret of that session kept for this alone (not its CSRF token, which
+/// every page shows), never the secret itself.
 pub fn session_binding(session_secret: &str) -> String {
     hex::encode(sha256(session_secret))
 }

@@ -7,17 +7,17 @@
 use leptos::prelude::*;
 
 use crate::{
-    components::layout::Page,
-    context::{page_context, ImportPage, ImportPreview},
+    components::{form::CsrfField, layout::Page},
+    context::{ImportPage, ImportPreview},
 };
 
 #[component]
 pub fn ImportIntegrationsPage(page: ImportPage) -> impl IntoView {
-    let csrf = page_context().viewer.as_ref().map(|v| v.csrf_token.clone()).unwrap_or_default();
-    // Multipart bodies carry the CSRF token in the action's query (the middleware reads it there).
-    let action = format!("/integrations/import?csrf_token={csrf}");
+    // Multipart forms carry the CSRF token in their first field (the
+    // middleware reads it there), never in the action's URL.
+    let action = "/integrations/import";
     let problems = (!page.problems.is_empty()).then(|| problem_list(&page.problems));
-    let preview = page.preview.clone().map(|preview| preview_section(preview, &page, &action));
+    let preview = page.preview.clone().map(|preview| preview_section(preview, &page, action));
     let space_options = page
         .spaces
         .iter()
@@ -34,7 +34,8 @@ pub fn ImportIntegrationsPage(page: ImportPage) -> impl IntoView {
         >
             {problems}
             {preview}
-            <form method="post" action=action.clone() enctype="multipart/form-data" class="stacked-form" aria-label="Choose a file">
+            <form method="post" action=action enctype="multipart/form-data" class="stacked-form" aria-label="Choose a file">
+                <CsrfField />
                 <input type="hidden" name="step" value="preview" />
                 <div class="field">
                     <label for="field-file">"Integrations file"</label>
@@ -78,7 +79,7 @@ fn problem_list(problems: &[(String, String)]) -> impl IntoView {
     }
 }
 
-fn preview_section(preview: ImportPreview, page: &ImportPage, action: &str) -> impl IntoView {
+fn preview_section(preview: ImportPreview, page: &ImportPage, action: &'static str) -> impl IntoView {
     let changes_nothing = preview.created.is_empty() && preview.updated.is_empty();
     let group = |title: &'static str, class: &'static str, names: Vec<String>| {
         let body = if names.is_empty() {
@@ -97,7 +98,8 @@ fn preview_section(preview: ImportPreview, page: &ImportPage, action: &str) -> i
         view! { <p class="flash info">"Nothing to change: every integration is as the file says."</p> }.into_any()
     } else {
         view! {
-            <form method="post" action=action.to_owned() enctype="multipart/form-data" aria-label="Apply the import">
+            <form method="post" action=action enctype="multipart/form-data" aria-label="Apply the import">
+                <CsrfField />
                 <input type="hidden" name="step" value="apply" />
                 <input type="hidden" name="space_id" value=page.space_id.clone() />
                 <textarea name="text" hidden>{page.text.clone()}</textarea>

@@ -52,7 +52,7 @@ use tower_http::{
 use crate::state::AppState;
 
 /// Requests larger than this are refused before a handler runs.
-const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let app = Router::new()

@@ -48,7 +48,7 @@ pub async fn connect(
 ) -> Result<Response, AppError> {
     let id = parse_id(&raw)?;
     let auth = SessionAuth::load(&session).await?.ok_or(AppError::Forbidden)?;
-    let binding = oauth_flows::session_binding(&auth.csrf_token);
+    let binding = oauth_flows::session_binding(&auth.oauth_binding_secret);
     let principal = user.caller(address).principal();
     match operations::start_authorization(&state.services, &principal, id, Some(binding)).await {
         Ok(url) => Ok(Redirect::to(&url).into_response()),
@@ -100,8 +100,14 @@ pub async fn callback(
     // The flow: taken (spent) in its own transaction, so that it is used once
     // whatever happens next; a callback from another browser leaves it be.
     let mut tx = state.services.pool.begin().await?;
-    let taken =
-        oauth_flows::take(&mut tx, &state.services.keyring, query.state.as_deref(), user.0.id, &auth.csrf_token).await;
+    let taken = oauth_flows::take(
+        &mut tx,
+        &state.services.keyring,
+        query.state.as_deref(),
+        user.0.id,
+        &auth.oauth_binding_secret,
+    )
+    .await;
     let flow = match taken {
         Ok(flow) => flow,
         Err(FlowRefused::Database(e)) => return Err(e.into()),

@@ -2,7 +2,7 @@
 //! state-changing request.
 
 use axum::{
-    body::{to_bytes, Body},
+    body::{to_bytes, Body, Bytes},
     extract::{Request, State},
     http::{header, HeaderName, HeaderValue, Method},
     middleware::Next,
@@ -11,12 +11,9 @@ use axum::{
 use bitgate_core::tokens::constant_time_eq;
 use tower_sessions::Session;
 
-use super::session::SessionAuth;
+use super::{session::SessionAuth, MAX_BODY_BYTES};
 use crate::error::AppError;
 use crate::state::AppState;
-
-/// Plain form posts are small; this bounds what the CSRF check buffers.
-const MAX_FORM_BYTES: usize = 1024 * 1024;
 
 /// The header in which scripts send the session's CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -107,6 +104,18 @@ fn check_origin(request: &Request, expected: &str) -> Result<(), &'static str> {
     }
 }
 
+/// The text of a multipart body's field `name` (the first of that name).
+async fn multipart_field(body: Bytes, boundary: String, name: &str) -> Option<String> {
+    let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    while let Ok(Some(field)) = multipart.next_field().await {
+        if field.name() == Some(name) {
+            return field.text().await.ok();
+        }
+    }
+    None
+}
+
 /// Checks the session's token in the `X-CSRF-Token` header or, for form
 /// bodies, the hidden field; gives the request back intact.
 async fn check_session_token(request: Request, expected: &str) -> Result<Request, AppError> {
@@ -123,14 +132,20 @@ async fn check_session_token(request: Request, expected: &str) -> Result<Request
         .unwrap_or_default()
         .to_ascii_lowercase();
     if content_type.starts_with("multipart/form-data") {
-        // Multipart bodies carry the token in the form's action URL.
-        let sent = request
-            .uri()
-            .query()
-            .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
-            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == CSRF_FIELD).map(|(_, v)| v));
-        return match sent {
-            Some(sent) if constant_time_eq(&sent, expected) => Ok(request),
+        // Multipart bodies (the import page's file) carry the token in a
+        // field of their own, first in the form: never in the URL, where
+        // logs and Referer headers would keep it. The body is held whole,
+        // within the request cap, and handed on intact.
+        let boundary = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| multer::parse_boundary(v).ok())
+            .ok_or(AppError::CsrfFailed("multipart body without a boundary"))?;
+        let (parts, body) = request.into_parts();
+        let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| AppError::PayloadTooLarge)?;
+        return match multipart_field(bytes.clone(), boundary, CSRF_FIELD).await {
+            Some(sent) if constant_time_eq(&sent, expected) => Ok(Request::from_parts(parts, Body::from(bytes))),
             _ => Err(AppError::CsrfFailed("missing or wrong token")),
         };
     }
@@ -140,7 +155,7 @@ async fn check_session_token(request: Request, expected: &str) -> Result<Request
         return Ok(request);
     }
     let (parts, body) = request.into_parts();
-    let bytes = to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| AppError::PayloadTooLarge)?;
+    let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| AppError::PayloadTooLarge)?;
     let sent = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
         .ok()
         .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == CSRF_FIELD).map(|(_, v)| v));

@@ -53,18 +53,38 @@ pub struct SessionAuth {
     pub user_id: Uuid,
     #[serde(with = "time::serde::timestamp")]
     pub authenticated_at: OffsetDateTime,
+    /// Sent back by every form and script: pages carry it, so it is no
+    /// secret from whoever sees a page.
     pub csrf_token: String,
+    /// Binds the OAuth flows this browser starts to it. Never on a page or
+    /// in a URL, unlike the CSRF token. (Empty in sessions from before it
+    /// existed, which get one on their next request.)
+    #[serde(default)]
+    pub oauth_binding_secret: String,
 }
 
 impl SessionAuth {
     pub async fn load(session: &Session) -> Result<Option<Self>, AppError> {
-        Ok(session.get::<Self>(AUTH_KEY).await?)
+        let Some(mut auth) = session.get::<Self>(AUTH_KEY).await? else {
+            return Ok(None);
+        };
+        if auth.oauth_binding_secret.is_empty() {
+            auth.oauth_binding_secret = random_token();
+            session.insert(AUTH_KEY, &auth).await?;
+        }
+        Ok(Some(auth))
     }
 
-    /// Logs a user in: a new session id (against fixation), a new CSRF token.
+    /// Logs a user in: a new session id (against fixation), a new CSRF token
+    /// and OAuth binding secret.
     pub async fn start(session: &Session, user_id: Uuid) -> Result<Self, AppError> {
         session.cycle_id().await?;
-        let auth = Self { user_id, authenticated_at: OffsetDateTime::now_utc(), csrf_token: random_token() };
+        let auth = Self {
+            user_id,
+            authenticated_at: OffsetDateTime::now_utc(),
+            csrf_token: random_token(),
+            oauth_binding_secret: random_token(),
+        };
         session.insert(AUTH_KEY, &auth).await?;
         Ok(auth)
     }

@@ -452,6 +452,14 @@ async fn an_admin_connects_in_bitbucket_and_lands_back_on_the_integration() {
     assert!(pending.to_string().contains("not connected"), "{pending}");
 
     let authorize = connect(&admin, id).await;
+    // The flow is bound to a secret of the session that no page shows: not
+    // to the CSRF token, which every form carries.
+    let csrf = admin.csrf_token("/").await;
+    let bindings: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT session_binding FROM oauth_flows").fetch_all(&w.app.pool).await.unwrap();
+    assert_eq!(bindings.len(), 1);
+    assert!(bindings[0].is_some(), "a browser's flow is bound to it");
+    assert_ne!(bindings[0].as_deref(), Some(bitgate_core::oauth_flows::session_binding(&csrf).as_str()));
     let callback = approve(&simulator, &authorize, "grant").await;
     let landed = admin.get(&callback).await;
     assert_eq!(landed.status(), 303);

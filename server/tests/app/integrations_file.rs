@@ -398,17 +398,51 @@ fn multipart(fields: &[(&str, &str)]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body.into_bytes())
 }
 
-/// Posts the import page's form (multipart, as a browser does) with the session's CSRF token.
+/// Posts the import page's form (multipart, as a browser does) with the
+/// session's CSRF token in its first field.
 async fn post_import_page(browser: &crate::helpers::Browser, fields: &[(&str, &str)], csrf: &str) -> reqwest::Response {
+    let fields: Vec<(&str, &str)> = [("csrf_token", csrf)].into_iter().chain(fields.iter().copied()).collect();
+    post_multipart(browser, "/integrations/import", &fields).await
+}
+
+async fn post_multipart(browser: &crate::helpers::Browser, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
     let (content_type, body) = multipart(fields);
     let request = browser
         .client
-        .post(browser.url(&format!("/integrations/import?csrf_token={csrf}")))
+        .post(browser.url(path))
         .header("origin", &browser.base)
         .header("accept", "text/html")
         .header("content-type", content_type)
         .body(body);
     browser.send(request).await
+}
+
+#[tokio::test]
+async fn the_import_form_keeps_the_csrf_token_out_of_its_url() {
+    let (w, _simulator) = world_with_bitbucket().await;
+    let browser = w.browser("team admin").await;
+    let html = browser.get("/integrations/import").await.text().await.unwrap();
+    let csrf = browser.csrf_token("/").await;
+    assert!(html.contains(r#"action="/integrations/import""#), "{html}");
+    assert!(!html.contains("?csrf_token"), "no token in a URL");
+    assert!(html.contains(&format!(r#"name="csrf_token" value="{csrf}""#)), "a field of the form carries it");
+
+    // The token in the query alone, as the form's URL carried it before: refused.
+    let file = "version: 1\nintegrations: []\n";
+    let in_the_url = post_multipart(
+        &browser,
+        &format!("/integrations/import?csrf_token={csrf}"),
+        &[("step", "preview"), ("file", file)],
+    )
+    .await;
+    assert_eq!(in_the_url.status(), 403);
+    // In a field, wherever it stands among the fields: accepted.
+    let after_the_file =
+        post_multipart(&browser, "/integrations/import", &[("step", "preview"), ("file", file), ("csrf_token", &csrf)])
+            .await;
+    assert_eq!(after_the_file.status(), 200);
+    let wrong = post_import_page(&browser, &[("step", "preview"), ("file", file)], "forged").await;
+    assert_eq!(wrong.status(), 403);
 }
 
 #[tokio::test]
