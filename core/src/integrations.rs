@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
+    access::Access,
     bitbucket::cloud,
     secret::Secret,
     secrets::{Binding, Keyring, OpenError, Sealed},
@@ -230,6 +231,66 @@ pub struct Integration {
     pub datacenter: Option<DataCenterView>,
     pub cloud: Option<CloudView>,
     pub stacks_count: i64,
+}
+
+/// What every user who sees an integration in a list may know of it
+/// (SPEC's permission table: a space's readers see its integrations in
+/// lists): no credentials, URLs, usernames or health text, which are for
+/// those who may open it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub id: IntegrationId,
+    pub name: String,
+    pub slug: String,
+    pub provider: Provider,
+    pub space_id: Option<SpaceId>,
+    pub labels: Vec<String>,
+    pub health_state: HealthState,
+    /// Its stacks are in the same lists: their count discloses nothing more.
+    pub stacks_count: i64,
+    pub created_at: OffsetDateTime,
+}
+
+impl Integration {
+    pub fn summary(&self) -> Summary {
+        Summary {
+            id: self.id,
+            name: self.name.clone(),
+            slug: self.slug.clone(),
+            provider: self.provider,
+            space_id: self.space_id,
+            labels: self.labels.clone(),
+            health_state: self.health.state,
+            stacks_count: self.stacks_count,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// An integration as a list shows it to one caller.
+#[derive(Debug, Clone)]
+pub enum Listed {
+    /// The caller may open it: all of it.
+    Whole(Box<Integration>),
+    /// The caller sees it in lists only.
+    Summary(Summary),
+}
+
+impl Listed {
+    /// Where it stands in the list's order: (created at, id).
+    pub fn position(&self) -> (OffsetDateTime, IntegrationId) {
+        match self {
+            Listed::Whole(integration) => (integration.created_at, integration.id),
+            Listed::Summary(summary) => (summary.created_at, summary.id),
+        }
+    }
+
+    pub fn summary(&self) -> Summary {
+        match self {
+            Listed::Whole(integration) => integration.summary(),
+            Listed::Summary(summary) => summary.clone(),
+        }
+    }
 }
 
 /// What a new Data Center integration is made of, checked.
@@ -614,7 +675,29 @@ pub struct ListFilter {
     pub label: Option<String>,
 }
 
-/// Integrations in the `visible` spaces plus the defaults, newest first.
+/// The integrations `access` can see, each as much as it may: whole when
+/// it may open it, else its [`Summary`]. Every list a person reads (page,
+/// API) comes through here, so that none shows a reader more.
+pub async fn list_for(
+    db: impl PgExecutor<'_>,
+    access: &Access,
+    filter: &ListFilter,
+    after: Option<(OffsetDateTime, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Listed>, sqlx::Error> {
+    let found = list(db, &access.visible_spaces(), filter, after, limit).await?;
+    Ok(found
+        .into_iter()
+        .map(|integration| match access.can_administer_integration(integration.space_id) {
+            Ok(()) => Listed::Whole(Box::new(integration)),
+            Err(_) => Listed::Summary(integration.summary()),
+        })
+        .collect())
+}
+
+/// Integrations in the `visible` spaces plus the defaults, newest first,
+/// whole: for callers that show them only to those who may open them (the
+/// export) or pass them through [`list_for`].
 pub async fn list(
     db: impl PgExecutor<'_>,
     visible: &[SpaceId],

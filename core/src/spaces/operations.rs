@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{parse_description, parse_name, SpaceId, SpaceRecord, SpaceWriteError, ROOT};
 use crate::{
-    access::Denied,
+    access::{Access, Denied},
     audit::{self, AuditAction, Event, Target},
     principal::Principal,
     users::{self, Email, FieldError, Role, UserId},
@@ -62,10 +62,10 @@ pub struct SpaceInput {
 }
 
 /// Checks that `by` administers `space`; a refusal is recorded under `action`.
-async fn administer(db: &PgPool, by: &Principal, space: SpaceId, action: &'static str) -> Result<(), SpaceError> {
+async fn administer(db: &PgPool, by: &Principal, space: SpaceId, action: &'static str) -> Result<Access, SpaceError> {
     let access = by.access(db).await?;
     match access.can_administer(space) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(access),
         Err(why) => Err(SpaceError::Denied(by.refused(db, "space", action, Some(space), why).await?)),
     }
 }
@@ -167,7 +167,7 @@ pub async fn set_member(
     space: SpaceId,
     input: MemberInput,
 ) -> Result<Membership, SpaceError> {
-    administer(db, by, space, "member.set").await?;
+    let access = administer(db, by, space, "member.set").await?;
     let mut problems = Problems(input.read_problems);
     let email = problems.required("email", input.email).and_then(|raw| problems.check(Email::parse(&raw)));
     let role = problems.required("role", input.role).and_then(|raw| problems.check(Role::parse(&raw)));
@@ -175,8 +175,18 @@ pub async fn set_member(
         Some(email) => users::find_for_login(db, email).await?,
         None => None,
     };
-    if let (Some(email), None) = (&email, &user) {
-        problems.push("email", "unknown_user", format!("No user has the email {email}. Create the user first."));
+    // What a space admin learns from adding a member by email: whether it is
+    // an enabled user's, which adding needs, and nothing more. A disabled
+    // account answers as no account does (with the same words, which do not
+    // repeat the email), so that only account admins, who manage users, can
+    // tell the two apart or give a disabled user a role.
+    let user = user.filter(|user| !user.disabled || access.is_account_admin());
+    if email.is_some() && user.is_none() {
+        problems.push(
+            "email",
+            "unknown_user",
+            "No enabled user has this email: an account admin creates users (and enables them) first.",
+        );
     }
     let (Some(email), Some(user), Some(role), true) = (email, user, role, problems.is_empty()) else {
         return Err(SpaceError::Invalid(problems.0));

@@ -15,7 +15,7 @@ use bitgate_core::{
     integrations::{
         self, input,
         operations::{self, parse_id, Purpose},
-        Health, Integration, Provider,
+        Health, Integration, Listed, Provider,
     },
     secret::Secret,
 };
@@ -34,7 +34,10 @@ use super::{
 };
 use crate::state::AppState;
 
-/// An integration, as the API shows it. Never a secret.
+/// An integration, as the API shows it. Never a secret. In a list, an
+/// integration the caller may not open (a space's readers and writers, a
+/// default to all but account admins) shows only its id, name, slug,
+/// provider, scope, space, labels, health state and stacks count.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Integration)]
 pub struct IntegrationView {
@@ -50,21 +53,30 @@ pub struct IntegrationView {
     /// Set when `scope` is `space`.
     pub space_id: Option<Uuid>,
     pub labels: Vec<String>,
-    /// Markdown.
-    pub description: String,
-    pub options: OptionsView,
+    /// Markdown. Left out in a list for those who may not open it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Left out in a list for those who may not open it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<OptionsView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub datacenter: Option<DataCenterView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud: Option<CloudView>,
-    /// Where Bitbucket sends this integration's webhooks.
-    pub webhook_url: String,
+    /// Where Bitbucket sends this integration's webhooks. Left out in a list
+    /// for those who may not open it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
     pub health: HealthView,
     /// How many stacks use it.
     pub stacks_count: i64,
+    /// Left out in a list for those who may not open it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
-    pub created_at: String,
-    pub created_by: String,
+    pub created_at: Option<String>,
+    /// Left out in a list for those who may not open it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,7 +105,10 @@ pub struct DataCenterView {
 pub struct HealthView {
     /// `connected`, `pending_authorization` or `error`.
     pub state: String,
-    pub message: String,
+    /// What the last check found. Left out in a list for those who may not
+    /// open the integration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     #[schema(format = DateTime)]
     pub checked_at: Option<String>,
 }
@@ -197,7 +212,7 @@ pub fn webhook_url(state: &AppState, slug: &str) -> String {
 fn health_view(health: &Health) -> HealthView {
     HealthView {
         state: health.state.as_str().to_owned(),
-        message: health.message.clone(),
+        message: Some(health.message.clone()),
         checked_at: health.checked_at.map(rfc3339),
     }
 }
@@ -211,13 +226,13 @@ fn view(state: &AppState, integration: &Integration) -> IntegrationView {
         scope: if integration.space_id.is_some() { "space" } else { "default" }.to_owned(),
         space_id: integration.space_id,
         labels: integration.labels.clone(),
-        description: integration.description.clone(),
-        options: OptionsView {
+        description: Some(integration.description.clone()),
+        options: Some(OptionsView {
             use_git_checkout: integration.options.use_git_checkout,
             commit_status: integration.options.commit_status,
             status_details: integration.options.status_details,
             vcs_checks: integration.options.vcs_checks.as_str().to_owned(),
-        },
+        }),
         datacenter: integration.datacenter.as_ref().map(|dc| DataCenterView {
             api_url: dc.api_url.clone(),
             user_facing_url: dc.user_facing_url.clone(),
@@ -226,11 +241,37 @@ fn view(state: &AppState, integration: &Integration) -> IntegrationView {
             ca_certificate: dc.ca_certificate.clone(),
         }),
         cloud: integration.cloud.as_ref().map(CloudView::from),
-        webhook_url: webhook_url(state, &integration.slug),
+        webhook_url: Some(webhook_url(state, &integration.slug)),
         health: health_view(&integration.health),
         stacks_count: integration.stacks_count,
-        created_at: rfc3339(integration.created_at),
-        created_by: integration.created_by_label.clone(),
+        created_at: Some(rfc3339(integration.created_at)),
+        created_by: Some(integration.created_by_label.clone()),
+    }
+}
+
+/// An integration in a list, as much of it as the caller may see.
+fn listed_view(state: &AppState, listed: &Listed) -> IntegrationView {
+    let summary = match listed {
+        Listed::Whole(integration) => return view(state, integration),
+        Listed::Summary(summary) => summary,
+    };
+    IntegrationView {
+        id: summary.id,
+        name: summary.name.clone(),
+        slug: summary.slug.clone(),
+        provider: summary.provider.as_str().to_owned(),
+        scope: if summary.space_id.is_some() { "space" } else { "default" }.to_owned(),
+        space_id: summary.space_id,
+        labels: summary.labels.clone(),
+        description: None,
+        options: None,
+        datacenter: None,
+        cloud: None,
+        webhook_url: None,
+        health: HealthView { state: summary.health_state.as_str().to_owned(), message: None, checked_at: None },
+        stacks_count: summary.stacks_count,
+        created_at: None,
+        created_by: None,
     }
 }
 
@@ -326,15 +367,13 @@ pub async fn list(
         .map_err(|_| AppError::BadRequest("space_id must be a space's id (a UUID).".into()))?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
     let filter = integrations::ListFilter { provider, space_id, label: query.label.clone().filter(|l| !l.is_empty()) };
-    let rows = integrations::list(
-        &state.services.pool,
-        &access.visible_spaces(),
-        &filter,
-        request.after.map(|c| (c.at, c.id)),
-        request.limit + 1,
-    )
-    .await?;
-    Ok(Json(page_of(rows, request.limit, |i| Cursor { at: i.created_at, id: i.id }, |i| view(&state, i))))
+    let after = request.after.map(|c| (c.at, c.id));
+    let rows = integrations::list_for(&state.services.pool, &access, &filter, after, request.limit + 1).await?;
+    let cursor = |listed: &Listed| {
+        let (at, id) = listed.position();
+        Cursor { at, id }
+    };
+    Ok(Json(page_of(rows, request.limit, cursor, |listed| listed_view(&state, listed))))
 }
 
 /// Create an integration

@@ -25,7 +25,7 @@ use bitgate_core::{
         self,
         input::{self, given, IntegrationInput},
         operations::{self, parse_id, IntegrationError, Purpose},
-        HealthState, Integration, Provider,
+        HealthState, Integration, Provider, Summary,
     },
     secret::Secret,
     spaces,
@@ -92,8 +92,10 @@ pub async fn home(
 ) -> Result<Response, AppError> {
     let access = Access::load(&state.services.pool, user.0.id).await?;
     let visible = access.visible_spaces();
-    let all = integrations::list(&state.services.pool, &visible, &Default::default(), None, 1000).await?;
-    let mut labels: Vec<String> = all.iter().flat_map(|i| i.labels.iter().cloned()).collect();
+    let listed = integrations::list_for(&state.services.pool, &access, &Default::default(), None, 1000).await?;
+    let all: Vec<(Summary, bool)> =
+        listed.iter().map(|l| (l.summary(), matches!(l, integrations::Listed::Whole(_)))).collect();
+    let mut labels: Vec<String> = all.iter().flat_map(|(i, _)| i.labels.iter().cloned()).collect();
     labels.sort();
     labels.dedup();
     let mut spaces: Vec<(String, String)> = spaces::list(&state.services.pool, &visible, None, 10_000)
@@ -105,12 +107,14 @@ pub async fn home(
     let names: HashMap<String, String> = spaces.iter().cloned().collect();
     let rows = all
         .into_iter()
-        .filter(|i| filters.provider.is_empty() || i.provider.as_str() == filters.provider)
-        .filter(|i| filters.space_id.is_empty() || i.space_id.map(|s| s.to_string()) == Some(filters.space_id.clone()))
-        .filter(|i| filters.label.is_empty() || i.labels.contains(&filters.label))
-        .map(|i| IntegrationRow {
+        .filter(|(i, _)| filters.provider.is_empty() || i.provider.as_str() == filters.provider)
+        .filter(|(i, _)| {
+            filters.space_id.is_empty() || i.space_id.map(|s| s.to_string()) == Some(filters.space_id.clone())
+        })
+        .filter(|(i, _)| filters.label.is_empty() || i.labels.contains(&filters.label))
+        .map(|(i, can_open)| IntegrationRow {
             id: i.id.to_string(),
-            can_open: access.can_administer_integration(i.space_id).is_ok(),
+            can_open,
             scope: match i.space_id {
                 Some(space) => names.get(&space.to_string()).cloned().unwrap_or_default(),
                 None => "Default".to_owned(),
@@ -118,7 +122,7 @@ pub async fn home(
             name: i.name,
             provider: i.provider.label().to_owned(),
             labels: i.labels,
-            health: i.health.state.as_str().to_owned(),
+            health: i.health_state.as_str().to_owned(),
             stacks_count: i.stacks_count,
         })
         .collect();

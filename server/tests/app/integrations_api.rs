@@ -583,3 +583,57 @@ async fn a_changed_user_facing_url_is_checked_like_a_new_one() {
         (200, Some("https://code.example.com"))
     );
 }
+
+#[tokio::test]
+async fn lists_show_readers_no_more_than_names_scopes_labels_and_health() {
+    let (w, sim) = world_with_bitbucket().await;
+    for (who, name, scope, space) in
+        [("team admin", "DC team", "space", Some(w.team)), ("account admin", "DC default", "default", None)]
+    {
+        let (status, created) = w
+            .call(
+                w.token(who),
+                Method::POST,
+                "/api/v1/integrations",
+                Some(body(name, scope, space, &sim.url, DEMO_TOKEN)),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+    }
+    // The fields of an integration only those who may open it see.
+    let details = ["description", "options", "datacenter", "webhook_url", "created_at", "created_by"];
+    let listed = |who: &'static str| {
+        let w = &w;
+        async move {
+            let (status, page) = w.call(w.token(who), Method::GET, "/api/v1/integrations", None).await;
+            assert_eq!(status, 200);
+            let mut items: Vec<Value> = page["items"].as_array().unwrap().clone();
+            items.sort_by_key(|i| i["name"].as_str().unwrap().to_owned());
+            items
+        }
+    };
+    for (who, opens_team, opens_default) in [
+        ("account admin", true, true),
+        ("team admin", true, false),
+        ("team writer", false, false),
+        ("team reader", false, false),
+    ] {
+        let items = listed(who).await;
+        let names: Vec<&str> = items.iter().map(|i| i["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["DC default", "DC team"], "{who} sees both in the list");
+        for (item, opens) in items.iter().zip([opens_default, opens_team]) {
+            let summary = ["id", "name", "slug", "provider", "scope", "labels", "health", "stacks_count"];
+            assert!(summary.iter().all(|field| item.get(field).is_some()), "{who}: {item}");
+            assert_eq!(item["health"]["state"], "connected");
+            for field in details {
+                assert_eq!(item.get(field).is_some(), opens, "{who}, {field}: {item}");
+            }
+            assert_eq!(item["health"].get("message").is_some(), opens, "{who}: {item}");
+            let text = item.to_string();
+            assert_eq!(text.contains(DEMO_USER) || text.contains(&sim.url), opens, "{who}: {text}");
+        }
+    }
+    let outsider = listed("outsider").await;
+    assert_eq!(outsider.len(), 1, "a default is in every user's list; the team's integration is not");
+    assert!(outsider[0].get("datacenter").is_none());
+}

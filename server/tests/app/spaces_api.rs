@@ -89,6 +89,49 @@ async fn bad_space_requests_are_refused_clearly_and_change_nothing() {
 }
 
 #[tokio::test]
+async fn a_space_admin_cannot_tell_a_disabled_account_from_no_account() {
+    let w = world().await;
+    let path = format!("/api/v1/spaces/{}/members", w.team);
+    let nobody: Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = 'nobody@example.com'")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    let (status, _) = w
+        .call(
+            w.token("account admin"),
+            Method::PATCH,
+            &format!("/api/v1/users/{nobody}"),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let add = |email: &'static str| {
+        let w = &w;
+        let path = &path;
+        async move { w.call(w.token("team admin"), Method::PUT, path, Some(json!({"email": email, "role": "read"}))).await }
+    };
+    let (disabled_status, disabled) = add("nobody@example.com").await;
+    let (unknown_status, unknown) = add("no-such-person@example.com").await;
+    assert_eq!(disabled_status, 422);
+    assert_eq!((unknown_status, &unknown), (disabled_status, &disabled), "the same answer either way");
+    assert_eq!(unknown["error"]["details"][0]["code"], "unknown_user");
+    let (_, members) = w.call(w.token("team admin"), Method::GET, &path, None).await;
+    assert!(!members.to_string().contains("nobody@example.com"), "no role given");
+
+    // Account admins manage users: they may give a disabled user a role.
+    let (status, _) = w
+        .call(
+            w.token("account admin"),
+            Method::PUT,
+            &path,
+            Some(json!({"email": "nobody@example.com", "role": "read"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
 async fn members_are_added_changed_and_removed() {
     let w = world().await;
     let admin = w.token("team admin");
