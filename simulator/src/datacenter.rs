@@ -1,15 +1,21 @@
 //! Bitbucket Data Center (Server), as far as Bitgate talks to it: the REST
 //! API 1.0 paths, paging, error bodies and headers of Atlassian's
-//! documentation and the captured responses in ../shared/bitbucket-fixtures.
+//! documentation and the captured responses in ../shared/bitbucket-fixtures;
+//! build statuses ([`builds`]) and pull requests with their comments
+//! ([`pull_requests`]), each with a page a person can look at.
+
+pub mod builds;
+pub mod pull_requests;
 
 use std::{
-    sync::{Arc, RwLock},
-    time::Duration,
+    collections::VecDeque,
+    sync::{Arc, RwLock, RwLockWriteGuard},
+    time::{Duration, Instant},
 };
 
 use axum::{
     extract::{Path, Query, Request, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     middleware::{self, Next},
     response::{Html, IntoResponse, Response},
     routing::get,
@@ -65,6 +71,17 @@ pub struct Instance {
     pub delay: Duration,
     /// When set, every request is answered with a redirect there.
     pub redirect_to: Option<String>,
+    /// Whether the repository-scoped build-status endpoint exists (Data
+    /// Center 7.4 and later, UNVERIFIED); without it, that path is 404 and
+    /// only the legacy `/rest/build-status/1.0` one works, as on older servers.
+    pub builds_endpoint: bool,
+    pub build_statuses: Vec<builds::BuildStatus>,
+    pub pull_requests: Vec<pull_requests::PullRequest>,
+    pub comments: Vec<pull_requests::Comment>,
+    /// Taken one by one by the next write calls.
+    pub faults: VecDeque<crate::Fault>,
+    /// Every write call received, in order.
+    pub calls: Vec<crate::Call>,
 }
 
 /// The token the demo and the tests start with.
@@ -104,7 +121,18 @@ impl Instance {
             }],
             delay: Duration::ZERO,
             redirect_to: None,
+            builds_endpoint: true,
+            build_statuses: Vec::new(),
+            pull_requests: vec![pull_requests::PullRequest::sample()],
+            comments: Vec::new(),
+            faults: VecDeque::new(),
+            calls: Vec::new(),
         }
+    }
+
+    /// A repository by project key (any case) and slug.
+    pub fn repository(&self, key: &str, slug: &str) -> Option<&Repository> {
+        self.repositories.iter().find(|r| r.project_key.eq_ignore_ascii_case(key) && r.slug == slug)
     }
 }
 
@@ -112,6 +140,53 @@ pub type Shared = Arc<RwLock<Instance>>;
 
 fn read(state: &Shared) -> Instance {
     state.read().map(|i| i.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+}
+
+fn write(state: &Shared) -> RwLockWriteGuard<'_, Instance> {
+    state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Bitbucket's validation error: the field in `context`, no exception name.
+fn invalid(context: &str, message: &str) -> Response {
+    let body = json!({"errors": [{"context": context, "message": message, "exceptionName": null}]});
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+/// Bitbucket's answer to a caller that may not do what it asked.
+fn not_permitted() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "You are not permitted to access this resource",
+        "com.atlassian.bitbucket.AuthorisationException",
+    )
+}
+
+fn no_such_repository(key: &str, slug: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        &format!("Repository {key}/{slug} does not exist."),
+        "com.atlassian.bitbucket.repository.NoSuchRepositoryException",
+    )
+}
+
+/// The caller of a call that needs REPO_READ on `key/slug`, and the
+/// repository; otherwise Bitbucket's refusal (401 without the permission,
+/// 404 for a repository that does not exist).
+#[allow(clippy::result_large_err, reason = "a refusal is the handler's answer, built once per request")]
+fn repository_reader(
+    instance: &Instance,
+    headers: &HeaderMap,
+    key: &str,
+    slug: &str,
+) -> Result<(Token, Repository), Response> {
+    let token = caller(instance, headers)?.filter(|t| t.repository_read).ok_or_else(not_permitted)?;
+    let repository = instance.repository(key, slug).cloned().ok_or_else(|| no_such_repository(key, slug))?;
+    Ok((token, repository))
+}
+
+/// Milliseconds since the epoch, as Bitbucket writes times.
+fn epoch_millis() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Bitbucket's error body.
@@ -333,21 +408,12 @@ async fn repository(
         Err(refused) => return refused,
     };
     let visible = token.as_ref().is_some_and(|t| t.repository_read);
-    let found = instance
-        .repositories
-        .iter()
-        .filter(|_| visible)
-        .find(|r| r.project_key.eq_ignore_ascii_case(&key) && r.slug == slug);
-    match found {
+    match instance.repository(&key, &slug).filter(|_| visible) {
         Some(found) => {
             let base = base_url(&headers, &instance);
             as_user(&token, Json(repository_json(&instance, found, &base)))
         }
-        None => error(
-            StatusCode::NOT_FOUND,
-            &format!("Repository {key}/{slug} does not exist."),
-            "com.atlassian.bitbucket.repository.NoSuchRepositoryException",
-        ),
+        None => no_such_repository(&key, &slug),
     }
 }
 
@@ -362,16 +428,43 @@ async fn login_page() -> Response {
     .into_response()
 }
 
-/// The configured delay and redirect, before anything else.
+/// The configured delay and redirect, before anything else; then, for a
+/// write call, the next fault a test asked for, and the call's record.
 async fn behaviour(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    let instance = read(&state);
-    if !instance.delay.is_zero() {
-        tokio::time::sleep(instance.delay).await;
+    let (delay, redirect_to) = {
+        let instance = state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        (instance.delay, instance.redirect_to.clone())
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
-    if let Some(target) = instance.redirect_to {
+    if let Some(target) = redirect_to {
         return (StatusCode::FOUND, [(header::LOCATION, target)]).into_response();
     }
-    next.run(request).await
+    let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !writes {
+        return next.run(request).await;
+    }
+    let (method, path) = (request.method().to_string(), request.uri().path().to_owned());
+    let fault = write(&state).faults.pop_front();
+    let response = match fault {
+        Some(crate::Fault::RateLimited { retry_after_seconds }) => {
+            let mut refused = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "You have exceeded the rate limit for this resource. Try again later.",
+                "com.atlassian.bitbucket.throttle.ThrottledException",
+            );
+            refused.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+            refused
+        }
+        Some(crate::Fault::Unavailable) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Html("<h1>503 Service Unavailable</h1>")).into_response()
+        }
+        None => next.run(request).await,
+    };
+    let status = response.status().as_u16();
+    write(&state).calls.push(crate::Call { method, path, at: Instant::now(), status });
+    response
 }
 
 pub fn router(state: Shared) -> Router {
@@ -383,7 +476,9 @@ pub fn router(state: Shared) -> Router {
         .route("/rest/api/1.0/projects", get(projects))
         .route("/rest/api/1.0/projects/{key}/repos", get(project_repositories))
         .route("/rest/api/1.0/projects/{key}/repos/{slug}", get(repository))
-        .route("/rest/api/1.0/repos", get(repositories));
+        .route("/rest/api/1.0/repos", get(repositories))
+        .merge(builds::routes())
+        .merge(pull_requests::routes());
     let routes = if context_path.is_empty() { api } else { Router::new().nest(&context_path, api) };
     routes.fallback(login_page).layer(middleware::from_fn_with_state(state.clone(), behaviour)).with_state(state)
 }

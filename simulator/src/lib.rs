@@ -25,6 +25,32 @@ use tokio::{net::TcpListener, sync::oneshot};
 
 pub use datacenter::Instance as DataCenter;
 
+/// A failure a test asks for: the next write call gets it instead of its
+/// answer, as when Bitbucket is overloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 429 with `Retry-After`.
+    RateLimited { retry_after_seconds: u64 },
+    /// 503, as a node being restarted answers.
+    Unavailable,
+}
+
+/// A write call the simulator received, for tests that count them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub method: String,
+    /// The path, context path included, without the query.
+    pub path: String,
+    pub at: std::time::Instant,
+    /// The status it was answered with.
+    pub status: u16,
+}
+
+/// Text for an HTML page.
+pub(crate) fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
 /// A running simulator; stops when dropped.
 pub struct Simulator {
     /// The base URL, such as `http://127.0.0.1:40123`, context path not included.

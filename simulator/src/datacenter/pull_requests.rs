@@ -1,0 +1,346 @@
+//! Pull requests and their comments, as Data Center answers them
+//! (bitbucket-next.md §2): a comment has an id and a version; an edit must
+//! name the current version (409 otherwise) and only its author may make
+//! it; text is a non-empty value of fewer than 32,768 characters.
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{as_user, base_url, epoch_millis, error, invalid, read, repository_json, repository_reader, write};
+use super::{Instance, Repository, Shared};
+use crate::escape;
+
+/// A pull request of the simulated instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequest {
+    pub id: u64,
+    /// The target repository's id.
+    pub repository_id: u64,
+    /// The source's repository: the same one, or a fork.
+    pub from_repository_id: u64,
+    pub title: String,
+    pub from_branch: String,
+    pub from_commit: String,
+    pub to_branch: String,
+    /// `OPEN`, `MERGED` or `DECLINED`.
+    pub state: String,
+    pub version: u64,
+}
+
+impl PullRequest {
+    /// The sample's one pull request: `feature` into `main` of OPS/my-repo.
+    pub fn sample() -> Self {
+        Self {
+            id: 1,
+            repository_id: 1,
+            from_repository_id: 1,
+            title: "Add the feature".into(),
+            from_branch: "feature".into(),
+            from_commit: "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00".into(),
+            to_branch: "main".into(),
+            state: "OPEN".into(),
+            version: 0,
+        }
+    }
+}
+
+/// A comment on a pull request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub id: u64,
+    pub repository_id: u64,
+    pub pull_request_id: u64,
+    pub version: u64,
+    pub text: String,
+    /// The author's username (the token's owner).
+    pub author: String,
+}
+
+/// Bitbucket's limit: the text must have fewer characters than this.
+pub const MAX_COMMENT: usize = 32_768;
+
+fn ref_json(instance: &Instance, branch: &str, commit: &str, repository_id: u64, base: &str) -> Value {
+    let repository = instance.repositories.iter().find(|r| r.id == repository_id);
+    json!({
+        "id": format!("refs/heads/{branch}"), "displayId": branch, "latestCommit": commit,
+        "repository": repository.map(|r| repository_json(instance, r, base)),
+    })
+}
+
+fn pull_request_json(instance: &Instance, pr: &PullRequest, repository: &Repository, base: &str) -> Value {
+    json!({
+        "id": pr.id, "version": pr.version, "title": pr.title, "state": pr.state,
+        "open": pr.state == "OPEN", "closed": pr.state != "OPEN",
+        "fromRef": ref_json(instance, &pr.from_branch, &pr.from_commit, pr.from_repository_id, base),
+        "toRef": ref_json(instance, &pr.to_branch, "", pr.repository_id, base),
+        "links": {"self": [{"href": format!(
+            "{base}/projects/{}/repos/{}/pull-requests/{}", repository.project_key, repository.slug, pr.id
+        )}]}
+    })
+}
+
+fn comment_json(instance: &Instance, comment: &Comment) -> Value {
+    let author = instance.users.iter().find(|u| u.slug == comment.author);
+    json!({
+        "id": comment.id, "version": comment.version, "text": comment.text,
+        "author": {"name": comment.author, "slug": comment.author,
+                   "displayName": author.map(|a| a.display_name.clone()).unwrap_or_default()},
+        "createdDate": epoch_millis(), "updatedDate": epoch_millis(),
+    })
+}
+
+fn no_such_pull_request(id: u64) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        &format!("Pull request {id} does not exist in this repository."),
+        "com.atlassian.bitbucket.pull.NoSuchPullRequestException",
+    )
+}
+
+fn no_such_comment(id: u64) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        &format!("Comment {id} does not exist."),
+        "com.atlassian.bitbucket.comment.NoSuchCommentException",
+    )
+}
+
+/// The comment's text checked as Bitbucket checks it.
+#[allow(clippy::result_large_err, reason = "a refusal is the handler's answer, built once per request")]
+fn text_of(body: &str) -> Result<(String, Option<u64>), Response> {
+    #[derive(Deserialize)]
+    struct Posted {
+        text: Option<String>,
+        version: Option<u64>,
+    }
+    let refused = || invalid("text", "Please enter a non-empty value less than 32768 characters");
+    let posted: Posted = serde_json::from_str(body).map_err(|_| refused())?;
+    let text = posted.text.unwrap_or_default();
+    if text.trim().is_empty() || text.chars().count() >= MAX_COMMENT {
+        return Err(refused());
+    }
+    Ok((text, posted.version))
+}
+
+async fn get_pull_request(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((key, slug, id)): Path<(String, String, u64)>,
+) -> Response {
+    let instance = read(&state);
+    let (token, repository) = match repository_reader(&instance, &headers, &key, &slug) {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    match instance.pull_requests.iter().find(|pr| pr.repository_id == repository.id && pr.id == id) {
+        Some(pr) => {
+            let base = base_url(&headers, &instance);
+            as_user(&Some(token), Json(pull_request_json(&instance, pr, &repository, &base)))
+        }
+        None => no_such_pull_request(id),
+    }
+}
+
+async fn post_comment(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((key, slug, id)): Path<(String, String, u64)>,
+    body: String,
+) -> Response {
+    let instance = read(&state);
+    let (token, repository) = match repository_reader(&instance, &headers, &key, &slug) {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    if !instance.pull_requests.iter().any(|pr| pr.repository_id == repository.id && pr.id == id) {
+        return no_such_pull_request(id);
+    }
+    let text = match text_of(&body) {
+        Ok((text, _)) => text,
+        Err(refused) => return refused,
+    };
+    let mut instance = write(&state);
+    let comment = Comment {
+        id: instance.comments.iter().map(|c| c.id).max().unwrap_or(0) + 1,
+        repository_id: repository.id,
+        pull_request_id: id,
+        version: 0,
+        text,
+        author: token.owner.clone(),
+    };
+    instance.comments.push(comment.clone());
+    let body = comment_json(&instance, &comment);
+    drop(instance);
+    as_user(&Some(token), (StatusCode::CREATED, Json(body)))
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionQuery {
+    version: Option<u64>,
+}
+
+/// What a call on one comment of one pull request finds, or its refusal.
+#[allow(clippy::result_large_err, reason = "a refusal is the handler's answer, built once per request")]
+fn find_comment(
+    instance: &Instance,
+    headers: &HeaderMap,
+    (key, slug, id, comment_id): (&str, &str, u64, u64),
+) -> Result<(super::Token, Comment), Response> {
+    let (token, repository) = repository_reader(instance, headers, key, slug)?;
+    if !instance.pull_requests.iter().any(|pr| pr.repository_id == repository.id && pr.id == id) {
+        return Err(no_such_pull_request(id));
+    }
+    let comment = instance
+        .comments
+        .iter()
+        .find(|c| c.repository_id == repository.id && c.pull_request_id == id && c.id == comment_id)
+        .cloned()
+        .ok_or_else(|| no_such_comment(comment_id))?;
+    Ok((token, comment))
+}
+
+fn out_of_date(comment: &Comment) -> Response {
+    error(
+        StatusCode::CONFLICT,
+        &format!(
+            "You are attempting to modify a comment based on out-of-date information. The current version is {}.",
+            comment.version
+        ),
+        "com.atlassian.bitbucket.comment.CommentOutOfDateException",
+    )
+}
+
+/// Only the author changes a comment's text (the status Bitbucket gives
+/// another user is UNVERIFIED: 403 here).
+fn not_the_author() -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        "You are not permitted to update this comment: only its author can.",
+        "com.atlassian.bitbucket.AuthorisationException",
+    )
+}
+
+async fn get_comment(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((key, slug, id, comment_id)): Path<(String, String, u64, u64)>,
+) -> Response {
+    let instance = read(&state);
+    match find_comment(&instance, &headers, (&key, &slug, id, comment_id)) {
+        Ok((token, comment)) => as_user(&Some(token), Json(comment_json(&instance, &comment))),
+        Err(refused) => refused,
+    }
+}
+
+async fn put_comment(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((key, slug, id, comment_id)): Path<(String, String, u64, u64)>,
+    body: String,
+) -> Response {
+    let instance = read(&state);
+    let (token, comment) = match find_comment(&instance, &headers, (&key, &slug, id, comment_id)) {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let (text, version) = match text_of(&body) {
+        Ok(read) => read,
+        Err(refused) => return refused,
+    };
+    if comment.author != token.owner {
+        return not_the_author();
+    }
+    if version != Some(comment.version) {
+        return out_of_date(&comment);
+    }
+    let mut instance = write(&state);
+    let Some(stored) = instance.comments.iter_mut().find(|c| c.id == comment.id) else {
+        return no_such_comment(comment_id);
+    };
+    stored.text = text;
+    stored.version += 1;
+    let updated = stored.clone();
+    let body = comment_json(&instance, &updated);
+    drop(instance);
+    as_user(&Some(token), Json(body))
+}
+
+async fn delete_comment(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((key, slug, id, comment_id)): Path<(String, String, u64, u64)>,
+    Query(query): Query<VersionQuery>,
+) -> Response {
+    let instance = read(&state);
+    let (token, comment) = match find_comment(&instance, &headers, (&key, &slug, id, comment_id)) {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    if comment.author != token.owner {
+        return not_the_author();
+    }
+    if query.version != Some(comment.version) {
+        return out_of_date(&comment);
+    }
+    write(&state).comments.retain(|c| c.id != comment.id);
+    as_user(&Some(token), StatusCode::NO_CONTENT)
+}
+
+/// The pull request's page, as a person sees it: its state and comments.
+async fn pull_request_page(
+    State(state): State<Shared>,
+    Path((key, slug, id)): Path<(String, String, u64)>,
+) -> Response {
+    let instance = read(&state);
+    let found = instance.repository(&key, &slug).and_then(|r| {
+        instance.pull_requests.iter().find(|pr| pr.repository_id == r.id && pr.id == id).map(|pr| (r, pr))
+    });
+    let Some((repository, pr)) = found else {
+        return (StatusCode::NOT_FOUND, Html("<h1>Pull request not found</h1>")).into_response();
+    };
+    let comments: String = instance
+        .comments
+        .iter()
+        .filter(|c| c.repository_id == repository.id && c.pull_request_id == pr.id)
+        .map(|c| {
+            format!(
+                "<article class=\"comment\" id=\"comment-{}\"><p class=\"author\">{} (version {})</p><pre>{}</pre></article>",
+                c.id,
+                escape(&c.author),
+                c.version,
+                escape(&c.text)
+            )
+        })
+        .collect();
+    let comments = if comments.is_empty() { "<p>No comments.</p>".to_owned() } else { comments };
+    Html(format!(
+        "<!DOCTYPE html><html><head><title>Pull request #{id} - {project}/{slug} - Bitbucket</title></head>\
+         <body><h1>#{id} {title}</h1><p class=\"state\">{state}</p><p>{from} ({commit}) into {to}</p>\
+         <h2>Comments</h2>{comments}</body></html>",
+        id = pr.id,
+        project = escape(&repository.project_key),
+        slug = escape(&repository.slug),
+        title = escape(&pr.title),
+        state = escape(&pr.state),
+        from = escape(&pr.from_branch),
+        commit = escape(&pr.from_commit),
+        to = escape(&pr.to_branch),
+    ))
+    .into_response()
+}
+
+pub(super) fn routes() -> Router<Shared> {
+    const PR: &str = "/rest/api/1.0/projects/{key}/repos/{slug}/pull-requests/{id}";
+    Router::new()
+        .route(PR, get(get_pull_request))
+        .route(&format!("{PR}/comments"), axum::routing::post(post_comment))
+        .route(&format!("{PR}/comments/{{comment_id}}"), get(get_comment).put(put_comment).delete(delete_comment))
+        .route("/projects/{key}/repos/{slug}/pull-requests/{id}/overview", get(pull_request_page))
+}
