@@ -15,6 +15,7 @@ pub mod maintenance;
 pub mod oauth_flows;
 pub mod outbound;
 pub mod passwords;
+pub mod platform;
 pub mod principal;
 pub mod rekey;
 pub mod secret;

@@ -1,0 +1,5 @@
+//! The platform loop (SPEC.md, "The platform loop"): what comes in from
+//! Bitbucket goes out to the platform that runs the stacks' work as events,
+//! and what the platform reports as runs goes back to Bitbucket.
+
+pub mod events;
