@@ -38,6 +38,8 @@ pub const VERSION: u64 = 1;
 pub const MAX_FILE: usize = 1024 * 1024;
 /// Entries a file may hold at most (each may cost a connection check).
 pub const MAX_ENTRIES: usize = 500;
+/// Characters of an entry's name shown in the places of its problems.
+const MAX_NAME_SHOWN: usize = 64;
 /// What a secret placeholder starts with.
 pub const PLACEHOLDER: &str = "<fill in";
 
@@ -165,12 +167,6 @@ pub fn read(text: &str) -> Result<Vec<(String, Entry)>, Vec<Problem>> {
         Value::Null => problems.push(Problem::new("file", "empty")),
         _ => problems.push(Problem::new("file", "must be a mapping with version and integrations")),
     }
-    if entries.len() > MAX_ENTRIES {
-        problems.push(Problem::new(
-            "integrations",
-            format!("{} entries: a file holds at most {MAX_ENTRIES}; split it", entries.len()),
-        ));
-    }
     check_names(&entries, &mut problems);
     if problems.is_empty() {
         Ok(entries)
@@ -179,8 +175,16 @@ pub fn read(text: &str) -> Result<Vec<(String, Entry)>, Vec<Problem>> {
     }
 }
 
-/// The entries that read, each with its place in the file.
+/// The entries that read, each with its place in the file. A list too
+/// long is refused before its entries are read: each may add problems.
 fn read_list(items: &[Value], problems: &mut Vec<Problem>) -> Vec<(String, Entry)> {
+    if items.len() > MAX_ENTRIES {
+        problems.push(Problem::new(
+            "integrations",
+            format!("{} entries: a file holds at most {MAX_ENTRIES}; split it", items.len()),
+        ));
+        return Vec::new();
+    }
     let mut entries = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let Value::Mapping(map) = item else {
@@ -188,6 +192,11 @@ fn read_list(items: &[Value], problems: &mut Vec<Problem>) -> Vec<(String, Entry
             continue;
         };
         let name = map.get("name").and_then(Value::as_str).unwrap_or_default();
+        // The name is in the place of each of the entry's problems: a long one is cut.
+        let name = match name.char_indices().nth(MAX_NAME_SHOWN) {
+            Some((end, _)) => format!("{}…", &name[..end]),
+            None => name.to_owned(),
+        };
         let place = if name.is_empty() { format!("integrations[{i}]") } else { format!("integrations[{i}] ({name})") };
         let fields = Fields::new(&place, map);
         let entry = if map.contains_key("type") { cds_entry(fields, problems) } else { entry(fields, problems) };
@@ -260,8 +269,10 @@ impl<'a> Fields<'a> {
     }
 
     fn required(&mut self, key: &'static str, problems: &mut Vec<Problem>) -> Option<String> {
+        let before = problems.len();
         let found = self.string(key, problems).filter(|s| !s.trim().is_empty());
-        if found.is_none() && !problems.iter().any(|p| p.place == self.path(key)) {
+        // Unless it is there but not text (a problem already).
+        if found.is_none() && problems.len() == before {
             self.problem(problems, key, "missing");
         }
         found
@@ -454,8 +465,9 @@ fn cds_entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entr
     }
     let description = fields.string("description", problems).unwrap_or_default();
     let url = fields.required("url", problems);
+    let before_auth = problems.len();
     let mut auth = fields.nested("auth", problems);
-    if auth.is_none() && !problems.iter().any(|p| p.place == fields.path("auth")) {
+    if auth.is_none() && problems.len() == before_auth {
         fields.problem(problems, "auth", "missing: user and token");
     }
     let (user, token) = match auth.as_mut() {
@@ -725,6 +737,23 @@ mod tests {
         };
         assert_eq!(parse(&file(MAX_ENTRIES)).unwrap().len(), MAX_ENTRIES);
         assert_eq!(places(&file(MAX_ENTRIES + 1)), ["integrations: 501 entries: a file holds at most 500; split it"]);
+    }
+
+    #[test]
+    fn reading_a_large_file_stays_quick_and_its_problems_short() {
+        // Entries past the limit are not read one by one: one problem.
+        let started = std::time::Instant::now();
+        let empty_entries = format!("version: 1\nintegrations:\n{}", "- {}\n".repeat(90_000));
+        assert_eq!(places(&empty_entries), ["integrations: 90000 entries: a file holds at most 500; split it"]);
+        // Nor does a problem cost a look through those found before.
+        let unknown: String = (0..5_000).map(|n| format!("  f{n}: 1\n")).collect();
+        let long_name = "n".repeat(20_000);
+        let fields = format!("version: 1\nintegrations:\n- name: {long_name}\n{unknown}");
+        let problems = parse(&fields).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+        assert_eq!(problems.len(), 5_001, "the unknown fields, and the provider missing");
+        let place = format!("integrations[0] ({}…).f0", "n".repeat(64));
+        assert!(problems.iter().any(|p| p.place == place), "the name is cut in the places: {:?}", &problems[0]);
     }
 
     /// The classic "billion laughs": each level a list of ten aliases of
