@@ -594,9 +594,7 @@ fn write_entry(out: &mut String, entry: &Entry) {
                 field(out, 4, "user_facing_url", url);
             }
             field(out, 4, "username", username);
-            let token = access_token
-                .as_ref()
-                .map_or_else(|| format!("{PLACEHOLDER}: the HTTP access token of {username}>"), exposed);
+            let token = or_placeholder(access_token, &format!("the HTTP access token of {username}"));
             field(out, 4, "access_token", &token);
             if let Some(pem) = ca_certificate {
                 field(out, 4, "ca_certificate", pem);
@@ -612,23 +610,20 @@ fn write_entry(out: &mut String, entry: &Entry) {
             key(out, 2, "cloud");
             field(out, 4, "workspace", workspace);
             field(out, 4, "client_id", client_id);
-            let secret = client_secret
-                .as_ref()
-                .map_or_else(|| format!("{PLACEHOLDER}: the secret of OAuth consumer {client_id}>"), exposed);
+            let secret = or_placeholder(client_secret, &format!("the secret of OAuth consumer {client_id}"));
             field(out, 4, "client_secret", &secret);
             field(out, 4, "mode", mode);
         }
     }
-    let webhook_secret = entry.webhook_secret.as_ref().map_or_else(
-        || format!("{PLACEHOLDER}: optional: the secret Bitbucket's webhook has, to keep it working>"),
-        exposed,
-    );
+    let webhook_secret =
+        or_placeholder(&entry.webhook_secret, "optional: the secret Bitbucket's webhook has, to keep it working");
     field(out, 2, "webhook_secret", &webhook_secret);
 }
 
-/// A secret given on purpose is written as it is.
-fn exposed(secret: &Secret<String>) -> String {
-    secret.expose().clone()
+/// A secret given on purpose is written as it is; else the placeholder
+/// naming what to fill in.
+fn or_placeholder(secret: &Option<Secret<String>>, what: &str) -> String {
+    secret.as_ref().map_or_else(|| format!("{PLACEHOLDER}: {what}>"), |secret| secret.expose().clone())
 }
 
 #[cfg(test)]
