@@ -20,12 +20,13 @@
 //! Reading collects every problem of the file (with its place: line and
 //! column for the YAML itself, the path of the field otherwise) instead of
 //! stopping at the first, so that one attempt shows everything to fix.
+//! What a file stands for is bounded, aliases included ([`super::yaml`]).
 
-use std::fmt;
+use std::fmt::{self, Write};
 
 use serde::Serialize;
-use serde_yaml::{Mapping, Value};
 
+use super::yaml::{self, Mapping, Value};
 use crate::{
     integrations::{Options, Provider, VcsChecks},
     secret::Secret,
@@ -37,6 +38,8 @@ pub const VERSION: u64 = 1;
 pub const MAX_FILE: usize = 1024 * 1024;
 /// Entries a file may hold at most (each may cost a connection check).
 pub const MAX_ENTRIES: usize = 500;
+/// Characters of an entry's name shown in the places of its problems.
+const MAX_NAME_SHOWN: usize = 64;
 /// What a secret placeholder starts with.
 pub const PLACEHOLDER: &str = "<fill in";
 
@@ -133,17 +136,11 @@ pub fn read(text: &str) -> Result<Vec<(String, Entry)>, Vec<Problem>> {
     if text.len() > MAX_FILE {
         return Err(vec![Problem::new("file", "larger than 1 MiB")]);
     }
-    let document: Value = match serde_yaml::from_str(text) {
+    let document = match yaml::load(text) {
         Ok(value) => value,
         Err(error) => {
-            let place = match error.location() {
-                Some(at) => format!("line {}, column {}", at.line(), at.column()),
-                None => "file".into(),
-            };
-            let message = error.to_string();
-            // serde_yaml appends the place to its message; it is in `place` already.
-            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-            return Err(vec![Problem::new(place, message)]);
+            let place = format!("line {}, column {}", error.line, error.column);
+            return Err(vec![Problem::new(place, error.message)]);
         }
     };
     let mut problems = Vec::new();
@@ -155,7 +152,7 @@ pub fn read(text: &str) -> Result<Vec<(String, Entry)>, Vec<Problem>> {
         Value::Mapping(top) => {
             let mut file = Fields::new("file", top);
             match file.get("version") {
-                Some(Value::Number(n)) if n.as_u64() == Some(VERSION) => {}
+                Some(Value::Number(n)) if n.parse::<u64>() == Ok(VERSION) => {}
                 Some(_) => file.problem(&mut problems, "version", format!("must be {VERSION}")),
                 None => file.problem(&mut problems, "version", format!("missing: write version: {VERSION}")),
             }
@@ -170,12 +167,6 @@ pub fn read(text: &str) -> Result<Vec<(String, Entry)>, Vec<Problem>> {
         Value::Null => problems.push(Problem::new("file", "empty")),
         _ => problems.push(Problem::new("file", "must be a mapping with version and integrations")),
     }
-    if entries.len() > MAX_ENTRIES {
-        problems.push(Problem::new(
-            "integrations",
-            format!("{} entries: a file holds at most {MAX_ENTRIES}; split it", entries.len()),
-        ));
-    }
     check_names(&entries, &mut problems);
     if problems.is_empty() {
         Ok(entries)
@@ -184,8 +175,16 @@ pub fn read(text: &str) -> Result<Vec<(String, Entry)>, Vec<Problem>> {
     }
 }
 
-/// The entries that read, each with its place in the file.
+/// The entries that read, each with its place in the file. A list too
+/// long is refused before its entries are read: each may add problems.
 fn read_list(items: &[Value], problems: &mut Vec<Problem>) -> Vec<(String, Entry)> {
+    if items.len() > MAX_ENTRIES {
+        problems.push(Problem::new(
+            "integrations",
+            format!("{} entries: a file holds at most {MAX_ENTRIES}; split it", items.len()),
+        ));
+        return Vec::new();
+    }
     let mut entries = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let Value::Mapping(map) = item else {
@@ -193,6 +192,11 @@ fn read_list(items: &[Value], problems: &mut Vec<Problem>) -> Vec<(String, Entry
             continue;
         };
         let name = map.get("name").and_then(Value::as_str).unwrap_or_default();
+        // The name is in the place of each of the entry's problems: a long one is cut.
+        let name = match name.char_indices().nth(MAX_NAME_SHOWN) {
+            Some((end, _)) => format!("{}…", &name[..end]),
+            None => name.to_owned(),
+        };
         let place = if name.is_empty() { format!("integrations[{i}]") } else { format!("integrations[{i}] ({name})") };
         let fields = Fields::new(&place, map);
         let entry = if map.contains_key("type") { cds_entry(fields, problems) } else { entry(fields, problems) };
@@ -252,7 +256,7 @@ impl<'a> Fields<'a> {
 
     fn string(&mut self, key: &'static str, problems: &mut Vec<Problem>) -> Option<String> {
         match self.get(key)? {
-            Value::String(s) => Some(s.clone()),
+            Value::String(s) => Some(s.to_string()),
             // A number or a boolean where text is meant: YAML reads `name: 2024`
             // as a number; taking it as written is what the author meant.
             Value::Number(n) => Some(n.to_string()),
@@ -265,8 +269,10 @@ impl<'a> Fields<'a> {
     }
 
     fn required(&mut self, key: &'static str, problems: &mut Vec<Problem>) -> Option<String> {
+        let before = problems.len();
         let found = self.string(key, problems).filter(|s| !s.trim().is_empty());
-        if found.is_none() && !problems.iter().any(|p| p.place == self.path(key)) {
+        // Unless it is there but not text (a problem already).
+        if found.is_none() && problems.len() == before {
             self.problem(problems, key, "missing");
         }
         found
@@ -296,7 +302,7 @@ impl<'a> Fields<'a> {
                 let mut found = Vec::new();
                 for (i, item) in items.iter().enumerate() {
                     match item {
-                        Value::String(s) => found.push(s.clone()),
+                        Value::String(s) => found.push(s.to_string()),
                         _ => problems.push(Problem::new(format!("{}[{i}]", self.path(key)), "must be text")),
                     }
                 }
@@ -322,13 +328,8 @@ impl<'a> Fields<'a> {
     /// Names every field that was not read: a typo must not pass unseen.
     fn finish(self, problems: &mut Vec<Problem>) {
         for key in self.map.keys() {
-            let known = key.as_str().is_some_and(|k| self.read.contains(&k));
-            if !known {
-                let shown = match key {
-                    Value::String(s) => s.clone(),
-                    other => serde_yaml::to_string(other).unwrap_or_default().trim().to_owned(),
-                };
-                self.problem(problems, &shown, "unknown field");
+            if !self.read.contains(&key) {
+                self.problem(problems, key, "unknown field");
             }
         }
     }
@@ -464,8 +465,9 @@ fn cds_entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entr
     }
     let description = fields.string("description", problems).unwrap_or_default();
     let url = fields.required("url", problems);
+    let before_auth = problems.len();
     let mut auth = fields.nested("auth", problems);
-    if auth.is_none() && !problems.iter().any(|p| p.place == fields.path("auth")) {
+    if auth.is_none() && problems.len() == before_auth {
         fields.problem(problems, "auth", "missing: user and token");
     }
     let (user, token) = match auth.as_mut() {
@@ -516,133 +518,118 @@ fn cds_entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entr
 }
 
 /// Writes entries as a file (export): every secret a placeholder, except a
-/// webhook secret given on purpose.
+/// webhook secret given on purpose. Fields come in the order of [`Entry`],
+/// lists unindented under their key.
 pub fn render(entries: &[Entry]) -> String {
-    let file = FileOut { version: VERSION, integrations: entries.iter().map(EntryOut::of).collect() };
-    let body = serde_yaml::to_string(&file).unwrap_or_default();
-    format!(
+    let mut out = format!(
         "# Bitgate integrations (bitgate integrations schema prints this file's JSON Schema).\n\
          # Secrets are not exported: replace each \"{PLACEHOLDER}: …>\" before importing into\n\
-         # another Bitgate; left as it is, an integration that exists keeps its stored secret.\n{body}"
-    )
+         # another Bitgate; left as it is, an integration that exists keeps its stored secret.\n\
+         version: {VERSION}\n"
+    );
+    if entries.is_empty() {
+        out.push_str("integrations: []\n");
+        return out;
+    }
+    out.push_str("integrations:\n");
+    for entry in entries {
+        write_entry(&mut out, entry);
+    }
+    out
 }
 
-#[derive(Serialize)]
-struct FileOut<'a> {
-    version: u64,
-    integrations: Vec<EntryOut<'a>>,
+/// `key: value` at `indent`.
+fn field(out: &mut String, indent: usize, key: &str, value: &str) {
+    let _ = writeln!(out, "{:indent$}{key}: {}", "", yaml::scalar(value, indent));
 }
 
-#[derive(Serialize)]
-struct EntryOut<'a> {
-    name: &'a str,
-    provider: &'static str,
-    scope: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    space: Option<&'a str>,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    description: &'a str,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    labels: &'a [String],
-    options: &'a Options,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    datacenter: Option<DataCenterOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cloud: Option<CloudOut<'a>>,
-    webhook_secret: String,
+fn flag(out: &mut String, indent: usize, key: &str, value: bool) {
+    let _ = writeln!(out, "{:indent$}{key}: {value}", "");
 }
 
-#[derive(Serialize)]
-struct DataCenterOut<'a> {
-    api_url: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_facing_url: Option<&'a str>,
-    username: &'a str,
-    access_token: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ca_certificate: Option<&'a str>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    disable_polling: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    disable_webhooks: bool,
+/// The key of a mapping or a list written under it.
+fn key(out: &mut String, indent: usize, key: &str) {
+    let _ = writeln!(out, "{:indent$}{key}:", "");
 }
 
-#[derive(Serialize)]
-struct CloudOut<'a> {
-    workspace: &'a str,
-    client_id: &'a str,
-    client_secret: String,
-    mode: &'a str,
-}
-
-/// A secret given on purpose is written as it is.
-fn exposed(secret: &Secret<String>) -> String {
-    secret.expose().clone()
-}
-
-impl<'a> EntryOut<'a> {
-    fn of(entry: &'a Entry) -> Self {
-        let (scope, space) = match &entry.scope {
-            Scope::Default => ("default", None),
-            Scope::Space(name) => ("space", Some(name.as_str())),
-            Scope::Unstated => ("space", None),
-        };
-        let (datacenter, cloud) = match &entry.credentials {
-            Credentials::DataCenter {
-                api_url,
-                user_facing_url,
-                username,
-                access_token,
-                ca_certificate,
-                disable_polling,
-                disable_webhooks,
-            } => {
-                let dc = DataCenterOut {
-                    api_url,
-                    user_facing_url: user_facing_url.as_deref().filter(|u| u != api_url),
-                    username,
-                    access_token: access_token
-                        .as_ref()
-                        .map_or_else(|| format!("{PLACEHOLDER}: the HTTP access token of {username}>"), exposed),
-                    ca_certificate: ca_certificate.as_deref(),
-                    disable_polling: *disable_polling,
-                    disable_webhooks: *disable_webhooks,
-                };
-                (Some(dc), None)
-            }
-            Credentials::Cloud { workspace, client_id, client_secret, mode } => {
-                let cloud = CloudOut {
-                    workspace,
-                    client_id,
-                    client_secret: client_secret
-                        .as_ref()
-                        .map_or_else(|| format!("{PLACEHOLDER}: the secret of OAuth consumer {client_id}>"), exposed),
-                    mode,
-                };
-                (None, Some(cloud))
-            }
-        };
-        Self {
-            name: &entry.name,
-            provider: entry.provider.as_str(),
-            scope,
-            space,
-            description: &entry.description,
-            labels: &entry.labels,
-            options: &entry.options,
-            datacenter,
-            cloud,
-            webhook_secret: entry.webhook_secret.as_ref().map_or_else(
-                || format!("{PLACEHOLDER}: optional: the secret Bitbucket's webhook has, to keep it working>"),
-                exposed,
-            ),
+fn write_entry(out: &mut String, entry: &Entry) {
+    let _ = writeln!(out, "- name: {}", yaml::scalar(&entry.name, 2));
+    field(out, 2, "provider", entry.provider.as_str());
+    match &entry.scope {
+        Scope::Default => field(out, 2, "scope", "default"),
+        Scope::Space(name) => {
+            field(out, 2, "scope", "space");
+            field(out, 2, "space", name);
+        }
+        Scope::Unstated => field(out, 2, "scope", "space"),
+    }
+    if !entry.description.is_empty() {
+        field(out, 2, "description", &entry.description);
+    }
+    if !entry.labels.is_empty() {
+        key(out, 2, "labels");
+        for label in &entry.labels {
+            let _ = writeln!(out, "  - {}", yaml::scalar(label, 4));
         }
     }
+    key(out, 2, "options");
+    let options = &entry.options;
+    flag(out, 4, "use_git_checkout", options.use_git_checkout);
+    flag(out, 4, "commit_status", options.commit_status);
+    flag(out, 4, "status_details", options.status_details);
+    field(out, 4, "vcs_checks", options.vcs_checks.as_str());
+    match &entry.credentials {
+        Credentials::DataCenter {
+            api_url,
+            user_facing_url,
+            username,
+            access_token,
+            ca_certificate,
+            disable_polling,
+            disable_webhooks,
+        } => {
+            key(out, 2, "datacenter");
+            field(out, 4, "api_url", api_url);
+            if let Some(url) = user_facing_url.as_deref().filter(|u| u != api_url) {
+                field(out, 4, "user_facing_url", url);
+            }
+            field(out, 4, "username", username);
+            let token = or_placeholder(access_token, &format!("the HTTP access token of {username}"));
+            field(out, 4, "access_token", &token);
+            if let Some(pem) = ca_certificate {
+                field(out, 4, "ca_certificate", pem);
+            }
+            if *disable_polling {
+                flag(out, 4, "disable_polling", true);
+            }
+            if *disable_webhooks {
+                flag(out, 4, "disable_webhooks", true);
+            }
+        }
+        Credentials::Cloud { workspace, client_id, client_secret, mode } => {
+            key(out, 2, "cloud");
+            field(out, 4, "workspace", workspace);
+            field(out, 4, "client_id", client_id);
+            let secret = or_placeholder(client_secret, &format!("the secret of OAuth consumer {client_id}"));
+            field(out, 4, "client_secret", &secret);
+            field(out, 4, "mode", mode);
+        }
+    }
+    let webhook_secret =
+        or_placeholder(&entry.webhook_secret, "optional: the secret Bitbucket's webhook has, to keep it working");
+    field(out, 2, "webhook_secret", &webhook_secret);
+}
+
+/// A secret given on purpose is written as it is; else the placeholder
+/// naming what to fill in.
+fn or_placeholder(secret: &Option<Secret<String>>, what: &str) -> String {
+    secret.as_ref().map_or_else(|| format!("{PLACEHOLDER}: {what}>"), |secret| secret.expose().clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integrations::VcsChecks;
 
     fn datacenter(name: &str, scope: Scope) -> Entry {
         Entry {
@@ -748,6 +735,130 @@ mod tests {
     }
 
     #[test]
+    fn reading_a_large_file_stays_quick_and_its_problems_short() {
+        // Entries past the limit are not read one by one: one problem.
+        let started = std::time::Instant::now();
+        let empty_entries = format!("version: 1\nintegrations:\n{}", "- {}\n".repeat(90_000));
+        assert_eq!(places(&empty_entries), ["integrations: 90000 entries: a file holds at most 500; split it"]);
+        // Nor does a problem cost a look through those found before.
+        let unknown: String = (0..5_000).map(|n| format!("  f{n}: 1\n")).collect();
+        let long_name = "n".repeat(20_000);
+        let fields = format!("version: 1\nintegrations:\n- name: {long_name}\n{unknown}");
+        let problems = parse(&fields).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+        assert_eq!(problems.len(), 5_001, "the unknown fields, and the provider missing");
+        let place = format!("integrations[0] ({}…).f0", "n".repeat(64));
+        assert!(problems.iter().any(|p| p.place == place), "the name is cut in the places: {:?}", &problems[0]);
+    }
+
+    /// The classic "billion laughs": each level a list of ten aliases of
+    /// the one before, nine levels: 10^9 values in 500 bytes.
+    fn billion_laughs(levels: usize, width: usize) -> String {
+        let mut text = format!("lol0: &lol0 [{}]\n", vec!["lol"; width].join(", "));
+        for level in 1..levels {
+            let aliases = vec![format!("*lol{}", level - 1); width].join(", ");
+            let _ = writeln!(text, "lol{level}: &lol{level} [{aliases}]");
+        }
+        text
+    }
+
+    /// The one problem of a file refused by a limit, in well under a second.
+    fn refused_quickly(text: &str) -> Problem {
+        let started = std::time::Instant::now();
+        let problems = parse(text).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        problems[0].clone()
+    }
+
+    #[test]
+    fn a_wide_alias_bomb_is_refused_before_it_expands() {
+        let classic = billion_laughs(9, 10);
+        let wide = billion_laughs(3, 120);
+        for bomb in [&classic, &wide] {
+            assert!(bomb.len() < 4 * 1024, "{}", bomb.len());
+            let problem = refused_quickly(bomb);
+            assert!(problem.place.starts_with("line "), "{problem}");
+            assert!(
+                problem.message.contains("more than 100000 values, each alias counted as all it repeats"),
+                "{problem}"
+            );
+        }
+        // Text repeated through aliases counts too: a value of 600 KiB, eight times.
+        let long = format!("a: &a {}\nb: [*a, *a, *a, *a, *a, *a, *a, *a]\n", "x".repeat(600 * 1024));
+        let problem = refused_quickly(&long);
+        assert!(problem.message.contains("more than 4 MiB of text"), "{problem}");
+    }
+
+    #[test]
+    fn a_deep_alias_bomb_is_refused_before_it_expands() {
+        // Each alias one level deeper than the one it names.
+        let mut chain = String::from("d0: &d0 [x]\n");
+        for level in 1..=20 {
+            let _ = writeln!(chain, "d{level}: &d{level} [*d{}]", level - 1);
+        }
+        let problem = refused_quickly(&chain);
+        assert!(problem.message.contains("nested more than 16 deep, aliases included"), "{problem}");
+        // And nesting written out, in flow style and in block style.
+        let flow = format!("version: 1\nintegrations: {}{}\n", "[".repeat(200), "]".repeat(200));
+        let block: String = (0..200).map(|level| format!("{}-\n", "  ".repeat(level))).collect();
+        for deep in [flow, block] {
+            let problem = refused_quickly(&deep);
+            assert!(problem.message.contains("nested more than 16 deep"), "{problem}");
+        }
+        // An alias inside of what it names would never end.
+        assert_eq!(places("a: &a [x, *a]\n"), ["line 1, column 11: an alias inside of what it names"]);
+    }
+
+    #[test]
+    fn a_file_sharing_values_through_a_few_aliases_reads() {
+        let text = "version: 1\nintegrations:\n\
+                    - name: first\n  provider: bitbucket_datacenter\n  scope: default\n\
+                    \x20 options: &options {commit_status: false, vcs_checks: all}\n\
+                    \x20 datacenter: &dc {api_url: https://b.example.com, username: &bot bot}\n\
+                    - name: second\n  provider: bitbucket_datacenter\n  space: team\n  labels: [*bot]\n\
+                    \x20 options: *options\n  datacenter: *dc\n";
+        let entries = parse(text).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].options, entries[1].options);
+        assert_eq!(entries[1].options.vcs_checks, VcsChecks::All);
+        assert_eq!(entries[0].credentials, entries[1].credentials);
+        assert_eq!(entries[1].labels, ["bot"]);
+    }
+
+    #[test]
+    fn the_largest_file_the_reader_takes_is_within_the_limits() {
+        let mut full = datacenter("x", Scope::Space("a-space-with-a-long-name".into()));
+        full.labels = vec!["prod".into(), "eu".into(), "team-a".into()];
+        full.webhook_secret = Some("a-webhook-secret-of-some-length".into());
+        let Credentials::DataCenter { ca_certificate, access_token, .. } = &mut full.credentials else { panic!() };
+        *access_token = Some("BBDC-a-token-of-some-length".into());
+        *ca_certificate =
+            Some(format!("-----BEGIN CERTIFICATE-----\n{}-----END CERTIFICATE-----\n", "MIIB\n".repeat(4)));
+        let entries: Vec<Entry> =
+            (0..MAX_ENTRIES).map(|n| Entry { name: format!("integration-{n}"), ..full.clone() }).collect();
+        let text = render(&entries);
+        assert!(text.len() < MAX_FILE, "{}", text.len());
+        assert_eq!(parse(&text).unwrap(), entries);
+    }
+
+    #[test]
+    fn yaml_that_would_be_read_differently_is_refused_where_it_is() {
+        assert_eq!(places("version: 1\nversion: 1\n"), ["line 2, column 1: version is a key of this mapping twice"]);
+        assert_eq!(
+            places("version: 1\n---\nversion: 1\n"),
+            ["line 2, column 1: a second document: an integrations file is one document"]
+        );
+        assert_eq!(
+            places("version: !custom 1\n"),
+            ["line 1, column 10: the tag !custom is not read here: write the value without it"]
+        );
+        // `!!str` says what a value is: text, as written.
+        let named = "name: !!str 2024\ntype: bitbucketserver\nurl: u\nauth: {user: a, token: b}\n";
+        assert_eq!(parse(named).unwrap()[0].name, "2024");
+    }
+
+    #[test]
     fn invalid_yaml_names_its_line_and_column() {
         let problems = places("version: 1\nintegrations:\n  - name: [unclosed\n");
         assert_eq!(problems.len(), 1);
@@ -821,14 +932,14 @@ integrations:
         full.description = "d".into();
         full.labels = vec!["l".into()];
         let text = render(&[datacenter("d", Scope::Space("s".into())), full]);
-        let rendered: Value = serde_yaml::from_str(&text).unwrap();
-        for item in rendered["integrations"].as_sequence().unwrap() {
-            for (key, value) in item.as_mapping().unwrap() {
-                let key = key.as_str().unwrap();
+        let Value::Mapping(rendered) = yaml::load(&text).unwrap() else { panic!("{text}") };
+        let Some(Value::Sequence(items)) = rendered.get("integrations") else { panic!("{text}") };
+        for item in items.iter() {
+            let Value::Mapping(item) = item else { panic!("{text}") };
+            for (key, value) in item.iter() {
                 assert!(entry.get(key).is_some(), "the schema lacks {key}");
                 if let Value::Mapping(nested) = value {
                     for nested_key in nested.keys() {
-                        let nested_key = nested_key.as_str().unwrap();
                         assert!(
                             entry[key]["properties"].get(nested_key).is_some(),
                             "the schema lacks {key}.{nested_key}"
@@ -841,12 +952,17 @@ integrations:
         for (key, property) in entry.as_object().unwrap() {
             if let Some(nested) = property["properties"].as_object() {
                 for nested_key in nested.keys() {
-                    let base = "version: 1\nintegrations:\n  - {name: n, provider: bitbucket_datacenter, scope: default, datacenter: {api_url: a, username: u}}\n";
-                    let mut file: Value = serde_yaml::from_str(base).unwrap();
-                    let item = file["integrations"][0].as_mapping_mut().unwrap();
-                    let slot = item.entry(key.as_str().into()).or_insert(Value::Mapping(Mapping::new()));
-                    slot.as_mapping_mut().unwrap().insert(nested_key.as_str().into(), "x".into());
-                    let problems = parse(&serde_yaml::to_string(&file).unwrap()).err().unwrap_or_default();
+                    let field = format!("      {nested_key}: x\n");
+                    let (in_datacenter, apart) = if key == "datacenter" {
+                        (field.as_str(), String::new())
+                    } else {
+                        ("", format!("    {key}:\n{field}"))
+                    };
+                    let file = format!(
+                        "version: 1\nintegrations:\n  - name: n\n    provider: bitbucket_datacenter\n    scope: default\n    \
+                         datacenter:\n      api_url: a\n      username: u\n{in_datacenter}{apart}"
+                    );
+                    let problems = parse(&file).err().unwrap_or_default();
                     assert!(!problems.iter().any(|p| p.message == "unknown field"), "{key}.{nested_key}: {problems:?}");
                 }
             }

@@ -5,3 +5,4 @@ pub mod export;
 pub mod file;
 pub mod import;
 pub mod schema;
+mod yaml;

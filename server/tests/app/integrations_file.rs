@@ -624,3 +624,37 @@ async fn the_import_refuses_what_the_api_refuses_a_stored_token_sent_elsewhere_a
     let (status, answer) = import(&w, "account admin", "", &entry(&simulator.url, "root")).await;
     assert_eq!((status.as_u16(), &answer["updated"]), (200, &json!(["team-dc"])), "{answer}");
 }
+
+/// A file of a few KiB whose aliases name aliases (a "billion laughs"), wide
+/// or deep, is refused as any invalid file is, at once, the limit named in
+/// the one problem listed, and nothing is written.
+#[tokio::test]
+async fn an_alias_bomb_is_refused_at_once_as_an_invalid_file_and_nothing_is_written() {
+    let w = crate::world::world().await;
+    let entry = "version: 1\nintegrations:\n- {name: bombed, provider: bitbucket_datacenter, space: team, \
+                 datacenter: {api_url: https://bitbucket.example.com, username: u, access_token: t}}\n";
+    // A million values in 2 KiB: within what serde_yaml allowed (a hundred alias jumps per event).
+    let mut wide = format!("{entry}lol0: &lol0 [{}]\n", ["lol"; 100].join(", "));
+    for level in 1..3 {
+        wide.push_str(&format!("lol{level}: &lol{level} [{}]\n", vec![format!("*lol{}", level - 1); 100].join(", ")));
+    }
+    let mut deep = format!("{entry}d0: &d0 [x]\n");
+    for level in 1..9 {
+        deep.push_str(&format!("d{level}: &d{level} [*d{p}, *d{p}]\n", p = level - 1));
+    }
+    for level in 9..40 {
+        deep.push_str(&format!("d{level}: &d{level} [*d{p}]\n", p = level - 1));
+    }
+    for (bomb, limit) in [(&wide, "more than 100000 values"), (&deep, "nested more than 16 deep")] {
+        let started = std::time::Instant::now();
+        let (status, answer) = import(&w, "account admin", "", bomb).await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(status, 422, "{answer}");
+        assert_eq!(answer["error"]["code"], "validation_failed", "{answer}");
+        let details = answer["error"]["details"].as_array().unwrap();
+        assert_eq!(details.len(), 1, "{answer}");
+        assert!(details[0]["field"].as_str().unwrap().starts_with("line "), "{answer}");
+        assert!(details[0]["message"].as_str().unwrap().contains(limit), "{answer}");
+    }
+    assert_eq!(integration_count(&w).await, 0, "nothing was written");
+}
