@@ -9,9 +9,10 @@
 //! `[::]` to the machine itself. IPv6 addresses that carry an IPv4 address
 //! (mapped, compatible, NAT64, 6to4, Teredo) are checked as that address too.
 //!
-//! Every answer is read through [`read_body`], which stops at
-//! [`MAX_ANSWER_BYTES`]: a server that answers without end cannot grow the
-//! process that every other integration shares.
+//! Every answer is read through [`read_body`], which stops at the call's
+//! cap ([`MAX_ANSWER_BYTES`] for one object, [`MAX_PAGE_BYTES`] for a page
+//! of a list): a server that answers without end cannot grow the process
+//! that every other integration shares.
 //!
 //! Proxies from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`)
 //! are never used for these calls: a proxy resolves the names itself, out of
@@ -126,11 +127,14 @@ fn embedded_ipv4(v6: Ipv6Addr) -> Vec<Ipv4Addr> {
     found
 }
 
-/// The most Bitgate reads of one answer from Bitbucket: 4 MiB. Its largest
-/// real answers (a page of 100 repositories, a token answer) are tens of
-/// KiB; the cap leaves room for a hundred times that and bounds what one
-/// hostile or broken server can make a check allocate.
-pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+/// The most Bitgate reads of an answer that is one object (a version, a
+/// user, a token, a repository): 64 KiB, where Bitbucket's are a few KiB at
+/// most. Parsed, JSON takes several times its size in memory, and the
+/// checks of an import run eight at a time: this keeps them small.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// The most Bitgate reads of a page of a list (up to 100 repositories, some
+/// hundred KiB at Bitbucket's most verbose): 4 MiB.
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Why an answer's body was not read.
 #[derive(Debug, thiserror::Error)]
@@ -141,14 +145,10 @@ pub enum ReadFailed {
     Transport(#[from] reqwest::Error),
 }
 
-/// Reads an answer's body whole, refusing more than [`MAX_ANSWER_BYTES`]:
-/// a declared length over the cap is refused unread, and an undeclared one
-/// is refused as soon as it passes the cap.
-pub async fn read_body(response: reqwest::Response) -> Result<Vec<u8>, ReadFailed> {
-    read_body_within(response, MAX_ANSWER_BYTES).await
-}
-
-async fn read_body_within(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadFailed> {
+/// Reads an answer's body whole, refusing more than `limit` bytes: a
+/// declared length over the cap is refused unread, and an undeclared one is
+/// refused as soon as it passes the cap.
+pub async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadFailed> {
     let too_large = ReadFailed::TooLarge { limit };
     if response.content_length().is_some_and(|declared| declared > limit as u64) {
         return Err(too_large);
@@ -334,7 +334,7 @@ mod tests {
     async fn read(port: u16, limit: usize) -> Result<Vec<u8>, ReadFailed> {
         let config = crate::config::Config::load(&[("BITGATE_OUTBOUND_DENY", "")]).unwrap();
         let response = client(&config).unwrap().get(format!("http://127.0.0.1:{port}/")).send().await.unwrap();
-        read_body_within(response, limit).await
+        read_body(response, limit).await
     }
 
     #[tokio::test]

@@ -13,8 +13,8 @@ use crate::{
 
 #[component]
 pub fn ImportIntegrationsPage(page: ImportPage) -> impl IntoView {
-    // Multipart forms carry the CSRF token in their first field (the
-    // middleware reads it there), never in the action's URL.
+    // Multipart forms carry the CSRF token in a field (the middleware reads
+    // it there), never in the action's URL.
     let action = "/integrations/import";
     let problems = (!page.problems.is_empty()).then(|| problem_list(&page.problems));
     let preview = page.preview.clone().map(|preview| preview_section(preview, &page, action));

@@ -22,7 +22,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use url::Url;
 
-use super::{excerpt, CallFailed, Check, Report, Repository, RepositoryPage, RepositorySearch};
+use super::{excerpt, too_large, CallFailed, Check, Report, Repository, RepositoryPage, RepositorySearch};
 use crate::{
     config::Config,
     outbound::{self, ReadFailed},
@@ -214,6 +214,12 @@ fn token_error(
             {
                 TokenError::NoCallback
             }
+            // OAuth's own codes are named; a code of the server's own
+            // invention is its text, which is not repeated.
+            BasicErrorResponseType::Extension(_) => TokenError::Refused(
+                "Bitbucket refused the token request with an error OAuth does not define: check the consumer's settings."
+                    .into(),
+            ),
             other => TokenError::Refused(format!(
                 "Bitbucket refused the token request ({}): check the consumer's settings.",
                 other.as_ref()
@@ -222,7 +228,11 @@ fn token_error(
         RequestTokenError::Request(HttpClientError::Reqwest(error)) => {
             TokenError::Unreachable(unreachable(&endpoints.token, &error, config))
         }
-        RequestTokenError::Request(HttpClientError::Other(_)) => TokenError::Unreachable(too_large(&endpoints.token)),
+        RequestTokenError::Request(HttpClientError::Other(_)) => TokenError::Unreachable(too_large(
+            endpoints.token.host_str().unwrap_or_default(),
+            outbound::MAX_ANSWER_BYTES,
+            "BITGATE_BITBUCKET_CLOUD_URL",
+        )),
         RequestTokenError::Request(_) | RequestTokenError::Parse(..) | RequestTokenError::Other(_) => {
             TokenError::Unreachable(format!(
                 "Bitbucket's token endpoint ({}) gave an answer that is not OAuth's: check BITGATE_BITBUCKET_CLOUD_URL.",
@@ -251,14 +261,6 @@ fn unreachable(url: &Url, error: &reqwest::Error, config: &Config) -> String {
     }
 }
 
-fn too_large(url: &Url) -> String {
-    format!(
-        "{} answered with more than {} MiB, far more than Bitbucket sends: check BITGATE_BITBUCKET_CLOUD_URL and BITGATE_BITBUCKET_CLOUD_API_URL.",
-        url.host_str().unwrap_or_default(),
-        outbound::MAX_ANSWER_BYTES / (1024 * 1024)
-    )
-}
-
 /// The HTTP client oauth2 makes its token requests with: reqwest's, with
 /// the answer read through [`outbound::read_body`] so that it is capped
 /// like every other answer from Bitbucket. It owns its (shared) client: a
@@ -278,7 +280,7 @@ impl<'c> oauth2::AsyncHttpClient<'c> for Capped {
             for (name, value) in response.headers() {
                 answer = answer.header(name, value);
             }
-            let body = match outbound::read_body(response).await {
+            let body = match outbound::read_body(response, outbound::MAX_ANSWER_BYTES).await {
                 Ok(body) => body,
                 Err(ReadFailed::Transport(error)) => return Err(HttpClientError::Reqwest(Box::new(error))),
                 Err(too_large @ ReadFailed::TooLarge { .. }) => {
@@ -564,22 +566,27 @@ pub async fn check_tokens(
         return (report, None);
     }
 
-    let account = match get_json(http, config, &endpoints.api, &endpoints.api_path("/2.0/user"), &tokens.access).await {
-        Ok((StatusCode::OK, body)) => Account::from_user(&body),
-        Ok((status, _)) => {
-            report.checks.push(failed(
-                "user",
-                format!("Bitbucket refused to say whose token this is ({status}): the consumer needs Account: Read."),
-            ));
-            not_run(&mut report, "user");
-            return (report, None);
-        }
-        Err(CallFailed(why)) => {
-            report.checks.push(failed("user", why));
-            not_run(&mut report, "user");
-            return (report, None);
-        }
-    };
+    let account =
+        match get_json(http, config, &endpoints.api, (&endpoints.api_path("/2.0/user"), ONE_OBJECT), &tokens.access)
+            .await
+        {
+            Ok((StatusCode::OK, body)) => Account::from_user(&body),
+            Ok((status, _)) => {
+                report.checks.push(failed(
+                    "user",
+                    format!(
+                        "Bitbucket refused to say whose token this is ({status}): the consumer needs Account: Read."
+                    ),
+                ));
+                not_run(&mut report, "user");
+                return (report, None);
+            }
+            Err(CallFailed(why)) => {
+                report.checks.push(failed("user", why));
+                not_run(&mut report, "user");
+                return (report, None);
+            }
+        };
     let acts_as = match account.kind {
         AccountKind::Person => format!("The token acts as {}.", account.label()),
         AccountKind::AppUser => format!(
@@ -591,7 +598,7 @@ pub async fn check_tokens(
 
     let workspace = workspace.trim();
     let path = format!("/2.0/workspaces/{workspace}");
-    match get_json(http, config, &endpoints.api, &endpoints.api_path(&path), &tokens.access).await {
+    match get_json(http, config, &endpoints.api, (&endpoints.api_path(&path), ONE_OBJECT), &tokens.access).await {
         Ok((StatusCode::OK, body)) => {
             let name = body["name"].as_str().map_or_else(|| workspace.to_owned(), excerpt);
             report
@@ -637,13 +644,15 @@ pub fn parse_workspace(raw: &str) -> Result<String, String> {
     Ok(workspace.to_owned())
 }
 
-/// A GET of the REST API; 401 comes back as a status, for the caller to
-/// refresh and retry.
+const ONE_OBJECT: usize = outbound::MAX_ANSWER_BYTES;
+
+/// A GET of the REST API, its answer read up to `limit` bytes; 401 comes
+/// back as a status, for the caller to refresh and retry.
 async fn get_json(
     http: &reqwest::Client,
     config: &Config,
     base: &Url,
-    url: &str,
+    (url, limit): (&str, usize),
     access_token: &Secret<String>,
 ) -> Result<(StatusCode, Value), CallFailed> {
     let response = http
@@ -660,10 +669,13 @@ async fn get_json(
                 .into(),
         ));
     }
-    let body = match outbound::read_body(response).await {
+    let body = match outbound::read_body(response, limit).await {
         Ok(body) => serde_json::from_slice(&body).unwrap_or(Value::Null),
         Err(ReadFailed::Transport(error)) => return Err(CallFailed(unreachable(base, &error, config))),
-        Err(ReadFailed::TooLarge { .. }) => return Err(CallFailed(too_large(base))),
+        Err(ReadFailed::TooLarge { limit }) => {
+            let host = base.host_str().unwrap_or_default();
+            return Err(CallFailed(too_large(host, limit, "BITGATE_BITBUCKET_CLOUD_API_URL")));
+        }
     };
     Ok((status, body))
 }
@@ -720,8 +732,9 @@ pub async fn repositories(
     if !search.is_empty() {
         url.query_pairs_mut().append_pair("q", &format!("name ~ \"{search}\""));
     }
-    let (status, body) =
-        get_json(http, config, &endpoints.api, url.as_str(), access_token).await.map_err(ApiCallError::Failed)?;
+    let (status, body) = get_json(http, config, &endpoints.api, (url.as_str(), outbound::MAX_PAGE_BYTES), access_token)
+        .await
+        .map_err(ApiCallError::Failed)?;
     if status != StatusCode::OK {
         return Err(refused(status));
     }
@@ -745,7 +758,7 @@ pub async fn repository(
     // The workspace and slug were checked: they cannot change the path.
     let url = endpoints.api_path(&format!("/2.0/repositories/{workspace}/{slug}"));
     let (status, body) =
-        get_json(http, config, &endpoints.api, &url, access_token).await.map_err(ApiCallError::Failed)?;
+        get_json(http, config, &endpoints.api, (&url, ONE_OBJECT), access_token).await.map_err(ApiCallError::Failed)?;
     match status {
         StatusCode::OK => repository_of(&body)
             .map(Some)

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
-use super::{excerpt, version_of, CallFailed, Repository, RepositoryPage, RepositorySearch};
+use super::{excerpt, too_large, version_of, CallFailed, Repository, RepositoryPage, RepositorySearch};
 pub use super::{Check, Report};
 use crate::{
     config::Config,
@@ -137,40 +137,48 @@ impl Answer {
     }
 }
 
-/// One GET, its body read whole: at most [`outbound::MAX_ANSWER_BYTES`],
-/// and finished before `deadline`, or the reason in words an admin can act
-/// on. One deadline serves every call of a check, so that a server dripping
-/// its answers cannot make a check last longer than
-/// `BITGATE_OUTBOUND_TIMEOUT` however many calls it has.
-async fn fetch(
-    client: &reqwest::Client,
-    url: &str,
-    token: Option<&str>,
+/// The calls to one server that share one deadline: so that a server
+/// dripping its answers cannot make a check last longer than
+/// `BITGATE_OUTBOUND_TIMEOUT`, however many calls it has.
+struct Calls<'a> {
+    client: &'a reqwest::Client,
+    base: &'a Url,
+    config: &'a Config,
     deadline: Instant,
-    base: &Url,
-    config: &Config,
-) -> Result<Answer, String> {
-    let call = async {
-        let request = client.get(url).header(header::ACCEPT, "application/json");
-        let response = match token {
-            Some(token) => request.bearer_auth(token).send().await,
-            None => request.send().await,
-        }?;
-        let status = response.status();
-        let html = is_html(&response);
-        let username = response.headers().get("x-ausername").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let body = if status.is_redirection() { Vec::new() } else { outbound::read_body(response).await? };
-        Ok::<_, ReadFailed>(Answer { status, html, username, body })
-    };
-    match tokio::time::timeout_at(deadline, call).await {
-        Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(ReadFailed::Transport(error))) => Err(unreachable(base, &error, config)),
-        Ok(Err(ReadFailed::TooLarge { limit })) => Err(format!(
-            "{} answered with more than {} MiB, far more than Bitbucket sends: check the API URL.",
-            base.host_str().unwrap_or_default(),
-            limit / (1024 * 1024)
-        )),
-        Err(_) => Err(timed_out(base, config)),
+}
+
+impl<'a> Calls<'a> {
+    fn new(client: &'a reqwest::Client, base: &'a Url, config: &'a Config) -> Self {
+        Self { client, base, config, deadline: Instant::now() + config.outbound_timeout }
+    }
+
+    /// A GET of `path` answered by one object.
+    async fn get(&self, path: &str, token: Option<&str>) -> Result<Answer, String> {
+        self.fetch(&endpoint(self.base, path), token, outbound::MAX_ANSWER_BYTES).await
+    }
+
+    /// One GET, its body read whole: at most `limit` bytes, and finished
+    /// before the deadline; or the reason, in words an admin can act on.
+    async fn fetch(&self, url: &str, token: Option<&str>, limit: usize) -> Result<Answer, String> {
+        let call = async {
+            let request = self.client.get(url).header(header::ACCEPT, "application/json");
+            let response = match token {
+                Some(token) => request.bearer_auth(token).send().await,
+                None => request.send().await,
+            }?;
+            let status = response.status();
+            let html = is_html(&response);
+            let username = response.headers().get("x-ausername").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let body = if status.is_redirection() { Vec::new() } else { outbound::read_body(response, limit).await? };
+            Ok::<_, ReadFailed>(Answer { status, html, username, body })
+        };
+        let host = self.base.host_str().unwrap_or_default();
+        match tokio::time::timeout_at(self.deadline, call).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(ReadFailed::Transport(error))) => Err(unreachable(self.base, &error, self.config)),
+            Ok(Err(ReadFailed::TooLarge { limit })) => Err(too_large(host, limit, "the API URL")),
+            Err(_) => Err(timed_out(self.base, self.config)),
+        }
     }
 }
 
@@ -180,25 +188,6 @@ fn timed_out(url: &Url, config: &Config) -> String {
         url.host_str().unwrap_or_default(),
         config.outbound_timeout.as_secs()
     )
-}
-
-/// The calls of one check: one server, one deadline.
-struct Calls<'a> {
-    client: &'a reqwest::Client,
-    base: &'a Url,
-    config: &'a Config,
-    deadline: Instant,
-}
-
-impl Calls<'_> {
-    async fn get(&self, path: &str, token: Option<&str>) -> Result<Answer, String> {
-        fetch(self.client, &endpoint(self.base, path), token, self.deadline, self.base, self.config).await
-    }
-}
-
-/// When the calls started now must have finished.
-fn deadline(config: &Config) -> Instant {
-    Instant::now() + config.outbound_timeout
 }
 
 fn is_html(response: &Response) -> bool {
@@ -242,7 +231,7 @@ pub async fn check(connection: &Connection, config: &Config) -> Report {
         return report;
     };
     let base = &connection.api_url;
-    let calls = Calls { client: &client, base, config, deadline: deadline(config) };
+    let calls = Calls::new(&client, base, config);
 
     // 1. The server answers as Bitbucket (anonymously: the version is public).
     let properties_path = "/rest/api/1.0/application-properties";
@@ -423,10 +412,9 @@ pub async fn repositories(
         .append_pair("name", name.trim())
         .append_pair("start", &start.to_string())
         .append_pair("limit", &limit.to_string());
-    let answer =
-        fetch(&client, url.as_str(), Some(connection.token.expose()), deadline(config), &connection.api_url, config)
-            .await
-            .map_err(CallFailed)?;
+    let calls = Calls::new(&client, &connection.api_url, config);
+    let token = Some(connection.token.expose().as_str());
+    let answer = calls.fetch(url.as_str(), token, outbound::MAX_PAGE_BYTES).await.map_err(CallFailed)?;
     if answer.status != StatusCode::OK || answer.html {
         return Err(refused_call(answer.status, answer.html));
     }
@@ -451,10 +439,9 @@ pub async fn repository(
     let client =
         client_for(connection, config).map_err(|e| CallFailed(unreachable(&connection.api_url, &e, config)))?;
     // The key and slug were checked (bitbucket::parse_repository_name): they cannot change the path.
-    let url = endpoint(&connection.api_url, &format!("/rest/api/1.0/projects/{project}/repos/{slug}"));
-    let answer = fetch(&client, &url, Some(connection.token.expose()), deadline(config), &connection.api_url, config)
-        .await
-        .map_err(CallFailed)?;
+    let path = format!("/rest/api/1.0/projects/{project}/repos/{slug}");
+    let calls = Calls::new(&client, &connection.api_url, config);
+    let answer = calls.get(&path, Some(connection.token.expose().as_str())).await.map_err(CallFailed)?;
     let not_a_repository = || CallFailed("Bitbucket's answer was not a repository.".into());
     match answer.status {
         StatusCode::NOT_FOUND if !answer.html => Ok(None),

@@ -81,15 +81,20 @@ pub const EXCERPT_CHARS: usize = 64;
 
 /// A short, harmless excerpt of text a remote server chose (a username, a
 /// display name, a project key) for quoting in a message of ours: control
-/// and bidirectional-override characters dropped, whitespace runs made one
-/// space, at most [`EXCERPT_CHARS`] characters (an ellipsis marks a cut).
-/// Never the whole of an answer: what happened is said in our words.
+/// and invisible formatting characters dropped (bidirectional overrides,
+/// zero-width ones), whitespace runs made one space, at most
+/// [`EXCERPT_CHARS`] characters (an ellipsis marks a cut). Never the whole
+/// of an answer: what happened is said in our words.
 pub fn excerpt(remote: &str) -> String {
-    let is_bidi_control =
-        |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    // Unicode's format characters (category Cf) that change how text looks
+    // or reads without being seen.
+    let is_invisible = |c: char| {
+        matches!(c, '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
+    };
     let mut words = remote
         .split(|c: char| c.is_whitespace() || c.is_control())
-        .map(|word| word.chars().filter(|c| !is_bidi_control(*c) && !c.is_control()).collect::<String>())
+        .map(|word| word.chars().filter(|c| !is_invisible(*c) && !c.is_control()).collect::<String>())
         .filter(|word| !word.is_empty());
     let mut text = String::new();
     let mut count = 0;
@@ -111,6 +116,16 @@ pub fn excerpt(remote: &str) -> String {
         return cut;
     }
     text
+}
+
+/// Why an answer was not read: longer than any Bitbucket sends to this
+/// call. `check` names what the admin should check.
+pub fn too_large(host: &str, limit: usize, check: &str) -> String {
+    let size = match limit {
+        limit if limit >= 1024 * 1024 => format!("{} MiB", limit / (1024 * 1024)),
+        limit => format!("{} KiB", limit / 1024),
+    };
+    format!("{host} answered with more than {size}, far more than Bitbucket sends: check {check}.")
 }
 
 /// A version string as Bitbucket writes one (`8.19.1`, `9.4.0-rc1`), or
@@ -150,6 +165,7 @@ mod tests {
         assert_eq!(excerpt("  jcitizen \n"), "jcitizen");
         assert_eq!(excerpt("Ada\r\n\tLovelace"), "Ada Lovelace");
         assert_eq!(excerpt("admin\u{202e}nimda\u{2066}"), "adminnimda", "no bidirectional overrides");
+        assert_eq!(excerpt("ad\u{200b}m\u{feff}i\u{61c}n\u{2060}"), "admin", "no invisible characters");
         assert_eq!(excerpt("a\u{0}b\u{1b}[31mc"), "a b [31mc", "no control characters (the escape is gone)");
         let long = excerpt(&"x".repeat(10_000));
         assert_eq!(long.chars().count(), EXCERPT_CHARS);

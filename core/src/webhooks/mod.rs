@@ -1,6 +1,6 @@
 //! Webhook deliveries: each request to `/webhooks/bitbucket/{slug}` decided
 //! in the order of SPEC.md's decision table, recorded (rejected ones and
-//! unsigned pings, which anyone can send, up to [`REJECTIONS_PER_MINUTE`]
+//! unsigned pings, which anyone can send, up to [`UNVERIFIED_PER_MINUTE`]
 //! per integration, then counted), acknowledged
 //! only once committed, routed to its integration's stacks by the same
 //! statement.
@@ -33,7 +33,7 @@ use signature::{verify, Verdict};
 /// Bodies larger than this are refused unread.
 pub const MAX_BODY: usize = 256 * 1024;
 /// Rejected requests recorded per integration and minute; the rest are counted.
-pub const REJECTIONS_PER_MINUTE: i32 = 60;
+pub const UNVERIFIED_PER_MINUTE: i32 = 60;
 
 /// A request as the endpoint received it.
 pub struct Incoming<'a> {
@@ -192,13 +192,16 @@ async fn reject(
     signature: &'static str,
     reason: &str,
 ) -> Result<Receipt, ReceiveError> {
-    let unverified = Unverified { status, signature, outcome: DeliveryOutcome::Rejected, reason };
+    let unverified =
+        Unverified { status, event_key: incoming.event_key, signature, outcome: DeliveryOutcome::Rejected, reason };
     record_unverified(services, endpoint, incoming, unverified).await
 }
 
 /// What is recorded of a request no signature vouches for.
 struct Unverified<'a> {
     status: u16,
+    /// The event key as it is recorded.
+    event_key: Option<&'a str>,
     signature: &'static str,
     outcome: DeliveryOutcome,
     reason: &'a str,
@@ -214,7 +217,7 @@ async fn record_unverified(
     incoming: &Incoming<'_>,
     unverified: Unverified<'_>,
 ) -> Result<Receipt, ReceiveError> {
-    let Unverified { status, signature, outcome, reason } = unverified;
+    let Unverified { status, event_key, signature, outcome, reason } = unverified;
     let mut tx = services.pool.begin().await?;
     let counted = sqlx::query_scalar!(
         r#"INSERT INTO webhook_rejections (integration_id, minute, recorded) VALUES ($1, date_trunc('minute', now()), 1)
@@ -222,7 +225,7 @@ async fn record_unverified(
            WHERE webhook_rejections.recorded < $2
            RETURNING recorded"#,
         endpoint.id,
-        REJECTIONS_PER_MINUTE
+        UNVERIFIED_PER_MINUTE
     )
     .fetch_optional(&mut *tx)
     .await?;
@@ -230,7 +233,7 @@ async fn record_unverified(
         Some(_) => {
             let record = Record {
                 request_id: incoming.request_id,
-                event_key: incoming.event_key,
+                event_key,
                 signature,
                 outcome,
                 reason: Some(reason.to_owned()),
@@ -320,6 +323,7 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
     if key == Some(PING) && verdict == Verdict::Missing {
         let unsigned = Unverified {
             status: 200,
+            event_key: key,
             signature: "unsigned_ping",
             outcome: DeliveryOutcome::Ignored,
             reason: "unsigned ping: proves reachability only",

@@ -34,10 +34,8 @@ use super::{
 };
 use crate::state::AppState;
 
-/// An integration, as the API shows it. Never a secret. In a list, an
-/// integration the caller may not open (a space's readers and writers, a
-/// default to all but account admins) shows only its id, name, slug,
-/// provider, scope, space, labels, health state and stacks count.
+/// An integration, as the API shows it to those who may open it. Never a
+/// secret.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Integration)]
 pub struct IntegrationView {
@@ -53,30 +51,48 @@ pub struct IntegrationView {
     /// Set when `scope` is `space`.
     pub space_id: Option<Uuid>,
     pub labels: Vec<String>,
-    /// Markdown. Left out in a list for those who may not open it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Left out in a list for those who may not open it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub options: Option<OptionsView>,
+    /// Markdown.
+    pub description: String,
+    pub options: OptionsView,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub datacenter: Option<DataCenterView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud: Option<CloudView>,
-    /// Where Bitbucket sends this integration's webhooks. Left out in a list
-    /// for those who may not open it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub webhook_url: Option<String>,
+    /// Where Bitbucket sends this integration's webhooks.
+    pub webhook_url: String,
     pub health: HealthView,
     /// How many stacks use it.
     pub stacks_count: i64,
-    /// Left out in a list for those who may not open it.
-    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
-    pub created_at: Option<String>,
-    /// Left out in a list for those who may not open it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub created_by: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+/// An integration in a list, to a caller who sees it there but may not
+/// open it (a space's readers and writers; every user but account admins,
+/// for a default): no URLs, usernames, credentials or health text.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = IntegrationSummary)]
+pub struct IntegrationSummaryView {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    #[schema(example = "bitbucket_datacenter")]
+    pub provider: String,
+    /// `default` or `space`.
+    pub scope: String,
+    pub space_id: Option<Uuid>,
+    pub labels: Vec<String>,
+    pub health: HealthStateView,
+    pub stacks_count: i64,
+}
+
+/// An item of the integrations list: whole, or its summary.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ListedIntegration {
+    Whole(IntegrationView),
+    Summary(IntegrationSummaryView),
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -105,12 +121,16 @@ pub struct DataCenterView {
 pub struct HealthView {
     /// `connected`, `pending_authorization` or `error`.
     pub state: String,
-    /// What the last check found. Left out in a list for those who may not
-    /// open the integration.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub message: String,
     #[schema(format = DateTime)]
     pub checked_at: Option<String>,
+}
+
+/// The health a summary shows: its state alone.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthStateView {
+    /// `connected`, `pending_authorization` or `error`.
+    pub state: String,
 }
 
 /// The body of `POST /api/v1/integrations`.
@@ -212,7 +232,7 @@ pub fn webhook_url(state: &AppState, slug: &str) -> String {
 fn health_view(health: &Health) -> HealthView {
     HealthView {
         state: health.state.as_str().to_owned(),
-        message: Some(health.message.clone()),
+        message: health.message.clone(),
         checked_at: health.checked_at.map(rfc3339),
     }
 }
@@ -226,13 +246,13 @@ fn view(state: &AppState, integration: &Integration) -> IntegrationView {
         scope: if integration.space_id.is_some() { "space" } else { "default" }.to_owned(),
         space_id: integration.space_id,
         labels: integration.labels.clone(),
-        description: Some(integration.description.clone()),
-        options: Some(OptionsView {
+        description: integration.description.clone(),
+        options: OptionsView {
             use_git_checkout: integration.options.use_git_checkout,
             commit_status: integration.options.commit_status,
             status_details: integration.options.status_details,
             vcs_checks: integration.options.vcs_checks.as_str().to_owned(),
-        }),
+        },
         datacenter: integration.datacenter.as_ref().map(|dc| DataCenterView {
             api_url: dc.api_url.clone(),
             user_facing_url: dc.user_facing_url.clone(),
@@ -241,21 +261,21 @@ fn view(state: &AppState, integration: &Integration) -> IntegrationView {
             ca_certificate: dc.ca_certificate.clone(),
         }),
         cloud: integration.cloud.as_ref().map(CloudView::from),
-        webhook_url: Some(webhook_url(state, &integration.slug)),
+        webhook_url: webhook_url(state, &integration.slug),
         health: health_view(&integration.health),
         stacks_count: integration.stacks_count,
-        created_at: Some(rfc3339(integration.created_at)),
-        created_by: Some(integration.created_by_label.clone()),
+        created_at: rfc3339(integration.created_at),
+        created_by: integration.created_by_label.clone(),
     }
 }
 
 /// An integration in a list, as much of it as the caller may see.
-fn listed_view(state: &AppState, listed: &Listed) -> IntegrationView {
+fn listed_view(state: &AppState, listed: &Listed) -> ListedIntegration {
     let summary = match listed {
-        Listed::Whole(integration) => return view(state, integration),
+        Listed::Whole(integration) => return ListedIntegration::Whole(view(state, integration)),
         Listed::Summary(summary) => summary,
     };
-    IntegrationView {
+    ListedIntegration::Summary(IntegrationSummaryView {
         id: summary.id,
         name: summary.name.clone(),
         slug: summary.slug.clone(),
@@ -263,16 +283,9 @@ fn listed_view(state: &AppState, listed: &Listed) -> IntegrationView {
         scope: if summary.space_id.is_some() { "space" } else { "default" }.to_owned(),
         space_id: summary.space_id,
         labels: summary.labels.clone(),
-        description: None,
-        options: None,
-        datacenter: None,
-        cloud: None,
-        webhook_url: None,
-        health: HealthView { state: summary.health_state.as_str().to_owned(), message: None, checked_at: None },
+        health: HealthStateView { state: summary.health_state.as_str().to_owned() },
         stacks_count: summary.stacks_count,
-        created_at: None,
-        created_by: None,
-    }
+    })
 }
 
 /// The integration, when the caller administers it (its space's admins; the
@@ -344,12 +357,12 @@ fn read_input<B: PartialSchema, D: PartialSchema, C: PartialSchema>(body: JsonOb
 ///
 /// The defaults, and the integrations of every space you hold a role on.
 #[utoipa::path(get, path = "/api/v1/integrations", tag = "integrations", params(ListQuery),
-    responses((status = 200, description = "The integrations you can see, newest first.", body = Page<IntegrationView>)))]
+    responses((status = 200, description = "The integrations you can see, newest first: whole where you may open them, else their summary.", body = Page<ListedIntegration>)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Page<IntegrationView>>, AppError> {
+) -> Result<Json<Page<ListedIntegration>>, AppError> {
     let request = PageQuery { limit: query.limit.clone(), cursor: query.cursor.clone() }.parse()?;
     let provider = query
         .provider

@@ -6,7 +6,7 @@
 
 use crate::error::AppError;
 use axum::{
-    body::{to_bytes, Body},
+    body::Body,
     extract::{FromRequest, Request, State},
     http::header,
     response::{IntoResponse, Response},
@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use super::query::Query;
 use super::{caller::Caller, error::ErrorBody, json::media_type};
+use crate::http::limits::read_body;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -126,8 +127,7 @@ impl<S: Send + Sync> FromRequest<S> for YamlBody {
         if !is_yaml {
             return Err(AppError::UnsupportedMediaType);
         }
-        let bytes =
-            to_bytes(request.into_body(), as_code::file::MAX_FILE).await.map_err(|_| AppError::PayloadTooLarge)?;
+        let bytes = read_body(request.into_body(), as_code::file::MAX_FILE).await?;
         String::from_utf8(bytes.to_vec())
             .map(YamlBody)
             .map_err(|_| AppError::BadRequest("The body is not UTF-8 text.".into()))

@@ -3,7 +3,7 @@
 //! problem with the fields of a well-formed body.
 
 use axum::{
-    body::{to_bytes, Body},
+    body::Body,
     extract::{FromRequest, Request},
     http::header,
 };
@@ -14,7 +14,7 @@ use utoipa::{
     PartialSchema,
 };
 
-use crate::{error::AppError, http::limits::BodyDeadlinePassed};
+use crate::{error::AppError, http::limits::read_body};
 
 const MAX_JSON_BYTES: usize = 256 * 1024;
 
@@ -37,13 +37,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         if !is_json {
             return Err(AppError::UnsupportedMediaType);
         }
-        let bytes = to_bytes(request.into_body(), MAX_JSON_BYTES).await.map_err(|error| {
-            if BodyDeadlinePassed::caused(&error) {
-                AppError::RequestTimeout
-            } else {
-                AppError::PayloadTooLarge
-            }
-        })?;
+        let bytes = read_body(request.into_body(), MAX_JSON_BYTES).await?;
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => Ok(JsonObject(map)),
             Ok(_) => Err(AppError::BadRequest("The body must be a JSON object.".into())),

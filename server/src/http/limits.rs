@@ -31,6 +31,8 @@ use hyper_util::{
 use tokio::{net::TcpListener, sync::Semaphore, time::Sleep};
 use tower::ServiceExt;
 
+use crate::error::AppError;
+
 /// The limits of [`serve`] and [`body_deadline`].
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -118,6 +120,18 @@ pub async fn body_deadline(request: Request, next: Next) -> Response {
     let request =
         request.map(|body| Body::new(Deadline { inner: body, limit, sleep: Box::pin(tokio::time::sleep(limit)) }));
     next.run(request).await
+}
+
+/// Reads a request body whole, at most `limit` bytes: one that came too
+/// slowly is 408 `request_timeout`, one too large (or cut off) 413.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, AppError> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        if BodyDeadlinePassed::caused(&error) {
+            AppError::RequestTimeout
+        } else {
+            AppError::PayloadTooLarge
+        }
+    })
 }
 
 /// A request body came too slowly.

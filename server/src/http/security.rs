@@ -2,7 +2,7 @@
 //! state-changing request.
 
 use axum::{
-    body::{to_bytes, Body, Bytes},
+    body::{Body, Bytes},
     extract::{Request, State},
     http::{header, HeaderName, HeaderValue, Method},
     middleware::Next,
@@ -11,7 +11,7 @@ use axum::{
 use bitgate_core::tokens::constant_time_eq;
 use tower_sessions::Session;
 
-use super::{session::SessionAuth, MAX_BODY_BYTES};
+use super::{limits::read_body, session::SessionAuth, MAX_BODY_BYTES};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -133,7 +133,7 @@ async fn check_session_token(request: Request, expected: &str) -> Result<Request
         .to_ascii_lowercase();
     if content_type.starts_with("multipart/form-data") {
         // Multipart bodies (the import page's file) carry the token in a
-        // field of their own, first in the form: never in the URL, where
+        // field of their own: never in the URL, where
         // logs and Referer headers would keep it. The body is held whole,
         // within the request cap, and handed on intact.
         let boundary = request
@@ -143,7 +143,7 @@ async fn check_session_token(request: Request, expected: &str) -> Result<Request
             .and_then(|v| multer::parse_boundary(v).ok())
             .ok_or(AppError::CsrfFailed("multipart body without a boundary"))?;
         let (parts, body) = request.into_parts();
-        let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| AppError::PayloadTooLarge)?;
+        let bytes = read_body(body, MAX_BODY_BYTES).await?;
         return match multipart_field(bytes.clone(), boundary, CSRF_FIELD).await {
             Some(sent) if constant_time_eq(&sent, expected) => Ok(Request::from_parts(parts, Body::from(bytes))),
             _ => Err(AppError::CsrfFailed("missing or wrong token")),
@@ -155,7 +155,7 @@ async fn check_session_token(request: Request, expected: &str) -> Result<Request
         return Ok(request);
     }
     let (parts, body) = request.into_parts();
-    let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| AppError::PayloadTooLarge)?;
+    let bytes = read_body(body, MAX_BODY_BYTES).await?;
     let sent = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
         .ok()
         .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == CSRF_FIELD).map(|(_, v)| v));
@@ -207,10 +207,41 @@ mod tests {
         assert!(check_session_token(form("a=1"), "tok").await.is_err());
         assert!(check_session_token(form("csrf_token=nope"), "tok").await.is_err());
         let passed = check_session_token(form("a=1&csrf_token=tok"), "tok").await.unwrap();
-        let body = to_bytes(passed.into_body(), 100).await.unwrap();
+        let body = axum::body::to_bytes(passed.into_body(), 100).await.unwrap();
         assert_eq!(&body[..], b"a=1&csrf_token=tok", "the body reaches the handler intact");
         let with_header = post(&[(CSRF_HEADER, "tok")]);
         assert!(check_session_token(with_header, "tok").await.is_ok());
         assert!(check_session_token(post(&[(CSRF_HEADER, "bad")]), "tok").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn multipart_posts_carry_the_token_in_a_field_and_reach_the_handler_intact() {
+        let multipart = |content_type: &str, body: Vec<u8>| {
+            Request::builder()
+                .method(Method::POST)
+                .uri("/integrations/import")
+                .header("content-type", content_type)
+                .body(Body::from(body))
+                .unwrap()
+        };
+        let body = |token: &str, file: &str| {
+            format!(
+                "--B0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.yaml\"\r\n\r\n{file}\r\n\
+                 --B0undary\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n--B0undary--\r\n"
+            )
+            .into_bytes()
+        };
+        // The boundary is case-sensitive: it is read from the header as sent.
+        let kind = "multipart/form-data; boundary=B0undary";
+        let sent = body("tok", "version: 1");
+        let passed = check_session_token(multipart(kind, sent.clone()), "tok").await.unwrap();
+        let received = axum::body::to_bytes(passed.into_body(), usize::MAX).await.unwrap();
+        assert_eq!(received, sent, "the body reaches the handler byte for byte");
+        let refused = |result: Result<Request, AppError>| result.err().map(|e| e.into_response().status().as_u16());
+        assert_eq!(refused(check_session_token(multipart(kind, body("nope", "x")), "tok").await), Some(403));
+        let no_boundary = check_session_token(multipart("multipart/form-data", body("tok", "x")), "tok").await;
+        assert_eq!(refused(no_boundary), Some(403));
+        let too_large = body("tok", &"x".repeat(MAX_BODY_BYTES));
+        assert_eq!(refused(check_session_token(multipart(kind, too_large), "tok").await), Some(413));
     }
 }

@@ -1,6 +1,6 @@
-//! The Data Center checks against servers that are not Bitbucket and
-//! behave badly on purpose: answers without end, answers dripped slowly,
-//! and answers carrying text meant to be echoed. The simulator answers as
+//! The connection checks of both products against servers that are not
+//! Bitbucket and behave badly on purpose: answers without end, answers
+//! dripped slowly, and answers carrying text meant to be echoed. The simulator answers as
 //! Bitbucket does; these servers answer as an attacker would, so they are
 //! written here, byte by byte.
 
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bitgate_core::{
     bitbucket::{
+        cloud::{self, Consumer, Mode},
         datacenter::{check, parse_api_url, Connection, Report},
         EXCERPT_CHARS,
     },
@@ -118,7 +119,7 @@ async fn an_answer_without_end_is_cut_at_the_cap_not_read_to_the_end() {
         let started = Instant::now();
         let report = check(&connection(&url), &config()).await;
         let why = message(&report, "server");
-        assert!(why.contains("more than 4 MiB"), "{report:?}");
+        assert!(why.contains("more than 64 KiB"), "{report:?}");
         assert!(started.elapsed() < Duration::from_secs(2), "stopped at the cap, before the timeout");
         assert!(report.checks[1..].iter().all(|c| c.message.starts_with("Not checked")));
     }
@@ -197,4 +198,57 @@ async fn what_a_server_says_is_quoted_short_and_harmless_if_at_all() {
     let redirected = check(&connection(&url), &config()).await;
     let why = message(&redirected, "server");
     assert!(why.contains("redirect (302 Found)") && !why.contains("sso.example.com"), "{why}");
+}
+
+/// Bitgate's configuration with Bitbucket Cloud at `url`.
+fn cloud_at(url: &str) -> Config {
+    Config::load(&[
+        ("BITGATE_BITBUCKET_CLOUD_URL", url),
+        ("BITGATE_BITBUCKET_CLOUD_API_URL", url),
+        ("BITGATE_OUTBOUND_TIMEOUT", "2s"),
+    ])
+    .unwrap()
+}
+
+async fn cloud_report(reply: fn(&str) -> Reply) -> Report {
+    let url = hostile(reply).await;
+    let consumer = Consumer { key: "key".into(), secret: "secret".into() };
+    match cloud::check_new(&cloud_at(&url), "acme", &consumer, Mode::ClientCredentials).await {
+        Ok(_) => panic!("a hostile server passed the checks"),
+        Err(report) => report,
+    }
+}
+
+fn token_answer() -> Reply {
+    let body = r#"{"access_token": "a", "token_type": "bearer", "expires_in": 7200, "scope": "account repository"}"#;
+    Reply::Raw(format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+#[tokio::test]
+async fn cloud_answers_without_end_are_cut_at_the_cap_too() {
+    let token = cloud_report(|_| Reply::Endless).await;
+    let why = &token.checks.iter().find(|c| !c.ok).unwrap().message;
+    assert!(why.contains("more than 64 KiB"), "the token endpoint: {token:?}");
+
+    let user =
+        cloud_report(|path| if path.starts_with("/site/oauth2/") { token_answer() } else { Reply::Endless }).await;
+    assert!(message(&user, "user").contains("more than 64 KiB"), "/2.0/user: {user:?}");
+}
+
+#[tokio::test]
+async fn a_cloud_token_error_of_the_server_s_own_is_not_repeated() {
+    let report = cloud_report(|_| {
+        let body = format!(r#"{{"error": "<img src=x>{}", "error_description": "\u202e gotcha"}}"#, "A".repeat(3000));
+        Reply::Raw(format!(
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+    })
+    .await;
+    let why = &report.checks.iter().find(|c| !c.ok).unwrap().message;
+    assert!(why.contains("an error OAuth does not define"), "{why}");
+    assert!(!why.contains('<') && !why.contains("AAAA") && !why.contains("gotcha"), "{why}");
 }
