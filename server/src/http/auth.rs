@@ -14,7 +14,7 @@ use bitgate_core::{
     audit::{self, Actor, AuditAction, Event, Target},
     passwords::{Password, PasswordError},
     setup::{self, SetupError},
-    throttle::{self, LoginKeys},
+    throttle::{self, Attempt, LoginKeys},
     users::{self, CreateUserError, DisplayName, Email, NewUser},
 };
 use serde::Deserialize;
@@ -88,7 +88,9 @@ pub async fn login(
             .await);
     };
     let keys = LoginKeys::new(&email, address);
-    if let Some(wait) = throttle::retry_after(pool, &keys).await? {
+    // Counted before the password is checked: concurrent guesses each take
+    // their own attempt, and none is checked once the attempts are used up.
+    if let Attempt::Refused { retry_after: wait } = throttle::reserve(pool, &keys).await? {
         let minutes = wait.as_secs().div_ceil(60);
         let outcome = again(format!(
             "Too many failed attempts. Try again in {minutes} minute{}.",
@@ -115,7 +117,6 @@ pub async fn login(
     let user_id = match candidate {
         Some(candidate) if matches && !candidate.disabled => candidate.id,
         _ => {
-            throttle::record_failure(pool, &keys).await?;
             audit::record(
                 pool,
                 Event::new(Actor::Anonymous, AuditAction::LoginFailed)
