@@ -118,3 +118,15 @@ pub async fn revoke(db: impl PgExecutor<'_>, user_id: UserId, id: Uuid) -> Resul
     .fetch_optional(db)
     .await
 }
+
+/// Revokes every live token of a user; returns them.
+pub async fn revoke_all(db: impl PgExecutor<'_>, user_id: UserId) -> Result<Vec<ApiToken>, sqlx::Error> {
+    sqlx::query_as!(
+        ApiToken,
+        r#"UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL
+           RETURNING id, user_id, name, prefix, created_at, expires_at, last_used_at"#,
+        user_id
+    )
+    .fetch_all(db)
+    .await
+}

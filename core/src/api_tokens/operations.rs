@@ -2,11 +2,12 @@
 //! REST API (`/api/v1/tokens`) and the CLI (`bitgate token create`). A user
 //! issues and revokes their own tokens; the operator issues anyone's.
 
-use sqlx::PgPool;
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{create, parse_name, revoke as revoke_row, ApiToken};
+use super::{create, parse_name, revoke as revoke_row, revoke_all, ApiToken};
 use crate::{
     audit::{self, AuditAction, Event, Target},
     principal::Principal,
@@ -84,10 +85,27 @@ pub async fn revoke(db: &PgPool, by: &Principal, id: Uuid) -> Result<ApiToken, T
     let user = by.user_id().ok_or(TokenError::NotFound)?;
     let mut tx = db.begin().await?;
     let token = revoke_row(&mut *tx, user, id).await?.ok_or(TokenError::NotFound)?;
-    let event = Event::new(by.actor(), AuditAction::TokenRevoked)
-        .target(target(&token, token.name.clone()))
-        .from_address(by.address());
-    audit::record(&mut *tx, event).await?;
+    audit::record(&mut *tx, revoked(by, &token)).await?;
     tx.commit().await?;
     Ok(token)
+}
+
+fn revoked(by: &Principal, token: &ApiToken) -> Event {
+    Event::new(by.actor(), AuditAction::TokenRevoked)
+        .target(target(token, token.name.clone()))
+        .from_address(by.address())
+}
+
+/// Revokes every live token of a user being disabled, each audited as
+/// revoked by `by`, in the caller's transaction: a revoked token stays dead
+/// when its user is enabled again.
+pub(crate) async fn revoke_all_of_disabled(
+    tx: &mut PgConnection,
+    by: &Principal,
+    user: UserId,
+) -> Result<(), sqlx::Error> {
+    for token in revoke_all(&mut *tx, user).await? {
+        audit::record(&mut *tx, revoked(by, &token).details(json!({"reason": "user_disabled"}))).await?;
+    }
+    Ok(())
 }

@@ -133,7 +133,7 @@ pub async fn login(
     };
 
     throttle::record_success(pool, &keys).await?;
-    SessionAuth::start(&session, user_id).await?;
+    SessionAuth::start(&session, pool, user_id).await?;
     let user = users::find(pool, user_id).await?.ok_or(AppError::NotFound)?;
     audit::record(
         pool,
@@ -254,7 +254,7 @@ pub async fn setup(
             .details(json!({"via": "setup_link", "role": "admin", "space": "root"})),
     )
     .await?;
-    SessionAuth::start(&session, user.id).await?;
+    SessionAuth::start(&session, &state.services.pool, user.id).await?;
     push_flash(
         &session,
         Flash::success(format!("Welcome, {}. Bitgate is set up and you are its administrator.", user.name)),

@@ -85,9 +85,8 @@ async fn unknown_expired_and_disabled_users_tokens_get_401() {
     assert_eq!(anonymous.status(), 401);
 
     // Disabling the user kills their tokens at once.
-    bitgate_core::users::set_disabled(&app.pool, &bitgate_core::users::Email::parse(&user.email).unwrap(), true)
-        .await
-        .unwrap();
+    let email = bitgate_core::users::Email::parse(&user.email).unwrap();
+    bitgate_core::users::operations::disable_as_operator(&app.pool, &email).await.unwrap();
     assert_eq!(list(&app, &live, "/api/v1/tokens").await.0, 401);
 }
 

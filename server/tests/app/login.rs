@@ -144,7 +144,7 @@ async fn a_disabled_user_is_logged_out_at_once_and_cannot_log_in() {
     assert_eq!(browser.get("/").await.status(), 200);
 
     let email = bitgate_core::users::Email::parse(&user.email).unwrap();
-    bitgate_core::users::set_disabled(&app.pool, &email, true).await.unwrap();
+    bitgate_core::users::operations::disable_as_operator(&app.pool, &email).await.unwrap();
     let after = browser.get("/").await;
     assert_eq!(after.status(), 303);
     assert!(location(&after).starts_with("/login"));

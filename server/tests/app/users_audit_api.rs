@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::TestApp;
+use crate::helpers::{location, TestApp};
 
 async fn token_for(app: &TestApp, email: &str, membership: Option<(Uuid, Role)>) -> String {
     app.create_user(email, None).await;
@@ -64,7 +64,7 @@ async fn account_admins_manage_users_and_disabling_ends_access_at_once() {
     assert_eq!(status, 422);
     assert_eq!(body["error"]["details"].as_array().unwrap().len(), 3);
 
-    // Disable the reader: their token dies at once; re-enable brings it back.
+    // Disable the reader: their token dies at once, and for good.
     let reader_id: Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = 'reader@example.com'")
         .fetch_one(&app.pool)
         .await
@@ -84,7 +84,7 @@ async fn account_admins_manage_users_and_disabling_ends_access_at_once() {
     .await;
     assert_eq!(status, 200);
     let (status, _) = call(&app, &reader, Method::GET, "/api/v1/spaces", None).await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 401, "re-enabling revives no token");
 
     // The last account admin cannot be disabled.
     let admin_id: Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = 'admin@example.com'")
@@ -154,4 +154,61 @@ async fn the_audit_log_is_scoped_filtered_and_free_of_secrets() {
 
     let (_, everything) = call(&app, &admin, Method::GET, "/api/v1/audit?limit=500", None).await;
     assert!(!everything.to_string().contains(&secret), "no secret in the audit log");
+}
+
+#[tokio::test]
+async fn re_enabling_a_user_revives_neither_their_tokens_nor_their_sessions() {
+    let app = TestApp::spawn().await;
+    let root = spaces::resolve(&app.pool, "root").await.unwrap().unwrap().id;
+    let admin = token_for(&app, "admin@example.com", Some((root, Role::Admin))).await;
+    let user = app.create_user("ada@example.com", Some(Role::Read)).await;
+    let ada = app.user_id(&user.email).await;
+    let browser = app.browser();
+    assert_eq!(browser.login(&user.email, &user.password).await.status(), 303);
+    let made = browser
+        .send(
+            browser
+                .client
+                .post(browser.url("/api/v1/tokens"))
+                .header("origin", &browser.base)
+                .json(&json!({"name": "ci"})),
+        )
+        .await;
+    assert_eq!(made.status(), 201);
+    let token = made.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+
+    // Neither the token nor the session is used while she is disabled.
+    let path = format!("/api/v1/users/{ada}");
+    let (status, _) = call(&app, &admin, Method::PATCH, &path, Some(json!({"disabled": true}))).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(&app, &admin, Method::PATCH, &path, Some(json!({"disabled": false}))).await;
+    assert_eq!(status, 200);
+
+    let (status, body) = call(&app, &token, Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!((status.as_u16(), &body["error"]["code"]), (401, &json!("unauthenticated")), "the token stays dead");
+    let revoked: Option<time::OffsetDateTime> =
+        sqlx::query_scalar("SELECT revoked_at FROM api_tokens WHERE user_id = $1")
+            .bind(ada)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(revoked.is_some(), "revoked, not merely refused while disabled");
+    let revocation: (String, String) =
+        sqlx::query_as("SELECT actor_label, target_label FROM audit_events WHERE action = 'token.revoked'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(revocation, ("admin@example.com".to_owned(), "ci".to_owned()), "audited, as done by who disabled her");
+    let sessions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM tower_sessions.session").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(sessions, 0, "her session was deleted");
+    let by_session = browser.send(browser.client.get(browser.url("/api/v1/tokens"))).await;
+    assert_eq!(by_session.status(), 401, "the session stays dead");
+    let page = browser.get("/").await;
+    assert!(location(&page).starts_with("/login"), "{}", location(&page));
+
+    // She logs in again and works as before.
+    let again = app.browser();
+    assert_eq!(again.login(&user.email, &user.password).await.status(), 303);
+    assert_eq!(again.get("/").await.status(), 200);
 }
