@@ -130,3 +130,8 @@ pub async fn revoke_all(db: impl PgExecutor<'_>, user_id: UserId) -> Result<Vec<
     .fetch_all(db)
     .await
 }
+
+/// When a token expires (`Some(None)`: never); `None` when there is no such token.
+pub async fn expires_at(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Option<OffsetDateTime>>, sqlx::Error> {
+    sqlx::query_scalar!("SELECT expires_at FROM api_tokens WHERE id = $1", id).fetch_optional(db).await
+}
