@@ -14,7 +14,7 @@ use crate::{
     passwords::{HashingError, Password, PasswordHasher},
     principal::Principal,
     sessions,
-    spaces::SpaceId,
+    spaces::{AccountAdmins, SpaceId},
 };
 
 /// An email address, trimmed and lowercased. Only its shape is checked:
@@ -322,10 +322,11 @@ pub async fn change(
     name: Option<&DisplayName>,
     disabled: Option<bool>,
 ) -> Result<User, ChangeUserError> {
+    let admins = AccountAdmins::lock(&mut *tx).await?;
     if !update(&mut *tx, by, id, name, disabled).await? {
         return Err(ChangeUserError::NotFound);
     }
-    if crate::spaces::account_admin_count(&mut *tx).await? == 0 {
+    if !admins.one_remains(&mut *tx).await? {
         return Err(ChangeUserError::LastAdmin);
     }
     find(&mut *tx, id).await?.ok_or(ChangeUserError::NotFound)
