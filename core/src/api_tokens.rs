@@ -118,3 +118,20 @@ pub async fn revoke(db: impl PgExecutor<'_>, user_id: UserId, id: Uuid) -> Resul
     .fetch_optional(db)
     .await
 }
+
+/// Revokes every live token of a user; returns them.
+pub async fn revoke_all(db: impl PgExecutor<'_>, user_id: UserId) -> Result<Vec<ApiToken>, sqlx::Error> {
+    sqlx::query_as!(
+        ApiToken,
+        r#"UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL
+           RETURNING id, user_id, name, prefix, created_at, expires_at, last_used_at"#,
+        user_id
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// When a token expires (`Some(None)`: never); `None` when there is no such token.
+pub async fn expires_at(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Option<OffsetDateTime>>, sqlx::Error> {
+    sqlx::query_scalar!("SELECT expires_at FROM api_tokens WHERE id = $1", id).fetch_optional(db).await
+}

@@ -20,6 +20,7 @@ pub mod principal;
 pub mod rekey;
 pub mod secret;
 pub mod secrets;
+pub mod sessions;
 pub mod setup;
 pub mod spaces;
 pub mod stacks;

@@ -2,7 +2,7 @@
 
 pub mod operations;
 
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::users::{FieldError, Role};
@@ -195,12 +195,29 @@ pub async fn remove_member(db: impl PgExecutor<'_>, space: SpaceId, user_id: Uui
     Ok(removed.rows_affected() == 1)
 }
 
-/// How many enabled users administer `root` (the account must keep one).
-pub async fn account_admin_count(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"SELECT count(*) AS "count!" FROM memberships m JOIN spaces s ON s.id = m.space_id JOIN users u ON u.id = m.user_id
-           WHERE s.parent_id IS NULL AND m.role = 'admin' AND u.disabled_at IS NULL"#
-    )
-    .fetch_one(db)
-    .await
+/// The account must keep an enabled administrator of `root`. A change that
+/// may take one away locks this first, in its own transaction, and asks
+/// [`AccountAdmins::one_remains`] after the change: such changes wait for
+/// each other, so two admins removing each other at once cannot each see the
+/// other one still there (as they would, each in its own snapshot).
+pub struct AccountAdmins(());
+
+impl AccountAdmins {
+    /// Waits for any other transaction holding it, and holds it until this one ends.
+    pub async fn lock(tx: &mut PgConnection) -> Result<Self, sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('bitgate.account_admins'))").execute(&mut *tx).await?;
+        Ok(Self(()))
+    }
+
+    /// Whether an enabled user still administers `root`, changes of this
+    /// transaction included.
+    pub async fn one_remains(self, tx: &mut PgConnection) -> Result<bool, sqlx::Error> {
+        sqlx::query_scalar!(
+            r#"SELECT EXISTS (
+                 SELECT 1 FROM memberships m JOIN spaces s ON s.id = m.space_id JOIN users u ON u.id = m.user_id
+                 WHERE s.parent_id IS NULL AND m.role = 'admin' AND u.disabled_at IS NULL) AS "remains!""#
+        )
+        .fetch_one(&mut *tx)
+        .await
+    }
 }

@@ -5,13 +5,16 @@ pub mod operations;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
+    api_tokens,
     passwords::{HashingError, Password, PasswordHasher},
-    spaces::SpaceId,
+    principal::Principal,
+    sessions,
+    spaces::{AccountAdmins, SpaceId},
 };
 
 /// An email address, trimmed and lowercased. Only its shape is checked:
@@ -243,23 +246,6 @@ pub async fn find_for_login(db: impl PgExecutor<'_>, email: &Email) -> Result<Op
     .await
 }
 
-/// Disables a user: their sessions stop working on their next request, since
-/// every request checks the flag. Returns false when no such user exists.
-pub async fn set_disabled(
-    db: impl PgExecutor<'_>,
-    email: &Email,
-    disabled: bool,
-) -> Result<Option<UserId>, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"UPDATE users SET disabled_at = CASE WHEN $2 THEN coalesce(disabled_at, now()) ELSE NULL END
-           WHERE email = $1 RETURNING id"#,
-        email.as_str(),
-        disabled
-    )
-    .fetch_optional(db)
-    .await
-}
-
 /// A page of users, newest first, after a position.
 pub async fn list(
     db: impl PgExecutor<'_>,
@@ -283,10 +269,14 @@ pub async fn list(
     .await
 }
 
-/// Changes a user's name or disabled flag (fields left `None` stay).
+/// Changes a user's name or disabled flag (fields left `None` stay), in the
+/// caller's transaction. Disabling ends, for good, what the user could still
+/// act through: their API tokens are revoked (audited as done by `by`) and
+/// their browser sessions deleted, so that re-enabling them revives neither.
 /// Returns false when no such user exists.
-pub async fn update(
-    db: impl PgExecutor<'_>,
+async fn update(
+    tx: &mut PgConnection,
+    by: &Principal,
     id: UserId,
     name: Option<&DisplayName>,
     disabled: Option<bool>,
@@ -302,9 +292,14 @@ pub async fn update(
         name.map(DisplayName::as_str),
         disabled
     )
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
-    Ok(updated.rows_affected() == 1)
+    let found = updated.rows_affected() == 1;
+    if found && disabled == Some(true) {
+        api_tokens::operations::revoke_all_of_disabled(&mut *tx, by, id).await?;
+        sessions::end_all(&mut *tx, id).await?;
+    }
+    Ok(found)
 }
 
 /// Why a user could not be changed.
@@ -321,15 +316,17 @@ pub enum ChangeUserError {
 /// Renames, disables or re-enables a user in the caller's transaction,
 /// refusing to leave the account without an enabled administrator of root.
 pub async fn change(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut PgConnection,
+    by: &Principal,
     id: UserId,
     name: Option<&DisplayName>,
     disabled: Option<bool>,
 ) -> Result<User, ChangeUserError> {
-    if !update(&mut *tx, id, name, disabled).await? {
+    let admins = AccountAdmins::lock(&mut *tx).await?;
+    if !update(&mut *tx, by, id, name, disabled).await? {
         return Err(ChangeUserError::NotFound);
     }
-    if crate::spaces::account_admin_count(&mut *tx).await? == 0 {
+    if !admins.one_remains(&mut *tx).await? {
         return Err(ChangeUserError::LastAdmin);
     }
     find(&mut *tx, id).await?.ok_or(ChangeUserError::NotFound)

@@ -14,7 +14,7 @@ use bitgate_core::{
         export::Selection,
         import::{Import, ImportError},
     },
-    audit::{self, Actor, AuditAction, Event, Target},
+    audit::{self, Actor, AuditAction, Event},
     config::{parse_duration, Config, Environment},
     db::Database,
     passwords::PasswordHasher,
@@ -244,13 +244,8 @@ async fn user(config: &Config, command: UserCommand) -> Result<(), Failure> {
         UserCommand::Disable { email } => {
             let email = Email::parse(&email).map_err(|e| Failure(format!("--email: {e}")))?;
             with_database(config, |pool| async move {
-                let mut tx = pool.begin().await?;
-                let id = users::set_disabled(&mut *tx, &email, true).await?;
-                let id = id.ok_or_else(|| Failure(format!("No user has the email {email}.")))?;
-                let target = Target { kind: "user", id: id.to_string(), label: email.to_string() };
-                audit::record(&mut *tx, Event::new(Actor::Cli, AuditAction::UserDisabled).target(target)).await?;
-                tx.commit().await?;
-                Ok(())
+                let disabled = user_operations::disable_as_operator(&pool, &email).await?;
+                disabled.map(|_| ()).ok_or_else(|| Failure(format!("No user has the email {email}.")))
             })
             .await
         }

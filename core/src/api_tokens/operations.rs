@@ -2,11 +2,12 @@
 //! REST API (`/api/v1/tokens`) and the CLI (`bitgate token create`). A user
 //! issues and revokes their own tokens; the operator issues anyone's.
 
-use sqlx::PgPool;
-use time::OffsetDateTime;
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use time::{format_description::well_known::Rfc3339, OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
-use super::{create, parse_name, revoke as revoke_row, ApiToken};
+use super::{create, expires_at, parse_name, revoke as revoke_row, revoke_all, ApiToken};
 use crate::{
     audit::{self, AuditAction, Event, Target},
     principal::Principal,
@@ -63,6 +64,16 @@ pub async fn issue(
     if new.expires_at.is_some_and(|at| at <= OffsetDateTime::now_utc()) {
         problems.push("expires_at", "in_the_past", "The expiry must be in the future.");
     }
+    if let Some(limit) = maker_expiry(db, by).await? {
+        if new.expires_at.is_none_or(|at| at > limit) {
+            let limit = limit.to_offset(UtcOffset::UTC).format(&Rfc3339).unwrap_or_default();
+            let message = format!(
+                "A token made with an API token cannot outlive it: give an expiry no later than {limit}, \
+                 when the token you are using expires."
+            );
+            problems.push("expires_at", "outlives_token", message);
+        }
+    }
     let Some(name) = name.filter(|_| problems.is_empty()) else { return Err(TokenError::Invalid(problems.0)) };
     let mut tx = db.begin().await?;
     let (token, secret) = create(&mut *tx, owner.id, &name, new.expires_at).await?;
@@ -84,10 +95,38 @@ pub async fn revoke(db: &PgPool, by: &Principal, id: Uuid) -> Result<ApiToken, T
     let user = by.user_id().ok_or(TokenError::NotFound)?;
     let mut tx = db.begin().await?;
     let token = revoke_row(&mut *tx, user, id).await?.ok_or(TokenError::NotFound)?;
-    let event = Event::new(by.actor(), AuditAction::TokenRevoked)
-        .target(target(&token, token.name.clone()))
-        .from_address(by.address());
-    audit::record(&mut *tx, event).await?;
+    audit::record(&mut *tx, revoked(by, &token)).await?;
     tx.commit().await?;
     Ok(token)
+}
+
+/// When the API token `by` acts through expires: a token made with a token
+/// expires no later than it, so that a short-lived token cannot mint a
+/// lasting one. `None` for a browser session, the operator, or a token that
+/// never expires.
+async fn maker_expiry(db: &PgPool, by: &Principal) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+    match by {
+        Principal::User { token_id: Some(maker), .. } => Ok(expires_at(db, *maker).await?.flatten()),
+        Principal::User { token_id: None, .. } | Principal::Operator => Ok(None),
+    }
+}
+
+fn revoked(by: &Principal, token: &ApiToken) -> Event {
+    Event::new(by.actor(), AuditAction::TokenRevoked)
+        .target(target(token, token.name.clone()))
+        .from_address(by.address())
+}
+
+/// Revokes every live token of a user being disabled, each audited as
+/// revoked by `by`, in the caller's transaction: a revoked token stays dead
+/// when its user is enabled again.
+pub(crate) async fn revoke_all_of_disabled(
+    tx: &mut PgConnection,
+    by: &Principal,
+    user: UserId,
+) -> Result<(), sqlx::Error> {
+    for token in revoke_all(&mut *tx, user).await? {
+        audit::record(&mut *tx, revoked(by, &token).details(json!({"reason": "user_disabled"}))).await?;
+    }
+    Ok(())
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{parse_description, parse_name, SpaceId, SpaceRecord, SpaceWriteError, ROOT};
+use super::{parse_description, parse_name, AccountAdmins, SpaceId, SpaceRecord, SpaceWriteError, ROOT};
 use crate::{
     access::{Access, Denied},
     audit::{self, AuditAction, Event, Target},
@@ -192,8 +192,9 @@ pub async fn set_member(
         return Err(SpaceError::Invalid(problems.0));
     };
     let mut tx = db.begin().await?;
+    let admins = AccountAdmins::lock(&mut tx).await?;
     super::set_member(&mut *tx, space, user.id, role).await?;
-    if super::account_admin_count(&mut *tx).await? == 0 {
+    if !admins.one_remains(&mut tx).await? {
         return Err(SpaceError::Conflict(vec![FieldError::new("role", "last_admin", LAST_ADMIN)]));
     }
     let target = Target { kind: "user", id: user.id.to_string(), label: email.to_string() };
@@ -207,10 +208,11 @@ pub async fn set_member(
 pub async fn remove_member(db: &PgPool, by: &Principal, space: SpaceId, user: UserId) -> Result<(), SpaceError> {
     administer(db, by, space, "member.remove").await?;
     let mut tx = db.begin().await?;
+    let admins = AccountAdmins::lock(&mut tx).await?;
     if !super::remove_member(&mut *tx, space, user).await? {
         return Err(SpaceError::NotFound);
     }
-    if super::account_admin_count(&mut *tx).await? == 0 {
+    if !admins.one_remains(&mut tx).await? {
         return Err(SpaceError::Conflict(vec![FieldError::new("user_id", "last_admin", LAST_ADMIN)]));
     }
     let target = Target { kind: "user", id: user.to_string(), label: user.to_string() };

@@ -7,8 +7,8 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::{
-    change, create as create_row, ChangeUserError, CreateUserError, DisplayName, Email, FieldError, NewUser, Role,
-    User, UserId,
+    change, create as create_row, find, find_for_login, update as write_user, ChangeUserError, CreateUserError,
+    DisplayName, Email, FieldError, NewUser, Role, User, UserId,
 };
 use crate::{
     access::Denied,
@@ -131,7 +131,7 @@ pub async fn update(db: &PgPool, by: &Principal, id: UserId, input: UserChange) 
         return Err(UserError::Invalid(problems.0));
     }
     let mut tx = db.begin().await?;
-    let user = match change(&mut tx, id, name.as_ref(), input.disabled).await {
+    let user = match change(&mut tx, by, id, name.as_ref(), input.disabled).await {
         Ok(user) => user,
         Err(ChangeUserError::NotFound) => return Err(UserError::NotFound),
         Err(ChangeUserError::LastAdmin) => {
@@ -144,4 +144,20 @@ pub async fn update(db: &PgPool, by: &Principal, id: UserId, input: UserChange) 
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(user)
+}
+
+/// Disables a user for the operator (`bitgate user disable`), audited. The
+/// operator stands outside the account's rules: this may disable the last
+/// account admin (one is made again with `bitgate user create --role admin`).
+/// `None` when no user has the email.
+pub async fn disable_as_operator(db: &PgPool, email: &Email) -> Result<Option<User>, sqlx::Error> {
+    let by = Principal::Operator;
+    let mut tx = db.begin().await?;
+    let Some(found) = find_for_login(&mut *tx, email).await? else { return Ok(None) };
+    write_user(&mut tx, &by, found.id, None, Some(true)).await?;
+    let user = find(&mut *tx, found.id).await?.ok_or(sqlx::Error::RowNotFound)?;
+    let event = Event::new(by.actor(), AuditAction::UserDisabled).target(Target::user(&user));
+    audit::record(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(Some(user))
 }

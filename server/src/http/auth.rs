@@ -14,7 +14,7 @@ use bitgate_core::{
     audit::{self, Actor, AuditAction, Event, Target},
     passwords::{Password, PasswordError},
     setup::{self, SetupError},
-    throttle::{self, LoginKeys},
+    throttle::{self, Attempt, LoginKeys},
     users::{self, CreateUserError, DisplayName, Email, NewUser},
 };
 use serde::Deserialize;
@@ -88,7 +88,9 @@ pub async fn login(
             .await);
     };
     let keys = LoginKeys::new(&email, address);
-    if let Some(wait) = throttle::retry_after(pool, &keys).await? {
+    // Counted before the password is checked: concurrent guesses each take
+    // their own attempt, and none is checked once the attempts are used up.
+    if let Attempt::Refused { retry_after: wait } = throttle::reserve(pool, &keys).await? {
         let minutes = wait.as_secs().div_ceil(60);
         let outcome = again(format!(
             "Too many failed attempts. Try again in {minutes} minute{}.",
@@ -115,7 +117,6 @@ pub async fn login(
     let user_id = match candidate {
         Some(candidate) if matches && !candidate.disabled => candidate.id,
         _ => {
-            throttle::record_failure(pool, &keys).await?;
             audit::record(
                 pool,
                 Event::new(Actor::Anonymous, AuditAction::LoginFailed)
@@ -132,7 +133,7 @@ pub async fn login(
     };
 
     throttle::record_success(pool, &keys).await?;
-    SessionAuth::start(&session, user_id).await?;
+    SessionAuth::start(&session, pool, user_id).await?;
     let user = users::find(pool, user_id).await?.ok_or(AppError::NotFound)?;
     audit::record(
         pool,
@@ -253,7 +254,7 @@ pub async fn setup(
             .details(json!({"via": "setup_link", "role": "admin", "space": "root"})),
     )
     .await?;
-    SessionAuth::start(&session, user.id).await?;
+    SessionAuth::start(&session, &state.services.pool, user.id).await?;
     push_flash(
         &session,
         Flash::success(format!("Welcome, {}. Bitgate is set up and you are its administrator.", user.name)),

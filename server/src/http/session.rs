@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use bitgate_app::context::{Flash, PageContext, Viewer};
-use bitgate_core::{config::Config, tokens::random_token, users};
+use bitgate_core::{config::Config, sessions, tokens::random_token, users};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tower_sessions::{cookie::SameSite, Expiry, Session, SessionManagerLayer};
@@ -76,8 +76,9 @@ impl SessionAuth {
     }
 
     /// Logs a user in: a new session id (against fixation), a new CSRF token
-    /// and OAuth binding secret.
-    pub async fn start(session: &Session, user_id: Uuid) -> Result<Self, AppError> {
+    /// and OAuth binding secret. The session is saved at once, to learn its
+    /// new id and note whose it is.
+    pub async fn start(session: &Session, pool: &sqlx::PgPool, user_id: Uuid) -> Result<Self, AppError> {
         session.cycle_id().await?;
         let auth = Self {
             user_id,
@@ -86,6 +87,9 @@ impl SessionAuth {
             oauth_binding_secret: random_token(),
         };
         session.insert(AUTH_KEY, &auth).await?;
+        session.save().await?;
+        let id = session.id().ok_or_else(|| AppError::internal("a saved session has an id"))?;
+        sessions::record_owner(pool, &id.to_string(), user_id).await?;
         Ok(auth)
     }
 }
@@ -168,16 +172,22 @@ fn page_context(state: &AppState, viewer: Option<Viewer>, flashes: Vec<Flash>) -
     PageContext { viewer, flashes, installation: state.installation.as_ref().clone(), ..PageContext::default() }
 }
 
-/// The session's user, if it is logged in, within its absolute lifetime, and
-/// enabled. A session that fails one of these is ended server-side.
+/// The session's user, if it is logged in, within its absolute lifetime,
+/// still noted as that user's (disabling a user ends their sessions for
+/// good), and enabled. A session that fails one of these is ended server-side.
 async fn current_user(state: &AppState, session: &Session) -> Result<Option<(users::User, SessionAuth)>, AppError> {
     let Some(auth) = SessionAuth::load(session).await? else { return Ok(None) };
     let max_age = time::Duration::try_from(state.services.config.session_max).unwrap_or(time::Duration::hours(12));
-    if OffsetDateTime::now_utc() - auth.authenticated_at > max_age {
+    let pool = &state.services.pool;
+    let owned = match session.id() {
+        Some(id) => sessions::is_owned_by(pool, &id.to_string(), auth.user_id).await?,
+        None => false,
+    };
+    if !owned || OffsetDateTime::now_utc() - auth.authenticated_at > max_age {
         session.flush().await?;
         return Ok(None);
     }
-    match users::find(&state.services.pool, auth.user_id).await? {
+    match users::find(pool, auth.user_id).await? {
         Some(user) if !user.disabled => Ok(Some((user, auth))),
         _ => {
             session.flush().await?;

@@ -85,9 +85,8 @@ async fn unknown_expired_and_disabled_users_tokens_get_401() {
     assert_eq!(anonymous.status(), 401);
 
     // Disabling the user kills their tokens at once.
-    bitgate_core::users::set_disabled(&app.pool, &bitgate_core::users::Email::parse(&user.email).unwrap(), true)
-        .await
-        .unwrap();
+    let email = bitgate_core::users::Email::parse(&user.email).unwrap();
+    bitgate_core::users::operations::disable_as_operator(&app.pool, &email).await.unwrap();
     assert_eq!(list(&app, &live, "/api/v1/tokens").await.0, 401);
 }
 
@@ -201,4 +200,44 @@ async fn nobody_revokes_someone_elses_token() {
         .await
         .unwrap();
     assert_eq!(live, 2);
+}
+
+#[tokio::test]
+async fn a_token_made_with_a_token_expires_no_later_than_its_maker() {
+    let app = TestApp::spawn().await;
+    let (browser, _) = app.logged_in_admin().await;
+    let hours_from_now = |hours: i64| {
+        let at = time::OffsetDateTime::now_utc() + time::Duration::hours(hours);
+        at.format(&time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let (status, maker) = create_token(&browser, json!({"name": "maker", "expires_at": hours_from_now(24)})).await;
+    assert_eq!(status, 201);
+    let secret = maker["token"].as_str().unwrap().to_owned();
+    let post = |body: Value| app.api(&secret, Method::POST, "/api/v1/tokens", Some(body));
+
+    for (body, asked) in [
+        (json!({"name": "forever"}), "no expiry"),
+        (json!({"name": "later", "expires_at": hours_from_now(48)}), "a later one"),
+    ] {
+        let (status, refused) = post(body).await;
+        assert_eq!((status.as_u16(), &refused["error"]["code"]), (422, &json!("validation_failed")), "{asked}");
+        let details = refused["error"]["details"].as_array().unwrap();
+        assert_eq!(details.len(), 1, "{refused}");
+        assert_eq!((&details[0]["field"], &details[0]["code"]), (&json!("expires_at"), &json!("outlives_token")));
+        assert!(details[0]["message"].as_str().unwrap().contains(maker["expires_at"].as_str().unwrap()), "{refused}");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM api_tokens").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(count, 1, "nothing was created");
+
+    let (status, _) = post(json!({"name": "sooner", "expires_at": hours_from_now(1)})).await;
+    assert_eq!(status, 201);
+    let (status, _) = post(json!({"name": "as long", "expires_at": maker["expires_at"]})).await;
+    assert_eq!(status, 201, "up to the maker's own expiry");
+
+    // A token that never expires, and a browser session, make tokens of any lifetime.
+    let (status, unlimited) = create_token(&browser, json!({"name": "unlimited"})).await;
+    assert_eq!(status, 201);
+    let unlimited = unlimited["token"].as_str().unwrap();
+    let (status, _) = app.api(unlimited, Method::POST, "/api/v1/tokens", Some(json!({"name": "also unlimited"}))).await;
+    assert_eq!(status, 201);
 }

@@ -134,11 +134,21 @@ async fn user_create_and_disable() {
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&pool).await.unwrap();
     assert_eq!(users, 1, "nothing was created by the refused commands");
 
+    let ada = uuid::Uuid::parse_str(&id).unwrap();
+    bitgate_core::api_tokens::create(&pool, ada, "ci", None).await.unwrap();
     let disable = run(bitgate(&env).args(["user", "disable", "--email", "ada@example.com"]), None);
     assert!(disable.status.success(), "{}", stderr(&disable));
     let disabled: bool =
         sqlx::query_scalar("SELECT disabled_at IS NOT NULL FROM users").fetch_one(&pool).await.unwrap();
     assert!(disabled);
+    let revoked: (bool, String) = sqlx::query_as(
+        "SELECT t.revoked_at IS NOT NULL, e.actor_kind FROM api_tokens t JOIN audit_events e ON e.target_id = t.id::text
+         WHERE e.action = 'token.revoked'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(revoked, (true, "cli".to_owned()), "disabling revokes the user's tokens, audited");
     let unknown = run(bitgate(&env).args(["user", "disable", "--email", "nobody@example.com"]), None);
     assert_one_sentence(&unknown, "No user has the email");
 }

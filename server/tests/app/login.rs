@@ -144,11 +144,57 @@ async fn a_disabled_user_is_logged_out_at_once_and_cannot_log_in() {
     assert_eq!(browser.get("/").await.status(), 200);
 
     let email = bitgate_core::users::Email::parse(&user.email).unwrap();
-    bitgate_core::users::set_disabled(&app.pool, &email, true).await.unwrap();
+    bitgate_core::users::operations::disable_as_operator(&app.pool, &email).await.unwrap();
     let after = browser.get("/").await;
     assert_eq!(after.status(), 303);
     assert!(location(&after).starts_with("/login"));
     let login = app.browser().login(&user.email, &user.password).await;
     assert_eq!(login.status(), 401);
     assert!(login.text().await.unwrap().contains("The email or password is incorrect."));
+}
+
+#[tokio::test]
+async fn a_burst_of_concurrent_guesses_gets_no_more_checks_than_the_account_allows() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("ada@example.com", None).await;
+    let guesses = (0..50).map(|n| {
+        let (browser, email) = (app.browser(), user.email.clone());
+        async move {
+            let response = browser.login(&email, &format!("wrong password {n}")).await;
+            let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            (response.status().as_u16(), retry_after)
+        }
+    });
+    let answers = futures::future::join_all(guesses).await;
+
+    let checked = answers.iter().filter(|(status, _)| *status == 401).count();
+    assert_eq!(checked, 5, "only the account's 5 attempts reach the password check: {answers:?}");
+    let limited: Vec<_> = answers.iter().filter(|(status, _)| *status == 429).collect();
+    assert_eq!(limited.len(), 45, "{answers:?}");
+    assert!(limited.iter().all(|(_, retry_after)| retry_after.is_some()), "each refusal says when to retry");
+    let failures = app.audit_actions().await.iter().filter(|a| *a == "auth.login_failed").count();
+    assert_eq!(failures, 5);
+    assert_eq!(app.browser().login(&user.email, &user.password).await.status(), 429, "even the right password waits");
+}
+
+/// A login from `address`, as told by a trusted proxy.
+async fn login_from(app: &TestApp, address: &str, email: &str, password: &str) -> u16 {
+    let browser = app.browser();
+    let form = [("email", email), ("password", password), ("next", "")];
+    let request =
+        browser.client.post(browser.url("/login")).header("origin", &browser.base).header("x-forwarded-for", address);
+    browser.send(request.form(&form)).await.status().as_u16()
+}
+
+#[tokio::test]
+async fn an_ipv6_client_is_limited_by_its_64_not_by_each_address() {
+    let app = TestApp::spawn_with(&[("BITGATE_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    let user = app.create_user("ada@example.com", None).await;
+    // Twenty addresses of one /64, one guess each: the /64's allowance.
+    for n in 1..=20 {
+        let status = login_from(&app, &format!("2001:db8:1:2::{n:x}"), &format!("spray{n}@example.com"), "guess").await;
+        assert_eq!(status, 401);
+    }
+    assert_eq!(login_from(&app, "2001:db8:1:2:ffff::1", &user.email, &user.password).await, 429, "the same /64");
+    assert_eq!(login_from(&app, "2001:db8:1:3::1", &user.email, &user.password).await, 303, "another /64");
 }

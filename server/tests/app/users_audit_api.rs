@@ -5,7 +5,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::TestApp;
+use crate::{
+    contract::checked,
+    helpers::{location, Browser, TestApp, PASSWORD},
+};
 
 async fn token_for(app: &TestApp, email: &str, membership: Option<(Uuid, Role)>) -> String {
     app.create_user(email, None).await;
@@ -64,7 +67,7 @@ async fn account_admins_manage_users_and_disabling_ends_access_at_once() {
     assert_eq!(status, 422);
     assert_eq!(body["error"]["details"].as_array().unwrap().len(), 3);
 
-    // Disable the reader: their token dies at once; re-enable brings it back.
+    // Disable the reader: their token dies at once, and for good.
     let reader_id: Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = 'reader@example.com'")
         .fetch_one(&app.pool)
         .await
@@ -84,7 +87,7 @@ async fn account_admins_manage_users_and_disabling_ends_access_at_once() {
     .await;
     assert_eq!(status, 200);
     let (status, _) = call(&app, &reader, Method::GET, "/api/v1/spaces", None).await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 401, "re-enabling revives no token");
 
     // The last account admin cannot be disabled.
     let admin_id: Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = 'admin@example.com'")
@@ -154,4 +157,161 @@ async fn the_audit_log_is_scoped_filtered_and_free_of_secrets() {
 
     let (_, everything) = call(&app, &admin, Method::GET, "/api/v1/audit?limit=500", None).await;
     assert!(!everything.to_string().contains(&secret), "no secret in the audit log");
+}
+
+#[tokio::test]
+async fn re_enabling_a_user_revives_neither_their_tokens_nor_their_sessions() {
+    let app = TestApp::spawn().await;
+    let root = spaces::resolve(&app.pool, "root").await.unwrap().unwrap().id;
+    let admin = token_for(&app, "admin@example.com", Some((root, Role::Admin))).await;
+    let user = app.create_user("ada@example.com", Some(Role::Read)).await;
+    let ada = app.user_id(&user.email).await;
+    let browser = app.browser();
+    assert_eq!(browser.login(&user.email, &user.password).await.status(), 303);
+    let made = browser
+        .send(
+            browser
+                .client
+                .post(browser.url("/api/v1/tokens"))
+                .header("origin", &browser.base)
+                .json(&json!({"name": "ci"})),
+        )
+        .await;
+    assert_eq!(made.status(), 201);
+    let token = made.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+
+    // Neither the token nor the session is used while she is disabled.
+    let path = format!("/api/v1/users/{ada}");
+    let (status, _) = call(&app, &admin, Method::PATCH, &path, Some(json!({"disabled": true}))).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(&app, &admin, Method::PATCH, &path, Some(json!({"disabled": false}))).await;
+    assert_eq!(status, 200);
+
+    let (status, body) = call(&app, &token, Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!((status.as_u16(), &body["error"]["code"]), (401, &json!("unauthenticated")), "the token stays dead");
+    let revoked: Option<time::OffsetDateTime> =
+        sqlx::query_scalar("SELECT revoked_at FROM api_tokens WHERE user_id = $1")
+            .bind(ada)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(revoked.is_some(), "revoked, not merely refused while disabled");
+    let revocation: (String, String) =
+        sqlx::query_as("SELECT actor_label, target_label FROM audit_events WHERE action = 'token.revoked'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(revocation, ("admin@example.com".to_owned(), "ci".to_owned()), "audited, as done by who disabled her");
+    let sessions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM tower_sessions.session").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(sessions, 0, "her session was deleted");
+    let by_session = browser.send(browser.client.get(browser.url("/api/v1/tokens"))).await;
+    assert_eq!(by_session.status(), 401, "the session stays dead");
+    let page = browser.get("/").await;
+    assert!(location(&page).starts_with("/login"), "{}", location(&page));
+
+    // She logs in again and works as before.
+    let again = app.browser();
+    assert_eq!(again.login(&user.email, &user.password).await.status(), 303);
+    assert_eq!(again.get("/").await.status(), 200);
+}
+
+/// How an account admin takes another's account-admin rights away.
+#[derive(Debug, Clone, Copy)]
+enum Removal {
+    Disable,
+    Demote,
+}
+
+/// `by` (a logged-in browser) removes the account admin `whom` (email, id);
+/// answers the status and the first problem's code.
+async fn remove_admin(app: &TestApp, by: &Browser, removal: Removal, whom: (&str, Uuid)) -> (u16, Value) {
+    let (method, path, body) = match removal {
+        Removal::Disable => (Method::PATCH, format!("/api/v1/users/{}", whom.1), json!({"disabled": true})),
+        Removal::Demote => {
+            let root = spaces::resolve(&app.pool, "root").await.unwrap().unwrap().id;
+            (Method::PUT, format!("/api/v1/spaces/{root}/members"), json!({"email": whom.0, "role": "read"}))
+        }
+    };
+    let request = by.client.request(method.clone(), by.url(&path)).header("origin", &by.base).json(&body);
+    let (status, body) = checked(method, &path, by.send(request).await).await;
+    (status.as_u16(), body["error"]["details"][0]["code"].clone())
+}
+
+/// Waits until `count` transactions of this database wait for a table lock
+/// or an advisory lock (not a row lock: a request that waits for a row the
+/// other one changed has not passed its own checks yet).
+async fn until_waiting_on_locks(app: &TestApp, count: i64) {
+    for _ in 0..200 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+               AND wait_event_type = 'Lock' AND wait_event IN ('relation', 'advisory')",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if waiting >= count {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the two requests never both waited to commit");
+}
+
+#[tokio::test]
+async fn two_admins_removing_each_other_at_once_leave_the_account_an_admin() {
+    let app = TestApp::spawn().await;
+    let root = spaces::resolve(&app.pool, "root").await.unwrap().unwrap().id;
+    let (a, b) = ("a@example.com", "b@example.com");
+    app.create_user(a, Some(Role::Admin)).await;
+    app.create_user(b, Some(Role::Admin)).await;
+    let (a_id, b_id) = (app.user_id(a).await, app.user_id(b).await);
+
+    let rounds = [
+        (Removal::Disable, Removal::Disable),
+        (Removal::Demote, Removal::Demote),
+        (Removal::Disable, Removal::Demote),
+        (Removal::Demote, Removal::Disable),
+    ];
+    for (a_does, b_does) in rounds {
+        // Both are enabled account admins again, freshly logged in (disabling
+        // ended a loser's sessions). Browser sessions, not tokens: checking a
+        // session writes nothing, so neither request can wait for the other
+        // before its own checks.
+        sqlx::query("UPDATE users SET disabled_at = NULL").execute(&app.pool).await.unwrap();
+        spaces::set_member(&app.pool, root, a_id, Role::Admin).await.unwrap();
+        spaces::set_member(&app.pool, root, b_id, Role::Admin).await.unwrap();
+        let (a_browser, b_browser) = (app.browser(), app.browser());
+        assert_eq!(a_browser.login(a, PASSWORD).await.status(), 303);
+        assert_eq!(b_browser.login(b, PASSWORD).await.status(), 303);
+
+        // Holding the audit log keeps each request from committing once it has
+        // made its change: both run their checks before either commits, the
+        // overlap a real race needs, every round.
+        let mut hold = app.pool.begin().await.unwrap();
+        sqlx::query("LOCK TABLE audit_events IN EXCLUSIVE MODE").execute(&mut *hold).await.unwrap();
+        let release = async {
+            until_waiting_on_locks(&app, 2).await;
+            hold.commit().await.unwrap();
+        };
+        let (by_a, by_b, ()) = tokio::join!(
+            remove_admin(&app, &a_browser, a_does, (b, b_id)),
+            remove_admin(&app, &b_browser, b_does, (a, a_id)),
+            release
+        );
+
+        let admins: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM memberships m JOIN users u ON u.id = m.user_id
+             WHERE m.space_id = $1 AND m.role = 'admin' AND u.disabled_at IS NULL",
+        )
+        .bind(root)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        assert_eq!(admins, 1, "{a_does:?} against {b_does:?}: {by_a:?} {by_b:?}");
+        let mut answers = [by_a, by_b];
+        answers.sort_by_key(|(status, _)| *status);
+        assert_eq!(answers[0].0, 200, "{a_does:?} against {b_does:?}: {answers:?}");
+        assert_eq!(answers[1], (409, json!("last_admin")), "{a_does:?} against {b_does:?}");
+    }
 }
