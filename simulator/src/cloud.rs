@@ -161,9 +161,10 @@ pub struct Instance {
     pub comments: Vec<Comment>,
     /// The last comment id given out: ids only grow, even past deletions.
     comment_ids: u64,
-    /// Faults the next write requests under `/2.0/repositories/` meet, one each.
+    /// Faults the next write requests (POST, PUT, DELETE) to the REST routes
+    /// under `/2.0/repositories/` meet, one each, before any token check.
     pub faults: VecDeque<Fault>,
-    /// Every write request under `/2.0/repositories/` received, faulted or not.
+    /// Every write request to those routes, faulted or not, in the order answered.
     pub calls: Vec<Call>,
 }
 
