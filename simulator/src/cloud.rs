@@ -14,9 +14,13 @@
 //! which reaches only the workspace that owns the consumer, refresh tokens
 //! rotate on every use, and an access token is accepted only in
 //! `Authorization: Bearer`, never in the query string.
+//!
+//! What Bitgate reports back (build statuses, pull requests and their
+//! comments, the faults tests ask for, and the pages a person watching the
+//! demo opens) is in `cloud_statuses.rs`.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
@@ -33,6 +37,13 @@ use base64::{engine::general_purpose::STANDARD, engine::general_purpose::URL_SAF
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+// A child module in a file beside this one: it reads the instance's private
+// parts (tokens, helpers) without widening their visibility.
+#[path = "cloud_statuses.rs"]
+mod statuses;
+
+pub use statuses::{BuildStatus, Call, Comment, Fault, PullRequest, PullRequestState};
 
 /// An OAuth consumer of a workspace.
 #[derive(Debug, Clone)]
@@ -143,6 +154,18 @@ pub struct Instance {
     /// Refresh tokens, and whether they were spent (Bitbucket rotates them).
     refresh_tokens: HashMap<String, (Grant, bool)>,
     issued: u64,
+    pub pull_requests: Vec<PullRequest>,
+    /// Every build status posted, in the order they were first created.
+    pub statuses: Vec<BuildStatus>,
+    /// Every pull-request comment not deleted, in the order they were created.
+    pub comments: Vec<Comment>,
+    /// The last comment id given out: ids only grow, even past deletions.
+    comment_ids: u64,
+    /// Faults the next write requests (POST, PUT, DELETE) to the REST routes
+    /// under `/2.0/repositories/` meet, one each, before any token check.
+    pub faults: VecDeque<Fault>,
+    /// Every write request to those routes, faulted or not, in the order answered.
+    pub calls: Vec<Call>,
 }
 
 /// The consumer the demo and the tests start with: private, with a callback.
@@ -154,11 +177,18 @@ pub const DEMO_USER: &str = "ada";
 pub const DEMO_PERSONAL_WORKSPACE: &str = "ada";
 /// The display name of the demo consumer's app user.
 pub const DEMO_APP_USER: &str = "Bitgate";
+/// The demo workspace's repository that holds the sample pull request.
+pub const DEMO_REPOSITORY: &str = "website";
+/// The sample pull request: open, from `feature/login` into `main`.
+pub const DEMO_PULL_REQUEST: u64 = 1;
+/// The head commit of the sample pull request's source branch.
+pub const DEMO_PR_COMMIT: &str = "9f2c4a1b7e3d5f60812a4b6c8d0e2f4a6b8c0d1e";
 
 impl Instance {
     /// One workspace with 40 repositories (more than one page), its owner
-    /// with a personal workspace of two repositories, and the demo consumer
-    /// of the first workspace, whose callback is `callback_url`.
+    /// with a personal workspace of two repositories, the demo consumer of
+    /// the first workspace, whose callback is `callback_url`, and one open
+    /// pull request by the owner on the workspace's first repository.
     pub fn sample(callback_url: &str) -> Self {
         let workspace = Workspace { slug: DEMO_WORKSPACE.into(), name: "Acme".into(), uuid: braced(1) };
         let personal = Workspace { slug: DEMO_PERSONAL_WORKSPACE.into(), name: "Ada Lovelace".into(), uuid: braced(2) };
@@ -171,7 +201,7 @@ impl Instance {
         });
         let mut repositories: Vec<Repository> = (1..=40)
             .map(|n| {
-                let slug = if n == 1 { "website".to_owned() } else { format!("service-{n:02}") };
+                let slug = if n == 1 { DEMO_REPOSITORY.to_owned() } else { format!("service-{n:02}") };
                 Repository {
                     uuid: braced(1000 + n),
                     workspace: DEMO_WORKSPACE.into(),
@@ -182,6 +212,25 @@ impl Instance {
             })
             .collect();
         repositories.extend(personal_repositories);
+        let owner = User {
+            username: DEMO_USER.into(),
+            display_name: "Ada Lovelace".into(),
+            uuid: braced(7),
+            account_id: "557058:0f1c8a3e-7b7e-4f3f-9a1c-2b3c4d5e6f70".into(),
+        };
+        let full_name = format!("{DEMO_WORKSPACE}/{DEMO_REPOSITORY}");
+        let pull_request = PullRequest {
+            id: DEMO_PULL_REQUEST,
+            repository: full_name.clone(),
+            source_repository: full_name,
+            source_branch: "feature/login".into(),
+            source_commit: DEMO_PR_COMMIT.into(),
+            destination_branch: "main".into(),
+            destination_commit: "0c1d2e3f405162738495a6b7c8d9e0f1a2b3c4d5".into(),
+            state: PullRequestState::Open,
+            title: "Add the login page".into(),
+            author: owner.uuid.clone(),
+        };
         Self {
             consumers: vec![Consumer {
                 key: DEMO_KEY.into(),
@@ -197,12 +246,7 @@ impl Instance {
                     account_id: "712020:5b1d2e4f-0a6c-4e8b-9d7f-3c2b1a0e9f88".into(),
                 },
             }],
-            users: vec![User {
-                username: DEMO_USER.into(),
-                display_name: "Ada Lovelace".into(),
-                uuid: braced(7),
-                account_id: "557058:0f1c8a3e-7b7e-4f3f-9a1c-2b3c4d5e6f70".into(),
-            }],
+            users: vec![owner],
             signed_in: DEMO_USER.into(),
             workspaces: vec![workspace, personal],
             repositories,
@@ -212,6 +256,12 @@ impl Instance {
             access_tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),
             issued: 0,
+            pull_requests: vec![pull_request],
+            statuses: Vec::new(),
+            comments: Vec::new(),
+            comment_ids: 0,
+            faults: VecDeque::new(),
+            calls: Vec::new(),
         }
     }
 
@@ -508,11 +558,26 @@ impl Principal {
             Principal::App(_, own) => own == workspace,
         }
     }
+
+    /// The account's UUID: what a status or a comment records as its author.
+    fn uuid(&self) -> &str {
+        match self {
+            Principal::User(user) => &user.uuid,
+            Principal::App(app_user, _) => &app_user.uuid,
+        }
+    }
 }
 
 /// The principal a Bearer token stands for; Cloud's 401 otherwise.
 #[allow(clippy::result_large_err, reason = "a refusal is the handler's answer, built once per request")]
 fn bearer(instance: &Instance, headers: &HeaderMap) -> Result<Principal, Response> {
+    caller(instance, headers).map(|(principal, _)| principal)
+}
+
+/// The principal a Bearer token stands for and the scopes it was granted;
+/// Cloud's 401 otherwise.
+#[allow(clippy::result_large_err, reason = "a refusal is the handler's answer, built once per request")]
+fn caller(instance: &Instance, headers: &HeaderMap) -> Result<(Principal, Vec<String>), Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -524,19 +589,17 @@ fn bearer(instance: &Instance, headers: &HeaderMap) -> Result<Principal, Respons
             StatusCode::UNAUTHORIZED,
             "Access token expired. Use your refresh token to obtain a new access token.",
         )),
-        Some((grant, _)) => match &grant.actor {
-            Actor::User(username) => instance
-                .users
-                .iter()
-                .find(|u| u.username == *username)
-                .cloned()
-                .map(Principal::User)
-                .ok_or_else(invalid),
-            Actor::App => instance
-                .consumer(&grant.consumer)
-                .map(|c| Principal::App(c.app_user.clone(), c.workspace.clone()))
-                .ok_or_else(invalid),
-        },
+        Some((grant, _)) => {
+            let principal = match &grant.actor {
+                Actor::User(username) => {
+                    instance.users.iter().find(|u| u.username == *username).cloned().map(Principal::User)
+                }
+                Actor::App => {
+                    instance.consumer(&grant.consumer).map(|c| Principal::App(c.app_user.clone(), c.workspace.clone()))
+                }
+            };
+            principal.map(|principal| (principal, grant.scopes.clone())).ok_or_else(invalid)
+        }
         None => Err(api_error(StatusCode::UNAUTHORIZED, "Token is invalid or not supported for this endpoint.")),
     }
 }
@@ -579,6 +642,18 @@ fn principal_json(principal: &Principal) -> Value {
     match principal {
         Principal::User(user) => user_json(user),
         Principal::App(app_user, _) => app_user_json(app_user),
+    }
+}
+
+/// The account with this UUID, a person or a consumer's app user, as the
+/// API shows it; an account the instance no longer knows keeps its UUID.
+fn account_json(instance: &Instance, uuid: &str) -> Value {
+    if let Some(user) = instance.users.iter().find(|u| u.uuid == uuid) {
+        return user_json(user);
+    }
+    match instance.consumers.iter().find(|c| c.app_user.uuid == uuid) {
+        Some(consumer) => app_user_json(&consumer.app_user),
+        None => json!({"type": "user", "uuid": uuid, "display_name": "Former user"}),
     }
 }
 
@@ -706,10 +781,26 @@ async fn repository(
         Ok(principal) => principal,
         Err(refused) => return refused,
     };
-    match instance.repositories.iter().find(|r| r.workspace == slug && r.slug == repo && principal.reaches(&slug)) {
-        Some(found) => Json(repository_json(found)).into_response(),
-        None => api_error(StatusCode::NOT_FOUND, &format!("Repository {slug}/{repo} not found")),
+    match visible_repository(&instance, &principal, &slug, &repo) {
+        Ok(found) => Json(repository_json(found)).into_response(),
+        Err(missing) => missing,
     }
+}
+
+/// The repository if the principal reaches it; Cloud's 404 otherwise (a
+/// repository one cannot see is not found, not forbidden).
+#[allow(clippy::result_large_err, reason = "a refusal is the handler's answer, built once per request")]
+fn visible_repository<'a>(
+    instance: &'a Instance,
+    principal: &Principal,
+    workspace: &str,
+    slug: &str,
+) -> Result<&'a Repository, Response> {
+    instance
+        .repositories
+        .iter()
+        .find(|r| r.workspace == workspace && r.slug == slug && principal.reaches(workspace))
+        .ok_or_else(|| api_error(StatusCode::NOT_FOUND, &format!("Repository {workspace}/{slug} not found")))
 }
 
 pub fn router(state: Shared) -> Router {
@@ -719,10 +810,13 @@ pub fn router(state: Shared) -> Router {
         .route("/2.0/workspaces/{workspace}", get(workspace))
         .route("/2.0/repositories/{workspace}", get(repositories))
         .route("/2.0/repositories/{workspace}/{repo}", get(repository))
-        .route_layer(middleware::from_fn(no_token_in_query));
+        .merge(statuses::api())
+        .route_layer(middleware::from_fn(no_token_in_query))
+        .route_layer(middleware::from_fn_with_state(state.clone(), statuses::faults_and_calls));
     Router::new()
         .route("/site/oauth2/authorize", get(authorize_page).post(decide))
         .route("/site/oauth2/access_token", post(token))
         .merge(rest)
+        .merge(statuses::pages())
         .with_state(state)
 }

@@ -143,6 +143,14 @@ async fn main() -> anyhow::Result<()> {
     println!("  consumer key: {}", bitbucket_simulator::cloud::DEMO_KEY);
     println!("  secret:       {}", bitbucket_simulator::cloud::DEMO_SECRET);
     println!("  callback:     {callback}");
+    // Where a person watching the demo sees Bitgate's statuses and comments.
+    println!(
+        "  pull request: {}/{}/{}/pull-requests/{}",
+        simulator.url,
+        bitbucket_simulator::cloud::DEMO_WORKSPACE,
+        bitbucket_simulator::cloud::DEMO_REPOSITORY,
+        bitbucket_simulator::cloud::DEMO_PULL_REQUEST
+    );
     if let Some(pem) = &simulator.ca_pem {
         println!("  CA certificate:\n{pem}");
     }

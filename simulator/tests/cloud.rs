@@ -1,6 +1,7 @@
 //! The Cloud simulator answers as Bitbucket Cloud does: the OAuth consumer
-//! flows with their errors, rotating refresh tokens, PKCE, and the REST
-//! API's shapes and paging.
+//! flows with their errors, rotating refresh tokens, PKCE, the REST API's
+//! shapes and paging, build statuses, pull requests and their comments,
+//! and the faults a test queues.
 
 // An unwrap in a test is an assertion: a test fails loudly, with its place.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,11 +9,12 @@
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use bitbucket_simulator::{
     cloud::{
-        Consumer, ScopeField, DEMO_APP_USER, DEMO_KEY, DEMO_PERSONAL_WORKSPACE, DEMO_SECRET, DEMO_USER, DEMO_WORKSPACE,
+        Consumer, Fault, PullRequestState, ScopeField, DEMO_APP_USER, DEMO_KEY, DEMO_PERSONAL_WORKSPACE,
+        DEMO_PR_COMMIT, DEMO_PULL_REQUEST, DEMO_REPOSITORY, DEMO_SECRET, DEMO_USER, DEMO_WORKSPACE,
     },
     DataCenter, Simulator, Transport,
 };
-use reqwest::{redirect::Policy, Client, StatusCode};
+use reqwest::{redirect::Policy, Client, Method, StatusCode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -291,4 +293,387 @@ async fn answers_as_bitbucket_cloud_does_since_may_2026() {
     sim.configure_cloud(|cloud| cloud.scope_field = ScopeField::Missing);
     let (_, neither) = token(&sim, DEMO_SECRET, &[("grant_type", "client_credentials")]).await;
     assert!(neither.get("scopes").is_none() && neither.get("scope").is_none(), "{neither}");
+}
+
+const STATUSES: &str = "/2.0/repositories/acme/website/commit/9f2c4a1b7e3d5f60812a4b6c8d0e2f4a6b8c0d1e/statuses";
+const COMMENTS: &str = "/2.0/repositories/acme/website/pullrequests/1/comments";
+
+/// A token acting as the demo consumer's app user (client credentials).
+async fn app_token(sim: &Simulator) -> String {
+    let (status, body) = token(sim, DEMO_SECRET, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A token acting as Ada, who approved the demo consumer.
+async fn person_token(sim: &Simulator) -> String {
+    let code = param(&decide(sim, "grant", None).await, "code").unwrap();
+    let (status, body) = token(sim, DEMO_SECRET, &[("grant_type", "authorization_code"), ("code", &code)]).await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Sends a JSON body (or none) with a Bearer token (or none); the answer's
+/// status, headers and text.
+async fn send(
+    sim: &Simulator,
+    method: Method,
+    path: &str,
+    access: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, reqwest::header::HeaderMap, String) {
+    let mut request = client().request(method, format!("{}{path}", sim.url));
+    if let Some(access) = access {
+        request = request.bearer_auth(access);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let answer = request.send().await.unwrap();
+    let (status, headers) = (answer.status(), answer.headers().clone());
+    (status, headers, answer.text().await.unwrap())
+}
+
+/// Like [`send`], for answers in JSON.
+async fn call(sim: &Simulator, method: Method, path: &str, access: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let (status, _, text) = send(sim, method, path, Some(access), body).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn status_body(key: &str, state: &str) -> Value {
+    serde_json::json!({
+        "key": key, "state": state, "name": "Bitgate: web (proposed)", "description": "The run failed",
+        "url": "https://platform.example/runs/41", "refname": "feature/login",
+    })
+}
+
+#[tokio::test]
+async fn build_statuses_are_validated_as_cloud_validates_them() {
+    let sim = simulator().await;
+    let access = app_token(&sim).await;
+    let build = format!("{STATUSES}/build");
+    let post = |body: Value| call(&sim, Method::POST, &build, &access, Some(body));
+
+    let (status, long) = post(status_body(&"k".repeat(41), "FAILED")).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        long,
+        serde_json::json!({"type": "error", "error": {
+            "message": "key: Ensure this value has at most 40 characters (it has 41).",
+            "fields": {"key": ["Ensure this value has at most 40 characters (it has 41)."]}
+        }})
+    );
+    let (status, created) = post(status_body(&"k".repeat(40), "FAILED")).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!((created["key"].as_str().unwrap().len(), created["type"].as_str()), (40, Some("build")));
+    assert_eq!((created["state"].as_str(), created["refname"].as_str()), (Some("FAILED"), Some("feature/login")));
+    assert_eq!(
+        (created["name"].as_str(), created["description"].as_str()),
+        (Some("Bitgate: web (proposed)"), Some("The run failed"))
+    );
+    assert_eq!(created["url"], "https://platform.example/runs/41");
+    assert_eq!(created["commit"]["hash"], DEMO_PR_COMMIT);
+    assert_eq!(created["creator"]["display_name"], DEMO_APP_USER, "the creating account: {created}");
+    let created_on = created["created_on"].as_str().unwrap();
+    assert!(created_on.ends_with("+00:00") && created_on.len() == 32, "Cloud's timestamps: {created_on}");
+    assert_eq!(created["created_on"], created["updated_on"]);
+
+    for url in [None, Some("")] {
+        let mut body = status_body("no-url", "FAILED");
+        match url {
+            Some(empty) => body["url"] = empty.into(),
+            None => drop(body.as_object_mut().unwrap().remove("url")),
+        }
+        let (status, refused) = post(body).await;
+        assert_eq!(status, 400, "url {url:?}");
+        assert_eq!(refused["error"]["fields"]["url"][0], "This field is required.", "{refused}");
+    }
+    for state in ["CANCELLED", "UNKNOWN", "successful", ""] {
+        let (status, refused) = post(status_body("bad-state", state)).await;
+        assert_eq!(status, 400, "state {state:?}");
+        assert!(refused["error"]["fields"]["state"].is_array(), "{refused}");
+    }
+    for state in ["INPROGRESS", "SUCCESSFUL", "STOPPED"] {
+        let (status, _) = post(status_body(&format!("good-{state}"), state)).await;
+        assert_eq!(status, 201, "{state}");
+    }
+    let (status, _) = call(
+        &sim,
+        Method::POST,
+        "/2.0/repositories/acme/website/commit/not-a-commit/statuses/build",
+        &access,
+        Some(status_body("k", "FAILED")),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = call(
+        &sim,
+        Method::POST,
+        &format!("/2.0/repositories/acme/nope/commit/{DEMO_PR_COMMIT}/statuses/build"),
+        &access,
+        Some(status_body("k", "FAILED")),
+    )
+    .await;
+    assert_eq!(status, 404, "a repository the token cannot see");
+}
+
+#[tokio::test]
+async fn a_status_is_overwritten_only_by_the_account_that_created_it() {
+    let sim = simulator().await;
+    let (app, person) = (app_token(&sim).await, person_token(&sim).await);
+    let post = |access: &str, body: Value| {
+        let access = access.to_owned();
+        let sim = &sim;
+        async move { call(sim, Method::POST, &format!("{STATUSES}/build"), &access, Some(body)).await }
+    };
+    let one = format!("{STATUSES}/build/bitgate-web-proposed");
+
+    let (_, first) = post(&app, status_body("bitgate-web-proposed", "INPROGRESS")).await;
+    let (status, again) = post(&app, status_body("bitgate-web-proposed", "FAILED")).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!((again["state"].as_str(), again["uuid"].as_str()), (Some("FAILED"), first["uuid"].as_str()));
+    assert_eq!(again["created_on"], first["created_on"], "overwritten, not created again");
+
+    let (status, refused) = post(&person, status_body("bitgate-web-proposed", "SUCCESSFUL")).await;
+    assert_eq!((status.as_u16(), refused["type"].as_str()), (403, Some("error")), "{refused}");
+    let (status, _) = call(&sim, Method::PUT, &one, &person, Some(serde_json::json!({"state": "SUCCESSFUL"}))).await;
+    assert_eq!(status, 403);
+    let (_, unchanged) = call(&sim, Method::GET, &one, &person, None).await;
+    assert_eq!(unchanged["state"], "FAILED", "a refusal changes nothing");
+
+    let (status, updated) =
+        call(&sim, Method::PUT, &one, &app, Some(serde_json::json!({"state": "SUCCESSFUL", "description": "Passed"})))
+            .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!((updated["state"].as_str(), updated["description"].as_str()), (Some("SUCCESSFUL"), Some("Passed")));
+    assert_eq!(
+        (updated["name"].as_str(), updated["refname"].as_str()),
+        (Some("Bitgate: web (proposed)"), Some("feature/login"))
+    );
+    let (status, renamed) = call(&sim, Method::PUT, &one, &app, Some(serde_json::json!({"key": "other"}))).await;
+    assert_eq!((status.as_u16(), renamed["error"]["fields"]["key"].is_array()), (400, true), "{renamed}");
+    let (status, _) = call(
+        &sim,
+        Method::PUT,
+        &format!("{STATUSES}/build/never-posted"),
+        &app,
+        Some(serde_json::json!({"state": "FAILED"})),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Ada posts a key of her own; the app user cannot touch it.
+    let (status, _) = post(&person, status_body("bitgate/proposed", "FAILED")).await;
+    assert_eq!(status, 201);
+    let (status, _) = post(&app, status_body("bitgate/proposed", "SUCCESSFUL")).await;
+    assert_eq!(status, 403);
+
+    // A repository admin is exempt (the consumer granted repository:admin).
+    sim.configure_cloud(|cloud| cloud.consumers[0].scopes.push("repository:admin".into()));
+    let admin = app_token(&sim).await;
+    let (status, _) = post(&admin, status_body("bitgate/proposed", "SUCCESSFUL")).await;
+    assert_eq!(status, 201);
+
+    let (status, got) = call(&sim, Method::GET, &one, &app, None).await;
+    assert_eq!((status.as_u16(), got["key"].as_str()), (200, Some("bitgate-web-proposed")));
+    let (status, _) = call(&sim, Method::GET, &format!("{STATUSES}/build/nope"), &app, None).await;
+    assert_eq!(status, 404);
+    let (status, page) = call(&sim, Method::GET, &format!("{STATUSES}?pagelen=1"), &app, None).await;
+    assert_eq!((status.as_u16(), page["size"].as_u64()), (200, Some(2)));
+    assert_eq!(page["values"].as_array().unwrap().len(), 1);
+    assert!(page["next"].as_str().unwrap().contains("page=2"), "{page}");
+    let (_, other_commit) =
+        call(&sim, Method::GET, &STATUSES.replace(DEMO_PR_COMMIT, &"a".repeat(40)), &app, None).await;
+    assert_eq!(other_commit["size"], 0, "statuses belong to their commit");
+}
+
+#[tokio::test]
+async fn pull_requests_answer_in_clouds_shape_and_missing_ones_are_404() {
+    let sim = simulator().await;
+    let access = app_token(&sim).await;
+    let path = format!("/2.0/repositories/{DEMO_WORKSPACE}/{DEMO_REPOSITORY}/pullrequests/{DEMO_PULL_REQUEST}");
+    let (status, pr) = call(&sim, Method::GET, &path, &access, None).await;
+    assert_eq!(status, 200, "{pr}");
+    assert_eq!((pr["id"].as_u64(), pr["state"].as_str()), (Some(DEMO_PULL_REQUEST), Some("OPEN")));
+    assert_eq!(pr["title"], "Add the login page");
+    assert_eq!(pr["source"]["branch"]["name"], "feature/login");
+    assert_eq!(pr["source"]["commit"]["hash"], &DEMO_PR_COMMIT[..12], "Cloud abbreviates: {pr}");
+    assert_eq!(pr["source"]["repository"]["full_name"], "acme/website");
+    assert_eq!(pr["destination"]["branch"]["name"], "main");
+    assert_eq!(pr["author"]["username"], DEMO_USER);
+    assert!(pr["links"]["html"]["href"].as_str().unwrap().ends_with("/acme/website/pull-requests/1"), "{pr}");
+
+    for missing in ["99", "abc"] {
+        let (status, body) =
+            call(&sim, Method::GET, &format!("/2.0/repositories/acme/website/pullrequests/{missing}"), &access, None)
+                .await;
+        assert_eq!((status.as_u16(), body["type"].as_str()), (404, Some("error")), "{missing}: {body}");
+    }
+    let (status, _) = call(&sim, Method::GET, "/2.0/repositories/acme/service-02/pullrequests/1", &access, None).await;
+    assert_eq!(status, 404, "pull requests belong to their repository");
+    let (status, _) = call(&sim, Method::GET, "/2.0/repositories/ada/notes/pullrequests/1", &access, None).await;
+    assert_eq!(status, 404, "the app user does not see Ada's workspace");
+
+    sim.configure_cloud(|cloud| cloud.pull_requests[0].state = PullRequestState::Merged);
+    let (_, merged) = call(&sim, Method::GET, &path, &access, None).await;
+    assert_eq!(merged["state"], "MERGED");
+
+    sim.configure_cloud(|cloud| cloud.consumers[0].scopes = vec!["account".into(), "repository".into()]);
+    let narrow = app_token(&sim).await;
+    let (status, lacking) = call(&sim, Method::GET, &path, &narrow, None).await;
+    assert_eq!(status, 403);
+    assert_eq!(lacking["error"]["message"], "Your credentials lack one or more required privilege scopes.");
+    assert_eq!(lacking["error"]["detail"]["required"], serde_json::json!(["pullrequest"]), "{lacking}");
+}
+
+#[tokio::test]
+async fn comments_are_created_edited_and_deleted_by_their_author_only() {
+    let sim = simulator().await;
+    let (app, person) = (app_token(&sim).await, person_token(&sim).await);
+    let content = |raw: &str| Some(serde_json::json!({"content": {"raw": raw}}));
+
+    let (status, first) = call(&sim, Method::POST, COMMENTS, &app, content("Bitgate: web failed")).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(
+        (first["type"].as_str(), first["content"]["raw"].as_str()),
+        (Some("pullrequest_comment"), Some("Bitgate: web failed"))
+    );
+    assert_eq!(first["user"]["display_name"], DEMO_APP_USER);
+    assert!(first["created_on"].is_string() && first["updated_on"].is_string());
+    let (_, second) = call(&sim, Method::POST, COMMENTS, &person, content("Looking into it")).await;
+    assert!(second["id"].as_u64().unwrap() > first["id"].as_u64().unwrap(), "ids grow");
+    let one = format!("{COMMENTS}/{}", first["id"]);
+
+    let (status, edited) = call(&sim, Method::PUT, &one, &app, content("Bitgate: web succeeded")).await;
+    assert_eq!((status.as_u16(), edited["content"]["raw"].as_str()), (200, Some("Bitgate: web succeeded")));
+    assert_eq!(edited["id"], first["id"], "edited in place");
+    let (status, refused) = call(&sim, Method::PUT, &one, &person, content("hijacked")).await;
+    assert_eq!((status.as_u16(), refused["type"].as_str()), (403, Some("error")));
+    let (status, got) = call(&sim, Method::GET, &one, &person, None).await;
+    assert_eq!((status.as_u16(), got["content"]["raw"].as_str()), (200, Some("Bitgate: web succeeded")));
+
+    let (status, page) = call(&sim, Method::GET, &format!("{COMMENTS}?pagelen=1"), &app, None).await;
+    assert_eq!((status.as_u16(), page["size"].as_u64()), (200, Some(2)));
+    assert_eq!(page["values"][0]["id"], first["id"], "oldest first");
+    assert!(page["next"].is_string());
+
+    let (status, headers, text) = send(&sim, Method::POST, COMMENTS, Some(&app), content(&"x".repeat(1_000_001))).await;
+    assert_eq!((status.as_u16(), text.as_str()), (400, "<h1>Bad Request (400)</h1>"));
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    let (status, _) = call(&sim, Method::POST, COMMENTS, &app, content(&"x".repeat(1_000_000))).await;
+    assert_eq!(status, 201, "a million characters are taken");
+    let (status, _) = call(&sim, Method::POST, COMMENTS, &app, Some(serde_json::json!({"text": "DC's shape"}))).await;
+    assert_eq!(status, 400);
+
+    let (status, _) = call(&sim, Method::DELETE, &one, &person, None).await;
+    assert_eq!(status, 403, "not Ada's comment");
+    let (status, _, text) = send(&sim, Method::DELETE, &one, Some(&app), None).await;
+    assert_eq!((status.as_u16(), text.as_str()), (204, ""));
+    let (status, _) = call(&sim, Method::GET, &one, &app, None).await;
+    assert_eq!(status, 404);
+    let (status, _) = call(&sim, Method::DELETE, &one, &app, None).await;
+    assert_eq!(status, 404);
+
+    sim.configure_cloud(|cloud| cloud.pull_requests[0].state = PullRequestState::Declined);
+    let (status, _) = call(&sim, Method::POST, COMMENTS, &app, content("after the close")).await;
+    assert_eq!(status, 201, "a closed pull request still takes comments");
+    let (status, _) =
+        call(&sim, Method::POST, "/2.0/repositories/acme/website/pullrequests/9/comments", &app, content("x")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn queued_faults_answer_the_next_writes_and_every_write_is_logged() {
+    let sim = simulator().await;
+    let access = app_token(&sim).await;
+    let build = format!("{STATUSES}/build");
+    sim.configure_cloud(|cloud| {
+        cloud.faults.extend([
+            Fault::RateLimited { retry_after_seconds: Some(7) },
+            Fault::Unavailable,
+            Fault::RateLimited { retry_after_seconds: None },
+        ])
+    });
+
+    let (status, _) = call(&sim, Method::GET, STATUSES, &access, None).await;
+    assert_eq!(status, 200, "reads meet no fault");
+    let (status, headers, text) =
+        send(&sim, Method::POST, &build, Some(&access), Some(status_body("k", "FAILED"))).await;
+    assert_eq!((status.as_u16(), text.as_str()), (429, "Rate limit for this resource has been exceeded"));
+    assert_eq!(headers["retry-after"], "7");
+    let (status, _, _) = send(&sim, Method::POST, &build, Some(&access), Some(status_body("k", "FAILED"))).await;
+    assert_eq!(status, 503);
+    let (status, headers, _) =
+        send(&sim, Method::POST, COMMENTS, Some(&access), Some(serde_json::json!({"content": {"raw": "x"}}))).await;
+    assert_eq!(status, 429);
+    assert!(headers.get("retry-after").is_none(), "Cloud may leave Retry-After out");
+    let (status, _) = call(&sim, Method::POST, &build, &access, Some(status_body("k", "FAILED"))).await;
+    assert_eq!(status, 201, "the queue is spent");
+
+    let calls = sim.cloud.read().unwrap().calls.clone();
+    let answered: Vec<(&str, u16)> = calls.iter().map(|c| (c.path.as_str(), c.status)).collect();
+    assert_eq!(answered, [(build.as_str(), 429), (build.as_str(), 503), (COMMENTS, 429), (build.as_str(), 201)]);
+    assert!(calls.iter().all(|c| c.method == Method::POST));
+    assert!(calls.windows(2).all(|pair| pair[0].at <= pair[1].at), "in order of arrival");
+}
+
+#[tokio::test]
+async fn the_pages_show_a_commits_builds_and_a_pull_requests_comments() {
+    let sim = simulator().await;
+    let access = app_token(&sim).await;
+    let mut body = status_body("bitgate-web-proposed", "FAILED");
+    body["description"] = "Failed <quickly>".into();
+    let (status, _) = call(&sim, Method::POST, &format!("{STATUSES}/build"), &access, Some(body)).await;
+    assert_eq!(status, 201);
+    let (status, _) =
+        call(&sim, Method::POST, COMMENTS, &access, Some(serde_json::json!({"content": {"raw": "Run 41 failed"}})))
+            .await;
+    assert_eq!(status, 201);
+
+    let (status, _, commit) =
+        send(&sim, Method::GET, &format!("/acme/website/commits/{DEMO_PR_COMMIT}"), None, None).await;
+    assert_eq!(status, 200);
+    for shown in ["bitgate-web-proposed", "FAILED", "Bitgate: web (proposed)", "Failed &lt;quickly&gt;"] {
+        assert!(commit.contains(shown), "{shown} in {commit}");
+    }
+    assert!(commit.contains("<a href=\"https://platform.example/runs/41\">"), "{commit}");
+
+    let (status, _, pull_request) = send(&sim, Method::GET, "/acme/website/pull-requests/1", None, None).await;
+    assert_eq!(status, 200);
+    for shown in ["Add the login page", "Run 41 failed", DEMO_APP_USER, "bitgate-web-proposed"] {
+        assert!(pull_request.contains(shown), "{shown} in {pull_request}");
+    }
+    let (status, _, _) = send(&sim, Method::GET, "/acme/website/pull-requests/2", None, None).await;
+    assert_eq!(status, 404);
+    let (status, _, _) = send(&sim, Method::GET, &format!("/acme/nope/commits/{DEMO_PR_COMMIT}"), None, None).await;
+    assert_eq!(status, 404);
+    let (status, _, authorize) =
+        send(&sim, Method::GET, &format!("/site/oauth2/authorize?client_id={DEMO_KEY}&response_type=code"), None, None)
+            .await;
+    assert!(status == 200 && authorize.contains("Grant access"), "the OAuth pages still answer");
+}
+
+#[tokio::test]
+async fn statuses_pull_requests_and_comments_need_a_valid_token() {
+    let sim = simulator().await;
+    let pull_request = "/2.0/repositories/acme/website/pullrequests/1";
+    let requests = [
+        (Method::POST, format!("{STATUSES}/build"), Some(status_body("k", "FAILED"))),
+        (Method::PUT, format!("{STATUSES}/build/k"), Some(serde_json::json!({"state": "FAILED"}))),
+        (Method::GET, format!("{STATUSES}/build/k"), None),
+        (Method::GET, STATUSES.to_owned(), None),
+        (Method::GET, pull_request.to_owned(), None),
+        (Method::POST, COMMENTS.to_owned(), Some(serde_json::json!({"content": {"raw": "x"}}))),
+        (Method::GET, COMMENTS.to_owned(), None),
+        (Method::PUT, format!("{COMMENTS}/1"), Some(serde_json::json!({"content": {"raw": "x"}}))),
+        (Method::DELETE, format!("{COMMENTS}/1"), None),
+    ];
+    for (method, path, body) in requests {
+        for access in [None, Some("not-a-token")] {
+            let (status, _, text) = send(&sim, method.clone(), &path, access, body.clone()).await;
+            assert_eq!(status, 401, "{method} {path} with {access:?}");
+            let error: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(error["type"], "error");
+        }
+    }
 }
