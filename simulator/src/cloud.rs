@@ -25,6 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::escape;
 use axum::{
     extract::{Path, Query, Request, State},
     http::{header, HeaderMap, StatusCode},
@@ -43,7 +44,9 @@ use sha2::{Digest, Sha256};
 #[path = "cloud_statuses.rs"]
 mod statuses;
 
-pub use statuses::{BuildStatus, Call, Comment, Fault, PullRequest, PullRequestState};
+pub use statuses::{BuildStatus, Comment, PullRequest, PullRequestState};
+
+pub use crate::{Call, Fault};
 
 /// An OAuth consumer of a workspace.
 #[derive(Debug, Clone)]
@@ -304,10 +307,6 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 /// The REST API's error body.
 fn api_error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"type": "error", "error": {"message": message}}))).into_response()
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 #[derive(Debug, Deserialize)]

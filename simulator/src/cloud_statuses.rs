@@ -28,7 +28,8 @@ use axum::{
 use serde_json::{json, Map, Value};
 use time::{macros::format_description, OffsetDateTime};
 
-use super::{account_json, api_error, caller, escape, paged, visible_repository, with, Instance, PageQuery, Shared};
+use super::{account_json, api_error, caller, paged, visible_repository, with, Instance, PageQuery, Shared};
+use crate::{escape, Call, Fault};
 
 /// Cloud's build-status key limit, with its error in [`status_fields`].
 const KEY_LIMIT: usize = 40;
@@ -114,51 +115,27 @@ pub struct Comment {
     pub updated_on: String,
 }
 
-/// What the next write request meets instead of its answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
-    /// 429 with Cloud's plain-text `Rate limit for this resource has been
-    /// exceeded`. Cloud has been seen answering without `Retry-After`
-    /// (SharpBucket#108, Sourcegraph #49001), hence the option: `Some` sends
-    /// the header, `None` leaves it out.
-    RateLimited { retry_after_seconds: Option<u64> },
-    /// 503, as when Bitbucket is down for a moment.
-    Unavailable,
-}
-
-impl Fault {
-    fn response(&self) -> Response {
-        match self {
-            Fault::RateLimited { retry_after_seconds } => {
-                let mut answer = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    [(header::CONTENT_TYPE, "text/plain")],
-                    "Rate limit for this resource has been exceeded",
-                )
-                    .into_response();
-                if let Some(seconds) = retry_after_seconds {
-                    answer.headers_mut().insert(header::RETRY_AFTER, (*seconds).into());
-                }
-                answer
+/// A fault as Cloud answers it.
+fn fault_response(fault: Fault) -> Response {
+    match fault {
+        Fault::RateLimited { retry_after_seconds } => {
+            let mut answer = (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::CONTENT_TYPE, "text/plain")],
+                "Rate limit for this resource has been exceeded",
+            )
+                .into_response();
+            if let Some(seconds) = retry_after_seconds {
+                answer.headers_mut().insert(header::RETRY_AFTER, seconds.into());
             }
-            // UNVERIFIED: the body of Cloud's 503; a short plain text is chosen.
-            Fault::Unavailable => {
-                (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain")], "Service Unavailable")
-                    .into_response()
-            }
+            answer
+        }
+        // UNVERIFIED: the body of Cloud's 503; a short plain text is chosen.
+        Fault::Unavailable => {
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain")], "Service Unavailable")
+                .into_response()
         }
     }
-}
-
-/// One write request received under `/2.0/repositories/`.
-#[derive(Debug, Clone)]
-pub struct Call {
-    pub method: Method,
-    pub path: String,
-    /// When it arrived.
-    pub at: Instant,
-    /// What it was answered (a fault's status for a faulted one).
-    pub status: u16,
 }
 
 /// Gives each write request under `/2.0/repositories/` the next queued
@@ -172,7 +149,7 @@ pub(super) async fn faults_and_calls(State(state): State<Shared>, request: Reque
     }
     let (path, at) = (request.uri().path().to_owned(), Instant::now());
     let answer = match with(&state, |instance| instance.faults.pop_front()) {
-        Some(fault) => fault.response(),
+        Some(fault) => fault_response(fault),
         None => next.run(request).await,
     };
     let status = answer.status().as_u16();

@@ -445,7 +445,7 @@ async fn behaviour(State(state): State<Shared>, request: Request, next: Next) ->
     if !writes {
         return next.run(request).await;
     }
-    let (method, path) = (request.method().to_string(), request.uri().path().to_owned());
+    let (method, path, at) = (request.method().clone(), request.uri().path().to_owned(), Instant::now());
     let fault = write(&state).faults.pop_front();
     let response = match fault {
         Some(crate::Fault::RateLimited { retry_after_seconds }) => {
@@ -454,7 +454,9 @@ async fn behaviour(State(state): State<Shared>, request: Request, next: Next) ->
                 "You have exceeded the rate limit for this resource. Try again later.",
                 "com.atlassian.bitbucket.throttle.ThrottledException",
             );
-            refused.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+            if let Some(seconds) = retry_after_seconds {
+                refused.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
             refused
         }
         Some(crate::Fault::Unavailable) => {
@@ -463,7 +465,7 @@ async fn behaviour(State(state): State<Shared>, request: Request, next: Next) ->
         None => next.run(request).await,
     };
     let status = response.status().as_u16();
-    write(&state).calls.push(crate::Call { method, path, at: Instant::now(), status });
+    write(&state).calls.push(crate::Call { method, path, at, status });
     response
 }
 

@@ -26,23 +26,27 @@ use tokio::{net::TcpListener, sync::oneshot};
 pub use datacenter::Instance as DataCenter;
 
 /// A failure a test asks for: the next write call gets it instead of its
-/// answer, as when Bitbucket is overloaded.
+/// answer, as when Bitbucket is overloaded. Each product answers it in its
+/// own words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
-    /// 429 with `Retry-After`.
-    RateLimited { retry_after_seconds: u64 },
-    /// 503, as a node being restarted answers.
+    /// 429. Cloud has been seen answering without `Retry-After`
+    /// (SharpBucket#108, Sourcegraph #49001), hence the option: `Some`
+    /// sends the header, `None` leaves it out.
+    RateLimited { retry_after_seconds: Option<u64> },
+    /// 503, as when a node is being restarted.
     Unavailable,
 }
 
 /// A write call the simulator received, for tests that count them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
-    pub method: String,
+    pub method: axum::http::Method,
     /// The path, context path included, without the query.
     pub path: String,
+    /// When it arrived.
     pub at: std::time::Instant,
-    /// The status it was answered with.
+    /// What it was answered (a fault's status for a faulted one).
     pub status: u16,
 }
 

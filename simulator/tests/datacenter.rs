@@ -302,7 +302,7 @@ async fn faults_answer_the_next_write_calls_and_every_write_is_logged() {
     use reqwest::Method;
     use serde_json::json;
     let sim = Simulator::start(DataCenter::sample(), Transport::Http).await.unwrap();
-    sim.configure(|dc| dc.faults.extend([Fault::RateLimited { retry_after_seconds: 7 }, Fault::Unavailable]));
+    sim.configure(|dc| dc.faults.extend([Fault::RateLimited { retry_after_seconds: Some(7) }, Fault::Unavailable]));
     let url = builds_url(&sim, "latest", "OPS/my-repo");
     let status = json!({"key": "k", "state": "SUCCESSFUL", "url": "https://ci/1"});
     // Reads are not write calls: they take no fault.
