@@ -30,9 +30,9 @@ pub use datacenter::Instance as DataCenter;
 /// own words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
-    /// 429. Cloud has been seen answering without `Retry-After`
-    /// (SharpBucket#108, Sourcegraph #49001), hence the option: `Some`
-    /// sends the header, `None` leaves it out.
+    /// Too many requests (429). Cloud has been seen answering it without
+    /// `Retry-After` (SharpBucket#108, Sourcegraph #49001), hence the
+    /// option: `Some` sends the header, `None` leaves it out.
     RateLimited { retry_after_seconds: Option<u64> },
     /// 503, as when a node is being restarted.
     Unavailable,
