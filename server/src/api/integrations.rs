@@ -91,7 +91,7 @@ pub struct IntegrationSummaryView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum ListedIntegration {
-    Whole(IntegrationView),
+    Whole(Box<IntegrationView>),
     Summary(IntegrationSummaryView),
 }
 
@@ -272,7 +272,7 @@ fn view(state: &AppState, integration: &Integration) -> IntegrationView {
 /// An integration in a list, as much of it as the caller may see.
 fn listed_view(state: &AppState, listed: &Listed) -> ListedIntegration {
     let summary = match listed {
-        Listed::Whole(integration) => return ListedIntegration::Whole(view(state, integration)),
+        Listed::Whole(integration) => return ListedIntegration::Whole(Box::new(view(state, integration))),
         Listed::Summary(summary) => summary,
     };
     ListedIntegration::Summary(IntegrationSummaryView {
