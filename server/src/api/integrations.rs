@@ -73,6 +73,9 @@ pub struct IntegrationView {
 /// for a default): no URLs, usernames, credentials or health text.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = IntegrationSummary)]
+// Documents `additionalProperties: false`, so that a whole integration
+// never also reads as a summary (the list's items are one of the two).
+#[serde(deny_unknown_fields)]
 pub struct IntegrationSummaryView {
     pub id: Uuid,
     pub name: String,
