@@ -305,6 +305,7 @@ pub async fn refresh_due(services: &Services) -> Result<u64, sqlx::Error> {
         match refresh(services, row.integration_id, Seen::Expiry(row.token_expires_at)).await {
             Ok(_) => refreshed += 1,
             Err(TokenProblem::Database(error)) => return Err(error),
+            // The problem is said in Bitgate's words (and a key's id at most): never a token.
             Err(problem) => tracing::warn!(integration = %row.integration_id, "token refresh failed: {problem}"),
         }
     }

@@ -6,7 +6,7 @@
 
 use sqlx::PgExecutor;
 
-use crate::users::UserId;
+use crate::users::{User, UserId};
 
 /// Notes that the session `session_id` (as tower-sessions stores it) is `user`'s.
 pub async fn record_owner(db: impl PgExecutor<'_>, session_id: &str, user: UserId) -> Result<(), sqlx::Error> {
@@ -21,14 +21,21 @@ pub async fn record_owner(db: impl PgExecutor<'_>, session_id: &str, user: UserI
     Ok(())
 }
 
-/// Whether the session was noted as `user`'s at login, and not ended since.
-pub async fn is_owned_by(db: impl PgExecutor<'_>, session_id: &str, user: UserId) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM session_owners WHERE session_id = $1 AND user_id = $2) AS "owned!""#,
+/// The user of a session, when the session was noted as theirs at login
+/// and not ended since: what every request of a logged-in browser asks, in
+/// one round trip.
+pub async fn user_of(db: impl PgExecutor<'_>, session_id: &str, user: UserId) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as!(
+        User,
+        r#"SELECT u.id, u.email, u.name, u.disabled_at IS NOT NULL AS "disabled!", u.created_at,
+                  EXISTS (SELECT 1 FROM memberships m JOIN spaces s ON s.id = m.space_id
+                          WHERE m.user_id = u.id AND s.parent_id IS NULL AND m.role = 'admin') AS "is_account_admin!"
+           FROM users u JOIN session_owners o ON o.user_id = u.id
+           WHERE o.session_id = $1 AND u.id = $2"#,
         session_id,
         user
     )
-    .fetch_one(db)
+    .fetch_optional(db)
     .await
 }
 

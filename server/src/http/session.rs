@@ -57,22 +57,16 @@ pub struct SessionAuth {
     /// secret from whoever sees a page.
     pub csrf_token: String,
     /// Binds the OAuth flows this browser starts to it. Never on a page or
-    /// in a URL, unlike the CSRF token. (Empty in sessions from before it
-    /// existed, which get one on their next request.)
+    /// in a URL, unlike the CSRF token. (Absent from sessions made before
+    /// it existed: those still read, and are then refused for having no
+    /// owner noted, so the user logs in again.)
     #[serde(default)]
     pub oauth_binding_secret: String,
 }
 
 impl SessionAuth {
     pub async fn load(session: &Session) -> Result<Option<Self>, AppError> {
-        let Some(mut auth) = session.get::<Self>(AUTH_KEY).await? else {
-            return Ok(None);
-        };
-        if auth.oauth_binding_secret.is_empty() {
-            auth.oauth_binding_secret = random_token();
-            session.insert(AUTH_KEY, &auth).await?;
-        }
-        Ok(Some(auth))
+        Ok(session.get::<Self>(AUTH_KEY).await?)
     }
 
     /// Logs a user in: a new session id (against fixation), a new CSRF token
@@ -179,15 +173,13 @@ async fn current_user(state: &AppState, session: &Session) -> Result<Option<(use
     let Some(auth) = SessionAuth::load(session).await? else { return Ok(None) };
     let max_age = time::Duration::try_from(state.services.config.session_max).unwrap_or(time::Duration::hours(12));
     let pool = &state.services.pool;
-    let owned = match session.id() {
-        Some(id) => sessions::is_owned_by(pool, &id.to_string(), auth.user_id).await?,
-        None => false,
+    let user = match session.id() {
+        Some(id) if OffsetDateTime::now_utc() - auth.authenticated_at <= max_age => {
+            sessions::user_of(pool, &id.to_string(), auth.user_id).await?
+        }
+        _ => None,
     };
-    if !owned || OffsetDateTime::now_utc() - auth.authenticated_at > max_age {
-        session.flush().await?;
-        return Ok(None);
-    }
-    match users::find(pool, auth.user_id).await? {
+    match user {
         Some(user) if !user.disabled => Ok(Some((user, auth))),
         _ => {
             session.flush().await?;
