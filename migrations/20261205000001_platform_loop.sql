@@ -33,7 +33,9 @@ CREATE TABLE events (
     at              timestamptz NOT NULL DEFAULT now(),
     type            text NOT NULL CONSTRAINT events_type
                         CHECK (type IN ('run.requested', 'branch.deleted', 'pull_request.closed')),
-    kind            text CONSTRAINT events_kind CHECK ((type = 'run.requested') = (kind IN ('tracked', 'proposed'))),
+    kind            text CONSTRAINT events_kind
+                        CHECK (CASE WHEN type = 'run.requested' THEN coalesce(kind IN ('tracked', 'proposed'), false)
+                                    ELSE kind IS NULL END),
     resync          boolean NOT NULL DEFAULT false,
     stack_id        uuid NOT NULL REFERENCES stacks (id) ON DELETE CASCADE,
     -- Kept when the integration goes (its stacks are detached, not deleted).

@@ -45,4 +45,6 @@ pub struct Services {
     pub hasher: passwords::PasswordHasher,
     /// This process's router of webhook deliveries and cache of their secrets.
     pub webhooks: Arc<webhooks::Runtime>,
+    /// Wakes this process's readers of the events feed.
+    pub events: platform::feed::Signal,
 }

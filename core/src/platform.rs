@@ -3,3 +3,5 @@
 //! and what the platform reports as runs goes back to Bitbucket.
 
 pub mod events;
+pub mod feed;
+pub mod pull_requests;

@@ -197,6 +197,11 @@ pub async fn find(db: impl PgExecutor<'_>, id: StackId) -> Result<Option<Stack>,
     Ok(row.map(Stack::from))
 }
 
+/// The ids of the stacks named `name` (case-insensitively), in any space.
+pub async fn named(db: impl PgExecutor<'_>, name: &str) -> Result<Vec<StackId>, sqlx::Error> {
+    sqlx::query_scalar!("SELECT id FROM stacks WHERE lower(name) = lower($1) ORDER BY id", name).fetch_all(db).await
+}
+
 /// What to list.
 #[derive(Debug, Clone, Default)]
 pub struct StackFilter {

@@ -1,10 +1,14 @@
 //! The command line: `bitgate [serve]`, `migrate`, `user create|disable`,
-//! `token create`, `secrets rekey`, `integrations export|import|schema`.
+//! `token create`, `secrets rekey`, `integrations export|import|schema`,
+//! `events follow`.
 //! Commands talk to the database directly, act with operator authority, and
 //! are audited with actor `cli`. Exit 0 on success; otherwise non-zero with
 //! one sentence on stderr.
 
-use std::{io::Read, process::ExitCode};
+use std::{
+    io::{Read, Write},
+    process::ExitCode,
+};
 
 use bitgate_core::{
     access::Access,
@@ -18,8 +22,9 @@ use bitgate_core::{
     config::{parse_duration, Config, Environment},
     db::Database,
     passwords::PasswordHasher,
+    platform::feed,
     principal::Principal,
-    spaces,
+    spaces, stacks,
     users::{
         self,
         operations::{self as user_operations, NewUserInput, UserError},
@@ -55,6 +60,21 @@ enum Command {
     /// Integrations as code: the YAML file.
     #[command(subcommand)]
     Integrations(IntegrationsCommand),
+    /// The events feed the platform follows.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Print the events that come from now on, one JSON object a line (as
+    /// `GET /api/v1/events` answers them), until interrupted.
+    Follow {
+        /// Only this stack's events: its id, or its name when no other
+        /// space has a stack of that name.
+        #[arg(long)]
+        stack: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +191,7 @@ pub fn main() -> ExitCode {
             Command::Token(command) => token(&config, command).await,
             Command::Secrets(SecretsCommand::Rekey) => rekey(&config).await,
             Command::Integrations(command) => integrations(&config, command).await,
+            Command::Events(EventsCommand::Follow { stack }) => follow_events(&config, stack).await,
         }
     });
     match result {
@@ -372,6 +393,46 @@ async fn integrations(config: &Config, command: IntegrationsCommand) -> Result<(
 }
 
 /// An integrations file, or standard input for `-`; at most the size a file may have.
+async fn follow_events(config: &Config, stack: Option<String>) -> Result<(), Failure> {
+    with_database(config, |pool| async move {
+        let stack_id = match &stack {
+            None => None,
+            Some(raw) => Some(resolve_stack(&pool, raw).await?),
+        };
+        let signal = feed::Signal::default();
+        signal.listen(pool.clone());
+        let mut query = feed::Query { after: feed::head(&pool).await?, limit: 100, stack_id, event_type: None };
+        let mut out = std::io::stdout();
+        loop {
+            let page = feed::follow(&pool, &signal, None, query.clone(), feed::MAX_WAIT).await?;
+            for event in &page.items {
+                let line = serde_json::to_string(event)?;
+                // A closed pipe (`| head`) ends the command quietly.
+                if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                    return Ok(());
+                }
+            }
+            query.after = page.next_cursor;
+        }
+    })
+    .await
+}
+
+/// A stack by id, or by a name only one stack has.
+async fn resolve_stack(pool: &sqlx::PgPool, raw: &str) -> Result<uuid::Uuid, Failure> {
+    if let Ok(id) = uuid::Uuid::parse_str(raw.trim()) {
+        return match stacks::find(pool, id).await? {
+            Some(stack) => Ok(stack.id),
+            None => Err(Failure(format!("--stack: no stack has the id {id}."))),
+        };
+    }
+    match stacks::named(pool, raw.trim()).await?.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(Failure(format!("--stack: no stack is named \"{}\".", raw.trim()))),
+        _ => Err(Failure(format!("--stack: several spaces have a stack named \"{}\"; give its id.", raw.trim()))),
+    }
+}
+
 fn read_file(path: &std::path::Path) -> Result<String, Failure> {
     let limit = as_code::file::MAX_FILE as u64 + 1;
     let mut text = String::new();

@@ -85,8 +85,10 @@ pub async fn build_services(config: &Config, database: &Database) -> Result<Serv
         keyring: Arc::new(keyring),
         hasher,
         webhooks: Default::default(),
+        events: Default::default(),
     };
     bitgate_core::webhooks::endpoints::listen(services.pool.clone(), services.webhooks.endpoints.clone());
+    services.events.listen(services.pool.clone());
     Ok(services)
 }
 

@@ -5,7 +5,7 @@
 //! knows of on the repository. Storing them and serving them are elsewhere;
 //! this decides what they are, in one place, for deliveries and polls alike.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{text_enum::text_enum, webhooks::events as delivered};
 
@@ -57,16 +57,21 @@ pub struct OpenPullRequest {
     pub id: u64,
     pub source_branch: String,
     pub target_branch: String,
+    pub title: Option<String>,
+    pub url: Option<String>,
 }
 
-/// The pull request an event is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The pull request an event is about, as the event carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRequestRef {
     pub id: u64,
     pub source_branch: String,
     pub target_branch: String,
     /// The source's commit, when known.
     pub source_commit: Option<String>,
+    pub title: Option<String>,
+    /// Its page in Bitbucket.
+    pub url: Option<String>,
 }
 
 /// One event for one stack, before it is stored.
@@ -117,6 +122,8 @@ pub fn derive(
             source_branch: pr.source_branch.clone(),
             target_branch: pr.target_branch.clone(),
             source_commit: pr.commit.clone(),
+            title: pr.title.clone(),
+            url: pr.url.clone(),
         };
         match pr.action.as_str() {
             // Opened, or its source moved: what it would change is new. A
@@ -162,6 +169,8 @@ pub fn derive(
                     source_branch: pr.source_branch.clone(),
                     target_branch: pr.target_branch.clone(),
                     source_commit: change.commit.clone(),
+                    title: pr.title.clone(),
+                    url: pr.url.clone(),
                 };
                 let mut run = Derived::run(RunKind::Proposed, &change.name, change.commit.clone(), Some(reference));
                 run.resync = true;
@@ -205,6 +214,8 @@ mod tests {
             source_branch: "feature".into(),
             target_branch: target.into(),
             commit: Some(SHA.into()),
+            title: Some("Add a feature".into()),
+            url: None,
         });
         event
     }
@@ -277,8 +288,20 @@ mod tests {
     #[test]
     fn resync_asks_again_for_open_pull_requests_whose_source_was_pushed() {
         let open = [
-            OpenPullRequest { id: 7, source_branch: "feature".into(), target_branch: "main".into() },
-            OpenPullRequest { id: 8, source_branch: "feature".into(), target_branch: "develop".into() },
+            OpenPullRequest {
+                id: 7,
+                source_branch: "feature".into(),
+                target_branch: "main".into(),
+                title: Some("Add a feature".into()),
+                url: None,
+            },
+            OpenPullRequest {
+                id: 8,
+                source_branch: "feature".into(),
+                target_branch: "develop".into(),
+                title: None,
+                url: None,
+            },
         ];
         let pushed = push(&[("branch", "feature", "updated")]);
         assert!(derive(&pushed, "main", Triggers::default(), &open).is_empty(), "off by default");

@@ -67,6 +67,12 @@ pub struct PullRequest {
     pub target_branch: String,
     /// The source's latest commit, when the body says.
     pub commit: Option<String>,
+    /// Its title and its page in Bitbucket, when the body says (deliveries
+    /// stored before they were read have neither).
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// One delivery's meaning, whatever the product.
@@ -166,6 +172,8 @@ fn datacenter(key: &str, body: &Value) -> Result<Event, Malformed> {
         source_branch: text(&pr["fromRef"]["displayId"]).ok_or_else(|| missing("source branch", key))?,
         target_branch: text(&pr["toRef"]["displayId"]).ok_or_else(|| missing("target branch", key))?,
         commit: text(&pr["fromRef"]["latestCommit"]),
+        title: text(&pr["title"]),
+        url: text(&pr["links"]["self"][0]["href"]),
     };
     Ok(Event { key: key.into(), repository, actor, refs: Vec::new(), pull_request: Some(pull_request) })
 }
@@ -221,6 +229,8 @@ fn cloud(key: &str, body: &Value) -> Result<Event, Malformed> {
         source_branch: text(&pr["source"]["branch"]["name"]).ok_or_else(|| missing("source branch", key))?,
         target_branch: text(&pr["destination"]["branch"]["name"]).ok_or_else(|| missing("destination branch", key))?,
         commit: text(&pr["source"]["commit"]["hash"]),
+        title: text(&pr["title"]),
+        url: text(&pr["links"]["html"]["href"]),
     };
     Ok(Event { key: key.into(), repository, actor, refs: Vec::new(), pull_request: Some(pull_request) })
 }

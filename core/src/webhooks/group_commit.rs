@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{routing::Routed, DeliveryOutcome};
+use crate::platform::events::{Derived, RunKind};
 
 /// Rows written by one statement at most.
 const MAX_BATCH: usize = 128;
@@ -133,8 +134,9 @@ fn clone_error(error: &sqlx::Error) -> sqlx::Error {
 
 /// One statement for the whole batch, routing included: it stores the rows
 /// and, when some change stacks, applies what they do to them (the last
-/// triggering delivery, the deleted-branch flag; the batch's latest wins),
-/// for the rows it stored only. Returns the ids it stored (the rest were duplicates of a stored
+/// triggering delivery, the deleted-branch flag; the batch's latest wins)
+/// and stores the events they make, for the rows it stored only: an
+/// event exists exactly when its delivery does. Returns the ids it stored (the rest were duplicates of a stored
 /// verified delivery, or of an earlier row of the batch).
 async fn insert(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>, sqlx::Error> {
     let column = |f: fn(&Row) -> Option<&str>| rows.iter().map(|(_, row)| f(row)).collect::<Vec<_>>();
@@ -151,7 +153,11 @@ async fn insert(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>, sqlx:
     let bodies = column(|r| r.body.as_deref());
     let events = column(|r| r.event.as_deref());
     let mut effects = Effects::default();
+    let mut made = Made::default();
     for (id, row) in rows {
+        for (stack, derived) in &row.routed.events {
+            made.push(*stack, *id, row, derived);
+        }
         for stack in &row.routed.stacks {
             effects.push(*stack, *id, true, None);
         }
@@ -227,6 +233,17 @@ async fn insert(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>, sqlx:
                UPDATE stacks s SET last_delivery_id = coalesce(e.last_delivery, s.last_delivery_id),
                                    branch_deleted = coalesce(e.branch_deleted, s.branch_deleted)
                FROM effects e WHERE s.id = e.stack
+           ), made AS (
+               INSERT INTO events (stack_id, delivery_id, integration_id, repository_id, repository_name, type, kind,
+                                   resync, branch, commit, pull_request)
+               SELECT m.stack, m.delivery, m.integration, m.repository_id, m.repository_name, m.type, m.kind, m.resync,
+                      m.branch, m.commit, m.pull_request::jsonb
+               FROM UNNEST($18::uuid[], $19::uuid[], $20::uuid[], $21::text[], $22::text[], $23::text[], $24::text[],
+                           $25::boolean[], $26::text[], $27::text[], $28::text[]) WITH ORDINALITY
+                    AS m (stack, delivery, integration, repository_id, repository_name, type, kind, resync, branch,
+                          commit, pull_request, position)
+               WHERE m.delivery IN (SELECT id FROM stored)
+               ORDER BY m.position
            )
            SELECT id AS "id!" FROM stored"#,
         &ids,
@@ -246,9 +263,55 @@ async fn insert(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>, sqlx:
         &effects.deliveries,
         &effects.triggers,
         &effects.deleted as &[Option<bool>],
+        &made.stacks,
+        &made.deliveries,
+        &made.integrations,
+        &made.repository_ids as &[&str],
+        &made.repository_names as &[&str],
+        &made.types as &[&str],
+        &made.kinds as &[Option<&str>],
+        &made.resyncs,
+        &made.branches as &[&str],
+        &made.commits as &[Option<String>],
+        &made.pull_requests as &[Option<String>],
     )
     .fetch_all(pool)
     .await
+}
+
+/// The events a batch makes, in the batch's order: columns for UNNEST.
+#[derive(Default)]
+struct Made<'a> {
+    stacks: Vec<Uuid>,
+    deliveries: Vec<Uuid>,
+    integrations: Vec<Uuid>,
+    repository_ids: Vec<&'a str>,
+    repository_names: Vec<&'a str>,
+    types: Vec<&'static str>,
+    kinds: Vec<Option<&'static str>>,
+    resyncs: Vec<bool>,
+    branches: Vec<&'a str>,
+    commits: Vec<Option<String>>,
+    pull_requests: Vec<Option<String>>,
+}
+
+impl<'a> Made<'a> {
+    fn push(&mut self, stack: Uuid, delivery: Uuid, row: &'a Row, derived: &'a Derived) {
+        // Events come of accepted deliveries, which always name their repository.
+        let (repository_id, repository_name) =
+            row.repository.as_ref().map(|(id, name)| (id.as_str(), name.as_str())).unwrap_or_default();
+        self.stacks.push(stack);
+        self.deliveries.push(delivery);
+        self.integrations.push(row.integration);
+        self.repository_ids.push(repository_id);
+        self.repository_names.push(repository_name);
+        self.types.push(derived.event_type.as_str());
+        self.kinds.push(derived.kind.map(RunKind::as_str));
+        self.resyncs.push(derived.resync);
+        self.branches.push(&derived.branch);
+        self.commits.push(derived.commit.clone());
+        self.pull_requests.push(derived.pull_request.as_ref().and_then(|pr| serde_json::to_string(pr).ok()));
+    }
 }
 
 /// What a batch does to stacks, one entry per (delivery, stack) effect, in

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::{
     integrations::{self, Provider},
+    platform::{events::Triggers, pull_requests},
     secret::Secret,
     secrets::Sealed,
     text_enum::text_enum,
@@ -107,7 +108,13 @@ async fn endpoint(services: &Services, slug: &str) -> Result<Arc<Endpoint>, Rece
                   coalesce(array_agg(s.repository_id ORDER BY s.id) FILTER (WHERE s.id IS NOT NULL), '{}')
                       AS "stack_repositories!: Vec<String>",
                   coalesce(array_agg(s.branch ORDER BY s.id) FILTER (WHERE s.id IS NOT NULL), '{}')
-                      AS "stack_branches!: Vec<String>"
+                      AS "stack_branches!: Vec<String>",
+                  -- Each stack's triggers as bits, in the order of Triggers' fields.
+                  -- (PostgreSQL gives | and << the same precedence: hence the parentheses.)
+                  coalesce(array_agg(s.build_pull_requests::int | (s.all_branches::int << 1)
+                                     | (s.prune_branches::int << 2) | (s.resync_pull_requests::int << 3) ORDER BY s.id)
+                               FILTER (WHERE s.id IS NOT NULL),
+                           '{}') AS "stack_triggers!: Vec<i32>"
            FROM integrations i LEFT JOIN stacks s ON s.integration_id = i.id
            WHERE i.slug = $1
            GROUP BY i.id"#,
@@ -135,8 +142,17 @@ async fn endpoint(services: &Services, slug: &str) -> Result<Arc<Endpoint>, Rece
     let routes = Routes::from_rows(
         row.stack_repositories
             .into_iter()
-            .zip(row.stack_ids.into_iter().zip(row.stack_branches))
-            .map(|(repository, (id, branch))| (repository, routing::StackRoute { id, branch })),
+            .zip(row.stack_ids.into_iter().zip(row.stack_branches).zip(row.stack_triggers))
+            .map(|(repository, ((id, branch), bits))| {
+                let flag = |i: u32| bits & (1 << i) != 0;
+                let triggers = Triggers {
+                    build_pull_requests: flag(0),
+                    all_branches: flag(1),
+                    prune_branches: flag(2),
+                    resync_pull_requests: flag(3),
+                };
+                (repository, routing::StackRoute { id, branch, triggers })
+            }),
     );
     let found = Arc::new(Endpoint { id: row.id, provider, secret, previous, routes });
     cache.put(slug, found.clone(), generation);
@@ -372,7 +388,9 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
             let repository = Some((event.repository.id.clone(), event.repository.name.clone()));
             // The body as received: it parsed as JSON, so it is UTF-8.
             let text = std::str::from_utf8(body).ok().map(|t| storable(t.to_owned()));
-            let routed = endpoint.routes.route(&event);
+            let resyncing = endpoint.routes.resyncing(&event);
+            let open = pull_requests::open_for(&services.pool, &resyncing).await?;
+            let routed = endpoint.routes.route(&event, &open);
             (
                 DeliveryOutcome::Accepted,
                 None,

@@ -10,6 +10,7 @@ pub mod caller;
 pub mod cloud;
 pub mod deliveries;
 pub mod error;
+pub mod events;
 pub mod integrations;
 pub mod integrations_file;
 pub mod json;
@@ -83,6 +84,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(repositories::list))
         .routes(routes!(stacks::list, stacks::create))
         .routes(routes!(stacks::get, stacks::update, stacks::delete))
+        .routes(routes!(events::list))
 }
 
 /// The API, and `/api/v1/openapi.json` describing it.

@@ -70,6 +70,10 @@ pub fn finish(mut document: OpenApi) -> OpenApi {
                 "stacks",
                 "The consumers of integrations: one repository and branch each, in a space; detached when their integration is deleted.",
             ),
+            (
+                "events",
+                "What the stacks should react to, derived from Bitbucket's deliveries: the feed the platform follows.",
+            ),
             ("meta", "This document and the health probes; no authentication."),
         ]
         .into_iter()

@@ -13,7 +13,7 @@ use crate::helpers::{fresh_database, TempDir};
 const BIN: &str = env!("CARGO_BIN_EXE_bitgate");
 
 /// The binary with a clean environment plus `vars`.
-fn bitgate(vars: &[(&str, &str)]) -> Command {
+pub fn bitgate(vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BIN);
     command.env_clear();
     for name in ["PATH", "HOME", "LANG"] {
@@ -26,7 +26,7 @@ fn bitgate(vars: &[(&str, &str)]) -> Command {
     command
 }
 
-fn run(command: &mut Command, stdin: Option<&str>) -> Output {
+pub fn run(command: &mut Command, stdin: Option<&str>) -> Output {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     if stdin.is_some() {
         command.stdin(Stdio::piped());
@@ -43,7 +43,7 @@ fn stderr(output: &Output) -> String {
 }
 
 /// One sentence: a single line that ends with a full stop.
-fn assert_one_sentence(output: &Output, contains: &str) {
+pub fn assert_one_sentence(output: &Output, contains: &str) {
     assert!(!output.status.success());
     let message = stderr(output);
     assert_eq!(message.lines().count(), 1, "{message}");

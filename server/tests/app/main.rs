@@ -12,6 +12,7 @@ mod cloud;
 mod contract;
 mod csrf;
 mod database;
+mod events;
 mod headers;
 mod helpers;
 mod integration_operations;

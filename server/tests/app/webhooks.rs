@@ -11,15 +11,15 @@ use serde_json::{json, Value};
 
 use crate::world::{world_with_bitbucket, World};
 
-struct Endpoint {
-    id: String,
-    url: String,
-    secret: String,
+pub struct Endpoint {
+    pub id: String,
+    pub url: String,
+    pub secret: String,
 }
 
 /// A Data Center integration in the team, a stack on `OPS/my-repo` (branch
 /// main), and the endpoint and secret Bitbucket would be given.
-async fn endpoint(w: &World, simulator_url: &str) -> (Endpoint, String) {
+pub async fn endpoint(w: &World, simulator_url: &str) -> (Endpoint, String) {
     let body = json!({
         "name": "dc-main", "provider": "bitbucket_datacenter", "scope": "space", "space_id": w.team,
         "datacenter": {"api_url": simulator_url, "username": DEMO_USER, "access_token": DEMO_TOKEN}
@@ -47,7 +47,7 @@ async fn endpoint(w: &World, simulator_url: &str) -> (Endpoint, String) {
 }
 
 /// Posts a delivery: `signature` is the secret to sign with (none: unsigned).
-async fn post(url: &str, event: &str, body: &[u8], secret: Option<&str>, request_id: &str) -> (u16, Value) {
+pub async fn post(url: &str, event: &str, body: &[u8], secret: Option<&str>, request_id: &str) -> (u16, Value) {
     let mut request = reqwest::Client::new().post(url).body(body.to_vec());
     for (name, value) in sender::headers(event, secret, body, request_id) {
         request = request.header(name, value);
@@ -65,7 +65,7 @@ async fn post(url: &str, event: &str, body: &[u8], secret: Option<&str>, request
 /// A second Bitgate process on the same database, listening, its cache
 /// warmed by one delivery signed with the endpoint's first secret; and the
 /// endpoint's URL on it.
-async fn second_process(w: &World, e: &Endpoint) -> (crate::helpers::TestApp, String) {
+pub async fn second_process(w: &World, e: &Endpoint) -> (crate::helpers::TestApp, String) {
     let other = crate::helpers::TestApp::spawn_on(
         w.app.services.config.database_url.clone().unwrap(),
         &[("BITGATE_SECRET_KEYS", &crate::cloud::keys_of(&w.app))],
@@ -305,10 +305,10 @@ async fn pushes_route_by_branch_and_a_deleted_branch_flags_its_stacks() {
     let (_, answer) =
         post(&e.url, "repo:refs_changed", &route(sender::datacenter_push("develop", "UPDATE")), secret, "a").await;
     assert_eq!(stacks_of(answer["delivery"].as_str().unwrap().to_owned()).await, json!([]));
-    // Its branch deleted: flagged, not triggered.
+    // Its branch deleted: flagged, and announced (a `branch.deleted` event).
     let (_, answer) =
         post(&e.url, "repo:refs_changed", &route(sender::datacenter_push("main", "DELETE")), secret, "b").await;
-    assert_eq!(stacks_of(answer["delivery"].as_str().unwrap().to_owned()).await, json!([]));
+    assert_eq!(stacks_of(answer["delivery"].as_str().unwrap().to_owned()).await, json!([stack]));
     assert!(stack_row().await.1, "the stack tracks a deleted branch");
     let (_, shown) = w.call(w.token("team writer"), Method::GET, &format!("/api/v1/stacks/{stack}"), None).await;
     assert_eq!(shown["branch_deleted"], true, "{shown}");
@@ -603,7 +603,7 @@ fn verified_row(
         integration,
         request_id: Some(request_id),
         event_key: Some("repo:refs_changed".into()),
-        repository: None,
+        repository: Some(("1".into(), "OPS/my-repo".into())),
         signature: "valid",
         outcome: bitgate_core::webhooks::DeliveryOutcome::Accepted,
         reason: None,
@@ -652,7 +652,10 @@ async fn the_latest_batch_that_triggers_a_stack_is_its_last_delivery() {
     // Concurrent deliveries are stored in batches, some changing the stack
     // and some not (two statements): a stack's last delivery is one of the
     // latest that triggered it, never one of an earlier batch.
-    use bitgate_core::webhooks::{group_commit::Writer, routing::Routed};
+    use bitgate_core::{
+        platform::events::{Derived, EventType, RunKind},
+        webhooks::{group_commit::Writer, routing::Routed},
+    };
     let (w, simulator) = world_with_bitbucket().await;
     let (e, stack) = endpoint(&w, &simulator.url).await;
     let (integration, stack): (uuid::Uuid, uuid::Uuid) = (e.id.parse().unwrap(), stack.parse().unwrap());
@@ -661,8 +664,19 @@ async fn the_latest_batch_that_triggers_a_stack_is_its_last_delivery() {
         let stores = (0..24).map(|n| {
             let (writer, pool) = (writer.clone(), w.app.pool.clone());
             // Every other delivery triggers the stack; the rest change nothing.
-            let routed =
-                if n % 2 == 0 { Routed { stacks: vec![stack], branch_deleted: vec![] } } else { Routed::default() };
+            let routed = if n % 2 == 0 {
+                let run = Derived {
+                    event_type: EventType::RunRequested,
+                    kind: Some(RunKind::Tracked),
+                    resync: false,
+                    branch: "main".into(),
+                    commit: Some("823b2230a56056231c9425d63758fa87078a66b4".into()),
+                    pull_request: None,
+                };
+                Routed { stacks: vec![stack], branch_deleted: vec![], events: vec![(stack, run)] }
+            } else {
+                Routed::default()
+            };
             let row = verified_row(integration, format!("round-{round}-{n}"), "{}", routed);
             tokio::spawn(async move { writer.store(&pool, row).await })
         });
@@ -680,6 +694,16 @@ async fn the_latest_batch_that_triggers_a_stack_is_its_last_delivery() {
         .unwrap();
         assert_eq!(last_at, latest_at, "round {round}: the stack's last delivery is of the latest batch");
     }
+    // Each triggering delivery made its one event, with it.
+    let (events, triggering): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM events e JOIN webhook_deliveries d ON d.id = e.delivery_id WHERE e.stack_id = $1),
+                (SELECT count(*) FROM webhook_deliveries WHERE $1 = ANY(stacks))",
+    )
+    .bind(stack)
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!((events, triggering), (20 * 12, 20 * 12));
 }
 
 #[tokio::test]

@@ -1,0 +1,318 @@
+//! `GET /api/v1/events`: what deliveries make, the feed's order when
+//! transactions commit out of order, waking waiting readers in any process,
+//! who sees what, and the filters.
+
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
+
+use bitbucket_simulator::sender;
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::{
+    webhooks::{endpoint, post},
+    world::{world_with_bitbucket, World},
+};
+
+const PUSHED: &str = "823b2230a56056231c9425d63758fa87078a66b4";
+
+async fn events(w: &World, caller: &str, query: &str) -> (Vec<Value>, String) {
+    let (status, page) = w.call(w.token(caller), Method::GET, &format!("/api/v1/events?{query}"), None).await;
+    assert_eq!(status, 200, "{page}");
+    (page["items"].as_array().unwrap().clone(), page["next_cursor"].as_str().unwrap().to_owned())
+}
+
+fn body(value: Value) -> Vec<u8> {
+    serde_json::to_vec(&value).unwrap()
+}
+
+/// An event written straight to the table (as a poll or another Bitgate would).
+async fn write_event(db: impl sqlx::PgExecutor<'_>, stack: Uuid, integration: Uuid) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO events (type, kind, stack_id, integration_id, repository_id, repository_name, branch, commit)
+         VALUES ('run.requested', 'tracked', $1, $2, '1', 'OPS/my-repo', 'main', $3) RETURNING id",
+    )
+    .bind(stack)
+    .bind(integration)
+    .bind(PUSHED)
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+fn ids(items: &[Value]) -> Vec<String> {
+    items.iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn deliveries_make_events_once_and_the_feed_reads_them_in_order() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, stack) = endpoint(&w, &simulator.url).await;
+    let secret = Some(e.secret.as_str());
+
+    let (_, pushed) =
+        post(&e.url, "repo:refs_changed", &body(sender::payload("repo:refs_changed").unwrap()), secret, "a").await;
+    // Bitbucket's retry of the same delivery makes nothing more.
+    let (status, _) =
+        post(&e.url, "repo:refs_changed", &body(sender::payload("repo:refs_changed").unwrap()), secret, "a").await;
+    assert_eq!(status, 200, "a duplicate");
+    // A push to a branch no stack follows makes nothing.
+    post(&e.url, "repo:refs_changed", &body(sender::datacenter_push("develop", "UPDATE")), secret, "b").await;
+    let (_, opened) = post(&e.url, "pr:opened", &body(sender::payload("pr:opened").unwrap()), secret, "c").await;
+    post(&e.url, "pr:reviewer:approved", &body(sender::payload("pr:reviewer:approved").unwrap()), secret, "d").await;
+    let (_, merged) = post(&e.url, "pr:merged", &body(sender::payload("pr:merged").unwrap()), secret, "e").await;
+    post(&e.url, "repo:refs_changed", &body(sender::datacenter_push("main", "DELETE")), secret, "f").await;
+
+    let (items, cursor) = events(&w, "team reader", "").await;
+    let shape: Vec<(&str, Option<&str>)> =
+        items.iter().map(|e| (e["type"].as_str().unwrap(), e["kind"].as_str())).collect();
+    assert_eq!(
+        shape,
+        [
+            ("run.requested", Some("tracked")),
+            ("run.requested", Some("proposed")),
+            ("pull_request.closed", None),
+            ("branch.deleted", None)
+        ]
+    );
+    let tracked = &items[0];
+    let integration = e.id.as_str();
+    assert_eq!(tracked["stack_id"], stack.as_str());
+    assert_eq!(tracked["integration_id"], integration);
+    assert_eq!(tracked["delivery_id"], pushed["delivery"]);
+    assert_eq!(tracked["repository"], json!({"id": "1", "name": "OPS/my-repo"}));
+    assert_eq!((tracked["branch"].as_str(), tracked["commit"].as_str()), (Some("main"), Some(PUSHED)));
+    assert_eq!((tracked["resync"].as_bool(), &tracked["pull_request"]), (Some(false), &Value::Null));
+    let proposed = &items[1];
+    assert_eq!(proposed["delivery_id"], opened["delivery"]);
+    assert_eq!(proposed["branch"], "feature/thing", "the source's code runs");
+    assert_eq!(proposed["commit"], "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678");
+    let pr = &proposed["pull_request"];
+    assert_eq!((pr["id"].as_u64(), pr["source_branch"].as_str()), (Some(7), Some("feature/thing")), "{pr}");
+    assert_eq!((pr["target_branch"].as_str(), pr["title"].as_str()), (Some("main"), Some("Add the thing")), "{pr}");
+    assert_eq!(pr["source_commit"], proposed["commit"]);
+    assert_eq!(items[2]["delivery_id"], merged["delivery"]);
+    assert!(items[2].get("kind").is_none() && items[2].get("resync").is_none(), "run.requested only");
+    assert_eq!(items[3]["commit"], Value::Null, "a deleted branch has no commit");
+
+    // Following the cursor: nothing more, and a cursor to go on from.
+    let (more, next) = events(&w, "team reader", &format!("after={cursor}")).await;
+    assert!(more.is_empty());
+    assert!(!next.is_empty());
+    // Pages of one.
+    let (first, after_first) = events(&w, "team reader", "limit=1").await;
+    let (second, _) = events(&w, "team reader", &format!("limit=1&after={after_first}")).await;
+    assert_eq!(ids(&first).into_iter().chain(ids(&second)).collect::<Vec<_>>(), ids(&items[..2]));
+
+    // Filters.
+    let (closed, _) = events(&w, "team reader", "type=pull_request.closed").await;
+    assert_eq!(ids(&closed), ids(&items[2..3]));
+    let (of_stack, _) = events(&w, "team reader", &format!("stack_id={stack}&type=run.requested")).await;
+    assert_eq!(ids(&of_stack), ids(&items[..2]));
+}
+
+#[tokio::test]
+async fn callers_read_the_events_of_the_stacks_they_can_see_and_bad_parameters_are_refused() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, stack) = endpoint(&w, &simulator.url).await;
+    post(&e.url, "repo:refs_changed", &body(sender::payload("repo:refs_changed").unwrap()), Some(&e.secret), "a").await;
+    for caller in ["account admin", "team admin", "team writer", "team reader"] {
+        assert_eq!(events(&w, caller, "").await.0.len(), 1, "{caller}");
+    }
+    for caller in ["outsider", "nobody"] {
+        assert!(events(&w, caller, "").await.0.is_empty(), "{caller}");
+        let path = format!("/api/v1/events?stack_id={stack}");
+        let (status, _) = w.call(w.token(caller), Method::GET, &path, None).await;
+        assert_eq!(status, 404, "{caller} learns nothing of the stack");
+    }
+    let (status, _) = w.call("bgt_not-a-token", Method::GET, "/api/v1/events", None).await;
+    assert_eq!(status, 401);
+    for (query, field) in [
+        ("after=12", "after"),
+        ("after=a.b", "after"),
+        ("wait=31", "wait"),
+        ("wait=-1", "wait"),
+        ("wait=soon", "wait"),
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("type=run.finished", "type"),
+        ("stack_id=web", "stack_id"),
+    ] {
+        let (status, answer) =
+            w.call(w.token("team reader"), Method::GET, &format!("/api/v1/events?{query}"), None).await;
+        assert_eq!(status, 400, "{query}: {answer}");
+        assert_eq!(answer["error"]["code"], "bad_request");
+        assert!(answer["error"]["message"].as_str().unwrap().contains(field), "{query}: {answer}");
+    }
+}
+
+/// Starts a reader waiting up to `wait` seconds after `cursor` on `base`.
+fn wait_for_events(base: &str, token: &str, cursor: &str, wait: u64) -> tokio::task::JoinHandle<(Vec<Value>, Instant)> {
+    let url = format!("{base}/api/v1/events?after={cursor}&wait={wait}");
+    let token = token.to_owned();
+    tokio::spawn(async move {
+        let page: Value =
+            reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        (page["items"].as_array().unwrap().clone(), Instant::now())
+    })
+}
+
+#[tokio::test]
+async fn a_waiting_reader_wakes_when_an_event_commits_in_any_process() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, _) = endpoint(&w, &simulator.url).await;
+    let (_, cursor) = events(&w, "team reader", "").await;
+    let other = crate::helpers::TestApp::spawn_on(
+        w.app.services.config.database_url.clone().unwrap(),
+        &[("BITGATE_SECRET_KEYS", &crate::cloud::keys_of(&w.app))],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // both are listening
+    for (n, base) in [&w.app.base, &other.base].into_iter().enumerate() {
+        let (_, cursor) = events(&w, "team reader", &format!("after={cursor}")).await;
+        let reader = wait_for_events(base, w.token("team reader"), &cursor, 20);
+        tokio::time::sleep(Duration::from_millis(300)).await; // it waits
+        assert!(!reader.is_finished(), "nothing to answer yet");
+        // The delivery goes to the first process; the reader waits on either.
+        let (_, answer) = post(
+            &e.url,
+            "repo:refs_changed",
+            &body(sender::payload("repo:refs_changed").unwrap()),
+            Some(&e.secret),
+            &format!("wake-{n}"),
+        )
+        .await;
+        let acknowledged = Instant::now();
+        let (items, answered) = reader.await.unwrap();
+        assert_eq!(items.len(), 1, "process {n}");
+        assert_eq!(items[0]["delivery_id"], answer["delivery"]);
+        // Woken by the notification, not by a re-read (one a second) or the wait's end.
+        let latency = answered.saturating_duration_since(acknowledged);
+        assert!(latency < Duration::from_millis(500), "process {n} answered {latency:?} after the commit");
+    }
+}
+
+async fn stack_and_integration(w: &World, stack: &str) -> (Uuid, Uuid) {
+    let integration: Uuid = sqlx::query_scalar("SELECT integration_id FROM stacks WHERE id = $1")
+        .bind(Uuid::parse_str(stack).unwrap())
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    (Uuid::parse_str(stack).unwrap(), integration)
+}
+
+#[tokio::test]
+async fn an_event_committed_after_a_later_one_is_not_skipped() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (_, stack) = endpoint(&w, &simulator.url).await;
+    let (stack, integration) = stack_and_integration(&w, &stack).await;
+    let (_, start) = events(&w, "team reader", "").await;
+
+    // A takes the smaller sequence number, B the larger; B commits first.
+    let mut a = w.app.pool.begin().await.unwrap();
+    let first = write_event(&mut *a, stack, integration).await;
+    let second = write_event(&w.app.pool, stack, integration).await;
+    let (items, cursor) = events(&w, "team reader", &format!("after={start}")).await;
+    assert!(items.is_empty(), "B's event waits while A may still commit before it: {items:?}");
+
+    // A reader waiting meanwhile gets both once A commits, A's first.
+    let reader = wait_for_events(&w.app.base, w.token("team reader"), &cursor, 20);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!reader.is_finished());
+    a.commit().await.unwrap();
+    let (items, _) = reader.await.unwrap();
+    assert_eq!(ids(&items), [first.to_string(), second.to_string()]);
+}
+
+#[tokio::test]
+async fn a_reader_following_the_cursor_gets_every_event_of_concurrent_writers_exactly_once() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (_, stack) = endpoint(&w, &simulator.url).await;
+    let (stack, integration) = stack_and_integration(&w, &stack).await;
+    let (_, start) = events(&w, "team reader", "").await;
+    const WRITERS: usize = 8;
+    const EACH: usize = 25;
+
+    // Each writer holds its transaction open for a while after writing, so
+    // that commits come in another order than sequence numbers.
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|n| {
+            let pool = w.app.pool.clone();
+            tokio::spawn(async move {
+                let mut written = Vec::new();
+                for i in 0..EACH {
+                    let mut tx = pool.begin().await.unwrap();
+                    written.push(write_event(&mut *tx, stack, integration).await);
+                    tokio::time::sleep(Duration::from_millis(((n * 7 + i * 13) % 17) as u64)).await;
+                    tx.commit().await.unwrap();
+                }
+                written
+            })
+        })
+        .collect();
+
+    let mut seen = Vec::new();
+    let mut cursor = start;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < WRITERS * EACH && Instant::now() < deadline {
+        let (items, next) = events(&w, "team reader", &format!("after={cursor}&wait=2&limit=7")).await;
+        seen.extend(ids(&items));
+        cursor = next;
+    }
+    let mut written = HashSet::new();
+    for writer in writers {
+        written.extend(writer.await.unwrap().into_iter().map(|id| id.to_string()));
+    }
+    let unique: HashSet<_> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "no event twice");
+    assert_eq!(unique, written, "every event, none skipped");
+    let (after, _) = events(&w, "team reader", &format!("after={cursor}")).await;
+    assert!(after.is_empty(), "nothing left behind the cursor");
+}
+
+#[tokio::test]
+async fn events_follow_prints_what_comes_as_json_lines() {
+    use std::io::BufRead;
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, stack) = endpoint(&w, &simulator.url).await;
+    let url = w.app.services.config.database_url.clone().unwrap();
+    let data = crate::helpers::TempDir::new("follow");
+    let data_dir = data.path().to_str().unwrap().to_owned();
+    let env = [("DATABASE_URL", url.as_str()), ("BITGATE_DATA_DIR", data_dir.as_str())];
+
+    let unknown = crate::cli::run(crate::cli::bitgate(&env).args(["events", "follow", "--stack", "nope"]), None);
+    crate::cli::assert_one_sentence(&unknown, "no stack is named");
+
+    let mut child = crate::cli::bitgate(&env)
+        .args(["events", "follow", "--stack", "web"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, printed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    // It follows from when it starts: push until a line comes.
+    let mut line = None;
+    for n in 0..40 {
+        let push = body(sender::payload("repo:refs_changed").unwrap());
+        post(&e.url, "repo:refs_changed", &push, Some(&e.secret), &format!("follow-{n}")).await;
+        if let Ok(first) = printed.recv_timeout(Duration::from_millis(500)) {
+            line = Some(first);
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let event: Value = serde_json::from_str(&line.expect("a line within 20 s")).unwrap();
+    assert_eq!((event["type"].as_str(), event["kind"].as_str()), (Some("run.requested"), Some("tracked")));
+    assert_eq!(event["stack_id"], stack.as_str());
+    assert_eq!(event["repository"]["name"], "OPS/my-repo");
+}
