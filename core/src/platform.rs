@@ -3,3 +3,4 @@
 //! and what the platform reports as runs goes back to Bitbucket.
 
 pub mod events;
+pub mod runs;
