@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod query;
 pub mod repositories;
+pub mod runs;
 pub mod spaces;
 pub mod stacks;
 pub mod tokens;
@@ -83,6 +84,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(repositories::list))
         .routes(routes!(stacks::list, stacks::create))
         .routes(routes!(stacks::get, stacks::update, stacks::delete))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::get, runs::report))
 }
 
 /// The API, and `/api/v1/openapi.json` describing it.

@@ -70,6 +70,7 @@ pub fn finish(mut document: OpenApi) -> OpenApi {
                 "stacks",
                 "The consumers of integrations: one repository and branch each, in a space; detached when their integration is deleted.",
             ),
+            ("runs", "The platform's reports of the work it does for a stack, under its own run id; states only move forward."),
             ("meta", "This document and the health probes; no authentication."),
         ]
         .into_iter()
