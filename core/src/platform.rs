@@ -5,3 +5,4 @@
 pub mod events;
 pub mod feed;
 pub mod pull_requests;
+pub mod runs;

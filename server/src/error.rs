@@ -17,7 +17,8 @@ use axum::{
 use bitgate_app::pages::error::ErrorPage;
 use bitgate_core::{
     access::Denied, api_tokens::operations::TokenError, integrations::operations::IntegrationError,
-    spaces::operations::SpaceError, stacks::operations::StackError, users::operations::UserError, users::FieldError,
+    platform::runs::RunError, spaces::operations::SpaceError, stacks::operations::StackError,
+    users::operations::UserError, users::FieldError,
 };
 
 use crate::{
@@ -173,6 +174,19 @@ impl From<StackError> for AppError {
             StackError::Conflict(problems) => AppError::Conflict(problems),
             stored @ StackError::Stored(_) => AppError::internal(stored),
             StackError::Database(e) => e.into(),
+        }
+    }
+}
+
+/// A run report or read that did not happen.
+impl From<RunError> for AppError {
+    fn from(error: RunError) -> Self {
+        match error {
+            RunError::NotFound => AppError::NotFound,
+            RunError::Denied(denied) => denied.into(),
+            RunError::Invalid(problems) => AppError::Validation(problems),
+            RunError::Conflict(problems) => AppError::Conflict(problems),
+            RunError::Database(e) => e.into(),
         }
     }
 }

@@ -161,6 +161,19 @@ impl Fields {
         }
     }
 
+    /// `None` when absent or null; a number with a fraction, or past what
+    /// 64 bits hold, is not a whole number.
+    pub fn optional_integer(&mut self, name: &str) -> Option<i64> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) if n.is_i64() => n.as_i64(),
+            Some(_) => {
+                self.error(name, "invalid_type", format!("\"{name}\" must be a whole number."));
+                None
+            }
+        }
+    }
+
     /// Records the outcome of parsing a field's value.
     pub fn check<T>(&mut self, parsed: Result<T, FieldError>) -> Option<T> {
         parsed

@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod query;
 pub mod repositories;
+pub mod runs;
 pub mod spaces;
 pub mod stacks;
 pub mod tokens;
@@ -85,6 +86,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(stacks::list, stacks::create))
         .routes(routes!(stacks::get, stacks::update, stacks::delete))
         .routes(routes!(events::list))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::get, runs::report))
 }
 
 /// The API, and `/api/v1/openapi.json` describing it.

@@ -74,6 +74,7 @@ pub fn finish(mut document: OpenApi) -> OpenApi {
                 "events",
                 "What the stacks should react to, derived from Bitbucket's deliveries: the feed the platform follows.",
             ),
+            ("runs", "The platform's reports of the work it does for a stack, under its own run id; states only move forward."),
             ("meta", "This document and the health probes; no authentication."),
         ]
         .into_iter()

@@ -25,6 +25,7 @@ mod login;
 mod logs;
 mod operations;
 mod permissions;
+mod runs_api;
 mod sessions;
 mod setup;
 mod spaces_api;
