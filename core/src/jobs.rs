@@ -12,6 +12,9 @@ use uuid::Uuid;
 
 use crate::text_enum::text_enum;
 
+/// Named by the `jobs_queued` trigger (migrations): workers wake on it.
+pub const CHANNEL: &str = "bitgate_jobs";
+
 /// How long a claimed job is held before another process may take it.
 pub const LEASE: Duration = Duration::from_secs(300);
 
@@ -30,6 +33,8 @@ text_enum! {
         DeleteExpiredOauthFlows = "oauth_flows.delete_expired",
         /// Deletes deliveries past `BITGATE_DELIVERY_RETENTION` or the per-integration cap.
         DeliveryRetention = "webhooks.retention",
+        /// Sends a build status's latest revision to Bitbucket.
+        SendBuildStatus = "outbound.build_status",
     }
 }
 
@@ -78,6 +83,53 @@ pub async fn enqueue(
     Ok(added.rows_affected() == 1)
 }
 
+/// Adds the job of a piece of outbound work (`unique_key`: one pending job
+/// per thing to send). Its retries are bounded by time, not by a count:
+/// its attempts are not limited here.
+pub async fn enqueue_outbound(
+    db: impl PgExecutor<'_>,
+    kind: JobKind,
+    payload: Value,
+    unique_key: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"INSERT INTO jobs (kind, payload, unique_key, max_attempts) VALUES ($1, $2, $3, 2147483647)
+           ON CONFLICT (unique_key) DO NOTHING"#,
+        kind.as_str(),
+        payload,
+        unique_key
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A job runs again after `wait` (its lease released), noting why.
+pub async fn again(db: impl PgExecutor<'_>, job: &Job, wait: Duration, note: Option<&str>) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"UPDATE jobs SET locked_until = NULL, run_at = now() + make_interval(secs => $2), last_error = $3
+           WHERE id = $1"#,
+        job.id,
+        wait.as_secs_f64(),
+        note
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Outbound jobs of an integration held while it was in error run now.
+pub async fn release_outbound(db: impl PgExecutor<'_>, integration: Uuid) -> Result<u64, sqlx::Error> {
+    let released = sqlx::query!(
+        r#"UPDATE jobs SET run_at = now() WHERE kind LIKE 'outbound.%' AND payload ->> 'integration' = $1::text
+             AND run_at > now()"#,
+        integration.to_string()
+    )
+    .execute(db)
+    .await?;
+    Ok(released.rows_affected())
+}
+
 /// Claims the job that is due the longest, if any.
 pub async fn claim(pool: &PgPool) -> Result<Option<Job>, sqlx::Error> {
     let row = sqlx::query!(
@@ -104,8 +156,8 @@ pub async fn claim(pool: &PgPool) -> Result<Option<Job>, sqlx::Error> {
 }
 
 /// A job is done: it goes.
-pub async fn complete(pool: &PgPool, job: &Job) -> Result<(), sqlx::Error> {
-    sqlx::query!("DELETE FROM jobs WHERE id = $1", job.id).execute(pool).await?;
+pub async fn complete(db: impl PgExecutor<'_>, job: &Job) -> Result<(), sqlx::Error> {
+    sqlx::query!("DELETE FROM jobs WHERE id = $1", job.id).execute(db).await?;
     Ok(())
 }
 

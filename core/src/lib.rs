@@ -22,6 +22,7 @@ pub mod secret;
 pub mod secrets;
 pub mod sessions;
 pub mod setup;
+pub mod signal;
 pub mod spaces;
 pub mod stacks;
 mod text_enum;
@@ -46,5 +47,7 @@ pub struct Services {
     /// This process's router of webhook deliveries and cache of their secrets.
     pub webhooks: Arc<webhooks::Runtime>,
     /// Wakes this process's readers of the events feed.
-    pub events: platform::feed::Signal,
+    pub events: signal::Signal,
+    /// Wakes this process's job workers when jobs are queued.
+    pub jobs: signal::Signal,
 }

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use crate::{
     cloud_tokens,
     jobs::{self, JobKind},
-    oauth_flows, throttle, webhooks, Services,
+    oauth_flows, platform, throttle, webhooks, Services,
 };
 
 /// Each periodic job and how often it runs. Cloud tokens live 2 hours and
@@ -37,6 +37,14 @@ pub async fn schedule_periodic(pool: &PgPool) -> Result<(), sqlx::Error> {
 /// Claims and runs one due job. Returns whether there was one.
 pub async fn run_one(services: &Services) -> Result<bool, sqlx::Error> {
     let Some(job) = jobs::claim(&services.pool).await? else { return Ok(false) };
+    if job.kind == Ok(JobKind::SendBuildStatus) {
+        // It ends or reschedules itself, with the status it sends.
+        if let Err(error) = platform::sending::send_status(services, &job).await {
+            tracing::warn!(kind = job.kind_name(), %error, "job failed; it will be retried");
+            jobs::fail(&services.pool, &job, &error.to_string()).await?;
+        }
+        return Ok(true);
+    }
     let outcome = match &job.kind {
         Ok(kind) => run(services, *kind).await,
         // A job of a newer Bitgate version: left for a process that knows it.
@@ -76,6 +84,7 @@ async fn run(services: &Services, kind: JobKind) -> Result<u64, String> {
         JobKind::ForgetLoginFailures => throttle::forget_expired(pool).await,
         JobKind::RefreshCloudTokens => cloud_tokens::refresh_due(services).await,
         JobKind::DeleteExpiredOauthFlows => oauth_flows::delete_expired(pool).await,
+        JobKind::SendBuildStatus => Ok(0),
         JobKind::DeliveryRetention => match pool.acquire().await {
             Ok(mut connection) => {
                 webhooks::deliveries::apply_retention(&mut connection, services.config.delivery_retention).await

@@ -4,5 +4,8 @@
 
 pub mod events;
 pub mod feed;
+pub mod outbound_log;
 pub mod pull_requests;
 pub mod runs;
+pub mod sending;
+pub mod statuses;

@@ -399,8 +399,8 @@ async fn follow_events(config: &Config, stack: Option<String>) -> Result<(), Fai
             None => None,
             Some(raw) => Some(resolve_stack(&pool, raw).await?),
         };
-        let signal = feed::Signal::default();
-        signal.listen(pool.clone());
+        let signal = bitgate_core::signal::Signal::default();
+        signal.listen(pool.clone(), feed::CHANNEL);
         let mut query = feed::Query { after: feed::head(&pool).await?, limit: 100, stack_id, event_type: None };
         let mut out = std::io::stdout();
         loop {

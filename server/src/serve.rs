@@ -86,9 +86,11 @@ pub async fn build_services(config: &Config, database: &Database) -> Result<Serv
         hasher,
         webhooks: Default::default(),
         events: Default::default(),
+        jobs: Default::default(),
     };
     bitgate_core::webhooks::endpoints::listen(services.pool.clone(), services.webhooks.endpoints.clone());
-    services.events.listen(services.pool.clone());
+    services.events.listen(services.pool.clone(), bitgate_core::platform::feed::CHANNEL);
+    services.jobs.listen(services.pool.clone(), bitgate_core::jobs::CHANNEL);
     Ok(services)
 }
 
@@ -172,16 +174,29 @@ async fn announce_setup_link(config: &Config, services: &Services) -> Result<(),
     Ok(())
 }
 
-/// The job worker every process runs: takes due jobs one at a time, and
-/// looks again after a pause when there are none (or the database is away).
-async fn run_jobs(services: Services) {
+/// How many jobs a process runs at once: outbound work waits on Bitbucket
+/// (tens of milliseconds a call), so one at a time would cap a process at
+/// a few dozen statuses a second.
+pub const JOB_WORKERS: usize = 16;
+
+/// The job workers every process runs: each takes due jobs one at a time,
+/// and when there are none (or the database is away) waits until jobs are
+/// queued somewhere, or 5 seconds (a job may also fall due by its time).
+pub async fn run_jobs(services: Services) {
+    // Futures of one task, not tasks: stopping the worker stops them all.
+    futures::future::join_all((0..JOB_WORKERS).map(|_| work(services.clone()))).await;
+}
+
+async fn work(services: Services) {
+    let mut queued = services.jobs.subscribe();
     loop {
+        queued.borrow_and_update();
         match maintenance::run_one(&services).await {
             Ok(true) => continue,
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "the job worker cannot reach the database"),
         }
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), queued.changed()).await;
     }
 }
 

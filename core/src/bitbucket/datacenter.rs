@@ -215,7 +215,7 @@ fn not_run(report: &mut Report, after: &'static str) {
 }
 
 /// The outbound client, trusting the connection's private CA when it has one.
-fn client_for(connection: &Connection, config: &Config) -> reqwest::Result<reqwest::Client> {
+pub(crate) fn client_for(connection: &Connection, config: &Config) -> reqwest::Result<reqwest::Client> {
     match &connection.ca {
         Some(ca) => outbound::client_trusting(config, ca),
         None => outbound::client(config),

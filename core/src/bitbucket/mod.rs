@@ -1,6 +1,7 @@
 //! Talking to Bitbucket: checking credentials before they are saved, and
 //! finding the repositories stacks attach to.
 
+pub mod build_statuses;
 pub mod cloud;
 pub mod datacenter;
 

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::{
     checks::{self, StoredError},
     input::{self, given, CloudInput, DataCenterInput, IntegrationInput},
-    rules, CloudView, DataCenterView, Integration, IntegrationId, NewCloud, NewDataCenter, Options, Provider,
-    SecretError, WriteError,
+    rules, CloudView, DataCenterView, HealthState, Integration, IntegrationId, NewCloud, NewDataCenter, Options,
+    Provider, SecretError, WriteError,
 };
 use crate::{
     access::Denied,
@@ -548,6 +548,12 @@ pub async fn test(
     let integration = load_for(services, by, id, Purpose::Act("integration.test")).await?;
     let (report, health) = checks::retest(services, &integration).await?;
     super::set_health(&services.pool, integration.id, health.state, &health.message).await?;
+    if health.state == HealthState::Connected {
+        // What Bitbucket refused while it was in error goes out now.
+        if crate::jobs::release_outbound(&services.pool, integration.id).await? > 0 {
+            services.jobs.notify();
+        }
+    }
     let event = audit_event(by, AuditAction::IntegrationTested, &integration).details(json!({"health": health.state}));
     audit::record(&services.pool, event).await?;
     let tested = super::find(&services.pool, integration.id).await?.ok_or(IntegrationError::NotFound)?;

@@ -16,19 +16,19 @@
 //!
 //! **Waking.** Every statement that writes events notifies
 //! `bitgate_events` when it commits (a trigger); each process listens once
-//! and wakes its waiting readers through a [`Signal`].
+//! and wakes its waiting readers through a [`Signal`] on [`CHANNEL`].
 
-use std::{fmt, str::FromStr, sync::Arc, time::Duration};
+use std::{fmt, str::FromStr, time::Duration};
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{postgres::PgListener, PgExecutor, PgPool};
+use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
-use tokio::{sync::watch, time::Instant};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::events::{EventType, PullRequestRef, RunKind};
-use crate::{spaces::SpaceId, stacks::StackId};
+use crate::{signal::Signal, spaces::SpaceId, stacks::StackId};
 
 /// Named by the `events_written` trigger (migrations).
 pub const CHANNEL: &str = "bitgate_events";
@@ -235,51 +235,6 @@ pub async fn follow(
         // and soon when committed events wait for an older transaction.
         let recheck = if page.pending { PENDING_RECHECK } else { UNNOTIFIED_RECHECK };
         let _ = tokio::time::timeout_at((now + recheck).min(deadline), woken.changed()).await;
-    }
-}
-
-/// Wakes this process's waiting readers when events commit anywhere.
-#[derive(Debug, Clone)]
-pub struct Signal(Arc<watch::Sender<u64>>);
-
-impl Default for Signal {
-    fn default() -> Self {
-        Self(Arc::new(watch::channel(0).0))
-    }
-}
-
-impl Signal {
-    fn subscribe(&self) -> watch::Receiver<u64> {
-        self.0.subscribe()
-    }
-
-    /// Events were committed: every waiting reader reads again.
-    pub fn notify(&self) {
-        self.0.send_modify(|generation| *generation = generation.wrapping_add(1));
-    }
-
-    /// Listens for `bitgate_events` for as long as the process runs,
-    /// reconnecting after a failure. Readers are woken on reconnection
-    /// too: a notification may have been missed meanwhile.
-    pub fn listen(&self, pool: PgPool) {
-        let signal = self.clone();
-        tokio::spawn(async move {
-            loop {
-                match PgListener::connect_with(&pool).await {
-                    Ok(mut listener) => {
-                        if listener.listen(CHANNEL).await.is_ok() {
-                            signal.notify();
-                            while listener.recv().await.is_ok() {
-                                signal.notify();
-                            }
-                        }
-                    }
-                    Err(error) => tracing::debug!(%error, "cannot listen for events yet"),
-                }
-                signal.notify();
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
     }
 }
 

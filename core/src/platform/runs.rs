@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use url::Url;
 use uuid::Uuid;
 
-use super::events::RunKind;
+use super::{events::RunKind, statuses};
 use crate::{
     access::Denied,
     principal::Principal,
@@ -437,13 +437,12 @@ pub async fn report(
             }
         }
     };
-    // Build statuses hook in here, in this transaction: a created or
-    // updated run whose `reported.state_changed()` (or whose url, its
-    // status's link) queues its status job with the run, so a status is
-    // queued exactly when a report is stored, and jobs of one run are
-    // queued in the order its reports were decided. Unchanged reports
-    // returned above and send nothing again.
+    // In this transaction: a status is queued exactly when a report that
+    // changes what it shows is stored, in the order reports are decided.
+    // (Unchanged reports returned above and send nothing again.)
+    statuses::run_changed(&mut tx, services.config.public_url.as_str(), &run).await?;
     tx.commit().await?;
+    services.jobs.notify();
     Ok((run, reported))
 }
 

@@ -15,6 +15,7 @@ pub mod integrations;
 pub mod integrations_file;
 pub mod json;
 pub mod openapi;
+pub mod outbound;
 pub mod pagination;
 pub mod query;
 pub mod repositories;
@@ -88,6 +89,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events::list))
         .routes(routes!(runs::list))
         .routes(routes!(runs::get, runs::report))
+        .routes(routes!(outbound::of_integration))
+        .routes(routes!(outbound::of_stack))
 }
 
 /// The API, and `/api/v1/openapi.json` describing it.

@@ -13,6 +13,7 @@ use axum::{
 use bitgate_core::platform::{
     events::RunKind,
     runs::{self, Reported, Run, RunInput, RunState, MAX_SUMMARY_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS},
+    statuses,
 };
 use serde::Serialize;
 use utoipa::{
@@ -98,8 +99,9 @@ pub struct RunView {
     /// When a report last changed it.
     #[schema(format = DateTime)]
     pub updated_at: String,
-    /// The build statuses this run gives Bitbucket. Bitgate does not post
-    /// build statuses yet, so this list is always empty for now.
+    /// The build statuses that show this run in Bitbucket (its stack's, and
+    /// the commit's aggregate, as the integration's `vcs_checks` says);
+    /// empty when the integration posts none.
     pub statuses: Vec<RunStatusView>,
 }
 
@@ -117,7 +119,18 @@ pub struct RunStatusView {
     pub message: Option<String>,
 }
 
-pub fn view(run: &Run) -> RunView {
+/// The run with the statuses that show it.
+pub async fn view(state: &AppState, run: &Run) -> Result<RunView, AppError> {
+    let shown = statuses::of_run(&state.services.pool, run).await?;
+    let mut view = bare_view(run);
+    view.statuses = shown
+        .into_iter()
+        .map(|s| RunStatusView { key: s.key, state: s.state.to_owned(), sent: s.sent, message: s.message })
+        .collect();
+    Ok(view)
+}
+
+fn bare_view(run: &Run) -> RunView {
     RunView {
         id: run.id,
         stack_id: run.stack_id,
@@ -131,7 +144,6 @@ pub fn view(run: &Run) -> RunView {
         pull_request_id: run.pull_request_id,
         created_at: rfc3339(run.created_at),
         updated_at: rfc3339(run.updated_at),
-        // Filled once build statuses are posted; never made up before.
         statuses: Vec::new(),
     }
 }
@@ -221,7 +233,7 @@ pub async fn report(
     let (run, reported) =
         runs::report(&state.services, &caller.principal(), runs::parse_stack_id(&stack)?, &key, input).await?;
     let status = if reported == Reported::Created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(view(&run))).into_response())
+    Ok((status, Json(view(&state, &run).await?)).into_response())
 }
 
 /// Get a run
@@ -242,7 +254,7 @@ pub async fn get(
 ) -> Result<Json<RunView>, AppError> {
     let (stack, key) = path_of(path)?;
     let run = runs::get(&state.services, &caller.principal(), runs::parse_stack_id(&stack)?, &key).await?;
-    Ok(Json(view(&run)))
+    Ok(Json(view(&state, &run).await?))
 }
 
 /// List a stack's runs
@@ -264,5 +276,10 @@ pub async fn list(
     let rows =
         runs::page(&state.services, &caller.principal(), stack, request.after.map(|c| (c.at, c.id)), request.limit + 1)
             .await?;
-    Ok(Json(page_of(rows, request.limit, |r| Cursor { at: r.created_at, id: r.id }, view)))
+    let page = page_of(rows, request.limit, |r| Cursor { at: r.created_at, id: r.id }, Clone::clone);
+    let mut items = Vec::with_capacity(page.items.len());
+    for run in &page.items {
+        items.push(view(&state, run).await?);
+    }
+    Ok(Json(Page { items, next_cursor: page.next_cursor }))
 }

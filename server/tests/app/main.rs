@@ -32,6 +32,7 @@ mod spaces_api;
 mod spaces_pages;
 mod stacks_api;
 mod stacks_pages;
+mod statuses;
 mod tokens_page;
 mod users_audit_api;
 mod webhooks;

@@ -98,7 +98,10 @@ async fn a_run_is_created_then_moves_forward_and_the_same_report_changes_nothing
     assert_eq!(created["url"], "https://ci.example.com/runs/4711");
     assert_eq!(created["title"], "Plan web");
     assert_eq!((created["summary"].clone(), created["pull_request_id"].clone()), (Value::Null, Value::Null));
-    assert_eq!(created["statuses"], json!([]), "no build status is sent yet, and none is made up");
+    // Its stack's build status, queued for Bitbucket (the integration's defaults: individual).
+    let statuses = created["statuses"].as_array().unwrap();
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!((statuses[0]["state"].as_str(), statuses[0]["sent"].as_str()), (Some("INPROGRESS"), Some("pending")));
     assert_eq!(created["created_at"], created["updated_at"]);
 
     // The same report again: 200, nothing written.

@@ -1,0 +1,67 @@
+//! The outbound log: every call Bitgate made to Bitbucket on the platform
+//! loop's behalf (build statuses, comments), newest first, for an
+//! integration or a stack. Written by [`super::sending`]; nothing secret
+//! is in it (the API path without host or query, Bitbucket's message
+//! quoted short).
+
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// One call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundCall {
+    pub id: Uuid,
+    pub at: OffsetDateTime,
+    pub integration_id: Uuid,
+    pub stack_id: Option<Uuid>,
+    /// What was sent, such as `build status bg/…/tracked (failed)`.
+    pub what: String,
+    pub method: String,
+    pub path: String,
+    /// `None`: no answer came.
+    pub status: Option<i32>,
+    pub ok: bool,
+    pub message: Option<String>,
+    pub attempt: i32,
+}
+
+/// Whose calls.
+#[derive(Debug, Clone, Copy)]
+pub enum Of {
+    Integration(Uuid),
+    Stack(Uuid),
+}
+
+/// A page of calls, newest first; `ok`: only those that succeeded (`true`)
+/// or failed (`false`).
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    of: Of,
+    ok: Option<bool>,
+    after: Option<(OffsetDateTime, Uuid)>,
+    limit: i64,
+) -> Result<Vec<OutboundCall>, sqlx::Error> {
+    let (integration, stack) = match of {
+        Of::Integration(id) => (Some(id), None),
+        Of::Stack(id) => (None, Some(id)),
+    };
+    let (after_at, after_id) = after.unzip();
+    sqlx::query_as!(
+        OutboundCall,
+        r#"SELECT id, at, integration_id, stack_id, what, method, path, status, ok, message, attempt
+           FROM outbound_calls
+           WHERE ($1::uuid IS NULL OR integration_id = $1) AND ($2::uuid IS NULL OR stack_id = $2)
+             AND ($3::boolean IS NULL OR ok = $3)
+             AND ($4::timestamptz IS NULL OR (at, id) < ($4, $5))
+           ORDER BY at DESC, id DESC LIMIT $6"#,
+        integration,
+        stack,
+        ok,
+        after_at,
+        after_id,
+        limit
+    )
+    .fetch_all(db)
+    .await
+}
