@@ -318,7 +318,7 @@ pub fn StackDetailsPage(page: crate::context::StackPage) -> impl IntoView {
                                         <li>
                                             <strong>{format!("{label}: {}", if on { "on" } else { "off" })}</strong>
                                             " "
-                                            <span class="muted">{format!("({explains})")}</span>
+                                            <span class="muted">{format!("\u{2014} {explains}")}</span>
                                         </li>
                                     }
                                 })
