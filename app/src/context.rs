@@ -330,6 +330,18 @@ pub struct NewStackPage {
     pub more_href: Option<String>,
     /// Why the repositories could not be listed.
     pub repositories_error: Option<String>,
+    /// The triggers a new stack starts with, ticked on the form.
+    pub triggers: StackTriggers,
+}
+
+/// A stack's triggers: which events its deliveries make besides a tracked
+/// run for a push to its branch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StackTriggers {
+    pub build_pull_requests: bool,
+    pub all_branches: bool,
+    pub prune_branches: bool,
+    pub resync_pull_requests: bool,
 }
 
 /// `/stacks/{id}`.
@@ -356,6 +368,7 @@ pub struct StackPage {
     /// only for those who may see the delivery log.
     pub last_delivery: Option<(String, String)>,
     pub last_delivery_link: bool,
+    pub triggers: StackTriggers,
 }
 
 /// One delivery as the log lists it.

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     integrations::{IntegrationId, Provider},
+    platform::events::Triggers,
     spaces::SpaceId,
     users::FieldError,
 };
@@ -37,6 +38,9 @@ pub struct Stack {
     pub branch_deleted: bool,
     /// The last delivery that triggered it, and when it came.
     pub last_delivery: Option<(Uuid, OffsetDateTime)>,
+    /// Which events its deliveries make besides a tracked run for a push to
+    /// its branch (SPEC.md's stack triggers).
+    pub triggers: Triggers,
 }
 
 /// A stack's name: 1 to 100 printable characters, unique in its space.
@@ -89,6 +93,7 @@ pub struct NewStack {
     pub repository_name: String,
     pub branch: String,
     pub created_by_label: String,
+    pub triggers: Triggers,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +135,10 @@ struct Row {
     branch_deleted: bool,
     last_delivery_id: Option<Uuid>,
     last_delivery_at: Option<OffsetDateTime>,
+    build_pull_requests: bool,
+    all_branches: bool,
+    prune_branches: bool,
+    resync_pull_requests: bool,
 }
 
 impl From<Row> for Stack {
@@ -148,14 +157,21 @@ impl From<Row> for Stack {
             created_by_label: row.created_by_label,
             branch_deleted: row.branch_deleted,
             last_delivery: row.last_delivery_id.zip(row.last_delivery_at),
+            triggers: Triggers {
+                build_pull_requests: row.build_pull_requests,
+                all_branches: row.all_branches,
+                prune_branches: row.prune_branches,
+                resync_pull_requests: row.resync_pull_requests,
+            },
         }
     }
 }
 
 pub async fn create(db: impl PgExecutor<'_>, new: NewStack) -> Result<StackId, StackWriteError> {
     sqlx::query_scalar!(
-        r#"INSERT INTO stacks (name, space_id, provider, integration_id, repository_id, repository_name, branch, created_by_label)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"#,
+        r#"INSERT INTO stacks (name, space_id, provider, integration_id, repository_id, repository_name, branch, created_by_label,
+                               build_pull_requests, all_branches, prune_branches, resync_pull_requests)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id"#,
         new.name,
         new.space_id,
         new.provider.as_str(),
@@ -164,6 +180,10 @@ pub async fn create(db: impl PgExecutor<'_>, new: NewStack) -> Result<StackId, S
         new.repository_name,
         new.branch,
         new.created_by_label,
+        new.triggers.build_pull_requests,
+        new.triggers.all_branches,
+        new.triggers.prune_branches,
+        new.triggers.resync_pull_requests,
     )
     .fetch_one(db)
     .await
@@ -186,7 +206,8 @@ pub async fn find(db: impl PgExecutor<'_>, id: StackId) -> Result<Option<Stack>,
         Row,
         r#"SELECT s.id, s.name, s.space_id, s.provider, s.integration_id, i.name AS "integration_name?",
                   s.repository_id, s.repository_name, s.branch, s.created_at, s.created_by_label, s.branch_deleted,
-                  s.last_delivery_id, d.received_at AS "last_delivery_at?"
+                  s.last_delivery_id, d.received_at AS "last_delivery_at?",
+                  s.build_pull_requests, s.all_branches, s.prune_branches, s.resync_pull_requests
            FROM stacks s LEFT JOIN integrations i ON i.id = s.integration_id
                 LEFT JOIN webhook_deliveries d ON d.id = s.last_delivery_id
            WHERE s.id = $1"#,
@@ -224,7 +245,8 @@ pub async fn list(
         Row,
         r#"SELECT s.id, s.name, s.space_id, s.provider, s.integration_id, i.name AS "integration_name?",
                   s.repository_id, s.repository_name, s.branch, s.created_at, s.created_by_label, s.branch_deleted,
-                  s.last_delivery_id, d.received_at AS "last_delivery_at?"
+                  s.last_delivery_id, d.received_at AS "last_delivery_at?",
+                  s.build_pull_requests, s.all_branches, s.prune_branches, s.resync_pull_requests
            FROM stacks s LEFT JOIN integrations i ON i.id = s.integration_id
                 LEFT JOIN webhook_deliveries d ON d.id = s.last_delivery_id
            WHERE s.space_id = ANY($1)
@@ -254,6 +276,9 @@ pub struct StackChanges {
     /// The integration (possibly another one: re-attaching) and the
     /// repository as found through it: (integration, repository id, name).
     pub attachment: Option<(IntegrationId, String, String)>,
+    /// All four at once: the operations merge a partial change over the
+    /// stored ones first.
+    pub triggers: Option<Triggers>,
 }
 
 pub async fn update(
@@ -265,6 +290,7 @@ pub async fn update(
         Some((integration, id, name)) => (Some(integration), Some(id), Some(name)),
         None => (None, None, None),
     };
+    let triggers = changes.triggers;
     let updated = sqlx::query!(
         r#"UPDATE stacks SET
              name = coalesce($2, name),
@@ -272,6 +298,10 @@ pub async fn update(
              integration_id = coalesce($4, integration_id),
              repository_id = coalesce($5, repository_id),
              repository_name = coalesce($6, repository_name),
+             build_pull_requests = coalesce($7, build_pull_requests),
+             all_branches = coalesce($8, all_branches),
+             prune_branches = coalesce($9, prune_branches),
+             resync_pull_requests = coalesce($10, resync_pull_requests),
              -- Another branch or repository: the old one's deletion no longer concerns it.
              branch_deleted = CASE WHEN $3::text IS NOT NULL OR $5::text IS NOT NULL THEN false ELSE branch_deleted END
            WHERE id = $1"#,
@@ -281,6 +311,10 @@ pub async fn update(
         integration,
         repository_id,
         repository_name,
+        triggers.map(|t| t.build_pull_requests),
+        triggers.map(|t| t.all_branches),
+        triggers.map(|t| t.prune_branches),
+        triggers.map(|t| t.resync_pull_requests),
     )
     .execute(&mut *tx)
     .await

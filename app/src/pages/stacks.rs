@@ -10,8 +10,70 @@ use crate::{
         form::{CsrfField, FormError, TextField},
         layout::{EmptyState, Page},
     },
-    context::{page_context, StackRow},
+    context::{page_context, StackRow, StackTriggers},
 };
+
+/// A stack's triggers in the admin's words: (field, label, what it does, on).
+fn trigger_list(triggers: StackTriggers) -> [(&'static str, &'static str, &'static str, bool); 4] {
+    [
+        (
+            "build_pull_requests",
+            "Build pull requests",
+            "request a proposed run for pull requests into this branch",
+            triggers.build_pull_requests,
+        ),
+        (
+            "all_branches",
+            "All branches",
+            "request a tracked run for a push to any branch of the repository, not only this one",
+            triggers.all_branches,
+        ),
+        (
+            "prune_branches",
+            "Prune branches",
+            "tell the platform when this branch (with All branches: any branch) is deleted in Bitbucket",
+            triggers.prune_branches,
+        ),
+        (
+            "resync_pull_requests",
+            "Resync pull requests",
+            "request a pull request's proposed run again whenever a push moves its source branch (with Build pull requests)",
+            triggers.resync_pull_requests,
+        ),
+    ]
+}
+
+/// The triggers' checkboxes, ticked as `shown` says (the defaults on a new
+/// stack, the stored ones on a stack's page), or as posted when the form
+/// is answered again.
+#[component]
+fn TriggerFields(shown: StackTriggers) -> impl IntoView {
+    let form = page_context().form.clone().unwrap_or_default();
+    let posted = form.value("triggers") == "shown";
+    let boxes = trigger_list(shown)
+        .into_iter()
+        .map(|(field, label, explains, on)| {
+            let checked = if posted { form.value(field) == "on" } else { on };
+            view! {
+                <div class="field checkbox">
+                    <label>
+                        <input type="checkbox" name=field checked=checked />
+                        " " <strong>{label}</strong> {format!(" \u{2014} {explains}")}
+                    </label>
+                </div>
+            }
+        })
+        .collect_view();
+    view! {
+        <fieldset class="field triggers">
+            <legend>"Triggers"</legend>
+            // A browser does not post an unticked box: this field says the
+            // boxes were on the form, so that a missing one means off.
+            <input type="hidden" name="triggers" value="shown" />
+            {boxes}
+        </fieldset>
+    }
+}
 
 /// A table of stacks; `empty` is said when there is none.
 #[component]
@@ -154,6 +216,7 @@ pub fn NewStackPage(page: crate::context::NewStackPage) -> impl IntoView {
                 <h2>"3. Name and branch"</h2>
                 <TextField name="name" label="Stack name" required=true hint="Unique in its space, such as web-production." />
                 <TextField name="branch" label="Branch" required=true value="main" hint="The branch whose pushes and pull requests the stack follows." />
+                <TriggerFields shown=page.triggers />
                 <button type="submit" class="button primary">"Create stack"</button>
             </form>
         }
@@ -212,6 +275,7 @@ pub fn StackDetailsPage(page: crate::context::StackPage) -> impl IntoView {
                     <CsrfField />
                     <TextField name="name" label="Name" required=true value=page.name.clone() />
                     <TextField name="branch" label="Branch" required=true value=page.branch.clone() />
+                    <TriggerFields shown=page.triggers />
                     <button type="submit" class="button primary">"Save"</button>
                 </form>
             </section>
@@ -244,6 +308,23 @@ pub fn StackDetailsPage(page: crate::context::StackPage) -> impl IntoView {
                         (Some((_, at)), false) => view! { <span>{at}</span> }.into_any(),
                         (None, _) => view! { <span class="muted">"No delivery has triggered it yet."</span> }.into_any(),
                     }}</dd>
+                    <dt>"Triggers"</dt>
+                    <dd>
+                        <ul class="triggers">
+                            {trigger_list(page.triggers)
+                                .into_iter()
+                                .map(|(_, label, explains, on)| {
+                                    view! {
+                                        <li>
+                                            <strong>{format!("{label}: {}", if on { "on" } else { "off" })}</strong>
+                                            " "
+                                            <span class="muted">{format!("\u{2014} {explains}")}</span>
+                                        </li>
+                                    }
+                                })
+                                .collect_view()}
+                        </ul>
+                    </dd>
                 </dl>
                 <p class="muted">{page.created.clone()}</p>
             </section>

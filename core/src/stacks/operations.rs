@@ -4,7 +4,7 @@
 //! always found through its integration before anything is saved, so a
 //! stack never points at a repository its integration cannot read.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{find, name_taken, parse_branch, parse_name, NewStack, Stack, StackChanges, StackId, StackWriteError};
@@ -17,6 +17,7 @@ use crate::{
         repositories::{self, Unusable},
         Integration, SecretError,
     },
+    platform::events::Triggers,
     principal::Principal,
     spaces::SpaceId,
     users::FieldError,
@@ -76,6 +77,41 @@ pub struct StackInput {
     /// `PROJECT/slug` (Data Center) or `workspace/slug` (Cloud).
     pub repository: Option<String>,
     pub branch: Option<String>,
+    pub triggers: Option<TriggersInput>,
+}
+
+/// Triggers to set, each on its own; `None`: not given (a creation takes
+/// the default, a change keeps the stored one). A door that cannot read a
+/// value as true or false says so in `read_problems`, named
+/// `triggers.<name>`, and leaves it out here.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TriggersInput {
+    pub build_pull_requests: Option<bool>,
+    pub all_branches: Option<bool>,
+    pub prune_branches: Option<bool>,
+    pub resync_pull_requests: Option<bool>,
+}
+
+impl TriggersInput {
+    /// The triggers with the given ones over `base`: merge-patch, so that a
+    /// change naming one trigger leaves the other three as they are.
+    pub fn over(self, base: Triggers) -> Triggers {
+        Triggers {
+            build_pull_requests: self.build_pull_requests.unwrap_or(base.build_pull_requests),
+            all_branches: self.all_branches.unwrap_or(base.all_branches),
+            prune_branches: self.prune_branches.unwrap_or(base.prune_branches),
+            resync_pull_requests: self.resync_pull_requests.unwrap_or(base.resync_pull_requests),
+        }
+    }
+}
+
+/// The triggers that differ, by name, with their new values; `None` when
+/// none does. An audit event says what changed: triggers decide what runs.
+fn changed_triggers(before: Triggers, after: Triggers) -> Option<Value> {
+    let (Value::Object(before), Value::Object(after)) = (json!(before), json!(after)) else { return None };
+    let changed: serde_json::Map<String, Value> =
+        after.into_iter().filter(|(name, value)| before.get(name) != Some(value)).collect();
+    (!changed.is_empty()).then_some(Value::Object(changed))
 }
 
 /// A path's id: one that is not a UUID names nothing.
@@ -207,11 +243,13 @@ pub async fn create(services: &Services, by: &Principal, input: StackInput) -> R
         repository_name,
         branch,
         created_by_label: by.label(),
+        triggers: input.triggers.unwrap_or_default().over(Triggers::default()),
     };
     let mut tx = services.pool.begin().await?;
     let id = super::create(&mut *tx, new).await?;
     let stack = find(&mut *tx, id).await?.ok_or(StackError::NotFound)?;
-    let details = json!({"integration": integration.name, "repository": stack.repository_name});
+    let details =
+        json!({"integration": integration.name, "repository": stack.repository_name, "triggers": stack.triggers});
     audit::record(&mut *tx, audit_event(by, AuditAction::StackCreated, &stack).details(details)).await?;
     tx.commit().await?;
     Ok(stack)
@@ -259,16 +297,20 @@ pub async fn update(services: &Services, by: &Principal, id: StackId, input: Sta
         let (id, name) = repository_through(services, &integration, &wanted).await?;
         attachment = Some((integration.id, id, name));
     }
+    let triggers = input.triggers.map(|given| given.over(stack.triggers));
     let mut tx = services.pool.begin().await?;
-    let updated = super::update(&mut tx, stack.id, StackChanges { name, branch, attachment })
+    let updated = super::update(&mut tx, stack.id, StackChanges { name, branch, attachment, triggers })
         .await?
         .ok_or(StackError::NotFound)?;
-    let event = if reattached {
+    let mut event = if reattached {
         let details = json!({"integration": updated.integration_name, "was_detached": stack.integration_id.is_none()});
         audit_event(by, AuditAction::StackAttached, &updated).details(details)
     } else {
         audit_event(by, AuditAction::StackUpdated, &updated)
     };
+    if let Some(changed) = changed_triggers(stack.triggers, updated.triggers) {
+        event.details["triggers"] = changed;
+    }
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(updated)
@@ -284,4 +326,49 @@ pub async fn delete(services: &Services, by: &Principal, id: StackId) -> Result<
     audit::record(&mut *tx, audit_event(by, AuditAction::StackDeleted, &stack)).await?;
     tx.commit().await?;
     Ok(stack)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triggers_left_out_keep_the_base() {
+        let stored = Triggers { all_branches: true, resync_pull_requests: true, ..Triggers::default() };
+        assert_eq!(TriggersInput::default().over(stored), stored, "nothing given: nothing changes");
+        let one = TriggersInput { build_pull_requests: Some(false), ..Default::default() };
+        assert_eq!(
+            one.over(stored),
+            Triggers {
+                build_pull_requests: false,
+                all_branches: true,
+                prune_branches: true,
+                resync_pull_requests: true
+            }
+        );
+        let all = TriggersInput {
+            build_pull_requests: Some(false),
+            all_branches: Some(false),
+            prune_branches: Some(false),
+            resync_pull_requests: Some(false),
+        };
+        let off = Triggers {
+            build_pull_requests: false,
+            all_branches: false,
+            prune_branches: false,
+            resync_pull_requests: false,
+        };
+        assert_eq!(all.over(stored), off);
+        // A creation starts from SPEC's defaults.
+        assert_eq!(TriggersInput::default().over(Triggers::default()), Triggers::default());
+        assert!(Triggers::default().build_pull_requests && Triggers::default().prune_branches);
+    }
+
+    #[test]
+    fn changed_triggers_name_only_those_that_differ() {
+        let before = Triggers::default();
+        assert_eq!(changed_triggers(before, before), None);
+        let after = Triggers { all_branches: true, prune_branches: false, ..before };
+        assert_eq!(changed_triggers(before, after), Some(json!({"all_branches": true, "prune_branches": false})));
+    }
 }

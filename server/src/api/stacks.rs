@@ -12,6 +12,7 @@ use axum::{
 };
 use bitgate_core::{
     access::Access,
+    platform::events::Triggers,
     stacks::{
         self,
         operations::{self, StackInput},
@@ -56,6 +57,34 @@ pub struct StackView {
     pub branch_deleted: bool,
     /// The last delivery that triggered it.
     pub last_delivery: Option<LastDelivery>,
+    pub triggers: TriggersView,
+}
+
+/// Which events the stack's deliveries make, besides a tracked run for a
+/// push to its branch.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = StackTriggers)]
+pub struct TriggersView {
+    /// A proposed run for a pull request into the branch, when it is opened
+    /// or its source moves. Default true.
+    pub build_pull_requests: bool,
+    /// A tracked run for a push to any branch of the repository (the event
+    /// names the branch). Default false.
+    pub all_branches: bool,
+    /// `branch.deleted` when the branch (with `all_branches`: any branch) is
+    /// deleted. Default true.
+    pub prune_branches: bool,
+    /// A push to the source of an open pull request into the branch also
+    /// requests its proposed run, with `resync: true` (with
+    /// `build_pull_requests` only). Default false.
+    pub resync_pull_requests: bool,
+}
+
+impl From<Triggers> for TriggersView {
+    fn from(triggers: Triggers) -> Self {
+        let Triggers { build_pull_requests, all_branches, prune_branches, resync_pull_requests } = triggers;
+        TriggersView { build_pull_requests, all_branches, prune_branches, resync_pull_requests }
+    }
 }
 
 /// A stack's last triggering delivery.
@@ -90,6 +119,7 @@ pub fn view(stack: &Stack) -> StackView {
         created_by: stack.created_by_label.clone(),
         branch_deleted: stack.branch_deleted,
         last_delivery: stack.last_delivery.map(|(id, at)| LastDelivery { id, received_at: rfc3339(at) }),
+        triggers: stack.triggers.into(),
     }
 }
 
@@ -109,6 +139,8 @@ pub struct CreateStack {
     repository: String,
     #[schema(example = "main")]
     branch: String,
+    /// Each left out takes its default.
+    triggers: Option<TriggersInput>,
 }
 
 /// The body of `PATCH /api/v1/stacks/{id}`: fields left out stay.
@@ -122,6 +154,19 @@ pub struct UpdateStack {
     integration_id: Option<Uuid>,
     /// `PROJECT/slug`: another repository, found through the integration.
     repository: Option<String>,
+    /// Each left out stays as it is.
+    triggers: Option<TriggersInput>,
+}
+
+/// Triggers to set: each is true or false, and may be left out.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = StackTriggersInput)]
+pub struct TriggersInput {
+    build_pull_requests: Option<bool>,
+    all_branches: Option<bool>,
+    prune_branches: Option<bool>,
+    resync_pull_requests: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -186,12 +231,23 @@ pub async fn list(
 /// what JSON itself refuses (an unknown field, a wrong type) noted for them.
 fn read_input<B: utoipa::PartialSchema>(body: JsonObject) -> StackInput {
     let mut fields = Fields::new::<B>(body);
+    let triggers = fields.nested::<TriggersInput>("triggers").map(|mut t| {
+        let read = operations::TriggersInput {
+            build_pull_requests: t.optional_bool("build_pull_requests"),
+            all_branches: t.optional_bool("all_branches"),
+            prune_branches: t.optional_bool("prune_branches"),
+            resync_pull_requests: t.optional_bool("resync_pull_requests"),
+        };
+        fields.absorb(t);
+        read
+    });
     let mut input = StackInput {
         name: fields.optional_string("name"),
         space_id: fields.optional_string("space_id"),
         integration_id: fields.optional_string("integration_id"),
         repository: fields.optional_string("repository"),
         branch: fields.optional_string("branch"),
+        triggers,
         ..Default::default()
     };
     input.read_problems = fields.errors;

@@ -13,14 +13,17 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     Extension, Form,
 };
-use bitgate_app::context::{Flash, FormOutcome, NewStackPage, PageContext, PageData, StackPage, StackRow, StacksPage};
+use bitgate_app::context::{
+    Flash, FormOutcome, NewStackPage, PageContext, PageData, StackPage, StackRow, StackTriggers, StacksPage,
+};
 use bitgate_core::{
     access::Access,
     integrations::{self, operations::IntegrationError, repositories},
+    platform::events::Triggers,
     spaces,
     stacks::{
         self,
-        operations::{self, StackError, StackInput},
+        operations::{self, StackError, StackInput, TriggersInput},
         Stack,
     },
 };
@@ -50,6 +53,50 @@ fn answered_again(error: StackError, values: Vec<(String, String)>) -> Result<(F
         other => return Err(other.into()),
     };
     Ok((form_with_problems(problems, values, str::to_owned), status))
+}
+
+/// The triggers as the pages show them.
+fn shown(triggers: Triggers) -> StackTriggers {
+    let Triggers { build_pull_requests, all_branches, prune_branches, resync_pull_requests } = triggers;
+    StackTriggers { build_pull_requests, all_branches, prune_branches, resync_pull_requests }
+}
+
+/// The triggers' checkboxes of the create and change forms. A browser does
+/// not post an unticked box, so the form's hidden `triggers` field says the
+/// boxes were on it: then a missing box is off. A post without it (the
+/// attach form) leaves the triggers as they are.
+#[derive(Deserialize)]
+pub struct TriggerBoxes {
+    triggers: Option<String>,
+    build_pull_requests: Option<String>,
+    all_branches: Option<String>,
+    prune_branches: Option<String>,
+    resync_pull_requests: Option<String>,
+}
+
+impl TriggerBoxes {
+    fn input(&self) -> Option<TriggersInput> {
+        self.triggers.as_ref()?;
+        Some(TriggersInput {
+            build_pull_requests: Some(self.build_pull_requests.is_some()),
+            all_branches: Some(self.all_branches.is_some()),
+            prune_branches: Some(self.prune_branches.is_some()),
+            resync_pull_requests: Some(self.resync_pull_requests.is_some()),
+        })
+    }
+
+    /// The boxes as the form shows them again after a refusal.
+    fn values(&self) -> Vec<(String, String)> {
+        let Some(input) = self.input() else { return Vec::new() };
+        let flag = |on: Option<bool>| if on == Some(true) { "on" } else { "" }.to_owned();
+        vec![
+            ("triggers".to_owned(), "shown".to_owned()),
+            ("build_pull_requests".to_owned(), flag(input.build_pull_requests)),
+            ("all_branches".to_owned(), flag(input.all_branches)),
+            ("prune_branches".to_owned(), flag(input.prune_branches)),
+            ("resync_pull_requests".to_owned(), flag(input.resync_pull_requests)),
+        ]
+    }
 }
 
 /// Stacks as lists show them, with their spaces' names.
@@ -119,7 +166,8 @@ async fn render_new(
         .map(|s| (s.id.to_string(), s.name))
         .collect();
     spaces.sort_by(|a, b| a.1.cmp(&b.1));
-    let mut page = NewStackPage { spaces, query: query.query.clone(), ..Default::default() };
+    let mut page =
+        NewStackPage { spaces, query: query.query.clone(), triggers: shown(Triggers::default()), ..Default::default() };
     if let Some(space) = writable_space(&access, &query.space_id) {
         page.space_id = space.to_string();
         let usable = stacks::integrations_usable_in(&state.services.pool, space).await?;
@@ -179,6 +227,8 @@ pub struct NewStackForm {
     name: String,
     #[serde(default)]
     branch: String,
+    #[serde(flatten)]
+    triggers: TriggerBoxes,
 }
 
 pub async fn create(
@@ -195,6 +245,7 @@ pub async fn create(
         repository: Some(form.repository.clone()),
         name: Some(form.name.clone()),
         branch: Some(form.branch.clone()),
+        triggers: form.triggers.input(),
         ..Default::default()
     };
     match operations::create(&state.services, &user.caller(address).principal(), input).await {
@@ -203,11 +254,12 @@ pub async fn create(
             Ok(Redirect::to(&format!("/stacks/{}", stack.id)).into_response())
         }
         Err(error) => {
-            let values = vec![
+            let mut values = vec![
                 ("repository".to_owned(), form.repository.clone()),
                 ("name".to_owned(), form.name.clone()),
                 ("branch".to_owned(), form.branch.clone()),
             ];
+            values.extend(form.triggers.values());
             let (outcome, status) = answered_again(error, values)?;
             let query =
                 NewStackQuery { space_id: form.space_id, integration_id: form.integration_id, ..Default::default() };
@@ -259,6 +311,7 @@ async fn render_stack(
         last_delivery: stack.last_delivery.map(|(id, at)| (id.to_string(), rfc3339(at))),
         // The delivery log belongs to the integration's admins.
         last_delivery_link: integration_link,
+        triggers: shown(stack.triggers),
     };
     let context = PageContext { page: PageData::Stack(page), form, ..context };
     Ok(state.pages.render(context, status).await)
@@ -274,12 +327,15 @@ pub async fn show(
     render_stack(&state, context, &user, &raw, None, StatusCode::OK).await
 }
 
-/// The stack page's forms: name and branch, or the integration to attach it to.
+/// The stack page's forms: name, branch and triggers, or the integration
+/// to attach it to.
 #[derive(Deserialize)]
 pub struct StackForm {
     name: Option<String>,
     branch: Option<String>,
     integration_id: Option<String>,
+    #[serde(flatten)]
+    triggers: TriggerBoxes,
 }
 
 pub async fn update(
@@ -295,6 +351,7 @@ pub async fn update(
         name: form.name.clone(),
         branch: form.branch.clone(),
         integration_id: form.integration_id.clone(),
+        triggers: form.triggers.input(),
         ..Default::default()
     };
     let principal = user.caller(address).principal();
@@ -312,10 +369,11 @@ pub async fn update(
             Ok(Redirect::to(&format!("/stacks/{}", stack.id)).into_response())
         }
         Err(error) => {
-            let values = [("name", &form.name), ("branch", &form.branch)]
+            let mut values: Vec<(String, String)> = [("name", &form.name), ("branch", &form.branch)]
                 .into_iter()
                 .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
                 .collect();
+            values.extend(form.triggers.values());
             let (mut outcome, status) = answered_again(error, values)?;
             // The attach form has one field: its problem is the whole form's.
             if let Some((_, why)) = outcome.field_errors.iter().find(|(f, _)| f != "name" && f != "branch") {

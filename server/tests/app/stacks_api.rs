@@ -309,3 +309,112 @@ async fn the_permission_table_holds_on_every_stack_endpoint() {
     refused += 3;
     assert_eq!(denied().await - before, refused, "every refused stack write is audited");
 }
+
+#[tokio::test]
+async fn triggers_start_at_their_defaults_and_change_one_at_a_time() {
+    let (w, sim) = world_with_bitbucket().await;
+    let team_dc = integration(&w, &sim.url, "team-dc", Some(w.team)).await;
+    let writer = w.token("team writer");
+    let repo = my_repo(&w, &team_dc).await;
+    let defaults = json!({"build_pull_requests": true, "all_branches": false, "prune_branches": true, "resync_pull_requests": false});
+
+    // Left out: SPEC's defaults, in every view of the stack.
+    let (status, created) =
+        w.call(writer, Method::POST, "/api/v1/stacks", Some(stack("web", w.team, &team_dc, &repo))).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["triggers"], defaults);
+    let path = format!("/api/v1/stacks/{}", created["id"].as_str().unwrap());
+    let (_, got) = w.call(w.token("team reader"), Method::GET, &path, None).await;
+    assert_eq!(got["triggers"], defaults);
+    let (_, listed) = w.call(writer, Method::GET, "/api/v1/stacks", None).await;
+    assert_eq!(listed["items"][0]["triggers"], defaults);
+
+    // Given in part on a creation: the rest take their defaults.
+    let mut body = stack("api", w.team, &team_dc, &repo);
+    body["triggers"] = json!({"all_branches": true, "prune_branches": false});
+    let (status, api) = w.call(writer, Method::POST, "/api/v1/stacks", Some(body)).await;
+    assert_eq!(status, 201, "{api}");
+    assert_eq!(
+        api["triggers"],
+        json!({"build_pull_requests": true, "all_branches": true, "prune_branches": false, "resync_pull_requests": false})
+    );
+
+    // A change naming one trigger leaves the others, and a change naming
+    // none leaves them all.
+    let (status, changed) =
+        w.call(writer, Method::PATCH, &path, Some(json!({"triggers": {"resync_pull_requests": true}}))).await;
+    assert_eq!(status, 200, "{changed}");
+    let resyncing = json!({"build_pull_requests": true, "all_branches": false, "prune_branches": true, "resync_pull_requests": true});
+    assert_eq!(changed["triggers"], resyncing);
+    let (status, changed) =
+        w.call(writer, Method::PATCH, &path, Some(json!({"triggers": {"build_pull_requests": false}}))).await;
+    assert_eq!(status, 200, "{changed}");
+    let mut expected = resyncing.clone();
+    expected["build_pull_requests"] = json!(false);
+    assert_eq!(changed["triggers"], expected, "resync_pull_requests stayed on");
+    let (_, renamed) = w.call(writer, Method::PATCH, &path, Some(json!({"name": "web-prod", "triggers": {}}))).await;
+    assert_eq!((renamed["name"].as_str(), &renamed["triggers"]), (Some("web-prod"), &expected));
+    let (_, renamed) = w.call(writer, Method::PATCH, &path, Some(json!({"name": "web-2"}))).await;
+    assert_eq!(renamed["triggers"], expected);
+
+    // The audit log says which triggers a stack started with, and which
+    // changed, to what.
+    let admin = w.token("account admin");
+    let (_, audit) = w.call(admin, Method::GET, "/api/v1/audit?action=stack.created", None).await;
+    let started: Vec<&Value> = audit["items"].as_array().unwrap().iter().map(|e| &e["details"]["triggers"]).collect();
+    assert!(started.contains(&&defaults) && started.contains(&&api["triggers"]), "{audit}");
+    let (_, audit) = w.call(admin, Method::GET, "/api/v1/audit?action=stack.updated", None).await;
+    let details: Vec<&Value> = audit["items"].as_array().unwrap().iter().map(|e| &e["details"]).collect();
+    assert!(details.contains(&&json!({"triggers": {"resync_pull_requests": true}})), "{audit}");
+    assert!(details.contains(&&json!({"triggers": {"build_pull_requests": false}})), "{audit}");
+    assert_eq!(details.iter().filter(|d| d.get("triggers").is_some()).count(), 2, "unchanged triggers are not said");
+
+    // Anything but true or false is refused by its name, and changes nothing.
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (json!({"triggers": {"prune_branches": "yes"}}), "triggers.prune_branches", "invalid_type"),
+        (json!({"triggers": {"build_pull_requests": 1}}), "triggers.build_pull_requests", "invalid_type"),
+        (json!({"triggers": {"all_branches": [true]}}), "triggers.all_branches", "invalid_type"),
+        (json!({"triggers": {"resync_pull_requests": "false"}}), "triggers.resync_pull_requests", "invalid_type"),
+        (json!({"triggers": {"fetch_branches": true}}), "triggers.fetch_branches", "unknown_field"),
+        (json!({"triggers": true}), "triggers", "invalid_type"),
+        (json!({"name": "renamed", "triggers": {"all_branches": "on"}}), "triggers.all_branches", "invalid_type"),
+    ];
+    for (body, field, code) in &cases {
+        let (status, answer) = w.call(writer, Method::PATCH, &path, Some(body.clone())).await;
+        assert_eq!(status, 422, "{body} → {answer}");
+        assert_eq!(answer["error"]["code"], "validation_failed");
+        let details = answer["error"]["details"].as_array().unwrap();
+        assert!(
+            details.iter().any(|d| d["field"] == *field && d["code"] == *code),
+            "{body}: expected {field}/{code} in {answer}"
+        );
+    }
+    let (_, unchanged) = w.call(writer, Method::GET, &path, None).await;
+    assert_eq!((unchanged["name"].as_str(), &unchanged["triggers"]), (Some("web-2"), &expected));
+    let before = stack_count(&w).await;
+    for (body, field, code) in &cases {
+        let mut created = stack("refused", w.team, &team_dc, &repo);
+        created.as_object_mut().unwrap().extend(body.as_object().unwrap().clone());
+        let (status, answer) = w.call(writer, Method::POST, "/api/v1/stacks", Some(created)).await;
+        assert_eq!(status, 422, "{body} → {answer}");
+        let details = answer["error"]["details"].as_array().unwrap();
+        assert!(
+            details.iter().any(|d| d["field"] == *field && d["code"] == *code),
+            "{body}: expected {field}/{code} in {answer}"
+        );
+    }
+    assert_eq!(stack_count(&w).await, before, "nothing stored by a refused creation");
+
+    // A reader may not change them, valid or not (authorization first);
+    // someone outside the space does not see the stack at all.
+    let reader = w.token("team reader");
+    for body in [json!({"triggers": {"all_branches": true}}), json!({"triggers": {"all_branches": "yes"}})] {
+        let (status, answer) = w.call(reader, Method::PATCH, &path, Some(body.clone())).await;
+        assert_eq!((status.as_u16(), answer["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
+    }
+    let (status, _) =
+        w.call(w.token("outsider"), Method::PATCH, &path, Some(json!({"triggers": {"all_branches": true}}))).await;
+    assert_eq!(status, 404);
+    let (_, unchanged) = w.call(writer, Method::GET, &path, None).await;
+    assert_eq!(unchanged["triggers"], expected, "nothing changed by the refusals");
+}

@@ -246,3 +246,140 @@ async fn the_list_filters_by_provider_space_and_label() {
     let dc = admin.get("/?provider=bitbucket_datacenter&label=staging").await.text().await.unwrap();
     assert_eq!(names(&dc), (false, true));
 }
+
+/// Whether the page's checkbox `name` is ticked.
+fn ticked(html: &str, name: &str) -> bool {
+    let at = html.find(&format!("name=\"{name}\"")).unwrap_or_else(|| panic!("the page has no {name} box"));
+    let start = html[..at].rfind('<').unwrap();
+    let tag = &html[start..at + html[at..].find('>').unwrap()];
+    assert!(tag.contains("type=\"checkbox\""), "{tag}");
+    tag.contains(" checked")
+}
+
+const TRIGGERS: [&str; 4] = ["build_pull_requests", "all_branches", "prune_branches", "resync_pull_requests"];
+
+#[tokio::test]
+async fn triggers_are_ticked_on_the_forms_and_an_unticked_box_saves_off() {
+    let (w, sim) = world_with_bitbucket().await;
+    let team_dc = integration(&w, &sim.url, "team-dc", Some(w.team), &[]).await;
+    let writer = w.browser("team writer").await;
+    let csrf = writer.csrf_token("/tokens").await;
+    let team = w.team.to_string();
+    let stored = |path: String| {
+        let w = &w;
+        async move {
+            let id = path.trim_start_matches("/stacks/");
+            let (status, stack) =
+                w.call(w.token("team writer"), Method::GET, &format!("/api/v1/stacks/{id}"), None).await;
+            assert_eq!(status, 200, "{stack}");
+            stack["triggers"].clone()
+        }
+    };
+
+    // The creation form explains each trigger and ticks SPEC's defaults.
+    let page = writer
+        .get(&format!("/stacks/new?space_id={team}&integration_id={team_dc}&query=my-repo"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Build pull requests")
+            && page.contains("request a proposed run for pull requests into this branch")
+    );
+    let boxes: Vec<bool> = TRIGGERS.iter().map(|t| ticked(&page, t)).collect();
+    assert_eq!(boxes, [true, false, true, false]);
+    let marker = "name=\"repository\" value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let repo = page[start..].split('"').next().unwrap().to_owned();
+
+    // Every box left unticked: the browser posts none of them, and all four are off.
+    let base = [
+        ("csrf_token", csrf.as_str()),
+        ("space_id", team.as_str()),
+        ("integration_id", team_dc.as_str()),
+        ("repository", repo.as_str()),
+        ("branch", "main"),
+        ("triggers", "shown"),
+    ];
+    let mut form = base.to_vec();
+    form.push(("name", "quiet"));
+    let created = writer.post_form("/stacks/new", &form).await;
+    assert_eq!(created.status(), 303);
+    let quiet = location(&created);
+    let off = json!({"build_pull_requests": false, "all_branches": false, "prune_branches": false, "resync_pull_requests": false});
+    assert_eq!(stored(quiet.clone()).await, off);
+    let page = writer.get(&quiet).await.text().await.unwrap();
+    assert!(page.contains("Build pull requests: off"), "the stack's page says so");
+    assert_eq!(TRIGGERS.iter().map(|t| ticked(&page, t)).collect::<Vec<_>>(), [false; 4], "the change form as stored");
+
+    // The defaults as ticked, with one more.
+    let mut form = base.to_vec();
+    form.extend([("name", "web"), ("build_pull_requests", "on"), ("prune_branches", "on"), ("all_branches", "on")]);
+    let created = writer.post_form("/stacks/new", &form).await;
+    assert_eq!(created.status(), 303);
+    let web = location(&created);
+    let on = json!({"build_pull_requests": true, "all_branches": true, "prune_branches": true, "resync_pull_requests": false});
+    assert_eq!(stored(web.clone()).await, on);
+    let page = writer.get(&web).await.text().await.unwrap();
+    assert!(page.contains("All branches: on") && page.contains("Resync pull requests: off"));
+    assert_eq!(TRIGGERS.iter().map(|t| ticked(&page, t)).collect::<Vec<_>>(), [true, true, true, false]);
+
+    // A refused creation shows the boxes as they were posted, not the defaults.
+    let mut form = base.to_vec();
+    form.extend([("name", "bad"), ("all_branches", "on")]);
+    form[4] = ("branch", "a b");
+    let refused = writer.post_form("/stacks/new", &form).await;
+    assert_eq!(refused.status(), 422);
+    let page = refused.text().await.unwrap();
+    assert_eq!(TRIGGERS.iter().map(|t| ticked(&page, t)).collect::<Vec<_>>(), [false, true, false, false]);
+
+    // Editing: unticking a box turns it off; the boxes still ticked stay on.
+    let edit = [
+        ("csrf_token", csrf.as_str()),
+        ("name", "web"),
+        ("branch", "main"),
+        ("triggers", "shown"),
+        ("all_branches", "on"),
+        ("resync_pull_requests", "on"),
+    ];
+    let saved = writer.post_form(&web, &edit).await;
+    assert_eq!(saved.status(), 303);
+    let edited = json!({"build_pull_requests": false, "all_branches": true, "prune_branches": false, "resync_pull_requests": true});
+    assert_eq!(stored(web.clone()).await, edited);
+    let saved = writer
+        .post_form(&web, &[("csrf_token", &csrf), ("name", "web"), ("branch", "main"), ("triggers", "shown")])
+        .await;
+    assert_eq!(saved.status(), 303);
+    assert_eq!(stored(web.clone()).await, off, "every box unticked");
+    let saved = writer.post_form(&web, &edit).await;
+    assert_eq!(saved.status(), 303);
+
+    // A refused change shows the boxes as posted.
+    let refused = writer
+        .post_form(&web, &[("csrf_token", &csrf), ("name", "web"), ("branch", "a b"), ("triggers", "shown")])
+        .await;
+    assert_eq!(refused.status(), 422);
+    let page = refused.text().await.unwrap();
+    assert_eq!(TRIGGERS.iter().map(|t| ticked(&page, t)).collect::<Vec<_>>(), [false; 4]);
+    assert_eq!(stored(web.clone()).await, edited, "nothing saved");
+
+    // A form without the boxes (the attach form, say) leaves the triggers alone.
+    let renamed = writer.post_form(&web, &[("csrf_token", &csrf), ("name", "web-prod"), ("branch", "main")]).await;
+    assert_eq!(renamed.status(), 303);
+    assert_eq!(stored(web.clone()).await, edited);
+
+    // A reader sees them but has no form, and a post of theirs is refused.
+    let reader = w.browser("team reader").await;
+    let page = reader.get(&web).await.text().await.unwrap();
+    assert!(page.contains("Resync pull requests: on") && !page.contains("name=\"resync_pull_requests\""));
+    let reader_csrf = reader.csrf_token("/tokens").await;
+    let refused = reader
+        .post_form(
+            &web,
+            &[("csrf_token", &reader_csrf), ("name", "web-prod"), ("branch", "main"), ("triggers", "shown")],
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(stored(web.clone()).await, edited, "nothing changed by the refusal");
+}
