@@ -316,3 +316,50 @@ async fn events_follow_prints_what_comes_as_json_lines() {
     assert_eq!(event["stack_id"], stack.as_str());
     assert_eq!(event["repository"]["name"], "OPS/my-repo");
 }
+
+#[tokio::test]
+async fn a_stack_s_triggers_decide_which_events_its_deliveries_make() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, stack) = endpoint(&w, &simulator.url).await;
+    let secret = Some(e.secret.as_str());
+    let set = |triggers: Value| {
+        let (w, stack) = (&w, &stack);
+        async move {
+            let path = format!("/api/v1/stacks/{stack}");
+            let (status, answer) =
+                w.call(w.token("team writer"), Method::PATCH, &path, Some(json!({"triggers": triggers}))).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    };
+    let (_, start) = events(&w, "team reader", "").await;
+
+    // Every branch, and no pull requests.
+    set(json!({"all_branches": true, "build_pull_requests": false})).await;
+    post(&e.url, "repo:refs_changed", &body(sender::datacenter_push("develop", "UPDATE")), secret, "a").await;
+    post(&e.url, "pr:opened", &body(sender::payload("pr:opened").unwrap()), secret, "b").await;
+    let (items, cursor) = events(&w, "team reader", &format!("after={start}")).await;
+    let made: Vec<_> = items.iter().map(|e| (e["type"].as_str().unwrap(), e["branch"].as_str().unwrap())).collect();
+    assert_eq!(made, [("run.requested", "develop")], "a push to develop; the pull request made nothing");
+
+    // No pruning: a deleted branch is not announced.
+    set(json!({"all_branches": false, "prune_branches": false, "build_pull_requests": true})).await;
+    post(&e.url, "repo:refs_changed", &body(sender::datacenter_push("main", "DELETE")), secret, "c").await;
+    let (items, cursor) = events(&w, "team reader", &format!("after={cursor}")).await;
+    assert!(items.is_empty(), "{items:?}");
+
+    // Resync: the pull request is open; a push to its source asks for it again.
+    set(json!({"resync_pull_requests": true})).await;
+    post(&e.url, "pr:from_ref_updated", &body(sender::payload("pr:from_ref_updated").unwrap()), secret, "d").await;
+    post(&e.url, "repo:refs_changed", &body(sender::datacenter_push("feature/thing", "UPDATE")), secret, "e").await;
+    let (items, cursor) = events(&w, "team reader", &format!("after={cursor}")).await;
+    let made: Vec<_> = items.iter().map(|e| (e["kind"].as_str(), e["resync"].as_bool())).collect();
+    assert_eq!(made, [(Some("proposed"), Some(false)), (Some("proposed"), Some(true))]);
+    assert_eq!(items[1]["pull_request"]["id"], 7);
+    assert_eq!(items[1]["commit"], PUSHED, "the pushed commit");
+    // Once it is merged, pushes to its source ask for nothing more.
+    post(&e.url, "pr:merged", &body(sender::payload("pr:merged").unwrap()), secret, "f").await;
+    post(&e.url, "repo:refs_changed", &body(sender::datacenter_push("feature/thing", "UPDATE")), secret, "g").await;
+    let (items, _) = events(&w, "team reader", &format!("after={cursor}")).await;
+    let made: Vec<_> = items.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(made, ["pull_request.closed"]);
+}
