@@ -7,7 +7,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use sqlx::{postgres::PgListener, PgPool};
+use sqlx::{
+    postgres::{PgListener, PgPoolOptions},
+    PgPool,
+};
 use tokio::sync::watch;
 
 #[derive(Debug, Clone)]
@@ -31,12 +34,18 @@ impl Signal {
     }
 
     /// Listens to `channel` for as long as the process runs, reconnecting
-    /// after a failure.
+    /// after a failure. On a connection of its own: a listener keeps the
+    /// connection it takes, which must not be one of the pool's.
     pub fn listen(&self, pool: PgPool, channel: &'static str) {
         let signal = self.clone();
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(pool.options().get_acquire_timeout())
+            .connect_lazy_with((*pool.connect_options()).clone());
         tokio::spawn(async move {
             loop {
-                match PgListener::connect_with(&pool).await {
+                match PgListener::connect_with(&own).await {
                     Ok(mut listener) => {
                         if listener.listen(channel).await.is_ok() {
                             signal.notify();
