@@ -65,6 +65,16 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// When a pull request gets Bitgate's comment (`integrations.pr_comments`):
+    /// never, from its first failed run, or from its first run.
+    pub enum PrComments {
+        Off = "off",
+        Failures = "failures",
+        Always = "always",
+    }
+}
+
 /// How build statuses are reported to Bitbucket.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Options {

@@ -243,6 +243,10 @@ async fn insert(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>, sqlx:
                     AS m (stack, delivery, integration, repository_id, repository_name, type, kind, resync, branch,
                           commit, pull_request, position)
                WHERE m.delivery IN (SELECT id FROM stored)
+                 -- A process's routes can name a stack deleted a moment ago:
+                 -- its events are dropped, not the batch (locked, so that a
+                 -- delete committing meanwhile is seen, not an FK error).
+                 AND m.stack IN (SELECT id FROM stacks WHERE id = ANY($18) FOR KEY SHARE)
                ORDER BY m.position
            )
            SELECT id AS "id!" FROM stored"#,

@@ -228,6 +228,54 @@ async fn an_event_committed_after_a_later_one_is_not_skipped() {
 }
 
 #[tokio::test]
+async fn a_delivery_routed_to_a_stack_deleted_meanwhile_is_stored_without_its_event() {
+    // A process's cached routes lag a deletion in another process by a
+    // moment: a delivery routed by them in that moment is still stored
+    // (answered 202, not lost to a foreign-key error), and makes no event.
+    use bitgate_core::{
+        platform::events::{Derived, EventType, RunKind},
+        webhooks::{group_commit::Row, routing::Routed, DeliveryOutcome},
+    };
+    let (w, simulator) = world_with_bitbucket().await;
+    let (_, stack) = endpoint(&w, &simulator.url).await;
+    let (live, integration) = stack_and_integration(&w, &stack).await;
+    let gone = Uuid::new_v4();
+    let derived = || Derived {
+        event_type: EventType::RunRequested,
+        kind: Some(RunKind::Tracked),
+        resync: false,
+        branch: "main".into(),
+        commit: Some(PUSHED.into()),
+        pull_request: None,
+    };
+    let row = Row {
+        integration,
+        request_id: Some("stale-routes".into()),
+        event_key: Some("repo:refs_changed".into()),
+        repository: Some(("1".into(), "OPS/my-repo".into())),
+        signature: "valid",
+        outcome: DeliveryOutcome::Accepted,
+        reason: None,
+        headers: "{}".into(),
+        body: Some("{}".into()),
+        event: None,
+        routed: Routed {
+            stacks: vec![gone, live],
+            branch_deleted: Vec::new(),
+            events: vec![(gone, derived()), (live, derived())],
+        },
+    };
+    let stored = w.app.services.webhooks.writer.store(&w.app.pool, row).await.unwrap();
+    let delivery = stored.expect("stored, not a duplicate");
+    let made: Vec<Uuid> = sqlx::query_scalar("SELECT stack_id FROM events WHERE delivery_id = $1")
+        .bind(delivery)
+        .fetch_all(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(made, [live], "the live stack's event is made, the deleted one's is not");
+}
+
+#[tokio::test]
 async fn a_reader_following_the_cursor_gets_every_event_of_concurrent_writers_exactly_once() {
     let (w, simulator) = world_with_bitbucket().await;
     let (_, stack) = endpoint(&w, &simulator.url).await;

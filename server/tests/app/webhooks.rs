@@ -507,8 +507,9 @@ async fn every_process_routes_by_the_stacks_as_they_are_now() {
         async move {
             let mut stacks = Vec::new();
             for attempt in 0..10 {
-                let (_, answer) =
+                let (status, answer) =
                     post(&url, "repo:refs_changed", &push(), Some(&secret), &format!("{sent}-{attempt}")).await;
+                assert_eq!(status, 202, "stored even while its routes lag: {answer}");
                 let path = format!("/api/v1/deliveries/{}", answer["delivery"].as_str().unwrap());
                 let shown = w.call(w.token("team admin"), Method::GET, &path, None).await.1;
                 stacks = shown["stacks"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
