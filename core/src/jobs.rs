@@ -35,6 +35,8 @@ text_enum! {
         DeliveryRetention = "webhooks.retention",
         /// Sends a build status's latest revision to Bitbucket.
         SendBuildStatus = "outbound.build_status",
+        /// Creates or edits a pull request's comment in Bitbucket.
+        SendPullRequestComment = "outbound.pr_comment",
     }
 }
 

@@ -37,9 +37,14 @@ pub async fn schedule_periodic(pool: &PgPool) -> Result<(), sqlx::Error> {
 /// Claims and runs one due job. Returns whether there was one.
 pub async fn run_one(services: &Services) -> Result<bool, sqlx::Error> {
     let Some(job) = jobs::claim(&services.pool).await? else { return Ok(false) };
-    if job.kind == Ok(JobKind::SendBuildStatus) {
-        // It ends or reschedules itself, with the status it sends.
-        if let Err(error) = platform::sending::send_status(services, &job).await {
+    // Outbound jobs end or reschedule themselves, with what they send.
+    let outbound = match job.kind {
+        Ok(JobKind::SendBuildStatus) => Some(platform::sending::statuses::send_status(services, &job).await),
+        Ok(JobKind::SendPullRequestComment) => Some(platform::sending::comments::send_comment(services, &job).await),
+        _ => None,
+    };
+    if let Some(sent) = outbound {
+        if let Err(error) = sent {
             tracing::warn!(kind = job.kind_name(), %error, "job failed; it will be retried");
             jobs::fail(&services.pool, &job, &error.to_string()).await?;
         }
@@ -84,10 +89,16 @@ async fn run(services: &Services, kind: JobKind) -> Result<u64, String> {
         JobKind::ForgetLoginFailures => throttle::forget_expired(pool).await,
         JobKind::RefreshCloudTokens => cloud_tokens::refresh_due(services).await,
         JobKind::DeleteExpiredOauthFlows => oauth_flows::delete_expired(pool).await,
-        JobKind::SendBuildStatus => Ok(0),
+        JobKind::SendBuildStatus | JobKind::SendPullRequestComment => Ok(0),
         JobKind::DeliveryRetention => match pool.acquire().await {
             Ok(mut connection) => {
-                webhooks::deliveries::apply_retention(&mut connection, services.config.delivery_retention).await
+                let retention = services.config.delivery_retention;
+                match webhooks::deliveries::apply_retention(&mut connection, retention).await {
+                    Ok(deliveries) => platform::outbound_log::apply_retention(&mut connection, retention)
+                        .await
+                        .map(|calls| deliveries + calls),
+                    Err(error) => Err(error),
+                }
             }
             Err(error) => Err(error),
         },

@@ -2,6 +2,7 @@
 //! Bitbucket goes out to the platform that runs the stacks' work as events,
 //! and what the platform reports as runs goes back to Bitbucket.
 
+pub mod comments;
 pub mod events;
 pub mod feed;
 pub mod outbound_log;

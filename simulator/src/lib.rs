@@ -6,7 +6,9 @@
 
 pub mod cloud;
 pub mod datacenter;
+pub mod feed_bench;
 pub mod load;
+pub mod platform;
 pub mod sender;
 pub mod tls;
 

@@ -17,6 +17,9 @@ struct Args {
     /// Where Bitgate runs: the demo consumer's callback is its OAuth callback.
     #[arg(long, env = "BITGATE_PUBLIC_URL", default_value = "http://127.0.0.1:3000")]
     bitgate_url: String,
+    /// Milliseconds Data Center takes to answer each request (a network's latency).
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -61,6 +64,44 @@ enum Command {
         /// Deliveries a second (open loop); left out: as fast as the clients go.
         #[arg(long)]
         rate: Option<u32>,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Plays the platform that runs the stacks' work: follows Bitgate's
+    /// events feed and reports each requested run queued, running, then
+    /// succeeded, or failed when its branch or pull request title says
+    /// `fail`; Bitgate then posts the statuses and comments here.
+    Platform {
+        /// Where Bitgate runs.
+        #[arg(long, env = "BITGATE_PUBLIC_URL", default_value = "http://127.0.0.1:3000")]
+        bitgate_url: String,
+        /// An API token of Bitgate with write on the stacks' spaces.
+        #[arg(long, env = "BITGATE_TOKEN")]
+        token: String,
+        /// Only this stack's events.
+        #[arg(long)]
+        stack: Option<String>,
+        /// Seconds each state lasts.
+        #[arg(long, default_value_t = 2)]
+        step: u64,
+    },
+    /// The events feed benchmark: `--readers` follow Bitgate's feed while
+    /// deliveries arrive at `--rate` a second; prints the latency from an
+    /// event's transaction to each reader, p50 and p99.
+    FeedBench {
+        #[arg(long, env = "BITGATE_PUBLIC_URL", default_value = "http://127.0.0.1:3000")]
+        bitgate_url: String,
+        #[arg(long, env = "BITGATE_TOKEN")]
+        token: String,
+        /// The webhook endpoint the deliveries go to.
+        #[arg(long)]
+        url: String,
+        #[arg(long, env = "BITGATE_WEBHOOK_SECRET")]
+        secret: String,
+        #[arg(long, default_value_t = 10)]
+        readers: usize,
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
@@ -126,12 +167,47 @@ async fn main() -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        Some(Command::Platform { bitgate_url, token, stack, step }) => {
+            let platform = bitbucket_simulator::platform::Platform {
+                bitgate_url,
+                token,
+                stack,
+                after: None,
+                step: std::time::Duration::from_secs(step),
+            };
+            println!("Following {}/api/v1/events; runs are reported as they are requested.", platform.bitgate_url);
+            return platform.follow().await;
+        }
+        Some(Command::FeedBench { bitgate_url, token, url, secret, readers, rate, seconds }) => {
+            let bench = bitbucket_simulator::feed_bench::FeedBench {
+                bitgate_url: &bitgate_url,
+                token: &token,
+                webhook_url: &url,
+                secret: &secret,
+                readers,
+                rate,
+                duration: std::time::Duration::from_secs(seconds),
+            };
+            let report = bench.run().await?;
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+            println!(
+                "deliveries={} failed={} events_read={} p50={:.1}ms p99={:.1}ms max={:.1}ms",
+                report.deliveries,
+                report.failed,
+                report.latencies.len(),
+                ms(report.percentile(0.5)),
+                ms(report.percentile(0.99)),
+                ms(report.percentile(1.0))
+            );
+            return Ok(());
+        }
         None => {}
     }
     let transport = if args.tls { bitbucket_simulator::Transport::Tls } else { bitbucket_simulator::Transport::Http };
     let simulator =
         bitbucket_simulator::Simulator::start_on(args.listen, bitbucket_simulator::DataCenter::sample(), transport)
             .await?;
+    simulator.configure(|instance| instance.delay = std::time::Duration::from_millis(args.delay_ms));
     println!("Bitbucket Data Center simulator at {}", simulator.url);
     println!("  API URL:      {}", simulator.url);
     println!("  username:     {}", bitbucket_simulator::datacenter::DEMO_USER);

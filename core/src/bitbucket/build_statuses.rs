@@ -1,20 +1,9 @@
 //! Posting a build status to a commit, on both products: the request each
-//! expects, and its answer reduced to what the sender decides on (the
-//! status code, Bitbucket's message, `Retry-After`). No secret reaches the
-//! answer: the path logged is the API path, without host or query.
+//! expects (sent by [`super::calls::send`]).
 
-use std::time::Duration;
-
-use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
-use url::Url;
 
-use super::excerpt;
-use crate::{
-    config::Config,
-    outbound::{self, ReadFailed},
-    secret::Secret,
-};
+use super::calls::Call;
 
 /// What a status says, in each product's words already.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,24 +16,6 @@ pub struct Status<'a> {
     pub description: &'a str,
     /// The branch the commit was built on, without `refs/heads/`.
     pub branch: Option<&'a str>,
-}
-
-/// One call as the outbound log shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Call {
-    pub method: &'static str,
-    pub path: String,
-}
-
-/// What came back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    /// `None`: no answer (the network, the timeout, an answer too large).
-    pub status: Option<StatusCode>,
-    /// Bitbucket's message (quoted at most 64 characters), or why there was no answer.
-    pub message: Option<String>,
-    /// How long Bitbucket asked to wait (429, 503).
-    pub retry_after: Option<Duration>,
 }
 
 /// Data Center's current endpoint (8.x and later), with the branch as `ref`.
@@ -79,70 +50,6 @@ pub fn cloud(workspace: &str, slug: &str, commit: &str, status: &Status<'_>) -> 
     (Call { method: "POST", path }, body)
 }
 
-/// Sends `body` to `base` + `call.path` with the bearer token, within
-/// `BITGATE_OUTBOUND_TIMEOUT`, reading at most one object's worth of answer.
-pub async fn send(
-    client: &reqwest::Client,
-    config: &Config,
-    base: &Url,
-    call: &Call,
-    token: &Secret<String>,
-    body: &Value,
-) -> Answer {
-    let url = format!("{}{}", base.as_str().trim_end_matches('/'), call.path);
-    let request =
-        client.post(url).header(header::ACCEPT, "application/json").bearer_auth(token.expose()).json(body).send();
-    let exchange = async {
-        let response = request.await?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body = if status.is_redirection() {
-            Vec::new()
-        } else {
-            outbound::read_body(response, outbound::MAX_ANSWER_BYTES).await?
-        };
-        Ok::<_, ReadFailed>((status, retry_after, body))
-    };
-    match tokio::time::timeout(config.outbound_timeout, exchange).await {
-        Ok(Ok((status, retry_after, body))) => {
-            let message = if status.is_success() { None } else { message_of(&body) };
-            Answer { status: Some(status), message, retry_after }
-        }
-        Ok(Err(ReadFailed::TooLarge { limit })) => Answer {
-            status: None,
-            message: Some(format!("Bitbucket's answer was longer than {limit} bytes.")),
-            retry_after: None,
-        },
-        Ok(Err(ReadFailed::Transport(error))) => Answer {
-            status: None,
-            message: Some(if error.is_timeout() {
-                timed_out(config)
-            } else {
-                "Bitbucket could not be reached.".into()
-            }),
-            retry_after: None,
-        },
-        Err(_) => Answer { status: None, message: Some(timed_out(config)), retry_after: None },
-    }
-}
-
-fn timed_out(config: &Config) -> String {
-    format!("No answer within {} seconds (BITGATE_OUTBOUND_TIMEOUT).", config.outbound_timeout.as_secs())
-}
-
-/// Bitbucket's own message: Data Center's `errors[0].message`, Cloud's
-/// `error.message`; quoted short, never echoed whole.
-fn message_of(body: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    let text = value["errors"][0]["message"].as_str().or_else(|| value["error"]["message"].as_str())?;
-    Some(excerpt(text))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,16 +79,5 @@ mod tests {
         assert_eq!(call.path, format!("/2.0/repositories/acme/website/commit/{SHA}/statuses/build"));
         assert_eq!((body["refname"].as_str(), body["key"].as_str()), (Some("main"), Some("bg/abc/tracked")));
         assert!(cloud("acme", "website", SHA, &status(None)).1.get("refname").is_none());
-    }
-
-    #[test]
-    fn bitbucket_s_message_is_quoted_short() {
-        let datacenter = br#"{"errors":[{"message":"Key is longer than 255 characters"}]}"#;
-        assert_eq!(message_of(datacenter).as_deref(), Some("Key is longer than 255 characters"));
-        let cloud = br#"{"type":"error","error":{"message":"key: Ensure this value has at most 40 characters"}}"#;
-        assert!(message_of(cloud).unwrap().starts_with("key: Ensure"));
-        let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "x".repeat(5000));
-        assert!(message_of(long.as_bytes()).unwrap().chars().count() <= 70);
-        assert_eq!(message_of(b"<html>"), None);
     }
 }

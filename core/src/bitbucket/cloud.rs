@@ -500,6 +500,30 @@ impl Account {
     }
 }
 
+/// The checklist's line "can post build statuses" (and comment on pull
+/// requests), from the scopes Bitbucket granted: statuses need
+/// `repository` (Repositories: Read), comments `pullrequest` (Pull
+/// requests: Read).
+pub fn check_statuses(granted: &[String]) -> Check {
+    const NAME: &str = "statuses";
+    let missing: Vec<&str> = [("repository", "Repositories: Read"), ("pullrequest", "Pull requests: Read")]
+        .into_iter()
+        .filter(|(scope, _)| !granted.iter().any(|g| g == scope || g.starts_with(&format!("{scope}:"))))
+        .map(|(_, permission)| permission)
+        .collect();
+    if missing.is_empty() {
+        ok(NAME, "The consumer can post build statuses and comment on pull requests.")
+    } else {
+        failed(
+            NAME,
+            format!(
+                "The consumer lacks {}: give it that permission to post build statuses and comments, then reconnect.",
+                missing.join(" and ")
+            ),
+        )
+    }
+}
+
 fn ok(name: &'static str, message: impl Into<String>) -> Check {
     Check { name, ok: true, message: message.into() }
 }
@@ -771,6 +795,17 @@ pub async fn repository(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_need_the_repository_and_pull_request_scopes() {
+        let granted = |scopes: &[&str]| scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_statuses(&granted(&["account", "repository", "pullrequest:write"])).ok);
+        let line = check_statuses(&granted(&["account", "repository"]));
+        assert!(!line.ok);
+        assert!(line.message.starts_with("The consumer lacks Pull requests: Read:"), "{}", line.message);
+        let line = check_statuses(&granted(&["account"]));
+        assert!(line.message.contains("Repositories: Read and Pull requests: Read"), "{}", line.message);
+    }
 
     #[test]
     fn workspace_ids_go_into_paths_safely() {

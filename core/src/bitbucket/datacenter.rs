@@ -222,6 +222,53 @@ pub(crate) fn client_for(connection: &Connection, config: &Config) -> reqwest::R
     }
 }
 
+/// The checklist's line "can post build statuses" (and comment on pull
+/// requests): both need Repository read on the repository, so the token
+/// reads each repository the integration's stacks use (`names`, as
+/// `PRJ/slug`).
+pub async fn check_statuses(connection: &Connection, config: &Config, names: &[String]) -> Check {
+    const NAME: &str = "statuses";
+    if names.is_empty() {
+        return ok(
+            NAME,
+            "No stack uses this integration yet. Build statuses and comments need Repository read on each repository a stack uses.",
+        );
+    }
+    let Ok(client) = client_for(connection, config) else {
+        return failed(NAME, "Bitgate could not prepare an HTTP client for this URL.");
+    };
+    let calls = Calls::new(&client, &connection.api_url, config);
+    let token = Some(connection.token.expose().as_str());
+    let mut refused: Vec<String> = Vec::new();
+    for name in names {
+        let Ok((project, slug)) = super::parse_repository_name(name) else { continue };
+        let path = format!("/rest/api/1.0/projects/{project}/repos/{slug}");
+        match calls.get(&path, token).await {
+            Ok(answer) if answer.status.is_success() => {}
+            Ok(answer) => refused.push(format!("{name} (answered {})", answer.status.as_u16())),
+            Err(why) => return failed(NAME, why),
+        }
+    }
+    if refused.is_empty() {
+        let count = names.len();
+        ok(
+            NAME,
+            format!(
+                "The token can post build statuses to the {count} repositor{} its stacks use.",
+                if count == 1 { "y" } else { "ies" }
+            ),
+        )
+    } else {
+        failed(
+            NAME,
+            format!(
+                "The token cannot read {}: it needs Repository read (REPO_READ) there to post build statuses and comments.",
+                refused.join(", ")
+            ),
+        )
+    }
+}
+
 /// Runs every check, in order.
 pub async fn check(connection: &Connection, config: &Config) -> Report {
     let mut report = Report { checks: Vec::new(), version: None };

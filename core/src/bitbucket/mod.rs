@@ -2,8 +2,10 @@
 //! finding the repositories stacks attach to.
 
 pub mod build_statuses;
+pub mod calls;
 pub mod cloud;
 pub mod datacenter;
+pub mod pull_request_comments;
 
 use serde::Serialize;
 

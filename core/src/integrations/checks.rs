@@ -125,28 +125,49 @@ fn pending_report() -> Report {
 /// the health it gives (`connected`, `error`, or still `pending_authorization`
 /// for a Cloud integration that waits for its approval).
 pub async fn retest(services: &Services, integration: &Integration) -> Result<(Report, Health), StoredError> {
-    let (report, state) = match integration.provider {
+    let (mut report, mut state) = match integration.provider {
         Provider::DataCenter => {
             let connection = stored_connection(services, integration).await?;
-            let report = datacenter::check(&connection, &services.config).await;
+            let mut report = datacenter::check(&connection, &services.config).await;
+            if report.passed() {
+                let names = stack_repositories(services, integration.id).await?;
+                report.checks.push(datacenter::check_statuses(&connection, &services.config, &names).await);
+            }
             let state = if report.passed() { HealthState::Connected } else { HealthState::Error };
             (report, state)
         }
         Provider::Cloud => retest_cloud(services, integration).await?,
     };
+    if integration.provider == Provider::Cloud && state == HealthState::Connected {
+        let granted = integration.cloud.as_ref().map(|c| c.scopes.as_slice()).unwrap_or_default();
+        report.checks.push(cloud::check_statuses(granted));
+        if !report.passed() {
+            state = HealthState::Error;
+        }
+    }
     // The line that says what the integration reaches: Data Center's first
-    // (the server), Cloud's last (the workspace); or the first failure.
+    // (the server), Cloud's workspace; or the first failure.
     let message = match report.first_failure() {
         Some(failure) => failure.message.clone(),
         None => match integration.provider {
             Provider::DataCenter => report.checks.first(),
-            Provider::Cloud => report.checks.last(),
+            Provider::Cloud => report.checks.iter().find(|c| c.name == "workspace"),
         }
         .map(|c| c.message.clone())
         .unwrap_or_default(),
     };
     let health = Health { state, message, checked_at: Some(OffsetDateTime::now_utc()) };
     Ok((report, health))
+}
+
+/// The repositories the integration's stacks use, as `PRJ/slug`.
+async fn stack_repositories(services: &Services, id: IntegrationId) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "SELECT DISTINCT repository_name FROM stacks WHERE integration_id = $1 ORDER BY repository_name LIMIT 50",
+        id
+    )
+    .fetch_all(&services.pool)
+    .await
 }
 
 /// The checks of a stored Cloud integration: the consumer, a usable token

@@ -4,6 +4,8 @@
 //! is in it (the API path without host or query, Bitbucket's message
 //! quoted short).
 
+use std::time::Duration;
+
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -64,4 +66,32 @@ pub async fn list(
     )
     .fetch_all(db)
     .await
+}
+
+/// Calls kept per integration at most, whatever their age: a Bitbucket
+/// refusing every retry for a day must not fill the database.
+const KEPT_PER_INTEGRATION: i64 = 10_000;
+
+/// Deletes calls older than `retention` (the deliveries' retention: the
+/// log explains what those deliveries made), and the oldest past the cap.
+pub async fn apply_retention(db: &mut sqlx::PgConnection, retention: Duration) -> Result<u64, sqlx::Error> {
+    let old = sqlx::query!(
+        "DELETE FROM outbound_calls WHERE at < now() - make_interval(secs => $1)",
+        retention.as_secs_f64()
+    )
+    .execute(&mut *db)
+    .await?
+    .rows_affected();
+    let excess = sqlx::query!(
+        r#"DELETE FROM outbound_calls WHERE id IN (
+               SELECT id FROM (
+                   SELECT id, row_number() OVER (PARTITION BY integration_id ORDER BY at DESC, id DESC) AS n
+                   FROM outbound_calls) ranked
+               WHERE n > $1)"#,
+        KEPT_PER_INTEGRATION
+    )
+    .execute(&mut *db)
+    .await?
+    .rows_affected();
+    Ok(old + excess)
 }

@@ -39,3 +39,66 @@ pub async fn open_for(db: impl PgExecutor<'_>, stacks: &[Uuid]) -> Result<Vec<Op
     open.dedup_by(|a, b| a.id == b.id && a.target_branch == b.target_branch);
     Ok(open)
 }
+
+/// What the stack's events last said of one pull request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    /// Merged, declined or deleted.
+    Closed,
+    /// Open, its source at this commit (when the event said).
+    Open { head: Option<String> },
+    /// No event of the stack names it (opened before the stack existed,
+    /// or its events are past retention).
+    Unknown,
+}
+
+impl Known {
+    /// Whether a run on `commit` still speaks for the pull request: not
+    /// when it is closed, nor when its head has moved past the commit.
+    pub fn current(&self, commit: &str) -> bool {
+        match self {
+            Known::Closed => false,
+            // Cloud's pull-request payloads name the source by its first
+            // 12 hex digits only.
+            Known::Open { head: Some(head) } => {
+                commit == head || (head.len() >= 7 && commit.starts_with(head.as_str()))
+            }
+            Known::Open { head: None } | Known::Unknown => true,
+        }
+    }
+}
+
+/// The pull request `id` as the events of `stack` last told it.
+pub async fn known(db: impl PgExecutor<'_>, stack: Uuid, id: i64) -> Result<Known, sqlx::Error> {
+    let last = sqlx::query!(
+        r#"SELECT type AS "event_type!", commit FROM events
+           WHERE stack_id = $1 AND pull_request IS NOT NULL AND (pull_request ->> 'id')::bigint = $2
+           ORDER BY tx DESC, seq DESC LIMIT 1"#,
+        stack,
+        id
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(match last {
+        None => Known::Unknown,
+        Some(row) if row.event_type == EventType::PullRequestClosed.as_str() => Known::Closed,
+        Some(row) => Known::Open { head: row.commit },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_speaks_for_an_open_pull_request_at_its_head_only() {
+        let full = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
+        assert!(Known::Unknown.current(full));
+        assert!(!Known::Closed.current(full));
+        assert!(Known::Open { head: None }.current(full));
+        assert!(Known::Open { head: Some(full.into()) }.current(full));
+        assert!(Known::Open { head: Some("a1b2c3d4e5f6".into()) }.current(full), "Cloud's short hash");
+        assert!(!Known::Open { head: Some("b2c3d4e5f607".into()) }.current(full));
+        assert!(!Known::Open { head: Some("a".into()) }.current(full), "too short to tell");
+    }
+}

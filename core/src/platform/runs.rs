@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use url::Url;
 use uuid::Uuid;
 
-use super::{events::RunKind, statuses};
+use super::{comments, events::RunKind, statuses};
 use crate::{
     access::Denied,
     principal::Principal,
@@ -441,6 +441,7 @@ pub async fn report(
     // changes what it shows is stored, in the order reports are decided.
     // (Unchanged reports returned above and send nothing again.)
     statuses::run_changed(&mut tx, services.config.public_url.as_str(), &run).await?;
+    comments::run_changed(&mut tx, services.config.public_url.as_str(), &run).await?;
     tx.commit().await?;
     services.jobs.notify();
     Ok((run, reported))

@@ -248,11 +248,13 @@ async fn latest_runs(
 
 /// The branch the commit was built on, as the events of the stack tell:
 /// a pull request's source for a proposed run, the pushed branch for a
-/// tracked one (the stack's own, unless it runs for every branch).
+/// tracked one (the stack's own, unless it runs for every branch). Cloud's
+/// pull-request events name the commit by its first 12 hex digits.
 async fn branch_of(tx: &mut PgConnection, run: &Run, stack_branch: &str) -> Result<Option<String>, sqlx::Error> {
     let branch = sqlx::query_scalar!(
         r#"SELECT branch FROM events
-           WHERE stack_id = $1 AND commit = $2 AND kind = $3
+           WHERE stack_id = $1 AND kind = $3
+             AND (commit = $2 OR (length(commit) BETWEEN 7 AND 39 AND starts_with($2, commit)))
              AND ($4::bigint IS NULL OR (pull_request ->> 'id')::bigint = $4)
            ORDER BY tx DESC, seq DESC LIMIT 1"#,
         run.stack_id,

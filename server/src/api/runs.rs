@@ -11,6 +11,7 @@ use axum::{
     Json,
 };
 use bitgate_core::platform::{
+    comments,
     events::RunKind,
     runs::{self, Reported, Run, RunInput, RunState, MAX_SUMMARY_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS},
     statuses,
@@ -103,6 +104,28 @@ pub struct RunView {
     /// the commit's aggregate, as the integration's `vcs_checks` says);
     /// empty when the integration posts none.
     pub statuses: Vec<RunStatusView>,
+    /// The comment Bitgate keeps on the run's pull request for its stack
+    /// (as the integration's `pr_comments` says); null when there is none.
+    pub comment: Option<RunCommentView>,
+}
+
+/// The comment of a proposed run's (pull request, stack) in Bitbucket.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = RunComment)]
+pub struct RunCommentView {
+    pub pull_request_id: i64,
+    #[schema(schema_with = comment_sent_schema)]
+    pub sent: String,
+    /// Bitbucket's answer when it refused the comment, or why it was not posted.
+    pub message: Option<String>,
+}
+
+fn comment_sent_schema() -> ObjectBuilder {
+    one_of(
+        ["pending", "sent", "failed", "skipped"],
+        "`pending`: queued for Bitbucket; `sent`: the comment shows its latest run; `failed`: Bitbucket refused \
+         it; `skipped`: not posted, as the pull request closed or its head moved on (see `message`).",
+    )
 }
 
 /// A build status of a run in Bitbucket, and whether it was sent.
@@ -122,7 +145,10 @@ pub struct RunStatusView {
 /// The run with the statuses that show it.
 pub async fn view(state: &AppState, run: &Run) -> Result<RunView, AppError> {
     let shown = statuses::of_run(&state.services.pool, run).await?;
+    let comment = comments::of_run(&state.services.pool, run).await?;
     let mut view = bare_view(run);
+    view.comment =
+        comment.map(|c| RunCommentView { pull_request_id: c.pull_request_id, sent: c.sent, message: c.message });
     view.statuses = shown
         .into_iter()
         .map(|s| RunStatusView { key: s.key, state: s.state.to_owned(), sent: s.sent, message: s.message })
@@ -145,6 +171,7 @@ fn bare_view(run: &Run) -> RunView {
         created_at: rfc3339(run.created_at),
         updated_at: rfc3339(run.updated_at),
         statuses: Vec::new(),
+        comment: None,
     }
 }
 

@@ -9,6 +9,7 @@ mod admin_pages;
 mod api_tokens;
 mod cli;
 mod cloud;
+mod comments;
 mod contract;
 mod csrf;
 mod database;

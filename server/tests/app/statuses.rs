@@ -288,3 +288,61 @@ async fn with_commit_status_off_nothing_is_sent() {
     assert!(statuses(&simulator).is_empty());
     assert!(outbound(&w, &e.id).await.is_empty());
 }
+
+#[tokio::test]
+async fn the_connection_test_says_whether_statuses_can_be_posted_to_the_stacks_repositories() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, _) = endpoint(&w, &simulator.url).await;
+    let path = format!("/api/v1/integrations/{}/test", e.id);
+    let tested = w.call(w.token("team admin"), Method::POST, &path, None).await.1;
+    let line = tested["checks"].as_array().unwrap().iter().find(|c| c["name"] == "statuses").cloned();
+    assert_eq!(
+        line,
+        Some(json!({"name": "statuses", "ok": true,
+                    "message": "The token can post build statuses to the 1 repository its stacks use."})),
+        "{tested}"
+    );
+    assert_eq!(tested["health"]["state"], "connected");
+
+    // The stack's repository is gone from Bitbucket (or out of the token's reach).
+    simulator.datacenter.write().unwrap().repositories.retain(|r| r.slug != "my-repo");
+    let tested = w.call(w.token("team admin"), Method::POST, &path, None).await.1;
+    let line = tested["checks"].as_array().unwrap().iter().find(|c| c["name"] == "statuses").cloned().unwrap();
+    assert_eq!(line["ok"], false, "{tested}");
+    assert!(
+        line["message"].as_str().unwrap().starts_with("The token cannot read OPS/my-repo (answered 404)"),
+        "{line}"
+    );
+    assert_eq!(tested["health"]["state"], "error");
+}
+
+#[tokio::test]
+async fn the_outbound_log_is_kept_as_long_as_deliveries() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, stack) = endpoint(&w, &simulator.url).await;
+    for key in ["r1", "r2"] {
+        report(&w, &stack, key, json!({"commit": COMMIT, "kind": "tracked", "state": "running", "title": key})).await;
+        drain(&w).await;
+    }
+    assert_eq!(outbound(&w, &e.id).await.len(), 2);
+    sqlx::query(
+        "UPDATE outbound_calls SET at = now() - interval '31 days' WHERE at = (SELECT min(at) FROM outbound_calls)",
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    maintenance_retention(&w).await;
+    assert_eq!(outbound(&w, &e.id).await.len(), 1, "the month-old call is gone, the other kept");
+}
+
+/// The retention job, as the scheduler runs it.
+async fn maintenance_retention(w: &World) {
+    sqlx::query(
+        "INSERT INTO jobs (kind, unique_key) VALUES ('webhooks.retention', 'webhooks.retention')
+         ON CONFLICT (unique_key) DO UPDATE SET run_at = now(), locked_until = NULL",
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    drain(w).await;
+}

@@ -182,6 +182,49 @@ async fn post_comment(
 }
 
 #[derive(Debug, Deserialize)]
+struct PageQuery {
+    start: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// `GET .../pull-requests/{id}/activities`: the only listing of a pull
+/// request's general comments, newest first, among other activities (here:
+/// the comments only, as `COMMENTED` / `ADDED`).
+async fn activities(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((key, slug, id)): Path<(String, String, u64)>,
+    Query(page): Query<PageQuery>,
+) -> Response {
+    let instance = read(&state);
+    let (token, repository) = match repository_reader(&instance, &headers, &key, &slug) {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    if !instance.pull_requests.iter().any(|pr| pr.repository_id == repository.id && pr.id == id) {
+        return no_such_pull_request(id);
+    }
+    let (start, limit) = (page.start.unwrap_or(0), page.limit.unwrap_or(25).clamp(1, 1000));
+    let all: Vec<Value> = instance
+        .comments
+        .iter()
+        .rev()
+        .filter(|c| c.repository_id == repository.id && c.pull_request_id == id)
+        .map(|c| {
+            json!({"id": c.id * 10, "createdDate": epoch_millis(), "user": comment_json(&instance, c)["author"],
+                   "action": "COMMENTED", "commentAction": "ADDED", "comment": comment_json(&instance, c)})
+        })
+        .collect();
+    let values: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
+    let last = start + values.len() >= all.len();
+    let mut body = json!({"size": values.len(), "limit": limit, "start": start, "isLastPage": last, "values": values});
+    if !last {
+        body["nextPageStart"] = json!(start + limit);
+    }
+    as_user(&Some(token), Json(body))
+}
+
+#[derive(Debug, Deserialize)]
 struct VersionQuery {
     version: Option<u64>,
 }
@@ -341,6 +384,7 @@ pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route(PR, get(get_pull_request))
         .route(&format!("{PR}/comments"), axum::routing::post(post_comment))
+        .route(&format!("{PR}/activities"), get(activities))
         .route(&format!("{PR}/comments/{{comment_id}}"), get(get_comment).put(put_comment).delete(delete_comment))
         .route("/projects/{key}/repos/{slug}/pull-requests/{id}/overview", get(pull_request_page))
 }
