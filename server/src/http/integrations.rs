@@ -238,6 +238,8 @@ pub struct WizardForm {
     #[serde(default)]
     vcs_checks: String,
     #[serde(default)]
+    pr_comments: String,
+    #[serde(default)]
     workspace: String,
     #[serde(default)]
     client_id: String,
@@ -263,6 +265,8 @@ impl WizardForm {
             commit_status: Some(self.commit_status.is_some()),
             status_details: Some(self.status_details.is_some()),
             vcs_checks: Some(if self.vcs_checks.is_empty() { "individual" } else { &self.vcs_checks }.to_owned()),
+            // Not posted: the default on a creation, the stored choice on an edit.
+            pr_comments: given(Some(self.pr_comments.clone())),
         }
     }
 
@@ -353,6 +357,7 @@ impl WizardForm {
             ("commit_status", flag(&self.commit_status)),
             ("status_details", flag(&self.status_details)),
             ("vcs_checks", self.vcs_checks.clone()),
+            ("pr_comments", self.pr_comments.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -614,6 +619,7 @@ fn stored_values(integration: &Integration) -> Vec<(String, String)> {
         ("commit_status", flag(integration.options.commit_status)),
         ("status_details", flag(integration.options.status_details)),
         ("vcs_checks", integration.options.vcs_checks.as_str().to_owned()),
+        ("pr_comments", integration.options.pr_comments.as_str().to_owned()),
     ];
     if let Some(cloud) = &integration.cloud {
         values.extend([

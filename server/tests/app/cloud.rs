@@ -172,6 +172,15 @@ async fn client_credentials_connect_at_once_and_show_what_bitbucket_granted() {
     assert!(page.contains("reach only the workspace that owns the consumer"));
     assert!(page.contains("repo:push") && page.contains("pullrequest:fulfilled"));
     has_no_secret(&page);
+
+    // Pull-request comments: the default when left out; stored as chosen for a Cloud integration too.
+    assert_eq!(created["options"]["pr_comments"], "failures");
+    let mut chosen = body(&w, "Cloud quiet", "client_credentials", DEMO_SECRET);
+    chosen["options"] = json!({"pr_comments": "off"});
+    let (status, quiet) = w.call(w.token("team admin"), Method::POST, "/api/v1/integrations", Some(chosen)).await;
+    assert_eq!(status, 201, "{quiet}");
+    let found = integration(&w, quiet["id"].as_str().unwrap()).await;
+    assert_eq!(found["options"]["pr_comments"], "off");
 }
 
 #[tokio::test]
