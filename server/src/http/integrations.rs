@@ -14,9 +14,12 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     Extension, Form,
 };
-use bitgate_app::context::{
-    DeleteIntegrationPage, Flash, FormOutcome, IntegrationPage, IntegrationRow, IntegrationsPage, PageContext,
-    PageData, StackRow, WizardPage,
+use bitgate_app::{
+    context::{
+        DeleteIntegrationPage, Flash, FormOutcome, IntegrationPage, IntegrationRow, IntegrationsPage, PageContext,
+        PageData, StackRow, WizardPage,
+    },
+    pages::integrations::pr_comments_in_words,
 };
 use bitgate_core::{
     access::Access,
@@ -503,6 +506,11 @@ async fn render_details(
     facts.push(("Commit status".to_owned(), yes_no(integration.options.commit_status)));
     facts.push(("Status details".to_owned(), yes_no(integration.options.status_details)));
     facts.push(("VCS checks".to_owned(), integration.options.vcs_checks.as_str().to_owned()));
+    let pr_comments = integration.options.pr_comments.as_str();
+    facts.push((
+        "Pull-request comments".to_owned(),
+        pr_comments_in_words(pr_comments).unwrap_or_else(|| pr_comments.to_owned()),
+    ));
     facts.push(("Stacks using it".to_owned(), integration.stacks_count.to_string()));
     let with_secret = secret.is_some();
     let last_delivery_at = webhooks::deliveries::last_received_at(&state.services.pool, integration.id).await?;

@@ -769,6 +769,7 @@ async fn edited_cloud_credentials_are_checked_first_and_a_new_consumer_needs_a_n
             && page.contains("Leave empty to keep the stored secret")
     );
     has_no_secret(&page);
+    assert_eq!(crate::helpers::selected_option(&page, "pr_comments").as_deref(), Some("failures"));
     let csrf = browser.csrf_token("/tokens").await;
     let saved = browser
         .post_form(
@@ -784,6 +785,7 @@ async fn edited_cloud_credentials_are_checked_first_and_a_new_consumer_needs_a_n
                 ("mode", "client_credentials"),
                 ("labels", "prod, eu"),
                 ("vcs_checks", "individual"),
+                ("pr_comments", "always"),
             ],
         )
         .await;
@@ -791,4 +793,5 @@ async fn edited_cloud_credentials_are_checked_first_and_a_new_consumer_needs_a_n
     let found = integration(&w, &id).await;
     assert_eq!(found["health"]["state"], "connected", "client credentials again: a token at once");
     assert_eq!(found["labels"], json!(["prod", "eu"]));
+    assert_eq!(found["options"]["pr_comments"], "always");
 }
