@@ -75,24 +75,36 @@ text_enum! {
     }
 }
 
-/// How build statuses are reported to Bitbucket.
+/// How builds are reported to Bitbucket: statuses and pull-request comments.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Options {
     pub use_git_checkout: bool,
     pub commit_status: bool,
     pub status_details: bool,
     pub vcs_checks: VcsChecks,
+    pub pr_comments: PrComments,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { use_git_checkout: false, commit_status: true, status_details: true, vcs_checks: VcsChecks::Individual }
+        Self {
+            use_git_checkout: false,
+            commit_status: true,
+            status_details: true,
+            vcs_checks: VcsChecks::Individual,
+            pr_comments: PrComments::Failures,
+        }
     }
 }
 
 pub fn parse_vcs_checks(raw: &str) -> Result<VcsChecks, FieldError> {
     VcsChecks::parse(raw)
         .ok_or_else(|| FieldError::new("options.vcs_checks", "invalid", "Choose individual, aggregated or all."))
+}
+
+pub fn parse_pr_comments(raw: &str) -> Result<PrComments, FieldError> {
+    PrComments::parse(raw)
+        .ok_or_else(|| FieldError::new("options.pr_comments", "invalid", "Choose off, failures or always."))
 }
 
 /// The slug of a name: lowercase letters and digits, other runs turned into
@@ -411,9 +423,10 @@ pub async fn create_datacenter(
     let secret = keyring.seal(random_token().as_bytes(), binding(TABLE, "webhook_secret", id));
     sqlx::query!(
         r#"INSERT INTO integrations (id, name, slug, provider, space_id, labels, description, use_git_checkout,
-                                    commit_status, status_details, vcs_checks, webhook_secret_key, webhook_secret,
-                                    health_state, health_message, health_checked_at, created_by, created_by_label)
-           VALUES ($1, $2, $3, 'bitbucket_datacenter', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"#,
+                                    commit_status, status_details, vcs_checks, pr_comments, webhook_secret_key,
+                                    webhook_secret, health_state, health_message, health_checked_at, created_by,
+                                    created_by_label)
+           VALUES ($1, $2, $3, 'bitbucket_datacenter', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"#,
         id,
         new.name,
         new.slug,
@@ -424,6 +437,7 @@ pub async fn create_datacenter(
         new.options.commit_status,
         new.options.status_details,
         new.options.vcs_checks.as_str(),
+        new.options.pr_comments.as_str(),
         secret.key_id,
         secret.ciphertext,
         new.health.state.as_str(),
@@ -483,9 +497,10 @@ pub async fn create_cloud(tx: &mut PgConnection, keyring: &Keyring, new: NewClou
     let secret = keyring.seal(random_token().as_bytes(), binding(TABLE, "webhook_secret", id));
     sqlx::query!(
         r#"INSERT INTO integrations (id, name, slug, provider, space_id, labels, description, use_git_checkout,
-                                    commit_status, status_details, vcs_checks, webhook_secret_key, webhook_secret,
-                                    health_state, health_message, health_checked_at, created_by, created_by_label)
-           VALUES ($1, $2, $3, 'bitbucket_cloud', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"#,
+                                    commit_status, status_details, vcs_checks, pr_comments, webhook_secret_key,
+                                    webhook_secret, health_state, health_message, health_checked_at, created_by,
+                                    created_by_label)
+           VALUES ($1, $2, $3, 'bitbucket_cloud', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"#,
         id,
         new.name,
         new.slug,
@@ -496,6 +511,7 @@ pub async fn create_cloud(tx: &mut PgConnection, keyring: &Keyring, new: NewClou
         new.options.commit_status,
         new.options.status_details,
         new.options.vcs_checks.as_str(),
+        new.options.pr_comments.as_str(),
         secret.key_id,
         secret.ciphertext,
         new.health.state.as_str(),
@@ -548,6 +564,7 @@ struct Row {
     commit_status: bool,
     status_details: bool,
     vcs_checks: VcsChecks,
+    pr_comments: PrComments,
     health_state: HealthState,
     health_message: String,
     health_checked_at: Option<OffsetDateTime>,
@@ -611,6 +628,7 @@ impl From<Row> for Integration {
                 commit_status: row.commit_status,
                 status_details: row.status_details,
                 vcs_checks: row.vcs_checks,
+                pr_comments: row.pr_comments,
             },
             health: Health { state: row.health_state, message: row.health_message, checked_at: row.health_checked_at },
             created_at: row.created_at,
@@ -627,6 +645,7 @@ pub async fn find(db: impl PgExecutor<'_>, id: IntegrationId) -> Result<Option<I
         Row,
         r#"SELECT i.id, i.name, i.slug, i.provider, i.space_id, i.labels, i.description, i.use_git_checkout,
                   i.commit_status, i.status_details, i.vcs_checks AS "vcs_checks: VcsChecks",
+                  i.pr_comments AS "pr_comments: PrComments",
                   i.health_state AS "health_state: HealthState", i.health_message,
                   i.health_checked_at, i.created_at, i.created_by_label,
                   d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?", d.username AS "username?",
@@ -720,6 +739,7 @@ pub async fn list(
         Row,
         r#"SELECT i.id, i.name, i.slug, i.provider, i.space_id, i.labels, i.description, i.use_git_checkout,
                   i.commit_status, i.status_details, i.vcs_checks AS "vcs_checks: VcsChecks",
+                  i.pr_comments AS "pr_comments: PrComments",
                   i.health_state AS "health_state: HealthState", i.health_message,
                   i.health_checked_at, i.created_at, i.created_by_label,
                   d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?", d.username AS "username?",
@@ -852,10 +872,11 @@ pub async fn update(
              commit_status = coalesce($5, commit_status),
              status_details = coalesce($6, status_details),
              vcs_checks = coalesce($7, vcs_checks),
-             health_state = coalesce($8, health_state),
-             health_message = coalesce($9, health_message),
-             health_checked_at = CASE WHEN $8::text IS NULL THEN health_checked_at ELSE now() END,
-             space_id = CASE WHEN $10 THEN $11 ELSE space_id END,
+             pr_comments = coalesce($8, pr_comments),
+             health_state = coalesce($9, health_state),
+             health_message = coalesce($10, health_message),
+             health_checked_at = CASE WHEN $9::text IS NULL THEN health_checked_at ELSE now() END,
+             space_id = CASE WHEN $11 THEN $12 ELSE space_id END,
              updated_at = now()
            WHERE id = $1"#,
         id,
@@ -865,6 +886,7 @@ pub async fn update(
         options.map(|o| o.commit_status),
         options.map(|o| o.status_details),
         options.map(|o| o.vcs_checks.as_str()),
+        options.map(|o| o.pr_comments.as_str()),
         changes.health.as_ref().map(|h| h.0.as_str()),
         changes.health.as_ref().map(|h| h.1.clone()),
         changes.space_id.is_some(),

@@ -14,6 +14,23 @@ use crate::{
     pages::stacks::StackTable,
 };
 
+/// The choices of the integration option `pr_comments`: (value, name, what
+/// it does). The form explains each with these words, and the details page
+/// shows the chosen one with them, so the two cannot drift apart.
+pub const PR_COMMENTS_CHOICES: [(&str, &str, &str); 3] = [
+    ("off", "Off", "never comment."),
+    ("failures", "Failures", "one comment per pull request and stack, created when a run fails, then kept up to date."),
+    ("always", "Always", "the same comment, from the first run."),
+];
+
+/// What an integration gets when it does not say (the database's default).
+pub const PR_COMMENTS_DEFAULT: &str = "failures";
+
+/// A `pr_comments` value in words ("Off: never comment."), if it is one.
+pub fn pr_comments_in_words(value: &str) -> Option<String> {
+    PR_COMMENTS_CHOICES.iter().find(|(v, _, _)| *v == value).map(|(_, name, what)| format!("{name}: {what}"))
+}
+
 /// The integrations the viewer can see, as the home page lists them.
 #[component]
 pub fn IntegrationList(page: crate::context::IntegrationsPage) -> impl IntoView {
@@ -195,6 +212,7 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
     let commit_status = unposted || form.value("commit_status") == "on";
     let status_details = unposted || form.value("status_details") == "on";
     let vcs = form.value("vcs_checks");
+    let pr_comments_field = pr_comments_field(form.value("pr_comments"), form.error("pr_comments"));
     let editing = wizard.editing.clone();
     let csrf_token = context.viewer.as_ref().map(|v| v.csrf_token.clone()).unwrap_or_default();
     let check_labels: &[&str] = if is_cloud {
@@ -344,6 +362,7 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
                         <option value="all" selected=vcs == "all">"all: both"</option>
                     </select>
                 </div>
+                {pr_comments_field}
     }
     .into_any();
     view! {
@@ -359,6 +378,43 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
                 <CheckingSubmit label=submit.to_owned() checks=check_labels timeout_seconds=wizard.outbound_timeout_seconds />
             </form>
         </Page>
+    }
+}
+
+/// The `pr_comments` select, each choice explained on a line of its own
+/// below it. A value that is none of the choices (posted by hand, and
+/// refused) selects the default, next to the error.
+fn pr_comments_field(chosen: String, error: Option<String>) -> impl IntoView {
+    let known = PR_COMMENTS_CHOICES.iter().any(|(value, _, _)| *value == chosen);
+    let chosen = if known { chosen } else { PR_COMMENTS_DEFAULT.to_owned() };
+    let has_error = error.is_some();
+    let described_by =
+        if has_error { "field-pr_comments-hint field-pr_comments-error" } else { "field-pr_comments-hint" };
+    let options = PR_COMMENTS_CHOICES
+        .iter()
+        .map(|(value, name, _)| {
+            let label = if *value == PR_COMMENTS_DEFAULT { format!("{name} (default)") } else { (*name).to_owned() };
+            view! { <option value=*value selected=*value == chosen>{label}</option> }
+        })
+        .collect_view();
+    let explanations = PR_COMMENTS_CHOICES
+        .iter()
+        .map(|(_, name, what)| view! { <p class="hint"><strong>{*name}</strong>": "{*what}</p> })
+        .collect_view();
+    view! {
+        <div class="field" class:has-error=has_error>
+            <label for="field-pr_comments">"Pull-request comments"</label>
+            <select
+                id="field-pr_comments"
+                name="pr_comments"
+                aria-invalid=has_error.then_some("true")
+                aria-describedby=described_by
+            >
+                {options}
+            </select>
+            <div id="field-pr_comments-hint">{explanations}</div>
+            {error.map(|e| view! { <p class="field-error" id="field-pr_comments-error">{e}</p> })}
+        </div>
     }
 }
 

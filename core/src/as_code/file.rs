@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use super::yaml::{self, Mapping, Value};
 use crate::{
-    integrations::{Options, Provider, VcsChecks},
+    integrations::{Options, PrComments, Provider, VcsChecks},
     secret::Secret,
 };
 
@@ -448,9 +448,22 @@ fn options(fields: &mut Fields<'_>, problems: &mut Vec<Problem>) -> Option<Optio
             None
         }),
     };
+    let pr_comments = match options.string("pr_comments", problems) {
+        None => Some(defaults.pr_comments),
+        Some(raw) => PrComments::parse(&raw).or_else(|| {
+            options.problem(problems, "pr_comments", "must be off, failures or always");
+            None
+        }),
+    };
     options.finish(problems);
-    let vcs_checks = vcs_checks?;
-    (problems.len() == before).then_some(Options { use_git_checkout, commit_status, status_details, vcs_checks })
+    let (vcs_checks, pr_comments) = (vcs_checks?, pr_comments?);
+    (problems.len() == before).then_some(Options {
+        use_git_checkout,
+        commit_status,
+        status_details,
+        vcs_checks,
+        pr_comments,
+    })
 }
 
 /// An entry in the shape of CDS's files (`type: bitbucketserver`): a Data
@@ -484,6 +497,8 @@ fn cds_entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entr
     if let Some(auth) = auth {
         auth.finish(problems);
     }
+    // CDS has no option for pull-request comments (its VCS options are the
+    // four read here): its entries get Bitgate's default.
     let mut options = Options::default();
     let (mut disable_polling, mut disable_webhooks) = (false, false);
     if let Some(mut cds) = fields.nested("options", problems) {
@@ -578,6 +593,7 @@ fn write_entry(out: &mut String, entry: &Entry) {
     flag(out, 4, "commit_status", options.commit_status);
     flag(out, 4, "status_details", options.status_details);
     field(out, 4, "vcs_checks", options.vcs_checks.as_str());
+    field(out, 4, "pr_comments", options.pr_comments.as_str());
     match &entry.credentials {
         Credentials::DataCenter {
             api_url,
@@ -629,7 +645,7 @@ fn or_placeholder(secret: &Option<Secret<String>>, what: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integrations::VcsChecks;
+    use crate::integrations::{PrComments, VcsChecks};
 
     fn datacenter(name: &str, scope: Scope) -> Entry {
         Entry {
@@ -638,7 +654,8 @@ mod tests {
             scope,
             description: "Our **main** Bitbucket".into(),
             labels: vec!["prod".into()],
-            options: Options { commit_status: false, ..Options::default() },
+            // Not the default, so that a round trip that dropped it would show.
+            options: Options { commit_status: false, pr_comments: PrComments::Always, ..Options::default() },
             credentials: Credentials::DataCenter {
                 api_url: "https://bitbucket.example.com".into(),
                 user_facing_url: Some("https://git.example.com".into()),
@@ -681,6 +698,9 @@ mod tests {
         assert!(text.contains("access_token: '<fill in: the HTTP access token of bot>'"), "{text}");
         assert!(text.contains("client_secret: '<fill in: the secret of OAuth consumer key>'"), "{text}");
         assert!(text.contains("webhook_secret: kept-webhook-secret"), "a webhook secret given on purpose");
+        // Exported even when it is the default.
+        assert!(text.contains("    pr_comments: always\n"), "{text}");
+        assert!(text.contains("    pr_comments: failures\n"), "{text}");
         assert_eq!(parse(&text).unwrap(), entries);
         // Filled in, the secrets are read.
         let filled = text.replace("'<fill in: the HTTP access token of bot>'", "BBDC-secret");
@@ -701,6 +721,7 @@ mod tests {
             ("my-bitbucket", Provider::DataCenter, &Scope::Unstated)
         );
         assert_eq!((entry.options.commit_status, entry.options.status_details), (false, true));
+        assert_eq!(entry.options.pr_comments, PrComments::Failures, "CDS has no such option: the default");
         assert_eq!(
             entry.credentials,
             Credentials::DataCenter {
@@ -814,7 +835,7 @@ mod tests {
     fn a_file_sharing_values_through_a_few_aliases_reads() {
         let text = "version: 1\nintegrations:\n\
                     - name: first\n  provider: bitbucket_datacenter\n  scope: default\n\
-                    \x20 options: &options {commit_status: false, vcs_checks: all}\n\
+                    \x20 options: &options {commit_status: false, vcs_checks: all, pr_comments: off}\n\
                     \x20 datacenter: &dc {api_url: https://b.example.com, username: &bot bot}\n\
                     - name: second\n  provider: bitbucket_datacenter\n  space: team\n  labels: [*bot]\n\
                     \x20 options: *options\n  datacenter: *dc\n";
@@ -822,6 +843,7 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].options, entries[1].options);
         assert_eq!(entries[1].options.vcs_checks, VcsChecks::All);
+        assert_eq!(entries[1].options.pr_comments, PrComments::Off);
         assert_eq!(entries[0].credentials, entries[1].credentials);
         assert_eq!(entries[1].labels, ["bot"]);
     }
@@ -880,7 +902,7 @@ integrations:
     provider: bitbucket_datacenter
     scope: space
     labels: oops
-    options: {commit_status: "yes", vcs_checks: sometimes}
+    options: {commit_status: "yes", vcs_checks: sometimes, pr_comments: never}
     datacenter: {api_url: https://b.example.com, usrname: bot}
   - name: DC-MAIN
     provider: bitbucket_cloud
@@ -907,6 +929,7 @@ integrations:
             "integrations[0] (dc-main).labels: must be a list of text",
             "integrations[0] (dc-main).options.commit_status: must be true or false",
             "integrations[0] (dc-main).options.vcs_checks: must be individual, aggregated or all",
+            "integrations[0] (dc-main).options.pr_comments: must be off, failures or always",
             "integrations[0] (dc-main).datacenter.username: missing",
             "integrations[0] (dc-main).datacenter.usrname: unknown field",
             "integrations[1] (DC-MAIN).space: a default integration has no space: remove it, or write scope: space",
@@ -917,7 +940,7 @@ integrations:
         ] {
             assert!(problems.contains(&expected.to_owned()), "{expected}\n in {problems:#?}");
         }
-        assert_eq!(problems.len(), 13, "{problems:#?}");
+        assert_eq!(problems.len(), 14, "{problems:#?}");
         // Names are compared without regard to case once the entries read.
         let twice = "version: 1\nintegrations:\n  - {name: a, provider: bitbucket_cloud, scope: space, space: s, cloud: {workspace: w, client_id: k}}\n  - {name: A, provider: bitbucket_cloud, scope: space, space: s, cloud: {workspace: w, client_id: k}}\n";
         assert_eq!(places(twice), ["integrations[1] (A): this name is in the file twice"]);

@@ -50,6 +50,11 @@ pub fn schema() -> Value {
             "commit_status": flag("Report commit statuses to Bitbucket."),
             "status_details": flag("Link statuses to their runs."),
             "vcs_checks": {"enum": ["individual", "aggregated", "all"]},
+            "pr_comments": {
+                "enum": ["off", "failures", "always"],
+                "default": "failures",
+                "description": "Bitgate's comment on a pull request, one per stack: never, from the first failed run, or from the first run.",
+            },
         }
     });
     let entry = json!({

@@ -6,7 +6,7 @@
 
 use url::Url;
 
-use super::{parse_description, parse_labels, parse_name, parse_vcs_checks, Options, Provider};
+use super::{parse_description, parse_labels, parse_name, parse_pr_comments, parse_vcs_checks, Options, Provider};
 use crate::{
     bitbucket::{
         cloud::{self, Consumer, Mode},
@@ -44,6 +44,7 @@ pub struct OptionsInput {
     pub commit_status: Option<bool>,
     pub status_details: Option<bool>,
     pub vcs_checks: Option<String>,
+    pub pr_comments: Option<String>,
 }
 
 #[derive(Default)]
@@ -90,15 +91,21 @@ pub fn description(problems: &mut Problems, raw: Option<String>) -> Option<Strin
 /// Options over `base`: each option left out keeps the base's value (the
 /// defaults for a creation, the stored ones for a change).
 pub fn options(problems: &mut Problems, base: &Options, input: OptionsInput) -> Option<Options> {
+    // Both parsed before giving up, so that two bad values are both reported.
     let vcs_checks = match input.vcs_checks {
-        Some(raw) => problems.check(parse_vcs_checks(&raw))?,
-        None => base.vcs_checks,
+        Some(raw) => problems.check(parse_vcs_checks(&raw)),
+        None => Some(base.vcs_checks),
+    };
+    let pr_comments = match input.pr_comments {
+        Some(raw) => problems.check(parse_pr_comments(&raw)),
+        None => Some(base.pr_comments),
     };
     Some(Options {
         use_git_checkout: input.use_git_checkout.unwrap_or(base.use_git_checkout),
         commit_status: input.commit_status.unwrap_or(base.commit_status),
         status_details: input.status_details.unwrap_or(base.status_details),
-        vcs_checks,
+        vcs_checks: vcs_checks?,
+        pr_comments: pr_comments?,
     })
 }
 
@@ -213,7 +220,7 @@ pub fn new_cloud(problems: &mut Problems, input: Option<CloudInput>) -> Option<N
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integrations::VcsChecks;
+    use crate::integrations::{PrComments, VcsChecks};
 
     fn config() -> Config {
         Config::load(&[("BITGATE_MODE", "development")]).unwrap()
@@ -275,6 +282,27 @@ mod tests {
             options(&mut problems, &stored, OptionsInput { vcs_checks: Some("some".into()), ..Default::default() });
         assert!(refused.is_none());
         assert_eq!(fields(&problems), [("options.vcs_checks", "invalid")]);
+    }
+
+    #[test]
+    fn pr_comments_is_kept_changed_or_refused_by_its_api_field() {
+        let stored = Options { pr_comments: PrComments::Always, ..Options::default() };
+        let mut problems = Problems::default();
+        let kept = options(&mut problems, &stored, OptionsInput { commit_status: Some(false), ..Default::default() });
+        assert_eq!(kept.map(|o| o.pr_comments), Some(PrComments::Always), "left out, kept");
+        let changed =
+            options(&mut problems, &stored, OptionsInput { pr_comments: Some("off".into()), ..Default::default() });
+        assert_eq!(changed, Some(Options { pr_comments: PrComments::Off, ..stored.clone() }));
+        assert!(problems.is_empty());
+
+        let both_bad = OptionsInput {
+            vcs_checks: Some("some".into()),
+            pr_comments: Some("sometimes".into()),
+            ..Default::default()
+        };
+        assert!(options(&mut problems, &stored, both_bad).is_none());
+        assert_eq!(fields(&problems), [("options.vcs_checks", "invalid"), ("options.pr_comments", "invalid")]);
+        assert_eq!(problems.0[1].message, "Choose off, failures or always.");
     }
 
     #[test]

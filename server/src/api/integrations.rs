@@ -108,6 +108,9 @@ pub struct OptionsView {
     pub status_details: bool,
     /// `individual`, `aggregated` or `all`.
     pub vcs_checks: String,
+    /// `off`, `failures` or `always`: one comment per pull request and
+    /// stack, never, from the first failed run, or from the first run.
+    pub pr_comments: String,
 }
 
 /// Data Center credentials as shown: the token never, its last four characters only.
@@ -169,6 +172,10 @@ pub struct OptionsInput {
     status_details: Option<bool>,
     /// `individual` (default), `aggregated` or `all`.
     vcs_checks: Option<String>,
+    /// `off`, `failures` (default) or `always`: Bitgate's comment on a pull
+    /// request, one per stack, kept up to date from the first failed run
+    /// (`failures`) or from the first run (`always`).
+    pr_comments: Option<String>,
 }
 
 #[allow(dead_code)]
@@ -255,6 +262,7 @@ fn view(state: &AppState, integration: &Integration) -> IntegrationView {
             commit_status: integration.options.commit_status,
             status_details: integration.options.status_details,
             vcs_checks: integration.options.vcs_checks.as_str().to_owned(),
+            pr_comments: integration.options.pr_comments.as_str().to_owned(),
         },
         datacenter: integration.datacenter.as_ref().map(|dc| DataCenterView {
             api_url: dc.api_url.clone(),
@@ -315,6 +323,7 @@ fn read_input<B: PartialSchema, D: PartialSchema, C: PartialSchema>(body: JsonOb
             commit_status: o.optional_bool("commit_status"),
             status_details: o.optional_bool("status_details"),
             vcs_checks: o.optional_string("vcs_checks"),
+            pr_comments: o.optional_string("pr_comments"),
         };
         fields.absorb(o);
         read

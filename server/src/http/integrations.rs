@@ -14,9 +14,12 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     Extension, Form,
 };
-use bitgate_app::context::{
-    DeleteIntegrationPage, Flash, FormOutcome, IntegrationPage, IntegrationRow, IntegrationsPage, PageContext,
-    PageData, StackRow, WizardPage,
+use bitgate_app::{
+    context::{
+        DeleteIntegrationPage, Flash, FormOutcome, IntegrationPage, IntegrationRow, IntegrationsPage, PageContext,
+        PageData, StackRow, WizardPage,
+    },
+    pages::integrations::pr_comments_in_words,
 };
 use bitgate_core::{
     access::Access,
@@ -238,6 +241,8 @@ pub struct WizardForm {
     #[serde(default)]
     vcs_checks: String,
     #[serde(default)]
+    pr_comments: String,
+    #[serde(default)]
     workspace: String,
     #[serde(default)]
     client_id: String,
@@ -263,6 +268,8 @@ impl WizardForm {
             commit_status: Some(self.commit_status.is_some()),
             status_details: Some(self.status_details.is_some()),
             vcs_checks: Some(if self.vcs_checks.is_empty() { "individual" } else { &self.vcs_checks }.to_owned()),
+            // Not posted: the default on a creation, the stored choice on an edit.
+            pr_comments: given(Some(self.pr_comments.clone())),
         }
     }
 
@@ -353,6 +360,7 @@ impl WizardForm {
             ("commit_status", flag(&self.commit_status)),
             ("status_details", flag(&self.status_details)),
             ("vcs_checks", self.vcs_checks.clone()),
+            ("pr_comments", self.pr_comments.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -498,6 +506,11 @@ async fn render_details(
     facts.push(("Commit status".to_owned(), yes_no(integration.options.commit_status)));
     facts.push(("Status details".to_owned(), yes_no(integration.options.status_details)));
     facts.push(("VCS checks".to_owned(), integration.options.vcs_checks.as_str().to_owned()));
+    let pr_comments = integration.options.pr_comments.as_str();
+    facts.push((
+        "Pull-request comments".to_owned(),
+        pr_comments_in_words(pr_comments).unwrap_or_else(|| pr_comments.to_owned()),
+    ));
     facts.push(("Stacks using it".to_owned(), integration.stacks_count.to_string()));
     let with_secret = secret.is_some();
     let last_delivery_at = webhooks::deliveries::last_received_at(&state.services.pool, integration.id).await?;
@@ -614,6 +627,7 @@ fn stored_values(integration: &Integration) -> Vec<(String, String)> {
         ("commit_status", flag(integration.options.commit_status)),
         ("status_details", flag(integration.options.status_details)),
         ("vcs_checks", integration.options.vcs_checks.as_str().to_owned()),
+        ("pr_comments", integration.options.pr_comments.as_str().to_owned()),
     ];
     if let Some(cloud) = &integration.cloud {
         values.extend([

@@ -172,6 +172,15 @@ async fn client_credentials_connect_at_once_and_show_what_bitbucket_granted() {
     assert!(page.contains("reach only the workspace that owns the consumer"));
     assert!(page.contains("repo:push") && page.contains("pullrequest:fulfilled"));
     has_no_secret(&page);
+
+    // Pull-request comments: the default when left out; stored as chosen for a Cloud integration too.
+    assert_eq!(created["options"]["pr_comments"], "failures");
+    let mut chosen = body(&w, "Cloud quiet", "client_credentials", DEMO_SECRET);
+    chosen["options"] = json!({"pr_comments": "off"});
+    let (status, quiet) = w.call(w.token("team admin"), Method::POST, "/api/v1/integrations", Some(chosen)).await;
+    assert_eq!(status, 201, "{quiet}");
+    let found = integration(&w, quiet["id"].as_str().unwrap()).await;
+    assert_eq!(found["options"]["pr_comments"], "off");
 }
 
 #[tokio::test]
@@ -760,6 +769,7 @@ async fn edited_cloud_credentials_are_checked_first_and_a_new_consumer_needs_a_n
             && page.contains("Leave empty to keep the stored secret")
     );
     has_no_secret(&page);
+    assert_eq!(crate::helpers::selected_option(&page, "pr_comments").as_deref(), Some("failures"));
     let csrf = browser.csrf_token("/tokens").await;
     let saved = browser
         .post_form(
@@ -775,6 +785,7 @@ async fn edited_cloud_credentials_are_checked_first_and_a_new_consumer_needs_a_n
                 ("mode", "client_credentials"),
                 ("labels", "prod, eu"),
                 ("vcs_checks", "individual"),
+                ("pr_comments", "always"),
             ],
         )
         .await;
@@ -782,4 +793,5 @@ async fn edited_cloud_credentials_are_checked_first_and_a_new_consumer_needs_a_n
     let found = integration(&w, &id).await;
     assert_eq!(found["health"]["state"], "connected", "client credentials again: a token at once");
     assert_eq!(found["labels"], json!(["prod", "eu"]));
+    assert_eq!(found["options"]["pr_comments"], "always");
 }

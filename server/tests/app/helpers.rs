@@ -314,6 +314,18 @@ impl Drop for TempDir {
     }
 }
 
+/// The value of the option a page's `<select name="{name}">` has selected:
+/// what the browser would post for it untouched.
+pub fn selected_option(html: &str, name: &str) -> Option<String> {
+    let start = html.find(&format!("name=\"{name}\""))?;
+    let end = start + html[start..].find("</select>")?;
+    let tags = html[start..end].split("<option").skip(1).filter_map(|option| option.split('>').next());
+    let selected =
+        tags.into_iter().find(|tag| tag.split_whitespace().any(|a| a == "selected" || a.starts_with("selected=")))?;
+    let value = selected.split("value=\"").nth(1)?;
+    Some(value[..value.find('"')?].to_owned())
+}
+
 pub fn location(response: &Response) -> String {
     response.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
 }

@@ -9,9 +9,9 @@ use bitbucket_simulator::datacenter::{DEMO_TOKEN, DEMO_USER};
 use bitgate_core::{
     access::Denied,
     integrations::{
-        input::{DataCenterInput, IntegrationInput},
+        input::{DataCenterInput, IntegrationInput, OptionsInput},
         operations::{self, IntegrationError, Purpose},
-        Integration,
+        Integration, PrComments, VcsChecks,
     },
     principal::Principal,
     stacks::operations::{self as stacks, StackError, StackInput},
@@ -89,17 +89,38 @@ async fn the_operations_authorize_validate_and_keep_the_rules_whoever_calls_them
 
     // Every problem at once, named by its API field; the checks never ran.
     let mut invalid = datacenter("", Some(w.team), "ftp://bitbucket.example.com");
-    invalid.options =
-        Some(bitgate_core::integrations::input::OptionsInput { vcs_checks: Some("some".into()), ..Default::default() });
+    invalid.options = Some(OptionsInput {
+        vcs_checks: Some("some".into()),
+        pr_comments: Some("sometimes".into()),
+        ..Default::default()
+    });
     let error = operations::create(services, &team_admin, invalid).await.unwrap_err();
     assert_eq!(
         codes(&error),
         [
             ("name".to_owned(), "required".to_owned()),
             ("options.vcs_checks".to_owned(), "invalid".to_owned()),
+            ("options.pr_comments".to_owned(), "invalid".to_owned()),
             ("datacenter.api_url".to_owned(), "invalid".to_owned())
         ]
     );
+
+    // The pull-request comments option: changed alone; a bad value changes nothing, labels given beside it neither.
+    let options = |label: &str, pr_comments: &str| IntegrationInput {
+        labels: Some(vec![label.into()]),
+        options: Some(OptionsInput { pr_comments: Some(pr_comments.into()), ..Default::default() }),
+        ..Default::default()
+    };
+    assert_eq!(created.options.pr_comments, PrComments::Failures, "the default");
+    let changed = operations::update(services, &team_admin, created.id, options("first", "always")).await.unwrap();
+    assert_eq!((changed.options.pr_comments, changed.options.vcs_checks), (PrComments::Always, VcsChecks::Individual));
+    let error = operations::update(services, &team_admin, created.id, options("second", "never")).await.unwrap_err();
+    assert_eq!(codes(&error), [("options.pr_comments".to_owned(), "invalid".to_owned())]);
+    let kept = operations::load_for(services, &team_admin, created.id, Purpose::Read).await.unwrap();
+    assert_eq!((kept.options.pr_comments, kept.labels), (PrComments::Always, vec!["first".to_owned()]));
+    let relabelled = IntegrationInput { labels: Some(vec!["again".into()]), ..Default::default() };
+    let relabelled = operations::update(services, &team_admin, created.id, relabelled).await.unwrap();
+    assert_eq!(relabelled.options.pr_comments, PrComments::Always, "a change without options keeps it");
 
     // The rule that keeps a stored token at home: the listener never hears of it.
     let listener = Listener::start().await;

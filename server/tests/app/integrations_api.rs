@@ -136,12 +136,13 @@ async fn bad_input_and_failed_checks_store_nothing() {
     let mut bad = body("dc", "space", Some(w.team), &sim.url, DEMO_TOKEN);
     bad["datacenter"]["ca_certificate"] = json!("not a certificate");
     bad["options"]["vcs_checks"] = json!("some");
+    bad["options"]["pr_comments"] = json!("sometimes");
     bad["datacenter"]["access_token"] = json!(" ");
     let (status, answer) = w.call(admin, Method::POST, "/api/v1/integrations", Some(bad)).await;
     assert_eq!(status, 422);
     let fields: Vec<&str> =
         answer["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
-    for field in ["datacenter.ca_certificate", "options.vcs_checks", "datacenter.access_token"] {
+    for field in ["datacenter.ca_certificate", "options.vcs_checks", "options.pr_comments", "datacenter.access_token"] {
         assert!(fields.contains(&field), "{field} in {fields:?}");
     }
 
@@ -636,4 +637,101 @@ async fn lists_show_readers_no_more_than_names_scopes_labels_and_health() {
     let outsider = listed("outsider").await;
     assert_eq!(outsider.len(), 1, "a default is in every user's list; the team's integration is not");
     assert!(outsider[0].get("datacenter").is_none());
+}
+
+/// The one problem of a refused request: (field, code, message).
+fn only_detail(answer: &Value) -> (&str, &str, &str) {
+    let details = answer["error"]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 1, "{answer}");
+    let detail = &details[0];
+    (detail["field"].as_str().unwrap(), detail["code"].as_str().unwrap(), detail["message"].as_str().unwrap())
+}
+
+#[tokio::test]
+async fn pr_comments_is_chosen_at_creation_changed_alone_and_a_bad_value_changes_nothing() {
+    let (w, sim) = world_with_bitbucket().await;
+    let admin = w.token("team admin");
+    let stored = |id: String| {
+        let pool = w.app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT pr_comments FROM integrations WHERE id = $1::uuid")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+
+    // Left out: failures, the default.
+    let (status, plain) = w
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(body("plain", "space", Some(w.team), &sim.url, DEMO_TOKEN)),
+        )
+        .await;
+    assert_eq!(status, 201, "{plain}");
+    assert_eq!(plain["options"]["pr_comments"], "failures");
+
+    // Chosen: stored, and read back by every answer that shows the integration.
+    let mut chosen = body("chosen", "space", Some(w.team), &sim.url, DEMO_TOKEN);
+    chosen["options"]["pr_comments"] = json!("always");
+    let (status, created) = w.call(admin, Method::POST, "/api/v1/integrations", Some(chosen)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["options"]["pr_comments"], "always");
+    assert_eq!(created["options"]["vcs_checks"], "aggregated", "the other options as given");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/integrations/{id}");
+    assert_eq!(stored(id.clone()).await, "always");
+    let (_, got) = w.call(admin, Method::GET, &path, None).await;
+    assert_eq!(got["options"]["pr_comments"], "always");
+    let (_, listed) = w.call(admin, Method::GET, "/api/v1/integrations", None).await;
+    let item = listed["items"].as_array().unwrap().iter().find(|i| i["id"] == created["id"]).unwrap();
+    assert_eq!(item["options"]["pr_comments"], "always");
+
+    // Changed alone: the other options stay; left out of a change, it stays.
+    let (status, edited) = w.call(admin, Method::PATCH, &path, Some(json!({"options": {"pr_comments": "off"}}))).await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(
+        (edited["options"]["pr_comments"].as_str(), edited["options"]["vcs_checks"].as_str()),
+        (Some("off"), Some("aggregated"))
+    );
+    assert_eq!(stored(id.clone()).await, "off");
+    let (status, edited) =
+        w.call(admin, Method::PATCH, &path, Some(json!({"options": {"commit_status": false}}))).await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["options"]["pr_comments"], "off", "left out, kept");
+
+    // A bad value: refused on its field, and nothing of the change is written.
+    let (status, answer) = w
+        .call(
+            admin,
+            Method::PATCH,
+            &path,
+            Some(json!({"labels": ["changed"], "options": {"pr_comments": "sometimes"}})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(only_detail(&answer), ("options.pr_comments", "invalid", "Choose off, failures or always."));
+    let (status, answer) = w
+        .call(admin, Method::PATCH, &path, Some(json!({"labels": ["changed"], "options": {"pr_comments": true}})))
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(only_detail(&answer).0, "options.pr_comments", "{answer}");
+    let (_, unchanged) = w.call(admin, Method::GET, &path, None).await;
+    assert_eq!(
+        (unchanged["labels"].clone(), unchanged["options"]["pr_comments"].clone()),
+        (json!(["prod", "eu"]), json!("off"))
+    );
+    assert_eq!(stored(id).await, "off");
+
+    // And at creation: refused on its field, nothing stored.
+    let before = count(&w).await;
+    let mut bad = body("bad", "space", Some(w.team), &sim.url, DEMO_TOKEN);
+    bad["options"]["pr_comments"] = json!("Always");
+    let (status, answer) = w.call(admin, Method::POST, "/api/v1/integrations", Some(bad)).await;
+    assert_eq!(status, 422);
+    assert_eq!(only_detail(&answer), ("options.pr_comments", "invalid", "Choose off, failures or always."));
+    assert_eq!(count(&w).await, before);
 }

@@ -128,7 +128,19 @@ async fn a_round_trip_through_the_file_gives_the_same_integrations_webhook_secre
     create(&w, "account admin", "dc-default", None, &simulator.url).await;
     create(&w, "team admin", "dc-team", Some(w.team), &simulator.url).await;
     crate::cloud::create(&w, "cloud-team", "client_credentials").await;
+    // Pull-request comments other than the default, so that a file that lost them would show.
+    for (name, choice) in [("dc-team", "always"), ("cloud-team", "off")] {
+        let path = integration_path(&w, name).await;
+        let (status, edited) = w
+            .call(w.token("account admin"), Method::PATCH, &path, Some(json!({"options": {"pr_comments": choice}})))
+            .await;
+        assert_eq!(status, 200, "{edited}");
+    }
     let (before, secrets) = stored(&w).await;
+    // `off` quoted: YAML 1.1 readers would take it for false.
+    for choice in ["always", "'off'", "failures"] {
+        assert!(before.contains(&format!("    pr_comments: {choice}\n")), "exported: {before}");
+    }
 
     // Fill in every placeholder, the webhook secrets included, then delete everything.
     let mut filled = before
@@ -198,6 +210,36 @@ async fn a_round_trip_through_the_file_gives_the_same_integrations_webhook_secre
     assert!(stored(&w).await.0.contains("staging"));
     let actions = w.app.audit_actions().await;
     assert_eq!(actions.iter().filter(|a| *a == "integrations.imported").count(), 4, "{actions:?}");
+
+    // The pull-request comments of one entry changed in the file: that integration updated.
+    assert_eq!(relabelled.matches("pr_comments: always").count(), 1, "dc-team's alone: {relabelled}");
+    let quieter = relabelled.replace("pr_comments: always", "pr_comments: failures");
+    let (status, answer) = import(&w, "account admin", "", &quieter).await;
+    assert_eq!((status.as_u16(), answer), (200, summary(&[], &["dc-team"], &["cloud-team", "dc-default"])));
+    assert_eq!(pr_comments_of(&w, "dc-team").await, "failures");
+    // A value that is none of the choices: refused where it is, nothing written.
+    let (stored_before, _) = stored(&w).await;
+    let wrong = quieter.replace("pr_comments: 'off'", "pr_comments: never");
+    let (status, answer) = import(&w, "account admin", "", &wrong).await;
+    assert_eq!(status, 422, "{answer}");
+    let details = answer["error"]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 1, "{answer}");
+    assert!(details[0]["field"].as_str().unwrap().ends_with("(cloud-team).options.pr_comments"), "{answer}");
+    assert_eq!(details[0]["message"], "must be off, failures or always");
+    assert_eq!(stored(&w).await.0, stored_before, "nothing was written");
+    assert_eq!(pr_comments_of(&w, "cloud-team").await, "off");
+}
+
+async fn pr_comments_of(w: &World, name: &str) -> String {
+    let (_, found) = w.call(w.token("account admin"), Method::GET, &integration_path(w, name).await, None).await;
+    found["options"]["pr_comments"].as_str().unwrap().to_owned()
+}
+
+/// `/api/v1/integrations/{id}` of the integration of this name.
+async fn integration_path(w: &World, name: &str) -> String {
+    let (_, list) = w.call(w.token("account admin"), Method::GET, "/api/v1/integrations", None).await;
+    let item = list["items"].as_array().unwrap().iter().find(|i| i["name"] == name).unwrap();
+    format!("/api/v1/integrations/{}", item["id"].as_str().unwrap())
 }
 
 #[tokio::test]
@@ -371,6 +413,7 @@ async fn a_cds_file_lands_in_the_space_given_with_its_options() {
     assert_eq!((item["name"].as_str(), item["scope"].as_str()), (Some("my_bitbucket_server"), Some("space")));
     assert_eq!(item["options"]["commit_status"], true);
     assert_eq!(item["options"]["status_details"], false);
+    assert_eq!(item["options"]["pr_comments"], "failures", "CDS has no such option: the default");
     assert_eq!(item["description"], "it's the test repository");
     // disablePolling is kept: exported, and shown on the details page.
     let (_, yaml) = w.call(w.token("team admin"), Method::GET, "/api/v1/integrations/export", None).await;

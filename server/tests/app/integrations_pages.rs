@@ -8,7 +8,10 @@ use bitbucket_simulator::{
     DataCenter, Simulator, Transport,
 };
 
-use crate::{helpers::location, world::world_with};
+use crate::{
+    helpers::{location, selected_option},
+    world::world_with,
+};
 
 fn wizard_form<'a>(csrf: &'a str, url: &'a str, token: &'a str, space: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
@@ -23,8 +26,22 @@ fn wizard_form<'a>(csrf: &'a str, url: &'a str, token: &'a str, space: &'a str) 
         ("description", "Our **main** Bitbucket <script>alert(1)</script> [x](javascript:alert(1))"),
         ("commit_status", "on"),
         ("vcs_checks", "aggregated"),
+        ("pr_comments", "always"),
     ]
 }
+
+/// The form with one field's value replaced.
+fn with<'a>(mut form: Vec<(&'a str, &'a str)>, field: &str, value: &'a str) -> Vec<(&'a str, &'a str)> {
+    form.iter_mut().find(|(name, _)| *name == field).unwrap().1 = value;
+    form
+}
+
+/// The explanation of each pull-request comments choice, as the wizard shows it.
+const PR_COMMENTS_EXPLAINED: [&str; 3] = [
+    "never comment.",
+    "one comment per pull request and stack, created when a run fails, then kept up to date.",
+    "the same comment, from the first run.",
+];
 
 #[tokio::test]
 async fn the_wizard_checks_before_saving_and_the_details_page_explains_the_webhook() {
@@ -44,6 +61,11 @@ async fn the_wizard_checks_before_saving_and_the_details_page_explains_the_webho
     let page = page.text().await.unwrap();
     assert!(page.contains("plugins/servlet/access-tokens/manage") && page.contains("Repositories: read"));
     assert!(!page.contains("value=\"default\""), "a space admin cannot create a default");
+    assert!(page.contains("Pull-request comments"), "{page}");
+    assert_eq!(selected_option(&page, "pr_comments").as_deref(), Some("failures"), "the default, chosen");
+    for (value, explained) in ["off", "failures", "always"].into_iter().zip(PR_COMMENTS_EXPLAINED) {
+        assert!(page.contains(&format!("value=\"{value}\"")) && page.contains(explained), "{value}: {explained}");
+    }
 
     // A rejected token: the checklist says why, the fields are kept, nothing is saved.
     let refused =
@@ -52,12 +74,24 @@ async fn the_wizard_checks_before_saving_and_the_details_page_explains_the_webho
     let text = refused.text().await.unwrap();
     assert!(text.contains("refused the token") && text.contains("Not checked"), "the checklist is shown");
     assert!(text.contains(&format!("value=\"{}\"", sim.url)), "the URL is kept");
+    assert_eq!(selected_option(&text, "pr_comments").as_deref(), Some("always"), "the choice is kept");
     assert!(!text.contains("BBDC-wrong-token-1234"), "the token is never echoed");
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM integrations").fetch_one(&w.app.pool).await.unwrap();
     assert_eq!(stored, 0);
     let bad_url = admin.post_form("/integrations/new", &wizard_form(&csrf, "ftp://nowhere", DEMO_TOKEN, &team)).await;
     assert_eq!(bad_url.status(), 422);
     assert!(bad_url.text().await.unwrap().contains("Use an http:// or https:// URL."));
+    // A value that is none of the choices: said next to the select, nothing saved.
+    let bad_choice = with(wizard_form(&csrf, &sim.url, DEMO_TOKEN, &team), "pr_comments", "sometimes");
+    let bad_choice = admin.post_form("/integrations/new", &bad_choice).await;
+    assert_eq!(bad_choice.status(), 422);
+    let text = bad_choice.text().await.unwrap();
+    assert!(
+        text.contains("id=\"field-pr_comments-error\"") && text.contains("Choose off, failures or always."),
+        "{text}"
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM integrations").fetch_one(&w.app.pool).await.unwrap();
+    assert_eq!(stored, 0);
 
     let created = admin.post_form("/integrations/new", &wizard_form(&csrf, &sim.url, DEMO_TOKEN, &team)).await;
     assert_eq!(created.status(), 303);
@@ -72,6 +106,14 @@ async fn the_wizard_checks_before_saving_and_the_details_page_explains_the_webho
     assert!(!details.contains("<script>alert") && !details.contains("javascript:"), "and sanitized");
     assert!(!details.contains(DEMO_TOKEN) && details.contains(&DEMO_TOKEN[DEMO_TOKEN.len() - 4..]));
     let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM integrations").fetch_one(&w.app.pool).await.unwrap();
+    let pr_comments: String =
+        sqlx::query_scalar("SELECT pr_comments FROM integrations").fetch_one(&w.app.pool).await.unwrap();
+    assert_eq!(pr_comments, "always", "the choice is stored");
+    assert!(details.contains("Pull-request comments"), "{details}");
+    assert!(details.contains(&format!("Always: {}", PR_COMMENTS_EXPLAINED[2])), "in words: {details}");
+    // The edit page starts from the stored choice.
+    let edit = admin.get(&format!("{details_path}/edit")).await.text().await.unwrap();
+    assert_eq!(selected_option(&edit, "pr_comments").as_deref(), Some("always"));
     let secret =
         bitgate_core::integrations::webhook_secret(&w.app.pool, &w.app.services.keyring, id).await.unwrap().unwrap();
     let secret = secret.expose();

@@ -10,7 +10,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
-    helpers::location,
+    helpers::{location, selected_option},
     world::{world_with_bitbucket, World},
 };
 
@@ -39,6 +39,7 @@ fn edit_form<'a>(csrf: &'a str, url: &'a str, token: &'a str, space: &'a str) ->
         ("description", "Edited"),
         ("commit_status", "on"),
         ("vcs_checks", "all"),
+        ("pr_comments", "off"),
     ]
 }
 
@@ -57,6 +58,7 @@ async fn the_edit_page_keeps_the_token_unless_given_and_checks_a_new_one() {
     assert!(page.contains(&format!("value=\"{}\"", sim.url)), "prefilled with the stored URL");
     assert!(page.contains(&DEMO_TOKEN[DEMO_TOKEN.len() - 4..]) && !page.contains(DEMO_TOKEN), "only the last four");
     assert!(page.contains("The name cannot change"));
+    assert_eq!(selected_option(&page, "pr_comments").as_deref(), Some("failures"), "the stored choice");
 
     // A new API URL without the token: refused, said next to the token field.
     let elsewhere = bitbucket_simulator::Simulator::start(
@@ -75,6 +77,21 @@ async fn the_edit_page_keeps_the_token_unless_given_and_checks_a_new_one() {
     assert!(text.contains("refused the token") && !text.contains("BBDC-not-a-token-9876"));
     let (_, stored) = w.call(w.token("account admin"), Method::GET, &format!("/api/v1/integrations/{id}"), None).await;
     assert_eq!(stored["labels"], json!(["prod"]), "nothing saved");
+    // A pull-request comments value that is none of the choices: said on its field, nothing saved.
+    let mut bad_choice = edit_form(&csrf, &sim.url, "", &team);
+    bad_choice.iter_mut().find(|(name, _)| *name == "pr_comments").unwrap().1 = "never";
+    let refused = admin.post_form(&path, &bad_choice).await;
+    assert_eq!(refused.status(), 422);
+    let text = refused.text().await.unwrap();
+    assert!(
+        text.contains("id=\"field-pr_comments-error\"") && text.contains("Choose off, failures or always."),
+        "{text}"
+    );
+    let (_, stored) = w.call(w.token("account admin"), Method::GET, &format!("/api/v1/integrations/{id}"), None).await;
+    assert_eq!(
+        (stored["labels"].clone(), stored["options"]["pr_comments"].clone()),
+        (json!(["prod"]), json!("failures"))
+    );
 
     // Empty token: kept; the rest saved.
     let saved = admin.post_form(&path, &edit_form(&csrf, &sim.url, "", &team)).await;
@@ -86,6 +103,9 @@ async fn the_edit_page_keeps_the_token_unless_given_and_checks_a_new_one() {
         (stored["options"]["vcs_checks"].as_str(), stored["options"]["status_details"].as_bool()),
         (Some("all"), Some(false))
     );
+    assert_eq!(stored["options"]["pr_comments"], "off");
+    let details = admin.get(&format!("/integrations/{id}")).await.text().await.unwrap();
+    assert!(details.contains("Off: never comment."), "in words: {details}");
     assert_eq!(stored["datacenter"]["access_token_last4"], &DEMO_TOKEN[DEMO_TOKEN.len() - 4..]);
     assert_eq!(stored["health"]["state"], "connected");
 
