@@ -276,7 +276,7 @@ mod tests {
         let fixed = render(&Shown { failed_before: true, ..shown(RunState::Succeeded, None) });
         assert!(fixed.contains("✅ Succeeded: the earlier failure is fixed"), "{fixed}");
         let odd = render(&Shown { title: Some("a](evil) [b"), ..shown(RunState::Running, None) });
-        assert!(odd.contains("[a  evil)  b](https://ci.example.com/runs/7)"), "{odd}");
+        assert!(odd.contains("[a (evil)  b](https://ci.example.com/runs/7)"), "{odd}");
     }
 
     #[test]
