@@ -47,7 +47,7 @@ const GAVE_UP: &str = "Not sent: Bitbucket could not be reached for 24 hours.";
 /// Whether a job goes on with its row's latest revision.
 enum Gate {
     /// Send it, with the integration's credential.
-    Go(Integration),
+    Go(Box<Integration>),
     /// The job was ended or put off (gone with its integration, or held).
     Ended,
     /// Retried for 24 hours: it fails now.
@@ -69,7 +69,7 @@ async fn gate(pool: &PgPool, job: &Job, integration: Uuid, pending_since: Offset
     if OffsetDateTime::now_utc() - pending_since > GIVE_UP_AFTER {
         return Ok(Gate::GiveUp);
     }
-    Ok(Gate::Go(integration))
+    Ok(Gate::Go(Box::new(integration)))
 }
 
 /// What an answer decides for the job.
