@@ -539,6 +539,8 @@ pub struct IntegrationPage {
     pub connect: Option<String>,
     pub created: String,
     pub stacks: Vec<StackRow>,
+    /// Its outbound log; none for a viewer who may not read it.
+    pub outbound: Option<OutboundLog>,
 }
 
 /// `/integrations/import`: the file chosen, then its preview or its problems.

@@ -7,11 +7,16 @@ use std::collections::{BTreeSet, HashMap};
 use bitgate_app::context::{OutboundLog, OutboundRow};
 use bitgate_core::{
     access::Access,
+    integrations::{
+        operations::{IntegrationError, Purpose},
+        Integration,
+    },
     platform::outbound_log::{self, Of},
     principal::Principal,
     stacks::{self, StackId},
 };
 
+use super::session::CurrentUser;
 use crate::{api::rfc3339, error::AppError, state::AppState};
 
 /// How many calls a page shows; the API pages through the rest.
@@ -21,6 +26,25 @@ const SHOWN: usize = 20;
 pub async fn of_stack(state: &AppState, by: &Principal, stack: StackId) -> Result<OutboundLog, AppError> {
     let log = outbound_log::readable_of_stack(&state.services, by, stack).await?;
     latest(state, log, format!("/api/v1/stacks/{stack}/outbound"), None).await
+}
+
+/// An integration's latest calls, each with its stack, when the viewer may
+/// read them (those who administer it); `None` leaves the section off.
+pub async fn of_integration(
+    state: &AppState,
+    user: &CurrentUser,
+    access: &Access,
+    integration: &Integration,
+) -> Result<Option<OutboundLog>, AppError> {
+    let principal = user.caller(None).principal();
+    let log = outbound_log::readable_of_integration(&state.services, &principal, integration.id, Purpose::Read).await;
+    let log = match log {
+        Ok(log) => log,
+        Err(IntegrationError::Denied(_)) => return Ok(None),
+        Err(other) => return Err(other.into()),
+    };
+    let api_path = format!("/api/v1/integrations/{}/outbound", integration.id);
+    Ok(Some(latest(state, log, api_path, Some(access)).await?))
 }
 
 /// The latest calls of `of`, and `api_path`, where the API lists them all.
