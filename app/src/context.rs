@@ -369,6 +369,72 @@ pub struct StackPage {
     pub last_delivery: Option<(String, String)>,
     pub last_delivery_link: bool,
     pub triggers: StackTriggers,
+    /// Its latest runs, newest first.
+    pub runs: Vec<RunRow>,
+    /// It has older runs than those shown (the API lists them all).
+    pub more_runs: bool,
+    pub outbound: OutboundLog,
+}
+
+/// A run as its stack's page lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunRow {
+    /// The platform's own id of the run.
+    pub key: String,
+    /// The platform's page of the run: an http(s) URL, checked when reported.
+    pub url: Option<String>,
+    pub title: Option<String>,
+    pub kind: String,
+    pub state: String,
+    /// The commit's first 12 characters.
+    pub commit: String,
+    /// The pull request a proposed run is for.
+    pub pull_request_id: Option<i64>,
+    pub updated_at: String,
+    pub statuses: Vec<RunStatusRow>,
+}
+
+/// A build status that shows a run in Bitbucket, and whether it was sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunStatusRow {
+    pub key: String,
+    /// In Bitbucket's word: `INPROGRESS`, `SUCCESSFUL`...
+    pub state: String,
+    /// `pending`, `sent` or `failed`.
+    pub sent: String,
+    /// Why it failed.
+    pub message: Option<String>,
+}
+
+/// The latest calls Bitgate made to Bitbucket for a stack or an integration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboundLog {
+    pub rows: Vec<OutboundRow>,
+    /// There are older calls than those shown (the API lists them all).
+    pub more: bool,
+    /// Where the API lists them all, such as `/api/v1/stacks/{id}/outbound`.
+    pub api_path: String,
+}
+
+/// One call to Bitbucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboundRow {
+    pub at: String,
+    /// What was sent, such as `build status bitgate/tracked (failed)`.
+    pub what: String,
+    pub method: String,
+    /// The API path, without host or query.
+    pub path: String,
+    /// Bitbucket's answer; none when none came (the network, the timeout).
+    pub status: Option<i32>,
+    pub ok: bool,
+    /// Bitbucket's message, quoted short, or why no answer came.
+    pub message: Option<String>,
+    /// 1 for the first try.
+    pub attempt: i32,
+    /// (id, name) of the stack it was for, on an integration's log, when the
+    /// viewer sees that stack.
+    pub stack: Option<(String, String)>,
 }
 
 /// One delivery as the log lists it.
@@ -473,6 +539,8 @@ pub struct IntegrationPage {
     pub connect: Option<String>,
     pub created: String,
     pub stacks: Vec<StackRow>,
+    /// Its outbound log; none for a viewer who may not read it.
+    pub outbound: Option<OutboundLog>,
 }
 
 /// `/integrations/import`: the file chosen, then its preview or its problems.

@@ -518,6 +518,7 @@ pub fn IntegrationDetailsPage(page: crate::context::IntegrationPage) -> impl Int
                 <h2>"Stacks using it"</h2>
                 <StackTable rows=page.stacks.clone() empty="No stack uses it yet. Writers of a space that may use it create stacks from the Stacks page." />
             </section>
+            <IntegrationOutbound log=page.outbound.clone() />
         </Page>
     }
     .into_any()
@@ -553,4 +554,25 @@ pub fn DeleteIntegrationPage(page: crate::context::DeleteIntegrationPage) -> imp
         </Page>
     }
     .into_any()
+}
+
+use crate::{components::outbound::OutboundTable, context::OutboundLog};
+
+/// The details page's "Outbound calls": the integration's log, for those who
+/// may read it (nothing otherwise).
+#[component]
+fn IntegrationOutbound(log: Option<OutboundLog>) -> impl IntoView {
+    log.map(|log| {
+        view! {
+            <section class="panel">
+                <h2>"Outbound calls"</h2>
+                <p class="hint">"What Bitgate sent Bitbucket through this integration for its stacks' runs, newest first."</p>
+                <OutboundTable
+                    log=log
+                    with_stack=true
+                    empty="No call to Bitbucket yet: build statuses are sent when the platform reports the runs of the stacks using it."
+                />
+            </section>
+        }
+    })
 }

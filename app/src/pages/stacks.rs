@@ -9,8 +9,9 @@ use crate::{
     components::{
         form::{CsrfField, FormError, TextField},
         layout::{EmptyState, Page},
+        outbound::OutboundTable,
     },
-    context::{page_context, StackRow, StackTriggers},
+    context::{page_context, RunRow, StackRow, StackTriggers},
 };
 
 /// A stack's triggers in the admin's words: (field, label, what it does, on).
@@ -328,8 +329,126 @@ pub fn StackDetailsPage(page: crate::context::StackPage) -> impl IntoView {
                 </dl>
                 <p class="muted">{page.created.clone()}</p>
             </section>
+            <section class="panel">
+                <h2>"Runs"</h2>
+                <RunTable stack_id=page.id.clone() runs=page.runs.clone() more=page.more_runs />
+            </section>
+            <section class="panel">
+                <h2>"Outbound calls"</h2>
+                <p class="hint">"What Bitgate sent Bitbucket for this stack's runs, newest first."</p>
+                <OutboundTable
+                    log=page.outbound.clone()
+                    with_stack=false
+                    empty="No call to Bitbucket yet: build statuses are sent when the platform reports this stack's runs."
+                />
+            </section>
             {writes}
         </Page>
+    }
+    .into_any()
+}
+
+/// A state as a badge, in the colours of the other pages: done well, gone
+/// wrong, or on its way.
+fn badge(word: String, good: &str, bad: &str) -> impl IntoView {
+    let class = if word == good {
+        "health connected"
+    } else if word == bad {
+        "health error"
+    } else {
+        "health pending_authorization"
+    };
+    view! { <span class=class>{word}</span> }
+}
+
+/// The build statuses that show a run in Bitbucket, and whether each was sent.
+fn run_statuses(run: &RunRow) -> impl IntoView {
+    if run.statuses.is_empty() {
+        return view! { <span class="muted">"No build status in Bitbucket for this run."</span> }.into_any();
+    }
+    let items = run
+        .statuses
+        .iter()
+        .map(|status| {
+            let message = status.message.clone().map(|m| format!(": {m}"));
+            view! {
+                <li>
+                    <code>{status.key.clone()}</code>
+                    " " {status.state.clone()} " "
+                    {badge(status.sent.clone(), "sent", "failed")}
+                    {message}
+                </li>
+            }
+        })
+        .collect_view();
+    view! { <ul class="statuses">{items}</ul> }.into_any()
+}
+
+/// A stack's latest runs, each with its build statuses under it.
+#[component]
+fn RunTable(stack_id: String, runs: Vec<RunRow>, more: bool) -> impl IntoView {
+    if runs.is_empty() {
+        return view! {
+            <p class="muted">
+                "No run reported yet. The platform reports the work it does for this stack with "
+                <code>{format!("PUT /api/v1/stacks/{stack_id}/runs/{{key}}")}</code>
+                ", using an API token of a writer of this space; its runs show here, with the build statuses they put in Bitbucket."
+            </p>
+        }
+        .into_any();
+    }
+    let shown = runs.len();
+    let rows = runs
+        .into_iter()
+        .map(|run| {
+            let key = match run.url.clone() {
+                Some(url) => {
+                    view! { <a href=url rel="noopener noreferrer"><code>{run.key.clone()}</code></a> }.into_any()
+                }
+                None => view! { <code>{run.key.clone()}</code> }.into_any(),
+            };
+            let statuses = run_statuses(&run);
+            view! {
+                <tr class="run">
+                    <td>{key}</td>
+                    <td>{run.title.clone().unwrap_or_default()}</td>
+                    <td>{run.kind.clone()}</td>
+                    <td>{badge(run.state.clone(), "succeeded", "failed")}</td>
+                    <td><code>{run.commit.clone()}</code></td>
+                    <td>{run.pull_request_id.map(|id| format!("#{id}"))}</td>
+                    <td>{run.updated_at.clone()}</td>
+                </tr>
+                <tr class="run-statuses">
+                    <td colspan="7">{statuses}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let more = more.then(|| {
+        view! {
+            <p class="hint">
+                {format!("The latest {shown} runs; the API lists them all: ")}
+                <code>{format!("GET /api/v1/stacks/{stack_id}/runs")}</code>
+                " (" <a href="/api/reference#tag-runs">"reference"</a> ")."
+            </p>
+        }
+    });
+    view! {
+        <table class="compact runs">
+            <thead>
+                <tr>
+                    <th>"Run"</th>
+                    <th>"Title"</th>
+                    <th>"Kind"</th>
+                    <th>"State"</th>
+                    <th>"Commit"</th>
+                    <th>"Pull request"</th>
+                    <th>"Updated"</th>
+                </tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+        {more}
     }
     .into_any()
 }

@@ -10,6 +10,17 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::runs::{self, RunError};
+use crate::{
+    integrations::{
+        operations::{self, IntegrationError, Purpose},
+        IntegrationId,
+    },
+    principal::Principal,
+    stacks::StackId,
+    Services,
+};
+
 /// One call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundCall {
@@ -35,8 +46,31 @@ pub enum Of {
     Stack(Uuid),
 }
 
+// Who reads which log is decided here, once, for the API and the pages.
+
+/// An integration's log, when `by` may read it: those who administer the
+/// integration (its space's admins; the account's for a default), as
+/// [`operations::load_for`] decides; `purpose` says whether a refusal is
+/// audited.
+pub async fn readable_of_integration(
+    services: &Services,
+    by: &Principal,
+    integration: IntegrationId,
+    purpose: Purpose,
+) -> Result<Of, IntegrationError> {
+    let integration = operations::load_for(services, by, integration, purpose).await?;
+    Ok(Of::Integration(integration.id))
+}
+
+/// A stack's log, when `by` may read it: whoever reads its runs (anyone
+/// with a role on its space).
+pub async fn readable_of_stack(services: &Services, by: &Principal, stack: StackId) -> Result<Of, RunError> {
+    let stack = runs::readable(services, by, stack).await?;
+    Ok(Of::Stack(stack.id))
+}
+
 /// A page of calls, newest first; `ok`: only those that succeeded (`true`)
-/// or failed (`false`).
+/// or failed (`false`). `of` is what a `readable_of_…` above gave the reader.
 pub async fn list(
     db: impl PgExecutor<'_>,
     of: Of,

@@ -402,8 +402,9 @@ async fn writable(services: &Services, by: &Principal, id: StackId) -> Result<St
     }
 }
 
-/// The stack, when `by` may read its runs (anyone with a role on its space).
-async fn readable(services: &Services, by: &Principal, id: StackId) -> Result<Stack, RunError> {
+/// The stack, when `by` may read its runs (anyone with a role on its space);
+/// its outbound log is read under the same rule.
+pub async fn readable(services: &Services, by: &Principal, id: StackId) -> Result<Stack, RunError> {
     let stack = stacks::find(&services.pool, id).await?.ok_or(RunError::NotFound)?;
     match by.access(&services.pool).await?.can_see(stack.space_id) {
         Ok(()) => Ok(stack),

@@ -8,9 +8,11 @@ use axum::{
     Json,
 };
 use bitgate_core::{
-    access::Access,
-    platform::outbound_log::{self, Of, OutboundCall},
-    stacks,
+    integrations::operations::{parse_id, Purpose},
+    platform::{
+        outbound_log::{self, Of, OutboundCall},
+        runs,
+    },
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -19,7 +21,6 @@ use uuid::Uuid;
 use super::{
     caller::Caller,
     error::ErrorBody,
-    integrations::administered,
     pagination::{page_of, Cursor, Page, PageQuery},
     query::Query,
     rfc3339,
@@ -105,8 +106,15 @@ pub async fn of_integration(
     Path(raw): Path<String>,
     Query(query): Query<OutboundQuery>,
 ) -> Result<Json<Page<OutboundCallView>>, AppError> {
-    let integration = administered(&state, &caller, &raw, "integration.outbound").await?;
-    page(&state, Of::Integration(integration.id), query).await
+    let principal = caller.principal();
+    let of = outbound_log::readable_of_integration(
+        &state.services,
+        &principal,
+        parse_id(&raw)?,
+        Purpose::Act("integration.outbound"),
+    )
+    .await?;
+    page(&state, of, query).await
 }
 
 /// A stack's outbound log
@@ -124,8 +132,6 @@ pub async fn of_stack(
     Path(raw): Path<String>,
     Query(query): Query<OutboundQuery>,
 ) -> Result<Json<Page<OutboundCallView>>, AppError> {
-    let id = Uuid::parse_str(raw.trim()).map_err(|_| AppError::NotFound)?;
-    let stack = stacks::find(&state.services.pool, id).await?.ok_or(AppError::NotFound)?;
-    Access::load(&state.services.pool, caller.user.id).await?.can_see(stack.space_id)?;
-    page(&state, Of::Stack(stack.id), query).await
+    let of = outbound_log::readable_of_stack(&state.services, &caller.principal(), runs::parse_stack_id(&raw)?).await?;
+    page(&state, of, query).await
 }

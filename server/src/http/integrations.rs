@@ -446,11 +446,13 @@ async fn administered(state: &AppState, user: &CurrentUser, raw: &str) -> Result
 async fn render_details(
     state: &AppState,
     context: PageContext,
+    user: &CurrentUser,
     access: &Access,
     integration: Integration,
     secret: Option<String>,
 ) -> Result<Response, AppError> {
     let stacks = stacks_of(state, access, &integration).await?;
+    let outbound = super::outbound::of_integration(state, user, access, &integration).await?;
     let scope = match integration.space_id {
         Some(space) => match spaces::find(&state.services.pool, space).await? {
             Some(space) => format!("space {}", space.name),
@@ -552,6 +554,7 @@ async fn render_details(
         }),
         created: format!("Created {} by {}", rfc3339(integration.created_at), integration.created_by_label),
         stacks,
+        outbound,
     };
     let context = PageContext { page: PageData::Integration(page), ..context };
     let mut response = state.pages.render(context, StatusCode::OK).await;
@@ -568,7 +571,7 @@ pub async fn show(
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
     let (integration, access) = administered(&state, &user, &raw).await?;
-    render_details(&state, context, &access, integration, None).await
+    render_details(&state, context, &user, &access, integration, None).await
 }
 
 /// The details page with a secret just made (a rotation), `no-store`.
@@ -580,7 +583,7 @@ pub async fn details_with_secret(
     secret: String,
 ) -> Result<Response, AppError> {
     let access = Access::load(&state.services.pool, user.0.id).await?;
-    render_details(state, context, &access, integration, Some(secret)).await
+    render_details(state, context, user, &access, integration, Some(secret)).await
 }
 
 /// Shows the webhook secret, once, in a `no-store` answer; audited.
@@ -594,7 +597,7 @@ pub async fn reveal(
     let principal = user.caller(address).principal();
     let (integration, secret) = operations::reveal_webhook_secret(&state.services, &principal, parse_id(&raw)?).await?;
     let access = Access::load(&state.services.pool, user.0.id).await?;
-    render_details(&state, context, &access, integration, Some(secret.into_exposed())).await
+    render_details(&state, context, &user, &access, integration, Some(secret.into_exposed())).await
 }
 
 /// Tests the connection again with the stored credentials.

@@ -20,6 +20,7 @@ pub mod integrations_file;
 pub mod limits;
 pub mod markdown;
 pub mod oauth;
+pub mod outbound;
 pub mod pages;
 pub mod security;
 pub mod session;

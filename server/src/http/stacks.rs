@@ -14,12 +14,18 @@ use axum::{
     Extension, Form,
 };
 use bitgate_app::context::{
-    Flash, FormOutcome, NewStackPage, PageContext, PageData, StackPage, StackRow, StackTriggers, StacksPage,
+    Flash, FormOutcome, NewStackPage, PageContext, PageData, RunRow, RunStatusRow, StackPage, StackRow, StackTriggers,
+    StacksPage,
 };
 use bitgate_core::{
     access::Access,
     integrations::{self, operations::IntegrationError, repositories},
-    platform::events::Triggers,
+    platform::{
+        events::Triggers,
+        runs::{self, Run},
+        statuses,
+    },
+    principal::Principal,
     spaces,
     stacks::{
         self,
@@ -33,6 +39,7 @@ use uuid::Uuid;
 
 use super::{
     client_address::ClientAddress,
+    outbound,
     pages::form_with_problems,
     session::{push_flash, CurrentUser},
 };
@@ -268,6 +275,42 @@ pub async fn create(
     }
 }
 
+/// How many runs a stack's page shows; the API pages through the rest.
+const RUNS_SHOWN: usize = 20;
+
+/// The stack's latest runs, each with the build statuses that show it, as
+/// the API reads them (`runs::page` says who may), and whether there are
+/// older ones.
+async fn latest_runs(state: &AppState, by: &Principal, stack: Uuid) -> Result<(Vec<RunRow>, bool), AppError> {
+    // One more than shown says whether there are older ones.
+    let mut found = runs::page(&state.services, by, stack, None, RUNS_SHOWN as i64 + 1).await?;
+    let more = found.len() > RUNS_SHOWN;
+    found.truncate(RUNS_SHOWN);
+    let mut rows = Vec::with_capacity(found.len());
+    for run in found {
+        let shown = statuses::of_run(&state.services.pool, &run).await?;
+        rows.push(run_row(run, shown));
+    }
+    Ok((rows, more))
+}
+
+fn run_row(run: Run, shown: Vec<statuses::Shown>) -> RunRow {
+    RunRow {
+        commit: run.commit.chars().take(12).collect(),
+        key: run.key,
+        url: run.url,
+        title: run.title,
+        kind: run.kind.as_str().to_owned(),
+        state: run.state.as_str().to_owned(),
+        pull_request_id: run.pull_request_id,
+        updated_at: rfc3339(run.updated_at),
+        statuses: shown
+            .into_iter()
+            .map(|s| RunStatusRow { key: s.key, state: s.state.to_owned(), sent: s.sent, message: s.message })
+            .collect(),
+    }
+}
+
 async fn render_stack(
     state: &AppState,
     context: PageContext,
@@ -294,6 +337,9 @@ async fn render_stack(
         .filter(|(id, _, provider)| *provider == stack.provider && Some(*id) != stack.integration_id)
         .map(|(id, name, _)| (id.to_string(), name))
         .collect();
+    let principal = user.caller(None).principal();
+    let (runs, more_runs) = latest_runs(state, &principal, stack.id).await?;
+    let outbound = outbound::of_stack(state, &principal, stack.id).await?;
     let page = StackPage {
         id: stack.id.to_string(),
         name: stack.name.clone(),
@@ -312,6 +358,9 @@ async fn render_stack(
         // The delivery log belongs to the integration's admins.
         last_delivery_link: integration_link,
         triggers: shown(stack.triggers),
+        runs,
+        more_runs,
+        outbound,
     };
     let context = PageContext { page: PageData::Stack(page), form, ..context };
     Ok(state.pages.render(context, status).await)

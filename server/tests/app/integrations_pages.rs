@@ -201,3 +201,62 @@ async fn descriptions_are_previewed_safely_for_logged_in_users_only() {
     let anonymous = w.app.browser();
     assert_ne!(preview(&anonymous, "x".into(), None).await.status(), 200);
 }
+
+/// The integration's outbound log on its page: its admins', not its
+/// readers', who see a stack's on the stack's page.
+mod outbound_calls {
+    use reqwest::Method;
+    use serde_json::json;
+
+    use crate::{
+        stacks_pages::platform_loop::{drain, report, section, COMMIT},
+        webhooks::endpoint,
+    };
+
+    /// Text as the page shows it.
+    fn escaped(text: &str) -> String {
+        text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    }
+
+    #[tokio::test]
+    async fn the_integration_s_calls_show_to_its_admins_and_a_stack_s_to_its_readers() {
+        let (w, simulator) = crate::world::world_with_bitbucket().await;
+        let (e, stack) = endpoint(&w, &simulator.url).await;
+        let admin = w.browser("team admin").await;
+        let reader = w.browser("team reader").await;
+        let path = format!("/integrations/{}", e.id);
+
+        let page = admin.get(&path).await.text().await.unwrap();
+        assert!(section(&page, "Outbound calls").contains("No call to Bitbucket yet"), "{page}");
+
+        // One call taken, then one refused (the token lost its permission).
+        report(&w, &stack, "r1", json!({"commit": COMMIT, "kind": "tracked", "state": "running"})).await;
+        drain(&w).await;
+        simulator.configure(|dc| dc.tokens[0].repository_read = false);
+        report(&w, &stack, "r1", json!({"commit": COMMIT, "kind": "tracked", "state": "failed"})).await;
+        drain(&w).await;
+        let (_, log) =
+            w.call(w.token("team admin"), Method::GET, &format!("/api/v1/integrations/{}/outbound", e.id), None).await;
+        let refusal = log["items"][0]["message"].as_str().unwrap().to_owned();
+
+        let page = admin.get(&path).await.text().await.unwrap();
+        let calls = section(&page, "Outbound calls");
+        assert!(calls.contains(&format!(r#"<a href="/stacks/{stack}">web</a>"#)), "each call's stack: {calls}");
+        assert!(calls.contains(&format!("/commits/{COMMIT}/builds</code>")), "{calls}");
+        let (refused, taken) = (calls.find(">401<").unwrap(), calls.find(">204<").unwrap());
+        assert!(refused < taken, "newest first: {calls}");
+        assert!(calls.contains(&escaped(&refusal)), "Bitbucket's message {refusal:?}: {calls}");
+
+        // A reader of the space: the stack's log on its page, not the integration's.
+        let stack_page = reader.get(&format!("/stacks/{stack}")).await.text().await.unwrap();
+        let calls = section(&stack_page, "Outbound calls");
+        assert!(calls.contains(">401<") && calls.contains(">204<"), "{calls}");
+        let refused = reader.get(&path).await;
+        assert_eq!(refused.status(), 403);
+        let refused = refused.text().await.unwrap();
+        assert!(!refused.contains("Outbound calls") && !refused.contains("/builds"), "{refused}");
+        let (status, _) =
+            w.call(w.token("team reader"), Method::GET, &format!("/api/v1/integrations/{}/outbound", e.id), None).await;
+        assert_eq!(status, 403, "the API's rule, the same");
+    }
+}

@@ -403,3 +403,134 @@ async fn triggers_are_ticked_on_the_forms_and_an_unticked_box_saves_off() {
     assert_eq!(refused.status(), 403);
     assert_eq!(stored(web.clone()).await, edited, "nothing changed by the refusal");
 }
+
+/// The platform loop on a stack's page: its runs with their build statuses,
+/// and its calls to Bitbucket.
+pub mod platform_loop {
+    use bitbucket_simulator::Fault;
+    use bitgate_core::maintenance;
+    use reqwest::Method;
+    use serde_json::{json, Value};
+
+    use crate::{webhooks::endpoint, world::World};
+
+    pub const COMMIT: &str = "823b2230a56056231c9425d63758fa87078a66b4";
+    const OTHER_COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    /// Runs every job that is due, as the workers would.
+    pub async fn drain(w: &World) {
+        while maintenance::run_one(&w.app.services).await.unwrap() {}
+    }
+
+    /// The platform reports a run, as a writer of the stack's space.
+    pub async fn report(w: &World, stack: &str, key: &str, body: Value) {
+        let path = format!("/api/v1/stacks/{stack}/runs/{key}");
+        let (status, run) = w.call(w.token("team writer"), Method::PUT, &path, Some(body)).await;
+        assert!(status == 201 || status == 200, "{run}");
+    }
+
+    /// The page's section under the heading `title`, up to the section's end.
+    pub fn section<'a>(html: &'a str, title: &str) -> &'a str {
+        let start = html.find(&format!("<h2>{title}</h2>")).unwrap_or_else(|| panic!("no {title} section: {html}"));
+        let end = html[start..].find("</section>").map_or(html.len(), |end| start + end);
+        &html[start..end]
+    }
+
+    /// The key of the stack's tracked status in Bitbucket.
+    async fn status_key(w: &World, stack: &str) -> String {
+        let (_, run) =
+            w.call(w.token("team reader"), Method::GET, &format!("/api/v1/stacks/{stack}/runs/r1"), None).await;
+        run["statuses"][0]["key"].as_str().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_stack_s_page_lists_its_runs_with_their_statuses_and_its_calls_to_bitbucket() {
+        let (w, simulator) = crate::world::world_with_bitbucket().await;
+        let (_, stack) = endpoint(&w, &simulator.url).await;
+        let reader = w.browser("team reader").await;
+        let path = format!("/stacks/{stack}");
+
+        // Nothing reported yet: the page says how runs come.
+        let page = reader.get(&path).await.text().await.unwrap();
+        let runs = section(&page, "Runs");
+        assert!(runs.contains("No run reported yet"), "{runs}");
+        assert!(runs.contains(&format!("PUT /api/v1/stacks/{stack}/runs/{{key}}")), "{runs}");
+        assert!(section(&page, "Outbound calls").contains("No call to Bitbucket yet"), "{page}");
+
+        // A tracked run: its status waits for the job, then is sent.
+        let tracked = json!({"commit": COMMIT, "kind": "tracked", "state": "running",
+                             "url": "https://ci.example.com/runs/1", "title": "Deploy web"});
+        report(&w, &stack, "r1", tracked).await;
+        let key = status_key(&w, &stack).await;
+        let page = reader.get(&path).await.text().await.unwrap();
+        let runs = section(&page, "Runs");
+        assert!(runs.contains(&format!("<code>{key}</code>")) && runs.contains(">pending<"), "{runs}");
+        drain(&w).await;
+        let page = reader.get(&path).await.text().await.unwrap();
+        let runs = section(&page, "Runs");
+        assert!(
+            runs.contains(r#"<a href="https://ci.example.com/runs/1" rel="noopener noreferrer"><code>r1</code></a>"#),
+            "the key links to the platform's page: {runs}"
+        );
+        assert!(runs.contains(">Deploy web<") && runs.contains(">tracked<") && runs.contains(">running<"), "{runs}");
+        assert!(runs.contains(&format!("<code>{}</code>", &COMMIT[..12])), "the commit, short: {runs}");
+        assert!(runs.contains(&format!("<code>{key}</code>")) && runs.contains("INPROGRESS"), "{runs}");
+        assert!(runs.contains(">sent<") && !runs.contains(">pending<"), "{runs}");
+        let calls = section(&page, "Outbound calls");
+        assert!(calls.contains(&format!("/commits/{COMMIT}/builds</code>")) && calls.contains(">204<"), "{calls}");
+        assert!(calls.contains("<code>POST /") && calls.contains("build status"), "{calls}");
+
+        // A proposed run that Bitbucket could not be sent for a day: failed, with why.
+        simulator.configure(|dc| dc.faults.push_back(Fault::Unavailable));
+        let proposed = json!({"commit": OTHER_COMMIT, "kind": "proposed", "state": "failed", "pull_request_id": 7});
+        report(&w, &stack, "p1", proposed).await;
+        drain(&w).await;
+        sqlx::query("UPDATE commit_statuses SET pending_since = now() - interval '25 hours' WHERE commit = $1")
+            .bind(OTHER_COMMIT)
+            .execute(&w.app.pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE jobs SET run_at = now() WHERE kind LIKE 'outbound.%'").execute(&w.app.pool).await.unwrap();
+        drain(&w).await;
+        let page = reader.get(&path).await.text().await.unwrap();
+        let runs = section(&page, "Runs");
+        let (newer, older) = (runs.find("<code>p1</code>").unwrap(), runs.find("<code>r1</code>").unwrap());
+        assert!(newer < older, "newest first: {runs}");
+        let p1 = &runs[newer..older];
+        assert!(p1.contains(">proposed<") && p1.contains(">#7<") && p1.contains(">failed<"), "{p1}");
+        assert!(p1.contains("Not sent: Bitbucket could not be reached for 24 hours."), "why it failed: {p1}");
+        let calls = section(&page, "Outbound calls");
+        let answered: Vec<_> = [">503<", ">204<"].iter().map(|status| calls.find(status).unwrap()).collect();
+        assert!(answered[0] < answered[1], "the refused call, newest first: {calls}");
+        assert!(calls.contains(&format!("/commits/{OTHER_COMMIT}/builds</code>")), "{calls}");
+    }
+
+    #[tokio::test]
+    async fn a_run_s_title_and_key_are_shown_as_text() {
+        let (w, simulator) = crate::world::world_with_bitbucket().await;
+        let (_, stack) = endpoint(&w, &simulator.url).await;
+        let script = "<script>alert(1)</script>";
+        let run = json!({"commit": COMMIT, "kind": "tracked", "state": "queued", "title": format!("Deploy {script}")});
+        report(&w, &stack, "<i>r1", run).await;
+        let page = w.browser("team reader").await.get(&format!("/stacks/{stack}")).await.text().await.unwrap();
+        let runs = section(&page, "Runs");
+        assert!(runs.contains("Deploy &lt;script&gt;alert(1)&lt;/script&gt;"), "{runs}");
+        assert!(runs.contains("<code>&lt;i&gt;r1</code>"), "{runs}");
+        assert!(!page.contains(script) && !page.contains("<i>r1"), "{page}");
+    }
+
+    #[tokio::test]
+    async fn the_page_shows_the_latest_twenty_runs_and_sends_to_the_api_for_more() {
+        let (w, simulator) = crate::world::world_with_bitbucket().await;
+        let (_, stack) = endpoint(&w, &simulator.url).await;
+        for n in 1..=21 {
+            let run = json!({"commit": COMMIT, "kind": "tracked", "state": "queued"});
+            report(&w, &stack, &format!("run-{n:02}"), run).await;
+        }
+        let page = w.browser("team reader").await.get(&format!("/stacks/{stack}")).await.text().await.unwrap();
+        let runs = section(&page, "Runs");
+        assert!(runs.contains("<code>run-21</code>") && runs.contains("<code>run-02</code>"), "{runs}");
+        assert!(!runs.contains("<code>run-01</code>"), "the oldest is the API's: {runs}");
+        assert!(runs.contains(&format!("GET /api/v1/stacks/{stack}/runs")), "{runs}");
+    }
+}
