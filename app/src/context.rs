@@ -392,6 +392,18 @@ pub struct RunRow {
     pub pull_request_id: Option<i64>,
     pub updated_at: String,
     pub statuses: Vec<RunStatusRow>,
+    /// The comment Bitgate keeps on its pull request for the stack.
+    pub comment: Option<RunCommentRow>,
+}
+
+/// A run's pull-request comment in Bitbucket, and whether it was sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunCommentRow {
+    pub pull_request_id: i64,
+    /// `pending`, `sent`, `failed` or `skipped`.
+    pub sent: String,
+    /// Why it failed or was skipped.
+    pub message: Option<String>,
 }
 
 /// A build status that shows a run in Bitbucket, and whether it was sent.

@@ -361,9 +361,10 @@ fn badge(word: String, good: &str, bad: &str) -> impl IntoView {
     view! { <span class=class>{word}</span> }
 }
 
-/// The build statuses that show a run in Bitbucket, and whether each was sent.
+/// The build statuses and the pull-request comment that show a run in
+/// Bitbucket, and whether each was sent.
 fn run_statuses(run: &RunRow) -> impl IntoView {
-    if run.statuses.is_empty() {
+    if run.statuses.is_empty() && run.comment.is_none() {
         return view! { <span class="muted">"No build status in Bitbucket for this run."</span> }.into_any();
     }
     let items = run
@@ -381,7 +382,17 @@ fn run_statuses(run: &RunRow) -> impl IntoView {
             }
         })
         .collect_view();
-    view! { <ul class="statuses">{items}</ul> }.into_any()
+    let comment = run.comment.as_ref().map(|comment| {
+        let message = comment.message.clone().map(|m| format!(": {m}"));
+        view! {
+            <li>
+                {format!("Comment on pull request #{} ", comment.pull_request_id)}
+                {badge(comment.sent.clone(), "sent", "failed")}
+                {message}
+            </li>
+        }
+    });
+    view! { <ul class="statuses">{items}{comment}</ul> }.into_any()
 }
 
 /// A stack's latest runs, each with its build statuses under it.

@@ -14,13 +14,14 @@ use axum::{
     Extension, Form,
 };
 use bitgate_app::context::{
-    Flash, FormOutcome, NewStackPage, PageContext, PageData, RunRow, RunStatusRow, StackPage, StackRow, StackTriggers,
-    StacksPage,
+    Flash, FormOutcome, NewStackPage, PageContext, PageData, RunCommentRow, RunRow, RunStatusRow, StackPage, StackRow,
+    StackTriggers, StacksPage,
 };
 use bitgate_core::{
     access::Access,
     integrations::{self, operations::IntegrationError, repositories},
     platform::{
+        comments,
         events::Triggers,
         runs::{self, Run},
         statuses,
@@ -289,12 +290,13 @@ async fn latest_runs(state: &AppState, by: &Principal, stack: Uuid) -> Result<(V
     let mut rows = Vec::with_capacity(found.len());
     for run in found {
         let shown = statuses::of_run(&state.services.pool, &run).await?;
-        rows.push(run_row(run, shown));
+        let comment = comments::of_run(&state.services.pool, &run).await?;
+        rows.push(run_row(run, shown, comment));
     }
     Ok((rows, more))
 }
 
-fn run_row(run: Run, shown: Vec<statuses::Shown>) -> RunRow {
+fn run_row(run: Run, shown: Vec<statuses::Shown>, comment: Option<comments::CommentShown>) -> RunRow {
     RunRow {
         commit: run.commit.chars().take(12).collect(),
         key: run.key,
@@ -308,6 +310,11 @@ fn run_row(run: Run, shown: Vec<statuses::Shown>) -> RunRow {
             .into_iter()
             .map(|s| RunStatusRow { key: s.key, state: s.state.to_owned(), sent: s.sent, message: s.message })
             .collect(),
+        comment: comment.map(|c| RunCommentRow {
+            pull_request_id: c.pull_request_id,
+            sent: c.sent,
+            message: c.message,
+        }),
     }
 }
 
