@@ -147,6 +147,10 @@ async fn one_comment_per_pull_request_and_stack_follows_failures_and_the_fix() {
         log[1..].iter().all(|(method, path, status)| method == "PUT" && path == &edits && *status == 200),
         "{log:?}"
     );
+
+    // The stack's page shows the comment under its runs.
+    let page = w.browser("team reader").await.get(&format!("/stacks/{stack}")).await.text().await.unwrap();
+    assert!(page.contains("Comment on pull request #7"), "{page}");
 }
 
 #[tokio::test]
