@@ -382,3 +382,31 @@ async fn the_simulated_platform_closes_the_loop_from_a_delivery_to_bitbucket() {
     );
     following.abort();
 }
+
+#[tokio::test]
+async fn a_pull_request_from_a_fork_gets_its_status_and_comment_in_the_target_repository() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, stack) = endpoint(&w, &simulator.url).await;
+    simulator.datacenter.write().unwrap().pull_requests.push(PullRequest {
+        id: PR as u64,
+        from_repository_id: 99,
+        from_branch: "feature/thing".into(),
+        from_commit: HEAD.into(),
+        ..PullRequest::sample()
+    });
+    // The source is a personal fork: another repository, another project.
+    let mut opened = sender::payload("pr:opened").unwrap();
+    opened["pullRequest"]["fromRef"]["repository"] = json!({"id": 99, "slug": "my-repo", "name": "my-repo",
+        "project": {"key": "~JCITIZEN", "type": "PERSONAL"}});
+    deliver(&e, "pr:opened", opened, "opened").await;
+    report(&w, &stack, "f1", "failed", HEAD, None).await;
+    drain(&w).await;
+
+    let statuses = simulator.datacenter.read().unwrap().build_statuses.clone();
+    let posted: Vec<_> = statuses.iter().filter(|s| s.commit == HEAD).collect();
+    assert_eq!(posted.len(), 1, "{statuses:?}");
+    assert_eq!(posted[0].repository_id, Some(1), "the target repository, where the pull request is");
+    assert_eq!(posted[0].ref_name.as_deref(), Some("refs/heads/feature/thing"));
+    assert_eq!(comments(&simulator).len(), 1);
+    assert_eq!(comments(&simulator)[0].repository_id, 1);
+}
