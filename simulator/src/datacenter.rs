@@ -123,7 +123,7 @@ impl Instance {
             redirect_to: None,
             builds_endpoint: true,
             build_statuses: Vec::new(),
-            pull_requests: vec![pull_requests::PullRequest::sample()],
+            pull_requests: vec![pull_requests::PullRequest::sample(), pull_requests::PullRequest::of_sender()],
             comments: Vec::new(),
             faults: VecDeque::new(),
             calls: Vec::new(),

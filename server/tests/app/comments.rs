@@ -27,17 +27,12 @@ async fn drain(w: &World) {
 }
 
 /// A Data Center world whose stack `web` (on OPS/my-repo, `main`) knows
-/// pull request 7 from its `pr:opened` delivery, and whose simulator has it.
+/// pull request 7 (the simulator's, named by the sender's deliveries) from
+/// its `pr:opened` delivery.
 async fn world_with_pull_request() -> (World, Simulator, Endpoint, String) {
     let (w, simulator) = world_with_bitbucket().await;
     let (e, stack) = endpoint(&w, &simulator.url).await;
-    simulator.datacenter.write().unwrap().pull_requests.push(PullRequest {
-        id: PR as u64,
-        title: "Add the thing".into(),
-        from_branch: "feature/thing".into(),
-        from_commit: HEAD.into(),
-        ..PullRequest::sample()
-    });
+    assert!(simulator.datacenter.read().unwrap().pull_requests.contains(&PullRequest::of_sender()));
     deliver(&e, "pr:opened", sender::payload("pr:opened").unwrap(), "opened").await;
     (w, simulator, e, stack)
 }
@@ -343,13 +338,6 @@ async fn the_simulated_platform_closes_the_loop_from_a_delivery_to_bitbucket() {
     use bitbucket_simulator::platform::Platform;
     let (w, simulator) = world_with_bitbucket().await;
     let (e, stack) = endpoint(&w, &simulator.url).await;
-    simulator.datacenter.write().unwrap().pull_requests.push(PullRequest {
-        id: PR as u64,
-        title: "This will fail".into(),
-        from_branch: "feature/thing".into(),
-        from_commit: HEAD.into(),
-        ..PullRequest::sample()
-    });
     let (_, head) = w.call(w.token("team writer"), Method::GET, "/api/v1/events", None).await;
     let platform = Platform {
         bitgate_url: w.app.base.clone(),
@@ -387,12 +375,9 @@ async fn the_simulated_platform_closes_the_loop_from_a_delivery_to_bitbucket() {
 async fn a_pull_request_from_a_fork_gets_its_status_and_comment_in_the_target_repository() {
     let (w, simulator) = world_with_bitbucket().await;
     let (e, stack) = endpoint(&w, &simulator.url).await;
-    simulator.datacenter.write().unwrap().pull_requests.push(PullRequest {
-        id: PR as u64,
-        from_repository_id: 99,
-        from_branch: "feature/thing".into(),
-        from_commit: HEAD.into(),
-        ..PullRequest::sample()
+    simulator.configure(|instance| {
+        let pr = instance.pull_requests.iter_mut().find(|pr| pr.id == PR as u64).unwrap();
+        pr.from_repository_id = 99;
     });
     // The source is a personal fork: another repository, another project.
     let mut opened = sender::payload("pr:opened").unwrap();

@@ -51,6 +51,21 @@ impl PullRequest {
     }
 }
 
+impl PullRequest {
+    /// The pull request the sender's `pr:*` deliveries name (#7,
+    /// `feature/thing` into `main`), so that a delivery sent in the demo
+    /// can be commented on.
+    pub fn of_sender() -> Self {
+        Self {
+            id: 7,
+            title: "Add the thing".into(),
+            from_branch: "feature/thing".into(),
+            from_commit: "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678".into(),
+            ..Self::sample()
+        }
+    }
+}
+
 /// A comment on a pull request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Comment {
