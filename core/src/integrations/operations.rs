@@ -602,6 +602,7 @@ pub async fn rotate_webhook_secret(
         .details(json!({"previous_valid_until": until.and_then(|t| t.format(&Rfc3339).ok())}));
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
+    services.webhooks.endpoints.changed_here();
     Ok(Rotated { integration, secret, previous_valid_until: until })
 }
 
@@ -619,6 +620,7 @@ pub async fn retire_previous_secret(
         audit::record(&mut *tx, event).await?;
     }
     tx.commit().await?;
+    services.webhooks.endpoints.changed_here();
     Ok((integration, retired))
 }
 
@@ -655,6 +657,7 @@ async fn delete_once(
         audit_event(by, AuditAction::IntegrationDeleted, integration).details(json!({"stacks_detached": detached}));
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
+    services.webhooks.endpoints.changed_here();
     Ok(Some(detached))
 }
 

@@ -252,6 +252,7 @@ pub async fn create(services: &Services, by: &Principal, input: StackInput) -> R
         json!({"integration": integration.name, "repository": stack.repository_name, "triggers": stack.triggers});
     audit::record(&mut *tx, audit_event(by, AuditAction::StackCreated, &stack).details(details)).await?;
     tx.commit().await?;
+    services.webhooks.endpoints.changed_here();
     Ok(stack)
 }
 
@@ -313,6 +314,7 @@ pub async fn update(services: &Services, by: &Principal, id: StackId, input: Sta
     }
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
+    services.webhooks.endpoints.changed_here();
     Ok(updated)
 }
 
@@ -325,6 +327,7 @@ pub async fn delete(services: &Services, by: &Principal, id: StackId) -> Result<
     }
     audit::record(&mut *tx, audit_event(by, AuditAction::StackDeleted, &stack)).await?;
     tx.commit().await?;
+    services.webhooks.endpoints.changed_here();
     Ok(stack)
 }
 

@@ -80,6 +80,13 @@ impl Cache {
         }
     }
 
+    /// A change this process committed: its own next delivery sees it at
+    /// once (the notification reaches every process, this one too, but a
+    /// moment later).
+    pub fn changed_here(&self) {
+        self.forget_all();
+    }
+
     fn forget_all(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut entries) = self.entries.write() {
