@@ -84,6 +84,9 @@ enum Command {
         /// Seconds each state lasts.
         #[arg(long, default_value_t = 2)]
         step: u64,
+        /// The feed cursor to follow from (its `next_cursor`); left out: the feed's end.
+        #[arg(long)]
+        after: Option<String>,
     },
     /// The events feed benchmark: `--readers` follow Bitgate's feed while
     /// deliveries arrive at `--rate` a second; prints the latency from an
@@ -167,12 +170,12 @@ async fn main() -> anyhow::Result<()> {
             );
             return Ok(());
         }
-        Some(Command::Platform { bitgate_url, token, stack, step }) => {
+        Some(Command::Platform { bitgate_url, token, stack, step, after }) => {
             let platform = bitbucket_simulator::platform::Platform {
                 bitgate_url,
                 token,
                 stack,
-                after: None,
+                after,
                 step: std::time::Duration::from_secs(step),
             };
             println!("Following {}/api/v1/events; runs are reported as they are requested.", platform.bitgate_url);
