@@ -19,7 +19,7 @@ use crate::{
 
 const PUSHED: &str = "823b2230a56056231c9425d63758fa87078a66b4";
 
-async fn events(w: &World, caller: &str, query: &str) -> (Vec<Value>, String) {
+pub(crate) async fn events(w: &World, caller: &str, query: &str) -> (Vec<Value>, String) {
     let (status, page) = w.call(w.token(caller), Method::GET, &format!("/api/v1/events?{query}"), None).await;
     assert_eq!(status, 200, "{page}");
     (page["items"].as_array().unwrap().clone(), page["next_cursor"].as_str().unwrap().to_owned())
@@ -28,7 +28,7 @@ async fn events(w: &World, caller: &str, query: &str) -> (Vec<Value>, String) {
 /// At least `n` events after `after`, waiting for them: a read answers
 /// only with events below the oldest transaction still running (another
 /// test's, here), so `n` committed events may take more than one read.
-async fn at_least(w: &World, caller: &str, after: &str, n: usize) -> (Vec<Value>, String) {
+pub(crate) async fn at_least(w: &World, caller: &str, after: &str, n: usize) -> (Vec<Value>, String) {
     let (mut items, mut cursor) = (Vec::new(), after.to_owned());
     let deadline = Instant::now() + Duration::from_secs(10);
     while items.len() < n {
@@ -81,7 +81,7 @@ async fn deliveries_make_events_once_and_the_feed_reads_them_in_order() {
     let (_, merged) = post(&e.url, "pr:merged", &body(sender::payload("pr:merged").unwrap()), secret, "e").await;
     post(&e.url, "repo:refs_changed", &body(sender::datacenter_push("main", "DELETE")), secret, "f").await;
 
-    let (items, cursor) = events(&w, "team reader", "").await;
+    let (items, cursor) = at_least(&w, "team reader", "", 4).await;
     let shape: Vec<(&str, Option<&str>)> =
         items.iter().map(|e| (e["type"].as_str().unwrap(), e["kind"].as_str())).collect();
     assert_eq!(
@@ -134,6 +134,8 @@ async fn callers_read_the_events_of_the_stacks_they_can_see_and_bad_parameters_a
     let (w, simulator) = world_with_bitbucket().await;
     let (e, stack) = endpoint(&w, &simulator.url).await;
     post(&e.url, "repo:refs_changed", &body(sender::payload("repo:refs_changed").unwrap()), Some(&e.secret), "a").await;
+    // Readable once no older transaction (another test's) runs; then to every reader.
+    at_least(&w, "team reader", "", 1).await;
     for caller in ["account admin", "team admin", "team writer", "team reader"] {
         assert_eq!(events(&w, caller, "").await.0.len(), 1, "{caller}");
     }
