@@ -91,3 +91,27 @@ async fn a_failing_job_is_retried_later_with_its_error_kept() {
     assert!(wait > 5.0 && wait <= 10.0, "backs off before the next attempt: {wait}");
     assert!(!maintenance::run_one(&app.services).await.unwrap(), "not due yet");
 }
+
+/// Whether `channel` is notified within a moment of `write`.
+async fn notifies(app: &TestApp, channel: &str, write: &str) -> bool {
+    let mut listener = sqlx::postgres::PgListener::connect_with(&app.pool).await.unwrap();
+    listener.listen(channel).await.unwrap();
+    sqlx::query(write).execute(&app.pool).await.unwrap();
+    tokio::time::timeout(Duration::from_millis(500), listener.recv()).await.is_ok()
+}
+
+#[tokio::test]
+async fn workers_and_feed_readers_are_woken_only_when_rows_were_inserted() {
+    let app = TestApp::spawn().await;
+    // A statement inserting no row (as a batch of deliveries making no
+    // event does) wakes nobody: every job worker of every process would
+    // look for a job after each delivery.
+    let none = "INSERT INTO jobs (kind, payload) SELECT 'audit.retention', '{}' WHERE false";
+    assert!(!notifies(&app, jobs::CHANNEL, none).await);
+    let one = "INSERT INTO jobs (kind, payload) VALUES ('audit.retention', '{}')";
+    assert!(notifies(&app, jobs::CHANNEL, one).await);
+    let no_event = "INSERT INTO events (type, kind, stack_id, integration_id, repository_id, repository_name, branch)
+                    SELECT 'run.requested', 'tracked', gen_random_uuid(), gen_random_uuid(), '1', 'OPS/r', 'main'
+                    WHERE false";
+    assert!(!notifies(&app, bitgate_core::platform::feed::CHANNEL, no_event).await);
+}
