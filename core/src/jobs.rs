@@ -37,6 +37,9 @@ text_enum! {
         SendBuildStatus = "outbound.build_status",
         /// Creates or edits a pull request's comment in Bitbucket.
         SendPullRequestComment = "outbound.pr_comment",
+        /// Asks Bitbucket Cloud for the full id of a commit its delivery
+        /// named by 12 digits, then lets the held events into the feed.
+        ResolveCommit = "outbound.resolve_commit",
     }
 }
 

@@ -41,6 +41,7 @@ pub async fn run_one(services: &Services) -> Result<bool, sqlx::Error> {
     let outbound = match job.kind {
         Ok(JobKind::SendBuildStatus) => Some(platform::sending::statuses::send_status(services, &job).await),
         Ok(JobKind::SendPullRequestComment) => Some(platform::sending::comments::send_comment(services, &job).await),
+        Ok(JobKind::ResolveCommit) => Some(platform::sending::commits::resolve_commit(services, &job).await),
         _ => None,
     };
     if let Some(sent) = outbound {
@@ -89,7 +90,7 @@ async fn run(services: &Services, kind: JobKind) -> Result<u64, String> {
         JobKind::ForgetLoginFailures => throttle::forget_expired(pool).await,
         JobKind::RefreshCloudTokens => cloud_tokens::refresh_due(services).await,
         JobKind::DeleteExpiredOauthFlows => oauth_flows::delete_expired(pool).await,
-        JobKind::SendBuildStatus | JobKind::SendPullRequestComment => Ok(0),
+        JobKind::SendBuildStatus | JobKind::SendPullRequestComment | JobKind::ResolveCommit => Ok(0),
         JobKind::DeliveryRetention => match pool.acquire().await {
             Ok(mut connection) => {
                 let retention = services.config.delivery_retention;

@@ -158,6 +158,9 @@ pub struct Instance {
     refresh_tokens: HashMap<String, (Grant, bool)>,
     issued: u64,
     pub pull_requests: Vec<PullRequest>,
+    /// Commits Cloud can name in full from a prefix, as `(workspace/slug,
+    /// 40 hex digits)`: the pull requests' heads are known besides these.
+    pub commits: Vec<(String, String)>,
     /// Every build status posted, in the order they were first created.
     pub statuses: Vec<BuildStatus>,
     /// Every pull-request comment not deleted, in the order they were created.
@@ -260,6 +263,14 @@ impl Instance {
             refresh_tokens: HashMap::new(),
             issued: 0,
             pull_requests: vec![pull_request],
+            // The heads the sender's deliveries name (`sender::cloud_push`, `cloud_pull_request`).
+            commits: [
+                "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
+                "141977fedf5cf35aa290ac87d4b5177ac4cd9de1",
+                "507a576e59b3e4d8f5d1e9c0b2a3f4e5d6c7b8a9",
+            ]
+            .map(|hash| (format!("{DEMO_WORKSPACE}/{DEMO_REPOSITORY}"), hash.to_owned()))
+            .to_vec(),
             statuses: Vec::new(),
             comments: Vec::new(),
             comment_ids: 0,

@@ -247,6 +247,39 @@ fn unknown_commit(commit: &str) -> Response {
     api_error(StatusCode::NOT_FOUND, &format!("Commit not found: {commit}"))
 }
 
+/// `GET .../commit/{commit}`: a commit by its full id or a prefix of at
+/// least 7 digits naming one commit only (Cloud's pull-request payloads
+/// name heads by 12).
+async fn get_commit(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((workspace, repo, commit)): Path<(String, String, String)>,
+) -> Response {
+    answer(&state, |instance| {
+        authorized(instance, &headers, &workspace, &repo, "repository")?;
+        let repository = format!("{workspace}/{repo}");
+        let known = instance
+            .commits
+            .iter()
+            .filter(|(r, _)| *r == repository)
+            .map(|(_, hash)| hash)
+            .chain(instance.pull_requests.iter().filter(|p| p.repository == repository).map(|p| &p.source_commit))
+            .chain(instance.pull_requests.iter().filter(|p| p.repository == repository).map(|p| &p.destination_commit));
+        let mut found: Vec<&String> =
+            known.filter(|hash| commit.len() >= 7 && hash.starts_with(&commit.to_ascii_lowercase())).collect();
+        found.sort();
+        found.dedup();
+        let [hash] = found.as_slice() else { return Err(unknown_commit(&commit)) };
+        let api = format!("https://api.bitbucket.org/2.0/repositories/{repository}/commit/{hash}");
+        Ok(Json(json!({
+            "type": "commit", "hash": hash, "date": now(), "message": "A commit of the simulator\n",
+            "links": {"self": {"href": api},
+                      "html": {"href": format!("https://bitbucket.org/{repository}/commits/{hash}")}},
+        }))
+        .into_response())
+    })
+}
+
 /// What a status request sets; a field left out stays as it was.
 struct StatusFields {
     key: Option<String>,
@@ -680,6 +713,7 @@ async fn list_comments(
 pub(super) fn api() -> Router<Shared> {
     let repository = "/2.0/repositories/{workspace}/{repo}";
     Router::new()
+        .route(&format!("{repository}/commit/{{commit}}"), get(get_commit))
         .route(&format!("{repository}/commit/{{commit}}/statuses"), get(list_statuses))
         .route(&format!("{repository}/commit/{{commit}}/statuses/build"), axum::routing::post(create_status))
         .route(&format!("{repository}/commit/{{commit}}/statuses/build/{{key}}"), get(get_status).put(update_status))

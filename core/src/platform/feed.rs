@@ -137,7 +137,7 @@ pub async fn read(db: impl PgExecutor<'_>, spaces: Option<&[SpaceId]>, query: &Q
                   e.repository_name AS "repository_name?", e.branch AS "branch?", e.commit, e.pull_request
            FROM horizon h LEFT JOIN LATERAL (
                SELECT e.* FROM events e JOIN stacks s ON s.id = e.stack_id
-               WHERE (e.tx, e.seq) > ($1::text::xid8, $2)
+               WHERE (e.tx, e.seq) > ($1::text::xid8, $2) AND NOT e.held
                  AND ($3::uuid[] IS NULL OR s.space_id = ANY($3))
                  AND ($4::uuid IS NULL OR e.stack_id = $4)
                  AND ($5::text IS NULL OR e.type = $5)

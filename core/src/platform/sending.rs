@@ -1,5 +1,6 @@
 //! Durable outbound work (SPEC.md, "Outbound work is durable"): the jobs
-//! that take build statuses and pull-request comments to Bitbucket. What
+//! that take build statuses and pull-request comments to Bitbucket, and
+//! the one that asks Cloud for a commit's full id ([`commits`]). What
 //! they share lives here: a credential at hand for the integration's
 //! Bitbucket, every call logged, and what an answer decides:
 //!
@@ -15,6 +16,7 @@
 //! and another process takes the job.
 
 pub mod comments;
+pub mod commits;
 pub mod statuses;
 
 use std::time::Duration;

@@ -55,6 +55,24 @@ pub(crate) async fn create(w: &World, name: &str, mode: &str) -> Value {
     created
 }
 
+/// A client-credentials integration `cloud` with a stack `site` on
+/// acme/website's `main`, and its webhook endpoint; returns the stack's id.
+pub(crate) async fn cloud_stack(w: &World) -> (crate::webhooks::Endpoint, String) {
+    let id = create(w, "cloud", "client_credentials").await["id"].as_str().unwrap().to_owned();
+    let body = json!({"name": "site", "space_id": w.team, "integration_id": id, "repository": "acme/website",
+                      "branch": "main"});
+    let (status, stack) = w.call(w.token("team writer"), Method::POST, "/api/v1/stacks", Some(body)).await;
+    assert_eq!(status, 201, "{stack}");
+    let (_, webhook) =
+        w.call(w.token("team admin"), Method::GET, &format!("/api/v1/integrations/{id}/webhook"), None).await;
+    let endpoint = crate::webhooks::Endpoint {
+        id,
+        url: webhook["url"].as_str().unwrap().to_owned(),
+        secret: webhook["secret"].as_str().unwrap().to_owned(),
+    };
+    (endpoint, stack["id"].as_str().unwrap().to_owned())
+}
+
 fn has_no_secret(text: &str) {
     for secret in [DEMO_SECRET, "cloud-access-", "cloud-refresh-", "code_verifier"] {
         assert!(!text.contains(secret), "{secret} leaked into {text}");

@@ -282,25 +282,13 @@ async fn on_cloud_the_status_and_the_comment_go_through_its_api() {
     use bitbucket_simulator::cloud::{DEMO_PR_COMMIT, DEMO_PULL_REQUEST};
 
     let (w, simulator) = crate::cloud::cloud_world().await;
-    let integration = crate::cloud::create(&w, "cloud", "client_credentials").await;
-    let id = integration["id"].as_str().unwrap().to_owned();
+    let (e, stack) = crate::cloud::cloud_stack(&w).await;
+    let id = e.id.clone();
     let (_, tested) =
         w.call(w.token("team admin"), Method::POST, &format!("/api/v1/integrations/{id}/test"), None).await;
     let line = tested["checks"].as_array().unwrap().iter().find(|c| c["name"] == "statuses").cloned();
     assert_eq!(line.map(|l| l["ok"].clone()), Some(json!(true)), "{tested}");
-    let body = json!({"name": "site", "space_id": w.team, "integration_id": id, "repository": "acme/website",
-                      "branch": "main"});
-    let (status, stack) = w.call(w.token("team writer"), Method::POST, "/api/v1/stacks", Some(body)).await;
-    assert_eq!(status, 201, "{stack}");
-    let stack = stack["id"].as_str().unwrap().to_owned();
-    let (_, webhook) =
-        w.call(w.token("team admin"), Method::GET, &format!("/api/v1/integrations/{id}/webhook"), None).await;
-    let e = Endpoint {
-        id: id.clone(),
-        url: webhook["url"].as_str().unwrap().to_owned(),
-        secret: webhook["secret"].as_str().unwrap().to_owned(),
-    };
-    // Cloud names the source's head by 12 hex digits; the platform reports all 40.
+    // Cloud names the source's head by 12 hex digits; the event, and so the platform, has all 40.
     let mut created = sender::payload("pullrequest:created").unwrap();
     created["pullrequest"]["id"] = json!(DEMO_PULL_REQUEST);
     created["pullrequest"]["source"]["branch"]["name"] = json!("feature/login");

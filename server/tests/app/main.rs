@@ -9,6 +9,7 @@ mod admin_pages;
 mod api_tokens;
 mod cli;
 mod cloud;
+mod cloud_events;
 mod comments;
 mod contract;
 mod csrf;
