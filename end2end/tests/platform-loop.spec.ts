@@ -1,17 +1,16 @@
 import { test, expect, type APIRequestContext } from '@playwright/test';
-import { execFileSync, spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { admin, watchConsole } from './helpers';
 
-// The platform loop, as a newcomer watches it with no platform of their
-// own: a pull request opened in Bitbucket (the simulator) becomes an event,
-// the simulator's `platform` reports a failing run, and the build status
-// and the comment appear in Bitbucket's pages and on the stack's page.
-// Runs after first-run.spec.ts, which set up the admin.
+// The platform loop, as a newcomer clicks it with no Bitbucket and no
+// platform of their own: Bitgate's webhook pasted into the simulator's
+// webhooks page, an API token into its platform page; then a pull request
+// opened and a commit pushed on the simulator's repository page become
+// Bitbucket's deliveries, the demo platform reports the runs, and the build
+// statuses and the comment appear in Bitbucket's pages and the run on the
+// stack's page. Runs after first-run.spec.ts, which set up the admin.
 
 const simulator = () => process.env.BITGATE_E2E_SIMULATOR_URL!;
+const repository = () => `${simulator()}/projects/OPS/repos/my-repo`;
 
 async function api(request: APIRequestContext, token: string, method: string, url: string, data?: unknown) {
   const answer = await request.fetch(url, { method, data, headers: { Authorization: `Bearer ${token}` } });
@@ -19,7 +18,7 @@ async function api(request: APIRequestContext, token: string, method: string, ur
   return answer.status() === 204 ? null : answer.json();
 }
 
-test('a failing pull request run reaches Bitbucket as a status and a comment, and shows on the stack page', async ({ page, request }) => {
+test('a pull request and a push made in the simulator come back from the platform as a comment and statuses', async ({ page, request }) => {
   const errors = watchConsole(page);
   // An API token for the platform, made in the browser.
   await page.goto('/login?next=/tokens');
@@ -29,6 +28,7 @@ test('a failing pull request run reaches Bitbucket as a status and a comment, an
   await page.getByLabel('Name').fill('demo platform');
   await page.getByRole('button', { name: 'Create token' }).click();
   const token = (await page.locator('.reveal code').textContent())!;
+  const bitgate = new URL(page.url()).origin;
 
   // An integration and a stack on OPS/my-repo's main.
   const integration = await api(request, token, 'POST', '/api/v1/integrations', {
@@ -41,42 +41,61 @@ test('a failing pull request run reaches Bitbucket as a status and a comment, an
   });
   const webhook = await api(request, token, 'GET', `/api/v1/integrations/${integration.id}/webhook`);
 
-  // The platform follows the feed for this stack, from its end now: what
-  // the delivery below makes comes after this cursor.
-  const head = await api(request, token, 'GET', `/api/v1/events?stack_id=${stack.id}`);
-  const platform = spawn('../target/release/bitbucket-simulator',
-    ['platform', '--bitgate-url', new URL(page.url()).origin, '--token', token, '--stack', stack.id, '--step', '0',
-     '--after', head.next_cursor],
-    { stdio: 'ignore' });
-  try {
+  // Bitbucket's side: the repository's webhook is Bitgate's endpoint and secret.
+  await page.goto(`${simulator()}/plugins/servlet/webhooks/projects/OPS/repos/my-repo`);
+  await page.getByLabel('Name', { exact: true }).fill('Bitgate');
+  await page.getByLabel('URL', { exact: true }).fill(webhook.url);
+  await page.getByLabel('Secret', { exact: true }).fill(webhook.secret);
+  await page.getByRole('button', { name: 'Create webhook' }).click();
+  await expect(page.locator('.hook', { hasText: 'Bitgate' })).toContainText(webhook.url);
 
-    // Bitbucket opens the simulator's pull request 1 (its title asks for a failure).
-    const opened = JSON.parse(execFileSync('../target/release/bitbucket-simulator', ['payload', 'pr:opened']).toString());
-    opened.pullRequest.id = 1;
-    opened.pullRequest.title = 'This will fail';
-    opened.pullRequest.fromRef.displayId = 'feature';
-    opened.pullRequest.fromRef.id = 'refs/heads/feature';
-    opened.pullRequest.fromRef.latestCommit = 'c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00';
-    const body = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bitgate-loop-')), 'opened.json');
-    fs.writeFileSync(body, JSON.stringify(opened));
-    execFileSync('../target/release/bitbucket-simulator',
-      ['send', '--url', webhook.url, '--secret', webhook.secret, '--event', 'pr:opened', '--body-file', body]);
+  // The demo platform follows Bitgate with the token (the URL is the one the simulator was started with).
+  await page.goto(`${simulator()}/simulator/platform`);
+  await expect(page.getByLabel('Bitgate URL')).toHaveValue(bitgate);
+  await page.getByLabel('Bitgate API token').fill(token);
+  await page.getByRole('button', { name: 'Follow Bitgate' }).click();
+  // From the feed's end: what the pull request below makes comes after it.
+  await expect(async () => {
+    await page.reload();
+    await expect(page.locator('.status')).toContainText('Following', { timeout: 1000 });
+  }).toPass({ timeout: 30_000 });
 
-    // The comment in Bitbucket's pull request page, the run's failure in it.
-    await expect(async () => {
-      await page.goto(`${simulator()}/projects/OPS/repos/my-repo/pull-requests/1/overview`);
-      await expect(page.locator('.comment', { hasText: 'Bitgate: loop-web' })).toContainText('Failed', { timeout: 1000 });
-    }).toPass({ timeout: 30_000 });
-    await expect(page.locator('.comment')).toContainText('Demo run of pull request #1');
+  // A pull request from a new branch, its title asking for a failure.
+  await page.goto(`${repository()}/browse`);
+  await page.getByLabel('From branch', { exact: true }).fill('feature/demo');
+  await expect(page.getByLabel('Into branch', { exact: true })).toHaveValue('main');
+  await page.getByLabel('Title', { exact: true }).fill('This will fail');
+  await page.getByRole('button', { name: 'Open pull request', exact: true }).click();
+  await expect(page.locator('.delivery', { hasText: 'pr:opened' })).toContainText(/Sent pr:opened to Bitgate: 20\d/);
+  await page.getByRole('link', { name: /This will fail/ }).click();
+  const id = /pull-requests\/(\d+)\/overview/.exec(page.url())![1];
 
-    // The stack's page: the run, failed, and its status sent.
-    await expect(async () => {
-      await page.goto(`/stacks/${stack.id}`);
-      await expect(page.getByText('Demo run of pull request #1').first()).toBeVisible({ timeout: 1000 });
-      await expect(page.getByText('FAILED').first()).toBeVisible({ timeout: 1000 });
-    }).toPass({ timeout: 30_000 });
-  } finally {
-    platform.kill();
-  }
+  // The comment in Bitbucket's pull request page, the run's failure in it.
+  await expect(async () => {
+    await page.reload();
+    await expect(page.locator('.comment', { hasText: 'Bitgate: loop-web' })).toContainText('Failed', { timeout: 1000 });
+  }).toPass({ timeout: 30_000 });
+  await expect(page.locator('.comment')).toContainText(`Demo run of pull request #${id}`);
+
+  // The stack's page: the run, failed, and its status sent.
+  await expect(async () => {
+    await page.goto(`/stacks/${stack.id}`);
+    await expect(page.getByText(`Demo run of pull request #${id}`).first()).toBeVisible({ timeout: 1000 });
+    await expect(page.getByText('FAILED').first()).toBeVisible({ timeout: 1000 });
+  }).toPass({ timeout: 30_000 });
+
+  // A push to main that works: its commit's build, successful.
+  await page.goto(`${repository()}/browse`);
+  await page.getByLabel('Branch', { exact: true }).fill('main');
+  await page.getByLabel('Commit message', { exact: true }).fill('Works');
+  await page.getByRole('button', { name: 'Push', exact: true }).click();
+  await expect(page.locator('.delivery', { hasText: 'repo:refs_changed' }).first())
+    .toContainText(/Sent repo:refs_changed to Bitgate: 20\d/);
+  await expect(page.locator('tr[data-branch="main"]')).toContainText('Works');
+  await page.locator('tr[data-branch="main"] td.head a').click();
+  await expect(async () => {
+    await page.reload();
+    await expect(page.locator('td.state').first()).toHaveText('SUCCESSFUL', { timeout: 1000 });
+  }).toPass({ timeout: 30_000 });
   expect(errors).toEqual([]);
 });

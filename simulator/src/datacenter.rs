@@ -2,10 +2,16 @@
 //! API 1.0 paths, paging, error bodies and headers of Atlassian's
 //! documentation and the captured responses in ../shared/bitbucket-fixtures;
 //! build statuses ([`builds`]) and pull requests with their comments
-//! ([`pull_requests`]), each with a page a person can look at.
+//! ([`pull_requests`]), each with a page a person can look at; and what the
+//! demo's person clicks to play a developer: branches and commits
+//! ([`commits`]) pushed and pull requests opened on the repository's page
+//! ([`repository_page`]), sent to the repository's webhooks ([`hooks`]).
 
 pub mod builds;
+pub mod commits;
+pub mod hooks;
 pub mod pull_requests;
+pub mod repository_page;
 
 use std::{
     collections::VecDeque,
@@ -27,6 +33,7 @@ use serde_json::{json, Value};
 /// A user of the simulated instance.
 #[derive(Debug, Clone)]
 pub struct User {
+    pub id: u64,
     pub slug: String,
     pub display_name: String,
     pub email: String,
@@ -78,9 +85,15 @@ pub struct Instance {
     pub build_statuses: Vec<builds::BuildStatus>,
     pub pull_requests: Vec<pull_requests::PullRequest>,
     pub comments: Vec<pull_requests::Comment>,
-    /// Taken one by one by the next write calls.
+    pub branches: Vec<commits::Branch>,
+    pub commits: Vec<commits::Commit>,
+    pub hooks: Vec<hooks::Hook>,
+    /// The latest deliveries to hooks, oldest first, at most [`hooks::RECENT_DELIVERIES`].
+    pub deliveries: VecDeque<hooks::Delivery>,
+    /// Taken one by one by the next write calls of the REST API.
     pub faults: VecDeque<crate::Fault>,
-    /// Every write call received, in order.
+    /// Every write call of the REST API received, in order (the pages'
+    /// forms are a person's clicks, not calls: they are not here).
     pub calls: Vec<crate::Call>,
 }
 
@@ -92,6 +105,7 @@ impl Instance {
     /// A small instance: two users, three projects, 60 repositories (more
     /// than one page), and the demo token of `jcitizen`, which reads all.
     pub fn sample() -> Self {
+        let (branches, commits) = Self::sample_history();
         let projects = vec![
             Project { id: 363, key: "PRJ".into(), name: "Platform".into() },
             Project { id: 909, key: "OPS".into(), name: "Operations".into() },
@@ -108,8 +122,18 @@ impl Instance {
             version: "8.19.1".into(),
             context_path: String::new(),
             users: vec![
-                User { slug: DEMO_USER.into(), display_name: "Jane Citizen".into(), email: "jane@example.com".into() },
-                User { slug: "jsmith".into(), display_name: "John Smith".into(), email: "john@example.com".into() },
+                User {
+                    id: 101,
+                    slug: DEMO_USER.into(),
+                    display_name: "Jane Citizen".into(),
+                    email: "jane@example.com".into(),
+                },
+                User {
+                    id: 102,
+                    slug: "jsmith".into(),
+                    display_name: "John Smith".into(),
+                    email: "john@example.com".into(),
+                },
             ],
             projects,
             repositories,
@@ -125,6 +149,10 @@ impl Instance {
             build_statuses: Vec::new(),
             pull_requests: vec![pull_requests::PullRequest::sample(), pull_requests::PullRequest::of_sender()],
             comments: Vec::new(),
+            branches,
+            commits,
+            hooks: Vec::new(),
+            deliveries: VecDeque::new(),
             faults: VecDeque::new(),
             calls: Vec::new(),
         }
@@ -144,6 +172,14 @@ fn read(state: &Shared) -> Instance {
 
 fn write(state: &Shared) -> RwLockWriteGuard<'_, Instance> {
     state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A page a person looks at, titled as Bitbucket titles its pages.
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{} - Bitbucket</title></head><body>{body}</body></html>",
+        crate::escape(title)
+    ))
 }
 
 /// Bitbucket's validation error: the field in `context`, no exception name.
@@ -314,7 +350,7 @@ async fn user(State(state): State<Shared>, headers: HeaderMap, Path(slug): Path<
         Some(user) => as_user(
             &token,
             Json(json!({
-                "name": user.slug, "emailAddress": user.email, "id": 1, "displayName": user.display_name,
+                "name": user.slug, "emailAddress": user.email, "id": user.id, "displayName": user.display_name,
                 "active": true, "slug": user.slug, "type": "NORMAL",
                 "links": {"self": [{"href": format!("{base}/users/{}", user.slug)}]}
             })),
@@ -429,11 +465,14 @@ async fn login_page() -> Response {
 }
 
 /// The configured delay and redirect, before anything else; then, for a
-/// write call, the next fault a test asked for, and the call's record.
+/// write call of the REST API, the next fault a test asked for, and the
+/// call's record. The REST API is what is under `/rest/` (below the context
+/// path); the pages' forms (webhooks, pushes, merges) are a person's
+/// clicks, which tests do not count among Bitgate's calls.
 async fn behaviour(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    let (delay, redirect_to) = {
+    let (delay, redirect_to, context_path) = {
         let instance = state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        (instance.delay, instance.redirect_to.clone())
+        (instance.delay, instance.redirect_to.clone(), instance.context_path.clone())
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -441,7 +480,9 @@ async fn behaviour(State(state): State<Shared>, request: Request, next: Next) ->
     if let Some(target) = redirect_to {
         return (StatusCode::FOUND, [(header::LOCATION, target)]).into_response();
     }
-    let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let path = request.uri().path();
+    let rest = path.strip_prefix(context_path.as_str()).unwrap_or(path).starts_with("/rest/");
+    let writes = rest && !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !writes {
         return next.run(request).await;
     }
@@ -480,7 +521,9 @@ pub fn router(state: Shared) -> Router {
         .route("/rest/api/1.0/projects/{key}/repos/{slug}", get(repository))
         .route("/rest/api/1.0/repos", get(repositories))
         .merge(builds::routes())
-        .merge(pull_requests::routes());
+        .merge(pull_requests::routes())
+        .merge(hooks::routes())
+        .merge(repository_page::routes());
     let routes = if context_path.is_empty() { api } else { Router::new().nest(&context_path, api) };
     routes.fallback(login_page).layer(middleware::from_fn_with_state(state.clone(), behaviour)).with_state(state)
 }

@@ -1,14 +1,16 @@
 //! The Bitbucket simulator: a server that speaks enough of Bitbucket Data
 //! Center and Cloud for every flow of Bitgate, so that no test and no demo
 //! needs the internet. Both products answer on one address (their paths do
-//! not meet). Tests start it in-process with [`Simulator::start`];
-//! `bitbucket-simulator` runs it beside Bitgate.
+//! not meet), with the demo platform's page ([`platform_page`], under
+//! `/simulator/`, a path neither product has). Tests start it in-process
+//! with [`Simulator::start`]; `bitbucket-simulator` runs it beside Bitgate.
 
 pub mod cloud;
 pub mod datacenter;
 pub mod feed_bench;
 pub mod load;
 pub mod platform;
+pub mod platform_page;
 pub mod sender;
 pub mod tls;
 
@@ -57,6 +59,12 @@ pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// A time for a page: `2026-11-30 08:00:05 UTC`.
+pub(crate) fn shown_time(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    at.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
+}
+
 /// A running simulator; stops when dropped.
 pub struct Simulator {
     /// The base URL, such as `http://127.0.0.1:40123`, context path not included.
@@ -66,6 +74,8 @@ pub struct Simulator {
     pub ca_pem: Option<String>,
     pub datacenter: datacenter::Shared,
     pub cloud: cloud::Shared,
+    /// The demo platform's page: where Bitgate is, and its follower.
+    pub platform: platform_page::Shared,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -74,6 +84,7 @@ impl Drop for Simulator {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        platform_page::stop(&self.platform);
     }
 }
 
@@ -96,7 +107,11 @@ impl Simulator {
         // Bitgate's default callback; tests and the demo set theirs.
         let cloud: cloud::Shared =
             Arc::new(RwLock::new(cloud::Instance::sample("http://127.0.0.1:3000/oauth/bitbucket/callback")));
-        let router = cloud::router(cloud.clone()).merge(datacenter::router(datacenter.clone()));
+        // Bitgate's default address; `bitbucket-simulator --bitgate-url` sets its own.
+        let platform = platform_page::Follower::shared("http://127.0.0.1:3000");
+        let router = cloud::router(cloud.clone())
+            .merge(datacenter::router(datacenter.clone()))
+            .merge(platform_page::router(platform.clone(), datacenter.clone()));
         let (stop, stopped) = oneshot::channel();
         let (url, ca_pem) = match transport {
             Transport::Http => {
@@ -111,7 +126,7 @@ impl Simulator {
                 (format!("https://localhost:{}", address.port()), Some(ca.ca_pem))
             }
         };
-        Ok(Self { url, address, ca_pem, datacenter, cloud, stop: Some(stop) })
+        Ok(Self { url, address, ca_pem, datacenter, cloud, platform, stop: Some(stop) })
     }
 
     /// Changes the running instance (a token's permissions, the delay...).
@@ -124,6 +139,17 @@ impl Simulator {
     pub fn configure_cloud(&self, change: impl FnOnce(&mut cloud::Instance)) {
         let mut instance = self.cloud.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         change(&mut instance);
+    }
+
+    /// Where the demo platform finds Bitgate (its page's default).
+    pub fn set_bitgate_url(&self, url: &str) {
+        platform_page::set_bitgate_url(&self.platform, url);
+    }
+
+    /// Starts the demo platform in this process, following Bitgate with
+    /// `token` (an API token), instead of the one running, if any.
+    pub fn start_platform(&self, token: &str) {
+        platform_page::start(&self.platform, &self.datacenter, token);
     }
 }
 

@@ -20,6 +20,10 @@ struct Args {
     /// Milliseconds Data Center takes to answer each request (a network's latency).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// An API token of Bitgate: the demo platform follows Bitgate's events
+    /// with it from the start (its page, /simulator/platform, takes one too).
+    #[arg(long, env = "BITGATE_TOKEN")]
+    platform_token: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -211,10 +215,18 @@ async fn main() -> anyhow::Result<()> {
         bitbucket_simulator::Simulator::start_on(args.listen, bitbucket_simulator::DataCenter::sample(), transport)
             .await?;
     simulator.configure(|instance| instance.delay = std::time::Duration::from_millis(args.delay_ms));
+    simulator.set_bitgate_url(&args.bitgate_url);
     println!("Bitbucket Data Center simulator at {}", simulator.url);
     println!("  API URL:      {}", simulator.url);
     println!("  username:     {}", bitbucket_simulator::datacenter::DEMO_USER);
     println!("  access token: {}", bitbucket_simulator::datacenter::DEMO_TOKEN);
+    // Where the demo's person plays the developer: pushes, pull requests, webhooks.
+    let (_, key, slug) = bitbucket_simulator::sender::DATACENTER_REPOSITORY;
+    println!(
+        "  repository:   {}/projects/{key}/repos/{slug}/browse (push a commit, open a pull request)",
+        simulator.url
+    );
+    println!("  webhooks:     {}/plugins/servlet/webhooks/projects/{key}/repos/{slug}", simulator.url);
     let callback = format!("{}/oauth/bitbucket/callback", args.bitgate_url.trim_end_matches('/'));
     simulator.configure_cloud(|cloud| cloud.consumers[0].callback_url = Some(callback.clone()));
     println!("Bitbucket Cloud simulator at the same address");
@@ -230,6 +242,14 @@ async fn main() -> anyhow::Result<()> {
         bitbucket_simulator::cloud::DEMO_REPOSITORY,
         bitbucket_simulator::cloud::DEMO_PULL_REQUEST
     );
+    println!("The demo platform (a simulator page) at {}{}", simulator.url, bitbucket_simulator::platform_page::PATH);
+    match args.platform_token.as_deref().map(str::trim).filter(|token| !token.is_empty()) {
+        Some(token) => {
+            simulator.start_platform(token);
+            println!("  following {} with the token given; its page shows how it goes", args.bitgate_url);
+        }
+        None => println!("  paste an API token of Bitgate there (or start with --platform-token)"),
+    }
     if let Some(pem) = &simulator.ca_pem {
         println!("  CA certificate:\n{pem}");
     }

@@ -3,7 +3,10 @@
 //! and as ../shared/bitbucket-fixtures shows them), signed the way
 //! Bitbucket signs them, and posted to a URL with Bitbucket's headers.
 //! Tests use it as the project's own fixtures; the demo uses it to see
-//! deliveries arrive without a Bitbucket.
+//! deliveries arrive without a Bitbucket. The Data Center builders take
+//! what a body names (repository, branches, commits, pull request), so that
+//! the simulator's repository page and webhooks send its own; [`payload`]
+//! fills them with the sample's.
 
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -18,44 +21,176 @@ pub fn is_datacenter(event_key: &str) -> bool {
     event_key.starts_with("repo:refs_changed") || event_key.starts_with("pr:") || event_key == "diagnostics:ping"
 }
 
-fn dc_repository() -> Value {
-    let (id, project, slug) = DATACENTER_REPOSITORY;
-    json!({"slug": slug, "id": id, "name": slug, "scmId": "git", "state": "AVAILABLE", "statusMessage": "Available",
-           "forkable": true, "public": false,
-           "project": {"key": project, "id": 909, "name": "Operations", "public": false, "type": "NORMAL"}})
+/// A Data Center repository as bodies name it, its project with it.
+#[derive(Debug, Clone, Copy)]
+pub struct DcRepository<'a> {
+    pub id: u64,
+    pub slug: &'a str,
+    pub name: &'a str,
+    pub project_id: u64,
+    pub project_key: &'a str,
+    pub project_name: &'a str,
 }
 
-fn dc_user() -> Value {
-    json!({"name": "jcitizen", "emailAddress": "jane@example.com", "id": 101, "displayName": "Jane Citizen",
-           "active": true, "slug": "jcitizen", "type": "NORMAL"})
+/// A Data Center user as bodies name them (the actor, an author).
+#[derive(Debug, Clone, Copy)]
+pub struct DcUser<'a> {
+    pub id: u64,
+    pub slug: &'a str,
+    pub display_name: &'a str,
+    pub email: &'a str,
 }
 
-fn dc_ref(branch: &str, commit: &str) -> Value {
-    json!({"id": format!("refs/heads/{branch}"), "displayId": branch, "latestCommit": commit, "repository": dc_repository()})
+/// One branch a push changed: `ADD` (from forty zeros), `UPDATE`, or
+/// `DELETE` (to forty zeros).
+#[derive(Debug, Clone, Copy)]
+pub struct DcRefChange<'a> {
+    pub branch: &'a str,
+    pub from_hash: &'a str,
+    pub to_hash: &'a str,
+    pub change: &'a str,
 }
 
-fn dc_pull_request(state: &str) -> Value {
-    json!({"id": 7, "version": 1, "title": "Add the thing", "description": "", "state": state,
-           "open": state == "OPEN", "closed": state != "OPEN", "createdDate": 1_700_000_000_000u64,
-           "updatedDate": 1_700_000_100_000u64,
-           "fromRef": dc_ref("feature/thing", "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"),
-           "toRef": dc_ref("main", "823b2230a56056231c9425d63758fa87078a66b4"),
-           "locked": false, "author": {"user": dc_user(), "role": "AUTHOR", "approved": false, "status": "UNAPPROVED"},
-           "reviewers": [], "participants": []})
+/// A pull request as bodies name it: its refs with their latest commits.
+#[derive(Debug, Clone, Copy)]
+pub struct DcPullRequest<'a> {
+    pub id: u64,
+    pub version: u64,
+    pub title: &'a str,
+    /// `OPEN`, `MERGED` or `DECLINED`.
+    pub state: &'a str,
+    /// The source: its repository (the target's, or a fork), branch and head.
+    pub from: (DcRepository<'a>, &'a str, &'a str),
+    /// The target: its repository, branch and head.
+    pub to: (DcRepository<'a>, &'a str, &'a str),
+    pub author: DcUser<'a>,
+    /// Once merged: the merge commit (`properties.mergeCommit`).
+    pub merge_commit: Option<&'a str>,
+    /// Milliseconds since the epoch.
+    pub created_date: u64,
+    pub updated_date: u64,
+}
+
+/// Forty zeros: the hash a created branch comes from and a deleted one goes to.
+pub const NO_COMMIT: &str = "0000000000000000000000000000000000000000";
+
+/// The time of a Data Center body's `date`, as Bitbucket writes it
+/// (`2026-11-30T08:00:00+0000`).
+pub fn datacenter_date(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory][offset_minute]"
+    );
+    at.format(&format).unwrap_or_default()
+}
+
+fn dc_repository_json(repository: &DcRepository) -> Value {
+    json!({"slug": repository.slug, "id": repository.id, "name": repository.name, "scmId": "git",
+           "state": "AVAILABLE", "statusMessage": "Available", "forkable": true, "public": false,
+           "project": {"key": repository.project_key, "id": repository.project_id, "name": repository.project_name,
+                       "public": false, "type": "NORMAL"}})
+}
+
+fn dc_user_json(user: &DcUser) -> Value {
+    json!({"name": user.slug, "emailAddress": user.email, "id": user.id, "displayName": user.display_name,
+           "active": true, "slug": user.slug, "type": "NORMAL"})
+}
+
+fn dc_ref_json(repository: &DcRepository, branch: &str, commit: &str) -> Value {
+    json!({"id": format!("refs/heads/{branch}"), "displayId": branch, "latestCommit": commit,
+           "repository": dc_repository_json(repository)})
+}
+
+fn dc_pull_request_json(pr: &DcPullRequest) -> Value {
+    let ((from_repository, from_branch, from_commit), (to_repository, to_branch, to_commit)) = (pr.from, pr.to);
+    let mut body = json!({"id": pr.id, "version": pr.version, "title": pr.title, "description": "", "state": pr.state,
+           "open": pr.state == "OPEN", "closed": pr.state != "OPEN", "createdDate": pr.created_date,
+           "updatedDate": pr.updated_date,
+           "fromRef": dc_ref_json(&from_repository, from_branch, from_commit),
+           "toRef": dc_ref_json(&to_repository, to_branch, to_commit),
+           "locked": false,
+           "author": {"user": dc_user_json(&pr.author), "role": "AUTHOR", "approved": false, "status": "UNAPPROVED"},
+           "reviewers": [], "participants": []});
+    if let Some(commit) = pr.merge_commit {
+        body["properties"] = json!({"mergeCommit": {"displayId": commit.get(..11).unwrap_or(commit), "id": commit}});
+    }
+    body
+}
+
+/// A Data Center push: `repo:refs_changed` with one change per branch.
+pub fn datacenter_refs_changed(
+    repository: &DcRepository,
+    actor: &DcUser,
+    date: &str,
+    changes: &[DcRefChange],
+) -> Value {
+    let changes: Vec<Value> = changes
+        .iter()
+        .map(|change| {
+            let ref_id = format!("refs/heads/{}", change.branch);
+            json!({"ref": {"id": ref_id, "displayId": change.branch, "type": "BRANCH"}, "refId": ref_id,
+                   "fromHash": change.from_hash, "toHash": change.to_hash, "type": change.change})
+        })
+        .collect();
+    json!({"eventKey": "repo:refs_changed", "date": date, "actor": dc_user_json(actor),
+           "repository": dc_repository_json(repository), "changes": changes})
+}
+
+/// A Data Center pull request event (`pr:…`): the pull request as it is
+/// now, and the fields particular to the event in `extra` (such as
+/// `previousFromHash` for `pr:from_ref_updated`).
+pub fn datacenter_pull_request_event(
+    event_key: &str,
+    date: &str,
+    actor: &DcUser,
+    pull_request: &DcPullRequest,
+    extra: Value,
+) -> Value {
+    let mut body = json!({"eventKey": event_key, "date": date, "actor": dc_user_json(actor),
+                          "pullRequest": dc_pull_request_json(pull_request)});
+    if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+    body
+}
+
+/// The sample's names: the simulator's OPS/my-repo and its `jcitizen`.
+fn dc_repository() -> DcRepository<'static> {
+    let (id, project_key, slug) = DATACENTER_REPOSITORY;
+    DcRepository { id, slug, name: slug, project_id: 909, project_key, project_name: "Operations" }
+}
+
+fn dc_user() -> DcUser<'static> {
+    DcUser { id: 101, slug: "jcitizen", display_name: "Jane Citizen", email: "jane@example.com" }
+}
+
+/// The sample date of the built-in bodies.
+const SAMPLE_DATE: &str = "2026-11-30T08:00:00+0000";
+
+/// The sender's pull request: #7, `feature/thing` into `main` of OPS/my-repo.
+fn dc_pull_request(state: &str) -> DcPullRequest<'_> {
+    DcPullRequest {
+        id: 7,
+        version: 1,
+        title: "Add the thing",
+        state,
+        from: (dc_repository(), "feature/thing", "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"),
+        to: (dc_repository(), "main", "823b2230a56056231c9425d63758fa87078a66b4"),
+        author: dc_user(),
+        merge_commit: None,
+        created_date: 1_700_000_000_000,
+        updated_date: 1_700_000_100_000,
+    }
 }
 
 /// A Data Center push changing `branch`: `ADD`, `UPDATE` or `DELETE`.
 pub fn datacenter_push(branch: &str, change: &str) -> Value {
-    let zero = "0000000000000000000000000000000000000000";
-    let (from, to) = match change {
-        "ADD" => (zero, "823b2230a56056231c9425d63758fa87078a66b4"),
-        "DELETE" => ("823b2230a56056231c9425d63758fa87078a66b4", zero),
+    let (from_hash, to_hash) = match change {
+        "ADD" => (NO_COMMIT, "823b2230a56056231c9425d63758fa87078a66b4"),
+        "DELETE" => ("823b2230a56056231c9425d63758fa87078a66b4", NO_COMMIT),
         _ => ("5c64a07cd6c0f21b753bf261ef059c7e7633c50a", "823b2230a56056231c9425d63758fa87078a66b4"),
     };
-    json!({"eventKey": "repo:refs_changed", "date": "2026-11-30T08:00:00+0000", "actor": dc_user(),
-           "repository": dc_repository(),
-           "changes": [{"ref": {"id": format!("refs/heads/{branch}"), "displayId": branch, "type": "BRANCH"},
-                        "refId": format!("refs/heads/{branch}"), "fromHash": from, "toHash": to, "type": change}]})
+    let change = DcRefChange { branch, from_hash, to_hash, change };
+    datacenter_refs_changed(&dc_repository(), &dc_user(), SAMPLE_DATE, &[change])
 }
 
 fn cloud_repository() -> Value {
@@ -101,12 +236,7 @@ fn cloud_pull_request(state: &str) -> Value {
 /// `None` for a key neither product sends.
 pub fn payload(event_key: &str) -> Option<Value> {
     let dc_pr = |state: &str, extra: Value| {
-        let mut body = json!({"eventKey": event_key, "date": "2026-11-30T08:00:00+0000", "actor": dc_user(),
-                              "pullRequest": dc_pull_request(state)});
-        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
-            body.extend(extra.clone());
-        }
-        body
+        datacenter_pull_request_event(event_key, SAMPLE_DATE, &dc_user(), &dc_pull_request(state), extra)
     };
     let cloud_pr = |state: &str, extra: Value| {
         let mut body =
@@ -122,15 +252,16 @@ pub fn payload(event_key: &str) -> Option<Value> {
         "pr:opened" | "pr:from_ref_updated" | "pr:modified" => dc_pr("OPEN", json!({})),
         "pr:reviewer:approved" | "pr:reviewer:unapproved" => dc_pr(
             "OPEN",
-            json!({"participant": {"user": dc_user(), "role": "REVIEWER", "approved": event_key.ends_with(":approved"), "status": "APPROVED"},
+            json!({"participant": {"user": dc_user_json(&dc_user()), "role": "REVIEWER", "approved": event_key.ends_with(":approved"), "status": "APPROVED"},
                    "previousStatus": "UNAPPROVED"}),
         ),
         "pr:merged" => dc_pr("MERGED", json!({})),
         "pr:declined" => dc_pr("DECLINED", json!({})),
         "pr:deleted" => dc_pr("OPEN", json!({})),
-        "pr:comment:added" => {
-            dc_pr("OPEN", json!({"comment": {"id": 17, "version": 0, "text": "Looks good", "author": dc_user()}}))
-        }
+        "pr:comment:added" => dc_pr(
+            "OPEN",
+            json!({"comment": {"id": 17, "version": 0, "text": "Looks good", "author": dc_user_json(&dc_user())}}),
+        ),
         "repo:push" => cloud_push("main", "updated"),
         "pullrequest:created" | "pullrequest:updated" => cloud_pr("OPEN", json!({})),
         "pullrequest:approved" | "pullrequest:unapproved" => {

@@ -1,20 +1,24 @@
 //! Pull requests and their comments, as Data Center answers them
 //! (bitbucket-next.md §2): a comment has an id and a version; an edit must
 //! name the current version (409 otherwise) and only its author may make
-//! it; text is a non-empty value of fewer than 32,768 characters.
+//! it; text is a non-empty value of fewer than 32,768 characters. The
+//! overview page merges or declines an open one, as its buttons do in
+//! Bitbucket: the state changes, the version goes up by one, and the
+//! webhooks get `pr:merged` or `pr:declined`; a merge also moves the target
+//! branch to a merge commit (`repo:refs_changed`).
 
 use axum::{
     extract::{Path, Query, State},
     http::{HeaderMap, StatusCode},
-    response::{Html, IntoResponse, Response},
-    routing::get,
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
     Json, Router,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{as_user, base_url, epoch_millis, error, invalid, read, repository_json, repository_reader, write};
-use super::{Instance, Repository, Shared};
+use super::{hooks, repository_page::repository_path, Instance, Repository, Shared, DEMO_USER};
 use crate::escape;
 
 /// A pull request of the simulated instance.
@@ -32,6 +36,13 @@ pub struct PullRequest {
     /// `OPEN`, `MERGED` or `DECLINED`.
     pub state: String,
     pub version: u64,
+    /// Who opened it (a username).
+    pub author: String,
+    /// Once merged: the merge commit on the target branch.
+    pub merge_commit: Option<String>,
+    /// Milliseconds since the epoch.
+    pub created_date: u64,
+    pub updated_date: u64,
 }
 
 impl PullRequest {
@@ -47,6 +58,11 @@ impl PullRequest {
             to_branch: "main".into(),
             state: "OPEN".into(),
             version: 0,
+            author: DEMO_USER.into(),
+            merge_commit: None,
+            // The sender's dates.
+            created_date: 1_700_000_000_000,
+            updated_date: 1_700_000_100_000,
         }
     }
 }
@@ -90,11 +106,17 @@ fn ref_json(instance: &Instance, branch: &str, commit: &str, repository_id: u64,
 }
 
 fn pull_request_json(instance: &Instance, pr: &PullRequest, repository: &Repository, base: &str) -> Value {
+    let to_commit = instance.branch(pr.repository_id, &pr.to_branch).map_or("", |b| b.head.as_str());
+    let author = instance.users.iter().find(|u| u.slug == pr.author);
     json!({
         "id": pr.id, "version": pr.version, "title": pr.title, "state": pr.state,
         "open": pr.state == "OPEN", "closed": pr.state != "OPEN",
+        "createdDate": pr.created_date, "updatedDate": pr.updated_date,
         "fromRef": ref_json(instance, &pr.from_branch, &pr.from_commit, pr.from_repository_id, base),
-        "toRef": ref_json(instance, &pr.to_branch, "", pr.repository_id, base),
+        "toRef": ref_json(instance, &pr.to_branch, to_commit, pr.repository_id, base),
+        "author": {"user": {"name": pr.author, "slug": pr.author,
+                            "displayName": author.map(|a| a.display_name.clone()).unwrap_or_default()},
+                   "role": "AUTHOR", "approved": false, "status": "UNAPPROVED"},
         "links": {"self": [{"href": format!(
             "{base}/projects/{}/repos/{}/pull-requests/{}", repository.project_key, repository.slug, pr.id
         )}]}
@@ -378,10 +400,22 @@ async fn pull_request_page(
         })
         .collect();
     let comments = if comments.is_empty() { "<p>No comments.</p>".to_owned() } else { comments };
+    let base = repository_path(&instance, repository);
+    let actions = if pr.state == "OPEN" {
+        format!(
+            "<form method=\"post\" action=\"{path}/merge\"><button type=\"submit\">Merge</button></form>\
+             <form method=\"post\" action=\"{path}/decline\"><button type=\"submit\">Decline</button></form>",
+            path = escape(&format!("{base}/pull-requests/{}", pr.id))
+        )
+    } else {
+        String::new()
+    };
     Html(format!(
         "<!DOCTYPE html><html><head><title>Pull request #{id} - {project}/{slug} - Bitbucket</title></head>\
-         <body><h1>#{id} {title}</h1><p class=\"state\">{state}</p><p>{from} ({commit}) into {to}</p>\
+         <body><p><a href=\"{browse}\">{project}/{slug}</a></p><h1>#{id} {title}</h1><p class=\"state\">{state}</p>\
+         <p>{from} ({commit}) into {to}</p>{actions}\
          <h2>Comments</h2>{comments}</body></html>",
+        browse = escape(&format!("{base}/browse")),
         id = pr.id,
         project = escape(&repository.project_key),
         slug = escape(&repository.slug),
@@ -394,12 +428,76 @@ async fn pull_request_page(
     .into_response()
 }
 
+/// The merge commit's message, the first line of Bitbucket's default.
+fn merge_message(repository: &Repository, pr: &PullRequest) -> String {
+    format!(
+        "Merge pull request #{} in {}/{} from {} to {}",
+        pr.id, repository.project_key, repository.slug, pr.from_branch, pr.to_branch
+    )
+}
+
+/// Merge or Decline on the overview page: an open pull request only (409
+/// otherwise, as Bitbucket's IllegalPullRequestStateException); back to the page.
+async fn close(state: Shared, key: &str, slug: &str, id: u64, merge: bool) -> Response {
+    let (outgoing, back) = {
+        let mut instance = write(&state);
+        let Some(repository) = instance.repository(key, slug).cloned() else {
+            return (StatusCode::NOT_FOUND, Html("<h1>Repository not found</h1>")).into_response();
+        };
+        let Some(pr) =
+            instance.pull_requests.iter().find(|pr| pr.repository_id == repository.id && pr.id == id).cloned()
+        else {
+            return (StatusCode::NOT_FOUND, Html("<h1>Pull request not found</h1>")).into_response();
+        };
+        let back = format!("{}/pull-requests/{id}/overview", repository_path(&instance, &repository));
+        if pr.state != "OPEN" {
+            let message = format!(
+                "<h1>Pull request #{id} is {}</h1><p>Only an open pull request can be merged or declined. \
+                 <a href=\"{}\">Back to it</a>.</p>",
+                escape(&pr.state),
+                escape(&back)
+            );
+            return (StatusCode::CONFLICT, Html(message)).into_response();
+        }
+        let mut outgoing = Vec::new();
+        let mut closed = pr;
+        if merge {
+            let pushed = instance.push_commit(repository.id, &closed.to_branch, &merge_message(&repository, &closed));
+            outgoing.extend(hooks::push_event(&instance, &repository, &pushed));
+            closed.merge_commit = Some(pushed.to_hash);
+        }
+        closed.state = if merge { "MERGED" } else { "DECLINED" }.into();
+        closed.version += 1;
+        closed.updated_date = epoch_millis();
+        if let Some(stored) = instance.pull_requests.iter_mut().find(|p| p.repository_id == repository.id && p.id == id)
+        {
+            *stored = closed.clone();
+        }
+        let event_key = if merge { "pr:merged" } else { "pr:declined" };
+        outgoing.extend(hooks::pull_request_event(&instance, &closed, event_key, json!({})));
+        (outgoing, back)
+    };
+    hooks::deliver(&state, outgoing).await;
+    Redirect::to(&back).into_response()
+}
+
+async fn merge(State(state): State<Shared>, Path((key, slug, id)): Path<(String, String, u64)>) -> Response {
+    close(state, &key, &slug, id, true).await
+}
+
+async fn decline(State(state): State<Shared>, Path((key, slug, id)): Path<(String, String, u64)>) -> Response {
+    close(state, &key, &slug, id, false).await
+}
+
 pub(super) fn routes() -> Router<Shared> {
     const PR: &str = "/rest/api/1.0/projects/{key}/repos/{slug}/pull-requests/{id}";
+    const PAGE: &str = "/projects/{key}/repos/{slug}/pull-requests/{id}";
     Router::new()
         .route(PR, get(get_pull_request))
         .route(&format!("{PR}/comments"), axum::routing::post(post_comment))
         .route(&format!("{PR}/activities"), get(activities))
         .route(&format!("{PR}/comments/{{comment_id}}"), get(get_comment).put(put_comment).delete(delete_comment))
-        .route("/projects/{key}/repos/{slug}/pull-requests/{id}/overview", get(pull_request_page))
+        .route(&format!("{PAGE}/overview"), get(pull_request_page))
+        .route(&format!("{PAGE}/merge"), post(merge))
+        .route(&format!("{PAGE}/decline"), post(decline))
 }
