@@ -102,3 +102,49 @@ fn the_shared_fixtures_when_present_are_all_understood() {
     }
     assert!(checked >= 12, "{checked} fixtures");
 }
+
+/// `body` with every timestamp field (`date`, `…Date`, `…Timestamp`) as
+/// Data Center 10 writes it, an ISO-8601 string, or as earlier versions
+/// do, epoch milliseconds (bitbucket-next.md §4: the change broke other
+/// products' parsers).
+fn with_timestamps(body: &Value, iso: bool) -> Value {
+    const MILLIS: i64 = 1_537_538_991_000;
+    match body {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(name, value)| {
+                    let timestamp = name == "date" || name.ends_with("Date") || name.ends_with("Timestamp");
+                    let value = match (timestamp && !value.is_object(), iso) {
+                        (true, true) => Value::from("2018-09-21T14:09:51.000Z"),
+                        (true, false) => Value::from(MILLIS),
+                        (false, _) => with_timestamps(value, iso),
+                    };
+                    (name.clone(), value)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|item| with_timestamps(item, iso)).collect()),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn data_center_timestamps_are_read_alike_as_iso_strings_or_epoch_milliseconds() {
+    for key in DATACENTER_KEYS {
+        let mut body = sender::payload(key).unwrap();
+        // Data Center 10's push names its new head's commit in full, with its times.
+        if let Some(change) = body["changes"].get_mut(0) {
+            change["toCommit"] = serde_json::json!({
+                "id": change["toHash"], "displayId": "823b2230a56", "message": "A change",
+                "author": {"name": "jcitizen", "emailAddress": "jane@example.com"}, "authorTimestamp": 0,
+                "committer": {"name": "jcitizen", "emailAddress": "jane@example.com"}, "committerTimestamp": 0,
+                "parents": [{"id": change["fromHash"], "displayId": "5c64a07cd6c"}]
+            });
+        }
+        let epoch = normalize(Provider::DataCenter, key, &with_timestamps(&body, false)).unwrap();
+        let iso = normalize(Provider::DataCenter, key, &with_timestamps(&body, true)).unwrap();
+        assert!(epoch.is_some(), "{key} is understood");
+        assert_eq!(iso, epoch, "{key}: the same event whichever way its times are written");
+    }
+}
