@@ -56,12 +56,14 @@ async fn each_token_problem_fails_its_own_line() {
             owner: DEMO_USER.into(),
             project_read: false,
             repository_read: true,
+            repository_admin: false,
         });
         dc.tokens.push(Token {
             secret: "no-repos".into(),
             owner: DEMO_USER.into(),
             project_read: true,
             repository_read: false,
+            repository_admin: false,
         });
     });
     let rejected = check(&connection(&sim.url, DEMO_USER, "BBDC-wrong"), &config()).await;

@@ -67,6 +67,7 @@ async fn a_narrow_token_sees_nothing_and_a_revoked_one_is_explained() {
             owner: "jsmith".into(),
             project_read: true,
             repository_read: false,
+            repository_admin: false,
         })
     });
     let narrow = connection(&sim.url, "BBDC-narrow");

@@ -5,13 +5,17 @@
 //! ([`pull_requests`]), each with a page a person can look at; and what the
 //! demo's person clicks to play a developer: branches and commits
 //! ([`commits`]) pushed and pull requests opened on the repository's page
-//! ([`repository_page`]), sent to the repository's webhooks ([`hooks`]).
+//! ([`repository_page`]), sent to the repository's webhooks ([`hooks`]),
+//! which the REST API manages too ([`webhooks_api`]); and the branches'
+//! heads for a caller that polls them ([`branches`]).
 
+pub mod branches;
 pub mod builds;
 pub mod commits;
 pub mod hooks;
 pub mod pull_requests;
 pub mod repository_page;
+pub mod webhooks_api;
 
 use std::{
     collections::VecDeque,
@@ -54,13 +58,16 @@ pub struct Repository {
     pub project_key: String,
 }
 
-/// An HTTP access token: whose it is and what it may read.
+/// An HTTP access token: whose it is and what it may read or manage.
 #[derive(Debug, Clone)]
 pub struct Token {
     pub secret: String,
     pub owner: String,
     pub project_read: bool,
     pub repository_read: bool,
+    /// REPO_ADMIN on every repository: what managing a repository's
+    /// webhooks needs ([`webhooks_api`]).
+    pub repository_admin: bool,
 }
 
 /// Everything the simulated instance knows; tests change it while it runs.
@@ -90,6 +97,11 @@ pub struct Instance {
     pub hooks: Vec<hooks::Hook>,
     /// The latest deliveries to hooks, oldest first, at most [`hooks::RECENT_DELIVERIES`].
     pub deliveries: VecDeque<hooks::Delivery>,
+    /// Repositories (by id) whose hooks' deliveries fail as a refused
+    /// connection does: each is recorded as failed and nothing is sent, so
+    /// that the hook's `latest` and statistics show it, as Bitbucket's do
+    /// when the receiver is down.
+    pub failing_hook_repositories: Vec<u64>,
     /// Taken one by one by the next write calls of the REST API.
     pub faults: VecDeque<crate::Fault>,
     /// Every write call of the REST API received, in order (the pages'
@@ -103,7 +115,8 @@ pub const DEMO_USER: &str = "jcitizen";
 
 impl Instance {
     /// A small instance: two users, three projects, 60 repositories (more
-    /// than one page), and the demo token of `jcitizen`, which reads all.
+    /// than one page), and the demo token of `jcitizen`, which reads all and
+    /// administers every repository (so the demo can manage its webhooks).
     pub fn sample() -> Self {
         let (branches, commits) = Self::sample_history();
         let projects = vec![
@@ -142,6 +155,7 @@ impl Instance {
                 owner: DEMO_USER.into(),
                 project_read: true,
                 repository_read: true,
+                repository_admin: true,
             }],
             delay: Duration::ZERO,
             redirect_to: None,
@@ -153,6 +167,7 @@ impl Instance {
             commits,
             hooks: Vec::new(),
             deliveries: VecDeque::new(),
+            failing_hook_repositories: Vec::new(),
             faults: VecDeque::new(),
             calls: Vec::new(),
         }
@@ -523,6 +538,8 @@ pub fn router(state: Shared) -> Router {
         .merge(builds::routes())
         .merge(pull_requests::routes())
         .merge(hooks::routes())
+        .merge(webhooks_api::routes())
+        .merge(branches::routes())
         .merge(repository_page::routes());
     let routes = if context_path.is_empty() { api } else { Router::new().nest(&context_path, api) };
     routes.fallback(login_page).layer(middleware::from_fn_with_state(state.clone(), behaviour)).with_state(state)

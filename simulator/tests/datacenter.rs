@@ -93,6 +93,7 @@ async fn repositories_page_and_filter_and_permissions_limit_what_a_token_sees() 
             owner: "jsmith".into(),
             project_read: false,
             repository_read: false,
+            repository_admin: false,
         })
     });
     let projects: Value =
@@ -197,6 +198,7 @@ async fn build_statuses_are_kept_per_repository_commit_and_key() {
             owner: DEMO_USER.into(),
             project_read: true,
             repository_read: false,
+            repository_admin: false,
         })
     });
     assert_eq!(send(Method::POST, &url, Some("no-repos"), status("FAILED")).await.0, 401, "REPO_READ is needed");
@@ -283,6 +285,7 @@ async fn pull_request_comments_have_versions_authors_and_a_length_limit() {
             owner: "jsmith".into(),
             project_read: true,
             repository_read: true,
+            repository_admin: false,
         })
     });
     assert_eq!(send(Method::PUT, &one, Some("smith"), json!({"version": 1, "text": "mine now"})).await.0, 403);

@@ -384,6 +384,7 @@ async fn an_integration_is_edited_and_a_changed_url_needs_the_token_again() {
             owner: DEMO_USER.into(),
             project_read: true,
             repository_read: true,
+            repository_admin: false,
         })
     });
     let (status, moved) = w

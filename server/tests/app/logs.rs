@@ -60,6 +60,7 @@ async fn access_tokens_and_webhook_secrets_never_appear_in_a_log_line() {
                 owner: DEMO_USER.into(),
                 project_read: true,
                 repository_read: true,
+                repository_admin: false,
             });
         }
     });

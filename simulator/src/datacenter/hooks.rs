@@ -9,7 +9,13 @@
 //! The page is at Bitbucket's own path, `/plugins/servlet/webhooks/projects/
 //! {key}/repos/{slug}`; the model keeps what the REST resource
 //! `/rest/api/1.0/projects/{key}/repos/{slug}/webhooks` names (`id`, `name`,
-//! `url`, `events`, `active`, `configuration.secret`).
+//! `url`, `events`, `active`, `configuration.secret`, `createdDate`,
+//! `updatedDate`, `sslVerificationRequired`), which that resource manages
+//! too ([`super::webhooks_api`]): one list, whichever made the hook.
+//!
+//! A repository in [`Instance::failing_hook_repositories`] refuses every
+//! delivery as a receiver that is down does: the delivery is recorded with
+//! no answer and nothing is sent.
 
 use std::time::Duration;
 
@@ -38,6 +44,12 @@ pub struct Hook {
     /// The event keys it subscribes to, such as `repo:refs_changed`.
     pub events: Vec<String>,
     pub active: bool,
+    /// Milliseconds since the epoch.
+    pub created_date: u64,
+    pub updated_date: u64,
+    /// Whether an https URL's certificate must be trusted (Bitbucket's
+    /// default; the simulator records it, its deliveries do not check it).
+    pub ssl_verification_required: bool,
 }
 
 /// One delivery to a hook and what came of it.
@@ -47,7 +59,10 @@ pub struct Delivery {
     pub event_key: String,
     /// Its `X-Request-Id`.
     pub request_id: String,
+    /// When it was sent.
     pub at: OffsetDateTime,
+    /// How long the answer took (zero when nothing was sent).
+    pub duration: Duration,
     pub outcome: Outcome,
 }
 
@@ -76,7 +91,11 @@ const SHOWN_PER_HOOK: usize = 10;
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bitbucket's limit on a hook's name.
-const MAX_NAME: usize = 255;
+pub(super) const MAX_NAME: usize = 255;
+
+/// Why a delivery to a repository in [`Instance::failing_hook_repositories`]
+/// got no answer: what a refused connection reads as.
+pub const REFUSED: &str = "Connection refused";
 
 /// How much of an answer's body a delivery keeps.
 const EXCERPT: usize = 200;
@@ -194,7 +213,8 @@ fn reason(error: &reqwest::Error) -> String {
 /// Sends the deliveries one after the other and records each answer.
 /// Bitbucket sends in the background; here the form that made the event
 /// waits, so that the page it goes back to shows what Bitgate answered.
-/// The instance is not locked while a delivery is on its way.
+/// The instance is not locked while a delivery is on its way. A delivery
+/// to a failing repository's hook is recorded as refused, unsent.
 pub(super) async fn deliver(state: &Shared, outgoing: Vec<Outgoing>) {
     if outgoing.is_empty() {
         return;
@@ -206,24 +226,34 @@ pub(super) async fn deliver(state: &Shared, outgoing: Vec<Outgoing>) {
         .unwrap_or_default();
     for one in outgoing {
         let request_id = uuid::Uuid::new_v4().to_string();
-        let mut request = client.post(&one.hook.url).body(one.body.clone());
-        for (name, value) in sender::headers(one.event_key, one.hook.secret.as_deref(), &one.body, &request_id) {
-            request = request.header(name, value);
-        }
-        let outcome = match request.send().await {
-            Ok(answer) => {
-                let status = answer.status().as_u16();
-                let text = answer.text().await.unwrap_or_default();
-                let excerpt = text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(EXCERPT).collect();
-                Outcome::Answered { status, excerpt }
+        let (at, started) = (OffsetDateTime::now_utc(), std::time::Instant::now());
+        let refused = {
+            let instance = state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            instance.failing_hook_repositories.contains(&one.hook.repository_id)
+        };
+        let outcome = if refused {
+            Outcome::Unreachable(REFUSED.to_owned())
+        } else {
+            let mut request = client.post(&one.hook.url).body(one.body.clone());
+            for (name, value) in sender::headers(one.event_key, one.hook.secret.as_deref(), &one.body, &request_id) {
+                request = request.header(name, value);
             }
-            Err(error) => Outcome::Unreachable(reason(&error)),
+            match request.send().await {
+                Ok(answer) => {
+                    let status = answer.status().as_u16();
+                    let text = answer.text().await.unwrap_or_default();
+                    let excerpt = text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(EXCERPT).collect();
+                    Outcome::Answered { status, excerpt }
+                }
+                Err(error) => Outcome::Unreachable(reason(&error)),
+            }
         };
         let delivery = Delivery {
             hook_id: one.hook.id,
             event_key: one.event_key.to_owned(),
             request_id,
-            at: OffsetDateTime::now_utc(),
+            at,
+            duration: started.elapsed(),
             outcome,
         };
         let mut instance = write(state);
@@ -443,6 +473,7 @@ async fn create(State(state): State<Shared>, Path((key, slug)): Path<(String, St
         return (StatusCode::BAD_REQUEST, webhooks_page(&instance, &repository, &form, &problems)).into_response();
     }
     let secret = Some(form.secret.trim().to_owned()).filter(|s| !s.is_empty());
+    let now = super::epoch_millis();
     let hook = Hook {
         id: instance.hooks.iter().map(|h| h.id).max().unwrap_or(0) + 1,
         repository_id: repository.id,
@@ -451,6 +482,9 @@ async fn create(State(state): State<Shared>, Path((key, slug)): Path<(String, St
         secret,
         events: form.events,
         active: form.active,
+        created_date: now,
+        updated_date: now,
+        ssl_verification_required: true,
     };
     instance.hooks.push(hook);
     Redirect::to(&webhooks_path(&instance, &repository)).into_response()
