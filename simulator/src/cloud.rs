@@ -17,7 +17,8 @@
 //!
 //! What Bitgate reports back (build statuses, pull requests and their
 //! comments, the faults tests ask for, and the pages a person watching the
-//! demo opens) is in `cloud_statuses.rs`.
+//! demo opens) is in `cloud_statuses.rs`; the repository webhooks a caller
+//! manages in `cloud_hooks.rs`; the branches it polls in `cloud_branches.rs`.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -44,6 +45,14 @@ use sha2::{Digest, Sha256};
 #[path = "cloud_statuses.rs"]
 mod statuses;
 
+#[path = "cloud_hooks.rs"]
+mod hooks;
+
+#[path = "cloud_branches.rs"]
+mod branches;
+
+pub use branches::Branch;
+pub use hooks::Hook;
 pub use statuses::{BuildStatus, Comment, PullRequest, PullRequestState};
 
 pub use crate::{Call, Fault};
@@ -165,6 +174,10 @@ pub struct Instance {
     pub statuses: Vec<BuildStatus>,
     /// Every pull-request comment not deleted, in the order they were created.
     pub comments: Vec<Comment>,
+    /// The repositories' webhooks, in the order they were created.
+    pub hooks: Vec<Hook>,
+    /// The repositories' branches and their heads.
+    pub branches: Vec<Branch>,
     /// The last comment id given out: ids only grow, even past deletions.
     comment_ids: u64,
     /// Faults the next write requests (POST, PUT, DELETE) to the REST routes
@@ -273,6 +286,8 @@ impl Instance {
             .to_vec(),
             statuses: Vec::new(),
             comments: Vec::new(),
+            hooks: Vec::new(),
+            branches: Branch::sample(),
             comment_ids: 0,
             faults: VecDeque::new(),
             calls: Vec::new(),
@@ -821,6 +836,8 @@ pub fn router(state: Shared) -> Router {
         .route("/2.0/repositories/{workspace}", get(repositories))
         .route("/2.0/repositories/{workspace}/{repo}", get(repository))
         .merge(statuses::api())
+        .merge(hooks::api())
+        .merge(branches::api())
         .route_layer(middleware::from_fn(no_token_in_query))
         .route_layer(middleware::from_fn_with_state(state.clone(), statuses::faults_and_calls));
     Router::new()

@@ -158,12 +158,12 @@ pub(super) async fn faults_and_calls(State(state): State<Shared>, request: Reque
 }
 
 /// Runs a handler's work on the instance; a refusal returns early with `?`.
-fn answer(state: &Shared, work: impl FnOnce(&mut Instance) -> Result<Response, Response>) -> Response {
+pub(super) fn answer(state: &Shared, work: impl FnOnce(&mut Instance) -> Result<Response, Response>) -> Response {
     with(state, |instance| work(instance).unwrap_or_else(|refused| refused))
 }
 
 /// Cloud's timestamps: microseconds, UTC as `+00:00`.
-fn now() -> String {
+pub(super) fn now() -> String {
     let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00");
     OffsetDateTime::now_utc().format(&format).unwrap_or_default()
 }
@@ -185,7 +185,7 @@ fn covers(granted: &[String], needed: &str) -> bool {
 }
 
 /// An account allowed to act on a repository.
-struct Caller {
+pub(super) struct Caller {
     account: String,
     /// Granted `repository:admin`: Cloud lets repository admins overwrite
     /// others' statuses. Membership is not simulated, so the scope stands
@@ -201,7 +201,7 @@ impl Caller {
 
 /// Checks, in Cloud's order, a valid token (401), the scope the endpoint
 /// needs (403 naming the scopes) and that the repository is visible (404).
-fn authorized(
+pub(super) fn authorized(
     instance: &Instance,
     headers: &HeaderMap,
     workspace: &str,
@@ -222,14 +222,14 @@ fn authorized(
 
 /// Cloud's validation error: the message names the field, `fields` lists
 /// its problems (the shape of the 40-character key error).
-fn field_error(field: &str, problem: &str) -> Response {
+pub(super) fn field_error(field: &str, problem: &str) -> Response {
     let body =
         json!({"type": "error", "error": {"message": format!("{field}: {problem}"), "fields": {field: [problem]}}});
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
 /// A JSON object body; UNVERIFIED: Cloud's message for one that is not.
-fn json_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
+pub(super) fn json_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
     match serde_json::from_slice(body) {
         Ok(Value::Object(fields)) => Ok(fields),
         _ => Err(api_error(StatusCode::BAD_REQUEST, "Bad request: the body is not a JSON object.")),
