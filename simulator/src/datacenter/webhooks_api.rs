@@ -504,12 +504,10 @@ mod tests {
     #[test]
     fn an_update_changes_what_it_names_and_an_empty_configuration_drops_the_secret() {
         let mut stored = Hook { secret: Some("s3".into()), ..hook(&["pr:opened"]) };
-        let renamed: Posted = serde_json::from_str(r#"{"name": "Renamed", "active": false}"#).unwrap_or_else(|e| {
-            panic!("{e}");
-        });
+        let Ok(renamed) = posted(br#"{"name": "Renamed", "active": false}"#) else { panic!("a webhook body") };
         renamed.apply(&mut stored);
         assert_eq!((stored.name.as_str(), stored.active, stored.secret.as_deref()), ("Renamed", false, Some("s3")));
-        let cleared: Posted = serde_json::from_str(r#"{"configuration": {}}"#).unwrap_or_else(|e| panic!("{e}"));
+        let Ok(cleared) = posted(br#"{"configuration": {}}"#) else { panic!("a webhook body") };
         cleared.apply(&mut stored);
         assert_eq!(stored.secret, None);
     }
