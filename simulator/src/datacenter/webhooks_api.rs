@@ -199,6 +199,19 @@ fn find(instance: &Instance, repository: &Repository, id: u64) -> Option<usize> 
     instance.hooks.iter().position(|h| h.id == id && h.repository_id == repository.id)
 }
 
+/// The caller and the index of hook `id` of `key/slug`, for a call that
+/// needs REPO_ADMIN; otherwise the refusal ([`repository_admin`]'s, or 404).
+#[allow(clippy::result_large_err, reason = "a refusal is the handler's answer, built once per request")]
+fn hook_of(
+    instance: &Instance,
+    headers: &HeaderMap,
+    (key, slug, id): (&str, &str, u64),
+) -> Result<(Token, usize), Response> {
+    let (token, repository) = repository_admin(instance, headers, key, slug)?;
+    let index = find(instance, &repository, id).ok_or_else(|| no_such_webhook(id))?;
+    Ok((token, index))
+}
+
 /// `SUCCESS` for a 2xx answer, `FAILURE` for another answer, `ERROR` when
 /// none came (the webhooks plugin's `InvocationOutcome`).
 fn outcome(delivery: &Delivery) -> &'static str {
@@ -335,13 +348,9 @@ async fn get_one(
     Path((key, slug, id)): Path<(String, String, u64)>,
 ) -> Response {
     let instance = read(&state);
-    let (token, repository) = match repository_admin(&instance, &headers, &key, &slug) {
-        Ok(found) => found,
-        Err(refused) => return refused,
-    };
-    match find(&instance, &repository, id) {
-        Some(index) => as_user(&Some(token), Json(hook_json(&instance.hooks[index]))),
-        None => no_such_webhook(id),
+    match hook_of(&instance, &headers, (&key, &slug, id)) {
+        Ok((token, index)) => as_user(&Some(token), Json(hook_json(&instance.hooks[index]))),
+        Err(refused) => refused,
     }
 }
 
@@ -352,11 +361,10 @@ async fn update(
     body: Bytes,
 ) -> Response {
     let mut instance = write(&state);
-    let (token, repository) = match repository_admin(&instance, &headers, &key, &slug) {
+    let (token, index) = match hook_of(&instance, &headers, (&key, &slug, id)) {
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    let Some(index) = find(&instance, &repository, id) else { return no_such_webhook(id) };
     let posted = match posted(&body) {
         Ok(posted) => posted,
         Err(refused) => return refused,
@@ -380,11 +388,10 @@ async fn delete(
     Path((key, slug, id)): Path<(String, String, u64)>,
 ) -> Response {
     let mut instance = write(&state);
-    let (token, repository) = match repository_admin(&instance, &headers, &key, &slug) {
+    let (token, index) = match hook_of(&instance, &headers, (&key, &slug, id)) {
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    let Some(index) = find(&instance, &repository, id) else { return no_such_webhook(id) };
     instance.hooks.remove(index);
     instance.deliveries.retain(|d| d.hook_id != id);
     as_user(&Some(token), StatusCode::NO_CONTENT)
@@ -405,11 +412,10 @@ async fn latest(
     Query(query): Query<LatestQuery>,
 ) -> Response {
     let instance = read(&state);
-    let (token, repository) = match repository_admin(&instance, &headers, &key, &slug) {
+    let (token, index) = match hook_of(&instance, &headers, (&key, &slug, id)) {
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    let Some(index) = find(&instance, &repository, id) else { return no_such_webhook(id) };
     let hook = &instance.hooks[index];
     let last = instance.deliveries.iter().rev().find(|d| {
         d.hook_id == hook.id
@@ -435,11 +441,10 @@ async fn statistics(
     Query(query): Query<EventQuery>,
 ) -> Response {
     let instance = read(&state);
-    let (token, repository) = match repository_admin(&instance, &headers, &key, &slug) {
+    let (token, index) = match hook_of(&instance, &headers, (&key, &slug, id)) {
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    let Some(index) = find(&instance, &repository, id) else { return no_such_webhook(id) };
     as_user(&Some(token), Json(history(&instance, &instance.hooks[index], query.event.as_deref())))
 }
 
@@ -450,11 +455,10 @@ async fn summary(
     Path((key, slug, id)): Path<(String, String, u64)>,
 ) -> Response {
     let instance = read(&state);
-    let (token, repository) = match repository_admin(&instance, &headers, &key, &slug) {
+    let (token, index) = match hook_of(&instance, &headers, (&key, &slug, id)) {
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    let Some(index) = find(&instance, &repository, id) else { return no_such_webhook(id) };
     let hook = &instance.hooks[index];
     let by_event: Map<String, Value> =
         hook.events.iter().map(|event| (event.clone(), history(&instance, hook, Some(event)))).collect();
