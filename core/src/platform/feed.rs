@@ -14,9 +14,11 @@
 //! one ends (milliseconds for Bitgate's own writes); the wait re-reads
 //! shortly in that case, as no notification will come for it.
 //!
-//! **Waking.** Every statement that writes events notifies
-//! `bitgate_events` when it commits (a trigger); each process listens once
-//! and wakes its waiting readers through a [`Signal`] on [`CHANNEL`].
+//! **Waking.** Each process listens to [`CHANNEL`] once and wakes its
+//! waiting readers through a [`Signal`]. Writers of events notify it: the
+//! group commit after its batches commit ([`Signal::announce`]: its own
+//! process's readers at once, the others' within 10 ms, one notification
+//! for a burst), the rarer writers with their transaction.
 
 use std::{fmt, str::FromStr, time::Duration};
 
@@ -30,7 +32,7 @@ use uuid::Uuid;
 use super::events::{EventType, PullRequestRef, RunKind};
 use crate::{signal::Signal, spaces::SpaceId, stacks::StackId};
 
-/// Named by the `events_written` trigger (migrations).
+/// Notified when events become readable.
 pub const CHANNEL: &str = "bitgate_events";
 /// The longest a reader may wait for an event (SPEC: 30 s).
 pub const MAX_WAIT: Duration = Duration::from_secs(30);

@@ -18,7 +18,11 @@ use uuid::Uuid;
 use super::{routing::Routed, DeliveryOutcome};
 use crate::{
     jobs::{self, JobKind},
-    platform::events::{Derived, RunKind},
+    platform::{
+        events::{Derived, RunKind},
+        feed,
+    },
+    signal::Signal,
 };
 
 /// Rows written by one statement at most.
@@ -61,15 +65,21 @@ pub struct Writer {
 
 impl Writer {
     /// Stores `row` with the deliveries arriving at the same time; returns
-    /// once the row is committed (or known to be a duplicate).
-    pub async fn store(&self, pool: &PgPool, row: Row) -> Stored {
-        let queue = self.queue.get_or_init(|| start(pool));
+    /// once the row is committed (or known to be a duplicate). The events
+    /// feed's readers (`events`) hear of the events it made.
+    pub async fn store(&self, pool: &PgPool, events: &Signal, row: Row) -> Stored {
+        let queue = self.queue.get_or_init(|| start(pool, events.clone()));
         let (answer, answered) = oneshot::channel();
         let id = Uuid::new_v4();
         if let Err(refused) = queue.send(Pending { id, row, answer }) {
             // The writer's task is gone (its runtime is shutting down):
             // store this one alone rather than lose it.
-            return insert(pool, &[(id, &refused.0.row)]).await.map(|stored| stored.first().copied());
+            let row = refused.0.row;
+            let stored = insert(pool, &[(id, &row)]).await?;
+            if !stored.is_empty() && !row.routed.events.is_empty() {
+                events.announce(pool, feed::CHANNEL);
+            }
+            return Ok(stored.first().copied());
         }
         answered.await.unwrap_or(Err(sqlx::Error::WorkerCrashed))
     }
@@ -81,7 +91,8 @@ impl Writer {
 /// its own, not checked before each batch (the application's pool pings
 /// every connection it lends): a connection that broke fails one batch,
 /// answered 503, and the next batch opens another.
-fn start(pool: &PgPool) -> mpsc::UnboundedSender<Pending> {
+fn start(pool: &PgPool, events: Signal) -> mpsc::UnboundedSender<Pending> {
+    let announcer = Announcer { pool: pool.clone(), events };
     let own = PgPoolOptions::new()
         .max_connections(1)
         .min_connections(0)
@@ -99,18 +110,40 @@ fn start(pool: &PgPool) -> mpsc::UnboundedSender<Pending> {
                     Err(_) => break,
                 }
             }
-            write(&own, batch).await;
+            write(&own, &announcer, batch).await;
         }
     });
     queue
 }
 
-async fn write(pool: &PgPool, batch: Vec<Pending>) {
+/// Tells the events feed's readers of the events a batch made, through the
+/// application's pool (the writer's own connection is for batches only).
+struct Announcer {
+    pool: PgPool,
+    events: Signal,
+}
+
+impl Announcer {
+    fn made_events(&self) {
+        self.events.announce(&self.pool, feed::CHANNEL);
+    }
+}
+
+/// Writes a batch and answers its deliveries; announces the events it
+/// made (the statement that stores them notifies nobody: one notification
+/// per batch was too many, see [`Signal::announce`]).
+async fn write(pool: &PgPool, announcer: &Announcer, batch: Vec<Pending>) {
     let rows: Vec<(Uuid, &Row)> = batch.iter().map(|p| (p.id, &p.row)).collect();
     let result = insert(pool, &rows).await;
     drop(rows);
+    let made_events = |stored: &[Uuid]| {
+        batch.iter().any(|pending| !pending.row.routed.events.is_empty() && stored.contains(&pending.id))
+    };
     match result {
         Ok(stored) => {
+            if made_events(&stored) {
+                announcer.made_events();
+            }
             for pending in batch {
                 let found = stored.contains(&pending.id).then_some(pending.id);
                 let _ = pending.answer.send(Ok(found));
@@ -119,6 +152,9 @@ async fn write(pool: &PgPool, batch: Vec<Pending>) {
         Err(_) if batch.len() > 1 => {
             for pending in batch {
                 let result = insert(pool, &[(pending.id, &pending.row)]).await;
+                if matches!(&result, Ok(stored) if !stored.is_empty()) && !pending.row.routed.events.is_empty() {
+                    announcer.made_events();
+                }
                 let _ = pending.answer.send(result.map(|stored| stored.first().copied()));
             }
         }
@@ -231,7 +267,7 @@ async fn insert(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>, sqlx:
                           AS branch_deleted
                FROM UNNEST($14::uuid[], $15::uuid[], $16::boolean[], $17::boolean[]) WITH ORDINALITY
                     AS e (stack, delivery, triggers, deleted, position)
-               WHERE e.delivery IN (SELECT id FROM stored)
+               WHERE e.delivery = ANY (ARRAY(SELECT id FROM stored))
                GROUP BY e.stack
            ), applied AS (
                UPDATE stacks s SET last_delivery_id = coalesce(e.last_delivery, s.last_delivery_id),
@@ -250,16 +286,18 @@ async fn insert(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>, sqlx:
                            $25::boolean[], $26::text[], $27::text[], $28::text[]) WITH ORDINALITY
                     AS m (stack, delivery, integration, repository_id, repository_name, type, kind, resync, branch,
                           commit, pull_request, position)
-               WHERE m.delivery IN (SELECT id FROM stored)
+               WHERE m.delivery = ANY (ARRAY(SELECT id FROM stored))
                  -- A process's routes can name a stack deleted a moment ago:
                  -- its events are dropped, not the batch. Every stack with
                  -- events is updated above, and that update's row lock
                  -- orders it with a delete: a stack it found exists until
                  -- this commits. (A lock taken here instead, then updated,
                  -- made a MultiXact per delivery: half the ingest rate.)
-                 AND m.stack IN (SELECT id FROM applied)
+                 AND m.stack = ANY (ARRAY(SELECT id FROM applied))
                ORDER BY m.position
            )
+           -- (`= ANY (ARRAY(…))`, not `IN (SELECT …)`: a batch is at most
+           -- 128 rows, too few to pay for the hash table IN builds.)
            SELECT id AS "id!" FROM stored"#,
         &ids,
         &integrations,

@@ -416,7 +416,7 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
     };
     // Stored unless its request id was seen verified before (the unique
     // index decides, so racing retries cannot both get in).
-    match services.webhooks.writer.store(&services.pool, row).await? {
+    match services.webhooks.writer.store(&services.pool, &services.events, row).await? {
         Some(id) => Ok(Receipt { status: 202, outcome, reason, delivery: Some(id) }),
         None => duplicate(services, &endpoint, &incoming, verdict)
             .await?

@@ -130,6 +130,37 @@ async fn deliveries_make_events_once_and_the_feed_reads_them_in_order() {
 }
 
 #[tokio::test]
+async fn events_go_with_their_delivery_and_with_their_stack() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, stack) = endpoint(&w, &simulator.url).await;
+    let secret = Some(e.secret.as_str());
+    let push = body(sender::payload("repo:refs_changed").unwrap());
+    let (_, kept) = post(&e.url, "repo:refs_changed", &push, secret, "kept").await;
+    let (_, aged) = post(&e.url, "repo:refs_changed", &push, secret, "aged").await;
+    let count = |sql: &'static str| {
+        let pool = w.app.pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
+    assert_eq!(count("SELECT count(*) FROM events").await, 2);
+
+    // Retention deletes a delivery: its events go with it, the others stay.
+    sqlx::query("UPDATE webhook_deliveries SET received_at = now() - interval '400 days' WHERE id = $1::text::uuid")
+        .bind(aged["delivery"].as_str().unwrap())
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let mut db = w.app.pool.acquire().await.unwrap();
+    bitgate_core::webhooks::deliveries::apply_retention(&mut db, Duration::from_secs(86_400)).await.unwrap();
+    let left: Vec<Uuid> = sqlx::query_scalar("SELECT delivery_id FROM events").fetch_all(&w.app.pool).await.unwrap();
+    assert_eq!(left, [Uuid::parse_str(kept["delivery"].as_str().unwrap()).unwrap()]);
+
+    // A stack deleted: its events go.
+    let (status, _) = w.call(w.token("team writer"), Method::DELETE, &format!("/api/v1/stacks/{stack}"), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(count("SELECT count(*) FROM events").await, 0);
+}
+
+#[tokio::test]
 async fn callers_read_the_events_of_the_stacks_they_can_see_and_bad_parameters_are_refused() {
     let (w, simulator) = world_with_bitbucket().await;
     let (e, stack) = endpoint(&w, &simulator.url).await;
@@ -212,6 +243,26 @@ async fn a_waiting_reader_wakes_when_an_event_commits_in_any_process() {
     }
 }
 
+#[tokio::test]
+async fn a_burst_of_announcements_reaches_the_other_processes_as_a_few_notifications() {
+    // Every notification wakes each listening connection of every process:
+    // one per delivery would cost more than the deliveries themselves.
+    use bitgate_core::platform::feed::CHANNEL;
+    let (w, _simulator) = world_with_bitbucket().await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&w.app.pool).await.unwrap();
+    listener.listen(CHANNEL).await.unwrap();
+    let local = w.app.services.events.subscribe();
+    for _ in 0..200 {
+        w.app.services.events.announce(&w.app.pool, CHANNEL);
+    }
+    assert!(local.has_changed().unwrap(), "this process's readers are woken at once");
+    let mut heard = 0;
+    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), listener.recv()).await {
+        heard += 1;
+    }
+    assert!((1..=3).contains(&heard), "200 announcements made {heard} notifications");
+}
+
 async fn stack_and_integration(w: &World, stack: &str) -> (Uuid, Uuid) {
     let integration: Uuid = sqlx::query_scalar("SELECT integration_id FROM stacks WHERE id = $1")
         .bind(Uuid::parse_str(stack).unwrap())
@@ -282,7 +333,7 @@ async fn a_delivery_routed_to_a_stack_deleted_meanwhile_is_stored_without_its_ev
             events: vec![(gone, derived()), (live, derived())],
         },
     };
-    let stored = w.app.services.webhooks.writer.store(&w.app.pool, row).await.unwrap();
+    let stored = w.app.services.webhooks.writer.store(&w.app.pool, &w.app.services.events, row).await.unwrap();
     let delivery = stored.expect("stored, not a duplicate");
     let made: Vec<Uuid> = sqlx::query_scalar("SELECT stack_id FROM events WHERE delivery_id = $1")
         .bind(delivery)

@@ -629,7 +629,7 @@ async fn a_row_the_database_refuses_fails_alone_not_the_rows_stored_with_it() {
         let (writer, pool) = (writer.clone(), w.app.pool.clone());
         let body = if n == refused { r#"{"text":"\u0000"}"# } else { r#"{"ok":true}"# };
         let row = verified_row(integration, format!("row-{n}"), body, Default::default());
-        tokio::spawn(async move { (n, writer.store(&pool, row).await) })
+        tokio::spawn(async move { (n, writer.store(&pool, &Default::default(), row).await) })
     });
     for answer in futures::future::join_all(stores).await {
         let (n, stored) = answer.unwrap();
@@ -679,7 +679,7 @@ async fn the_latest_batch_that_triggers_a_stack_is_its_last_delivery() {
                 Routed::default()
             };
             let row = verified_row(integration, format!("round-{round}-{n}"), "{}", routed);
-            tokio::spawn(async move { writer.store(&pool, row).await })
+            tokio::spawn(async move { writer.store(&pool, &Default::default(), row).await })
         });
         for stored in futures::future::join_all(stores).await {
             assert!(matches!(stored.unwrap(), Ok(Some(_))));
