@@ -263,6 +263,30 @@ async fn a_burst_of_announcements_reaches_the_other_processes_as_a_few_notificat
     assert!((1..=3).contains(&heard), "200 announcements made {heard} notifications");
 }
 
+#[tokio::test]
+async fn only_deliveries_that_make_events_are_announced() {
+    use bitgate_core::platform::feed::CHANNEL;
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, _) = endpoint(&w, &simulator.url).await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&w.app.pool).await.unwrap();
+    listener.listen(CHANNEL).await.unwrap();
+    // A push to a branch no stack follows: stored, no event, nobody woken.
+    let (status, _) =
+        post(&e.url, "repo:refs_changed", &body(sender::datacenter_push("develop", "UPDATE")), Some(&e.secret), "x")
+            .await;
+    assert_eq!(status, 202);
+    assert!(!heard(&mut listener).await, "a delivery that made no event");
+    // One to the stack's branch: the other processes hear of it.
+    let push = body(sender::payload("repo:refs_changed").unwrap());
+    post(&e.url, "repo:refs_changed", &push, Some(&e.secret), "y").await;
+    assert!(heard(&mut listener).await, "a delivery that made an event");
+}
+
+/// Whether a notification comes within 300 ms.
+async fn heard(listener: &mut sqlx::postgres::PgListener) -> bool {
+    matches!(tokio::time::timeout(Duration::from_millis(300), listener.recv()).await, Ok(Ok(_)))
+}
+
 async fn stack_and_integration(w: &World, stack: &str) -> (Uuid, Uuid) {
     let integration: Uuid = sqlx::query_scalar("SELECT integration_id FROM stacks WHERE id = $1")
         .bind(Uuid::parse_str(stack).unwrap())
