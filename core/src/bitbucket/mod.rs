@@ -6,6 +6,7 @@ pub mod calls;
 pub mod cloud;
 pub mod datacenter;
 pub mod pull_request_comments;
+pub mod repository_hooks;
 
 use serde::Serialize;
 

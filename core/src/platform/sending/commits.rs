@@ -106,7 +106,7 @@ async fn release(services: &Services, job: &Job, delivery: Uuid, full: Option<St
     )
     .execute(&mut *tx)
     .await?;
-    // The insert trigger wakes readers for new rows; these are updated.
+    // Readers of every process are woken when this commits.
     sqlx::query!("SELECT pg_notify($1, '')", feed::CHANNEL).execute(&mut *tx).await?;
     jobs::complete(&mut *tx, job).await?;
     tx.commit().await
