@@ -75,7 +75,8 @@ text_enum! {
     }
 }
 
-/// How builds are reported to Bitbucket: statuses and pull-request comments.
+/// How builds are reported to Bitbucket (statuses and pull-request
+/// comments), and how Bitgate hears of changes (webhooks and polling).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Options {
     pub use_git_checkout: bool,
@@ -83,6 +84,15 @@ pub struct Options {
     pub status_details: bool,
     pub vcs_checks: VcsChecks,
     pub pr_comments: PrComments,
+    /// Bitgate keeps its webhook in each repository a stack uses (CDS's
+    /// `disableWebHooksCreation` is its opposite). Never with
+    /// `disable_webhooks`: [`input::options`] refuses the two together.
+    pub manage_webhooks: bool,
+    /// CDS's `disablePolling`: Bitgate never reads branch heads to make up
+    /// for missing webhooks.
+    pub disable_polling: bool,
+    /// CDS's `disableWebHooks`: Bitbucket's webhooks are not used.
+    pub disable_webhooks: bool,
 }
 
 impl Default for Options {
@@ -93,6 +103,9 @@ impl Default for Options {
             status_details: true,
             vcs_checks: VcsChecks::Individual,
             pr_comments: PrComments::Failures,
+            manage_webhooks: true,
+            disable_polling: false,
+            disable_webhooks: false,
         }
     }
 }
@@ -177,10 +190,6 @@ pub struct DataCenterView {
     pub username: String,
     pub access_token_last4: String,
     pub ca_certificate: Option<String>,
-    /// CDS's `disablePolling` and `disableWebHooks`, as imported: Bitgate
-    /// neither polls nor sets webhooks up yet, so they are kept and shown.
-    pub disable_polling: bool,
-    pub disable_webhooks: bool,
 }
 
 /// The Cloud credentials as they may be shown: never the secret or a token.
@@ -328,8 +337,6 @@ pub struct NewDataCenter {
     pub username: String,
     pub access_token: Secret<String>,
     pub ca_certificate: Option<String>,
-    pub disable_polling: bool,
-    pub disable_webhooks: bool,
     pub health: Health,
     pub created_by: Option<Uuid>,
     pub created_by_label: String,
@@ -423,10 +430,11 @@ pub async fn create_datacenter(
     let secret = keyring.seal(random_token().as_bytes(), binding(TABLE, "webhook_secret", id));
     sqlx::query!(
         r#"INSERT INTO integrations (id, name, slug, provider, space_id, labels, description, use_git_checkout,
-                                    commit_status, status_details, vcs_checks, pr_comments, webhook_secret_key,
-                                    webhook_secret, health_state, health_message, health_checked_at, created_by,
-                                    created_by_label)
-           VALUES ($1, $2, $3, 'bitbucket_datacenter', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"#,
+                                    commit_status, status_details, vcs_checks, pr_comments, manage_webhooks,
+                                    disable_polling, disable_webhooks, webhook_secret_key, webhook_secret,
+                                    health_state, health_message, health_checked_at, created_by, created_by_label)
+           VALUES ($1, $2, $3, 'bitbucket_datacenter', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+                   $20, $21)"#,
         id,
         new.name,
         new.slug,
@@ -438,6 +446,9 @@ pub async fn create_datacenter(
         new.options.status_details,
         new.options.vcs_checks.as_str(),
         new.options.pr_comments.as_str(),
+        new.options.manage_webhooks,
+        new.options.disable_polling,
+        new.options.disable_webhooks,
         secret.key_id,
         secret.ciphertext,
         new.health.state.as_str(),
@@ -452,9 +463,8 @@ pub async fn create_datacenter(
     let token = keyring.seal(new.access_token.as_bytes(), binding("datacenter_credentials", "access_token", id));
     sqlx::query!(
         r#"INSERT INTO datacenter_credentials (integration_id, api_url, user_facing_url, username, access_token_key,
-                                              access_token, access_token_last4, ca_certificate, disable_polling,
-                                              disable_webhooks)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
+                                              access_token, access_token_last4, ca_certificate)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
         id,
         new.api_url,
         new.user_facing_url,
@@ -463,8 +473,6 @@ pub async fn create_datacenter(
         token.ciphertext,
         last4(new.access_token.expose()),
         new.ca_certificate,
-        new.disable_polling,
-        new.disable_webhooks,
     )
     .execute(&mut *tx)
     .await?;
@@ -497,10 +505,11 @@ pub async fn create_cloud(tx: &mut PgConnection, keyring: &Keyring, new: NewClou
     let secret = keyring.seal(random_token().as_bytes(), binding(TABLE, "webhook_secret", id));
     sqlx::query!(
         r#"INSERT INTO integrations (id, name, slug, provider, space_id, labels, description, use_git_checkout,
-                                    commit_status, status_details, vcs_checks, pr_comments, webhook_secret_key,
-                                    webhook_secret, health_state, health_message, health_checked_at, created_by,
-                                    created_by_label)
-           VALUES ($1, $2, $3, 'bitbucket_cloud', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"#,
+                                    commit_status, status_details, vcs_checks, pr_comments, manage_webhooks,
+                                    disable_polling, disable_webhooks, webhook_secret_key, webhook_secret,
+                                    health_state, health_message, health_checked_at, created_by, created_by_label)
+           VALUES ($1, $2, $3, 'bitbucket_cloud', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+                   $20, $21)"#,
         id,
         new.name,
         new.slug,
@@ -512,6 +521,9 @@ pub async fn create_cloud(tx: &mut PgConnection, keyring: &Keyring, new: NewClou
         new.options.status_details,
         new.options.vcs_checks.as_str(),
         new.options.pr_comments.as_str(),
+        new.options.manage_webhooks,
+        new.options.disable_polling,
+        new.options.disable_webhooks,
         secret.key_id,
         secret.ciphertext,
         new.health.state.as_str(),
@@ -565,6 +577,9 @@ struct Row {
     status_details: bool,
     vcs_checks: VcsChecks,
     pr_comments: PrComments,
+    manage_webhooks: bool,
+    disable_polling: bool,
+    disable_webhooks: bool,
     health_state: HealthState,
     health_message: String,
     health_checked_at: Option<OffsetDateTime>,
@@ -575,8 +590,6 @@ struct Row {
     username: Option<String>,
     access_token_last4: Option<String>,
     ca_certificate: Option<String>,
-    disable_polling: Option<bool>,
-    disable_webhooks: Option<bool>,
     workspace: Option<String>,
     client_id: Option<String>,
     mode: Option<cloud::Mode>,
@@ -597,8 +610,6 @@ impl From<Row> for Integration {
                 username,
                 access_token_last4,
                 ca_certificate: row.ca_certificate,
-                disable_polling: row.disable_polling.unwrap_or(false),
-                disable_webhooks: row.disable_webhooks.unwrap_or(false),
             }),
             _ => None,
         };
@@ -629,6 +640,9 @@ impl From<Row> for Integration {
                 status_details: row.status_details,
                 vcs_checks: row.vcs_checks,
                 pr_comments: row.pr_comments,
+                manage_webhooks: row.manage_webhooks,
+                disable_polling: row.disable_polling,
+                disable_webhooks: row.disable_webhooks,
             },
             health: Health { state: row.health_state, message: row.health_message, checked_at: row.health_checked_at },
             created_at: row.created_at,
@@ -645,12 +659,11 @@ pub async fn find(db: impl PgExecutor<'_>, id: IntegrationId) -> Result<Option<I
         Row,
         r#"SELECT i.id, i.name, i.slug, i.provider, i.space_id, i.labels, i.description, i.use_git_checkout,
                   i.commit_status, i.status_details, i.vcs_checks AS "vcs_checks: VcsChecks",
-                  i.pr_comments AS "pr_comments: PrComments",
-                  i.health_state AS "health_state: HealthState", i.health_message,
+                  i.pr_comments AS "pr_comments: PrComments", i.manage_webhooks, i.disable_polling,
+                  i.disable_webhooks, i.health_state AS "health_state: HealthState", i.health_message,
                   i.health_checked_at, i.created_at, i.created_by_label,
                   d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?", d.username AS "username?",
                   d.access_token_last4 AS "access_token_last4?", d.ca_certificate,
-                  d.disable_polling AS "disable_polling?", d.disable_webhooks AS "disable_webhooks?",
                   c.workspace AS "workspace?", c.client_id AS "client_id?", c.mode AS "mode?: cloud::Mode",
                   c.authorized_by, c.authorized_by_label, c.authorized_at, c.token_expires_at,
                   c.scopes AS "scopes?",
@@ -739,12 +752,11 @@ pub async fn list(
         Row,
         r#"SELECT i.id, i.name, i.slug, i.provider, i.space_id, i.labels, i.description, i.use_git_checkout,
                   i.commit_status, i.status_details, i.vcs_checks AS "vcs_checks: VcsChecks",
-                  i.pr_comments AS "pr_comments: PrComments",
-                  i.health_state AS "health_state: HealthState", i.health_message,
+                  i.pr_comments AS "pr_comments: PrComments", i.manage_webhooks, i.disable_polling,
+                  i.disable_webhooks, i.health_state AS "health_state: HealthState", i.health_message,
                   i.health_checked_at, i.created_at, i.created_by_label,
                   d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?", d.username AS "username?",
                   d.access_token_last4 AS "access_token_last4?", d.ca_certificate,
-                  d.disable_polling AS "disable_polling?", d.disable_webhooks AS "disable_webhooks?",
                   c.workspace AS "workspace?", c.client_id AS "client_id?", c.mode AS "mode?: cloud::Mode",
                   c.authorized_by, c.authorized_by_label, c.authorized_at, c.token_expires_at,
                   c.scopes AS "scopes?",
@@ -822,8 +834,6 @@ pub struct Changes {
     pub access_token: Option<Secret<String>>,
     /// `Some(None)` removes the CA certificate.
     pub ca_certificate: Option<Option<String>>,
-    pub disable_polling: Option<bool>,
-    pub disable_webhooks: Option<bool>,
     /// Cloud: a new workspace, consumer or mode, already checked. Any of
     /// them forgets the stored tokens (they belong to the old ones).
     pub workspace: Option<String>,
@@ -847,8 +857,6 @@ impl Changes {
             && self.username.is_none()
             && self.access_token.is_none()
             && self.ca_certificate.is_none()
-            && self.disable_polling.is_none()
-            && self.disable_webhooks.is_none()
             && self.workspace.is_none()
             && self.consumer.is_none()
             && self.mode.is_none()
@@ -873,10 +881,13 @@ pub async fn update(
              status_details = coalesce($6, status_details),
              vcs_checks = coalesce($7, vcs_checks),
              pr_comments = coalesce($8, pr_comments),
-             health_state = coalesce($9, health_state),
-             health_message = coalesce($10, health_message),
-             health_checked_at = CASE WHEN $9::text IS NULL THEN health_checked_at ELSE now() END,
-             space_id = CASE WHEN $11 THEN $12 ELSE space_id END,
+             manage_webhooks = coalesce($9, manage_webhooks),
+             disable_polling = coalesce($10, disable_polling),
+             disable_webhooks = coalesce($11, disable_webhooks),
+             health_state = coalesce($12, health_state),
+             health_message = coalesce($13, health_message),
+             health_checked_at = CASE WHEN $12::text IS NULL THEN health_checked_at ELSE now() END,
+             space_id = CASE WHEN $14 THEN $15 ELSE space_id END,
              updated_at = now()
            WHERE id = $1"#,
         id,
@@ -887,6 +898,9 @@ pub async fn update(
         options.map(|o| o.status_details),
         options.map(|o| o.vcs_checks.as_str()),
         options.map(|o| o.pr_comments.as_str()),
+        options.map(|o| o.manage_webhooks),
+        options.map(|o| o.disable_polling),
+        options.map(|o| o.disable_webhooks),
         changes.health.as_ref().map(|h| h.0.as_str()),
         changes.health.as_ref().map(|h| h.1.clone()),
         changes.space_id.is_some(),
@@ -909,9 +923,7 @@ pub async fn update(
              access_token_key = coalesce($5, access_token_key),
              access_token = coalesce($6, access_token),
              access_token_last4 = coalesce($7, access_token_last4),
-             ca_certificate = CASE WHEN $8 THEN $9 ELSE ca_certificate END,
-             disable_polling = coalesce($10, disable_polling),
-             disable_webhooks = coalesce($11, disable_webhooks)
+             ca_certificate = CASE WHEN $8 THEN $9 ELSE ca_certificate END
            WHERE integration_id = $1"#,
         id,
         changes.api_url,
@@ -922,8 +934,6 @@ pub async fn update(
         token.as_ref().map(|(_, last4)| last4.clone()),
         changes.ca_certificate.is_some(),
         changes.ca_certificate.flatten(),
-        changes.disable_polling,
-        changes.disable_webhooks,
     )
     .execute(&mut *tx)
     .await?;

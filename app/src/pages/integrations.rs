@@ -31,6 +31,53 @@ pub fn pr_comments_in_words(value: &str) -> Option<String> {
     PR_COMMENTS_CHOICES.iter().find(|(v, _, _)| *v == value).map(|(_, name, what)| format!("{name}: {what}"))
 }
 
+/// The webhook options' checkboxes: (field, label, what it means), in the
+/// order the form shows them.
+const WEBHOOK_OPTIONS: [(&str, &str, &str); 3] = [
+    (
+        "manage_webhooks",
+        "Manage webhooks in Bitbucket",
+        "Bitgate creates and repairs its webhook in each repository a stack uses. It needs REPO_ADMIN on Data Center, the consumer's Webhooks permission on Cloud.",
+    ),
+    (
+        "disable_polling",
+        "Disable polling",
+        "Bitgate never reads branch heads to catch the changes of repositories whose webhook does not work.",
+    ),
+    (
+        "disable_webhooks",
+        "Disable webhooks",
+        "Bitbucket's webhooks are not used, nor managed: changes are seen by polling, unless it is disabled too.",
+    ),
+];
+
+/// `manage_webhooks` in words, as the details page shows it.
+pub fn manage_webhooks_in_words(manage_webhooks: bool, disable_webhooks: bool) -> &'static str {
+    match (manage_webhooks, disable_webhooks) {
+        (true, _) => "Yes: Bitgate creates and repairs its webhook in each repository a stack uses.",
+        (false, true) => "No: webhooks are disabled.",
+        (false, false) => "No: set the webhook up in Bitbucket by hand, as the Webhook section says.",
+    }
+}
+
+/// `disable_webhooks` in words, as the details page shows it.
+pub fn webhooks_in_words(disable_webhooks: bool) -> &'static str {
+    if disable_webhooks {
+        "Disabled: Bitbucket's webhooks are not used."
+    } else {
+        "Used."
+    }
+}
+
+/// `disable_polling` in words, as the details page shows it.
+pub fn polling_in_words(disable_polling: bool) -> &'static str {
+    if disable_polling {
+        "Disabled: Bitgate never reads branch heads."
+    } else {
+        "On, for repositories whose webhook does not work."
+    }
+}
+
 /// The integrations the viewer can see, as the home page lists them.
 #[component]
 pub fn IntegrationList(page: crate::context::IntegrationsPage) -> impl IntoView {
@@ -213,6 +260,14 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
     let status_details = unposted || form.value("status_details") == "on";
     let vcs = form.value("vcs_checks");
     let pr_comments_field = pr_comments_field(form.value("pr_comments"), form.error("pr_comments"));
+    let webhook_fields = WEBHOOK_OPTIONS
+        .iter()
+        .map(|(name, label, explanation)| {
+            // Management is on by default; the other two are off.
+            let checked = form.value(name) == "on" || (unposted && *name == "manage_webhooks");
+            option_checkbox(name, label, explanation, checked, form.error(name))
+        })
+        .collect_view();
     let editing = wizard.editing.clone();
     let csrf_token = context.viewer.as_ref().map(|v| v.csrf_token.clone()).unwrap_or_default();
     let check_labels: &[&str] = if is_cloud {
@@ -363,6 +418,7 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
                     </select>
                 </div>
                 {pr_comments_field}
+                {webhook_fields}
     }
     .into_any();
     view! {
@@ -414,6 +470,38 @@ fn pr_comments_field(chosen: String, error: Option<String>) -> impl IntoView {
             </select>
             <div id="field-pr_comments-hint">{explanations}</div>
             {error.map(|e| view! { <p class="field-error" id="field-pr_comments-error">{e}</p> })}
+        </div>
+    }
+}
+
+/// An option's checkbox with its explanation below it, and its error when
+/// the form is answered again. Unticked, a browser posts nothing for it.
+fn option_checkbox(
+    name: &'static str,
+    label: &'static str,
+    explanation: &'static str,
+    checked: bool,
+    error: Option<String>,
+) -> impl IntoView {
+    let has_error = error.is_some();
+    let hint_id = format!("field-{name}-hint");
+    let error_id = format!("field-{name}-error");
+    let described_by = if has_error { format!("{hint_id} {error_id}") } else { hint_id.clone() };
+    view! {
+        <div class="field checkbox" class:has-error=has_error>
+            <label>
+                <input
+                    type="checkbox"
+                    name=name
+                    checked=checked
+                    aria-invalid=has_error.then_some("true")
+                    aria-describedby=described_by
+                />
+                " "
+                {label}
+            </label>
+            <p class="hint" id=hint_id>{explanation}</p>
+            {error.map(|e| view! { <p class="field-error" id=error_id>{e}</p> })}
         </div>
     }
 }

@@ -47,8 +47,6 @@ fn entry(integration: Integration, space_names: &HashMap<SpaceId, String>) -> Op
             username: dc.username,
             access_token: None,
             ca_certificate: dc.ca_certificate,
-            disable_polling: dc.disable_polling,
-            disable_webhooks: dc.disable_webhooks,
         },
         (None, Some(cloud)) => Credentials::Cloud {
             workspace: cloud.workspace,

@@ -28,8 +28,9 @@ use serde::Serialize;
 
 use super::yaml::{self, Mapping, Value};
 use crate::{
-    integrations::{Options, PrComments, Provider, VcsChecks},
+    integrations::{input, Options, PrComments, Provider, VcsChecks},
     secret::Secret,
+    validation::Problems,
 };
 
 /// The version this Bitgate writes and reads.
@@ -80,10 +81,6 @@ pub enum Credentials {
         /// Left out or a placeholder: the stored one.
         access_token: Option<Secret<String>>,
         ca_certificate: Option<String>,
-        /// CDS's `disablePolling` and `disableWebHooks`, kept and shown
-        /// until Bitgate polls and sets webhooks up itself.
-        disable_polling: bool,
-        disable_webhooks: bool,
     },
     Cloud {
         workspace: String,
@@ -371,6 +368,7 @@ fn entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entry> {
     let webhook_secret = fields.secret("webhook_secret", problems);
     let datacenter = fields.nested("datacenter", problems);
     let cloud = fields.nested("cloud", problems);
+    let mut under_datacenter = WebhookFlags::default();
     let credentials = match (provider, datacenter, cloud) {
         (Some(Provider::DataCenter), Some(mut dc), cloud) => {
             if cloud.is_some() {
@@ -381,8 +379,11 @@ fn entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entry> {
             let username = dc.required("username", problems);
             let access_token = dc.secret("access_token", problems);
             let ca_certificate = dc.string("ca_certificate", problems).filter(|s| !s.trim().is_empty());
-            let disable_polling = dc.bool("disable_polling", problems).unwrap_or(false);
-            let disable_webhooks = dc.bool("disable_webhooks", problems).unwrap_or(false);
+            // Files exported before these two were options of every integration
+            // (Bitgate kept CDS's two for Data Center only) have them here: they
+            // are still read, and `options` wins when it says otherwise.
+            under_datacenter.disable_polling = dc.bool("disable_polling", problems);
+            under_datacenter.disable_webhooks = dc.bool("disable_webhooks", problems);
             dc.finish(problems);
             Some(Credentials::DataCenter {
                 api_url: api_url?,
@@ -390,8 +391,6 @@ fn entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entry> {
                 username: username?,
                 access_token,
                 ca_certificate,
-                disable_polling,
-                disable_webhooks,
             })
         }
         (Some(Provider::Cloud), dc, Some(mut cloud)) => {
@@ -418,6 +417,8 @@ fn entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entry> {
         }
         (None, _, _) => None,
     };
+    let (options, given) = options;
+    let options = with_webhook_flags(&fields, options, given.or(under_datacenter), problems);
     fields.finish(problems);
     if problems.len() > before {
         return None;
@@ -434,9 +435,33 @@ fn entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entry> {
     })
 }
 
-fn options(fields: &mut Fields<'_>, problems: &mut Vec<Problem>) -> Option<Options> {
+/// The webhook options as a file gives them, `None` where it does not.
+#[derive(Debug, Clone, Copy, Default)]
+struct WebhookFlags {
+    manage_webhooks: Option<bool>,
+    disable_polling: Option<bool>,
+    disable_webhooks: Option<bool>,
+}
+
+impl WebhookFlags {
+    /// These, and `other`'s where these say nothing.
+    fn or(self, other: WebhookFlags) -> WebhookFlags {
+        WebhookFlags {
+            manage_webhooks: self.manage_webhooks.or(other.manage_webhooks),
+            disable_polling: self.disable_polling.or(other.disable_polling),
+            disable_webhooks: self.disable_webhooks.or(other.disable_webhooks),
+        }
+    }
+}
+
+/// The options of Bitgate's own entry (`None` when one is wrong); the
+/// webhook ones as given, to be set by [`with_webhook_flags`] once every
+/// place that may give them is read.
+fn options(fields: &mut Fields<'_>, problems: &mut Vec<Problem>) -> (Option<Options>, WebhookFlags) {
     let defaults = Options::default();
-    let Some(mut options) = fields.nested("options", problems) else { return Some(defaults) };
+    let Some(mut options) = fields.nested("options", problems) else {
+        return (Some(defaults), WebhookFlags::default());
+    };
     let before = problems.len();
     let use_git_checkout = options.bool("use_git_checkout", problems).unwrap_or(defaults.use_git_checkout);
     let commit_status = options.bool("commit_status", problems).unwrap_or(defaults.commit_status);
@@ -455,14 +480,42 @@ fn options(fields: &mut Fields<'_>, problems: &mut Vec<Problem>) -> Option<Optio
             None
         }),
     };
+    let webhooks = WebhookFlags {
+        manage_webhooks: options.bool("manage_webhooks", problems),
+        disable_polling: options.bool("disable_polling", problems),
+        disable_webhooks: options.bool("disable_webhooks", problems),
+    };
     options.finish(problems);
-    let (vcs_checks, pr_comments) = (vcs_checks?, pr_comments?);
-    (problems.len() == before).then_some(Options {
-        use_git_checkout,
-        commit_status,
-        status_details,
-        vcs_checks,
-        pr_comments,
+    let read = match (vcs_checks, pr_comments) {
+        (Some(vcs_checks), Some(pr_comments)) if problems.len() == before => {
+            Some(Options { use_git_checkout, commit_status, status_details, vcs_checks, pr_comments, ..defaults })
+        }
+        _ => None,
+    };
+    (read, webhooks)
+}
+
+/// `options` with the webhook options given (the defaults where none is),
+/// held to the rule the API and the pages are held to: webhooks disabled
+/// keep their management off ([`input::webhook_options`]). The rule is
+/// judged even when another option is wrong, so that both are reported.
+fn with_webhook_flags(
+    fields: &Fields<'_>,
+    options: Option<Options>,
+    given: WebhookFlags,
+    problems: &mut Vec<Problem>,
+) -> Option<Options> {
+    let defaults = Options::default();
+    let mut found = Problems::default();
+    let webhooks = input::webhook_options(&mut found, &defaults, given.manage_webhooks, given.disable_webhooks);
+    problems
+        .extend(found.0.into_iter().map(|error| Problem::coded(fields.path(&error.field), &error.code, error.message)));
+    let (manage_webhooks, disable_webhooks) = webhooks?;
+    Some(Options {
+        manage_webhooks,
+        disable_polling: given.disable_polling.unwrap_or(defaults.disable_polling),
+        disable_webhooks,
+        ..options?
     })
 }
 
@@ -498,14 +551,17 @@ fn cds_entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entr
         auth.finish(problems);
     }
     // CDS has no option for pull-request comments (its VCS options are the
-    // four read here): its entries get Bitgate's default.
+    // five read here): its entries get Bitgate's default.
     let mut options = Options::default();
-    let (mut disable_polling, mut disable_webhooks) = (false, false);
     if let Some(mut cds) = fields.nested("options", problems) {
         options.commit_status = !cds.bool("disableStatus", problems).unwrap_or(false);
         options.status_details = !cds.bool("disableStatusDetails", problems).unwrap_or(false);
-        disable_polling = cds.bool("disablePolling", problems).unwrap_or(false);
-        disable_webhooks = cds.bool("disableWebHooks", problems).unwrap_or(false);
+        options.disable_polling = cds.bool("disablePolling", problems).unwrap_or(false);
+        options.disable_webhooks = cds.bool("disableWebHooks", problems).unwrap_or(false);
+        let creation_disabled = cds.bool("disableWebHooksCreation", problems).unwrap_or(false);
+        // In CDS, webhooks disabled are not created whatever
+        // disableWebHooksCreation says: never a conflict to refuse.
+        options.manage_webhooks = !creation_disabled && !options.disable_webhooks;
         cds.finish(problems);
     }
     fields.finish(problems);
@@ -525,8 +581,6 @@ fn cds_entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entr
             username: user?,
             access_token: token,
             ca_certificate: None,
-            disable_polling,
-            disable_webhooks,
         },
         webhook_secret: None,
     })
@@ -594,16 +648,11 @@ fn write_entry(out: &mut String, entry: &Entry) {
     flag(out, 4, "status_details", options.status_details);
     field(out, 4, "vcs_checks", options.vcs_checks.as_str());
     field(out, 4, "pr_comments", options.pr_comments.as_str());
+    flag(out, 4, "manage_webhooks", options.manage_webhooks);
+    flag(out, 4, "disable_polling", options.disable_polling);
+    flag(out, 4, "disable_webhooks", options.disable_webhooks);
     match &entry.credentials {
-        Credentials::DataCenter {
-            api_url,
-            user_facing_url,
-            username,
-            access_token,
-            ca_certificate,
-            disable_polling,
-            disable_webhooks,
-        } => {
+        Credentials::DataCenter { api_url, user_facing_url, username, access_token, ca_certificate } => {
             key(out, 2, "datacenter");
             field(out, 4, "api_url", api_url);
             if let Some(url) = user_facing_url.as_deref().filter(|u| u != api_url) {
@@ -614,12 +663,6 @@ fn write_entry(out: &mut String, entry: &Entry) {
             field(out, 4, "access_token", &token);
             if let Some(pem) = ca_certificate {
                 field(out, 4, "ca_certificate", pem);
-            }
-            if *disable_polling {
-                flag(out, 4, "disable_polling", true);
-            }
-            if *disable_webhooks {
-                flag(out, 4, "disable_webhooks", true);
             }
         }
         Credentials::Cloud { workspace, client_id, client_secret, mode } => {
@@ -654,16 +697,21 @@ mod tests {
             scope,
             description: "Our **main** Bitbucket".into(),
             labels: vec!["prod".into()],
-            // Not the default, so that a round trip that dropped it would show.
-            options: Options { commit_status: false, pr_comments: PrComments::Always, ..Options::default() },
+            // Not the defaults, so that a round trip that dropped one would show.
+            options: Options {
+                commit_status: false,
+                pr_comments: PrComments::Always,
+                manage_webhooks: false,
+                disable_polling: true,
+                disable_webhooks: true,
+                ..Options::default()
+            },
             credentials: Credentials::DataCenter {
                 api_url: "https://bitbucket.example.com".into(),
                 user_facing_url: Some("https://git.example.com".into()),
                 username: "bot".into(),
                 access_token: None,
                 ca_certificate: None,
-                disable_polling: true,
-                disable_webhooks: false,
             },
             webhook_secret: None,
         }
@@ -701,6 +749,16 @@ mod tests {
         // Exported even when it is the default.
         assert!(text.contains("    pr_comments: always\n"), "{text}");
         assert!(text.contains("    pr_comments: failures\n"), "{text}");
+        // The webhook options are every provider's: under options, for both.
+        for (option, values) in [
+            ("manage_webhooks", [false, true]),
+            ("disable_polling", [true, false]),
+            ("disable_webhooks", [true, false]),
+        ] {
+            for value in values {
+                assert_eq!(text.matches(&format!("\n    {option}: {value}\n")).count(), 1, "{option}: {text}");
+            }
+        }
         assert_eq!(parse(&text).unwrap(), entries);
         // Filled in, the secrets are read.
         let filled = text.replace("'<fill in: the HTTP access token of bot>'", "BBDC-secret");
@@ -723,6 +781,11 @@ mod tests {
         assert_eq!((entry.options.commit_status, entry.options.status_details), (false, true));
         assert_eq!(entry.options.pr_comments, PrComments::Failures, "CDS has no such option: the default");
         assert_eq!(
+            (entry.options.manage_webhooks, entry.options.disable_polling, entry.options.disable_webhooks),
+            (false, true, true),
+            "disableWebHooks keeps management off"
+        );
+        assert_eq!(
             entry.credentials,
             Credentials::DataCenter {
                 api_url: "http://my-bitbucket.localhost".into(),
@@ -730,8 +793,6 @@ mod tests {
                 username: "the-username".into(),
                 access_token: Some("the-token".into()),
                 ca_certificate: None,
-                disable_polling: true,
-                disable_webhooks: true,
             }
         );
         let indented: String = cds.lines().map(|l| format!("    {l}\n")).collect();
@@ -741,6 +802,87 @@ mod tests {
             places("name: x\ntype: gitlab\nurl: u\nauth: {user: a, token: b}\n"),
             ["type: must be bitbucketserver: the only CDS type Bitgate reads"]
         );
+    }
+
+    #[test]
+    fn cds_webhook_options_become_bitgates() {
+        let options_of = |cds_options: &str| {
+            let text = format!(
+                "name: n\ntype: bitbucketserver\nurl: u\nauth: {{user: a, token: b}}\noptions: {cds_options}\n"
+            );
+            let options = parse(&text).unwrap().remove(0).options;
+            (options.manage_webhooks, options.disable_polling, options.disable_webhooks)
+        };
+        assert_eq!(options_of("{}"), (true, false, false), "Bitgate's defaults");
+        assert_eq!(options_of("{disablePolling: true}"), (true, true, false));
+        assert_eq!(options_of("{disableWebHooksCreation: true}"), (false, false, false));
+        assert_eq!(options_of("{disableWebHooksCreation: false}"), (true, false, false));
+        assert_eq!(options_of("{disableWebHooks: true}"), (false, false, true));
+        // CDS creates no webhook it disabled, whatever the creation option says.
+        assert_eq!(options_of("{disableWebHooks: true, disableWebHooksCreation: false}"), (false, false, true));
+        assert_eq!(
+            places("name: n\ntype: bitbucketserver\nurl: u\nauth: {user: a, token: b}\noptions: {disableWebHooksCreation: 1}\n"),
+            ["options.disableWebHooksCreation: must be true or false"]
+        );
+    }
+
+    /// The webhook options of Bitgate's own Data Center entry, with
+    /// `options` and `datacenter` fields added.
+    fn webhook_options_of(options: &str, datacenter: &str) -> Result<(bool, bool, bool), Vec<String>> {
+        let text = format!(
+            "version: 1\nintegrations:\n  - name: n\n    provider: bitbucket_datacenter\n    scope: default\n    \
+             options: {{{options}}}\n    datacenter: {{api_url: https://b.example.com, username: u{datacenter}}}\n"
+        );
+        match parse(&text) {
+            Ok(mut entries) => {
+                let options = entries.remove(0).options;
+                Ok((options.manage_webhooks, options.disable_polling, options.disable_webhooks))
+            }
+            Err(problems) => Err(problems.into_iter().map(|p| p.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn disabled_webhooks_keep_their_management_off_in_a_file_too() {
+        assert_eq!(webhook_options_of("", ""), Ok((true, false, false)), "the defaults");
+        assert_eq!(webhook_options_of("disable_webhooks: true", ""), Ok((false, false, true)), "management follows");
+        assert_eq!(webhook_options_of("manage_webhooks: false, disable_polling: true", ""), Ok((false, true, false)));
+        let refused = webhook_options_of("manage_webhooks: true, disable_webhooks: true", "").unwrap_err();
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0].starts_with(
+                "integrations[0] (n).options.manage_webhooks: Bitgate cannot manage webhooks that are disabled"
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(
+            webhook_options_of("manage_webhooks: maybe", "").unwrap_err(),
+            ["integrations[0] (n).options.manage_webhooks: must be true or false"]
+        );
+        // Reported with the other options' problems, not instead of them.
+        let both = webhook_options_of("vcs_checks: some, manage_webhooks: true, disable_webhooks: true", "");
+        let both = both.unwrap_err();
+        assert_eq!(both.len(), 2, "{both:?}");
+        assert!(both[0].ends_with("options.vcs_checks: must be individual, aggregated or all"), "{both:?}");
+        assert!(both[1].contains("options.manage_webhooks: Bitgate cannot manage"), "{both:?}");
+    }
+
+    #[test]
+    fn older_files_webhook_options_under_datacenter_are_still_read() {
+        // As Bitgate wrote them before they were every integration's options.
+        assert_eq!(webhook_options_of("", ", disable_polling: true"), Ok((true, true, false)));
+        assert_eq!(webhook_options_of("", ", disable_webhooks: true"), Ok((false, false, true)));
+        // Where both say, options wins.
+        assert_eq!(
+            webhook_options_of(
+                "disable_polling: false, disable_webhooks: false",
+                ", disable_polling: true, disable_webhooks: true"
+            ),
+            Ok((true, false, false))
+        );
+        // And the rule holds across the two places.
+        let refused = webhook_options_of("manage_webhooks: true", ", disable_webhooks: true").unwrap_err();
+        assert!(refused[0].contains("options.manage_webhooks: Bitgate cannot manage webhooks"), "{refused:?}");
     }
 
     #[test]

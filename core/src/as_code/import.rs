@@ -176,8 +176,6 @@ struct DataCenterFields {
     username: String,
     access_token: Option<Secret<String>>,
     ca_certificate: Option<String>,
-    disable_polling: bool,
-    disable_webhooks: bool,
 }
 
 enum Check {
@@ -321,23 +319,13 @@ async fn plan(
     };
     let keyring = import.keyring;
     match entry.credentials {
-        Credentials::DataCenter {
-            api_url,
-            user_facing_url,
-            username,
-            access_token,
-            ca_certificate,
-            disable_polling,
-            disable_webhooks,
-        } => {
+        Credentials::DataCenter { api_url, user_facing_url, username, access_token, ca_certificate } => {
             let fields = DataCenterFields {
                 api_url,
                 user_facing_url: user_facing_url.unwrap_or_default(),
                 username,
                 access_token,
                 ca_certificate,
-                disable_polling,
-                disable_webhooks,
             };
             let Some((fields, endpoint)) = datacenter_fields(import, place, fields, problems) else { return Ok(None) };
             if let Some(stored) = existing.as_ref().and_then(|e| e.datacenter.as_ref()) {
@@ -395,12 +383,6 @@ async fn plan(
                 }
                 _ => stored_token,
             };
-            if stored.disable_polling != fields.disable_polling {
-                changes.disable_polling = Some(fields.disable_polling);
-            }
-            if stored.disable_webhooks != fields.disable_webhooks {
-                changes.disable_webhooks = Some(fields.disable_webhooks);
-            }
             let check = connection_changed.then(|| connection(&fields, endpoint, token));
             let webhook_secret = changed_webhook_secret(import, existing.id, webhook_secret).await?;
             Ok(Some(make(update_or_not(existing.id, changes, webhook_secret.is_some()), check, webhook_secret)))
@@ -724,8 +706,6 @@ async fn apply(import: &Import<'_>, plans: Vec<Plan>, summary: &Summary) -> Resu
                             username: dc.username,
                             access_token: dc.access_token.unwrap_or_default(),
                             ca_certificate: dc.ca_certificate,
-                            disable_polling: dc.disable_polling,
-                            disable_webhooks: dc.disable_webhooks,
                             health,
                             created_by,
                             created_by_label: created_by_label.clone(),

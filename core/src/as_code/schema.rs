@@ -14,6 +14,20 @@ fn flag(description: &str) -> Value {
     json!({"type": "boolean", "description": description})
 }
 
+fn flag_defaulting(default: bool, description: &str) -> Value {
+    json!({"type": "boolean", "default": default, "description": description})
+}
+
+/// Where files exported before the webhook options were every integration's
+/// put two of them; still read, `options` winning.
+fn moved_to_options(option: &str) -> Value {
+    json!({
+        "type": "boolean",
+        "deprecated": true,
+        "description": format!("Read from older files: write options.{option} instead, which wins when both are given."),
+    })
+}
+
 /// The schema (JSON Schema 2020-12).
 pub fn schema() -> Value {
     let secret = "A secret: never exported. Left out, or left as its \"<fill in…>\" placeholder, an integration that exists keeps the stored one.";
@@ -27,8 +41,8 @@ pub fn schema() -> Value {
             "username": text("The user the HTTP access token belongs to."),
             "access_token": text(secret),
             "ca_certificate": text("A private CA's certificate (PEM) for the API URL."),
-            "disable_polling": flag("CDS's disablePolling, kept."),
-            "disable_webhooks": flag("CDS's disableWebHooks, kept."),
+            "disable_polling": moved_to_options("disable_polling"),
+            "disable_webhooks": moved_to_options("disable_webhooks"),
         }
     });
     let cloud = json!({
@@ -55,6 +69,9 @@ pub fn schema() -> Value {
                 "default": "failures",
                 "description": "Bitgate's comment on a pull request, one per stack: never, from the first failed run, or from the first run.",
             },
+            "manage_webhooks": flag_defaulting(true, "Bitgate creates and repairs its webhook in each repository a stack uses (it needs REPO_ADMIN on Data Center, the consumer's Webhooks permission on Cloud). CDS's disableWebHooksCreation is its opposite. Cannot be true with disable_webhooks; left out, disable_webhooks: true turns it off."),
+            "disable_polling": flag_defaulting(false, "Never read branch heads to make up for webhooks that do not arrive (CDS's disablePolling)."),
+            "disable_webhooks": flag_defaulting(false, "Bitbucket's webhooks are not used: Bitgate polls instead, unless disable_polling says not to (CDS's disableWebHooks)."),
         }
     });
     let entry = json!({
@@ -98,6 +115,7 @@ pub fn schema() -> Value {
                     "disableStatusDetails": {"type": "boolean"},
                     "disablePolling": {"type": "boolean"},
                     "disableWebHooks": {"type": "boolean"},
+                    "disableWebHooksCreation": {"type": "boolean"},
                 }
             }
         }

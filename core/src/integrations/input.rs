@@ -45,6 +45,9 @@ pub struct OptionsInput {
     pub status_details: Option<bool>,
     pub vcs_checks: Option<String>,
     pub pr_comments: Option<String>,
+    pub manage_webhooks: Option<bool>,
+    pub disable_polling: Option<bool>,
+    pub disable_webhooks: Option<bool>,
 }
 
 #[derive(Default)]
@@ -100,13 +103,47 @@ pub fn options(problems: &mut Problems, base: &Options, input: OptionsInput) -> 
         Some(raw) => problems.check(parse_pr_comments(&raw)),
         None => Some(base.pr_comments),
     };
+    let webhooks = webhook_options(problems, base, input.manage_webhooks, input.disable_webhooks);
+    let (manage_webhooks, disable_webhooks) = webhooks?;
     Some(Options {
         use_git_checkout: input.use_git_checkout.unwrap_or(base.use_git_checkout),
         commit_status: input.commit_status.unwrap_or(base.commit_status),
         status_details: input.status_details.unwrap_or(base.status_details),
         vcs_checks: vcs_checks?,
         pr_comments: pr_comments?,
+        manage_webhooks,
+        disable_polling: input.disable_polling.unwrap_or(base.disable_polling),
+        disable_webhooks,
     })
+}
+
+/// `manage_webhooks` and `disable_webhooks` over `base`, as (manage,
+/// disable): webhooks disabled keep management off. Turning
+/// `disable_webhooks` on without a word of `manage_webhooks` turns
+/// management off with it; asking for both on is refused, on
+/// `options.manage_webhooks`, rather than one of them being dropped.
+pub fn webhook_options(
+    problems: &mut Problems,
+    base: &Options,
+    manage_webhooks: Option<bool>,
+    disable_webhooks: Option<bool>,
+) -> Option<(bool, bool)> {
+    let disable = disable_webhooks.unwrap_or(base.disable_webhooks);
+    let manage = match (manage_webhooks, disable_webhooks) {
+        (Some(manage), _) => manage,
+        (None, Some(true)) => false,
+        (None, _) => base.manage_webhooks,
+    };
+    if manage && disable {
+        problems.push(
+            "options.manage_webhooks",
+            "webhooks_disabled",
+            "Bitgate cannot manage webhooks that are disabled: turn manage_webhooks off to keep them disabled, \
+             or turn disable_webhooks off to let Bitgate manage them.",
+        );
+        return None;
+    }
+    Some((manage, disable))
 }
 
 /// The object of the other provider is not a field of this integration.
@@ -303,6 +340,68 @@ mod tests {
         assert!(options(&mut problems, &stored, both_bad).is_none());
         assert_eq!(fields(&problems), [("options.vcs_checks", "invalid"), ("options.pr_comments", "invalid")]);
         assert_eq!(problems.0[1].message, "Choose off, failures or always.");
+    }
+
+    #[test]
+    fn the_webhook_options_are_kept_changed_or_given_their_defaults() {
+        let created = options(&mut Problems::default(), &Options::default(), OptionsInput::default()).unwrap();
+        assert_eq!(
+            (created.manage_webhooks, created.disable_polling, created.disable_webhooks),
+            (true, false, false),
+            "SPEC's defaults"
+        );
+        let stored = Options { manage_webhooks: false, disable_polling: true, ..Options::default() };
+        let mut problems = Problems::default();
+        let kept = options(&mut problems, &stored, OptionsInput { commit_status: Some(false), ..Default::default() });
+        assert_eq!(kept, Some(Options { commit_status: false, ..stored.clone() }), "left out, kept");
+        let changed = OptionsInput { manage_webhooks: Some(true), disable_polling: Some(false), ..Default::default() };
+        assert_eq!(
+            options(&mut problems, &stored, changed),
+            Some(Options { manage_webhooks: true, disable_polling: false, ..stored.clone() })
+        );
+        assert!(problems.is_empty());
+    }
+
+    #[test]
+    fn disabling_webhooks_turns_their_management_off_unless_it_is_asked_for() {
+        let mut problems = Problems::default();
+        let managed = Options::default();
+        let disable = OptionsInput { disable_webhooks: Some(true), ..Default::default() };
+        let disabled = options(&mut problems, &managed, disable).unwrap();
+        assert_eq!((disabled.manage_webhooks, disabled.disable_webhooks), (false, true), "management follows");
+        // Both said: as said, when they agree.
+        let both = OptionsInput { manage_webhooks: Some(false), disable_webhooks: Some(true), ..Default::default() };
+        assert_eq!(options(&mut problems, &managed, both).map(|o| o.manage_webhooks), Some(false));
+        // Turned on again: management stays off until asked for.
+        let enable = OptionsInput { disable_webhooks: Some(false), ..Default::default() };
+        let enabled = options(&mut problems, &disabled, enable).unwrap();
+        assert_eq!((enabled.manage_webhooks, enabled.disable_webhooks), (false, false));
+        let enable_and_manage =
+            OptionsInput { manage_webhooks: Some(true), disable_webhooks: Some(false), ..Default::default() };
+        let managed_again = options(&mut problems, &disabled, enable_and_manage).unwrap();
+        assert_eq!((managed_again.manage_webhooks, managed_again.disable_webhooks), (true, false));
+        assert!(problems.is_empty());
+    }
+
+    #[test]
+    fn managing_disabled_webhooks_is_refused_on_manage_webhooks() {
+        let disabled = Options { manage_webhooks: false, disable_webhooks: true, ..Options::default() };
+        let both = || OptionsInput { manage_webhooks: Some(true), disable_webhooks: Some(true), ..Default::default() };
+        let manage_only = OptionsInput { manage_webhooks: Some(true), ..Default::default() };
+        for (base, input) in [(&Options::default(), both()), (&disabled, both()), (&disabled, manage_only)] {
+            let mut problems = Problems::default();
+            assert!(options(&mut problems, base, input).is_none());
+            assert_eq!(fields(&problems), [("options.manage_webhooks", "webhooks_disabled")]);
+            assert!(problems.0[0].message.contains("turn disable_webhooks off"), "{}", problems.0[0].message);
+        }
+        // Reported with the other options' problems, not instead of them.
+        let mut problems = Problems::default();
+        let also_bad = OptionsInput { pr_comments: Some("sometimes".into()), ..both() };
+        assert!(options(&mut problems, &Options::default(), also_bad).is_none());
+        assert_eq!(
+            fields(&problems),
+            [("options.pr_comments", "invalid"), ("options.manage_webhooks", "webhooks_disabled")]
+        );
     }
 
     #[test]

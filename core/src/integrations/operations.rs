@@ -247,8 +247,6 @@ pub async fn create(
                 username: connection.username,
                 access_token: connection.token,
                 ca_certificate: dc.ca_certificate,
-                disable_polling: false,
-                disable_webhooks: false,
                 health,
                 created_by,
                 created_by_label,

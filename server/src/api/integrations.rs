@@ -111,6 +111,14 @@ pub struct OptionsView {
     /// `off`, `failures` or `always`: one comment per pull request and
     /// stack, never, from the first failed run, or from the first run.
     pub pr_comments: String,
+    /// Bitgate creates and repairs its webhook in each repository a stack
+    /// uses. Never true with `disable_webhooks`.
+    pub manage_webhooks: bool,
+    /// Bitgate never polls branch heads to make up for missing webhooks
+    /// (CDS's `disablePolling`).
+    pub disable_polling: bool,
+    /// Bitbucket's webhooks are not used (CDS's `disableWebHooks`).
+    pub disable_webhooks: bool,
 }
 
 /// Data Center credentials as shown: the token never, its last four characters only.
@@ -176,6 +184,18 @@ pub struct OptionsInput {
     /// request, one per stack, kept up to date from the first failed run
     /// (`failures`) or from the first run (`always`).
     pr_comments: Option<String>,
+    /// Default true: Bitgate creates and repairs its webhook in each
+    /// repository a stack uses (it needs `REPO_ADMIN` on Data Center, the
+    /// consumer's Webhooks permission on Cloud). Refused as true while
+    /// `disable_webhooks` is (`webhooks_disabled`); left out while
+    /// `disable_webhooks` is set to true, it turns false.
+    manage_webhooks: Option<bool>,
+    /// Default false: true stops Bitgate from polling branch heads when
+    /// webhooks do not arrive (CDS's `disablePolling`).
+    disable_polling: Option<bool>,
+    /// Default false: true means Bitbucket's webhooks are not used, and keeps
+    /// `manage_webhooks` false (CDS's `disableWebHooks`).
+    disable_webhooks: Option<bool>,
 }
 
 #[allow(dead_code)]
@@ -263,6 +283,9 @@ fn view(state: &AppState, integration: &Integration) -> IntegrationView {
             status_details: integration.options.status_details,
             vcs_checks: integration.options.vcs_checks.as_str().to_owned(),
             pr_comments: integration.options.pr_comments.as_str().to_owned(),
+            manage_webhooks: integration.options.manage_webhooks,
+            disable_polling: integration.options.disable_polling,
+            disable_webhooks: integration.options.disable_webhooks,
         },
         datacenter: integration.datacenter.as_ref().map(|dc| DataCenterView {
             api_url: dc.api_url.clone(),
@@ -324,6 +347,9 @@ fn read_input<B: PartialSchema, D: PartialSchema, C: PartialSchema>(body: JsonOb
             status_details: o.optional_bool("status_details"),
             vcs_checks: o.optional_string("vcs_checks"),
             pr_comments: o.optional_string("pr_comments"),
+            manage_webhooks: o.optional_bool("manage_webhooks"),
+            disable_polling: o.optional_bool("disable_polling"),
+            disable_webhooks: o.optional_bool("disable_webhooks"),
         };
         fields.absorb(o);
         read

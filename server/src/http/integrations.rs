@@ -19,7 +19,7 @@ use bitgate_app::{
         DeleteIntegrationPage, Flash, FormOutcome, IntegrationPage, IntegrationRow, IntegrationsPage, PageContext,
         PageData, StackRow, WizardPage,
     },
-    pages::integrations::pr_comments_in_words,
+    pages::integrations::{manage_webhooks_in_words, polling_in_words, pr_comments_in_words, webhooks_in_words},
 };
 use bitgate_core::{
     access::Access,
@@ -242,6 +242,9 @@ pub struct WizardForm {
     vcs_checks: String,
     #[serde(default)]
     pr_comments: String,
+    manage_webhooks: Option<String>,
+    disable_polling: Option<String>,
+    disable_webhooks: Option<String>,
     #[serde(default)]
     workspace: String,
     #[serde(default)]
@@ -270,6 +273,9 @@ impl WizardForm {
             vcs_checks: Some(if self.vcs_checks.is_empty() { "individual" } else { &self.vcs_checks }.to_owned()),
             // Not posted: the default on a creation, the stored choice on an edit.
             pr_comments: given(Some(self.pr_comments.clone())),
+            manage_webhooks: Some(self.manage_webhooks.is_some()),
+            disable_polling: Some(self.disable_polling.is_some()),
+            disable_webhooks: Some(self.disable_webhooks.is_some()),
         }
     }
 
@@ -361,6 +367,9 @@ impl WizardForm {
             ("status_details", flag(&self.status_details)),
             ("vcs_checks", self.vcs_checks.clone()),
             ("pr_comments", self.pr_comments.clone()),
+            ("manage_webhooks", flag(&self.manage_webhooks)),
+            ("disable_polling", flag(&self.disable_polling)),
+            ("disable_webhooks", flag(&self.disable_webhooks)),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -467,13 +476,6 @@ async fn render_details(
         facts.push(("Username".to_owned(), dc.username.clone()));
         facts.push(("Access token".to_owned(), format!("…{}", dc.access_token_last4)));
         facts.push(("Private CA".to_owned(), if dc.ca_certificate.is_some() { "given" } else { "none" }.to_owned()));
-        // Imported from CDS: kept and shown, since Bitgate neither polls nor sets webhooks up yet.
-        if dc.disable_polling {
-            facts.push(("Polling".to_owned(), "disabled (imported from CDS)".to_owned()));
-        }
-        if dc.disable_webhooks {
-            facts.push(("Automatic webhooks".to_owned(), "disabled (imported from CDS)".to_owned()));
-        }
     }
     if let Some(cloud) = &integration.cloud {
         facts.push(("Workspace".to_owned(), cloud.workspace.clone()));
@@ -513,6 +515,11 @@ async fn render_details(
         "Pull-request comments".to_owned(),
         pr_comments_in_words(pr_comments).unwrap_or_else(|| pr_comments.to_owned()),
     ));
+    let options = &integration.options;
+    let manage_webhooks = manage_webhooks_in_words(options.manage_webhooks, options.disable_webhooks);
+    facts.push(("Manage webhooks in Bitbucket".to_owned(), manage_webhooks.to_owned()));
+    facts.push(("Webhooks".to_owned(), webhooks_in_words(options.disable_webhooks).to_owned()));
+    facts.push(("Polling".to_owned(), polling_in_words(options.disable_polling).to_owned()));
     facts.push(("Stacks using it".to_owned(), integration.stacks_count.to_string()));
     let with_secret = secret.is_some();
     let last_delivery_at = webhooks::deliveries::last_received_at(&state.services.pool, integration.id).await?;
@@ -631,6 +638,9 @@ fn stored_values(integration: &Integration) -> Vec<(String, String)> {
         ("status_details", flag(integration.options.status_details)),
         ("vcs_checks", integration.options.vcs_checks.as_str().to_owned()),
         ("pr_comments", integration.options.pr_comments.as_str().to_owned()),
+        ("manage_webhooks", flag(integration.options.manage_webhooks)),
+        ("disable_polling", flag(integration.options.disable_polling)),
+        ("disable_webhooks", flag(integration.options.disable_webhooks)),
     ];
     if let Some(cloud) = &integration.cloud {
         values.extend([

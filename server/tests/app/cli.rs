@@ -594,8 +594,6 @@ async fn stored_datacenter(
         username: "jcitizen".into(),
         access_token: format!("BBDC-token-of-{name}").into(),
         ca_certificate: None,
-        disable_polling: false,
-        disable_webhooks: false,
         health: integrations::Health {
             state: integrations::HealthState::Connected,
             message: String::new(),

@@ -128,12 +128,15 @@ async fn a_round_trip_through_the_file_gives_the_same_integrations_webhook_secre
     create(&w, "account admin", "dc-default", None, &simulator.url).await;
     create(&w, "team admin", "dc-team", Some(w.team), &simulator.url).await;
     crate::cloud::create(&w, "cloud-team", "client_credentials").await;
-    // Pull-request comments other than the default, so that a file that lost them would show.
-    for (name, choice) in [("dc-team", "always"), ("cloud-team", "off")] {
+    // Pull-request comments and webhook options other than the defaults, so
+    // that a file that lost them would show.
+    for (name, options) in [
+        ("dc-team", json!({"pr_comments": "always", "disable_webhooks": true})),
+        ("cloud-team", json!({"pr_comments": "off", "manage_webhooks": false, "disable_polling": true})),
+    ] {
         let path = integration_path(&w, name).await;
-        let (status, edited) = w
-            .call(w.token("account admin"), Method::PATCH, &path, Some(json!({"options": {"pr_comments": choice}})))
-            .await;
+        let (status, edited) =
+            w.call(w.token("account admin"), Method::PATCH, &path, Some(json!({"options": options}))).await;
         assert_eq!(status, 200, "{edited}");
     }
     let (before, secrets) = stored(&w).await;
@@ -141,6 +144,15 @@ async fn a_round_trip_through_the_file_gives_the_same_integrations_webhook_secre
     for choice in ["always", "'off'", "failures"] {
         assert!(before.contains(&format!("    pr_comments: {choice}\n")), "exported: {before}");
     }
+    let options_of = |name: &str| {
+        let entry = file::parse(&before).unwrap().into_iter().find(|e| e.name == name).unwrap();
+        (entry.options.manage_webhooks, entry.options.disable_polling, entry.options.disable_webhooks)
+    };
+    assert_eq!(
+        [options_of("dc-default"), options_of("dc-team"), options_of("cloud-team")],
+        [(true, false, false), (false, false, true), (false, true, false)],
+        "exported under options, for both providers: {before}"
+    );
 
     // Fill in every placeholder, the webhook secrets included, then delete everything.
     let mut filled = before
@@ -228,6 +240,34 @@ async fn a_round_trip_through_the_file_gives_the_same_integrations_webhook_secre
     assert_eq!(details[0]["message"], "must be off, failures or always");
     assert_eq!(stored(&w).await.0, stored_before, "nothing was written");
     assert_eq!(pr_comments_of(&w, "cloud-team").await, "off");
+
+    // A webhook option changed in the file: that integration updated, the others not.
+    let polling = in_entry(&quieter, "cloud-team", "disable_polling: true", "disable_polling: false");
+    let (status, answer) = import(&w, "account admin", "", &polling).await;
+    assert_eq!((status.as_u16(), answer), (200, summary(&[], &["cloud-team"], &["dc-default", "dc-team"])));
+    let (_, cloud_team) =
+        w.call(w.token("account admin"), Method::GET, &integration_path(&w, "cloud-team").await, None).await;
+    assert_eq!(
+        (&cloud_team["options"]["manage_webhooks"], &cloud_team["options"]["disable_polling"]),
+        (&json!(false), &json!(false))
+    );
+    // Management asked for where webhooks are disabled: refused as the API refuses it, nothing written.
+    let (stored_before, _) = stored(&w).await;
+    let managed = in_entry(&polling, "dc-team", "manage_webhooks: false", "manage_webhooks: true");
+    let (status, answer) = import(&w, "account admin", "", &managed).await;
+    assert_eq!(status, 422, "{answer}");
+    let details = answer["error"]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 1, "{answer}");
+    assert!(details[0]["field"].as_str().unwrap().ends_with("(dc-team).options.manage_webhooks"), "{answer}");
+    assert_eq!(details[0]["code"], "webhooks_disabled");
+    assert_eq!(stored(&w).await.0, stored_before, "nothing was written");
+}
+
+/// `text` with the first `from` after the entry named `name` replaced by `to`.
+fn in_entry(text: &str, name: &str, from: &str, to: &str) -> String {
+    let entry = text.find(&format!("- name: {name}\n")).unwrap_or_else(|| panic!("no {name} in {text}"));
+    let at = entry + text[entry..].find(from).unwrap_or_else(|| panic!("no {from} in {name}: {text}"));
+    format!("{}{to}{}", &text[..at], &text[at + from.len()..])
 }
 
 async fn pr_comments_of(w: &World, name: &str) -> String {
@@ -402,7 +442,8 @@ async fn a_cds_file_lands_in_the_space_given_with_its_options() {
     let cds = format!(
         "version: v1.0\nname: my_bitbucket_server\ntype: bitbucketserver\ndescription: \"it's the test repository\"\n\
          url: \"{}\"\nauth:\n    user: {DEMO_USER}\n    token: {DEMO_TOKEN}\n\
-         options:\n    disableStatus: false\n    disableStatusDetails: true\n    disablePolling: true\n    disableWebHooks: false\n",
+         options:\n    disableStatus: false\n    disableStatusDetails: true\n    disablePolling: true\n    disableWebHooks: false\n    \
+         disableWebHooksCreation: true\n",
         simulator.url
     );
     let (status, answer) = import(&w, "team admin", &format!("?space_id={}", w.team), &cds).await;
@@ -414,14 +455,41 @@ async fn a_cds_file_lands_in_the_space_given_with_its_options() {
     assert_eq!(item["options"]["commit_status"], true);
     assert_eq!(item["options"]["status_details"], false);
     assert_eq!(item["options"]["pr_comments"], "failures", "CDS has no such option: the default");
+    // disablePolling, and disableWebHooksCreation the opposite of manage_webhooks.
+    assert_eq!(
+        (
+            &item["options"]["manage_webhooks"],
+            &item["options"]["disable_polling"],
+            &item["options"]["disable_webhooks"]
+        ),
+        (&json!(false), &json!(true), &json!(false))
+    );
     assert_eq!(item["description"], "it's the test repository");
-    // disablePolling is kept: exported, and shown on the details page.
+    // Exported as Bitgate's options, and shown on the details page in words.
     let (_, yaml) = w.call(w.token("team admin"), Method::GET, "/api/v1/integrations/export", None).await;
-    assert!(yaml.as_str().unwrap().contains("disable_polling: true"), "{yaml}");
-    assert!(!yaml.as_str().unwrap().contains("disable_webhooks"), "{yaml}");
+    let yaml = yaml.as_str().unwrap();
+    for option in ["manage_webhooks: false", "disable_polling: true", "disable_webhooks: false"] {
+        assert!(yaml.contains(&format!("    {option}\n")), "{option}: {yaml}");
+    }
     let browser = w.browser("team admin").await;
     let html = browser.get(&format!("/integrations/{}", item["id"].as_str().unwrap())).await.text().await.unwrap();
-    assert!(html.contains("disabled (imported from CDS)"), "the details page shows it");
+    assert!(html.contains("Disabled: Bitgate never reads branch heads."), "polling: {html}");
+    assert!(html.contains("No: set the webhook up in Bitbucket by hand"), "management: {html}");
+    assert!(!html.contains("imported from CDS"), "{html}");
+    // disableWebHooks keeps management off whatever disableWebHooksCreation says.
+    let disabled = cds
+        .replace("my_bitbucket_server", "my_other_server")
+        .replace("disableWebHooks: false", "disableWebHooks: true")
+        .replace("disableWebHooksCreation: true", "disableWebHooksCreation: false");
+    let (status, answer) = import(&w, "team admin", &format!("?space_id={}", w.team), &disabled).await;
+    assert_eq!((status.as_u16(), answer), (200, summary(&["my_other_server"], &[], &[])));
+    let (_, list) =
+        w.call(w.token("team admin"), Method::GET, &format!("/api/v1/integrations?space_id={}", w.team), None).await;
+    let other = list["items"].as_array().unwrap().iter().find(|i| i["name"] == "my_other_server").unwrap();
+    assert_eq!(
+        (&other["options"]["manage_webhooks"], &other["options"]["disable_webhooks"]),
+        (&json!(false), &json!(true))
+    );
     // The same file again: unchanged.
     let (status, answer) = import(&w, "team admin", &format!("?space_id={}", w.team), &cds).await;
     assert_eq!((status.as_u16(), answer), (200, summary(&[], &[], &["my_bitbucket_server"])));
