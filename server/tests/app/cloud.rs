@@ -199,6 +199,24 @@ async fn client_credentials_connect_at_once_and_show_what_bitbucket_granted() {
     assert_eq!(status, 201, "{quiet}");
     let found = integration(&w, quiet["id"].as_str().unwrap()).await;
     assert_eq!(found["options"]["pr_comments"], "off");
+
+    // The webhook options are a Cloud integration's too: SPEC's defaults, and the same rule.
+    let webhook_options = |answer: &Value| {
+        let options = &answer["options"];
+        [&options["manage_webhooks"], &options["disable_polling"], &options["disable_webhooks"]].map(Value::clone)
+    };
+    assert_eq!(webhook_options(&created), [json!(true), json!(false), json!(false)]);
+    let path = format!("/api/v1/integrations/{}", quiet["id"].as_str().unwrap());
+    let admin = w.token("team admin");
+    let disable = json!({"options": {"disable_polling": true, "disable_webhooks": true}});
+    let (status, edited) = w.call(admin, Method::PATCH, &path, Some(disable)).await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(webhook_options(&edited), [json!(false), json!(true), json!(true)], "management turned off");
+    let (status, refused) =
+        w.call(admin, Method::PATCH, &path, Some(json!({"options": {"manage_webhooks": true}}))).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["details"][0]["field"], "options.manage_webhooks");
+    assert_eq!(webhook_options(&integration(&w, quiet["id"].as_str().unwrap()).await), webhook_options(&edited));
 }
 
 #[tokio::test]

@@ -326,6 +326,16 @@ pub fn selected_option(html: &str, name: &str) -> Option<String> {
     Some(value[..value.find('"')?].to_owned())
 }
 
+/// Whether a page's checkbox `<input name="{name}">` is ticked: what the
+/// browser would post for it untouched (`None`: no such input).
+pub fn ticked(html: &str, name: &str) -> Option<bool> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let start = html[..at].rfind("<input")?;
+    let end = at + html[at..].find('>')?;
+    let attributes = html[start..end].split_whitespace().map(|a| a.trim_end_matches('/'));
+    Some(attributes.into_iter().any(|a| a == "checked" || a.starts_with("checked=")))
+}
+
 pub fn location(response: &Response) -> String {
     response.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
 }

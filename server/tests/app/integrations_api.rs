@@ -736,3 +736,113 @@ async fn pr_comments_is_chosen_at_creation_changed_alone_and_a_bad_value_changes
     assert_eq!(only_detail(&answer), ("options.pr_comments", "invalid", "Choose off, failures or always."));
     assert_eq!(count(&w).await, before);
 }
+
+/// The webhook options of an answer: (manage_webhooks, disable_polling, disable_webhooks).
+fn webhook_options(answer: &Value) -> (Value, Value, Value) {
+    let options = &answer["options"];
+    (options["manage_webhooks"].clone(), options["disable_polling"].clone(), options["disable_webhooks"].clone())
+}
+
+#[tokio::test]
+async fn the_webhook_options_are_kept_changed_and_disabled_webhooks_are_never_managed() {
+    let (w, sim) = world_with_bitbucket().await;
+    let admin = w.token("team admin");
+    let stored = |id: String| {
+        let pool = w.app.pool.clone();
+        async move {
+            sqlx::query_as::<_, (bool, bool, bool)>(
+                "SELECT manage_webhooks, disable_polling, disable_webhooks FROM integrations WHERE id = $1::uuid",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let (yes, no) = (json!(true), json!(false));
+
+    // Left out: SPEC's defaults, in every answer that shows the integration.
+    let (status, plain) = w
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(body("plain", "space", Some(w.team), &sim.url, DEMO_TOKEN)),
+        )
+        .await;
+    assert_eq!(status, 201, "{plain}");
+    assert_eq!(webhook_options(&plain), (yes.clone(), no.clone(), no.clone()));
+    let id = plain["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/integrations/{id}");
+    let (_, got) = w.call(admin, Method::GET, &path, None).await;
+    assert_eq!(webhook_options(&got), (yes.clone(), no.clone(), no.clone()));
+    let (_, listed) = w.call(admin, Method::GET, "/api/v1/integrations", None).await;
+    let item = listed["items"].as_array().unwrap().iter().find(|i| i["id"] == plain["id"]).unwrap();
+    assert_eq!(webhook_options(item), (yes.clone(), no.clone(), no.clone()));
+
+    // Given at creation: disabling webhooks without a word of their management turns it off.
+    let mut quiet = body("quiet", "space", Some(w.team), &sim.url, DEMO_TOKEN);
+    quiet["options"] = json!({"disable_polling": true, "disable_webhooks": true});
+    let (status, created) = w.call(admin, Method::POST, "/api/v1/integrations", Some(quiet)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(webhook_options(&created), (no.clone(), yes.clone(), yes.clone()));
+    assert_eq!(stored(created["id"].as_str().unwrap().to_owned()).await, (false, true, true));
+
+    // Both asked for: refused on manage_webhooks, nothing stored.
+    let before = count(&w).await;
+    let mut both = body("both", "space", Some(w.team), &sim.url, DEMO_TOKEN);
+    both["options"] = json!({"manage_webhooks": true, "disable_webhooks": true});
+    let (status, answer) = w.call(admin, Method::POST, "/api/v1/integrations", Some(both)).await;
+    assert_eq!(status, 422, "{answer}");
+    let (field, code, message) = only_detail(&answer);
+    assert_eq!((field, code), ("options.manage_webhooks", "webhooks_disabled"));
+    assert!(message.contains("Bitgate cannot manage webhooks that are disabled"), "{message}");
+    assert_eq!(count(&w).await, before);
+
+    // A change of other options keeps them; each changes alone.
+    let (status, edited) = w.call(admin, Method::PATCH, &path, Some(json!({"options": {"pr_comments": "off"}}))).await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(webhook_options(&edited), (yes.clone(), no.clone(), no.clone()), "left out, kept");
+    let (status, edited) =
+        w.call(admin, Method::PATCH, &path, Some(json!({"options": {"disable_polling": true}}))).await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(webhook_options(&edited), (yes.clone(), yes.clone(), no.clone()));
+    let (status, edited) =
+        w.call(admin, Method::PATCH, &path, Some(json!({"options": {"disable_webhooks": true}}))).await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(webhook_options(&edited), (no.clone(), yes.clone(), yes.clone()), "management turned off with them");
+    assert_eq!(stored(id.clone()).await, (false, true, true));
+
+    // Management asked for while webhooks stay disabled: refused, nothing of the change written.
+    let (status, answer) = w
+        .call(admin, Method::PATCH, &path, Some(json!({"labels": ["changed"], "options": {"manage_webhooks": true}})))
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(only_detail(&answer).0, "options.manage_webhooks");
+    let (_, unchanged) = w.call(admin, Method::GET, &path, None).await;
+    assert_eq!(unchanged["labels"], json!(["prod", "eu"]));
+    assert_eq!(stored(id.clone()).await, (false, true, true));
+
+    // Webhooks enabled again: management stays off until asked for, then both at once.
+    let (status, edited) =
+        w.call(admin, Method::PATCH, &path, Some(json!({"options": {"disable_webhooks": false}}))).await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(webhook_options(&edited), (no.clone(), yes.clone(), no.clone()));
+    let managed_again = json!({"options": {"manage_webhooks": true, "disable_polling": false}});
+    let (status, edited) = w.call(admin, Method::PATCH, &path, Some(managed_again)).await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(webhook_options(&edited), (yes, no.clone(), no));
+    assert_eq!(stored(id.clone()).await, (true, false, false));
+
+    // Values that are not true or false: refused on their fields like the other options.
+    for (option, value) in
+        [("manage_webhooks", json!("yes")), ("disable_polling", json!(1)), ("disable_webhooks", json!("true"))]
+    {
+        let (status, answer) = w.call(admin, Method::PATCH, &path, Some(json!({"options": {option: value}}))).await;
+        assert_eq!(status, 422, "{option}: {answer}");
+        let (field, code, message) = only_detail(&answer);
+        assert_eq!((field, code), (format!("options.{option}").as_str(), "invalid_type"));
+        assert_eq!(message, format!("\"{option}\" must be true or false."));
+    }
+    assert_eq!(stored(id).await, (true, false, false));
+}

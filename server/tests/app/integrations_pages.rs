@@ -9,7 +9,7 @@ use bitbucket_simulator::{
 };
 
 use crate::{
-    helpers::{location, selected_option},
+    helpers::{location, selected_option, ticked},
     world::world_with,
 };
 
@@ -259,4 +259,92 @@ mod outbound_calls {
             w.call(w.token("team reader"), Method::GET, &format!("/api/v1/integrations/{}/outbound", e.id), None).await;
         assert_eq!(status, 403, "the API's rule, the same");
     }
+}
+
+/// The webhook options' boxes as a page shows them: (manage_webhooks, disable_polling, disable_webhooks).
+fn webhook_boxes(html: &str) -> [Option<bool>; 3] {
+    ["manage_webhooks", "disable_polling", "disable_webhooks"].map(|name| ticked(html, name))
+}
+
+async fn stored_webhook_options(w: &crate::world::World) -> (bool, bool, bool) {
+    sqlx::query_as("SELECT manage_webhooks, disable_polling, disable_webhooks FROM integrations")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_webhook_options_are_ticked_posted_and_shown_in_words() {
+    let w = world_with(&[("BITGATE_OUTBOUND_DENY", ""), ("BITGATE_OUTBOUND_TIMEOUT", "2s")]).await;
+    let sim = Simulator::start(DataCenter::sample(), Transport::Http).await.unwrap();
+    let admin = w.browser("team admin").await;
+    let csrf = admin.csrf_token("/tokens").await;
+    let team = w.team.to_string();
+
+    // The wizard: management ticked, the other two not, each explained.
+    let page = admin.get("/integrations/new?provider=bitbucket_datacenter").await.text().await.unwrap();
+    assert_eq!(webhook_boxes(&page), [Some(true), Some(false), Some(false)], "{page}");
+    for words in [
+        "Manage webhooks in Bitbucket",
+        "Bitgate creates and repairs its webhook in each repository a stack uses",
+        "REPO_ADMIN on Data Center, the consumer's Webhooks permission on Cloud",
+        "Disable polling",
+        "Disable webhooks",
+    ] {
+        assert!(page.contains(words), "{words}: {page}");
+    }
+
+    // Management ticked with webhooks disabled: refused next to it, the boxes as posted, nothing saved.
+    let mut both = wizard_form(&csrf, &sim.url, DEMO_TOKEN, &team);
+    both.extend([("manage_webhooks", "on"), ("disable_webhooks", "on")]);
+    let refused = admin.post_form("/integrations/new", &both).await;
+    assert_eq!(refused.status(), 422);
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("id=\"field-manage_webhooks-error\""), "{text}");
+    assert!(text.contains("Bitgate cannot manage webhooks that are disabled"), "{text}");
+    assert_eq!(webhook_boxes(&text), [Some(true), Some(false), Some(true)], "as posted");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM integrations").fetch_one(&w.app.pool).await.unwrap();
+    assert_eq!(count, 0);
+
+    // Management unticked (a browser posts nothing for it): off; polling disabled.
+    let mut form = wizard_form(&csrf, &sim.url, DEMO_TOKEN, &team);
+    form.push(("disable_polling", "on"));
+    let created = admin.post_form("/integrations/new", &form).await;
+    assert_eq!(created.status(), 303);
+    let details_path = location(&created);
+    assert_eq!(stored_webhook_options(&w).await, (false, true, false));
+    let details = admin.get(&details_path).await.text().await.unwrap();
+    assert!(details.contains("No: set the webhook up in Bitbucket by hand, as the Webhook section says."), "{details}");
+    assert!(details.contains("Disabled: Bitgate never reads branch heads."), "{details}");
+    assert!(details.contains("Used."), "{details}");
+
+    // The edit page starts from the stored boxes.
+    let edit_path = format!("{details_path}/edit");
+    let edit = admin.get(&edit_path).await.text().await.unwrap();
+    assert_eq!(webhook_boxes(&edit), [Some(false), Some(true), Some(false)]);
+    let edit_form = |boxes: &[&'static str]| {
+        // An empty token keeps the stored one.
+        let mut form = wizard_form(&csrf, &sim.url, "", &team);
+        form.extend(boxes.iter().map(|name| (*name, "on")));
+        form
+    };
+    // Management asked for: on; polling, unticked, enabled again.
+    let saved = admin.post_form(&edit_path, &edit_form(&["manage_webhooks"])).await;
+    assert_eq!(saved.status(), 303);
+    assert_eq!(stored_webhook_options(&w).await, (true, false, false));
+    let details = admin.get(&details_path).await.text().await.unwrap();
+    assert!(details.contains("Yes: Bitgate creates and repairs its webhook"), "{details}");
+    assert!(details.contains("On, for repositories whose webhook does not work."), "{details}");
+    // Both ticked: refused, said next to the box, nothing saved.
+    let refused = admin.post_form(&edit_path, &edit_form(&["manage_webhooks", "disable_webhooks"])).await;
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.unwrap().contains("id=\"field-manage_webhooks-error\""));
+    assert_eq!(stored_webhook_options(&w).await, (true, false, false));
+    // Webhooks disabled, management unticked.
+    let saved = admin.post_form(&edit_path, &edit_form(&["disable_webhooks"])).await;
+    assert_eq!(saved.status(), 303);
+    assert_eq!(stored_webhook_options(&w).await, (false, false, true));
+    let details = admin.get(&details_path).await.text().await.unwrap();
+    assert!(details.contains("Disabled: Bitbucket's webhooks are not used."), "{details}");
+    assert!(details.contains("No: webhooks are disabled."), "{details}");
 }
