@@ -354,7 +354,7 @@ test('integrations are exported as YAML, and a file is imported: preview, then a
   await preview.getByRole('button', { name: 'Apply import' }).click();
   await expect(page.getByText('Imported. Created: from-cds. Updated: none. Unchanged: none.')).toBeVisible();
   await page.getByRole('link', { name: 'from-cds' }).click();
-  await expect(page.getByText('disabled (imported from CDS)')).toBeVisible();
+  await expect(page.getByText('Disabled: Bitgate never reads branch heads.')).toBeVisible();
   expect(errors).toEqual([]);
 });
 
