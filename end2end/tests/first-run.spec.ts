@@ -217,7 +217,7 @@ test('a Data Center integration is created through the wizard, and its webhook s
   const shown = page.locator('section.panel', { hasText: 'Delivery log' }).locator('.copy-value code');
   const [url, secret] = [await shown.nth(0).innerText(), await shown.nth(1).innerText()];
   expect(url).toMatch(/\/webhooks\/bitbucket\/dc-main$/);
-  execFileSync('../target/release/bitbucket-simulator', ['send', '--url', url, '--secret', secret, '--event', 'repo:refs_changed']);
+  execFileSync('../target/release/bitbucket-simulator', ['send', '--url', url, `--secret=${secret}`, '--event', 'repo:refs_changed']);
   await expect(page.locator('.delivery-time')).toHaveText(/^Last delivery: \d{4}-\d\d-\d\d/);
   await expect(page.getByText('Waiting for the first delivery.')).toHaveCount(0);
   await page.goto('/');
