@@ -34,13 +34,23 @@ pub fn wanted_events(provider: Provider) -> &'static [&'static str] {
     }
 }
 
-/// The hook as it should be.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The hook as it should be (its `Debug` shows no secret).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Wanted<'a> {
     pub provider: Provider,
     pub name: String,
     pub url: &'a str,
     pub secret: &'a str,
+}
+
+impl std::fmt::Debug for Wanted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wanted")
+            .field("provider", &self.provider)
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A hook as Bitbucket lists it.
@@ -340,5 +350,6 @@ mod tests {
             "/2.0/repositories/acme/web/hooks?pagelen=100&page=2"
         );
         assert!(!format!("{:?}", found(Provider::DataCenter)).contains("s3cret"));
+        assert!(!format!("{:?}", wanted(Provider::DataCenter)).contains("s3cret"));
     }
 }

@@ -76,7 +76,7 @@ impl Writer {
             // store this one alone rather than lose it.
             let row = refused.0.row;
             let stored = insert(pool, &[(id, &row)]).await?;
-            if !stored.is_empty() && !row.routed.events.is_empty() {
+            if made_events(&row, id, &stored) {
                 events.announce(pool, feed::CHANNEL);
             }
             return Ok(stored.first().copied());
@@ -124,7 +124,7 @@ struct Announcer {
 }
 
 impl Announcer {
-    fn made_events(&self) {
+    fn announce(&self) {
         self.events.announce(&self.pool, feed::CHANNEL);
     }
 }
@@ -136,13 +136,10 @@ async fn write(pool: &PgPool, announcer: &Announcer, batch: Vec<Pending>) {
     let rows: Vec<(Uuid, &Row)> = batch.iter().map(|p| (p.id, &p.row)).collect();
     let result = insert(pool, &rows).await;
     drop(rows);
-    let made_events = |stored: &[Uuid]| {
-        batch.iter().any(|pending| !pending.row.routed.events.is_empty() && stored.contains(&pending.id))
-    };
     match result {
         Ok(stored) => {
-            if made_events(&stored) {
-                announcer.made_events();
+            if batch.iter().any(|pending| made_events(&pending.row, pending.id, &stored)) {
+                announcer.announce();
             }
             for pending in batch {
                 let found = stored.contains(&pending.id).then_some(pending.id);
@@ -152,8 +149,8 @@ async fn write(pool: &PgPool, announcer: &Announcer, batch: Vec<Pending>) {
         Err(_) if batch.len() > 1 => {
             for pending in batch {
                 let result = insert(pool, &[(pending.id, &pending.row)]).await;
-                if matches!(&result, Ok(stored) if !stored.is_empty()) && !pending.row.routed.events.is_empty() {
-                    announcer.made_events();
+                if matches!(&result, Ok(stored) if made_events(&pending.row, pending.id, stored)) {
+                    announcer.announce();
                 }
                 let _ = pending.answer.send(result.map(|stored| stored.first().copied()));
             }
@@ -164,6 +161,11 @@ async fn write(pool: &PgPool, announcer: &Announcer, batch: Vec<Pending>) {
             }
         }
     }
+}
+
+/// Whether `row`, stored as `id`, made events (a duplicate makes none).
+fn made_events(row: &Row, id: Uuid, stored: &[Uuid]) -> bool {
+    !row.routed.events.is_empty() && stored.contains(&id)
 }
 
 /// `sqlx::Error` is not `Clone`; the callers only report it.
