@@ -104,6 +104,9 @@ pub struct Instance {
     pub failing_hook_repositories: Vec<u64>,
     /// Taken one by one by the next write calls of the REST API.
     pub faults: VecDeque<crate::Fault>,
+    /// The same for the REST API's reads (GET): what polling meets when
+    /// Bitbucket throttles it.
+    pub read_faults: VecDeque<crate::Fault>,
     /// Every write call of the REST API received, in order (the pages'
     /// forms are a person's clicks, not calls: they are not here).
     pub calls: Vec<crate::Call>,
@@ -169,6 +172,7 @@ impl Instance {
             deliveries: VecDeque::new(),
             failing_hook_repositories: Vec::new(),
             faults: VecDeque::new(),
+            read_faults: VecDeque::new(),
             calls: Vec::new(),
         }
     }
@@ -498,11 +502,13 @@ async fn behaviour(State(state): State<Shared>, request: Request, next: Next) ->
     let path = request.uri().path();
     let rest = path.strip_prefix(context_path.as_str()).unwrap_or(path).starts_with("/rest/");
     let writes = rest && !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !writes {
+    let reads = rest && request.method() == Method::GET;
+    let read_fault = if reads { write(&state).read_faults.pop_front() } else { None };
+    if !writes && read_fault.is_none() {
         return next.run(request).await;
     }
     let (method, path, at) = (request.method().clone(), request.uri().path().to_owned(), Instant::now());
-    let fault = write(&state).faults.pop_front();
+    let fault = if writes { write(&state).faults.pop_front() } else { read_fault };
     let response = match fault {
         Some(crate::Fault::RateLimited { retry_after_seconds }) => {
             let mut refused = error(
@@ -521,7 +527,9 @@ async fn behaviour(State(state): State<Shared>, request: Request, next: Next) ->
         None => next.run(request).await,
     };
     let status = response.status().as_u16();
-    write(&state).calls.push(crate::Call { method, path, at, status });
+    if writes {
+        write(&state).calls.push(crate::Call { method, path, at, status });
+    }
     response
 }
 
