@@ -369,6 +369,9 @@ pub struct StackPage {
     pub last_delivery: Option<(String, String)>,
     pub last_delivery_link: bool,
     pub triggers: StackTriggers,
+    /// (state, message) of Bitgate's webhook in its repository; none until
+    /// the first check.
+    pub hook: Option<(String, String)>,
     /// Its latest runs, newest first.
     pub runs: Vec<RunRow>,
     /// It has older runs than those shown (the API lists them all).
@@ -498,6 +501,8 @@ pub struct DeleteIntegrationPage {
     pub id: String,
     pub name: String,
     pub stacks: Vec<StackRow>,
+    /// Bitgate deletes its webhooks from Bitbucket first.
+    pub manage_webhooks: bool,
 }
 
 /// The Data Center wizard: where the integration may go, and the checklist
@@ -551,8 +556,29 @@ pub struct IntegrationPage {
     pub connect: Option<String>,
     pub created: String,
     pub stacks: Vec<StackRow>,
+    /// Bitgate keeps its webhook in each repository its stacks use.
+    pub manage_webhooks: bool,
+    /// Those repositories and Bitgate's webhook in each, as last checked.
+    pub hooks: Vec<HookRow>,
+    /// What polling does for repositories without a working webhook, and
+    /// (Cloud) how many one pass can read within Bitbucket's allowance.
+    pub polling: String,
     /// Its outbound log; none for a viewer who may not read it.
     pub outbound: Option<OutboundLog>,
+}
+
+/// Bitgate's webhook in one repository, as the integration's page lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookRow {
+    pub repository: String,
+    /// How many of the integration's stacks use the repository.
+    pub stacks: i64,
+    /// `installed`, `missing`, ...; none until the first check.
+    pub state: Option<String>,
+    pub message: Option<String>,
+    pub checked_at: Option<String>,
+    /// Its branch heads are read instead (no working webhook).
+    pub polled: bool,
 }
 
 /// `/integrations/import`: the file chosen, then its preview or its problems.

@@ -37,6 +37,7 @@ text_enum! {
         WebhookSecretRevealed = "integration.webhook_secret_revealed",
         WebhookSecretRotated = "integration.webhook_secret_rotated",
         WebhookSecretRetired = "integration.webhook_secret_retired",
+        HooksRepaired = "integration.hooks_repaired",
         IntegrationsExported = "integrations.exported",
         IntegrationsImported = "integrations.imported",
         StackCreated = "stack.created",

@@ -59,6 +59,8 @@ pub struct Config {
     pub session_idle: Duration,
     pub session_max: Duration,
     pub webhook_secret_grace: Duration,
+    /// How often branch heads are read for repositories without a working hook.
+    pub poll_interval: Duration,
     pub delivery_retention: Duration,
     pub audit_retention: Duration,
     pub outbound_deny: Vec<IpNet>,
@@ -216,6 +218,7 @@ impl Config {
             session_idle,
             session_max,
             webhook_secret_grace: duration("BITGATE_WEBHOOK_SECRET_GRACE", "24h")?,
+            poll_interval: duration("BITGATE_POLL_INTERVAL", "60s")?,
             delivery_retention: duration("BITGATE_DELIVERY_RETENTION", "30d")?,
             audit_retention: duration("BITGATE_AUDIT_RETENTION", "365d")?,
             outbound_deny: cidrs("BITGATE_OUTBOUND_DENY", "127.0.0.0/8,::1/128,169.254.0.0/16,fe80::/10")?,
@@ -273,6 +276,7 @@ mod tests {
         assert_eq!(config.session_idle, Duration::from_secs(30 * 60));
         assert_eq!(config.session_max, Duration::from_secs(12 * 3600));
         assert_eq!(config.webhook_secret_grace, Duration::from_secs(24 * 3600));
+        assert_eq!(config.poll_interval, Duration::from_secs(60));
         assert_eq!(config.delivery_retention, Duration::from_secs(30 * 86_400));
         assert_eq!(config.audit_retention, Duration::from_secs(365 * 86_400));
         assert_eq!(config.outbound_deny.len(), 4);

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::{
     access::Access,
     bitbucket::cloud,
+    config::Config,
     secret::Secret,
     secrets::{Binding, Keyring, OpenError, Sealed},
     spaces::SpaceId,
@@ -262,6 +263,11 @@ pub struct Integration {
     pub datacenter: Option<DataCenterView>,
     pub cloud: Option<CloudView>,
     pub stacks_count: i64,
+}
+
+/// The endpoint Bitbucket delivers an integration's webhooks to.
+pub fn webhook_url(config: &Config, slug: &str) -> String {
+    config.public_url.join(&format!("/webhooks/bitbucket/{slug}"))
 }
 
 /// What every user who sees an integration in a list may know of it

@@ -40,6 +40,13 @@ text_enum! {
         /// Asks Bitbucket Cloud for the full id of a commit its delivery
         /// named by 12 digits, then lets the held events into the feed.
         ResolveCommit = "outbound.resolve_commit",
+        /// Brings Bitgate's hook in one repository to what it should be.
+        ReconcileHook = "hooks.reconcile",
+        /// Reconciles every repository of every integration (hourly).
+        ReconcileAllHooks = "hooks.reconcile_all",
+        /// Reads the branch heads of the repositories without a working
+        /// hook (every `BITGATE_POLL_INTERVAL`).
+        PollBranchHeads = "hooks.poll",
     }
 }
 
@@ -109,6 +116,54 @@ pub async fn enqueue_outbound(
     Ok(())
 }
 
+/// Adds a job that must see every change made before it is asked for:
+/// when a job of `unique_key` is pending it is made due now, and when it is
+/// running it runs once more after it ends (`rerun`), as what it read may
+/// predate the caller's change. Like outbound work, it is retried (with
+/// backoff) for as long as it takes: a Bitbucket outage must not leave a
+/// repository unreconciled for good.
+pub async fn enqueue_rerun(
+    db: impl PgExecutor<'_>,
+    kind: JobKind,
+    payload: Value,
+    unique_key: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"INSERT INTO jobs (kind, payload, unique_key, max_attempts) VALUES ($1, $2, $3, 2147483647)
+           ON CONFLICT (unique_key) DO UPDATE
+              SET rerun = jobs.rerun OR (jobs.locked_until IS NOT NULL AND jobs.locked_until > now()),
+                  run_at = LEAST(jobs.run_at, now())"#,
+        kind.as_str(),
+        payload,
+        unique_key
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A job of [`enqueue_rerun`] is done: it goes, unless it was asked for
+/// again while it ran; then it is due again at once, its attempts reset.
+/// (Under the row's lock: a request for a rerun committed meanwhile is
+/// either seen here or finds the job gone and adds a new one.)
+pub async fn complete_or_rerun(pool: &PgPool, job: &Job) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let rerun =
+        sqlx::query_scalar!("SELECT rerun FROM jobs WHERE id = $1 FOR UPDATE", job.id).fetch_optional(&mut *tx).await?;
+    if rerun == Some(true) {
+        sqlx::query!(
+            r#"UPDATE jobs SET rerun = false, locked_until = NULL, run_at = now(), attempts = 0, last_error = NULL
+               WHERE id = $1"#,
+            job.id
+        )
+        .execute(&mut *tx)
+        .await?;
+    } else {
+        complete(&mut *tx, job).await?;
+    }
+    tx.commit().await
+}
+
 /// A job runs again after `wait` (its lease released), noting why.
 pub async fn again(db: impl PgExecutor<'_>, job: &Job, wait: Duration, note: Option<&str>) -> Result<(), sqlx::Error> {
     sqlx::query!(
@@ -137,7 +192,8 @@ pub async fn release_outbound(db: impl PgExecutor<'_>, integration: Uuid) -> Res
 
 /// Claims the job that is due the longest, if any.
 pub async fn claim(pool: &PgPool) -> Result<Option<Job>, sqlx::Error> {
-    let row = sqlx::query!(
+    let row = sqlx::query_as!(
+        Claimed,
         r#"UPDATE jobs SET attempts = attempts + 1, locked_until = now() + make_interval(secs => $1)
            WHERE id = (
                SELECT id FROM jobs
@@ -151,13 +207,61 @@ pub async fn claim(pool: &PgPool) -> Result<Option<Job>, sqlx::Error> {
     )
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|row| Job {
-        id: row.id,
-        kind: JobKind::parse(&row.kind).ok_or(row.kind),
-        payload: row.payload,
-        attempt: row.attempt,
-        max_attempts: row.max_attempts,
-    }))
+    Ok(row.map(Job::from))
+}
+
+/// Claims the due job, among those of `keys`, that is due the longest: a
+/// request that does some jobs itself rather than wait for the workers.
+pub async fn claim_keyed(pool: &PgPool, keys: &[String]) -> Result<Option<Job>, sqlx::Error> {
+    let row = sqlx::query_as!(
+        Claimed,
+        r#"UPDATE jobs SET attempts = attempts + 1, locked_until = now() + make_interval(secs => $1)
+           WHERE id = (
+               SELECT id FROM jobs
+               WHERE unique_key = ANY($2) AND run_at <= now() AND (locked_until IS NULL OR locked_until < now())
+                 AND attempts < max_attempts
+               ORDER BY run_at
+               LIMIT 1
+               FOR UPDATE SKIP LOCKED
+           )
+           RETURNING id, kind, payload, attempts AS attempt, max_attempts"#,
+        LEASE.as_secs_f64(),
+        keys
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(Job::from))
+}
+
+/// A claimed job's row.
+struct Claimed {
+    id: Uuid,
+    kind: String,
+    payload: Value,
+    attempt: i32,
+    max_attempts: i32,
+}
+
+impl From<Claimed> for Job {
+    fn from(row: Claimed) -> Self {
+        Job {
+            id: row.id,
+            kind: JobKind::parse(&row.kind).ok_or(row.kind),
+            payload: row.payload,
+            attempt: row.attempt,
+            max_attempts: row.max_attempts,
+        }
+    }
+}
+
+/// Whether a job of `keys` is running (claimed and its lease not over).
+pub async fn any_running(pool: &PgPool, keys: &[String]) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT FROM jobs WHERE unique_key = ANY($1) AND locked_until > now()) AS "running!""#,
+        keys
+    )
+    .fetch_one(pool)
+    .await
 }
 
 /// A job is done: it goes.

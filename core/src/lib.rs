@@ -12,6 +12,7 @@ pub mod db;
 pub mod integrations;
 pub mod jobs;
 pub mod maintenance;
+pub mod managed_hooks;
 pub mod oauth_flows;
 pub mod outbound;
 pub mod passwords;

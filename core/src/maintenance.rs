@@ -9,21 +9,34 @@ use sqlx::PgPool;
 
 use crate::{
     cloud_tokens,
+    config::Config,
     jobs::{self, JobKind},
-    oauth_flows, platform, throttle, webhooks, Services,
+    managed_hooks, oauth_flows, platform, throttle, webhooks, Services,
 };
 
 /// Each periodic job and how often it runs. Cloud tokens live 2 hours and
 /// are refreshed 10 minutes before they expire: a run every minute leaves
-/// plenty of room for retries.
-pub const PERIODIC: [(JobKind, Duration); 6] = [
+/// plenty of room for retries. Every repository's hook is reconciled hourly;
+/// polling runs every `BITGATE_POLL_INTERVAL` ([`every`] reads it).
+pub const PERIODIC: [(JobKind, Duration); 8] = [
     (JobKind::DeliveryRetention, Duration::from_secs(3600)),
     (JobKind::DeleteExpiredSessions, Duration::from_secs(600)),
     (JobKind::AuditRetention, Duration::from_secs(3600)),
     (JobKind::ForgetLoginFailures, Duration::from_secs(900)),
     (JobKind::RefreshCloudTokens, Duration::from_secs(60)),
     (JobKind::DeleteExpiredOauthFlows, Duration::from_secs(900)),
+    (JobKind::ReconcileAllHooks, Duration::from_secs(3600)),
+    (JobKind::PollBranchHeads, Duration::from_secs(60)),
 ];
+
+/// How often a periodic job runs: its entry of [`PERIODIC`], the
+/// configured interval for polling.
+fn every(kind: JobKind, config: &Config) -> Option<Duration> {
+    if kind == JobKind::PollBranchHeads {
+        return Some(config.poll_interval);
+    }
+    PERIODIC.iter().find(|(periodic, _)| *periodic == kind).map(|(_, every)| *every)
+}
 
 /// Makes sure each periodic job is in the table (once, whatever the number
 /// of processes starting).
@@ -42,6 +55,7 @@ pub async fn run_one(services: &Services) -> Result<bool, sqlx::Error> {
         Ok(JobKind::SendBuildStatus) => Some(platform::sending::statuses::send_status(services, &job).await),
         Ok(JobKind::SendPullRequestComment) => Some(platform::sending::comments::send_comment(services, &job).await),
         Ok(JobKind::ResolveCommit) => Some(platform::sending::commits::resolve_commit(services, &job).await),
+        Ok(JobKind::ReconcileHook) => Some(managed_hooks::reconcile::run_job(services, &job).await),
         _ => None,
     };
     if let Some(sent) = outbound {
@@ -59,8 +73,8 @@ pub async fn run_one(services: &Services) -> Result<bool, sqlx::Error> {
     match outcome {
         Ok(done) => {
             tracing::debug!(kind = job.kind_name(), done, "job finished");
-            match PERIODIC.iter().find(|(kind, _)| job.kind == Ok(*kind)) {
-                Some((_, every)) => jobs::reschedule(&services.pool, &job, *every).await?,
+            match job.kind.as_ref().ok().and_then(|kind| every(*kind, &services.config)) {
+                Some(every) => jobs::reschedule(&services.pool, &job, every).await?,
                 None => jobs::complete(&services.pool, &job).await?,
             }
         }
@@ -90,7 +104,12 @@ async fn run(services: &Services, kind: JobKind) -> Result<u64, String> {
         JobKind::ForgetLoginFailures => throttle::forget_expired(pool).await,
         JobKind::RefreshCloudTokens => cloud_tokens::refresh_due(services).await,
         JobKind::DeleteExpiredOauthFlows => oauth_flows::delete_expired(pool).await,
-        JobKind::SendBuildStatus | JobKind::SendPullRequestComment | JobKind::ResolveCommit => Ok(0),
+        JobKind::ReconcileAllHooks => managed_hooks::enqueue_all(services).await,
+        JobKind::PollBranchHeads => managed_hooks::polling::poll_all(services).await,
+        JobKind::SendBuildStatus
+        | JobKind::SendPullRequestComment
+        | JobKind::ResolveCommit
+        | JobKind::ReconcileHook => Ok(0),
         JobKind::DeliveryRetention => match pool.acquire().await {
             Ok(mut connection) => {
                 let retention = services.config.delivery_retention;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     integrations::{IntegrationId, Provider},
+    managed_hooks::{HookState, HookStatus},
     platform::events::Triggers,
     spaces::SpaceId,
     users::FieldError,
@@ -41,6 +42,9 @@ pub struct Stack {
     /// Which events its deliveries make besides a tracked run for a push to
     /// its branch (SPEC.md's stack triggers).
     pub triggers: Triggers,
+    /// Bitgate's hook in its repository, as last checked (`None`: not yet,
+    /// or detached).
+    pub hook: Option<HookStatus>,
 }
 
 /// A stack's name: 1 to 100 printable characters, unique in its space.
@@ -139,6 +143,8 @@ struct Row {
     all_branches: bool,
     prune_branches: bool,
     resync_pull_requests: bool,
+    hook_state: Option<HookState>,
+    hook_message: Option<String>,
 }
 
 impl From<Row> for Stack {
@@ -163,6 +169,7 @@ impl From<Row> for Stack {
                 prune_branches: row.prune_branches,
                 resync_pull_requests: row.resync_pull_requests,
             },
+            hook: row.hook_state.map(|state| HookStatus { state, message: row.hook_message.unwrap_or_default() }),
         }
     }
 }
@@ -207,9 +214,11 @@ pub async fn find(db: impl PgExecutor<'_>, id: StackId) -> Result<Option<Stack>,
         r#"SELECT s.id, s.name, s.space_id, s.provider, s.integration_id, i.name AS "integration_name?",
                   s.repository_id, s.repository_name, s.branch, s.created_at, s.created_by_label, s.branch_deleted,
                   s.last_delivery_id, d.received_at AS "last_delivery_at?",
-                  s.build_pull_requests, s.all_branches, s.prune_branches, s.resync_pull_requests
+                  s.build_pull_requests, s.all_branches, s.prune_branches, s.resync_pull_requests,
+                  h.state AS "hook_state?: HookState", h.message AS "hook_message?"
            FROM stacks s LEFT JOIN integrations i ON i.id = s.integration_id
                 LEFT JOIN webhook_deliveries d ON d.id = s.last_delivery_id
+                LEFT JOIN repository_hooks h ON h.integration_id = s.integration_id AND h.repository_id = s.repository_id
            WHERE s.id = $1"#,
         id
     )
@@ -246,9 +255,11 @@ pub async fn list(
         r#"SELECT s.id, s.name, s.space_id, s.provider, s.integration_id, i.name AS "integration_name?",
                   s.repository_id, s.repository_name, s.branch, s.created_at, s.created_by_label, s.branch_deleted,
                   s.last_delivery_id, d.received_at AS "last_delivery_at?",
-                  s.build_pull_requests, s.all_branches, s.prune_branches, s.resync_pull_requests
+                  s.build_pull_requests, s.all_branches, s.prune_branches, s.resync_pull_requests,
+                  h.state AS "hook_state?: HookState", h.message AS "hook_message?"
            FROM stacks s LEFT JOIN integrations i ON i.id = s.integration_id
                 LEFT JOIN webhook_deliveries d ON d.id = s.last_delivery_id
+                LEFT JOIN repository_hooks h ON h.integration_id = s.integration_id AND h.repository_id = s.repository_id
            WHERE s.space_id = ANY($1)
              AND ($2::uuid IS NULL OR s.space_id = $2)
              AND ($3::uuid IS NULL OR s.integration_id = $3)

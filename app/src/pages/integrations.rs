@@ -559,10 +559,14 @@ pub fn IntegrationDetailsPage(page: crate::context::IntegrationPage) -> impl Int
                     <DeliveryStatus integration_id=page.id.clone() last=page.last_delivery_at.clone() />
                     <a href=format!("/integrations/{}/deliveries", page.id)>"Delivery log"</a>
                 </p>
-                <p>{page.webhook_steps.clone()}</p>
+                {if page.manage_webhooks {
+                    view! { <p>"Bitgate keeps this webhook in every repository its stacks use (see Webhooks in Bitbucket): there is nothing to paste. To add it by hand elsewhere:"</p> }.into_any()
+                } else {
+                    view! { <p>{page.webhook_steps.clone()}</p> }.into_any()
+                }}
                 <dl class="facts">
                     <dt>"Title"</dt>
-                    <dd><code>{format!("Bitgate {}", page.name)}</code></dd>
+                    <dd><code>{format!("Bitgate ({})", page.name)}</code></dd>
                     <dt>"URL"</dt>
                     <dd><CopyValue value=page.webhook_url.clone() /></dd>
                     <dt>"Secret"</dt>
@@ -591,6 +595,7 @@ pub fn IntegrationDetailsPage(page: crate::context::IntegrationPage) -> impl Int
                     <tbody>{triggers}</tbody>
                 </table>
             </section>
+            <RepositoryHooks id=page.id.clone() managed=page.manage_webhooks rows=page.hooks.clone() polling=page.polling.clone() />
             <section class="panel">
                 <h2>"Connection"</h2>
                 <dl class="facts">{facts}</dl>
@@ -616,11 +621,16 @@ pub fn IntegrationDetailsPage(page: crate::context::IntegrationPage) -> impl Int
 /// confirmed by typing the integration's name.
 #[component]
 pub fn DeleteIntegrationPage(page: crate::context::DeleteIntegrationPage) -> impl IntoView {
+    let webhooks = if page.manage_webhooks {
+        "Bitgate first deletes its webhooks from the repositories its stacks use; any it cannot reach, and any added by hand, will be answered 404."
+    } else {
+        "Bitbucket's webhooks to its endpoint will be answered 404 from now on."
+    };
     let consequence = if page.stacks.is_empty() {
-        "No stack uses it. Bitbucket's webhooks to its endpoint will be answered 404 from now on.".to_owned()
+        format!("No stack uses it. {webhooks}")
     } else {
         format!(
-            "{} stack(s) use it. They will be detached: no webhooks, no runs, until someone attaches them to another integration of the same provider. Bitbucket's webhooks to its endpoint will be answered 404.",
+            "{} stack(s) use it. They will be detached: no webhooks, no runs, until someone attaches them to another integration of the same provider. {webhooks}",
             page.stacks.len()
         )
     };
@@ -644,7 +654,82 @@ pub fn DeleteIntegrationPage(page: crate::context::DeleteIntegrationPage) -> imp
     .into_any()
 }
 
-use crate::{components::outbound::OutboundTable, context::OutboundLog};
+use crate::{
+    components::outbound::OutboundTable,
+    context::{HookRow, OutboundLog},
+};
+
+/// The words of a hook state, for the tables.
+pub fn hook_state_in_words(state: &str) -> &'static str {
+    match state {
+        "installed" => "Installed",
+        "missing" => "Missing",
+        "differs" => "Differs",
+        "failing" => "Failing",
+        "not_permitted" => "Not permitted",
+        "not_managed" => "Not managed",
+        _ => "Unknown",
+    }
+}
+
+/// The details page's "Webhooks in Bitbucket": each repository its stacks
+/// use and Bitgate's hook there, with Repair.
+#[component]
+fn RepositoryHooks(id: String, managed: bool, rows: Vec<HookRow>, polling: String) -> impl IntoView {
+    let lede = if managed {
+        "Bitgate creates, checks and repairs its webhook in each repository its stacks use, every hour and when stacks change; Repair does it now."
+    } else {
+        "Manage webhooks is off: Bitgate only checks the webhooks added by hand. Repair checks them now."
+    };
+    let body = if rows.is_empty() {
+        view! { <p class="muted">"No repository yet: the first stack using this integration adds one."</p> }.into_any()
+    } else {
+        let rows = rows
+            .into_iter()
+            .map(|row| {
+                let (state_class, state_words) = match row.state.as_deref() {
+                    Some(state) => (format!("hook-state {state}"), hook_state_in_words(state).to_owned()),
+                    None => ("hook-state unchecked".to_owned(), "Not checked yet".to_owned()),
+                };
+                let stacks = match row.stacks {
+                    0 => "none: its hook goes".to_owned(),
+                    n => n.to_string(),
+                };
+                view! {
+                    <tr>
+                        <td><code>{row.repository}</code></td>
+                        <td>{stacks}</td>
+                        <td>
+                            <span class=state_class>{state_words}</span>
+                            {row.polled.then(|| view! { " " <span class="hook-state polled">"polled"</span> })}
+                        </td>
+                        <td>{row.message.unwrap_or_default()}</td>
+                        <td class="muted">{row.checked_at.unwrap_or_default()}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <table class="compact hooks">
+                <thead><tr><th>"Repository"</th><th>"Stacks"</th><th>"Webhook"</th><th>"What it means"</th><th>"Checked"</th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        }
+        .into_any()
+    };
+    view! {
+        <section class="panel" id="hooks">
+            <h2>"Webhooks in Bitbucket"</h2>
+            <p class="hint">{lede}</p>
+            {body}
+            <p class="hint">{polling}</p>
+            <form method="post" action=format!("/integrations/{id}/hooks/repair") class="inline">
+                <CsrfField />
+                <button type="submit" class="button secondary">"Repair"</button>
+            </form>
+        </section>
+    }
+}
 
 /// The details page's "Outbound calls": the integration's log, for those who
 /// may read it (nothing otherwise).

@@ -12,6 +12,7 @@ use crate::{
         outbound::OutboundTable,
     },
     context::{page_context, RunRow, StackRow, StackTriggers},
+    pages::integrations::hook_state_in_words,
 };
 
 /// A stack's triggers in the admin's words: (field, label, what it does, on).
@@ -298,6 +299,14 @@ pub fn StackDetailsPage(page: crate::context::StackPage) -> impl IntoView {
                     <dd>{integration}</dd>
                     <dt>"Repository"</dt>
                     <dd><code>{page.repository.clone()}</code> <span class="muted">{format!(" (Bitbucket id {})", page.repository_id)}</span></dd>
+                    <dt>"Webhook"</dt>
+                    <dd>{match page.hook.clone() {
+                        Some((state, message)) => view! {
+                            <span class=format!("hook-state {state}")>{hook_state_in_words(&state)}</span>
+                            " " {message}
+                        }.into_any(),
+                        None => view! { <span class="muted">"Not checked yet."</span> }.into_any(),
+                    }}</dd>
                     <dt>"Branch"</dt>
                     <dd>
                         <code>{page.branch.clone()}</code>

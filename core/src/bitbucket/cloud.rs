@@ -524,12 +524,31 @@ pub fn check_statuses(granted: &[String]) -> Check {
     }
 }
 
+/// The checklist's warning "can manage webhooks", from the scopes
+/// Bitbucket granted: a repository's webhooks need `webhook` (Webhooks:
+/// Read and write). Missing, it is a warning: hooks added by hand still
+/// deliver.
+pub fn check_hooks(granted: &[String], managed: bool) -> Check {
+    const NAME: &str = "hooks";
+    if !managed {
+        return ok(NAME, "Manage webhooks is off: Bitgate does not create or repair webhooks in Bitbucket.");
+    }
+    if granted.iter().any(|g| g == "webhook") {
+        ok(NAME, "The consumer can manage the repositories' webhooks.")
+    } else {
+        Check::warned(
+            NAME,
+            "The consumer lacks Webhooks: Read and write: give it that permission and reconnect, or add the webhook by hand.",
+        )
+    }
+}
+
 fn ok(name: &'static str, message: impl Into<String>) -> Check {
-    Check { name, ok: true, message: message.into() }
+    Check::passed(name, message)
 }
 
 fn failed(name: &'static str, message: impl Into<String>) -> Check {
-    Check { name, ok: false, message: message.into() }
+    Check::failed(name, message)
 }
 
 /// The lines after a failure that stops the checks.

@@ -199,11 +199,11 @@ fn is_html(response: &Response) -> bool {
 }
 
 fn ok(name: &'static str, message: impl Into<String>) -> Check {
-    Check { name, ok: true, message: message.into() }
+    Check::passed(name, message)
 }
 
 fn failed(name: &'static str, message: impl Into<String>) -> Check {
-    Check { name, ok: false, message: message.into() }
+    Check::failed(name, message)
 }
 
 /// The lines after a failure that stops the checks.
@@ -263,6 +263,54 @@ pub async fn check_statuses(connection: &Connection, config: &Config, names: &[S
             NAME,
             format!(
                 "The token cannot read {}: it needs Repository read (REPO_READ) there to post build statuses and comments.",
+                refused.join(", ")
+            ),
+        )
+    }
+}
+
+/// The checklist's warning "can manage webhooks": listing a repository's
+/// webhooks needs Repository admin (REPO_ADMIN), as creating them does, so
+/// the token lists them in each repository the stacks use. A refusal is a
+/// warning: deliveries still come through hooks added by hand.
+pub async fn check_hooks(connection: &Connection, config: &Config, names: &[String], managed: bool) -> Check {
+    const NAME: &str = "hooks";
+    if !managed {
+        return ok(NAME, "Manage webhooks is off: Bitgate does not create or repair webhooks in Bitbucket.");
+    }
+    if names.is_empty() {
+        return ok(
+            NAME,
+            "No stack uses this integration yet. Managing webhooks needs Repository admin (REPO_ADMIN) on each repository a stack uses.",
+        );
+    }
+    let Ok(client) = client_for(connection, config) else {
+        return Check::warned(NAME, "Bitgate could not prepare an HTTP client for this URL.");
+    };
+    let calls = Calls::new(&client, &connection.api_url, config);
+    let token = Some(connection.token.expose().as_str());
+    let mut refused: Vec<String> = Vec::new();
+    for name in names {
+        let Ok((project, slug)) = super::parse_repository_name(name) else { continue };
+        let path = format!("/rest/api/1.0/projects/{project}/repos/{slug}/webhooks?limit=1");
+        match calls.get(&path, token).await {
+            Ok(answer) if answer.status.is_success() => {}
+            Ok(answer) if matches!(answer.status.as_u16(), 401 | 403) => {
+                refused.push(format!("{name} (answered {})", answer.status.as_u16()));
+            }
+            // Gone, or Bitbucket unwell: the statuses line says so; this
+            // one is about the permission only.
+            Ok(_) => {}
+            Err(why) => return Check::warned(NAME, why),
+        }
+    }
+    if refused.is_empty() {
+        ok(NAME, "The token can manage the webhooks of the repositories its stacks use.")
+    } else {
+        Check::warned(
+            NAME,
+            format!(
+                "The token cannot manage the webhooks of {}: give it Repository admin (REPO_ADMIN) there, or add the webhook by hand.",
                 refused.join(", ")
             ),
         )

@@ -1,6 +1,7 @@
 //! Talking to Bitbucket: checking credentials before they are saved, and
 //! finding the repositories stacks attach to.
 
+pub mod branch_heads;
 pub mod build_statuses;
 pub mod calls;
 pub mod cloud;
@@ -9,6 +10,8 @@ pub mod pull_request_comments;
 pub mod repository_hooks;
 
 use serde::Serialize;
+
+use crate::integrations::Provider;
 
 /// A repository as Bitgate keeps it: Bitbucket's stable id (the Data Center
 /// repository id, the Cloud repository UUID), with the names people use.
@@ -45,6 +48,24 @@ pub struct RepositoryPage {
     pub next_start: Option<u64>,
 }
 
+/// Where the page after `body` starts, in what each product asks for it
+/// by (Data Center: a count, `nextPageStart`; Cloud: its `page`), if there
+/// is one.
+pub fn next_page(provider: Provider, body: &serde_json::Value) -> Option<String> {
+    match provider {
+        Provider::DataCenter => match body["isLastPage"].as_bool() {
+            Some(false) => body["nextPageStart"].as_u64().map(|start| start.to_string()),
+            _ => None,
+        },
+        // Cloud's `next` is a whole URL; its `page` parameter is what to ask for.
+        Provider::Cloud => body["next"].as_str().and_then(|next| {
+            let url = url::Url::parse(next).ok()?;
+            let page = url.query_pairs().find(|(key, _)| key == "page").map(|(_, page)| page.into_owned());
+            page
+        }),
+    }
+}
+
 /// One line of a connection checklist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
@@ -53,6 +74,24 @@ pub struct Check {
     pub name: &'static str,
     pub ok: bool,
     pub message: String,
+    /// A line that, failed, is said but fails nothing (whether Bitgate can
+    /// manage the webhooks): the integration stays connected.
+    pub warning: bool,
+}
+
+impl Check {
+    pub fn passed(name: &'static str, message: impl Into<String>) -> Self {
+        Self { name, ok: true, message: message.into(), warning: false }
+    }
+
+    pub fn failed(name: &'static str, message: impl Into<String>) -> Self {
+        Self { name, ok: false, message: message.into(), warning: false }
+    }
+
+    /// A failed line that fails nothing.
+    pub fn warned(name: &'static str, message: impl Into<String>) -> Self {
+        Self { name, ok: false, message: message.into(), warning: true }
+    }
 }
 
 /// The checklist, in order.
@@ -65,12 +104,12 @@ pub struct Report {
 
 impl Report {
     pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| c.ok)
+        self.checks.iter().all(|c| c.ok || c.warning)
     }
 
     /// The first failure's message, for a health state.
     pub fn first_failure(&self) -> Option<&Check> {
-        self.checks.iter().find(|c| !c.ok)
+        self.checks.iter().find(|c| !c.ok && !c.warning)
     }
 }
 

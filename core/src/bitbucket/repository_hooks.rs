@@ -91,6 +91,9 @@ pub enum Difference {
     Events,
     Inactive,
     Secret,
+    /// Found by the id Bitgate kept, under another name (the integration
+    /// was renamed since).
+    Name,
 }
 
 impl Difference {
@@ -100,6 +103,7 @@ impl Difference {
             Self::Events => "its events are not the trigger table's",
             Self::Inactive => "it is not active",
             Self::Secret => "its secret is not this integration's",
+            Self::Name => "its name is not this integration's",
         }
     }
 }
@@ -129,16 +133,24 @@ pub fn differences(wanted: &Wanted<'_>, found: &Found) -> Vec<Difference> {
     if secret_differs {
         differs.push(Difference::Secret);
     }
+    if found.name != wanted.name {
+        differs.push(Difference::Name);
+    }
     differs
 }
 
 /// Bitgate's hook among those listed, if any, and its duplicates (hooks of
-/// the same name beyond the first: two processes racing before the
-/// reconciler's lock, or a copy made by hand), which are deleted.
-pub fn own_hook<'a>(name: &str, listed: &'a [Found]) -> (Option<&'a Found>, Vec<&'a Found>) {
-    let mut ours = listed.iter().filter(|hook| hook.name == name);
-    let first = ours.next();
-    (first, ours.collect())
+/// its name beyond it: two processes racing before the reconciler's lock,
+/// or a copy made by hand), which are deleted. The hook of `known_id` (the
+/// one Bitgate made) is Bitgate's whatever its name now: the integration
+/// may have been renamed since.
+pub fn own_hook<'a>(name: &str, known_id: Option<&str>, listed: &'a [Found]) -> (Option<&'a Found>, Vec<&'a Found>) {
+    let first = known_id
+        .and_then(|id| listed.iter().find(|hook| hook.id == id))
+        .or_else(|| listed.iter().find(|hook| hook.name == name));
+    let duplicates =
+        listed.iter().filter(|hook| hook.name == name && first.is_none_or(|first| first.id != hook.id)).collect();
+    (first, duplicates)
 }
 
 /// The collection of a repository's hooks (`owner`: the project key or the
@@ -159,18 +171,7 @@ pub fn list(provider: Provider, owner: &str, slug: &str, page: Option<&str>) -> 
 pub fn parse_page(provider: Provider, body: &Value) -> Option<(Vec<Found>, Option<String>)> {
     let values = body["values"].as_array()?;
     let hooks = values.iter().filter_map(|hook| parse_hook(provider, hook)).collect();
-    let next = match provider {
-        Provider::DataCenter => match body["isLastPage"].as_bool() {
-            Some(false) => body["nextPageStart"].as_u64().map(|start| start.to_string()),
-            _ => None,
-        },
-        // Cloud's `next` is a whole URL; its `page` parameter is what to ask for.
-        Provider::Cloud => body["next"].as_str().and_then(|next| {
-            let url = url::Url::parse(next).ok()?;
-            let page = url.query_pairs().find(|(key, _)| key == "page").map(|(_, page)| page.into_owned());
-            page
-        }),
-    };
+    let next = super::next_page(provider, body);
     Some((hooks, next))
 }
 
@@ -211,6 +212,27 @@ pub fn create(owner: &str, slug: &str, wanted: &Wanted<'_>) -> (Call, Value) {
 /// Cloud cannot be asked whether its secret is Bitgate's).
 pub fn update(owner: &str, slug: &str, id: &str, wanted: &Wanted<'_>) -> (Call, Value) {
     (Call { method: "PUT", path: one(wanted.provider, owner, slug, id) }, body(wanted))
+}
+
+/// Data Center's last delivery to the hook `id` (204: none yet).
+pub fn latest_invocation(owner: &str, slug: &str, id: &str) -> Call {
+    Call { method: "GET", path: format!("{}/latest", one(Provider::DataCenter, owner, slug, id)) }
+}
+
+/// A failed delivery, as Data Center's `latest` tells it: `None` when the
+/// last one succeeded (or the body is not an invocation).
+pub fn failed_invocation(body: &Value) -> Option<String> {
+    let result = &body["result"];
+    let outcome = result["outcome"].as_str()?;
+    if outcome.eq_ignore_ascii_case("SUCCESS") {
+        return None;
+    }
+    let description = result["description"].as_str().unwrap_or_default();
+    Some(match description.parse::<u16>() {
+        Ok(status) => format!("Bitgate answered {status}"),
+        Err(_) if description.is_empty() => "no answer".to_owned(),
+        Err(_) => super::excerpt(description),
+    })
 }
 
 /// Deletes the hook `id` (404 means it is gone already).
@@ -300,10 +322,36 @@ mod tests {
         let mut copy = found(Provider::DataCenter);
         copy.id = "2".into();
         let listed = [other.clone(), found(Provider::DataCenter), copy.clone()];
-        let (ours, duplicates) = own_hook(&hook_name("dc-main"), &listed);
+        let (ours, duplicates) = own_hook(&hook_name("dc-main"), None, &listed);
         assert_eq!(ours.map(|h| h.id.as_str()), Some("1"));
         assert_eq!(duplicates, [&copy]);
-        assert_eq!(own_hook(&hook_name("dc-main"), &[other]), (None, vec![]));
+        assert_eq!(own_hook(&hook_name("dc-main"), None, &[other.clone()]), (None, vec![]));
+        // The hook Bitgate made stays its own after the integration is
+        // renamed, and then differs in its name; a hook of the new name
+        // beside it is a duplicate.
+        let renamed = hook_name("dc-renamed");
+        let made = [other, found(Provider::DataCenter)];
+        let (ours, duplicates) = own_hook(&renamed, Some("1"), &made);
+        assert_eq!((ours.map(|h| h.id.as_str()), duplicates.len()), (Some("1"), 0));
+        let wanted = Wanted { name: renamed.clone(), ..wanted(Provider::DataCenter) };
+        assert_eq!(differences(&wanted, ours.unwrap()), [Difference::Name]);
+        let mut twin = found(Provider::DataCenter);
+        (twin.id, twin.name) = ("3".into(), renamed.clone());
+        let with_twin = [found(Provider::DataCenter), twin.clone()];
+        assert_eq!(own_hook(&renamed, Some("1"), &with_twin).1, [&twin]);
+        // A kept id that is gone: the first of the name.
+        assert_eq!(own_hook(&renamed, Some("9"), &with_twin).0, Some(&twin));
+    }
+
+    #[test]
+    fn data_center_s_last_delivery_reads_as_failed_or_not() {
+        let ok = json!({"event": "repo:refs_changed", "result": {"outcome": "SUCCESS", "description": "200"}});
+        assert_eq!(failed_invocation(&ok), None);
+        let refused = json!({"result": {"outcome": "FAILURE", "description": "401"}});
+        assert_eq!(failed_invocation(&refused).as_deref(), Some("Bitgate answered 401"));
+        let down = json!({"result": {"outcome": "ERROR", "description": "Connection refused"}});
+        assert_eq!(failed_invocation(&down).as_deref(), Some("Connection refused"));
+        assert_eq!(failed_invocation(&json!({})), None, "not an invocation");
     }
 
     #[test]

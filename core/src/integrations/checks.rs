@@ -116,8 +116,7 @@ pub async fn stored_connection(
 
 /// The checklist of a consumer that waits for an admin's approval.
 fn pending_report() -> Report {
-    let check =
-        Check { name: "consumer", ok: true, message: "Bitbucket accepted the consumer's key and secret.".into() };
+    let check = Check::passed("consumer", "Bitbucket accepted the consumer's key and secret.");
     Report { checks: vec![check], version: None }
 }
 
@@ -132,6 +131,8 @@ pub async fn retest(services: &Services, integration: &Integration) -> Result<(R
             if report.passed() {
                 let names = stack_repositories(services, integration.id).await?;
                 report.checks.push(datacenter::check_statuses(&connection, &services.config, &names).await);
+                let managed = integration.options.manage_webhooks;
+                report.checks.push(datacenter::check_hooks(&connection, &services.config, &names, managed).await);
             }
             let state = if report.passed() { HealthState::Connected } else { HealthState::Error };
             (report, state)
@@ -141,6 +142,7 @@ pub async fn retest(services: &Services, integration: &Integration) -> Result<(R
     if integration.provider == Provider::Cloud && state == HealthState::Connected {
         let granted = integration.cloud.as_ref().map(|c| c.scopes.as_slice()).unwrap_or_default();
         report.checks.push(cloud::check_statuses(granted));
+        report.checks.push(cloud::check_hooks(granted, integration.options.manage_webhooks));
         if !report.passed() {
             state = HealthState::Error;
         }
@@ -196,7 +198,7 @@ async fn retest_cloud(services: &Services, integration: &Integration) -> Result<
                 Ok(()) => pending_report(),
                 Err(error) => return Ok((cloud::token_report(&error, &endpoints), HealthState::Error)),
             };
-            report.checks.push(Check { name: "token", ok: false, message: why });
+            report.checks.push(Check::failed("token", why));
             cloud::not_run(&mut report, "token");
             // Never approved: it still waits; approved once, its tokens are lost.
             let state = match integration.health.state {
@@ -207,7 +209,7 @@ async fn retest_cloud(services: &Services, integration: &Integration) -> Result<
         }
         Err(TokenProblem::Bitbucket(why)) => {
             let mut report = pending_report();
-            report.checks.push(Check { name: "token", ok: false, message: why });
+            report.checks.push(Check::failed("token", why));
             cloud::not_run(&mut report, "token");
             Ok((report, HealthState::Error))
         }
@@ -251,7 +253,7 @@ mod tests {
         Report {
             checks: checks
                 .iter()
-                .map(|(name, ok, message)| Check { name, ok: *ok, message: (*message).into() })
+                .map(|(name, ok, message)| Check { name, ok: *ok, message: (*message).into(), warning: false })
                 .collect(),
             version: None,
         }

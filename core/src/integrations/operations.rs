@@ -24,7 +24,7 @@ use crate::{
         cloud::{Endpoints, Mode},
         datacenter, Report,
     },
-    cloud_tokens, oauth_flows,
+    cloud_tokens, managed_hooks, oauth_flows,
     principal::Principal,
     secret::Secret,
     spaces::SpaceId,
@@ -109,7 +109,7 @@ pub enum Purpose {
 }
 
 /// The audit event of `by`'s `action` on an integration, in its space.
-fn audit_event(by: &Principal, action: AuditAction, integration: &Integration) -> Event {
+pub(crate) fn audit_event(by: &Principal, action: AuditAction, integration: &Integration) -> Event {
     let target = Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() };
     Event::new(by.actor(), action).target(target).from_address(by.address()).in_space(integration.space_id)
 }
@@ -362,6 +362,13 @@ pub async fn update(
         "scope_changed": new_scope.is_some_and(|scope| scope != integration.space_id),
     }));
     audit::record(&mut *tx, event).await?;
+    let (before, after) = (&integration.options, &updated.options);
+    if credentials_checked
+        || before.manage_webhooks != after.manage_webhooks
+        || before.disable_webhooks != after.disable_webhooks
+    {
+        managed_hooks::enqueue_integration(&mut tx, updated.id).await?;
+    }
     tx.commit().await?;
     Ok(updated)
 }
@@ -551,6 +558,13 @@ pub async fn test(
         if crate::jobs::release_outbound(&services.pool, integration.id).await? > 0 {
             services.jobs.notify();
         }
+        // A permission granted since (REPO_ADMIN, Cloud's webhook scope)
+        // is used at once, not at the next hourly check.
+        let mut tx = services.pool.begin().await?;
+        if !managed_hooks::enqueue_integration(&mut tx, integration.id).await?.is_empty() {
+            services.jobs.notify();
+        }
+        tx.commit().await?;
     }
     let event = audit_event(by, AuditAction::IntegrationTested, &integration).details(json!({"health": health.state}));
     audit::record(&services.pool, event).await?;
@@ -601,6 +615,12 @@ pub async fn rotate_webhook_secret(
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     services.webhooks.endpoints.changed_here();
+    // Bitbucket's hooks get the new secret before the answer (the grace
+    // period only covers deliveries in flight); a repository Bitbucket
+    // could not be asked about is retried by its job.
+    if let Err(error) = managed_hooks::reconcile::integration_now(services, integration.id).await {
+        tracing::warn!(%error, "the hooks could not be given the rotated secret now; their jobs will");
+    }
     Ok(Rotated { integration, secret, previous_valid_until: until })
 }
 
@@ -630,12 +650,14 @@ pub async fn delete(
     id: IntegrationId,
 ) -> Result<(Integration, i64), IntegrationError> {
     let integration = load_for(services, by, id, Purpose::Act("integration.delete")).await?;
+    // Bitgate's hooks go first, while there is a credential to delete them with.
+    let hooks_left = managed_hooks::reconcile::remove_all(services, &integration).await?;
     // Deleting cascades to deliveries and stacks, which a router may be
     // updating in the other order: a deadlock is resolved by trying again.
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match delete_once(services, by, &integration).await {
+        match delete_once(services, by, &integration, hooks_left).await {
             Err(error) if attempt < 4 && crate::db::is_retryable(&error) => continue,
             Err(error) => return Err(error.into()),
             Ok(None) => return Err(IntegrationError::NotFound),
@@ -648,11 +670,12 @@ async fn delete_once(
     services: &Services,
     by: &Principal,
     integration: &Integration,
+    hooks_left: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
     let mut tx = services.pool.begin().await?;
     let Some(detached) = super::delete(&mut tx, integration.id).await? else { return Ok(None) };
-    let event =
-        audit_event(by, AuditAction::IntegrationDeleted, integration).details(json!({"stacks_detached": detached}));
+    let details = json!({"stacks_detached": detached, "hooks_left_in_bitbucket": hooks_left});
+    let event = audit_event(by, AuditAction::IntegrationDeleted, integration).details(details);
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     services.webhooks.endpoints.changed_here();

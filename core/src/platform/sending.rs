@@ -82,8 +82,9 @@ enum Decision {
 }
 
 /// The integration's Bitbucket, with a credential: where each call of one
-/// job attempt goes, logged as the stack's and the job's.
-struct Remote<'a> {
+/// job attempt goes, logged as the stack's and the job's. Also the managed
+/// hooks' ([`crate::managed_hooks`]).
+pub(crate) struct Remote<'a> {
     services: &'a Services,
     integration: &'a Integration,
     stack: Option<Uuid>,
@@ -92,12 +93,16 @@ struct Remote<'a> {
     client: reqwest::Client,
     base: Url,
     token: Secret<String>,
+    /// Successful reads go unlogged (polling's every minute and the hourly
+    /// look at every hook would bury the rest); changes and failures are
+    /// logged all the same.
+    quiet: bool,
 }
 
 impl<'a> Remote<'a> {
     /// `Err`: no call can be made; the answer says why (a refused
     /// credential as 401, anything else as unsendable).
-    async fn open(
+    pub(crate) async fn open(
         services: &'a Services,
         integration: &'a Integration,
         stack: Option<Uuid>,
@@ -128,13 +133,13 @@ impl<'a> Remote<'a> {
                 (client, cloud::Endpoints::from_config(config).api, token)
             }
         };
-        Ok(Ok(Remote { services, integration, stack, what, attempt, client, base, token }))
+        Ok(Ok(Remote { services, integration, stack, what, attempt, client, base, token, quiet: false }))
     }
 
     /// Makes the call and logs it. On Cloud, an access token refused early
     /// (revoked, expired before its time) is refreshed once and the call
     /// made again.
-    async fn call(&mut self, call: &Call, body: Option<&Value>) -> Result<Answer, sqlx::Error> {
+    pub(crate) async fn call(&mut self, call: &Call, body: Option<&Value>) -> Result<Answer, sqlx::Error> {
         let answer = self.once(call, body).await?;
         if self.integration.provider != Provider::Cloud || answer.status != Some(StatusCode::UNAUTHORIZED) {
             return Ok(answer);
@@ -148,9 +153,19 @@ impl<'a> Remote<'a> {
         self.once(call, body).await
     }
 
+    /// From now on successful reads (GET) are not logged.
+    pub(crate) fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+
     async fn once(&self, call: &Call, body: Option<&Value>) -> Result<Answer, sqlx::Error> {
         let answer = calls::send(&self.client, &self.services.config, &self.base, call, &self.token, body).await;
-        record(&self.services.pool, self.integration.id, self.stack, &self.what, call, &answer, self.attempt).await?;
+        let unlogged = self.quiet && call.method == "GET" && answer.status.is_some_and(|s| s.is_success());
+        if !unlogged {
+            record(&self.services.pool, self.integration.id, self.stack, &self.what, call, &answer, self.attempt)
+                .await?;
+        }
         Ok(answer)
     }
 }
@@ -187,7 +202,7 @@ async fn decide(
     })
 }
 
-fn said(status: StatusCode, message: Option<&str>) -> String {
+pub(crate) fn said(status: StatusCode, message: Option<&str>) -> String {
     match message {
         Some(message) => format!("Bitbucket answered {}: {message}", status.as_u16()),
         None => format!("Bitbucket answered {}.", status.as_u16()),
@@ -207,7 +222,7 @@ fn refused(integration: &Integration, status: StatusCode, message: Option<&str>,
 }
 
 /// `PRJ/slug` or `workspace/slug`, checked: neither can change the path.
-fn owner_and_slug(provider: Provider, name: &str) -> Option<(String, String)> {
+pub(crate) fn owner_and_slug(provider: Provider, name: &str) -> Option<(String, String)> {
     match provider {
         Provider::DataCenter => parse_repository_name(name).ok(),
         Provider::Cloud => {

@@ -17,6 +17,7 @@ use crate::{
         repositories::{self, Unusable},
         Integration, SecretError,
     },
+    managed_hooks,
     platform::events::Triggers,
     principal::Principal,
     spaces::SpaceId,
@@ -248,6 +249,7 @@ pub async fn create(services: &Services, by: &Principal, input: StackInput) -> R
     let mut tx = services.pool.begin().await?;
     let id = super::create(&mut *tx, new).await?;
     let stack = find(&mut *tx, id).await?.ok_or(StackError::NotFound)?;
+    managed_hooks::enqueue(&mut *tx, integration.id, &stack.repository_id).await?;
     let details =
         json!({"integration": integration.name, "repository": stack.repository_name, "triggers": stack.triggers});
     audit::record(&mut *tx, audit_event(by, AuditAction::StackCreated, &stack).details(details)).await?;
@@ -299,10 +301,22 @@ pub async fn update(services: &Services, by: &Principal, id: StackId, input: Sta
         attachment = Some((integration.id, id, name));
     }
     let triggers = input.triggers.map(|given| given.over(stack.triggers));
+    let moved = attachment.is_some();
     let mut tx = services.pool.begin().await?;
     let updated = super::update(&mut tx, stack.id, StackChanges { name, branch, attachment, triggers })
         .await?
         .ok_or(StackError::NotFound)?;
+    if moved {
+        // The hook follows the stack: created where it goes, deleted where
+        // it left if no other stack is there.
+        for (integration, repository) in
+            [(stack.integration_id, &stack.repository_id), (updated.integration_id, &updated.repository_id)]
+        {
+            if let Some(integration) = integration {
+                managed_hooks::enqueue(&mut *tx, integration, repository).await?;
+            }
+        }
+    }
     let mut event = if reattached {
         let details = json!({"integration": updated.integration_name, "was_detached": stack.integration_id.is_none()});
         audit_event(by, AuditAction::StackAttached, &updated).details(details)
@@ -324,6 +338,9 @@ pub async fn delete(services: &Services, by: &Principal, id: StackId) -> Result<
     let mut tx = services.pool.begin().await?;
     if !super::delete(&mut *tx, stack.id).await? {
         return Err(StackError::NotFound);
+    }
+    if let Some(integration) = stack.integration_id {
+        managed_hooks::enqueue(&mut *tx, integration, &stack.repository_id).await?;
     }
     audit::record(&mut *tx, audit_event(by, AuditAction::StackDeleted, &stack)).await?;
     tx.commit().await?;

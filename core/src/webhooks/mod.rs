@@ -424,6 +424,35 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
     }
 }
 
+/// What polling found moved in a repository (SPEC.md: "a moved head turned
+/// into the same events as a push"): routed as a delivered push would be,
+/// and recorded in the delivery log with the signature `poll` (nothing
+/// signed it: Bitgate read it). Returns the log entry's id.
+pub async fn polled(services: &Services, slug: &str, event: events::Event) -> Result<Uuid, ReceiveError> {
+    let endpoint = endpoint(services, slug).await?;
+    let resyncing = endpoint.routes.resyncing(&event);
+    let open = pull_requests::open_for(&services.pool, &resyncing).await?;
+    let routed = endpoint.routes.route(&event, &open);
+    let row = group_commit::Row {
+        integration: endpoint.id,
+        request_id: None,
+        event_key: Some(event.key.clone()),
+        repository: Some((event.repository.id.clone(), event.repository.name.clone())),
+        signature: POLL,
+        outcome: DeliveryOutcome::Accepted,
+        reason: Some("polled: no working webhook in this repository".into()),
+        headers: "{}".into(),
+        body: None,
+        event: serde_json::to_string(&event).ok().map(storable),
+        routed,
+    };
+    // No request id: never taken for a duplicate.
+    services.webhooks.writer.store(&services.pool, &services.events, row).await?.ok_or(ReceiveError::NotFound)
+}
+
+/// The signature of what polling found.
+pub const POLL: &str = "poll";
+
 /// When a verified delivery with this request id is stored already: counts
 /// the retry on it, records the duplicate, and answers 200.
 async fn duplicate(

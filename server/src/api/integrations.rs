@@ -224,10 +224,15 @@ pub struct TestResult {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CheckView {
-    /// `server`, `token`, `owner`, `projects`, `repositories`.
+    /// Data Center: `server`, `token`, `owner`, `projects`, `repositories`;
+    /// Cloud: `consumer`, `token`, `scopes`, `user`, `workspace`; then
+    /// `statuses` and `hooks`.
     pub name: String,
     pub ok: bool,
     pub message: String,
+    /// A failed warning (`hooks`: whether Bitgate can manage the webhooks)
+    /// leaves the integration connected.
+    pub warning: bool,
 }
 
 /// The webhook endpoint and secret, to paste into Bitbucket.
@@ -256,7 +261,7 @@ pub struct ListQuery {
 }
 
 pub fn webhook_url(state: &AppState, slug: &str) -> String {
-    state.services.config.public_url.join(&format!("/webhooks/bitbucket/{slug}"))
+    integrations::webhook_url(&state.services.config, slug)
 }
 
 fn health_view(health: &Health) -> HealthView {
@@ -539,7 +544,7 @@ pub async fn test(
         checks: report
             .checks
             .into_iter()
-            .map(|c| CheckView { name: c.name.to_owned(), ok: c.ok, message: c.message })
+            .map(|c| CheckView { name: c.name.to_owned(), ok: c.ok, message: c.message, warning: c.warning })
             .collect(),
         health: health_view(&tested.health),
     }))

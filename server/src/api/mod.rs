@@ -11,6 +11,7 @@ pub mod cloud;
 pub mod deliveries;
 pub mod error;
 pub mod events;
+pub mod hooks;
 pub mod integrations;
 pub mod integrations_file;
 pub mod json;
@@ -91,6 +92,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::get, runs::report))
         .routes(routes!(outbound::of_integration))
         .routes(routes!(outbound::of_stack))
+        .routes(routes!(hooks::list_hooks))
+        .routes(routes!(hooks::repair_hooks))
 }
 
 /// The API, and `/api/v1/openapi.json` describing it.

@@ -12,6 +12,7 @@ use axum::{
 };
 use bitgate_core::{
     access::Access,
+    managed_hooks::HookStatus,
     platform::events::Triggers,
     stacks::{
         self,
@@ -58,6 +59,26 @@ pub struct StackView {
     /// The last delivery that triggered it.
     pub last_delivery: Option<LastDelivery>,
     pub triggers: TriggersView,
+    /// Bitgate's webhook in the stack's repository, as last checked; null
+    /// until the first check (and when detached).
+    pub hook: Option<HookView>,
+}
+
+/// A repository's webhook, as Bitgate last found it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = HookStatus)]
+pub struct HookView {
+    /// `installed`, `missing`, `differs`, `failing`, `not_permitted` or `not_managed`.
+    #[schema(example = "installed")]
+    pub state: String,
+    /// What it means, and what to do (for `not_permitted`: what to grant).
+    pub message: String,
+}
+
+impl From<&HookStatus> for HookView {
+    fn from(status: &HookStatus) -> Self {
+        Self { state: status.state.as_str().to_owned(), message: status.message.clone() }
+    }
 }
 
 /// Which events the stack's deliveries make, besides a tracked run for a
@@ -120,6 +141,7 @@ pub fn view(stack: &Stack) -> StackView {
         branch_deleted: stack.branch_deleted,
         last_delivery: stack.last_delivery.map(|(id, at)| LastDelivery { id, received_at: rfc3339(at) }),
         triggers: stack.triggers.into(),
+        hook: stack.hook.as_ref().map(HookView::from),
     }
 }
 

@@ -153,10 +153,15 @@ pub async fn rotate(
     let principal = user.caller(address).principal();
     let rotated = operations::rotate_webhook_secret(&state.services, &principal, parse_id(&raw)?).await?;
     let mut context = context;
-    context.flashes.push(Flash::success(format!(
-        "New secret made: paste it into Bitbucket's webhook now. The previous one is accepted until {}.",
-        rotated.previous_valid_until.map(rfc3339).unwrap_or_default()
-    )));
+    let until = rotated.previous_valid_until.map(rfc3339).unwrap_or_default();
+    context.flashes.push(Flash::success(if rotated.integration.options.manage_webhooks {
+        format!(
+            "New secret made, and given to Bitgate's webhooks in Bitbucket (the table below says where it could not be). \
+             The previous one is accepted until {until}."
+        )
+    } else {
+        format!("New secret made: paste it into Bitbucket's webhook now. The previous one is accepted until {until}.")
+    }));
     super::integrations::details_with_secret(&state, context, &user, rotated.integration, rotated.secret.into_exposed())
         .await
 }

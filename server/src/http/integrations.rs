@@ -16,8 +16,8 @@ use axum::{
 };
 use bitgate_app::{
     context::{
-        DeleteIntegrationPage, Flash, FormOutcome, IntegrationPage, IntegrationRow, IntegrationsPage, PageContext,
-        PageData, StackRow, WizardPage,
+        DeleteIntegrationPage, Flash, FormOutcome, HookRow, IntegrationPage, IntegrationRow, IntegrationsPage,
+        PageContext, PageData, StackRow, WizardPage,
     },
     pages::integrations::{manage_webhooks_in_words, polling_in_words, pr_comments_in_words, webhooks_in_words},
 };
@@ -30,6 +30,7 @@ use bitgate_core::{
         operations::{self, parse_id, IntegrationError, Purpose},
         HealthState, Integration, Provider, Summary,
     },
+    managed_hooks,
     secret::Secret,
     spaces,
     stacks::{self, StackFilter},
@@ -462,6 +463,20 @@ async fn render_details(
 ) -> Result<Response, AppError> {
     let stacks = stacks_of(state, access, &integration).await?;
     let outbound = super::outbound::of_integration(state, user, access, &integration).await?;
+    // The viewer administers the integration (`administered`): its hooks are theirs to see.
+    let hooks = managed_hooks::list(&state.services.pool, integration.id)
+        .await?
+        .into_iter()
+        .map(|hook| HookRow {
+            repository: hook.repository_name,
+            stacks: hook.stacks,
+            state: hook.status.as_ref().map(|s| s.state.as_str().to_owned()),
+            message: hook.status.map(|s| s.message),
+            checked_at: hook.checked_at.map(rfc3339),
+            polled: hook.polled,
+        })
+        .collect();
+    let polling = polling_in_effect(&integration, state.services.config.poll_interval);
     let scope = match integration.space_id {
         Some(space) => match spaces::find(&state.services.pool, space).await? {
             Some(space) => format!("space {}", space.name),
@@ -561,6 +576,9 @@ async fn render_details(
         }),
         created: format!("Created {} by {}", rfc3339(integration.created_at), integration.created_by_label),
         stacks,
+        manage_webhooks: integration.options.manage_webhooks,
+        hooks,
+        polling,
         outbound,
     };
     let context = PageContext { page: PageData::Integration(page), ..context };
@@ -607,6 +625,70 @@ pub async fn reveal(
     render_details(&state, context, &user, &access, integration, Some(secret.into_exposed())).await
 }
 
+/// What polling does for the integration, in the page's words.
+fn polling_in_effect(integration: &Integration, interval: std::time::Duration) -> String {
+    if integration.options.disable_polling {
+        return "Polling is disabled: a repository without a working webhook sends nothing to its stacks.".to_owned();
+    }
+    let every = spoken_interval(interval);
+    match integration.provider {
+        Provider::DataCenter => {
+            format!("Repositories without a working webhook are polled: their branch heads are read every {every}.")
+        }
+        Provider::Cloud => format!(
+            "Repositories without a working webhook are polled: their branch heads are read every {every}. \
+             Bitbucket Cloud allows {} requests an hour, so one pass reads at most {} of this integration's repositories (those read the longest ago first).",
+            managed_hooks::polling::CLOUD_REQUESTS_PER_HOUR,
+            managed_hooks::polling::cloud_budget(interval)
+        ),
+    }
+}
+
+/// `90 s`, `5 min`, `2 h`: an interval as people say it.
+fn spoken_interval(interval: std::time::Duration) -> String {
+    let seconds = interval.as_secs();
+    match seconds {
+        s if s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+/// Repair: every repository's hook reconciled now, then the page again
+/// with what came of it.
+pub async fn repair_hooks(
+    State(state): State<AppState>,
+    Extension(user): Extension<CurrentUser>,
+    Extension(ClientAddress(address)): Extension<ClientAddress>,
+    session: Session,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let principal = user.caller(address).principal();
+    let id = parse_id(&raw)?;
+    let hooks = managed_hooks::repair(&state.services, &principal, id).await?;
+    let checked = hooks.iter().filter(|hook| hook.status.is_some()).count();
+    let working = hooks
+        .iter()
+        .filter(|hook| hook.status.as_ref().is_some_and(|s| s.state == managed_hooks::HookState::Installed))
+        .count();
+    let disabled =
+        hooks.iter().any(|hook| hook.status.as_ref().is_some_and(|s| s.state == managed_hooks::HookState::NotManaged));
+    let flash = if hooks.is_empty() {
+        Flash::info("No stack uses this integration yet: there is no webhook to repair.")
+    } else if disabled {
+        Flash::info("Webhooks are disabled for this integration: Bitgate does not use or repair them.")
+    } else if working == hooks.len() {
+        Flash::success(format!("Every repository's webhook is as it should be ({working})."))
+    } else {
+        Flash::info(format!(
+            "{working} of {} repositories have a working webhook ({checked} checked); the table says what the others need.",
+            hooks.len()
+        ))
+    };
+    push_flash(&session, flash).await?;
+    Ok(Redirect::to(&format!("/integrations/{id}#hooks")).into_response())
+}
+
 /// Tests the connection again with the stored credentials.
 pub async fn test(
     State(state): State<AppState>,
@@ -617,9 +699,11 @@ pub async fn test(
 ) -> Result<Response, AppError> {
     let principal = user.caller(address).principal();
     let (report, integration) = operations::test(&state.services, &principal, parse_id(&raw)?).await?;
-    let flash = match report.first_failure() {
-        None => Flash::success("Every check passed: the integration is connected."),
-        Some(failure) => Flash::error(format!("The {} check failed: {}", failure.name, failure.message)),
+    let warning = report.checks.iter().find(|c| c.warning && !c.ok);
+    let flash = match (report.first_failure(), warning) {
+        (None, None) => Flash::success("Every check passed: the integration is connected."),
+        (None, Some(warning)) => Flash::info(format!("The integration is connected. Warning: {}", warning.message)),
+        (Some(failure), _) => Flash::error(format!("The {} check failed: {}", failure.name, failure.message)),
     };
     push_flash(&session, flash).await?;
     Ok(Redirect::to(&format!("/integrations/{}", integration.id)).into_response())
@@ -721,6 +805,7 @@ async fn render_delete(
         id: integration.id.to_string(),
         name: integration.name.clone(),
         stacks: stacks_of(state, access, integration).await?,
+        manage_webhooks: integration.options.manage_webhooks,
     };
     let context = PageContext { page: PageData::DeleteIntegration(page), form, ..context };
     Ok(state.pages.render(context, status).await)

@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/integrations/{id}", get(integrations::show))
         .route("/integrations/{id}/webhook/reveal", post(integrations::reveal))
         .route("/integrations/{id}/test", post(integrations::test))
+        .route("/integrations/{id}/hooks/repair", post(integrations::repair_hooks))
         .route("/integrations/{id}/connect", post(oauth::connect))
         .route("/integrations/{id}/deliveries", get(deliveries::log))
         .route("/integrations/{id}/deliveries/latest", get(deliveries::latest))

@@ -365,6 +365,7 @@ async fn render_stack(
         // The delivery log belongs to the integration's admins.
         last_delivery_link: integration_link,
         triggers: shown(stack.triggers),
+        hook: stack.hook.as_ref().map(|hook| (hook.state.as_str().to_owned(), hook.message.clone())),
         runs,
         more_runs,
         outbound,

@@ -47,6 +47,34 @@ async fn unique_keys_keep_one_pending_job() {
 }
 
 #[tokio::test]
+async fn a_job_asked_for_again_while_it_runs_runs_once_more() {
+    let app = TestApp::spawn().await;
+    let kind = JobKind::ReconcileHook;
+    let keys = ["hooks:a".to_owned()];
+    jobs::enqueue_rerun(&app.pool, kind, json!({}), &keys[0]).await.unwrap();
+    // Asked for again while pending: still one job.
+    jobs::enqueue_rerun(&app.pool, kind, json!({}), &keys[0]).await.unwrap();
+    let job = jobs::claim_keyed(&app.pool, &keys).await.unwrap().unwrap();
+    assert!(jobs::claim_keyed(&app.pool, &keys).await.unwrap().is_none(), "one job, leased");
+    assert!(jobs::any_running(&app.pool, &keys).await.unwrap());
+    assert!(jobs::claim_keyed(&app.pool, &["other".to_owned()]).await.unwrap().is_none());
+
+    // Asked for while it runs: when it ends it is due again at once...
+    jobs::enqueue_rerun(&app.pool, kind, json!({}), &keys[0]).await.unwrap();
+    jobs::complete_or_rerun(&app.pool, &job).await.unwrap();
+    assert!(!jobs::any_running(&app.pool, &keys).await.unwrap());
+    let again = jobs::claim_keyed(&app.pool, &keys).await.unwrap().expect("due again");
+    assert_eq!((again.id, again.attempt), (job.id, 1), "the same job, its attempts reset");
+    // ...and, not asked for again, it goes.
+    jobs::complete_or_rerun(&app.pool, &again).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE unique_key = 'hooks:a'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
 async fn housekeeping_deletes_what_is_due_and_comes_back() {
     let app = TestApp::spawn_with(&[("BITGATE_AUDIT_RETENTION", "1d")]).await;
     sqlx::query("INSERT INTO tower_sessions.session (id, data, expiry_date) VALUES ('old', '\\x00', now() - interval '1 minute'), ('live', '\\x00', now() + interval '1 hour')")

@@ -17,6 +17,7 @@ mod database;
 mod events;
 mod headers;
 mod helpers;
+mod hooks;
 mod integration_operations;
 mod integrations_api;
 mod integrations_file;
