@@ -2,8 +2,9 @@ import { test, expect, type APIRequestContext } from '@playwright/test';
 import { admin, watchConsole } from './helpers';
 
 // The platform loop, as a newcomer clicks it with no Bitbucket and no
-// platform of their own: Bitgate's webhook pasted into the simulator's
-// webhooks page, an API token into its platform page; then a pull request
+// platform of their own: Bitgate creates its webhook in the simulator's
+// repository itself (nothing pasted), an API token goes into the
+// simulator's platform page; then a pull request
 // opened and a commit pushed on the simulator's repository page become
 // Bitbucket's deliveries, the demo platform reports the runs, and the build
 // statuses and the comment appear in Bitbucket's pages and the run on the
@@ -41,13 +42,18 @@ test('a pull request and a push made in the simulator come back from the platfor
   });
   const webhook = await api(request, token, 'GET', `/api/v1/integrations/${integration.id}/webhook`);
 
-  // Bitbucket's side: the repository's webhook is Bitgate's endpoint and secret.
-  await page.goto(`${simulator()}/plugins/servlet/webhooks/projects/OPS/repos/my-repo`);
-  await page.getByLabel('Name', { exact: true }).fill('Bitgate');
-  await page.getByLabel('URL', { exact: true }).fill(webhook.url);
-  await page.getByLabel('Secret', { exact: true }).fill(webhook.secret);
-  await page.getByRole('button', { name: 'Create webhook' }).click();
-  await expect(page.locator('.hook', { hasText: 'Bitgate' })).toContainText(webhook.url);
+  // Bitbucket's side: Bitgate made the repository's webhook itself, with
+  // its endpoint and its secret, as soon as the stack was created.
+  await expect(async () => {
+    await page.goto(`${simulator()}/plugins/servlet/webhooks/projects/OPS/repos/my-repo`);
+    const hook = page.locator('.hook', { hasText: 'Bitgate (loop)' });
+    await expect(hook).toContainText(webhook.url, { timeout: 1000 });
+    await expect(hook).toContainText('Signed with its secret', { timeout: 1000 });
+  }).toPass({ timeout: 30_000 });
+  // The integration's page says so.
+  await page.goto(`/integrations/${integration.id}`);
+  await expect(page.locator('#hooks')).toContainText('OPS/my-repo');
+  await expect(page.locator('#hooks .hook-state').first()).toHaveText('Installed');
 
   // The demo platform follows Bitgate with the token (the URL is the one the simulator was started with).
   await page.goto(`${simulator()}/simulator/platform`);
@@ -66,7 +72,9 @@ test('a pull request and a push made in the simulator come back from the platfor
   await expect(page.getByLabel('Into branch', { exact: true })).toHaveValue('main');
   await page.getByLabel('Title', { exact: true }).fill('This will fail');
   await page.getByRole('button', { name: 'Open pull request', exact: true }).click();
-  await expect(page.locator('.delivery', { hasText: 'pr:opened' })).toContainText(/Sent pr:opened to Bitgate: 20\d/);
+  // (Other tests' integrations have their hooks in this repository too.)
+  await expect(page.locator('.delivery', { hasText: 'pr:opened to Bitgate (loop)' }))
+    .toContainText(/Sent pr:opened to Bitgate \(loop\): 20\d/);
   await page.getByRole('link', { name: /This will fail/ }).click();
   const id = /pull-requests\/(\d+)\/overview/.exec(page.url())![1];
 
@@ -89,8 +97,8 @@ test('a pull request and a push made in the simulator come back from the platfor
   await page.getByLabel('Branch', { exact: true }).fill('main');
   await page.getByLabel('Commit message', { exact: true }).fill('Works');
   await page.getByRole('button', { name: 'Push', exact: true }).click();
-  await expect(page.locator('.delivery', { hasText: 'repo:refs_changed' }).first())
-    .toContainText(/Sent repo:refs_changed to Bitgate: 20\d/);
+  await expect(page.locator('.delivery', { hasText: 'repo:refs_changed to Bitgate (loop)' }).first())
+    .toContainText(/Sent repo:refs_changed to Bitgate \(loop\): 20\d/);
   await expect(page.locator('tr[data-branch="main"]')).toContainText('Works');
   await page.locator('tr[data-branch="main"] td.head a').click();
   await expect(async () => {

@@ -21,7 +21,8 @@ use uuid::Uuid;
 use crate::{
     cloud::{cloud_stack, cloud_world, keys_of},
     events::{at_least, events},
-    helpers::TestApp,
+    helpers::{location, TestApp},
+    stacks_pages::platform_loop::section,
     webhooks::endpoint,
     world::{world_with_bitbucket, World},
 };
@@ -672,4 +673,63 @@ async fn a_cloud_hook_made_again_by_hand_gets_the_secret_written_again() {
     });
     repair(&w, &e.id).await;
     assert_eq!(simulator.cloud.read().unwrap().hooks[0].secret.as_deref(), Some(e.secret.as_str()));
+}
+
+#[tokio::test]
+async fn the_pages_show_each_repository_s_hook_and_repair_it() {
+    let (w, simulator) = world_with_bitbucket().await;
+    simulator.configure(|instance| instance.tokens[0].repository_admin = false);
+    let (e, stack) = endpoint(&w, &simulator.url).await;
+    drain(&w).await;
+    let admin = w.browser("team admin").await;
+    let path = format!("/integrations/{}", e.id);
+    let page = admin.get(&path).await.text().await.unwrap();
+    let hooks = section(&page, "Webhooks in Bitbucket");
+    assert!(hooks.contains("<code>OPS/my-repo</code>") && hooks.contains(">Not permitted<"), "{hooks}");
+    assert!(hooks.contains("REPO_ADMIN") && hooks.contains(">polled<"), "what to grant, and polled meanwhile: {hooks}");
+    assert!(hooks.contains("branch heads are read every 1 min"), "{hooks}");
+    let reader = w.browser("team reader").await;
+    let stack_page = reader.get(&format!("/stacks/{stack}")).await.text().await.unwrap();
+    assert!(stack_page.contains(r#"<span class="hook-state not_permitted">Not permitted</span>"#), "{stack_page}");
+
+    // Granted in Bitbucket, then Repair on the page.
+    simulator.configure(|instance| instance.tokens[0].repository_admin = true);
+    let csrf = admin.csrf_token(&path).await;
+    let answer = admin.post_form(&format!("{path}/hooks/repair"), &[("csrf_token", &csrf)]).await;
+    assert_eq!(answer.status(), 303);
+    assert_eq!(location(&answer), format!("{path}#hooks"));
+    let page = admin.get(&path).await.text().await.unwrap();
+    assert!(
+        page.contains("Every repository&#x27;s webhook is as it should be (1).")
+            || page.contains("Every repository's webhook is as it should be (1)."),
+        "{page}"
+    );
+    let hooks = section(&page, "Webhooks in Bitbucket");
+    assert!(hooks.contains(">Installed<") && !hooks.contains(">polled<"), "{hooks}");
+    // Without a CSRF token: refused, nothing done.
+    let refused = admin.post_form(&format!("{path}/hooks/repair"), &[]).await;
+    assert_eq!(refused.status(), 403);
+}
+
+#[tokio::test]
+async fn with_management_off_nothing_is_created_and_the_repository_is_polled() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let body = json!({
+        "name": "dc-main", "provider": "bitbucket_datacenter", "scope": "space", "space_id": w.team,
+        "datacenter": {"api_url": simulator.url, "username": "jcitizen",
+                       "access_token": bitbucket_simulator::datacenter::DEMO_TOKEN},
+        "options": {"manage_webhooks": false},
+    });
+    let (status, created) = w.call(w.token("team admin"), Method::POST, "/api/v1/integrations", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let integration = created["id"].as_str().unwrap().to_owned();
+    add_stack(&w, &integration, "web", "OPS/my-repo").await;
+    drain(&w).await;
+    assert_eq!(hooks_in(&simulator, REPOSITORY_ID), [], "nothing created");
+    let items = hooks_api(&w, &integration).await;
+    assert_eq!((items[0]["state"].as_str(), items[0]["polled"].as_bool()), (Some("missing"), Some(true)));
+    poll(&w).await;
+    push_in_bitbucket(&simulator, "Polled").await;
+    poll(&w).await;
+    assert_eq!(polled_deliveries(&w).await, 1);
 }
