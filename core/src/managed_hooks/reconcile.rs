@@ -9,12 +9,15 @@
 //!   deleted;
 //! - no stack uses it any more: Bitgate's hook there is deleted;
 //! - management off: the hook is only looked at, never written;
-//! - hooks of other names are never touched.
+//! - hooks of other names are never touched, and one made by hand that
+//!   already delivers to the endpoint is left as it is, with no second one
+//!   beside it (every push would come twice).
 //!
-//! Every call is in the integration's outbound log. A refusal (401, 403)
-//! is the repository's state, `not_permitted`, saying what to grant: the
-//! integration itself stays usable for everything else. No answer, 5xx or
-//! 429: the job runs again later.
+//! Changes and failures are in the integration's outbound log (successful
+//! reads are not: an hourly look at every repository would bury it). A
+//! refusal (401, 403) is the repository's state, `not_permitted`, saying
+//! what to grant: the integration itself stays usable for everything else.
+//! No answer, 5xx or 429: the job runs again later, the state kept.
 
 use std::time::{Duration, Instant};
 
