@@ -877,6 +877,9 @@ pub async fn update(
     id: IntegrationId,
     changes: Changes,
 ) -> Result<Option<Integration>, WriteError> {
+    // Options or a credential changed, by whatever door (page, API, import):
+    // Bitgate's hooks are checked again with them.
+    let recheck_hooks = changes.options.is_some() || changes.access_token.is_some() || changes.cloud_tokens.is_some();
     let options = changes.options.as_ref();
     let updated = sqlx::query!(
         r#"UPDATE integrations SET
@@ -969,6 +972,9 @@ pub async fn update(
     }
     if let Some((tokens, account)) = &changes.cloud_tokens {
         crate::cloud_tokens::store(&mut *tx, keyring, id, tokens, &account.label(), None).await?;
+    }
+    if recheck_hooks {
+        crate::managed_hooks::enqueue_integration(&mut *tx, id).await?;
     }
     Ok(find(&mut *tx, id).await?)
 }

@@ -90,10 +90,7 @@ pub async fn enqueue(
 
 /// The repositories to reconcile for an integration: those its stacks use
 /// and those it has a hook in (whose last stack may have gone).
-pub(crate) async fn repositories(
-    db: impl PgExecutor<'_>,
-    integration: IntegrationId,
-) -> Result<Vec<String>, sqlx::Error> {
+async fn repositories(db: impl PgExecutor<'_>, integration: IntegrationId) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar!(
         r#"SELECT repository_id AS "repository_id!" FROM stacks WHERE integration_id = $1
            UNION SELECT repository_id FROM repository_hooks WHERE integration_id = $1"#,
@@ -104,7 +101,8 @@ pub(crate) async fn repositories(
 }
 
 /// Queues every repository of an integration (its options or credential
-/// changed, a test passed); returns their job keys.
+/// changed: `integrations::update`, a test passed, Repair); returns their
+/// job keys.
 pub async fn enqueue_integration(
     tx: &mut PgConnection,
     integration: IntegrationId,

@@ -362,13 +362,6 @@ pub async fn update(
         "scope_changed": new_scope.is_some_and(|scope| scope != integration.space_id),
     }));
     audit::record(&mut *tx, event).await?;
-    let (before, after) = (&integration.options, &updated.options);
-    if credentials_checked
-        || before.manage_webhooks != after.manage_webhooks
-        || before.disable_webhooks != after.disable_webhooks
-    {
-        managed_hooks::enqueue_integration(&mut tx, updated.id).await?;
-    }
     tx.commit().await?;
     Ok(updated)
 }
