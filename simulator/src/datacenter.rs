@@ -6,19 +6,24 @@
 //! demo's person clicks to play a developer: branches and commits
 //! ([`commits`]) pushed and pull requests opened on the repository's page
 //! ([`repository_page`]), sent to the repository's webhooks ([`hooks`]),
-//! which the REST API manages too ([`webhooks_api`]); and the branches'
-//! heads for a caller that polls them ([`branches`]).
+//! which the REST API manages too ([`webhooks_api`]); the branches' heads
+//! for a caller that polls them ([`branches`]); and the incoming
+//! application link of an "External application", Data Center's OAuth 2.0
+//! provider ([`oauth2`]), and the legacy OAuth 1.0a (RSA-SHA1) link with
+//! its three legs and signed calls ([`oauth1`]).
 
 pub mod branches;
 pub mod builds;
 pub mod commits;
 pub mod hooks;
+pub mod oauth1;
+pub mod oauth2;
 pub mod pull_requests;
 pub mod repository_page;
 pub mod webhooks_api;
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     sync::{Arc, RwLock, RwLockWriteGuard},
     time::{Duration, Instant},
 };
@@ -58,7 +63,10 @@ pub struct Repository {
     pub project_key: String,
 }
 
-/// An HTTP access token: whose it is and what it may read or manage.
+/// An HTTP access token: whose it is and what it may read or manage. An
+/// OAuth 2.0 access token is one too ([`oauth2`]), its expiry kept beside
+/// it in [`Instance::oauth2_access_tokens`], and so is what an OAuth 1.0a
+/// access token signs for ([`oauth1`]).
 #[derive(Debug, Clone)]
 pub struct Token {
     pub secret: String,
@@ -110,16 +118,39 @@ pub struct Instance {
     /// Every write call of the REST API received, in order (the pages'
     /// forms are a person's clicks, not calls: they are not here).
     pub calls: Vec<crate::Call>,
+    /// The incoming "External application" links (OAuth 2.0 clients).
+    pub oauth2_clients: Vec<oauth2::OAuth2Client>,
+    /// Codes the consent page gave out.
+    pub oauth2_codes: Vec<oauth2::OAuth2Code>,
+    pub oauth2_refresh_tokens: Vec<oauth2::OAuth2RefreshToken>,
+    /// The OAuth 2.0 access tokens issued, by secret: their client, user,
+    /// scope and expiry (each is also a [`Token`] in `tokens`).
+    pub oauth2_access_tokens: HashMap<String, oauth2::OAuth2AccessToken>,
+    /// How long an issued access token lives (3600 s; tests shorten it).
+    pub oauth2_access_token_lifetime: Duration,
+    /// How long a refresh token lives (90 days).
+    pub oauth2_refresh_token_lifetime: Duration,
+    /// How long a code may wait for its token request (10 s).
+    pub oauth2_code_lifetime: Duration,
+    /// Application links with incoming OAuth 1.0a authentication (none in
+    /// the sample: the admin creates them).
+    pub application_links: Vec<oauth1::ApplicationLink>,
+    pub oauth1_request_tokens: Vec<oauth1::RequestToken>,
+    pub oauth1_access_tokens: Vec<oauth1::AccessToken>,
+    /// The nonces each consumer key used, with their timestamps.
+    pub oauth1_nonces: HashMap<String, Vec<(String, u64)>>,
 }
 
 /// The token the demo and the tests start with.
 pub const DEMO_TOKEN: &str = "BBDC-demo-token-0000000000000000000000000000";
 pub const DEMO_USER: &str = "jcitizen";
+pub use oauth2::{DEMO_OAUTH2_CLIENT_ID, DEMO_OAUTH2_CLIENT_SECRET};
 
 impl Instance {
     /// A small instance: two users, three projects, 60 repositories (more
     /// than one page), and the demo token of `jcitizen`, which reads all and
-    /// administers every repository (so the demo can manage its webhooks).
+    /// administers every repository (so the demo can manage its webhooks);
+    /// and the demo OAuth 2.0 link, without its redirect URL.
     pub fn sample() -> Self {
         let (branches, commits) = Self::sample_history();
         let projects = vec![
@@ -174,6 +205,17 @@ impl Instance {
             faults: VecDeque::new(),
             read_faults: VecDeque::new(),
             calls: Vec::new(),
+            oauth2_clients: vec![oauth2::OAuth2Client::demo()],
+            oauth2_codes: Vec::new(),
+            oauth2_refresh_tokens: Vec::new(),
+            oauth2_access_tokens: HashMap::new(),
+            oauth2_access_token_lifetime: oauth2::ACCESS_TOKEN_LIFETIME,
+            oauth2_refresh_token_lifetime: oauth2::REFRESH_TOKEN_LIFETIME,
+            oauth2_code_lifetime: oauth2::CODE_LIFETIME,
+            application_links: Vec::new(),
+            oauth1_request_tokens: Vec::new(),
+            oauth1_access_tokens: Vec::new(),
+            oauth1_nonces: HashMap::new(),
         }
     }
 
@@ -251,14 +293,19 @@ fn error(status: StatusCode, message: &str, exception: &str) -> Response {
 }
 
 /// Who the request authenticates as: `Ok(None)` when anonymous, `Err` with
-/// Bitbucket's 401 when the token is not one of the instance's.
+/// Bitbucket's 401 when the token is not one of the instance's, or is an
+/// OAuth 2.0 access token past its expiry (the same answer: Bitbucket does
+/// not say which). A request signed with OAuth 1.0a arrives here verified,
+/// its header replaced by its access token's own `Bearer`
+/// ([`oauth1::authenticate`], which refuses the others before any handler
+/// runs); an `OAuth` header that got here unverified finds no token.
 #[allow(clippy::result_large_err, reason = "a refusal is the handler's answer, built once per request")]
 fn caller(instance: &Instance, headers: &HeaderMap) -> Result<Option<Token>, Response> {
     let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return Ok(None);
     };
     let secret = value.strip_prefix("Bearer ").unwrap_or_default().trim();
-    match instance.tokens.iter().find(|t| t.secret == secret) {
+    match instance.tokens.iter().find(|t| t.secret == secret && !instance.oauth2_expired(secret)) {
         Some(token) => Ok(Some(token.clone())),
         None => Err(error(
             StatusCode::UNAUTHORIZED,
@@ -487,7 +534,10 @@ async fn login_page() -> Response {
 /// write call of the REST API, the next fault a test asked for, and the
 /// call's record. The REST API is what is under `/rest/` (below the context
 /// path); the pages' forms (webhooks, pushes, merges) are a person's
-/// clicks, which tests do not count among Bitgate's calls.
+/// clicks, which tests do not count among Bitgate's calls. The OAuth 2.0
+/// provider's endpoints are under `/rest/` too but are the sign-in, not the
+/// REST API: a fault queued for Bitgate's next call must reach that call,
+/// not a consent click or a token request before it.
 async fn behaviour(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let (delay, redirect_to, context_path) = {
         let instance = state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -500,7 +550,8 @@ async fn behaviour(State(state): State<Shared>, request: Request, next: Next) ->
         return (StatusCode::FOUND, [(header::LOCATION, target)]).into_response();
     }
     let path = request.uri().path();
-    let rest = path.strip_prefix(context_path.as_str()).unwrap_or(path).starts_with("/rest/");
+    let below = path.strip_prefix(context_path.as_str()).unwrap_or(path);
+    let rest = below.starts_with("/rest/") && !below.starts_with("/rest/oauth2/");
     let writes = rest && !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let reads = rest && request.method() == Method::GET;
     let read_fault = if reads { write(&state).read_faults.pop_front() } else { None };
@@ -548,9 +599,15 @@ pub fn router(state: Shared) -> Router {
         .merge(hooks::routes())
         .merge(webhooks_api::routes())
         .merge(branches::routes())
+        .merge(oauth2::routes())
+        .merge(oauth1::routes())
         .merge(repository_page::routes());
     let routes = if context_path.is_empty() { api } else { Router::new().nest(&context_path, api) };
-    routes.fallback(login_page).layer(middleware::from_fn_with_state(state.clone(), behaviour)).with_state(state)
+    routes
+        .fallback(login_page)
+        .layer(middleware::from_fn_with_state(state.clone(), oauth1::authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), behaviour))
+        .with_state(state)
 }
 
 #[cfg(test)]

@@ -54,6 +54,11 @@ pub struct Call {
     pub status: u16,
 }
 
+/// Marks a request that came over TLS: the scheme an OAuth 1.0a
+/// signature's base string names (`datacenter::oauth1`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReachedOverTls;
+
 /// Text for an HTML page.
 pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -122,6 +127,7 @@ impl Simulator {
             }
             Transport::Tls => {
                 let ca = tls::PrivateCa::generate()?;
+                let router = router.layer(axum::Extension(ReachedOverTls));
                 tokio::spawn(serve_tls(listener, ca.acceptor, router, stopped));
                 (format!("https://localhost:{}", address.port()), Some(ca.ca_pem))
             }

@@ -14,7 +14,8 @@ struct Args {
     /// Serve https with a certificate from a private CA (printed at start).
     #[arg(long)]
     tls: bool,
-    /// Where Bitgate runs: the demo consumer's callback is its OAuth callback.
+    /// Where Bitgate runs: its OAuth callback is the demo consumer's callback
+    /// and the demo OAuth 2.0 link's redirect URL.
     #[arg(long, env = "BITGATE_PUBLIC_URL", default_value = "http://127.0.0.1:3000")]
     bitgate_url: String,
     /// Milliseconds Data Center takes to answer each request (a network's latency).
@@ -227,7 +228,22 @@ async fn main() -> anyhow::Result<()> {
         simulator.url
     );
     println!("  webhooks:     {}/plugins/servlet/webhooks/projects/{key}/repos/{slug}", simulator.url);
+    // Bitgate's one OAuth callback, for Cloud's consumer and Data Center's link alike.
     let callback = format!("{}/oauth/bitbucket/callback", args.bitgate_url.trim_end_matches('/'));
+    simulator.configure(|instance| {
+        if let Some(client) = instance.oauth2_clients.first_mut() {
+            client.redirect_url = Some(callback.clone());
+        }
+    });
+    println!("  OAuth 2.0 link (External application):");
+    println!("    client id:     {}", bitbucket_simulator::datacenter::DEMO_OAUTH2_CLIENT_ID);
+    println!("    client secret: {}", bitbucket_simulator::datacenter::DEMO_OAUTH2_CLIENT_SECRET);
+    println!("    redirect URL:  {callback}");
+    println!(
+        "  OAuth 1.0a links (paste a consumer key and public key): {}{}",
+        simulator.url,
+        bitbucket_simulator::datacenter::oauth1::LINKS_PATH
+    );
     simulator.configure_cloud(|cloud| cloud.consumers[0].callback_url = Some(callback.clone()));
     println!("Bitbucket Cloud simulator at the same address");
     println!("  workspace:    {}", bitbucket_simulator::cloud::DEMO_WORKSPACE);
