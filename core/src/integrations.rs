@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     access::Access,
-    bitbucket::cloud,
+    bitbucket::{cloud, datacenter::oauth2},
     config::Config,
     secret::Secret,
     secrets::{Binding, Keyring, OpenError, Sealed},
@@ -183,14 +183,42 @@ pub fn parse_description(raw: &str) -> Result<String, FieldError> {
     }
 }
 
-/// The Data Center credentials as they may be shown: never the token.
+text_enum! {
+    /// How a Data Center integration authenticates (`datacenter_credentials.auth`).
+    pub enum DataCenterAuth {
+        /// An HTTP access token, pasted.
+        AccessToken = "access_token",
+        /// An incoming OAuth 2.0 application link (Data Center 7.20 and
+        /// later): an admin approves in Bitbucket; tokens are refreshed.
+        OAuth2 = "oauth2",
+    }
+}
+
+/// The Data Center credentials as they may be shown: never a token or secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataCenterView {
     pub api_url: String,
     pub user_facing_url: String,
-    pub username: String,
-    pub access_token_last4: String,
+    pub auth: DataCenterAuth,
+    /// The account Bitgate acts as: the access token's owner, or who
+    /// approved the OAuth 2.0 link (`None` until someone has).
+    pub username: Option<String>,
+    /// Access tokens only.
+    pub access_token_last4: Option<String>,
+    /// OAuth 2.0 only.
+    pub oauth2: Option<DataCenterOAuth2View>,
     pub ca_certificate: Option<String>,
+}
+
+/// A Data Center OAuth 2.0 link as it may be shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataCenterOAuth2View {
+    pub client_id: String,
+    /// The Bitgate user who connected it.
+    pub authorized_by_label: Option<String>,
+    pub authorized_at: Option<OffsetDateTime>,
+    pub token_expires_at: Option<OffsetDateTime>,
+    pub scopes: Vec<String>,
 }
 
 /// The Cloud credentials as they may be shown: never the secret or a token.
@@ -212,7 +240,7 @@ text_enum! {
     /// Where an integration stands with Bitbucket (`integrations.health_state`).
     pub enum HealthState {
         Connected = "connected",
-        /// A Cloud integration waiting for an admin's approval in Bitbucket.
+        /// An OAuth integration waiting for an admin's approval in Bitbucket.
         PendingAuthorization = "pending_authorization",
         Error = "error",
     }
@@ -330,6 +358,25 @@ impl Listed {
     }
 }
 
+/// How a Data Center integration authenticates, checked.
+pub enum DataCenterCredential {
+    AccessToken {
+        username: String,
+        token: Secret<String>,
+    },
+    /// The application link's client; the tokens come with the callback.
+    OAuth2(oauth2::Client),
+}
+
+impl DataCenterCredential {
+    pub fn auth(&self) -> DataCenterAuth {
+        match self {
+            DataCenterCredential::AccessToken { .. } => DataCenterAuth::AccessToken,
+            DataCenterCredential::OAuth2(_) => DataCenterAuth::OAuth2,
+        }
+    }
+}
+
 /// What a new Data Center integration is made of, checked.
 pub struct NewDataCenter {
     pub name: String,
@@ -340,8 +387,7 @@ pub struct NewDataCenter {
     pub options: Options,
     pub api_url: String,
     pub user_facing_url: String,
-    pub username: String,
-    pub access_token: Secret<String>,
+    pub credential: DataCenterCredential,
     pub ca_certificate: Option<String>,
     pub health: Health,
     pub created_by: Option<Uuid>,
@@ -466,18 +512,36 @@ pub async fn create_datacenter(
     .execute(&mut *tx)
     .await
     .map_err(constraint_error)?;
-    let token = keyring.seal(new.access_token.as_bytes(), binding("datacenter_credentials", "access_token", id));
+    let auth = new.credential.auth();
+    let (username, token, token_last4, client_id, client_secret) = match &new.credential {
+        DataCenterCredential::AccessToken { username, token } => {
+            let sealed = keyring.seal(token.as_bytes(), binding(DATACENTER_TABLE, "access_token", id));
+            (Some(username.clone()), Some(sealed), Some(last4(token.expose())), None, None)
+        }
+        DataCenterCredential::OAuth2(client) => {
+            let sealed =
+                keyring.seal(client.secret.expose().trim().as_bytes(), binding(DATACENTER_TABLE, "client_secret", id));
+            (None, None, None, Some(client.id.trim().to_owned()), Some(sealed))
+        }
+    };
+    let (token_key, token) = token.map(|t| (t.key_id, t.ciphertext)).unzip();
+    let (secret_key, secret) = client_secret.map(|s| (s.key_id, s.ciphertext)).unzip();
     sqlx::query!(
-        r#"INSERT INTO datacenter_credentials (integration_id, api_url, user_facing_url, username, access_token_key,
-                                              access_token, access_token_last4, ca_certificate)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+        r#"INSERT INTO datacenter_credentials (integration_id, api_url, user_facing_url, auth, username,
+                                              access_token_key, access_token, access_token_last4, client_id,
+                                              client_secret_key, client_secret, ca_certificate)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"#,
         id,
         new.api_url,
         new.user_facing_url,
-        new.username,
-        token.key_id,
-        token.ciphertext,
-        last4(new.access_token.expose()),
+        auth.as_str(),
+        username,
+        token_key,
+        token,
+        token_last4,
+        client_id,
+        secret_key,
+        secret,
         new.ca_certificate,
     )
     .execute(&mut *tx)
@@ -556,13 +620,15 @@ pub async fn create_cloud(tx: &mut PgConnection, keyring: &Keyring, new: NewClou
     .execute(&mut *tx)
     .await?;
     if let Some((tokens, account)) = &new.tokens {
-        crate::cloud_tokens::store(&mut *tx, keyring, id, tokens, &account.label(), None).await?;
+        crate::oauth_tokens::store(&mut *tx, keyring, Provider::Cloud, id, tokens, &account.label(), None).await?;
     }
     find(&mut *tx, id).await?.ok_or(WriteError::Database(sqlx::Error::RowNotFound))
 }
 
 /// Where Cloud credentials are kept (the secrets are bound to it).
 pub const CLOUD_TABLE: &str = "cloud_credentials";
+/// Where Data Center credentials are kept (the secrets are bound to it).
+pub const DATACENTER_TABLE: &str = "datacenter_credentials";
 
 /// The last four characters of a token, to recognise it.
 pub fn last4(token: &str) -> String {
@@ -593,8 +659,14 @@ struct Row {
     created_by_label: String,
     api_url: Option<String>,
     user_facing_url: Option<String>,
+    auth: Option<DataCenterAuth>,
     username: Option<String>,
     access_token_last4: Option<String>,
+    dc_client_id: Option<String>,
+    dc_authorized_by_label: Option<String>,
+    dc_authorized_at: Option<OffsetDateTime>,
+    dc_token_expires_at: Option<OffsetDateTime>,
+    dc_scopes: Option<Vec<String>>,
     ca_certificate: Option<String>,
     workspace: Option<String>,
     client_id: Option<String>,
@@ -609,12 +681,20 @@ struct Row {
 
 impl From<Row> for Integration {
     fn from(row: Row) -> Self {
-        let datacenter = match (row.api_url, row.user_facing_url, row.username, row.access_token_last4) {
-            (Some(api_url), Some(user_facing_url), Some(username), Some(access_token_last4)) => Some(DataCenterView {
+        let datacenter = match (row.api_url, row.user_facing_url, row.auth) {
+            (Some(api_url), Some(user_facing_url), Some(auth)) => Some(DataCenterView {
                 api_url,
                 user_facing_url,
-                username,
-                access_token_last4,
+                auth,
+                username: row.username,
+                access_token_last4: row.access_token_last4,
+                oauth2: row.dc_client_id.map(|client_id| DataCenterOAuth2View {
+                    client_id,
+                    authorized_by_label: row.dc_authorized_by_label,
+                    authorized_at: row.dc_authorized_at,
+                    token_expires_at: row.dc_token_expires_at,
+                    scopes: row.dc_scopes.unwrap_or_default(),
+                }),
                 ca_certificate: row.ca_certificate,
             }),
             _ => None,
@@ -668,8 +748,10 @@ pub async fn find(db: impl PgExecutor<'_>, id: IntegrationId) -> Result<Option<I
                   i.pr_comments AS "pr_comments: PrComments", i.manage_webhooks, i.disable_polling,
                   i.disable_webhooks, i.health_state AS "health_state: HealthState", i.health_message,
                   i.health_checked_at, i.created_at, i.created_by_label,
-                  d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?", d.username AS "username?",
-                  d.access_token_last4 AS "access_token_last4?", d.ca_certificate,
+                  d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?",
+                  d.auth AS "auth?: DataCenterAuth", d.username, d.access_token_last4, d.client_id AS dc_client_id,
+                  d.authorized_by_label AS dc_authorized_by_label, d.authorized_at AS dc_authorized_at,
+                  d.token_expires_at AS dc_token_expires_at, d.scopes AS "dc_scopes?", d.ca_certificate,
                   c.workspace AS "workspace?", c.client_id AS "client_id?", c.mode AS "mode?: cloud::Mode",
                   c.authorized_by, c.authorized_by_label, c.authorized_at, c.token_expires_at,
                   c.scopes AS "scopes?",
@@ -761,8 +843,10 @@ pub async fn list(
                   i.pr_comments AS "pr_comments: PrComments", i.manage_webhooks, i.disable_polling,
                   i.disable_webhooks, i.health_state AS "health_state: HealthState", i.health_message,
                   i.health_checked_at, i.created_at, i.created_by_label,
-                  d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?", d.username AS "username?",
-                  d.access_token_last4 AS "access_token_last4?", d.ca_certificate,
+                  d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?",
+                  d.auth AS "auth?: DataCenterAuth", d.username, d.access_token_last4, d.client_id AS dc_client_id,
+                  d.authorized_by_label AS dc_authorized_by_label, d.authorized_at AS dc_authorized_at,
+                  d.token_expires_at AS dc_token_expires_at, d.scopes AS "dc_scopes?", d.ca_certificate,
                   c.workspace AS "workspace?", c.client_id AS "client_id?", c.mode AS "mode?: cloud::Mode",
                   c.authorized_by, c.authorized_by_label, c.authorized_at, c.token_expires_at,
                   c.scopes AS "scopes?",
@@ -802,19 +886,42 @@ pub async fn webhook_secret(
     Ok(Some(keyring.open_text(&sealed, binding(TABLE, "webhook_secret", id))?))
 }
 
-/// Opens a Data Center access token, to call Bitbucket with it.
+/// Opens a Data Center HTTP access token, to call Bitbucket with it
+/// (`None` for an OAuth 2.0 integration: its token comes from `oauth_tokens`).
 pub async fn datacenter_token(
     db: impl PgExecutor<'_>,
     keyring: &Keyring,
     id: IntegrationId,
 ) -> Result<Option<Secret<String>>, SecretError> {
-    let row =
-        sqlx::query!("SELECT access_token_key, access_token FROM datacenter_credentials WHERE integration_id = $1", id)
-            .fetch_optional(db)
-            .await?;
+    let row = sqlx::query!(
+        r#"SELECT access_token_key AS "access_token_key!", access_token AS "access_token!" FROM datacenter_credentials
+           WHERE integration_id = $1 AND auth = 'access_token'"#,
+        id
+    )
+    .fetch_optional(db)
+    .await?;
     let Some(row) = row else { return Ok(None) };
     let sealed = Sealed { key_id: row.access_token_key, ciphertext: row.access_token };
-    Ok(Some(keyring.open_text(&sealed, binding("datacenter_credentials", "access_token", id))?))
+    Ok(Some(keyring.open_text(&sealed, binding(DATACENTER_TABLE, "access_token", id))?))
+}
+
+/// Opens a Data Center OAuth 2.0 link's client (its id and secret).
+pub async fn datacenter_oauth2_client(
+    db: impl PgExecutor<'_>,
+    keyring: &Keyring,
+    id: IntegrationId,
+) -> Result<Option<oauth2::Client>, SecretError> {
+    let row = sqlx::query!(
+        r#"SELECT client_id AS "client_id!", client_secret_key AS "client_secret_key!", client_secret AS "client_secret!"
+           FROM datacenter_credentials WHERE integration_id = $1 AND auth = 'oauth2'"#,
+        id
+    )
+    .fetch_optional(db)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let sealed = Sealed { key_id: row.client_secret_key, ciphertext: row.client_secret };
+    let secret = keyring.open_text(&sealed, binding(DATACENTER_TABLE, "client_secret", id))?;
+    Ok(Some(oauth2::Client { id: row.client_id, secret }))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -838,6 +945,12 @@ pub struct Changes {
     pub username: Option<String>,
     /// A new token, already checked with Bitbucket.
     pub access_token: Option<Secret<String>>,
+    /// Data Center: another way to authenticate. To an access token, with
+    /// `username` and `access_token`; to OAuth 2.0, with `oauth2_client`.
+    pub datacenter_auth: Option<DataCenterAuth>,
+    /// Data Center: a new OAuth 2.0 client, already checked. It forgets
+    /// the stored tokens (they belong to the old one): an admin connects again.
+    pub oauth2_client: Option<oauth2::Client>,
     /// `Some(None)` removes the CA certificate.
     pub ca_certificate: Option<Option<String>>,
     /// Cloud: a new workspace, consumer or mode, already checked. Any of
@@ -862,6 +975,8 @@ impl Changes {
             && self.user_facing_url.is_none()
             && self.username.is_none()
             && self.access_token.is_none()
+            && self.datacenter_auth.is_none()
+            && self.oauth2_client.is_none()
             && self.ca_certificate.is_none()
             && self.workspace.is_none()
             && self.consumer.is_none()
@@ -879,7 +994,12 @@ pub async fn update(
 ) -> Result<Option<Integration>, WriteError> {
     // Options or a credential changed, by whatever door (page, API, import):
     // Bitgate's hooks are checked again with them.
-    let recheck_hooks = changes.options.is_some() || changes.access_token.is_some() || changes.cloud_tokens.is_some();
+    let recheck_hooks = changes.options.is_some()
+        || changes.access_token.is_some()
+        || changes.cloud_tokens.is_some()
+        || changes.datacenter_auth.is_some();
+    // A new client belongs to another link: its tokens are not the old one's.
+    let forget_oauth2 = changes.oauth2_client.is_some() || changes.datacenter_auth.is_some();
     let options = changes.options.as_ref();
     let updated = sqlx::query!(
         r#"UPDATE integrations SET
@@ -921,17 +1041,30 @@ pub async fn update(
     if updated.rows_affected() == 0 {
         return Ok(None);
     }
-    let token = changes.access_token.as_ref().map(|t| {
-        (keyring.seal(t.as_bytes(), binding("datacenter_credentials", "access_token", id)), last4(t.expose()))
-    });
+    if forget_oauth2 {
+        crate::oauth_tokens::forget(&mut *tx, Provider::DataCenter, id).await?;
+    }
+    let token = changes
+        .access_token
+        .as_ref()
+        .map(|t| (keyring.seal(t.as_bytes(), binding(DATACENTER_TABLE, "access_token", id)), last4(t.expose())));
+    let client_secret = changes
+        .oauth2_client
+        .as_ref()
+        .map(|c| keyring.seal(c.secret.expose().trim().as_bytes(), binding(DATACENTER_TABLE, "client_secret", id)));
+    // Switching how it authenticates clears what the other way kept.
     sqlx::query!(
         r#"UPDATE datacenter_credentials SET
+             auth = coalesce($10, auth),
              api_url = coalesce($2, api_url),
              user_facing_url = coalesce($3, user_facing_url),
-             username = coalesce($4, username),
-             access_token_key = coalesce($5, access_token_key),
-             access_token = coalesce($6, access_token),
-             access_token_last4 = coalesce($7, access_token_last4),
+             username = CASE WHEN $10 = 'oauth2' THEN NULL ELSE coalesce($4, username) END,
+             access_token_key = CASE WHEN $10 = 'oauth2' THEN NULL ELSE coalesce($5, access_token_key) END,
+             access_token = CASE WHEN $10 = 'oauth2' THEN NULL ELSE coalesce($6, access_token) END,
+             access_token_last4 = CASE WHEN $10 = 'oauth2' THEN NULL ELSE coalesce($7, access_token_last4) END,
+             client_id = CASE WHEN $10 = 'access_token' THEN NULL ELSE coalesce($11, client_id) END,
+             client_secret_key = CASE WHEN $10 = 'access_token' THEN NULL ELSE coalesce($12, client_secret_key) END,
+             client_secret = CASE WHEN $10 = 'access_token' THEN NULL ELSE coalesce($13, client_secret) END,
              ca_certificate = CASE WHEN $8 THEN $9 ELSE ca_certificate END
            WHERE integration_id = $1"#,
         id,
@@ -943,6 +1076,10 @@ pub async fn update(
         token.as_ref().map(|(_, last4)| last4.clone()),
         changes.ca_certificate.is_some(),
         changes.ca_certificate.flatten(),
+        changes.datacenter_auth.map(DataCenterAuth::as_str),
+        changes.oauth2_client.as_ref().map(|c| c.id.trim().to_owned()),
+        client_secret.as_ref().map(|s| s.key_id.clone()),
+        client_secret.as_ref().map(|s| s.ciphertext.clone()),
     )
     .execute(&mut *tx)
     .await?;
@@ -968,10 +1105,10 @@ pub async fn update(
         )
         .execute(&mut *tx)
         .await?;
-        crate::cloud_tokens::forget(&mut *tx, id).await?;
+        crate::oauth_tokens::forget(&mut *tx, Provider::Cloud, id).await?;
     }
     if let Some((tokens, account)) = &changes.cloud_tokens {
-        crate::cloud_tokens::store(&mut *tx, keyring, id, tokens, &account.label(), None).await?;
+        crate::oauth_tokens::store(&mut *tx, keyring, Provider::Cloud, id, tokens, &account.label(), None).await?;
     }
     if recheck_hooks {
         crate::managed_hooks::enqueue_integration(&mut *tx, id).await?;

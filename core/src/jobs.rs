@@ -28,7 +28,9 @@ text_enum! {
         /// Drops login counters whose window has passed.
         ForgetLoginFailures = "login_throttle.forget_expired",
         /// Refreshes Bitbucket Cloud tokens that expire soon or sat idle.
-        RefreshCloudTokens = "cloud_tokens.refresh_due",
+        /// Every OAuth token about to expire, of both products (the kind
+        /// keeps the name it was first stored under).
+        RefreshOAuthTokens = "cloud_tokens.refresh_due",
         /// Drops OAuth flows whose callback never came.
         DeleteExpiredOauthFlows = "oauth_flows.delete_expired",
         /// Deletes deliveries past `BITGATE_DELIVERY_RETENTION` or the per-integration cap.

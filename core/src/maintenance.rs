@@ -8,10 +8,9 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::{
-    cloud_tokens,
     config::Config,
     jobs::{self, JobKind},
-    managed_hooks, oauth_flows, platform, throttle, webhooks, Services,
+    managed_hooks, oauth_flows, oauth_tokens, platform, throttle, webhooks, Services,
 };
 
 /// Each periodic job and how often it runs. Cloud tokens live 2 hours and
@@ -23,7 +22,7 @@ pub const PERIODIC: [(JobKind, Duration); 8] = [
     (JobKind::DeleteExpiredSessions, Duration::from_secs(600)),
     (JobKind::AuditRetention, Duration::from_secs(3600)),
     (JobKind::ForgetLoginFailures, Duration::from_secs(900)),
-    (JobKind::RefreshCloudTokens, Duration::from_secs(60)),
+    (JobKind::RefreshOAuthTokens, Duration::from_secs(60)),
     (JobKind::DeleteExpiredOauthFlows, Duration::from_secs(900)),
     (JobKind::ReconcileAllHooks, Duration::from_secs(3600)),
     (JobKind::PollBranchHeads, Duration::from_secs(60)),
@@ -102,7 +101,7 @@ async fn run(services: &Services, kind: JobKind) -> Result<u64, String> {
         .await
         .map(|r| r.rows_affected()),
         JobKind::ForgetLoginFailures => throttle::forget_expired(pool).await,
-        JobKind::RefreshCloudTokens => cloud_tokens::refresh_due(services).await,
+        JobKind::RefreshOAuthTokens => oauth_tokens::refresh_due(services).await,
         JobKind::DeleteExpiredOauthFlows => oauth_flows::delete_expired(pool).await,
         JobKind::ReconcileAllHooks => managed_hooks::enqueue_all(services).await,
         JobKind::PollBranchHeads => managed_hooks::polling::poll_all(services).await,

@@ -12,7 +12,6 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    bitbucket::cloud::{self, Consumer, Endpoints},
     integrations::{binding, IntegrationId, SecretError},
     secret::Secret,
     secrets::{Keyring, Sealed},
@@ -33,20 +32,21 @@ pub fn session_binding(session_secret: &str) -> String {
     hex::encode(sha256(session_secret))
 }
 
-/// Starts a flow and returns the URL to send the browser to. `session` is
-/// the starting browser's [`session_binding`]; `None` when the API started
-/// it (then any browser session of the same user may finish it).
+/// Starts a flow and returns the URL to send the browser to. `authorize`
+/// makes the provider's authorize URL for a `state`, with the PKCE
+/// verifier to keep. `session` is the starting browser's
+/// [`session_binding`]; `None` when the API started it (then any browser
+/// session of the same user may finish it).
 pub async fn start(
     db: impl PgExecutor<'_>,
     keyring: &Keyring,
-    endpoints: &Endpoints,
-    consumer: &Consumer,
+    authorize: impl FnOnce(&str) -> (String, String),
     integration_id: IntegrationId,
     user_id: Uuid,
     session: Option<String>,
 ) -> Result<String, sqlx::Error> {
     let state = random_token();
-    let (url, verifier) = cloud::authorize_url(endpoints, consumer, &state);
+    let (url, verifier) = authorize(&state);
     let id = Uuid::new_v4();
     let sealed = keyring.seal(verifier.as_bytes(), binding(TABLE, "pkce_verifier", id));
     sqlx::query!(

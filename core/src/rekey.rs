@@ -42,6 +42,33 @@ fn reseal(
     Ok(Some(keyring.seal(&plain, binding)))
 }
 
+/// A column's key id and ciphertext, either absent (not sealed: nothing
+/// stored there) or as written back (`None` keeps what is stored).
+type Column = (Option<String>, Option<Vec<u8>>);
+
+/// The client secret, access token and refresh token of one credentials
+/// row, resealed; `None` when none of them needed it.
+fn reseal_credentials(
+    keyring: &Keyring,
+    table: &'static str,
+    row: Uuid,
+    columns: [Column; 3],
+    counts: &mut Rekeyed,
+) -> Result<Option<[Column; 3]>, RekeyError> {
+    let mut resealed: [Column; 3] = Default::default();
+    for ((column, stored), out) in
+        ["client_secret", "access_token", "refresh_token"].into_iter().zip(columns).zip(&mut resealed)
+    {
+        if let (Some(key_id), Some(ciphertext)) = stored {
+            let binding = Binding { table, column, row };
+            if let Some(sealed) = reseal(keyring, Sealed { key_id, ciphertext }, binding, counts)? {
+                *out = (Some(sealed.key_id), Some(sealed.ciphertext));
+            }
+        }
+    }
+    Ok(resealed.iter().any(|(key, _)| key.is_some()).then_some(resealed))
+}
+
 pub async fn rekey(pool: &PgPool, keyring: &Keyring) -> Result<Rekeyed, RekeyError> {
     let mut counts = Rekeyed::default();
     let mut tx = pool.begin().await?;
@@ -78,23 +105,43 @@ pub async fn rekey(pool: &PgPool, keyring: &Keyring) -> Result<Rekeyed, RekeyErr
             }
         }
     }
-    let rows =
-        sqlx::query!("SELECT integration_id, access_token_key, access_token FROM datacenter_credentials FOR UPDATE")
-            .fetch_all(&mut *tx)
-            .await?;
+    // Data Center: an HTTP access token, or an OAuth 2.0 link's client
+    // secret and tokens; Cloud: a consumer's secret and its tokens. The
+    // same three columns, in two tables.
+    let rows = sqlx::query!(
+        "SELECT integration_id, client_secret_key, client_secret, access_token_key, access_token,
+                refresh_token_key, refresh_token
+         FROM datacenter_credentials FOR UPDATE"
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     for row in rows {
-        let binding = Binding { table: "datacenter_credentials", column: "access_token", row: row.integration_id };
-        let current = Sealed { key_id: row.access_token_key, ciphertext: row.access_token };
-        if let Some(sealed) = reseal(keyring, current, binding, &mut counts)? {
-            sqlx::query!(
-                "UPDATE datacenter_credentials SET access_token_key = $2, access_token = $3 WHERE integration_id = $1",
-                row.integration_id,
-                sealed.key_id,
-                sealed.ciphertext
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
+        let columns = [
+            (row.client_secret_key, row.client_secret),
+            (row.access_token_key, row.access_token),
+            (row.refresh_token_key, row.refresh_token),
+        ];
+        let Some([secret, access, refresh]) =
+            reseal_credentials(keyring, "datacenter_credentials", row.integration_id, columns, &mut counts)?
+        else {
+            continue;
+        };
+        sqlx::query!(
+            "UPDATE datacenter_credentials SET
+               client_secret_key = coalesce($2, client_secret_key), client_secret = coalesce($3, client_secret),
+               access_token_key = coalesce($4, access_token_key), access_token = coalesce($5, access_token),
+               refresh_token_key = coalesce($6, refresh_token_key), refresh_token = coalesce($7, refresh_token)
+             WHERE integration_id = $1",
+            row.integration_id,
+            secret.0,
+            secret.1,
+            access.0,
+            access.1,
+            refresh.0,
+            refresh.1
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     let rows = sqlx::query!(
         "SELECT integration_id, client_secret_key, client_secret, access_token_key, access_token,
@@ -104,39 +151,29 @@ pub async fn rekey(pool: &PgPool, keyring: &Keyring) -> Result<Rekeyed, RekeyErr
     .fetch_all(&mut *tx)
     .await?;
     for row in rows {
-        let id = row.integration_id;
-        let mut reseal_column =
-            |column: &'static str, key_id: Option<String>, ciphertext: Option<Vec<u8>>| match (key_id, ciphertext) {
-                (Some(key_id), Some(ciphertext)) => {
-                    let binding = Binding { table: "cloud_credentials", column, row: id };
-                    reseal(keyring, Sealed { key_id, ciphertext }, binding, &mut counts)
-                }
-                _ => Ok(None),
-            };
-        let secret = reseal_column("client_secret", Some(row.client_secret_key), Some(row.client_secret))?;
-        let access = reseal_column("access_token", row.access_token_key, row.access_token)?;
-        let refresh = reseal_column("refresh_token", row.refresh_token_key, row.refresh_token)?;
-        if secret.is_none() && access.is_none() && refresh.is_none() {
+        let columns = [
+            (Some(row.client_secret_key), Some(row.client_secret)),
+            (row.access_token_key, row.access_token),
+            (row.refresh_token_key, row.refresh_token),
+        ];
+        let Some([secret, access, refresh]) =
+            reseal_credentials(keyring, "cloud_credentials", row.integration_id, columns, &mut counts)?
+        else {
             continue;
-        }
-        let parts = |sealed: &Option<Sealed>| {
-            (sealed.as_ref().map(|s| s.key_id.clone()), sealed.as_ref().map(|s| s.ciphertext.clone()))
         };
-        let ((secret_key, secret), (access_key, access), (refresh_key, refresh)) =
-            (parts(&secret), parts(&access), parts(&refresh));
         sqlx::query!(
             "UPDATE cloud_credentials SET
                client_secret_key = coalesce($2, client_secret_key), client_secret = coalesce($3, client_secret),
                access_token_key = coalesce($4, access_token_key), access_token = coalesce($5, access_token),
                refresh_token_key = coalesce($6, refresh_token_key), refresh_token = coalesce($7, refresh_token)
              WHERE integration_id = $1",
-            id,
-            secret_key,
-            secret,
-            access_key,
-            access,
-            refresh_key,
-            refresh
+            row.integration_id,
+            secret.0,
+            secret.1,
+            access.0,
+            access.1,
+            refresh.0,
+            refresh.1
         )
         .execute(&mut *tx)
         .await?;

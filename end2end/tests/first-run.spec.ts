@@ -315,6 +315,57 @@ test('a Cloud integration is approved in Bitbucket: Cancel first, then Grant acc
   expect(errors).toEqual([]);
 });
 
+test('a Data Center integration through an OAuth 2.0 application link: Deny first, then Allow', async ({ page, context }) => {
+  const errors = watchConsole(page);
+  const simulator = process.env.BITGATE_E2E_SIMULATOR_URL!;
+  // The simulator's demo link (printed by `bitbucket-simulator`).
+  const [clientId, clientSecret] = ['7c1e0b5fa29d4e8b93d6c0f4a1b2e3d4', '3a9f1c7e5b2d8064a1e9c3f7b5d2086e4c1a9f3e7b5d2c8064a1e3c9f7b5d20e'];
+  await logIn(page);
+  await page.getByRole('link', { name: 'New integration' }).click();
+  await page.getByRole('link', { name: /^Bitbucket Data Center/ }).click();
+  await waitForIslands(page);
+
+  // The choice of how to sign in shows that way's steps and fields only.
+  await expect(page.getByLabel('HTTP access token')).toBeVisible();
+  await expect(page.getByLabel('Client ID')).toBeHidden();
+  await page.getByLabel(/OAuth 2.0 application link/).check();
+  await expect(page.getByLabel('HTTP access token')).toBeHidden();
+  await expect(page.getByText('External application')).toBeVisible();
+  await expect(page.locator('.auth-oauth2').getByText('REPO_ADMIN', { exact: true })).toBeVisible();
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await page.locator('.auth-oauth2 .copy-value', { hasText: '/oauth/bitbucket/callback' }).getByRole('button', { name: 'Copy' }).click();
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toMatch(/\/oauth\/bitbucket\/callback$/);
+
+  await page.getByLabel('Name', { exact: true }).fill('dc-link');
+  await page.getByLabel('API URL').fill(simulator);
+  await page.getByLabel('Client ID').fill(clientId);
+  await page.getByLabel('Client secret').fill('not-the-secret');
+  await page.getByRole('button', { name: 'Test connection and save' }).click();
+  await expect(page.locator('.check.failed', { hasText: 'rejected the client ID or secret' })).toBeVisible();
+  // Answered again with the same choice and what was typed (but the secret).
+  await expect(page.getByLabel('Client ID')).toHaveValue(clientId);
+  await page.getByLabel('Client secret').fill(clientSecret);
+  await page.getByRole('button', { name: 'Test connection and save' }).click();
+  await expect(page.getByText('Bitbucket accepted the application link. Now click Connect')).toBeVisible();
+  await expect(page.locator('.health.pending_authorization')).toBeVisible();
+
+  // Bitbucket's consent page names the permission; Deny, and Bitgate says so.
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
+  await expect(page.getByText('Repositories: Admin')).toBeVisible();
+  await page.getByRole('button', { name: 'Deny' }).click();
+  await expect(page.getByRole('heading', { name: 'Access was denied in Bitbucket' })).toBeVisible();
+  await page.getByRole('link', { name: 'Try again' }).click();
+
+  // Allow: back on the integration, connected as the user who approved.
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
+  await page.getByRole('button', { name: 'Allow' }).click();
+  await expect(page.getByText('Connected: Bitgate acts as jcitizen in Bitbucket Data Center.')).toBeVisible();
+  await expect(page.locator('.health.connected')).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Reconnect' })).toBeVisible();
+  await expect(page.getByText(clientSecret)).toHaveCount(0);
+  expect(errors).toEqual([]);
+});
+
 test('integrations are exported as YAML, and a file is imported: preview, then apply', async ({ page }) => {
   const errors = watchConsole(page);
   const simulator = process.env.BITGATE_E2E_SIMULATOR_URL!;

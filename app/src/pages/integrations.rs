@@ -194,7 +194,7 @@ fn ProviderChoice() -> impl IntoView {
                 </a>
                 <a class="choice-card" href="/integrations/new?provider=bitbucket_datacenter">
                     <h2>"Bitbucket Data Center"</h2>
-                    <p>"For a Bitbucket your organization runs itself (Data Center or Server). Connects with a user's HTTP access token."</p>
+                    <p>"For a Bitbucket your organization runs itself (Data Center or Server). Connects with a user's HTTP access token, or through an OAuth 2.0 application link approved in Bitbucket."</p>
                 </a>
             </div>
         </Page>
@@ -270,11 +270,14 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
         .collect_view();
     let editing = wizard.editing.clone();
     let csrf_token = context.viewer.as_ref().map(|v| v.csrf_token.clone()).unwrap_or_default();
+    let oauth2 = !is_cloud && form.value("auth") == "oauth2";
     let check_labels: &[&str] = if is_cloud {
         &[
             "Bitbucket accepts the consumer's key and secret",
             "Client credentials: a token is granted, and its scopes, app user and workspace are checked",
         ]
+    } else if oauth2 {
+        &["The server answers as Bitbucket's OAuth 2.0 provider", "It accepts the client ID and secret"]
     } else {
         &[
             "The server answers as Bitbucket",
@@ -300,7 +303,7 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
         ),
         None => (
             "New Bitbucket Data Center integration".to_owned(),
-            "Bitgate checks the token with Bitbucket before it saves anything.",
+            "Bitgate checks the credentials with Bitbucket before it saves anything.",
             "/integrations/new".to_owned(),
             "Test connection and save",
         ),
@@ -333,16 +336,30 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
         }
         .into_any(),
     };
+    // Required only by the server: the fields of the kind not chosen are
+    // hidden, and a hidden required field would stop the form.
+    let stored_token = form.value("access_token_last4");
     let token_field = match &editing {
-        Some(_) => view! {
-            <TextField name="access_token" label="HTTP access token" kind="password" autocomplete="off" hint=format!("Leave empty to keep the stored token ({}). Needed again when the API URL or the CA certificate changes.", form.value("access_token_last4")) />
+        Some(_) if !stored_token.is_empty() => view! {
+            <TextField name="access_token" label="HTTP access token" kind="password" autocomplete="off" hint=format!("Leave empty to keep the stored token ({stored_token}). Needed again when the API URL or the CA certificate changes.") />
         }
         .into_any(),
-        None => view! {
-            <TextField name="access_token" label="HTTP access token" kind="password" required=true autocomplete="off" hint="Stored encrypted; never shown again, only its last four characters." />
+        _ => view! {
+            <TextField name="access_token" label="HTTP access token" kind="password" autocomplete="off" hint="Stored encrypted; never shown again, only its last four characters." />
         }
         .into_any(),
     };
+    let link_secret_field = match &editing {
+        Some(_) if !form.value("stored_client_id").is_empty() => view! {
+            <TextField name="client_secret" label="Client secret" kind="password" autocomplete="off" hint="Leave empty to keep the stored secret. Needed again with a new client ID, API URL or CA certificate; a new one must be approved again (Connect)." />
+        }
+        .into_any(),
+        _ => view! {
+            <TextField name="client_secret" label="Client secret" kind="password" autocomplete="off" hint="Stored encrypted; never shown again." />
+        }
+        .into_any(),
+    };
+    let auth = if oauth2 { "oauth2" } else { "access_token" };
     let secret_field = match &editing {
         Some(_) => view! {
             <TextField name="client_secret" label="Secret" kind="password" autocomplete="off" hint="Leave empty to keep the stored secret. A new key needs its secret." />
@@ -381,18 +398,47 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
     }
     .into_any();
     let datacenter_steps = view! {
-                <h2>"2. In Bitbucket"</h2>
-                <ol class="instructions">
-                    <li>"Open " <code>"{user-facing URL}/plugins/servlet/access-tokens/manage"</code> " as the user Bitgate will act as (Manage account, HTTP access tokens, Create token)."</li>
-                    <li>"Give it the permissions " <strong>"Projects: read"</strong> " and " <strong>"Repositories: read"</strong> "."</li>
-                    <li>"Turn " <strong>"automated expiry"</strong> " off, so that the integration keeps working."</li>
-                    <li>"Copy the token: Bitbucket shows it once."</li>
-                </ol>
+                <fieldset class="field auth-choice">
+                    <legend>"How Bitgate signs in to Bitbucket"</legend>
+                    <label class="choice">
+                        <input type="radio" name="auth" value="access_token" checked=auth == "access_token" />
+                        " Access token: a Bitbucket user's personal token, pasted here (Bitbucket 5.5 and later; the simplest)"
+                    </label>
+                    <label class="choice">
+                        <input type="radio" name="auth" value="oauth2" checked=auth == "oauth2" />
+                        " OAuth 2.0 application link: an admin approves Bitgate in Bitbucket, and Bitgate refreshes its tokens itself (Bitbucket 7.20 and later)"
+                    </label>
+                </fieldset>
+                <div class="auth-access_token">
+                    <h2>"2. In Bitbucket"</h2>
+                    <ol class="instructions">
+                        <li>"Open " <code>"{user-facing URL}/plugins/servlet/access-tokens/manage"</code> " as the user Bitgate will act as (Manage account, HTTP access tokens, Create token)."</li>
+                        <li>"Give it the permissions " <strong>"Projects: read"</strong> " and " <strong>"Repositories: read"</strong> " (" <strong>"Repositories: admin"</strong> " for Bitgate to manage the webhooks)."</li>
+                        <li>"Turn " <strong>"automated expiry"</strong> " off, so that the integration keeps working."</li>
+                        <li>"Copy the token: Bitbucket shows it once."</li>
+                    </ol>
+                </div>
+                <div class="auth-oauth2">
+                    <h2>"2. In Bitbucket"</h2>
+                    <ol class="instructions">
+                        <li>"As a Bitbucket administrator, open " <strong>"Administration"</strong> ", " <strong>"Application Links"</strong> ", " <strong>"Create link"</strong> ", and choose " <strong>"External application"</strong> " with the direction " <strong>"Incoming"</strong> "."</li>
+                        <li>"Name it (Bitgate, say) and set its " <strong>"Redirect URL"</strong> " to this address:" <CopyValue value=wizard.callback_url.clone() /></li>
+                        <li>"Choose the permission " <strong>"Repositories: Admin"</strong> " (" <code>"REPO_ADMIN"</code> "), which Bitgate needs to manage the webhooks; " <strong>"Repositories: Read"</strong> " (" <code>"REPO_READ"</code> ") is enough when " <em>"Manage webhooks"</em> " is off below. Bitgate asks for the one its options need."</li>
+                        <li>"Save, then copy the link's " <strong>"Client ID"</strong> " and " <strong>"Client secret"</strong> "."</li>
+                        <li>"After saving here, click " <strong>"Connect"</strong> " on the integration's page and approve in Bitbucket: Bitgate acts as the user who approves."</li>
+                    </ol>
+                </div>
                 <h2>"3. Connection"</h2>
                 <TextField name="api_url" label="API URL" kind="url" required=true hint="Where Bitbucket's REST API answers, with its context path: https://bitbucket.example.com or https://host/bitbucket." />
-                <TextField name="user_facing_url" label="User-facing URL" kind="url" hint="Where people open Bitbucket, when it differs (behind a proxy). The API URL when left empty." />
-                <TextField name="username" label="Username" required=true hint="The Bitbucket user the token belongs to." />
-                {token_field}
+                <TextField name="user_facing_url" label="User-facing URL" kind="url" hint="Where people open Bitbucket, when it differs (behind a proxy). The API URL when left empty; OAuth approvals open it." />
+                <div class="auth-access_token">
+                    <TextField name="username" label="Username" hint="The Bitbucket user the token belongs to." />
+                    {token_field}
+                </div>
+                <div class="auth-oauth2">
+                    <TextField name="client_id" label="Client ID" autocomplete="off" hint="As Bitbucket shows it on the application link." />
+                    {link_secret_field}
+                </div>
                 <div class="field" class:has-error=has_ca_error>
                     <label for="field-ca_certificate">"CA certificate (optional)"</label>
                     <textarea id="field-ca_certificate" name="ca_certificate" rows="4" placeholder="-----BEGIN CERTIFICATE-----">{form.value("ca_certificate")}</textarea>

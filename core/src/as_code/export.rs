@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use sqlx::PgPool;
 
-use super::file::{Credentials, Entry, Scope};
+use super::file::{Credentials, Entry, OAuth2Link, Scope};
 use crate::{
-    integrations::{self, Integration, ListFilter},
+    integrations::{self, DataCenterAuth, Integration, ListFilter},
     spaces::{self, SpaceId},
 };
 
@@ -41,11 +41,19 @@ fn entry(integration: Integration, space_names: &HashMap<SpaceId, String>) -> Op
         Some(id) => Scope::Space(space_names.get(&id).cloned().unwrap_or_else(|| id.to_string())),
     };
     let credentials = match (integration.datacenter, integration.cloud) {
+        // Only the fields of the way it authenticates. For an OAuth 2.0
+        // link, not the account that approved it: that is who connected it,
+        // not configuration, and another Bitgate is connected anew.
         (Some(dc), _) => Credentials::DataCenter {
             user_facing_url: Some(dc.user_facing_url).filter(|u| *u != dc.api_url),
             api_url: dc.api_url,
-            username: dc.username,
+            auth: dc.auth,
+            username: dc.username.filter(|_| dc.auth == DataCenterAuth::AccessToken),
             access_token: None,
+            oauth2: dc
+                .oauth2
+                .filter(|_| dc.auth == DataCenterAuth::OAuth2)
+                .map(|link| OAuth2Link { client_id: link.client_id, client_secret: None }),
             ca_certificate: dc.ca_certificate,
         },
         (None, Some(cloud)) => Credentials::Cloud {

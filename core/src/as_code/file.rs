@@ -9,6 +9,13 @@
 //!     scope: space            # or default: the provider's default for every space
 //!     space: platform         # the space's name (scope: space)
 //!     datacenter: {api_url: …, username: …, access_token: "<fill in: …>"}
+//!   - name: dc-linked
+//!     provider: bitbucket_datacenter
+//!     scope: default
+//!     datacenter:         # an OAuth 2.0 application link: connected in the browser after the import
+//!       api_url: …
+//!       auth: oauth2      # access_token when left out
+//!       oauth2: {client_id: …, client_secret: "<fill in: …>"}
 //! ```
 //!
 //! Secrets are never exported: a placeholder names each one to fill in. A
@@ -28,7 +35,7 @@ use serde::Serialize;
 
 use super::yaml::{self, Mapping, Value};
 use crate::{
-    integrations::{input, Options, PrComments, Provider, VcsChecks},
+    integrations::{input, DataCenterAuth, Options, PrComments, Provider, VcsChecks},
     secret::Secret,
     validation::Problems,
 };
@@ -73,13 +80,23 @@ pub enum Scope {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
+    /// Only the fields of the way `auth` names are given: the reader
+    /// refuses the other way's, so an entry is either an access token
+    /// (`username`, `access_token`) or an OAuth 2.0 link (`oauth2`).
     DataCenter {
         api_url: String,
         /// Left out: the API URL.
         user_facing_url: Option<String>,
-        username: String,
-        /// Left out or a placeholder: the stored one.
+        /// `access_token` when left out.
+        auth: DataCenterAuth,
+        /// The user the access token belongs to (required with one). `None`
+        /// for an OAuth 2.0 link, which acts as whoever approves it in
+        /// Bitbucket: that account is not configuration.
+        username: Option<String>,
+        /// Access tokens only. Left out or a placeholder: the stored one.
         access_token: Option<Secret<String>>,
+        /// OAuth 2.0 only: the application link's client.
+        oauth2: Option<OAuth2Link>,
         ca_certificate: Option<String>,
     },
     Cloud {
@@ -90,6 +107,14 @@ pub enum Credentials {
         /// `authorization_code` or `client_credentials`.
         mode: String,
     },
+}
+
+/// A Data Center OAuth 2.0 application link's client, as the file gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuth2Link {
+    pub client_id: String,
+    /// Left out or a placeholder: the stored one.
+    pub client_secret: Option<Secret<String>>,
 }
 
 /// Something wrong with the file, and where.
@@ -312,6 +337,14 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A field that is not this entry's to give (the other way to
+    /// authenticate's): refused when given, rather than silently dropped.
+    fn refuse(&mut self, key: &'static str, problems: &mut Vec<Problem>, message: &str) {
+        if self.get(key).is_some() {
+            problems.push(Problem::coded(self.path(key), "wrong_auth", message));
+        }
+    }
+
     fn nested(&mut self, key: &'static str, problems: &mut Vec<Problem>) -> Option<Fields<'a>> {
         match self.get(key)? {
             Value::Mapping(map) => Some(Fields::new(&self.path(key), map)),
@@ -376,8 +409,7 @@ fn entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entry> {
             }
             let api_url = dc.required("api_url", problems);
             let user_facing_url = dc.string("user_facing_url", problems).filter(|s| !s.trim().is_empty());
-            let username = dc.required("username", problems);
-            let access_token = dc.secret("access_token", problems);
+            let login = datacenter_login(&mut dc, problems);
             let ca_certificate = dc.string("ca_certificate", problems).filter(|s| !s.trim().is_empty());
             // Files exported before these two were options of every integration
             // (Bitgate kept CDS's two for Data Center only) have them here: they
@@ -385,11 +417,14 @@ fn entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entry> {
             under_datacenter.disable_polling = dc.bool("disable_polling", problems);
             under_datacenter.disable_webhooks = dc.bool("disable_webhooks", problems);
             dc.finish(problems);
+            let Login { auth, username, access_token, oauth2 } = login?;
             Some(Credentials::DataCenter {
                 api_url: api_url?,
                 user_facing_url,
-                username: username?,
+                auth,
+                username,
                 access_token,
+                oauth2,
                 ca_certificate,
             })
         }
@@ -408,7 +443,7 @@ fn entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entry> {
             Some(Credentials::Cloud { workspace: workspace?, client_id: client_id?, client_secret, mode })
         }
         (Some(Provider::DataCenter), None, _) => {
-            fields.problem(problems, "datacenter", "missing: the Data Center URL, username and token");
+            fields.problem(problems, "datacenter", "missing: the Data Center URL and credentials");
             None
         }
         (Some(Provider::Cloud), _, None) => {
@@ -433,6 +468,77 @@ fn entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entry> {
         credentials: credentials?,
         webhook_secret,
     })
+}
+
+/// How a Data Center entry authenticates, as read.
+struct Login {
+    auth: DataCenterAuth,
+    username: Option<String>,
+    access_token: Option<Secret<String>>,
+    oauth2: Option<OAuth2Link>,
+}
+
+/// Reads `auth` and the fields of the way it names; the other way's are
+/// refused, as the API refuses them ([`input::refuse_other_auth`]): a token
+/// beside a link would otherwise be dropped without a word. `None` when
+/// `auth` is not valid or a field it needs is missing.
+fn datacenter_login(dc: &mut Fields<'_>, problems: &mut Vec<Problem>) -> Option<Login> {
+    let before = problems.len();
+    let auth = match dc.string("auth", problems) {
+        // There, but not text: a problem already.
+        None if problems.len() > before => None,
+        None => Some(DataCenterAuth::AccessToken),
+        Some(raw) => DataCenterAuth::parse(raw.trim()).or_else(|| {
+            dc.problem(problems, "auth", "must be access_token or oauth2");
+            None
+        }),
+    };
+    match auth {
+        Some(DataCenterAuth::AccessToken) => {
+            let username = dc.required("username", problems);
+            let access_token = dc.secret("access_token", problems);
+            dc.refuse(
+                "oauth2",
+                problems,
+                "not a field of an integration that authenticates with an access token: remove it, \
+                 or write auth: oauth2 to use an application link",
+            );
+            Some(Login { auth: DataCenterAuth::AccessToken, username: Some(username?), access_token, oauth2: None })
+        }
+        Some(DataCenterAuth::OAuth2) => {
+            dc.refuse(
+                "username",
+                problems,
+                "not a field of an OAuth 2.0 integration, which acts as whoever approves it in Bitbucket: remove it",
+            );
+            dc.refuse(
+                "access_token",
+                problems,
+                "not a field of an OAuth 2.0 integration: remove it, or write auth: access_token to use a token",
+            );
+            let before = problems.len();
+            let Some(mut link) = dc.nested("oauth2", problems) else {
+                // Unless it is there but not a mapping (a problem already).
+                if problems.len() == before {
+                    dc.problem(problems, "oauth2", "missing: the application link's client_id and client_secret");
+                }
+                return None;
+            };
+            let client_id = link.required("client_id", problems);
+            let client_secret = link.secret("client_secret", problems);
+            link.finish(problems);
+            let oauth2 = OAuth2Link { client_id: client_id?, client_secret };
+            Some(Login { auth: DataCenterAuth::OAuth2, username: None, access_token: None, oauth2: Some(oauth2) })
+        }
+        None => {
+            // Which of these belong is not known: read, so as not to be
+            // called unknown besides; the problem with `auth` says what to fix.
+            for key in ["username", "access_token", "oauth2"] {
+                dc.get(key);
+            }
+            None
+        }
+    }
 }
 
 /// The webhook options as a file gives them, `None` where it does not.
@@ -578,8 +684,10 @@ fn cds_entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entr
         credentials: Credentials::DataCenter {
             api_url: url?,
             user_facing_url: None,
-            username: user?,
+            auth: DataCenterAuth::AccessToken,
+            username: Some(user?),
             access_token: token,
+            oauth2: None,
             ca_certificate: None,
         },
         webhook_secret: None,
@@ -652,15 +760,34 @@ fn write_entry(out: &mut String, entry: &Entry) {
     flag(out, 4, "disable_polling", options.disable_polling);
     flag(out, 4, "disable_webhooks", options.disable_webhooks);
     match &entry.credentials {
-        Credentials::DataCenter { api_url, user_facing_url, username, access_token, ca_certificate } => {
+        Credentials::DataCenter { api_url, user_facing_url, auth, username, access_token, oauth2, ca_certificate } => {
             key(out, 2, "datacenter");
             field(out, 4, "api_url", api_url);
             if let Some(url) = user_facing_url.as_deref().filter(|u| u != api_url) {
                 field(out, 4, "user_facing_url", url);
             }
-            field(out, 4, "username", username);
-            let token = or_placeholder(access_token, &format!("the HTTP access token of {username}"));
-            field(out, 4, "access_token", &token);
+            match auth {
+                // The default is not written: the files exported before there
+                // was a choice stay as they were.
+                DataCenterAuth::AccessToken => {
+                    let username = username.as_deref().unwrap_or_default();
+                    field(out, 4, "username", username);
+                    let token = or_placeholder(access_token.as_ref(), &format!("the HTTP access token of {username}"));
+                    field(out, 4, "access_token", &token);
+                }
+                // No username: whoever approves the link is not configuration
+                // (and the file would refuse it back).
+                DataCenterAuth::OAuth2 => {
+                    field(out, 4, "auth", auth.as_str());
+                    key(out, 4, "oauth2");
+                    let (client_id, client_secret) = oauth2
+                        .as_ref()
+                        .map_or(("", None), |link| (link.client_id.as_str(), link.client_secret.as_ref()));
+                    field(out, 6, "client_id", client_id);
+                    let what = format!("the client secret of application link {client_id}");
+                    field(out, 6, "client_secret", &or_placeholder(client_secret, &what));
+                }
+            }
             if let Some(pem) = ca_certificate {
                 field(out, 4, "ca_certificate", pem);
             }
@@ -669,20 +796,22 @@ fn write_entry(out: &mut String, entry: &Entry) {
             key(out, 2, "cloud");
             field(out, 4, "workspace", workspace);
             field(out, 4, "client_id", client_id);
-            let secret = or_placeholder(client_secret, &format!("the secret of OAuth consumer {client_id}"));
+            let secret = or_placeholder(client_secret.as_ref(), &format!("the secret of OAuth consumer {client_id}"));
             field(out, 4, "client_secret", &secret);
             field(out, 4, "mode", mode);
         }
     }
-    let webhook_secret =
-        or_placeholder(&entry.webhook_secret, "optional: the secret Bitbucket's webhook has, to keep it working");
+    let webhook_secret = or_placeholder(
+        entry.webhook_secret.as_ref(),
+        "optional: the secret Bitbucket's webhook has, to keep it working",
+    );
     field(out, 2, "webhook_secret", &webhook_secret);
 }
 
 /// A secret given on purpose is written as it is; else the placeholder
 /// naming what to fill in.
-fn or_placeholder(secret: &Option<Secret<String>>, what: &str) -> String {
-    secret.as_ref().map_or_else(|| format!("{PLACEHOLDER}: {what}>"), |secret| secret.expose().clone())
+fn or_placeholder(secret: Option<&Secret<String>>, what: &str) -> String {
+    secret.map_or_else(|| format!("{PLACEHOLDER}: {what}>"), |secret| secret.expose().clone())
 }
 
 #[cfg(test)]
@@ -709,11 +838,29 @@ mod tests {
             credentials: Credentials::DataCenter {
                 api_url: "https://bitbucket.example.com".into(),
                 user_facing_url: Some("https://git.example.com".into()),
-                username: "bot".into(),
+                auth: DataCenterAuth::AccessToken,
+                username: Some("bot".into()),
                 access_token: None,
+                oauth2: None,
                 ca_certificate: None,
             },
             webhook_secret: None,
+        }
+    }
+
+    /// A Data Center entry with an OAuth 2.0 application link.
+    fn linked(name: &str) -> Entry {
+        Entry {
+            credentials: Credentials::DataCenter {
+                api_url: "https://bitbucket.example.com".into(),
+                user_facing_url: None,
+                auth: DataCenterAuth::OAuth2,
+                username: None,
+                access_token: None,
+                oauth2: Some(OAuth2Link { client_id: "7c1e0b5f".into(), client_secret: None }),
+                ca_certificate: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
+            },
+            ..datacenter(name, Scope::Default)
         }
     }
 
@@ -767,6 +914,127 @@ mod tests {
     }
 
     #[test]
+    fn an_oauth2_entry_is_exported_with_its_client_id_alone_and_reads_back_the_same() {
+        let entries = vec![linked("dc-linked"), datacenter("dc-token", Scope::Space("platform".into()))];
+        let text = render(&entries);
+        let linked_text = &text[..text.find("- name: dc-token").unwrap()];
+        assert!(linked_text.contains("\n    auth: oauth2\n    oauth2:\n      client_id: 7c1e0b5f\n"), "{text}");
+        assert!(
+            linked_text.contains("      client_secret: '<fill in: the client secret of application link 7c1e0b5f>'\n"),
+            "{text}"
+        );
+        // Neither the approving account nor a token: not this way's fields.
+        assert!(!linked_text.contains("username") && !linked_text.contains("access_token"), "{text}");
+        // An access token's entry is written as before there was a choice.
+        assert!(!text[linked_text.len()..].contains("auth:"), "{text}");
+        assert_eq!(parse(&text).unwrap(), entries);
+        // Filled in, the secret is read.
+        let filled = text.replace("'<fill in: the client secret of application link 7c1e0b5f>'", "s3cret");
+        let Credentials::DataCenter { oauth2: Some(link), .. } = &parse(&filled).unwrap()[0].credentials else {
+            panic!("{filled}")
+        };
+        assert_eq!(link.client_secret.as_ref().map(|s| s.expose().as_str()), Some("s3cret"));
+        // A secret given on purpose is written as it is.
+        let mut given = linked("dc-linked");
+        let Credentials::DataCenter { oauth2: Some(link), .. } = &mut given.credentials else { panic!() };
+        link.client_secret = Some("on-purpose".into());
+        assert!(render(&[given]).contains("      client_secret: on-purpose\n"));
+    }
+
+    /// The problems of a Data Center entry with these `datacenter` fields.
+    fn datacenter_problems(fields: &str) -> Vec<Problem> {
+        let text = format!(
+            "version: 1\nintegrations:\n  - name: n\n    provider: bitbucket_datacenter\n    scope: default\n    \
+             datacenter: {{api_url: https://b.example.com, {fields}}}\n"
+        );
+        parse(&text).unwrap_err()
+    }
+
+    #[test]
+    fn a_datacenter_entry_gives_the_fields_of_its_way_to_authenticate_and_no_others() {
+        let read = |fields: &str| {
+            let text = format!(
+                "version: 1\nintegrations:\n  - {{name: n, provider: bitbucket_datacenter, scope: default, \
+                 datacenter: {{api_url: https://b.example.com, {fields}}}}}\n"
+            );
+            parse(&text).map(|mut entries| entries.remove(0).credentials)
+        };
+        let Ok(Credentials::DataCenter { auth, username, oauth2, .. }) =
+            read("auth: oauth2, oauth2: {client_id: ' abc ', client_secret: s}")
+        else {
+            panic!()
+        };
+        assert_eq!((auth, username), (DataCenterAuth::OAuth2, None));
+        let link = oauth2.unwrap();
+        assert_eq!(
+            (link.client_id.as_str(), link.client_secret.map(|s| s.expose().clone())),
+            (" abc ", Some("s".into())),
+            "as written: the import trims it, as the API does"
+        );
+        // Left out, it is an access token, as before there was a choice; and it may be said.
+        for fields in ["username: u, access_token: t", "auth: access_token, username: u, access_token: t"] {
+            let Ok(Credentials::DataCenter { auth, username, oauth2, .. }) = read(fields) else { panic!("{fields}") };
+            assert_eq!((auth, username.as_deref(), oauth2), (DataCenterAuth::AccessToken, Some("u"), None));
+        }
+
+        // The other way's fields: refused where they are, not dropped.
+        let problems = datacenter_problems("auth: oauth2, username: u, access_token: t, oauth2: {client_id: c}");
+        let found: Vec<(&str, &str)> = problems.iter().map(|p| (p.place.as_str(), p.code.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                ("integrations[0] (n).datacenter.username", "wrong_auth"),
+                ("integrations[0] (n).datacenter.access_token", "wrong_auth")
+            ],
+            "{problems:?}"
+        );
+        assert!(problems[0].message.contains("acts as whoever approves it"), "{problems:?}");
+        assert!(problems[1].message.contains("write auth: access_token"), "{problems:?}");
+        // Even as the placeholder an export of a token's entry has.
+        let placeholder = datacenter_problems("auth: oauth2, access_token: '<fill in: x>', oauth2: {client_id: c}");
+        assert_eq!(placeholder.len(), 1, "{placeholder:?}");
+        assert_eq!(placeholder[0].place, "integrations[0] (n).datacenter.access_token");
+        let problems = datacenter_problems("username: u, oauth2: {client_id: c, client_secret: s}");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(
+            (problems[0].place.as_str(), problems[0].code.as_str()),
+            ("integrations[0] (n).datacenter.oauth2", "wrong_auth")
+        );
+        assert!(problems[0].message.contains("write auth: oauth2"), "{problems:?}");
+
+        // What each way needs, and what is not a way.
+        let strings = |problems: Vec<Problem>| problems.into_iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            strings(datacenter_problems("auth: oauth2")),
+            ["integrations[0] (n).datacenter.oauth2: missing: the application link's client_id and client_secret"]
+        );
+        assert_eq!(
+            strings(datacenter_problems("auth: oauth2, oauth2: {client_secret: s, scope: x}")),
+            [
+                "integrations[0] (n).datacenter.oauth2.client_id: missing",
+                "integrations[0] (n).datacenter.oauth2.scope: unknown field"
+            ]
+        );
+        assert_eq!(
+            strings(datacenter_problems("auth: oauth2, oauth2: c")),
+            ["integrations[0] (n).datacenter.oauth2: must be a mapping"]
+        );
+        assert_eq!(
+            strings(datacenter_problems("access_token: t")),
+            ["integrations[0] (n).datacenter.username: missing"]
+        );
+        // An unknown way: said once, its fields not called unknown besides.
+        assert_eq!(
+            strings(datacenter_problems("auth: oauth1, username: u, oauth2: {client_id: c}")),
+            ["integrations[0] (n).datacenter.auth: must be access_token or oauth2"]
+        );
+        assert_eq!(
+            strings(datacenter_problems("auth: [oauth2]")),
+            ["integrations[0] (n).datacenter.auth: must be text"]
+        );
+    }
+
+    #[test]
     fn a_cds_entry_is_read_alone_or_in_the_list() {
         let cds = "version: v1.0\nname: my-bitbucket\ntype: bitbucketserver\ndescription: \"it's the test vcs server\"\n\
                    url: \"http://my-bitbucket.localhost\"\nauth:\n    user: the-username\n    token: the-token\n\
@@ -790,8 +1058,10 @@ mod tests {
             Credentials::DataCenter {
                 api_url: "http://my-bitbucket.localhost".into(),
                 user_facing_url: None,
-                username: "the-username".into(),
+                auth: DataCenterAuth::AccessToken,
+                username: Some("the-username".into()),
                 access_token: Some("the-token".into()),
+                oauth2: None,
                 ca_certificate: None,
             }
         );
@@ -1088,32 +1358,39 @@ integrations:
         assert_eq!(places(twice), ["integrations[1] (A): this name is in the file twice"]);
     }
 
+    /// Every key of `value` (a mapping, at any depth) is named in `schema`.
+    fn assert_in_schema(value: &Value, schema: &serde_json::Value, path: &str) {
+        let Value::Mapping(map) = value else { return };
+        for (key, nested) in map.iter() {
+            let property = &schema["properties"][key];
+            assert!(property.is_object(), "the schema lacks {path}{key}");
+            assert_in_schema(nested, property, &format!("{path}{key}."));
+        }
+    }
+
     #[test]
     fn the_schema_names_the_fields_the_reader_knows() {
         let schema = super::super::schema::schema();
-        let entry = &schema["$defs"]["entry"]["properties"];
+        let entry = &schema["$defs"]["entry"];
         let mut full = cloud("c");
         full.scope = Scope::Space("s".into());
         full.description = "d".into();
         full.labels = vec!["l".into()];
-        let text = render(&[datacenter("d", Scope::Space("s".into())), full]);
+        let text = render(&[datacenter("d", Scope::Space("s".into())), linked("o"), full]);
         let Value::Mapping(rendered) = yaml::load(&text).unwrap() else { panic!("{text}") };
         let Some(Value::Sequence(items)) = rendered.get("integrations") else { panic!("{text}") };
         for item in items.iter() {
-            let Value::Mapping(item) = item else { panic!("{text}") };
-            for (key, value) in item.iter() {
-                assert!(entry.get(key).is_some(), "the schema lacks {key}");
-                if let Value::Mapping(nested) = value {
-                    for nested_key in nested.keys() {
-                        assert!(
-                            entry[key]["properties"].get(nested_key).is_some(),
-                            "the schema lacks {key}.{nested_key}"
-                        );
-                    }
-                }
-            }
+            assert!(matches!(item, Value::Mapping(_)), "{text}");
+            assert_in_schema(item, entry, "");
         }
-        // And every field the schema names is one the reader takes.
+        // And every field the schema names is one the reader takes, for
+        // the way to authenticate it belongs to.
+        let entry = &entry["properties"];
+        let unknown = |file: &str, field: &str| {
+            let problems = parse(file).err().unwrap_or_default();
+            assert!(!problems.iter().any(|p| p.message == "unknown field"), "{field}: {problems:?}");
+        };
+        let head = "version: 1\nintegrations:\n  - name: n\n    provider: bitbucket_datacenter\n    scope: default\n";
         for (key, property) in entry.as_object().unwrap() {
             if let Some(nested) = property["properties"].as_object() {
                 for nested_key in nested.keys() {
@@ -1123,14 +1400,23 @@ integrations:
                     } else {
                         ("", format!("    {key}:\n{field}"))
                     };
-                    let file = format!(
-                        "version: 1\nintegrations:\n  - name: n\n    provider: bitbucket_datacenter\n    scope: default\n    \
-                         datacenter:\n      api_url: a\n      username: u\n{in_datacenter}{apart}"
-                    );
-                    let problems = parse(&file).err().unwrap_or_default();
-                    assert!(!problems.iter().any(|p| p.message == "unknown field"), "{key}.{nested_key}: {problems:?}");
+                    let file =
+                        format!("{head}    datacenter:\n      api_url: a\n      username: u\n{in_datacenter}{apart}");
+                    unknown(&file, &format!("{key}.{nested_key}"));
                 }
             }
         }
+        let link = entry["datacenter"]["properties"]["oauth2"]["properties"].as_object().unwrap();
+        assert!(link.contains_key("client_id") && link.contains_key("client_secret"), "{link:?}");
+        for link_key in link.keys() {
+            let file = format!(
+                "{head}    datacenter:\n      api_url: a\n      auth: oauth2\n      oauth2:\n        {link_key}: x\n"
+            );
+            unknown(&file, &format!("datacenter.oauth2.{link_key}"));
+        }
+        // The reader's ways, the schema's.
+        assert_eq!(entry["datacenter"]["properties"]["auth"]["enum"], serde_json::json!(["access_token", "oauth2"]));
+        assert_eq!(entry["datacenter"]["required"], serde_json::json!(["api_url"]), "username: access tokens only");
+        assert_eq!(entry["datacenter"]["else"]["required"], serde_json::json!(["username"]));
     }
 }

@@ -6,7 +6,16 @@
 //! case): a new name creates, a known one updates what differs, and an
 //! entry that says what is stored already is left alone. A secret left out
 //! keeps the stored one; a secret given is compared with the stored one
-//! without being shown anywhere.
+//! without being shown anywhere. A stored secret is reused only where the
+//! API would reuse it ([`rules`]): not for another server, trust root or
+//! client id.
+//!
+//! What needs a person cannot be imported: a Data Center OAuth 2.0 link
+//! (or a Cloud consumer in authorization-code mode) is created with its
+//! client checked, `pending_authorization`, and the summary lists it to
+//! connect in the browser.
+
+use std::fmt::Write;
 
 use futures::future::join_all;
 use serde::Serialize;
@@ -19,15 +28,16 @@ use crate::{
     audit::{self, AuditAction, Event, Target},
     bitbucket::{
         cloud::{Account, Consumer, Mode, Tokens},
-        datacenter,
+        datacenter::{self, oauth2},
     },
-    cloud_tokens,
     config::Config,
     integrations::{
         self, checks,
         input::{self, given},
-        rules, Changes, Health, Integration, IntegrationId, NewCloud, NewDataCenter, Options, Provider,
+        rules, Changes, DataCenterAuth, DataCenterCredential, Health, HealthState, Integration, IntegrationId,
+        NewCloud, NewDataCenter, Options, Provider,
     },
+    oauth_tokens,
     principal::Principal,
     secret::Secret,
     secrets::Keyring,
@@ -60,6 +70,12 @@ pub struct Summary {
     pub created: Vec<String>,
     pub updated: Vec<String>,
     pub unchanged: Vec<String>,
+    /// Of those created or updated, the ones left `pending_authorization`:
+    /// a Data Center OAuth 2.0 link (new, or whose client, server or trust
+    /// changed) or a Cloud consumer in authorization-code mode. Their
+    /// tokens come only when an admin clicks Connect on the integration's
+    /// page and approves in Bitbucket, which no file can do.
+    pub to_connect: Vec<String>,
 }
 
 impl Summary {
@@ -78,6 +94,14 @@ impl Summary {
             names(&self.updated),
             names(&self.unchanged)
         );
+        if !self.to_connect.is_empty() {
+            let waiting = if dry_run { "would wait for Connect" } else { "waiting for Connect" };
+            let _ = writeln!(
+                text,
+                "{waiting}: {}\nOpen each in Bitgate and click Connect to approve it in Bitbucket.",
+                self.to_connect.join(", ")
+            );
+        }
         text.push_str(match (dry_run, self.changes_nothing()) {
             (_, true) => "Nothing to change: every integration is as the file says.\n",
             (true, false) => "Dry run: nothing was written.\n",
@@ -173,14 +197,55 @@ enum NewCredentials {
 struct DataCenterFields {
     api_url: String,
     user_facing_url: String,
-    username: String,
-    access_token: Option<Secret<String>>,
+    login: Login,
     ca_certificate: Option<String>,
+}
+
+/// How a Data Center entry authenticates, with that way's fields; a
+/// secret `None` when the file leaves it to the stored one.
+enum Login {
+    AccessToken { username: String, token: Option<Secret<String>> },
+    OAuth2 { client_id: String, client_secret: Option<Secret<String>> },
+}
+
+impl Login {
+    fn auth(&self) -> DataCenterAuth {
+        match self {
+            Login::AccessToken { .. } => DataCenterAuth::AccessToken,
+            Login::OAuth2 { .. } => DataCenterAuth::OAuth2,
+        }
+    }
+
+    /// The credential to create with: every secret is there, or the plan
+    /// stopped at the entry's problem.
+    fn credential(self) -> DataCenterCredential {
+        match self {
+            Login::AccessToken { username, token } => {
+                DataCenterCredential::AccessToken { username, token: token.unwrap_or_default() }
+            }
+            Login::OAuth2 { client_id, client_secret } => DataCenterCredential::OAuth2(oauth2::Client {
+                id: client_id,
+                secret: client_secret.unwrap_or_default(),
+            }),
+        }
+    }
 }
 
 enum Check {
     DataCenter(datacenter::Connection),
-    Cloud { workspace: String, consumer: Consumer, mode: Mode },
+    /// An OAuth 2.0 link's client, with a code that cannot exist
+    /// ([`checks::check_datacenter_client`]): its approval comes after.
+    DataCenterClient {
+        api_url: url::Url,
+        user_facing_url: String,
+        ca: Option<reqwest::Certificate>,
+        client: oauth2::Client,
+    },
+    Cloud {
+        workspace: String,
+        consumer: Consumer,
+        mode: Mode,
+    },
 }
 
 /// What the checks gave back to store.
@@ -319,71 +384,35 @@ async fn plan(
     };
     let keyring = import.keyring;
     match entry.credentials {
-        Credentials::DataCenter { api_url, user_facing_url, username, access_token, ca_certificate } => {
+        Credentials::DataCenter { api_url, user_facing_url, auth, username, access_token, oauth2, ca_certificate } => {
+            // The reader gives the fields of `auth`'s way alone.
+            let login = match auth {
+                DataCenterAuth::AccessToken => {
+                    Login::AccessToken { username: username.unwrap_or_default(), token: access_token }
+                }
+                DataCenterAuth::OAuth2 => {
+                    let (client_id, client_secret) =
+                        oauth2.map_or_else(Default::default, |link| (link.client_id, link.client_secret));
+                    Login::OAuth2 { client_id, client_secret }
+                }
+            };
             let fields = DataCenterFields {
                 api_url,
                 user_facing_url: user_facing_url.unwrap_or_default(),
-                username,
-                access_token,
+                login,
                 ca_certificate,
             };
-            let Some((fields, endpoint)) = datacenter_fields(import, place, fields, problems) else { return Ok(None) };
-            if let Some(stored) = existing.as_ref().and_then(|e| e.datacenter.as_ref()) {
-                // Before the stored token is opened: it must not go to a URL, nor under a
-                // trust root, that the file changed.
-                let given = fields.access_token.is_some();
-                let url = rules::token_follows_api_url(&stored.api_url, &fields.api_url, given);
-                let (stored_ca, new_ca) = (stored.ca_certificate.as_deref(), fields.ca_certificate.as_deref());
-                if let Err(refused) = url.and(rules::token_follows_trust(stored_ca, new_ca, given)) {
-                    problems.push(field_problem(place, refused));
-                    return Ok(None);
-                }
-            }
+            let Some((mut fields, endpoint)) = datacenter_fields(import, place, fields, problems) else {
+                return Ok(None);
+            };
             let Some(existing) = existing else {
-                let Some(token) = fields.access_token.clone() else {
-                    problems.push(problem(
-                        place,
-                        "datacenter.access_token",
-                        "missing: a new integration needs its token",
-                    ));
-                    return Ok(None);
-                };
-                let check = connection(&fields, endpoint, token);
+                let Some(check) = new_datacenter_check(place, &mut fields, endpoint, problems) else { return Ok(None) };
                 let new = New { common, credentials: NewCredentials::DataCenter(Box::new(fields)), checked: None };
                 return Ok(Some(make(Action::Create(Box::new(new)), Some(check), webhook_secret)));
             };
-            let token = integrations::datacenter_token(db, keyring, existing.id).await;
-            let Some(stored_token) = opened(token, place, "datacenter.access_token", problems)? else {
-                return Ok(None);
-            };
-            let stored_token = stored_token.unwrap_or_default();
-            let Some(stored) = existing.datacenter.clone() else { return Err(sqlx::Error::RowNotFound) };
             let mut changes = common_changes(&existing, space_id, common);
-            let mut connection_changed = false;
-            if rules::api_url_moved(&stored.api_url, &fields.api_url) {
-                changes.api_url = Some(fields.api_url.clone());
-                connection_changed = true;
-            }
-            if stored.username != fields.username {
-                changes.username = Some(fields.username.clone());
-                connection_changed = true;
-            }
-            if stored.user_facing_url != fields.user_facing_url {
-                changes.user_facing_url = Some(fields.user_facing_url.clone());
-            }
-            if stored.ca_certificate != fields.ca_certificate {
-                changes.ca_certificate = Some(fields.ca_certificate.clone());
-                connection_changed = true;
-            }
-            let token = match &fields.access_token {
-                Some(token) if *token != stored_token => {
-                    changes.access_token = Some(token.clone());
-                    connection_changed = true;
-                    token.clone()
-                }
-                _ => stored_token,
-            };
-            let check = connection_changed.then(|| connection(&fields, endpoint, token));
+            let changed = datacenter_changes(import, place, &existing, fields, endpoint, &mut changes, problems);
+            let Some(check) = changed.await? else { return Ok(None) };
             let webhook_secret = changed_webhook_secret(import, existing.id, webhook_secret).await?;
             Ok(Some(make(update_or_not(existing.id, changes, webhook_secret.is_some()), check, webhook_secret)))
         }
@@ -416,7 +445,7 @@ async fn plan(
                     New { common, credentials: NewCredentials::Cloud { workspace, consumer, mode }, checked: None };
                 return Ok(Some(make(Action::Create(Box::new(new)), Some(check), webhook_secret)));
             };
-            let stored = cloud_tokens::consumer(db, keyring, existing.id).await;
+            let stored = oauth_tokens::consumer(db, keyring, existing.id).await;
             let Some(stored) = opened(stored, place, "cloud.client_secret", problems)? else { return Ok(None) };
             let Some(stored) = stored else { return Err(sqlx::Error::RowNotFound) };
             let (stored_consumer, stored_workspace, stored_mode) = stored;
@@ -502,10 +531,19 @@ fn datacenter_fields(
         // Stored without a trailing slash; the check takes the parsed URL, as the API's does.
         None => endpoint_url.as_ref().map(|url| url.as_str().trim_end_matches('/').to_owned()),
     };
-    fields.username = fields.username.trim().to_owned();
-    fields.access_token = fields.access_token.map(|t| t.trimmed());
-    if fields.access_token.as_ref().is_some_and(|t| t.expose().len() > MAX_SECRET) {
-        found.push("datacenter.access_token", "too_long", "Use at most 1,024 characters.");
+    let (secret, secret_field) = match &mut fields.login {
+        Login::AccessToken { username, token } => {
+            *username = username.trim().to_owned();
+            (token, "datacenter.access_token")
+        }
+        Login::OAuth2 { client_id, client_secret } => {
+            *client_id = client_id.trim().to_owned();
+            (client_secret, "datacenter.oauth2.client_secret")
+        }
+    };
+    *secret = secret.take().map(|s| s.trimmed());
+    if secret.as_ref().is_some_and(|s| s.expose().len() > MAX_SECRET) {
+        found.push(secret_field, "too_long", "Use at most 1,024 characters.");
     }
     let ca = fields.ca_certificate.as_deref().and_then(|pem| input::ca_certificate(&mut found, pem));
     if !found.is_empty() {
@@ -520,9 +558,174 @@ fn datacenter_fields(
     Some((fields, Endpoint { api_url: endpoint_url, ca }))
 }
 
-fn connection(fields: &DataCenterFields, endpoint: Endpoint, token: Secret<String>) -> Check {
+fn connection(username: &str, endpoint: Endpoint, token: Secret<String>) -> Check {
     let Endpoint { api_url, ca } = endpoint;
-    Check::DataCenter(datacenter::Connection { api_url, username: fields.username.clone(), token, ca })
+    Check::DataCenter(datacenter::Connection { api_url, username: username.to_owned(), token, ca })
+}
+
+fn client_check(user_facing_url: &str, endpoint: Endpoint, client: oauth2::Client) -> Check {
+    let Endpoint { api_url, ca } = endpoint;
+    Check::DataCenterClient { api_url, user_facing_url: user_facing_url.to_owned(), ca, client }
+}
+
+/// An application link's client, held to the API's rules ([`input::oauth2_client`]).
+fn link(place: &str, client_id: &str, secret: Secret<String>, problems: &mut Vec<Problem>) -> Option<oauth2::Client> {
+    let mut found = Problems::default();
+    let given = input::OAuth2Input { client_id: Some(client_id.to_owned()), client_secret: Some(secret) };
+    let client = input::oauth2_client(&mut found, Some(given));
+    problems.extend(found.0.into_iter().map(|error| field_problem(place, error)));
+    client
+}
+
+/// The check a new Data Center entry is created after: its secret is
+/// required (nothing is stored to keep). An OAuth 2.0 link's client id is
+/// left as the check normalized it.
+fn new_datacenter_check(
+    place: &str,
+    fields: &mut DataCenterFields,
+    endpoint: Endpoint,
+    problems: &mut Vec<Problem>,
+) -> Option<Check> {
+    match &mut fields.login {
+        Login::AccessToken { username, token } => {
+            let Some(token) = token.clone() else {
+                problems.push(problem(place, "datacenter.access_token", "missing: a new integration needs its token"));
+                return None;
+            };
+            Some(connection(username, endpoint, token))
+        }
+        Login::OAuth2 { client_id, client_secret } => {
+            let Some(secret) = client_secret.clone() else {
+                problems.push(problem(
+                    place,
+                    "datacenter.oauth2.client_secret",
+                    "missing: a new integration needs its client secret",
+                ));
+                return None;
+            };
+            let client = link(place, client_id, secret, problems)?;
+            client_id.clone_from(&client.id);
+            Some(client_check(&fields.user_facing_url, endpoint, client))
+        }
+    }
+}
+
+/// Puts what an existing Data Center integration's entry changes into
+/// `changes`; `None` when the entry has a problem (in `problems`), else the
+/// check the change needs before it is written, if any. A stored secret is
+/// opened only once the rules let it go where the file says.
+async fn datacenter_changes(
+    import: &Import<'_>,
+    place: &str,
+    existing: &Integration,
+    fields: DataCenterFields,
+    endpoint: Endpoint,
+    changes: &mut Changes,
+    problems: &mut Vec<Problem>,
+) -> Result<Option<Option<Check>>, sqlx::Error> {
+    let (db, keyring, id) = (import.db, import.keyring, existing.id);
+    let Some(stored) = existing.datacenter.as_ref() else { return Err(sqlx::Error::RowNotFound) };
+    // Where the server is, and under which trust: every way's.
+    let moved = rules::api_url_moved(&stored.api_url, &fields.api_url);
+    if moved {
+        changes.api_url = Some(fields.api_url.clone());
+    }
+    if stored.user_facing_url != fields.user_facing_url {
+        changes.user_facing_url = Some(fields.user_facing_url.clone());
+    }
+    let ca_changed = stored.ca_certificate != fields.ca_certificate;
+    if ca_changed {
+        changes.ca_certificate = Some(fields.ca_certificate.clone());
+    }
+    let switched = fields.login.auth() != stored.auth;
+    let (stored_ca, new_ca) = (stored.ca_certificate.as_deref(), fields.ca_certificate.as_deref());
+    match fields.login {
+        Login::AccessToken { username, token } if !switched => {
+            // Before the stored token is opened: it must not go to a URL, nor under a
+            // trust root, that the file changed.
+            let given = token.is_some();
+            let url = rules::token_follows_api_url(&stored.api_url, &fields.api_url, given);
+            if let Err(refused) = url.and(rules::token_follows_trust(stored_ca, new_ca, given)) {
+                problems.push(field_problem(place, refused));
+                return Ok(None);
+            }
+            let stored_token = integrations::datacenter_token(db, keyring, id).await;
+            let Some(stored_token) = opened(stored_token, place, "datacenter.access_token", problems)? else {
+                return Ok(None);
+            };
+            let stored_token = stored_token.unwrap_or_default();
+            let mut connection_changed = moved || ca_changed;
+            if stored.username.as_deref() != Some(username.as_str()) {
+                changes.username = Some(username.clone());
+                connection_changed = true;
+            }
+            let token = match token {
+                Some(token) if token != stored_token => {
+                    changes.access_token = Some(token.clone());
+                    connection_changed = true;
+                    token
+                }
+                _ => stored_token,
+            };
+            Ok(Some(connection_changed.then(|| connection(&username, endpoint, token))))
+        }
+        // From an OAuth 2.0 link to a token: every field of the new way,
+        // checked as a creation is; the link's client and tokens are forgotten.
+        Login::AccessToken { username, token } => {
+            let Some(token) = token else {
+                let message = "missing: switching to an access token needs the token";
+                problems.push(problem(place, "datacenter.access_token", message));
+                return Ok(None);
+            };
+            changes.datacenter_auth = Some(DataCenterAuth::AccessToken);
+            changes.username = Some(username.clone());
+            changes.access_token = Some(token.clone());
+            Ok(Some(Some(connection(&username, endpoint, token))))
+        }
+        Login::OAuth2 { client_id, client_secret } if !switched => {
+            // Before the stored secret is opened: it goes only to the server, under
+            // the trust, and for the client id it was given for.
+            let stored_id = stored.oauth2.as_ref().map_or("", |link| link.client_id.as_str());
+            let rule = rules::client_secret_follows(
+                (&stored.api_url, stored_ca, stored_id),
+                (Some(&fields.api_url), Some(new_ca), Some(&client_id)),
+                client_secret.is_some(),
+            );
+            if let Err(refused) = rule {
+                problems.push(field_problem(place, refused));
+                return Ok(None);
+            }
+            let stored_client = integrations::datacenter_oauth2_client(db, keyring, id).await;
+            let Some(stored_client) = opened(stored_client, place, "datacenter.oauth2.client_secret", problems)? else {
+                return Ok(None);
+            };
+            let Some(stored_client) = stored_client else { return Err(sqlx::Error::RowNotFound) };
+            let other_secret = client_secret.as_ref().is_some_and(|secret| *secret != stored_client.secret);
+            let secret = client_secret.unwrap_or(stored_client.secret);
+            let Some(client) = link(place, &client_id, secret, problems) else { return Ok(None) };
+            // Its tokens belong to the client, the server and the trust they were
+            // granted for: any of them changed, they are forgotten and an admin
+            // connects it again (as the API's change does).
+            if client.id != stored_client.id || other_secret || moved || ca_changed {
+                changes.oauth2_client = Some(client.clone());
+                return Ok(Some(Some(client_check(&fields.user_facing_url, endpoint, client))));
+            }
+            Ok(Some(None))
+        }
+        // From a token to an OAuth 2.0 link: its client, checked as a creation is;
+        // the token is forgotten, and an admin connects the link.
+        Login::OAuth2 { client_id, client_secret } => {
+            let Some(secret) = client_secret else {
+                let message = "missing: switching to an application link needs its client secret";
+                problems.push(problem(place, "datacenter.oauth2.client_secret", message));
+                return Ok(None);
+            };
+            let Some(client) = link(place, &client_id, secret, problems) else { return Ok(None) };
+            changes.datacenter_auth = Some(DataCenterAuth::OAuth2);
+            changes.oauth2_client = Some(client.clone());
+            Ok(Some(Some(client_check(&fields.user_facing_url, endpoint, client))))
+        }
+    }
 }
 
 /// The changes every provider shares: scope, labels, description, options.
@@ -629,6 +832,11 @@ async fn run_connection_checks(
             Some(Check::DataCenter(connection)) => {
                 Some(checks::check_datacenter(connection, config).await.map(Checked::DataCenter))
             }
+            Some(Check::DataCenterClient { api_url, user_facing_url, ca, client }) => Some(
+                checks::check_datacenter_client(api_url, user_facing_url, ca.as_ref(), client, config)
+                    .await
+                    .map(Checked::DataCenter),
+            ),
             Some(Check::Cloud { workspace, consumer, mode }) => Some(
                 checks::check_cloud(config, workspace, consumer, *mode)
                     .await
@@ -667,12 +875,21 @@ async fn run_connection_checks(
 fn summary(plans: &[Plan]) -> Summary {
     let mut summary = Summary::default();
     for plan in plans {
-        let list = match plan.action {
-            Action::Create(_) => &mut summary.created,
-            Action::Update { .. } => &mut summary.updated,
-            Action::Unchanged => &mut summary.unchanged,
+        let (list, state) = match &plan.action {
+            Action::Create(new) => {
+                let health = match &new.checked {
+                    Some(Checked::DataCenter(health) | Checked::Cloud(health, _)) => Some(health.state),
+                    None => None,
+                };
+                (&mut summary.created, health)
+            }
+            Action::Update { changes, .. } => (&mut summary.updated, changes.health.as_ref().map(|h| h.0)),
+            Action::Unchanged => (&mut summary.unchanged, None),
         };
         list.push(plan.name.clone());
+        if state == Some(HealthState::PendingAuthorization) {
+            summary.to_connect.push(plan.name.clone());
+        }
     }
     summary
 }
@@ -703,8 +920,7 @@ async fn apply(import: &Import<'_>, plans: Vec<Plan>, summary: &Summary) -> Resu
                             options: common.options,
                             api_url: dc.api_url,
                             user_facing_url: dc.user_facing_url,
-                            username: dc.username,
-                            access_token: dc.access_token.unwrap_or_default(),
+                            credential: dc.login.credential(),
                             ca_certificate: dc.ca_certificate,
                             health,
                             created_by,
@@ -777,4 +993,30 @@ async fn apply(import: &Import<'_>, plans: Vec<Plan>, summary: &Summary) -> Resu
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_says_what_waits_for_an_admin_to_connect() {
+        let names = |list: &[&str]| list.iter().map(|name| (*name).to_owned()).collect::<Vec<_>>();
+        let summary = Summary {
+            created: names(&["dc-linked", "dc-token"]),
+            updated: names(&["cloud"]),
+            unchanged: Vec::new(),
+            to_connect: names(&["dc-linked", "cloud"]),
+        };
+        assert_eq!(
+            summary.to_text(false),
+            "created: dc-linked, dc-token\nupdated: cloud\nunchanged: none\nwaiting for Connect: dc-linked, cloud\n\
+             Open each in Bitgate and click Connect to approve it in Bitbucket.\n"
+        );
+        assert!(summary.to_text(true).contains("would wait for Connect: dc-linked, cloud\n"));
+        assert!(summary.to_text(true).ends_with("Dry run: nothing was written.\n"));
+        // Nothing waits: the lines are as they were.
+        let plain = Summary { to_connect: Vec::new(), ..summary };
+        assert_eq!(plain.to_text(false), "created: dc-linked, dc-token\nupdated: cloud\nunchanged: none\n");
+    }
 }

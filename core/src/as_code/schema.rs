@@ -31,19 +31,43 @@ fn moved_to_options(option: &str) -> Value {
 /// The schema (JSON Schema 2020-12).
 pub fn schema() -> Value {
     let secret = "A secret: never exported. Left out, or left as its \"<fill in…>\" placeholder, an integration that exists keeps the stored one.";
+    let oauth2 = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["client_id"],
+        "description": "auth: oauth2 only. The incoming application link's client (Bitbucket's \"External application\", 7.20 and later). Imported, the integration waits for an admin to click Connect and approve it in Bitbucket.",
+        "properties": {
+            "client_id": text("The client ID Bitbucket shows for the application link."),
+            "client_secret": text(secret),
+        }
+    });
+    // The fields of one way to authenticate only: the reader refuses the
+    // other way's, and wants `username` with an access token alone.
     let datacenter = json!({
         "type": "object",
         "additionalProperties": false,
-        "required": ["api_url", "username"],
+        "required": ["api_url"],
         "properties": {
             "api_url": text("The base URL Bitgate calls, such as https://bitbucket.example.com."),
             "user_facing_url": text("The URL people open, when it is not the API URL."),
-            "username": text("The user the HTTP access token belongs to."),
-            "access_token": text(secret),
+            "auth": {
+                "enum": ["access_token", "oauth2"],
+                "default": "access_token",
+                "description": "How Bitgate authenticates: an HTTP access token (username and access_token), or an OAuth 2.0 application link (oauth2), connected in the browser after the import.",
+            },
+            "username": text("auth: access_token only, and required there: the user the HTTP access token belongs to. An OAuth 2.0 link acts as whoever approves it."),
+            "access_token": text(&format!("auth: access_token only. {secret}")),
+            "oauth2": oauth2,
             "ca_certificate": text("A private CA's certificate (PEM) for the API URL."),
             "disable_polling": moved_to_options("disable_polling"),
             "disable_webhooks": moved_to_options("disable_webhooks"),
-        }
+        },
+        "if": {"required": ["auth"], "properties": {"auth": {"const": "oauth2"}}},
+        "then": {
+            "required": ["oauth2"],
+            "not": {"anyOf": [{"required": ["username"]}, {"required": ["access_token"]}]},
+        },
+        "else": {"required": ["username"], "not": {"required": ["oauth2"]}},
     });
     let cloud = json!({
         "type": "object",

@@ -138,7 +138,7 @@ impl Endpoints {
 
 /// The OAuth callback every consumer must name.
 pub fn callback_url(config: &Config) -> String {
-    config.public_url.join("/oauth/bitbucket/callback")
+    super::oauth_callback_url(config)
 }
 
 /// The HTTP client of Bitbucket Cloud calls (callers need not name reqwest).
@@ -265,8 +265,9 @@ fn unreachable(url: &Url, error: &reqwest::Error, config: &Config) -> String {
 /// the answer read through [`outbound::read_body`] so that it is capped
 /// like every other answer from Bitbucket. It owns its (shared) client: a
 /// borrowed one would tie the future to a second lifetime, and the futures
-/// of every caller would stop being `Send` for all lifetimes.
-struct Capped(reqwest::Client);
+/// of every caller would stop being `Send` for all lifetimes. Data Center's
+/// OAuth 2.0 provider is called through it too.
+pub(crate) struct Capped(pub(crate) reqwest::Client);
 
 impl<'c> oauth2::AsyncHttpClient<'c> for Capped {
     type Error = HttpClientError<reqwest::Error>;

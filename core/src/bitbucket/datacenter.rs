@@ -7,6 +7,8 @@
 //! are never echoed back: every message is ours, quoting at most a short
 //! excerpt of a name (`bitbucket::excerpt`).
 
+pub mod oauth2;
+
 use reqwest::{header, Response, StatusCode};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -216,7 +218,12 @@ fn not_run(report: &mut Report, after: &'static str) {
 
 /// The outbound client, trusting the connection's private CA when it has one.
 pub(crate) fn client_for(connection: &Connection, config: &Config) -> reqwest::Result<reqwest::Client> {
-    match &connection.ca {
+    http_client(connection.ca.as_ref(), config)
+}
+
+/// The outbound client of one Data Center, trusting its private CA, if any.
+pub fn http_client(ca: Option<&reqwest::Certificate>, config: &Config) -> reqwest::Result<reqwest::Client> {
+    match ca {
         Some(ca) => outbound::client_trusting(config, ca),
         None => outbound::client(config),
     }
@@ -315,6 +322,23 @@ pub async fn check_hooks(connection: &Connection, config: &Config, names: &[Stri
             ),
         )
     }
+}
+
+/// Whose token this is (an OAuth 2.0 token acts as whoever approved it),
+/// as Bitbucket names the user in `X-AUSERNAME`; or why it cannot be told.
+pub async fn account(connection: &Connection, config: &Config) -> Result<String, String> {
+    let client = client_for(connection, config)
+        .map_err(|_| "Bitgate could not prepare an HTTP client for this URL.".to_owned())?;
+    let calls = Calls::new(&client, &connection.api_url, config);
+    let answer = calls.get("/plugins/servlet/applinks/whoami", Some(connection.token.expose().as_str())).await?;
+    if !answer.status.is_success() {
+        return Err(format!("Bitbucket refused the new token ({}).", answer.status));
+    }
+    answer
+        .username
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty() && name.len() <= 255 && !name.contains(['<', '\n']))
+        .ok_or_else(|| "Bitbucket did not say whose the new token is (it answered as to an anonymous user).".to_owned())
 }
 
 /// Runs every check, in order.

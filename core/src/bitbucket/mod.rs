@@ -48,6 +48,13 @@ pub struct RepositoryPage {
     pub next_start: Option<u64>,
 }
 
+/// Bitgate's one OAuth callback, where Bitbucket sends the admin's browser
+/// back after an approval: Cloud's consumers and Data Center's application
+/// links name the same URL.
+pub fn oauth_callback_url(config: &crate::config::Config) -> String {
+    config.public_url.join("/oauth/bitbucket/callback")
+}
+
 /// Where the page after `body` starts, in what each product asks for it
 /// by (Data Center: a count, `nextPageStart`; Cloud: its `page`), if there
 /// is one.

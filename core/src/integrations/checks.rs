@@ -5,14 +5,15 @@
 
 use time::OffsetDateTime;
 
-use super::{Health, HealthState, Integration, IntegrationId, Provider};
+use super::{DataCenterAuth, Health, HealthState, Integration, IntegrationId, Provider};
 use crate::{
     bitbucket::{
         cloud::{self, Account, Consumer, Endpoints, Mode, Tokens},
-        datacenter, Check, Report,
+        datacenter::{self, oauth2},
+        Check, Report,
     },
-    cloud_tokens::{self, TokenProblem},
     config::Config,
+    oauth_tokens::{self, TokenProblem},
     secret::Secret,
     users::FieldError,
     Services,
@@ -35,6 +36,9 @@ pub fn datacenter_problems(report: &Report) -> Vec<FieldError> {
     problems(report, |check| match check.name {
         "server" => "datacenter.api_url",
         "owner" => "datacenter.username",
+        "client" if check.message.contains("redirect URL") => "datacenter.oauth2.client_id",
+        "client" if check.message.contains("client ID or secret") => "datacenter.oauth2.client_secret",
+        "client" => "datacenter.api_url",
         _ => "datacenter.access_token",
     })
 }
@@ -99,19 +103,75 @@ pub enum StoredError {
 }
 
 /// The stored credentials of a Data Center integration, ready for the
-/// checks and the REST calls.
+/// checks and the REST calls: its access token, or its OAuth 2.0 link's
+/// current token (refreshed when about to expire). The inner `Err` says,
+/// for the page, why an OAuth 2.0 integration has no usable token.
 pub async fn stored_connection(
     services: &Services,
     integration: &Integration,
-) -> Result<datacenter::Connection, StoredError> {
+) -> Result<Result<datacenter::Connection, String>, StoredError> {
     let dc = integration.datacenter.as_ref().ok_or(StoredError::Missing)?;
-    let token = super::datacenter_token(&services.pool, &services.keyring, integration.id)
-        .await?
-        .ok_or(StoredError::Missing)?;
+    let token = match dc.auth {
+        DataCenterAuth::AccessToken => super::datacenter_token(&services.pool, &services.keyring, integration.id)
+            .await?
+            .ok_or(StoredError::Missing)?,
+        DataCenterAuth::OAuth2 => {
+            match usable(oauth_tokens::access_token(services, Provider::DataCenter, integration.id).await)? {
+                Ok(token) => token,
+                Err(why) => return Ok(Err(why)),
+            }
+        }
+    };
+    Ok(Ok(connection_with(dc, token)?))
+}
+
+/// A Data Center connection with `token` (a new one after a 401).
+pub fn connection_with(
+    dc: &super::DataCenterView,
+    token: Secret<String>,
+) -> Result<datacenter::Connection, StoredError> {
     let api_url = url::Url::parse(&dc.api_url).map_err(|e| StoredError::Corrupt(e.to_string()))?;
     let ca =
         dc.ca_certificate.as_deref().map(datacenter::parse_ca_certificate).transpose().map_err(StoredError::Corrupt)?;
-    Ok(datacenter::Connection { api_url, username: dc.username.clone(), token, ca })
+    Ok(datacenter::Connection { api_url, username: dc.username.clone().unwrap_or_default(), token, ca })
+}
+
+/// Checks an OAuth 2.0 application link's client before it is saved (or
+/// while it waits for its approval): a token request with a code that
+/// cannot exist, which Bitbucket answers `invalid_grant` for a valid client.
+pub async fn check_datacenter_client(
+    api_url: &url::Url,
+    user_facing_url: &str,
+    ca: Option<&reqwest::Certificate>,
+    client: &oauth2::Client,
+    config: &Config,
+) -> Result<Health, Report> {
+    let fail = |message: String| {
+        let mut report = Report { checks: vec![Check::failed("client", message)], version: None };
+        report.checks.push(Check::failed("token", "Not checked: fix the line above first."));
+        report
+    };
+    let Ok(user_facing) = url::Url::parse(user_facing_url) else {
+        return Err(fail("The user-facing URL is not a URL.".into()));
+    };
+    let endpoints = oauth2::Endpoints::new(api_url, &user_facing, config);
+    let Ok(http) = datacenter::http_client(ca, config) else {
+        return Err(fail("Bitgate could not prepare an HTTP client for this URL.".into()));
+    };
+    match oauth2::check_client(&http, config, &endpoints, client).await {
+        Ok(()) => Ok(Health {
+            state: HealthState::PendingAuthorization,
+            message: "Waiting for an admin to connect it: click Connect and approve in Bitbucket.".into(),
+            checked_at: Some(OffsetDateTime::now_utc()),
+        }),
+        Err(error) => Err(fail(oauth2::message(&error, &endpoints))),
+    }
+}
+
+/// The first lines of a Data Center OAuth 2.0 checklist while it has no token.
+fn client_report() -> Report {
+    let check = Check::passed("client", "Bitbucket accepted the application link's client ID and secret.");
+    Report { checks: vec![check], version: None }
 }
 
 /// The checklist of a consumer that waits for an admin's approval.
@@ -126,7 +186,10 @@ fn pending_report() -> Report {
 pub async fn retest(services: &Services, integration: &Integration) -> Result<(Report, Health), StoredError> {
     let (mut report, mut state) = match integration.provider {
         Provider::DataCenter => {
-            let connection = stored_connection(services, integration).await?;
+            let connection = match stored_connection(services, integration).await? {
+                Ok(connection) => connection,
+                Err(why) => return retest_unconnected_link(services, integration, why).await,
+            };
             let mut report = datacenter::check(&connection, &services.config).await;
             if report.passed() {
                 let names = stack_repositories(services, integration.id).await?;
@@ -162,6 +225,49 @@ pub async fn retest(services: &Services, integration: &Integration) -> Result<(R
     Ok((report, health))
 }
 
+/// The checks of a Data Center OAuth 2.0 integration with no usable token:
+/// its client, and why there is no token. It still waits if never approved.
+async fn retest_unconnected_link(
+    services: &Services,
+    integration: &Integration,
+    why: String,
+) -> Result<(Report, Health), StoredError> {
+    let dc = integration.datacenter.as_ref().ok_or(StoredError::Missing)?;
+    let client = super::datacenter_oauth2_client(&services.pool, &services.keyring, integration.id)
+        .await?
+        .ok_or(StoredError::Missing)?;
+    let connection = connection_with(dc, Secret::new(String::new()))?;
+    let checked = check_datacenter_client(
+        &connection.api_url,
+        &dc.user_facing_url,
+        connection.ca.as_ref(),
+        &client,
+        &services.config,
+    )
+    .await;
+    let (mut report, state) = match checked {
+        Ok(_) => {
+            let mut report = client_report();
+            report.checks.push(Check::failed("token", why));
+            let state = match integration.health.state {
+                HealthState::PendingAuthorization => HealthState::PendingAuthorization,
+                HealthState::Connected | HealthState::Error => HealthState::Error,
+            };
+            (report, state)
+        }
+        Err(report) => (report, HealthState::Error),
+    };
+    if state == HealthState::PendingAuthorization {
+        // Not a failure of its own: the approval has not happened yet.
+        report.checks.retain(|check| check.name != "token");
+    }
+    let message = match report.first_failure() {
+        Some(failure) => failure.message.clone(),
+        None => integration.health.message.clone(),
+    };
+    Ok((report, Health { state, message, checked_at: Some(OffsetDateTime::now_utc()) }))
+}
+
 /// The repositories the integration's stacks use, as `PRJ/slug`.
 async fn stack_repositories(services: &Services, id: IntegrationId) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar!(
@@ -179,8 +285,8 @@ async fn retest_cloud(services: &Services, integration: &Integration) -> Result<
     let endpoints = Endpoints::from_config(config);
     let http = cloud::http_client(config)?;
     let (consumer, workspace, _) =
-        cloud_tokens::consumer(&services.pool, &services.keyring, integration.id).await?.ok_or(StoredError::Missing)?;
-    match cloud_tokens::access_token(services, integration.id).await {
+        oauth_tokens::consumer(&services.pool, &services.keyring, integration.id).await?.ok_or(StoredError::Missing)?;
+    match oauth_tokens::access_token(services, Provider::Cloud, integration.id).await {
         Ok(access) => {
             // A refresh keeps the scopes the integration was granted.
             let scopes = integration.cloud.as_ref().map(|c| c.scopes.clone());
@@ -188,7 +294,7 @@ async fn retest_cloud(services: &Services, integration: &Integration) -> Result<
             let (report, account) = cloud::check_tokens(&http, config, &endpoints, &tokens, &workspace).await;
             if let Some(account) = account.filter(|_| report.passed()) {
                 // Corrects the name stored by an integration connected before Bitbucket's app users.
-                cloud_tokens::set_account(&services.pool, integration.id, &account.label()).await?;
+                oauth_tokens::set_account(&services.pool, integration.id, &account.label()).await?;
             }
             let state = if report.passed() { HealthState::Connected } else { HealthState::Error };
             Ok((report, state))
@@ -224,16 +330,17 @@ pub async fn cloud_access_token(
     services: &Services,
     id: IntegrationId,
 ) -> Result<Result<Secret<String>, String>, StoredError> {
-    usable(cloud_tokens::access_token(services, id).await)
+    usable(oauth_tokens::access_token(services, Provider::Cloud, id).await)
 }
 
-/// A new access token after Bitbucket refused `refused` with 401.
-pub async fn cloud_token_after_refusal(
+/// A new OAuth access token after Bitbucket refused `refused` with 401.
+pub async fn token_after_refusal(
     services: &Services,
+    provider: Provider,
     id: IntegrationId,
     refused: Secret<String>,
 ) -> Result<Result<Secret<String>, String>, StoredError> {
-    usable(cloud_tokens::refresh(services, id, cloud_tokens::Seen::Refused(refused)).await)
+    usable(oauth_tokens::refresh(services, provider, id, oauth_tokens::Seen::Refused(refused)).await)
 }
 
 fn usable(answer: Result<Secret<String>, TokenProblem>) -> Result<Result<Secret<String>, String>, StoredError> {

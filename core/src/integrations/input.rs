@@ -6,11 +6,13 @@
 
 use url::Url;
 
-use super::{parse_description, parse_labels, parse_name, parse_pr_comments, parse_vcs_checks, Options, Provider};
+use super::{
+    parse_description, parse_labels, parse_name, parse_pr_comments, parse_vcs_checks, DataCenterAuth, Options, Provider,
+};
 use crate::{
     bitbucket::{
         cloud::{self, Consumer, Mode},
-        datacenter,
+        datacenter::{self, oauth2},
     },
     config::Config,
     secret::Secret,
@@ -54,9 +56,27 @@ pub struct OptionsInput {
 pub struct DataCenterInput {
     pub api_url: Option<String>,
     pub user_facing_url: Option<String>,
+    /// `access_token` (the default), `oauth2`.
+    pub auth: Option<String>,
     pub username: Option<String>,
     pub access_token: Option<Secret<String>>,
+    pub oauth2: Option<OAuth2Input>,
     pub ca_certificate: Option<String>,
+}
+
+/// An OAuth 2.0 application link's client.
+#[derive(Default)]
+pub struct OAuth2Input {
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret<String>>,
+}
+
+impl OAuth2Input {
+    /// Whether any of it was given (a blank form field is not).
+    pub fn is_given(&self) -> bool {
+        self.client_id.as_deref().is_some_and(|v| !v.trim().is_empty())
+            || self.client_secret.as_ref().is_some_and(|v| !v.expose().trim().is_empty())
+    }
 }
 
 #[derive(Default)]
@@ -186,12 +206,71 @@ pub fn ca_certificate(problems: &mut Problems, raw: &str) -> Option<(String, req
     }
 }
 
-/// New Data Center credentials, validated: the connection to check, the
+/// New Data Center credentials, validated: how it authenticates, the
 /// user-facing URL and the CA certificate's PEM as stored.
 pub struct NewDataCenterCredentials {
-    pub connection: datacenter::Connection,
+    pub auth: NewDataCenterAuth,
     pub user_facing_url: String,
     pub ca_certificate: Option<String>,
+}
+
+pub enum NewDataCenterAuth {
+    /// The connection to check.
+    AccessToken(datacenter::Connection),
+    /// The client to check (a token request with a code that cannot exist).
+    OAuth2 { api_url: Url, ca: Option<reqwest::Certificate>, client: oauth2::Client },
+}
+
+/// How a Data Center integration authenticates: `access_token` unless said.
+pub fn datacenter_auth(problems: &mut Problems, raw: Option<String>) -> Option<DataCenterAuth> {
+    match given(raw) {
+        None => Some(DataCenterAuth::AccessToken),
+        Some(raw) => DataCenterAuth::parse(raw.trim()).or_else(|| {
+            problems.push("datacenter.auth", "invalid", "Choose access_token or oauth2.");
+            None
+        }),
+    }
+}
+
+/// The fields of the other way to authenticate are not this one's: said,
+/// rather than silently dropped.
+pub fn refuse_other_auth(problems: &mut Problems, auth: DataCenterAuth, input: &DataCenterInput) {
+    let token_given = input.access_token.as_ref().is_some_and(|t| !t.expose().trim().is_empty());
+    let oauth2_given = input.oauth2.as_ref().is_some_and(OAuth2Input::is_given);
+    match auth {
+        DataCenterAuth::AccessToken if oauth2_given => problems.push(
+            "datacenter.oauth2",
+            "wrong_auth",
+            "Not a field of an integration that authenticates with an access token: set auth to oauth2 to use an application link.",
+        ),
+        DataCenterAuth::OAuth2 if token_given => problems.push(
+            "datacenter.access_token",
+            "wrong_auth",
+            "Not a field of an integration that authenticates with OAuth 2.0: set auth to access_token to use a token.",
+        ),
+        _ => {}
+    }
+}
+
+/// An application link's client id and secret, both required.
+pub fn oauth2_client(problems: &mut Problems, input: Option<OAuth2Input>) -> Option<oauth2::Client> {
+    let input = input.unwrap_or_default();
+    let id = problems.filled(
+        "datacenter.oauth2.client_id",
+        input.client_id,
+        "Paste the client ID Bitbucket shows for the application link.",
+    );
+    let secret = problems.filled_secret(
+        "datacenter.oauth2.client_secret",
+        input.client_secret,
+        "Paste the client secret Bitbucket shows for the application link.",
+    );
+    let id = id?.trim().to_owned();
+    if id.len() > 255 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        problems.push("datacenter.oauth2.client_id", "invalid", "A client ID is one word of at most 255 characters.");
+        return None;
+    }
+    Some(oauth2::Client { id, secret: secret? })
 }
 
 pub fn new_datacenter(
@@ -203,22 +282,44 @@ pub fn new_datacenter(
         problems.push("datacenter", "required", "Give the Data Center credentials.");
         return None;
     };
+    let auth = datacenter_auth(problems, input.auth.clone());
+    if let Some(auth) = auth {
+        refuse_other_auth(problems, auth, &input);
+    }
     let api_url =
         problems.required("datacenter.api_url", input.api_url).and_then(|raw| api_url(problems, &raw, config));
     let user_facing = match given(input.user_facing_url) {
         Some(raw) => user_facing_url(problems, &raw),
         None => api_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_owned()),
     };
-    let username =
-        problems.filled("datacenter.username", input.username, "Enter the Bitbucket username the token belongs to.");
-    let token = problems.filled_secret("datacenter.access_token", input.access_token, "Paste the HTTP access token.");
-    let ca = match given(input.ca_certificate) {
+    let DataCenterInput { username, access_token, oauth2, ca_certificate: ca_pem, .. } = input;
+    // Every field is read before any early return, so that all problems are said at once.
+    enum Read {
+        Token(Option<String>, Option<Secret<String>>),
+        Link(Option<oauth2::Client>),
+    }
+    let credential = match auth? {
+        DataCenterAuth::AccessToken => Read::Token(
+            problems.filled("datacenter.username", username, "Enter the Bitbucket username the token belongs to."),
+            problems.filled_secret("datacenter.access_token", access_token, "Paste the HTTP access token."),
+        ),
+        DataCenterAuth::OAuth2 => Read::Link(oauth2_client(problems, oauth2)),
+    };
+    let ca = match given(ca_pem) {
         Some(pem) => Some(ca_certificate(problems, &pem)?),
         None => None,
     };
     let (ca_certificate, ca) = ca.map_or((None, None), |(pem, parsed)| (Some(pem), Some(parsed)));
-    let connection = datacenter::Connection { api_url: api_url?, username: username?, token: token?, ca };
-    Some(NewDataCenterCredentials { connection, user_facing_url: user_facing?, ca_certificate })
+    let auth = match credential {
+        Read::Token(username, token) => NewDataCenterAuth::AccessToken(datacenter::Connection {
+            api_url: api_url?,
+            username: username?,
+            token: token?,
+            ca,
+        }),
+        Read::Link(client) => NewDataCenterAuth::OAuth2 { api_url: api_url?, ca, client: client? },
+    };
+    Some(NewDataCenterCredentials { auth, user_facing_url: user_facing?, ca_certificate })
 }
 
 /// New Cloud credentials, validated.
@@ -297,15 +398,66 @@ mod tests {
             username: Some(" ada ".into()),
             access_token: Some(" token ".into()),
             ca_certificate: Some(" ".into()),
+            ..Default::default()
         };
         let credentials = new_datacenter(&mut problems, Some(input), &config()).unwrap();
         assert!(problems.is_empty());
         assert_eq!(credentials.user_facing_url, "https://bitbucket.example.com", "the API URL, when left blank");
+        let NewDataCenterAuth::AccessToken(connection) = credentials.auth else { panic!("an access token") };
+        assert_eq!((connection.username.as_str(), connection.token.expose().as_str()), ("ada", "token"));
+        assert!(credentials.ca_certificate.is_none() && connection.ca.is_none());
+    }
+
+    #[test]
+    fn an_oauth2_link_needs_its_client_and_none_of_a_token_s_fields() {
+        let oauth2 = |id: &str, secret: &str| {
+            Some(OAuth2Input { client_id: Some(id.into()), client_secret: Some(secret.to_owned().into()) })
+        };
+        let mut problems = Problems::default();
+        let input = DataCenterInput {
+            api_url: Some("https://bitbucket.example.com".into()),
+            auth: Some("oauth2".into()),
+            oauth2: oauth2(" 7f3a9c ", " s3cret "),
+            ..Default::default()
+        };
+        let credentials = new_datacenter(&mut problems, Some(input), &config()).unwrap();
+        assert!(problems.is_empty());
+        let NewDataCenterAuth::OAuth2 { client, .. } = credentials.auth else { panic!("an OAuth 2.0 link") };
+        assert_eq!((client.id.as_str(), client.secret.expose().trim()), ("7f3a9c", "s3cret"));
+
+        let mut problems = Problems::default();
+        let input = DataCenterInput {
+            api_url: Some("https://bitbucket.example.com".into()),
+            auth: Some("oauth2".into()),
+            access_token: Some("token".to_owned().into()),
+            oauth2: oauth2("", "s"),
+            ..Default::default()
+        };
+        assert!(new_datacenter(&mut problems, Some(input), &config()).is_none());
         assert_eq!(
-            (credentials.connection.username.as_str(), credentials.connection.token.expose().as_str()),
-            ("ada", "token")
+            fields(&problems),
+            [("datacenter.access_token", "wrong_auth"), ("datacenter.oauth2.client_id", "required")]
         );
-        assert!(credentials.ca_certificate.is_none() && credentials.connection.ca.is_none());
+
+        let mut problems = Problems::default();
+        let input = DataCenterInput {
+            api_url: Some("https://bitbucket.example.com".into()),
+            auth: Some("oauth3".into()),
+            ..Default::default()
+        };
+        assert!(new_datacenter(&mut problems, Some(input), &config()).is_none());
+        assert_eq!(fields(&problems), [("datacenter.auth", "invalid")]);
+
+        let mut problems = Problems::default();
+        let input = DataCenterInput {
+            api_url: Some("https://bitbucket.example.com".into()),
+            username: Some("ada".into()),
+            access_token: Some("token".to_owned().into()),
+            oauth2: oauth2("id", ""),
+            ..Default::default()
+        };
+        new_datacenter(&mut problems, Some(input), &config());
+        assert_eq!(fields(&problems), [("datacenter.oauth2", "wrong_auth")]);
     }
 
     #[test]

@@ -13,18 +13,19 @@ use uuid::Uuid;
 
 use super::{
     checks::{self, StoredError},
-    input::{self, given, CloudInput, DataCenterInput, IntegrationInput},
-    rules, CloudView, DataCenterView, HealthState, Integration, IntegrationId, NewCloud, NewDataCenter, Options,
-    Provider, SecretError, WriteError,
+    input::{self, given, CloudInput, DataCenterInput, IntegrationInput, NewDataCenterAuth},
+    rules, CloudView, DataCenterAuth, DataCenterCredential, DataCenterView, HealthState, Integration, IntegrationId,
+    NewCloud, NewDataCenter, Options, Provider, SecretError, WriteError,
 };
 use crate::{
     access::Denied,
     audit::{self, AuditAction, Event, Target},
     bitbucket::{
-        cloud::{Endpoints, Mode},
-        datacenter, Report,
+        cloud::{self, Endpoints, Mode},
+        datacenter::{self, oauth2},
+        Report,
     },
-    cloud_tokens, managed_hooks, oauth_flows,
+    managed_hooks, oauth_flows, oauth_tokens,
     principal::Principal,
     secret::Secret,
     spaces::SpaceId,
@@ -231,10 +232,28 @@ pub async fn create(
     let mut tx;
     let created = match credentials {
         NewCredentials::DataCenter(dc) => {
-            let health = checks::check_datacenter(&dc.connection, &services.config)
-                .await
-                .map_err(IntegrationError::datacenter_checks)?;
-            let connection = dc.connection;
+            let (api_url, credential, health) = match dc.auth {
+                NewDataCenterAuth::AccessToken(connection) => {
+                    let health = checks::check_datacenter(&connection, &services.config)
+                        .await
+                        .map_err(IntegrationError::datacenter_checks)?;
+                    let credential =
+                        DataCenterCredential::AccessToken { username: connection.username, token: connection.token };
+                    (connection.api_url, credential, health)
+                }
+                NewDataCenterAuth::OAuth2 { api_url, ca, client } => {
+                    let health = checks::check_datacenter_client(
+                        &api_url,
+                        &dc.user_facing_url,
+                        ca.as_ref(),
+                        &client,
+                        &services.config,
+                    )
+                    .await
+                    .map_err(IntegrationError::datacenter_checks)?;
+                    (api_url, DataCenterCredential::OAuth2(client), health)
+                }
+            };
             let new = NewDataCenter {
                 name,
                 slug,
@@ -242,10 +261,9 @@ pub async fn create(
                 labels,
                 description,
                 options,
-                api_url: connection.api_url.as_str().trim_end_matches('/').to_owned(),
+                api_url: api_url.as_str().trim_end_matches('/').to_owned(),
                 user_facing_url: dc.user_facing_url,
-                username: connection.username,
-                access_token: connection.token,
+                credential,
                 ca_certificate: dc.ca_certificate,
                 health,
                 created_by,
@@ -345,13 +363,39 @@ pub async fn update(
     let mut credentials_checked = false;
     if let (Some(wanted), Some(stored)) = (datacenter_wanted, &integration.datacenter) {
         if wanted.connection_changed {
-            let connection = changed_connection(services, &integration, stored, wanted).await?;
-            let health = checks::check_datacenter(&connection, &services.config)
-                .await
-                .map_err(IntegrationError::datacenter_checks)?;
-            changes.access_token = Some(connection.token);
-            changes.health = Some((health.state, health.message));
             credentials_checked = true;
+            let switched = wanted.auth != stored.auth;
+            match wanted.auth {
+                DataCenterAuth::AccessToken => {
+                    let connection = changed_connection(services, &integration, stored, wanted).await?;
+                    let health = checks::check_datacenter(&connection, &services.config)
+                        .await
+                        .map_err(IntegrationError::datacenter_checks)?;
+                    if switched {
+                        changes.datacenter_auth = Some(DataCenterAuth::AccessToken);
+                        changes.username = Some(connection.username.clone());
+                    }
+                    changes.access_token = Some(connection.token);
+                    changes.health = Some((health.state, health.message));
+                }
+                DataCenterAuth::OAuth2 => {
+                    let (api_url, ca, client, new_client) =
+                        changed_link(services, &integration, stored, wanted).await?;
+                    let user_facing = changes.user_facing_url.clone().unwrap_or_else(|| stored.user_facing_url.clone());
+                    let health =
+                        checks::check_datacenter_client(&api_url, &user_facing, ca.as_ref(), &client, &services.config)
+                            .await
+                            .map_err(IntegrationError::datacenter_checks)?;
+                    if switched {
+                        changes.datacenter_auth = Some(DataCenterAuth::OAuth2);
+                    }
+                    if new_client {
+                        // Its tokens belong to the old link or server: approved again.
+                        changes.oauth2_client = Some(client);
+                        changes.health = Some((health.state, health.message));
+                    }
+                }
+            }
         }
     }
     let mut tx = services.pool.begin().await?;
@@ -403,9 +447,14 @@ async fn new_scope(
 /// checked again, and with what (the rest is in the changes already).
 struct DataCenterWanted {
     connection_changed: bool,
+    /// How it authenticates after the change.
+    auth: DataCenterAuth,
     api_url: Option<Url>,
     username: Option<String>,
     token: Option<Secret<String>>,
+    /// OAuth 2.0: a new client id, and its secret.
+    client_id: Option<String>,
+    client_secret: Option<Secret<String>>,
     /// `Some(None)`: the CA certificate is removed.
     ca: Option<Option<reqwest::Certificate>>,
 }
@@ -419,11 +468,17 @@ fn datacenter_changes(
     config: &crate::config::Config,
     changes: &mut super::Changes,
 ) -> Option<DataCenterWanted> {
+    let auth = match wanted.auth.clone() {
+        Some(raw) => input::datacenter_auth(problems, Some(raw))?,
+        None => stored.auth,
+    };
+    input::refuse_other_auth(problems, auth, &wanted);
+    let switched = auth != stored.auth;
     let api_url = wanted.api_url.and_then(|raw| input::api_url(problems, &raw, config));
     let token = wanted.access_token.and_then(|t| t.filled());
-    if let Some(url) = &api_url {
-        problems.check(rules::token_follows_api_url(&stored.api_url, url.as_str(), token.is_some()));
-    }
+    let oauth2 = wanted.oauth2.unwrap_or_default();
+    let client_id = given(oauth2.client_id).map(|id| id.trim().to_owned());
+    let client_secret = oauth2.client_secret.and_then(|s| s.filled());
     let url_moved = api_url.as_ref().is_some_and(|u| rules::api_url_moved(&stored.api_url, u.as_str()));
     let username = given(wanted.username).map(|u| u.trim().to_owned());
     let ca = match wanted.ca_certificate {
@@ -431,21 +486,100 @@ fn datacenter_changes(
         Some(pem) => Some(Some(input::ca_certificate(problems, &pem)?)),
         None => None,
     };
-    if let Some(new_ca) = &ca {
-        let new_pem = new_ca.as_ref().map(|(pem, _)| pem.as_str());
-        problems.check(rules::token_follows_trust(stored.ca_certificate.as_deref(), new_pem, token.is_some()));
+    let new_pem = ca.as_ref().map(|c| c.as_ref().map(|(pem, _)| pem.as_str()));
+    match (auth, switched) {
+        // Another way to authenticate: all of its fields.
+        (DataCenterAuth::AccessToken, true) => {
+            problems.filled(
+                "datacenter.username",
+                username.clone(),
+                "Enter the Bitbucket username the token belongs to.",
+            );
+            problems.filled_secret("datacenter.access_token", token.clone(), "Paste the HTTP access token.");
+        }
+        (DataCenterAuth::OAuth2, true) => {
+            input::oauth2_client(
+                problems,
+                Some(input::OAuth2Input { client_id: client_id.clone(), client_secret: client_secret.clone() }),
+            );
+        }
+        (DataCenterAuth::AccessToken, false) => {
+            if let Some(url) = &api_url {
+                problems.check(rules::token_follows_api_url(&stored.api_url, url.as_str(), token.is_some()));
+            }
+            if let Some(new_pem) = new_pem {
+                problems.check(rules::token_follows_trust(stored.ca_certificate.as_deref(), new_pem, token.is_some()));
+            }
+        }
+        (DataCenterAuth::OAuth2, false) => {
+            let stored_id = stored.oauth2.as_ref().map(|o| o.client_id.as_str()).unwrap_or_default();
+            problems.check(rules::client_secret_follows(
+                (&stored.api_url, stored.ca_certificate.as_deref(), stored_id),
+                (api_url.as_ref().map(Url::as_str), new_pem, client_id.as_deref()),
+                client_secret.is_some(),
+            ));
+        }
+    }
+    if auth == DataCenterAuth::OAuth2 && username.is_some() {
+        problems.push(
+            "datacenter.username",
+            "wrong_auth",
+            "An OAuth 2.0 integration acts as whoever approves it in Bitbucket: connect it as that user.",
+        );
     }
     let user_facing_url = given(wanted.user_facing_url).and_then(|raw| input::user_facing_url(problems, &raw));
-    let connection_changed = url_moved
+    let ca_changed = ca.as_ref().is_some_and(|c| c.as_ref().map(|(pem, _)| pem) != stored.ca_certificate.as_ref());
+    let connection_changed = switched
+        || url_moved
         || token.is_some()
-        || username.as_ref().is_some_and(|u| *u != stored.username)
-        || ca.as_ref().is_some_and(|c| c.as_ref().map(|(pem, _)| pem) != stored.ca_certificate.as_ref());
+        || client_secret.is_some()
+        || username.as_ref().is_some_and(|u| Some(u) != stored.username.as_ref())
+        || ca_changed;
     changes.api_url = api_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_owned());
     changes.user_facing_url = user_facing_url;
-    changes.username = username.clone();
+    if auth == DataCenterAuth::AccessToken {
+        changes.username = username.clone();
+    }
     changes.ca_certificate = ca.as_ref().map(|c| c.as_ref().map(|(pem, _)| pem.clone()));
     let ca = ca.map(|c| c.map(|(_, parsed)| parsed));
-    Some(DataCenterWanted { connection_changed, api_url, username, token, ca })
+    Some(DataCenterWanted { connection_changed, auth, api_url, username, token, client_id, client_secret, ca })
+}
+
+/// The application link a Data Center OAuth 2.0 change is checked with:
+/// the new client over the stored one (a stored secret is used only for
+/// the server and trust it was given for: the rule above refused any
+/// other). Returns the API URL, the CA, the client, and whether it is a
+/// new client (or server), whose approval must be given again.
+async fn changed_link(
+    services: &Services,
+    integration: &Integration,
+    stored: &DataCenterView,
+    wanted: DataCenterWanted,
+) -> Result<(Url, Option<reqwest::Certificate>, oauth2::Client, bool), IntegrationError> {
+    let stored_client = super::datacenter_oauth2_client(&services.pool, &services.keyring, integration.id).await?;
+    let new_client = wanted.client_secret.is_some() || stored_client.is_none();
+    let api_url = match wanted.api_url {
+        Some(url) => url,
+        None => Url::parse(&stored.api_url).map_err(|e| StoredError::Corrupt(e.to_string()))?,
+    };
+    let moved = rules::api_url_moved(&stored.api_url, api_url.as_str());
+    let ca = match wanted.ca {
+        Some(ca) => ca,
+        None => stored
+            .ca_certificate
+            .as_deref()
+            .map(datacenter::parse_ca_certificate)
+            .transpose()
+            .map_err(StoredError::Corrupt)?,
+    };
+    let client = match (wanted.client_secret, stored_client) {
+        (Some(secret), stored) => {
+            oauth2::Client { id: wanted.client_id.or(stored.map(|c| c.id)).unwrap_or_default(), secret }
+        }
+        (None, Some(stored)) => stored,
+        (None, None) => return Err(IntegrationError::NotFound),
+    };
+    Ok((api_url, ca, client, new_client || moved))
 }
 
 /// The connection a Data Center change is checked with: what changed over
@@ -476,7 +610,7 @@ async fn changed_connection(
             .transpose()
             .map_err(StoredError::Corrupt)?,
     };
-    let username = wanted.username.unwrap_or_else(|| stored.username.clone());
+    let username = wanted.username.or_else(|| stored.username.clone()).unwrap_or_default();
     Ok(datacenter::Connection { api_url, username, token, ca })
 }
 
@@ -518,7 +652,7 @@ async fn apply_cloud_changes(
         return Ok(());
     }
     let (stored_consumer, _, stored_mode) =
-        cloud_tokens::consumer(&services.pool, &services.keyring, id).await?.ok_or(IntegrationError::NotFound)?;
+        oauth_tokens::consumer(&services.pool, &services.keyring, id).await?.ok_or(IntegrationError::NotFound)?;
     let workspace = wanted.workspace.unwrap_or_else(|| stored.workspace.clone());
     let consumer = crate::bitbucket::cloud::Consumer {
         key: wanted.key.unwrap_or(stored_consumer.key),
@@ -675,9 +809,13 @@ async fn delete_once(
     Ok(Some(detached))
 }
 
-/// Starts the approval of a Cloud integration in `authorization_code`
-/// mode; returns Bitbucket's authorize URL. `session` binds the flow to the
-/// starting browser ([`oauth_flows::session_binding`]); `None` for the API.
+/// Makes a provider's authorize URL for a flow's `state`, with the PKCE verifier to keep.
+type AuthorizeUrl = Box<dyn FnOnce(&str) -> (String, String) + Send>;
+
+/// Starts the approval of an integration that authorizes in Bitbucket (a
+/// Cloud consumer in `authorization_code` mode, a Data Center OAuth 2.0
+/// link); returns Bitbucket's authorize URL. `session` binds the flow to
+/// the starting browser ([`oauth_flows::session_binding`]); `None` for the API.
 pub async fn start_authorization(
     services: &Services,
     by: &Principal,
@@ -685,26 +823,40 @@ pub async fn start_authorization(
     session: Option<String>,
 ) -> Result<String, IntegrationError> {
     let integration = load_for(services, by, id, Purpose::Act("integration.authorize")).await?;
-    if integration.provider != Provider::Cloud {
-        return Err(IntegrationError::Invalid(vec![FieldError::new(
-            "provider",
-            "not_cloud",
-            "Only Bitbucket Cloud integrations are authorized in Bitbucket; Data Center ones use an access token.",
-        )]));
-    }
-    let (consumer, _, mode) = cloud_tokens::consumer(&services.pool, &services.keyring, integration.id)
-        .await?
-        .ok_or(IntegrationError::NotFound)?;
-    if mode == Mode::ClientCredentials {
-        return Err(IntegrationError::Invalid(vec![FieldError::new(
-            "cloud.mode",
-            "client_credentials",
-            "This integration uses client credentials: it needs no approval. Test it to request a new token.",
-        )]));
-    }
+    let authorize: AuthorizeUrl = match &integration.datacenter {
+        Some(dc) if dc.auth == DataCenterAuth::OAuth2 => {
+            let client = super::datacenter_oauth2_client(&services.pool, &services.keyring, integration.id)
+                .await?
+                .ok_or(IntegrationError::NotFound)?;
+            let api_url = Url::parse(&dc.api_url).map_err(|e| StoredError::Corrupt(e.to_string()))?;
+            let user_facing = Url::parse(&dc.user_facing_url).map_err(|e| StoredError::Corrupt(e.to_string()))?;
+            let endpoints = oauth2::Endpoints::new(&api_url, &user_facing, &services.config);
+            let scope = oauth2::scope_for(integration.options.manage_webhooks);
+            Box::new(move |state| oauth2::authorize_url(&endpoints, &client, state, scope))
+        }
+        Some(_) => {
+            return Err(IntegrationError::Invalid(vec![FieldError::new(
+                "datacenter.auth",
+                "access_token",
+                "This integration uses an HTTP access token: it needs no approval in Bitbucket.",
+            )]))
+        }
+        None => {
+            let (consumer, _, mode) = oauth_tokens::consumer(&services.pool, &services.keyring, integration.id)
+                .await?
+                .ok_or(IntegrationError::NotFound)?;
+            if mode == Mode::ClientCredentials {
+                return Err(IntegrationError::Invalid(vec![FieldError::new(
+                    "cloud.mode",
+                    "client_credentials",
+                    "This integration uses client credentials: it needs no approval. Test it to request a new token.",
+                )]));
+            }
+            let endpoints = Endpoints::from_config(&services.config);
+            Box::new(move |state| cloud::authorize_url(&endpoints, &consumer, state))
+        }
+    };
     // The flow comes back to a logged-in user's browser: the CLI has none.
     let user = by.user_id().ok_or(IntegrationError::Denied(Denied::Forbidden))?;
-    let endpoints = Endpoints::from_config(&services.config);
-    Ok(oauth_flows::start(&services.pool, &services.keyring, &endpoints, &consumer, integration.id, user, session)
-        .await?)
+    Ok(oauth_flows::start(&services.pool, &services.keyring, authorize, integration.id, user, session).await?)
 }

@@ -31,7 +31,10 @@ pub async fn page(
     let wanted = RepositorySearch { name: search, start, limit };
     match integration.provider {
         Provider::DataCenter => {
-            let connection = checks::stored_connection(services, integration).await?;
+            let connection = match checks::stored_connection(services, integration).await? {
+                Ok(connection) => connection,
+                Err(why) => return Ok(Err(CallFailed(why))),
+            };
             Ok(datacenter::repositories(&connection, &services.config, wanted).await)
         }
         Provider::Cloud => {
@@ -72,7 +75,7 @@ pub async fn find(services: &Services, integration: &Integration, name: &str) ->
     match integration.provider {
         Provider::DataCenter => {
             let (project, slug) = parse_repository_name(name).map_err(Unusable::Invalid)?;
-            let connection = checks::stored_connection(services, integration).await?;
+            let connection = checks::stored_connection(services, integration).await?.map_err(Unusable::Bitbucket)?;
             match datacenter::repository(&connection, &services.config, &project, &slug).await {
                 Ok(Some(repository)) => Ok(repository),
                 Ok(None) => Err(Unusable::Repository(format!(
@@ -134,7 +137,7 @@ where
         Err(ApiCallError::Failed(failed)) => return Ok(Err(failed)),
         Err(ApiCallError::Unauthorized) => {}
     }
-    let token = match checks::cloud_token_after_refusal(services, integration.id, token).await? {
+    let token = match checks::token_after_refusal(services, Provider::Cloud, integration.id, token).await? {
         Ok(token) => token,
         Err(why) => return Ok(Err(CallFailed(why))),
     };

@@ -63,6 +63,34 @@ pub fn secret_follows_key(stored_key: &str, new_key: &str, secret_given: bool) -
     Ok(())
 }
 
+/// A Data Center OAuth 2.0 link's stored client secret (and the refresh
+/// token sent with it) goes only to the server, under the trust, and for
+/// the client id it was given for: a new API URL, CA certificate or client
+/// id needs the secret again, for the reason [`token_follows_api_url`] says.
+pub fn client_secret_follows<'a>(
+    stored: (&'a str, Option<&'a str>, &'a str),
+    new: (Option<&'a str>, Option<Option<&'a str>>, Option<&'a str>),
+    secret_given: bool,
+) -> Result<(), FieldError> {
+    let (stored_url, stored_ca, stored_id) = stored;
+    let (new_url, new_ca, new_id) = new;
+    fn trimmed(ca: Option<&str>) -> Option<&str> {
+        ca.map(str::trim).filter(|pem| !pem.is_empty())
+    }
+    let moved = new_url.is_some_and(|url| api_url_moved(stored_url, url));
+    let trust = new_ca.is_some_and(|ca| trimmed(ca) != trimmed(stored_ca));
+    let other_client = new_id.is_some_and(|id| id.trim() != stored_id);
+    if (moved || trust || other_client) && !secret_given {
+        let why = if other_client {
+            "A new client ID needs its secret too."
+        } else {
+            "Changing the API URL or the CA certificate needs the client secret again, so that a stored secret is sent only to the server, and under the trust, it was given for."
+        };
+        return Err(FieldError::new("datacenter.oauth2.client_secret", "secret_required", why));
+    }
+    Ok(())
+}
+
 /// An integration moves only to a scope from which every stack using it
 /// can still use it (`new_scope` `None`: a default, usable everywhere).
 /// The error names the stacks left outside.
@@ -88,6 +116,25 @@ pub async fn stacks_stay_in_scope(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_oauth2_client_secret_follows_its_server_trust_and_client() {
+        let stored = ("https://b.example.com", None, "client-1");
+        assert!(client_secret_follows(stored, (Some("https://b.example.com/"), Some(None), Some("client-1")), false)
+            .is_ok());
+        for new in [
+            (Some("https://evil.example.com"), None, None),
+            (None, Some(Some("-----BEGIN CERTIFICATE-----")), None),
+            (None, None, Some("client-2")),
+        ] {
+            let refused = client_secret_follows(stored, new, false).unwrap_err();
+            assert_eq!(
+                (refused.field.as_str(), refused.code.as_str()),
+                ("datacenter.oauth2.client_secret", "secret_required")
+            );
+            assert!(client_secret_follows(stored, new, true).is_ok());
+        }
+    }
 
     #[test]
     fn a_stored_token_follows_only_the_url_it_was_given_for() {

@@ -33,7 +33,7 @@ use crate::{
         calls::{self, Answer, Call},
         cloud, datacenter, parse_repository_name,
     },
-    integrations::{self, checks, HealthState, Integration, Provider},
+    integrations::{self, checks, DataCenterAuth, HealthState, Integration, Provider},
     jobs::{self, Job},
     secret::Secret,
     Services,
@@ -113,7 +113,8 @@ impl<'a> Remote<'a> {
         let (client, base, token) = match integration.provider {
             Provider::DataCenter => {
                 let connection = match checks::stored_connection(services, integration).await {
-                    Ok(connection) => connection,
+                    Ok(Ok(connection)) => connection,
+                    Ok(Err(why)) => return Ok(Err(refusal(why))),
                     Err(error) => return Ok(Err(unsendable(error.to_string()))),
                 };
                 let Ok(client) = datacenter::client_for(&connection, config) else {
@@ -136,16 +137,20 @@ impl<'a> Remote<'a> {
         Ok(Ok(Remote { services, integration, stack, what, attempt, client, base, token, quiet: false }))
     }
 
-    /// Makes the call and logs it. On Cloud, an access token refused early
+    /// Makes the call and logs it. An OAuth access token refused early
     /// (revoked, expired before its time) is refreshed once and the call
     /// made again.
     pub(crate) async fn call(&mut self, call: &Call, body: Option<&Value>) -> Result<Answer, sqlx::Error> {
         let answer = self.once(call, body).await?;
-        if self.integration.provider != Provider::Cloud || answer.status != Some(StatusCode::UNAUTHORIZED) {
+        let oauth = match &self.integration.datacenter {
+            Some(dc) => dc.auth == DataCenterAuth::OAuth2,
+            None => self.integration.provider == Provider::Cloud,
+        };
+        if !oauth || answer.status != Some(StatusCode::UNAUTHORIZED) {
             return Ok(answer);
         }
-        let refused = self.token.clone();
-        self.token = match checks::cloud_token_after_refusal(self.services, self.integration.id, refused).await {
+        let (provider, id, refused) = (self.integration.provider, self.integration.id, self.token.clone());
+        self.token = match checks::token_after_refusal(self.services, provider, id, refused).await {
             Ok(Ok(token)) => token,
             Ok(Err(why)) => return Ok(refusal(why)),
             Err(error) => return Ok(unsendable(error.to_string())),

@@ -121,14 +121,34 @@ pub struct OptionsView {
     pub disable_webhooks: bool,
 }
 
-/// Data Center credentials as shown: the token never, its last four characters only.
+/// Data Center credentials as shown: never a token or a secret; an access
+/// token's last four characters only. Only the fields of its `auth` are given.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DataCenterView {
     pub api_url: String,
     pub user_facing_url: String,
-    pub username: String,
-    pub access_token_last4: String,
+    /// `access_token` or `oauth2`.
+    pub auth: String,
+    /// The account Bitgate acts as: the access token's owner, or who
+    /// approved the OAuth 2.0 link (null until someone has).
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token_last4: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<DataCenterOAuth2View>,
     pub ca_certificate: Option<String>,
+}
+
+/// An OAuth 2.0 application link as shown: its client id, never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DataCenterOAuth2View {
+    pub client_id: String,
+    /// Which Bitgate user connected it; null until connected.
+    pub connected_by: Option<String>,
+    #[schema(format = DateTime)]
+    pub token_expires_at: Option<String>,
+    /// What Bitbucket granted, such as `REPO_ADMIN`.
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -204,15 +224,35 @@ pub struct DataCenterInput {
     /// Where Bitbucket's REST API answers, with its context path.
     #[schema(example = "https://bitbucket.example.com")]
     api_url: String,
-    /// Where people open Bitbucket; the API URL when left out.
+    /// Where people open Bitbucket (and approve an OAuth 2.0 link); the API URL when left out.
     user_facing_url: Option<String>,
-    /// The user the access token belongs to.
-    username: String,
-    /// An HTTP access token with Projects: read and Repositories: read. Write-only.
+    /// `access_token` (the default) or `oauth2` (an incoming OAuth 2.0
+    /// application link, Data Center 7.20 and later: created
+    /// `pending_authorization`, then connected in a browser).
+    auth: Option<String>,
+    /// `access_token`: the user the access token belongs to.
+    username: Option<String>,
+    /// `access_token`: an HTTP access token with Projects: read and
+    /// Repositories: read (admin to manage webhooks). Write-only.
     #[schema(format = Password)]
-    access_token: String,
+    access_token: Option<String>,
+    /// `oauth2`: the application link's client.
+    oauth2: Option<OAuth2Input>,
     /// The PEM certificate of a private CA that signed Bitbucket's certificate.
     ca_certificate: Option<String>,
+}
+
+/// An incoming OAuth 2.0 application link's client, as Bitbucket shows it
+/// (Administration → Application Links → the link → Credentials). Its
+/// redirect URL is Bitgate's `/oauth/bitbucket/callback`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct OAuth2Input {
+    client_id: Option<String>,
+    /// Write-only. On a change, left out: the stored secret stays (a new
+    /// client id, API URL or CA certificate needs it again: `secret_required`).
+    #[schema(format = Password)]
+    client_secret: Option<String>,
 }
 
 /// The answer of a connection test.
@@ -295,8 +335,15 @@ fn view(state: &AppState, integration: &Integration) -> IntegrationView {
         datacenter: integration.datacenter.as_ref().map(|dc| DataCenterView {
             api_url: dc.api_url.clone(),
             user_facing_url: dc.user_facing_url.clone(),
+            auth: dc.auth.as_str().to_owned(),
             username: dc.username.clone(),
             access_token_last4: dc.access_token_last4.clone(),
+            oauth2: dc.oauth2.as_ref().map(|link| DataCenterOAuth2View {
+                client_id: link.client_id.clone(),
+                connected_by: link.authorized_by_label.clone(),
+                token_expires_at: link.token_expires_at.map(rfc3339),
+                scopes: link.scopes.clone(),
+            }),
             ca_certificate: dc.ca_certificate.clone(),
         }),
         cloud: integration.cloud.as_ref().map(CloudView::from),
@@ -360,11 +407,21 @@ fn read_input<B: PartialSchema, D: PartialSchema, C: PartialSchema>(body: JsonOb
         read
     });
     let datacenter = fields.nested::<D>("datacenter").map(|mut dc| {
+        let oauth2 = dc.nested::<OAuth2Input>("oauth2").map(|mut link| {
+            let read = input::OAuth2Input {
+                client_id: link.optional_string("client_id"),
+                client_secret: link.optional_string("client_secret").map(Secret::new),
+            };
+            dc.absorb(link);
+            read
+        });
         let read = input::DataCenterInput {
             api_url: dc.optional_string("api_url"),
             user_facing_url: dc.optional_string("user_facing_url"),
+            auth: dc.optional_string("auth"),
             username: dc.optional_string("username"),
             access_token: dc.optional_string("access_token").map(Secret::new),
+            oauth2,
             ca_certificate: dc.optional_string("ca_certificate"),
         };
         fields.absorb(dc);
@@ -475,6 +532,10 @@ pub struct UpdateIntegration {
 pub struct DataCenterUpdate {
     api_url: Option<String>,
     user_facing_url: Option<String>,
+    /// Another way to authenticate, with all of its fields.
+    auth: Option<String>,
+    /// `oauth2`: a new client id (with its secret), or a new secret.
+    oauth2: Option<OAuth2Input>,
     username: Option<String>,
     /// Write-only. Empty or left out: the stored token stays, unless the API
     /// URL or the CA certificate changes (then `token_required`).

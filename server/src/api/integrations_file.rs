@@ -102,11 +102,20 @@ pub struct ImportAnswer {
     pub created: Vec<String>,
     pub updated: Vec<String>,
     pub unchanged: Vec<String>,
+    /// Of those, the ones left waiting for an admin's approval in
+    /// Bitbucket (Connect on their page): OAuth integrations created or
+    /// given a new client.
+    pub to_connect: Vec<String>,
 }
 
 impl From<Summary> for ImportAnswer {
     fn from(summary: Summary) -> Self {
-        Self { created: summary.created, updated: summary.updated, unchanged: summary.unchanged }
+        Self {
+            created: summary.created,
+            updated: summary.updated,
+            unchanged: summary.unchanged,
+            to_connect: summary.to_connect,
+        }
     }
 }
 

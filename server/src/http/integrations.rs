@@ -28,7 +28,7 @@ use bitgate_core::{
         self,
         input::{self, given, IntegrationInput},
         operations::{self, parse_id, IntegrationError, Purpose},
-        HealthState, Integration, Provider, Summary,
+        DataCenterAuth, HealthState, Integration, Provider, Summary,
     },
     managed_hooks,
     secret::Secret,
@@ -226,6 +226,9 @@ pub struct WizardForm {
     api_url: String,
     #[serde(default)]
     user_facing_url: String,
+    /// Data Center: `access_token` or `oauth2`.
+    #[serde(default)]
+    auth: String,
     #[serde(default)]
     username: String,
     #[serde(default)]
@@ -294,6 +297,36 @@ impl WizardForm {
         }
     }
 
+    fn oauth2(&self) -> bool {
+        self.auth == DataCenterAuth::OAuth2.as_str()
+    }
+
+    /// The `datacenter` part, with the fields of the way to sign in chosen
+    /// only (the page hides the other's, which may still hold what was
+    /// typed before switching). On an edit, an empty secret keeps the stored one.
+    fn datacenter(&self, creating: bool, user_facing_url: Option<String>) -> input::DataCenterInput {
+        let secret = |value: &str| {
+            if creating {
+                Some(Secret::new(value.to_owned()))
+            } else {
+                given(Some(value.to_owned())).map(Secret::new)
+            }
+        };
+        let oauth2 = self.oauth2();
+        input::DataCenterInput {
+            api_url: Some(self.api_url.clone()),
+            user_facing_url,
+            auth: Some(if oauth2 { DataCenterAuth::OAuth2 } else { DataCenterAuth::AccessToken }.as_str().to_owned()),
+            username: (!oauth2).then(|| self.username.clone()),
+            access_token: if oauth2 { None } else { secret(&self.access_token) },
+            oauth2: oauth2.then(|| input::OAuth2Input {
+                client_id: Some(self.client_id.clone()),
+                client_secret: secret(&self.client_secret),
+            }),
+            ca_certificate: Some(self.ca_certificate.clone()),
+        }
+    }
+
     /// What the wizard asks to create.
     fn creation(&self) -> IntegrationInput {
         let provider = if self.is_cloud() { Provider::Cloud } else { Provider::DataCenter };
@@ -306,11 +339,8 @@ impl WizardForm {
             description: Some(self.description.clone()),
             options: Some(self.options()),
             datacenter: (!self.is_cloud()).then(|| input::DataCenterInput {
-                api_url: Some(self.api_url.clone()),
-                user_facing_url: given(Some(self.user_facing_url.clone())),
-                username: Some(self.username.clone()),
-                access_token: Some(Secret::new(self.access_token.clone())),
                 ca_certificate: given(Some(self.ca_certificate.clone())),
+                ..self.datacenter(true, given(Some(self.user_facing_url.clone())))
             }),
             cloud: self.is_cloud().then(|| self.cloud(true)),
             ..Default::default()
@@ -334,13 +364,7 @@ impl WizardForm {
             labels: Some(self.labels()),
             description: Some(self.description.clone()),
             options: Some(self.options()),
-            datacenter: (!self.is_cloud()).then(|| input::DataCenterInput {
-                api_url: Some(self.api_url.clone()),
-                user_facing_url: Some(user_facing_url.clone()),
-                username: Some(self.username.clone()),
-                access_token: given(Some(self.access_token.clone())).map(Secret::new),
-                ca_certificate: Some(self.ca_certificate.clone()),
-            }),
+            datacenter: (!self.is_cloud()).then(|| self.datacenter(false, Some(user_facing_url.clone()))),
             cloud: self.is_cloud().then(|| self.cloud(false)),
             ..Default::default()
         }
@@ -359,6 +383,7 @@ impl WizardForm {
             ("space_id", self.space_id.clone()),
             ("api_url", self.api_url.clone()),
             ("user_facing_url", self.user_facing_url.clone()),
+            ("auth", self.auth.clone()),
             ("username", self.username.clone()),
             ("ca_certificate", self.ca_certificate.clone()),
             ("labels", self.labels.clone()),
@@ -394,8 +419,9 @@ pub async fn create(
     match operations::create(&state.services, &user.caller(address).principal(), form.creation()).await {
         Ok(integration) => {
             let message = if integration.health.state == HealthState::PendingAuthorization {
+                let what = if integration.provider == Provider::Cloud { "consumer" } else { "application link" };
                 format!(
-                    "Integration \u{201c}{}\u{201d} saved: Bitbucket accepted the consumer. Now click Connect and approve it in Bitbucket.",
+                    "Integration \u{201c}{}\u{201d} saved: Bitbucket accepted the {what}. Now click Connect and approve it in Bitbucket.",
                     integration.name
                 )
             } else {
@@ -412,6 +438,17 @@ pub async fn create(
             let provider = if form.is_cloud() { Provider::Cloud } else { Provider::DataCenter };
             render_wizard(&state, context, &user, provider.as_str(), Some(outcome), checks, status).await
         }
+    }
+}
+
+/// Whether the integration is connected by an admin's approval in
+/// Bitbucket (Connect): Cloud's authorization-code consumers, Data
+/// Center's OAuth 2.0 links.
+fn authorizes_in_bitbucket(integration: &Integration) -> bool {
+    match (&integration.cloud, &integration.datacenter) {
+        (Some(cloud), _) => cloud.mode == Mode::AuthorizationCode,
+        (None, Some(dc)) => dc.auth == DataCenterAuth::OAuth2,
+        (None, None) => false,
     }
 }
 
@@ -488,8 +525,29 @@ async fn render_details(
     if let Some(dc) = &integration.datacenter {
         facts.push(("API URL".to_owned(), dc.api_url.clone()));
         facts.push(("User-facing URL".to_owned(), dc.user_facing_url.clone()));
-        facts.push(("Username".to_owned(), dc.username.clone()));
-        facts.push(("Access token".to_owned(), format!("…{}", dc.access_token_last4)));
+        match &dc.oauth2 {
+            None => {
+                facts.push(("Signs in with".to_owned(), "an HTTP access token".to_owned()));
+                facts.push(("Username".to_owned(), dc.username.clone().unwrap_or_default()));
+                let last4 = dc.access_token_last4.as_deref().unwrap_or_default();
+                facts.push(("Access token".to_owned(), format!("…{last4}")));
+            }
+            Some(link) => {
+                facts.push(("Signs in with".to_owned(), "an OAuth 2.0 application link".to_owned()));
+                facts.push(("Client ID".to_owned(), link.client_id.clone()));
+                let authorized = match (&dc.username, &link.authorized_by_label, link.authorized_at) {
+                    (Some(account), Some(user), Some(at)) => {
+                        format!("{account}, connected by {user} at {}", rfc3339(at))
+                    }
+                    (Some(account), None, Some(at)) => format!("{account}, since {}", rfc3339(at)),
+                    _ => "not yet".to_owned(),
+                };
+                facts.push(("Authorized as".to_owned(), authorized));
+                let expires = link.token_expires_at.map(rfc3339).unwrap_or_else(|| "no token".into());
+                facts.push(("Access token expires".to_owned(), format!("{expires} (refreshed automatically)")));
+                facts.push(("Permission granted".to_owned(), link.scopes.join(", ")));
+            }
+        }
         facts.push(("Private CA".to_owned(), if dc.ca_certificate.is_some() { "given" } else { "none" }.to_owned()));
     }
     if let Some(cloud) = &integration.cloud {
@@ -570,7 +628,7 @@ async fn render_details(
         .to_owned(),
         last_delivery_at: last_delivery_at.map(rfc3339),
         previous_secret_valid_until: previous_secret_valid_until.map(rfc3339),
-        connect: integration.cloud.as_ref().filter(|c| c.mode == Mode::AuthorizationCode).map(|_| {
+        connect: authorizes_in_bitbucket(&integration).then(|| {
             if integration.health.state == HealthState::PendingAuthorization { "Connect" } else { "Reconnect" }
                 .to_owned()
         }),
@@ -738,10 +796,19 @@ fn stored_values(integration: &Integration) -> Vec<(String, String)> {
         values.extend([
             ("api_url", dc.api_url.clone()),
             ("user_facing_url", dc.user_facing_url.clone()),
-            ("username", dc.username.clone()),
+            ("auth", dc.auth.as_str().to_owned()),
             ("ca_certificate", dc.ca_certificate.clone().unwrap_or_default()),
-            ("access_token_last4", format!("\u{2026}{}", dc.access_token_last4)),
         ]);
+        match (&dc.access_token_last4, &dc.oauth2) {
+            (Some(last4), _) => values.extend([
+                ("username", dc.username.clone().unwrap_or_default()),
+                ("access_token_last4", format!("\u{2026}{last4}")),
+            ]),
+            (None, Some(link)) => {
+                values.extend([("client_id", link.client_id.clone()), ("stored_client_id", link.client_id.clone())])
+            }
+            (None, None) => {}
+        }
     }
     values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
@@ -779,7 +846,8 @@ pub async fn update(
         Err(failure) => {
             let (integration, _) = administered(&state, &user, &raw).await?;
             let mut values = form.values();
-            values.extend(stored_values(&integration).into_iter().filter(|(k, _)| k == "access_token_last4"));
+            let stored = ["access_token_last4", "stored_client_id"];
+            values.extend(stored_values(&integration).into_iter().filter(|(k, _)| stored.contains(&k.as_str())));
             let (outcome, checks, status) = answered_again(failure, values)?;
             render_form(&state, context, &user, Ok(&integration), Some(outcome), checks, status).await
         }

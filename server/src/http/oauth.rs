@@ -1,12 +1,14 @@
-//! Connecting a Bitbucket Cloud integration in the browser: the Connect
-//! button (starts a flow bound to this browser's session and sends it to
-//! Bitbucket's approval page) and `/oauth/bitbucket/callback`, where
-//! Bitbucket sends the browser back. The callback checks the flow's
-//! `state` (one use, 10 minutes, this user and this browser), exchanges the
-//! code with the flow's PKCE verifier, checks the account and workspace,
-//! stores the tokens sealed, and lands on the integration's page. Every
-//! failure ends on an error page (400, 502 for a failed exchange) that says
-//! what happened and offers to start again; none stores anything.
+//! Connecting an integration in the browser (a Bitbucket Cloud consumer, a
+//! Data Center OAuth 2.0 application link): the Connect button (starts a
+//! flow bound to this browser's session and sends it to Bitbucket's
+//! approval page) and `/oauth/bitbucket/callback`, where Bitbucket sends
+//! the browser back. The callback checks the flow's `state` (one use, 10
+//! minutes, this user and this browser), exchanges the code with the flow's
+//! PKCE verifier, checks the account (and Cloud's workspace, Data Center's
+//! checklist), stores the tokens sealed, and lands on the integration's
+//! page. Every failure ends on an error page (400, 502 for a failed
+//! exchange) that says what happened and offers to start again; none
+//! stores anything.
 
 use crate::error::AppError;
 use axum::{
@@ -19,14 +21,18 @@ use bitgate_app::context::Flash;
 use bitgate_core::{
     access::Access,
     audit::{self, AuditAction, Event, Target},
-    bitbucket::cloud::{self, Endpoints},
-    cloud_tokens,
+    bitbucket::{
+        cloud::{self, Endpoints, Tokens},
+        datacenter::{self, oauth2},
+    },
     integrations::{
-        self,
+        self, checks,
         operations::{self, parse_id, IntegrationError},
-        Integration,
+        DataCenterView, Integration,
     },
     oauth_flows::{self, FlowRefused},
+    oauth_tokens,
+    secret::Secret,
 };
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -160,12 +166,21 @@ pub async fn callback(
             retry,
         ));
     };
+    if let Some(dc) = &integration.datacenter {
+        let (tokens, account) = datacenter_tokens(&state, &integration, dc, code, flow.pkce_verifier).await?;
+        let host = url::Url::parse(&dc.user_facing_url).ok().and_then(|u| u.host_str().map(str::to_owned));
+        let message = format!("Connected to {} as {account}.", host.as_deref().unwrap_or("Bitbucket Data Center"));
+        authorized(&state, &user, address, &integration, &tokens, &account, &message).await?;
+        let flash = format!("Connected: Bitgate acts as {account} in Bitbucket Data Center.");
+        push_flash(&session, Flash::success(flash)).await?;
+        return Ok(Redirect::to(&format!("/integrations/{}", integration.id)).into_response());
+    }
 
     let config = &state.services.config;
     let endpoints = Endpoints::from_config(config);
     let http = cloud::http_client(config).map_err(AppError::internal)?;
     let (consumer, workspace, _) =
-        cloud_tokens::consumer(&state.services.pool, &state.services.keyring, integration.id)
+        oauth_tokens::consumer(&state.services.pool, &state.services.keyring, integration.id)
             .await
             .map_err(AppError::internal)?
             .ok_or(AppError::NotFound)?;
@@ -192,7 +207,8 @@ pub async fn callback(
         ));
     };
 
-    authorized(&state, &user, address, &integration, &tokens, &account, &workspace).await?;
+    let message = format!("Connected to the workspace {workspace} as {}.", account.label());
+    authorized(&state, &user, address, &integration, &tokens, &account.label(), &message).await?;
     push_flash(
         &session,
         Flash::success(format!(
@@ -204,34 +220,78 @@ pub async fn callback(
     Ok(Redirect::to(&format!("/integrations/{}", integration.id)).into_response())
 }
 
-/// Stores a new authorization, marks the integration connected, and audits it.
+/// Exchanges a Data Center link's code and checks what the token can do,
+/// as a new access token is checked; returns the tokens and whose they are.
+async fn datacenter_tokens(
+    state: &AppState,
+    integration: &Integration,
+    dc: &DataCenterView,
+    code: &str,
+    verifier: Secret<String>,
+) -> Result<(Tokens, String), AppError> {
+    let services = &state.services;
+    let config = &services.config;
+    let retry = integration_page(integration.id);
+    let client = integrations::datacenter_oauth2_client(&services.pool, &services.keyring, integration.id)
+        .await
+        .map_err(AppError::internal)?
+        .ok_or(AppError::NotFound)?;
+    let mut connection = checks::connection_with(dc, Secret::new(String::new())).map_err(AppError::internal)?;
+    let user_facing = url::Url::parse(&dc.user_facing_url).map_err(AppError::internal)?;
+    let endpoints = oauth2::Endpoints::new(&connection.api_url, &user_facing, config);
+    let http = datacenter::http_client(connection.ca.as_ref(), config).map_err(AppError::internal)?;
+    let tokens = match oauth2::exchange_code(&http, config, &endpoints, &client, code, verifier).await {
+        Ok(tokens) => tokens,
+        Err(error) => {
+            return Err(AppError::Authorization {
+                status: StatusCode::BAD_GATEWAY,
+                code: "exchange_failed",
+                title: "Bitbucket did not give a token",
+                message: format!("{} Nothing was stored.", oauth2::message(&error, &endpoints)),
+                retry,
+            })
+        }
+    };
+    connection.token = tokens.access.clone();
+    let check_failed = |why: String| {
+        refused("check_failed", "The connection failed a check", format!("{why} Nothing was stored."), retry.clone())
+    };
+    connection.username = datacenter::account(&connection, config).await.map_err(check_failed)?;
+    let report = datacenter::check(&connection, config).await;
+    if let Some(failure) = report.first_failure() {
+        return Err(check_failed(failure.message.clone()));
+    }
+    Ok((tokens, connection.username))
+}
+
+/// Stores a new authorization, marks the integration connected, audits it,
+/// and has the integration's webhooks checked with the new credential.
 async fn authorized(
     state: &AppState,
     user: &CurrentUser,
     address: Option<std::net::IpAddr>,
     integration: &Integration,
-    tokens: &cloud::Tokens,
-    account: &cloud::Account,
-    workspace: &str,
+    tokens: &Tokens,
+    account: &str,
+    message: &str,
 ) -> Result<(), AppError> {
-    let mut tx = state.services.pool.begin().await?;
-    cloud_tokens::store(
-        &mut *tx,
-        &state.services.keyring,
-        integration.id,
-        tokens,
-        &account.label(),
-        Some(&user.0.email),
-    )
-    .await?;
-    let message = format!("Connected to the workspace {workspace} as {}.", account.label());
-    integrations::set_health(&mut *tx, integration.id, integrations::HealthState::Connected, &message).await?;
+    let services = &state.services;
+    let mut tx = services.pool.begin().await?;
+    let (provider, id) = (integration.provider, integration.id);
+    oauth_tokens::store(&mut *tx, &services.keyring, provider, id, tokens, account, Some(&user.0.email)).await?;
+    integrations::set_health(&mut *tx, id, integrations::HealthState::Connected, message).await?;
     let event = Event::new(user.caller(address).actor(), AuditAction::IntegrationAuthorized)
-        .target(Target { kind: "integration", id: integration.id.to_string(), label: integration.name.clone() })
+        .target(Target { kind: "integration", id: id.to_string(), label: integration.name.clone() })
         .from_address(address)
-        .details(serde_json::json!({"bitbucket_account": account.handle(), "scopes": tokens.scopes}))
+        .details(serde_json::json!({"bitbucket_account": account, "scopes": tokens.scopes}))
         .in_space(integration.space_id);
     audit::record(&mut *tx, event).await?;
+    // What waited for a credential goes now: held outbound work, and the hooks.
+    let hooks = bitgate_core::managed_hooks::enqueue_integration(&mut tx, id).await?;
+    let released = bitgate_core::jobs::release_outbound(&mut *tx, id).await?;
     tx.commit().await?;
+    if !hooks.is_empty() || released > 0 {
+        services.jobs.notify();
+    }
     Ok(())
 }

@@ -591,8 +591,10 @@ async fn stored_datacenter(
         options: integrations::Options::default(),
         api_url: "https://bitbucket.example.com".into(),
         user_facing_url: "https://git.example.com".into(),
-        username: "jcitizen".into(),
-        access_token: format!("BBDC-token-of-{name}").into(),
+        credential: integrations::DataCenterCredential::AccessToken {
+            username: "jcitizen".into(),
+            token: format!("BBDC-token-of-{name}").into(),
+        },
         ca_certificate: None,
         health: integrations::Health {
             state: integrations::HealthState::Connected,

@@ -9,7 +9,8 @@ use bitbucket_simulator::{
     DataCenter, Simulator, Transport,
 };
 use bitgate_core::{
-    cloud_tokens::{self, Seen},
+    integrations::Provider,
+    oauth_tokens::{self, Seen},
     secrets::{Binding, Sealed},
 };
 use reqwest::{Method, StatusCode};
@@ -345,7 +346,7 @@ async fn granted_scopes_are_read_under_either_name_and_an_answer_without_them_is
     let id = Uuid::parse_str(created["id"].as_str().unwrap()).unwrap();
     simulator.configure_cloud(|cloud| cloud.scope_field = ScopeField::Missing);
     let before = expiry_of(&w.app, id).await;
-    cloud_tokens::refresh(&w.app.services, id, Seen::Expiry(before)).await.unwrap();
+    oauth_tokens::refresh(&w.app.services, Provider::Cloud, id, Seen::Expiry(before)).await.unwrap();
     assert_ne!(expiry_of(&w.app, id).await, before, "refreshed");
     let found = integration(&w, &id.to_string()).await;
     assert_eq!(found["cloud"]["scopes"], created["cloud"]["scopes"], "{found}");
@@ -705,7 +706,7 @@ async fn tokens_stay_fresh_and_a_broken_chain_asks_for_a_reconnect() {
     let old_refresh = refresh_token_of(&w.app, id).await;
     let before = expiry_of(&w.app, id).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(cloud_tokens::refresh_due(&w.app.services).await.unwrap(), 1);
+    assert_eq!(oauth_tokens::refresh_due(&w.app.services).await.unwrap(), 1);
     assert_ne!(expiry_of(&w.app, id).await, before);
     assert_ne!(refresh_token_of(&w.app, id).await, old_refresh, "Bitbucket rotated it");
     let reuse = reqwest::Client::new()
@@ -723,8 +724,8 @@ async fn tokens_stay_fresh_and_a_broken_chain_asks_for_a_reconnect() {
     let other = bitgate_core::Services { pool: other_pool, ..w.app.services.clone() };
     let seen = expiry_of(&w.app, id).await;
     let (a, b) = tokio::join!(
-        cloud_tokens::refresh(&w.app.services, id, Seen::Expiry(seen)),
-        cloud_tokens::refresh(&other, id, Seen::Expiry(seen)),
+        oauth_tokens::refresh(&w.app.services, Provider::Cloud, id, Seen::Expiry(seen)),
+        oauth_tokens::refresh(&other, Provider::Cloud, id, Seen::Expiry(seen)),
     );
     assert_eq!(a.unwrap(), b.unwrap(), "both use the one new access token");
     assert_eq!(integration(&w, &id.to_string()).await["health"]["state"], "connected");
@@ -735,18 +736,20 @@ async fn tokens_stay_fresh_and_a_broken_chain_asks_for_a_reconnect() {
         cloud.expire_access_tokens();
     });
     let refreshed =
-        cloud_tokens::refresh(&w.app.services, id, Seen::Expiry(expiry_of(&w.app, id).await)).await.unwrap();
+        oauth_tokens::refresh(&w.app.services, Provider::Cloud, id, Seen::Expiry(expiry_of(&w.app, id).await))
+            .await
+            .unwrap();
     simulator.configure_cloud(|cloud| cloud.expire_access_tokens());
     let (status, page) =
         w.call(w.token("team writer"), Method::GET, &format!("/api/v1/integrations/{id}/repositories"), None).await;
     assert_eq!(status, 200, "{page}");
-    let now_used = cloud_tokens::access_token(&w.app.services, id).await.unwrap();
+    let now_used = oauth_tokens::access_token(&w.app.services, Provider::Cloud, id).await.unwrap();
     assert_ne!(now_used, refreshed, "the 401 replaced the refused token");
 
     // The consumer's secret changes in Bitbucket: the chain is broken for good.
     simulator.configure_cloud(|cloud| cloud.consumers[0].secret = "rotated-in-bitbucket".into());
     let seen = expiry_of(&w.app, id).await;
-    assert!(cloud_tokens::refresh(&w.app.services, id, Seen::Expiry(seen)).await.is_err());
+    assert!(oauth_tokens::refresh(&w.app.services, Provider::Cloud, id, Seen::Expiry(seen)).await.is_err());
     let found = integration(&w, &id.to_string()).await;
     assert_eq!(found["health"]["state"], "error");
     assert!(found["health"]["message"].as_str().unwrap().contains("Reconnect"), "{found}");

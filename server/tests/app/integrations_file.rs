@@ -100,7 +100,12 @@ async fn import(w: &World, caller: &str, query: &str, yaml: &str) -> (reqwest::S
 }
 
 fn summary(created: &[&str], updated: &[&str], unchanged: &[&str]) -> serde_json::Value {
-    json!({"created": created, "updated": updated, "unchanged": unchanged})
+    json!({"created": created, "updated": updated, "unchanged": unchanged, "to_connect": []})
+}
+
+/// A summary whose `connect` wait for an admin's approval in Bitbucket.
+fn summary_to_connect(created: &[&str], updated: &[&str], connect: &[&str]) -> serde_json::Value {
+    json!({"created": created, "updated": updated, "unchanged": [], "to_connect": connect})
 }
 
 /// What is stored, as the export shows it, and each integration's webhook secret.
@@ -768,4 +773,225 @@ async fn an_alias_bomb_is_refused_at_once_as_an_invalid_file_and_nothing_is_writ
         assert!(details[0]["message"].as_str().unwrap().contains(limit), "{answer}");
     }
     assert_eq!(integration_count(&w).await, 0, "nothing was written");
+}
+
+/// An OAuth 2.0 application link's entry, of Bitgate's own shape, in the team space.
+fn linked_file(name: &str, api_url: &str, client_id: &str, secret: Option<&str>) -> String {
+    let secret = secret.map(|s| format!(", client_secret: {s}")).unwrap_or_default();
+    format!(
+        "version: 1\nintegrations:\n- {{name: {name}, provider: bitbucket_datacenter, space: team, \
+         datacenter: {{api_url: {api_url}, auth: oauth2, oauth2: {{client_id: {client_id}{secret}}}}}}}\n"
+    )
+}
+
+/// A Data Center OAuth 2.0 link through the file: its client checked with
+/// Bitbucket before it is created `pending_authorization` (the approval is
+/// the browser's), exported with a placeholder for its secret and no
+/// approving account, and read back as unchanged.
+#[tokio::test]
+async fn an_oauth2_link_is_imported_checked_and_pending_connect_and_its_secret_never_exported() {
+    use bitbucket_simulator::datacenter::{DEMO_OAUTH2_CLIENT_ID as CLIENT_ID, DEMO_OAUTH2_CLIENT_SECRET as SECRET};
+    let (w, simulator) = world_with_bitbucket().await;
+    let url = &simulator.url;
+
+    // A wrong secret: refused by the check, on the field to change; nothing written.
+    for query in ["?dry_run=true", ""] {
+        let (status, answer) =
+            import(&w, "team admin", query, &linked_file("dc-linked", url, CLIENT_ID, Some("wrong"))).await;
+        assert_eq!(status, 422, "{query}: {answer}");
+        let message =
+            only_problem(&answer, "integrations[0] (dc-linked).datacenter.oauth2.client_secret", "check_client");
+        assert!(message.contains("client ID or secret"), "{answer}");
+    }
+    // No secret: a new integration needs it.
+    let (status, answer) = import(&w, "team admin", "", &linked_file("dc-linked", url, CLIENT_ID, None)).await;
+    assert_eq!(status, 422, "{answer}");
+    let message = only_problem(&answer, "integrations[0] (dc-linked).datacenter.oauth2.client_secret", "invalid");
+    assert_eq!(message, "missing: a new integration needs its client secret");
+    // A token beside the link: refused, not dropped.
+    let with_token = linked_file("dc-linked", url, CLIENT_ID, Some(SECRET))
+        .replace("auth: oauth2,", &format!("auth: oauth2, access_token: {DEMO_TOKEN},"));
+    let (status, answer) = import(&w, "team admin", "", &with_token).await;
+    assert_eq!(status, 422, "{answer}");
+    only_problem(&answer, "integrations[0] (dc-linked).datacenter.access_token", "wrong_auth");
+    assert_eq!(integration_count(&w).await, 0, "nothing was written");
+
+    // Created, waiting for an admin to connect it.
+    let file = linked_file("dc-linked", url, CLIENT_ID, Some(SECRET));
+    let (status, answer) = import(&w, "team admin", "?dry_run=true", &file).await;
+    assert_eq!((status.as_u16(), answer), (200, summary_to_connect(&["dc-linked"], &[], &["dc-linked"])));
+    assert_eq!(integration_count(&w).await, 0, "a dry run writes nothing");
+    let (status, answer) = import(&w, "team admin", "", &file).await;
+    assert_eq!((status.as_u16(), answer), (200, summary_to_connect(&["dc-linked"], &[], &["dc-linked"])));
+    let path = integration_path(&w, "dc-linked").await;
+    let (_, found) = w.call(w.token("team admin"), Method::GET, &path, None).await;
+    assert_eq!(found["health"]["state"], "pending_authorization", "{found}");
+    assert_eq!(found["datacenter"]["auth"], "oauth2", "{found}");
+    assert_eq!(found["datacenter"]["oauth2"]["client_id"], CLIENT_ID, "{found}");
+    assert!(found["datacenter"]["username"].is_null(), "no one approved it yet: {found}");
+
+    // Exported: the client id, a placeholder for its secret, no username nor token.
+    let (before, _) = stored(&w).await;
+    assert!(!before.contains(SECRET), "the client secret is never exported:\n{before}");
+    assert!(before.contains("    auth: oauth2\n    oauth2:\n"), "{before}");
+    assert!(before.contains(&format!("      client_id: {CLIENT_ID}\n")), "{before}");
+    assert!(
+        before.contains(&format!(
+            "      client_secret: '<fill in: the client secret of application link {CLIENT_ID}>'\n"
+        )),
+        "{before}"
+    );
+    assert!(!before.contains("username") && !before.contains("access_token"), "{before}");
+
+    // The export, and the file with the same secret, change nothing.
+    let changes_before = w.app.audit_actions().await.iter().filter(|a| a.starts_with("integration.")).count();
+    for again in [&before, &file] {
+        let (status, answer) = import(&w, "team admin", "", again).await;
+        assert_eq!((status.as_u16(), answer), (200, summary(&[], &[], &["dc-linked"])), "{again}");
+    }
+    let changes_after = w.app.audit_actions().await.iter().filter(|a| a.starts_with("integration.")).count();
+    assert_eq!(changes_after, changes_before, "nothing audited as changed");
+
+    // The stored secret goes nowhere else: not to another server, nor for
+    // another client, nor under another trust root, without being given again.
+    let attacker = crate::helpers::Listener::start().await;
+    let ca = bitbucket_simulator::Simulator::start(
+        bitbucket_simulator::DataCenter::sample(),
+        bitbucket_simulator::Transport::Tls,
+    )
+    .await
+    .unwrap()
+    .ca_pem
+    .clone()
+    .unwrap();
+    let trusting = before.replace(
+        "    auth: oauth2\n",
+        &format!("    auth: oauth2\n    ca_certificate: |\n      {}\n", ca.trim().replace('\n', "\n      ")),
+    );
+    for (changed, what) in [
+        (before.replace(url.as_str(), &attacker.url), "API URL"),
+        (before.replace(CLIENT_ID, "another-client"), "client ID"),
+        (trusting, "CA certificate"),
+    ] {
+        assert_ne!(changed, before, "{what}");
+        for query in ["?dry_run=true", ""] {
+            let (status, answer) = import(&w, "team admin", query, &changed).await;
+            assert_eq!(status, 422, "{what}: {answer}");
+            only_problem(&answer, "integrations[0] (dc-linked).datacenter.oauth2.client_secret", "secret_required");
+        }
+    }
+    assert_eq!(attacker.connections(), 0, "nothing reached the other server");
+    assert_eq!(stored(&w).await.0, before, "nothing was written");
+
+    // A secret given is checked, as a new client's is.
+    let wrong = before.replace(&format!("'<fill in: the client secret of application link {CLIENT_ID}>'"), "wrong");
+    let (status, answer) = import(&w, "team admin", "", &wrong).await;
+    assert_eq!(status, 422, "{answer}");
+    only_problem(&answer, "integrations[0] (dc-linked).datacenter.oauth2.client_secret", "check_client");
+
+    // A change that is not the link's (a label) keeps it as it is.
+    assert!(!before.contains("labels:"), "{before}");
+    let relabelled = before.replace("  options:\n", "  labels:\n  - staging\n  options:\n");
+    let (status, answer) = import(&w, "team admin", "", &relabelled).await;
+    assert_eq!((status.as_u16(), answer), (200, summary(&[], &["dc-linked"], &[])));
+    let (_, found) = w.call(w.token("team admin"), Method::GET, &path, None).await;
+    assert_eq!(
+        (&found["labels"], &found["datacenter"]["oauth2"]["client_id"]),
+        (&json!(["staging"]), &json!(CLIENT_ID))
+    );
+}
+
+/// Switching how a Data Center integration authenticates through the file:
+/// every field of the new way, checked as a creation of that way is.
+#[tokio::test]
+async fn the_file_switches_a_datacenter_integration_between_a_token_and_an_oauth2_link() {
+    use bitbucket_simulator::datacenter::{DEMO_OAUTH2_CLIENT_ID as CLIENT_ID, DEMO_OAUTH2_CLIENT_SECRET as SECRET};
+    let (w, simulator) = world_with_bitbucket().await;
+    let url = &simulator.url;
+    create(&w, "team admin", "team-dc", Some(w.team), url).await;
+    let path = integration_path(&w, "team-dc").await;
+    let state = |found: &serde_json::Value| {
+        (found["datacenter"]["auth"].as_str().map(str::to_owned), found["health"]["state"].as_str().map(str::to_owned))
+    };
+
+    // To a link: its secret is required (nothing stored is its).
+    let (status, answer) = import(&w, "team admin", "", &linked_file("team-dc", url, CLIENT_ID, None)).await;
+    assert_eq!(status, 422, "{answer}");
+    let message = only_problem(&answer, "integrations[0] (team-dc).datacenter.oauth2.client_secret", "invalid");
+    assert!(message.contains("needs its client secret"), "{answer}");
+    let (status, answer) = import(&w, "team admin", "", &linked_file("team-dc", url, CLIENT_ID, Some("wrong"))).await;
+    assert_eq!(status, 422, "{answer}");
+    only_problem(&answer, "integrations[0] (team-dc).datacenter.oauth2.client_secret", "check_client");
+    let (_, found) = w.call(w.token("team admin"), Method::GET, &path, None).await;
+    assert_eq!(state(&found), (Some("access_token".into()), Some("connected".into())), "nothing was written");
+
+    let (status, answer) = import(&w, "team admin", "", &linked_file("team-dc", url, CLIENT_ID, Some(SECRET))).await;
+    assert_eq!((status.as_u16(), answer), (200, summary_to_connect(&[], &["team-dc"], &["team-dc"])));
+    let (_, found) = w.call(w.token("team admin"), Method::GET, &path, None).await;
+    assert_eq!(state(&found), (Some("oauth2".into()), Some("pending_authorization".into())), "{found}");
+    assert!(
+        found["datacenter"]["username"].is_null() && found["datacenter"]["access_token_last4"].is_null(),
+        "{found}"
+    );
+    let (exported, _) = stored(&w).await;
+    assert!(!exported.contains(SECRET) && !exported.contains(DEMO_TOKEN), "{exported}");
+    let (status, answer) = import(&w, "team admin", "", &exported).await;
+    assert_eq!((status.as_u16(), answer), (200, summary(&[], &[], &["team-dc"])));
+
+    // And back to a token: the token is required, and checked.
+    let token_file = |token: &str| {
+        format!(
+            "version: 1\nintegrations:\n- {{name: team-dc, provider: bitbucket_datacenter, space: team, \
+             datacenter: {{api_url: {url}, username: {DEMO_USER}{token}}}}}\n"
+        )
+    };
+    let (status, answer) = import(&w, "team admin", "", &token_file("")).await;
+    assert_eq!(status, 422, "{answer}");
+    let message = only_problem(&answer, "integrations[0] (team-dc).datacenter.access_token", "invalid");
+    assert!(message.contains("needs the token"), "{answer}");
+    let (status, answer) = import(&w, "team admin", "", &token_file(", access_token: wrong-token")).await;
+    assert_eq!(status, 422, "{answer}");
+    only_problem(&answer, "integrations[0] (team-dc).datacenter.access_token", "check_token");
+    let (status, answer) = import(&w, "team admin", "", &token_file(&format!(", access_token: {DEMO_TOKEN}"))).await;
+    assert_eq!((status.as_u16(), answer), (200, summary(&[], &["team-dc"], &[])));
+    let (_, found) = w.call(w.token("team admin"), Method::GET, &path, None).await;
+    assert_eq!(state(&found), (Some("access_token".into()), Some("connected".into())), "{found}");
+    assert_eq!(found["datacenter"]["username"], DEMO_USER);
+    assert!(found["datacenter"]["oauth2"].is_null(), "the link is forgotten: {found}");
+    let (exported, _) = stored(&w).await;
+    let (status, answer) = import(&w, "team admin", "", &exported).await;
+    assert_eq!((status.as_u16(), answer), (200, summary(&[], &[], &["team-dc"])));
+}
+
+/// The schema says what the reader says about the ways to authenticate:
+/// an entry gives one way's fields, `username` with a token only.
+#[test]
+fn the_schema_holds_a_datacenter_entry_to_its_way_to_authenticate() {
+    let schema = bitgate_core::as_code::schema::schema();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let file = |datacenter: serde_json::Value| {
+        json!({"version": 1, "integrations": [{"name": "n", "provider": "bitbucket_datacenter", "scope": "default",
+               "datacenter": datacenter}]})
+    };
+    let api_url = "https://bitbucket.example.com";
+    for valid in [
+        json!({"api_url": api_url, "username": "u", "access_token": "t"}),
+        json!({"api_url": api_url, "auth": "access_token", "username": "u"}),
+        json!({"api_url": api_url, "auth": "oauth2", "oauth2": {"client_id": "c", "client_secret": "s"}}),
+        json!({"api_url": api_url, "auth": "oauth2", "oauth2": {"client_id": "c"}}),
+    ] {
+        assert!(validator.is_valid(&file(valid.clone())), "{valid}");
+    }
+    for invalid in [
+        json!({"api_url": api_url, "access_token": "t"}),
+        json!({"api_url": api_url, "username": "u", "oauth2": {"client_id": "c"}}),
+        json!({"api_url": api_url, "auth": "oauth2"}),
+        json!({"api_url": api_url, "auth": "oauth2", "username": "u", "oauth2": {"client_id": "c"}}),
+        json!({"api_url": api_url, "auth": "oauth2", "access_token": "t", "oauth2": {"client_id": "c"}}),
+        json!({"api_url": api_url, "auth": "oauth2", "oauth2": {"client_secret": "s"}}),
+        json!({"api_url": api_url, "auth": "oauth2", "oauth2": {"client_id": "c", "scope": "x"}}),
+        json!({"api_url": api_url, "auth": "oauth1", "username": "u"}),
+    ] {
+        assert!(!validator.is_valid(&file(invalid.clone())), "{invalid}");
+    }
 }

@@ -110,15 +110,15 @@ async fn access_tokens_and_webhook_secrets_never_appear_in_a_log_line() {
     let callback = crate::cloud::approve(&simulator, &authorize, "grant").await;
     assert_eq!(browser.get(&callback).await.status(), 303);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(bitgate_core::cloud_tokens::refresh_due(&w.app.services).await.unwrap(), 2);
+    assert_eq!(bitgate_core::oauth_tokens::refresh_due(&w.app.services).await.unwrap(), 2);
     simulator.configure_cloud(|cloud| cloud.consumers[0].secret = "changed-in-bitbucket".into());
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    bitgate_core::cloud_tokens::refresh_due(&w.app.services).await.unwrap();
+    bitgate_core::oauth_tokens::refresh_due(&w.app.services).await.unwrap();
     let callback = url::Url::parse(&format!("http://x{callback}")).unwrap();
     let query: std::collections::HashMap<String, String> = callback.query_pairs().into_owned().collect();
 
     let logs = captured();
-    assert!(logs.contains("Bitbucket Cloud tokens refreshed"), "the refreshes were logged at all");
+    assert!(logs.contains("OAuth tokens refreshed"), "the refreshes were logged at all");
     assert!(logs.contains("authorization lost"), "so was the broken chain");
     for (what, value) in [
         ("consumer secret", bitbucket_simulator::cloud::DEMO_SECRET),

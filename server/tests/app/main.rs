@@ -14,6 +14,7 @@ mod comments;
 mod contract;
 mod csrf;
 mod database;
+mod datacenter_oauth;
 mod events;
 mod headers;
 mod helpers;

@@ -1,0 +1,345 @@
+//! Data Center integrations through an incoming OAuth 2.0 application link,
+//! against the simulator's provider: the client checked before saving, the
+//! approval through the shared callback (Allow, Deny), the checklist with
+//! the approving account's token, tokens that stay fresh (the job, two
+//! processes at once, a revoked grant), edits that need the secret again,
+//! rekey, and secrets that never come back.
+
+use bitbucket_simulator::{
+    datacenter::{
+        oauth2::{DEMO_OAUTH2_CLIENT_ID, DEMO_OAUTH2_CLIENT_SECRET},
+        DEMO_USER,
+    },
+    Simulator,
+};
+use bitgate_core::{
+    integrations::Provider,
+    oauth_tokens::{self, Seen},
+    secrets::{Binding, Keyring, Sealed},
+};
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::{
+    helpers::{location, Browser, TestApp},
+    world::{world_with_bitbucket, World},
+};
+
+/// A world whose Data Center's demo link sends browsers back to this Bitgate.
+async fn link_world() -> (World, Simulator) {
+    let (world, simulator) = world_with_bitbucket().await;
+    let callback = format!("{}/oauth/bitbucket/callback", world.app.base);
+    simulator.configure(|instance| instance.oauth2_clients[0].redirect_url = Some(callback));
+    (world, simulator)
+}
+
+fn body(w: &World, simulator: &Simulator, name: &str, secret: &str) -> Value {
+    json!({
+        "name": name, "provider": "bitbucket_datacenter", "scope": "space", "space_id": w.team,
+        "datacenter": {"api_url": simulator.url, "auth": "oauth2",
+                       "oauth2": {"client_id": DEMO_OAUTH2_CLIENT_ID, "client_secret": secret}},
+    })
+}
+
+async fn create(w: &World, simulator: &Simulator, name: &str) -> String {
+    let body = body(w, simulator, name, DEMO_OAUTH2_CLIENT_SECRET);
+    let (status, created) = w.call(w.token("team admin"), Method::POST, "/api/v1/integrations", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    created["id"].as_str().unwrap().to_owned()
+}
+
+async fn integration(w: &World, id: &str) -> Value {
+    let (status, found) = w.call(w.token("team admin"), Method::GET, &format!("/api/v1/integrations/{id}"), None).await;
+    assert_eq!(status, 200);
+    found
+}
+
+fn has_no_secret(text: &str) {
+    for secret in [DEMO_OAUTH2_CLIENT_SECRET, "code_verifier", "refresh_token\":\""] {
+        assert!(!text.contains(secret), "{secret} leaked into {text}");
+    }
+}
+
+/// Clicks Connect in `browser`; returns where Bitbucket's consent page is.
+async fn connect(browser: &Browser, id: &str) -> String {
+    let csrf = browser.csrf_token(&format!("/integrations/{id}")).await;
+    let answer = browser.post_form(&format!("/integrations/{id}/connect"), &[("csrf_token", &csrf)]).await;
+    assert_eq!(answer.status(), 303);
+    location(&answer)
+}
+
+/// The consent page answered with `decision` (`allow` or `deny`), as the
+/// person's browser would post its form: returns the callback address
+/// Bitbucket sends the browser to (path and query).
+async fn approve(simulator: &Simulator, authorize_url: &str, decision: &str) -> String {
+    assert!(authorize_url.starts_with(&simulator.url), "{authorize_url}");
+    let page = reqwest::get(authorize_url).await.unwrap().text().await.unwrap();
+    assert!(page.contains(">Allow</button>") && page.contains(">Deny</button>"), "{page}");
+    let url = url::Url::parse(authorize_url).unwrap();
+    let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    form.push(("decision".into(), decision.into()));
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let answer = client.post(format!("{}{}", simulator.url, url.path())).form(&form).send().await.unwrap();
+    assert_eq!(answer.status(), 302, "{}", answer.text().await.unwrap());
+    let target = url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+    format!("{}?{}", target.path(), target.query().unwrap_or_default())
+}
+
+async fn connected(w: &World, simulator: &Simulator, name: &str) -> (String, Browser) {
+    let id = create(w, simulator, name).await;
+    let admin = w.browser("team admin").await;
+    let callback = approve(simulator, &connect(&admin, &id).await, "allow").await;
+    assert_eq!(admin.get(&callback).await.status(), 303);
+    (id, admin)
+}
+
+#[tokio::test]
+async fn an_application_link_is_checked_saved_and_connected_by_an_admin_in_bitbucket() {
+    let (w, simulator) = link_world().await;
+
+    // A wrong secret is refused before anything is saved, on its field.
+    let wrong = body(&w, &simulator, "dc-link", "not-the-secret");
+    let (status, refused) = w.call(w.token("team admin"), Method::POST, "/api/v1/integrations", Some(wrong)).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["details"][0]["field"], "datacenter.oauth2.client_secret", "{refused}");
+    assert!(refused.to_string().contains("client ID or secret"), "{refused}");
+    // A token's fields are not an application link's.
+    let mut mixed = body(&w, &simulator, "dc-link", DEMO_OAUTH2_CLIENT_SECRET);
+    mixed["datacenter"]["access_token"] = json!("BBDC-something");
+    let (status, refused) = w.call(w.token("team admin"), Method::POST, "/api/v1/integrations", Some(mixed)).await;
+    assert_eq!(status, 422);
+    assert_eq!(refused["error"]["details"][0]["code"], "wrong_auth", "{refused}");
+
+    let id = create(&w, &simulator, "dc-link").await;
+    let created = integration(&w, &id).await;
+    assert_eq!(created["health"]["state"], "pending_authorization");
+    assert_eq!(created["datacenter"]["auth"], "oauth2");
+    assert_eq!(created["datacenter"]["oauth2"]["client_id"], DEMO_OAUTH2_CLIENT_ID);
+    assert!(created["datacenter"]["username"].is_null(), "nobody approved it yet");
+    assert!(created["datacenter"].get("access_token_last4").is_none(), "no token's fields");
+    has_no_secret(&created.to_string());
+
+    let admin = w.browser("team admin").await;
+    let page = admin.get(&format!("/integrations/{id}")).await.text().await.unwrap();
+    assert!(page.contains(">Connect</button>"), "a pending link offers Connect");
+    assert!(page.contains("an OAuth 2.0 application link"), "the page says how it signs in");
+    let (status, pending) =
+        w.call(w.token("team writer"), Method::GET, &format!("/api/v1/integrations/{id}/repositories"), None).await;
+    assert_eq!(status, 502, "not usable before it is connected");
+    assert!(pending.to_string().contains("not connected"), "{pending}");
+
+    // Connect: Bitbucket's consent page, at the user-facing URL, asking for
+    // REPO_ADMIN (Bitgate manages the webhooks by default) with PKCE.
+    let authorize = connect(&admin, &id).await;
+    let query: std::collections::HashMap<String, String> =
+        url::Url::parse(&authorize).unwrap().query_pairs().into_owned().collect();
+    assert_eq!(query["scope"], "REPO_ADMIN");
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert_eq!(query["redirect_uri"], format!("{}/oauth/bitbucket/callback", w.app.base), "Cloud's callback");
+    let callback = approve(&simulator, &authorize, "allow").await;
+    let landed = admin.get(&callback).await;
+    assert_eq!(landed.status(), 303);
+    assert_eq!(location(&landed), format!("/integrations/{id}"));
+    let page = admin.get(&format!("/integrations/{id}")).await.text().await.unwrap();
+    assert!(page.contains(&format!("Connected: Bitgate acts as {DEMO_USER}")), "the success message");
+    has_no_secret(&page);
+
+    let found = integration(&w, &id).await;
+    assert_eq!(found["health"]["state"], "connected", "{found}");
+    assert_eq!(found["datacenter"]["username"], DEMO_USER);
+    assert_eq!(found["datacenter"]["oauth2"]["connected_by"], "team-admin@example.com");
+    assert_eq!(found["datacenter"]["oauth2"]["scopes"], json!(["REPO_ADMIN"]));
+    has_no_secret(&found.to_string());
+    assert!(w.app.audit_actions().await.contains(&"integration.authorized".to_owned()));
+    let (status, repositories) =
+        w.call(w.token("team writer"), Method::GET, &format!("/api/v1/integrations/{id}/repositories"), None).await;
+    assert_eq!(status, 200, "{repositories}");
+    // The connection test runs the Data Center checklist with the link's token.
+    let (status, tested) =
+        w.call(w.token("team admin"), Method::POST, &format!("/api/v1/integrations/{id}/test"), None).await;
+    assert_eq!(status, 200, "{tested}");
+    assert_eq!(tested["health"]["state"], "connected", "{tested}");
+    assert!(tested["checks"].as_array().unwrap().iter().any(|c| c["name"] == "owner" && c["ok"] == true), "{tested}");
+
+    // The same callback again: its state was used.
+    let replay = admin.get(&callback).await;
+    assert_eq!(replay.status(), 400);
+}
+
+#[tokio::test]
+async fn deny_ends_on_an_error_page_and_stores_nothing() {
+    let (w, simulator) = link_world().await;
+    let id = create(&w, &simulator, "dc-link").await;
+    let admin = w.browser("team admin").await;
+    let denied = approve(&simulator, &connect(&admin, &id).await, "deny").await;
+    assert!(denied.contains("error=access_denied"), "{denied}");
+    let page = admin.get(&denied).await;
+    assert_eq!(page.status(), 400);
+    let text = page.text().await.unwrap();
+    assert!(text.contains("Access was denied in Bitbucket"), "{text}");
+    let found = integration(&w, &id).await;
+    assert_eq!(found["health"]["state"], "pending_authorization");
+    assert!(found["datacenter"]["username"].is_null());
+}
+
+#[tokio::test]
+async fn without_managed_webhooks_the_link_asks_for_repository_read_only() {
+    let (w, simulator) = link_world().await;
+    let mut body = body(&w, &simulator, "dc-read", DEMO_OAUTH2_CLIENT_SECRET);
+    body["options"] = json!({"manage_webhooks": false});
+    let (status, created) = w.call(w.token("team admin"), Method::POST, "/api/v1/integrations", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let admin = w.browser("team admin").await;
+    let authorize = connect(&admin, created["id"].as_str().unwrap()).await;
+    assert!(authorize.contains("scope=REPO_READ"), "{authorize}");
+}
+
+async fn refresh_token_of(app: &TestApp, id: Uuid) -> String {
+    let (key_id, ciphertext): (String, Vec<u8>) =
+        sqlx::query_as("SELECT refresh_token_key, refresh_token FROM datacenter_credentials WHERE integration_id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let binding = Binding { table: "datacenter_credentials", column: "refresh_token", row: id };
+    String::from_utf8(app.services.keyring.open(&Sealed { key_id, ciphertext }, binding).unwrap()).unwrap()
+}
+
+async fn expiry_of(app: &TestApp, id: Uuid) -> Option<time::OffsetDateTime> {
+    sqlx::query_scalar("SELECT token_expires_at FROM datacenter_credentials WHERE integration_id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn tokens_are_refreshed_with_the_redirect_uri_and_two_processes_keep_the_chain() {
+    let (w, simulator) = link_world().await;
+    simulator.configure(|instance| instance.oauth2_access_token_lifetime = std::time::Duration::from_secs(2));
+    let (id, admin) = connected(&w, &simulator, "dc-link").await;
+    let id = Uuid::parse_str(&id).unwrap();
+
+    // The job refreshes what expires soon (the simulator refuses a refresh
+    // without the redirect URL); the spent refresh token is dead.
+    let old_refresh = refresh_token_of(&w.app, id).await;
+    let before = expiry_of(&w.app, id).await;
+    assert_eq!(oauth_tokens::refresh_due(&w.app.services).await.unwrap(), 1);
+    assert_ne!(expiry_of(&w.app, id).await, before);
+    assert_ne!(refresh_token_of(&w.app, id).await, old_refresh, "the simulator rotates it");
+    let reuse = reqwest::Client::new()
+        .post(format!("{}/rest/oauth2/latest/token", simulator.url))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", old_refresh.as_str()),
+            ("client_id", DEMO_OAUTH2_CLIENT_ID),
+            ("client_secret", DEMO_OAUTH2_CLIENT_SECRET),
+            ("redirect_uri", &format!("{}/oauth/bitbucket/callback", w.app.base)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reuse.status(), 400);
+    assert_eq!(reuse.json::<Value>().await.unwrap()["error"], "invalid_grant");
+
+    // Two processes at the same moment: one refreshes, the other finds it done.
+    let other_pool = sqlx::PgPool::connect(w.app.services.config.database_url.as_deref().unwrap()).await.unwrap();
+    let other = bitgate_core::Services { pool: other_pool, ..w.app.services.clone() };
+    let seen = expiry_of(&w.app, id).await;
+    let (a, b) = tokio::join!(
+        oauth_tokens::refresh(&w.app.services, Provider::DataCenter, id, Seen::Expiry(seen)),
+        oauth_tokens::refresh(&other, Provider::DataCenter, id, Seen::Expiry(seen)),
+    );
+    assert_eq!(a.unwrap(), b.unwrap(), "both use the one new access token");
+    let (status, repositories) =
+        w.call(w.token("team writer"), Method::GET, &format!("/api/v1/integrations/{id}/repositories"), None).await;
+    assert_eq!(status, 200, "the chain holds: {repositories}");
+
+    // The grant is revoked in Bitbucket: the chain is broken for good.
+    simulator.configure(|instance| instance.revoke_oauth2_grants(DEMO_OAUTH2_CLIENT_ID));
+    let seen = expiry_of(&w.app, id).await;
+    assert!(oauth_tokens::refresh(&w.app.services, Provider::DataCenter, id, Seen::Expiry(seen)).await.is_err());
+    let found = integration(&w, &id.to_string()).await;
+    assert_eq!(found["health"]["state"], "error");
+    assert!(found["health"]["message"].as_str().unwrap().contains("Reconnect"), "{found}");
+    assert!(found["datacenter"]["username"].is_null(), "the dead tokens are gone");
+    assert!(w.app.audit_actions().await.contains(&"integration.authorization_lost".to_owned()));
+    let page = admin.get(&format!("/integrations/{id}")).await.text().await.unwrap();
+    assert!(page.contains(">Reconnect</button>"));
+}
+
+#[tokio::test]
+async fn an_edit_sends_a_stored_secret_only_where_it_was_given_and_a_new_client_is_approved_again() {
+    let (w, simulator) = link_world().await;
+    let (id, _) = connected(&w, &simulator, "dc-link").await;
+    let path = format!("/api/v1/integrations/{id}");
+    let admin = w.token("team admin");
+
+    // Another server with the stored secret: refused before any call.
+    let moved = json!({"datacenter": {"api_url": "http://127.0.0.1:9/elsewhere"}});
+    let (status, refused) = w.call(admin, Method::PATCH, &path, Some(moved)).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["details"][0]["code"], "secret_required", "{refused}");
+    let other_client = json!({"datacenter": {"oauth2": {"client_id": "another-client"}}});
+    let (status, refused) = w.call(admin, Method::PATCH, &path, Some(other_client)).await;
+    assert_eq!(status, 422);
+    assert_eq!(refused["error"]["details"][0]["field"], "datacenter.oauth2.client_secret");
+    let username = json!({"datacenter": {"username": "someone"}});
+    let (status, refused) = w.call(admin, Method::PATCH, &path, Some(username)).await;
+    assert_eq!(status, 422);
+    assert_eq!(refused["error"]["details"][0]["code"], "wrong_auth", "{refused}");
+
+    // Options alone keep the connection.
+    let (status, kept) = w.call(admin, Method::PATCH, &path, Some(json!({"labels": ["prod"]}))).await;
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(kept["health"]["state"], "connected");
+
+    // The secret given again: checked, and the link must be approved anew.
+    let again = json!({"datacenter": {"oauth2": {"client_secret": DEMO_OAUTH2_CLIENT_SECRET}}});
+    let (status, renewed) = w.call(admin, Method::PATCH, &path, Some(again)).await;
+    assert_eq!(status, 200, "{renewed}");
+    assert_eq!(renewed["health"]["state"], "pending_authorization");
+    assert!(renewed["datacenter"]["username"].is_null());
+
+    // Switching to an access token: all of a token's fields, checked.
+    let half = json!({"datacenter": {"auth": "access_token", "username": DEMO_USER}});
+    let (status, refused) = w.call(admin, Method::PATCH, &path, Some(half)).await;
+    assert_eq!(status, 422);
+    assert_eq!(refused["error"]["details"][0]["field"], "datacenter.access_token", "{refused}");
+    let token = bitbucket_simulator::datacenter::DEMO_TOKEN;
+    let switch = json!({"datacenter": {"auth": "access_token", "username": DEMO_USER, "access_token": token}});
+    let (status, switched) = w.call(admin, Method::PATCH, &path, Some(switch)).await;
+    assert_eq!(status, 200, "{switched}");
+    assert_eq!(switched["datacenter"]["auth"], "access_token");
+    assert_eq!(switched["health"]["state"], "connected");
+    assert!(switched["datacenter"].get("oauth2").is_none(), "the link's fields are gone");
+    let (client_id, secret): (Option<String>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT client_id, client_secret FROM datacenter_credentials WHERE integration_id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert!(client_id.is_none() && secret.is_none(), "nothing of the link is kept");
+}
+
+#[tokio::test]
+async fn rekey_reseals_a_link_s_secret_and_tokens() {
+    let (w, simulator) = link_world().await;
+    let (id, _) = connected(&w, &simulator, "dc-link").await;
+    let id = Uuid::parse_str(&id).unwrap();
+    let keys = crate::cloud::keys_of(&w.app);
+    let both = Keyring::parse(&format!("{},{keys}", Keyring::generate_entry("next"))).unwrap();
+    let counts = bitgate_core::rekey::rekey(&w.app.pool, &both).await.unwrap();
+    // The webhook secret, the client secret, the access and refresh tokens.
+    assert_eq!((counts.examined, counts.resealed), (4, 4), "{counts:?}");
+    let keys: Vec<String> = sqlx::query_scalar(
+        "SELECT unnest(ARRAY[client_secret_key, access_token_key, refresh_token_key]) FROM datacenter_credentials
+         WHERE integration_id = $1",
+    )
+    .bind(id)
+    .fetch_all(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(keys, ["next", "next", "next"]);
+}
