@@ -565,6 +565,20 @@ pub struct IntegrationPage {
     pub polling: String,
     /// Its outbound log; none for a viewer who may not read it.
     pub outbound: Option<OutboundLog>,
+    /// A Data Center OAuth 1.0a integration: what to enter in Bitbucket's
+    /// application link.
+    pub application_link: Option<Box<ApplicationLink>>,
+}
+
+/// What an admin enters in Bitbucket's application link for an OAuth 1.0a
+/// integration: Bitgate's consumer key and public key, named as the form names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplicationLink {
+    pub consumer_key: String,
+    pub consumer_name: String,
+    pub public_key: String,
+    /// Where Bitbucket's Application Links page is.
+    pub links_page: String,
 }
 
 /// Bitgate's webhook in one repository, as the integration's page lists it.

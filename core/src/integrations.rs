@@ -15,7 +15,10 @@ use uuid::Uuid;
 
 use crate::{
     access::Access,
-    bitbucket::{cloud, datacenter::oauth2},
+    bitbucket::{
+        cloud,
+        datacenter::{oauth1, oauth2},
+    },
     config::Config,
     secret::Secret,
     secrets::{Binding, Keyring, OpenError, Sealed},
@@ -191,6 +194,10 @@ text_enum! {
         /// An incoming OAuth 2.0 application link (Data Center 7.20 and
         /// later): an admin approves in Bitbucket; tokens are refreshed.
         OAuth2 = "oauth2",
+        /// A legacy OAuth 1.0a application link (RSA-SHA1): Bitgate's
+        /// public key pasted into Bitbucket, an admin approves, every call
+        /// is signed.
+        OAuth1 = "oauth1",
     }
 }
 
@@ -207,7 +214,21 @@ pub struct DataCenterView {
     pub access_token_last4: Option<String>,
     /// OAuth 2.0 only.
     pub oauth2: Option<DataCenterOAuth2View>,
+    /// OAuth 1.0a only.
+    pub oauth1: Option<DataCenterOAuth1View>,
     pub ca_certificate: Option<String>,
+}
+
+/// A Data Center OAuth 1.0a link as it may be shown: the consumer key and
+/// the public key to paste into Bitbucket, never the private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataCenterOAuth1View {
+    pub consumer_key: String,
+    /// PEM (`-----BEGIN PUBLIC KEY-----`).
+    pub public_key: String,
+    /// The Bitgate user who connected it.
+    pub authorized_by_label: Option<String>,
+    pub authorized_at: Option<OffsetDateTime>,
 }
 
 /// A Data Center OAuth 2.0 link as it may be shown.
@@ -366,6 +387,12 @@ pub enum DataCenterCredential {
     },
     /// The application link's client; the tokens come with the callback.
     OAuth2(oauth2::Client),
+    /// The consumer key and the key pair Bitgate made; the access token
+    /// comes with the callback.
+    OAuth1 {
+        consumer_key: String,
+        keys: oauth1::KeyPair,
+    },
 }
 
 impl DataCenterCredential {
@@ -373,6 +400,7 @@ impl DataCenterCredential {
         match self {
             DataCenterCredential::AccessToken { .. } => DataCenterAuth::AccessToken,
             DataCenterCredential::OAuth2(_) => DataCenterAuth::OAuth2,
+            DataCenterCredential::OAuth1 { .. } => DataCenterAuth::OAuth1,
         }
     }
 }
@@ -513,24 +541,36 @@ pub async fn create_datacenter(
     .await
     .map_err(constraint_error)?;
     let auth = new.credential.auth();
-    let (username, token, token_last4, client_id, client_secret) = match &new.credential {
-        DataCenterCredential::AccessToken { username, token } => {
-            let sealed = keyring.seal(token.as_bytes(), binding(DATACENTER_TABLE, "access_token", id));
-            (Some(username.clone()), Some(sealed), Some(last4(token.expose())), None, None)
+    let (mut username, mut token, mut token_last4, mut client_id, mut client_secret) = (None, None, None, None, None);
+    let (mut consumer_key, mut private_key, mut public_key) = (None, None, None);
+    match &new.credential {
+        DataCenterCredential::AccessToken { username: owner, token: given } => {
+            username = Some(owner.clone());
+            token = Some(keyring.seal(given.as_bytes(), binding(DATACENTER_TABLE, "access_token", id)));
+            token_last4 = Some(last4(given.expose()));
         }
         DataCenterCredential::OAuth2(client) => {
-            let sealed =
-                keyring.seal(client.secret.expose().trim().as_bytes(), binding(DATACENTER_TABLE, "client_secret", id));
-            (None, None, None, Some(client.id.trim().to_owned()), Some(sealed))
+            client_id = Some(client.id.trim().to_owned());
+            client_secret = Some(
+                keyring.seal(client.secret.expose().trim().as_bytes(), binding(DATACENTER_TABLE, "client_secret", id)),
+            );
         }
-    };
+        DataCenterCredential::OAuth1 { consumer_key: key, keys } => {
+            consumer_key = Some(key.clone());
+            let sealed = keyring.seal(keys.private_pem.as_bytes(), binding(DATACENTER_TABLE, "private_key", id));
+            private_key = Some(sealed);
+            public_key = Some(keys.public_pem.clone());
+        }
+    }
     let (token_key, token) = token.map(|t| (t.key_id, t.ciphertext)).unzip();
     let (secret_key, secret) = client_secret.map(|s| (s.key_id, s.ciphertext)).unzip();
+    let (private_key_key, private_key) = private_key.map(|k| (k.key_id, k.ciphertext)).unzip();
     sqlx::query!(
         r#"INSERT INTO datacenter_credentials (integration_id, api_url, user_facing_url, auth, username,
                                               access_token_key, access_token, access_token_last4, client_id,
-                                              client_secret_key, client_secret, ca_certificate)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"#,
+                                              client_secret_key, client_secret, ca_certificate, consumer_key,
+                                              private_key_key, private_key, public_key)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"#,
         id,
         new.api_url,
         new.user_facing_url,
@@ -543,6 +583,10 @@ pub async fn create_datacenter(
         secret_key,
         secret,
         new.ca_certificate,
+        consumer_key,
+        private_key_key,
+        private_key,
+        public_key,
     )
     .execute(&mut *tx)
     .await?;
@@ -667,6 +711,8 @@ struct Row {
     dc_authorized_at: Option<OffsetDateTime>,
     dc_token_expires_at: Option<OffsetDateTime>,
     dc_scopes: Option<Vec<String>>,
+    consumer_key: Option<String>,
+    public_key: Option<String>,
     ca_certificate: Option<String>,
     workspace: Option<String>,
     client_id: Option<String>,
@@ -688,6 +734,12 @@ impl From<Row> for Integration {
                 auth,
                 username: row.username,
                 access_token_last4: row.access_token_last4,
+                oauth1: row.consumer_key.zip(row.public_key).map(|(consumer_key, public_key)| DataCenterOAuth1View {
+                    consumer_key,
+                    public_key,
+                    authorized_by_label: row.dc_authorized_by_label.clone(),
+                    authorized_at: row.dc_authorized_at,
+                }),
                 oauth2: row.dc_client_id.map(|client_id| DataCenterOAuth2View {
                     client_id,
                     authorized_by_label: row.dc_authorized_by_label,
@@ -751,7 +803,8 @@ pub async fn find(db: impl PgExecutor<'_>, id: IntegrationId) -> Result<Option<I
                   d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?",
                   d.auth AS "auth?: DataCenterAuth", d.username, d.access_token_last4, d.client_id AS dc_client_id,
                   d.authorized_by_label AS dc_authorized_by_label, d.authorized_at AS dc_authorized_at,
-                  d.token_expires_at AS dc_token_expires_at, d.scopes AS "dc_scopes?", d.ca_certificate,
+                  d.token_expires_at AS dc_token_expires_at, d.scopes AS "dc_scopes?", d.consumer_key, d.public_key,
+                  d.ca_certificate,
                   c.workspace AS "workspace?", c.client_id AS "client_id?", c.mode AS "mode?: cloud::Mode",
                   c.authorized_by, c.authorized_by_label, c.authorized_at, c.token_expires_at,
                   c.scopes AS "scopes?",
@@ -846,7 +899,8 @@ pub async fn list(
                   d.api_url AS "api_url?", d.user_facing_url AS "user_facing_url?",
                   d.auth AS "auth?: DataCenterAuth", d.username, d.access_token_last4, d.client_id AS dc_client_id,
                   d.authorized_by_label AS dc_authorized_by_label, d.authorized_at AS dc_authorized_at,
-                  d.token_expires_at AS dc_token_expires_at, d.scopes AS "dc_scopes?", d.ca_certificate,
+                  d.token_expires_at AS dc_token_expires_at, d.scopes AS "dc_scopes?", d.consumer_key, d.public_key,
+                  d.ca_certificate,
                   c.workspace AS "workspace?", c.client_id AS "client_id?", c.mode AS "mode?: cloud::Mode",
                   c.authorized_by, c.authorized_by_label, c.authorized_at, c.token_expires_at,
                   c.scopes AS "scopes?",
@@ -905,6 +959,63 @@ pub async fn datacenter_token(
     Ok(Some(keyring.open_text(&sealed, binding(DATACENTER_TABLE, "access_token", id))?))
 }
 
+/// A Data Center OAuth 1.0a link's consumer (its private key opened), and
+/// its access token once connected.
+pub async fn datacenter_oauth1(
+    db: impl PgExecutor<'_>,
+    keyring: &Keyring,
+    id: IntegrationId,
+) -> Result<Option<(oauth1::Consumer, Option<Secret<String>>)>, SecretError> {
+    let row = sqlx::query!(
+        r#"SELECT consumer_key AS "consumer_key!", private_key_key AS "private_key_key!", private_key AS "private_key!",
+                  access_token_key, access_token
+           FROM datacenter_credentials WHERE integration_id = $1 AND auth = 'oauth1'"#,
+        id
+    )
+    .fetch_optional(db)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let sealed = Sealed { key_id: row.private_key_key, ciphertext: row.private_key };
+    let private_pem = keyring.open_text(&sealed, binding(DATACENTER_TABLE, "private_key", id))?;
+    // A key Bitgate made and sealed itself: one that does not parse was tampered with.
+    let consumer =
+        oauth1::Consumer::new(row.consumer_key, &private_pem).ok_or(SecretError::Open(OpenError::Corrupt))?;
+    let token = match (row.access_token_key, row.access_token) {
+        (Some(key_id), Some(ciphertext)) => {
+            let sealed = Sealed { key_id, ciphertext };
+            Some(keyring.open_text(&sealed, binding(DATACENTER_TABLE, "access_token", id))?)
+        }
+        _ => None,
+    };
+    Ok(Some((consumer, token)))
+}
+
+/// Stores an OAuth 1.0a link's access token, who it acts as, and who
+/// connected it (in the caller's transaction).
+pub async fn store_oauth1_token(
+    db: impl PgExecutor<'_>,
+    keyring: &Keyring,
+    id: IntegrationId,
+    token: &Secret<String>,
+    account: &str,
+    connected_by: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let sealed = keyring.seal(token.as_bytes(), binding(DATACENTER_TABLE, "access_token", id));
+    sqlx::query!(
+        r#"UPDATE datacenter_credentials SET access_token_key = $2, access_token = $3, username = $4,
+                                            authorized_by_label = $5, authorized_at = now()
+           WHERE integration_id = $1 AND auth = 'oauth1'"#,
+        id,
+        sealed.key_id,
+        sealed.ciphertext,
+        account,
+        connected_by
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Opens a Data Center OAuth 2.0 link's client (its id and secret).
 pub async fn datacenter_oauth2_client(
     db: impl PgExecutor<'_>,
@@ -951,6 +1062,9 @@ pub struct Changes {
     /// Data Center: a new OAuth 2.0 client, already checked. It forgets
     /// the stored tokens (they belong to the old one): an admin connects again.
     pub oauth2_client: Option<oauth2::Client>,
+    /// Data Center, switching to OAuth 1.0a: the consumer key and the new
+    /// key pair.
+    pub oauth1: Option<(String, oauth1::KeyPair)>,
     /// `Some(None)` removes the CA certificate.
     pub ca_certificate: Option<Option<String>>,
     /// Cloud: a new workspace, consumer or mode, already checked. Any of
@@ -977,6 +1091,7 @@ impl Changes {
             && self.access_token.is_none()
             && self.datacenter_auth.is_none()
             && self.oauth2_client.is_none()
+            && self.oauth1.is_none()
             && self.ca_certificate.is_none()
             && self.workspace.is_none()
             && self.consumer.is_none()
@@ -1052,19 +1167,28 @@ pub async fn update(
         .oauth2_client
         .as_ref()
         .map(|c| keyring.seal(c.secret.expose().trim().as_bytes(), binding(DATACENTER_TABLE, "client_secret", id)));
-    // Switching how it authenticates clears what the other way kept.
+    let private_key = changes
+        .oauth1
+        .as_ref()
+        .map(|(_, keys)| keyring.seal(keys.private_pem.as_bytes(), binding(DATACENTER_TABLE, "private_key", id)));
+    // Switching how it authenticates clears what the other ways kept.
     sqlx::query!(
         r#"UPDATE datacenter_credentials SET
              auth = coalesce($10, auth),
              api_url = coalesce($2, api_url),
              user_facing_url = coalesce($3, user_facing_url),
-             username = CASE WHEN $10 = 'oauth2' THEN NULL ELSE coalesce($4, username) END,
-             access_token_key = CASE WHEN $10 = 'oauth2' THEN NULL ELSE coalesce($5, access_token_key) END,
-             access_token = CASE WHEN $10 = 'oauth2' THEN NULL ELSE coalesce($6, access_token) END,
-             access_token_last4 = CASE WHEN $10 = 'oauth2' THEN NULL ELSE coalesce($7, access_token_last4) END,
-             client_id = CASE WHEN $10 = 'access_token' THEN NULL ELSE coalesce($11, client_id) END,
-             client_secret_key = CASE WHEN $10 = 'access_token' THEN NULL ELSE coalesce($12, client_secret_key) END,
-             client_secret = CASE WHEN $10 = 'access_token' THEN NULL ELSE coalesce($13, client_secret) END,
+             username = CASE WHEN $10 IN ('oauth2', 'oauth1') THEN NULL ELSE coalesce($4, username) END,
+             access_token_key = CASE WHEN $10 IN ('oauth2', 'oauth1') THEN NULL ELSE coalesce($5, access_token_key) END,
+             access_token = CASE WHEN $10 IN ('oauth2', 'oauth1') THEN NULL ELSE coalesce($6, access_token) END,
+             access_token_last4 = CASE WHEN $10 IN ('oauth2', 'oauth1') THEN NULL
+                                       ELSE coalesce($7, access_token_last4) END,
+             client_id = CASE WHEN $10 <> 'oauth2' THEN NULL ELSE coalesce($11, client_id) END,
+             client_secret_key = CASE WHEN $10 <> 'oauth2' THEN NULL ELSE coalesce($12, client_secret_key) END,
+             client_secret = CASE WHEN $10 <> 'oauth2' THEN NULL ELSE coalesce($13, client_secret) END,
+             consumer_key = CASE WHEN $10 = 'oauth1' THEN $14 WHEN $10 IS NOT NULL THEN NULL ELSE consumer_key END,
+             private_key_key = CASE WHEN $10 = 'oauth1' THEN $15 WHEN $10 IS NOT NULL THEN NULL ELSE private_key_key END,
+             private_key = CASE WHEN $10 = 'oauth1' THEN $16 WHEN $10 IS NOT NULL THEN NULL ELSE private_key END,
+             public_key = CASE WHEN $10 = 'oauth1' THEN $17 WHEN $10 IS NOT NULL THEN NULL ELSE public_key END,
              ca_certificate = CASE WHEN $8 THEN $9 ELSE ca_certificate END
            WHERE integration_id = $1"#,
         id,
@@ -1080,6 +1204,10 @@ pub async fn update(
         changes.oauth2_client.as_ref().map(|c| c.id.trim().to_owned()),
         client_secret.as_ref().map(|s| s.key_id.clone()),
         client_secret.as_ref().map(|s| s.ciphertext.clone()),
+        changes.oauth1.as_ref().map(|(consumer_key, _)| consumer_key.clone()),
+        private_key.as_ref().map(|k| k.key_id.clone()),
+        private_key.as_ref().map(|k| k.ciphertext.clone()),
+        changes.oauth1.as_ref().map(|(_, keys)| keys.public_pem.clone()),
     )
     .execute(&mut *tx)
     .await?;

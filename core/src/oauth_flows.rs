@@ -32,6 +32,36 @@ pub fn session_binding(session_secret: &str) -> String {
     hex::encode(sha256(session_secret))
 }
 
+/// A new flow's `state`: random, stored only as its digest.
+pub fn new_state() -> String {
+    random_token()
+}
+
+/// Records the flow of an OAuth 1.0a link, whose callback names `state`
+/// and brings back `request_token` approved (it needs no PKCE verifier).
+pub async fn start_oauth1(
+    db: impl PgExecutor<'_>,
+    state: &str,
+    request_token: &str,
+    integration_id: IntegrationId,
+    user_id: Uuid,
+    session: Option<String>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"INSERT INTO oauth_flows (state_hash, integration_id, user_id, session_binding, request_token, expires_at)
+           VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))"#,
+        state_hash(state),
+        integration_id,
+        user_id,
+        session,
+        request_token,
+        LIFETIME.as_secs_f64()
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Starts a flow and returns the URL to send the browser to. `authorize`
 /// makes the provider's authorize URL for a `state`, with the PKCE
 /// verifier to keep. `session` is the starting browser's
@@ -67,11 +97,13 @@ pub async fn start(
     Ok(url)
 }
 
-/// A flow taken by its callback.
+/// A flow taken by its callback: OAuth 2.0's keeps a PKCE verifier, OAuth
+/// 1.0a's the request token it waits for.
 #[derive(Debug)]
 pub struct Flow {
     pub integration_id: IntegrationId,
-    pub pkce_verifier: Secret<String>,
+    pub pkce_verifier: Option<Secret<String>>,
+    pub request_token: Option<String>,
 }
 
 /// Why a callback's `state` was not accepted.
@@ -105,7 +137,8 @@ pub async fn take(
 ) -> Result<Flow, FlowRefused> {
     let state = state.map(str::trim).filter(|s| !s.is_empty()).ok_or(FlowRefused::Missing)?;
     let row = sqlx::query!(
-        r#"SELECT id, integration_id, user_id, session_binding, pkce_verifier_key, pkce_verifier, expires_at
+        r#"SELECT id, integration_id, user_id, session_binding, pkce_verifier_key, pkce_verifier, request_token,
+                  expires_at
            FROM oauth_flows WHERE state_hash = $1 FOR UPDATE"#,
         state_hash(state)
     )
@@ -121,13 +154,15 @@ pub async fn take(
         return Err(FlowRefused::OtherBrowser);
     }
     sqlx::query!("DELETE FROM oauth_flows WHERE id = $1", row.id).execute(&mut *tx).await?;
-    let pkce_verifier = keyring
-        .open_text(
-            &Sealed { key_id: row.pkce_verifier_key, ciphertext: row.pkce_verifier },
-            binding(TABLE, "pkce_verifier", row.id),
-        )
-        .map_err(SecretError::from)?;
-    Ok(Flow { integration_id: row.integration_id, pkce_verifier })
+    let pkce_verifier = match (row.pkce_verifier_key, row.pkce_verifier) {
+        (Some(key_id), Some(ciphertext)) => Some(
+            keyring
+                .open_text(&Sealed { key_id, ciphertext }, binding(TABLE, "pkce_verifier", row.id))
+                .map_err(SecretError::from)?,
+        ),
+        _ => None,
+    };
+    Ok(Flow { integration_id: row.integration_id, pkce_verifier, request_token: row.request_token })
 }
 
 /// Drops flows nobody finished (part of the session clean-up job).

@@ -105,9 +105,30 @@ pub async fn rekey(pool: &PgPool, keyring: &Keyring) -> Result<Rekeyed, RekeyErr
             }
         }
     }
-    // Data Center: an HTTP access token, or an OAuth 2.0 link's client
-    // secret and tokens; Cloud: a consumer's secret and its tokens. The
-    // same three columns, in two tables.
+    // An OAuth 1.0a link's private key.
+    let rows = sqlx::query!(
+        r#"SELECT integration_id, private_key_key AS "private_key_key!", private_key AS "private_key!"
+           FROM datacenter_credentials WHERE private_key IS NOT NULL FOR UPDATE"#
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in rows {
+        let binding = Binding { table: "datacenter_credentials", column: "private_key", row: row.integration_id };
+        let current = Sealed { key_id: row.private_key_key, ciphertext: row.private_key };
+        if let Some(sealed) = reseal(keyring, current, binding, &mut counts)? {
+            sqlx::query!(
+                "UPDATE datacenter_credentials SET private_key_key = $2, private_key = $3 WHERE integration_id = $1",
+                row.integration_id,
+                sealed.key_id,
+                sealed.ciphertext
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    // Data Center: an HTTP access token, or an OAuth link's client secret
+    // and tokens; Cloud: a consumer's secret and its tokens. The same three
+    // columns, in two tables.
     let rows = sqlx::query!(
         "SELECT integration_id, client_secret_key, client_secret, access_token_key, access_token,
                 refresh_token_key, refresh_token
@@ -179,9 +200,12 @@ pub async fn rekey(pool: &PgPool, keyring: &Keyring) -> Result<Rekeyed, RekeyErr
         .await?;
     }
     // Flows waiting for their callback live 10 minutes: their verifiers are resealed too.
-    let rows = sqlx::query!("SELECT id, pkce_verifier_key, pkce_verifier FROM oauth_flows FOR UPDATE")
-        .fetch_all(&mut *tx)
-        .await?;
+    let rows = sqlx::query!(
+        r#"SELECT id, pkce_verifier_key AS "pkce_verifier_key!", pkce_verifier AS "pkce_verifier!" FROM oauth_flows
+           WHERE pkce_verifier IS NOT NULL FOR UPDATE"#
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     for row in rows {
         let binding = Binding { table: "oauth_flows", column: "pkce_verifier", row: row.id };
         let current = Sealed { key_id: row.pkce_verifier_key, ciphertext: row.pkce_verifier };

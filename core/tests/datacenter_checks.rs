@@ -26,6 +26,7 @@ fn connection(url: &str, username: &str, token: &str) -> Connection {
         username: username.into(),
         token: token.into(),
         ca: None,
+        oauth1: None,
     }
 }
 
@@ -129,6 +130,7 @@ async fn unreachable_servers_say_why_within_one_timeout() {
             username: DEMO_USER.into(),
             token: DEMO_TOKEN.into(),
             ca: None,
+            oauth1: None,
         },
         &strict,
     )

@@ -27,6 +27,7 @@ fn connection(url: &str, token: &str) -> Connection {
         username: DEMO_USER.into(),
         token: token.into(),
         ca: None,
+        oauth1: None,
     }
 }
 

@@ -109,6 +109,7 @@ fn connection(url: &str) -> Connection {
         username: "jcitizen".into(),
         token: "BBDC-token".into(),
         ca: None,
+        oauth1: None,
     }
 }
 

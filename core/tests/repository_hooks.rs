@@ -39,7 +39,8 @@ struct Remote {
 
 impl Remote {
     async fn call(&self, call: &Call, body: Option<&Value>) -> (u16, Option<Value>) {
-        let answer = send(&self.client, &config(), &self.base, call, &self.token, body).await;
+        let auth = bitgate_core::bitbucket::datacenter::Auth::Bearer(self.token.expose());
+        let answer = send(&self.client, &config(), &self.base, call, auth, body).await;
         (answer.status.map_or(0, |s| s.as_u16()), answer.body)
     }
 

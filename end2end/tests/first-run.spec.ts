@@ -366,6 +366,63 @@ test('a Data Center integration through an OAuth 2.0 application link: Deny firs
   expect(errors).toEqual([]);
 });
 
+test('a legacy OAuth 1.0a link: its public key pasted into Bitbucket, Deny first, then Allow', async ({ page, context }) => {
+  const errors = watchConsole(page);
+  const simulator = process.env.BITGATE_E2E_SIMULATOR_URL!;
+  await logIn(page);
+  await page.getByRole('link', { name: 'New integration' }).click();
+  await page.getByRole('link', { name: /^Bitbucket Data Center/ }).click();
+  await waitForIslands(page);
+  await page.getByLabel(/OAuth 1.0a application link/).check();
+  await expect(page.getByLabel('HTTP access token')).toBeHidden();
+  await expect(page.getByLabel('Client ID')).toBeHidden();
+  await expect(page.getByLabel('Consumer key')).toBeVisible();
+  await page.getByLabel('Name', { exact: true }).fill('dc-legacy');
+  await page.getByLabel('API URL').fill(simulator);
+  await page.getByRole('button', { name: 'Test connection and save' }).click();
+  await expect(page.locator('.health.pending_authorization')).toBeVisible();
+
+  // The page says what to enter in Bitbucket's application link, with the
+  // public key Bitgate made (its private key never shows).
+  const link = page.locator('section.application-link');
+  await expect(link.getByRole('heading', { name: 'Application link in Bitbucket' })).toBeVisible();
+  const consumerKey = await link.locator('.copy-value code').nth(0).innerText();
+  expect(consumerKey).toBe('bitgate-dc-legacy');
+  await expect(link.locator('.copy-value code').nth(1)).toContainText('-----BEGIN PUBLIC KEY-----');
+  // The key as a file, whole, as an admin downloads it to paste.
+  const keyFile = await page.request.get((await link.getByRole('link', { name: 'The public key as a file' }).getAttribute('href'))!);
+  expect(keyFile.status()).toBe(200);
+  const publicKey = await keyFile.text();
+  expect(publicKey).toMatch(/^-----BEGIN PUBLIC KEY-----\n/);
+  await expect(page.getByText(/BEGIN (RSA )?PRIVATE KEY/)).toHaveCount(0);
+
+  // Connect before the link exists: Bitgate says what Bitbucket lacks.
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
+  await expect(page.getByText('has no application link with the consumer key bitgate-dc-legacy')).toBeVisible();
+
+  // The admin creates the link in Bitbucket, pasting the key.
+  await page.goto(`${simulator}/plugins/servlet/applinks/listApplicationLinks`);
+  await page.getByLabel('Application name').fill('Bitgate (dc-legacy)');
+  await page.getByLabel('Consumer key').fill(consumerKey);
+  await page.getByLabel('Consumer name').fill('Bitgate (dc-legacy)');
+  await page.getByLabel('Public key').fill(publicKey);
+  await page.getByRole('button', { name: 'Create' }).click();
+  await expect(page.getByText('bitgate-dc-legacy')).toBeVisible();
+  await page.goto('/');
+  await page.getByRole('link', { name: 'dc-legacy' }).click();
+
+  // Deny, then Allow: connected as the user who approved.
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
+  await page.getByRole('button', { name: 'Deny' }).click();
+  await expect(page.getByRole('heading', { name: 'Access was denied in Bitbucket' })).toBeVisible();
+  await page.getByRole('link', { name: 'Try again' }).click();
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
+  await page.getByRole('button', { name: 'Allow' }).click();
+  await expect(page.getByText('Connected: Bitgate acts as jcitizen in Bitbucket Data Center.')).toBeVisible();
+  await expect(page.locator('.health.connected')).toBeVisible();
+  expect(errors).toEqual([]);
+});
+
 test('integrations are exported as YAML, and a file is imported: preview, then apply', async ({ page }) => {
   const errors = watchConsole(page);
   const simulator = process.env.BITGATE_E2E_SIMULATOR_URL!;

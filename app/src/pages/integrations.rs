@@ -271,6 +271,7 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
     let editing = wizard.editing.clone();
     let csrf_token = context.viewer.as_ref().map(|v| v.csrf_token.clone()).unwrap_or_default();
     let oauth2 = !is_cloud && form.value("auth") == "oauth2";
+    let oauth1 = !is_cloud && form.value("auth") == "oauth1";
     let check_labels: &[&str] = if is_cloud {
         &[
             "Bitbucket accepts the consumer's key and secret",
@@ -278,6 +279,8 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
         ]
     } else if oauth2 {
         &["The server answers as Bitbucket's OAuth 2.0 provider", "It accepts the client ID and secret"]
+    } else if oauth1 {
+        &["The server answers as Bitbucket's OAuth 1.0a provider"]
     } else {
         &[
             "The server answers as Bitbucket",
@@ -359,7 +362,13 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
         }
         .into_any(),
     };
-    let auth = if oauth2 { "oauth2" } else { "access_token" };
+    let auth = if oauth2 {
+        "oauth2"
+    } else if oauth1 {
+        "oauth1"
+    } else {
+        "access_token"
+    };
     let secret_field = match &editing {
         Some(_) => view! {
             <TextField name="client_secret" label="Secret" kind="password" autocomplete="off" hint="Leave empty to keep the stored secret. A new key needs its secret." />
@@ -408,6 +417,10 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
                         <input type="radio" name="auth" value="oauth2" checked=auth == "oauth2" />
                         " OAuth 2.0 application link: an admin approves Bitgate in Bitbucket, and Bitgate refreshes its tokens itself (Bitbucket 7.20 and later)"
                     </label>
+                    <label class="choice">
+                        <input type="radio" name="auth" value="oauth1" checked=auth == "oauth1" />
+                        " OAuth 1.0a application link, RSA-SHA1: Bitgate makes a key pair whose public key you paste into Bitbucket (legacy; any Bitbucket Server or Data Center)"
+                    </label>
                 </fieldset>
                 <div class="auth-access_token">
                     <h2>"2. In Bitbucket"</h2>
@@ -417,6 +430,10 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
                         <li>"Turn " <strong>"automated expiry"</strong> " off, so that the integration keeps working."</li>
                         <li>"Copy the token: Bitbucket shows it once."</li>
                     </ol>
+                </div>
+                <div class="auth-oauth1">
+                    <h2>"2. In Bitbucket"</h2>
+                    <p>"Nothing yet: save first. Bitgate then makes the key pair, and the integration's page shows its public key and exactly what to enter in Bitbucket's application link (" <strong>"Administration"</strong> ", " <strong>"Application Links"</strong> "); then Connect."</p>
                 </div>
                 <div class="auth-oauth2">
                     <h2>"2. In Bitbucket"</h2>
@@ -438,6 +455,9 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
                 <div class="auth-oauth2">
                     <TextField name="client_id" label="Client ID" autocomplete="off" hint="As Bitbucket shows it on the application link." />
                     {link_secret_field}
+                </div>
+                <div class="auth-oauth1">
+                    <TextField name="consumer_key" label="Consumer key" autocomplete="off" hint="What Bitbucket's link will call Bitgate; bitgate-{name} when left empty. It cannot change once saved." />
                 </div>
                 <div class="field" class:has-error=has_ca_error>
                     <label for="field-ca_certificate">"CA certificate (optional)"</label>
@@ -599,6 +619,21 @@ pub fn IntegrationDetailsPage(page: crate::context::IntegrationPage) -> impl Int
                     <button type="submit" class="button secondary">"Test connection"</button>
                 </form>
             </section>
+            {page.application_link.clone().map(|link| view! {
+                <section class="panel application-link">
+                    <h2>"Application link in Bitbucket"</h2>
+                    <p>"This integration signs its calls with an RSA key pair Bitgate made; the private key never leaves Bitgate. As a Bitbucket administrator, open " <a href=link.links_page.clone()>"Administration, Application Links"</a> " and create the link:"</p>
+                    <ol class="instructions">
+                        <li><strong>"Create link"</strong> ": choose " <strong>"Atlassian product"</strong> " (Bitbucket 7.21 and later; " <strong>"Generic Application"</strong> " before), give Bitgate's address, and continue past the warning that it does not answer."</li>
+                        <li><strong>"Application name"</strong> ": " <code>{link.consumer_name.clone()}</code> "; application type " <strong>"Generic Application"</strong> "; leave every outgoing field empty."</li>
+                        <li>"Edit the link, " <strong>"Incoming Authentication"</strong> ": " <strong>"Consumer Key"</strong> " " <CopyValue value=link.consumer_key.clone() /></li>
+                        <li><strong>"Consumer Name"</strong> ": " <code>{link.consumer_name.clone()}</code> "; " <strong>"Public Key"</strong> ":" <CopyValue value=link.public_key.clone() /></li>
+                        <li>"Leave " <strong>"Consumer Callback URL"</strong> " empty and " <strong>"Allow 2-Legged OAuth"</strong> " off, then save."</li>
+                        <li>"Back here, click " <strong>"Connect"</strong> " and approve in Bitbucket: Bitgate acts as the user who approves."</li>
+                    </ol>
+                    <p class="muted"><a href=format!("/api/v1/integrations/{}/public-key", page.id)>"The public key as a file"</a></p>
+                </section>
+            })}
             <section class="panel">
                 <h2>"Webhook"</h2>
                 <p class="delivery-status">

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::PgPool;
 
-use super::file::{Credentials, Entry, OAuth2Link, Scope};
+use super::file::{Credentials, Entry, OAuth1Link, OAuth2Link, Scope};
 use crate::{
     integrations::{self, DataCenterAuth, Integration, ListFilter},
     spaces::{self, SpaceId},
@@ -41,9 +41,10 @@ fn entry(integration: Integration, space_names: &HashMap<SpaceId, String>) -> Op
         Some(id) => Scope::Space(space_names.get(&id).cloned().unwrap_or_else(|| id.to_string())),
     };
     let credentials = match (integration.datacenter, integration.cloud) {
-        // Only the fields of the way it authenticates. For an OAuth 2.0
+        // Only the fields of the way it authenticates. For an application
         // link, not the account that approved it: that is who connected it,
-        // not configuration, and another Bitgate is connected anew.
+        // not configuration, and another Bitgate is connected anew. For an
+        // OAuth 1.0a link, its consumer key alone: the key pair stays here.
         (Some(dc), _) => Credentials::DataCenter {
             user_facing_url: Some(dc.user_facing_url).filter(|u| *u != dc.api_url),
             api_url: dc.api_url,
@@ -54,6 +55,8 @@ fn entry(integration: Integration, space_names: &HashMap<SpaceId, String>) -> Op
                 .oauth2
                 .filter(|_| dc.auth == DataCenterAuth::OAuth2)
                 .map(|link| OAuth2Link { client_id: link.client_id, client_secret: None }),
+            oauth1: (dc.auth == DataCenterAuth::OAuth1)
+                .then(|| OAuth1Link { consumer_key: dc.oauth1.map(|link| link.consumer_key) }),
             ca_certificate: dc.ca_certificate,
         },
         (None, Some(cloud)) => Credentials::Cloud {

@@ -16,11 +16,20 @@
 //!       api_url: …
 //!       auth: oauth2      # access_token when left out
 //!       oauth2: {client_id: …, client_secret: "<fill in: …>"}
+//!   - name: dc-legacy
+//!     provider: bitbucket_datacenter
+//!     space: platform
+//!     datacenter:         # a legacy OAuth 1.0a application link: Bitgate makes its key pair
+//!       api_url: …
+//!       auth: oauth1
+//!       oauth1: {consumer_key: bitgate-dc-legacy}   # optional: bitgate-{slug} when left out
 //! ```
 //!
 //! Secrets are never exported: a placeholder names each one to fill in. A
 //! secret left out (or left as its placeholder) keeps the one stored when
-//! the integration exists already, and is required when it does not.
+//! the integration exists already, and is required when it does not. An
+//! OAuth 1.0a link's key pair is neither exported nor read: it is Bitgate's
+//! own, made when the link is, and its private key never leaves Bitgate.
 //! Entries in the shape of CDS's `cdsctl project vcs import` files
 //! (`type: bitbucketserver`) are read too, alone or in the list.
 //!
@@ -81,8 +90,9 @@ pub enum Scope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
     /// Only the fields of the way `auth` names are given: the reader
-    /// refuses the other way's, so an entry is either an access token
-    /// (`username`, `access_token`) or an OAuth 2.0 link (`oauth2`).
+    /// refuses the other ways', so an entry is an access token
+    /// (`username`, `access_token`), an OAuth 2.0 link (`oauth2`) or an
+    /// OAuth 1.0a link (`oauth1`).
     DataCenter {
         api_url: String,
         /// Left out: the API URL.
@@ -90,13 +100,15 @@ pub enum Credentials {
         /// `access_token` when left out.
         auth: DataCenterAuth,
         /// The user the access token belongs to (required with one). `None`
-        /// for an OAuth 2.0 link, which acts as whoever approves it in
+        /// for an application link, which acts as whoever approves it in
         /// Bitbucket: that account is not configuration.
         username: Option<String>,
         /// Access tokens only. Left out or a placeholder: the stored one.
         access_token: Option<Secret<String>>,
         /// OAuth 2.0 only: the application link's client.
         oauth2: Option<OAuth2Link>,
+        /// OAuth 1.0a only, and always there with it: the link's consumer key.
+        oauth1: Option<OAuth1Link>,
         ca_certificate: Option<String>,
     },
     Cloud {
@@ -115,6 +127,18 @@ pub struct OAuth2Link {
     pub client_id: String,
     /// Left out or a placeholder: the stored one.
     pub client_secret: Option<Secret<String>>,
+}
+
+/// A Data Center OAuth 1.0a application link, as the file gives it: its
+/// consumer key alone. The key pair is not configuration: Bitgate makes one
+/// per link (its private key never leaves Bitgate; its public key is on the
+/// integration's page, to paste into Bitbucket), so an import into another
+/// Bitgate makes the link a new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuth1Link {
+    /// Left out: the stored one, or for a new link Bitgate's own
+    /// (`bitgate-{slug}`, as the API gives).
+    pub consumer_key: Option<String>,
 }
 
 /// Something wrong with the file, and where.
@@ -417,7 +441,7 @@ fn entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entry> {
             under_datacenter.disable_polling = dc.bool("disable_polling", problems);
             under_datacenter.disable_webhooks = dc.bool("disable_webhooks", problems);
             dc.finish(problems);
-            let Login { auth, username, access_token, oauth2 } = login?;
+            let Login { auth, username, access_token, oauth2, oauth1 } = login?;
             Some(Credentials::DataCenter {
                 api_url: api_url?,
                 user_facing_url,
@@ -425,6 +449,7 @@ fn entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entry> {
                 username,
                 access_token,
                 oauth2,
+                oauth1,
                 ca_certificate,
             })
         }
@@ -476,9 +501,15 @@ struct Login {
     username: Option<String>,
     access_token: Option<Secret<String>>,
     oauth2: Option<OAuth2Link>,
+    oauth1: Option<OAuth1Link>,
 }
 
-/// Reads `auth` and the fields of the way it names; the other way's are
+/// What the refusal of a key given in the file says: the key pair is not
+/// configuration, whichever half is given.
+const KEY_PAIR_NOT_READ: &str = "not read from a file: Bitgate makes an OAuth 1.0a link's key pair itself and never \
+     exports its private key (the public key, to paste into Bitbucket, is on the integration's page): remove it";
+
+/// Reads `auth` and the fields of the way it names; the other ways' are
 /// refused, as the API refuses them ([`input::refuse_other_auth`]): a token
 /// beside a link would otherwise be dropped without a word. `None` when
 /// `auth` is not valid or a field it needs is missing.
@@ -489,10 +520,20 @@ fn datacenter_login(dc: &mut Fields<'_>, problems: &mut Vec<Problem>) -> Option<
         None if problems.len() > before => None,
         None => Some(DataCenterAuth::AccessToken),
         Some(raw) => DataCenterAuth::parse(raw.trim()).or_else(|| {
-            dc.problem(problems, "auth", "must be access_token or oauth2");
+            dc.problem(problems, "auth", "must be access_token, oauth2 or oauth1");
             None
         }),
     };
+    // Under `datacenter` too, a key is refused for what it is, not as an unknown field.
+    if auth == Some(DataCenterAuth::OAuth1) {
+        for key in ["private_key", "public_key"] {
+            if dc.get(key).is_some() {
+                dc.problem(problems, key, KEY_PAIR_NOT_READ);
+            }
+        }
+    }
+    let no_oauth1 = "not a field of this integration: oauth1 is an OAuth 1.0a application link's, \
+                     write auth: oauth1 to use one";
     match auth {
         Some(DataCenterAuth::AccessToken) => {
             let username = dc.required("username", problems);
@@ -503,7 +544,15 @@ fn datacenter_login(dc: &mut Fields<'_>, problems: &mut Vec<Problem>) -> Option<
                 "not a field of an integration that authenticates with an access token: remove it, \
                  or write auth: oauth2 to use an application link",
             );
-            Some(Login { auth: DataCenterAuth::AccessToken, username: Some(username?), access_token, oauth2: None })
+            dc.refuse("oauth1", problems, no_oauth1);
+            let token = Login {
+                auth: DataCenterAuth::AccessToken,
+                username: Some(username?),
+                access_token,
+                oauth2: None,
+                oauth1: None,
+            };
+            Some(token)
         }
         Some(DataCenterAuth::OAuth2) => {
             dc.refuse(
@@ -516,6 +565,7 @@ fn datacenter_login(dc: &mut Fields<'_>, problems: &mut Vec<Problem>) -> Option<
                 problems,
                 "not a field of an OAuth 2.0 integration: remove it, or write auth: access_token to use a token",
             );
+            dc.refuse("oauth1", problems, no_oauth1);
             let before = problems.len();
             let Some(mut link) = dc.nested("oauth2", problems) else {
                 // Unless it is there but not a mapping (a problem already).
@@ -528,12 +578,59 @@ fn datacenter_login(dc: &mut Fields<'_>, problems: &mut Vec<Problem>) -> Option<
             let client_secret = link.secret("client_secret", problems);
             link.finish(problems);
             let oauth2 = OAuth2Link { client_id: client_id?, client_secret };
-            Some(Login { auth: DataCenterAuth::OAuth2, username: None, access_token: None, oauth2: Some(oauth2) })
+            let link = Login {
+                auth: DataCenterAuth::OAuth2,
+                username: None,
+                access_token: None,
+                oauth2: Some(oauth2),
+                oauth1: None,
+            };
+            Some(link)
+        }
+        Some(DataCenterAuth::OAuth1) => {
+            dc.refuse(
+                "username",
+                problems,
+                "not a field of an OAuth 1.0a integration, which acts as whoever approves it in Bitbucket: remove it",
+            );
+            dc.refuse(
+                "access_token",
+                problems,
+                "not a field of an OAuth 1.0a integration (its access token comes with Connect): remove it, \
+                 or write auth: access_token to use a token",
+            );
+            dc.refuse(
+                "oauth2",
+                problems,
+                "not a field of an OAuth 1.0a integration: remove it, or write auth: oauth2 to use an OAuth 2.0 link",
+            );
+            // The mapping is optional: the consumer key is Bitgate's own when left out.
+            let consumer_key = match dc.nested("oauth1", problems) {
+                Some(mut link) => {
+                    let consumer_key = link.string("consumer_key", problems).filter(|k| !k.trim().is_empty());
+                    for key in ["private_key", "public_key"] {
+                        if link.get(key).is_some() {
+                            link.problem(problems, key, KEY_PAIR_NOT_READ);
+                        }
+                    }
+                    link.finish(problems);
+                    consumer_key
+                }
+                None => None,
+            };
+            let link = Login {
+                auth: DataCenterAuth::OAuth1,
+                username: None,
+                access_token: None,
+                oauth2: None,
+                oauth1: Some(OAuth1Link { consumer_key }),
+            };
+            Some(link)
         }
         None => {
             // Which of these belong is not known: read, so as not to be
             // called unknown besides; the problem with `auth` says what to fix.
-            for key in ["username", "access_token", "oauth2"] {
+            for key in ["username", "access_token", "oauth2", "oauth1"] {
                 dc.get(key);
             }
             None
@@ -688,6 +785,7 @@ fn cds_entry(mut fields: Fields<'_>, problems: &mut Vec<Problem>) -> Option<Entr
             username: Some(user?),
             access_token: token,
             oauth2: None,
+            oauth1: None,
             ca_certificate: None,
         },
         webhook_secret: None,
@@ -760,7 +858,16 @@ fn write_entry(out: &mut String, entry: &Entry) {
     flag(out, 4, "disable_polling", options.disable_polling);
     flag(out, 4, "disable_webhooks", options.disable_webhooks);
     match &entry.credentials {
-        Credentials::DataCenter { api_url, user_facing_url, auth, username, access_token, oauth2, ca_certificate } => {
+        Credentials::DataCenter {
+            api_url,
+            user_facing_url,
+            auth,
+            username,
+            access_token,
+            oauth2,
+            oauth1,
+            ca_certificate,
+        } => {
             key(out, 2, "datacenter");
             field(out, 4, "api_url", api_url);
             if let Some(url) = user_facing_url.as_deref().filter(|u| u != api_url) {
@@ -786,6 +893,21 @@ fn write_entry(out: &mut String, entry: &Entry) {
                     field(out, 6, "client_id", client_id);
                     let what = format!("the client secret of application link {client_id}");
                     field(out, 6, "client_secret", &or_placeholder(client_secret, &what));
+                }
+                // The consumer key alone: the key pair stays in this Bitgate.
+                // The public key is not configuration either (the file would
+                // refuse it back): the integration's page shows it.
+                DataCenterAuth::OAuth1 => {
+                    field(out, 4, "auth", auth.as_str());
+                    let _ = writeln!(
+                        out,
+                        "    # The key pair is not exported: this Bitgate keeps it; another makes a new one on\n    \
+                         # import, whose public key its page shows to paste into Bitbucket's application link."
+                    );
+                    if let Some(consumer_key) = oauth1.as_ref().and_then(|link| link.consumer_key.as_deref()) {
+                        key(out, 4, "oauth1");
+                        field(out, 6, "consumer_key", consumer_key);
+                    }
                 }
             }
             if let Some(pem) = ca_certificate {
@@ -842,6 +964,7 @@ mod tests {
                 username: Some("bot".into()),
                 access_token: None,
                 oauth2: None,
+                oauth1: None,
                 ca_certificate: None,
             },
             webhook_secret: None,
@@ -858,9 +981,27 @@ mod tests {
                 username: None,
                 access_token: None,
                 oauth2: Some(OAuth2Link { client_id: "7c1e0b5f".into(), client_secret: None }),
+                oauth1: None,
                 ca_certificate: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
             },
             ..datacenter(name, Scope::Default)
+        }
+    }
+
+    /// A Data Center entry with an OAuth 1.0a application link.
+    fn legacy(name: &str, consumer_key: Option<&str>) -> Entry {
+        Entry {
+            credentials: Credentials::DataCenter {
+                api_url: "https://bitbucket.example.com".into(),
+                user_facing_url: None,
+                auth: DataCenterAuth::OAuth1,
+                username: None,
+                access_token: None,
+                oauth2: None,
+                oauth1: Some(OAuth1Link { consumer_key: consumer_key.map(Into::into) }),
+                ca_certificate: None,
+            },
+            ..datacenter(name, Scope::Space("platform".into()))
         }
     }
 
@@ -1025,12 +1166,125 @@ mod tests {
         );
         // An unknown way: said once, its fields not called unknown besides.
         assert_eq!(
-            strings(datacenter_problems("auth: oauth1, username: u, oauth2: {client_id: c}")),
-            ["integrations[0] (n).datacenter.auth: must be access_token or oauth2"]
+            strings(datacenter_problems("auth: basic, username: u, oauth2: {client_id: c}, oauth1: {consumer_key: k}")),
+            ["integrations[0] (n).datacenter.auth: must be access_token, oauth2 or oauth1"]
         );
         assert_eq!(
             strings(datacenter_problems("auth: [oauth2]")),
             ["integrations[0] (n).datacenter.auth: must be text"]
+        );
+    }
+
+    #[test]
+    fn an_oauth1_entry_is_exported_with_its_consumer_key_alone_and_reads_back_the_same() {
+        let entries = vec![
+            legacy("dc-legacy", Some("bitgate-dc-legacy")),
+            legacy("dc-unsaid", None),
+            datacenter("dc-token", Scope::Space("platform".into())),
+        ];
+        let text = render(&entries);
+        let legacy_text = &text[..text.find("- name: dc-token").unwrap()];
+        assert!(
+            legacy_text.contains(
+                "\n    auth: oauth1\n    # The key pair is not exported: this Bitgate keeps it; another makes a new one on\n    \
+                 # import, whose public key its page shows to paste into Bitbucket's application link.\n    \
+                 oauth1:\n      consumer_key: bitgate-dc-legacy\n"
+            ),
+            "{text}"
+        );
+        // Without a consumer key (never stored so), the way alone.
+        let unsaid = &legacy_text[legacy_text.find("- name: dc-unsaid").unwrap()..];
+        assert!(!unsaid.contains("oauth1:"), "{text}");
+        // Neither half of the key pair, nor another way's fields.
+        for absent in ["PRIVATE KEY", "PUBLIC KEY", "private_key", "public_key", "username", "access_token", "oauth2"] {
+            assert!(!legacy_text.contains(absent), "{absent}: {text}");
+        }
+        assert_eq!(parse(&text).unwrap(), entries);
+    }
+
+    #[test]
+    fn an_oauth1_entry_gives_its_consumer_key_and_never_a_key() {
+        let read = |fields: &str| {
+            let text = format!(
+                "version: 1\nintegrations:\n  - {{name: n, provider: bitbucket_datacenter, scope: default, \
+                 datacenter: {{api_url: https://b.example.com, {fields}}}}}\n"
+            );
+            parse(&text).map(|mut entries| entries.remove(0).credentials)
+        };
+        let link_of = |fields: &str| {
+            let Ok(Credentials::DataCenter { auth, username, access_token, oauth2, oauth1, .. }) = read(fields) else {
+                panic!("{fields}")
+            };
+            assert_eq!((auth, username, access_token, oauth2), (DataCenterAuth::OAuth1, None, None, None), "{fields}");
+            oauth1.expect("always there with auth: oauth1").consumer_key
+        };
+        assert_eq!(link_of("auth: oauth1, oauth1: {consumer_key: ' k '}"), Some(" k ".into()), "as written");
+        for unsaid in ["auth: oauth1", "auth: oauth1, oauth1: {}", "auth: oauth1, oauth1: {consumer_key: ''}"] {
+            assert_eq!(link_of(unsaid), None, "Bitgate's own: {unsaid}");
+        }
+
+        // The other ways' fields: refused where they are.
+        let problems = datacenter_problems("auth: oauth1, username: u, access_token: t, oauth2: {client_id: c}");
+        let found: Vec<(&str, &str)> = problems.iter().map(|p| (p.place.as_str(), p.code.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                ("integrations[0] (n).datacenter.username", "wrong_auth"),
+                ("integrations[0] (n).datacenter.access_token", "wrong_auth"),
+                ("integrations[0] (n).datacenter.oauth2", "wrong_auth"),
+            ],
+            "{problems:?}"
+        );
+        assert!(problems[0].message.contains("acts as whoever approves it"), "{problems:?}");
+        assert!(problems[1].message.contains("write auth: access_token"), "{problems:?}");
+        assert!(problems[2].message.contains("write auth: oauth2"), "{problems:?}");
+        // And its own, beside another way.
+        for fields in [
+            "username: u, access_token: t, oauth1: {consumer_key: k}",
+            "auth: oauth2, oauth2: {client_id: c}, oauth1: {}",
+        ] {
+            let problems = datacenter_problems(fields);
+            assert_eq!(problems.len(), 1, "{fields}: {problems:?}");
+            assert_eq!(
+                (problems[0].place.as_str(), problems[0].code.as_str()),
+                ("integrations[0] (n).datacenter.oauth1", "wrong_auth")
+            );
+            assert!(problems[0].message.contains("write auth: oauth1"), "{problems:?}");
+        }
+
+        // A key, either half, wherever given: Bitgate makes the pair; its value is not repeated.
+        let pem = "'-----BEGIN PRIVATE KEY-----\\nMIIE\\n-----END PRIVATE KEY-----'";
+        let problems = datacenter_problems(&format!(
+            "auth: oauth1, private_key: {pem}, oauth1: {{consumer_key: k, private_key: {pem}, public_key: p}}"
+        ));
+        let found: Vec<(&str, &str)> = problems.iter().map(|p| (p.place.as_str(), p.code.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                ("integrations[0] (n).datacenter.private_key", "invalid"),
+                ("integrations[0] (n).datacenter.oauth1.private_key", "invalid"),
+                ("integrations[0] (n).datacenter.oauth1.public_key", "invalid"),
+            ],
+            "{problems:?}"
+        );
+        for problem in &problems {
+            assert!(problem.message.contains("Bitgate makes an OAuth 1.0a link's key pair itself"), "{problem}");
+            assert!(problem.message.contains("never exports its private key"), "{problem}");
+            assert!(!problem.message.contains("BEGIN"), "{problem}");
+        }
+
+        let strings = |problems: Vec<Problem>| problems.into_iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            strings(datacenter_problems("auth: oauth1, oauth1: {consumer_key: k, secret: s}")),
+            ["integrations[0] (n).datacenter.oauth1.secret: unknown field"]
+        );
+        assert_eq!(
+            strings(datacenter_problems("auth: oauth1, oauth1: k")),
+            ["integrations[0] (n).datacenter.oauth1: must be a mapping"]
+        );
+        assert_eq!(
+            strings(datacenter_problems("auth: oauth1, oauth1: {consumer_key: [k]}")),
+            ["integrations[0] (n).datacenter.oauth1.consumer_key: must be text"]
         );
     }
 
@@ -1062,6 +1316,7 @@ mod tests {
                 username: Some("the-username".into()),
                 access_token: Some("the-token".into()),
                 oauth2: None,
+                oauth1: None,
                 ca_certificate: None,
             }
         );
@@ -1376,7 +1631,8 @@ integrations:
         full.scope = Scope::Space("s".into());
         full.description = "d".into();
         full.labels = vec!["l".into()];
-        let text = render(&[datacenter("d", Scope::Space("s".into())), linked("o"), full]);
+        let text =
+            render(&[datacenter("d", Scope::Space("s".into())), linked("o"), legacy("l", Some("bitgate-l")), full]);
         let Value::Mapping(rendered) = yaml::load(&text).unwrap() else { panic!("{text}") };
         let Some(Value::Sequence(items)) = rendered.get("integrations") else { panic!("{text}") };
         for item in items.iter() {
@@ -1414,9 +1670,22 @@ integrations:
             );
             unknown(&file, &format!("datacenter.oauth2.{link_key}"));
         }
+        let link = entry["datacenter"]["properties"]["oauth1"]["properties"].as_object().unwrap();
+        assert_eq!(link.keys().collect::<Vec<_>>(), ["consumer_key"], "never a key");
+        for link_key in link.keys() {
+            let file = format!(
+                "{head}    datacenter:\n      api_url: a\n      auth: oauth1\n      oauth1:\n        {link_key}: x\n"
+            );
+            unknown(&file, &format!("datacenter.oauth1.{link_key}"));
+        }
         // The reader's ways, the schema's.
-        assert_eq!(entry["datacenter"]["properties"]["auth"]["enum"], serde_json::json!(["access_token", "oauth2"]));
+        assert_eq!(
+            entry["datacenter"]["properties"]["auth"]["enum"],
+            serde_json::json!(["access_token", "oauth2", "oauth1"])
+        );
         assert_eq!(entry["datacenter"]["required"], serde_json::json!(["api_url"]), "username: access tokens only");
-        assert_eq!(entry["datacenter"]["else"]["required"], serde_json::json!(["username"]));
+        assert_eq!(entry["datacenter"]["if"]["properties"]["auth"]["const"], "oauth2");
+        assert_eq!(entry["datacenter"]["else"]["if"]["properties"]["auth"]["const"], "oauth1");
+        assert_eq!(entry["datacenter"]["else"]["else"]["required"], serde_json::json!(["username"]));
     }
 }

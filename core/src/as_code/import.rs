@@ -10,10 +10,13 @@
 //! API would reuse it ([`rules`]): not for another server, trust root or
 //! client id.
 //!
-//! What needs a person cannot be imported: a Data Center OAuth 2.0 link
+//! What needs a person cannot be imported: a Data Center application link
 //! (or a Cloud consumer in authorization-code mode) is created with its
 //! client checked, `pending_authorization`, and the summary lists it to
-//! connect in the browser.
+//! connect in the browser. An OAuth 1.0a link's key pair is never in a
+//! file: a new link (or one switched to) gets a new pair, whose public key
+//! an admin pastes into Bitbucket before connecting; a link that stays
+//! keeps its pair, so that an export imported back changes nothing.
 
 use std::fmt::Write;
 
@@ -28,14 +31,15 @@ use crate::{
     audit::{self, AuditAction, Event, Target},
     bitbucket::{
         cloud::{Account, Consumer, Mode, Tokens},
-        datacenter::{self, oauth2},
+        datacenter::{self, oauth1, oauth2},
+        Report,
     },
     config::Config,
     integrations::{
         self, checks,
         input::{self, given},
-        rules, Changes, DataCenterAuth, DataCenterCredential, Health, HealthState, Integration, IntegrationId,
-        NewCloud, NewDataCenter, Options, Provider,
+        operations, rules, Changes, DataCenterAuth, DataCenterCredential, Health, HealthState, Integration,
+        IntegrationId, NewCloud, NewDataCenter, Options, Provider,
     },
     oauth_tokens,
     principal::Principal,
@@ -71,11 +75,15 @@ pub struct Summary {
     pub updated: Vec<String>,
     pub unchanged: Vec<String>,
     /// Of those created or updated, the ones left `pending_authorization`:
-    /// a Data Center OAuth 2.0 link (new, or whose client, server or trust
-    /// changed) or a Cloud consumer in authorization-code mode. Their
-    /// tokens come only when an admin clicks Connect on the integration's
-    /// page and approves in Bitbucket, which no file can do.
+    /// a Data Center application link (new, switched to, or whose client,
+    /// server or trust changed) or a Cloud consumer in authorization-code
+    /// mode. Their tokens come only when an admin clicks Connect on the
+    /// integration's page and approves in Bitbucket, which no file can do.
     pub to_connect: Vec<String>,
+    /// Of those, the OAuth 1.0a links given a new key pair (new, or switched
+    /// to): Bitbucket's application link needs its public key, shown on the
+    /// integration's page, before Connect can work.
+    pub new_key_pairs: Vec<String>,
 }
 
 impl Summary {
@@ -94,6 +102,15 @@ impl Summary {
             names(&self.updated),
             names(&self.unchanged)
         );
+        if !self.new_key_pairs.is_empty() {
+            let made = if dry_run { "would get a new key pair" } else { "new key pair" };
+            let _ = writeln!(
+                text,
+                "{made}: {}\nEach is an OAuth 1.0a application link: paste the public key shown on its page in \
+                 Bitgate into Bitbucket's application link (incoming authentication) before clicking Connect.",
+                self.new_key_pairs.join(", ")
+            );
+        }
         if !self.to_connect.is_empty() {
             let waiting = if dry_run { "would wait for Connect" } else { "waiting for Connect" };
             let _ = writeln!(
@@ -202,10 +219,12 @@ struct DataCenterFields {
 }
 
 /// How a Data Center entry authenticates, with that way's fields; a
-/// secret `None` when the file leaves it to the stored one.
+/// secret `None` when the file leaves it to the stored one, and so an
+/// OAuth 1.0a link's consumer key (Bitgate's own for a new link).
 enum Login {
     AccessToken { username: String, token: Option<Secret<String>> },
     OAuth2 { client_id: String, client_secret: Option<Secret<String>> },
+    OAuth1 { consumer_key: Option<String> },
 }
 
 impl Login {
@@ -213,13 +232,15 @@ impl Login {
         match self {
             Login::AccessToken { .. } => DataCenterAuth::AccessToken,
             Login::OAuth2 { .. } => DataCenterAuth::OAuth2,
+            Login::OAuth1 { .. } => DataCenterAuth::OAuth1,
         }
     }
 
     /// The credential to create with: every secret is there, or the plan
-    /// stopped at the entry's problem.
-    fn credential(self) -> DataCenterCredential {
-        match self {
+    /// stopped at the entry's problem; an OAuth 1.0a link's consumer key
+    /// and key pair are the ones its check was made with (`None` without).
+    fn credential(self, link: Option<NewLink>) -> Option<DataCenterCredential> {
+        Some(match self {
             Login::AccessToken { username, token } => {
                 DataCenterCredential::AccessToken { username, token: token.unwrap_or_default() }
             }
@@ -227,12 +248,20 @@ impl Login {
                 id: client_id,
                 secret: client_secret.unwrap_or_default(),
             }),
-        }
+            Login::OAuth1 { .. } => {
+                let (consumer_key, keys) = link?;
+                DataCenterCredential::OAuth1 { consumer_key, keys }
+            }
+        })
     }
 }
 
+/// An OAuth 1.0a link's consumer key and the key pair made for it.
+type NewLink = (String, oauth1::KeyPair);
+
 enum Check {
-    DataCenter(datacenter::Connection),
+    /// Boxed: a connection holds room for an OAuth 1.0a consumer's key.
+    DataCenter(Box<datacenter::Connection>),
     /// An OAuth 2.0 link's client, with a code that cannot exist
     /// ([`checks::check_datacenter_client`]): its approval comes after.
     DataCenterClient {
@@ -241,6 +270,15 @@ enum Check {
         ca: Option<reqwest::Certificate>,
         client: oauth2::Client,
     },
+    /// An OAuth 1.0a link's server, asked as its provider would be
+    /// ([`checks::check_datacenter_consumer`], lenient: the link in
+    /// Bitbucket comes after, with the public key).
+    DataCenterConsumer {
+        api_url: url::Url,
+        user_facing_url: String,
+        ca: Option<reqwest::Certificate>,
+        signer: Signer,
+    },
     Cloud {
         workspace: String,
         consumer: Consumer,
@@ -248,9 +286,19 @@ enum Check {
     },
 }
 
+/// What signs an OAuth 1.0a link's check.
+enum Signer {
+    /// A new key pair for this consumer key, made with the check: a few
+    /// at a time like the checks, each off the async threads.
+    New(String),
+    /// The link's stored consumer, whose key pair stays.
+    Stored(Box<oauth1::Consumer>),
+}
+
 /// What the checks gave back to store.
 enum Checked {
-    DataCenter(Health),
+    /// With the consumer key and the key pair made for a new OAuth 1.0a link.
+    DataCenter(Health, Option<NewLink>),
     Cloud(Health, Option<(Tokens, Account)>),
 }
 
@@ -384,7 +432,16 @@ async fn plan(
     };
     let keyring = import.keyring;
     match entry.credentials {
-        Credentials::DataCenter { api_url, user_facing_url, auth, username, access_token, oauth2, ca_certificate } => {
+        Credentials::DataCenter {
+            api_url,
+            user_facing_url,
+            auth,
+            username,
+            access_token,
+            oauth2,
+            oauth1,
+            ca_certificate,
+        } => {
             // The reader gives the fields of `auth`'s way alone.
             let login = match auth {
                 DataCenterAuth::AccessToken => {
@@ -395,6 +452,7 @@ async fn plan(
                         oauth2.map_or_else(Default::default, |link| (link.client_id, link.client_secret));
                     Login::OAuth2 { client_id, client_secret }
                 }
+                DataCenterAuth::OAuth1 => Login::OAuth1 { consumer_key: oauth1.and_then(|link| link.consumer_key) },
             };
             let fields = DataCenterFields {
                 api_url,
@@ -406,7 +464,9 @@ async fn plan(
                 return Ok(None);
             };
             let Some(existing) = existing else {
-                let Some(check) = new_datacenter_check(place, &mut fields, endpoint, problems) else { return Ok(None) };
+                let Some(check) = new_datacenter_check(place, &slug, &mut fields, endpoint, problems) else {
+                    return Ok(None);
+                };
                 let new = New { common, credentials: NewCredentials::DataCenter(Box::new(fields)), checked: None };
                 return Ok(Some(make(Action::Create(Box::new(new)), Some(check), webhook_secret)));
             };
@@ -531,19 +591,27 @@ fn datacenter_fields(
         // Stored without a trailing slash; the check takes the parsed URL, as the API's does.
         None => endpoint_url.as_ref().map(|url| url.as_str().trim_end_matches('/').to_owned()),
     };
-    let (secret, secret_field) = match &mut fields.login {
+    let secret = match &mut fields.login {
         Login::AccessToken { username, token } => {
             *username = username.trim().to_owned();
-            (token, "datacenter.access_token")
+            Some((token, "datacenter.access_token"))
         }
         Login::OAuth2 { client_id, client_secret } => {
             *client_id = client_id.trim().to_owned();
-            (client_secret, "datacenter.oauth2.client_secret")
+            Some((client_secret, "datacenter.oauth2.client_secret"))
+        }
+        // No secret: the key pair is Bitgate's. The key is held to the API's rule.
+        Login::OAuth1 { consumer_key } => {
+            let given = consumer_key.take().map(|key| input::OAuth1Input { consumer_key: Some(key) });
+            *consumer_key = input::oauth1_consumer_key(&mut found, given).flatten();
+            None
         }
     };
-    *secret = secret.take().map(|s| s.trimmed());
-    if secret.as_ref().is_some_and(|s| s.expose().len() > MAX_SECRET) {
-        found.push(secret_field, "too_long", "Use at most 1,024 characters.");
+    if let Some((secret, secret_field)) = secret {
+        *secret = secret.take().map(|s| s.trimmed());
+        if secret.as_ref().is_some_and(|s| s.expose().len() > MAX_SECRET) {
+            found.push(secret_field, "too_long", "Use at most 1,024 characters.");
+        }
     }
     let ca = fields.ca_certificate.as_deref().and_then(|pem| input::ca_certificate(&mut found, pem));
     if !found.is_empty() {
@@ -560,12 +628,18 @@ fn datacenter_fields(
 
 fn connection(username: &str, endpoint: Endpoint, token: Secret<String>) -> Check {
     let Endpoint { api_url, ca } = endpoint;
-    Check::DataCenter(datacenter::Connection { api_url, username: username.to_owned(), token, ca })
+    let connection = datacenter::Connection { api_url, username: username.to_owned(), token, ca, oauth1: None };
+    Check::DataCenter(Box::new(connection))
 }
 
 fn client_check(user_facing_url: &str, endpoint: Endpoint, client: oauth2::Client) -> Check {
     let Endpoint { api_url, ca } = endpoint;
     Check::DataCenterClient { api_url, user_facing_url: user_facing_url.to_owned(), ca, client }
+}
+
+fn consumer_check(user_facing_url: &str, endpoint: Endpoint, signer: Signer) -> Check {
+    let Endpoint { api_url, ca } = endpoint;
+    Check::DataCenterConsumer { api_url, user_facing_url: user_facing_url.to_owned(), ca, signer }
 }
 
 /// An application link's client, held to the API's rules ([`input::oauth2_client`]).
@@ -579,9 +653,11 @@ fn link(place: &str, client_id: &str, secret: Secret<String>, problems: &mut Vec
 
 /// The check a new Data Center entry is created after: its secret is
 /// required (nothing is stored to keep). An OAuth 2.0 link's client id is
-/// left as the check normalized it.
+/// left as the check normalized it; an OAuth 1.0a link's consumer key is
+/// the one given or Bitgate's own, and its key pair is made with the check.
 fn new_datacenter_check(
     place: &str,
+    slug: &str,
     fields: &mut DataCenterFields,
     endpoint: Endpoint,
     problems: &mut Vec<Problem>,
@@ -606,6 +682,10 @@ fn new_datacenter_check(
             let client = link(place, client_id, secret, problems)?;
             client_id.clone_from(&client.id);
             Some(client_check(&fields.user_facing_url, endpoint, client))
+        }
+        Login::OAuth1 { consumer_key } => {
+            let consumer_key = consumer_key.get_or_insert_with(|| operations::default_consumer_key(slug)).clone();
+            Some(consumer_check(&fields.user_facing_url, endpoint, Signer::New(consumer_key)))
         }
     }
 }
@@ -669,8 +749,9 @@ async fn datacenter_changes(
             };
             Ok(Some(connection_changed.then(|| connection(&username, endpoint, token))))
         }
-        // From an OAuth 2.0 link to a token: every field of the new way,
-        // checked as a creation is; the link's client and tokens are forgotten.
+        // From an application link to a token: every field of the new way,
+        // checked as a creation is; the link's client or key pair, and its
+        // tokens, are forgotten.
         Login::AccessToken { username, token } => {
             let Some(token) = token else {
                 let message = "missing: switching to an access token needs the token";
@@ -712,8 +793,8 @@ async fn datacenter_changes(
             }
             Ok(Some(None))
         }
-        // From a token to an OAuth 2.0 link: its client, checked as a creation is;
-        // the token is forgotten, and an admin connects the link.
+        // From a token (or another link) to an OAuth 2.0 link: its client, checked
+        // as a creation is; the token is forgotten, and an admin connects the link.
         Login::OAuth2 { client_id, client_secret } => {
             let Some(secret) = client_secret else {
                 let message = "missing: switching to an application link needs its client secret";
@@ -724,6 +805,51 @@ async fn datacenter_changes(
             changes.datacenter_auth = Some(DataCenterAuth::OAuth2);
             changes.oauth2_client = Some(client.clone());
             Ok(Some(Some(client_check(&fields.user_facing_url, endpoint, client))))
+        }
+        // A link that stays keeps its key pair, and its consumer key: that is
+        // the name Bitbucket's application link knows it by.
+        Login::OAuth1 { consumer_key } if !switched => {
+            let Some(link) = stored.oauth1.as_ref() else { return Err(sqlx::Error::RowNotFound) };
+            if let Some(other) = consumer_key.filter(|key| *key != link.consumer_key) {
+                problems.push(Problem::coded(
+                    in_entry(place, "datacenter.oauth1.consumer_key"),
+                    "immutable",
+                    format!(
+                        "the consumer key is the application link's in Bitbucket ({}): it cannot become {other}; \
+                         write the stored one or leave it out (for a new link, switch to another way to \
+                         authenticate and back)",
+                        link.consumer_key
+                    ),
+                ));
+                return Ok(None);
+            }
+            if !moved && !ca_changed {
+                return Ok(Some(None));
+            }
+            // Another server or trust: asked, with the stored consumer (which
+            // signs; no token is sent), whether it is Bitbucket's provider. Its
+            // approval was the old server's: an admin connects it again.
+            let stored_consumer = match integrations::datacenter_oauth1(db, keyring, id).await {
+                Ok(stored) => stored,
+                Err(integrations::SecretError::Database(e)) => return Err(e),
+                Err(integrations::SecretError::Open(_)) => {
+                    let message = "the link's stored private key cannot be opened (BITGATE_SECRET_KEYS changed?): \
+                                   switch to another way to authenticate and back for a new key pair";
+                    problems.push(problem(place, "datacenter.auth", message));
+                    return Ok(None);
+                }
+            };
+            let Some((consumer, _)) = stored_consumer else { return Err(sqlx::Error::RowNotFound) };
+            Ok(Some(Some(consumer_check(&fields.user_facing_url, endpoint, Signer::Stored(Box::new(consumer))))))
+        }
+        // From a token or an OAuth 2.0 link to an OAuth 1.0a link: a new key
+        // pair (made with the check), as the API's switch makes; what the old
+        // way kept is forgotten, and an admin pastes the public key into
+        // Bitbucket and connects the link.
+        Login::OAuth1 { consumer_key } => {
+            let consumer_key = consumer_key.unwrap_or_else(|| operations::default_consumer_key(&existing.slug));
+            changes.datacenter_auth = Some(DataCenterAuth::OAuth1);
+            Ok(Some(Some(consumer_check(&fields.user_facing_url, endpoint, Signer::New(consumer_key)))))
         }
     }
 }
@@ -827,39 +953,47 @@ async fn run_connection_checks(
     let at_once = &at_once;
     let checks = plans.iter().map(|plan| async move {
         let _turn = at_once.acquire().await.ok();
-        match &plan.check {
-            None => None,
+        let checked = match &plan.check {
+            None => return None,
             Some(Check::DataCenter(connection)) => {
-                Some(checks::check_datacenter(connection, config).await.map(Checked::DataCenter))
+                checks::check_datacenter(connection, config).await.map(|health| Checked::DataCenter(health, None))
             }
-            Some(Check::DataCenterClient { api_url, user_facing_url, ca, client }) => Some(
+            Some(Check::DataCenterClient { api_url, user_facing_url, ca, client }) => {
                 checks::check_datacenter_client(api_url, user_facing_url, ca.as_ref(), client, config)
                     .await
-                    .map(Checked::DataCenter),
-            ),
-            Some(Check::Cloud { workspace, consumer, mode }) => Some(
-                checks::check_cloud(config, workspace, consumer, *mode)
+                    .map(|health| Checked::DataCenter(health, None))
+            }
+            Some(Check::DataCenterConsumer { api_url, user_facing_url, ca, signer }) => {
+                let signed = match signer {
+                    Signer::Stored(consumer) => Some((oauth1::Consumer::clone(consumer), None)),
+                    Signer::New(consumer_key) => new_consumer(consumer_key).await,
+                };
+                let Some((consumer, made)) = signed else {
+                    let message = "Bitgate could not make a key pair for the application link: import again";
+                    return Some(Err(vec![problem(&plan.place, "datacenter.auth", message)]));
+                };
+                checks::check_datacenter_consumer(api_url, user_facing_url, ca.as_ref(), &consumer, false, config)
                     .await
-                    .map(|(health, tokens)| Checked::Cloud(health, tokens)),
-            ),
-        }
+                    .map(|health| Checked::DataCenter(health, made))
+            }
+            Some(Check::Cloud { workspace, consumer, mode }) => checks::check_cloud(config, workspace, consumer, *mode)
+                .await
+                .map(|(health, tokens)| Checked::Cloud(health, tokens)),
+        };
+        Some(checked.map_err(|report| reported(plan, &report)))
     });
     let outcomes = join_all(checks).await;
     for (plan, outcome) in plans.iter_mut().zip(outcomes) {
         match outcome {
             None => {}
-            Some(Err(report)) => {
-                // The API's reading of a failed checklist: each failure on the field to change.
-                let failed = match plan.provider {
-                    Provider::DataCenter => checks::datacenter_problems(&report),
-                    Provider::Cloud => checks::cloud_problems(&report),
-                };
-                problems.extend(failed.into_iter().map(|error| field_problem(&plan.place, error)));
-            }
+            Some(Err(failed)) => problems.extend(failed),
             Some(Ok(checked)) => match (&mut plan.action, checked) {
                 (Action::Create(new), checked) => new.checked = Some(checked),
-                (Action::Update { changes, .. }, Checked::DataCenter(health)) => {
+                (Action::Update { changes, .. }, Checked::DataCenter(health, link)) => {
                     changes.health = Some((health.state, health.message));
+                    if link.is_some() {
+                        changes.oauth1 = link;
+                    }
                 }
                 (Action::Update { changes, .. }, Checked::Cloud(health, tokens)) => {
                     changes.health = Some((health.state, health.message));
@@ -872,21 +1006,45 @@ async fn run_connection_checks(
     Ok(())
 }
 
+/// The API's reading of a failed checklist: each failure on the field to change.
+fn reported(plan: &Plan, report: &Report) -> Vec<Problem> {
+    let failed = match plan.provider {
+        Provider::DataCenter => checks::datacenter_problems(report),
+        Provider::Cloud => checks::cloud_problems(report),
+    };
+    failed.into_iter().map(|error| field_problem(&plan.place, error)).collect()
+}
+
+/// A new OAuth 1.0a consumer: an RSA 2048 key pair, made off the async
+/// threads (it takes a good part of a second of a core), and the consumer
+/// that signs with it. `None` when no key pair could be made.
+async fn new_consumer(consumer_key: &str) -> Option<(oauth1::Consumer, Option<NewLink>)> {
+    let keys = tokio::task::spawn_blocking(oauth1::KeyPair::generate).await.ok()?.ok()?;
+    let consumer = oauth1::Consumer::new(consumer_key.to_owned(), &keys.private_pem)?;
+    Some((consumer, Some((consumer_key.to_owned(), keys))))
+}
+
 fn summary(plans: &[Plan]) -> Summary {
     let mut summary = Summary::default();
     for plan in plans {
-        let (list, state) = match &plan.action {
+        let (list, state, new_key_pair) = match &plan.action {
             Action::Create(new) => {
-                let health = match &new.checked {
-                    Some(Checked::DataCenter(health) | Checked::Cloud(health, _)) => Some(health.state),
-                    None => None,
+                let (health, new_key_pair) = match &new.checked {
+                    Some(Checked::DataCenter(health, link)) => (Some(health.state), link.is_some()),
+                    Some(Checked::Cloud(health, _)) => (Some(health.state), false),
+                    None => (None, false),
                 };
-                (&mut summary.created, health)
+                (&mut summary.created, health, new_key_pair)
             }
-            Action::Update { changes, .. } => (&mut summary.updated, changes.health.as_ref().map(|h| h.0)),
-            Action::Unchanged => (&mut summary.unchanged, None),
+            Action::Update { changes, .. } => {
+                (&mut summary.updated, changes.health.as_ref().map(|h| h.0), changes.oauth1.is_some())
+            }
+            Action::Unchanged => (&mut summary.unchanged, None, false),
         };
         list.push(plan.name.clone());
+        if new_key_pair {
+            summary.new_key_pairs.push(plan.name.clone());
+        }
         if state == Some(HealthState::PendingAuthorization) {
             summary.to_connect.push(plan.name.clone());
         }
@@ -910,7 +1068,11 @@ async fn apply(import: &Import<'_>, plans: Vec<Plan>, summary: &Summary) -> Resu
                 };
                 let common = new.common;
                 let created = match (new.credentials, checked) {
-                    (NewCredentials::DataCenter(dc), Checked::DataCenter(health)) => {
+                    (NewCredentials::DataCenter(dc), Checked::DataCenter(health, link)) => {
+                        let Some(credential) = dc.login.credential(link) else {
+                            let message = "was not given a key pair with its check";
+                            return Err(ImportError::Problems(vec![problem(&place, "", message)]));
+                        };
                         let new = NewDataCenter {
                             name: plan.name.clone(),
                             slug: plan.slug.clone(),
@@ -920,7 +1082,7 @@ async fn apply(import: &Import<'_>, plans: Vec<Plan>, summary: &Summary) -> Resu
                             options: common.options,
                             api_url: dc.api_url,
                             user_facing_url: dc.user_facing_url,
-                            credential: dc.login.credential(),
+                            credential,
                             ca_certificate: dc.ca_certificate,
                             health,
                             created_by,
@@ -931,7 +1093,7 @@ async fn apply(import: &Import<'_>, plans: Vec<Plan>, summary: &Summary) -> Resu
                     (NewCredentials::Cloud { workspace, consumer, mode }, checked) => {
                         let (health, tokens) = match checked {
                             Checked::Cloud(health, tokens) => (health, tokens),
-                            Checked::DataCenter(health) => (health, None),
+                            Checked::DataCenter(health, _) => (health, None),
                         };
                         let new = NewCloud {
                             name: plan.name.clone(),
@@ -1007,6 +1169,7 @@ mod tests {
             updated: names(&["cloud"]),
             unchanged: Vec::new(),
             to_connect: names(&["dc-linked", "cloud"]),
+            new_key_pairs: Vec::new(),
         };
         assert_eq!(
             summary.to_text(false),
@@ -1018,5 +1181,28 @@ mod tests {
         // Nothing waits: the lines are as they were.
         let plain = Summary { to_connect: Vec::new(), ..summary };
         assert_eq!(plain.to_text(false), "created: dc-linked, dc-token\nupdated: cloud\nunchanged: none\n");
+    }
+
+    #[test]
+    fn the_summary_says_which_links_got_a_new_key_pair_to_paste_into_bitbucket_first() {
+        let names = |list: &[&str]| list.iter().map(|name| (*name).to_owned()).collect::<Vec<_>>();
+        let summary = Summary {
+            created: names(&["dc-legacy"]),
+            updated: names(&["dc-switched"]),
+            unchanged: names(&["dc-kept"]),
+            to_connect: names(&["dc-legacy", "dc-switched"]),
+            new_key_pairs: names(&["dc-legacy", "dc-switched"]),
+        };
+        assert_eq!(
+            summary.to_text(false),
+            "created: dc-legacy\nupdated: dc-switched\nunchanged: dc-kept\nnew key pair: dc-legacy, dc-switched\n\
+             Each is an OAuth 1.0a application link: paste the public key shown on its page in Bitgate into \
+             Bitbucket's application link (incoming authentication) before clicking Connect.\n\
+             waiting for Connect: dc-legacy, dc-switched\n\
+             Open each in Bitgate and click Connect to approve it in Bitbucket.\n"
+        );
+        let dry = summary.to_text(true);
+        assert!(dry.contains("would get a new key pair: dc-legacy, dc-switched\n"), "{dry}");
+        assert!(dry.ends_with("Dry run: nothing was written.\n"), "{dry}");
     }
 }

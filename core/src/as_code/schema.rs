@@ -41,8 +41,20 @@ pub fn schema() -> Value {
             "client_secret": text(secret),
         }
     });
+    // The consumer key alone: the key pair is Bitgate's to make, and the
+    // reader refuses either half of it.
+    let oauth1 = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "description": "auth: oauth1 only. The legacy OAuth 1.0a application link (RSA-SHA1). Bitgate makes the link's key pair itself and never exports its private key: imported, a new link gets a new key pair, whose public key the integration's page shows to paste into Bitbucket's application link (incoming authentication) before an admin clicks Connect. An integration that exists keeps its key pair.",
+        "properties": {
+            "consumer_key": text("The consumer key of Bitbucket's application link. Left out: the stored one for a link that exists, bitgate-{slug} otherwise. It cannot change once the link exists."),
+        }
+    });
+    let not_given =
+        |fields: &[&str]| json!({"anyOf": fields.iter().map(|f| json!({"required": [f]})).collect::<Vec<_>>()});
     // The fields of one way to authenticate only: the reader refuses the
-    // other way's, and wants `username` with an access token alone.
+    // other ways', and wants `username` with an access token alone.
     let datacenter = json!({
         "type": "object",
         "additionalProperties": false,
@@ -51,23 +63,25 @@ pub fn schema() -> Value {
             "api_url": text("The base URL Bitgate calls, such as https://bitbucket.example.com."),
             "user_facing_url": text("The URL people open, when it is not the API URL."),
             "auth": {
-                "enum": ["access_token", "oauth2"],
+                "enum": ["access_token", "oauth2", "oauth1"],
                 "default": "access_token",
-                "description": "How Bitgate authenticates: an HTTP access token (username and access_token), or an OAuth 2.0 application link (oauth2), connected in the browser after the import.",
+                "description": "How Bitgate authenticates: an HTTP access token (username and access_token), an OAuth 2.0 application link (oauth2), or a legacy OAuth 1.0a application link (oauth1); a link is connected in the browser after the import.",
             },
-            "username": text("auth: access_token only, and required there: the user the HTTP access token belongs to. An OAuth 2.0 link acts as whoever approves it."),
+            "username": text("auth: access_token only, and required there: the user the HTTP access token belongs to. An application link acts as whoever approves it."),
             "access_token": text(&format!("auth: access_token only. {secret}")),
             "oauth2": oauth2,
+            "oauth1": oauth1,
             "ca_certificate": text("A private CA's certificate (PEM) for the API URL."),
             "disable_polling": moved_to_options("disable_polling"),
             "disable_webhooks": moved_to_options("disable_webhooks"),
         },
         "if": {"required": ["auth"], "properties": {"auth": {"const": "oauth2"}}},
-        "then": {
-            "required": ["oauth2"],
-            "not": {"anyOf": [{"required": ["username"]}, {"required": ["access_token"]}]},
+        "then": {"required": ["oauth2"], "not": not_given(&["username", "access_token", "oauth1"])},
+        "else": {
+            "if": {"required": ["auth"], "properties": {"auth": {"const": "oauth1"}}},
+            "then": {"not": not_given(&["username", "access_token", "oauth2"])},
+            "else": {"required": ["username"], "not": not_given(&["oauth2", "oauth1"])},
         },
-        "else": {"required": ["username"], "not": {"required": ["oauth2"]}},
     });
     let cloud = json!({
         "type": "object",

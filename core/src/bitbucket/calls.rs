@@ -10,11 +10,10 @@ use reqwest::{header, Method, StatusCode};
 use serde_json::Value;
 use url::Url;
 
-use super::excerpt;
+use super::{datacenter::Auth, excerpt};
 use crate::{
     config::Config,
     outbound::{self, ReadFailed},
-    secret::Secret,
 };
 
 /// One call as the outbound log shows it.
@@ -44,27 +43,27 @@ impl Answer {
     }
 }
 
-/// Sends `call` (with `body` as JSON, if any) to `base` + `call.path` with
-/// the bearer token, within `BITGATE_OUTBOUND_TIMEOUT`, reading at most
-/// one page's worth of answer.
+/// Sends `call` (with `body` as JSON, if any) to `base` + `call.path`,
+/// authenticated by `auth`, within `BITGATE_OUTBOUND_TIMEOUT`, reading at
+/// most one page's worth of answer.
 pub async fn send(
     client: &reqwest::Client,
     config: &Config,
     base: &Url,
     call: &Call,
-    token: &Secret<String>,
+    auth: Auth<'_>,
     body: Option<&Value>,
 ) -> Answer {
     let url = format!("{}{}", base.as_str().trim_end_matches('/'), call.path);
     let method = Method::from_bytes(call.method.as_bytes()).unwrap_or(Method::POST);
-    let mut request =
-        client.request(method, url).header(header::ACCEPT, "application/json").bearer_auth(token.expose());
+    let mut request = client.request(method, url).header(header::ACCEPT, "application/json");
     if let Some(body) = body {
         request = request.json(body);
     }
-    let request = request.send();
     let exchange = async {
-        let response = request.await?;
+        let mut request = request.build()?;
+        auth.sign(&mut request);
+        let response = client.execute(request).await?;
         let status = response.status();
         let retry_after = response
             .headers()

@@ -7,6 +7,7 @@
 //! are never echoed back: every message is ours, quoting at most a short
 //! excerpt of a name (`bitbucket::excerpt`).
 
+pub mod oauth1;
 pub mod oauth2;
 
 use reqwest::{header, Response, StatusCode};
@@ -22,7 +23,9 @@ use crate::{
     secret::Secret,
 };
 
-/// What the checks need. The token is sent as `Authorization: Bearer`.
+/// What the checks need. The token is sent as `Authorization: Bearer`
+/// (an HTTP access token, an OAuth 2.0 one), or is an OAuth 1.0a access
+/// token that `oauth1`'s consumer signs each request with.
 #[derive(Clone)]
 pub struct Connection {
     pub api_url: Url,
@@ -30,6 +33,43 @@ pub struct Connection {
     pub token: Secret<String>,
     /// A private CA's certificate, parsed.
     pub ca: Option<reqwest::Certificate>,
+    /// An OAuth 1.0a application link's consumer.
+    pub oauth1: Option<oauth1::Consumer>,
+}
+
+impl Connection {
+    /// How its requests prove who they are.
+    pub fn auth(&self) -> Auth<'_> {
+        match &self.oauth1 {
+            Some(consumer) => Auth::OAuth1(consumer, self.token.expose()),
+            None => Auth::Bearer(self.token.expose()),
+        }
+    }
+}
+
+/// How one request to Bitbucket proves who it is.
+#[derive(Debug, Clone, Copy)]
+pub enum Auth<'a> {
+    Bearer(&'a str),
+    /// Signed by the consumer with the access token.
+    OAuth1(&'a oauth1::Consumer, &'a str),
+}
+
+impl Auth<'_> {
+    /// Adds the `Authorization` header to a request that is otherwise
+    /// ready: OAuth 1.0a signs its method and URL (query included).
+    pub fn sign(self, request: &mut reqwest::Request) {
+        let value = match self {
+            Auth::Bearer(token) => format!("Bearer {token}"),
+            Auth::OAuth1(consumer, token) => {
+                consumer.authorization(request.method(), request.url(), Some(token), None, None)
+            }
+        };
+        if let Ok(mut value) = header::HeaderValue::from_str(&value) {
+            value.set_sensitive(true);
+            request.headers_mut().insert(header::AUTHORIZATION, value);
+        }
+    }
 }
 
 impl std::fmt::Debug for Connection {
@@ -155,19 +195,19 @@ impl<'a> Calls<'a> {
     }
 
     /// A GET of `path` answered by one object.
-    async fn get(&self, path: &str, token: Option<&str>) -> Result<Answer, String> {
-        self.fetch(&endpoint(self.base, path), token, outbound::MAX_ANSWER_BYTES).await
+    async fn get(&self, path: &str, auth: Option<Auth<'_>>) -> Result<Answer, String> {
+        self.fetch(&endpoint(self.base, path), auth, outbound::MAX_ANSWER_BYTES).await
     }
 
     /// One GET, its body read whole: at most `limit` bytes, and finished
     /// before the deadline; or the reason, in words an admin can act on.
-    async fn fetch(&self, url: &str, token: Option<&str>, limit: usize) -> Result<Answer, String> {
+    async fn fetch(&self, url: &str, auth: Option<Auth<'_>>, limit: usize) -> Result<Answer, String> {
         let call = async {
-            let request = self.client.get(url).header(header::ACCEPT, "application/json");
-            let response = match token {
-                Some(token) => request.bearer_auth(token).send().await,
-                None => request.send().await,
-            }?;
+            let mut request = self.client.get(url).header(header::ACCEPT, "application/json").build()?;
+            if let Some(auth) = auth {
+                auth.sign(&mut request);
+            }
+            let response = self.client.execute(request).await?;
             let status = response.status();
             let html = is_html(&response);
             let username = response.headers().get("x-ausername").and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -245,7 +285,7 @@ pub async fn check_statuses(connection: &Connection, config: &Config, names: &[S
         return failed(NAME, "Bitgate could not prepare an HTTP client for this URL.");
     };
     let calls = Calls::new(&client, &connection.api_url, config);
-    let token = Some(connection.token.expose().as_str());
+    let token = Some(connection.auth());
     let mut refused: Vec<String> = Vec::new();
     for name in names {
         let Ok((project, slug)) = super::parse_repository_name(name) else { continue };
@@ -295,7 +335,7 @@ pub async fn check_hooks(connection: &Connection, config: &Config, names: &[Stri
         return Check::warned(NAME, "Bitgate could not prepare an HTTP client for this URL.");
     };
     let calls = Calls::new(&client, &connection.api_url, config);
-    let token = Some(connection.token.expose().as_str());
+    let token = Some(connection.auth());
     let mut refused: Vec<String> = Vec::new();
     for name in names {
         let Ok((project, slug)) = super::parse_repository_name(name) else { continue };
@@ -330,7 +370,7 @@ pub async fn account(connection: &Connection, config: &Config) -> Result<String,
     let client = client_for(connection, config)
         .map_err(|_| "Bitgate could not prepare an HTTP client for this URL.".to_owned())?;
     let calls = Calls::new(&client, &connection.api_url, config);
-    let answer = calls.get("/plugins/servlet/applinks/whoami", Some(connection.token.expose().as_str())).await?;
+    let answer = calls.get("/plugins/servlet/applinks/whoami", Some(connection.auth())).await?;
     if !answer.status.is_success() {
         return Err(format!("Bitbucket refused the new token ({}).", answer.status));
     }
@@ -409,7 +449,7 @@ pub async fn check(connection: &Connection, config: &Config) -> Report {
     }
 
     // 2. The token is accepted, and 3. it belongs to the username given.
-    let token = Some(connection.token.expose().as_str());
+    let token = Some(connection.auth());
     let whoami = match calls.get("/plugins/servlet/applinks/whoami", token).await {
         Ok(answer) => answer,
         Err(why) => {
@@ -532,7 +572,7 @@ pub async fn repositories(
         .append_pair("start", &start.to_string())
         .append_pair("limit", &limit.to_string());
     let calls = Calls::new(&client, &connection.api_url, config);
-    let token = Some(connection.token.expose().as_str());
+    let token = Some(connection.auth());
     let answer = calls.fetch(url.as_str(), token, outbound::MAX_PAGE_BYTES).await.map_err(CallFailed)?;
     if answer.status != StatusCode::OK || answer.html {
         return Err(refused_call(answer.status, answer.html));
@@ -560,7 +600,7 @@ pub async fn repository(
     // The key and slug were checked (bitbucket::parse_repository_name): they cannot change the path.
     let path = format!("/rest/api/1.0/projects/{project}/repos/{slug}");
     let calls = Calls::new(&client, &connection.api_url, config);
-    let answer = calls.get(&path, Some(connection.token.expose().as_str())).await.map_err(CallFailed)?;
+    let answer = calls.get(&path, Some(connection.auth())).await.map_err(CallFailed)?;
     let not_a_repository = || CallFailed("Bitbucket's answer was not a repository.".into());
     match answer.status {
         StatusCode::NOT_FOUND if !answer.html => Ok(None),

@@ -9,7 +9,7 @@ use super::{DataCenterAuth, Health, HealthState, Integration, IntegrationId, Pro
 use crate::{
     bitbucket::{
         cloud::{self, Account, Consumer, Endpoints, Mode, Tokens},
-        datacenter::{self, oauth2},
+        datacenter::{self, oauth1, oauth2},
         Check, Report,
     },
     config::Config,
@@ -39,6 +39,9 @@ pub fn datacenter_problems(report: &Report) -> Vec<FieldError> {
         "client" if check.message.contains("redirect URL") => "datacenter.oauth2.client_id",
         "client" if check.message.contains("client ID or secret") => "datacenter.oauth2.client_secret",
         "client" => "datacenter.api_url",
+        "link" if check.message.contains("public key") => "datacenter.oauth1.public_key",
+        "link" if check.message.contains("consumer key") => "datacenter.oauth1.consumer_key",
+        "link" => "datacenter.api_url",
         _ => "datacenter.access_token",
     })
 }
@@ -121,8 +124,59 @@ pub async fn stored_connection(
                 Err(why) => return Ok(Err(why)),
             }
         }
+        DataCenterAuth::OAuth1 => {
+            let (consumer, token) = super::datacenter_oauth1(&services.pool, &services.keyring, integration.id)
+                .await?
+                .ok_or(StoredError::Missing)?;
+            let Some(token) = token else { return Ok(Err(NOT_CONNECTED.to_owned())) };
+            return Ok(Ok(datacenter::Connection { oauth1: Some(consumer), ..connection_with(dc, token)? }));
+        }
     };
     Ok(Ok(connection_with(dc, token)?))
+}
+
+const NOT_CONNECTED: &str =
+    "The integration is not connected to Bitbucket: an admin must connect it (Connect or Reconnect on its page).";
+
+/// Checks an OAuth 1.0a link's server: before it is saved, that it is
+/// Bitbucket's OAuth 1.0a provider (the link itself comes after, with the
+/// public key the integration's page shows); `strict` (a stored link
+/// waiting to be connected), that the link exists and verifies the signature.
+pub async fn check_datacenter_consumer(
+    api_url: &url::Url,
+    user_facing_url: &str,
+    ca: Option<&reqwest::Certificate>,
+    consumer: &oauth1::Consumer,
+    strict: bool,
+    config: &Config,
+) -> Result<Health, Report> {
+    let fail = |message: String| {
+        let mut report = Report { checks: vec![Check::failed("link", message)], version: None };
+        report.checks.push(Check::failed("token", "Not checked: fix the line above first."));
+        report
+    };
+    let Ok(user_facing) = url::Url::parse(user_facing_url) else {
+        return Err(fail("The user-facing URL is not a URL.".into()));
+    };
+    let endpoints = oauth1::Endpoints::new(api_url, &user_facing);
+    let Ok(http) = datacenter::http_client(ca, config) else {
+        return Err(fail("Bitgate could not prepare an HTTP client for this URL.".into()));
+    };
+    let callback = crate::bitbucket::oauth_callback_url(config);
+    let answer = if strict {
+        oauth1::request_token(&http, config, &endpoints, consumer, &callback).await.map(|_| ())
+    } else {
+        oauth1::probe(&http, config, &endpoints, consumer, &callback).await
+    };
+    match answer {
+        Ok(()) => Ok(Health {
+            state: HealthState::PendingAuthorization,
+            message: "Waiting for the application link: paste the public key shown here into Bitbucket, then click Connect and approve."
+                .into(),
+            checked_at: Some(OffsetDateTime::now_utc()),
+        }),
+        Err(refused) => Err(fail(refused.message)),
+    }
 }
 
 /// A Data Center connection with `token` (a new one after a 401).
@@ -133,7 +187,7 @@ pub fn connection_with(
     let api_url = url::Url::parse(&dc.api_url).map_err(|e| StoredError::Corrupt(e.to_string()))?;
     let ca =
         dc.ca_certificate.as_deref().map(datacenter::parse_ca_certificate).transpose().map_err(StoredError::Corrupt)?;
-    Ok(datacenter::Connection { api_url, username: dc.username.clone().unwrap_or_default(), token, ca })
+    Ok(datacenter::Connection { api_url, username: dc.username.clone().unwrap_or_default(), token, ca, oauth1: None })
 }
 
 /// Checks an OAuth 2.0 application link's client before it is saved (or
@@ -233,21 +287,28 @@ async fn retest_unconnected_link(
     why: String,
 ) -> Result<(Report, Health), StoredError> {
     let dc = integration.datacenter.as_ref().ok_or(StoredError::Missing)?;
-    let client = super::datacenter_oauth2_client(&services.pool, &services.keyring, integration.id)
-        .await?
-        .ok_or(StoredError::Missing)?;
     let connection = connection_with(dc, Secret::new(String::new()))?;
-    let checked = check_datacenter_client(
-        &connection.api_url,
-        &dc.user_facing_url,
-        connection.ca.as_ref(),
-        &client,
-        &services.config,
-    )
-    .await;
+    let (api_url, user_facing, ca, config) =
+        (&connection.api_url, dc.user_facing_url.as_str(), connection.ca.as_ref(), &services.config);
+    let checked = match dc.auth {
+        DataCenterAuth::OAuth1 => {
+            let (consumer, _) = super::datacenter_oauth1(&services.pool, &services.keyring, integration.id)
+                .await?
+                .ok_or(StoredError::Missing)?;
+            check_datacenter_consumer(api_url, user_facing, ca, &consumer, true, config).await.map(|_| {
+                let passed = "Bitbucket's application link knows the consumer key and verified Bitgate's signature.";
+                Report { checks: vec![Check::passed("link", passed)], version: None }
+            })
+        }
+        _ => {
+            let client = super::datacenter_oauth2_client(&services.pool, &services.keyring, integration.id)
+                .await?
+                .ok_or(StoredError::Missing)?;
+            check_datacenter_client(api_url, user_facing, ca, &client, config).await.map(|_| client_report())
+        }
+    };
     let (mut report, state) = match checked {
-        Ok(_) => {
-            let mut report = client_report();
+        Ok(mut report) => {
             report.checks.push(Check::failed("token", why));
             let state = match integration.health.state {
                 HealthState::PendingAuthorization => HealthState::PendingAuthorization,

@@ -61,7 +61,15 @@ pub struct DataCenterInput {
     pub username: Option<String>,
     pub access_token: Option<Secret<String>>,
     pub oauth2: Option<OAuth2Input>,
+    pub oauth1: Option<OAuth1Input>,
     pub ca_certificate: Option<String>,
+}
+
+/// An OAuth 1.0a application link's consumer key (Bitgate's own when left
+/// out); the key pair is Bitgate's to make.
+#[derive(Default)]
+pub struct OAuth1Input {
+    pub consumer_key: Option<String>,
 }
 
 /// An OAuth 2.0 application link's client.
@@ -216,9 +224,11 @@ pub struct NewDataCenterCredentials {
 
 pub enum NewDataCenterAuth {
     /// The connection to check.
-    AccessToken(datacenter::Connection),
+    AccessToken(Box<datacenter::Connection>),
     /// The client to check (a token request with a code that cannot exist).
     OAuth2 { api_url: Url, ca: Option<reqwest::Certificate>, client: oauth2::Client },
+    /// The consumer key given, if any; the key pair is made on creation.
+    OAuth1 { api_url: Url, ca: Option<reqwest::Certificate>, consumer_key: Option<String> },
 }
 
 /// How a Data Center integration authenticates: `access_token` unless said.
@@ -226,7 +236,7 @@ pub fn datacenter_auth(problems: &mut Problems, raw: Option<String>) -> Option<D
     match given(raw) {
         None => Some(DataCenterAuth::AccessToken),
         Some(raw) => DataCenterAuth::parse(raw.trim()).or_else(|| {
-            problems.push("datacenter.auth", "invalid", "Choose access_token or oauth2.");
+            problems.push("datacenter.auth", "invalid", "Choose access_token, oauth2 or oauth1.");
             None
         }),
     }
@@ -237,19 +247,47 @@ pub fn datacenter_auth(problems: &mut Problems, raw: Option<String>) -> Option<D
 pub fn refuse_other_auth(problems: &mut Problems, auth: DataCenterAuth, input: &DataCenterInput) {
     let token_given = input.access_token.as_ref().is_some_and(|t| !t.expose().trim().is_empty());
     let oauth2_given = input.oauth2.as_ref().is_some_and(OAuth2Input::is_given);
-    match auth {
-        DataCenterAuth::AccessToken if oauth2_given => problems.push(
-            "datacenter.oauth2",
+    let oauth1_given =
+        input.oauth1.as_ref().is_some_and(|o| o.consumer_key.as_deref().is_some_and(|k| !k.trim().is_empty()));
+    let given = [
+        (DataCenterAuth::AccessToken, "datacenter.access_token", token_given),
+        (DataCenterAuth::OAuth2, "datacenter.oauth2", oauth2_given),
+        (DataCenterAuth::OAuth1, "datacenter.oauth1", oauth1_given),
+    ];
+    for (kind, field, _) in given.into_iter().filter(|(kind, _, given)| *given && *kind != auth) {
+        problems.push(
+            field,
             "wrong_auth",
-            "Not a field of an integration that authenticates with an access token: set auth to oauth2 to use an application link.",
-        ),
-        DataCenterAuth::OAuth2 if token_given => problems.push(
-            "datacenter.access_token",
-            "wrong_auth",
-            "Not a field of an integration that authenticates with OAuth 2.0: set auth to access_token to use a token.",
-        ),
-        _ => {}
+            format!(
+                "Not a field of an integration that authenticates with {}: set auth to {} to use it.",
+                auth_in_words(auth),
+                kind.as_str()
+            ),
+        );
     }
+}
+
+fn auth_in_words(auth: DataCenterAuth) -> &'static str {
+    match auth {
+        DataCenterAuth::AccessToken => "an access token",
+        DataCenterAuth::OAuth2 => "OAuth 2.0",
+        DataCenterAuth::OAuth1 => "OAuth 1.0a",
+    }
+}
+
+/// An OAuth 1.0a link's consumer key, as given (`None`: Bitgate's own).
+pub fn oauth1_consumer_key(problems: &mut Problems, input: Option<OAuth1Input>) -> Option<Option<String>> {
+    let Some(key) = given(input.and_then(|o| o.consumer_key)) else { return Some(None) };
+    let key = key.trim().to_owned();
+    if key.len() > 255 || key.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        problems.push(
+            "datacenter.oauth1.consumer_key",
+            "invalid",
+            "A consumer key is one word of at most 255 characters.",
+        );
+        return None;
+    }
+    Some(Some(key))
 }
 
 /// An application link's client id and secret, both required.
@@ -292,11 +330,12 @@ pub fn new_datacenter(
         Some(raw) => user_facing_url(problems, &raw),
         None => api_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_owned()),
     };
-    let DataCenterInput { username, access_token, oauth2, ca_certificate: ca_pem, .. } = input;
+    let DataCenterInput { username, access_token, oauth2, oauth1, ca_certificate: ca_pem, .. } = input;
     // Every field is read before any early return, so that all problems are said at once.
     enum Read {
         Token(Option<String>, Option<Secret<String>>),
         Link(Option<oauth2::Client>),
+        Legacy(Option<Option<String>>),
     }
     let credential = match auth? {
         DataCenterAuth::AccessToken => Read::Token(
@@ -304,6 +343,7 @@ pub fn new_datacenter(
             problems.filled_secret("datacenter.access_token", access_token, "Paste the HTTP access token."),
         ),
         DataCenterAuth::OAuth2 => Read::Link(oauth2_client(problems, oauth2)),
+        DataCenterAuth::OAuth1 => Read::Legacy(oauth1_consumer_key(problems, oauth1)),
     };
     let ca = match given(ca_pem) {
         Some(pem) => Some(ca_certificate(problems, &pem)?),
@@ -311,13 +351,15 @@ pub fn new_datacenter(
     };
     let (ca_certificate, ca) = ca.map_or((None, None), |(pem, parsed)| (Some(pem), Some(parsed)));
     let auth = match credential {
-        Read::Token(username, token) => NewDataCenterAuth::AccessToken(datacenter::Connection {
+        Read::Token(username, token) => NewDataCenterAuth::AccessToken(Box::new(datacenter::Connection {
             api_url: api_url?,
             username: username?,
             token: token?,
             ca,
-        }),
+            oauth1: None,
+        })),
         Read::Link(client) => NewDataCenterAuth::OAuth2 { api_url: api_url?, ca, client: client? },
+        Read::Legacy(consumer_key) => NewDataCenterAuth::OAuth1 { api_url: api_url?, ca, consumer_key: consumer_key? },
     };
     Some(NewDataCenterCredentials { auth, user_facing_url: user_facing?, ca_certificate })
 }

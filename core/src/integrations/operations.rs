@@ -22,7 +22,7 @@ use crate::{
     audit::{self, AuditAction, Event, Target},
     bitbucket::{
         cloud::{self, Endpoints, Mode},
-        datacenter::{self, oauth2},
+        datacenter::{self, oauth1, oauth2},
         Report,
     },
     managed_hooks, oauth_flows, oauth_tokens,
@@ -93,6 +93,23 @@ impl IntegrationError {
 
     fn cloud_checks(report: Report) -> Self {
         IntegrationError::CheckFailed { problems: checks::cloud_problems(&report), report }
+    }
+}
+
+/// The consumer key Bitgate gives an OAuth 1.0a link unless told another
+/// (here and in the integrations file): one per integration, recognisable
+/// in Bitbucket's list of links.
+pub fn default_consumer_key(slug: &str) -> String {
+    format!("bitgate-{slug}")
+}
+
+/// An RSA 2048 key pair for an OAuth 1.0a link, made off the async
+/// threads (it takes a good part of a second).
+async fn new_key_pair() -> Result<oauth1::KeyPair, IntegrationError> {
+    let made = tokio::task::spawn_blocking(oauth1::KeyPair::generate).await;
+    match made {
+        Ok(Ok(keys)) => Ok(keys),
+        _ => Err(IntegrationError::Stored(StoredError::Corrupt("Bitgate could not make an RSA key pair.".into()))),
     }
 }
 
@@ -237,9 +254,8 @@ pub async fn create(
                     let health = checks::check_datacenter(&connection, &services.config)
                         .await
                         .map_err(IntegrationError::datacenter_checks)?;
-                    let credential =
-                        DataCenterCredential::AccessToken { username: connection.username, token: connection.token };
-                    (connection.api_url, credential, health)
+                    let datacenter::Connection { api_url, username, token, .. } = *connection;
+                    (api_url, DataCenterCredential::AccessToken { username, token }, health)
                 }
                 NewDataCenterAuth::OAuth2 { api_url, ca, client } => {
                     let health = checks::check_datacenter_client(
@@ -252,6 +268,24 @@ pub async fn create(
                     .await
                     .map_err(IntegrationError::datacenter_checks)?;
                     (api_url, DataCenterCredential::OAuth2(client), health)
+                }
+                NewDataCenterAuth::OAuth1 { api_url, ca, consumer_key } => {
+                    let consumer_key = consumer_key.unwrap_or_else(|| default_consumer_key(&slug));
+                    let keys = new_key_pair().await?;
+                    let consumer = oauth1::Consumer::new(consumer_key.clone(), &keys.private_pem)
+                        .ok_or_else(|| IntegrationError::Stored(StoredError::Corrupt("a new key pair".into())))?;
+                    let user_facing = &dc.user_facing_url;
+                    let health = checks::check_datacenter_consumer(
+                        &api_url,
+                        user_facing,
+                        ca.as_ref(),
+                        &consumer,
+                        false,
+                        &services.config,
+                    )
+                    .await
+                    .map_err(IntegrationError::datacenter_checks)?;
+                    (api_url, DataCenterCredential::OAuth1 { consumer_key, keys }, health)
                 }
             };
             let new = NewDataCenter {
@@ -395,6 +429,44 @@ pub async fn update(
                         changes.health = Some((health.state, health.message));
                     }
                 }
+                // Switched to a legacy link: a new key pair, to paste into
+                // Bitbucket, then Connect. (A link that stays keeps its keys.)
+                DataCenterAuth::OAuth1 if switched => {
+                    let consumer_key = wanted.consumer_key.unwrap_or_else(|| default_consumer_key(&integration.slug));
+                    let keys = new_key_pair().await?;
+                    let consumer = oauth1::Consumer::new(consumer_key.clone(), &keys.private_pem)
+                        .ok_or_else(|| IntegrationError::Stored(StoredError::Corrupt("a new key pair".into())))?;
+                    let api_url = match changes.api_url.as_deref() {
+                        Some(url) => Url::parse(url),
+                        None => Url::parse(&stored.api_url),
+                    }
+                    .map_err(|e| StoredError::Corrupt(e.to_string()))?;
+                    let user_facing = changes.user_facing_url.clone().unwrap_or_else(|| stored.user_facing_url.clone());
+                    let ca = match wanted.ca {
+                        Some(ca) => ca,
+                        None => stored
+                            .ca_certificate
+                            .as_deref()
+                            .map(datacenter::parse_ca_certificate)
+                            .transpose()
+                            .map_err(StoredError::Corrupt)?,
+                    };
+                    let config = &services.config;
+                    let health = checks::check_datacenter_consumer(
+                        &api_url,
+                        &user_facing,
+                        ca.as_ref(),
+                        &consumer,
+                        false,
+                        config,
+                    )
+                    .await
+                    .map_err(IntegrationError::datacenter_checks)?;
+                    changes.datacenter_auth = Some(DataCenterAuth::OAuth1);
+                    changes.oauth1 = Some((consumer_key, keys));
+                    changes.health = Some((health.state, health.message));
+                }
+                DataCenterAuth::OAuth1 => {}
             }
         }
     }
@@ -455,6 +527,8 @@ struct DataCenterWanted {
     /// OAuth 2.0: a new client id, and its secret.
     client_id: Option<String>,
     client_secret: Option<Secret<String>>,
+    /// OAuth 1.0a, switched to: the consumer key given, if any.
+    consumer_key: Option<String>,
     /// `Some(None)`: the CA certificate is removed.
     ca: Option<Option<reqwest::Certificate>>,
 }
@@ -487,6 +561,7 @@ fn datacenter_changes(
         None => None,
     };
     let new_pem = ca.as_ref().map(|c| c.as_ref().map(|(pem, _)| pem.as_str()));
+    let mut consumer_key = None;
     match (auth, switched) {
         // Another way to authenticate: all of its fields.
         (DataCenterAuth::AccessToken, true) => {
@@ -519,12 +594,24 @@ fn datacenter_changes(
                 client_secret.is_some(),
             ));
         }
+        (DataCenterAuth::OAuth1, true) => {
+            consumer_key = input::oauth1_consumer_key(problems, wanted.oauth1).flatten();
+        }
+        (DataCenterAuth::OAuth1, false) => {
+            if wanted.oauth1.is_some_and(|o| o.consumer_key.is_some()) {
+                problems.push(
+                    "datacenter.oauth1.consumer_key",
+                    "immutable",
+                    "The consumer key is the application link's in Bitbucket: it does not change. Switch to another way to authenticate and back for a new link.",
+                );
+            }
+        }
     }
-    if auth == DataCenterAuth::OAuth2 && username.is_some() {
+    if auth != DataCenterAuth::AccessToken && username.is_some() {
         problems.push(
             "datacenter.username",
             "wrong_auth",
-            "An OAuth 2.0 integration acts as whoever approves it in Bitbucket: connect it as that user.",
+            "An OAuth integration acts as whoever approves it in Bitbucket: connect it as that user.",
         );
     }
     let user_facing_url = given(wanted.user_facing_url).and_then(|raw| input::user_facing_url(problems, &raw));
@@ -542,7 +629,17 @@ fn datacenter_changes(
     }
     changes.ca_certificate = ca.as_ref().map(|c| c.as_ref().map(|(pem, _)| pem.clone()));
     let ca = ca.map(|c| c.map(|(_, parsed)| parsed));
-    Some(DataCenterWanted { connection_changed, auth, api_url, username, token, client_id, client_secret, ca })
+    Some(DataCenterWanted {
+        connection_changed,
+        auth,
+        api_url,
+        username,
+        token,
+        client_id,
+        client_secret,
+        consumer_key,
+        ca,
+    })
 }
 
 /// The application link a Data Center OAuth 2.0 change is checked with:
@@ -611,7 +708,7 @@ async fn changed_connection(
             .map_err(StoredError::Corrupt)?,
     };
     let username = wanted.username.or_else(|| stored.username.clone()).unwrap_or_default();
-    Ok(datacenter::Connection { api_url, username, token, ca })
+    Ok(datacenter::Connection { api_url, username, token, ca, oauth1: None })
 }
 
 /// A Cloud change, validated: the workspace, the consumer (a new key needs
@@ -823,6 +920,11 @@ pub async fn start_authorization(
     session: Option<String>,
 ) -> Result<String, IntegrationError> {
     let integration = load_for(services, by, id, Purpose::Act("integration.authorize")).await?;
+    // The flow comes back to a logged-in user's browser: the CLI has none.
+    let user = by.user_id().ok_or(IntegrationError::Denied(Denied::Forbidden))?;
+    if let Some(dc) = integration.datacenter.as_ref().filter(|dc| dc.auth == DataCenterAuth::OAuth1) {
+        return start_oauth1(services, &integration, dc, user, session).await;
+    }
     let authorize: AuthorizeUrl = match &integration.datacenter {
         Some(dc) if dc.auth == DataCenterAuth::OAuth2 => {
             let client = super::datacenter_oauth2_client(&services.pool, &services.keyring, integration.id)
@@ -856,7 +958,40 @@ pub async fn start_authorization(
             Box::new(move |state| cloud::authorize_url(&endpoints, &consumer, state))
         }
     };
-    // The flow comes back to a logged-in user's browser: the CLI has none.
-    let user = by.user_id().ok_or(IntegrationError::Denied(Denied::Forbidden))?;
     Ok(oauth_flows::start(&services.pool, &services.keyring, authorize, integration.id, user, session).await?)
+}
+
+/// The first leg of an OAuth 1.0a link: a request token whose approval
+/// comes back to Bitgate's callback with the flow's state. A link Bitbucket
+/// refuses (no such consumer key, another public key) is said on its field.
+async fn start_oauth1(
+    services: &Services,
+    integration: &Integration,
+    dc: &DataCenterView,
+    user: Uuid,
+    session: Option<String>,
+) -> Result<String, IntegrationError> {
+    let (consumer, _) = super::datacenter_oauth1(&services.pool, &services.keyring, integration.id)
+        .await?
+        .ok_or(IntegrationError::NotFound)?;
+    let connection = checks::connection_with(dc, Secret::new(String::new()))?;
+    let user_facing = Url::parse(&dc.user_facing_url).map_err(|e| StoredError::Corrupt(e.to_string()))?;
+    let endpoints = oauth1::Endpoints::new(&connection.api_url, &user_facing);
+    let http = datacenter::http_client(connection.ca.as_ref(), &services.config).map_err(StoredError::from)?;
+    let state = oauth_flows::new_state();
+    let mut callback = Url::parse(&crate::bitbucket::oauth_callback_url(&services.config))
+        .map_err(|e| StoredError::Corrupt(e.to_string()))?;
+    callback.query_pairs_mut().append_pair("state", &state);
+    let request_token = oauth1::request_token(&http, &services.config, &endpoints, &consumer, callback.as_str())
+        .await
+        .map_err(|refused| {
+            let field = match refused.problem.as_deref() {
+                Some("consumer_key_unknown") => "datacenter.oauth1.consumer_key",
+                Some("signature_invalid") => "datacenter.oauth1.public_key",
+                _ => "datacenter.api_url",
+            };
+            IntegrationError::Invalid(vec![FieldError::new(field, "link_refused", refused.message)])
+        })?;
+    oauth_flows::start_oauth1(&services.pool, &state, &request_token, integration.id, user, session).await?;
+    Ok(endpoints.authorize_url(&request_token))
 }

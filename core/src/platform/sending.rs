@@ -93,6 +93,8 @@ pub(crate) struct Remote<'a> {
     client: reqwest::Client,
     base: Url,
     token: Secret<String>,
+    /// Data Center's OAuth 1.0a consumer, which signs each call with `token`.
+    oauth1: Option<datacenter::oauth1::Consumer>,
     /// Successful reads go unlogged (polling's every minute and the hourly
     /// look at every hook would bury the rest); changes and failures are
     /// logged all the same.
@@ -110,7 +112,7 @@ impl<'a> Remote<'a> {
         attempt: i32,
     ) -> Result<Result<Remote<'a>, Answer>, sqlx::Error> {
         let config = &services.config;
-        let (client, base, token) = match integration.provider {
+        let (client, base, token, oauth1) = match integration.provider {
             Provider::DataCenter => {
                 let connection = match checks::stored_connection(services, integration).await {
                     Ok(Ok(connection)) => connection,
@@ -120,7 +122,7 @@ impl<'a> Remote<'a> {
                 let Ok(client) = datacenter::client_for(&connection, config) else {
                     return Ok(Err(unsendable("The integration's CA certificate cannot be used.".into())));
                 };
-                (client, connection.api_url, connection.token)
+                (client, connection.api_url, connection.token, connection.oauth1)
             }
             Provider::Cloud => {
                 let Ok(client) = cloud::http_client(config) else {
@@ -131,10 +133,10 @@ impl<'a> Remote<'a> {
                     Ok(Err(why)) => return Ok(Err(refusal(why))),
                     Err(error) => return Ok(Err(unsendable(error.to_string()))),
                 };
-                (client, cloud::Endpoints::from_config(config).api, token)
+                (client, cloud::Endpoints::from_config(config).api, token, None)
             }
         };
-        Ok(Ok(Remote { services, integration, stack, what, attempt, client, base, token, quiet: false }))
+        Ok(Ok(Remote { services, integration, stack, what, attempt, client, base, token, oauth1, quiet: false }))
     }
 
     /// Makes the call and logs it. An OAuth access token refused early
@@ -165,7 +167,11 @@ impl<'a> Remote<'a> {
     }
 
     async fn once(&self, call: &Call, body: Option<&Value>) -> Result<Answer, sqlx::Error> {
-        let answer = calls::send(&self.client, &self.services.config, &self.base, call, &self.token, body).await;
+        let auth = match &self.oauth1 {
+            Some(consumer) => datacenter::Auth::OAuth1(consumer, self.token.expose()),
+            None => datacenter::Auth::Bearer(self.token.expose()),
+        };
+        let answer = calls::send(&self.client, &self.services.config, &self.base, call, auth, body).await;
         let unlogged = self.quiet && call.method == "GET" && answer.status.is_some_and(|s| s.is_success());
         if !unlogged {
             record(&self.services.pool, self.integration.id, self.stack, &self.what, call, &answer, self.attempt)

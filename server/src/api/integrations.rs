@@ -14,10 +14,11 @@ use bitgate_core::{
     access::Access,
     integrations::{
         self, input,
-        operations::{self, parse_id, Purpose},
+        operations::{self, parse_id, IntegrationError, Purpose},
         Health, Integration, Listed, Provider,
     },
     secret::Secret,
+    users::FieldError,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
@@ -136,7 +137,20 @@ pub struct DataCenterView {
     pub access_token_last4: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oauth2: Option<DataCenterOAuth2View>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth1: Option<DataCenterOAuth1View>,
     pub ca_certificate: Option<String>,
+}
+
+/// An OAuth 1.0a application link as shown: its consumer key and the public
+/// key to paste into Bitbucket; never the private key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DataCenterOAuth1View {
+    pub consumer_key: String,
+    /// PEM (`-----BEGIN PUBLIC KEY-----`), also at `/api/v1/integrations/{id}/public-key`.
+    pub public_key: String,
+    /// Which Bitgate user connected it; null until connected.
+    pub connected_by: Option<String>,
 }
 
 /// An OAuth 2.0 application link as shown: its client id, never its secret.
@@ -226,9 +240,10 @@ pub struct DataCenterInput {
     api_url: String,
     /// Where people open Bitbucket (and approve an OAuth 2.0 link); the API URL when left out.
     user_facing_url: Option<String>,
-    /// `access_token` (the default) or `oauth2` (an incoming OAuth 2.0
-    /// application link, Data Center 7.20 and later: created
-    /// `pending_authorization`, then connected in a browser).
+    /// `access_token` (the default), `oauth2` (an incoming OAuth 2.0
+    /// application link, Data Center 7.20 and later) or `oauth1` (a legacy
+    /// OAuth 1.0a link with Bitgate's RSA key pair): the OAuth ones are
+    /// created `pending_authorization`, then connected in a browser.
     auth: Option<String>,
     /// `access_token`: the user the access token belongs to.
     username: Option<String>,
@@ -238,8 +253,18 @@ pub struct DataCenterInput {
     access_token: Option<String>,
     /// `oauth2`: the application link's client.
     oauth2: Option<OAuth2Input>,
+    /// `oauth1`: the link's consumer key (`bitgate-{slug}` when left out).
+    oauth1: Option<OAuth1Input>,
     /// The PEM certificate of a private CA that signed Bitbucket's certificate.
     ca_certificate: Option<String>,
+}
+
+/// A legacy OAuth 1.0a application link: Bitgate makes its RSA key pair
+/// (the public key is then shown, to paste into Bitbucket's link).
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct OAuth1Input {
+    consumer_key: Option<String>,
 }
 
 /// An incoming OAuth 2.0 application link's client, as Bitbucket shows it
@@ -338,6 +363,11 @@ fn view(state: &AppState, integration: &Integration) -> IntegrationView {
             auth: dc.auth.as_str().to_owned(),
             username: dc.username.clone(),
             access_token_last4: dc.access_token_last4.clone(),
+            oauth1: dc.oauth1.as_ref().map(|link| DataCenterOAuth1View {
+                consumer_key: link.consumer_key.clone(),
+                public_key: link.public_key.clone(),
+                connected_by: link.authorized_by_label.clone(),
+            }),
             oauth2: dc.oauth2.as_ref().map(|link| DataCenterOAuth2View {
                 client_id: link.client_id.clone(),
                 connected_by: link.authorized_by_label.clone(),
@@ -415,7 +445,13 @@ fn read_input<B: PartialSchema, D: PartialSchema, C: PartialSchema>(body: JsonOb
             dc.absorb(link);
             read
         });
+        let oauth1 = dc.nested::<OAuth1Input>("oauth1").map(|mut link| {
+            let read = input::OAuth1Input { consumer_key: link.optional_string("consumer_key") };
+            dc.absorb(link);
+            read
+        });
         let read = input::DataCenterInput {
+            oauth1,
             api_url: dc.optional_string("api_url"),
             user_facing_url: dc.optional_string("user_facing_url"),
             auth: dc.optional_string("auth"),
@@ -536,6 +572,8 @@ pub struct DataCenterUpdate {
     auth: Option<String>,
     /// `oauth2`: a new client id (with its secret), or a new secret.
     oauth2: Option<OAuth2Input>,
+    /// Switching to `oauth1`: the consumer key (a new key pair is made).
+    oauth1: Option<OAuth1Input>,
     username: Option<String>,
     /// Write-only. Empty or left out: the stored token stays, unless the API
     /// URL or the CA certificate changes (then `token_required`).
@@ -543,6 +581,33 @@ pub struct DataCenterUpdate {
     access_token: Option<String>,
     /// PEM; an empty string removes it. Any change needs the token again.
     ca_certificate: Option<String>,
+}
+
+/// The public key of an OAuth 1.0a link
+///
+/// The PEM to paste into Bitbucket's application link, as its incoming
+/// authentication's public key (`oauth1` Data Center integrations). The
+/// private key of the pair never leaves Bitgate. Admins of its space;
+/// account admins for a default.
+#[utoipa::path(get, path = "/api/v1/integrations/{id}/public-key", tag = "integrations",
+    params(("id" = Uuid, Path, description = "The integration's id.")),
+    responses(
+        (status = 200, description = "The public key, PEM.", content_type = "application/x-pem-file", body = String),
+        (status = 403, description = "You see it in lists but do not administer it.", body = ErrorBody),
+        (status = 404, description = "No such integration, or none you can see.", body = ErrorBody),
+        (status = 422, description = "Not a Data Center integration with auth oauth1.", body = ErrorBody)))]
+pub async fn public_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let id = parse_id(&raw)?;
+    let integration = operations::load_for(&state.services, &caller.principal(), id, Purpose::Read).await?;
+    let Some(link) = integration.datacenter.as_ref().and_then(|dc| dc.oauth1.as_ref()) else {
+        let why = "Only Data Center integrations that authenticate with oauth1 have a key pair.";
+        return Err(IntegrationError::Invalid(vec![FieldError::new("datacenter.auth", "not_oauth1", why)]).into());
+    };
+    Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], link.public_key.clone()).into_response())
 }
 
 /// Change an integration

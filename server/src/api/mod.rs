@@ -80,6 +80,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::test))
         .routes(routes!(cloud::authorize))
         .routes(routes!(integrations::webhook))
+        .routes(routes!(integrations::public_key))
         .routes(routes!(deliveries::rotate))
         .routes(routes!(deliveries::retire_previous))
         .routes(routes!(deliveries::list))

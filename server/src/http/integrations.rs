@@ -16,8 +16,8 @@ use axum::{
 };
 use bitgate_app::{
     context::{
-        DeleteIntegrationPage, Flash, FormOutcome, HookRow, IntegrationPage, IntegrationRow, IntegrationsPage,
-        PageContext, PageData, StackRow, WizardPage,
+        ApplicationLink, DeleteIntegrationPage, Flash, FormOutcome, HookRow, IntegrationPage, IntegrationRow,
+        IntegrationsPage, PageContext, PageData, StackRow, WizardPage,
     },
     pages::integrations::{manage_webhooks_in_words, polling_in_words, pr_comments_in_words, webhooks_in_words},
 };
@@ -233,6 +233,9 @@ pub struct WizardForm {
     username: String,
     #[serde(default)]
     access_token: String,
+    /// Data Center, `oauth1`: the link's consumer key (empty: Bitgate's own).
+    #[serde(default)]
+    consumer_key: String,
     #[serde(default)]
     ca_certificate: String,
     #[serde(default)]
@@ -297,10 +300,6 @@ impl WizardForm {
         }
     }
 
-    fn oauth2(&self) -> bool {
-        self.auth == DataCenterAuth::OAuth2.as_str()
-    }
-
     /// The `datacenter` part, with the fields of the way to sign in chosen
     /// only (the page hides the other's, which may still hold what was
     /// typed before switching). On an edit, an empty secret keeps the stored one.
@@ -312,17 +311,21 @@ impl WizardForm {
                 given(Some(value.to_owned())).map(Secret::new)
             }
         };
-        let oauth2 = self.oauth2();
+        let auth = DataCenterAuth::parse(&self.auth).unwrap_or(DataCenterAuth::AccessToken);
+        let token = auth == DataCenterAuth::AccessToken;
         input::DataCenterInput {
             api_url: Some(self.api_url.clone()),
             user_facing_url,
-            auth: Some(if oauth2 { DataCenterAuth::OAuth2 } else { DataCenterAuth::AccessToken }.as_str().to_owned()),
-            username: (!oauth2).then(|| self.username.clone()),
-            access_token: if oauth2 { None } else { secret(&self.access_token) },
-            oauth2: oauth2.then(|| input::OAuth2Input {
+            auth: Some(auth.as_str().to_owned()),
+            username: token.then(|| self.username.clone()),
+            access_token: if token { secret(&self.access_token) } else { None },
+            oauth2: (auth == DataCenterAuth::OAuth2).then(|| input::OAuth2Input {
                 client_id: Some(self.client_id.clone()),
                 client_secret: secret(&self.client_secret),
             }),
+            // The consumer key is chosen once: an edit that keeps the link does not post it.
+            oauth1: (auth == DataCenterAuth::OAuth1 && creating)
+                .then(|| input::OAuth1Input { consumer_key: given(Some(self.consumer_key.clone())) }),
             ca_certificate: Some(self.ca_certificate.clone()),
         }
     }
@@ -385,6 +388,7 @@ impl WizardForm {
             ("user_facing_url", self.user_facing_url.clone()),
             ("auth", self.auth.clone()),
             ("username", self.username.clone()),
+            ("consumer_key", self.consumer_key.clone()),
             ("ca_certificate", self.ca_certificate.clone()),
             ("labels", self.labels.clone()),
             ("description", self.description.clone()),
@@ -447,7 +451,7 @@ pub async fn create(
 fn authorizes_in_bitbucket(integration: &Integration) -> bool {
     match (&integration.cloud, &integration.datacenter) {
         (Some(cloud), _) => cloud.mode == Mode::AuthorizationCode,
-        (None, Some(dc)) => dc.auth == DataCenterAuth::OAuth2,
+        (None, Some(dc)) => dc.auth != DataCenterAuth::AccessToken,
         (None, None) => false,
     }
 }
@@ -525,24 +529,27 @@ async fn render_details(
     if let Some(dc) = &integration.datacenter {
         facts.push(("API URL".to_owned(), dc.api_url.clone()));
         facts.push(("User-facing URL".to_owned(), dc.user_facing_url.clone()));
-        match &dc.oauth2 {
-            None => {
+        let authorized = |label: &Option<String>, at: Option<time::OffsetDateTime>| match (&dc.username, label, at) {
+            (Some(account), Some(user), Some(at)) => format!("{account}, connected by {user} at {}", rfc3339(at)),
+            (Some(account), None, Some(at)) => format!("{account}, since {}", rfc3339(at)),
+            _ => "not yet".to_owned(),
+        };
+        match (&dc.oauth2, &dc.oauth1) {
+            (None, Some(link)) => {
+                facts.push(("Signs in with".to_owned(), "an OAuth 1.0a application link (RSA-SHA1)".to_owned()));
+                facts.push(("Consumer key".to_owned(), link.consumer_key.clone()));
+                facts.push(("Authorized as".to_owned(), authorized(&link.authorized_by_label, link.authorized_at)));
+            }
+            (None, None) => {
                 facts.push(("Signs in with".to_owned(), "an HTTP access token".to_owned()));
                 facts.push(("Username".to_owned(), dc.username.clone().unwrap_or_default()));
                 let last4 = dc.access_token_last4.as_deref().unwrap_or_default();
                 facts.push(("Access token".to_owned(), format!("…{last4}")));
             }
-            Some(link) => {
+            (Some(link), _) => {
                 facts.push(("Signs in with".to_owned(), "an OAuth 2.0 application link".to_owned()));
                 facts.push(("Client ID".to_owned(), link.client_id.clone()));
-                let authorized = match (&dc.username, &link.authorized_by_label, link.authorized_at) {
-                    (Some(account), Some(user), Some(at)) => {
-                        format!("{account}, connected by {user} at {}", rfc3339(at))
-                    }
-                    (Some(account), None, Some(at)) => format!("{account}, since {}", rfc3339(at)),
-                    _ => "not yet".to_owned(),
-                };
-                facts.push(("Authorized as".to_owned(), authorized));
+                facts.push(("Authorized as".to_owned(), authorized(&link.authorized_by_label, link.authorized_at)));
                 let expires = link.token_expires_at.map(rfc3339).unwrap_or_else(|| "no token".into());
                 facts.push(("Access token expires".to_owned(), format!("{expires} (refreshed automatically)")));
                 facts.push(("Permission granted".to_owned(), link.scopes.join(", ")));
@@ -638,6 +645,18 @@ async fn render_details(
         hooks,
         polling,
         outbound,
+        application_link: integration.datacenter.as_ref().and_then(|dc| {
+            let link = dc.oauth1.as_ref()?;
+            Some(Box::new(ApplicationLink {
+                consumer_key: link.consumer_key.clone(),
+                consumer_name: format!("Bitgate ({})", integration.name),
+                public_key: link.public_key.clone(),
+                links_page: format!(
+                    "{}/plugins/servlet/applinks/listApplicationLinks",
+                    dc.user_facing_url.trim_end_matches('/')
+                ),
+            }))
+        }),
     };
     let context = PageContext { page: PageData::Integration(page), ..context };
     let mut response = state.pages.render(context, StatusCode::OK).await;
@@ -807,7 +826,11 @@ fn stored_values(integration: &Integration) -> Vec<(String, String)> {
             (None, Some(link)) => {
                 values.extend([("client_id", link.client_id.clone()), ("stored_client_id", link.client_id.clone())])
             }
-            (None, None) => {}
+            (None, None) => {
+                if let Some(link) = &dc.oauth1 {
+                    values.push(("consumer_key", link.consumer_key.clone()));
+                }
+            }
         }
     }
     values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()

@@ -23,12 +23,12 @@ use bitgate_core::{
     audit::{self, AuditAction, Event, Target},
     bitbucket::{
         cloud::{self, Endpoints, Tokens},
-        datacenter::{self, oauth2},
+        datacenter::{self, oauth1, oauth2},
     },
     integrations::{
         self, checks,
         operations::{self, parse_id, IntegrationError},
-        DataCenterView, Integration,
+        DataCenterAuth, DataCenterView, Integration,
     },
     oauth_flows::{self, FlowRefused},
     oauth_tokens,
@@ -72,6 +72,9 @@ pub struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
+    /// OAuth 1.0a: the request token approved, and the verifier to spend it with.
+    oauth_token: Option<String>,
+    oauth_verifier: Option<String>,
 }
 
 fn refused(code: &'static str, title: &'static str, message: impl Into<String>, retry: Option<String>) -> AppError {
@@ -147,6 +150,23 @@ pub async fn callback(
     access.can_administer_integration(integration.space_id)?;
     let retry = integration_page(integration.id);
 
+    if let Some(dc) = integration.datacenter.as_ref().filter(|dc| dc.auth == DataCenterAuth::OAuth1) {
+        let (token, account) = oauth1_token(&state, &integration, dc, flow.request_token, &query).await?;
+        let message = format!("Connected to {} as {account}.", host_of(dc));
+        authorized(&state, &user, address, &integration, Granted::OAuth1(&token), &account, &message).await?;
+        let flash = format!("Connected: Bitgate acts as {account} in Bitbucket Data Center.");
+        push_flash(&session, Flash::success(flash)).await?;
+        return Ok(Redirect::to(&format!("/integrations/{}", integration.id)).into_response());
+    }
+    let Some(verifier) = flow.pkce_verifier else {
+        return Err(refused(
+            "invalid_state",
+            "The connection could not finish",
+            "This answer from Bitbucket does not match a connection in progress. Nothing was stored. Open the integration and click Connect again.",
+            Some("/".into()),
+        ));
+    };
+
     if let Some(error) = query.error.as_deref() {
         let message = match error {
             "access_denied" => "Access was denied in Bitbucket, so Bitgate got no token. Nothing was stored. Click Connect again and choose Grant access when Bitbucket asks.".to_owned(),
@@ -167,10 +187,9 @@ pub async fn callback(
         ));
     };
     if let Some(dc) = &integration.datacenter {
-        let (tokens, account) = datacenter_tokens(&state, &integration, dc, code, flow.pkce_verifier).await?;
-        let host = url::Url::parse(&dc.user_facing_url).ok().and_then(|u| u.host_str().map(str::to_owned));
-        let message = format!("Connected to {} as {account}.", host.as_deref().unwrap_or("Bitbucket Data Center"));
-        authorized(&state, &user, address, &integration, &tokens, &account, &message).await?;
+        let (tokens, account) = datacenter_tokens(&state, &integration, dc, code, verifier).await?;
+        let message = format!("Connected to {} as {account}.", host_of(dc));
+        authorized(&state, &user, address, &integration, Granted::OAuth2(&tokens), &account, &message).await?;
         let flash = format!("Connected: Bitgate acts as {account} in Bitbucket Data Center.");
         push_flash(&session, Flash::success(flash)).await?;
         return Ok(Redirect::to(&format!("/integrations/{}", integration.id)).into_response());
@@ -184,7 +203,7 @@ pub async fn callback(
             .await
             .map_err(AppError::internal)?
             .ok_or(AppError::NotFound)?;
-    let tokens = match cloud::exchange_code(&http, config, &endpoints, &consumer, code, flow.pkce_verifier).await {
+    let tokens = match cloud::exchange_code(&http, config, &endpoints, &consumer, code, verifier).await {
         Ok(tokens) => tokens,
         Err(error) => {
             return Err(AppError::Authorization {
@@ -208,7 +227,7 @@ pub async fn callback(
     };
 
     let message = format!("Connected to the workspace {workspace} as {}.", account.label());
-    authorized(&state, &user, address, &integration, &tokens, &account.label(), &message).await?;
+    authorized(&state, &user, address, &integration, Granted::OAuth2(&tokens), &account.label(), &message).await?;
     push_flash(
         &session,
         Flash::success(format!(
@@ -264,6 +283,84 @@ async fn datacenter_tokens(
     Ok((tokens, connection.username))
 }
 
+/// Where a Data Center's people open it, for a message.
+fn host_of(dc: &DataCenterView) -> String {
+    let host = url::Url::parse(&dc.user_facing_url).ok().and_then(|u| u.host_str().map(str::to_owned));
+    host.unwrap_or_else(|| "Bitbucket Data Center".to_owned())
+}
+
+/// The last leg of an OAuth 1.0a link: the request token the flow waited
+/// for, approved (its verifier), spent for the access token; then the
+/// checklist with that token, signed. Returns the token and whose it is.
+async fn oauth1_token(
+    state: &AppState,
+    integration: &Integration,
+    dc: &DataCenterView,
+    waited_for: Option<String>,
+    query: &CallbackQuery,
+) -> Result<(Secret<String>, String), AppError> {
+    let services = &state.services;
+    let config = &services.config;
+    let retry = integration_page(integration.id);
+    let matches = waited_for.is_some() && waited_for.as_deref() == query.oauth_token.as_deref();
+    if !matches {
+        return Err(refused(
+            "invalid_state",
+            "The connection could not finish",
+            "This answer from Bitbucket is not for the request token Bitgate asked for. Nothing was stored. Open the integration and click Connect again.",
+            retry,
+        ));
+    }
+    // Bitbucket's Deny sends the word `denied` as the verifier.
+    let Some(verifier) = query.oauth_verifier.as_deref().map(str::trim).filter(|v| !v.is_empty() && *v != "denied")
+    else {
+        return Err(refused(
+            "access_denied",
+            "Access was denied in Bitbucket",
+            "Access was denied in Bitbucket, so Bitgate got no token. Nothing was stored. Click Connect again and choose Allow when Bitbucket asks.",
+            retry,
+        ));
+    };
+    let (consumer, _) = integrations::datacenter_oauth1(&services.pool, &services.keyring, integration.id)
+        .await
+        .map_err(AppError::internal)?
+        .ok_or(AppError::NotFound)?;
+    let mut connection = checks::connection_with(dc, Secret::new(String::new())).map_err(AppError::internal)?;
+    let user_facing = url::Url::parse(&dc.user_facing_url).map_err(AppError::internal)?;
+    let endpoints = oauth1::Endpoints::new(&connection.api_url, &user_facing);
+    let http = datacenter::http_client(connection.ca.as_ref(), config).map_err(AppError::internal)?;
+    let request_token = query.oauth_token.as_deref().unwrap_or_default();
+    let token = match oauth1::access_token(&http, config, &endpoints, &consumer, request_token, verifier).await {
+        Ok(token) => token,
+        Err(refusal) => {
+            return Err(AppError::Authorization {
+                status: StatusCode::BAD_GATEWAY,
+                code: "exchange_failed",
+                title: "Bitbucket did not give a token",
+                message: format!("{} Nothing was stored.", refusal.message),
+                retry,
+            })
+        }
+    };
+    connection.token = token.clone();
+    connection.oauth1 = Some(consumer);
+    let check_failed = |why: String| {
+        refused("check_failed", "The connection failed a check", format!("{why} Nothing was stored."), retry.clone())
+    };
+    connection.username = datacenter::account(&connection, config).await.map_err(check_failed)?;
+    let report = datacenter::check(&connection, config).await;
+    if let Some(failure) = report.first_failure() {
+        return Err(check_failed(failure.message.clone()));
+    }
+    Ok((token, connection.username))
+}
+
+/// What an approval gave: OAuth 2.0 tokens, or an OAuth 1.0a access token.
+enum Granted<'a> {
+    OAuth2(&'a Tokens),
+    OAuth1(&'a Secret<String>),
+}
+
 /// Stores a new authorization, marks the integration connected, audits it,
 /// and has the integration's webhooks checked with the new credential.
 async fn authorized(
@@ -271,19 +368,28 @@ async fn authorized(
     user: &CurrentUser,
     address: Option<std::net::IpAddr>,
     integration: &Integration,
-    tokens: &Tokens,
+    granted: Granted<'_>,
     account: &str,
     message: &str,
 ) -> Result<(), AppError> {
     let services = &state.services;
     let mut tx = services.pool.begin().await?;
-    let (provider, id) = (integration.provider, integration.id);
-    oauth_tokens::store(&mut *tx, &services.keyring, provider, id, tokens, account, Some(&user.0.email)).await?;
+    let (provider, id, by) = (integration.provider, integration.id, Some(user.0.email.as_str()));
+    let scopes = match granted {
+        Granted::OAuth2(tokens) => {
+            oauth_tokens::store(&mut *tx, &services.keyring, provider, id, tokens, account, by).await?;
+            tokens.scopes.clone()
+        }
+        Granted::OAuth1(token) => {
+            integrations::store_oauth1_token(&mut *tx, &services.keyring, id, token, account, by).await?;
+            None
+        }
+    };
     integrations::set_health(&mut *tx, id, integrations::HealthState::Connected, message).await?;
     let event = Event::new(user.caller(address).actor(), AuditAction::IntegrationAuthorized)
         .target(Target { kind: "integration", id: id.to_string(), label: integration.name.clone() })
         .from_address(address)
-        .details(serde_json::json!({"bitbucket_account": account, "scopes": tokens.scopes}))
+        .details(serde_json::json!({"bitbucket_account": account, "scopes": scopes}))
         .in_space(integration.space_id);
     audit::record(&mut *tx, event).await?;
     // What waited for a credential goes now: held outbound work, and the hooks.

@@ -343,3 +343,213 @@ async fn rekey_reseals_a_link_s_secret_and_tokens() {
     .unwrap();
     assert_eq!(keys, ["next", "next", "next"]);
 }
+
+// The legacy OAuth 1.0a link: Bitgate's key pair, its public key pasted
+// into Bitbucket, the three legs, signed calls.
+
+async fn create_legacy(w: &World, simulator: &Simulator, name: &str) -> Value {
+    let body = json!({
+        "name": name, "provider": "bitbucket_datacenter", "scope": "space", "space_id": w.team,
+        "datacenter": {"api_url": simulator.url, "auth": "oauth1"},
+    });
+    let (status, created) = w.call(w.token("team admin"), Method::POST, "/api/v1/integrations", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    created
+}
+
+fn has_no_private_key(text: &str) {
+    assert!(!text.contains("PRIVATE KEY"), "a private key leaked into {text}");
+}
+
+/// Clicks Connect; returns where it went: Bitbucket's page, or back to the
+/// integration (with the reason on it) when Bitbucket refused the link.
+async fn connect_legacy(browser: &Browser, id: &str) -> String {
+    let csrf = browser.csrf_token(&format!("/integrations/{id}")).await;
+    let answer = browser.post_form(&format!("/integrations/{id}/connect"), &[("csrf_token", &csrf)]).await;
+    assert_eq!(answer.status(), 303);
+    location(&answer)
+}
+
+/// The legacy consent page answered with `decision`: the callback address
+/// (path and query) Bitbucket sends the browser to.
+async fn approve_legacy(simulator: &Simulator, authorize_url: &str, decision: &str) -> String {
+    assert!(authorize_url.starts_with(&simulator.url), "{authorize_url}");
+    let page = reqwest::get(authorize_url).await.unwrap().text().await.unwrap();
+    assert!(page.contains(">Allow</button>") && page.contains(">Deny</button>"), "{page}");
+    let url = url::Url::parse(authorize_url).unwrap();
+    let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    form.push(("decision".into(), decision.into()));
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let answer = client.post(format!("{}{}", simulator.url, url.path())).form(&form).send().await.unwrap();
+    assert_eq!(answer.status(), 302, "{}", answer.text().await.unwrap());
+    let target = url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+    format!("{}?{}", target.path(), target.query().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_legacy_link_gets_a_key_pair_and_connects_once_bitbucket_has_its_public_key() {
+    let (w, simulator) = link_world().await;
+    let created = create_legacy(&w, &simulator, "dc-legacy").await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["health"]["state"], "pending_authorization", "{created}");
+    assert_eq!(created["datacenter"]["auth"], "oauth1");
+    let consumer_key = created["datacenter"]["oauth1"]["consumer_key"].as_str().unwrap().to_owned();
+    assert_eq!(consumer_key, "bitgate-dc-legacy", "Bitgate's own, from the name");
+    let public_key = created["datacenter"]["oauth1"]["public_key"].as_str().unwrap().to_owned();
+    assert!(public_key.starts_with("-----BEGIN PUBLIC KEY-----"), "{public_key}");
+    has_no_private_key(&created.to_string());
+    // The public key alone, as a file.
+    let admin = w.browser("team admin").await;
+    let pem = reqwest::Client::new()
+        .get(format!("{}/api/v1/integrations/{id}/public-key", w.app.base))
+        .bearer_auth(w.token("team admin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pem.status(), 200);
+    assert_eq!(pem.headers()["content-type"], "application/x-pem-file");
+    assert_eq!(pem.text().await.unwrap(), public_key);
+    let (status, _) =
+        w.call(w.token("team writer"), Method::GET, &format!("/api/v1/integrations/{id}/public-key"), None).await;
+    assert_eq!(status, 403, "admins only, as the integration's details");
+    let page = admin.get(&format!("/integrations/{id}")).await.text().await.unwrap();
+    assert!(page.contains("Application link in Bitbucket") && page.contains(&consumer_key), "the steps are shown");
+    assert!(page.contains("BEGIN PUBLIC KEY"), "with the public key");
+    has_no_private_key(&page);
+
+    // Connect before the link exists: Bitbucket does not know the consumer key.
+    assert_eq!(connect_legacy(&admin, &id).await, format!("/integrations/{id}"));
+    let page = admin.get(&format!("/integrations/{id}")).await.text().await.unwrap();
+    assert!(page.contains("has no application link with the consumer key bitgate-dc-legacy"), "{page}");
+
+    // The wrong public key pasted: the test says what to fix.
+    let other = bitgate_core::bitbucket::datacenter::oauth1::KeyPair::generate().unwrap();
+    simulator.configure(|instance| instance.add_application_link(&consumer_key, "Bitgate", &other.public_pem));
+    let (status, tested) =
+        w.call(w.token("team admin"), Method::POST, &format!("/api/v1/integrations/{id}/test"), None).await;
+    assert_eq!(status, 200, "{tested}");
+    let link = tested["checks"].as_array().unwrap().iter().find(|c| c["name"] == "link").cloned().unwrap();
+    assert_eq!(link["ok"], false, "{tested}");
+    assert!(link["message"].as_str().unwrap().contains("public key"), "{link}");
+    assert_eq!(connect_legacy(&admin, &id).await, format!("/integrations/{id}"));
+
+    // The right one: Allow, and every later call is signed.
+    simulator.configure(|instance| instance.add_application_link(&consumer_key, "Bitgate", &public_key));
+    let authorize = connect_legacy(&admin, &id).await;
+    assert!(authorize.contains("/plugins/servlet/oauth/authorize?oauth_token="), "{authorize}");
+    let denied = approve_legacy(&simulator, &authorize, "deny").await;
+    let page = admin.get(&denied).await;
+    assert_eq!(page.status(), 400);
+    assert!(page.text().await.unwrap().contains("Access was denied in Bitbucket"));
+
+    let callback = approve_legacy(&simulator, &connect_legacy(&admin, &id).await, "allow").await;
+    let landed = admin.get(&callback).await;
+    assert_eq!(landed.status(), 303);
+    let page = admin.get(&format!("/integrations/{id}")).await.text().await.unwrap();
+    assert!(page.contains(&format!("Connected: Bitgate acts as {DEMO_USER}")), "the success message");
+    let found = integration(&w, &id).await;
+    assert_eq!(found["health"]["state"], "connected", "{found}");
+    assert_eq!(found["datacenter"]["username"], DEMO_USER);
+    assert_eq!(found["datacenter"]["oauth1"]["connected_by"], "team-admin@example.com");
+    has_no_private_key(&found.to_string());
+    let (status, repositories) =
+        w.call(w.token("team writer"), Method::GET, &format!("/api/v1/integrations/{id}/repositories"), None).await;
+    assert_eq!(status, 200, "signed calls: {repositories}");
+    let (status, tested) =
+        w.call(w.token("team admin"), Method::POST, &format!("/api/v1/integrations/{id}/test"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(tested["health"]["state"], "connected", "{tested}");
+
+    // A stack's webhook is made in Bitbucket by signed writes too.
+    let stack = json!({"name": "legacy", "space_id": w.team, "integration_id": id, "repository": "OPS/my-repo",
+                       "branch": "main"});
+    let (status, stack) = w.call(w.token("team writer"), Method::POST, "/api/v1/stacks", Some(stack)).await;
+    assert_eq!(status, 201, "{stack}");
+    while bitgate_core::maintenance::run_one(&w.app.services).await.unwrap() {}
+    let hooks: Vec<String> = simulator.datacenter.read().unwrap().hooks.iter().map(|h| h.name.clone()).collect();
+    assert_eq!(hooks, ["Bitgate (dc-legacy)"], "the managed hook, created with the signed link");
+
+    // The same callback again: its state was used.
+    assert_eq!(admin.get(&callback).await.status(), 400);
+    // Rekey: the private key and the access token too (and the webhook secret).
+    let keys = crate::cloud::keys_of(&w.app);
+    let both = Keyring::parse(&format!("{},{keys}", Keyring::generate_entry("next"))).unwrap();
+    let counts = bitgate_core::rekey::rekey(&w.app.pool, &both).await.unwrap();
+    assert_eq!((counts.examined, counts.resealed), (3, 3), "{counts:?}");
+}
+
+#[tokio::test]
+async fn a_legacy_link_s_consumer_key_is_checked_and_stays_and_its_fields_are_its_own() {
+    let (w, simulator) = link_world().await;
+    let admin = w.token("team admin");
+    let body = |datacenter: Value| {
+        json!({"name": "dc-legacy", "provider": "bitbucket_datacenter", "scope": "space", "space_id": w.team,
+               "datacenter": datacenter})
+    };
+    let (status, refused) = w
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(body(json!({"api_url": simulator.url, "auth": "oauth1", "oauth1": {"consumer_key": "two words"}}))),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(refused["error"]["details"][0]["field"], "datacenter.oauth1.consumer_key", "{refused}");
+    let (status, refused) = w
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(body(json!({"api_url": simulator.url, "auth": "oauth1", "access_token": "BBDC-x"}))),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(refused["error"]["details"][0]["code"], "wrong_auth", "{refused}");
+    // Not Bitbucket's OAuth 1.0a provider at that address: refused before saving.
+    let (status, refused) = w
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(body(json!({"api_url": format!("{}/bitbucket", simulator.url), "auth": "oauth1"}))),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["details"][0]["field"], "datacenter.api_url", "{refused}");
+
+    let (status, created) = w
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(body(json!({"api_url": simulator.url, "auth": "oauth1", "oauth1": {"consumer_key": "our-ci"}}))),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["datacenter"]["oauth1"]["consumer_key"], "our-ci");
+    let path = format!("/api/v1/integrations/{}", created["id"].as_str().unwrap());
+    let change = json!({"datacenter": {"oauth1": {"consumer_key": "another"}}});
+    let (status, refused) = w.call(admin, Method::PATCH, &path, Some(change)).await;
+    assert_eq!(status, 422);
+    assert_eq!(refused["error"]["details"][0]["code"], "immutable", "{refused}");
+    // A token integration switched to a link gets a key pair of its own.
+    let token = bitbucket_simulator::datacenter::DEMO_TOKEN;
+    let (status, plain) = w
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(json!({"name": "dc-plain", "provider": "bitbucket_datacenter", "scope": "space", "space_id": w.team,
+                        "datacenter": {"api_url": simulator.url, "username": DEMO_USER, "access_token": token}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{plain}");
+    let path = format!("/api/v1/integrations/{}", plain["id"].as_str().unwrap());
+    let (status, switched) = w.call(admin, Method::PATCH, &path, Some(json!({"datacenter": {"auth": "oauth1"}}))).await;
+    assert_eq!(status, 200, "{switched}");
+    assert_eq!(switched["health"]["state"], "pending_authorization");
+    assert_eq!(switched["datacenter"]["oauth1"]["consumer_key"], "bitgate-dc-plain");
+    assert_ne!(switched["datacenter"]["oauth1"]["public_key"], created["datacenter"]["oauth1"]["public_key"]);
+    assert!(switched["datacenter"].get("access_token_last4").is_none() && switched["datacenter"]["username"].is_null());
+}

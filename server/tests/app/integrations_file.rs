@@ -963,6 +963,238 @@ async fn the_file_switches_a_datacenter_integration_between_a_token_and_an_oauth
     assert_eq!((status.as_u16(), answer), (200, summary(&[], &[], &["team-dc"])));
 }
 
+/// A legacy OAuth 1.0a application link's entry, of Bitgate's own shape, in
+/// the team space; `link` is what follows `auth: oauth1` (its `oauth1` mapping).
+fn legacy_file(name: &str, api_url: &str, link: &str) -> String {
+    format!(
+        "version: 1\nintegrations:\n- {{name: {name}, provider: bitbucket_datacenter, space: team, \
+         datacenter: {{api_url: {api_url}, auth: oauth1{link}}}}}\n"
+    )
+}
+
+/// The public key an integration's page shows (`datacenter.oauth1`), and
+/// the one stored beside its sealed private key, which must be the same.
+async fn public_key(w: &World, path: &str) -> (String, String) {
+    let (_, found) = w.call(w.token("team admin"), Method::GET, path, None).await;
+    let link = &found["datacenter"]["oauth1"];
+    let shown = link["public_key"].as_str().unwrap_or_else(|| panic!("{found}")).to_owned();
+    let id = uuid::Uuid::parse_str(found["id"].as_str().unwrap()).unwrap();
+    let (stored, private): (String, Vec<u8>) =
+        sqlx::query_as("SELECT public_key, private_key FROM datacenter_credentials WHERE integration_id = $1")
+            .bind(id)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, shown, "the page shows the stored public key");
+    assert!(!String::from_utf8_lossy(&private).contains("PRIVATE KEY"), "the private key is stored sealed");
+    (shown, link["consumer_key"].as_str().unwrap().to_owned())
+}
+
+/// A Data Center OAuth 1.0a link through the file: Bitgate makes its key
+/// pair, checks that the server is Bitbucket's OAuth 1.0a provider, and
+/// creates it `pending_authorization` (the public key goes into Bitbucket's
+/// link first, then Connect). The export has its consumer key alone, and
+/// imported back keeps the key pair.
+#[tokio::test]
+async fn an_oauth1_link_is_imported_with_a_new_key_pair_pending_connect_and_no_key_exported() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let url = &simulator.url;
+
+    // A key given, or an account: refused where they are; nothing written.
+    let private = "'-----BEGIN PRIVATE KEY-----\\nMIIE\\n-----END PRIVATE KEY-----'";
+    let with_key = legacy_file("dc-legacy", url, &format!(", oauth1: {{private_key: {private}}}"));
+    let (status, answer) = import(&w, "team admin", "", &with_key).await;
+    assert_eq!(status, 422, "{answer}");
+    let message = only_problem(&answer, "integrations[0] (dc-legacy).datacenter.oauth1.private_key", "invalid");
+    assert!(message.contains("Bitgate makes an OAuth 1.0a link's key pair itself"), "{answer}");
+    let as_someone = legacy_file("dc-legacy", url, &format!(", username: {DEMO_USER}"));
+    let (status, answer) = import(&w, "team admin", "", &as_someone).await;
+    assert_eq!(status, 422, "{answer}");
+    only_problem(&answer, "integrations[0] (dc-legacy).datacenter.username", "wrong_auth");
+    let spaced = legacy_file("dc-legacy", url, ", oauth1: {consumer_key: 'two words'}");
+    let (status, answer) = import(&w, "team admin", "", &spaced).await;
+    assert_eq!(status, 422, "{answer}");
+    only_problem(&answer, "integrations[0] (dc-legacy).datacenter.oauth1.consumer_key", "invalid");
+    // A server that is not Bitbucket's OAuth 1.0a provider (Bitgate itself): refused by the check.
+    let (status, answer) = import(&w, "team admin", "", &legacy_file("dc-legacy", &w.app.base, "")).await;
+    assert_eq!(status, 422, "{answer}");
+    only_problem(&answer, "integrations[0] (dc-legacy).datacenter.api_url", "check_link");
+    assert_eq!(integration_count(&w).await, 0, "nothing was written");
+
+    // Created with a key pair of its own, waiting for the link and Connect;
+    // a consumer key left out is Bitgate's own, one given is kept.
+    let file = format!(
+        "{}- {{name: dc-named, provider: bitbucket_datacenter, space: team, \
+         datacenter: {{api_url: {url}, auth: oauth1, oauth1: {{consumer_key: ' our-link '}}}}}}\n",
+        legacy_file("dc-legacy", url, "")
+    );
+    let created = summary_to_connect(&["dc-legacy", "dc-named"], &[], &["dc-legacy", "dc-named"]);
+    let (status, answer) = import(&w, "team admin", "?dry_run=true", &file).await;
+    assert_eq!((status.as_u16(), &answer), (200, &created));
+    assert_eq!(integration_count(&w).await, 0, "a dry run writes nothing");
+    let (status, answer) = import(&w, "team admin", "", &file).await;
+    assert_eq!((status.as_u16(), &answer), (200, &created));
+    let path = integration_path(&w, "dc-legacy").await;
+    let (_, found) = w.call(w.token("team admin"), Method::GET, &path, None).await;
+    assert_eq!(found["health"]["state"], "pending_authorization", "{found}");
+    assert!(found["health"]["message"].as_str().unwrap().contains("public key"), "{found}");
+    assert_eq!(found["datacenter"]["auth"], "oauth1", "{found}");
+    assert!(found["datacenter"]["username"].is_null() && found["datacenter"]["oauth2"].is_null(), "{found}");
+    let (key, consumer_key) = public_key(&w, &path).await;
+    assert!(key.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{key}");
+    assert_eq!(consumer_key, "bitgate-dc-legacy");
+    let named_path = integration_path(&w, "dc-named").await;
+    let (named_key, named_consumer_key) = public_key(&w, &named_path).await;
+    assert_eq!(named_consumer_key, "our-link", "trimmed, as the API trims it");
+    assert_ne!(named_key, key, "a key pair per link");
+
+    // Exported: the consumer key alone, neither half of the key pair.
+    let (before, _) = stored(&w).await;
+    assert!(before.contains("    auth: oauth1\n"), "{before}");
+    assert!(before.contains("    oauth1:\n      consumer_key: bitgate-dc-legacy\n"), "{before}");
+    assert!(before.contains("      consumer_key: our-link\n"), "{before}");
+    assert!(!before.contains("PRIVATE KEY") && !before.contains("PUBLIC KEY"), "{before}");
+    for line in key.lines().chain(named_key.lines()).filter(|line| !line.starts_with("-----")) {
+        assert!(!before.contains(line), "no part of a public key: {line}\n{before}");
+    }
+    assert!(!before.contains("username") && !before.contains("access_token"), "{before}");
+
+    // The export, and the file, change nothing: each link keeps its key pair.
+    let changes_before = w.app.audit_actions().await.iter().filter(|a| a.starts_with("integration.")).count();
+    for again in [&before, &file] {
+        let (status, answer) = import(&w, "team admin", "", again).await;
+        assert_eq!((status.as_u16(), answer), (200, summary(&[], &[], &["dc-legacy", "dc-named"])), "{again}");
+    }
+    let changes_after = w.app.audit_actions().await.iter().filter(|a| a.starts_with("integration.")).count();
+    assert_eq!(changes_after, changes_before, "nothing audited as changed");
+    assert_eq!(public_key(&w, &path).await, (key.clone(), consumer_key.clone()), "the same key pair");
+    assert_eq!(public_key(&w, &named_path).await, (named_key.clone(), named_consumer_key), "the same key pair");
+
+    // The consumer key is the link's in Bitbucket: it does not change.
+    let renamed = before.replace("consumer_key: bitgate-dc-legacy", "consumer_key: another-link");
+    let (status, answer) = import(&w, "team admin", "", &renamed).await;
+    assert_eq!(status, 422, "{answer}");
+    let message = only_problem(&answer, "integrations[0] (dc-legacy).datacenter.oauth1.consumer_key", "immutable");
+    assert!(message.contains("bitgate-dc-legacy") && message.contains("another-link"), "{message}");
+    assert_eq!(stored(&w).await.0, before, "nothing was written");
+
+    // A change that is not the link's (a label) keeps it as it is.
+    let relabelled = in_entry(&before, "dc-legacy", "  options:\n", "  labels:\n  - staging\n  options:\n");
+    let (status, answer) = import(&w, "team admin", "", &relabelled).await;
+    assert_eq!((status.as_u16(), answer), (200, summary(&[], &["dc-legacy"], &["dc-named"])));
+    assert_eq!(public_key(&w, &path).await, (key.clone(), consumer_key.clone()));
+
+    // Another server: asked whether it is Bitbucket's provider (the stored
+    // consumer signs; no token goes), then connected again. The keys stay.
+    let other = bitbucket_simulator::Simulator::start(
+        bitbucket_simulator::DataCenter::sample(),
+        bitbucket_simulator::Transport::Http,
+    )
+    .await
+    .unwrap();
+    let moved = in_entry(&relabelled, "dc-legacy", url.as_str(), &other.url);
+    let (status, answer) = import(&w, "team admin", "", &moved).await;
+    let moved_summary =
+        json!({"created": [], "updated": ["dc-legacy"], "unchanged": ["dc-named"], "to_connect": ["dc-legacy"]});
+    assert_eq!((status.as_u16(), answer), (200, moved_summary));
+    let (_, found) = w.call(w.token("team admin"), Method::GET, &path, None).await;
+    assert_eq!(
+        (&found["datacenter"]["api_url"], &found["health"]["state"]),
+        (&json!(other.url.trim_end_matches('/')), &json!("pending_authorization")),
+        "{found}"
+    );
+    assert_eq!(public_key(&w, &path).await, (key, consumer_key));
+}
+
+/// Switching a Data Center integration to an OAuth 1.0a link through the
+/// file: a new key pair, checked, pending Connect; and back to a token (or
+/// on to an OAuth 2.0 link), which forgets the link and its key pair.
+#[tokio::test]
+async fn the_file_switches_a_datacenter_integration_to_an_oauth1_link_and_back() {
+    use bitbucket_simulator::datacenter::{DEMO_OAUTH2_CLIENT_ID as CLIENT_ID, DEMO_OAUTH2_CLIENT_SECRET as SECRET};
+    let (w, simulator) = world_with_bitbucket().await;
+    let url = &simulator.url;
+    create(&w, "team admin", "team-dc", Some(w.team), url).await;
+    let path = integration_path(&w, "team-dc").await;
+    let state = |found: &serde_json::Value| {
+        (found["datacenter"]["auth"].as_str().map(str::to_owned), found["health"]["state"].as_str().map(str::to_owned))
+    };
+
+    // Refused by the check: nothing is written.
+    let (status, answer) = import(&w, "team admin", "", &legacy_file("team-dc", &w.app.base, "")).await;
+    assert_eq!(status, 422, "{answer}");
+    only_problem(&answer, "integrations[0] (team-dc).datacenter.api_url", "check_link");
+    let (_, found) = w.call(w.token("team admin"), Method::GET, &path, None).await;
+    assert_eq!(state(&found), (Some("access_token".into()), Some("connected".into())), "nothing was written");
+
+    let (status, answer) = import(&w, "team admin", "?dry_run=true", &legacy_file("team-dc", url, "")).await;
+    assert_eq!((status.as_u16(), answer), (200, summary_to_connect(&[], &["team-dc"], &["team-dc"])));
+    let (_, found) = w.call(w.token("team admin"), Method::GET, &path, None).await;
+    assert_eq!(state(&found), (Some("access_token".into()), Some("connected".into())), "a dry run writes nothing");
+
+    let (status, answer) = import(&w, "team admin", "", &legacy_file("team-dc", url, "")).await;
+    assert_eq!((status.as_u16(), answer), (200, summary_to_connect(&[], &["team-dc"], &["team-dc"])));
+    let (_, found) = w.call(w.token("team admin"), Method::GET, &path, None).await;
+    assert_eq!(state(&found), (Some("oauth1".into()), Some("pending_authorization".into())), "{found}");
+    assert!(
+        found["datacenter"]["username"].is_null() && found["datacenter"]["access_token_last4"].is_null(),
+        "the token is forgotten: {found}"
+    );
+    let (key, consumer_key) = public_key(&w, &path).await;
+    assert_eq!(consumer_key, "bitgate-team-dc");
+    let (exported, _) = stored(&w).await;
+    assert!(!exported.contains(DEMO_TOKEN) && !exported.contains("KEY-----"), "{exported}");
+    let (status, answer) = import(&w, "team admin", "", &exported).await;
+    assert_eq!((status.as_u16(), answer), (200, summary(&[], &[], &["team-dc"])));
+    assert_eq!(public_key(&w, &path).await, (key.clone(), consumer_key), "kept");
+
+    // And back to a token: the token is required, and checked; the link is forgotten.
+    let token_file = |token: &str| {
+        format!(
+            "version: 1\nintegrations:\n- {{name: team-dc, provider: bitbucket_datacenter, space: team, \
+             datacenter: {{api_url: {url}, username: {DEMO_USER}{token}}}}}\n"
+        )
+    };
+    let (status, answer) = import(&w, "team admin", "", &token_file("")).await;
+    assert_eq!(status, 422, "{answer}");
+    only_problem(&answer, "integrations[0] (team-dc).datacenter.access_token", "invalid");
+    let (status, answer) = import(&w, "team admin", "", &token_file(&format!(", access_token: {DEMO_TOKEN}"))).await;
+    assert_eq!((status.as_u16(), answer), (200, summary(&[], &["team-dc"], &[])));
+    let (_, found) = w.call(w.token("team admin"), Method::GET, &path, None).await;
+    assert_eq!(state(&found), (Some("access_token".into()), Some("connected".into())), "{found}");
+    assert!(found["datacenter"]["oauth1"].is_null(), "the link is forgotten: {found}");
+    let id = uuid::Uuid::parse_str(found["id"].as_str().unwrap()).unwrap();
+    let keys: (Option<String>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT public_key, private_key FROM datacenter_credentials WHERE integration_id = $1")
+            .bind(id)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(keys, (None, None), "its key pair too");
+
+    // To a link again: a new key pair, not the one forgotten; then to an
+    // OAuth 2.0 link, which needs its client as a switch from a token does.
+    let (status, answer) = import(&w, "team admin", "", &legacy_file("team-dc", url, "")).await;
+    assert_eq!((status.as_u16(), answer), (200, summary_to_connect(&[], &["team-dc"], &["team-dc"])));
+    let (again, _) = public_key(&w, &path).await;
+    assert_ne!(again, key, "a new key pair");
+    let (status, answer) = import(&w, "team admin", "", &linked_file("team-dc", url, CLIENT_ID, None)).await;
+    assert_eq!(status, 422, "{answer}");
+    only_problem(&answer, "integrations[0] (team-dc).datacenter.oauth2.client_secret", "invalid");
+    let (status, answer) = import(&w, "team admin", "", &linked_file("team-dc", url, CLIENT_ID, Some(SECRET))).await;
+    assert_eq!((status.as_u16(), answer), (200, summary_to_connect(&[], &["team-dc"], &["team-dc"])));
+    let (_, found) = w.call(w.token("team admin"), Method::GET, &path, None).await;
+    assert_eq!(state(&found), (Some("oauth2".into()), Some("pending_authorization".into())), "{found}");
+    assert!(found["datacenter"]["oauth1"].is_null(), "the link is forgotten: {found}");
+    let keys: (Option<String>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT public_key, private_key FROM datacenter_credentials WHERE integration_id = $1")
+            .bind(id)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(keys, (None, None), "its key pair too");
+}
+
 /// The schema says what the reader says about the ways to authenticate:
 /// an entry gives one way's fields, `username` with a token only.
 #[test]
@@ -979,6 +1211,9 @@ fn the_schema_holds_a_datacenter_entry_to_its_way_to_authenticate() {
         json!({"api_url": api_url, "auth": "access_token", "username": "u"}),
         json!({"api_url": api_url, "auth": "oauth2", "oauth2": {"client_id": "c", "client_secret": "s"}}),
         json!({"api_url": api_url, "auth": "oauth2", "oauth2": {"client_id": "c"}}),
+        json!({"api_url": api_url, "auth": "oauth1"}),
+        json!({"api_url": api_url, "auth": "oauth1", "oauth1": {"consumer_key": "k"}}),
+        json!({"api_url": api_url, "auth": "oauth1", "oauth1": {}}),
     ] {
         assert!(validator.is_valid(&file(valid.clone())), "{valid}");
     }
@@ -991,6 +1226,14 @@ fn the_schema_holds_a_datacenter_entry_to_its_way_to_authenticate() {
         json!({"api_url": api_url, "auth": "oauth2", "oauth2": {"client_secret": "s"}}),
         json!({"api_url": api_url, "auth": "oauth2", "oauth2": {"client_id": "c", "scope": "x"}}),
         json!({"api_url": api_url, "auth": "oauth1", "username": "u"}),
+        json!({"api_url": api_url, "auth": "oauth1", "access_token": "t"}),
+        json!({"api_url": api_url, "auth": "oauth1", "oauth2": {"client_id": "c"}}),
+        json!({"api_url": api_url, "auth": "oauth1", "oauth1": {"private_key": "k"}}),
+        json!({"api_url": api_url, "auth": "oauth1", "oauth1": {"public_key": "k"}}),
+        json!({"api_url": api_url, "auth": "oauth1", "public_key": "k"}),
+        json!({"api_url": api_url, "username": "u", "oauth1": {"consumer_key": "k"}}),
+        json!({"api_url": api_url, "auth": "oauth2", "oauth2": {"client_id": "c"}, "oauth1": {}}),
+        json!({"api_url": api_url, "auth": "oauth3"}),
     ] {
         assert!(!validator.is_valid(&file(invalid.clone())), "{invalid}");
     }
