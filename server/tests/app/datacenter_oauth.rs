@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// A world whose Data Center's demo link sends browsers back to this Bitgate.
-async fn link_world() -> (World, Simulator) {
+pub(crate) async fn link_world() -> (World, Simulator) {
     let (world, simulator) = world_with_bitbucket().await;
     let callback = format!("{}/oauth/bitbucket/callback", world.app.base);
     simulator.configure(|instance| instance.oauth2_clients[0].redirect_url = Some(callback));
@@ -86,7 +86,7 @@ async fn approve(simulator: &Simulator, authorize_url: &str, decision: &str) -> 
     format!("{}?{}", target.path(), target.query().unwrap_or_default())
 }
 
-async fn connected(w: &World, simulator: &Simulator, name: &str) -> (String, Browser) {
+pub(crate) async fn connected(w: &World, simulator: &Simulator, name: &str) -> (String, Browser) {
     let id = create(w, simulator, name).await;
     let admin = w.browser("team admin").await;
     let callback = approve(simulator, &connect(&admin, &id).await, "allow").await;
@@ -347,7 +347,7 @@ async fn rekey_reseals_a_link_s_secret_and_tokens() {
 // The legacy OAuth 1.0a link: Bitgate's key pair, its public key pasted
 // into Bitbucket, the three legs, signed calls.
 
-async fn create_legacy(w: &World, simulator: &Simulator, name: &str) -> Value {
+pub(crate) async fn create_legacy(w: &World, simulator: &Simulator, name: &str) -> Value {
     let body = json!({
         "name": name, "provider": "bitbucket_datacenter", "scope": "space", "space_id": w.team,
         "datacenter": {"api_url": simulator.url, "auth": "oauth1"},
@@ -363,7 +363,7 @@ fn has_no_private_key(text: &str) {
 
 /// Clicks Connect; returns where it went: Bitbucket's page, or back to the
 /// integration (with the reason on it) when Bitbucket refused the link.
-async fn connect_legacy(browser: &Browser, id: &str) -> String {
+pub(crate) async fn connect_legacy(browser: &Browser, id: &str) -> String {
     let csrf = browser.csrf_token(&format!("/integrations/{id}")).await;
     let answer = browser.post_form(&format!("/integrations/{id}/connect"), &[("csrf_token", &csrf)]).await;
     assert_eq!(answer.status(), 303);
@@ -372,7 +372,7 @@ async fn connect_legacy(browser: &Browser, id: &str) -> String {
 
 /// The legacy consent page answered with `decision`: the callback address
 /// (path and query) Bitbucket sends the browser to.
-async fn approve_legacy(simulator: &Simulator, authorize_url: &str, decision: &str) -> String {
+pub(crate) async fn approve_legacy(simulator: &Simulator, authorize_url: &str, decision: &str) -> String {
     assert!(authorize_url.starts_with(&simulator.url), "{authorize_url}");
     let page = reqwest::get(authorize_url).await.unwrap().text().await.unwrap();
     assert!(page.contains(">Allow</button>") && page.contains(">Deny</button>"), "{page}");

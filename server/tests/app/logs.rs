@@ -1,8 +1,10 @@
 //! Secrets never reach the logs. Every log line this test process writes
 //! (debug and above, every crate, more than production's `info`) is
 //! captured while access tokens, a webhook secret and Bitbucket Cloud's
-//! OAuth secrets (consumer secret, code, state, access and refresh tokens)
-//! go through every path that handles them; none may appear in any line.
+//! OAuth secrets (consumer secret, code, state, access and refresh tokens),
+//! and Data Center's application links' (an OAuth 2.0 client secret and
+//! tokens, an OAuth 1.0a private key and token) go through every path that
+//! handles them; none may appear in any line.
 
 use std::{
     io::Write,
@@ -12,6 +14,11 @@ use std::{
 use bitbucket_simulator::datacenter::{Token, DEMO_USER};
 use reqwest::Method;
 use serde_json::json;
+
+use bitgate_core::{
+    oauth_tokens::Seen,
+    secrets::{Binding, Sealed},
+};
 
 use crate::world::world_with_bitbucket;
 
@@ -126,6 +133,60 @@ async fn access_tokens_and_webhook_secrets_never_appear_in_a_log_line() {
         ("refresh token", "cloud-refresh-"),
         ("authorization code", query["code"].as_str()),
         ("state", query["state"].as_str()),
+    ] {
+        let leaks: Vec<&str> = logs.lines().filter(|line| line.contains(value)).collect();
+        assert!(leaks.is_empty(), "the {what} is in the logs: {leaks:?}");
+    }
+
+    // Data Center's application links: an OAuth 2.0 link's secret and
+    // tokens, an OAuth 1.0a link's private key and token, through creation,
+    // Connect, the callback, signed calls and a refresh.
+    use crate::datacenter_oauth::{approve_legacy, connect_legacy, connected, create_legacy, link_world};
+    let (w, simulator) = link_world().await;
+    let (linked, _) = connected(&w, &simulator, "dc-link").await;
+    let linked = uuid::Uuid::parse_str(&linked).unwrap();
+    let seen = sqlx::query_scalar("SELECT token_expires_at FROM datacenter_credentials WHERE integration_id = $1")
+        .bind(linked)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    let provider = bitgate_core::integrations::Provider::DataCenter;
+    let refreshed = bitgate_core::oauth_tokens::refresh(&w.app.services, provider, linked, Seen::Expiry(seen));
+    let access = refreshed.await.unwrap();
+    let legacy = create_legacy(&w, &simulator, "dc-legacy").await;
+    let id = legacy["id"].as_str().unwrap().to_owned();
+    let public_key = legacy["datacenter"]["oauth1"]["public_key"].as_str().unwrap().to_owned();
+    simulator.configure(|instance| instance.add_application_link("bitgate-dc-legacy", "Bitgate", &public_key));
+    let admin = w.browser("team admin").await;
+    let callback = approve_legacy(&simulator, &connect_legacy(&admin, &id).await, "allow").await;
+    assert_eq!(admin.get(&callback).await.status(), 303);
+    let (status, _) =
+        w.call(w.token("team writer"), Method::GET, &format!("/api/v1/integrations/{id}/repositories"), None).await;
+    assert_eq!(status, 200);
+    let id = uuid::Uuid::parse_str(&id).unwrap();
+    let open = |column: &'static str| {
+        let pool = w.app.pool.clone();
+        let keyring = w.app.services.keyring.clone();
+        async move {
+            let query = format!("SELECT {column}_key, {column} FROM datacenter_credentials WHERE integration_id = $1");
+            let (key_id, ciphertext): (String, Vec<u8>) =
+                sqlx::query_as(&query).bind(id).fetch_one(&pool).await.unwrap();
+            let binding = Binding { table: "datacenter_credentials", column, row: id };
+            String::from_utf8(keyring.open(&Sealed { key_id, ciphertext }, binding).unwrap()).unwrap()
+        }
+    };
+    let private_key = open("private_key").await;
+    let legacy_token = open("access_token").await;
+    // A line of the key's base64 body, as a log would carry a piece of it.
+    let key_body = private_key.lines().nth(3).unwrap().to_owned();
+
+    let logs = captured();
+    for (what, value) in [
+        ("link's client secret", bitbucket_simulator::datacenter::DEMO_OAUTH2_CLIENT_SECRET),
+        ("link's access token", access.expose().as_str()),
+        ("private key", "PRIVATE KEY"),
+        ("private key's body", key_body.as_str()),
+        ("OAuth 1.0a access token", legacy_token.as_str()),
     ] {
         let leaks: Vec<&str> = logs.lines().filter(|line| line.contains(value)).collect();
         assert!(leaks.is_empty(), "the {what} is in the logs: {leaks:?}");
