@@ -61,18 +61,20 @@ fn has_no_secret(text: &str) {
     }
 }
 
-/// Clicks Connect in `browser`; returns where Bitbucket's consent page is.
-async fn connect(browser: &Browser, id: &str) -> String {
+/// Clicks Connect in `browser`; returns where it went: Bitbucket's consent
+/// page, or back to the integration (with the reason on it) when Bitbucket
+/// refused the link.
+pub(crate) async fn connect(browser: &Browser, id: &str) -> String {
     let csrf = browser.csrf_token(&format!("/integrations/{id}")).await;
     let answer = browser.post_form(&format!("/integrations/{id}/connect"), &[("csrf_token", &csrf)]).await;
     assert_eq!(answer.status(), 303);
     location(&answer)
 }
 
-/// The consent page answered with `decision` (`allow` or `deny`), as the
+/// The consent page (either kind of link) answered with `decision` (`allow` or `deny`), as the
 /// person's browser would post its form: returns the callback address
 /// Bitbucket sends the browser to (path and query).
-async fn approve(simulator: &Simulator, authorize_url: &str, decision: &str) -> String {
+pub(crate) async fn approve(simulator: &Simulator, authorize_url: &str, decision: &str) -> String {
     assert!(authorize_url.starts_with(&simulator.url), "{authorize_url}");
     let page = reqwest::get(authorize_url).await.unwrap().text().await.unwrap();
     assert!(page.contains(">Allow</button>") && page.contains(">Deny</button>"), "{page}");
@@ -361,31 +363,6 @@ fn has_no_private_key(text: &str) {
     assert!(!text.contains("PRIVATE KEY"), "a private key leaked into {text}");
 }
 
-/// Clicks Connect; returns where it went: Bitbucket's page, or back to the
-/// integration (with the reason on it) when Bitbucket refused the link.
-pub(crate) async fn connect_legacy(browser: &Browser, id: &str) -> String {
-    let csrf = browser.csrf_token(&format!("/integrations/{id}")).await;
-    let answer = browser.post_form(&format!("/integrations/{id}/connect"), &[("csrf_token", &csrf)]).await;
-    assert_eq!(answer.status(), 303);
-    location(&answer)
-}
-
-/// The legacy consent page answered with `decision`: the callback address
-/// (path and query) Bitbucket sends the browser to.
-pub(crate) async fn approve_legacy(simulator: &Simulator, authorize_url: &str, decision: &str) -> String {
-    assert!(authorize_url.starts_with(&simulator.url), "{authorize_url}");
-    let page = reqwest::get(authorize_url).await.unwrap().text().await.unwrap();
-    assert!(page.contains(">Allow</button>") && page.contains(">Deny</button>"), "{page}");
-    let url = url::Url::parse(authorize_url).unwrap();
-    let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-    form.push(("decision".into(), decision.into()));
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let answer = client.post(format!("{}{}", simulator.url, url.path())).form(&form).send().await.unwrap();
-    assert_eq!(answer.status(), 302, "{}", answer.text().await.unwrap());
-    let target = url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
-    format!("{}?{}", target.path(), target.query().unwrap_or_default())
-}
-
 #[tokio::test]
 async fn a_legacy_link_gets_a_key_pair_and_connects_once_bitbucket_has_its_public_key() {
     let (w, simulator) = link_world().await;
@@ -418,7 +395,7 @@ async fn a_legacy_link_gets_a_key_pair_and_connects_once_bitbucket_has_its_publi
     has_no_private_key(&page);
 
     // Connect before the link exists: Bitbucket does not know the consumer key.
-    assert_eq!(connect_legacy(&admin, &id).await, format!("/integrations/{id}"));
+    assert_eq!(connect(&admin, &id).await, format!("/integrations/{id}"));
     let page = admin.get(&format!("/integrations/{id}")).await.text().await.unwrap();
     assert!(page.contains("has no application link with the consumer key bitgate-dc-legacy"), "{page}");
 
@@ -431,18 +408,18 @@ async fn a_legacy_link_gets_a_key_pair_and_connects_once_bitbucket_has_its_publi
     let link = tested["checks"].as_array().unwrap().iter().find(|c| c["name"] == "link").cloned().unwrap();
     assert_eq!(link["ok"], false, "{tested}");
     assert!(link["message"].as_str().unwrap().contains("public key"), "{link}");
-    assert_eq!(connect_legacy(&admin, &id).await, format!("/integrations/{id}"));
+    assert_eq!(connect(&admin, &id).await, format!("/integrations/{id}"));
 
     // The right one: Allow, and every later call is signed.
     simulator.configure(|instance| instance.add_application_link(&consumer_key, "Bitgate", &public_key));
-    let authorize = connect_legacy(&admin, &id).await;
+    let authorize = connect(&admin, &id).await;
     assert!(authorize.contains("/plugins/servlet/oauth/authorize?oauth_token="), "{authorize}");
-    let denied = approve_legacy(&simulator, &authorize, "deny").await;
+    let denied = approve(&simulator, &authorize, "deny").await;
     let page = admin.get(&denied).await;
     assert_eq!(page.status(), 400);
     assert!(page.text().await.unwrap().contains("Access was denied in Bitbucket"));
 
-    let callback = approve_legacy(&simulator, &connect_legacy(&admin, &id).await, "allow").await;
+    let callback = approve(&simulator, &connect(&admin, &id).await, "allow").await;
     let landed = admin.get(&callback).await;
     assert_eq!(landed.status(), 303);
     let page = admin.get(&format!("/integrations/{id}")).await.text().await.unwrap();

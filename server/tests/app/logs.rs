@@ -141,7 +141,7 @@ async fn access_tokens_and_webhook_secrets_never_appear_in_a_log_line() {
     // Data Center's application links: an OAuth 2.0 link's secret and
     // tokens, an OAuth 1.0a link's private key and token, through creation,
     // Connect, the callback, signed calls and a refresh.
-    use crate::datacenter_oauth::{approve_legacy, connect_legacy, connected, create_legacy, link_world};
+    use crate::datacenter_oauth::{approve, connect, connected, create_legacy, link_world};
     let (w, simulator) = link_world().await;
     let (linked, _) = connected(&w, &simulator, "dc-link").await;
     let linked = uuid::Uuid::parse_str(&linked).unwrap();
@@ -158,7 +158,7 @@ async fn access_tokens_and_webhook_secrets_never_appear_in_a_log_line() {
     let public_key = legacy["datacenter"]["oauth1"]["public_key"].as_str().unwrap().to_owned();
     simulator.configure(|instance| instance.add_application_link("bitgate-dc-legacy", "Bitgate", &public_key));
     let admin = w.browser("team admin").await;
-    let callback = approve_legacy(&simulator, &connect_legacy(&admin, &id).await, "allow").await;
+    let callback = approve(&simulator, &connect(&admin, &id).await, "allow").await;
     assert_eq!(admin.get(&callback).await.status(), 303);
     let (status, _) =
         w.call(w.token("team writer"), Method::GET, &format!("/api/v1/integrations/{id}/repositories"), None).await;
