@@ -139,6 +139,13 @@ pub struct Instance {
     pub oauth1_access_tokens: Vec<oauth1::AccessToken>,
     /// The nonces each consumer key used, with their timestamps.
     pub oauth1_nonces: HashMap<String, Vec<(String, u64)>>,
+    /// How far this server's clock is ahead of the host's, in seconds
+    /// (negative: behind): a Bitbucket whose clock drifted, for the
+    /// timestamp check of signed requests.
+    pub oauth1_clock_offset_seconds: i64,
+    /// The next signed requests that find their nonce already used, as when
+    /// something between resent a request whose answer it lost.
+    pub oauth1_replayed_requests: u32,
 }
 
 /// The token the demo and the tests start with.
@@ -216,6 +223,8 @@ impl Instance {
             oauth1_request_tokens: Vec::new(),
             oauth1_access_tokens: Vec::new(),
             oauth1_nonces: HashMap::new(),
+            oauth1_clock_offset_seconds: 0,
+            oauth1_replayed_requests: 0,
         }
     }
 

@@ -361,6 +361,31 @@ async fn each_refusal_names_its_oauth_problem() {
 }
 
 #[tokio::test]
+async fn a_drifted_clock_and_a_resent_request_are_refused_as_bitbucket_refuses_them() {
+    let sim = Simulator::start(DataCenter::sample(), Transport::Http).await.unwrap();
+    let consumer = Consumer::new(CONSUMER_KEY);
+    let url = format!("{}/plugins/servlet/oauth/request-token", sim.url);
+    let callback = [("oauth_callback", CALLBACK)];
+    sim.configure(|dc| dc.add_application_link(CONSUMER_KEY, "Bitgate", &public_pem(&keys().0)));
+
+    // Bitbucket's clock ten minutes ahead: a request of now is too old.
+    sim.configure(|dc| dc.oauth1_clock_offset_seconds = 600);
+    let (status, problem, body) = refusal(consumer.send(Method::POST, &url, &callback, &[]).await).await;
+    assert_eq!((status.as_u16(), problem.as_str()), (400, "timestamp_refused"));
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let low: u64 = field(&body, "oauth_acceptable_timestamps").unwrap().split_once('-').unwrap().0.parse().unwrap();
+    assert!(low > now, "the window is around Bitbucket's own clock");
+    sim.configure(|dc| dc.oauth1_clock_offset_seconds = 0);
+    assert_eq!(consumer.send(Method::POST, &url, &callback, &[]).await.status(), 200);
+
+    // One request resent on the way: its first copy used the nonce.
+    sim.configure(|dc| dc.oauth1_replayed_requests = 1);
+    let (status, problem, _) = refusal(consumer.send(Method::POST, &url, &callback, &[]).await).await;
+    assert_eq!((status.as_u16(), problem.as_str()), (401, "nonce_used"));
+    assert_eq!(consumer.send(Method::POST, &url, &callback, &[]).await.status(), 200, "only the one");
+}
+
+#[tokio::test]
 async fn deny_sends_the_denied_verifier_and_no_access_token_follows() {
     let sim = Simulator::start(DataCenter::sample(), Transport::Http).await.unwrap();
     let consumer = Consumer::new(CONSUMER_KEY);

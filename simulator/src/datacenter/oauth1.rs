@@ -423,7 +423,7 @@ fn validate(instance: &mut Instance, message: &Message, link: &ApplicationLink) 
     if message.get("oauth_version").is_some_and(|v| v != "1.0") {
         return Err(Problem::new("version_rejected").with("oauth_acceptable_versions", "1.0-1.0"));
     }
-    let now = now_seconds();
+    let now = now_seconds().saturating_add_signed(instance.oauth1_clock_offset_seconds);
     let (lowest, highest) = (now.saturating_sub(TIMESTAMP_WINDOW_SECONDS), now + TIMESTAMP_WINDOW_SECONDS);
     let timestamp = message.get("oauth_timestamp").and_then(|t| t.parse::<u64>().ok());
     let Some(timestamp) = timestamp.filter(|t| (lowest..=highest).contains(t)) else {
@@ -435,6 +435,10 @@ fn validate(instance: &mut Instance, message: &Message, link: &ApplicationLink) 
     let seen = instance.oauth1_nonces.entry(link.consumer_key.clone()).or_default();
     // Kept as long as their timestamp could still be accepted.
     seen.retain(|(_, at)| *at >= lowest);
+    if instance.oauth1_replayed_requests > 0 {
+        instance.oauth1_replayed_requests -= 1;
+        seen.push((nonce.clone(), timestamp));
+    }
     if seen.iter().any(|(used, _)| *used == nonce) {
         return Err(Problem::new("nonce_used"));
     }
