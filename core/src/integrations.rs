@@ -1065,6 +1065,9 @@ pub struct Changes {
     /// Data Center, switching to OAuth 1.0a: the consumer key and the new
     /// key pair.
     pub oauth1: Option<(String, oauth1::KeyPair)>,
+    /// Data Center, an OAuth 1.0a link moved to another server or trust
+    /// root: its access token (and who it acts as) was the old one's.
+    pub forget_oauth1_token: bool,
     /// `Some(None)` removes the CA certificate.
     pub ca_certificate: Option<Option<String>>,
     /// Cloud: a new workspace, consumer or mode, already checked. Any of
@@ -1092,6 +1095,7 @@ impl Changes {
             && self.datacenter_auth.is_none()
             && self.oauth2_client.is_none()
             && self.oauth1.is_none()
+            && !self.forget_oauth1_token
             && self.ca_certificate.is_none()
             && self.workspace.is_none()
             && self.consumer.is_none()
@@ -1177,9 +1181,12 @@ pub async fn update(
              auth = coalesce($10, auth),
              api_url = coalesce($2, api_url),
              user_facing_url = coalesce($3, user_facing_url),
-             username = CASE WHEN $10 IN ('oauth2', 'oauth1') THEN NULL ELSE coalesce($4, username) END,
-             access_token_key = CASE WHEN $10 IN ('oauth2', 'oauth1') THEN NULL ELSE coalesce($5, access_token_key) END,
-             access_token = CASE WHEN $10 IN ('oauth2', 'oauth1') THEN NULL ELSE coalesce($6, access_token) END,
+             username = CASE WHEN $10 IN ('oauth2', 'oauth1') OR $18 THEN NULL ELSE coalesce($4, username) END,
+             access_token_key = CASE WHEN $10 IN ('oauth2', 'oauth1') OR $18 THEN NULL
+                                     ELSE coalesce($5, access_token_key) END,
+             access_token = CASE WHEN $10 IN ('oauth2', 'oauth1') OR $18 THEN NULL ELSE coalesce($6, access_token) END,
+             authorized_by_label = CASE WHEN $18 THEN NULL ELSE authorized_by_label END,
+             authorized_at = CASE WHEN $18 THEN NULL ELSE authorized_at END,
              access_token_last4 = CASE WHEN $10 IN ('oauth2', 'oauth1') THEN NULL
                                        ELSE coalesce($7, access_token_last4) END,
              client_id = CASE WHEN $10 <> 'oauth2' THEN NULL ELSE coalesce($11, client_id) END,
@@ -1208,6 +1215,7 @@ pub async fn update(
         private_key.as_ref().map(|k| k.key_id.clone()),
         private_key.as_ref().map(|k| k.ciphertext.clone()),
         changes.oauth1.as_ref().map(|(_, keys)| keys.public_pem.clone()),
+        changes.forget_oauth1_token,
     )
     .execute(&mut *tx)
     .await?;

@@ -12,7 +12,7 @@ use bitbucket_simulator::{
 use bitgate_core::{
     bitbucket::{
         datacenter::{parse_api_url, repositories, repository, Connection},
-        RepositorySearch,
+        ApiCallError, RepositorySearch,
     },
     config::Config,
 };
@@ -80,18 +80,19 @@ async fn a_narrow_token_sees_nothing_and_a_revoked_one_is_explained() {
     assert_eq!(repository(&narrow, &config(), "PRJ", "my-repo").await.unwrap(), None);
 
     let revoked = connection(&sim.url, "BBDC-revoked");
+    // A bearer token refused: the caller refreshes an OAuth one, or says so.
     let why = repositories(&revoked, &config(), RepositorySearch { name: "", start: 0, limit: 25 }).await.unwrap_err();
-    assert!(why.0.contains("refused the integration's token"), "{why}");
+    assert_eq!(why, ApiCallError::Unauthorized);
     let why = repository(&revoked, &config(), "PRJ", "my-repo").await.unwrap_err();
-    assert!(why.0.contains("refused the integration's token"), "{why}");
+    assert_eq!(why, ApiCallError::Unauthorized);
 
     // A wrong context path answers the login page: said so, not parsed.
     let html = connection(&format!("{}/bitbucket", sim.url), DEMO_TOKEN);
     let why = repositories(&html, &config(), RepositorySearch { name: "", start: 0, limit: 25 }).await.unwrap_err();
-    assert!(why.0.contains("context path"), "{why}");
+    assert!(matches!(&why, ApiCallError::Failed(failed) if failed.0.contains("context path")), "{why:?}");
 
     // Nobody listening.
     let gone = connection("http://127.0.0.1:9", DEMO_TOKEN);
     let why = repositories(&gone, &config(), RepositorySearch { name: "", start: 0, limit: 25 }).await.unwrap_err();
-    assert!(why.0.contains("refused the connection"), "{why}");
+    assert!(matches!(&why, ApiCallError::Failed(failed) if failed.0.contains("refused the connection")), "{why:?}");
 }

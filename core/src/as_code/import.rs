@@ -840,6 +840,7 @@ async fn datacenter_changes(
                 }
             };
             let Some((consumer, _)) = stored_consumer else { return Err(sqlx::Error::RowNotFound) };
+            changes.forget_oauth1_token = true;
             Ok(Some(Some(consumer_check(&fields.user_facing_url, endpoint, Signer::Stored(Box::new(consumer))))))
         }
         // From a token or an OAuth 2.0 link to an OAuth 1.0a link: a new key

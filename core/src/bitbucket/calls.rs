@@ -10,7 +10,10 @@ use reqwest::{header, Method, StatusCode};
 use serde_json::Value;
 use url::Url;
 
-use super::{datacenter::Auth, excerpt};
+use super::{
+    datacenter::{oauth1, Auth},
+    excerpt,
+};
 use crate::{
     config::Config,
     outbound::{self, ReadFailed},
@@ -34,12 +37,14 @@ pub struct Answer {
     pub retry_after: Option<Duration>,
     /// A success's JSON body (a created comment's id and version, a page).
     pub body: Option<Value>,
+    /// Why an OAuth 1.0a link's signed call was refused (`oauth_problem`).
+    pub oauth_problem: Option<String>,
 }
 
 impl Answer {
     /// An answer made up where no call was made.
     pub fn made_up(status: Option<StatusCode>, message: String) -> Self {
-        Self { status, message: Some(message), retry_after: None, body: None }
+        Self { status, message: Some(message), retry_after: None, body: None, oauth_problem: None }
     }
 }
 
@@ -71,21 +76,29 @@ pub async fn send(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let headers = response.headers().clone();
         let body = if status.is_redirection() {
             Vec::new()
         } else {
             outbound::read_body(response, outbound::MAX_PAGE_BYTES).await?
         };
-        Ok::<_, ReadFailed>((status, retry_after, body))
+        let oauth_problem = match auth {
+            Auth::OAuth1(..) if !status.is_success() => oauth1::problem_in(&headers, &body),
+            _ => None,
+        };
+        Ok::<_, ReadFailed>((status, retry_after, body, oauth_problem))
     };
     match tokio::time::timeout(config.outbound_timeout, exchange).await {
-        Ok(Ok((status, retry_after, body))) => {
-            let (message, body) = if status.is_success() {
-                (None, serde_json::from_slice(&body).ok())
-            } else {
-                (message_of(&body), None)
+        Ok(Ok((status, retry_after, body, oauth_problem))) => {
+            let (message, body) = match (&oauth_problem, auth) {
+                _ if status.is_success() => (None, serde_json::from_slice(&body).ok()),
+                // Said as what to fix: Bitbucket's own words are a form body.
+                (Some(problem), Auth::OAuth1(consumer, _)) => {
+                    (Some(oauth1::explain(Some(problem), status.as_u16(), &consumer.key)), None)
+                }
+                _ => (message_of(&body), None),
             };
-            Answer { status: Some(status), message, retry_after, body }
+            Answer { status: Some(status), message, retry_after, body, oauth_problem }
         }
         Ok(Err(ReadFailed::TooLarge { limit })) => {
             Answer::made_up(None, format!("Bitbucket's answer was longer than {limit} bytes."))

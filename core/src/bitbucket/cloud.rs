@@ -22,7 +22,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use url::Url;
 
-use super::{excerpt, too_large, CallFailed, Check, Report, Repository, RepositoryPage, RepositorySearch};
+use super::{
+    excerpt, too_large, ApiCallError, CallFailed, Check, Report, Repository, RepositoryPage, RepositorySearch,
+};
 use crate::{
     config::Config,
     outbound::{self, ReadFailed},
@@ -722,14 +724,6 @@ async fn get_json(
         }
     };
     Ok((status, body))
-}
-
-/// Why a REST call with a stored token failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiCallError {
-    /// 401: the access token expired or was revoked; refresh and retry once.
-    Unauthorized,
-    Failed(CallFailed),
 }
 
 fn repository_of(value: &Value) -> Option<Repository> {

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
-use super::{excerpt, too_large, version_of, CallFailed, Repository, RepositoryPage, RepositorySearch};
+use super::{excerpt, too_large, version_of, ApiCallError, CallFailed, Repository, RepositoryPage, RepositorySearch};
 pub use super::{Check, Report};
 use crate::{
     config::Config,
@@ -171,6 +171,8 @@ struct Answer {
     /// Bitbucket names the token's owner in `X-AUSERNAME`.
     username: Option<String>,
     body: Vec<u8>,
+    /// Why an OAuth 1.0a link's signed call was refused.
+    oauth_problem: Option<String>,
 }
 
 impl Answer {
@@ -200,8 +202,18 @@ impl<'a> Calls<'a> {
     }
 
     /// One GET, its body read whole: at most `limit` bytes, and finished
-    /// before the deadline; or the reason, in words an admin can act on.
+    /// before the deadline; or the reason, in words an admin can act on. A
+    /// signed GET refused as a replay (`nonce_used`: something between
+    /// resent it) is signed anew and sent once more.
     async fn fetch(&self, url: &str, auth: Option<Auth<'_>>, limit: usize) -> Result<Answer, String> {
+        let answer = self.fetch_once(url, auth, limit).await?;
+        if answer.oauth_problem.as_deref() == Some("nonce_used") {
+            return self.fetch_once(url, auth, limit).await;
+        }
+        Ok(answer)
+    }
+
+    async fn fetch_once(&self, url: &str, auth: Option<Auth<'_>>, limit: usize) -> Result<Answer, String> {
         let call = async {
             let mut request = self.client.get(url).header(header::ACCEPT, "application/json").build()?;
             if let Some(auth) = auth {
@@ -211,8 +223,13 @@ impl<'a> Calls<'a> {
             let status = response.status();
             let html = is_html(&response);
             let username = response.headers().get("x-ausername").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let headers = response.headers().clone();
             let body = if status.is_redirection() { Vec::new() } else { outbound::read_body(response, limit).await? };
-            Ok::<_, ReadFailed>(Answer { status, html, username, body })
+            let oauth_problem = match auth {
+                Some(Auth::OAuth1(..)) if !status.is_success() => oauth1::problem_in(&headers, &body),
+                _ => None,
+            };
+            Ok::<_, ReadFailed>(Answer { status, html, username, body, oauth_problem })
         };
         let host = self.base.host_str().unwrap_or_default();
         match tokio::time::timeout_at(self.deadline, call).await {
@@ -458,6 +475,11 @@ pub async fn check(connection: &Connection, config: &Config) -> Report {
             return report;
         }
     };
+    if let (Some(problem), Some(consumer)) = (&whoami.oauth_problem, &connection.oauth1) {
+        report.checks.push(failed("token", oauth1::explain(Some(problem), whoami.status.as_u16(), &consumer.key)));
+        not_run(&mut report, "token");
+        return report;
+    }
     if matches!(whoami.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         report.checks.push(failed(
             "token",
@@ -541,18 +563,33 @@ fn repository_of(value: &Value) -> Option<Repository> {
     })
 }
 
+/// A listing or lookup refused to the integration's credential.
+pub const TOKEN_REFUSED: &str =
+    "Bitbucket refused the integration's token: test the integration, and give it a new token if it was revoked.";
+
 /// An answer of a listing or lookup call that is not the JSON asked for.
-fn refused_call(status: StatusCode, html: bool) -> CallFailed {
-    CallFailed(match status {
-        _ if html => "Bitbucket answered with a web page instead of its REST API: check the API URL's context path.".into(),
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-            "Bitbucket refused the integration's token: test the integration, and give it a new token if it was revoked.".into()
+fn refused_call(connection: &Connection, answer: &Answer) -> ApiCallError {
+    let (status, html) = (answer.status, answer.html);
+    let bearer = connection.oauth1.is_none();
+    if status == StatusCode::UNAUTHORIZED && bearer && !html {
+        return ApiCallError::Unauthorized;
+    }
+    ApiCallError::Failed(CallFailed(match status {
+        _ if answer.oauth_problem.is_some() => oauth1::explain(
+            answer.oauth_problem.as_deref(),
+            status.as_u16(),
+            connection.oauth1.as_ref().map_or("", |consumer| consumer.key.as_str()),
+        ),
+        _ if html => {
+            "Bitbucket answered with a web page instead of its REST API: check the API URL's context path.".into()
         }
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => TOKEN_REFUSED.into(),
         status if status.is_redirection() => {
-            "Bitbucket answered with a redirect, which Bitgate does not follow: correct the integration's API URL.".into()
+            "Bitbucket answered with a redirect, which Bitgate does not follow: correct the integration's API URL."
+                .into()
         }
         status => format!("Bitbucket answered {status}: try again, or test the integration."),
-    })
+    }))
 }
 
 /// The repositories the token can read whose name contains `name`, one
@@ -561,7 +598,7 @@ pub async fn repositories(
     connection: &Connection,
     config: &Config,
     search: RepositorySearch<'_>,
-) -> Result<RepositoryPage, CallFailed> {
+) -> Result<RepositoryPage, ApiCallError> {
     let RepositorySearch { name, start, limit } = search;
     let client =
         client_for(connection, config).map_err(|e| CallFailed(unreachable(&connection.api_url, &e, config)))?;
@@ -575,13 +612,13 @@ pub async fn repositories(
     let token = Some(connection.auth());
     let answer = calls.fetch(url.as_str(), token, outbound::MAX_PAGE_BYTES).await.map_err(CallFailed)?;
     if answer.status != StatusCode::OK || answer.html {
-        return Err(refused_call(answer.status, answer.html));
+        return Err(refused_call(connection, &answer));
     }
     let page =
         answer.json().ok_or_else(|| CallFailed("Bitbucket's answer was not the list of repositories.".into()))?;
     let items = page["values"].as_array().map(|values| values.iter().filter_map(repository_of).collect());
     let Some(items) = items else {
-        return Err(CallFailed("Bitbucket's answer was not the list of repositories.".into()));
+        return Err(CallFailed("Bitbucket's answer was not the list of repositories.".into()).into());
     };
     let last = page["isLastPage"].as_bool().unwrap_or(true);
     Ok(RepositoryPage { items, next_start: if last { None } else { page["nextPageStart"].as_u64() } })
@@ -594,7 +631,7 @@ pub async fn repository(
     config: &Config,
     project: &str,
     slug: &str,
-) -> Result<Option<Repository>, CallFailed> {
+) -> Result<Option<Repository>, ApiCallError> {
     let client =
         client_for(connection, config).map_err(|e| CallFailed(unreachable(&connection.api_url, &e, config)))?;
     // The key and slug were checked (bitbucket::parse_repository_name): they cannot change the path.
@@ -605,8 +642,8 @@ pub async fn repository(
     match answer.status {
         StatusCode::NOT_FOUND if !answer.html => Ok(None),
         StatusCode::OK if !answer.html => {
-            answer.json().as_ref().and_then(repository_of).map(Some).ok_or_else(not_a_repository)
+            Ok(answer.json().as_ref().and_then(repository_of).map(Some).ok_or_else(not_a_repository)?)
         }
-        status => Err(refused_call(status, answer.html)),
+        _ => Err(refused_call(connection, &answer)),
     }
 }

@@ -126,6 +126,21 @@ impl Report {
 #[error("{0}")]
 pub struct CallFailed(pub String);
 
+/// Why a REST call with a stored token failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiCallError {
+    /// 401 to a bearer token: an OAuth access token expired or was revoked
+    /// (refresh and retry once); an HTTP access token, revoked.
+    Unauthorized,
+    Failed(CallFailed),
+}
+
+impl From<CallFailed> for ApiCallError {
+    fn from(failed: CallFailed) -> Self {
+        ApiCallError::Failed(failed)
+    }
+}
+
 /// The most characters of a remote server's own text a message quotes.
 pub const EXCERPT_CHARS: usize = 64;
 

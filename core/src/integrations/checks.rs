@@ -185,9 +185,13 @@ pub fn connection_with(
     token: Secret<String>,
 ) -> Result<datacenter::Connection, StoredError> {
     let api_url = url::Url::parse(&dc.api_url).map_err(|e| StoredError::Corrupt(e.to_string()))?;
-    let ca =
-        dc.ca_certificate.as_deref().map(datacenter::parse_ca_certificate).transpose().map_err(StoredError::Corrupt)?;
+    let ca = stored_ca(dc)?;
     Ok(datacenter::Connection { api_url, username: dc.username.clone().unwrap_or_default(), token, ca, oauth1: None })
+}
+
+/// The stored CA certificate of a Data Center integration, parsed.
+pub fn stored_ca(dc: &super::DataCenterView) -> Result<Option<reqwest::Certificate>, StoredError> {
+    dc.ca_certificate.as_deref().map(datacenter::parse_ca_certificate).transpose().map_err(StoredError::Corrupt)
 }
 
 /// Checks an OAuth 2.0 application link's client before it is saved (or

@@ -430,27 +430,30 @@ pub async fn update(
                     }
                 }
                 // Switched to a legacy link: a new key pair, to paste into
-                // Bitbucket, then Connect. (A link that stays keeps its keys.)
-                DataCenterAuth::OAuth1 if switched => {
-                    let consumer_key = wanted.consumer_key.unwrap_or_else(|| default_consumer_key(&integration.slug));
-                    let keys = new_key_pair().await?;
-                    let consumer = oauth1::Consumer::new(consumer_key.clone(), &keys.private_pem)
-                        .ok_or_else(|| IntegrationError::Stored(StoredError::Corrupt("a new key pair".into())))?;
-                    let api_url = match changes.api_url.as_deref() {
-                        Some(url) => Url::parse(url),
-                        None => Url::parse(&stored.api_url),
-                    }
-                    .map_err(|e| StoredError::Corrupt(e.to_string()))?;
-                    let user_facing = changes.user_facing_url.clone().unwrap_or_else(|| stored.user_facing_url.clone());
-                    let ca = match wanted.ca {
-                        Some(ca) => ca,
-                        None => stored
-                            .ca_certificate
-                            .as_deref()
-                            .map(datacenter::parse_ca_certificate)
-                            .transpose()
-                            .map_err(StoredError::Corrupt)?,
+                // Bitbucket, then Connect. A link that stays keeps its keys;
+                // moved to another server or trust root, its access token
+                // was the old server's: an admin connects again.
+                DataCenterAuth::OAuth1 => {
+                    let new_keys = match switched {
+                        true => {
+                            let consumer_key =
+                                wanted.consumer_key.clone().unwrap_or_else(|| default_consumer_key(&integration.slug));
+                            Some((consumer_key, new_key_pair().await?))
+                        }
+                        false => None,
                     };
+                    let consumer = match &new_keys {
+                        Some((consumer_key, keys)) => oauth1::Consumer::new(consumer_key.clone(), &keys.private_pem)
+                            .ok_or_else(|| StoredError::Corrupt("a new key pair".into()))?,
+                        None => {
+                            super::datacenter_oauth1(&services.pool, &services.keyring, integration.id)
+                                .await?
+                                .ok_or(IntegrationError::NotFound)?
+                                .0
+                        }
+                    };
+                    let (api_url, ca) = changed_server(stored, wanted.api_url, wanted.ca)?;
+                    let user_facing = changes.user_facing_url.clone().unwrap_or_else(|| stored.user_facing_url.clone());
                     let config = &services.config;
                     let health = checks::check_datacenter_consumer(
                         &api_url,
@@ -462,11 +465,13 @@ pub async fn update(
                     )
                     .await
                     .map_err(IntegrationError::datacenter_checks)?;
-                    changes.datacenter_auth = Some(DataCenterAuth::OAuth1);
-                    changes.oauth1 = Some((consumer_key, keys));
+                    if switched {
+                        changes.datacenter_auth = Some(DataCenterAuth::OAuth1);
+                    }
+                    changes.forget_oauth1_token = new_keys.is_none();
+                    changes.oauth1 = new_keys;
                     changes.health = Some((health.state, health.message));
                 }
-                DataCenterAuth::OAuth1 => {}
             }
         }
     }
@@ -642,6 +647,24 @@ fn datacenter_changes(
     })
 }
 
+/// The server a Data Center change points at: the new API URL and CA
+/// certificate over the stored ones.
+fn changed_server(
+    stored: &DataCenterView,
+    api_url: Option<Url>,
+    ca: Option<Option<reqwest::Certificate>>,
+) -> Result<(Url, Option<reqwest::Certificate>), StoredError> {
+    let api_url = match api_url {
+        Some(url) => url,
+        None => Url::parse(&stored.api_url).map_err(|e| StoredError::Corrupt(e.to_string()))?,
+    };
+    let ca = match ca {
+        Some(ca) => ca,
+        None => checks::stored_ca(stored)?,
+    };
+    Ok((api_url, ca))
+}
+
 /// The application link a Data Center OAuth 2.0 change is checked with:
 /// the new client over the stored one (a stored secret is used only for
 /// the server and trust it was given for: the rule above refused any
@@ -655,20 +678,8 @@ async fn changed_link(
 ) -> Result<(Url, Option<reqwest::Certificate>, oauth2::Client, bool), IntegrationError> {
     let stored_client = super::datacenter_oauth2_client(&services.pool, &services.keyring, integration.id).await?;
     let new_client = wanted.client_secret.is_some() || stored_client.is_none();
-    let api_url = match wanted.api_url {
-        Some(url) => url,
-        None => Url::parse(&stored.api_url).map_err(|e| StoredError::Corrupt(e.to_string()))?,
-    };
+    let (api_url, ca) = changed_server(stored, wanted.api_url, wanted.ca)?;
     let moved = rules::api_url_moved(&stored.api_url, api_url.as_str());
-    let ca = match wanted.ca {
-        Some(ca) => ca,
-        None => stored
-            .ca_certificate
-            .as_deref()
-            .map(datacenter::parse_ca_certificate)
-            .transpose()
-            .map_err(StoredError::Corrupt)?,
-    };
     let client = match (wanted.client_secret, stored_client) {
         (Some(secret), stored) => {
             oauth2::Client { id: wanted.client_id.or(stored.map(|c| c.id)).unwrap_or_default(), secret }
@@ -694,19 +705,7 @@ async fn changed_connection(
             .await?
             .ok_or(IntegrationError::NotFound)?,
     };
-    let api_url = match wanted.api_url {
-        Some(url) => url,
-        None => Url::parse(&stored.api_url).map_err(|e| StoredError::Corrupt(e.to_string()))?,
-    };
-    let ca = match wanted.ca {
-        Some(ca) => ca,
-        None => stored
-            .ca_certificate
-            .as_deref()
-            .map(datacenter::parse_ca_certificate)
-            .transpose()
-            .map_err(StoredError::Corrupt)?,
-    };
+    let (api_url, ca) = changed_server(stored, wanted.api_url, wanted.ca)?;
     let username = wanted.username.or_else(|| stored.username.clone()).unwrap_or_default();
     Ok(datacenter::Connection { api_url, username, token, ca, oauth1: None })
 }

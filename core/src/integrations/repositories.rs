@@ -7,12 +7,12 @@ use std::future::Future;
 
 use super::{
     checks::{self, StoredError},
-    Integration, Provider,
+    DataCenterAuth, Integration, Provider,
 };
 use crate::{
     bitbucket::{
-        cloud::{self, ApiCallError},
-        datacenter, parse_repository_name, CallFailed, Repository, RepositoryPage, RepositorySearch,
+        cloud, datacenter, parse_repository_name, ApiCallError, CallFailed, Repository, RepositoryPage,
+        RepositorySearch,
     },
     secret::Secret,
     Services,
@@ -35,13 +35,22 @@ pub async fn page(
                 Ok(connection) => connection,
                 Err(why) => return Ok(Err(CallFailed(why))),
             };
-            Ok(datacenter::repositories(&connection, &services.config, wanted).await)
+            let config = &services.config;
+            with_token(services, integration, connection.token.clone(), |token| {
+                let connection = datacenter::Connection { token, ..connection.clone() };
+                async move { datacenter::repositories(&connection, config, wanted).await }
+            })
+            .await
         }
         Provider::Cloud => {
             let workspace = cloud_workspace(integration)?;
             let (http, endpoints) = cloud_client(services)?;
             let config = &services.config;
-            with_cloud_token(services, integration, |token| {
+            let token = match checks::cloud_access_token(services, integration.id).await? {
+                Ok(token) => token,
+                Err(why) => return Ok(Err(CallFailed(why))),
+            };
+            with_token(services, integration, token, |token| {
                 let (http, endpoints, workspace) = (http.clone(), endpoints.clone(), workspace.clone());
                 async move { cloud::repositories(&http, config, &endpoints, &token, &workspace, wanted).await }
             })
@@ -76,7 +85,14 @@ pub async fn find(services: &Services, integration: &Integration, name: &str) ->
         Provider::DataCenter => {
             let (project, slug) = parse_repository_name(name).map_err(Unusable::Invalid)?;
             let connection = checks::stored_connection(services, integration).await?.map_err(Unusable::Bitbucket)?;
-            match datacenter::repository(&connection, &services.config, &project, &slug).await {
+            let config = &services.config;
+            let found = with_token(services, integration, connection.token.clone(), |token| {
+                let connection = datacenter::Connection { token, ..connection.clone() };
+                let (project, slug) = (project.clone(), slug.clone());
+                async move { datacenter::repository(&connection, config, &project, &slug).await }
+            })
+            .await?;
+            match found {
                 Ok(Some(repository)) => Ok(repository),
                 Ok(None) => Err(Unusable::Repository(format!(
                     "Bitbucket shows no repository {project}/{slug} to the integration {}: check the name, and that its token can read it.",
@@ -90,7 +106,11 @@ pub async fn find(services: &Services, integration: &Integration, name: &str) ->
             let slug = cloud_repository_slug(name, &workspace).map_err(Unusable::Invalid)?;
             let (http, endpoints) = cloud_client(services)?;
             let config = &services.config;
-            let found = with_cloud_token(services, integration, |token| {
+            let token = match checks::cloud_access_token(services, integration.id).await? {
+                Ok(token) => token,
+                Err(why) => return Err(Unusable::Bitbucket(why)),
+            };
+            let found = with_token(services, integration, token, |token| {
                 let (http, endpoints, workspace, slug) =
                     (http.clone(), endpoints.clone(), workspace.clone(), slug.clone());
                 async move { cloud::repository(&http, config, &endpoints, &token, &workspace, &slug).await }
@@ -117,27 +137,32 @@ fn cloud_client(services: &Services) -> Result<(cloud::HttpClient, cloud::Endpoi
     Ok((cloud::http_client(config)?, cloud::Endpoints::from_config(config)))
 }
 
-/// Makes a Cloud REST call with the integration's access token; when
-/// Bitbucket answers 401, refreshes the token once and tries again.
-async fn with_cloud_token<T, F, Fut>(
+/// Makes a REST call with the integration's `token`; when Bitbucket answers
+/// 401 to an OAuth access token, refreshes it once and tries again (an
+/// HTTP access token refused is the admin's to replace).
+async fn with_token<T, F, Fut>(
     services: &Services,
     integration: &Integration,
+    token: Secret<String>,
     call: F,
 ) -> Result<Result<T, CallFailed>, StoredError>
 where
     F: Fn(Secret<String>) -> Fut,
     Fut: Future<Output = Result<T, ApiCallError>>,
 {
-    let token = match checks::cloud_access_token(services, integration.id).await? {
-        Ok(token) => token,
-        Err(why) => return Ok(Err(CallFailed(why))),
+    let refreshable = match &integration.datacenter {
+        Some(dc) => dc.auth == DataCenterAuth::OAuth2,
+        None => integration.provider == Provider::Cloud,
     };
     match call(token.clone()).await {
         Ok(answer) => return Ok(Ok(answer)),
         Err(ApiCallError::Failed(failed)) => return Ok(Err(failed)),
+        Err(ApiCallError::Unauthorized) if !refreshable => {
+            return Ok(Err(CallFailed(datacenter::TOKEN_REFUSED.into())))
+        }
         Err(ApiCallError::Unauthorized) => {}
     }
-    let token = match checks::token_after_refusal(services, Provider::Cloud, integration.id, token).await? {
+    let token = match checks::token_after_refusal(services, integration.provider, integration.id, token).await? {
         Ok(token) => token,
         Err(why) => return Ok(Err(CallFailed(why))),
     };

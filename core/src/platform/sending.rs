@@ -141,9 +141,14 @@ impl<'a> Remote<'a> {
 
     /// Makes the call and logs it. An OAuth access token refused early
     /// (revoked, expired before its time) is refreshed once and the call
-    /// made again.
+    /// made again; an OAuth 1.0a call refused as a replay (`nonce_used`) is
+    /// signed anew and made again once.
     pub(crate) async fn call(&mut self, call: &Call, body: Option<&Value>) -> Result<Answer, sqlx::Error> {
         let answer = self.once(call, body).await?;
+        if self.oauth1.is_some() && answer.oauth_problem.as_deref() == Some("nonce_used") {
+            // Something between resent the request: this one is signed anew.
+            return self.once(call, body).await;
+        }
         let oauth = match &self.integration.datacenter {
             Some(dc) => dc.auth == DataCenterAuth::OAuth2,
             None => self.integration.provider == Provider::Cloud,
@@ -193,7 +198,11 @@ async fn decide(
     Ok(match answer.status {
         Some(status) if status.is_success() => Decision::Done,
         Some(status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)) => {
-            let message = refused(integration, status, answer.message.as_deref(), refused_what);
+            let message = match (&answer.oauth_problem, &answer.message) {
+                // The link's own refusal, already said as what to fix.
+                (Some(_), Some(why)) => format!("{why} Test the integration once fixed."),
+                _ => refused(integration, status, answer.message.as_deref(), refused_what),
+            };
             integrations::set_health(pool, integration.id, HealthState::Error, &message).await?;
             Decision::Again(HELD, message)
         }

@@ -106,6 +106,9 @@ pub struct ImportAnswer {
     /// Bitbucket (Connect on their page): OAuth integrations created or
     /// given a new client.
     pub to_connect: Vec<String>,
+    /// Of those, the OAuth 1.0a links given a new key pair: Bitbucket's
+    /// application link needs the public key on their page before Connect.
+    pub new_key_pairs: Vec<String>,
 }
 
 impl From<Summary> for ImportAnswer {
@@ -115,6 +118,7 @@ impl From<Summary> for ImportAnswer {
             updated: summary.updated,
             unchanged: summary.unchanged,
             to_connect: summary.to_connect,
+            new_key_pairs: summary.new_key_pairs,
         }
     }
 }

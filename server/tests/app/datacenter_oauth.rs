@@ -530,3 +530,102 @@ async fn a_legacy_link_s_consumer_key_is_checked_and_stays_and_its_fields_are_it
     assert_ne!(switched["datacenter"]["oauth1"]["public_key"], created["datacenter"]["oauth1"]["public_key"]);
     assert!(switched["datacenter"].get("access_token_last4").is_none() && switched["datacenter"]["username"].is_null());
 }
+
+/// The `name` line of a connection test's checklist.
+fn check_of(tested: &Value, name: &str) -> Value {
+    tested["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_legacy_link_s_clock_and_replay_refusals_are_said_and_a_move_forgets_its_token() {
+    let (w, simulator) = link_world().await;
+    let created = create_legacy(&w, &simulator, "dc-legacy").await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let consumer_key = created["datacenter"]["oauth1"]["consumer_key"].as_str().unwrap().to_owned();
+    let public_key = created["datacenter"]["oauth1"]["public_key"].as_str().unwrap().to_owned();
+    simulator.configure(|instance| instance.add_application_link(&consumer_key, "Bitgate", &public_key));
+    let admin = w.browser("team admin").await;
+    let callback = approve(&simulator, &connect(&admin, &id).await, "allow").await;
+    assert_eq!(admin.get(&callback).await.status(), 303);
+    let stack = json!({"name": "legacy", "space_id": w.team, "integration_id": id, "repository": "OPS/my-repo",
+                       "branch": "main"});
+    let (status, stack) = w.call(w.token("team writer"), Method::POST, "/api/v1/stacks", Some(stack)).await;
+    assert_eq!(status, 201, "{stack}");
+    let stack = stack["id"].as_str().unwrap().to_owned();
+    while bitgate_core::maintenance::run_one(&w.app.services).await.unwrap() {}
+    let test_path = format!("/api/v1/integrations/{id}/test");
+
+    // Bitbucket's clock ten minutes ahead: every signed call is refused,
+    // and the checklist and the repository picker say what to fix.
+    simulator.configure(|instance| instance.oauth1_clock_offset_seconds = 600);
+    let (status, tested) = w.call(w.token("team admin"), Method::POST, &test_path, None).await;
+    assert_eq!(status, 200, "{tested}");
+    assert_eq!(tested["health"]["state"], "error", "{tested}");
+    let token = check_of(&tested, "token");
+    assert_eq!(token["ok"], false, "{tested}");
+    assert!(token["message"].as_str().unwrap().contains("clocks of Bitgate's and Bitbucket's servers"), "{token}");
+    let repositories = format!("/api/v1/integrations/{id}/repositories");
+    let (status, refused) = w.call(w.token("team writer"), Method::GET, &repositories, None).await;
+    assert_eq!(status, 502, "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("NTP"), "{refused}");
+    simulator.configure(|instance| instance.oauth1_clock_offset_seconds = 0);
+    let (_, tested) = w.call(w.token("team admin"), Method::POST, &test_path, None).await;
+    assert_eq!(tested["health"]["state"], "connected", "{tested}");
+
+    // A request resent on the way is signed anew and sent again; twice in
+    // a row, the checklist says so.
+    simulator.configure(|instance| instance.oauth1_replayed_requests = 1);
+    let (_, tested) = w.call(w.token("team admin"), Method::POST, &test_path, None).await;
+    assert_eq!(tested["health"]["state"], "connected", "{tested}");
+    simulator.configure(|instance| instance.oauth1_replayed_requests = 2);
+    let (_, tested) = w.call(w.token("team admin"), Method::POST, &test_path, None).await;
+    let token = check_of(&tested, "token");
+    assert!(token["message"].as_str().unwrap().contains("saw this request before"), "{tested}");
+    simulator.configure(|instance| instance.oauth1_replayed_requests = 0);
+    let (_, tested) = w.call(w.token("team admin"), Method::POST, &test_path, None).await;
+    assert_eq!(tested["health"]["state"], "connected", "{tested}");
+    while bitgate_core::maintenance::run_one(&w.app.services).await.unwrap() {}
+    // A build status meeting it is signed anew and sent: no retry later,
+    // and the integration stays connected.
+    simulator.configure(|instance| instance.oauth1_replayed_requests = 1);
+    let run = json!({"commit": "823b2230a56056231c9425d63758fa87078a66b4", "kind": "tracked", "state": "failed",
+                     "url": "https://ci.example.com/runs/1"});
+    let (status, reported) =
+        w.call(w.token("team writer"), Method::PUT, &format!("/api/v1/stacks/{stack}/runs/r1"), Some(run)).await;
+    assert!(status == 200 || status == 201, "{reported}");
+    while bitgate_core::maintenance::run_one(&w.app.services).await.unwrap() {}
+    let states: Vec<String> =
+        simulator.datacenter.read().unwrap().build_statuses.iter().map(|s| s.state.clone()).collect();
+    assert_eq!(states, ["FAILED"]);
+    let (_, log) =
+        w.call(w.token("team admin"), Method::GET, &format!("/api/v1/integrations/{id}/outbound"), None).await;
+    let statuses = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|call| call["what"].as_str().unwrap().starts_with("build status"));
+    let answers: Vec<&Value> = statuses.map(|call| &call["status"]).collect();
+    assert_eq!(answers, [&json!(204), &json!(401)], "newest first: the replay, then the one signed anew");
+    assert_eq!(integration(&w, &id).await["health"]["state"], "connected");
+
+    // Moved to another Bitbucket: the link is checked there, and the token,
+    // the old server's, is forgotten until an admin connects again.
+    let other = Simulator::start(bitbucket_simulator::DataCenter::sample(), bitbucket_simulator::Transport::Http)
+        .await
+        .unwrap();
+    let change = json!({"datacenter": {"api_url": other.url}});
+    let (status, moved) =
+        w.call(w.token("team admin"), Method::PATCH, &format!("/api/v1/integrations/{id}"), Some(change)).await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["health"]["state"], "pending_authorization", "{moved}");
+    assert!(moved["datacenter"]["username"].is_null(), "{moved}");
+    assert!(moved["datacenter"]["oauth1"]["connected_by"].is_null(), "{moved}");
+    assert_eq!(moved["datacenter"]["oauth1"]["public_key"], json!(public_key), "the key pair stays");
+    let token: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT access_token FROM datacenter_credentials WHERE integration_id = $1")
+            .bind(Uuid::parse_str(&id).unwrap())
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(token, None, "the old server's token is gone");
+}

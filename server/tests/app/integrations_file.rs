@@ -100,12 +100,18 @@ async fn import(w: &World, caller: &str, query: &str, yaml: &str) -> (reqwest::S
 }
 
 fn summary(created: &[&str], updated: &[&str], unchanged: &[&str]) -> serde_json::Value {
-    json!({"created": created, "updated": updated, "unchanged": unchanged, "to_connect": []})
+    json!({"created": created, "updated": updated, "unchanged": unchanged, "to_connect": [], "new_key_pairs": []})
 }
 
 /// A summary whose `connect` wait for an admin's approval in Bitbucket.
 fn summary_to_connect(created: &[&str], updated: &[&str], connect: &[&str]) -> serde_json::Value {
-    json!({"created": created, "updated": updated, "unchanged": [], "to_connect": connect})
+    json!({"created": created, "updated": updated, "unchanged": [], "to_connect": connect, "new_key_pairs": []})
+}
+
+/// `summary` saying that `links` were given a new key pair.
+fn with_new_key_pairs(mut summary: serde_json::Value, links: &[&str]) -> serde_json::Value {
+    summary["new_key_pairs"] = json!(links);
+    summary
 }
 
 /// What is stored, as the export shows it, and each integration's webhook secret.
@@ -1028,7 +1034,10 @@ async fn an_oauth1_link_is_imported_with_a_new_key_pair_pending_connect_and_no_k
          datacenter: {{api_url: {url}, auth: oauth1, oauth1: {{consumer_key: ' our-link '}}}}}}\n",
         legacy_file("dc-legacy", url, "")
     );
-    let created = summary_to_connect(&["dc-legacy", "dc-named"], &[], &["dc-legacy", "dc-named"]);
+    let created = with_new_key_pairs(
+        summary_to_connect(&["dc-legacy", "dc-named"], &[], &["dc-legacy", "dc-named"]),
+        &["dc-legacy", "dc-named"],
+    );
     let (status, answer) = import(&w, "team admin", "?dry_run=true", &file).await;
     assert_eq!((status.as_u16(), &answer), (200, &created));
     assert_eq!(integration_count(&w).await, 0, "a dry run writes nothing");
@@ -1094,8 +1103,8 @@ async fn an_oauth1_link_is_imported_with_a_new_key_pair_pending_connect_and_no_k
     .unwrap();
     let moved = in_entry(&relabelled, "dc-legacy", url.as_str(), &other.url);
     let (status, answer) = import(&w, "team admin", "", &moved).await;
-    let moved_summary =
-        json!({"created": [], "updated": ["dc-legacy"], "unchanged": ["dc-named"], "to_connect": ["dc-legacy"]});
+    let moved_summary = json!({"created": [], "updated": ["dc-legacy"], "unchanged": ["dc-named"], "to_connect": ["dc-legacy"],
+               "new_key_pairs": []});
     assert_eq!((status.as_u16(), answer), (200, moved_summary));
     let (_, found) = w.call(w.token("team admin"), Method::GET, &path, None).await;
     assert_eq!(
@@ -1128,12 +1137,14 @@ async fn the_file_switches_a_datacenter_integration_to_an_oauth1_link_and_back()
     assert_eq!(state(&found), (Some("access_token".into()), Some("connected".into())), "nothing was written");
 
     let (status, answer) = import(&w, "team admin", "?dry_run=true", &legacy_file("team-dc", url, "")).await;
-    assert_eq!((status.as_u16(), answer), (200, summary_to_connect(&[], &["team-dc"], &["team-dc"])));
+    let switched = with_new_key_pairs(summary_to_connect(&[], &["team-dc"], &["team-dc"]), &["team-dc"]);
+    assert_eq!((status.as_u16(), answer), (200, switched));
     let (_, found) = w.call(w.token("team admin"), Method::GET, &path, None).await;
     assert_eq!(state(&found), (Some("access_token".into()), Some("connected".into())), "a dry run writes nothing");
 
     let (status, answer) = import(&w, "team admin", "", &legacy_file("team-dc", url, "")).await;
-    assert_eq!((status.as_u16(), answer), (200, summary_to_connect(&[], &["team-dc"], &["team-dc"])));
+    let switched = with_new_key_pairs(summary_to_connect(&[], &["team-dc"], &["team-dc"]), &["team-dc"]);
+    assert_eq!((status.as_u16(), answer), (200, switched));
     let (_, found) = w.call(w.token("team admin"), Method::GET, &path, None).await;
     assert_eq!(state(&found), (Some("oauth1".into()), Some("pending_authorization".into())), "{found}");
     assert!(
@@ -1175,7 +1186,8 @@ async fn the_file_switches_a_datacenter_integration_to_an_oauth1_link_and_back()
     // To a link again: a new key pair, not the one forgotten; then to an
     // OAuth 2.0 link, which needs its client as a switch from a token does.
     let (status, answer) = import(&w, "team admin", "", &legacy_file("team-dc", url, "")).await;
-    assert_eq!((status.as_u16(), answer), (200, summary_to_connect(&[], &["team-dc"], &["team-dc"])));
+    let switched = with_new_key_pairs(summary_to_connect(&[], &["team-dc"], &["team-dc"]), &["team-dc"]);
+    assert_eq!((status.as_u16(), answer), (200, switched));
     let (again, _) = public_key(&w, &path).await;
     assert_ne!(again, key, "a new key pair");
     let (status, answer) = import(&w, "team admin", "", &linked_file("team-dc", url, CLIENT_ID, None)).await;

@@ -252,6 +252,14 @@ async fn leg(
     Err(Refused { problem, message })
 }
 
+/// The `oauth_problem` of a refused signed call: in its `WWW-Authenticate`
+/// header, or in a form-encoded body.
+pub fn problem_in(headers: &header::HeaderMap, body: &[u8]) -> Option<String> {
+    let challenge = headers.get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok());
+    let fields: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    problem_of(challenge, &fields)
+}
+
 /// Bitbucket's `oauth_problem`, from the answer's body or its
 /// `WWW-Authenticate` header; only a word of OAuth's problem vocabulary.
 pub fn problem_of(challenge: Option<&str>, fields: &[(String, String)]) -> Option<String> {
