@@ -257,6 +257,13 @@ async fn tokens_are_refreshed_with_the_redirect_uri_and_two_processes_keep_the_c
     let (status, repositories) =
         w.call(w.token("team writer"), Method::GET, &format!("/api/v1/integrations/{id}/repositories"), None).await;
     assert_eq!(status, 200, "the chain holds: {repositories}");
+    // Expired in Bitbucket before its time: the listing's 401 refreshes it once.
+    let refresh_before = refresh_token_of(&w.app, id).await;
+    simulator.configure(|instance| instance.expire_oauth2_access_tokens(DEMO_OAUTH2_CLIENT_ID));
+    let (status, repositories) =
+        w.call(w.token("team writer"), Method::GET, &format!("/api/v1/integrations/{id}/repositories"), None).await;
+    assert_eq!(status, 200, "refreshed on the refusal: {repositories}");
+    assert_ne!(refresh_token_of(&w.app, id).await, refresh_before, "by a refresh");
 
     // The grant is revoked in Bitbucket: the chain is broken for good.
     simulator.configure(|instance| instance.revoke_oauth2_grants(DEMO_OAUTH2_CLIENT_ID));
