@@ -68,6 +68,12 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     pub bitbucket_cloud_url: Url,
     pub bitbucket_cloud_api_url: Url,
+    /// `BITGATE_METRICS=on`: Prometheus metrics at `/metrics`.
+    pub metrics: bool,
+    /// Where `/metrics` is served instead of `BITGATE_LISTEN`, if set.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How long a stopping process waits for its requests and jobs.
+    pub shutdown_grace: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -202,6 +208,27 @@ impl Config {
             Ok(url)
         };
 
+        let metrics = match var("BITGATE_METRICS").as_deref().map(str::trim) {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(other) => {
+                return Err(ConfigError::invalid("BITGATE_METRICS", format!("\"{other}\" is neither on nor off")))
+            }
+        };
+        let metrics_listen =
+            var("BITGATE_METRICS_LISTEN").map(|raw| raw.trim().parse::<SocketAddr>()).transpose().map_err(|_| {
+                ConfigError::invalid("BITGATE_METRICS_LISTEN", "expected an address and port such as 127.0.0.1:9300")
+            })?;
+        if metrics_listen.is_some() && !metrics {
+            return Err(ConfigError::invalid("BITGATE_METRICS_LISTEN", "it is set but BITGATE_METRICS is not on"));
+        }
+        if metrics_listen == Some(listen) {
+            return Err(ConfigError::invalid(
+                "BITGATE_METRICS_LISTEN",
+                "it is BITGATE_LISTEN's address; leave it unset to serve /metrics there",
+            ));
+        }
+
         let session_idle = duration("BITGATE_SESSION_IDLE", "30m")?;
         let session_max = duration("BITGATE_SESSION_MAX", "12h")?;
         if session_idle > session_max {
@@ -226,6 +253,9 @@ impl Config {
             trusted_proxies: cidrs("BITGATE_TRUSTED_PROXIES", "")?,
             bitbucket_cloud_url: url("BITGATE_BITBUCKET_CLOUD_URL", "https://bitbucket.org")?,
             bitbucket_cloud_api_url: url("BITGATE_BITBUCKET_CLOUD_API_URL", "https://api.bitbucket.org")?,
+            metrics,
+            metrics_listen,
+            shutdown_grace: duration("BITGATE_SHUTDOWN_GRACE", "10s")?,
         })
     }
 }
@@ -284,6 +314,19 @@ mod tests {
         assert!(config.trusted_proxies.is_empty());
         assert_eq!(config.bitbucket_cloud_url.as_str(), "https://bitbucket.org/");
         assert_eq!(config.secret_keys, SecretKeysSource::GeneratedIn(PathBuf::from(".bitgate/secret-keys")));
+        assert!(!config.metrics && config.metrics_listen.is_none());
+        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn metrics_have_a_listener_of_their_own_only_when_on_and_elsewhere() {
+        let config = Config::load(&[("BITGATE_METRICS", "on"), ("BITGATE_METRICS_LISTEN", "127.0.0.1:9300")]).unwrap();
+        assert!(config.metrics);
+        assert_eq!(config.metrics_listen.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:9300"));
+        let off = Config::load(&[("BITGATE_METRICS_LISTEN", "127.0.0.1:9300")]).unwrap_err().to_string();
+        assert!(off.contains("BITGATE_METRICS is not on"), "{off}");
+        let same = [("BITGATE_METRICS", "on"), ("BITGATE_METRICS_LISTEN", "127.0.0.1:3000")];
+        assert!(Config::load(&same).unwrap_err().to_string().contains("BITGATE_LISTEN"));
     }
 
     #[test]
@@ -299,7 +342,7 @@ mod tests {
 
     #[test]
     fn an_invalid_value_names_its_variable_in_one_sentence() {
-        let cases: [(&str, &str); 7] = [
+        let cases: [(&str, &str); 10] = [
             ("BITGATE_SESSION_IDLE", "soon"),
             ("BITGATE_LISTEN", "localhost"),
             ("BITGATE_PUBLIC_URL", "ftp://example.com"),
@@ -307,6 +350,9 @@ mod tests {
             ("BITGATE_OUTBOUND_DENY", "10.0.0.0/33"),
             ("BITGATE_SECRET_KEYS", "k1:tooshort"),
             ("BITGATE_BITBUCKET_CLOUD_URL", "not a url"),
+            ("BITGATE_METRICS", "yes"),
+            ("BITGATE_METRICS_LISTEN", "9300"),
+            ("BITGATE_SHUTDOWN_GRACE", "0s"),
         ];
         for (name, value) in cases {
             let error = Config::load(&[(name, value)]).unwrap_err().to_string();

@@ -10,7 +10,7 @@ use serde_json::Value;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::text_enum::text_enum;
+use crate::{telemetry, text_enum::text_enum};
 
 /// Named by the `jobs_queued` trigger (migrations): workers wake on it.
 pub const CHANNEL: &str = "bitgate_jobs";
@@ -62,6 +62,8 @@ pub struct Job {
     /// 1 on the first run.
     pub attempt: i32,
     pub max_attempts: i32,
+    /// The request that caused it, if one did (its log lines name it).
+    pub request_id: Option<String>,
 }
 
 impl Job {
@@ -84,13 +86,14 @@ pub async fn enqueue(
     unique_key: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
     let added = sqlx::query!(
-        r#"INSERT INTO jobs (kind, payload, run_at, unique_key)
-           VALUES ($1, $2, now() + make_interval(secs => $3), $4)
+        r#"INSERT INTO jobs (kind, payload, run_at, unique_key, request_id)
+           VALUES ($1, $2, now() + make_interval(secs => $3), $4, $5)
            ON CONFLICT (unique_key) DO NOTHING"#,
         kind.as_str(),
         payload,
         delay.as_secs_f64(),
-        unique_key
+        unique_key,
+        telemetry::request_id()
     )
     .execute(db)
     .await?;
@@ -107,11 +110,12 @@ pub async fn enqueue_outbound(
     unique_key: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        r#"INSERT INTO jobs (kind, payload, unique_key, max_attempts) VALUES ($1, $2, $3, 2147483647)
+        r#"INSERT INTO jobs (kind, payload, unique_key, max_attempts, request_id) VALUES ($1, $2, $3, 2147483647, $4)
            ON CONFLICT (unique_key) DO NOTHING"#,
         kind.as_str(),
         payload,
-        unique_key
+        unique_key,
+        telemetry::request_id()
     )
     .execute(db)
     .await?;
@@ -131,13 +135,14 @@ pub async fn enqueue_rerun(
     unique_key: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        r#"INSERT INTO jobs (kind, payload, unique_key, max_attempts) VALUES ($1, $2, $3, 2147483647)
+        r#"INSERT INTO jobs (kind, payload, unique_key, max_attempts, request_id) VALUES ($1, $2, $3, 2147483647, $4)
            ON CONFLICT (unique_key) DO UPDATE
               SET rerun = jobs.rerun OR (jobs.locked_until IS NOT NULL AND jobs.locked_until > now()),
                   run_at = LEAST(jobs.run_at, now())"#,
         kind.as_str(),
         payload,
-        unique_key
+        unique_key,
+        telemetry::request_id()
     )
     .execute(db)
     .await?;
@@ -204,7 +209,7 @@ pub async fn claim(pool: &PgPool) -> Result<Option<Job>, sqlx::Error> {
                LIMIT 1
                FOR UPDATE SKIP LOCKED
            )
-           RETURNING id, kind, payload, attempts AS attempt, max_attempts"#,
+           RETURNING id, kind, payload, attempts AS attempt, max_attempts, request_id"#,
         LEASE.as_secs_f64()
     )
     .fetch_optional(pool)
@@ -226,7 +231,7 @@ pub async fn claim_keyed(pool: &PgPool, keys: &[String]) -> Result<Option<Job>, 
                LIMIT 1
                FOR UPDATE SKIP LOCKED
            )
-           RETURNING id, kind, payload, attempts AS attempt, max_attempts"#,
+           RETURNING id, kind, payload, attempts AS attempt, max_attempts, request_id"#,
         LEASE.as_secs_f64(),
         keys
     )
@@ -242,6 +247,7 @@ struct Claimed {
     payload: Value,
     attempt: i32,
     max_attempts: i32,
+    request_id: Option<String>,
 }
 
 impl From<Claimed> for Job {
@@ -252,6 +258,7 @@ impl From<Claimed> for Job {
             payload: row.payload,
             attempt: row.attempt,
             max_attempts: row.max_attempts,
+            request_id: row.request_id,
         }
     }
 }

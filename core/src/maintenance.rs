@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use sqlx::PgPool;
+use tracing::Instrument;
 
 use crate::{
     config::Config,
@@ -49,6 +50,12 @@ pub async fn schedule_periodic(pool: &PgPool) -> Result<(), sqlx::Error> {
 /// Claims and runs one due job. Returns whether there was one.
 pub async fn run_one(services: &Services) -> Result<bool, sqlx::Error> {
     let Some(job) = jobs::claim(&services.pool).await? else { return Ok(false) };
+    // Its log lines name the request that queued it, if one did.
+    let span = tracing::info_span!("job", kind = job.kind_name(), request_id = job.request_id.as_deref());
+    run_claimed(services, job).instrument(span).await
+}
+
+async fn run_claimed(services: &Services, job: jobs::Job) -> Result<bool, sqlx::Error> {
     // Outbound jobs end or reschedule themselves, with what they send.
     let outbound = match job.kind {
         Ok(JobKind::SendBuildStatus) => Some(platform::sending::statuses::send_status(services, &job).await),

@@ -418,6 +418,7 @@ pub async fn refresh(
             (answer, says)
         }
     };
+    crate::telemetry::token_refresh(provider.as_str(), answer.is_ok());
     match answer {
         Ok(tokens) => {
             rotate(&mut tx, keyring, provider, id, &tokens).await?;

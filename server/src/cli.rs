@@ -210,7 +210,14 @@ fn init_tracing(default: &str) -> Result<(), String> {
         }
         _ => EnvFilter::new(default),
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    // `json`: one object per line, with the request's (or job's) span and
+    // its request id, for a log pipeline; the default is text for people.
+    match std::env::var("BITGATE_LOG_FORMAT").ok().as_deref().map(str::trim) {
+        None | Some("" | "text") => subscriber.init(),
+        Some("json") => subscriber.json().with_current_span(true).with_span_list(true).init(),
+        Some(other) => return Err(format!("BITGATE_LOG_FORMAT is invalid: \"{other}\" is neither text nor json.")),
+    }
     Ok(())
 }
 

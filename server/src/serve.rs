@@ -1,6 +1,13 @@
 //! `bitgate serve`: start-up, background maintenance, graceful shutdown.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use bitgate_app::context::Installation;
 use bitgate_core::{
@@ -41,20 +48,55 @@ async fn serve_with(config: &Config, database: &Database) -> Result<(), StartupE
     database.migrate().await.map_err(StartupError::from)?;
     let services = build_services(config, database).await?;
     let state = app_state(services.clone(), database.is_embedded(), None);
-    let app = http::router(state);
+    let app = http::router(state.clone());
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| StartupError(format!("BITGATE_LISTEN {} cannot be used: {e}.", config.listen)))?;
+    let metrics_listener = match config.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| StartupError(format!("BITGATE_METRICS_LISTEN {address} cannot be used: {e}.")))?,
+        ),
+        None => None,
+    };
     tracing::info!(listen = %config.listen, public_url = config.public_url.as_str(), "Bitgate is serving");
     announce_setup_link(config, &services).await?;
 
+    // SIGTERM or SIGINT: /readyz turns 503 at once, the listeners stop
+    // taking connections, and the requests in flight and the jobs under
+    // way finish, each within BITGATE_SHUTDOWN_GRACE.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn({
+        let stopping = state.stopping.clone();
+        async move {
+            shutdown_signal().await;
+            stopping.store(true, Ordering::Relaxed);
+            let _ = stop.send(true);
+        }
+    });
+    let limits = http::limits::Limits { shutdown_grace: config.shutdown_grace, ..Default::default() };
+    if let Some(listener) = metrics_listener {
+        let metrics = http::metrics::router().with_state(state.clone());
+        tokio::spawn(http::limits::serve(listener, metrics, limits, until(stopped.clone())));
+    }
     maintenance::schedule_periodic(&services.pool).await.map_err(StartupError::from)?;
-    let worker = tokio::spawn(run_jobs(services.clone()));
-    let served = http::limits::serve(listener, app, http::limits::Limits::default(), shutdown_signal()).await;
-    worker.abort();
+    let mut worker = tokio::spawn(run_jobs(services.clone(), stopped.clone()));
+    let served = http::limits::serve(listener, app, limits, until(stopped)).await;
+    // The group commit's batches answer their requests once committed: the
+    // requests that finished above saw theirs through.
+    if tokio::time::timeout(config.shutdown_grace, &mut worker).await.is_err() {
+        tracing::warn!("jobs still running after BITGATE_SHUTDOWN_GRACE were stopped; their leases expire and another process takes them");
+        worker.abort();
+    }
     tracing::info!("Bitgate stopped serving");
     served.map_err(|e| StartupError(format!("The server stopped with an error: {e}.")))
+}
+
+/// Resolves once `stopped` turns true.
+async fn until(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
 /// The secret keys: `BITGATE_SECRET_KEYS`, or in development the key
@@ -111,7 +153,15 @@ pub fn app_state(services: Services, embedded_database: bool, site_root: Option<
         let leptos = leptos.clone();
         move || bitgate_app::shell(leptos.clone())
     });
-    AppState { services, leptos, pages: PageRenderer::new(render), installation }
+    let metrics = services.config.metrics.then(http::metrics::recorder);
+    AppState {
+        services,
+        leptos,
+        pages: PageRenderer::new(render),
+        installation,
+        metrics,
+        stopping: Arc::new(AtomicBool::new(false)),
+    }
 }
 
 /// Where cargo-leptos put the site: `LEPTOS_SITE_ROOT` when it runs us,
@@ -182,21 +232,25 @@ pub const JOB_WORKERS: usize = 16;
 /// The job workers every process runs: each takes due jobs one at a time,
 /// and when there are none (or the database is away) waits until jobs are
 /// queued somewhere, or 5 seconds (a job may also fall due by its time).
-pub async fn run_jobs(services: Services) {
+pub async fn run_jobs(services: Services, stopped: tokio::sync::watch::Receiver<bool>) {
     // Futures of one task, not tasks: stopping the worker stops them all.
-    futures::future::join_all((0..JOB_WORKERS).map(|_| work(services.clone()))).await;
+    futures::future::join_all((0..JOB_WORKERS).map(|_| work(services.clone(), stopped.clone()))).await;
 }
 
-async fn work(services: Services) {
+/// Takes jobs until told to stop; a job under way is finished first.
+async fn work(services: Services, mut stopped: tokio::sync::watch::Receiver<bool>) {
     let mut queued = services.jobs.subscribe();
-    loop {
+    while !*stopped.borrow() {
         queued.borrow_and_update();
         match maintenance::run_one(&services).await {
             Ok(true) => continue,
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "the job worker cannot reach the database"),
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), queued.changed()).await;
+        tokio::select! {
+            _ = tokio::time::timeout(Duration::from_secs(5), queued.changed()) => {}
+            _ = stopped.changed() => {}
+        }
     }
 }
 
@@ -216,5 +270,5 @@ async fn shutdown_signal() {
         () = interrupt => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down: finishing the requests under way");
+    tracing::info!("shutting down: not ready any more; finishing the requests and jobs under way");
 }

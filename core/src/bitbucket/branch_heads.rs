@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::calls::Call;
+use super::calls::{Call, CallKind};
 use crate::integrations::Provider;
 
 /// How many branches one page asks for (both products' largest page is
@@ -35,7 +35,7 @@ pub fn list(provider: Provider, owner: &str, slug: &str, page: Option<&str>) -> 
             format!("/2.0/repositories/{owner}/{slug}/refs/branches?pagelen={PAGE}&page={page}")
         }
     };
-    Call { method: "GET", path }
+    Call { kind: CallKind::BranchHeads, method: "GET", path }
 }
 
 /// One page of branches and where the next starts, if any; `None` when

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::calls::Call;
+use super::calls::{Call, CallKind};
 
 /// What a status says, in each product's words already.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,13 +25,16 @@ pub fn datacenter_current(project: &str, slug: &str, commit: &str, status: &Stat
         body["ref"] = json!(format!("refs/heads/{branch}"));
     }
     let path = format!("/rest/api/latest/projects/{project}/repos/{slug}/commits/{commit}/builds");
-    (Call { method: "POST", path }, body)
+    (Call { kind: CallKind::BuildStatus, method: "POST", path }, body)
 }
 
 /// The legacy endpoint of servers without the current one: no `ref`, and
 /// no `CANCELLED` (the caller gives `FAILED`).
 pub fn datacenter_legacy(commit: &str, status: &Status<'_>) -> (Call, Value) {
-    (Call { method: "POST", path: format!("/rest/build-status/1.0/commits/{commit}") }, datacenter_body(status))
+    (
+        Call { kind: CallKind::BuildStatus, method: "POST", path: format!("/rest/build-status/1.0/commits/{commit}") },
+        datacenter_body(status),
+    )
 }
 
 fn datacenter_body(status: &Status<'_>) -> Value {
@@ -47,7 +50,7 @@ pub fn cloud(workspace: &str, slug: &str, commit: &str, status: &Status<'_>) -> 
         body["refname"] = json!(branch);
     }
     let path = format!("/2.0/repositories/{workspace}/{slug}/commit/{commit}/statuses/build");
-    (Call { method: "POST", path }, body)
+    (Call { kind: CallKind::BuildStatus, method: "POST", path }, body)
 }
 
 #[cfg(test)]

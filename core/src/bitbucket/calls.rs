@@ -17,13 +17,37 @@ use super::{
 use crate::{
     config::Config,
     outbound::{self, ReadFailed},
+    telemetry,
 };
 
 /// One call as the outbound log shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
+    pub kind: CallKind,
     pub method: &'static str,
     pub path: String,
+}
+
+/// What a call is for (its metrics' label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    BuildStatus,
+    Comment,
+    Webhook,
+    BranchHeads,
+    Commit,
+}
+
+impl CallKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallKind::BuildStatus => "build_status",
+            CallKind::Comment => "comment",
+            CallKind::Webhook => "webhook",
+            CallKind::BranchHeads => "branch_heads",
+            CallKind::Commit => "commit",
+        }
+    }
 }
 
 /// What came back.
@@ -88,7 +112,17 @@ pub async fn send(
         };
         Ok::<_, ReadFailed>((status, retry_after, body, oauth_problem))
     };
-    match tokio::time::timeout(config.outbound_timeout, exchange).await {
+    let started = std::time::Instant::now();
+    let answer = answer_of(tokio::time::timeout(config.outbound_timeout, exchange).await, auth, config);
+    telemetry::outbound_call(call.kind.as_str(), answer.status.map(|s| s.as_u16()), started.elapsed());
+    answer
+}
+
+type Exchanged =
+    Result<Result<(StatusCode, Option<Duration>, Vec<u8>, Option<String>), ReadFailed>, tokio::time::error::Elapsed>;
+
+fn answer_of(exchanged: Exchanged, auth: Auth<'_>, config: &Config) -> Answer {
+    match exchanged {
         Ok(Ok((status, retry_after, body, oauth_problem))) => {
             let (message, body) = match (&oauth_problem, auth) {
                 _ if status.is_success() => (None, serde_json::from_slice(&body).ok()),

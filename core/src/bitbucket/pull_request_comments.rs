@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use super::calls::Call;
+use super::calls::{Call, CallKind};
 
 /// How many comments one listing call reads.
 const PAGE: u32 = 50;
@@ -39,16 +39,19 @@ impl On<'_> {
 }
 
 pub fn datacenter_create(on: On<'_>, text: &str) -> (Call, Value) {
-    (Call { method: "POST", path: format!("{}/comments", on.datacenter()) }, json!({"text": text}))
+    (
+        Call { kind: CallKind::Comment, method: "POST", path: format!("{}/comments", on.datacenter()) },
+        json!({"text": text}),
+    )
 }
 
 pub fn datacenter_read(on: On<'_>, id: i64) -> Call {
-    Call { method: "GET", path: format!("{}/comments/{id}", on.datacenter()) }
+    Call { kind: CallKind::Comment, method: "GET", path: format!("{}/comments/{id}", on.datacenter()) }
 }
 
 pub fn datacenter_edit(on: On<'_>, id: i64, version: i64, text: &str) -> (Call, Value) {
     (
-        Call { method: "PUT", path: format!("{}/comments/{id}", on.datacenter()) },
+        Call { kind: CallKind::Comment, method: "PUT", path: format!("{}/comments/{id}", on.datacenter()) },
         json!({"version": version, "text": text}),
     )
 }
@@ -56,19 +59,29 @@ pub fn datacenter_edit(on: On<'_>, id: i64, version: i64, text: &str) -> (Call, 
 /// Data Center lists a pull request's comments only among its activities,
 /// newest first.
 pub fn datacenter_activities(on: On<'_>, start: u64) -> Call {
-    Call { method: "GET", path: format!("{}/activities?start={start}&limit={PAGE}", on.datacenter()) }
+    Call {
+        kind: CallKind::Comment,
+        method: "GET",
+        path: format!("{}/activities?start={start}&limit={PAGE}", on.datacenter()),
+    }
 }
 
 pub fn cloud_create(on: On<'_>, text: &str) -> (Call, Value) {
-    (Call { method: "POST", path: format!("{}/comments", on.cloud()) }, json!({"content": {"raw": text}}))
+    (
+        Call { kind: CallKind::Comment, method: "POST", path: format!("{}/comments", on.cloud()) },
+        json!({"content": {"raw": text}}),
+    )
 }
 
 pub fn cloud_edit(on: On<'_>, id: i64, text: &str) -> (Call, Value) {
-    (Call { method: "PUT", path: format!("{}/comments/{id}", on.cloud()) }, json!({"content": {"raw": text}}))
+    (
+        Call { kind: CallKind::Comment, method: "PUT", path: format!("{}/comments/{id}", on.cloud()) },
+        json!({"content": {"raw": text}}),
+    )
 }
 
 pub fn cloud_list(on: On<'_>, page: u64) -> Call {
-    Call { method: "GET", path: format!("{}/comments?pagelen={PAGE}&page={page}", on.cloud()) }
+    Call { kind: CallKind::Comment, method: "GET", path: format!("{}/comments?pagelen={PAGE}&page={page}", on.cloud()) }
 }
 
 /// The comment a create, read or edit answered with.

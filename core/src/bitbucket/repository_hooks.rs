@@ -15,7 +15,7 @@
 
 use serde_json::{json, Value};
 
-use super::calls::Call;
+use super::calls::{Call, CallKind};
 use crate::{
     integrations::Provider,
     webhooks::events::{CLOUD_KEYS, DATACENTER_KEYS},
@@ -163,7 +163,7 @@ pub fn list(provider: Provider, owner: &str, slug: &str, page: Option<&str>) -> 
         (Provider::Cloud, None) => format!("/2.0/repositories/{owner}/{slug}/hooks?pagelen=100"),
         (Provider::Cloud, Some(page)) => format!("/2.0/repositories/{owner}/{slug}/hooks?pagelen=100&page={page}"),
     };
-    Call { method: "GET", path }
+    Call { kind: CallKind::Webhook, method: "GET", path }
 }
 
 /// One page of a list: its hooks, and the next page's start, if any. `None`
@@ -205,18 +205,22 @@ pub fn create(owner: &str, slug: &str, wanted: &Wanted<'_>) -> (Call, Value) {
         Provider::DataCenter => format!("/rest/api/1.0/projects/{owner}/repos/{slug}/webhooks"),
         Provider::Cloud => format!("/2.0/repositories/{owner}/{slug}/hooks"),
     };
-    (Call { method: "POST", path }, body(wanted))
+    (Call { kind: CallKind::Webhook, method: "POST", path }, body(wanted))
 }
 
 /// Makes the hook `id` the wanted one (every field written, the secret too:
 /// Cloud cannot be asked whether its secret is Bitgate's).
 pub fn update(owner: &str, slug: &str, id: &str, wanted: &Wanted<'_>) -> (Call, Value) {
-    (Call { method: "PUT", path: one(wanted.provider, owner, slug, id) }, body(wanted))
+    (Call { kind: CallKind::Webhook, method: "PUT", path: one(wanted.provider, owner, slug, id) }, body(wanted))
 }
 
 /// Data Center's last delivery to the hook `id` (204: none yet).
 pub fn latest_invocation(owner: &str, slug: &str, id: &str) -> Call {
-    Call { method: "GET", path: format!("{}/latest", one(Provider::DataCenter, owner, slug, id)) }
+    Call {
+        kind: CallKind::Webhook,
+        method: "GET",
+        path: format!("{}/latest", one(Provider::DataCenter, owner, slug, id)),
+    }
 }
 
 /// A failed delivery, as Data Center's `latest` tells it: `None` when the
@@ -237,7 +241,7 @@ pub fn failed_invocation(body: &Value) -> Option<String> {
 
 /// Deletes the hook `id` (404 means it is gone already).
 pub fn delete(provider: Provider, owner: &str, slug: &str, id: &str) -> Call {
-    Call { method: "DELETE", path: one(provider, owner, slug, id) }
+    Call { kind: CallKind::Webhook, method: "DELETE", path: one(provider, owner, slug, id) }
 }
 
 fn one(provider: Provider, owner: &str, slug: &str, id: &str) -> String {

@@ -222,6 +222,7 @@ pub async fn follow(
     let deadline = Instant::now() + wait.min(MAX_WAIT);
     let mut woken = signal.subscribe();
     let mut query = query;
+    let mut waiting = None;
     loop {
         // Marked seen before reading: a notification that comes during the
         // read wakes the next wait.
@@ -232,6 +233,8 @@ pub async fn follow(
             return Ok(page);
         }
         query.after = page.next_cursor;
+        // Counted among the waiting readers until it answers.
+        waiting.get_or_insert_with(crate::telemetry::FeedWaiter::start);
         // Without a notification, read again after a while all the same
         // (one may be missed while the listening connection reconnects),
         // and soon when committed events wait for an older transaction.

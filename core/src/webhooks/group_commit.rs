@@ -23,6 +23,7 @@ use crate::{
         feed,
     },
     signal::Signal,
+    telemetry,
 };
 
 /// Rows written by one statement at most.
@@ -181,6 +182,14 @@ fn clone_error(error: &sqlx::Error) -> sqlx::Error {
 /// commit id held, its resolution queued in the same transaction). Returns the ids it stored (the rest were duplicates of a stored
 /// verified delivery, or of an earlier row of the batch).
 async fn insert(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>, sqlx::Error> {
+    let stored = insert_batch(pool, rows).await?;
+    let made = rows.iter().filter(|(id, _)| stored.contains(id)).map(|(_, row)| row.routed.events.len()).sum();
+    telemetry::events_written(made);
+    Ok(stored)
+}
+
+/// [`insert`]'s statement (or, when events wait on a commit, transaction).
+async fn insert_batch(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>, sqlx::Error> {
     let column = |f: fn(&Row) -> Option<&str>| rows.iter().map(|(_, row)| f(row)).collect::<Vec<_>>();
     let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
     let integrations: Vec<Uuid> = rows.iter().map(|(_, row)| row.integration).collect();

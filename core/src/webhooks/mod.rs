@@ -67,6 +67,8 @@ text_enum! {
 pub struct Receipt {
     pub status: u16,
     pub outcome: DeliveryOutcome,
+    /// The signature's verdict (`webhook_deliveries.signature`).
+    pub signature: &'static str,
     pub reason: Option<String>,
     /// The delivery recorded (none past the rejection cap).
     pub delivery: Option<Uuid>,
@@ -270,7 +272,7 @@ async fn record_unverified(
         }
     };
     tx.commit().await?;
-    Ok(Receipt { status, outcome, reason: Some(reason.to_owned()), delivery })
+    Ok(Receipt { status, outcome, signature, reason: Some(reason.to_owned()), delivery })
 }
 
 async fn record(
@@ -280,14 +282,14 @@ async fn record(
     status: u16,
     record: Record<'_>,
 ) -> Result<Receipt, ReceiveError> {
-    let outcome = record.outcome;
+    let (outcome, signature) = (record.outcome, record.signature);
     let reason = record.reason.clone();
     // No per-integration counter is updated here: that row would serialize
     // every delivery of the integration. The last delivery's time is read
     // from the log's index instead.
     let id = insert(&mut tx, endpoint.id, &incoming.headers, record).await?;
     tx.commit().await?;
-    Ok(Receipt { status, outcome, reason, delivery: Some(id) })
+    Ok(Receipt { status, outcome, signature, reason, delivery: Some(id) })
 }
 
 /// JSON as PostgreSQL's `jsonb` takes it: it cannot hold U+0000, which JSON
@@ -417,7 +419,7 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
     // Stored unless its request id was seen verified before (the unique
     // index decides, so racing retries cannot both get in).
     match services.webhooks.writer.store(&services.pool, &services.events, row).await? {
-        Some(id) => Ok(Receipt { status: 202, outcome, reason, delivery: Some(id) }),
+        Some(id) => Ok(Receipt { status: 202, outcome, signature: verdict.as_str(), reason, delivery: Some(id) }),
         None => duplicate(services, &endpoint, &incoming, verdict)
             .await?
             .ok_or_else(|| ReceiveError::Database(sqlx::Error::RowNotFound)),

@@ -10,8 +10,11 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// The process can do its work: the database answers.
+/// The process can do its work: it is not stopping, and the database answers.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.is_stopping() {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "stopping"})));
+    }
     if bitgate_core::db::is_reachable(&state.services.pool).await {
         (StatusCode::OK, Json(json!({"status": "ready", "database": "reachable"})))
     } else {

@@ -43,6 +43,9 @@ pub struct Limits {
     pub body: Duration,
     /// Connections served at once; the next waits in the kernel's backlog.
     pub connections: usize,
+    /// Once told to stop, how long the requests in flight may take to
+    /// finish (`BITGATE_SHUTDOWN_GRACE`); the rest are cut.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Limits {
@@ -50,12 +53,18 @@ impl Default for Limits {
     /// a 1 MiB form over a slow link takes a few seconds), 4,096 connections
     /// (each costs a task and two buffers, a few KiB while idle).
     fn default() -> Self {
-        Self { header_read: Duration::from_secs(10), body: Duration::from_secs(30), connections: 4096 }
+        Self {
+            header_read: Duration::from_secs(10),
+            body: Duration::from_secs(30),
+            connections: 4096,
+            shutdown_grace: Duration::from_secs(10),
+        }
     }
 }
 
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves,
-/// then lets the requests in flight finish.
+/// then stops accepting and lets the requests in flight finish, for up to
+/// the grace.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -109,7 +118,9 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in flight after BITGATE_SHUTDOWN_GRACE were cut");
+    }
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP surface: pages (Leptos), the login forms, health probes and
 //! static files, behind the security middleware.
 //!
-//! Layers, outermost first: tracing, panic catching, compression, security
+//! Layers, outermost first: request id, tracing, panic catching, compression, security
 //! headers, error bodies, client address, sessions, CSRF, viewer. The
 //! webhook endpoint has its own, leaner stack (`webhooks::router`).
 //!
@@ -19,9 +19,11 @@ pub mod integrations;
 pub mod integrations_file;
 pub mod limits;
 pub mod markdown;
+pub mod metrics;
 pub mod oauth;
 pub mod outbound;
 pub mod pages;
+pub mod request_id;
 pub mod security;
 pub mod session;
 pub mod spaces;
@@ -99,6 +101,11 @@ pub fn router(state: AppState) -> Router {
         .layer(session::layer(&state.services.config, state.services.pool.clone()))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(if state.metrics.is_some() && state.services.config.metrics_listen.is_none() {
+            metrics::router()
+        } else {
+            Router::new()
+        })
         .merge(assets::router(&PathBuf::from(state.leptos.site_root.as_ref()), &state.leptos.site_pkg_dir))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(limits::body_deadline))
@@ -110,9 +117,11 @@ pub fn router(state: AppState) -> Router {
         .layer(
             // Paths only: query strings can carry one-time tokens.
             TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+                let id = request.extensions().get::<request_id::RequestId>().map(|id| id.0.as_str());
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = id)
             }),
-        );
+        )
+        .layer(middleware::from_fn_with_state(state.clone(), request_id::assign));
     // Bitbucket's deliveries, the hot path, get a stack of their own, added
     // after the layers above: see `webhooks::router`.
     app.merge(webhooks::router()).with_state(state)

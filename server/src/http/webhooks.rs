@@ -12,7 +12,12 @@ use axum::{
     routing::post,
     Json, Router,
 };
-use bitgate_core::webhooks::{self, Incoming, ReceiveError};
+use std::time::Instant;
+
+use bitgate_core::{
+    telemetry,
+    webhooks::{self, Incoming, ReceiveError},
+};
 use serde_json::{json, Map, Value};
 
 use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
@@ -67,6 +72,20 @@ pub async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let started = Instant::now();
+    let (response, outcome, signature) = answer(&state, &slug, &headers, body).await;
+    telemetry::delivery(outcome, signature, started.elapsed());
+    response
+}
+
+/// The answer, and what became of the delivery for the metrics: its outcome
+/// and signature verdict.
+async fn answer(
+    state: &AppState,
+    slug: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> (Response, &'static str, &'static str) {
     // Read at most one byte past the limit: more is refused unread. A body
     // that does not arrive by its deadline is answered, not recorded.
     let bytes = match to_bytes(body, webhooks::MAX_BODY).await {
@@ -74,36 +93,44 @@ pub async fn receive(
         Err(error) if BodyDeadlinePassed::caused(&error) => {
             let message = "The body did not arrive in time; nothing was recorded.";
             let body = json!({"error": {"code": "request_timeout", "message": message, "details": []}});
-            return (StatusCode::REQUEST_TIMEOUT, Json(body)).into_response();
+            return ((StatusCode::REQUEST_TIMEOUT, Json(body)).into_response(), "timed_out", "unchecked");
         }
         Err(_) => None,
     };
     let incoming = Incoming {
-        content_type: header(&headers, "content-type"),
-        event_key: header(&headers, "x-event-key"),
-        signature: header(&headers, "x-hub-signature"),
-        request_id: header(&headers, "x-request-id").or_else(|| header(&headers, "x-request-uuid")),
-        headers: kept_headers(&headers),
+        content_type: header(headers, "content-type"),
+        event_key: header(headers, "x-event-key"),
+        signature: header(headers, "x-hub-signature"),
+        request_id: header(headers, "x-request-id").or_else(|| header(headers, "x-request-uuid")),
+        headers: kept_headers(headers),
         body: bytes.as_deref(),
     };
-    match webhooks::receive(&state.services, &slug, incoming).await {
+    match webhooks::receive(&state.services, slug, incoming).await {
         Ok(receipt) => {
             let status = StatusCode::from_u16(receipt.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let body = json!({"delivery": receipt.delivery, "outcome": receipt.outcome, "reason": receipt.reason});
-            (status, Json(body)).into_response()
+            ((status, Json(body)).into_response(), receipt.outcome.as_str(), receipt.signature)
         }
         Err(ReceiveError::NotFound) => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": {"code": "not_found", "message": "No integration has this webhook endpoint.", "details": []}})),
-        )
-            .into_response(),
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": {"code": "not_found", "message": "No integration has this webhook endpoint.", "details": []}})),
+            )
+                .into_response(),
+            "unknown_endpoint",
+            "unchecked",
+        ),
         Err(error) => {
             tracing::warn!(%error, "a delivery could not be stored; answering 503 so that Bitbucket retries");
             (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": {"code": "unavailable", "message": "The delivery could not be stored; Bitbucket may send it again.", "details": []}})),
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": {"code": "unavailable", "message": "The delivery could not be stored; Bitbucket may send it again.", "details": []}})),
+                )
+                    .into_response(),
+                "unavailable",
+                "unchecked",
             )
-                .into_response()
         }
     }
 }

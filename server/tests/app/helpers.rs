@@ -81,6 +81,8 @@ pub struct TestApp {
     pub base: String,
     pub pool: sqlx::PgPool,
     pub services: bitgate_core::Services,
+    /// The process's "told to stop" flag (`/readyz` answers 503 once set).
+    pub stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
     _data_dir: TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -136,6 +138,7 @@ impl TestApp {
         let services = bitgate_server::serve::build_services(&config, &database).await.unwrap();
         let site = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/site");
         let state = bitgate_server::serve::app_state(services.clone(), false, Some(site));
+        let stopping = state.stopping.clone();
         let router = bitgate_server::http::router(state);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -144,7 +147,7 @@ impl TestApp {
             };
             bitgate_server::http::limits::serve(listener, router, limits, stopped).await.unwrap();
         });
-        Self { base, pool, services, _data_dir: data_dir, shutdown: Some(stop) }
+        Self { base, pool, services, stopping, _data_dir: data_dir, shutdown: Some(stop) }
     }
 
     /// A browser-like client: keeps cookies, follows no redirect, sends our Origin.

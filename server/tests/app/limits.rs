@@ -14,7 +14,7 @@ use tokio::{
 use crate::helpers::{fresh_database, TestApp};
 
 fn short(connections: usize) -> Limits {
-    Limits { header_read: Duration::from_millis(500), body: Duration::from_secs(1), connections }
+    Limits { header_read: Duration::from_millis(500), body: Duration::from_secs(1), connections, ..Limits::default() }
 }
 
 async fn connect(app: &TestApp) -> TcpStream {
@@ -112,7 +112,12 @@ async fn connections_past_the_bound_wait_for_a_free_slot() {
     let app = TestApp::spawn_limited(
         fresh_database().await,
         &[],
-        Limits { header_read: Duration::from_secs(30), body: Duration::from_secs(30), connections: 2 },
+        Limits {
+            header_read: Duration::from_secs(30),
+            body: Duration::from_secs(30),
+            connections: 2,
+            ..Limits::default()
+        },
     )
     .await;
     let held = [connect(&app).await, connect(&app).await];

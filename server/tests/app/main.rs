@@ -29,6 +29,7 @@ mod login;
 mod logs;
 mod operations;
 mod permissions;
+mod production;
 mod runs_api;
 mod sessions;
 mod setup;

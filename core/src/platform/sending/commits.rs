@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{decide, gate, owner_and_slug, unsendable, Decision, Gate, Remote};
 use crate::{
-    bitbucket::calls::{Answer, Call},
+    bitbucket::calls::{Answer, Call, CallKind},
     integrations::{Integration, Provider},
     jobs::{self, Job},
     platform::feed,
@@ -82,7 +82,11 @@ async fn ask(services: &Services, integration: &Integration, held: &Held, attemp
         Ok(remote) => remote,
         Err(answer) => return Ok(answer),
     };
-    let call = Call { method: "GET", path: format!("/2.0/repositories/{workspace}/{slug}/commit/{}", held.commit) };
+    let call = Call {
+        kind: CallKind::Commit,
+        method: "GET",
+        path: format!("/2.0/repositories/{workspace}/{slug}/commit/{}", held.commit),
+    };
     remote.call(&call, None).await
 }
 
