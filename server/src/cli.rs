@@ -63,6 +63,17 @@ enum Command {
     /// The events feed the platform follows.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Write the whole database to FILE with PostgreSQL's pg_dump (custom
+    /// format). The secret keys are not in it: keep BITGATE_SECRET_KEYS too.
+    Backup { file: std::path::PathBuf },
+    /// Replace the database's contents with the backup in FILE (pg_restore,
+    /// in one transaction); refused over users or integrations unless --force.
+    Restore {
+        file: std::path::PathBuf,
+        /// Replace a database that holds users or integrations.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +203,8 @@ pub fn main() -> ExitCode {
             Command::Secrets(SecretsCommand::Rekey) => rekey(&config).await,
             Command::Integrations(command) => integrations(&config, command).await,
             Command::Events(EventsCommand::Follow { stack }) => follow_events(&config, stack).await,
+            Command::Backup { file } => backup(&config, &file).await,
+            Command::Restore { file, force } => restore(&config, &file, force).await,
         }
     });
     match result {
@@ -235,6 +248,28 @@ where
     };
     database.close().await;
     result
+}
+
+async fn backup(config: &Config, file: &std::path::Path) -> Result<(), Failure> {
+    let database = Database::connect(config).await?;
+    let result = match database.migrate().await {
+        Ok(()) => bitgate_core::db::backup::backup(&database, config, file).await.map_err(Failure::from),
+        Err(e) => Err(e.into()),
+    };
+    database.close().await;
+    result?;
+    eprintln!("Backed up to {}. The secret keys (BITGATE_SECRET_KEYS) are not in it: keep them too.", file.display());
+    Ok(())
+}
+
+async fn restore(config: &Config, file: &std::path::Path, force: bool) -> Result<(), Failure> {
+    // Not migrated first: the backup brings its own schema.
+    let database = Database::connect(config).await?;
+    let result = bitgate_core::db::backup::restore(&database, config, file, force).await.map_err(Failure::from);
+    database.close().await;
+    result?;
+    eprintln!("Restored from {}. Start Bitgate with the secret keys the backup was made with.", file.display());
+    Ok(())
 }
 
 async fn user(config: &Config, command: UserCommand) -> Result<(), Failure> {

@@ -84,6 +84,11 @@ impl EmbeddedCluster {
         self.data_dir.join("postgres")
     }
 
+    /// Where its server's programs are (pg_dump and pg_restore beside them).
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
     /// The directory holding the cluster's Unix socket.
     pub fn socket_dir(&self) -> PathBuf {
         self.data_dir.join("run")
@@ -272,7 +277,7 @@ impl EmbeddedCluster {
 /// The directory of `initdb` and `pg_ctl`: `BITGATE_POSTGRES_BINDIR` if set,
 /// otherwise `PATH` first, then the usual
 /// places of Debian, Red Hat and Homebrew packages (newest version first).
-fn find_binaries() -> Option<PathBuf> {
+pub(crate) fn find_binaries() -> Option<PathBuf> {
     let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
     // An explicit place wins, and is the only place looked at.
     if let Some(dir) = std::env::var_os("BITGATE_POSTGRES_BINDIR").filter(|d| !d.is_empty()) {

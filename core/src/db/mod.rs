@@ -1,6 +1,7 @@
 //! The PostgreSQL connection: the server named by `DATABASE_URL`, or the
 //! embedded cluster in the data directory.
 
+pub mod backup;
 pub mod embedded;
 
 use std::{str::FromStr, time::Duration};

@@ -2,7 +2,8 @@
 //! (`BITGATE_METRICS`), none when off; a request id on every answer (a
 //! trusted proxy's kept); `/readyz` unready once told to stop; and the
 //! binary stopping gracefully: the request in flight answered, JSON log
-//! lines, `/metrics` on a listener of its own.
+//! lines, `/metrics` on a listener of its own; backups made and restored
+//! with PostgreSQL's own tools, the embedded cluster's included.
 
 use std::{
     io::{Read, Write},
@@ -16,7 +17,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::{
-    cli::bitgate,
+    cli::{bitgate, run},
     helpers::{fresh_database, TestApp},
     webhooks::{endpoint, post},
     world::{world_with, World},
@@ -234,10 +235,95 @@ async fn sigterm_answers_the_request_in_flight_then_exits_and_logs_are_json_with
     let of_request: Vec<&Value> = lines.iter().filter(|line| line["span"]["request_id"] == request_id).collect();
     assert!(!of_request.is_empty(), "{logs}");
     assert!(of_request.iter().all(|line| line["span"]["path"] == "/login"), "{of_request:?}");
+    let _ = std::fs::remove_dir_all(&data);
 }
 
+/// A new directory under /tmp (an embedded cluster's user can enter it).
 fn tempdir() -> String {
     let dir = std::env::temp_dir().join(format!("bitgate-production-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.display().to_string()
+}
+
+#[tokio::test]
+async fn a_backup_restores_elsewhere_with_its_secrets_usable_and_never_over_data_unless_forced() {
+    let (w, simulator) = crate::world::world_with_bitbucket().await;
+    let (e, stack) = endpoint(&w, &simulator.url).await;
+    let push = serde_json::to_vec(&sender::payload("repo:refs_changed").unwrap()).unwrap();
+    let (status, _) = post(&e.url, "repo:refs_changed", &push, Some(e.secret.as_str()), "before-backup").await;
+    assert_eq!(status, 202);
+    let keys = crate::cloud::keys_of(&w.app);
+    let dir = tempdir();
+    let file = format!("{dir}/bitgate.dump");
+    let source = w.app.services.config.database_url.clone().unwrap();
+    let backup =
+        run(bitgate(&[("DATABASE_URL", &source), ("BITGATE_SECRET_KEYS", &keys)]).args(["backup", &file]), None);
+    assert!(backup.status.success(), "{}", String::from_utf8_lossy(&backup.stderr));
+    assert!(String::from_utf8_lossy(&backup.stderr).contains("BITGATE_SECRET_KEYS"), "the keys are not in it");
+
+    // Into an empty database; then again over it: refused, and nothing lost.
+    let target = fresh_database().await;
+    let restore = |force: bool| {
+        let mut command = bitgate(&[("DATABASE_URL", &target), ("BITGATE_SECRET_KEYS", &keys)]);
+        command.args(["restore", &file]);
+        if force {
+            command.arg("--force");
+        }
+        run(&mut command, None)
+    };
+    let restored = restore(false);
+    assert!(restored.status.success(), "{}", String::from_utf8_lossy(&restored.stderr));
+    let refused = restore(false);
+    crate::cli::assert_one_sentence(&refused, "--force");
+    let missing = run(bitgate(&[("DATABASE_URL", &target)]).args(["restore", "/nonexistent/backup"]), None);
+    crate::cli::assert_one_sentence(&missing, "is not a file");
+    let forced = restore(true);
+    assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
+
+    // A process on it with the same keys: the integration, its stack, its
+    // deliveries, its sealed token and webhook secret all work.
+    let extra =
+        [("BITGATE_SECRET_KEYS", keys.as_str()), ("BITGATE_OUTBOUND_DENY", ""), ("BITGATE_OUTBOUND_TIMEOUT", "2s")];
+    let app = TestApp::spawn_on(target, &extra).await;
+    let admin = w.token("team admin");
+    let (status, found) = app.api(admin, Method::GET, &format!("/api/v1/integrations/{}", e.id), None).await;
+    assert_eq!((status.as_u16(), found["name"].as_str()), (200, Some("dc-main")), "{found}");
+    let (status, _) = app.api(admin, Method::GET, &format!("/api/v1/stacks/{stack}"), None).await;
+    assert_eq!(status, 200);
+    let (_, log) = app.api(admin, Method::GET, &format!("/api/v1/integrations/{}/deliveries", e.id), None).await;
+    let ids: Vec<&str> = log["items"].as_array().unwrap().iter().filter_map(|d| d["request_id"].as_str()).collect();
+    assert_eq!(ids, ["before-backup"], "{log}");
+    let (status, tested) = app.api(admin, Method::POST, &format!("/api/v1/integrations/{}/test", e.id), None).await;
+    assert_eq!((status.as_u16(), tested["health"]["state"].as_str()), (200, Some("connected")), "{tested}");
+    let url = e.url.replace(&w.app.base, &app.base);
+    let (status, _) = post(&url, "repo:refs_changed", &push, Some(e.secret.as_str()), "after-restore").await;
+    assert_eq!(status, 202, "the webhook secret opens with the same keys");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_embedded_cluster_is_backed_up_and_restored_with_postgresql_s_own_tools() {
+    let (first, second) = (tempdir(), tempdir());
+    let file = format!("{first}/bitgate.dump");
+    let created = run(
+        bitgate(&[("BITGATE_DATA_DIR", &first)]).args([
+            "user",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+        ]),
+        Some("a long enough password\n"),
+    );
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let backup = run(bitgate(&[("BITGATE_DATA_DIR", &first)]).args(["backup", &file]), None);
+    assert!(backup.status.success(), "{}", String::from_utf8_lossy(&backup.stderr));
+    let restored = run(bitgate(&[("BITGATE_DATA_DIR", &second)]).args(["restore", &file]), None);
+    assert!(restored.status.success(), "{}", String::from_utf8_lossy(&restored.stderr));
+    let found =
+        run(bitgate(&[("BITGATE_DATA_DIR", &second)]).args(["user", "disable", "--email", "ops@example.com"]), None);
+    assert!(found.status.success(), "the user came with the backup: {}", String::from_utf8_lossy(&found.stderr));
+    for dir in [first, second] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
