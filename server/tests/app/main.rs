@@ -30,6 +30,7 @@ mod logs;
 mod operations;
 mod permissions;
 mod production;
+mod proxy;
 mod runs_api;
 mod sessions;
 mod setup;
