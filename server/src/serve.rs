@@ -83,13 +83,17 @@ async fn serve_with(config: &Config, database: &Database) -> Result<(), StartupE
     }
     maintenance::schedule_periodic(&services.pool).await.map_err(StartupError::from)?;
     let mut worker = tokio::spawn(run_jobs(services.clone(), stopped.clone()));
-    let served = http::limits::serve(listener, app, limits, until(stopped)).await;
-    // The group commit's batches answer their requests once committed: the
-    // requests that finished above saw theirs through.
-    if tokio::time::timeout(config.shutdown_grace, &mut worker).await.is_err() {
-        tracing::warn!("jobs still running after BITGATE_SHUTDOWN_GRACE were stopped; their leases expire and another process takes them");
-        worker.abort();
-    }
+    // The jobs under way and the requests in flight (a delivery's answered
+    // once its batch commits) finish side by side, in one grace.
+    let jobs_stopped = until(stopped.clone());
+    let jobs_finished = async {
+        jobs_stopped.await;
+        if tokio::time::timeout(config.shutdown_grace, &mut worker).await.is_err() {
+            tracing::warn!("jobs still running after BITGATE_SHUTDOWN_GRACE were stopped; their leases expire and another process takes them");
+            worker.abort();
+        }
+    };
+    let (served, ()) = tokio::join!(http::limits::serve(listener, app, limits, until(stopped)), jobs_finished);
     tracing::info!("Bitgate stopped serving");
     served.map_err(|e| StartupError(format!("The server stopped with an error: {e}.")))
 }
