@@ -24,7 +24,7 @@ pub mod webhooks_api;
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, RwLock, RwLockWriteGuard},
+    sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
     time::{Duration, Instant},
 };
 
@@ -98,6 +98,9 @@ pub struct Instance {
     /// only the legacy `/rest/build-status/1.0` one works, as on older servers.
     pub builds_endpoint: bool,
     pub build_statuses: Vec<builds::BuildStatus>,
+    /// Where each (repository, commit, key) is in `build_statuses`, kept
+    /// by the handlers that post one (a soak posts hundreds of thousands).
+    pub build_status_index: HashMap<(Option<u64>, String, String), usize>,
     pub pull_requests: Vec<pull_requests::PullRequest>,
     pub comments: Vec<pull_requests::Comment>,
     pub branches: Vec<commits::Branch>,
@@ -112,6 +115,8 @@ pub struct Instance {
     pub failing_hook_repositories: Vec<u64>,
     /// Taken one by one by the next write calls of the REST API.
     pub faults: VecDeque<crate::Fault>,
+    /// Faults every REST call may meet by chance (none by default).
+    pub random_faults: crate::RandomFaults,
     /// The same for the REST API's reads (GET): what polling meets when
     /// Bitbucket throttles it.
     pub read_faults: VecDeque<crate::Fault>,
@@ -202,6 +207,7 @@ impl Instance {
             redirect_to: None,
             builds_endpoint: true,
             build_statuses: Vec::new(),
+            build_status_index: HashMap::new(),
             pull_requests: vec![pull_requests::PullRequest::sample(), pull_requests::PullRequest::of_sender()],
             comments: Vec::new(),
             branches,
@@ -210,6 +216,7 @@ impl Instance {
             deliveries: VecDeque::new(),
             failing_hook_repositories: Vec::new(),
             faults: VecDeque::new(),
+            random_faults: crate::RandomFaults::default(),
             read_faults: VecDeque::new(),
             calls: Vec::new(),
             oauth2_clients: vec![oauth2::OAuth2Client::demo()],
@@ -236,8 +243,11 @@ impl Instance {
 
 pub type Shared = Arc<RwLock<Instance>>;
 
-fn read(state: &Shared) -> Instance {
-    state.read().map(|i| i.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+/// The instance to read, shared: no handler copies it (its logs of calls
+/// and statuses grow without bound under load). A handler that goes on to
+/// change it drops this first: std's lock is not reentrant.
+fn read(state: &Shared) -> RwLockReadGuard<'_, Instance> {
+    state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn write(state: &Shared) -> RwLockWriteGuard<'_, Instance> {
@@ -563,12 +573,25 @@ async fn behaviour(State(state): State<Shared>, request: Request, next: Next) ->
     let rest = below.starts_with("/rest/") && !below.starts_with("/rest/oauth2/");
     let writes = rest && !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let reads = rest && request.method() == Method::GET;
-    let read_fault = if reads { write(&state).read_faults.pop_front() } else { None };
-    if !writes && read_fault.is_none() {
+    // A fault by chance first; otherwise the next queued one, if any.
+    let fault = if rest {
+        let mut instance = write(&state);
+        instance.random_faults.draw().or_else(|| {
+            if writes {
+                instance.faults.pop_front()
+            } else if reads {
+                instance.read_faults.pop_front()
+            } else {
+                None
+            }
+        })
+    } else {
+        None
+    };
+    if !writes && fault.is_none() {
         return next.run(request).await;
     }
     let (method, path, at) = (request.method().clone(), request.uri().path().to_owned(), Instant::now());
-    let fault = if writes { write(&state).faults.pop_front() } else { read_fault };
     let response = match fault {
         Some(crate::Fault::RateLimited { retry_after_seconds }) => {
             let mut refused = error(
@@ -594,7 +617,7 @@ async fn behaviour(State(state): State<Shared>, request: Request, next: Next) ->
 }
 
 pub fn router(state: Shared) -> Router {
-    let context_path = read(&state).context_path;
+    let context_path = read(&state).context_path.clone();
     let api = Router::new()
         .route("/rest/api/1.0/application-properties", get(application_properties))
         .route("/plugins/servlet/applinks/whoami", get(whoami))

@@ -42,6 +42,37 @@ pub enum Fault {
     Unavailable,
 }
 
+/// Faults drawn at random, as a busy Bitbucket fails now and then (the
+/// soak's `--fail-percent` and `--throttle-percent`): each call of the
+/// REST API is answered 503 with the first chance, 429 (`Retry-After: 1`)
+/// with the second, before any queued [`Fault`] is looked at.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RandomFaults {
+    /// Percent of calls answered 503.
+    pub unavailable_percent: f64,
+    /// Percent of calls answered 429.
+    pub rate_limited_percent: f64,
+}
+
+impl RandomFaults {
+    /// The fault this call gets, if any.
+    pub fn draw(&self) -> Option<Fault> {
+        if self.unavailable_percent <= 0.0 && self.rate_limited_percent <= 0.0 {
+            return None;
+        }
+        // A uniform roll in [0, 100) from the operating system's randomness
+        // (a version 4 uuid), without a random-number crate for one line.
+        let roll = (uuid::Uuid::new_v4().as_u128() % 1_000_000) as f64 / 10_000.0;
+        if roll < self.unavailable_percent {
+            Some(Fault::Unavailable)
+        } else if roll < self.unavailable_percent + self.rate_limited_percent {
+            Some(Fault::RateLimited { retry_after_seconds: Some(1) })
+        } else {
+            None
+        }
+    }
+}
+
 /// A write call the simulator received, for tests that count them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
@@ -178,5 +209,22 @@ async fn serve_tls(
             let service = TowerToHyperService::new(router);
             let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_faults_come_at_about_the_rates_asked() {
+        let faults = RandomFaults { unavailable_percent: 5.0, rate_limited_percent: 1.0 };
+        let drawn: Vec<Option<Fault>> = (0..20_000).map(|_| faults.draw()).collect();
+        let unavailable = drawn.iter().filter(|f| **f == Some(Fault::Unavailable)).count();
+        let limited = drawn.iter().filter(|f| **f == Some(Fault::RateLimited { retry_after_seconds: Some(1) })).count();
+        // Five standard deviations either side: wrong rates fail, chance does not.
+        assert!((850..=1150).contains(&unavailable), "{unavailable} of 20,000 answered 503");
+        assert!((130..=270).contains(&limited), "{limited} of 20,000 answered 429");
+        assert!((0..1000).all(|_| RandomFaults::default().draw().is_none()), "none unless asked");
     }
 }

@@ -21,6 +21,14 @@ struct Args {
     /// Milliseconds Data Center takes to answer each request (a network's latency).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// Percent of Data Center's REST calls answered 503 at random, as a
+    /// node being restarted does.
+    #[arg(long, default_value_t = 0.0)]
+    fail_percent: f64,
+    /// Percent of Data Center's REST calls answered 429 (`Retry-After: 1`)
+    /// at random, as Bitbucket's rate limiter does.
+    #[arg(long, default_value_t = 0.0)]
+    throttle_percent: f64,
     /// An API token of Bitgate: the demo platform follows Bitgate's events
     /// with it from the start (its page, /simulator/platform, takes one too).
     #[arg(long, env = "BITGATE_TOKEN")]
@@ -71,6 +79,20 @@ enum Command {
         rate: Option<u32>,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// With --rate: each delivery pushes a commit of its own (so that
+        /// each asks for a run and a build status of its own).
+        #[arg(long)]
+        distinct_commits: bool,
+        /// With --rate: sends a delivery again (same request id) after a 5xx
+        /// or no answer, as Bitbucket retries, for up to this many seconds.
+        #[arg(long, default_value_t = 0)]
+        retry_for: u64,
+        /// The request ids' prefix (`PREFIX-n`), to find them in Bitgate's log.
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Also prints a line for every window of this many seconds.
+        #[arg(long)]
+        every: Option<u64>,
     },
     /// Plays the platform that runs the stacks' work: follows Bitgate's
     /// events feed and reports each requested run queued, running, then
@@ -156,18 +178,45 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&body)?);
             return Ok(());
         }
-        Some(Command::Load { url, secret, event, clients, rate, seconds }) => {
+        Some(Command::Load {
+            url,
+            secret,
+            event,
+            clients,
+            rate,
+            seconds,
+            distinct_commits,
+            retry_for,
+            run_id,
+            every,
+        }) => {
             use bitbucket_simulator::load;
             let duration = std::time::Duration::from_secs(seconds);
+            let options =
+                load::Options { distinct_commits, retry_for: std::time::Duration::from_secs(retry_for), run_id };
             let report = match rate {
-                Some(rate) => load::open_loop(&url, &secret, &event, rate, duration).await,
+                Some(rate) => load::open_loop_with(&url, &secret, &event, rate, duration, &options).await,
                 None => load::closed_loop(&url, &secret, &event, clients, duration).await,
             };
             let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+            if let Some(every) = every {
+                for window in report.windows(std::time::Duration::from_secs(every.max(1))) {
+                    println!(
+                        "window={}s sent={} failed={} retried={} p50={:.2}ms p99={:.2}ms",
+                        window.start.as_secs(),
+                        window.sent,
+                        window.failed,
+                        window.retried,
+                        ms(window.p50),
+                        ms(window.p99)
+                    );
+                }
+            }
             println!(
-                "sent={} failed={} rate={:.1}/s p50={:.2}ms p99={:.2}ms max={:.2}ms",
+                "sent={} failed={} retried={} rate={:.1}/s p50={:.2}ms p99={:.2}ms max={:.2}ms",
                 report.sent,
                 report.failed,
+                report.retried(),
                 report.rate(),
                 ms(report.percentile(0.5)),
                 ms(report.percentile(0.99)),
@@ -215,7 +264,17 @@ async fn main() -> anyhow::Result<()> {
     let simulator =
         bitbucket_simulator::Simulator::start_on(args.listen, bitbucket_simulator::DataCenter::sample(), transport)
             .await?;
-    simulator.configure(|instance| instance.delay = std::time::Duration::from_millis(args.delay_ms));
+    anyhow::ensure!(
+        args.fail_percent >= 0.0 && args.throttle_percent >= 0.0 && args.fail_percent + args.throttle_percent <= 100.0,
+        "--fail-percent and --throttle-percent are percents: together between 0 and 100"
+    );
+    simulator.configure(|instance| {
+        instance.delay = std::time::Duration::from_millis(args.delay_ms);
+        instance.random_faults = bitbucket_simulator::RandomFaults {
+            unavailable_percent: args.fail_percent,
+            rate_limited_percent: args.throttle_percent,
+        };
+    });
     simulator.set_bitgate_url(&args.bitgate_url);
     println!("Bitbucket Data Center simulator at {}", simulator.url);
     println!("  API URL:      {}", simulator.url);

@@ -96,10 +96,20 @@ pub fn reports(event: &Value, commit_message: Option<&str>) -> Vec<(&'static str
 
 impl Platform {
     /// Follows the feed from its end, forever; each requested run is
-    /// reported in a task of its own. Returns at the first failure to read it.
+    /// reported in a task of its own. When Bitgate does not answer (it is
+    /// restarting, its database is) it tries again every [`RETRY`] from
+    /// where it was; it returns when Bitgate refuses the token.
     pub async fn follow(&self) -> anyhow::Result<()> {
         let client = reqwest::Client::new();
-        self.follow_from(&client, &mut self.after.clone(), None).await
+        let mut cursor = self.after.clone();
+        loop {
+            let Err(error) = self.follow_from(&client, &mut cursor, None).await;
+            if error.downcast_ref::<Refused>().is_some() {
+                return Err(error);
+            }
+            eprintln!("platform: {error:#}; trying again in {} s", RETRY.as_secs());
+            tokio::time::sleep(RETRY).await;
+        }
     }
 
     /// [`Self::follow`] inside the simulator: progress and failures are
@@ -109,23 +119,23 @@ impl Platform {
         let client = reqwest::Client::new();
         let mut cursor = self.after.clone();
         loop {
-            if let Err(error) = self.follow_from(&client, &mut cursor, Some(&within)).await {
-                within.note(|p| {
-                    p.following_since = None;
-                    p.last_error = Some((OffsetDateTime::now_utc(), format!("{error:#}")));
-                });
-                tokio::time::sleep(RETRY).await;
-            }
+            let Err(error) = self.follow_from(&client, &mut cursor, Some(&within)).await;
+            within.note(|p| {
+                p.following_since = None;
+                p.last_error = Some((OffsetDateTime::now_utc(), format!("{error:#}")));
+            });
+            tokio::time::sleep(RETRY).await;
         }
     }
 
-    /// Follows from `cursor` (the feed's end when none), keeping it up to date.
+    /// Follows from `cursor` (the feed's end when none), keeping it up to
+    /// date, until reading the feed fails.
     async fn follow_from(
         &self,
         client: &reqwest::Client,
         cursor: &mut Option<String>,
         within: Option<&InProcess>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<std::convert::Infallible> {
         if cursor.is_none() {
             *cursor = Some(self.head(client).await?);
         }
@@ -181,8 +191,8 @@ impl Platform {
             anyhow!("Bitgate does not answer at {}: {cause}", self.bitgate_url)
         })?;
         match answer.status().as_u16() {
-            401 => bail!("Bitgate refused the token (401): use an API token from Bitgate's Tokens page."),
-            403 => bail!("Bitgate refused the token (403): it may not read the stacks' events."),
+            401 => Err(Refused("Bitgate refused the token (401): use an API token from Bitgate's Tokens page.").into()),
+            403 => Err(Refused("Bitgate refused the token (403): it may not read the stacks' events.").into()),
             status if !answer.status().is_success() => bail!("Bitgate answered {status} to {url}"),
             _ => Ok(answer.json().await?),
         }
@@ -216,10 +226,47 @@ impl Platform {
             if let Some(id) = event["pull_request"]["id"].as_u64() {
                 body["pull_request_id"] = json!(id);
             }
-            client.put(&url).bearer_auth(&self.token).json(&body).send().await?.error_for_status()?;
+            report(client, &url, &self.token, &body).await?;
             tokio::time::sleep(self.step).await;
         }
         Ok(())
+    }
+}
+
+/// Bitgate refused the token: following again would not help.
+#[derive(Debug)]
+struct Refused(&'static str);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// How long a report is tried again while Bitgate does not take it.
+const REPORT_PATIENCE: Duration = Duration::from_secs(300);
+
+/// Puts one report of a run, again after no answer, a 5xx or a 429 (a
+/// restarting Bitgate, its database restarting), as a CI system's
+/// reporter would: 1 s, then twice as long each time, at most 10 s, for
+/// [`REPORT_PATIENCE`]. Bitgate takes the same report twice as once.
+async fn report(client: &reqwest::Client, url: &str, token: &str, body: &Value) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let answer = client.put(url).bearer_auth(token).json(body).send().await;
+        let transient = match &answer {
+            Ok(response) => response.status().is_server_error() || response.status().as_u16() == 429,
+            Err(_) => true,
+        };
+        if !transient || started.elapsed() + pause > REPORT_PATIENCE {
+            answer?.error_for_status()?;
+            return Ok(());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(10));
     }
 }
 

@@ -319,3 +319,38 @@ async fn faults_answer_the_next_write_calls_and_every_write_is_logged() {
     assert_eq!(answered, [429, 503, 204]);
     assert!(calls.iter().all(|c| c.method == "POST" && c.path.ends_with("/builds")));
 }
+
+#[tokio::test]
+async fn random_faults_meet_rest_reads_and_writes_but_not_the_pages() {
+    use bitbucket_simulator::{Fault, RandomFaults};
+    use reqwest::Method;
+    use serde_json::json;
+    let sim = Simulator::start(DataCenter::sample(), Transport::Http).await.unwrap();
+    let url = builds_url(&sim, "latest", "OPS/my-repo");
+    let status = json!({"key": "k", "state": "SUCCESSFUL", "url": "https://ci/1"});
+    let repos = format!("{}/rest/api/1.0/repos", sim.url);
+
+    sim.configure(|dc| dc.random_faults = RandomFaults { unavailable_percent: 100.0, rate_limited_percent: 0.0 });
+    assert_eq!(send(Method::POST, &url, Some(DEMO_TOKEN), status.clone()).await.0, 503);
+    assert_eq!(get(&repos, Some(DEMO_TOKEN)).await.status(), 503);
+    let page = get(&format!("{}/projects/OPS/repos/my-repo/browse", sim.url), None).await;
+    assert_eq!(page.status(), 200, "a person's page is not the REST API");
+
+    sim.configure(|dc| {
+        dc.random_faults = RandomFaults { unavailable_percent: 0.0, rate_limited_percent: 100.0 };
+        dc.faults.push_back(Fault::Unavailable);
+    });
+    let limited = reqwest::Client::new().post(&url).bearer_auth(DEMO_TOKEN).json(&status).send().await.unwrap();
+    assert_eq!((limited.status().as_u16(), limited.headers()["retry-after"].to_str().unwrap()), (429, "1"));
+
+    sim.configure(|dc| dc.random_faults = RandomFaults::default());
+    assert_eq!(
+        send(Method::POST, &url, Some(DEMO_TOKEN), status.clone()).await.0,
+        503,
+        "a queued fault waits its turn behind a random one"
+    );
+    assert_eq!(send(Method::POST, &url, Some(DEMO_TOKEN), status).await.0, 204);
+    let answered: Vec<u16> = sim.datacenter.read().unwrap().calls.iter().map(|c| c.status).collect();
+    assert_eq!(answered, [503, 429, 503, 204], "faulted writes are logged with their answer");
+    assert_eq!(sim.datacenter.read().unwrap().build_statuses.len(), 1);
+}

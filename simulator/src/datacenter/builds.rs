@@ -115,11 +115,14 @@ fn store(state: &Shared, repository_id: Option<u64>, commit: &str, posted: Poste
         date_added: epoch_millis(),
     };
     let mut instance = write(state);
-    let same =
-        |s: &BuildStatus| s.repository_id == status.repository_id && s.commit == status.commit && s.key == status.key;
-    match instance.build_statuses.iter_mut().find(|s| same(s)) {
-        Some(existing) => *existing = status,
-        None => instance.build_statuses.push(status),
+    let identity = (status.repository_id, status.commit.clone(), status.key.clone());
+    match instance.build_status_index.get(&identity).copied() {
+        Some(at) => instance.build_statuses[at] = status,
+        None => {
+            let at = instance.build_statuses.len();
+            instance.build_statuses.push(status);
+            instance.build_status_index.insert(identity, at);
+        }
     }
 }
 
@@ -146,6 +149,7 @@ async fn post_current(
     };
     match checked(&body, &commit, false) {
         Ok(posted) => {
+            drop(instance);
             store(&state, Some(repository.id), &commit, posted, &token.owner);
             as_user(&Some(token), StatusCode::NO_CONTENT)
         }
@@ -201,6 +205,7 @@ async fn post_legacy(
     };
     match checked(&body, &commit, true) {
         Ok(posted) => {
+            drop(instance);
             store(&state, None, &commit, posted, &token.owner);
             as_user(&Some(token), StatusCode::NO_CONTENT)
         }

@@ -203,6 +203,7 @@ async fn post_comment(
         Ok((text, _)) => text,
         Err(refused) => return refused,
     };
+    drop(instance);
     let mut instance = write(&state);
     let comment = Comment {
         id: instance.comments.iter().map(|c| c.id).max().unwrap_or(0) + 1,
@@ -340,6 +341,7 @@ async fn put_comment(
     if version != Some(comment.version) {
         return out_of_date(&comment);
     }
+    drop(instance);
     let mut instance = write(&state);
     let Some(stored) = instance.comments.iter_mut().find(|c| c.id == comment.id) else {
         return no_such_comment(comment_id);
@@ -369,6 +371,7 @@ async fn delete_comment(
     if query.version != Some(comment.version) {
         return out_of_date(&comment);
     }
+    drop(instance);
     write(&state).comments.retain(|c| c.id != comment.id);
     as_user(&Some(token), StatusCode::NO_CONTENT)
 }
