@@ -140,6 +140,16 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DatabaseError> {
 /// and nothing was done), rather than a bug or a refused statement (500).
 pub fn is_outage(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_))
+        || error.as_database_error().and_then(|e| e.code()).is_some_and(|code| is_outage_code(&code))
+}
+
+/// What PostgreSQL says when it is going away or not there yet: a
+/// connection exception (class 08), a shutdown or restart (57P01 admin,
+/// 57P02 crash, 57P03 starting up) or no connection slot left (53300).
+/// A restart sends 57P01 to every query in flight: the caller should try
+/// again (503), not read it as Bitgate's fault (500).
+fn is_outage_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
 
 /// Whether PostgreSQL refused text it cannot store: the NUL character, in a

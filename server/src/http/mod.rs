@@ -49,7 +49,7 @@ use tower_http::{
         predicate::{NotForContentType, SizeAbove},
         CompressionLayer, Predicate,
     },
-    trace::TraceLayer,
+    trace::{DefaultOnFailure, TraceLayer},
 };
 
 use crate::state::AppState;
@@ -116,10 +116,15 @@ pub fn router(state: AppState) -> Router {
         .layer(CompressionLayer::new().br(true).gzip(true).compress_when(SizeAbove::new(1024).and(NotForContentType::IMAGES)))
         .layer(
             // Paths only: query strings can carry one-time tokens.
-            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-                let id = request.extensions().get::<request_id::RequestId>().map(|id| id.0.as_str());
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = id)
-            }),
+            // A 5xx is logged where it is made (`error.rs`: a 500 as an
+            // error, a database outage's 503 as a warning); this layer's
+            // own line about it is a warning, not a second error.
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    let id = request.extensions().get::<request_id::RequestId>().map(|id| id.0.as_str());
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = id)
+                })
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
         )
         .layer(middleware::from_fn_with_state(state.clone(), request_id::assign));
     // Bitbucket's deliveries, the hot path, get a stack of their own, added

@@ -171,3 +171,19 @@ async fn no_acknowledged_delivery_is_lost_when_the_database_goes_away() {
     assert!(acknowledged.len() >= 90, "before and after the outage, deliveries are stored: {}", acknowledged.len());
     assert!((200..300).contains(&answers.last().unwrap().1), "stored again once the database is back");
 }
+
+/// PostgreSQL restarting ends the queries in flight with 57P01
+/// ("terminating connection due to administrator command"): an outage,
+/// answered 503 so that the caller tries again, not a bug answered 500.
+#[tokio::test]
+async fn a_restart_s_goodbye_to_the_queries_in_flight_is_an_outage_not_a_bug() {
+    use sqlx::Connection;
+    let url = fresh_database().await;
+    let mut ended = sqlx::PgConnection::connect(&url).await.unwrap();
+    let goodbye = sqlx::query("SELECT pg_terminate_backend(pg_backend_pid())").execute(&mut ended).await.unwrap_err();
+    assert_eq!(goodbye.as_database_error().and_then(|e| e.code()).as_deref(), Some("57P01"), "{goodbye}");
+    assert!(bitgate_core::db::is_outage(&goodbye));
+    let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+    let bug = sqlx::query("SELECT 1 / 0").execute(&mut other).await.unwrap_err();
+    assert!(!bitgate_core::db::is_outage(&bug), "a refused statement is not an outage: {bug}");
+}
