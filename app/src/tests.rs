@@ -36,17 +36,22 @@ fn with_viewer(page: PageData) -> PageContext {
     PageContext { viewer: Some(viewer()), page, ..PageContext::default() }
 }
 
+/// A token made on 2026-12-01, never expiring.
+fn terraform_token(last_used_at: Option<&str>) -> TokenRow {
+    TokenRow {
+        id: "d6f1".into(),
+        name: "terraform".into(),
+        prefix: "bgt_abcd".into(),
+        created_at: "2026-12-01T10:00:00Z".into(),
+        expires_at: None,
+        last_used_at: last_used_at.map(str::to_owned),
+    }
+}
+
 #[test]
 fn the_tokens_page_shows_its_rows_and_the_new_secret_once() {
     let page = TokensPage {
-        tokens: vec![TokenRow {
-            id: "d6f1".into(),
-            name: "terraform".into(),
-            prefix: "bgt_abcd".into(),
-            created_at: "2026-12-01T10:00:00Z".into(),
-            expires_at: None,
-            last_used_at: Some("2026-12-02T11:00:00Z".into()),
-        }],
+        tokens: vec![terraform_token(Some("2026-12-02T11:00:00Z"))],
         created: Some(("ci".into(), "bgt_secret-shown-once".into())),
     };
     let html = render(with_viewer(PageData::Tokens(page)));
@@ -58,6 +63,23 @@ fn the_tokens_page_shows_its_rows_and_the_new_secret_once() {
 
     let html = render(with_viewer(PageData::Tokens(TokensPage { created: None, ..TokensPage::default() })));
     assert!(html.contains("No API tokens") && !html.contains("bgt_secret"), "{html}");
+}
+
+#[test]
+fn the_frame_folds_the_navigation_into_a_menu_and_tables_scroll_in_a_named_region() {
+    let page = TokensPage { tokens: vec![terraform_token(None)], created: None };
+    let html = render(with_viewer(PageData::Tokens(page)));
+    // The bar's navigation and the menu's (CSS shows one of them).
+    assert_eq!(html.matches(r#"href="/stacks""#).count(), 2, "{html}");
+    assert_eq!(html.matches("Log out").count(), 2, "{html}");
+    assert!(html.contains(r#"<details class="menu"><summary>Menu</summary>"#), "{html}");
+    assert!(!html.contains(r#"href="/users""#), "an account admin's sections only for one: {html}");
+    let region = r#"<div role="region" aria-label="API tokens" tabindex="0" class="table-scroll"><table>"#;
+    assert!(html.contains(region), "{html}");
+    // Times read as people say them, the exact one in the tooltip.
+    assert!(html.contains(r#"<time datetime="2026-12-01T10:00:00Z" title="2026-12-01 10:00:00 UTC">"#), "{html}");
+    assert!(!html.contains(">2026-12-01T10:00:00Z<"), "not the stored form: {html}");
+    assert!(html.contains("<span>Never</span>"), "{html}");
 }
 
 #[test]

@@ -61,7 +61,7 @@ test('the admin logs out and in again; a wrong password is refused', async ({ pa
   await page.getByLabel('Password', { exact: true }).fill(admin.password);
   await page.getByRole('button', { name: 'Log in' }).click();
   await expect(page).toHaveURL('/');
-  await expect(page.locator('.account-name')).toHaveText(admin.name);
+  await expect(page.locator('header.topbar > .account .account-name')).toHaveText(admin.name);
 
   // The copy button is an island too, and it responds.
   await context.grantPermissions(['clipboard-read', 'clipboard-write']);
@@ -309,7 +309,7 @@ test('a Cloud integration is approved in Bitbucket: Cancel first, then Grant acc
   await page.getByRole('button', { name: 'Connect', exact: true }).click();
   await page.getByRole('button', { name: 'Grant access' }).click();
   await expect(page.getByText('Connected: Bitgate acts as Ada Lovelace (ada)')).toBeVisible();
-  await expect(page.locator('.health.connected')).toBeVisible();
+  await expect(page.locator('.state-line .badge.good', { hasText: 'connected' })).toBeVisible();
   await expect(page.getByText('repo:push')).toBeVisible();
   await expect(page.getByRole('button', { name: 'Reconnect' })).toBeVisible();
   expect(errors).toEqual([]);
@@ -347,7 +347,7 @@ test('a Data Center integration through an OAuth 2.0 application link: Deny firs
   await page.getByLabel('Client secret').fill(clientSecret);
   await page.getByRole('button', { name: 'Test connection and save' }).click();
   await expect(page.getByText('Bitbucket accepted the application link. Now click Connect')).toBeVisible();
-  await expect(page.locator('.health.pending_authorization')).toBeVisible();
+  await expect(page.locator('.state-line .badge.waiting', { hasText: 'pending approval' })).toBeVisible();
 
   // Bitbucket's consent page names the permission; Deny, and Bitgate says so.
   await page.getByRole('button', { name: 'Connect', exact: true }).click();
@@ -360,7 +360,7 @@ test('a Data Center integration through an OAuth 2.0 application link: Deny firs
   await page.getByRole('button', { name: 'Connect', exact: true }).click();
   await page.getByRole('button', { name: 'Allow' }).click();
   await expect(page.getByText('Connected: Bitgate acts as jcitizen in Bitbucket Data Center.')).toBeVisible();
-  await expect(page.locator('.health.connected')).toBeVisible();
+  await expect(page.locator('.state-line .badge.good', { hasText: 'connected' })).toBeVisible();
   await expect(page.getByRole('button', { name: 'Reconnect' })).toBeVisible();
   await expect(page.getByText(clientSecret)).toHaveCount(0);
   expect(errors).toEqual([]);
@@ -380,7 +380,7 @@ test('a legacy OAuth 1.0a link: its public key pasted into Bitbucket, Deny first
   await page.getByLabel('Name', { exact: true }).fill('dc-legacy');
   await page.getByLabel('API URL').fill(simulator);
   await page.getByRole('button', { name: 'Test connection and save' }).click();
-  await expect(page.locator('.health.pending_authorization')).toBeVisible();
+  await expect(page.locator('.state-line .badge.waiting', { hasText: 'pending approval' })).toBeVisible();
 
   // The page says what to enter in Bitbucket's application link, with the
   // public key Bitgate made (its private key never shows).
@@ -419,7 +419,7 @@ test('a legacy OAuth 1.0a link: its public key pasted into Bitbucket, Deny first
   await page.getByRole('button', { name: 'Connect', exact: true }).click();
   await page.getByRole('button', { name: 'Allow' }).click();
   await expect(page.getByText('Connected: Bitgate acts as jcitizen in Bitbucket Data Center.')).toBeVisible();
-  await expect(page.locator('.health.connected')).toBeVisible();
+  await expect(page.locator('.state-line .badge.good', { hasText: 'connected' })).toBeVisible();
   expect(errors).toEqual([]);
 });
 

@@ -19,43 +19,45 @@ pub fn Page(
     let context = page_context();
     let viewer = context.viewer.clone();
     let is_account_admin = viewer.as_ref().is_some_and(|v| v.is_account_admin);
+    // (Rendered twice: in the bar and in the menu.)
+    let account = move || {
+        viewer.clone().map(|viewer| {
+            view! {
+            <span class="account-name" title=viewer.email.clone()>
+                {viewer.name.clone()}
+            </span>
+            <form method="post" action="/logout" class="inline">
+                <input type="hidden" name="csrf_token" value=viewer.csrf_token.clone() />
+                <button type="submit" class="button link">
+                    "Log out"
+                </button>
+            </form>
+            }
+        })
+    };
     view! {
         <Title text=format!("{title} · Bitgate") />
+        // Wide windows show the navigation in the bar; narrow ones (a
+        // phone) fold it into a menu that opens without JavaScript. Only
+        // one of the two is displayed (CSS), so a screen reader meets one.
         <header class="topbar">
             <a class="brand" href="/">
                 <BrandMark />
                 "Bitgate"
             </a>
             <nav class="topnav" aria-label="Main">
-                <a href="/">"Integrations"</a>
-                <a href="/stacks">"Stacks"</a>
-                <a href="/spaces">"Spaces"</a>
-                <a href="/tokens">"API tokens"</a>
-                {is_account_admin
-                    .then(|| {
-                        view! {
-                            <a href="/users">"Users"</a>
-                            <a href="/audit">"Audit log"</a>
-                        }
-                    })}
-                <a href="/api/reference">"API"</a>
+                <NavLinks is_account_admin />
             </nav>
-            {viewer
-                .map(|viewer| {
-                    view! {
-                        <div class="account">
-                            <span class="account-name" title=viewer.email.clone()>
-                                {viewer.name.clone()}
-                            </span>
-                            <form method="post" action="/logout" class="inline">
-                                <input type="hidden" name="csrf_token" value=viewer.csrf_token.clone() />
-                                <button type="submit" class="button link">
-                                    "Log out"
-                                </button>
-                            </form>
-                        </div>
-                    }
-                })}
+            <div class="account">{account()}</div>
+            <details class="menu">
+                <summary>"Menu"</summary>
+                <div class="menu-panel">
+                    <nav aria-label="Main">
+                        <NavLinks is_account_admin />
+                    </nav>
+                    <div class="account">{account()}</div>
+                </div>
+            </details>
         </header>
         <main class="content">
             <header class="page-header">
@@ -106,6 +108,37 @@ fn Flashes(flashes: Vec<Flash>) -> impl IntoView {
             }
         })
         .collect_view()
+}
+
+/// The console's sections, for the bar and for the menu.
+#[component]
+fn NavLinks(is_account_admin: bool) -> impl IntoView {
+    view! {
+        <a href="/">"Integrations"</a>
+        <a href="/stacks">"Stacks"</a>
+        <a href="/spaces">"Spaces"</a>
+        <a href="/tokens">"API tokens"</a>
+        {is_account_admin
+            .then(|| {
+                view! {
+                    <a href="/users">"Users"</a>
+                    <a href="/audit">"Audit log"</a>
+                }
+            })}
+        <a href="/api/reference">"API"</a>
+    }
+}
+
+/// A table that scrolls sideways on its own when it is wider than the
+/// window (a phone) instead of widening the page. The region is focusable
+/// and named, so that a keyboard can scroll it too.
+#[component]
+pub fn TableScroll(#[prop(into)] label: String, children: Children) -> impl IntoView {
+    view! {
+        <div class="table-scroll" role="region" aria-label=label tabindex="0">
+            {children()}
+        </div>
+    }
 }
 
 #[component]

@@ -2,8 +2,10 @@
 //! the latest calls Bitgate made to Bitbucket, newest first, and where the
 //! API lists the rest.
 
+use crate::components::when::When;
 use leptos::prelude::*;
 
+use crate::components::layout::TableScroll;
 use crate::context::{OutboundLog, OutboundRow};
 
 /// The answer's status, in the colours the other logs use: Bitbucket took
@@ -36,7 +38,7 @@ pub fn OutboundTable(log: OutboundLog, with_stack: bool, #[prop(into)] empty: St
             });
             view! {
                 <tr>
-                    <td>{row.at.clone()}</td>
+                    <td><When at=row.at.clone() /></td>
                     {stack}
                     <td>{row.what.clone()}</td>
                     <td><code>{format!("{} {}", row.method, row.path)}</code></td>
@@ -57,7 +59,7 @@ pub fn OutboundTable(log: OutboundLog, with_stack: bool, #[prop(into)] empty: St
         }
     });
     view! {
-        <table class="compact">
+        <TableScroll label="Calls to Bitbucket"><table class="compact">
             <thead>
                 <tr>
                     <th>"Time"</th>
@@ -70,7 +72,7 @@ pub fn OutboundTable(log: OutboundLog, with_stack: bool, #[prop(into)] empty: St
                 </tr>
             </thead>
             <tbody>{rows}</tbody>
-        </table>
+        </table></TableScroll>
         {more}
     }
     .into_any()

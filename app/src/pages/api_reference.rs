@@ -1,5 +1,6 @@
 use leptos::prelude::*;
 
+use crate::components::layout::TableScroll;
 use crate::{
     components::layout::Page,
     context::{FieldDoc, OperationDoc, SchemaDoc, TypeRef},
@@ -113,7 +114,7 @@ fn Operation(op: OperationDoc) -> impl IntoView {
             {parameters}
             {request}
             <h4>"Responses"</h4>
-            <table class="compact">
+            <TableScroll label="Responses"><table class="compact">
                 <thead>
                     <tr>
                         <th>"Status"</th>
@@ -122,7 +123,7 @@ fn Operation(op: OperationDoc) -> impl IntoView {
                     </tr>
                 </thead>
                 <tbody>{responses}</tbody>
-            </table>
+            </table></TableScroll>
         </article>
     }
     .into_any()
@@ -159,7 +160,7 @@ fn Schema(schema: SchemaDoc) -> impl IntoView {
 #[component]
 fn FieldTable(fields: Vec<FieldDoc>, show_location: bool) -> impl IntoView {
     view! {
-        <table class="compact">
+        <TableScroll label="Fields"><table class="compact">
             <thead>
                 <tr>
                     <th>"Name"</th>
@@ -185,7 +186,7 @@ fn FieldTable(fields: Vec<FieldDoc>, show_location: bool) -> impl IntoView {
                     })
                     .collect_view()}
             </tbody>
-        </table>
+        </table></TableScroll>
     }
     .into_any()
 }

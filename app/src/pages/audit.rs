@@ -1,5 +1,7 @@
 use leptos::prelude::*;
 
+use crate::components::layout::TableScroll;
+use crate::components::when::When;
 use crate::{
     components::layout::{EmptyState, Page},
     context::AuditRow,
@@ -37,7 +39,7 @@ pub fn AuditPage(page: crate::context::AuditPage) -> impl IntoView {
         .into_any()
     } else {
         view! {
-            <table class="audit">
+            <TableScroll label="Audit events"><table class="audit">
                 <thead>
                     <tr>
                         <th>"When (UTC)"</th>
@@ -50,7 +52,7 @@ pub fn AuditPage(page: crate::context::AuditPage) -> impl IntoView {
                     </tr>
                 </thead>
                 <tbody>{page.events.into_iter().map(|event| view! { <AuditLine event /> }).collect_view()}</tbody>
-            </table>
+            </table></TableScroll>
         }
         .into_any()
     };
@@ -99,7 +101,7 @@ fn AuditLine(event: AuditRow) -> impl IntoView {
     };
     view! {
         <tr>
-            <td><time datetime=event.occurred_at.clone()>{event.occurred_at.replace('T', " ").trim_end_matches('Z').to_owned()}</time></td>
+            <td><When at=event.occurred_at.clone() /></td>
             <td>{actor}</td>
             <td><code>{event.action}</code></td>
             <td>{event.target.unwrap_or_default()}</td>

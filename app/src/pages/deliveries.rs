@@ -3,21 +3,13 @@
 //! stacks it matched. Plain server-rendered pages; the filters are a GET
 //! form, so that a filtered log has its own address.
 
+use crate::components::when::{exact_text, When};
 use leptos::prelude::*;
 
-use crate::{
-    components::layout::{EmptyState, Page},
-    context::DeliveryRow,
+use crate::components::{
+    badge,
+    layout::{EmptyState, Page, TableScroll},
 };
-
-fn outcome_badge(row: &DeliveryRow) -> impl IntoView {
-    let class = match row.outcome.as_str() {
-        "accepted" => "health connected",
-        "rejected" => "health error",
-        _ => "health pending_authorization",
-    };
-    view! { <span class=class>{row.outcome.clone()}</span> }
-}
 
 #[component]
 pub fn DeliveriesPage(page: crate::context::DeliveriesPage) -> impl IntoView {
@@ -33,12 +25,12 @@ pub fn DeliveriesPage(page: crate::context::DeliveriesPage) -> impl IntoView {
             let reason = if row.reason.is_empty() { String::new() } else { format!(" ({})", row.reason) };
             view! {
                 <tr>
-                    <td><a href=format!("/deliveries/{}", row.id)>{row.received_at.clone()}</a></td>
-                    <td><code>{row.event_key.clone()}</code></td>
+                    <td><a href=format!("/deliveries/{}", row.id)><When at=row.received_at.clone() /></a></td>
+                    <td><code class="token">{row.event_key.clone()}</code></td>
                     <td>{row.repository.clone()}</td>
                     <td><code class="muted">{row.request_id.clone()}</code></td>
-                    <td>{row.signature.clone()}</td>
-                    <td>{outcome_badge(row)} {reason}</td>
+                    <td>{badge::signature(&row.signature)}</td>
+                    <td>{badge::delivery_outcome(&row.outcome)} {reason}</td>
                     <td>{row.stacks}</td>
                 </tr>
             }
@@ -55,10 +47,10 @@ pub fn DeliveriesPage(page: crate::context::DeliveriesPage) -> impl IntoView {
         .into_any()
     } else {
         view! {
-            <table>
+            <TableScroll label="Deliveries"><table>
                 <thead><tr><th>"Received"</th><th>"Event"</th><th>"Repository"</th><th>"Request id"</th><th>"Signature"</th><th>"Outcome"</th><th>"Stacks"</th></tr></thead>
                 <tbody>{rows}</tbody>
-            </table>
+            </table></TableScroll>
         }
         .into_any()
     };
@@ -109,31 +101,32 @@ pub fn DeliveryDetailsPage(page: crate::context::DeliveryPage) -> impl IntoView 
             .into_any()
     };
     let body = match page.body.clone() {
-        Some(body) => view! { <pre class="json">{body}</pre> }.into_any(),
+        // Focusable and named: a keyboard can scroll a long body too.
+        Some(body) => view! { <pre class="json" tabindex="0" aria-label="The delivery's body">{body}</pre> }.into_any(),
         None => view! { <p class="muted">"Bodies are kept for accepted deliveries only."</p> }.into_any(),
     };
     view! {
-        <Page title=format!("Delivery {}", row.event_key) lede=format!("Received {} by {}", row.received_at, page.integration_name)>
+        <Page title=format!("Delivery {}", row.event_key) lede=format!("Received {} by {}", exact_text(&row.received_at), page.integration_name)>
             <p><a href=format!("/integrations/{}/deliveries", page.integration_id)>"Back to the delivery log"</a></p>
             <section class="panel">
                 <dl class="facts">
                     <dt>"Outcome"</dt>
-                    <dd>{outcome_badge(&row)} " " {row.reason.clone()}</dd>
+                    <dd>{badge::delivery_outcome(&row.outcome)} " " {row.reason.clone()}</dd>
                     <dt>"Signature"</dt>
-                    <dd>{row.signature.clone()}</dd>
+                    <dd>{badge::signature(&row.signature)}</dd>
                     <dt>"Repository"</dt>
                     <dd>{row.repository.clone()}</dd>
                     <dt>"Request id"</dt>
                     <dd><code>{row.request_id.clone()}</code></dd>
                     <dt>"Sent again"</dt>
-                    <dd>{format!("{} time(s)", row.duplicate_count)}</dd>
+                    <dd>{sent_again(row.duplicate_count)}</dd>
                     <dt>"Stacks matched"</dt>
                     <dd>{stacks}</dd>
                 </dl>
             </section>
             <section class="panel">
                 <h2>"Headers"</h2>
-                <table class="compact"><tbody>{headers}</tbody></table>
+                <TableScroll label="Headers"><table class="compact"><tbody>{headers}</tbody></table></TableScroll>
             </section>
             <section class="panel">
                 <h2>"Body"</h2>
@@ -142,4 +135,23 @@ pub fn DeliveryDetailsPage(page: crate::context::DeliveryPage) -> impl IntoView 
         </Page>
     }
     .into_any()
+}
+
+/// How many times Bitbucket sent the delivery again, as a sentence.
+fn sent_again(count: i32) -> String {
+    match count {
+        0 => "never".to_owned(),
+        1 => "once".to_owned(),
+        2 => "twice".to_owned(),
+        n => format!("{n} times"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sent_again_reads_as_a_sentence() {
+        let said: Vec<String> = [0, 1, 2, 7].into_iter().map(super::sent_again).collect();
+        assert_eq!(said, ["never", "once", "twice", "7 times"]);
+    }
 }

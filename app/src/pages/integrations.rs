@@ -1,5 +1,8 @@
+use crate::components::badge::{Badge, Tone};
+use crate::components::when::When;
 use leptos::prelude::*;
 
+use crate::components::layout::TableScroll;
 use crate::{
     components::{
         form::{CsrfField, FormError, TextField},
@@ -105,7 +108,7 @@ pub fn IntegrationList(page: crate::context::IntegrationsPage) -> impl IntoView 
         .into_any()
     } else {
         view! {
-            <table>
+            <TableScroll label="Integrations"><table>
                 <thead>
                     <tr>
                         <th>"Name"</th>
@@ -117,7 +120,7 @@ pub fn IntegrationList(page: crate::context::IntegrationsPage) -> impl IntoView 
                     </tr>
                 </thead>
                 <tbody>{page.rows.into_iter().map(|row| view! { <IntegrationLine row /> }).collect_view()}</tbody>
-            </table>
+            </table></TableScroll>
         }
         .into_any()
     };
@@ -164,8 +167,14 @@ fn IntegrationLine(row: IntegrationRow) -> impl IntoView {
             <td>{name}</td>
             <td>{row.provider}</td>
             <td>{row.scope}</td>
-            <td>{row.labels.join(", ")}</td>
-            <td><span class=format!("health {}", row.health)>{row.health.clone()}</span></td>
+            <td>
+                {if row.labels.is_empty() {
+                    view! { <span class="muted">"none"</span> }.into_any()
+                } else {
+                    row.labels.join(", ").into_any()
+                }}
+            </td>
+            <td>{crate::components::badge::health(&row.health)}</td>
             <td>{row.stacks_count}</td>
         </tr>
     }
@@ -602,8 +611,8 @@ pub fn IntegrationDetailsPage(page: crate::context::IntegrationPage) -> impl Int
         <Page title=page.name.clone() lede=format!("{} · {}", page.provider, page.scope)>
             <section class="panel">
                 <h2>"Health"</h2>
-                <p><span class=format!("health {}", page.health_state)>{page.health_state.clone()}</span> " " {page.health_message.clone()}</p>
-                <p class="muted">{format!("Last checked {}", page.health_checked_at)}</p>
+                <p class="state-line">{crate::components::badge::health(&page.health_state)} <span>{page.health_message.clone()}</span></p>
+                <p class="muted">"Last checked " <When at=page.health_checked_at.clone() /></p>
                 {page.connect.clone().map(|label| {
                     let class = if label == "Connect" || page.health_state == "error" { "button primary" } else { "button secondary" };
                     view! {
@@ -651,7 +660,7 @@ pub fn IntegrationDetailsPage(page: crate::context::IntegrationPage) -> impl Int
                     <dt>"URL"</dt>
                     <dd><CopyValue value=page.webhook_url.clone() /></dd>
                     <dt>"Secret"</dt>
-                    <dd>
+                    <dd class="with-actions">
                         {secret}
                         <form method="post" action=format!("/integrations/{}/webhook/rotate", page.id) class="inline">
                             <CsrfField />
@@ -659,7 +668,7 @@ pub fn IntegrationDetailsPage(page: crate::context::IntegrationPage) -> impl Int
                         </form>
                     </dd>
                     <dt>"Status"</dt>
-                    <dd>"Active"</dd>
+                    <dd><Badge tone=Tone::Good word="active" /></dd>
                 </dl>
                 {page.previous_secret_valid_until.clone().map(|until| view! {
                     <p class="notice">
@@ -670,11 +679,11 @@ pub fn IntegrationDetailsPage(page: crate::context::IntegrationPage) -> impl Int
                         <button type="submit" class="button danger">"Retire the previous secret now"</button>
                     </form>
                 })}
-                <p>"Tick these triggers:"</p>
-                <table class="compact">
+                <p class="after-facts">"Tick these triggers:"</p>
+                <TableScroll label="Triggers"><table class="compact">
                     <thead><tr><th>"Group"</th><th>"Trigger"</th><th>"Event key"</th></tr></thead>
                     <tbody>{triggers}</tbody>
-                </table>
+                </table></TableScroll>
             </section>
             <RepositoryHooks id=page.id.clone() managed=page.manage_webhooks rows=page.hooks.clone() polling=page.polling.clone() />
             <section class="panel">
@@ -785,16 +794,16 @@ fn RepositoryHooks(id: String, managed: bool, rows: Vec<HookRow>, polling: Strin
                             {row.polled.then(|| view! { " " <span class="hook-state polled">"polled"</span> })}
                         </td>
                         <td>{row.message.unwrap_or_default()}</td>
-                        <td class="muted">{row.checked_at.unwrap_or_default()}</td>
+                        <td class="muted">{row.checked_at.map(|at| view! { <When at /> })}</td>
                     </tr>
                 }
             })
             .collect_view();
         view! {
-            <table class="compact hooks">
+            <TableScroll label="Repositories' webhooks"><table class="compact hooks">
                 <thead><tr><th>"Repository"</th><th>"Stacks"</th><th>"Webhook"</th><th>"What it means"</th><th>"Checked"</th></tr></thead>
                 <tbody>{rows}</tbody>
-            </table>
+            </table></TableScroll>
         }
         .into_any()
     };

@@ -1,5 +1,6 @@
 use leptos::prelude::*;
 
+use crate::components::layout::TableScroll;
 use crate::{
     components::{
         form::{CsrfField, FormError, TextField},
@@ -50,7 +51,7 @@ pub fn SpacesPage(page: crate::context::SpacesPage) -> impl IntoView {
         .into_any()
     } else {
         view! {
-            <table>
+            <TableScroll label="Spaces"><table>
                 <thead>
                     <tr>
                         <th>"Space"</th>
@@ -74,7 +75,7 @@ pub fn SpacesPage(page: crate::context::SpacesPage) -> impl IntoView {
                         })
                         .collect_view()}
                 </tbody>
-            </table>
+            </table></TableScroll>
         }
         .into_any()
     };
@@ -116,7 +117,7 @@ pub fn SpacePage(page: crate::context::SpacePage) -> impl IntoView {
                     <button type="submit" class="button primary">"Add member"</button>
                 </form>
             </section>
-            <table>
+            <TableScroll label="Members"><table>
                 <thead>
                     <tr>
                         <th>"Member"</th>
@@ -128,7 +129,7 @@ pub fn SpacePage(page: crate::context::SpacePage) -> impl IntoView {
                 <tbody>
                     {members.into_iter().map(|m| view! { <MemberLine member=m space_id=space_id.clone() /> }).collect_view()}
                 </tbody>
-            </table>
+            </table></TableScroll>
         }
     });
     view! {

@@ -3,8 +3,13 @@
 //! delete). Plain forms: every step has its own address and works without
 //! script.
 
+use crate::components::when::When;
 use leptos::prelude::*;
 
+use crate::components::{
+    badge::{Badge, Tone},
+    layout::TableScroll,
+};
 use crate::{
     components::{
         form::{CsrfField, FormError, TextField},
@@ -84,7 +89,7 @@ pub fn StackTable(rows: Vec<StackRow>, #[prop(into)] empty: String) -> impl Into
         return view! { <p class="muted">{empty}</p> }.into_any();
     }
     view! {
-        <table>
+        <TableScroll label="Stacks"><table>
             <thead>
                 <tr>
                     <th>"Stack"</th>
@@ -100,7 +105,7 @@ pub fn StackTable(rows: Vec<StackRow>, #[prop(into)] empty: String) -> impl Into
                     .map(|row| {
                         let integration = match row.integration {
                             Some(name) => view! { <span>{name}</span> }.into_any(),
-                            None => view! { <span class="health error">"detached"</span> }.into_any(),
+                            None => view! { <Badge tone=Tone::Bad word="detached" /> }.into_any(),
                         };
                         view! {
                             <tr>
@@ -114,7 +119,7 @@ pub fn StackTable(rows: Vec<StackRow>, #[prop(into)] empty: String) -> impl Into
                     })
                     .collect_view()}
             </tbody>
-        </table>
+        </table></TableScroll>
     }
     .into_any()
 }
@@ -239,7 +244,7 @@ pub fn StackDetailsPage(page: crate::context::StackPage) -> impl IntoView {
         (Some((id, name)), true) => view! { <a href=format!("/integrations/{id}")>{name.clone()}</a> }.into_any(),
         (Some((_, name)), false) => view! { <span>{name.clone()}</span> }.into_any(),
         (None, _) => view! {
-            <span class="health error">"detached"</span>
+            <Badge tone=Tone::Bad word="detached" />
             " "
             <span>"Its integration was deleted: no webhooks, no runs, until it is attached to another one."</span>
         }
@@ -310,7 +315,7 @@ pub fn StackDetailsPage(page: crate::context::StackPage) -> impl IntoView {
                     <dt>"Branch"</dt>
                     <dd>
                         <code>{page.branch.clone()}</code>
-                        {page.branch_deleted.then(|| view! { " " <span class="health error">"deleted in Bitbucket"</span> " A push deleted this branch: no run until it exists again, or change the branch." })}
+                        {page.branch_deleted.then(|| view! { " " <Badge tone=Tone::Bad word="deleted in Bitbucket" /> " A push deleted this branch: no run until it exists again, or change the branch." })}
                     </dd>
                     <dt>"Last triggered"</dt>
                     <dd>{match (page.last_delivery.clone(), page.last_delivery_link) {
@@ -357,17 +362,16 @@ pub fn StackDetailsPage(page: crate::context::StackPage) -> impl IntoView {
     .into_any()
 }
 
-/// A state as a badge, in the colours of the other pages: done well, gone
-/// wrong, or on its way.
+/// A state as a badge: `good` done well, `bad` gone wrong, any other on its way.
 fn badge(word: String, good: &str, bad: &str) -> impl IntoView {
-    let class = if word == good {
-        "health connected"
+    let tone = if word == good {
+        Tone::Good
     } else if word == bad {
-        "health error"
+        Tone::Bad
     } else {
-        "health pending_authorization"
+        Tone::Waiting
     };
-    view! { <span class=class>{word}</span> }
+    view! { <Badge tone word /> }
 }
 
 /// The build statuses and the pull-request comment that show a run in
@@ -436,7 +440,7 @@ fn RunTable(stack_id: String, runs: Vec<RunRow>, more: bool) -> impl IntoView {
                     <td>{badge(run.state.clone(), "succeeded", "failed")}</td>
                     <td><code>{run.commit.clone()}</code></td>
                     <td>{run.pull_request_id.map(|id| format!("#{id}"))}</td>
-                    <td>{run.updated_at.clone()}</td>
+                    <td><When at=run.updated_at.clone() /></td>
                 </tr>
                 <tr class="run-statuses">
                     <td colspan="7">{statuses}</td>
@@ -454,7 +458,7 @@ fn RunTable(stack_id: String, runs: Vec<RunRow>, more: bool) -> impl IntoView {
         }
     });
     view! {
-        <table class="compact runs">
+        <TableScroll label="Runs"><table class="compact runs">
             <thead>
                 <tr>
                     <th>"Run"</th>
@@ -467,7 +471,7 @@ fn RunTable(stack_id: String, runs: Vec<RunRow>, more: bool) -> impl IntoView {
                 </tr>
             </thead>
             <tbody>{rows}</tbody>
-        </table>
+        </table></TableScroll>
         {more}
     }
     .into_any()

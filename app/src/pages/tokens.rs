@@ -1,5 +1,7 @@
+use crate::components::when::When;
 use leptos::prelude::*;
 
+use crate::components::layout::TableScroll;
 use crate::{
     components::{
         form::{CsrfField, FormError, TextField},
@@ -31,7 +33,7 @@ pub fn TokensPage(data: crate::context::TokensPage) -> impl IntoView {
         .into_any()
     } else {
         view! {
-            <table>
+            <TableScroll label="API tokens"><table>
                 <thead>
                     <tr>
                         <th>"Name"</th>
@@ -43,7 +45,7 @@ pub fn TokensPage(data: crate::context::TokensPage) -> impl IntoView {
                     </tr>
                 </thead>
                 <tbody>{data.tokens.into_iter().map(|token| view! { <TokenLine token /> }).collect_view()}</tbody>
-            </table>
+            </table></TableScroll>
         }
         .into_any()
     };
@@ -80,9 +82,9 @@ fn TokenLine(token: TokenRow) -> impl IntoView {
         <tr>
             <td>{token.name.clone()}</td>
             <td><code>{format!("{}…", token.prefix)}</code></td>
-            <td>{token.created_at}</td>
-            <td>{token.expires_at.unwrap_or_else(|| "Never".to_owned())}</td>
-            <td>{token.last_used_at.unwrap_or_else(|| "Never".to_owned())}</td>
+            <td><When at=token.created_at /></td>
+            <td><When at=token.expires_at.unwrap_or_else(|| "Never".to_owned()) /></td>
+            <td><When at=token.last_used_at.unwrap_or_else(|| "Never".to_owned()) /></td>
             <td class="actions">
                 <form method="post" action=action class="inline">
                     <CsrfField />

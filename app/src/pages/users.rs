@@ -1,5 +1,7 @@
+use crate::components::when::When;
 use leptos::prelude::*;
 
+use crate::components::layout::TableScroll;
 use crate::{
     components::{
         form::{CsrfField, FormError, TextField},
@@ -42,7 +44,7 @@ pub fn UsersPage(page: crate::context::UsersPage) -> impl IntoView {
                     <button type="submit" class="button primary">"Create user"</button>
                 </form>
             </section>
-            <table>
+            <TableScroll label="Users"><table>
                 <thead>
                     <tr>
                         <th>"Name"</th>
@@ -62,7 +64,7 @@ pub fn UsersPage(page: crate::context::UsersPage) -> impl IntoView {
                         })
                         .collect_view()}
                 </tbody>
-            </table>
+            </table></TableScroll>
         </Page>
     }
 }
@@ -90,7 +92,7 @@ fn UserLine(user: UserRow, is_viewer: bool) -> impl IntoView {
             <td>{user.email}</td>
             <td>{if user.account_admin { "yes" } else { "" }}</td>
             <td>{if user.disabled { "disabled" } else { "active" }}</td>
-            <td><time datetime=user.created_at.clone()>{user.created_at.get(..10).unwrap_or_default().to_owned()}</time></td>
+            <td><When at=user.created_at.clone() /></td>
             <td class="actions">{button}</td>
         </tr>
     }
