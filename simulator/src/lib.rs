@@ -11,6 +11,7 @@ pub mod feed_bench;
 pub mod load;
 pub mod platform;
 pub mod platform_page;
+pub mod retry;
 pub mod sender;
 pub mod tls;
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::sender;
+use crate::{retry, sender};
 
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -142,16 +142,8 @@ pub fn percentile(latencies: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
-/// Whether Bitbucket would send a delivery again after this answer.
-fn worth_retrying(answer: &Result<reqwest::Response, reqwest::Error>) -> bool {
-    match answer {
-        Ok(response) => response.status().is_server_error(),
-        Err(_) => true,
-    }
-}
-
-/// One delivery, sent again (same id, same body) after a 5xx or no answer
-/// until `retry_for` has passed: 1 s, then twice as long each time, at most 10 s.
+/// One delivery, sent again (same id, same body) after a 5xx or no answer,
+/// as Bitbucket does, until `retry_for` has passed ([`retry::with_backoff`]).
 async fn delivered(
     client: &reqwest::Client,
     url: &str,
@@ -161,24 +153,16 @@ async fn delivered(
     id: &str,
     retry_for: Duration,
 ) -> (bool, Duration, u32) {
-    let first = Instant::now();
-    let mut pause = Duration::from_secs(1);
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let started = Instant::now();
+    let worth_retrying = |answer: &retry::Answer| answer.as_ref().map_or(true, |r| r.status().is_server_error());
+    let send = || {
         let mut request = client.post(url).body(body.to_vec());
         for (name, value) in sender::headers(event, Some(secret), body, id) {
             request = request.header(name, value);
         }
-        let answer = request.send().await;
-        let took = started.elapsed();
-        if !worth_retrying(&answer) || first.elapsed() + pause > retry_for {
-            return (matches!(answer, Ok(r) if r.status().is_success()), took, attempts);
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(10));
-    }
+        request.send()
+    };
+    let (answer, took, attempts) = retry::with_backoff(retry_for, worth_retrying, send).await;
+    (matches!(answer, Ok(r) if r.status().is_success()), took, attempts)
 }
 
 /// `clients` senders for `duration`, each sending as soon as its last answer came.

@@ -250,24 +250,16 @@ const REPORT_PATIENCE: Duration = Duration::from_secs(300);
 
 /// Puts one report of a run, again after no answer, a 5xx or a 429 (a
 /// restarting Bitgate, its database restarting), as a CI system's
-/// reporter would: 1 s, then twice as long each time, at most 10 s, for
-/// [`REPORT_PATIENCE`]. Bitgate takes the same report twice as once.
+/// reporter would, for [`REPORT_PATIENCE`] ([`crate::retry::with_backoff`]).
+/// Bitgate takes the same report twice as once.
 async fn report(client: &reqwest::Client, url: &str, token: &str, body: &Value) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    let mut pause = Duration::from_secs(1);
-    loop {
-        let answer = client.put(url).bearer_auth(token).json(body).send().await;
-        let transient = match &answer {
-            Ok(response) => response.status().is_server_error() || response.status().as_u16() == 429,
-            Err(_) => true,
-        };
-        if !transient || started.elapsed() + pause > REPORT_PATIENCE {
-            answer?.error_for_status()?;
-            return Ok(());
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(10));
-    }
+    let transient = |answer: &crate::retry::Answer| {
+        answer.as_ref().map_or(true, |r| r.status().is_server_error() || r.status().as_u16() == 429)
+    };
+    let send = || client.put(url).bearer_auth(token).json(body).send();
+    let (answer, _, _) = crate::retry::with_backoff(REPORT_PATIENCE, transient, send).await;
+    answer?.error_for_status()?;
+    Ok(())
 }
 
 #[cfg(test)]
