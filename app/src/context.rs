@@ -31,17 +31,27 @@ pub enum FlashKind {
 pub struct Flash {
     pub kind: FlashKind,
     pub message: String,
+    /// A connection test's checklist under the message (what a passed test proved).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::components::checklist::CheckLine>,
 }
 
 impl Flash {
     pub fn success(message: impl Into<String>) -> Self {
-        Self { kind: FlashKind::Success, message: message.into() }
+        Self::new(FlashKind::Success, message)
     }
     pub fn info(message: impl Into<String>) -> Self {
-        Self { kind: FlashKind::Info, message: message.into() }
+        Self::new(FlashKind::Info, message)
     }
     pub fn error(message: impl Into<String>) -> Self {
-        Self { kind: FlashKind::Error, message: message.into() }
+        Self::new(FlashKind::Error, message)
+    }
+    fn new(kind: FlashKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), checks: Vec::new() }
+    }
+    /// The message with the checklist it sums up.
+    pub fn with_checks(self, checks: Vec<crate::components::checklist::CheckLine>) -> Self {
+        Self { checks, ..self }
     }
 }
 
@@ -149,6 +159,9 @@ pub struct UserRow {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UsersPage {
     pub users: Vec<UserRow>,
+    /// The next page's address, when there is one; the first's, on a later page.
+    pub next_page: Option<String>,
+    pub first_page: Option<String>,
 }
 
 /// An audit event as the audit page lists it.
@@ -285,10 +298,15 @@ pub struct IntegrationsPage {
     /// and the labels in use.
     pub spaces: Vec<(String, String)>,
     pub labels: Vec<String>,
-    /// The filters applied: provider, space id, label ("" for any).
+    /// The filters applied: provider, space id, label, name search ("" for any).
     pub provider: String,
     pub space: String,
     pub label: String,
+    pub name: String,
+    /// The next page's address (the filters kept), when there is one.
+    pub next_page: Option<String>,
+    /// The first page's address, on a later page.
+    pub first_page: Option<String>,
 }
 
 /// A stack as lists show it.
@@ -310,6 +328,9 @@ pub struct StacksPage {
     pub rows: Vec<StackRow>,
     /// The viewer writes to a space: they may create one.
     pub can_create: bool,
+    /// The next page's address, when there is one; the first's, on a later page.
+    pub next_page: Option<String>,
+    pub first_page: Option<String>,
 }
 
 /// `/stacks/new`, one GET step at a time: the space, then an integration
@@ -515,9 +536,11 @@ pub struct WizardPage {
     pub spaces: Vec<(String, String)>,
     pub can_create_default: bool,
     /// (check, passed, message) of the last test, when one ran.
-    pub checks: Vec<(String, bool, String)>,
+    pub checks: Vec<crate::components::checklist::CheckLine>,
     /// How long each call to Bitbucket may take (BITGATE_OUTBOUND_TIMEOUT).
     pub outbound_timeout_seconds: u64,
+    /// A new form's token: sent twice, it creates once (core's `submissions`).
+    pub submission: String,
     /// `bitbucket_datacenter` or `bitbucket_cloud`; empty: the provider is
     /// still to choose.
     pub provider: String,

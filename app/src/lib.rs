@@ -2,6 +2,10 @@
 //! render on the server only; the interactive parts are islands, hydrated in
 //! the browser from the WASM bundle.
 
+// Views are nested types; the wizard's, with islands inside, goes deeper
+// than rustc's default query depth (the limit Leptos's docs recommend).
+#![recursion_limit = "256"]
+
 pub mod components;
 pub mod context;
 pub mod islands;

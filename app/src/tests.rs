@@ -139,3 +139,23 @@ fn flashes_and_the_stack_page_come_from_the_context() {
     assert!(html.contains("network-prod") && html.contains("OPS/network"), "{html}");
     assert!(html.contains("Stack created."), "{html}");
 }
+
+#[test]
+fn the_token_page_is_on_the_user_facing_url_once_one_is_an_address() {
+    use crate::islands::integration_form::token_page;
+    let page = |facing: &str, api: &str| token_page(facing, api);
+    assert_eq!(page("", ""), None);
+    assert_eq!(page("", "bitbucket.example.com"), None, "not yet an address");
+    assert_eq!(page("", "https://"), None);
+    assert_eq!(page("", "ftp://bitbucket.example.com"), None);
+    assert_eq!(
+        page("", "https://bitbucket.example.com/"),
+        Some("https://bitbucket.example.com/plugins/servlet/access-tokens/manage".into()),
+        "the API URL when the user-facing one is empty"
+    );
+    assert_eq!(
+        page(" https://git.example.com/bitbucket ", "https://10.0.0.5:7990"),
+        Some("https://git.example.com/bitbucket/plugins/servlet/access-tokens/manage".into()),
+        "the user-facing URL, with its context path"
+    );
+}

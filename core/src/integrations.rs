@@ -856,6 +856,8 @@ pub struct ListFilter {
     /// Only integrations of this space (and, when `with_defaults`, the defaults).
     pub space_id: Option<SpaceId>,
     pub label: Option<String>,
+    /// Only integrations whose name holds this text, in any case.
+    pub name: Option<String>,
 }
 
 /// The integrations `access` can see, each as much as it may: whole when
@@ -912,6 +914,7 @@ pub async fn list(
              AND ($3::uuid IS NULL OR i.space_id = $3)
              AND ($4::text IS NULL OR $4 = ANY(i.labels))
              AND ($5::timestamptz IS NULL OR (i.created_at, i.id) < ($5, $6))
+             AND ($8::text IS NULL OR strpos(lower(i.name), lower($8)) > 0)
            ORDER BY i.created_at DESC, i.id DESC LIMIT $7"#,
         visible,
         filter.provider.map(Provider::as_str),
@@ -919,11 +922,24 @@ pub async fn list(
         filter.label.as_deref(),
         after_at,
         after_id,
-        limit
+        limit,
+        filter.name.as_deref()
     )
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(Integration::from).collect())
+}
+
+/// The labels of the integrations in the `visible` spaces and the defaults,
+/// each once, in order: the choices of a label filter, however long the list.
+pub async fn labels_in_use(db: impl PgExecutor<'_>, visible: &[SpaceId]) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT DISTINCT label AS "label!" FROM integrations i, unnest(i.labels) AS label
+           WHERE i.space_id IS NULL OR i.space_id = ANY($1) ORDER BY 1"#,
+        visible
+    )
+    .fetch_all(db)
+    .await
 }
 
 /// Opens the webhook secret (for its reveal and for verifying deliveries).

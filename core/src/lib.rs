@@ -26,6 +26,7 @@ pub mod setup;
 pub mod signal;
 pub mod spaces;
 pub mod stacks;
+pub mod submissions;
 pub mod telemetry;
 mod text_enum;
 pub mod throttle;

@@ -11,7 +11,7 @@ use tracing::Instrument;
 use crate::{
     config::Config,
     jobs::{self, JobKind},
-    managed_hooks, oauth_flows, oauth_tokens, platform, throttle, webhooks, Services,
+    managed_hooks, oauth_flows, oauth_tokens, platform, submissions, throttle, webhooks, Services,
 };
 
 /// Each periodic job and how often it runs. Cloud tokens live 2 hours and
@@ -96,10 +96,13 @@ async fn run_claimed(services: &Services, job: jobs::Job) -> Result<bool, sqlx::
 async fn run(services: &Services, kind: JobKind) -> Result<u64, String> {
     let pool = &services.pool;
     let result = match kind {
-        JobKind::DeleteExpiredSessions => sqlx::query!("DELETE FROM tower_sessions.session WHERE expiry_date < now()")
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()),
+        // Sessions, and the claims of the forms they posted (submissions.rs).
+        JobKind::DeleteExpiredSessions => {
+            match sqlx::query!("DELETE FROM tower_sessions.session WHERE expiry_date < now()").execute(pool).await {
+                Ok(sessions) => submissions::forget_old(pool).await.map(|claims| sessions.rows_affected() + claims),
+                Err(error) => Err(error),
+            }
+        }
         JobKind::AuditRetention => sqlx::query!(
             "DELETE FROM audit_events WHERE occurred_at < now() - make_interval(secs => $1)",
             services.config.audit_retention.as_secs_f64()

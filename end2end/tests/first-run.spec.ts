@@ -190,27 +190,51 @@ test('a Data Center integration is created through the wizard, and its webhook s
   await page.getByRole('button', { name: 'Preview' }).click();
   await expect(page.locator('.preview strong')).toHaveText('main');
   await expect(page.locator('.preview b')).toHaveCount(0);
+  // Step 2's token page, as a link once the API URL is typed.
+  await expect(page.locator('.token-page')).toHaveText('{user-facing URL}/plugins/servlet/access-tokens/manage');
+  await expect(page.getByRole('link', { name: /access-tokens/ }), 'not a link until there is an address').toHaveCount(0);
   await page.getByLabel('API URL').fill(simulator);
+  await expect(page.getByRole('link', { name: `${simulator}/plugins/servlet/access-tokens/manage` })).toHaveAttribute('target', '_blank');
   await page.getByLabel('Username').fill('jcitizen');
   await page.getByLabel('HTTP access token').fill('BBDC-not-the-token');
-  // While Bitbucket is asked, the checks are listed with the time spent
-  // (the submission is held back here, so that the wait can be seen).
-  await page.evaluate(() => document.querySelector('form.wizard')!.addEventListener('submit', (e) => e.preventDefault(), { once: true }));
-  await page.getByRole('button', { name: 'Test connection and save' }).click();
+  // While Bitbucket is asked, the checks are listed with the time spent, in
+  // view, and the button is disabled (the submissions are held back and
+  // counted here, so that the wait can be seen).
+  await page.evaluate(() => {
+    const w = window as unknown as { submits: number };
+    w.submits = 0;
+    document.querySelector('form.wizard')!.addEventListener('submit', (e) => { e.preventDefault(); w.submits += 1; });
+  });
+  const save = page.getByRole('button', { name: 'Test connection and save' });
+  await save.click();
   await expect(page.getByText('Asking Bitbucket…')).toBeVisible();
+  await expect(page.locator('section.progress')).toBeInViewport();
   await expect(page.locator('.check.pending')).toHaveCount(5);
   await expect(page.getByText(/Asking Bitbucket… [1-9] s/)).toBeVisible();
-  await page.getByRole('button', { name: 'Test connection and save' }).click();
+  await expect(save).toHaveAttribute('aria-disabled', 'true');
+  // A second click (forced: Playwright waits for an aria-disabled button to
+  // be enabled; a person's click goes through), or Enter in a field, sends nothing more.
+  await save.click({ force: true });
+  await page.getByLabel('Username').press('Enter');
+  expect(await page.evaluate(() => (window as unknown as { submits: number }).submits)).toBe(1);
+  await page.evaluate(() => (document.querySelector('form.wizard') as HTMLFormElement).submit());
   await expect(page.locator('.check.failed', { hasText: 'refused the token' })).toBeVisible();
   await expect(page.getByLabel('API URL')).toHaveValue(simulator);
 
   await page.getByLabel('HTTP access token').fill('BBDC-demo-token-0000000000000000000000000000');
   await page.getByRole('button', { name: 'Test connection and save' }).click();
   await expect(page.getByText('Integration “dc-main” created: every check passed.')).toBeVisible();
+  // What was proven: every check, passed.
+  await expect(page.locator('.flash .check.ok')).toHaveCount(5);
   await expect(page.getByText('repo:refs_changed')).toBeVisible();
   await expect(page.getByText('Waiting for the first delivery.')).toBeVisible();
+  // The secret is revealed in place: the page stays where it is.
+  await waitForIslands(page);
+  const details = page.url();
   await page.getByRole('button', { name: 'Reveal secret' }).click();
   await expect(page.getByRole('button', { name: 'Reveal secret' })).toHaveCount(0);
+  await expect(page.locator('.reveal-secret .copy-value code')).toHaveText(/^[A-Za-z0-9_-]{20,}$/);
+  expect(page.url()).toBe(details);
 
   // Bitbucket's first delivery shows up on the open page, without a reload.
   await waitForIslands(page);

@@ -3,6 +3,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use super::checklist::Checklist;
 use crate::context::{page_context, Flash, FlashKind};
 
 /// A page of the console, for a logged-in user.
@@ -101,11 +102,15 @@ fn Flashes(flashes: Vec<Flash>) -> impl IntoView {
                 FlashKind::Info => ("flash info", "status"),
                 FlashKind::Error => ("flash error", "alert"),
             };
+            // Type-erased: the page's frame is one type, which must stay shallow.
+            let checks = (!flash.checks.is_empty()).then(|| view! { <Checklist lines=flash.checks /> }.into_any());
             view! {
                 <div class=class role=role>
-                    {flash.message}
+                    <p>{flash.message}</p>
+                    {checks}
                 </div>
             }
+            .into_any()
         })
         .collect_view()
 }

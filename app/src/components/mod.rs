@@ -1,7 +1,9 @@
 //! Server-rendered building blocks shared by the pages.
 
 pub mod badge;
+pub mod checklist;
 pub mod form;
 pub mod layout;
 pub mod outbound;
+pub mod pager;
 pub mod when;

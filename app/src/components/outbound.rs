@@ -2,18 +2,23 @@
 //! the latest calls Bitgate made to Bitbucket, newest first, and where the
 //! API lists the rest.
 
-use crate::components::when::When;
 use leptos::prelude::*;
 
-use crate::components::layout::TableScroll;
-use crate::context::{OutboundLog, OutboundRow};
+use crate::{
+    components::{
+        badge::{Badge, Tone},
+        layout::TableScroll,
+        when::When,
+    },
+    context::{OutboundLog, OutboundRow},
+};
 
 /// The answer's status, in the colours the other logs use: Bitbucket took
 /// it, or not.
 fn answer(row: &OutboundRow) -> impl IntoView {
-    let class = if row.ok { "health connected" } else { "health error" };
+    let tone = if row.ok { Tone::Good } else { Tone::Bad };
     let status = row.status.map_or_else(|| "no answer".to_owned(), |status| status.to_string());
-    view! { <span class=class>{status}</span> }
+    view! { <Badge tone word=status /> }
 }
 
 /// The log's table; `with_stack` adds the stack each call was for (an

@@ -12,9 +12,7 @@ pub fn CopyValue(value: String, #[prop(optional)] label: Option<String>) -> impl
     let copy = move |_| {
         let text = to_copy.clone();
         leptos::task::spawn_local(async move {
-            let Some(window) = web_sys::window() else { return };
-            let promise = window.navigator().clipboard().write_text(&text);
-            if wasm_bindgen_futures::JsFuture::from(promise).await.is_ok() {
+            if super::browser::copy_text(&text).await {
                 set_copied.set(true);
             }
         });

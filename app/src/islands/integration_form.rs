@@ -62,6 +62,57 @@ pub fn IntegrationNameField(
     }
 }
 
+/// Bitbucket's page where a user makes an HTTP access token, on the
+/// user-facing URL (the API URL when that is empty); none until one of them
+/// is an http(s) address.
+pub fn token_page(user_facing_url: &str, api_url: &str) -> Option<String> {
+    let base = match user_facing_url.trim() {
+        "" => api_url.trim(),
+        given => given,
+    };
+    let host = base.strip_prefix("https://").or_else(|| base.strip_prefix("http://"))?;
+    if host.is_empty() || host.contains(' ') {
+        return None;
+    }
+    Some(format!("{}/plugins/servlet/access-tokens/manage", base.trim_end_matches('/')))
+}
+
+/// Where to make the token, as a link once the API URL (or the user-facing
+/// URL) is typed below: the fields are outside the island, so it listens to
+/// the page's input events. Without JavaScript the server renders the same
+/// link for the values the form was answered with.
+#[island]
+pub fn TokenPageLink(api_url: String, user_facing_url: String) -> impl IntoView {
+    let (hydrated, set_hydrated) = signal(false);
+    let (api, set_api) = signal(api_url);
+    let (facing, set_facing) = signal(user_facing_url);
+    Effect::new(move |_| set_hydrated.set(true));
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let listening = window_event_listener_untyped("input", move |ev| {
+            let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) else {
+                return;
+            };
+            match input.name().as_str() {
+                "api_url" => set_api.set(input.value()),
+                "user_facing_url" => set_facing.set(input.value()),
+                _ => {}
+            }
+        });
+        on_cleanup(move || listening.remove());
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (set_api, set_facing);
+    let page = move || token_page(&facing.get(), &api.get());
+    // An <a> without href until there is an address: text, not a link.
+    view! {
+        <a class="token-page" href=page target="_blank" rel="noopener noreferrer" aria-live="polite" data-hydrated=move || if hydrated.get() { "true" } else { "false" }>
+            <code>{move || page().unwrap_or_else(|| "{user-facing URL}/plugins/servlet/access-tokens/manage".to_owned())}</code>
+        </a>
+    }
+}
+
 /// The description, with a Preview button that asks the server to render it.
 #[island]
 pub fn DescriptionField(value: String, csrf_token: String) -> impl IntoView {
@@ -99,45 +150,30 @@ pub fn DescriptionField(value: String, csrf_token: String) -> impl IntoView {
 }
 
 /// POSTs the text to `/markdown/preview`; the HTML is the server's safe rendering.
-#[cfg(feature = "hydrate")]
 async fn render_on_server(text: &str, csrf: &str) -> Result<String, String> {
-    use wasm_bindgen::JsCast;
-    let failed = || "The preview is not available right now; the description is saved as written.".to_owned();
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    init.set_body(&wasm_bindgen::JsValue::from_str(text));
-    let headers = web_sys::Headers::new().map_err(|_| failed())?;
-    headers.set("content-type", "text/plain; charset=utf-8").map_err(|_| failed())?;
-    headers.set("x-csrf-token", csrf).map_err(|_| failed())?;
-    init.set_headers(&headers);
-    let window = web_sys::window().ok_or_else(failed)?;
-    let response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init("/markdown/preview", &init))
+    super::browser::post_text("/markdown/preview", text, csrf)
         .await
-        .map_err(|_| failed())?;
-    let response: web_sys::Response = response.dyn_into().map_err(|_| failed())?;
-    if !response.ok() {
-        return Err(failed());
-    }
-    let text =
-        wasm_bindgen_futures::JsFuture::from(response.text().map_err(|_| failed())?).await.map_err(|_| failed())?;
-    text.as_string().ok_or_else(failed)
-}
-
-#[cfg(not(feature = "hydrate"))]
-async fn render_on_server(_text: &str, _csrf: &str) -> Result<String, String> {
-    Err("The preview runs in the browser.".to_owned())
+        .map_err(|()| "The preview is not available right now; the description is saved as written.".to_owned())
 }
 
 /// The submit button of a form that asks Bitbucket: once the form is
-/// submitted, the checks it waits for are listed with the time spent.
+/// submitted, the button is disabled (a second click or Enter would send the
+/// form again; the server does the work once anyway) and the checks it waits
+/// for are listed with the time spent, in a panel fixed in view (style/: no
+/// code to scroll, which would weigh more in the bundle than the panel).
 #[island]
 pub fn CheckingSubmit(label: String, checks: Vec<String>, timeout_seconds: u64) -> impl IntoView {
     let (hydrated, set_hydrated) = signal(false);
     let (waited, set_waited) = signal(None::<u64>);
     Effect::new(move |_| set_hydrated.set(true));
     let started = move |ev: leptos::ev::MouseEvent| {
-        // Not submitted (invalid), or already counting (a second click).
-        if !form_is_valid(&ev) || waited.get_untracked().is_some() {
+        if waited.get_untracked().is_some() {
+            // Already sent: this click (or Enter in a field) would send it again.
+            ev.prevent_default();
+            return;
+        }
+        // Not submitted (invalid): nothing is being checked.
+        if !form_is_valid(&ev) {
             return;
         }
         set_waited.set(Some(0));
@@ -151,15 +187,22 @@ pub fn CheckingSubmit(label: String, checks: Vec<String>, timeout_seconds: u64) 
     };
     view! {
         <div class="checking-submit" data-hydrated=move || if hydrated.get() { "true" } else { "false" }>
-            <button type="submit" class="button primary" on:click=started>{label}</button>
-            {move || waited.get().map(|seconds| view! {
-                <section class="panel" aria-live="polite">
+            <button
+                type="submit"
+                class="button primary"
+                aria-disabled=move || waited.get().is_some().then_some("true")
+                on:click=started
+            >
+                {label}
+            </button>
+            <section class="panel progress" aria-live="polite" hidden=move || waited.get().is_none()>
+                {move || waited.get().map(|seconds| view! {
                     <h2>{format!("Asking Bitbucket… {seconds} s (Bitgate gives up after {timeout_seconds} s per call)")}</h2>
                     <ul class="checklist">
                         {checks.iter().map(|check| view! { <li class="check pending">{check.clone()}</li> }).collect_view()}
                     </ul>
-                </section>
-            })}
+                })}
+            </section>
         </div>
     }
 }

@@ -3,7 +3,9 @@
 //! reach an island after hydration), and marks itself `data-hydrated` once
 //! live, which browser tests wait for.
 
+pub mod browser;
 pub mod copy_button;
 pub mod delivery_status;
 pub mod integration_form;
 pub mod password_field;
+pub mod reveal_secret;

@@ -1,18 +1,20 @@
-use crate::components::badge::{Badge, Tone};
-use crate::components::when::When;
 use leptos::prelude::*;
 
-use crate::components::layout::TableScroll;
 use crate::{
     components::{
+        badge::{Badge, Tone},
+        checklist::Checklist,
         form::{CsrfField, FormError, TextField},
-        layout::{EmptyState, Page},
+        layout::{EmptyState, Page, TableScroll},
+        pager::Pager,
+        when::When,
     },
     context::{page_context, IntegrationRow},
     islands::{
         copy_button::CopyValue,
         delivery_status::DeliveryStatus,
-        integration_form::{CheckingSubmit, DescriptionField, IntegrationNameField},
+        integration_form::{CheckingSubmit, DescriptionField, IntegrationNameField, TokenPageLink},
+        reveal_secret::RevealSecret,
     },
     pages::stacks::StackTable,
 };
@@ -93,7 +95,10 @@ pub fn IntegrationList(page: crate::context::IntegrationsPage) -> impl IntoView 
             </p>
         }
     });
-    let filtered = !(page.provider.is_empty() && page.space.is_empty() && page.label.is_empty());
+    let filtered =
+        !(page.provider.is_empty() && page.space.is_empty() && page.label.is_empty() && page.name.is_empty());
+    let pager =
+        view! { <Pager next=page.next_page.clone() first=page.first_page.clone() next_label="Next 50 integrations" /> };
     let filters = view! { <IntegrationFilters page=page.clone() /> };
     let list = if page.rows.is_empty() && filtered {
         view! { <p class="muted">"No integration matches these filters. " <a href="/">"Show all"</a></p> }.into_any()
@@ -128,6 +133,7 @@ pub fn IntegrationList(page: crate::context::IntegrationsPage) -> impl IntoView 
         {create}
         {filters}
         {list}
+        {pager}
     }
 }
 
@@ -150,6 +156,7 @@ fn IntegrationFilters(page: crate::context::IntegrationsPage) -> impl IntoView {
             <label>"Provider " <select name="provider"><option value="">"Any"</option>{providers}</select></label>
             <label>"Space " <select name="space_id"><option value="">"Any"</option>{spaces}</select></label>
             <label>"Label " <select name="label"><option value="">"Any"</option>{labels}</select></label>
+            <label>"Name " <input type="search" name="name" value=page.name.clone() placeholder="part of a name" /></label>
             <button type="submit" class="button secondary">"Filter"</button>
         </form>
     }
@@ -244,22 +251,7 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
         view! {
             <section class="panel" aria-live="polite">
                 <h2>"Connection test"</h2>
-                <ul class="checklist">
-                    {wizard
-                        .checks
-                        .into_iter()
-                        .map(|(name, ok, message)| {
-                            let class = if ok { "check ok" } else { "check failed" };
-                            view! {
-                                <li class=class>
-                                    <strong>{name}</strong>
-                                    " "
-                                    {message}
-                                </li>
-                            }
-                        })
-                        .collect_view()}
-                </ul>
+                <Checklist lines=wizard.checks />
             </section>
         }
     });
@@ -415,6 +407,19 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
         </fieldset>
     }
     .into_any();
+    // Type-erased: the Data Center steps are one view, which must stay shallow.
+    let token_steps = view! {
+        <div class="auth-access_token">
+            <h2>"2. In Bitbucket"</h2>
+            <ol class="instructions">
+                <li>"Open " <TokenPageLink api_url=form.value("api_url") user_facing_url=form.value("user_facing_url") /> " as the user Bitgate will act as (Manage account, HTTP access tokens, Create token)."</li>
+                <li>"Give it the permissions " <strong>"Projects: read"</strong> " and " <strong>"Repositories: read"</strong> " (" <strong>"Repositories: admin"</strong> " for Bitgate to manage the webhooks)."</li>
+                <li>"Turn " <strong>"automated expiry"</strong> " off, so that the integration keeps working."</li>
+                <li>"Copy the token: Bitbucket shows it once."</li>
+            </ol>
+        </div>
+    }
+    .into_any();
     let datacenter_steps = view! {
                 <fieldset class="field auth-choice">
                     <legend>"How Bitgate signs in to Bitbucket"</legend>
@@ -431,15 +436,7 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
                         " OAuth 1.0a application link, RSA-SHA1: Bitgate makes a key pair whose public key you paste into Bitbucket (legacy; any Bitbucket Server or Data Center)"
                     </label>
                 </fieldset>
-                <div class="auth-access_token">
-                    <h2>"2. In Bitbucket"</h2>
-                    <ol class="instructions">
-                        <li>"Open " <code>"{user-facing URL}/plugins/servlet/access-tokens/manage"</code> " as the user Bitgate will act as (Manage account, HTTP access tokens, Create token)."</li>
-                        <li>"Give it the permissions " <strong>"Projects: read"</strong> " and " <strong>"Repositories: read"</strong> " (" <strong>"Repositories: admin"</strong> " for Bitgate to manage the webhooks)."</li>
-                        <li>"Turn " <strong>"automated expiry"</strong> " off, so that the integration keeps working."</li>
-                        <li>"Copy the token: Bitbucket shows it once."</li>
-                    </ol>
-                </div>
+                {token_steps}
                 <div class="auth-oauth1">
                     <h2>"2. In Bitbucket"</h2>
                     <p>"Nothing yet: save first. Bitgate then makes the key pair, and the integration's page shows its public key and exactly what to enter in Bitbucket's application link (" <strong>"Administration"</strong> ", " <strong>"Application Links"</strong> "); then Connect."</p>
@@ -503,6 +500,7 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
             <form method="post" action=action class="stacked-form wizard">
                 <CsrfField />
                 <input type="hidden" name="provider" value=wizard.provider.clone() />
+                {editing.is_none().then(|| view! { <input type="hidden" name="submission" value=wizard.submission.clone() /> })}
                 {name_and_scope}
                 {connection}
                 {details}
@@ -592,15 +590,10 @@ pub fn IntegrationDetailsPage(page: crate::context::IntegrationPage) -> impl Int
         .collect_view();
     let secret = match page.webhook_secret.clone() {
         Some(secret) => view! { <CopyValue value=secret /> }.into_any(),
-        None => view! {
-            <form method="post" action=format!("/integrations/{}/webhook/reveal", page.id) class="inline">
-                <CsrfField />
-                <code>"••••••••••••"</code>
-                " "
-                <button type="submit" class="button secondary">"Reveal secret"</button>
-            </form>
+        None => {
+            let csrf_token = page_context().viewer.as_ref().map(|v| v.csrf_token.clone()).unwrap_or_default();
+            view! { <RevealSecret integration_id=page.id.clone() csrf_token /> }.into_any()
         }
-        .into_any(),
     };
     let triggers = page
         .triggers

@@ -127,6 +127,9 @@ pub fn SpacePage(page: crate::context::SpacePage) -> impl IntoView {
                     </tr>
                 </thead>
                 <tbody>
+                    {members.is_empty().then(|| view! {
+                        <tr class="empty"><td colspan="4">"No member yet: account admins see it; add the people who work here above."</td></tr>
+                    })}
                     {members.into_iter().map(|m| view! { <MemberLine member=m space_id=space_id.clone() /> }).collect_view()}
                 </tbody>
             </table></TableScroll>

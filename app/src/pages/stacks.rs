@@ -3,18 +3,16 @@
 //! delete). Plain forms: every step has its own address and works without
 //! script.
 
-use crate::components::when::When;
 use leptos::prelude::*;
 
-use crate::components::{
-    badge::{Badge, Tone},
-    layout::TableScroll,
-};
 use crate::{
     components::{
+        badge::{Badge, Tone},
         form::{CsrfField, FormError, TextField},
-        layout::{EmptyState, Page},
+        layout::{EmptyState, Page, TableScroll},
         outbound::OutboundTable,
+        pager::Pager,
+        when::When,
     },
     context::{page_context, RunRow, StackRow, StackTriggers},
     pages::integrations::hook_state_in_words,
@@ -142,6 +140,7 @@ pub fn StacksPage(page: crate::context::StacksPage) -> impl IntoView {
         <Page title="Stacks" lede="Who uses the integrations: one repository and branch each.">
             {create}
             {list}
+            <Pager next=page.next_page first=page.first_page next_label="Next 50 stacks" />
         </Page>
     }
 }

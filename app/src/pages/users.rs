@@ -1,11 +1,11 @@
-use crate::components::when::When;
 use leptos::prelude::*;
 
-use crate::components::layout::TableScroll;
 use crate::{
     components::{
         form::{CsrfField, FormError, TextField},
-        layout::Page,
+        layout::{Page, TableScroll},
+        pager::Pager,
+        when::When,
     },
     context::{page_context, UserRow},
 };
@@ -15,6 +15,7 @@ use crate::{
 pub fn UsersPage(page: crate::context::UsersPage) -> impl IntoView {
     let context = page_context();
     let users = page.users;
+    let (next_page, first_page) = (page.next_page, page.first_page);
     let viewer_id = context.viewer.as_ref().map(|v| v.user_id.clone()).unwrap_or_default();
     let checked_admin = context.form.as_ref().is_some_and(|f| f.value("account_admin") == "on");
     view! {
@@ -44,6 +45,9 @@ pub fn UsersPage(page: crate::context::UsersPage) -> impl IntoView {
                     <button type="submit" class="button primary">"Create user"</button>
                 </form>
             </section>
+            <form method="post" id="user-actions" action="/users" hidden>
+                <CsrfField />
+            </form>
             <TableScroll label="Users"><table>
                 <thead>
                     <tr>
@@ -65,6 +69,7 @@ pub fn UsersPage(page: crate::context::UsersPage) -> impl IntoView {
                         .collect_view()}
                 </tbody>
             </table></TableScroll>
+            <Pager next=next_page first=first_page next_label="Next 50 users" />
         </Page>
     }
 }
@@ -75,22 +80,20 @@ fn UserLine(user: UserRow, is_viewer: bool) -> impl IntoView {
         if user.disabled { ("enable", "Enable", "button secondary") } else { ("disable", "Disable", "button danger") };
     let action = format!("/users/{}/{verb}", user.id);
     let aria = format!("{label} {}", user.email);
-    // An admin does not lock themselves out from this page.
+    // An admin does not lock themselves out from this page. The button
+    // posts the one form above the table (its CSRF field once, not once a row).
     let button = (!is_viewer).then(|| {
         view! {
-            <form method="post" action=action class="inline">
-                <CsrfField />
-                <button type="submit" class=class aria-label=aria>
-                    {label}
-                </button>
-            </form>
+            <button type="submit" form="user-actions" formaction=action class=class aria-label=aria>
+                {label}
+            </button>
         }
     });
     view! {
         <tr class:muted=user.disabled>
             <td>{user.name}{is_viewer.then_some(" (you)")}</td>
             <td>{user.email}</td>
-            <td>{if user.account_admin { "yes" } else { "" }}</td>
+            <td>{if user.account_admin { "yes" } else { "no" }}</td>
             <td>{if user.disabled { "disabled" } else { "active" }}</td>
             <td><When at=user.created_at.clone() /></td>
             <td class="actions">{button}</td>

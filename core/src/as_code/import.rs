@@ -957,7 +957,7 @@ async fn run_connection_checks(
         let checked = match &plan.check {
             None => return None,
             Some(Check::DataCenter(connection)) => {
-                checks::check_datacenter(connection, config).await.map(|health| Checked::DataCenter(health, None))
+                checks::check_datacenter(connection, config).await.map(|(health, _)| Checked::DataCenter(health, None))
             }
             Some(Check::DataCenterClient { api_url, user_facing_url, ca, client }) => {
                 checks::check_datacenter_client(api_url, user_facing_url, ca.as_ref(), client, config)
@@ -979,7 +979,7 @@ async fn run_connection_checks(
             }
             Some(Check::Cloud { workspace, consumer, mode }) => checks::check_cloud(config, workspace, consumer, *mode)
                 .await
-                .map(|(health, tokens)| Checked::Cloud(health, tokens)),
+                .map(|(health, tokens, _)| Checked::Cloud(health, tokens)),
         };
         Some(checked.map_err(|report| reported(plan, &report)))
     });

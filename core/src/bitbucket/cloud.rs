@@ -403,14 +403,14 @@ pub async fn client_credentials(
 /// client credentials get their token and every check at once; an
 /// authorization-code consumer is checked with a code that cannot exist
 /// (Bitbucket answers `invalid_grant` to a valid consumer), the rest after
-/// an admin's approval. Returns the tokens client credentials obtained, or
-/// the checklist of what failed.
+/// an admin's approval. Returns the checklist that passed and the tokens
+/// client credentials obtained, or the checklist of what failed.
 pub async fn check_new(
     config: &Config,
     workspace: &str,
     consumer: &Consumer,
     mode: Mode,
-) -> Result<Option<(Tokens, Account)>, Report> {
+) -> Result<(Report, Option<(Tokens, Account)>), Report> {
     let endpoints = Endpoints::from_config(config);
     let http = http_client(config).map_err(|_| {
         let mut report = Report { checks: Vec::new(), version: None };
@@ -419,7 +419,10 @@ pub async fn check_new(
     })?;
     match mode {
         Mode::AuthorizationCode => match check_consumer(&http, config, &endpoints, consumer).await {
-            Ok(()) => Ok(None),
+            Ok(()) => {
+                let accepted = ok("consumer", "Bitbucket accepted the consumer's key and secret.");
+                Ok((Report { checks: vec![accepted], version: None }, None))
+            }
             Err(error) => Err(token_report(&error, &endpoints)),
         },
         Mode::ClientCredentials => {
@@ -429,7 +432,7 @@ pub async fn check_new(
             };
             let (report, account) = check_tokens(&http, config, &endpoints, &tokens, workspace).await;
             match account {
-                Some(account) if report.passed() => Ok(Some((tokens, account))),
+                Some(account) if report.passed() => Ok((report, Some((tokens, account)))),
                 _ => Err(report),
             }
         }

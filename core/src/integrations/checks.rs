@@ -66,11 +66,16 @@ pub fn connected(report: &Report) -> Health {
     }
 }
 
-/// Checks new Data Center credentials; the checklist when one failed.
-pub async fn check_datacenter(connection: &datacenter::Connection, config: &Config) -> Result<Health, Report> {
+/// Checks new Data Center credentials: the health to start with and the
+/// checklist that passed (which the console shows, so an admin sees what
+/// was proven); the checklist when one failed.
+pub async fn check_datacenter(
+    connection: &datacenter::Connection,
+    config: &Config,
+) -> Result<(Health, Report), Report> {
     let report = datacenter::check(connection, config).await;
     if report.passed() {
-        Ok(connected(&report))
+        Ok((connected(&report), report))
     } else {
         Err(report)
     }
@@ -78,16 +83,17 @@ pub async fn check_datacenter(connection: &datacenter::Connection, config: &Conf
 
 /// Checks new Cloud credentials the way their mode allows
 /// ([`cloud::check_new`]): the health to start with, and the tokens client
-/// credentials obtained; the checklist when one failed.
+/// credentials obtained, and the checklist that passed; the checklist when
+/// one failed.
 pub async fn check_cloud(
     config: &Config,
     workspace: &str,
     consumer: &Consumer,
     mode: Mode,
-) -> Result<(Health, Option<(Tokens, Account)>), Report> {
-    let tokens = cloud::check_new(config, workspace, consumer, mode).await?;
+) -> Result<(Health, Option<(Tokens, Account)>, Report), Report> {
+    let (report, tokens) = cloud::check_new(config, workspace, consumer, mode).await?;
     let health = Health::of_new_cloud(workspace, mode, tokens.as_ref().map(|(_, account)| account));
-    Ok((health, tokens))
+    Ok((health, tokens, report))
 }
 
 /// Why the stored credentials could not even be read for a check.

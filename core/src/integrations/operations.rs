@@ -23,7 +23,7 @@ use crate::{
     bitbucket::{
         cloud::{self, Endpoints, Mode},
         datacenter::{self, oauth1, oauth2},
-        Report,
+        Check, Report,
     },
     managed_hooks, oauth_flows, oauth_tokens,
     principal::Principal,
@@ -169,13 +169,19 @@ enum NewCredentials {
     Cloud(input::NewCloudCredentials),
 }
 
+/// A new integration and the checks its credentials passed.
+#[derive(Debug)]
+pub struct Created {
+    pub integration: Integration,
+    /// Every line of the connection test, for those credentials a test
+    /// proves at once (an access token, client credentials, a consumer);
+    /// empty for an application link, which Bitbucket's approval proves.
+    pub checks: Vec<Check>,
+}
+
 /// Creates an integration. Admins of the space; account admins for a
 /// default. The credentials are checked with Bitbucket before anything is stored.
-pub async fn create(
-    services: &Services,
-    by: &Principal,
-    input: IntegrationInput,
-) -> Result<Integration, IntegrationError> {
+pub async fn create(services: &Services, by: &Principal, input: IntegrationInput) -> Result<Created, IntegrationError> {
     let IntegrationInput {
         read_problems,
         name,
@@ -247,13 +253,15 @@ pub async fn create(
     }
     let (created_by, created_by_label) = (by.user_id(), by.label());
     let mut tx;
+    let mut passed = Vec::new();
     let created = match credentials {
         NewCredentials::DataCenter(dc) => {
             let (api_url, credential, health) = match dc.auth {
                 NewDataCenterAuth::AccessToken(connection) => {
-                    let health = checks::check_datacenter(&connection, &services.config)
+                    let (health, report) = checks::check_datacenter(&connection, &services.config)
                         .await
                         .map_err(IntegrationError::datacenter_checks)?;
+                    passed = report.checks;
                     let datacenter::Connection { api_url, username, token, .. } = *connection;
                     (api_url, DataCenterCredential::AccessToken { username, token }, health)
                 }
@@ -307,10 +315,11 @@ pub async fn create(
             super::create_datacenter(&mut tx, &services.keyring, new).await?
         }
         NewCredentials::Cloud(settings) => {
-            let (health, tokens) =
+            let (health, tokens, report) =
                 checks::check_cloud(&services.config, &settings.workspace, &settings.consumer, settings.mode)
                     .await
                     .map_err(IntegrationError::cloud_checks)?;
+            passed = report.checks;
             let new = NewCloud {
                 name,
                 slug,
@@ -334,7 +343,7 @@ pub async fn create(
         .details(json!({"provider": created.provider.as_str()}));
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
-    Ok(created)
+    Ok(Created { integration: created, checks: passed })
 }
 
 /// Changes an integration: everything but its name and provider; fields
@@ -402,7 +411,7 @@ pub async fn update(
             match wanted.auth {
                 DataCenterAuth::AccessToken => {
                     let connection = changed_connection(services, &integration, stored, wanted).await?;
-                    let health = checks::check_datacenter(&connection, &services.config)
+                    let (health, _) = checks::check_datacenter(&connection, &services.config)
                         .await
                         .map_err(IntegrationError::datacenter_checks)?;
                     if switched {
@@ -755,7 +764,7 @@ async fn apply_cloud_changes(
         secret: wanted.secret.unwrap_or(stored_consumer.secret),
     };
     let mode = wanted.mode.unwrap_or(stored_mode);
-    let (health, tokens) = checks::check_cloud(&services.config, &workspace, &consumer, mode)
+    let (health, tokens, _) = checks::check_cloud(&services.config, &workspace, &consumer, mode)
         .await
         .map_err(IntegrationError::cloud_checks)?;
     changes.health = Some((health.state, health.message));

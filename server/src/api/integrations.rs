@@ -320,6 +320,8 @@ pub struct ListQuery {
     space_id: Option<String>,
     /// Only integrations with this label.
     label: Option<String>,
+    /// Only integrations whose name holds this text (in any case).
+    name: Option<String>,
     #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     limit: Option<String>,
     cursor: Option<String>,
@@ -515,7 +517,12 @@ pub async fn list(
         .transpose()
         .map_err(|_| AppError::BadRequest("space_id must be a space's id (a UUID).".into()))?;
     let access = Access::load(&state.services.pool, caller.user.id).await?;
-    let filter = integrations::ListFilter { provider, space_id, label: query.label.clone().filter(|l| !l.is_empty()) };
+    let filter = integrations::ListFilter {
+        provider,
+        space_id,
+        label: query.label.clone().filter(|l| !l.is_empty()),
+        name: query.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned),
+    };
     let after = request.after.map(|c| (c.at, c.id));
     let rows = integrations::list_for(&state.services.pool, &access, &filter, after, request.limit + 1).await?;
     let cursor = |listed: &Listed| {
@@ -538,8 +545,8 @@ pub async fn list(
         (status = 409, description = "The name or its webhook endpoint is taken, or a default exists already.", body = ErrorBody)))]
 pub async fn create(State(state): State<AppState>, caller: Caller, body: JsonObject) -> Result<Response, AppError> {
     let input = read_input::<CreateIntegration, DataCenterInput, CloudInput>(body);
-    let integration = operations::create(&state.services, &caller.principal(), input).await?;
-    Ok((StatusCode::CREATED, Json(view(&state, &integration))).into_response())
+    let created = operations::create(&state.services, &caller.principal(), input).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &created.integration))).into_response())
 }
 
 /// The body of `PATCH /api/v1/integrations/{id}`: fields left out stay.

@@ -5,7 +5,10 @@
 //! is the operation's in core, the one the REST API calls, so the browser
 //! and the API cannot disagree.
 
-use crate::error::AppError;
+use crate::{
+    api::pagination::{page, Cursor, PageQuery},
+    error::AppError,
+};
 use std::collections::HashMap;
 
 use axum::{
@@ -15,6 +18,7 @@ use axum::{
     Extension, Form,
 };
 use bitgate_app::{
+    components::checklist::CheckLine,
     context::{
         ApplicationLink, DeleteIntegrationPage, Flash, FormOutcome, HookRow, IntegrationPage, IntegrationRow,
         IntegrationsPage, PageContext, PageData, StackRow, WizardPage,
@@ -23,17 +27,18 @@ use bitgate_app::{
 };
 use bitgate_core::{
     access::Access,
-    bitbucket::cloud::Mode,
+    bitbucket::{cloud::Mode, Check},
     integrations::{
         self,
         input::{self, given, IntegrationInput},
         operations::{self, parse_id, IntegrationError, Purpose},
-        DataCenterAuth, HealthState, Integration, Provider, Summary,
+        DataCenterAuth, HealthState, Integration, Provider,
     },
     managed_hooks,
     secret::Secret,
     spaces,
     stacks::{self, StackFilter},
+    submissions::{self, Claim},
     webhooks,
 };
 use serde::Deserialize;
@@ -84,50 +89,92 @@ pub struct ListFilters {
     space_id: String,
     #[serde(default)]
     label: String,
+    /// Text the name holds.
+    #[serde(default)]
+    name: String,
+    /// Where the page starts: the API's cursor.
+    #[serde(default)]
+    cursor: String,
 }
 
-/// `/`: the integrations the viewer can see, filtered by provider, space
-/// and label (an unknown filter value shows nothing rather than everything).
+impl ListFilters {
+    /// This list's address with these filters, starting at `cursor`.
+    fn href(&self, cursor: Option<&str>) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in
+            [("provider", &self.provider), ("space_id", &self.space_id), ("label", &self.label), ("name", &self.name)]
+        {
+            if !value.is_empty() {
+                query.append_pair(key, value);
+            }
+        }
+        if let Some(cursor) = cursor {
+            query.append_pair("cursor", cursor);
+        }
+        match query.finish() {
+            query if query.is_empty() => "/".to_owned(),
+            query => format!("/?{query}"),
+        }
+    }
+}
+
+/// How many integrations a page of the list shows.
+const PAGE_SIZE: i64 = 50;
+
+/// `/`: the integrations the viewer can see, 50 a page, filtered by
+/// provider, space, label and a name search (an unknown filter value shows
+/// nothing rather than everything); the filters are kept in the address.
 pub async fn home(
     State(state): State<AppState>,
     Extension(context): Extension<PageContext>,
     Extension(user): Extension<CurrentUser>,
     Query(filters): Query<ListFilters>,
 ) -> Result<Response, AppError> {
-    let access = Access::load(&state.services.pool, user.0.id).await?;
+    let pool = &state.services.pool;
+    let access = Access::load(pool, user.0.id).await?;
     let visible = access.visible_spaces();
-    let listed = integrations::list_for(&state.services.pool, &access, &Default::default(), None, 1000).await?;
-    let all: Vec<(Summary, bool)> =
-        listed.iter().map(|l| (l.summary(), matches!(l, integrations::Listed::Whole(_)))).collect();
-    let mut labels: Vec<String> = all.iter().flat_map(|(i, _)| i.labels.iter().cloned()).collect();
-    labels.sort();
-    labels.dedup();
-    let mut spaces: Vec<(String, String)> = spaces::list(&state.services.pool, &visible, None, 10_000)
-        .await?
-        .into_iter()
-        .map(|s| (s.id.to_string(), s.name))
-        .collect();
+    let after = PageQuery { limit: None, cursor: Some(filters.cursor.clone()) }.parse()?.after;
+    let provider = Provider::parse(&filters.provider).ok();
+    let space_id = uuid::Uuid::parse_str(&filters.space_id).ok();
+    let unknown =
+        (!filters.provider.is_empty() && provider.is_none()) || (!filters.space_id.is_empty() && space_id.is_none());
+    let filter = integrations::ListFilter {
+        provider,
+        space_id,
+        label: Some(filters.label.clone()).filter(|l| !l.is_empty()),
+        name: Some(filters.name.trim().to_owned()).filter(|n| !n.is_empty()),
+    };
+    let listed = if unknown {
+        Vec::new()
+    } else {
+        integrations::list_for(pool, &access, &filter, after.map(|c| (c.at, c.id)), PAGE_SIZE + 1).await?
+    };
+    let (listed, next_cursor) = page(listed, PAGE_SIZE, |listed| {
+        let (at, id) = listed.position();
+        Cursor { at, id }
+    });
+    let labels = integrations::labels_in_use(pool, &visible).await?;
+    let mut spaces: Vec<(String, String)> =
+        spaces::list(pool, &visible, None, 10_000).await?.into_iter().map(|s| (s.id.to_string(), s.name)).collect();
     spaces.sort_by(|a, b| a.1.cmp(&b.1));
     let names: HashMap<String, String> = spaces.iter().cloned().collect();
-    let rows = all
-        .into_iter()
-        .filter(|(i, _)| filters.provider.is_empty() || i.provider.as_str() == filters.provider)
-        .filter(|(i, _)| {
-            filters.space_id.is_empty() || i.space_id.map(|s| s.to_string()) == Some(filters.space_id.clone())
-        })
-        .filter(|(i, _)| filters.label.is_empty() || i.labels.contains(&filters.label))
-        .map(|(i, can_open)| IntegrationRow {
-            id: i.id.to_string(),
-            can_open,
-            scope: match i.space_id {
-                Some(space) => names.get(&space.to_string()).cloned().unwrap_or_default(),
-                None => "Default".to_owned(),
-            },
-            name: i.name,
-            provider: i.provider.label().to_owned(),
-            labels: i.labels,
-            health: i.health_state.as_str().to_owned(),
-            stacks_count: i.stacks_count,
+    let rows = listed
+        .iter()
+        .map(|listed| {
+            let (i, can_open) = (listed.summary(), matches!(listed, integrations::Listed::Whole(_)));
+            IntegrationRow {
+                id: i.id.to_string(),
+                can_open,
+                scope: match i.space_id {
+                    Some(space) => names.get(&space.to_string()).cloned().unwrap_or_default(),
+                    None => "Default".to_owned(),
+                },
+                name: i.name,
+                provider: i.provider.label().to_owned(),
+                labels: i.labels,
+                health: i.health_state.as_str().to_owned(),
+                stacks_count: i.stacks_count,
+            }
         })
         .collect();
     let can_create = access.is_account_admin() || !access.administered_spaces().is_empty();
@@ -136,9 +183,12 @@ pub async fn home(
         can_create,
         spaces,
         labels,
+        next_page: next_cursor.as_deref().map(|cursor| filters.href(Some(cursor))),
+        first_page: (!filters.cursor.is_empty()).then(|| filters.href(None)),
         provider: filters.provider,
         space: filters.space_id,
         label: filters.label,
+        name: filters.name,
     };
     let context = PageContext { page: PageData::Integrations(page), ..context };
     Ok(state.pages.render(context, StatusCode::OK).await)
@@ -190,6 +240,7 @@ async fn render_form(
         can_create_default: access.is_account_admin(),
         checks,
         outbound_timeout_seconds: state.services.config.outbound_timeout.as_secs(),
+        submission: uuid::Uuid::new_v4().to_string(),
     };
     let context = PageContext { page: PageData::Wizard(wizard), form, ..context };
     Ok(state.pages.render(context, status).await)
@@ -216,6 +267,9 @@ pub struct WizardForm {
     /// `bitbucket_cloud`, or Data Center when left out.
     #[serde(default)]
     provider: String,
+    /// The rendered form's token (`submissions`): the same form sent twice creates once.
+    #[serde(default)]
+    submission: String,
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -420,8 +474,46 @@ pub async fn create(
     session: Session,
     Form(form): Form<WizardForm>,
 ) -> Result<Response, AppError> {
-    match operations::create(&state.services, &user.caller(address).principal(), form.creation()).await {
-        Ok(integration) => {
+    // Sent twice (the button clicked again while Bitbucket is asked): done once.
+    let submission = uuid::Uuid::parse_str(&form.submission).ok();
+    if let Some(token) = submission {
+        // Longer than the checks can take: they stop at the first call that cannot reach Bitbucket.
+        let wait = state.services.config.outbound_timeout * 2 + std::time::Duration::from_secs(10);
+        match submissions::claim(&state.services.pool, user.0.id, token, wait).await? {
+            Claim::First => {}
+            Claim::Done { redirect_to } => return Ok(Redirect::to(&redirect_to).into_response()),
+            Claim::Busy => {
+                let outcome = FormOutcome {
+                    values: form.values(),
+                    form_error: Some("This form was sent twice and Bitbucket is still being asked about the first: open the integrations list in a minute to see whether it was saved.".to_owned()),
+                    ..Default::default()
+                };
+                let provider = if form.is_cloud() { Provider::Cloud } else { Provider::DataCenter };
+                return render_wizard(
+                    &state,
+                    context,
+                    &user,
+                    provider.as_str(),
+                    Some(outcome),
+                    Vec::new(),
+                    StatusCode::CONFLICT,
+                )
+                .await;
+            }
+        }
+    }
+    let created = operations::create(&state.services, &user.caller(address).principal(), form.creation()).await;
+    if let Some(token) = submission {
+        match &created {
+            Ok(created) => {
+                submissions::finish(&state.services.pool, token, &format!("/integrations/{}", created.integration.id))
+                    .await?
+            }
+            Err(_) => submissions::release(&state.services.pool, token).await?,
+        }
+    }
+    match created {
+        Ok(operations::Created { integration, checks }) => {
             let message = if integration.health.state == HealthState::PendingAuthorization {
                 let what = if integration.provider == Provider::Cloud { "consumer" } else { "application link" };
                 format!(
@@ -434,7 +526,7 @@ pub async fn create(
                     integration.name
                 )
             };
-            push_flash(&session, Flash::success(message)).await?;
+            push_flash(&session, Flash::success(message).with_checks(check_lines(checks))).await?;
             Ok(Redirect::to(&format!("/integrations/{}", integration.id)).into_response())
         }
         Err(failure) => {
@@ -456,8 +548,12 @@ fn authorizes_in_bitbucket(integration: &Integration) -> bool {
     }
 }
 
-/// A connection checklist as the wizard shows it: (name, passed, message) per line.
-type CheckLines = Vec<(String, bool, String)>;
+/// A connection checklist as the console shows it: (name, passed, message) per line.
+type CheckLines = Vec<CheckLine>;
+
+fn check_lines(checks: Vec<Check>) -> CheckLines {
+    checks.into_iter().map(|check| (check.name.to_owned(), check.ok, check.message)).collect()
+}
 
 /// A refused create or edit, as the form answered again: every field's
 /// first problem next to it, and the checklist when the checks ran. Any
@@ -470,8 +566,7 @@ fn answered_again(
         IntegrationError::Invalid(problems) => (problems, StatusCode::UNPROCESSABLE_ENTITY, Vec::new()),
         IntegrationError::Conflict(problems) => (problems, StatusCode::CONFLICT, Vec::new()),
         IntegrationError::CheckFailed { problems, report } => {
-            let checks = report.checks.into_iter().map(|c| (c.name.to_owned(), c.ok, c.message)).collect();
-            (problems, StatusCode::UNPROCESSABLE_ENTITY, checks)
+            (problems, StatusCode::UNPROCESSABLE_ENTITY, check_lines(report.checks))
         }
         other => return Err(other.into()),
     };
@@ -688,16 +783,30 @@ pub async fn details_with_secret(
     render_details(state, context, user, &access, integration, Some(secret)).await
 }
 
-/// Shows the webhook secret, once, in a `no-store` answer; audited.
+/// Shows the webhook secret, once, in a `no-store` answer; audited. The
+/// details page's island asks for the secret alone (`Accept: text/plain`)
+/// and shows it in place; a plain form post gets the page with it.
 pub async fn reveal(
     State(state): State<AppState>,
     Extension(context): Extension<PageContext>,
     Extension(user): Extension<CurrentUser>,
     Extension(ClientAddress(address)): Extension<ClientAddress>,
     Path(raw): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, AppError> {
     let principal = user.caller(address).principal();
     let (integration, secret) = operations::reveal_webhook_secret(&state.services, &principal, parse_id(&raw)?).await?;
+    let wants_text = headers
+        .get(header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|kind| kind.trim().starts_with("text/plain")));
+    if wants_text {
+        let plain = [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ];
+        return Ok((plain, secret.into_exposed()).into_response());
+    }
     let access = Access::load(&state.services.pool, user.0.id).await?;
     render_details(&state, context, &user, &access, integration, Some(secret.into_exposed())).await
 }
@@ -781,7 +890,8 @@ pub async fn test(
         (None, None) => Flash::success("Every check passed: the integration is connected."),
         (None, Some(warning)) => Flash::info(format!("The integration is connected. Warning: {}", warning.message)),
         (Some(failure), _) => Flash::error(format!("The {} check failed: {}", failure.name, failure.message)),
-    };
+    }
+    .with_checks(check_lines(report.checks));
     push_flash(&session, flash).await?;
     Ok(Redirect::to(&format!("/integrations/{}", integration.id)).into_response())
 }

@@ -4,7 +4,10 @@
 //! (`bitgate_core::stacks::operations`), so the browser and the API cannot
 //! disagree.
 
-use crate::error::AppError;
+use crate::{
+    api::pagination::{page, Cursor, PageQuery},
+    error::AppError,
+};
 use std::collections::HashMap;
 
 use axum::{
@@ -107,6 +110,9 @@ impl TriggerBoxes {
     }
 }
 
+/// How many stacks a page of the list shows.
+const PAGE_SIZE: i64 = 50;
+
 /// Stacks as lists show them, with their spaces' names.
 pub async fn rows(state: &AppState, found: Vec<Stack>) -> Result<Vec<StackRow>, AppError> {
     let ids: Vec<Uuid> = found.iter().map(|s| s.space_id).collect();
@@ -125,15 +131,32 @@ pub async fn rows(state: &AppState, found: Vec<Stack>) -> Result<Vec<StackRow>, 
         .collect())
 }
 
-/// `/stacks`.
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    /// Where the page starts: the API's cursor.
+    #[serde(default)]
+    cursor: String,
+}
+
+/// `/stacks`: the stacks the viewer sees, newest first, 50 a page.
 pub async fn list(
     State(state): State<AppState>,
     Extension(context): Extension<PageContext>,
     Extension(user): Extension<CurrentUser>,
+    Query(query): Query<ListQuery>,
 ) -> Result<Response, AppError> {
     let access = Access::load(&state.services.pool, user.0.id).await?;
-    let found = stacks::list(&state.services.pool, &access.visible_spaces(), &Default::default(), None, 1000).await?;
-    let page = StacksPage { rows: rows(&state, found).await?, can_create: !access.writable_spaces().is_empty() };
+    let request = PageQuery { limit: Some(PAGE_SIZE.to_string()), cursor: Some(query.cursor.clone()) }.parse()?;
+    let after = request.after.map(|c| (c.at, c.id));
+    let found =
+        stacks::list(&state.services.pool, &access.visible_spaces(), &Default::default(), after, PAGE_SIZE + 1).await?;
+    let (found, next) = page(found, PAGE_SIZE, |stack| Cursor { at: stack.created_at, id: stack.id });
+    let page = StacksPage {
+        rows: rows(&state, found).await?,
+        can_create: !access.writable_spaces().is_empty(),
+        next_page: next.map(|cursor| format!("/stacks?cursor={cursor}")),
+        first_page: (!query.cursor.is_empty()).then(|| "/stacks".to_owned()),
+    };
     let context = PageContext { page: PageData::Stacks(page), ..context };
     Ok(state.pages.render(context, StatusCode::OK).await)
 }

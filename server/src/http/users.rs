@@ -3,7 +3,7 @@
 
 use crate::error::AppError;
 use axum::{
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     Extension, Form,
@@ -26,7 +26,13 @@ use super::{
     pages::form_with_problems,
     session::{push_flash, CurrentUser},
 };
-use crate::{api::rfc3339, state::AppState};
+use crate::{
+    api::{
+        pagination::{self, Cursor, PageQuery},
+        rfc3339,
+    },
+    state::AppState,
+};
 
 async fn require_account_admin(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
     Access::load(&state.services.pool, user.0.id).await?.can_administer_account()?;
@@ -44,26 +50,45 @@ fn row(user: &User) -> UserRow {
     }
 }
 
+/// How many users a page of the list shows.
+const PAGE_SIZE: i64 = 50;
+
+/// The page of users starting at `cursor` (the first when empty), newest first.
 async fn render(
     state: &AppState,
     context: PageContext,
+    cursor: &str,
     form: Option<FormOutcome>,
     status: StatusCode,
 ) -> Result<Response, AppError> {
-    let mut users = users::list(&state.services.pool, None, 10_000).await?;
-    users.sort_by_key(|user| user.name.to_lowercase());
-    let page = UsersPage { users: users.iter().map(row).collect() };
+    let after = PageQuery { limit: None, cursor: Some(cursor.to_owned()) }.parse()?.after;
+    let found = users::list(&state.services.pool, after.map(|c| (c.at, c.id)), PAGE_SIZE + 1).await?;
+    let (found, next) = pagination::page(found, PAGE_SIZE, |user| Cursor { at: user.created_at, id: user.id });
+    let page = UsersPage {
+        users: found.iter().map(row).collect(),
+        next_page: next.map(|cursor| format!("/users?cursor={cursor}")),
+        first_page: (!cursor.is_empty()).then(|| "/users".to_owned()),
+    };
     let context = PageContext { page: PageData::Users(page), form, ..context };
     Ok(state.pages.render(context, status).await)
 }
 
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    /// Where the page starts: the API's cursor.
+    #[serde(default)]
+    cursor: String,
+}
+
+/// `/users`: 50 a page, newest first.
 pub async fn page(
     State(state): State<AppState>,
     Extension(context): Extension<PageContext>,
     Extension(user): Extension<CurrentUser>,
+    Query(query): Query<ListQuery>,
 ) -> Result<Response, AppError> {
     require_account_admin(&state, &user).await?;
-    render(&state, context, None, StatusCode::OK).await
+    render(&state, context, &query.cursor, None, StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
@@ -110,7 +135,7 @@ pub async fn create(
                 ("account_admin".into(), form.account_admin.clone().unwrap_or_default()),
             ];
             let outcome = form_with_problems(problems, values, |field| field.to_owned());
-            return render(&state, context, Some(outcome), status).await;
+            return render(&state, context, "", Some(outcome), status).await;
         }
     };
     push_flash(&session, Flash::success(format!("{} can now log in.", created.email))).await?;

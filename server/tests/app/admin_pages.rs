@@ -210,3 +210,39 @@ async fn the_api_reference_lists_every_operation_with_nothing_from_elsewhere() {
         assert!(!page.contains(attribute), "no asset from elsewhere: {attribute}");
     }
 }
+
+/// The links of a page's pager: (First page, Next) addresses.
+fn pager(page: &str) -> (Option<String>, Option<String>) {
+    let link = |label: &str| {
+        let at = page.find(&format!(">{label}</a>"))?;
+        let start = page[..at].rfind("href=\"").unwrap() + 6;
+        Some(page[start..start + page[start..].find('"').unwrap()].replace("&amp;", "&"))
+    };
+    (link("First page"), link("Next 50 users").or_else(|| link("Next 50 stacks")))
+}
+
+#[tokio::test]
+async fn the_users_list_shows_50_a_page_newest_first() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.logged_in_admin().await;
+    // 69 more, each a second older than the one before: 70 in all with the admin.
+    sqlx::query(
+        "INSERT INTO users (email, name, password_hash, created_at)
+         SELECT 'user' || n || '@example.com', 'User ' || n, 'x', now() - make_interval(secs => n)
+         FROM generate_series(1, 69) n",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let emails = |page: &str| page.matches("@example.com</td>").count();
+    let first = admin.get("/users").await.text().await.unwrap();
+    assert_eq!(emails(&first), 50);
+    assert!(first.find("user1@example.com").unwrap() < first.find("user2@example.com").unwrap(), "newest first");
+    let (back, next) = pager(&first);
+    assert_eq!(back, None);
+    let second = admin.get(&next.expect("a second page")).await.text().await.unwrap();
+    assert_eq!(emails(&second), 20);
+    assert!(second.contains("user69@example.com") && !second.contains("user1@example.com"));
+    assert_eq!(pager(&second), (Some("/users".to_owned()), None));
+    assert_eq!(admin.get("/users?cursor=forged").await.status(), 400);
+}

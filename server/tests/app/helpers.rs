@@ -371,3 +371,28 @@ impl Listener {
         self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// Makes `count` copies of an integration straight in the database (names
+/// `{prefix} 1`, `{prefix} 2`…, each a second older than the one before),
+/// for lists long enough to page. Their sealed secrets stay bound to the
+/// original's id: listable, not usable.
+pub async fn copy_integration(pool: &sqlx::PgPool, id: uuid::Uuid, prefix: &str, count: i32) {
+    sqlx::query(
+        "WITH copies AS (SELECT n, gen_random_uuid() AS id FROM generate_series(1, $3) n),
+              made AS (
+                INSERT INTO integrations
+                SELECT (jsonb_populate_record(i, jsonb_build_object(
+                          'id', c.id, 'name', $2 || ' ' || c.n, 'slug', lower($2) || '-' || c.n,
+                          'created_at', i.created_at - make_interval(secs => c.n)))).*
+                FROM integrations i, copies c WHERE i.id = $1 RETURNING id)
+         INSERT INTO datacenter_credentials
+         SELECT (jsonb_populate_record(d, jsonb_build_object('integration_id', c.id))).*
+         FROM datacenter_credentials d, copies c WHERE d.integration_id = $1",
+    )
+    .bind(id)
+    .bind(prefix)
+    .bind(count)
+    .execute(pool)
+    .await
+    .unwrap();
+}

@@ -11,7 +11,7 @@ use bitgate_core::{
     integrations::{
         input::{DataCenterInput, IntegrationInput, OptionsInput},
         operations::{self, IntegrationError, Purpose},
-        Integration, PrComments, VcsChecks,
+        PrComments, VcsChecks,
     },
     principal::Principal,
     stacks::operations::{self as stacks, StackError, StackInput},
@@ -66,9 +66,15 @@ async fn the_operations_authorize_validate_and_keep_the_rules_whoever_calls_them
     let services = &w.app.services;
     let team_admin = principal(&w, "team admin").await;
 
-    // Created by a space admin, with every check passed; the creator recorded.
-    let created: Integration =
+    // Created by a space admin, with every check passed (and said); the creator recorded.
+    let operations::Created { integration: created, checks } =
         operations::create(services, &team_admin, datacenter("team-dc", Some(w.team), &simulator.url)).await.unwrap();
+    let passed: Vec<(&str, bool)> = checks.iter().map(|check| (check.name, check.ok)).collect();
+    assert_eq!(
+        passed,
+        [("server", true), ("token", true), ("owner", true), ("projects", true), ("repositories", true)],
+        "the checklist that passed, as the console shows it"
+    );
     assert_eq!(
         (created.health.state.as_str(), created.created_by_label.as_str()),
         ("connected", "team-admin@example.com")
@@ -166,8 +172,10 @@ async fn stacks_find_their_repository_through_the_integration_whoever_calls() {
     let (w, simulator) = world_with_bitbucket().await;
     let services = &w.app.services;
     let team_admin = principal(&w, "team admin").await;
-    let integration =
-        operations::create(services, &team_admin, datacenter("team-dc", Some(w.team), &simulator.url)).await.unwrap();
+    let integration = operations::create(services, &team_admin, datacenter("team-dc", Some(w.team), &simulator.url))
+        .await
+        .unwrap()
+        .integration;
     let stack = |name: &str, repository: Option<&str>, branch: Option<&str>| StackInput {
         name: Some(name.into()),
         space_id: Some(w.team.to_string()),

@@ -1,0 +1,58 @@
+//! The webhook secret, masked until an admin reveals it. Revealing is a
+//! POST (audited, answered `no-store`): with JavaScript the secret appears
+//! in place and the page stays where it was; without, the form posts and
+//! the answer is the page with the secret shown.
+
+use leptos::prelude::*;
+
+#[island]
+pub fn RevealSecret(integration_id: String, csrf_token: String) -> impl IntoView {
+    let (hydrated, set_hydrated) = signal(false);
+    let (secret, set_secret) = signal(None::<String>);
+    let (failed, set_failed) = signal(false);
+    let (copied, set_copied) = signal(false);
+    Effect::new(move |_| set_hydrated.set(true));
+    let action = format!("/integrations/{integration_id}/webhook/reveal");
+    let reveal = {
+        let (action, csrf) = (action.clone(), csrf_token.clone());
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            let (action, csrf) = (action.clone(), csrf.clone());
+            leptos::task::spawn_local(async move {
+                match super::browser::post_text(&action, "", &csrf).await {
+                    Ok(revealed) => set_secret.set(Some(revealed)),
+                    Err(()) => set_failed.set(true),
+                }
+            });
+        }
+    };
+    let copy = move |_| {
+        let Some(text) = secret.get_untracked() else { return };
+        leptos::task::spawn_local(async move {
+            if super::browser::copy_text(&text).await {
+                set_copied.set(true);
+            }
+        });
+    };
+    // Both states written, one shown: cheaper in the bundle than swapping views.
+    view! {
+        <div class="reveal-secret" data-hydrated=move || if hydrated.get() { "true" } else { "false" }>
+            <form method="post" action=action class="inline" hidden=move || secret.get().is_some() on:submit=reveal>
+                <input type="hidden" name="csrf_token" value=csrf_token />
+                <code aria-hidden="true">"••••••••••••"</code>
+                <span class="visually-hidden">"The secret is hidden."</span>
+                " "
+                <button type="submit" class="button secondary">"Reveal secret"</button>
+            </form>
+            <div class="copy-value" hidden=move || secret.get().is_none()>
+                <code>{move || secret.get().unwrap_or_default()}</code>
+                <button type="button" class="button secondary" on:click=copy>
+                    {move || if copied.get() { "Copied" } else { "Copy" }}
+                </button>
+            </div>
+            <p class="field-error" role="alert" hidden=move || !failed.get()>
+                "The secret could not be revealed right now: reload the page and try again."
+            </p>
+        </div>
+    }
+}

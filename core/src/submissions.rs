@@ -1,0 +1,103 @@
+//! A form that does something once, whatever the number of times it is
+//! posted: a double click, the Enter key pressed again while Bitbucket is
+//! asked, a reload of the answer. Each rendered form carries a random token;
+//! the first request with it claims it, and records where its answer led
+//! when it saved something. A repeat waits for the first to finish and is
+//! sent to the same place; when the first saved nothing (its form came back
+//! with errors), the repeat does the work itself, which is as harmless.
+//!
+//! The token is bound to the user who claimed it: another user's token
+//! claims nothing for them.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::users::UserId;
+
+/// How often a repeat looks whether the first request finished.
+const POLL: Duration = Duration::from_millis(50);
+
+/// How long a claim is kept: far longer than any form takes, so that a
+/// reload of an answer an hour later still lands on what it made.
+pub const KEPT: Duration = Duration::from_secs(24 * 3600);
+
+/// What a request with a form's token is to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// It is the first: do the work, then [`finish`] (or [`release`]).
+    First,
+    /// An earlier request with the token did the work; its answer led here.
+    Done { redirect_to: String },
+    /// An earlier request is still at work after `wait`, or the token is
+    /// another user's: answer that, and do nothing.
+    Busy,
+}
+
+/// Claims `token` for `user`, waiting up to `wait` for an earlier request
+/// with it to finish.
+pub async fn claim(pool: &PgPool, user: UserId, token: Uuid, wait: Duration) -> Result<Claim, sqlx::Error> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let claimed = sqlx::query!(
+            "INSERT INTO form_submissions (token, user_id) VALUES ($1, $2) ON CONFLICT (token) DO NOTHING",
+            token,
+            user
+        )
+        .execute(pool)
+        .await?;
+        if claimed.rows_affected() == 1 {
+            return Ok(Claim::First);
+        }
+        let earlier = sqlx::query!(
+            "SELECT user_id, finished_at IS NOT NULL AS \"finished!\", redirect_to FROM form_submissions WHERE token = $1",
+            token
+        )
+        .fetch_optional(pool)
+        .await?;
+        match earlier {
+            // Released since (it saved nothing): claim it again.
+            None => continue,
+            Some(earlier) if earlier.user_id != user => return Ok(Claim::Busy),
+            Some(earlier) => {
+                if let (true, Some(redirect_to)) = (earlier.finished, earlier.redirect_to) {
+                    return Ok(Claim::Done { redirect_to });
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(Claim::Busy);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The first request saved something, and its answer leads to `redirect_to`.
+pub async fn finish(pool: &PgPool, token: Uuid, redirect_to: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE form_submissions SET finished_at = now(), redirect_to = $2 WHERE token = $1",
+        token,
+        redirect_to
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The first request saved nothing: a repeat does the work itself.
+pub async fn release(pool: &PgPool, token: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!("DELETE FROM form_submissions WHERE token = $1", token).execute(pool).await?;
+    Ok(())
+}
+
+/// Forgets claims older than [`KEPT`] (housekeeping). Returns how many.
+pub async fn forget_old(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        "DELETE FROM form_submissions WHERE created_at < now() - make_interval(secs => $1)",
+        KEPT.as_secs_f64()
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
