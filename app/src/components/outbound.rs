@@ -48,7 +48,7 @@ pub fn OutboundTable(log: OutboundLog, with_stack: bool, #[prop(into)] empty: St
                     <td>{row.what.clone()}</td>
                     <td><code>{format!("{} {}", row.method, row.path)}</code></td>
                     <td>{answer(&row)}</td>
-                    <td>{row.message.clone().unwrap_or_default()}</td>
+                    <td>{row.message.clone().unwrap_or_else(|| "—".to_owned())}</td>
                     <td>{row.attempt}</td>
                 </tr>
             }

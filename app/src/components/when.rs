@@ -25,7 +25,8 @@ pub fn exact_text(at: &str) -> String {
     OffsetDateTime::parse(at, &Rfc3339).map(exact).unwrap_or_else(|_| at.to_owned())
 }
 
-fn exact(moment: OffsetDateTime) -> String {
+/// The exact time of a moment, to the second: `2026-12-03 19:59:35 UTC`.
+pub fn exact(moment: OffsetDateTime) -> String {
     let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     moment.to_offset(UtcOffset::UTC).format(&format).unwrap_or_default()
 }

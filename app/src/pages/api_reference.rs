@@ -75,10 +75,13 @@ pub fn ApiReferencePage(reference: crate::context::ApiReference) -> impl IntoVie
 
 #[component]
 fn Operation(op: OperationDoc) -> impl IntoView {
+    // Each table's region is named after its operation: the page has dozens.
+    let named = |what: &str| format!("{what} of {} {}", op.method, op.path);
+    let (parameters_label, responses_label) = (named("Parameters"), named("Responses"));
     let parameters = (!op.parameters.is_empty()).then(|| {
         view! {
             <h4>"Parameters"</h4>
-            <FieldTable fields=op.parameters show_location=true />
+            <FieldTable fields=op.parameters show_location=true label=parameters_label />
         }
     });
     let request = op.request.map(|kind| {
@@ -114,7 +117,7 @@ fn Operation(op: OperationDoc) -> impl IntoView {
             {parameters}
             {request}
             <h4>"Responses"</h4>
-            <TableScroll label="Responses"><table class="compact">
+            <TableScroll label=responses_label><table class="compact">
                 <thead>
                     <tr>
                         <th>"Status"</th>
@@ -143,8 +146,10 @@ fn Schema(schema: SchemaDoc) -> impl IntoView {
             </p>
         }
     });
-    let properties =
-        (!schema.properties.is_empty()).then(|| view! { <FieldTable fields=schema.properties show_location=false /> });
+    let properties = (!schema.properties.is_empty()).then(|| {
+        let label = format!("Fields of {}", schema.name);
+        view! { <FieldTable fields=schema.properties show_location=false label /> }
+    });
     let anchor = format!("schema-{}", schema.name);
     view! {
         <article class="api-schema" id=anchor>
@@ -158,9 +163,9 @@ fn Schema(schema: SchemaDoc) -> impl IntoView {
 }
 
 #[component]
-fn FieldTable(fields: Vec<FieldDoc>, show_location: bool) -> impl IntoView {
+fn FieldTable(fields: Vec<FieldDoc>, show_location: bool, label: String) -> impl IntoView {
     view! {
-        <TableScroll label="Fields"><table class="compact">
+        <TableScroll label><table class="compact">
             <thead>
                 <tr>
                     <th>"Name"</th>

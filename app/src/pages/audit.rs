@@ -83,8 +83,8 @@ pub fn AuditPage(page: crate::context::AuditPage) -> impl IntoView {
                         {space_options}
                     </select>
                 </div>
-                <button type="submit" class="button primary">"Filter"</button>
-                <a class="button link" href="/audit">"Clear"</a>
+                <button type="submit" class="button secondary">"Filter"</button>
+                <a class="button secondary" href="/audit">"Clear"</a>
             </form>
             {error}
             {list}
@@ -105,9 +105,9 @@ fn AuditLine(event: AuditRow) -> impl IntoView {
             <td>{actor}</td>
             <td><code>{event.action}</code></td>
             <td>{event.target.unwrap_or_default()}</td>
-            <td>{event.space.unwrap_or_default()}</td>
+            <td>{event.space.unwrap_or_else(|| "—".to_owned())}</td>
             <td>{event.client_address.unwrap_or_default()}</td>
-            <td><code class="details">{event.details}</code></td>
+            <td>{(!event.details.is_empty()).then(|| view! { <code class="details">{event.details.clone()}</code> })}</td>
         </tr>
     }
 }

@@ -102,7 +102,10 @@ pub fn DeliveryDetailsPage(page: crate::context::DeliveryPage) -> impl IntoView 
     };
     let body = match page.body.clone() {
         // Focusable and named: a keyboard can scroll a long body too.
-        Some(body) => view! { <pre class="json" tabindex="0" aria-label="The delivery's body">{body}</pre> }.into_any(),
+        Some(body) => {
+            view! { <pre class="json" role="region" tabindex="0" aria-label="The delivery's body">{body}</pre> }
+                .into_any()
+        }
         None => view! { <p class="muted">"Bodies are kept for accepted deliveries only."</p> }.into_any(),
     };
     view! {

@@ -713,8 +713,11 @@ pub fn DeleteIntegrationPage(page: crate::context::DeleteIntegrationPage) -> imp
         format!("No stack uses it. {webhooks}")
     } else {
         format!(
-            "{} stack(s) use it. They will be detached: no webhooks, no runs, until someone attaches them to another integration of the same provider. {webhooks}",
-            page.stacks.len()
+            "{} use it. They will be detached: no webhooks, no runs, until someone attaches them to another integration of the same provider. {webhooks}",
+            match page.stacks.len() {
+                1 => "One stack".to_owned(),
+                n => format!("{n} stacks"),
+            }
         )
     };
     view! {

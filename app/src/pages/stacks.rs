@@ -63,7 +63,8 @@ fn TriggerFields(shown: StackTriggers) -> impl IntoView {
                 <div class="field checkbox">
                     <label>
                         <input type="checkbox" name=field checked=checked />
-                        " " <strong>{label}</strong> {format!(" \u{2014} {explains}")}
+                        // One flex item: the name and its explanation read as a sentence.
+                        <span><strong>{label}</strong> {format!(" \u{2014} {explains}")}</span>
                     </label>
                 </div>
             }
@@ -438,7 +439,7 @@ fn RunTable(stack_id: String, runs: Vec<RunRow>, more: bool) -> impl IntoView {
                     <td>{run.kind.clone()}</td>
                     <td>{badge(run.state.clone(), "succeeded", "failed")}</td>
                     <td><code>{run.commit.clone()}</code></td>
-                    <td>{run.pull_request_id.map(|id| format!("#{id}"))}</td>
+                    <td>{run.pull_request_id.map_or_else(|| "—".to_owned(), |id| format!("#{id}"))}</td>
                     <td><When at=run.updated_at.clone() /></td>
                 </tr>
                 <tr class="run-statuses">

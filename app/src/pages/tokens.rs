@@ -83,8 +83,8 @@ fn TokenLine(token: TokenRow) -> impl IntoView {
             <td>{token.name.clone()}</td>
             <td><code>{format!("{}…", token.prefix)}</code></td>
             <td><When at=token.created_at /></td>
-            <td><When at=token.expires_at.unwrap_or_else(|| "Never".to_owned()) /></td>
-            <td><When at=token.last_used_at.unwrap_or_else(|| "Never".to_owned()) /></td>
+            <td><When at=token.expires_at.unwrap_or_else(|| "never".to_owned()) /></td>
+            <td><When at=token.last_used_at.unwrap_or_else(|| "never".to_owned()) /></td>
             <td class="actions">
                 <form method="post" action=action class="inline">
                     <CsrfField />

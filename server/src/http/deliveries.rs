@@ -106,7 +106,7 @@ pub async fn latest(
     let integration = administered(&state, &user.caller(address), &raw, "integration.deliveries").await?;
     let at = deliveries::last_received_at(&state.services.pool, integration.id).await?;
     let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")];
-    Ok((headers, at.map(rfc3339).unwrap_or_default()).into_response())
+    Ok((headers, at.map(bitgate_app::components::when::exact).unwrap_or_default()).into_response())
 }
 
 /// `/deliveries/{id}`.

@@ -18,7 +18,7 @@ use axum::{
     Extension, Form,
 };
 use bitgate_app::{
-    components::checklist::CheckLine,
+    components::{checklist::CheckLine, when::exact},
     context::{
         ApplicationLink, DeleteIntegrationPage, Flash, FormOutcome, HookRow, IntegrationPage, IntegrationRow,
         IntegrationsPage, PageContext, PageData, StackRow, WizardPage,
@@ -625,8 +625,8 @@ async fn render_details(
         facts.push(("API URL".to_owned(), dc.api_url.clone()));
         facts.push(("User-facing URL".to_owned(), dc.user_facing_url.clone()));
         let authorized = |label: &Option<String>, at: Option<time::OffsetDateTime>| match (&dc.username, label, at) {
-            (Some(account), Some(user), Some(at)) => format!("{account}, connected by {user} at {}", rfc3339(at)),
-            (Some(account), None, Some(at)) => format!("{account}, since {}", rfc3339(at)),
+            (Some(account), Some(user), Some(at)) => format!("{account}, connected by {user} at {}", exact(at)),
+            (Some(account), None, Some(at)) => format!("{account}, since {}", exact(at)),
             _ => "not yet".to_owned(),
         };
         match (&dc.oauth2, &dc.oauth1) {
@@ -661,8 +661,8 @@ async fn render_details(
         };
         facts.push(("Mode".to_owned(), mode.to_owned()));
         let authorized = match (&cloud.authorized_by, &cloud.authorized_by_label, cloud.authorized_at) {
-            (Some(account), Some(user), Some(at)) => format!("{account}, connected by {user} at {}", rfc3339(at)),
-            (Some(account), None, Some(at)) => format!("{account}, since {}", rfc3339(at)),
+            (Some(account), Some(user), Some(at)) => format!("{account}, connected by {user} at {}", exact(at)),
+            (Some(account), None, Some(at)) => format!("{account}, since {}", exact(at)),
             _ => "not yet".to_owned(),
         };
         if cloud.mode == Mode::ClientCredentials {
@@ -680,7 +680,8 @@ async fn render_details(
         facts.push(("Scopes granted".to_owned(), cloud.scopes.join(", ")));
     }
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
-    facts.push(("Labels".to_owned(), integration.labels.join(", ")));
+    let labels = if integration.labels.is_empty() { "none".to_owned() } else { integration.labels.join(", ") };
+    facts.push(("Labels".to_owned(), labels));
     facts.push(("Use git checkout".to_owned(), yes_no(integration.options.use_git_checkout)));
     facts.push(("Commit status".to_owned(), yes_no(integration.options.commit_status)));
     facts.push(("Status details".to_owned(), yes_no(integration.options.status_details)));
@@ -728,13 +729,13 @@ async fn render_details(
             }
         }
         .to_owned(),
-        last_delivery_at: last_delivery_at.map(rfc3339),
+        last_delivery_at: last_delivery_at.map(exact),
         previous_secret_valid_until: previous_secret_valid_until.map(rfc3339),
         connect: authorizes_in_bitbucket(&integration).then(|| {
             if integration.health.state == HealthState::PendingAuthorization { "Connect" } else { "Reconnect" }
                 .to_owned()
         }),
-        created: format!("Created {} by {}", rfc3339(integration.created_at), integration.created_by_label),
+        created: format!("Created {} by {}", exact(integration.created_at), integration.created_by_label),
         stacks,
         manage_webhooks: integration.options.manage_webhooks,
         hooks,

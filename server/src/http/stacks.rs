@@ -380,11 +380,15 @@ async fn render_stack(
         repository: stack.repository_name.clone(),
         repository_id: stack.repository_id.clone(),
         branch: stack.branch.clone(),
-        created: format!("Created {} by {}", rfc3339(stack.created_at), stack.created_by_label),
+        created: format!(
+            "Created {} by {}",
+            bitgate_app::components::when::exact(stack.created_at),
+            stack.created_by_label
+        ),
         can_write: access.can_write(stack.space_id).is_ok(),
         attachable,
         branch_deleted: stack.branch_deleted,
-        last_delivery: stack.last_delivery.map(|(id, at)| (id.to_string(), rfc3339(at))),
+        last_delivery: stack.last_delivery.map(|(id, at)| (id.to_string(), bitgate_app::components::when::exact(at))),
         // The delivery log belongs to the integration's admins.
         last_delivery_link: integration_link,
         triggers: shown(stack.triggers),
