@@ -79,7 +79,7 @@ fn the_frame_folds_the_navigation_into_a_menu_and_tables_scroll_in_a_named_regio
     // Times read as people say them, the exact one in the tooltip.
     assert!(html.contains(r#"<time datetime="2026-12-01T10:00:00Z" title="2026-12-01 10:00:00 UTC">"#), "{html}");
     assert!(!html.contains(">2026-12-01T10:00:00Z<"), "not the stored form: {html}");
-    assert!(html.contains("<span>Never</span>"), "{html}");
+    assert!(html.contains("<span>never</span>"), "{html}");
 }
 
 #[test]

@@ -96,7 +96,7 @@ async fn run_claimed(services: &Services, job: jobs::Job) -> Result<bool, sqlx::
 async fn run(services: &Services, kind: JobKind) -> Result<u64, String> {
     let pool = &services.pool;
     let result = match kind {
-        // Sessions, and the claims of the forms they posted (submissions.rs).
+        // Expired sessions, and form claims past their day (submissions.rs): both short-lived login state.
         JobKind::DeleteExpiredSessions => {
             match sqlx::query!("DELETE FROM tower_sessions.session WHERE expiry_date < now()").execute(pool).await {
                 Ok(sessions) => submissions::forget_old(pool).await.map(|claims| sessions.rows_affected() + claims),

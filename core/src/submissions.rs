@@ -4,7 +4,8 @@
 //! the first request with it claims it, and records where its answer led
 //! when it saved something. A repeat waits for the first to finish and is
 //! sent to the same place; when the first saved nothing (its form came back
-//! with errors), the repeat does the work itself, which is as harmless.
+//! with errors), the repeat does the work itself: nothing is saved twice,
+//! though Bitbucket may be asked again.
 //!
 //! The token is bound to the user who claimed it: another user's token
 //! claims nothing for them.
@@ -16,8 +17,10 @@ use uuid::Uuid;
 
 use crate::users::UserId;
 
-/// How often a repeat looks whether the first request finished.
+/// How soon a repeat first looks whether the first request finished, and
+/// how seldom it looks at most.
 const POLL: Duration = Duration::from_millis(50);
+const MAX_POLL: Duration = Duration::from_millis(800);
 
 /// How long a claim is kept: far longer than any form takes, so that a
 /// reload of an answer an hour later still lands on what it made.
@@ -30,20 +33,27 @@ pub enum Claim {
     First,
     /// An earlier request with the token did the work; its answer led here.
     Done { redirect_to: String },
-    /// An earlier request is still at work after `wait`, or the token is
-    /// another user's: answer that, and do nothing.
+    /// The token is another user's, or other requests with it kept it busy
+    /// for all of `wait`: answer that, and do nothing.
     Busy,
 }
 
 /// Claims `token` for `user`, waiting up to `wait` for an earlier request
-/// with it to finish.
+/// with it to finish. A claim left open longer than `wait` (its process
+/// died mid-way) is taken over: the form is done again, as nothing recorded
+/// that it was done.
 pub async fn claim(pool: &PgPool, user: UserId, token: Uuid, wait: Duration) -> Result<Claim, sqlx::Error> {
     let deadline = tokio::time::Instant::now() + wait;
+    let mut poll = POLL;
     loop {
         let claimed = sqlx::query!(
-            "INSERT INTO form_submissions (token, user_id) VALUES ($1, $2) ON CONFLICT (token) DO NOTHING",
+            "INSERT INTO form_submissions (token, user_id) VALUES ($1, $2)
+             ON CONFLICT (token) DO UPDATE SET created_at = now()
+               WHERE form_submissions.user_id = $2 AND form_submissions.finished_at IS NULL
+                 AND form_submissions.created_at < now() - make_interval(secs => $3)",
             token,
-            user
+            user,
+            wait.as_secs_f64()
         )
         .execute(pool)
         .await?;
@@ -69,7 +79,9 @@ pub async fn claim(pool: &PgPool, user: UserId, token: Uuid, wait: Duration) -> 
         if tokio::time::Instant::now() >= deadline {
             return Ok(Claim::Busy);
         }
-        tokio::time::sleep(POLL).await;
+        // Asked often at first (a double click's first is usually quick), then less.
+        tokio::time::sleep(poll).await;
+        poll = (poll * 2).min(MAX_POLL);
     }
 }
 

@@ -10,15 +10,12 @@ pub fn Pager(
     next: Option<String>,
     /// The first page's address, on a later page.
     first: Option<String>,
-    /// What the next page holds ("Next 50 integrations").
-    #[prop(into)]
-    next_label: String,
 ) -> impl IntoView {
     (next.is_some() || first.is_some()).then(|| {
         view! {
             <nav class="pager" aria-label="Pages">
                 {first.map(|href| view! { <a class="button secondary" href=href>"First page"</a> })}
-                {next.map(|href| view! { <a class="button secondary" href=href>{next_label}</a> })}
+                {next.map(|href| view! { <a class="button secondary" href=href>"Next page"</a> })}
             </nav>
         }
     })

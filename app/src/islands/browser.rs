@@ -20,7 +20,8 @@ pub async fn post_text(path: &str, body: &str, csrf: &str) -> Result<String, ()>
     let response =
         wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init(path, &init)).await.map_err(|_| ())?;
     let response: web_sys::Response = response.dyn_into().map_err(|_| ())?;
-    if !response.ok() {
+    // Followed to another page (the login page, once the session ended): not the answer.
+    if response.redirected() || !response.ok() {
         return Err(());
     }
     let text = wasm_bindgen_futures::JsFuture::from(response.text().map_err(|_| ())?).await.map_err(|_| ())?;

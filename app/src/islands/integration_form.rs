@@ -107,7 +107,7 @@ pub fn TokenPageLink(api_url: String, user_facing_url: String) -> impl IntoView 
     let page = move || token_page(&facing.get(), &api.get());
     // An <a> without href until there is an address: text, not a link.
     view! {
-        <a class="token-page" href=page target="_blank" rel="noopener noreferrer" aria-live="polite" data-hydrated=move || if hydrated.get() { "true" } else { "false" }>
+        <a class="token-page" href=page target="_blank" rel="noopener noreferrer" data-hydrated=move || if hydrated.get() { "true" } else { "false" }>
             <code>{move || page().unwrap_or_else(|| "{user-facing URL}/plugins/servlet/access-tokens/manage".to_owned())}</code>
         </a>
     }
@@ -195,13 +195,16 @@ pub fn CheckingSubmit(label: String, checks: Vec<String>, timeout_seconds: u64) 
             >
                 {label}
             </button>
-            <section class="panel progress" aria-live="polite" hidden=move || waited.get().is_none()>
-                {move || waited.get().map(|seconds| view! {
-                    <h2>{format!("Asking Bitbucket… {seconds} s (Bitgate gives up after {timeout_seconds} s per call)")}</h2>
-                    <ul class="checklist">
-                        {checks.iter().map(|check| view! { <li class="check pending">{check.clone()}</li> }).collect_view()}
-                    </ul>
-                })}
+            // Said once when it appears (a status); the seconds counting up are for the eyes only.
+            <section class="panel progress" role="status" hidden=move || waited.get().is_none()>
+                <h2>
+                    "Asking Bitbucket… "
+                    <span aria-hidden="true">{move || format!("{} s ", waited.get().unwrap_or(0))}</span>
+                    {format!("(Bitgate gives up after {timeout_seconds} s per call)")}
+                </h2>
+                <ul class="checklist">
+                    {checks.into_iter().map(|check| view! { <li class="check pending">{check}</li> }).collect_view()}
+                </ul>
             </section>
         </div>
     }

@@ -11,18 +11,25 @@ pub fn RevealSecret(integration_id: String, csrf_token: String) -> impl IntoView
     let (secret, set_secret) = signal(None::<String>);
     let (failed, set_failed) = signal(false);
     let (copied, set_copied) = signal(false);
+    // One request at a time: a double click reveals (and is audited) once.
+    let (pending, set_pending) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
     let action = format!("/integrations/{integration_id}/webhook/reveal");
     let reveal = {
         let (action, csrf) = (action.clone(), csrf_token.clone());
         move |ev: leptos::ev::SubmitEvent| {
             ev.prevent_default();
+            if pending.get_untracked() {
+                return;
+            }
+            set_pending.set(true);
             let (action, csrf) = (action.clone(), csrf.clone());
             leptos::task::spawn_local(async move {
                 match super::browser::post_text(&action, "", &csrf).await {
                     Ok(revealed) => set_secret.set(Some(revealed)),
                     Err(()) => set_failed.set(true),
                 }
+                set_pending.set(false);
             });
         }
     };

@@ -97,10 +97,12 @@ pub fn IntegrationList(page: crate::context::IntegrationsPage) -> impl IntoView 
     });
     let filtered =
         !(page.provider.is_empty() && page.space.is_empty() && page.label.is_empty() && page.name.is_empty());
-    let pager =
-        view! { <Pager next=page.next_page.clone() first=page.first_page.clone() next_label="Next 50 integrations" /> };
+    let pager = view! { <Pager next=page.next_page.clone() first=page.first_page.clone() /> };
     let filters = view! { <IntegrationFilters page=page.clone() /> };
-    let list = if page.rows.is_empty() && filtered {
+    let list = if page.rows.is_empty() && page.first_page.is_some() {
+        // A later page emptied since (integrations deleted meanwhile).
+        view! { <p class="muted">"No more integrations."</p> }.into_any()
+    } else if page.rows.is_empty() && filtered {
         view! { <p class="muted">"No integration matches these filters. " <a href="/">"Show all"</a></p> }.into_any()
     } else if page.rows.is_empty() {
         view! {

@@ -141,7 +141,7 @@ pub fn StacksPage(page: crate::context::StacksPage) -> impl IntoView {
         <Page title="Stacks" lede="Who uses the integrations: one repository and branch each.">
             {create}
             {list}
-            <Pager next=page.next_page first=page.first_page next_label="Next 50 stacks" />
+            <Pager next=page.next_page first=page.first_page />
         </Page>
     }
 }

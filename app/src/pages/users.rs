@@ -69,7 +69,7 @@ pub fn UsersPage(page: crate::context::UsersPage) -> impl IntoView {
                         .collect_view()}
                 </tbody>
             </table></TableScroll>
-            <Pager next=next_page first=first_page next_label="Next 50 users" />
+            <Pager next=next_page first=first_page />
         </Page>
     }
 }

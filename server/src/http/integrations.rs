@@ -485,7 +485,7 @@ pub async fn create(
             Claim::Busy => {
                 let outcome = FormOutcome {
                     values: form.values(),
-                    form_error: Some("This form was sent twice and Bitbucket is still being asked about the first: open the integrations list in a minute to see whether it was saved.".to_owned()),
+                    form_error: Some("This form was sent before and Bitbucket is still being asked about it: open the integrations list in a minute to see whether it was saved.".to_owned()),
                     ..Default::default()
                 };
                 let provider = if form.is_cloud() { Provider::Cloud } else { Provider::DataCenter };
@@ -502,16 +502,28 @@ pub async fn create(
             }
         }
     }
-    let created = operations::create(&state.services, &user.caller(address).principal(), form.creation()).await;
-    if let Some(token) = submission {
-        match &created {
-            Ok(created) => {
-                submissions::finish(&state.services.pool, token, &format!("/integrations/{}", created.integration.id))
-                    .await?
+    // Detached, with its claim's end: a browser that gives up on this request
+    // (the second click aborts the first's navigation) must not leave the
+    // claim open, or its repeat would wait in vain.
+    let (services, principal, creation) = (state.services.clone(), user.caller(address).principal(), form.creation());
+    let created = tokio::spawn(async move {
+        let created = operations::create(&services, &principal, creation).await;
+        if let Some(token) = submission {
+            let ended = match &created {
+                Ok(created) => {
+                    let path = format!("/integrations/{}", created.integration.id);
+                    submissions::finish(&services.pool, token, &path).await
+                }
+                Err(_) => submissions::release(&services.pool, token).await,
+            };
+            if let Err(error) = ended {
+                tracing::warn!(%error, "a form's claim could not be ended: a repeat takes it over after the wait");
             }
-            Err(_) => submissions::release(&state.services.pool, token).await?,
         }
-    }
+        created
+    })
+    .await
+    .map_err(AppError::internal)?;
     match created {
         Ok(operations::Created { integration, checks }) => {
             let message = if integration.health.state == HealthState::PendingAuthorization {
@@ -645,7 +657,7 @@ async fn render_details(
                 facts.push(("Signs in with".to_owned(), "an OAuth 2.0 application link".to_owned()));
                 facts.push(("Client ID".to_owned(), link.client_id.clone()));
                 facts.push(("Authorized as".to_owned(), authorized(&link.authorized_by_label, link.authorized_at)));
-                let expires = link.token_expires_at.map(rfc3339).unwrap_or_else(|| "no token".into());
+                let expires = link.token_expires_at.map(exact).unwrap_or_else(|| "no token".into());
                 facts.push(("Access token expires".to_owned(), format!("{expires} (refreshed automatically)")));
                 facts.push(("Permission granted".to_owned(), link.scopes.join(", ")));
             }
@@ -675,7 +687,7 @@ async fn render_details(
         } else {
             facts.push(("Authorized as".to_owned(), authorized));
         }
-        let expires = cloud.token_expires_at.map(rfc3339).unwrap_or_else(|| "no token".into());
+        let expires = cloud.token_expires_at.map(exact).unwrap_or_else(|| "no token".into());
         facts.push(("Access token expires".to_owned(), format!("{expires} (refreshed automatically)")));
         facts.push(("Scopes granted".to_owned(), cloud.scopes.join(", ")));
     }
@@ -730,7 +742,7 @@ async fn render_details(
         }
         .to_owned(),
         last_delivery_at: last_delivery_at.map(exact),
-        previous_secret_valid_until: previous_secret_valid_until.map(rfc3339),
+        previous_secret_valid_until: previous_secret_valid_until.map(exact),
         connect: authorizes_in_bitbucket(&integration).then(|| {
             if integration.health.state == HealthState::PendingAuthorization { "Connect" } else { "Reconnect" }
                 .to_owned()

@@ -218,7 +218,7 @@ fn pager(page: &str) -> (Option<String>, Option<String>) {
         let start = page[..at].rfind("href=\"").unwrap() + 6;
         Some(page[start..start + page[start..].find('"').unwrap()].replace("&amp;", "&"))
     };
-    (link("First page"), link("Next 50 users").or_else(|| link("Next 50 stacks")))
+    (link("First page"), link("Next page"))
 }
 
 #[tokio::test]

@@ -466,7 +466,7 @@ async fn the_wizard_sent_twice_creates_once_and_both_answers_lead_to_it() {
     stolen.push(("submission", &submission));
     let answer = other.post_form("/integrations/new", &stolen).await;
     assert_eq!(answer.status(), 409);
-    assert!(answer.text().await.unwrap().contains("This form was sent twice"));
+    assert!(answer.text().await.unwrap().contains("This form was sent before"));
     assert_eq!(count().await, 2);
 
     // Claims are kept a day (housekeeping forgets them after).
@@ -489,6 +489,11 @@ async fn the_integrations_list_shows_50_a_page_keeps_its_filters_and_searches_na
     assert_eq!(created.status(), 303);
     let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM integrations").fetch_one(&w.app.pool).await.unwrap();
     copy_integration(&w.app.pool, id, "Bulk", 119).await;
+    // A label only the last page's integration has.
+    sqlx::query("UPDATE integrations SET labels = '{rare}' WHERE name = 'Bulk 119'")
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
     let names = |page: &str| -> Vec<String> {
         page.split("<td><a href=\"/integrations/")
             .skip(1)
@@ -507,11 +512,11 @@ async fn the_integrations_list_shows_50_a_page_keeps_its_filters_and_searches_na
     assert_eq!(first_names.len(), 50);
     assert_eq!(first_names[..2], ["DC main".to_owned(), "Bulk 1".to_owned()]);
     assert!(href(&first, "First page").is_none(), "the first page has no way back to itself");
-    let second_path = href(&first, "Next 50 integrations").expect("a next page");
+    let second_path = href(&first, "Next page").expect("a next page");
     let second = admin.get(&second_path).await.text().await.unwrap();
-    let third_path = href(&second, "Next 50 integrations").expect("a third page");
+    let third_path = href(&second, "Next page").expect("a third page");
     let third = admin.get(&third_path).await.text().await.unwrap();
-    assert_eq!(href(&third, "Next 50 integrations"), None, "the last page");
+    assert_eq!(href(&third, "Next page"), None, "the last page");
     assert_eq!(href(&third, "First page").as_deref(), Some("/"));
     let mut all: Vec<String> = [first_names, names(&second), names(&third)].concat();
     assert_eq!(all.len(), 120);
@@ -527,7 +532,7 @@ async fn the_integrations_list_shows_50_a_page_keeps_its_filters_and_searches_na
     assert!(found.iter().all(|name| name.starts_with("Bulk 1")));
     assert!(searched.contains("value=\"bULK 1\""), "the search stays in its field");
     let many = admin.get("/?name=bulk").await.text().await.unwrap();
-    let next = href(&many, "Next 50 integrations").unwrap();
+    let next = href(&many, "Next page").unwrap();
     assert!(next.starts_with("/?name=bulk&cursor="), "{next}");
     assert!(names(&admin.get(&next).await.text().await.unwrap()).iter().all(|name| name.starts_with("Bulk")));
     // Nothing found, an unknown filter value: nothing, said; a forged cursor: a clear 400.
@@ -537,7 +542,7 @@ async fn the_integrations_list_shows_50_a_page_keeps_its_filters_and_searches_na
     assert!(names(&unknown).is_empty() && unknown.contains("No integration matches these filters."));
     assert_eq!(admin.get("/?cursor=forged").await.status(), 400);
     // The label filter offers every label in use, not only the page's.
-    assert!(first.contains("<option value=\"prod\"") && first.contains("<option value=\"eu\""));
+    assert!(first.contains("<option value=\"rare\"") && first.contains("<option value=\"prod\""));
 
     // The stacks list pages the same way: 60 stacks, 50 then 10.
     sqlx::query(
@@ -556,11 +561,11 @@ async fn the_integrations_list_shows_50_a_page_keeps_its_filters_and_searches_na
     let first = admin.get("/stacks").await.text().await.unwrap();
     assert_eq!(stacks(&first), 50);
     assert!(first.find(">stack-1<").unwrap() < first.find(">stack-2<").unwrap(), "newest first");
-    let next = href(&first, "Next 50 stacks").expect("a second page");
+    let next = href(&first, "Next page").expect("a second page");
     let second = admin.get(&next).await.text().await.unwrap();
     assert_eq!(stacks(&second), 10);
     assert!(second.contains(">stack-60<") && !second.contains(">stack-1<"));
-    assert_eq!((href(&second, "First page").as_deref(), href(&second, "Next 50 stacks")), (Some("/stacks"), None));
+    assert_eq!((href(&second, "First page").as_deref(), href(&second, "Next page")), (Some("/stacks"), None));
 }
 
 /// The lists at 1,000 (goal: p50 under 5 ms, a page under 30 KB): the
@@ -616,4 +621,38 @@ async fn bench_the_lists_at_1000() {
             times[197].as_secs_f64() * 1000.0,
         );
     }
+}
+
+#[tokio::test]
+async fn a_form_s_claim_passes_to_a_repeat_when_released_or_abandoned() {
+    use bitgate_core::submissions::{self, Claim};
+    use std::time::{Duration, Instant};
+    let w = world_with(&[]).await;
+    let pool = &w.app.pool;
+    let user = w.app.user_id("team-admin@example.com").await;
+    let token = uuid::Uuid::new_v4();
+    assert_eq!(submissions::claim(pool, user, token, Duration::from_secs(5)).await.unwrap(), Claim::First);
+
+    // A repeat waits while the first works; the first saved nothing: the repeat does the work.
+    let repeat = tokio::spawn({
+        let pool = pool.clone();
+        async move { submissions::claim(&pool, user, token, Duration::from_secs(5)).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!repeat.is_finished(), "the repeat waits for the first");
+    submissions::release(pool, token).await.unwrap();
+    assert_eq!(repeat.await.unwrap(), Claim::First);
+
+    // That claim left open (its process died): taken over once it is older than the wait.
+    let started = Instant::now();
+    let wait = Duration::from_millis(400);
+    assert_eq!(submissions::claim(pool, user, token, wait).await.unwrap(), Claim::First);
+    assert!(started.elapsed() >= Duration::from_millis(300), "not before: {:?}", started.elapsed());
+
+    // Finished: every later request is sent where it led; another user's token is nothing to them.
+    submissions::finish(pool, token, "/integrations/made").await.unwrap();
+    let done = Claim::Done { redirect_to: "/integrations/made".to_owned() };
+    assert_eq!(submissions::claim(pool, user, token, wait).await.unwrap(), done);
+    let other = w.app.user_id("team-reader@example.com").await;
+    assert_eq!(submissions::claim(pool, other, token, wait).await.unwrap(), Claim::Busy);
 }
