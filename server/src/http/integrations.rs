@@ -43,6 +43,7 @@ use bitgate_core::{
 };
 use serde::Deserialize;
 use tower_sessions::Session;
+use tracing::Instrument;
 
 use super::{
     client_address::ClientAddress,
@@ -506,22 +507,26 @@ pub async fn create(
     // (the second click aborts the first's navigation) must not leave the
     // claim open, or its repeat would wait in vain.
     let (services, principal, creation) = (state.services.clone(), user.caller(address).principal(), form.creation());
-    let created = tokio::spawn(async move {
-        let created = operations::create(&services, &principal, creation).await;
-        if let Some(token) = submission {
-            let ended = match &created {
-                Ok(created) => {
-                    let path = format!("/integrations/{}", created.integration.id);
-                    submissions::finish(&services.pool, token, &path).await
+    let created = tokio::spawn(
+        async move {
+            let created = operations::create(&services, &principal, creation).await;
+            if let Some(token) = submission {
+                let ended = match &created {
+                    Ok(created) => {
+                        let path = format!("/integrations/{}", created.integration.id);
+                        submissions::finish(&services.pool, token, &path).await
+                    }
+                    Err(_) => submissions::release(&services.pool, token).await,
+                };
+                if let Err(error) = ended {
+                    tracing::warn!(%error, "a form's claim could not be ended: a repeat takes it over after the wait");
                 }
-                Err(_) => submissions::release(&services.pool, token).await,
-            };
-            if let Err(error) = ended {
-                tracing::warn!(%error, "a form's claim could not be ended: a repeat takes it over after the wait");
             }
+            created
         }
-        created
-    })
+        // Its log lines keep this request's id.
+        .instrument(tracing::Span::current()),
+    )
     .await
     .map_err(AppError::internal)?;
     match created {
