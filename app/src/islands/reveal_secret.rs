@@ -15,10 +15,19 @@ pub fn RevealSecret(integration_id: String, csrf_token: String) -> impl IntoView
     let (pending, set_pending) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
     let action = format!("/integrations/{integration_id}/webhook/reveal");
-    let reveal = {
+    // One button, Reveal then Copy: the keyboard's focus stays where it was.
+    let submitted = {
         let (action, csrf) = (action.clone(), csrf_token.clone());
         move |ev: leptos::ev::SubmitEvent| {
             ev.prevent_default();
+            if let Some(text) = secret.get_untracked() {
+                leptos::task::spawn_local(async move {
+                    if super::browser::copy_text(&text).await {
+                        set_copied.set(true);
+                    }
+                });
+                return;
+            }
             if pending.get_untracked() {
                 return;
             }
@@ -33,30 +42,22 @@ pub fn RevealSecret(integration_id: String, csrf_token: String) -> impl IntoView
             });
         }
     };
-    let copy = move |_| {
-        let Some(text) = secret.get_untracked() else { return };
-        leptos::task::spawn_local(async move {
-            if super::browser::copy_text(&text).await {
-                set_copied.set(true);
-            }
-        });
-    };
-    // Both states written, one shown: cheaper in the bundle than swapping views.
     view! {
         <div class="reveal-secret" data-hydrated=move || if hydrated.get() { "true" } else { "false" }>
-            <form method="post" action=action class="inline" hidden=move || secret.get().is_some() on:submit=reveal>
+            <form method="post" action=action class="copy-value" on:submit=submitted>
                 <input type="hidden" name="csrf_token" value=csrf_token />
-                <code aria-hidden="true">"••••••••••••"</code>
-                <span class="visually-hidden">"The secret is hidden."</span>
-                " "
-                <button type="submit" class="button secondary">"Reveal secret"</button>
-            </form>
-            <div class="copy-value" hidden=move || secret.get().is_none()>
-                <code>{move || secret.get().unwrap_or_default()}</code>
-                <button type="button" class="button secondary" on:click=copy>
-                    {move || if copied.get() { "Copied" } else { "Copy" }}
+                <code aria-hidden=move || secret.get().is_none().then_some("true")>
+                    {move || secret.get().unwrap_or_else(|| "••••••••••••".to_owned())}
+                </code>
+                <span class="visually-hidden" hidden=move || secret.get().is_some()>"The secret is hidden."</span>
+                <button type="submit" class="button secondary">
+                    {move || match (secret.get().is_some(), copied.get()) {
+                        (false, _) => "Reveal secret",
+                        (true, false) => "Copy",
+                        (true, true) => "Copied",
+                    }}
                 </button>
-            </div>
+            </form>
             <p class="field-error" role="alert" hidden=move || !failed.get()>
                 "The secret could not be revealed right now: reload the page and try again."
             </p>
