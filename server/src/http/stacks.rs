@@ -146,7 +146,7 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, AppError> {
     let access = Access::load(&state.services.pool, user.0.id).await?;
-    let request = PageQuery { limit: Some(PAGE_SIZE.to_string()), cursor: Some(query.cursor.clone()) }.parse()?;
+    let request = PageQuery { limit: None, cursor: Some(query.cursor.clone()) }.parse()?;
     let after = request.after.map(|c| (c.at, c.id));
     let found =
         stacks::list(&state.services.pool, &access.visible_spaces(), &Default::default(), after, PAGE_SIZE + 1).await?;

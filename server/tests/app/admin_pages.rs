@@ -3,7 +3,7 @@
 
 use bitgate_core::{spaces, users::Role};
 
-use crate::helpers::{location, TestApp, PASSWORD};
+use crate::helpers::{link_href, location, TestApp, PASSWORD};
 
 #[tokio::test]
 async fn an_account_admin_creates_disables_and_enables_users() {
@@ -213,12 +213,7 @@ async fn the_api_reference_lists_every_operation_with_nothing_from_elsewhere() {
 
 /// The links of a page's pager: (First page, Next) addresses.
 fn pager(page: &str) -> (Option<String>, Option<String>) {
-    let link = |label: &str| {
-        let at = page.find(&format!(">{label}</a>"))?;
-        let start = page[..at].rfind("href=\"").unwrap() + 6;
-        Some(page[start..start + page[start..].find('"').unwrap()].replace("&amp;", "&"))
-    };
-    (link("First page"), link("Next page"))
+    (link_href(page, "First page"), link_href(page, "Next page"))
 }
 
 #[tokio::test]

@@ -396,3 +396,10 @@ pub async fn copy_integration(pool: &sqlx::PgPool, id: uuid::Uuid, prefix: &str,
     .await
     .unwrap();
 }
+
+/// The address of the link labelled `label` on a page (a pager's "Next page", "First page").
+pub fn link_href(page: &str, label: &str) -> Option<String> {
+    let at = page.find(&format!(">{label}</a>"))?;
+    let start = page[..at].rfind("href=\"")? + 6;
+    Some(page[start..start + page[start..].find('"')?].replace("&amp;", "&"))
+}

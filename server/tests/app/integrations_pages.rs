@@ -9,7 +9,7 @@ use bitbucket_simulator::{
 };
 
 use crate::{
-    helpers::{copy_integration, location, selected_option, ticked},
+    helpers::{copy_integration, link_href, location, selected_option, ticked},
     world::world_with,
 };
 
@@ -500,11 +500,7 @@ async fn the_integrations_list_shows_50_a_page_keeps_its_filters_and_searches_na
             .map(|cell| cell.split('>').nth(1).unwrap().split('<').next().unwrap().to_owned())
             .collect()
     };
-    let href = |page: &str, label: &str| -> Option<String> {
-        let at = page.find(&format!(">{label}</a>"))?;
-        let start = page[..at].rfind("href=\"").unwrap() + 6;
-        Some(page[start..start + page[start..].find('"').unwrap()].replace("&amp;", "&"))
-    };
+    let href = link_href;
 
     // 120 in all: 50, 50 and 20, newest first, each once.
     let first = admin.get("/").await.text().await.unwrap();
