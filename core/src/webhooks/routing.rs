@@ -81,6 +81,13 @@ pub struct Routed {
     pub events: Vec<(Uuid, Derived)>,
 }
 
+impl Routed {
+    /// Whether storing it updates stack rows (events come with their stack).
+    pub fn changes_stacks(&self) -> bool {
+        !self.stacks.is_empty() || !self.branch_deleted.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

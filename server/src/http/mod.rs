@@ -129,7 +129,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), request_id::assign));
     // Bitbucket's deliveries, the hot path, get a stack of their own, added
     // after the layers above: see `webhooks::router`.
-    app.merge(webhooks::router()).with_state(state)
+    let deliveries = webhooks::router(state.services.clone());
+    app.with_state(state).merge(deliveries)
 }
 
 /// Unknown paths: the site's 404 page for browsers, the JSON error for the API.

@@ -12,18 +12,18 @@ use axum::{
     routing::post,
     Json, Router,
 };
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use bitgate_core::{
     telemetry,
     webhooks::{self, Incoming, ReceiveError},
+    Services,
 };
 use serde_json::{json, Map, Value};
 
 use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
 
 use super::limits::BodyDeadlinePassed;
-use crate::state::AppState;
 
 /// The delivery endpoint with only the layers it needs. It is the hot path
 /// (SPEC.md's ingest target) and is called by Bitbucket, not browsers: no
@@ -31,8 +31,10 @@ use crate::state::AppState;
 /// signature), no error pages, no compression (answers are a few bytes), no
 /// request span (the delivery log records every request), no client address.
 /// Each of those layers cost time per delivery, and the page layers clone the
-/// application state per request.
-pub fn router() -> Router<AppState> {
+/// application state per request. Its state is the services alone, behind
+/// one `Arc`: one count to increment per request, where the whole
+/// application's state (the Leptos options among it) took a dozen.
+pub fn router(services: Services) -> Router {
     Router::new()
         .route("/webhooks/bitbucket/{slug}", post(receive))
         .layer(axum::middleware::from_fn(super::limits::body_deadline))
@@ -43,6 +45,7 @@ pub fn router() -> Router<AppState> {
                 json!({"error": {"code": "internal", "message": "The delivery could not be handled.", "details": []}});
             (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
         }))
+        .with_state(Arc::new(services))
 }
 
 /// Headers never kept in the log.
@@ -67,13 +70,13 @@ fn kept_headers(headers: &HeaderMap) -> Value {
 }
 
 pub async fn receive(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Path(slug): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let (response, outcome, signature) = answer(&state, &slug, &headers, body).await;
+    let (response, outcome, signature) = answer(&services, &slug, &headers, body).await;
     telemetry::delivery(outcome, signature, started.elapsed());
     response
 }
@@ -81,7 +84,7 @@ pub async fn receive(
 /// The answer, and what became of the delivery for the metrics: its outcome
 /// and signature verdict.
 async fn answer(
-    state: &AppState,
+    services: &Services,
     slug: &str,
     headers: &HeaderMap,
     body: Body,
@@ -105,7 +108,7 @@ async fn answer(
         headers: kept_headers(headers),
         body: bytes.as_deref(),
     };
-    match webhooks::receive(&state.services, slug, incoming).await {
+    match webhooks::receive(services, slug, incoming).await {
         Ok(receipt) => {
             let status = StatusCode::from_u16(receipt.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let body = json!({"delivery": receipt.delivery, "outcome": receipt.outcome, "reason": receipt.reason});

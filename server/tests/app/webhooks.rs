@@ -647,16 +647,68 @@ async fn a_row_the_database_refuses_fails_alone_not_the_rows_stored_with_it() {
     assert_eq!(count, 63);
 }
 
+/// What a push to the stack's branch does to it: one run requested.
+fn triggering(stack: uuid::Uuid) -> bitgate_core::webhooks::routing::Routed {
+    use bitgate_core::platform::events::{Derived, EventType, RunKind};
+    let run = Derived {
+        event_type: EventType::RunRequested,
+        kind: Some(RunKind::Tracked),
+        resync: false,
+        branch: "main".into(),
+        commit: Some("823b2230a56056231c9425d63758fa87078a66b4".into()),
+        pull_request: None,
+    };
+    bitgate_core::webhooks::routing::Routed { stacks: vec![stack], branch_deleted: vec![], events: vec![(stack, run)] }
+}
+
+// Multi-threaded: the stores arrive together, as concurrent requests do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_waiting_in_the_database_holds_up_no_other() {
+    // Batches that change no stack are written two at a time, and those
+    // that change stacks on a lane of their own: one batch waiting on a
+    // lock (here, for another transaction's row with its request id) does
+    // not keep a second plain delivery, nor a routed one, waiting behind it.
+    use bitgate_core::webhooks::group_commit::Writer;
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, stack) = endpoint(&w, &simulator.url).await;
+    let (integration, stack): (uuid::Uuid, uuid::Uuid) = (e.id.parse().unwrap(), stack.parse().unwrap());
+    let writer = std::sync::Arc::new(Writer::default());
+    let mut other = w.app.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (integration_id, request_id, event_key, signature, outcome, headers)
+         VALUES ($1, 'held', 'repo:refs_changed', 'valid', 'accepted', '{}')",
+    )
+    .bind(integration)
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let store = |row| {
+        let (writer, pool) = (writer.clone(), w.app.pool.clone());
+        tokio::spawn(async move { writer.store(&pool, &Default::default(), row).await })
+    };
+    let held = store(verified_row(integration, "held".into(), "{}", Default::default()));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!held.is_finished(), "the first batch waits for the other transaction");
+    let within = std::time::Duration::from_secs(5);
+    let plain = store(verified_row(integration, "plain".into(), "{}", Default::default()));
+    let stored = tokio::time::timeout(within, plain).await.expect("a plain batch beside the waiting one");
+    assert!(matches!(stored.unwrap(), Ok(Some(_))));
+    let routed = store(verified_row(integration, "routed".into(), "{}", triggering(stack)));
+    let stored = tokio::time::timeout(within, routed).await.expect("a routed batch on its own lane");
+    assert!(matches!(stored.unwrap(), Ok(Some(_))));
+    // The other transaction gives its row up: the waiting delivery is stored.
+    other.rollback().await.unwrap();
+    let stored = tokio::time::timeout(within, held).await.expect("stored once the lock is gone");
+    assert!(matches!(stored.unwrap(), Ok(Some(_))));
+}
+
 // Multi-threaded: the stores arrive together, as concurrent requests do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_latest_batch_that_triggers_a_stack_is_its_last_delivery() {
     // Concurrent deliveries are stored in batches, some changing the stack
     // and some not (two statements): a stack's last delivery is one of the
     // latest that triggered it, never one of an earlier batch.
-    use bitgate_core::{
-        platform::events::{Derived, EventType, RunKind},
-        webhooks::{group_commit::Writer, routing::Routed},
-    };
+    use bitgate_core::webhooks::group_commit::Writer;
     let (w, simulator) = world_with_bitbucket().await;
     let (e, stack) = endpoint(&w, &simulator.url).await;
     let (integration, stack): (uuid::Uuid, uuid::Uuid) = (e.id.parse().unwrap(), stack.parse().unwrap());
@@ -665,19 +717,7 @@ async fn the_latest_batch_that_triggers_a_stack_is_its_last_delivery() {
         let stores = (0..24).map(|n| {
             let (writer, pool) = (writer.clone(), w.app.pool.clone());
             // Every other delivery triggers the stack; the rest change nothing.
-            let routed = if n % 2 == 0 {
-                let run = Derived {
-                    event_type: EventType::RunRequested,
-                    kind: Some(RunKind::Tracked),
-                    resync: false,
-                    branch: "main".into(),
-                    commit: Some("823b2230a56056231c9425d63758fa87078a66b4".into()),
-                    pull_request: None,
-                };
-                Routed { stacks: vec![stack], branch_deleted: vec![], events: vec![(stack, run)] }
-            } else {
-                Routed::default()
-            };
+            let routed = if n % 2 == 0 { triggering(stack) } else { Default::default() };
             let row = verified_row(integration, format!("round-{round}-{n}"), "{}", routed);
             tokio::spawn(async move { writer.store(&pool, &Default::default(), row).await })
         });
