@@ -37,6 +37,14 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Answers every POST 202 once its body is read, and does nothing
+    /// else: the HTTP floor (a bare axum handler) that `scripts/bench-webhooks`
+    /// sets beside Bitgate's latency with one client.
+    Acknowledge {
+        /// Where to listen, such as 127.0.0.1:3196.
+        #[arg(long)]
+        listen: String,
+    },
     /// Posts one signed, real-shaped delivery of an event to a webhook
     /// endpoint, as Bitbucket would (its headers, its signature).
     Send {
@@ -222,6 +230,12 @@ async fn main() -> anyhow::Result<()> {
                 ms(report.percentile(0.99)),
                 ms(report.percentile(1.0))
             );
+            return Ok(());
+        }
+        Some(Command::Acknowledge { listen }) => {
+            let acknowledge = |_: axum::body::Bytes| async { axum::http::StatusCode::ACCEPTED };
+            let app = axum::Router::new().route("/{*path}", axum::routing::post(acknowledge));
+            axum::serve(tokio::net::TcpListener::bind(&listen).await?, app).await?;
             return Ok(());
         }
         Some(Command::Platform { bitgate_url, token, stack, step, after }) => {
