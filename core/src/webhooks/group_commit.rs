@@ -94,8 +94,8 @@ impl Writer {
     }
 }
 
-/// Batches of deliveries that change no stack written at once at most, each
-/// on a connection of its own.
+/// How many batches of deliveries that change no stack are written at once,
+/// each on a connection of its own.
 ///
 /// One batch at a time left the machine 42 % idle in `scripts/bench-webhooks`'
 /// 8-client phase (`BENCH_PROFILE`): a batch is one statement, run by one
