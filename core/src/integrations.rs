@@ -893,7 +893,22 @@ pub async fn list(
     let (after_at, after_id) = after.unzip();
     let rows = sqlx::query_as!(
         Row,
-        r#"SELECT i.id, i.name, i.slug, i.provider, i.space_id, i.labels, i.description, i.use_git_checkout,
+        r#"WITH page AS (
+               -- The page first: the joins and the counts are for its rows only.
+               SELECT i.id, i.name, i.slug, i.provider, i.space_id, i.labels, i.description, i.use_git_checkout,
+                      i.commit_status, i.status_details, i.vcs_checks, i.pr_comments, i.manage_webhooks,
+                      i.disable_polling, i.disable_webhooks, i.health_state, i.health_message, i.health_checked_at,
+                      i.created_at, i.created_by_label
+               FROM integrations i
+               WHERE (i.space_id IS NULL OR i.space_id = ANY($1))
+                 AND ($2::text IS NULL OR i.provider = $2)
+                 AND ($3::uuid IS NULL OR i.space_id = $3)
+                 AND ($4::text IS NULL OR $4 = ANY(i.labels))
+                 AND ($5::timestamptz IS NULL OR (i.created_at, i.id) < ($5, $6))
+                 AND ($8::text IS NULL OR strpos(lower(i.name), lower($8)) > 0)
+               ORDER BY i.created_at DESC, i.id DESC LIMIT $7
+           )
+           SELECT i.id, i.name, i.slug, i.provider, i.space_id, i.labels, i.description, i.use_git_checkout,
                   i.commit_status, i.status_details, i.vcs_checks AS "vcs_checks: VcsChecks",
                   i.pr_comments AS "pr_comments: PrComments", i.manage_webhooks, i.disable_polling,
                   i.disable_webhooks, i.health_state AS "health_state: HealthState", i.health_message,
@@ -906,16 +921,15 @@ pub async fn list(
                   c.workspace AS "workspace?", c.client_id AS "client_id?", c.mode AS "mode?: cloud::Mode",
                   c.authorized_by, c.authorized_by_label, c.authorized_at, c.token_expires_at,
                   c.scopes AS "scopes?",
-                  (SELECT count(*) FROM stacks s WHERE s.integration_id = i.id) AS "stacks_count!"
-           FROM integrations i LEFT JOIN datacenter_credentials d ON d.integration_id = i.id
+                  coalesce(k.stacks, 0) AS "stacks_count!"
+           FROM page i LEFT JOIN datacenter_credentials d ON d.integration_id = i.id
                 LEFT JOIN cloud_credentials c ON c.integration_id = i.id
-           WHERE (i.space_id IS NULL OR i.space_id = ANY($1))
-             AND ($2::text IS NULL OR i.provider = $2)
-             AND ($3::uuid IS NULL OR i.space_id = $3)
-             AND ($4::text IS NULL OR $4 = ANY(i.labels))
-             AND ($5::timestamptz IS NULL OR (i.created_at, i.id) < ($5, $6))
-             AND ($8::text IS NULL OR strpos(lower(i.name), lower($8)) > 0)
-           ORDER BY i.created_at DESC, i.id DESC LIMIT $7"#,
+                -- One count for the page (a subquery per row was planned as
+                -- a scan of every stack when most belong to one integration).
+                LEFT JOIN (SELECT s.integration_id, count(*) AS stacks FROM stacks s
+                           WHERE s.integration_id = ANY (ARRAY(SELECT id FROM page)) GROUP BY s.integration_id) k
+                       ON k.integration_id = i.id
+           ORDER BY i.created_at DESC, i.id DESC"#,
         visible,
         filter.provider.map(Provider::as_str),
         filter.space_id,

@@ -109,6 +109,24 @@ async fn a_writer_pages_through_the_repositories_and_creates_a_stack() {
     assert_eq!(status, 400);
     let (status, _) = w.call(writer, Method::GET, "/api/v1/stacks?detached=maybe", None).await;
     assert_eq!(status, 400);
+
+    // The list counts each integration's own stacks (one query for the page).
+    integration(&w, &sim.url, "team-other", Some(w.team)).await;
+    let (status, _) =
+        w.call(writer, Method::POST, "/api/v1/stacks", Some(stack("web-2", w.team, &team_dc, &repo))).await;
+    assert_eq!(status, 201);
+    let (status, listed) = w.call(w.token("team admin"), Method::GET, "/api/v1/integrations", None).await;
+    assert_eq!(status, 200, "{listed}");
+    let counts: Vec<(String, i64)> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["id"].as_str().unwrap().to_owned(), i["stacks_count"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(counts.len(), 2, "{listed}");
+    for (id, count) in counts {
+        assert_eq!(count, if id == team_dc { 2 } else { 0 }, "integration {id}");
+    }
 }
 
 #[tokio::test]
