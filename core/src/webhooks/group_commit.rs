@@ -109,9 +109,10 @@ impl Writer {
 /// with smaller batches (0.37 of pgbench against 0.43 with one lane at 8
 /// clients, every delivery triggering one stack, in the same run). Two lanes
 /// that only share-lock the stack (`FOR KEY SHARE`, the last delivery read
-/// from the latest event instead of written) were slower than one lane: 0.51 against
-/// 0.55 at 8 clients, 0.74 against 0.81 at 16, in one run (a lock is a
-/// write of the stack's row too, and two batches' locks on it a MultiXact).
+/// from the latest event instead of written) were slower than one lane:
+/// 0.51 against 0.55 at 8 clients, 0.74 against 0.81 at 16, in one run (a
+/// lock is a write of the stack's row too, and two batches' locks on it a
+/// MultiXact).
 const LANES: usize = 2;
 
 /// Starts a writer of `lanes` batches at a time: a batch is gathered when a
