@@ -92,9 +92,11 @@ pub async fn restore(database: &Database, config: &Config, file: &Path, force: b
         &["--no-owner".into(), "--no-privileges".into(), "--file=-".into(), file.into()],
     )
     .await?;
-    // ...run after emptying the schema, all in one transaction.
+    // ...run after emptying the schema, all in one transaction, with the
+    // feed's positions moved on.
     let mut script = EMPTY_THE_DATABASE.as_bytes().to_vec();
     script.extend_from_slice(&sql);
+    script.extend_from_slice(RAISE_THE_FEED_OFFSET.as_bytes());
     let mut arguments: Vec<OsString> =
         ["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--single-transaction", "--file=-"]
             .into_iter()
@@ -114,6 +116,32 @@ BEGIN
     END LOOP;
 END $$;
 CREATE SCHEMA public;
+"#;
+
+/// Raises the events feed's offset (see the migration
+/// `feed_positions_survive_a_restore` and [`crate::platform::feed`]) so
+/// that every position given from now on is above every position the
+/// backed-up installation gave, before or after the backup: the new
+/// cluster's transaction ids may be lower than the old one's, and the
+/// platform's cursor comes from the old one. The offset goes to at least
+/// the restore's time in seconds times 2^31 (no installation gives 2^31
+/// transaction ids a second, so a later restore of the same backup
+/// elsewhere still lands above this one), and at least 2^40 (a trillion
+/// transactions) above the backup's own. Created when the backup is older
+/// than the offset: that migration keeps it.
+const RAISE_THE_FEED_OFFSET: &str = r#"
+DO $$
+DECLARE
+    backed_up bigint := 0;
+    raised bigint;
+BEGIN
+    IF to_regprocedure('public.feed_offset()') IS NOT NULL THEN
+        EXECUTE 'SELECT public.feed_offset()' INTO backed_up;
+    END IF;
+    raised := greatest(backed_up + (1::bigint << 40), floor(extract(epoch FROM clock_timestamp()))::bigint << 31);
+    EXECUTE format('CREATE OR REPLACE FUNCTION public.feed_offset() RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS %L',
+                   format('SELECT %s::bigint', raised));
+END $$;
 "#;
 
 /// Whether Bitgate's tables hold users or integrations (a database never

@@ -9,7 +9,15 @@
 //! id) and only those whose transaction is older than every transaction
 //! still running (`pg_snapshot_xmin` of the reading statement's snapshot).
 //! Any transaction that can still commit has an id at least that horizon,
-//! so nothing can later appear behind a cursor taken from this feed. An
+//! so nothing can later appear behind a cursor taken from this feed.
+//!
+//! **Positions, not ids.** Transaction ids belong to a cluster, and a
+//! backup can be restored onto another whose ids are lower. So `tx` and the
+//! horizon are the ids plus the feed's offset (`feed_position()`,
+//! `feed_horizon()` in the database), which `bitgate restore` raises above
+//! every position the backed-up installation gave
+//! ([`crate::db::backup`]): restored events are readable at once, and a
+//! cursor from before the restore still comes before every new event. An
 //! event committed while an older transaction still runs waits until that
 //! one ends (milliseconds for Bitgate's own writes); the wait re-reads
 //! shortly in that case, as no notification will come for it.
@@ -132,7 +140,7 @@ pub async fn read(db: impl PgExecutor<'_>, spaces: Option<&[SpaceId]>, query: &Q
     // One statement: the horizon is that of the snapshot the rows are read
     // with. One row more than asked tells whether the page is full.
     let rows = sqlx::query!(
-        r#"WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+        r#"WITH horizon AS (SELECT feed_horizon() AS xmin)
            SELECT h.xmin::text::bigint AS "horizon!", e.id AS "id?", e.seq AS "seq?", e.tx::text::bigint AS "tx?",
                   e.at AS "at?", e.type AS "event_type?", e.kind, e.resync AS "resync?", e.stack_id AS "stack_id?",
                   e.integration_id AS "integration_id?", e.delivery_id, e.repository_id AS "repository_id?",
@@ -204,9 +212,7 @@ pub async fn read(db: impl PgExecutor<'_>, spaces: Option<&[SpaceId]>, query: &Q
 /// The position after every event readable now: where a reader that
 /// wants only what comes next starts.
 pub async fn head(db: impl PgExecutor<'_>) -> Result<Cursor, sqlx::Error> {
-    let horizon = sqlx::query_scalar!(r#"SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS "horizon!""#)
-        .fetch_one(db)
-        .await?;
+    let horizon = sqlx::query_scalar!(r#"SELECT feed_horizon()::text::bigint AS "horizon!""#).fetch_one(db).await?;
     Ok(Cursor { tx: horizon, seq: 0 })
 }
 

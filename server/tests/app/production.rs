@@ -252,6 +252,16 @@ async fn a_backup_restores_elsewhere_with_its_secrets_usable_and_never_over_data
     let push = serde_json::to_vec(&sender::payload("repo:refs_changed").unwrap()).unwrap();
     let (status, _) = post(&e.url, "repo:refs_changed", &push, Some(e.secret.as_str()), "before-backup").await;
     assert_eq!(status, 202);
+    // The source stands in for another cluster, whose transaction ids are
+    // far above the target's (which shares this server): its event's feed
+    // position, and the cursor a platform that read it holds, are moved
+    // 4 billion up, as they are after that many transactions.
+    let (event, old_cursor): (uuid::Uuid, String) = sqlx::query_as(
+        "UPDATE events SET tx = (tx::text::bigint + 4000000000)::text::xid8 RETURNING id, tx::text || '.' || seq",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
     let keys = crate::cloud::keys_of(&w.app);
     let dir = tempdir();
     let file = format!("{dir}/bitgate.dump");
@@ -298,6 +308,17 @@ async fn a_backup_restores_elsewhere_with_its_secrets_usable_and_never_over_data
     let url = e.url.replace(&w.app.base, &app.base);
     let (status, _) = post(&url, "repo:refs_changed", &push, Some(e.secret.as_str()), "after-restore").await;
     assert_eq!(status, 202, "the webhook secret opens with the same keys");
+
+    // The events feed: the restored event is readable at once, and the
+    // platform's cursor from before the restore comes before the new one.
+    let writer = w.token("team writer");
+    let (_, first) = app.api(writer, Method::GET, "/api/v1/events?wait=0", None).await;
+    let restored: Vec<&str> = first["items"].as_array().unwrap().iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(restored.first(), Some(&event.to_string().as_str()), "first, as it was written first: {first}");
+    let (status, next) = app.api(writer, Method::GET, &format!("/api/v1/events?after={old_cursor}&wait=5"), None).await;
+    let after: Vec<&Value> = next["items"].as_array().unwrap().iter().collect();
+    assert_eq!((status.as_u16(), after.len()), (200, 1), "{next}");
+    assert_ne!(after[0]["id"].as_str(), Some(event.to_string().as_str()), "{next}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -98,7 +98,7 @@ async fn release(services: &Services, job: &Job, delivery: Uuid, full: Option<St
     let mut tx = services.pool.begin().await?;
     sqlx::query!(
         r#"UPDATE events e
-           SET held = false, tx = pg_current_xact_id(), seq = r.seq, commit = $2,
+           SET held = false, tx = feed_position(), seq = r.seq, commit = $2,
                pull_request = CASE WHEN e.pull_request IS NULL THEN NULL
                                    ELSE jsonb_set(e.pull_request, '{source_commit}', coalesce(to_jsonb($2::text), 'null'))
                               END
