@@ -13,7 +13,8 @@
 -- rewritten, and positions given before stay valid cursors.
 
 -- A restore of a backup older than this migration creates the offset before
--- the migration runs; it is kept.
+-- the migration runs; it is kept. Plans fold the offset in as a constant:
+-- only a restore replaces it, which re-creates everything planned with it.
 DO $$
 BEGIN
     IF to_regprocedure('feed_offset()') IS NULL THEN

@@ -94,7 +94,8 @@ pub async fn restore(database: &Database, config: &Config, file: &Path, force: b
     .await?;
     // ...run after emptying the schema, all in one transaction, with the
     // feed's positions moved on.
-    let mut script = EMPTY_THE_DATABASE.as_bytes().to_vec();
+    let mut script = NOTE_THE_LIVE_FEED_POSITION.as_bytes().to_vec();
+    script.extend_from_slice(EMPTY_THE_DATABASE.as_bytes());
     script.extend_from_slice(&sql);
     script.extend_from_slice(RAISE_THE_FEED_OFFSET.as_bytes());
     let mut arguments: Vec<OsString> =
@@ -118,29 +119,51 @@ END $$;
 CREATE SCHEMA public;
 "#;
 
+/// Where the feed of the database being replaced stands, if it has one
+/// (a restore over a database, `--force`): kept for
+/// [`RAISE_THE_FEED_OFFSET`], in a setting of the restore's transaction.
+const NOTE_THE_LIVE_FEED_POSITION: &str = r#"
+DO $$
+BEGIN
+    IF to_regprocedure('public.feed_position()') IS NOT NULL THEN
+        PERFORM set_config('bitgate.live_feed_position', public.feed_position()::text, true);
+    END IF;
+END $$;
+"#;
+
 /// Raises the events feed's offset (see the migration
 /// `feed_positions_survive_a_restore` and [`crate::platform::feed`]) so
-/// that every position given from now on is above every position the
-/// backed-up installation gave, before or after the backup: the new
-/// cluster's transaction ids may be lower than the old one's, and the
-/// platform's cursor comes from the old one. The offset goes to at least
-/// the restore's time in seconds times 2^31 (no installation gives 2^31
-/// transaction ids a second, so a later restore of the same backup
-/// elsewhere still lands above this one), and at least 2^40 (a trillion
-/// transactions) above the backup's own. Created when the backup is older
-/// than the offset: that migration keeps it.
+/// that every position given from now on is above every position given
+/// before, by the backed-up installation or by the database replaced,
+/// before or after the backup was made; the new cluster's transaction ids
+/// may be lower than theirs, and the platform's cursor comes from them.
+/// Positions start at the highest of:
+/// - the backup's offset plus 2^40: its installation's transaction ids
+///   are below 2^40 (a trillion);
+/// - the replaced database's position (a restore over it);
+/// - the restore's time in seconds times 2^31: positions grow by one per
+///   transaction, and no installation runs 2^31 a second, so a later
+///   restore of the same backup, onto any cluster, starts above what this
+///   one gave (with clocks that agree).
+///
+/// The offset is then that start less this cluster's transaction id. The
+/// plans that folded the old offset in go with the schema the restore
+/// drops. Created when the backup is older than the offset: that
+/// migration keeps it.
 const RAISE_THE_FEED_OFFSET: &str = r#"
 DO $$
 DECLARE
     backed_up bigint := 0;
-    raised bigint;
+    replaced bigint := coalesce(nullif(current_setting('bitgate.live_feed_position', true), '')::bigint, 0);
+    start bigint;
 BEGIN
     IF to_regprocedure('public.feed_offset()') IS NOT NULL THEN
         EXECUTE 'SELECT public.feed_offset()' INTO backed_up;
     END IF;
-    raised := greatest(backed_up + (1::bigint << 40), floor(extract(epoch FROM clock_timestamp()))::bigint << 31);
+    start := greatest(backed_up + (1::bigint << 40), replaced + 1,
+                      floor(extract(epoch FROM clock_timestamp()))::bigint << 31);
     EXECUTE format('CREATE OR REPLACE FUNCTION public.feed_offset() RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS %L',
-                   format('SELECT %s::bigint', raised));
+                   format('SELECT %s::bigint', start - pg_current_xact_id()::text::bigint));
 END $$;
 "#;
 

@@ -5,22 +5,23 @@
 //! **The order.** An event's sequence number is taken when it is written,
 //! not when its transaction commits: two writers can commit 8 before 7,
 //! and a reader that saw 8 and moved its cursor past 7 would never see 7.
-//! So events are read in `(tx, seq)` order (`tx` the writing transaction's
-//! id) and only those whose transaction is older than every transaction
-//! still running (`pg_snapshot_xmin` of the reading statement's snapshot).
-//! Any transaction that can still commit has an id at least that horizon,
-//! so nothing can later appear behind a cursor taken from this feed.
+//! So events are read in `(tx, seq)` order (`tx` where the writing
+//! transaction stands, below) and only those whose transaction is older
+//! than every transaction still running (the horizon: `pg_snapshot_xmin` of
+//! the reading statement's snapshot). Any transaction that can still commit
+//! stands at least at that horizon, so nothing can later appear behind a
+//! cursor taken from this feed. An event committed while an older
+//! transaction still runs waits until that one ends (milliseconds for
+//! Bitgate's own writes); the wait re-reads shortly in that case, as no
+//! notification will come for it.
 //!
 //! **Positions, not ids.** Transaction ids belong to a cluster, and a
 //! backup can be restored onto another whose ids are lower. So `tx` and the
 //! horizon are the ids plus the feed's offset (`feed_position()`,
 //! `feed_horizon()` in the database), which `bitgate restore` raises above
-//! every position the backed-up installation gave
-//! ([`crate::db::backup`]): restored events are readable at once, and a
-//! cursor from before the restore still comes before every new event. An
-//! event committed while an older transaction still runs waits until that
-//! one ends (milliseconds for Bitgate's own writes); the wait re-reads
-//! shortly in that case, as no notification will come for it.
+//! every position the installation gave ([`crate::db::backup`]): restored
+//! events are readable at once, and a cursor from before the restore still
+//! comes before every new event.
 //!
 //! **Waking.** Each process listens to [`CHANNEL`] once and wakes its
 //! waiting readers through a [`Signal`]. Writers of events notify it: the

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::{
     cloud::{cloud_stack, cloud_world},
-    events::{at_least, events},
+    events::{as_after_a_restore, at_least, events},
     webhooks::{post, Endpoint},
     world::World,
 };
@@ -45,6 +45,8 @@ async fn outbound(w: &World, integration: &str) -> Vec<Value> {
 async fn a_cloud_pull_request_event_enters_the_feed_with_its_full_commit() {
     let (w, _simulator) = cloud_world().await;
     let (e, stack) = cloud_stack(&w).await;
+    // Held events take their place at release: after a restore too.
+    as_after_a_restore(&w).await;
     let (_, start) = events(&w, "team reader", "").await;
 
     // A push names its commit in full: its event is readable at once.

@@ -40,6 +40,21 @@ pub(crate) async fn at_least(w: &World, caller: &str, after: &str, n: usize) -> 
     (items, cursor)
 }
 
+/// Moves the feed on as a restore does (core/src/db/backup.rs): every
+/// position from now on is far above any transaction id of the test
+/// cluster, so a writer or reader that took an id for a position would be
+/// left behind. Before the world reads or writes events (plans fold the
+/// offset in).
+pub(crate) async fn as_after_a_restore(w: &World) {
+    sqlx::query(
+        "CREATE OR REPLACE FUNCTION feed_offset() RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
+         AS 'SELECT 4611686018427387904::bigint'",
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+}
+
 fn body(value: Value) -> Vec<u8> {
     serde_json::to_vec(&value).unwrap()
 }
@@ -418,6 +433,10 @@ async fn events_follow_prints_what_comes_as_json_lines() {
     use std::io::BufRead;
     let (w, simulator) = world_with_bitbucket().await;
     let (e, stack) = endpoint(&w, &simulator.url).await;
+    as_after_a_restore(&w).await;
+    let before = body(sender::payload("repo:refs_changed").unwrap());
+    assert_eq!(post(&e.url, "repo:refs_changed", &before, Some(&e.secret), "before-follow").await.0, 202);
+    at_least(&w, "team reader", "", 1).await; // readable: the start is past it
     let url = w.app.services.config.database_url.clone().unwrap();
     let data = crate::helpers::TempDir::new("follow");
     let data_dir = data.path().to_str().unwrap().to_owned();
@@ -452,6 +471,11 @@ async fn events_follow_prints_what_comes_as_json_lines() {
     let _ = child.kill();
     let _ = child.wait();
     let event: Value = serde_json::from_str(&line.expect("a line within 20 s")).unwrap();
+    let earlier: Uuid = sqlx::query_scalar("SELECT id FROM webhook_deliveries WHERE request_id = 'before-follow'")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_ne!(event["delivery_id"], earlier.to_string(), "an event from before it started: {event}");
     assert_eq!((event["type"].as_str(), event["kind"].as_str()), (Some("run.requested"), Some("tracked")));
     assert_eq!(event["stack_id"], stack.as_str());
     assert_eq!(event["repository"]["name"], "OPS/my-repo");

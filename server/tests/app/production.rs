@@ -255,13 +255,14 @@ async fn a_backup_restores_elsewhere_with_its_secrets_usable_and_never_over_data
     // The source stands in for another cluster, whose transaction ids are
     // far above the target's (which shares this server): its event's feed
     // position, and the cursor a platform that read it holds, are moved
-    // 4 billion up, as they are after that many transactions.
-    let (event, old_cursor): (uuid::Uuid, String) = sqlx::query_as(
-        "UPDATE events SET tx = (tx::text::bigint + 4000000000)::text::xid8 RETURNING id, tx::text || '.' || seq",
+    // 2^40 up, as they are after that many transactions.
+    let moved: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "UPDATE events SET tx = (tx::text::bigint + (1::bigint << 40))::text::xid8 RETURNING id, tx::text || '.' || seq",
     )
-    .fetch_one(&w.app.pool)
+    .fetch_all(&w.app.pool)
     .await
     .unwrap();
+    let [(event, old_cursor)] = <[_; 1]>::try_from(moved).expect("the push made one event");
     let keys = crate::cloud::keys_of(&w.app);
     let dir = tempdir();
     let file = format!("{dir}/bitgate.dump");
