@@ -702,6 +702,34 @@ async fn a_batch_waiting_in_the_database_holds_up_no_other() {
     assert!(matches!(stored.unwrap(), Ok(Some(_))));
 }
 
+#[tokio::test]
+async fn deliveries_and_their_events_are_keyed_in_the_order_they_arrive() {
+    // Time-ordered ids (UUIDv7): the primary keys grow at their right edge
+    // (core/src/webhooks/group_commit.rs says what that is worth).
+    use bitgate_core::webhooks::group_commit::Writer;
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, stack) = endpoint(&w, &simulator.url).await;
+    let (integration, stack): (uuid::Uuid, uuid::Uuid) = (e.id.parse().unwrap(), stack.parse().unwrap());
+    let writer = Writer::default();
+    let mut deliveries = Vec::new();
+    for n in 0..4 {
+        // Both statements: triggering the stack (events too) and not.
+        let routed = if n % 2 == 0 { triggering(stack) } else { Default::default() };
+        let row = verified_row(integration, format!("ordered-{n}"), "{}", routed);
+        deliveries.push(writer.store(&w.app.pool, &Default::default(), row).await.unwrap().unwrap());
+    }
+    let events: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM events WHERE stack_id = $1 ORDER BY seq")
+        .bind(stack)
+        .fetch_all(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    for ids in [&deliveries, &events] {
+        assert!(ids.iter().all(|id| id.get_version_num() == 7), "{ids:?}");
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "in order: {ids:?}");
+    }
+}
+
 // Multi-threaded: the stores arrive together, as concurrent requests do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_latest_batch_that_triggers_a_stack_is_its_last_delivery() {
