@@ -144,7 +144,9 @@ END $$;
 /// - the restore's time in seconds times 2^31: positions grow by one per
 ///   transaction, and no installation runs 2^31 a second, so a later
 ///   restore of the same backup, onto any cluster, starts above what this
-///   one gave (with clocks that agree).
+///   one gave (with clocks that agree; and unless the first term is the
+///   highest for both, which takes a backup made less than 2^40 / 2^31 =
+///   512 s after its own installation was restored).
 ///
 /// The offset is then that start less this cluster's transaction id. The
 /// plans that folded the old offset in go with the schema the restore
