@@ -46,7 +46,7 @@ async fn a_cloud_pull_request_event_enters_the_feed_with_its_full_commit() {
     let (w, _simulator) = cloud_world().await;
     let (e, stack) = cloud_stack(&w).await;
     // Held events take their place at release: after a restore too.
-    as_after_a_restore(&w).await;
+    as_after_a_restore(&w.app.pool).await;
     let (_, start) = events(&w, "team reader", "").await;
 
     // A push names its commit in full: its event is readable at once.

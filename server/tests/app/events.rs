@@ -45,12 +45,12 @@ pub(crate) async fn at_least(w: &World, caller: &str, after: &str, n: usize) -> 
 /// cluster, so a writer or reader that took an id for a position would be
 /// left behind. Before the world reads or writes events (plans fold the
 /// offset in).
-pub(crate) async fn as_after_a_restore(w: &World) {
+pub(crate) async fn as_after_a_restore(db: &sqlx::PgPool) {
     sqlx::query(
         "CREATE OR REPLACE FUNCTION feed_offset() RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
          AS 'SELECT 4611686018427387904::bigint'",
     )
-    .execute(&w.app.pool)
+    .execute(db)
     .await
     .unwrap();
 }
@@ -433,7 +433,7 @@ async fn events_follow_prints_what_comes_as_json_lines() {
     use std::io::BufRead;
     let (w, simulator) = world_with_bitbucket().await;
     let (e, stack) = endpoint(&w, &simulator.url).await;
-    as_after_a_restore(&w).await;
+    as_after_a_restore(&w.app.pool).await;
     let before = body(sender::payload("repo:refs_changed").unwrap());
     assert_eq!(post(&e.url, "repo:refs_changed", &before, Some(&e.secret), "before-follow").await.0, 202);
     at_least(&w, "team reader", "", 1).await; // readable: the start is past it

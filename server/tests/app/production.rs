@@ -292,13 +292,7 @@ async fn a_backup_restores_elsewhere_with_its_secrets_usable_and_never_over_data
     // restored often): a platform's cursor from it must still come before
     // what follows the forced restore.
     let replaced = sqlx::PgPool::connect(&target).await.unwrap();
-    sqlx::query(
-        "CREATE OR REPLACE FUNCTION feed_offset() RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
-         AS 'SELECT 4611686018427387904::bigint'",
-    )
-    .execute(&replaced)
-    .await
-    .unwrap();
+    crate::events::as_after_a_restore(&replaced).await;
     let live_cursor: String =
         sqlx::query_scalar("SELECT feed_horizon()::text || '.0'").fetch_one(&replaced).await.unwrap();
     replaced.close().await;
