@@ -23,6 +23,8 @@ use crate::state::AppState;
 
 const AUTH_KEY: &str = "auth";
 const FLASH_KEY: &str = "flashes";
+/// When the session's idle clock was last renewed (Unix milliseconds).
+const RENEWED_KEY: &str = "renewed_at";
 
 /// The cookie's name: `__Host-` needs Secure, so plain-http local use gets
 /// the bare name.
@@ -81,6 +83,7 @@ impl SessionAuth {
             oauth_binding_secret: random_token(),
         };
         session.insert(AUTH_KEY, &auth).await?;
+        session.insert(RENEWED_KEY, unix_millis(auth.authenticated_at)).await?;
         session.save().await?;
         let id = session.id().ok_or_else(|| AppError::internal("a saved session has an id"))?;
         sessions::record_owner(pool, &id.to_string(), user_id).await?;
@@ -132,13 +135,19 @@ pub async fn resolve_viewer(
         Ok(viewer) => viewer,
         Err(error) => return error.into_response(),
     };
-    let flashes = if viewer.is_some() {
-        match session.remove::<Vec<Flash>>(FLASH_KEY).await {
-            Ok(flashes) => flashes.unwrap_or_default(),
-            Err(error) => return AppError::from(error).into_response(),
+    let flashes = match &viewer {
+        Some(_) => {
+            let idle = state.services.config.session_idle;
+            let taken = async {
+                renew_idle_clock(&session, idle).await?;
+                take_flashes(&session).await
+            };
+            match taken.await {
+                Ok(flashes) => flashes,
+                Err(error) => return error.into_response(),
+            }
         }
-    } else {
-        Vec::new()
+        None => Vec::new(),
     };
 
     let path = request.uri().path().to_owned();
@@ -160,6 +169,45 @@ pub async fn resolve_viewer(
     request.extensions_mut().insert(page_context(&state, Some(viewer), flashes));
     request.extensions_mut().insert(CurrentUser(Arc::new(user)));
     next.run(request).await
+}
+
+/// The messages left for this page, taken from the session. Read first:
+/// removing marks the session changed even when there was nothing to remove,
+/// and a changed session is written at the end of the request.
+async fn take_flashes(session: &Session) -> Result<Vec<Flash>, AppError> {
+    if session.get::<Vec<Flash>>(FLASH_KEY).await?.is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(session.remove::<Vec<Flash>>(FLASH_KEY).await?.unwrap_or_default())
+}
+
+/// Renews the session's idle clock when it was last renewed more than a
+/// tenth of `idle` ago (a minute at most), by changing the session: a
+/// session is written only when it changed, and each write moves its
+/// expiry (in the store and in the cookie) to `idle` from then.
+///
+/// Writing it on every page view, as before, cost each view an upsert and
+/// its commit, a WAL flush, on the path of the answer: the integrations
+/// list at 1,000 took 4.1-4.9 ms (p50) with it, 2.9-3.6 ms without. A
+/// session so ends after `idle` without a request, or up to a step sooner.
+async fn renew_idle_clock(session: &Session, idle: std::time::Duration) -> Result<(), AppError> {
+    let step = (idle / 10).min(std::time::Duration::from_secs(60));
+    let now = OffsetDateTime::now_utc();
+    let due = match session.get::<i64>(RENEWED_KEY).await? {
+        Some(renewed) => {
+            let since = now - OffsetDateTime::UNIX_EPOCH - time::Duration::milliseconds(renewed);
+            since.is_negative() || since.unsigned_abs() >= step
+        }
+        None => true,
+    };
+    if due {
+        session.insert(RENEWED_KEY, unix_millis(now)).await?;
+    }
+    Ok(())
+}
+
+fn unix_millis(at: OffsetDateTime) -> i64 {
+    (at - OffsetDateTime::UNIX_EPOCH).whole_milliseconds() as i64
 }
 
 fn page_context(state: &AppState, viewer: Option<Viewer>, flashes: Vec<Flash>) -> PageContext {
