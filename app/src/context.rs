@@ -687,6 +687,9 @@ pub struct PageContext {
     pub form: Option<FormOutcome>,
     pub installation: Installation,
     pub page: PageData,
+    /// A fresh token for the form on this page that creates something
+    /// (`SubmissionField`): sent twice, it creates once (core's `submissions`).
+    pub submission: String,
 }
 
 impl PageContext {

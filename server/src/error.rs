@@ -373,12 +373,14 @@ pub async fn render_errors(State(state): State<AppState>, request: Request, next
     let (mut parts, _) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     if wants_html {
-        let page = ErrorPage {
-            title: report.title.to_owned(),
-            message: report.message,
-            code: report.code.to_owned(),
-            retry: report.retry,
+        // A page has no details list: their sentences are its message
+        // (the API's "see details" would point at nothing).
+        let message = match report.details.is_empty() {
+            true => report.message,
+            false => report.details.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join(" "),
         };
+        let page =
+            ErrorPage { title: report.title.to_owned(), message, code: report.code.to_owned(), retry: report.retry };
         let html = bitgate_app::pages::error::render_document(&state.leptos, page);
         parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         Response::from_parts(parts, Body::from(html))

@@ -72,3 +72,11 @@ pub fn CsrfField() -> impl IntoView {
         .as_ref()
         .map(|viewer| view! { <input type="hidden" name="csrf_token" value=viewer.csrf_token.clone() /> })
 }
+
+/// This page's one-submission token, for the form that creates something:
+/// a double click or a reload of the answer creates once, and the repeat
+/// is sent to what the first made (core's `submissions`).
+#[component]
+pub fn SubmissionField() -> impl IntoView {
+    view! { <input type="hidden" name="submission" value=page_context().submission.clone() /> }
+}

@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use crate::components::layout::TableScroll;
 use crate::{
     components::{
-        form::{CsrfField, FormError, TextField},
+        form::{CsrfField, FormError, SubmissionField, TextField},
         layout::{EmptyState, Page},
     },
     context::{page_context, MemberRow, SpaceRow},
@@ -24,6 +24,7 @@ pub fn SpacesPage(page: crate::context::SpacesPage) -> impl IntoView {
                 <FormError />
                 <form method="post" action="/spaces" class="inline-form">
                     <CsrfField />
+                    <SubmissionField />
                     <TextField name="name" label="Name" required=true hint="Unique in the account." />
                     <div class="field">
                         <label for="field-parent_id">"Inside"</label>

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use crate::{
     components::{
         badge::{Badge, Tone},
-        form::{CsrfField, FormError, TextField},
+        form::{CsrfField, FormError, SubmissionField, TextField},
         layout::{EmptyState, Page, TableScroll},
         outbound::OutboundTable,
         pager::Pager,
@@ -208,6 +208,7 @@ pub fn NewStackPage(page: crate::context::NewStackPage) -> impl IntoView {
             </form>
             <form method="post" action="/stacks/new" class="stacked-form">
                 <CsrfField />
+                <SubmissionField />
                 <input type="hidden" name="space_id" value=page.space_id.clone() />
                 <input type="hidden" name="integration_id" value=page.integration_id.clone() />
                 <fieldset class="field repositories" class:has-error=has_repository_error>

@@ -2,7 +2,7 @@ use leptos::prelude::*;
 
 use crate::{
     components::{
-        form::{CsrfField, FormError, TextField},
+        form::{CsrfField, FormError, SubmissionField, TextField},
         layout::{Page, TableScroll},
         pager::Pager,
         when::When,
@@ -25,6 +25,7 @@ pub fn UsersPage(page: crate::context::UsersPage) -> impl IntoView {
                 <FormError />
                 <form method="post" action="/users" class="stacked-form">
                     <CsrfField />
+                    <SubmissionField />
                     <TextField name="email" label="Email" kind="email" required=true autocomplete="off" />
                     <TextField name="name" label="Name" hint="Shown in the console; the part of the email before @ when left empty." />
                     <TextField

@@ -28,6 +28,7 @@ pub mod security;
 pub mod session;
 pub mod spaces;
 pub mod stacks;
+pub mod submission;
 pub mod tokens;
 pub mod users;
 pub mod webhooks;

@@ -211,7 +211,15 @@ fn unix_millis(at: OffsetDateTime) -> i64 {
 }
 
 fn page_context(state: &AppState, viewer: Option<Viewer>, flashes: Vec<Flash>) -> PageContext {
-    PageContext { viewer, flashes, installation: state.installation.as_ref().clone(), ..PageContext::default() }
+    // Only a logged-in user's pages have forms that create something.
+    let submission = viewer.as_ref().map(|_| Uuid::new_v4().to_string()).unwrap_or_default();
+    PageContext {
+        viewer,
+        flashes,
+        installation: state.installation.as_ref().clone(),
+        submission,
+        ..PageContext::default()
+    }
 }
 
 /// The session's user, if it is logged in, within its absolute lifetime,

@@ -29,6 +29,7 @@ use super::{
     client_address::ClientAddress,
     pages::form_with_problems,
     session::{push_flash, CurrentUser},
+    submission::{self, Done},
 };
 use crate::state::AppState;
 
@@ -83,6 +84,9 @@ pub struct CreateForm {
     name: String,
     #[serde(default)]
     parent_id: String,
+    /// The form's token (`submission`): sent twice, it creates once.
+    #[serde(default)]
+    submission: String,
 }
 
 pub async fn create(
@@ -94,17 +98,26 @@ pub async fn create(
     Form(form): Form<CreateForm>,
 ) -> Result<Response, AppError> {
     let parent = operations::parse_id(&form.parent_id)?;
-    let input = SpaceInput { name: Some(form.name.clone()), ..Default::default() };
-    let space = match operations::create(&state.services.pool, &user.caller(address).principal(), parent, input).await {
-        Ok(space) => space,
-        Err(error) => {
-            let values = vec![("name".into(), form.name.clone()), ("parent_id".into(), form.parent_id.clone())];
-            let (outcome, status) = answered_again(error, values)?;
-            return render_list(&state, context, &user, Some(outcome), status).await;
+    let token = form.submission.clone();
+    let work = {
+        let (state, user) = (state.clone(), user.clone());
+        async move {
+            let input = SpaceInput { name: Some(form.name.clone()), ..Default::default() };
+            match operations::create(&state.services.pool, &user.caller(address).principal(), parent, input).await {
+                Ok(space) => {
+                    push_flash(&session, Flash::success(format!("Space \u{201c}{}\u{201d} created.", space.name)))
+                        .await?;
+                    Ok(Done::Made(format!("/spaces/{}", space.id)))
+                }
+                Err(error) => {
+                    let values = vec![("name".into(), form.name), ("parent_id".into(), form.parent_id)];
+                    let (outcome, status) = answered_again(error, values)?;
+                    Ok(Done::Refused(render_list(&state, context, &user, Some(outcome), status).await?))
+                }
+            }
         }
     };
-    push_flash(&session, Flash::success(format!("Space \u{201c}{}\u{201d} created.", space.name))).await?;
-    Ok(Redirect::to(&format!("/spaces/{}", space.id)).into_response())
+    submission::once(&state, &user, &token, submission::WAIT, work).await
 }
 
 async fn render_space(

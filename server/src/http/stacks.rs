@@ -46,6 +46,7 @@ use super::{
     outbound,
     pages::form_with_problems,
     session::{push_flash, CurrentUser},
+    submission::{self, Done},
 };
 use crate::{
     api::{
@@ -260,6 +261,9 @@ pub struct NewStackForm {
     branch: String,
     #[serde(flatten)]
     triggers: TriggerBoxes,
+    /// The form's token (`submission`): sent twice, it creates once.
+    #[serde(default)]
+    submission: String,
 }
 
 pub async fn create(
@@ -270,33 +274,44 @@ pub async fn create(
     session: Session,
     Form(form): Form<NewStackForm>,
 ) -> Result<Response, AppError> {
-    let input = StackInput {
-        space_id: Some(form.space_id.clone()),
-        integration_id: Some(form.integration_id.clone()),
-        repository: Some(form.repository.clone()),
-        name: Some(form.name.clone()),
-        branch: Some(form.branch.clone()),
-        triggers: form.triggers.input(),
-        ..Default::default()
+    let token = form.submission.clone();
+    let work = {
+        let (state, user) = (state.clone(), user.clone());
+        async move {
+            let input = StackInput {
+                space_id: Some(form.space_id.clone()),
+                integration_id: Some(form.integration_id.clone()),
+                repository: Some(form.repository.clone()),
+                name: Some(form.name.clone()),
+                branch: Some(form.branch.clone()),
+                triggers: form.triggers.input(),
+                ..Default::default()
+            };
+            match operations::create(&state.services, &user.caller(address).principal(), input).await {
+                Ok(stack) => {
+                    push_flash(&session, Flash::success(format!("Stack \u{201c}{}\u{201d} created.", stack.name)))
+                        .await?;
+                    Ok(Done::Made(format!("/stacks/{}", stack.id)))
+                }
+                Err(error) => {
+                    let mut values = vec![
+                        ("repository".to_owned(), form.repository),
+                        ("name".to_owned(), form.name),
+                        ("branch".to_owned(), form.branch),
+                    ];
+                    values.extend(form.triggers.values());
+                    let (outcome, status) = answered_again(error, values)?;
+                    let query = NewStackQuery {
+                        space_id: form.space_id,
+                        integration_id: form.integration_id,
+                        ..Default::default()
+                    };
+                    Ok(Done::Refused(render_new(&state, context, &user, query, Some(outcome), status).await?))
+                }
+            }
+        }
     };
-    match operations::create(&state.services, &user.caller(address).principal(), input).await {
-        Ok(stack) => {
-            push_flash(&session, Flash::success(format!("Stack \u{201c}{}\u{201d} created.", stack.name))).await?;
-            Ok(Redirect::to(&format!("/stacks/{}", stack.id)).into_response())
-        }
-        Err(error) => {
-            let mut values = vec![
-                ("repository".to_owned(), form.repository.clone()),
-                ("name".to_owned(), form.name.clone()),
-                ("branch".to_owned(), form.branch.clone()),
-            ];
-            values.extend(form.triggers.values());
-            let (outcome, status) = answered_again(error, values)?;
-            let query =
-                NewStackQuery { space_id: form.space_id, integration_id: form.integration_id, ..Default::default() };
-            render_new(&state, context, &user, query, Some(outcome), status).await
-        }
-    }
+    submission::once(&state, &user, &token, submission::asking_bitbucket(&state), work).await
 }
 
 /// How many runs a stack's page shows; the API pages through the rest.

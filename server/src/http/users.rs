@@ -25,6 +25,7 @@ use super::{
     client_address::ClientAddress,
     pages::form_with_problems,
     session::{push_flash, CurrentUser},
+    submission::{self, Done},
 };
 use crate::{
     api::{
@@ -102,6 +103,9 @@ pub struct CreateForm {
     /// A checkbox: "on" when ticked, absent otherwise.
     #[serde(default)]
     account_admin: Option<String>,
+    /// The form's token (`submission`): sent twice, it creates once.
+    #[serde(default)]
+    submission: String,
 }
 
 pub async fn create(
@@ -112,34 +116,42 @@ pub async fn create(
     session: Session,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, AppError> {
-    let input = NewUserInput {
-        email: Some(form.email.clone()),
-        name: Some(form.name.clone()),
-        password: Some(form.password.clone()),
-        role: form.account_admin.is_some().then(|| Role::Admin.as_str().to_owned()),
-        ..Default::default()
-    };
-    let principal = user.caller(address).principal();
-    let created = match operations::create(&state.services.pool, &state.services.hasher, &principal, input).await {
-        Ok(created) => created,
-        Err(error) => {
-            let (problems, status) = match error {
-                UserError::Invalid(problems) => (problems, StatusCode::UNPROCESSABLE_ENTITY),
-                UserError::Conflict(problems) => (problems, StatusCode::CONFLICT),
-                other => return Err(other.into()),
+    let token = form.submission.clone();
+    let work = {
+        let (state, user) = (state.clone(), user.clone());
+        async move {
+            let input = NewUserInput {
+                email: Some(form.email.clone()),
+                name: Some(form.name.clone()),
+                password: Some(form.password.clone()),
+                role: form.account_admin.is_some().then(|| Role::Admin.as_str().to_owned()),
+                ..Default::default()
             };
-            // The form is answered again with what was typed, never the password.
-            let values = vec![
-                ("email".into(), form.email.clone()),
-                ("name".into(), form.name.clone()),
-                ("account_admin".into(), form.account_admin.clone().unwrap_or_default()),
-            ];
-            let outcome = form_with_problems(problems, values, |field| field.to_owned());
-            return render(&state, context, "", Some(outcome), status).await;
+            let principal = user.caller(address).principal();
+            match operations::create(&state.services.pool, &state.services.hasher, &principal, input).await {
+                Ok(created) => {
+                    push_flash(&session, Flash::success(format!("{} can now log in.", created.email))).await?;
+                    Ok(Done::Made("/users".to_owned()))
+                }
+                Err(error) => {
+                    let (problems, status) = match error {
+                        UserError::Invalid(problems) => (problems, StatusCode::UNPROCESSABLE_ENTITY),
+                        UserError::Conflict(problems) => (problems, StatusCode::CONFLICT),
+                        other => return Err(other.into()),
+                    };
+                    // The form is answered again with what was typed, never the password.
+                    let values = vec![
+                        ("email".into(), form.email),
+                        ("name".into(), form.name),
+                        ("account_admin".into(), form.account_admin.unwrap_or_default()),
+                    ];
+                    let outcome = form_with_problems(problems, values, |field| field.to_owned());
+                    Ok(Done::Refused(render(&state, context, "", Some(outcome), status).await?))
+                }
+            }
         }
     };
-    push_flash(&session, Flash::success(format!("{} can now log in.", created.email))).await?;
-    Ok(Redirect::to("/users").into_response())
+    submission::once(&state, &user, &token, submission::WAIT, work).await
 }
 
 /// `POST /users/{id}/disable` and `/enable`.

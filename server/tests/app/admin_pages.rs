@@ -3,7 +3,7 @@
 
 use bitgate_core::{spaces, users::Role};
 
-use crate::helpers::{link_href, location, TestApp, PASSWORD};
+use crate::helpers::{hidden_value, link_href, location, TestApp, PASSWORD};
 
 #[tokio::test]
 async fn an_account_admin_creates_disables_and_enables_users() {
@@ -240,4 +240,64 @@ async fn the_users_list_shows_50_a_page_newest_first() {
     assert!(second.contains("user69@example.com") && !second.contains("user1@example.com"));
     assert_eq!(pager(&second), (Some("/users".to_owned()), None));
     assert_eq!(admin.get("/users?cursor=forged").await.status(), 400);
+}
+
+#[tokio::test]
+async fn the_space_and_user_forms_sent_twice_create_once() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.logged_in_admin().await;
+    let root = spaces::resolve(&app.pool, "root").await.unwrap().unwrap().id.to_string();
+    let csrf = admin.csrf_token("/spaces").await;
+    let count = |sql: &'static str| {
+        let pool = app.pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
+
+    // A double click on "Create": both answers lead to the one space made, and a reload of the answer too.
+    let submission = hidden_value(&admin.get("/spaces").await.text().await.unwrap(), "submission");
+    let form = [("csrf_token", csrf.as_str()), ("name", "twice"), ("parent_id", &root), ("submission", &submission)];
+    let (first, second) = tokio::join!(admin.post_form("/spaces", &form), admin.post_form("/spaces", &form));
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (303, 303));
+    assert_eq!(location(&first), location(&second));
+    let reloaded = admin.post_form("/spaces", &form).await;
+    assert_eq!((reloaded.status().as_u16(), location(&reloaded)), (303, location(&first)));
+    assert_eq!(count("SELECT count(*) FROM spaces WHERE name = 'twice'").await, 1);
+
+    // Each page renders its own token; a form without one (a page from before them) still creates.
+    let next = hidden_value(&admin.get("/spaces").await.text().await.unwrap(), "submission");
+    assert_ne!(next, submission);
+    let untokened = admin.post_form("/spaces", &[("csrf_token", &csrf), ("name", "plain"), ("parent_id", &root)]).await;
+    assert_eq!(untokened.status(), 303);
+
+    // The user form: a first that saved nothing (a short password) lets the repeat do the work.
+    let submission = hidden_value(&admin.get("/users").await.text().await.unwrap(), "submission");
+    let refused = [("csrf_token", csrf.as_str()), ("email", "twice@example.com"), ("password", "tiny-pw")];
+    let mut refused = refused.to_vec();
+    refused.push(("submission", &submission));
+    assert_eq!(admin.post_form("/users", &refused).await.status(), 422);
+    let form = [
+        ("csrf_token", csrf.as_str()),
+        ("email", "twice@example.com"),
+        ("password", PASSWORD),
+        ("submission", &submission),
+    ];
+    let (first, second) = tokio::join!(admin.post_form("/users", &form), admin.post_form("/users", &form));
+    assert_eq!((first.status().as_u16(), location(&first)), (303, "/users".to_owned()));
+    assert_eq!((second.status().as_u16(), location(&second)), (303, "/users".to_owned()));
+    assert_eq!(count("SELECT count(*) FROM users WHERE email = 'twice@example.com'").await, 1);
+    let created = app.audit_actions().await.iter().filter(|a| *a == "user.created").count();
+    assert_eq!(created, 1, "and audited once");
+
+    // Another user's token claims nothing for them.
+    let other = app.create_user("other-admin@example.com", Some(Role::Admin)).await;
+    let browser = app.browser();
+    assert_eq!(browser.login(&other.email, &other.password).await.status(), 303);
+    let other_csrf = browser.csrf_token("/spaces").await;
+    let stolen = [("csrf_token", other_csrf.as_str()), ("name", "stolen"), ("parent_id", &root), ("submission", &next)];
+    let mine = [("csrf_token", csrf.as_str()), ("name", "mine"), ("parent_id", &root), ("submission", &next)];
+    assert_eq!(admin.post_form("/spaces", &mine).await.status(), 303);
+    let busy = browser.post_form("/spaces", &stolen).await;
+    assert_eq!(busy.status(), 409);
+    assert!(busy.text().await.unwrap().contains("This form was sent before"), "the page says what happened");
+    assert_eq!(count("SELECT count(*) FROM spaces WHERE name = 'stolen'").await, 0);
 }

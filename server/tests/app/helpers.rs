@@ -339,6 +339,14 @@ pub fn ticked(html: &str, name: &str) -> Option<bool> {
     Some(attributes.into_iter().any(|a| a == "checked" || a.starts_with("checked=")))
 }
 
+/// The value of a page's hidden `<input name="{name}">`.
+pub fn hidden_value(html: &str, name: &str) -> String {
+    let start = html.find(&format!("name=\"{name}\"")).unwrap_or_else(|| panic!("no {name} field: {html}"));
+    let tag = &html[html[..start].rfind('<').unwrap()..start + html[start..].find('>').unwrap()];
+    let value = tag.split("value=\"").nth(1).unwrap();
+    value[..value.find('"').unwrap()].to_owned()
+}
+
 pub fn location(response: &Response) -> String {
     response.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
 }

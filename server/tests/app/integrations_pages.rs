@@ -9,7 +9,7 @@ use bitbucket_simulator::{
 };
 
 use crate::{
-    helpers::{copy_integration, link_href, location, selected_option, ticked},
+    helpers::{copy_integration, hidden_value, link_href, location, selected_option, ticked},
     world::world_with,
 };
 
@@ -403,14 +403,6 @@ async fn the_webhook_options_are_ticked_posted_and_shown_in_words() {
     let details = admin.get(&details_path).await.text().await.unwrap();
     assert!(details.contains("Disabled: Bitbucket's webhooks are not used."), "{details}");
     assert!(details.contains("No: webhooks are disabled."), "{details}");
-}
-
-/// The value of a page's hidden `<input name="{name}">`.
-fn hidden_value(html: &str, name: &str) -> String {
-    let start = html.find(&format!("name=\"{name}\"")).unwrap_or_else(|| panic!("no {name} field: {html}"));
-    let tag = &html[html[..start].rfind('<').unwrap()..start + html[start..].find('>').unwrap()];
-    let value = tag.split("value=\"").nth(1).unwrap();
-    value[..value.find('"').unwrap()].to_owned()
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
-    helpers::{location, selected_option},
+    helpers::{hidden_value, location, selected_option, Browser},
     world::{world_with_bitbucket, World},
 };
 
@@ -138,12 +138,7 @@ async fn stacks_are_created_through_three_steps_then_changed_reattached_and_dele
     let more = step.split("href=\"").filter_map(|s| s.split('"').next()).find(|h| h.contains("cursor=")).unwrap();
     let next = writer.get(&more.replace("&amp;", "&")).await.text().await.unwrap();
     assert_eq!(next.matches("name=\"repository\"").count(), 25);
-    let found = writer
-        .get(&format!("/stacks/new?space_id={team}&integration_id={team_dc}&query=my-repo"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let found = my_repo_step(&writer, &team, &team_dc).await;
     assert_eq!(found.matches("name=\"repository\"").count(), 1);
     let marker = "name=\"repository\" value=\"";
     let start = found.find(marker).unwrap() + marker.len();
@@ -276,6 +271,12 @@ fn ticked(html: &str, name: &str) -> bool {
     tag.contains(" checked")
 }
 
+/// The creation form's last step: `my-repo` of the integration, searched for.
+async fn my_repo_step(writer: &Browser, space: &str, integration: &str) -> String {
+    let path = format!("/stacks/new?space_id={space}&integration_id={integration}&query=my-repo");
+    writer.get(&path).await.text().await.unwrap()
+}
+
 const TRIGGERS: [&str; 4] = ["build_pull_requests", "all_branches", "prune_branches", "resync_pull_requests"];
 
 #[tokio::test]
@@ -297,12 +298,7 @@ async fn triggers_are_ticked_on_the_forms_and_an_unticked_box_saves_off() {
     };
 
     // The creation form explains each trigger and ticks SPEC's defaults.
-    let page = writer
-        .get(&format!("/stacks/new?space_id={team}&integration_id={team_dc}&query=my-repo"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = my_repo_step(&writer, &team, &team_dc).await;
     assert!(
         page.contains("Build pull requests")
             && page.contains("request a proposed run for pull requests into this branch")
@@ -533,4 +529,32 @@ pub mod platform_loop {
         assert!(!runs.contains("<code>run-01</code>"), "the oldest is the API's: {runs}");
         assert!(runs.contains(&format!("GET /api/v1/stacks/{stack}/runs")), "{runs}");
     }
+}
+
+#[tokio::test]
+async fn the_stack_form_sent_twice_creates_once() {
+    let (w, sim) = world_with_bitbucket().await;
+    let team_dc = integration(&w, &sim.url, "team-dc", Some(w.team), &[]).await;
+    let writer = w.browser("team writer").await;
+    let csrf = writer.csrf_token("/tokens").await;
+    let team = w.team.to_string();
+    let page = my_repo_step(&writer, &team, &team_dc).await;
+    let (repo, submission) = (hidden_value(&page, "repository"), hidden_value(&page, "submission"));
+    let form = [
+        ("csrf_token", csrf.as_str()),
+        ("space_id", team.as_str()),
+        ("integration_id", team_dc.as_str()),
+        ("repository", repo.as_str()),
+        ("branch", "main"),
+        ("name", "twice"),
+        ("submission", submission.as_str()),
+    ];
+    let (first, second) = tokio::join!(writer.post_form("/stacks/new", &form), writer.post_form("/stacks/new", &form));
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (303, 303));
+    assert_eq!(location(&first), location(&second), "both lead to the one stack");
+    let made: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM stacks WHERE name = 'twice'").fetch_one(&w.app.pool).await.unwrap();
+    assert_eq!(made, 1);
+    let page = writer.get(&location(&first)).await.text().await.unwrap();
+    assert!(page.contains("Stack \u{201c}twice\u{201d} created."), "the message is shown");
 }

@@ -1,0 +1,91 @@
+//! The forms that create a space, a user or a stack, done once however
+//! often they are sent (core's `submissions`): a double click used to
+//! create the thing with the first request and answer the second "this
+//! name is taken", the error shown over what had worked. Each such form
+//! carries its page's token (`SubmissionField`); a repeat waits for the
+//! first request with it and is sent where that one led.
+
+use std::{future::Future, time::Duration};
+
+use axum::response::{IntoResponse, Redirect, Response};
+use bitgate_core::{
+    submissions::{self, Claim},
+    users::FieldError,
+};
+use tracing::Instrument;
+
+use super::session::CurrentUser;
+use crate::{error::AppError, state::AppState};
+
+/// What a form's work came to.
+pub enum Done {
+    /// It made something; the answer sends the browser to this path.
+    Made(String),
+    /// It saved nothing: the answer (the form again, with its problems).
+    Refused(Response),
+}
+
+/// How long a repeat waits for the first request with its token when the
+/// form only writes to the database: far longer than that takes. A form
+/// that asks Bitbucket waits longer (`asking_bitbucket`).
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The wait for a form whose work asks Bitbucket (a stack's repository is
+/// looked up): longer than its calls can take, as the wizard's, or a repeat
+/// would take the claim over while the first still works, and both create.
+pub fn asking_bitbucket(state: &AppState) -> Duration {
+    state.services.config.outbound_timeout * 2 + WAIT
+}
+
+/// Does `work` for the form's `token` (the posted `submission` field)
+/// unless a request with it did it already, and answers: a redirect to what
+/// was made, or `work`'s own answer when it saved nothing. A repeat waits
+/// up to `wait` for the first. A form without a token (a page rendered
+/// before they existed) is simply done.
+///
+/// The work runs detached, with its claim's end: a browser that gives up
+/// on the first request (the second click aborts the first's navigation)
+/// must not cancel it half-way and leave its claim open.
+pub async fn once(
+    state: &AppState,
+    user: &CurrentUser,
+    token: &str,
+    wait: Duration,
+    work: impl Future<Output = Result<Done, AppError>> + Send + 'static,
+) -> Result<Response, AppError> {
+    let token = uuid::Uuid::parse_str(token.trim()).ok();
+    if let Some(token) = token {
+        match submissions::claim(&state.services.pool, user.0.id, token, wait).await? {
+            Claim::First => {}
+            Claim::Done { redirect_to } => return Ok(Redirect::to(&redirect_to).into_response()),
+            Claim::Busy => {
+                let message = "This form was sent before and is still being saved: reload the list in a moment to see whether it was.";
+                return Err(AppError::Conflict(vec![FieldError::new("submission", "busy", message)]));
+            }
+        }
+    }
+    let pool = state.services.pool.clone();
+    let done = tokio::spawn(
+        async move {
+            let done = work.await;
+            if let Some(token) = token {
+                let ended = match &done {
+                    Ok(Done::Made(path)) => submissions::finish(&pool, token, path).await,
+                    Ok(Done::Refused(_)) | Err(_) => submissions::release(&pool, token).await,
+                };
+                if let Err(error) = ended {
+                    tracing::warn!(%error, "a form's claim could not be ended: a repeat takes it over after the wait");
+                }
+            }
+            done
+        }
+        // Its log lines keep this request's id.
+        .instrument(tracing::Span::current()),
+    )
+    .await
+    .map_err(AppError::internal)??;
+    Ok(match done {
+        Done::Made(path) => Redirect::to(&path).into_response(),
+        Done::Refused(response) => response,
+    })
+}
