@@ -539,8 +539,6 @@ pub struct WizardPage {
     pub checks: Vec<crate::components::checklist::CheckLine>,
     /// How long each call to Bitbucket may take (BITGATE_OUTBOUND_TIMEOUT).
     pub outbound_timeout_seconds: u64,
-    /// A new form's token: sent twice, it creates once (core's `submissions`).
-    pub submission: String,
     /// `bitbucket_datacenter` or `bitbucket_cloud`; empty: the provider is
     /// still to choose.
     pub provider: String,

@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::users::UserId;
@@ -29,13 +30,25 @@ pub const KEPT: Duration = Duration::from_secs(24 * 3600);
 /// What a request with a form's token is to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// It is the first: do the work, then [`finish`] (or [`release`]).
-    First,
+    /// It is the first: do the work, then end the claim with
+    /// [`Ticket::finish`] (or [`Ticket::release`]).
+    First(Ticket),
     /// An earlier request with the token did the work; its answer led here.
     Done { redirect_to: String },
     /// The token is another user's, or other requests with it kept it busy
     /// for all of `wait`: answer that, and do nothing.
     Busy,
+}
+
+/// One claim of a token: what ends it. A claim taken over (its first
+/// request outlived the wait) is a new claim, with a ticket of its own:
+/// the old ticket can neither finish nor release it, so the first request,
+/// when it ends at last, cannot send the repeat's later requests to what it
+/// made, nor let a third request do the work again while the repeat works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    token: Uuid,
+    claimed_at: OffsetDateTime,
 }
 
 /// Claims `token` for `user`, waiting up to `wait` for an earlier request
@@ -46,19 +59,22 @@ pub async fn claim(pool: &PgPool, user: UserId, token: Uuid, wait: Duration) -> 
     let deadline = tokio::time::Instant::now() + wait;
     let mut poll = POLL;
     loop {
-        let claimed = sqlx::query!(
-            "INSERT INTO form_submissions (token, user_id) VALUES ($1, $2)
-             ON CONFLICT (token) DO UPDATE SET created_at = now()
+        // `clock_timestamp()`, not `now()`: a claim's time tells it from
+        // the claim it took over, even were both made in one transaction.
+        let claimed = sqlx::query_scalar!(
+            "INSERT INTO form_submissions (token, user_id, created_at) VALUES ($1, $2, clock_timestamp())
+             ON CONFLICT (token) DO UPDATE SET created_at = clock_timestamp()
                WHERE form_submissions.user_id = $2 AND form_submissions.finished_at IS NULL
-                 AND form_submissions.created_at < now() - make_interval(secs => $3)",
+                 AND form_submissions.created_at < now() - make_interval(secs => $3)
+             RETURNING created_at",
             token,
             user,
             wait.as_secs_f64()
         )
-        .execute(pool)
+        .fetch_optional(pool)
         .await?;
-        if claimed.rows_affected() == 1 {
-            return Ok(Claim::First);
+        if let Some(claimed_at) = claimed {
+            return Ok(Claim::First(Ticket { token, claimed_at }));
         }
         let earlier = sqlx::query!(
             "SELECT user_id, finished_at IS NOT NULL AS \"finished!\", redirect_to FROM form_submissions WHERE token = $1",
@@ -85,22 +101,36 @@ pub async fn claim(pool: &PgPool, user: UserId, token: Uuid, wait: Duration) -> 
     }
 }
 
-/// The first request saved something, and its answer leads to `redirect_to`.
-pub async fn finish(pool: &PgPool, token: Uuid, redirect_to: &str) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "UPDATE form_submissions SET finished_at = now(), redirect_to = $2 WHERE token = $1",
-        token,
-        redirect_to
-    )
-    .execute(pool)
-    .await?;
-    Ok(())
-}
+impl Ticket {
+    /// The work is done, and its answer leads to `redirect_to`: every later
+    /// request with the token is sent there. Returns whether this ticket
+    /// still held the claim (`false`: it was taken over, and the request
+    /// that took it ends it).
+    pub async fn finish(&self, pool: &PgPool, redirect_to: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query!(
+            "UPDATE form_submissions SET finished_at = now(), redirect_to = $3
+             WHERE token = $1 AND created_at = $2 AND finished_at IS NULL",
+            self.token,
+            self.claimed_at,
+            redirect_to
+        )
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
 
-/// The first request saved nothing: a repeat does the work itself.
-pub async fn release(pool: &PgPool, token: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query!("DELETE FROM form_submissions WHERE token = $1", token).execute(pool).await?;
-    Ok(())
+    /// The work saved nothing: a repeat does it itself. Returns whether this
+    /// ticket still held the claim.
+    pub async fn release(&self, pool: &PgPool) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query!(
+            "DELETE FROM form_submissions WHERE token = $1 AND created_at = $2 AND finished_at IS NULL",
+            self.token,
+            self.claimed_at
+        )
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
 }
 
 /// Forgets claims older than [`KEPT`] (housekeeping). Returns how many.

@@ -4,7 +4,7 @@ use crate::{
     components::{
         badge::{Badge, Tone},
         checklist::Checklist,
-        form::{CsrfField, FormError, TextField},
+        form::{CsrfField, FormError, SubmissionField, TextField},
         layout::{EmptyState, Page, TableScroll},
         pager::Pager,
         when::When,
@@ -502,7 +502,7 @@ fn IntegrationForm(wizard: crate::context::WizardPage) -> impl IntoView {
             <form method="post" action=action class="stacked-form wizard">
                 <CsrfField />
                 <input type="hidden" name="provider" value=wizard.provider.clone() />
-                {editing.is_none().then(|| view! { <input type="hidden" name="submission" value=wizard.submission.clone() /> })}
+                {editing.is_none().then(|| view! { <SubmissionField /> })}
                 {name_and_scope}
                 {connection}
                 {details}

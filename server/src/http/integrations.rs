@@ -38,18 +38,17 @@ use bitgate_core::{
     secret::Secret,
     spaces,
     stacks::{self, StackFilter},
-    submissions::{self, Claim},
     webhooks,
 };
 use serde::Deserialize;
 use tower_sessions::Session;
-use tracing::Instrument;
 
 use super::{
     client_address::ClientAddress,
     markdown,
     pages::form_with_problems,
     session::{push_flash, CurrentUser},
+    submission::{self, Done},
 };
 use crate::{
     api::{integrations::webhook_url, rfc3339},
@@ -249,7 +248,6 @@ async fn render_form(
         can_create_default: access.is_account_admin(),
         checks,
         outbound_timeout_seconds: state.services.config.outbound_timeout.as_secs(),
-        submission: uuid::Uuid::new_v4().to_string(),
     };
     let context = PageContext { page: PageData::Wizard(wizard), form, ..context };
     Ok(state.pages.render(context, status).await)
@@ -484,82 +482,53 @@ pub async fn create(
     Form(form): Form<WizardForm>,
 ) -> Result<Response, AppError> {
     // Sent twice (the button clicked again while Bitbucket is asked): done once.
-    let submission = uuid::Uuid::parse_str(&form.submission).ok();
-    if let Some(token) = submission {
-        // Longer than the checks can take: they stop at the first call that cannot reach Bitbucket.
-        let wait = state.services.config.outbound_timeout * 2 + std::time::Duration::from_secs(10);
-        match submissions::claim(&state.services.pool, user.0.id, token, wait).await? {
-            Claim::First => {}
-            Claim::Done { redirect_to } => return Ok(Redirect::to(&redirect_to).into_response()),
-            Claim::Busy => {
-                let outcome = FormOutcome {
-                    values: form.values(),
-                    form_error: Some("This form was sent before and Bitbucket is still being asked about it: open the integrations list in a minute to see whether it was saved.".to_owned()),
-                    ..Default::default()
-                };
-                let provider = if form.is_cloud() { Provider::Cloud } else { Provider::DataCenter };
-                return render_wizard(
-                    &state,
-                    context,
-                    &user,
-                    provider.as_str(),
-                    Some(outcome),
-                    Vec::new(),
-                    StatusCode::CONFLICT,
-                )
-                .await;
-            }
+    let token = form.submission.clone();
+    let provider = if form.is_cloud() { Provider::Cloud } else { Provider::DataCenter };
+    let busy = {
+        let (state, context, user, values) = (state.clone(), context.clone(), user.clone(), form.values());
+        move || async move {
+            let outcome = FormOutcome {
+                values,
+                form_error: Some("This form was sent before and Bitbucket is still being asked about it: open the integrations list in a minute to see whether it was saved.".to_owned()),
+                ..Default::default()
+            };
+            render_wizard(&state, context, &user, provider.as_str(), Some(outcome), Vec::new(), StatusCode::CONFLICT)
+                .await
         }
-    }
-    // Detached, with its claim's end: a browser that gives up on this request
-    // (the second click aborts the first's navigation) must not leave the
-    // claim open, or its repeat would wait in vain.
-    let (services, principal, creation) = (state.services.clone(), user.caller(address).principal(), form.creation());
-    let created = tokio::spawn(
+    };
+    let work = {
+        let (state, user) = (state.clone(), user.clone());
         async move {
-            let created = operations::create(&services, &principal, creation).await;
-            if let Some(token) = submission {
-                let ended = match &created {
-                    Ok(created) => {
-                        let path = format!("/integrations/{}", created.integration.id);
-                        submissions::finish(&services.pool, token, &path).await
-                    }
-                    Err(_) => submissions::release(&services.pool, token).await,
-                };
-                if let Err(error) = ended {
-                    tracing::warn!(%error, "a form's claim could not be ended: a repeat takes it over after the wait");
+            let principal = user.caller(address).principal();
+            match operations::create(&state.services, &principal, form.creation()).await {
+                Ok(operations::Created { integration, checks }) => {
+                    let message = if integration.health.state == HealthState::PendingAuthorization {
+                        let what =
+                            if integration.provider == Provider::Cloud { "consumer" } else { "application link" };
+                        format!(
+                            "Integration \u{201c}{}\u{201d} saved: Bitbucket accepted the {what}. Now click Connect and approve it in Bitbucket.",
+                            integration.name
+                        )
+                    } else {
+                        format!(
+                            "Integration \u{201c}{}\u{201d} created: every check passed. Now set up its webhook in Bitbucket.",
+                            integration.name
+                        )
+                    };
+                    push_flash(&session, Flash::success(message).with_checks(check_lines(checks))).await?;
+                    Ok(Done::Made(format!("/integrations/{}", integration.id)))
+                }
+                Err(failure) => {
+                    let (outcome, checks, status) = answered_again(failure, form.values())?;
+                    let page =
+                        render_wizard(&state, context, &user, provider.as_str(), Some(outcome), checks, status).await?;
+                    Ok(Done::Refused(page))
                 }
             }
-            created
         }
-        // Its log lines keep this request's id.
-        .instrument(tracing::Span::current()),
-    )
-    .await
-    .map_err(AppError::internal)?;
-    match created {
-        Ok(operations::Created { integration, checks }) => {
-            let message = if integration.health.state == HealthState::PendingAuthorization {
-                let what = if integration.provider == Provider::Cloud { "consumer" } else { "application link" };
-                format!(
-                    "Integration \u{201c}{}\u{201d} saved: Bitbucket accepted the {what}. Now click Connect and approve it in Bitbucket.",
-                    integration.name
-                )
-            } else {
-                format!(
-                    "Integration \u{201c}{}\u{201d} created: every check passed. Now set up its webhook in Bitbucket.",
-                    integration.name
-                )
-            };
-            push_flash(&session, Flash::success(message).with_checks(check_lines(checks))).await?;
-            Ok(Redirect::to(&format!("/integrations/{}", integration.id)).into_response())
-        }
-        Err(failure) => {
-            let (outcome, checks, status) = answered_again(failure, form.values())?;
-            let provider = if form.is_cloud() { Provider::Cloud } else { Provider::DataCenter };
-            render_wizard(&state, context, &user, provider.as_str(), Some(outcome), checks, status).await
-        }
-    }
+    };
+    // Longer than the checks can take: they stop at the first call that cannot reach Bitbucket.
+    submission::once_or(&state, &user, &token, submission::asking_bitbucket(&state), work, busy).await
 }
 
 /// Whether the integration is connected by an admin's approval in

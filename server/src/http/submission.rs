@@ -5,13 +5,14 @@
 //! carries its page's token (`SubmissionField`); a repeat waits for the
 //! first request with it and is sent where that one led.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, panic::AssertUnwindSafe, time::Duration};
 
 use axum::response::{IntoResponse, Redirect, Response};
 use bitgate_core::{
     submissions::{self, Claim},
     users::FieldError,
 };
+use futures::FutureExt;
 use tracing::Instrument;
 
 use super::session::CurrentUser;
@@ -40,12 +41,9 @@ pub fn asking_bitbucket(state: &AppState) -> Duration {
 /// Does `work` for the form's `token` (the posted `submission` field)
 /// unless a request with it did it already, and answers: a redirect to what
 /// was made, or `work`'s own answer when it saved nothing. A repeat waits
-/// up to `wait` for the first. A form without a token (a page rendered
-/// before they existed) is simply done.
-///
-/// The work runs detached, with its claim's end: a browser that gives up
-/// on the first request (the second click aborts the first's navigation)
-/// must not cancel it half-way and leave its claim open.
+/// up to `wait` for the first; still busy then, it is answered 409 with a
+/// page that says so. A form without a token (a page rendered before they
+/// existed) is simply done.
 pub async fn once(
     state: &AppState,
     user: &CurrentUser,
@@ -53,28 +51,57 @@ pub async fn once(
     wait: Duration,
     work: impl Future<Output = Result<Done, AppError>> + Send + 'static,
 ) -> Result<Response, AppError> {
-    let token = uuid::Uuid::parse_str(token.trim()).ok();
-    if let Some(token) = token {
+    let busy = || async {
+        let message =
+            "This form was sent before and is still being saved: reload the list in a moment to see whether it was.";
+        Err(AppError::Conflict(vec![FieldError::new("submission", "busy", message)]))
+    };
+    once_or(state, user, token, wait, work, busy).await
+}
+
+/// [`once`], with the form's own answer for a repeat that found the first
+/// still working after `wait` (the wizard shows its form again, values kept).
+///
+/// The work runs detached, with its claim's end: a browser that gives up
+/// on the first request (the second click aborts the first's navigation)
+/// must not cancel it half-way and leave its claim open.
+pub async fn once_or<B>(
+    state: &AppState,
+    user: &CurrentUser,
+    token: &str,
+    wait: Duration,
+    work: impl Future<Output = Result<Done, AppError>> + Send + 'static,
+    busy: impl FnOnce() -> B,
+) -> Result<Response, AppError>
+where
+    B: Future<Output = Result<Response, AppError>>,
+{
+    let mut ticket = None;
+    if let Ok(token) = uuid::Uuid::parse_str(token.trim()) {
         match submissions::claim(&state.services.pool, user.0.id, token, wait).await? {
-            Claim::First => {}
+            Claim::First(first) => ticket = Some(first),
             Claim::Done { redirect_to } => return Ok(Redirect::to(&redirect_to).into_response()),
-            Claim::Busy => {
-                let message = "This form was sent before and is still being saved: reload the list in a moment to see whether it was.";
-                return Err(AppError::Conflict(vec![FieldError::new("submission", "busy", message)]));
-            }
+            Claim::Busy => return busy().await,
         }
     }
     let pool = state.services.pool.clone();
     let done = tokio::spawn(
         async move {
-            let done = work.await;
-            if let Some(token) = token {
+            // A panic in the work ends the claim too (released: nothing is
+            // known to be saved), or every repeat would wait in vain.
+            let done = AssertUnwindSafe(work)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(AppError::internal("a form's work panicked")));
+            if let Some(ticket) = ticket {
                 let ended = match &done {
-                    Ok(Done::Made(path)) => submissions::finish(&pool, token, path).await,
-                    Ok(Done::Refused(_)) | Err(_) => submissions::release(&pool, token).await,
+                    Ok(Done::Made(path)) => ticket.finish(&pool, path).await,
+                    Ok(Done::Refused(_)) | Err(_) => ticket.release(&pool).await,
                 };
-                if let Err(error) = ended {
-                    tracing::warn!(%error, "a form's claim could not be ended: a repeat takes it over after the wait");
+                match ended {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!("a form's work ended after a repeat took its claim over: it may have been done twice"),
+                    Err(error) => tracing::warn!(%error, "a form's claim could not be ended: a repeat takes it over after the wait"),
                 }
             }
             done

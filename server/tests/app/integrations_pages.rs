@@ -458,7 +458,9 @@ async fn the_wizard_sent_twice_creates_once_and_both_answers_lead_to_it() {
     stolen.push(("submission", &submission));
     let answer = other.post_form("/integrations/new", &stolen).await;
     assert_eq!(answer.status(), 409);
-    assert!(answer.text().await.unwrap().contains("This form was sent before"));
+    let page = answer.text().await.unwrap();
+    assert!(page.contains("This form was sent before"), "{page}");
+    assert!(page.contains(r#"value="DC three""#), "the wizard again, its values kept: {page}");
     assert_eq!(count().await, 2);
 
     // Claims are kept a day (housekeeping forgets them after).
@@ -619,7 +621,11 @@ async fn a_form_s_claim_passes_to_a_repeat_when_released_or_abandoned() {
     let pool = &w.app.pool;
     let user = w.app.user_id("team-admin@example.com").await;
     let token = uuid::Uuid::new_v4();
-    assert_eq!(submissions::claim(pool, user, token, Duration::from_secs(5)).await.unwrap(), Claim::First);
+    let first = |claim: Claim| match claim {
+        Claim::First(ticket) => ticket,
+        other => panic!("not the first: {other:?}"),
+    };
+    let ticket = first(submissions::claim(pool, user, token, Duration::from_secs(5)).await.unwrap());
 
     // A repeat waits while the first works; the first saved nothing: the repeat does the work.
     let repeat = tokio::spawn({
@@ -628,19 +634,54 @@ async fn a_form_s_claim_passes_to_a_repeat_when_released_or_abandoned() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!repeat.is_finished(), "the repeat waits for the first");
-    submissions::release(pool, token).await.unwrap();
-    assert_eq!(repeat.await.unwrap(), Claim::First);
+    assert!(ticket.release(pool).await.unwrap());
+    let abandoned = first(repeat.await.unwrap());
 
     // That claim left open (its process died): taken over once it is older than the wait.
     let started = Instant::now();
     let wait = Duration::from_millis(400);
-    assert_eq!(submissions::claim(pool, user, token, wait).await.unwrap(), Claim::First);
+    let taken_over = first(submissions::claim(pool, user, token, wait).await.unwrap());
     assert!(started.elapsed() >= Duration::from_millis(300), "not before: {:?}", started.elapsed());
+    assert_ne!(abandoned, taken_over);
+
+    // The abandoned request, ending at last, ends nothing: not the claim that
+    // took over (a release would let a third request do the work again) ...
+    assert!(!abandoned.release(pool).await.unwrap());
+    let third = submissions::claim(pool, user, token, Duration::from_secs(5));
+    let third = tokio::time::timeout(Duration::from_millis(300), third).await;
+    assert!(third.is_err(), "a third request waits: the claim that took over still holds, {third:?}");
+    // ... nor its answer (a finish would send every later request to what it made).
+    assert!(!abandoned.finish(pool, "/integrations/abandoned").await.unwrap());
 
     // Finished: every later request is sent where it led; another user's token is nothing to them.
-    submissions::finish(pool, token, "/integrations/made").await.unwrap();
+    assert!(taken_over.finish(pool, "/integrations/made").await.unwrap());
     let done = Claim::Done { redirect_to: "/integrations/made".to_owned() };
+    assert_eq!(submissions::claim(pool, user, token, wait).await.unwrap(), done);
+    assert!(!taken_over.release(pool).await.unwrap(), "a finished claim is kept");
     assert_eq!(submissions::claim(pool, user, token, wait).await.unwrap(), done);
     let other = w.app.user_id("team-reader@example.com").await;
     assert_eq!(submissions::claim(pool, other, token, wait).await.unwrap(), Claim::Busy);
+}
+
+#[tokio::test]
+async fn a_form_whose_work_panics_lets_its_repeat_do_the_work() {
+    use bitgate_core::submissions::{self, Claim};
+    use bitgate_server::http::{session::CurrentUser, submission};
+    use std::{sync::Arc, time::Duration};
+    let w = world_with(&[]).await;
+    let state = bitgate_server::serve::app_state(w.app.services.clone(), false, None);
+    let id = w.app.user_id("team-admin@example.com").await;
+    let user = CurrentUser(Arc::new(bitgate_core::users::find(&w.app.pool, id).await.unwrap().unwrap()));
+    let token = uuid::Uuid::new_v4();
+    fn fails_half_way() -> bitgate_server::error::AppError {
+        panic!("the work fails half-way")
+    }
+    let work = async { Err::<submission::Done, _>(fails_half_way()) };
+    let answer = submission::once(&state, &user, &token.to_string(), submission::WAIT, work).await;
+    assert!(answer.is_err(), "a panic is answered as an error");
+
+    // Released, not left open: a repeat claims it at once instead of waiting out the wait.
+    let repeat = submissions::claim(&w.app.pool, id, token, Duration::from_secs(5));
+    let repeat = tokio::time::timeout(Duration::from_secs(2), repeat).await.expect("the repeat does not wait");
+    assert!(matches!(repeat.unwrap(), Claim::First(_)));
 }
