@@ -515,8 +515,8 @@ pub async fn create(
                             integration.name
                         )
                     };
-                    push_flash(&session, Flash::success(message).with_checks(check_lines(checks))).await?;
-                    Ok(Done::Made(format!("/integrations/{}", integration.id)))
+                    let flash = Flash::success(message).with_checks(check_lines(checks));
+                    Ok(Done::Made { path: format!("/integrations/{}", integration.id), flash })
                 }
                 Err(failure) => {
                     let (outcome, checks, status) = answered_again(failure, form.values())?;
@@ -528,7 +528,7 @@ pub async fn create(
         }
     };
     // Longer than the checks can take: they stop at the first call that cannot reach Bitbucket.
-    submission::once_or(&state, &user, &token, submission::asking_bitbucket(&state), work, busy).await
+    submission::once_or(&state, &session, &user, &token, submission::asking_bitbucket(&state), work, busy).await
 }
 
 /// Whether the integration is connected by an admin's approval in

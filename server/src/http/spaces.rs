@@ -104,11 +104,10 @@ pub async fn create(
         async move {
             let input = SpaceInput { name: Some(form.name.clone()), ..Default::default() };
             match operations::create(&state.services.pool, &user.caller(address).principal(), parent, input).await {
-                Ok(space) => {
-                    push_flash(&session, Flash::success(format!("Space \u{201c}{}\u{201d} created.", space.name)))
-                        .await?;
-                    Ok(Done::Made(format!("/spaces/{}", space.id)))
-                }
+                Ok(space) => Ok(Done::Made {
+                    path: format!("/spaces/{}", space.id),
+                    flash: Flash::success(format!("Space \u{201c}{}\u{201d} created.", space.name)),
+                }),
                 Err(error) => {
                     let values = vec![("name".into(), form.name), ("parent_id".into(), form.parent_id)];
                     let (outcome, status) = answered_again(error, values)?;
@@ -117,7 +116,7 @@ pub async fn create(
             }
         }
     };
-    submission::once(&state, &user, &token, submission::WAIT, work).await
+    submission::once(&state, &session, &user, &token, submission::WAIT, work).await
 }
 
 async fn render_space(

@@ -288,11 +288,10 @@ pub async fn create(
                 ..Default::default()
             };
             match operations::create(&state.services, &user.caller(address).principal(), input).await {
-                Ok(stack) => {
-                    push_flash(&session, Flash::success(format!("Stack \u{201c}{}\u{201d} created.", stack.name)))
-                        .await?;
-                    Ok(Done::Made(format!("/stacks/{}", stack.id)))
-                }
+                Ok(stack) => Ok(Done::Made {
+                    path: format!("/stacks/{}", stack.id),
+                    flash: Flash::success(format!("Stack \u{201c}{}\u{201d} created.", stack.name)),
+                }),
                 Err(error) => {
                     let mut values = vec![
                         ("repository".to_owned(), form.repository),
@@ -311,7 +310,7 @@ pub async fn create(
             }
         }
     };
-    submission::once(&state, &user, &token, submission::asking_bitbucket(&state), work).await
+    submission::once(&state, &session, &user, &token, submission::asking_bitbucket(&state), work).await
 }
 
 /// How many runs a stack's page shows; the API pages through the rest.

@@ -1,27 +1,31 @@
-//! The forms that create a space, a user or a stack, done once however
-//! often they are sent (core's `submissions`): a double click used to
-//! create the thing with the first request and answer the second "this
-//! name is taken", the error shown over what had worked. Each such form
-//! carries its page's token (`SubmissionField`); a repeat waits for the
-//! first request with it and is sent where that one led.
+//! The forms that create an integration, a space, a user or a stack, done
+//! once however often they are sent (core's `submissions`): a double click
+//! used to create the thing with the first request and answer the second
+//! "this name is taken", the error shown over what had worked. Each such
+//! form carries its page's token (`SubmissionField`); a repeat waits for
+//! the first request with it and is sent where that one led, to the first's
+//! message.
 
 use std::{future::Future, panic::AssertUnwindSafe, time::Duration};
 
 use axum::response::{IntoResponse, Redirect, Response};
+use bitgate_app::context::Flash;
 use bitgate_core::{
     submissions::{self, Claim},
     users::FieldError,
 };
 use futures::FutureExt;
+use tower_sessions::Session;
 use tracing::Instrument;
 
-use super::session::CurrentUser;
+use super::session::{push_flash, CurrentUser};
 use crate::{error::AppError, state::AppState};
 
 /// What a form's work came to.
 pub enum Done {
-    /// It made something; the answer sends the browser to this path.
-    Made(String),
+    /// It made something: the answer sends the browser to `path`, where
+    /// `flash` says what was done.
+    Made { path: String, flash: Flash },
     /// It saved nothing: the answer (the form again, with its problems).
     Refused(Response),
 }
@@ -46,6 +50,7 @@ pub fn asking_bitbucket(state: &AppState) -> Duration {
 /// existed) is simply done.
 pub async fn once(
     state: &AppState,
+    session: &Session,
     user: &CurrentUser,
     token: &str,
     wait: Duration,
@@ -56,7 +61,7 @@ pub async fn once(
             "This form was sent before and is still being saved: reload the list in a moment to see whether it was.";
         Err(AppError::Conflict(vec![FieldError::new("submission", "busy", message)]))
     };
-    once_or(state, user, token, wait, work, busy).await
+    once_or(state, session, user, token, wait, work, busy).await
 }
 
 /// [`once`], with the form's own answer for a repeat that found the first
@@ -67,6 +72,7 @@ pub async fn once(
 /// must not cancel it half-way and leave its claim open.
 pub async fn once_or<B>(
     state: &AppState,
+    session: &Session,
     user: &CurrentUser,
     token: &str,
     wait: Duration,
@@ -84,7 +90,7 @@ where
             Claim::Busy => return busy().await,
         }
     }
-    let pool = state.services.pool.clone();
+    let (pool, session) = (state.services.pool.clone(), session.clone());
     let done = tokio::spawn(
         async move {
             // A panic in the work ends the claim too (released: nothing is
@@ -93,9 +99,17 @@ where
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| Err(AppError::internal("a form's work panicked")));
+            if let Ok(Done::Made { flash, .. }) = &done {
+                // Saved now, not as the answer leaves: the browser may have
+                // given up on this request (a second click aborts the first's
+                // navigation), and then its repeat's answer shows the message.
+                if let Err(error) = keep_flash(&session, flash.clone()).await {
+                    tracing::warn!(%error, "a form's message could not be kept: the page it leads to will not show it");
+                }
+            }
             if let Some(ticket) = ticket {
                 let ended = match &done {
-                    Ok(Done::Made(path)) => ticket.finish(&pool, path).await,
+                    Ok(Done::Made { path, .. }) => ticket.finish(&pool, path).await,
                     Ok(Done::Refused(_)) | Err(_) => ticket.release(&pool).await,
                 };
                 match ended {
@@ -112,7 +126,13 @@ where
     .await
     .map_err(AppError::internal)??;
     Ok(match done {
-        Done::Made(path) => Redirect::to(&path).into_response(),
+        Done::Made { path, .. } => Redirect::to(&path).into_response(),
         Done::Refused(response) => response,
     })
+}
+
+/// Adds `flash` to the session and stores the session at once.
+async fn keep_flash(session: &Session, flash: Flash) -> Result<(), AppError> {
+    push_flash(session, flash).await?;
+    session.save().await.map_err(AppError::internal)
 }

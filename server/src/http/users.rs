@@ -129,10 +129,10 @@ pub async fn create(
             };
             let principal = user.caller(address).principal();
             match operations::create(&state.services.pool, &state.services.hasher, &principal, input).await {
-                Ok(created) => {
-                    push_flash(&session, Flash::success(format!("{} can now log in.", created.email))).await?;
-                    Ok(Done::Made("/users".to_owned()))
-                }
+                Ok(created) => Ok(Done::Made {
+                    path: "/users".to_owned(),
+                    flash: Flash::success(format!("{} can now log in.", created.email)),
+                }),
                 Err(error) => {
                     let (problems, status) = match error {
                         UserError::Invalid(problems) => (problems, StatusCode::UNPROCESSABLE_ENTITY),
@@ -151,7 +151,7 @@ pub async fn create(
             }
         }
     };
-    submission::once(&state, &user, &token, submission::WAIT, work).await
+    submission::once(&state, &session, &user, &token, submission::WAIT, work).await
 }
 
 /// `POST /users/{id}/disable` and `/enable`.

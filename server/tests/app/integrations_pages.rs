@@ -677,11 +677,39 @@ async fn a_form_whose_work_panics_lets_its_repeat_do_the_work() {
         panic!("the work fails half-way")
     }
     let work = async { Err::<submission::Done, _>(fails_half_way()) };
-    let answer = submission::once(&state, &user, &token.to_string(), submission::WAIT, work).await;
+    let store = tower_sessions_sqlx_store::PostgresStore::new(w.app.pool.clone());
+    let session = tower_sessions::Session::new(None, Arc::new(store), None);
+    let answer = submission::once(&state, &session, &user, &token.to_string(), submission::WAIT, work).await;
     assert!(answer.is_err(), "a panic is answered as an error");
 
     // Released, not left open: a repeat claims it at once instead of waiting out the wait.
     let repeat = submissions::claim(&w.app.pool, id, token, Duration::from_secs(5));
     let repeat = tokio::time::timeout(Duration::from_secs(2), repeat).await.expect("the repeat does not wait");
     assert!(matches!(repeat.unwrap(), Claim::First(_)));
+}
+
+#[tokio::test]
+async fn a_double_click_lands_on_the_first_request_s_message() {
+    let w = world_with(&[("BITGATE_OUTBOUND_DENY", ""), ("BITGATE_OUTBOUND_TIMEOUT", "5s")]).await;
+    let mut slow = DataCenter::sample();
+    slow.delay = std::time::Duration::from_millis(300);
+    let sim = Simulator::start(slow, Transport::Http).await.unwrap();
+    let admin = w.browser("team admin").await;
+    let csrf = admin.csrf_token("/tokens").await;
+    let wizard = admin.get("/integrations/new?provider=bitbucket_datacenter").await.text().await.unwrap();
+    let team = w.team.to_string();
+    let mut form = wizard_form(&csrf, &sim.url, DEMO_TOKEN, &team);
+    let submission = hidden_value(&wizard, "submission");
+    form.push(("submission", &submission));
+
+    // The second click aborts the first request's navigation: its answer is never read.
+    let first =
+        tokio::time::timeout(std::time::Duration::from_millis(100), admin.post_form("/integrations/new", &form)).await;
+    assert!(first.is_err(), "the first request is given up on while Bitbucket is asked");
+    let second = admin.post_form("/integrations/new", &form).await;
+    assert_eq!(second.status(), 303);
+
+    // Where the repeat leads, the first's message: what was made, and its checks.
+    let page = admin.get(&location(&second)).await.text().await.unwrap();
+    assert!(page.contains("created: every check passed"), "{page}");
 }
