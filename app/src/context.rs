@@ -499,8 +499,10 @@ pub struct DeliveriesPage {
     pub event: String,
     /// Rejected requests past the recording cap in the last day.
     pub dropped_today: i64,
-    /// The next page's cursor.
-    pub next_cursor: Option<String>,
+    /// The next page's address (the filters kept), when there is one.
+    pub next_page: Option<String>,
+    /// The first page's address (the filters kept), on a later page.
+    pub first_page: Option<String>,
 }
 
 /// `/deliveries/{id}`: one delivery, its headers and (accepted) body.

@@ -9,6 +9,7 @@ use leptos::prelude::*;
 use crate::components::{
     badge,
     layout::{EmptyState, Page, TableScroll},
+    pager::Pager,
 };
 
 #[component]
@@ -54,16 +55,6 @@ pub fn DeliveriesPage(page: crate::context::DeliveriesPage) -> impl IntoView {
         }
         .into_any()
     };
-    let more = page.next_cursor.clone().map(|cursor| {
-        let mut query = format!("?cursor={cursor}");
-        if !page.outcome.is_empty() {
-            query.push_str(&format!("&outcome={}", page.outcome));
-        }
-        if !page.event.is_empty() {
-            query.push_str(&format!("&event={}", page.event));
-        }
-        view! { <p><a class="button secondary" href=format!("/integrations/{}/deliveries{query}", page.integration_id)>"Older deliveries"</a></p> }
-    });
     let dropped = (page.dropped_today > 0).then(|| {
         view! { <p class="muted">{format!("{} more rejected requests in the last day were counted but not recorded (at most 60 a minute are).", page.dropped_today)}</p> }
     });
@@ -77,7 +68,7 @@ pub fn DeliveriesPage(page: crate::context::DeliveriesPage) -> impl IntoView {
             </form>
             {dropped}
             {table}
-            {more}
+            <Pager next=page.next_page.clone() first=page.first_page.clone() />
         </Page>
     }
     .into_any()

@@ -19,6 +19,9 @@ use crate::{
 /// At most this many deliveries are kept per integration.
 pub const KEPT_PER_INTEGRATION: i64 = 10_000;
 
+/// A delivery as its log lists it: what came and what became of it. What
+/// it carried is read only for its own page ([`Details`]): a log's page of
+/// a hundred read every body too, up to 256 KB each, to show none of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub id: Uuid,
@@ -31,10 +34,18 @@ pub struct Delivery {
     pub signature: String,
     pub outcome: DeliveryOutcome,
     pub reason: Option<String>,
-    pub headers: Value,
-    pub body: Option<Value>,
     pub stacks: Vec<Uuid>,
     pub duplicate_count: i32,
+}
+
+/// A delivery with what it carried, for its own page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Details {
+    pub delivery: Delivery,
+    /// The request's headers as kept (the signature redacted).
+    pub headers: Value,
+    /// The body, when it was kept.
+    pub body: Option<Value>,
 }
 
 /// What to list.
@@ -56,7 +67,7 @@ pub async fn list(
     sqlx::query_as!(
         Delivery,
         r#"SELECT id, integration_id, received_at, request_id, event_key, repository_id, repository_name, signature,
-                  outcome AS "outcome: DeliveryOutcome", reason, headers, body, stacks, duplicate_count
+                  outcome AS "outcome: DeliveryOutcome", reason, stacks, duplicate_count
            FROM webhook_deliveries
            WHERE integration_id = $1
              AND ($2::text IS NULL OR outcome = $2)
@@ -74,16 +85,33 @@ pub async fn list(
     .await
 }
 
-pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Delivery>, sqlx::Error> {
-    sqlx::query_as!(
-        Delivery,
+pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Details>, sqlx::Error> {
+    let found = sqlx::query!(
         r#"SELECT id, integration_id, received_at, request_id, event_key, repository_id, repository_name, signature,
                   outcome AS "outcome: DeliveryOutcome", reason, headers, body, stacks, duplicate_count
            FROM webhook_deliveries WHERE id = $1"#,
         id
     )
     .fetch_optional(db)
-    .await
+    .await?;
+    Ok(found.map(|row| Details {
+        delivery: Delivery {
+            id: row.id,
+            integration_id: row.integration_id,
+            received_at: row.received_at,
+            request_id: row.request_id,
+            event_key: row.event_key,
+            repository_id: row.repository_id,
+            repository_name: row.repository_name,
+            signature: row.signature,
+            outcome: row.outcome,
+            reason: row.reason,
+            stacks: row.stacks,
+            duplicate_count: row.duplicate_count,
+        },
+        headers: row.headers,
+        body: row.body,
+    }))
 }
 
 /// Rejected requests past the recording cap, per integration, in the last day.

@@ -155,16 +155,16 @@ pub async fn list(
     Ok(Json(page_of(rows, request.limit, |d| Cursor { at: d.received_at, id: d.id }, view)))
 }
 
-/// The delivery, when the caller administers its integration.
+/// The delivery with what it carried, when the caller administers its integration.
 pub async fn administered_delivery(
     state: &AppState,
     caller: &Caller,
     raw: &str,
-) -> Result<(Delivery, Integration), AppError> {
+) -> Result<(deliveries::Details, Integration), AppError> {
     let id = Uuid::parse_str(raw).map_err(|_| AppError::NotFound)?;
-    let delivery = deliveries::find(&state.services.pool, id).await?.ok_or(AppError::NotFound)?;
-    let integration = administered(state, caller, &delivery.integration_id.to_string(), "delivery.read").await?;
-    Ok((delivery, integration))
+    let found = deliveries::find(&state.services.pool, id).await?.ok_or(AppError::NotFound)?;
+    let integration = administered(state, caller, &found.delivery.integration_id.to_string(), "delivery.read").await?;
+    Ok((found, integration))
 }
 
 /// Get a delivery
@@ -181,12 +181,8 @@ pub async fn get(
     caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Json<DeliveryDetails>, AppError> {
-    let (delivery, _) = administered_delivery(&state, &caller, &raw).await?;
-    Ok(Json(DeliveryDetails {
-        delivery: view(&delivery),
-        headers: delivery.headers.clone(),
-        body: delivery.body.clone(),
-    }))
+    let (found, _) = administered_delivery(&state, &caller, &raw).await?;
+    Ok(Json(DeliveryDetails { delivery: view(&found.delivery), headers: found.headers, body: found.body }))
 }
 
 fn no_store(body: impl IntoResponse) -> Response {

@@ -559,8 +559,9 @@ async fn the_integrations_list_shows_50_a_page_keeps_its_filters_and_searches_na
 }
 
 /// The lists at 1,000 (goal: p50 under 5 ms, a page under 30 KB): the
-/// integrations list, its name search, the stacks and the users, each
-/// asked 200 times in a row by one browser. Ignored by the suite: it runs
+/// integrations list, its name search, the stacks, the users, an
+/// integration's deliveries and the audit log, each asked 200 times in a
+/// row by one browser. Ignored by the suite: it runs
 /// alone, timed (scripts/bench-lists).
 #[tokio::test]
 #[ignore = "a benchmark: scripts/bench-lists runs it"]
@@ -591,10 +592,49 @@ async fn bench_the_lists_at_1000() {
     .execute(&w.app.pool)
     .await
     .unwrap();
+    // A day of deliveries to one integration, each a real push as Data Center sends it.
+    let body = bitbucket_simulator::sender::datacenter_push("main", &"a".repeat(40));
+    let body = serde_json::to_vec(&body).unwrap();
+    let headers: serde_json::Map<String, serde_json::Value> =
+        bitbucket_simulator::sender::headers("repo:refs_changed", Some("secret"), &body, "bench")
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value.into()))
+            .collect();
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (integration_id, received_at, request_id, event_key, repository_id, repository_name,
+                                         signature, outcome, headers, body)
+         SELECT $1, now() - n * interval '1 minute', 'bench-' || n, 'repo:refs_changed', '1', 'OPS/repo', 'valid',
+                'accepted', $2, $3
+         FROM generate_series(1, 1000) AS n",
+    )
+    .bind(id)
+    .bind(serde_json::Value::Object(headers))
+    .bind(serde_json::from_slice::<serde_json::Value>(&body).unwrap())
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO audit_events (occurred_at, actor_kind, actor_label, action, target_kind, target_id, target_label,
+                                   space_id, details)
+         SELECT now() - n * interval '1 minute', 'user', 'admin@example.com', 'integration.updated', 'integration', $1,
+                'Bulk ' || n, $2, '{\"changed\": [\"description\"]}'
+         FROM generate_series(1, 1000) AS n",
+    )
+    .bind(id.to_string())
+    .bind(w.team)
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
     sqlx::query("ANALYZE").execute(&w.app.pool).await.unwrap();
-    for (what, path) in
-        [("integrations", "/"), ("name search", "/?name=bulk%2012"), ("stacks", "/stacks"), ("users", "/users")]
-    {
+    let deliveries = format!("/integrations/{id}/deliveries");
+    for (what, path) in [
+        ("integrations", "/"),
+        ("name search", "/?name=bulk%2012"),
+        ("stacks", "/stacks"),
+        ("users", "/users"),
+        ("deliveries", deliveries.as_str()),
+        ("audit", "/audit"),
+    ] {
         let mut times = Vec::new();
         let mut bytes = 0;
         for _ in 0..200 {

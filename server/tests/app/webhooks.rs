@@ -456,6 +456,46 @@ async fn the_pages_show_the_log_each_delivery_and_the_rotation() {
 }
 
 #[tokio::test]
+async fn the_log_pages_fifty_at_a_time_keeping_its_filters() {
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, _) = endpoint(&w, &simulator.url).await;
+    // 60 deliveries of an event key that needs encoding in an address, and one other.
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (integration_id, received_at, request_id, event_key, signature, outcome)
+         SELECT $1::uuid, now() - n * interval '1 second', 'many-' || n, 'odd key&more', 'valid', 'ignored'
+         FROM generate_series(1, 60) AS n
+         UNION ALL SELECT $1::uuid, now(), 'other', 'repo:refs_changed', 'valid', 'ignored'",
+    )
+    .bind(&e.id)
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let admin = w.browser("team admin").await;
+    let log = format!("/integrations/{}/deliveries", e.id);
+    let rows = |page: &str| page.matches("<code class=\"muted\">many-").count();
+    let link = |page: &str, label: &str| {
+        let end = page.find(&format!(">{label}</a>")).unwrap_or_else(|| panic!("no {label} link: {page}"));
+        let start = page[..end].rfind("href=\"").unwrap() + "href=\"".len();
+        page[start..].split('"').next().unwrap().replace("&amp;", "&")
+    };
+
+    let first = admin.get(&format!("{log}?event=odd+key%26more")).await.text().await.unwrap();
+    assert_eq!(rows(&first), 50, "the newest 50 of the filtered 60");
+    assert!(!first.contains(">other<"), "the filter holds");
+    assert!(!first.contains(">First page</a>"));
+    let next = link(&first, "Next page");
+    assert!(next.starts_with(&format!("{log}?event=odd+key%26more&cursor=")), "{next}");
+
+    let second = admin.get(&next).await;
+    assert_eq!(second.status(), 200, "{next}");
+    let second = second.text().await.unwrap();
+    assert_eq!(rows(&second), 10, "the filter kept on the next page");
+    assert!(second.contains("many-60") && !second.contains("many-50<"), "older ones only");
+    assert!(!second.contains(">Next page</a>"));
+    assert_eq!(link(&second, "First page"), format!("{log}?event=odd+key%26more"));
+}
+
+#[tokio::test]
 async fn every_process_stops_accepting_a_retired_secret_at_once() {
     let (w, simulator) = world_with_bitbucket().await;
     let (e, _) = endpoint(&w, &simulator.url).await;
