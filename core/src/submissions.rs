@@ -59,11 +59,11 @@ pub async fn claim(pool: &PgPool, user: UserId, token: Uuid, wait: Duration) -> 
     let deadline = tokio::time::Instant::now() + wait;
     let mut poll = POLL;
     loop {
-        // `clock_timestamp()`, not `now()`: a claim's time tells it from
-        // the claim it took over, even were both made in one transaction.
+        // A claim's time tells it from the claim it took over (that one was
+        // older than `wait` by then): the half of a ticket the other lacks.
         let claimed = sqlx::query_scalar!(
-            "INSERT INTO form_submissions (token, user_id, created_at) VALUES ($1, $2, clock_timestamp())
-             ON CONFLICT (token) DO UPDATE SET created_at = clock_timestamp()
+            "INSERT INTO form_submissions (token, user_id) VALUES ($1, $2)
+             ON CONFLICT (token) DO UPDATE SET created_at = now()
                WHERE form_submissions.user_id = $2 AND form_submissions.finished_at IS NULL
                  AND form_submissions.created_at < now() - make_interval(secs => $3)
              RETURNING created_at",

@@ -486,12 +486,16 @@ pub async fn create(
     let provider = if form.is_cloud() { Provider::Cloud } else { Provider::DataCenter };
     let busy = {
         let (state, context, user, values) = (state.clone(), context.clone(), user.clone(), form.values());
+        let token = token.clone();
         move || async move {
             let outcome = FormOutcome {
                 values,
                 form_error: Some("This form was sent before and Bitbucket is still being asked about it: open the integrations list in a minute to see whether it was saved.".to_owned()),
                 ..Default::default()
             };
+            // The form keeps its token: sent again, it waits for the first
+            // request and lands on what that made, instead of making it again.
+            let context = PageContext { submission: token, ..context };
             render_wizard(&state, context, &user, provider.as_str(), Some(outcome), Vec::new(), StatusCode::CONFLICT)
                 .await
         }

@@ -86,23 +86,32 @@ where
     if let Ok(token) = uuid::Uuid::parse_str(token.trim()) {
         match submissions::claim(&state.services.pool, user.0.id, token, wait).await? {
             Claim::First(first) => ticket = Some(first),
-            Claim::Done { redirect_to } => return Ok(Redirect::to(&redirect_to).into_response()),
+            Claim::Done { redirect_to } => {
+                // The first request stored its message in the session before
+                // it finished; this request's copy was loaded before that, and
+                // would be stored over it as this answer leaves (it is, when
+                // this request renewed the idle clock).
+                session.load().await.map_err(AppError::internal)?;
+                return Ok(Redirect::to(&redirect_to).into_response());
+            }
             Claim::Busy => return busy().await,
         }
     }
     let (pool, session) = (state.services.pool.clone(), session.clone());
     let done = tokio::spawn(
         async move {
-            // A panic in the work ends the claim too (released: nothing is
-            // known to be saved), or every repeat would wait in vain.
+            // A panic in the work ends the claim too, or every repeat would
+            // wait in vain. Released: nothing is known to be saved (a panic
+            // after the work saved would let a repeat do it again).
             let done = AssertUnwindSafe(work)
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| Err(AppError::internal("a form's work panicked")));
             if let Ok(Done::Made { flash, .. }) = &done {
-                // Saved now, not as the answer leaves: the browser may have
-                // given up on this request (a second click aborts the first's
-                // navigation), and then its repeat's answer shows the message.
+                // Stored now, not only as the answer leaves (the session layer
+                // stores it again then): the browser may have given up on this
+                // request (a second click aborts the first's navigation), and
+                // then the repeat, sent where this led, shows the message.
                 if let Err(error) = keep_flash(&session, flash.clone()).await {
                     tracing::warn!(%error, "a form's message could not be kept: the page it leads to will not show it");
                 }

@@ -461,6 +461,7 @@ async fn the_wizard_sent_twice_creates_once_and_both_answers_lead_to_it() {
     let page = answer.text().await.unwrap();
     assert!(page.contains("This form was sent before"), "{page}");
     assert!(page.contains(r#"value="DC three""#), "the wizard again, its values kept: {page}");
+    assert_eq!(hidden_value(&page, "submission"), submission, "and its token: sent again, it waits for the first");
     assert_eq!(count().await, 2);
 
     // Claims are kept a day (housekeeping forgets them after).
@@ -730,7 +731,13 @@ async fn a_form_whose_work_panics_lets_its_repeat_do_the_work() {
 
 #[tokio::test]
 async fn a_double_click_lands_on_the_first_request_s_message() {
-    let w = world_with(&[("BITGATE_OUTBOUND_DENY", ""), ("BITGATE_OUTBOUND_TIMEOUT", "5s")]).await;
+    // Idle clock renewed every second: both requests renew it, and so both store their session.
+    let w = world_with(&[
+        ("BITGATE_OUTBOUND_DENY", ""),
+        ("BITGATE_OUTBOUND_TIMEOUT", "5s"),
+        ("BITGATE_SESSION_IDLE", "10s"),
+    ])
+    .await;
     let mut slow = DataCenter::sample();
     slow.delay = std::time::Duration::from_millis(300);
     let sim = Simulator::start(slow, Transport::Http).await.unwrap();
@@ -742,7 +749,8 @@ async fn a_double_click_lands_on_the_first_request_s_message() {
     let submission = hidden_value(&wizard, "submission");
     form.push(("submission", &submission));
 
-    // The second click aborts the first request's navigation: its answer is never read.
+    // The form filled in for a while; the second click aborts the first request's navigation.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let first =
         tokio::time::timeout(std::time::Duration::from_millis(100), admin.post_form("/integrations/new", &form)).await;
     assert!(first.is_err(), "the first request is given up on while Bitbucket is asked");
