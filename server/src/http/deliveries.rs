@@ -20,6 +20,7 @@ use tower_sessions::Session;
 
 use super::{
     client_address::ClientAddress,
+    pages::list_href,
     session::{push_flash, CurrentUser},
 };
 use crate::{
@@ -83,24 +84,14 @@ pub async fn log(
         deliveries::dropped_today(&state.services.pool, integration.id),
     )?;
     let (rows, next) = pagination::page(rows, PAGE_SIZE, |d| Cursor { at: d.received_at, id: d.id });
-    // The filters go with the page links, encoded: an event key is any text.
-    let address = |cursor: &str| {
-        let mut query = vec![("outcome", query.outcome.as_str()), ("event", query.event.as_str()), ("cursor", cursor)];
-        query.retain(|(_, value)| !value.is_empty());
-        let query = serde_urlencoded::to_string(query).unwrap_or_default();
-        let path = format!("/integrations/{}/deliveries", integration.id);
-        if query.is_empty() {
-            path
-        } else {
-            format!("{path}?{query}")
-        }
-    };
+    let path = format!("/integrations/{}/deliveries", integration.id);
+    let filters = [("outcome", query.outcome.as_str()), ("event", query.event.as_str())];
     let page = DeliveriesPage {
         integration_id: integration.id.to_string(),
         integration_name: integration.name.clone(),
         rows: rows.iter().map(row).collect(),
-        next_page: next.map(|cursor| address(&cursor)),
-        first_page: query.cursor.as_deref().is_some_and(|c| !c.is_empty()).then(|| address("")),
+        next_page: next.map(|cursor| list_href(&path, &filters, Some(&cursor))),
+        first_page: query.cursor.as_deref().is_some_and(|c| !c.is_empty()).then(|| list_href(&path, &filters, None)),
         outcome: query.outcome,
         event: query.event,
         dropped_today,

@@ -46,7 +46,7 @@ use tower_sessions::Session;
 use super::{
     client_address::ClientAddress,
     markdown,
-    pages::form_with_problems,
+    pages::{form_with_problems, list_href},
     session::{push_flash, CurrentUser},
     submission::{self, Done},
 };
@@ -100,21 +100,9 @@ pub struct ListFilters {
 impl ListFilters {
     /// This list's address with these filters, starting at `cursor`.
     fn href(&self, cursor: Option<&str>) -> String {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        for (key, value) in
-            [("provider", &self.provider), ("space_id", &self.space_id), ("label", &self.label), ("name", &self.name)]
-        {
-            if !value.is_empty() {
-                query.append_pair(key, value);
-            }
-        }
-        if let Some(cursor) = cursor {
-            query.append_pair("cursor", cursor);
-        }
-        match query.finish() {
-            query if query.is_empty() => "/".to_owned(),
-            query => format!("/?{query}"),
-        }
+        let filters =
+            [("provider", &self.provider), ("space_id", &self.space_id), ("label", &self.label), ("name", &self.name)];
+        list_href("/", &filters.map(|(key, value)| (key, value.as_str())), cursor)
     }
 }
 

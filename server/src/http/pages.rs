@@ -1,5 +1,5 @@
-//! Rendering Leptos pages from axum handlers, and a posted form answered
-//! again with its problems.
+//! Rendering Leptos pages from axum handlers, a posted form answered again
+//! with its problems, and a paged list's addresses.
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
@@ -49,4 +49,21 @@ pub fn form_with_problems(
     }
     let form_error = Some("Nothing was saved: fix the fields marked below.".to_owned());
     FormOutcome { values, field_errors, form_error, blocked: None }
+}
+
+/// The address of a paged list at `path` with its `filters` (the empty ones
+/// left out), starting at `cursor`: the pages' links keep the filters, each
+/// value encoded (a name search or an event key is any text).
+pub fn list_href(path: &str, filters: &[(&str, &str)], cursor: Option<&str>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in filters.iter().filter(|(_, value)| !value.is_empty()) {
+        query.append_pair(key, value);
+    }
+    if let Some(cursor) = cursor {
+        query.append_pair("cursor", cursor);
+    }
+    match query.finish() {
+        query if query.is_empty() => path.to_owned(),
+        query => format!("{path}?{query}"),
+    }
 }
