@@ -53,6 +53,7 @@ fn the_tokens_page_shows_its_rows_and_the_new_secret_once() {
     let page = TokensPage {
         tokens: vec![terraform_token(Some("2026-12-02T11:00:00Z"))],
         created: Some(("ci".into(), "bgt_secret-shown-once".into())),
+        sent_again: None,
     };
     let html = render(with_viewer(PageData::Tokens(page)));
     assert!(html.contains("API tokens"), "{html}");
@@ -63,11 +64,18 @@ fn the_tokens_page_shows_its_rows_and_the_new_secret_once() {
 
     let html = render(with_viewer(PageData::Tokens(TokensPage { created: None, ..TokensPage::default() })));
     assert!(html.contains("No API tokens") && !html.contains("bgt_secret"), "{html}");
+    assert!(!html.contains("created once"), "{html}");
+
+    // A repeat of the form: no secret, and what to do without it.
+    let page = TokensPage { tokens: vec![terraform_token(None)], sent_again: Some("terraform".into()), created: None };
+    let html = render(with_viewer(PageData::Tokens(page)));
+    assert!(html.contains("Token \u{201c}terraform\u{201d} created once"), "{html}");
+    assert!(html.contains("revoke the token below and create another") && !html.contains("Copy it now"), "{html}");
 }
 
 #[test]
 fn the_frame_folds_the_navigation_into_a_menu_and_tables_scroll_in_a_named_region() {
-    let page = TokensPage { tokens: vec![terraform_token(None)], created: None };
+    let page = TokensPage { tokens: vec![terraform_token(None)], ..TokensPage::default() };
     let html = render(with_viewer(PageData::Tokens(page)));
     // The bar's navigation and the menu's (CSS shows one of them).
     assert_eq!(html.matches(r#"href="/stacks""#).count(), 2, "{html}");

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use crate::components::layout::TableScroll;
 use crate::{
     components::{
-        form::{CsrfField, FormError, TextField},
+        form::{CsrfField, FormError, SubmissionField, TextField},
         layout::{EmptyState, Page},
     },
     context::TokenRow,
@@ -21,6 +21,19 @@ pub fn TokensPage(data: crate::context::TokensPage) -> impl IntoView {
                 <h2>{format!("Token \u{201c}{name}\u{201d} created")}</h2>
                 <p>"Copy it now: Bitgate stores only a digest of it and will not show it again."</p>
                 <CopyValue value=secret />
+            </section>
+        }
+    });
+    // A repeat of the form (a double click) took the page the first
+    // answer showed: say where the token is and what to do without it.
+    let sent_again = data.sent_again.map(|name| {
+        view! {
+            <section class="panel notice" role="status">
+                <h2>{format!("Token \u{201c}{name}\u{201d} created once")}</h2>
+                <p>
+                    "The form was sent twice: its first sending made the token and was shown its secret, which \
+                     Bitgate does not keep. If you did not copy it, revoke the token below and create another."
+                </p>
             </section>
         }
     });
@@ -52,11 +65,13 @@ pub fn TokensPage(data: crate::context::TokensPage) -> impl IntoView {
     view! {
         <Page title="API tokens" lede="Tokens for the REST API. They act with your roles and stop working when you are disabled.">
             {created}
+            {sent_again}
             <section class="panel">
                 <h2>"Create a token"</h2>
                 <FormError />
                 <form method="post" action="/tokens" class="inline-form">
                     <CsrfField />
+                    <SubmissionField />
                     <TextField name="name" label="Name" required=true hint="What uses it, such as \"terraform\"." />
                     <div class="field">
                         <label for="field-expires">"Expires"</label>

@@ -1,9 +1,10 @@
-//! The forms that create an integration, a space, a user or a stack, done
-//! once however often they are sent (core's `submissions`): a double click
-//! used to create the thing with the first request and answer the second
-//! "this name is taken", the error shown over what had worked. Each such
-//! form carries its page's token (`SubmissionField`); a repeat waits for
-//! the first request with it and is sent where that one led, to the first's
+//! The forms that create an integration, a space, a user, a stack or an
+//! API token, done once however often they are sent (core's
+//! `submissions`): a double click used to create the thing with the first
+//! request and answer the second "this name is taken", the error shown
+//! over what had worked (or, for a token, made two). Each such form
+//! carries its page's token (`SubmissionField`); a repeat waits for the
+//! first request with it and is sent where that one led, to the first's
 //! message.
 
 use std::{future::Future, panic::AssertUnwindSafe, time::Duration};
@@ -26,6 +27,10 @@ pub enum Done {
     /// It made something: the answer sends the browser to `path`, where
     /// `flash` says what was done.
     Made { path: String, flash: Flash },
+    /// It made something and answers with a page shown once (an API
+    /// token's secret, kept nowhere): a repeat is sent to `repeat_to`,
+    /// which says what the first request made.
+    Shown { response: Response, repeat_to: String },
     /// It saved nothing: the answer (the form again, with its problems).
     Refused(Response),
 }
@@ -119,6 +124,7 @@ where
             if let Some(ticket) = ticket {
                 let ended = match &done {
                     Ok(Done::Made { path, .. }) => ticket.finish(&pool, path).await,
+                    Ok(Done::Shown { repeat_to, .. }) => ticket.finish(&pool, repeat_to).await,
                     Ok(Done::Refused(_)) | Err(_) => ticket.release(&pool).await,
                 };
                 match ended {
@@ -136,7 +142,7 @@ where
     .map_err(AppError::internal)??;
     Ok(match done {
         Done::Made { path, .. } => Redirect::to(&path).into_response(),
-        Done::Refused(response) => response,
+        Done::Shown { response, .. } | Done::Refused(response) => response,
     })
 }
 

@@ -3,7 +3,7 @@
 
 use crate::error::AppError;
 use axum::{
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     Extension, Form,
@@ -19,12 +19,14 @@ use bitgate_core::{
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
+use tower_sessions::Session;
 use uuid::Uuid;
 
 use super::{
     client_address::ClientAddress,
     pages::form_with_problems,
     session::{push_flash, CurrentUser},
+    submission::{self, Done},
 };
 use crate::{api::rfc3339, state::AppState};
 
@@ -43,22 +45,55 @@ async fn render(
     state: &AppState,
     context: PageContext,
     user: &CurrentUser,
-    created: Option<(String, String)>,
+    shown: Shown,
     form: Option<FormOutcome>,
     status: StatusCode,
 ) -> Result<Response, AppError> {
-    let tokens =
+    let tokens: Vec<TokenRow> =
         api_tokens::list_page(&state.services.pool, user.0.id, None, 500).await?.into_iter().map(row).collect();
-    let context = PageContext { page: PageData::Tokens(TokensPage { tokens, created }), form, ..context };
+    let sent_again = match shown {
+        Shown::SentAgain(id) => tokens.iter().find(|token| token.id == id.to_string()).map(|token| token.name.clone()),
+        _ => None,
+    };
+    let created = match shown {
+        Shown::Created { name, secret } => Some((name, secret)),
+        _ => None,
+    };
+    let page = PageData::Tokens(TokensPage { tokens, created, sent_again });
+    let context = PageContext { page, form, ..context };
     Ok(state.pages.render(context, status).await)
+}
+
+/// What the page shows above the list, besides the form's problems.
+enum Shown {
+    Nothing,
+    /// A token just created, with its secret: this once.
+    Created {
+        name: String,
+        secret: String,
+    },
+    /// The form was sent again after it made this token (a double click):
+    /// its secret went to the first answer only.
+    SentAgain(Uuid),
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    /// Set where a repeat of the create form is sent (`Done::Shown`).
+    again: Option<String>,
 }
 
 pub async fn page(
     State(state): State<AppState>,
     Extension(context): Extension<PageContext>,
     Extension(user): Extension<CurrentUser>,
+    Query(query): Query<PageQuery>,
 ) -> Result<Response, AppError> {
-    render(&state, context, &user, None, None, StatusCode::OK).await
+    let shown = match query.again.as_deref().map(Uuid::parse_str) {
+        Some(Ok(id)) => Shown::SentAgain(id),
+        _ => Shown::Nothing,
+    };
+    render(&state, context, &user, shown, None, StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
@@ -67,6 +102,9 @@ pub struct CreateForm {
     name: String,
     #[serde(default)]
     expires: String,
+    /// The page's token: sent twice, the form makes one token.
+    #[serde(default)]
+    submission: String,
 }
 
 pub async fn create(
@@ -74,6 +112,7 @@ pub async fn create(
     Extension(context): Extension<PageContext>,
     Extension(user): Extension<CurrentUser>,
     Extension(ClientAddress(address)): Extension<ClientAddress>,
+    session: Session,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, AppError> {
     let expires_at = match form.expires.as_str() {
@@ -84,29 +123,43 @@ pub async fn create(
                     .map_err(|why| AppError::BadRequest(format!("The expiry is not one Bitgate offers: {why}.")))?,
         ),
     };
-    let principal = user.caller(address).principal();
-    let owner = Owner { id: user.0.id, email: &user.0.email };
-    let new = NewToken { name: form.name.clone(), expires_at, ..Default::default() };
-    let (token, secret) = match operations::issue(&state.services.pool, &principal, owner, new).await {
-        Ok(issued) => issued,
-        Err(TokenError::Invalid(problems)) => {
-            let values = vec![("name".into(), form.name.clone())];
-            let outcome = form_with_problems(problems, values, |field| field.to_owned());
-            return render(&state, context, &user, None, Some(outcome), StatusCode::UNPROCESSABLE_ENTITY).await;
+    let token = form.submission.clone();
+    let work = {
+        let (state, user) = (state.clone(), user.clone());
+        async move {
+            let principal = user.caller(address).principal();
+            let owner = Owner { id: user.0.id, email: &user.0.email };
+            let new = NewToken { name: form.name.clone(), expires_at, ..Default::default() };
+            let (token, secret) = match operations::issue(&state.services.pool, &principal, owner, new).await {
+                Ok(issued) => issued,
+                Err(TokenError::Invalid(problems)) => {
+                    let values = vec![("name".into(), form.name.clone())];
+                    let outcome = form_with_problems(problems, values, |field| field.to_owned());
+                    let status = StatusCode::UNPROCESSABLE_ENTITY;
+                    return Ok(Done::Refused(
+                        render(&state, context, &user, Shown::Nothing, Some(outcome), status).await?,
+                    ));
+                }
+                Err(TokenError::NotFound) => return Err(AppError::NotFound),
+                Err(TokenError::Database(e)) => return Err(e.into()),
+            };
+            // Answered with the page itself (not a redirect), so the secret is
+            // never stored anywhere, not even in the session. A repeat cannot
+            // show it again: it is sent to the list, which says so.
+            let repeat_to = format!("/tokens?again={}", token.id);
+            let shown = Shown::Created { name: token.name, secret };
+            let response = render(&state, context, &user, shown, None, StatusCode::CREATED).await?;
+            Ok(Done::Shown { response, repeat_to })
         }
-        Err(TokenError::NotFound) => return Err(AppError::NotFound),
-        Err(TokenError::Database(e)) => return Err(e.into()),
     };
-    // Answered with the page itself (not a redirect), so the secret is never
-    // stored anywhere, not even in the session.
-    render(&state, context, &user, Some((token.name, secret)), None, StatusCode::CREATED).await
+    submission::once(&state, &session, &user, &token, submission::WAIT, work).await
 }
 
 pub async fn revoke(
     State(state): State<AppState>,
     Extension(user): Extension<CurrentUser>,
     Extension(ClientAddress(address)): Extension<ClientAddress>,
-    session: tower_sessions::Session,
+    session: Session,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;

@@ -1,6 +1,6 @@
 //! The API tokens page: create (shown once), list, revoke.
 
-use crate::helpers::{location, TestApp};
+use crate::helpers::{hidden_value, location, TestApp};
 
 #[tokio::test]
 async fn a_token_is_created_shown_once_listed_and_revoked_in_the_browser() {
@@ -46,4 +46,54 @@ async fn a_token_is_created_shown_once_listed_and_revoked_in_the_browser() {
     assert_eq!(browser.post_form(&format!("/tokens/{id}/revoke"), &[("csrf_token", &csrf)]).await.status(), 404);
     assert_eq!(browser.post_form("/tokens/nonsense/revoke", &[("csrf_token", &csrf)]).await.status(), 404);
     assert_eq!(browser.post_form("/tokens", &[("name", "x"), ("expires", "never")]).await.status(), 403);
+}
+
+#[tokio::test]
+async fn a_token_form_sent_twice_makes_one_token_and_the_repeat_says_where_it_is() {
+    let app = TestApp::spawn().await;
+    let (browser, _) = app.logged_in_admin().await;
+    let csrf = browser.csrf_token("/tokens").await;
+    let tokens = || {
+        let pool = app.pool.clone();
+        async move { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM api_tokens").fetch_one(&pool).await.unwrap() }
+    };
+
+    // A first sending that saved nothing (no name) leaves the token to the next.
+    let submission = hidden_value(&browser.get("/tokens").await.text().await.unwrap(), "submission");
+    let refused = [("csrf_token", csrf.as_str()), ("name", " "), ("expires", "30d"), ("submission", &submission)];
+    assert_eq!(browser.post_form("/tokens", &refused).await.status(), 422);
+
+    // A double click: the first answer shows the secret, the second is sent to the list, which says what happened.
+    let form = [("csrf_token", csrf.as_str()), ("name", "deploys"), ("expires", "30d"), ("submission", &submission)];
+    let (first, second) = tokio::join!(browser.post_form("/tokens", &form), browser.post_form("/tokens", &form));
+    let (first, second) = if first.status() == 201 { (first, second) } else { (second, first) };
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (201, 303));
+    assert!(first.text().await.unwrap().contains("bgt_"), "the first answer shows the secret");
+    assert_eq!(tokens().await, 1, "one token made");
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM api_tokens").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(location(&second), format!("/tokens?again={id}"));
+    let listed = browser.get(&location(&second)).await;
+    assert_eq!(listed.status(), 200);
+    let html = listed.text().await.unwrap();
+    assert!(html.contains("Token \u{201c}deploys\u{201d} created once"), "{html}");
+    assert!(html.contains("revoke the token below and create another"), "{html}");
+    assert!(!html.contains("will not show it again"), "no secret on the repeat's page: {html}");
+
+    // Sent again later (a reload of the answer): the same.
+    let reloaded = browser.post_form("/tokens", &form).await;
+    assert_eq!((reloaded.status().as_u16(), location(&reloaded)), (303, format!("/tokens?again={id}")));
+    assert_eq!(tokens().await, 1);
+
+    // The notice names only the viewer's own tokens; nonsense shows none.
+    for query in ["again=nonsense", &format!("again={}", uuid::Uuid::new_v4())] {
+        let html = browser.get(&format!("/tokens?{query}")).await.text().await.unwrap();
+        assert!(!html.contains("created once"), "{query}: {html}");
+    }
+
+    // The next page's form has a token of its own: it makes another.
+    let next = hidden_value(&browser.get("/tokens").await.text().await.unwrap(), "submission");
+    assert_ne!(next, submission);
+    let another = [("csrf_token", csrf.as_str()), ("name", "deploys"), ("expires", "30d"), ("submission", &next)];
+    assert_eq!(browser.post_form("/tokens", &another).await.status(), 201);
+    assert_eq!(tokens().await, 2);
 }
