@@ -106,9 +106,9 @@ pub struct TokensPage {
     pub tokens: Vec<TokenRow>,
     /// A token just created: its name and secret, shown this once.
     pub created: Option<(String, String)>,
-    /// The create form was sent again after it made the token of this
-    /// name (a double click): the secret went to the first answer only.
-    pub sent_again: Option<String>,
+    /// The create form was sent again after it made this token (a double
+    /// click): the secret went to the first answer only.
+    pub sent_again: Option<TokenRow>,
 }
 
 /// A space as the spaces page lists it.

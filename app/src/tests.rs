@@ -64,13 +64,15 @@ fn the_tokens_page_shows_its_rows_and_the_new_secret_once() {
 
     let html = render(with_viewer(PageData::Tokens(TokensPage { created: None, ..TokensPage::default() })));
     assert!(html.contains("No API tokens") && !html.contains("bgt_secret"), "{html}");
-    assert!(!html.contains("created once"), "{html}");
+    assert!(!html.contains("cannot be shown again"), "{html}");
 
     // A repeat of the form: no secret, and what to do without it.
-    let page = TokensPage { tokens: vec![terraform_token(None)], sent_again: Some("terraform".into()), created: None };
+    let page =
+        TokensPage { tokens: vec![terraform_token(None)], sent_again: Some(terraform_token(None)), created: None };
     let html = render(with_viewer(PageData::Tokens(page)));
-    assert!(html.contains("Token \u{201c}terraform\u{201d} created once"), "{html}");
-    assert!(html.contains("revoke the token below and create another") && !html.contains("Copy it now"), "{html}");
+    assert!(html.contains("Token \u{201c}terraform\u{201d} was created; its secret cannot be shown again"), "{html}");
+    assert!(html.contains("revoke this token and create another") && !html.contains("Copy it now"), "{html}");
+    assert_eq!(html.matches("/tokens/d6f1/revoke").count(), 2, "revoked from the notice or its row: {html}");
 }
 
 #[test]

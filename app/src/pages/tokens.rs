@@ -24,16 +24,23 @@ pub fn TokensPage(data: crate::context::TokensPage) -> impl IntoView {
             </section>
         }
     });
-    // A repeat of the form (a double click) took the page the first
-    // answer showed: say where the token is and what to do without it.
-    let sent_again = data.sent_again.map(|name| {
+    // A repeat of the form (a double click) took the place of the page that
+    // showed the secret, which the browser most likely dropped: say so, and
+    // offer to revoke that token (names need not be unique).
+    let sent_again = data.sent_again.map(|token| {
+        let action = format!("/tokens/{}/revoke", token.id);
         view! {
-            <section class="panel notice" role="status">
-                <h2>{format!("Token \u{201c}{name}\u{201d} created once")}</h2>
+            <section class="panel notice">
+                <h2>{format!("Token \u{201c}{}\u{201d} was created; its secret cannot be shown again", token.name)}</h2>
                 <p>
-                    "The form was sent twice: its first sending made the token and was shown its secret, which \
-                     Bitgate does not keep. If you did not copy it, revoke the token below and create another."
+                    "The form was sent twice. Its first sending made this token, and only its answer showed the \
+                     secret, which Bitgate does not keep; the browser most likely dropped that answer for this \
+                     one. If you did not copy the secret, revoke this token and create another."
                 </p>
+                <form method="post" action=action class="inline">
+                    <CsrfField />
+                    <button type="submit" class="button secondary">{format!("Revoke \u{201c}{}\u{201d}", token.name)}</button>
+                </form>
             </section>
         }
     });

@@ -29,7 +29,9 @@ pub enum Done {
     Made { path: String, flash: Flash },
     /// It made something and answers with a page shown once (an API
     /// token's secret, kept nowhere): a repeat is sent to `repeat_to`,
-    /// which says what the first request made.
+    /// which says what the first request made. Once it has saved, the
+    /// work returns this whatever else fails: an error releases the claim,
+    /// and a repeat would make the thing again.
     Shown { response: Response, repeat_to: String },
     /// It saved nothing: the answer (the form again, with its problems).
     Refused(Response),

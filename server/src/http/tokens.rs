@@ -51,13 +51,11 @@ async fn render(
 ) -> Result<Response, AppError> {
     let tokens: Vec<TokenRow> =
         api_tokens::list_page(&state.services.pool, user.0.id, None, 500).await?.into_iter().map(row).collect();
-    let sent_again = match shown {
-        Shown::SentAgain(id) => tokens.iter().find(|token| token.id == id.to_string()).map(|token| token.name.clone()),
-        _ => None,
-    };
-    let created = match shown {
-        Shown::Created { name, secret } => Some((name, secret)),
-        _ => None,
+    // The list is the viewer's own live tokens: `again` names no one else's.
+    let (created, sent_again) = match shown {
+        Shown::Nothing => (None, None),
+        Shown::Created { name, secret } => (Some((name, secret)), None),
+        Shown::SentAgain(id) => (None, tokens.iter().find(|token| token.id == id.to_string()).cloned()),
     };
     let page = PageData::Tokens(TokensPage { tokens, created, sent_again });
     let context = PageContext { page, form, ..context };
@@ -123,7 +121,7 @@ pub async fn create(
                     .map_err(|why| AppError::BadRequest(format!("The expiry is not one Bitgate offers: {why}.")))?,
         ),
     };
-    let token = form.submission.clone();
+    let submission = form.submission.clone();
     let work = {
         let (state, user) = (state.clone(), user.clone());
         async move {
@@ -145,14 +143,18 @@ pub async fn create(
             };
             // Answered with the page itself (not a redirect), so the secret is
             // never stored anywhere, not even in the session. A repeat cannot
-            // show it again: it is sent to the list, which says so.
+            // show it again: it is sent to the list, which says so. The token
+            // is saved: from here the work does not fail (a failure would let
+            // a repeat make a second one), whatever the page's own answer.
             let repeat_to = format!("/tokens?again={}", token.id);
             let shown = Shown::Created { name: token.name, secret };
-            let response = render(&state, context, &user, shown, None, StatusCode::CREATED).await?;
+            let response = render(&state, context, &user, shown, None, StatusCode::CREATED)
+                .await
+                .unwrap_or_else(IntoResponse::into_response);
             Ok(Done::Shown { response, repeat_to })
         }
     };
-    submission::once(&state, &session, &user, &token, submission::WAIT, work).await
+    submission::once(&state, &session, &user, &submission, submission::WAIT, work).await
 }
 
 pub async fn revoke(

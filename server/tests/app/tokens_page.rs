@@ -68,32 +68,58 @@ async fn a_token_form_sent_twice_makes_one_token_and_the_repeat_says_where_it_is
     let (first, second) = tokio::join!(browser.post_form("/tokens", &form), browser.post_form("/tokens", &form));
     let (first, second) = if first.status() == 201 { (first, second) } else { (second, first) };
     assert_eq!((first.status().as_u16(), second.status().as_u16()), (201, 303));
-    assert!(first.text().await.unwrap().contains("bgt_"), "the first answer shows the secret");
+    let secret = secret_of(&first.text().await.unwrap());
+    let works =
+        reqwest::Client::new().get(format!("{}/api/v1/tokens", app.base)).bearer_auth(&secret).send().await.unwrap();
+    assert_eq!(works.status(), 200, "the first answer's secret is the token's");
     assert_eq!(tokens().await, 1, "one token made");
+    let created = app.audit_actions().await.iter().filter(|a| *a == "token.created").count();
+    assert_eq!(created, 1, "and audited once");
     let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM api_tokens").fetch_one(&app.pool).await.unwrap();
     assert_eq!(location(&second), format!("/tokens?again={id}"));
     let listed = browser.get(&location(&second)).await;
     assert_eq!(listed.status(), 200);
     let html = listed.text().await.unwrap();
-    assert!(html.contains("Token \u{201c}deploys\u{201d} created once"), "{html}");
-    assert!(html.contains("revoke the token below and create another"), "{html}");
-    assert!(!html.contains("will not show it again"), "no secret on the repeat's page: {html}");
+    assert!(html.contains("Token \u{201c}deploys\u{201d} was created; its secret cannot be shown again"), "{html}");
+    assert_eq!(html.matches(&format!("/tokens/{id}/revoke")).count(), 2, "revoked from the notice or the list: {html}");
+    assert!(!html.contains(&secret), "no secret on the repeat's page");
 
     // Sent again later (a reload of the answer): the same.
     let reloaded = browser.post_form("/tokens", &form).await;
     assert_eq!((reloaded.status().as_u16(), location(&reloaded)), (303, format!("/tokens?again={id}")));
     assert_eq!(tokens().await, 1);
 
-    // The notice names only the viewer's own tokens; nonsense shows none.
-    for query in ["again=nonsense", &format!("again={}", uuid::Uuid::new_v4())] {
+    // The notice names only the viewer's own live tokens: not another user's, not nonsense, not a revoked one.
+    let other = app.create_user("other@example.com", None).await;
+    let stranger = app.browser();
+    assert_eq!(stranger.login(&other.email, &other.password).await.status(), 303);
+    let their_csrf = stranger.csrf_token("/tokens").await;
+    let theirs =
+        stranger.post_form("/tokens", &[("csrf_token", &their_csrf), ("name", "theirs"), ("expires", "30d")]).await;
+    assert_eq!(theirs.status(), 201);
+    let their_id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM api_tokens WHERE name = 'theirs'").fetch_one(&app.pool).await.unwrap();
+    for query in [format!("again={their_id}"), "again=nonsense".to_owned()] {
         let html = browser.get(&format!("/tokens?{query}")).await.text().await.unwrap();
-        assert!(!html.contains("created once"), "{query}: {html}");
+        assert!(!html.contains("cannot be shown again") && !html.contains("theirs"), "{query}: {html}");
     }
+    assert_eq!(browser.post_form(&format!("/tokens/{id}/revoke"), &[("csrf_token", &csrf)]).await.status(), 303);
+    let html = browser.get(&format!("/tokens?again={id}")).await.text().await.unwrap();
+    assert!(!html.contains("cannot be shown again"), "revoked: {html}");
 
     // The next page's form has a token of its own: it makes another.
     let next = hidden_value(&browser.get("/tokens").await.text().await.unwrap(), "submission");
     assert_ne!(next, submission);
     let another = [("csrf_token", csrf.as_str()), ("name", "deploys"), ("expires", "30d"), ("submission", &next)];
     assert_eq!(browser.post_form("/tokens", &another).await.status(), 201);
-    assert_eq!(tokens().await, 2);
+    assert_eq!(tokens().await, 3);
+}
+
+/// The secret a token's creation page shows, above the list (whose rows show only prefixes).
+fn secret_of(html: &str) -> String {
+    let start = html.find("bgt_").expect("the new token is shown");
+    let secret: String =
+        html[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect();
+    assert_eq!(secret.len(), 4 + 43, "{html}");
+    secret
 }
