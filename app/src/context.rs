@@ -202,7 +202,7 @@ pub struct AuditPage {
     /// The actions to choose from, and the spaces (id, name) the viewer may filter by.
     pub actions: Vec<String>,
     pub spaces: Vec<(String, String)>,
-    /// The query string of the next (older) page, when there is one.
+    /// The address of the next (older) page, when there is one.
     pub older: Option<String>,
 }
 

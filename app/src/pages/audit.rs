@@ -56,8 +56,7 @@ pub fn AuditPage(page: crate::context::AuditPage) -> impl IntoView {
         }
         .into_any()
     };
-    let older =
-        page.older.map(|query| view! { <a class="button secondary" href=format!("/audit?{query}")>"Older events"</a> });
+    let older = page.older.map(|href| view! { <a class="button secondary" href=href>"Older events"</a> });
     view! {
         <Page title="Audit log" lede="Who did what, when, and from where. Secrets are never recorded.">
             <form method="get" action="/audit" class="filters">

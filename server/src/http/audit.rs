@@ -15,7 +15,7 @@ use serde::Deserialize;
 use time::{format_description::well_known::Rfc3339, macros::format_description, Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::session::CurrentUser;
+use super::{pages::list_href, session::CurrentUser};
 use crate::error::AppError;
 use crate::{
     api::{
@@ -106,16 +106,13 @@ pub async fn page(
         audit::Filter { actor: Some(query.actor.clone()), action: Some(query.action.clone()), since, space_id };
     let rows = audit::search(&state.services.pool, &scope, &filter, after, PAGE_SIZE + 1).await?;
     let (rows, next) = pagination::page(rows, PAGE_SIZE, |r| Cursor { at: r.occurred_at, id: r.id });
-    let older = next.map(|cursor| {
-        serde_urlencoded::to_string([
-            ("actor", query.actor.as_str()),
-            ("action", query.action.as_str()),
-            ("since", query.since.as_str()),
-            ("space_id", query.space_id.as_str()),
-            ("cursor", cursor.as_str()),
-        ])
-        .unwrap_or_default()
-    });
+    let filters = [
+        ("actor", query.actor.as_str()),
+        ("action", query.action.as_str()),
+        ("since", query.since.as_str()),
+        ("space_id", query.space_id.as_str()),
+    ];
+    let older = next.map(|cursor| list_href("/audit", &filters, Some(&cursor)));
     let events = rows
         .into_iter()
         .map(|r| AuditRow {

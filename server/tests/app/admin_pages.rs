@@ -143,6 +143,10 @@ async fn the_audit_page_filters_and_pages_and_refuses_bad_filters() {
     assert_eq!(first.matches("<code>user.updated</code>").count(), 50);
     let start = first.find("href=\"/audit?").expect("an older page link") + "href=\"".len();
     let older = first[start..].split('"').next().unwrap().replace("&amp;", "&");
+    assert!(
+        older.starts_with("/audit?action=user.updated&cursor="),
+        "the filter kept, the empty ones left out: {older}"
+    );
     let second = admin.get(&older).await.text().await.unwrap();
     assert_eq!(second.matches("<code>user.updated</code>").count(), 20);
     assert!(!second.contains("Older events"));
