@@ -106,6 +106,19 @@ pub async fn list_page(
     .await
 }
 
+/// One of a user's live tokens; `None` for anyone else's, a revoked one or none.
+pub async fn find_live(db: impl PgExecutor<'_>, user_id: UserId, id: Uuid) -> Result<Option<ApiToken>, sqlx::Error> {
+    sqlx::query_as!(
+        ApiToken,
+        r#"SELECT id, user_id, name, prefix, created_at, expires_at, last_used_at FROM api_tokens
+           WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL"#,
+        id,
+        user_id
+    )
+    .fetch_optional(db)
+    .await
+}
+
 /// Revokes one of a user's tokens; `None` when the user has no such live token.
 pub async fn revoke(db: impl PgExecutor<'_>, user_id: UserId, id: Uuid) -> Result<Option<ApiToken>, sqlx::Error> {
     sqlx::query_as!(

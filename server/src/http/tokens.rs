@@ -51,11 +51,12 @@ async fn render(
 ) -> Result<Response, AppError> {
     let tokens: Vec<TokenRow> =
         api_tokens::list_page(&state.services.pool, user.0.id, None, 500).await?.into_iter().map(row).collect();
-    // The list is the viewer's own live tokens: `again` names no one else's.
+    // Looked up, not found in the list, which stops at its first page:
+    // only the viewer's own live token, so `again` names no one else's.
     let (created, sent_again) = match shown {
         Shown::Nothing => (None, None),
         Shown::Created { name, secret } => (Some((name, secret)), None),
-        Shown::SentAgain(id) => (None, tokens.iter().find(|token| token.id == id.to_string()).cloned()),
+        Shown::SentAgain(id) => (None, api_tokens::find_live(&state.services.pool, user.0.id, id).await?.map(row)),
     };
     let page = PageData::Tokens(TokensPage { tokens, created, sent_again });
     let context = PageContext { page, form, ..context };

@@ -89,6 +89,19 @@ async fn a_token_form_sent_twice_makes_one_token_and_the_repeat_says_where_it_is
     assert_eq!((reloaded.status().as_u16(), location(&reloaded)), (303, format!("/tokens?again={id}")));
     assert_eq!(tokens().await, 1);
 
+    // Behind 500 newer tokens, past the list's page, the notice still names it.
+    sqlx::query(
+        "INSERT INTO api_tokens (user_id, name, token_sha256, prefix, created_at)
+         SELECT user_id, 'newer ' || n, sha256(n::text::bytea), 'x', now() + n * interval '1 second'
+         FROM api_tokens, generate_series(1, 500) n",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let html = browser.get(&format!("/tokens?again={id}")).await.text().await.unwrap();
+    assert!(html.contains("Token \u{201c}deploys\u{201d} was created; its secret cannot be shown again"), "{html}");
+    sqlx::query("DELETE FROM api_tokens WHERE name LIKE 'newer %'").execute(&app.pool).await.unwrap();
+
     // The notice names only the viewer's own live tokens: not another user's, not nonsense, not a revoked one.
     let other = app.create_user("other@example.com", None).await;
     let stranger = app.browser();
