@@ -1,7 +1,7 @@
 -- wrk script for scripts/bench-webhooks: the same signed body with a new
 -- X-Request-Id each time (the signature covers the body only, so every
 -- request is a distinct, verified delivery, none a duplicate).
--- Environment: BODY_FILE, SIGNATURE, RUN (a prefix unique to this run).
+-- Environment: BODY_FILE, SIGNATURE, EVENT_KEY, RUN (a prefix unique to this run).
 local threads = 0
 
 function setup(thread)
@@ -15,7 +15,7 @@ function init(args)
   wrk.body = file:read("*a")
   file:close()
   wrk.headers["Content-Type"] = "application/json"
-  wrk.headers["X-Event-Key"] = "repo:refs_changed"
+  wrk.headers["X-Event-Key"] = os.getenv("EVENT_KEY")
   wrk.headers["X-Hub-Signature"] = os.getenv("SIGNATURE")
   prefix = os.getenv("RUN") .. "-" .. thread .. "-"
   sent = 0

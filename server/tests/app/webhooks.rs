@@ -770,6 +770,33 @@ async fn deliveries_and_their_events_are_keyed_in_the_order_they_arrive() {
     }
 }
 
+#[tokio::test]
+async fn a_large_delivery_is_compressed_with_lz4_and_read_back_whole() {
+    // Bitbucket Cloud's pushes pass the 2 KB at which PostgreSQL compresses a
+    // row: lz4, not pglz (migrations/20261213000001_…), by both statements.
+    use bitgate_core::webhooks::group_commit::Writer;
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, stack) = endpoint(&w, &simulator.url).await;
+    let (integration, stack): (uuid::Uuid, uuid::Uuid) = (e.id.parse().unwrap(), stack.parse().unwrap());
+    let commits: Vec<Value> =
+        (0..100).map(|n| json!({"hash": format!("{n:040}"), "message": format!("Change number {n}")})).collect();
+    let body = json!({"push": {"changes": [{"commits": commits}]}}).to_string();
+    assert!(body.len() > 6_000);
+    let writer = Writer::default();
+    for (n, routed) in [Default::default(), triggering(stack)].into_iter().enumerate() {
+        let row = verified_row(integration, format!("large-{n}"), &body, routed);
+        let id = writer.store(&w.app.pool, &Default::default(), row).await.unwrap().unwrap();
+        let (compression, stored): (Option<String>, Value) =
+            sqlx::query_as("SELECT pg_column_compression(body), body FROM webhook_deliveries WHERE id = $1")
+                .bind(id)
+                .fetch_one(&w.app.pool)
+                .await
+                .unwrap();
+        assert_eq!(compression.as_deref(), Some("lz4"), "statement {n}");
+        assert_eq!(stored, serde_json::from_str::<Value>(&body).unwrap(), "statement {n}");
+    }
+}
+
 // Multi-threaded: the stores arrive together, as concurrent requests do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_latest_batch_that_triggers_a_stack_is_its_last_delivery() {
