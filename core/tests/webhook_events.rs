@@ -23,8 +23,7 @@ fn every_event_key_of_both_products_is_understood() {
     ] {
         for key in keys {
             let body = sender::payload(key).unwrap_or_else(|| panic!("the sender has a body for {key}"));
-            let event =
-                normalize(provider, key, &body.to_string()).unwrap().unwrap_or_else(|| panic!("{key} is understood"));
+            let event = normalize(provider, key, &body).unwrap().unwrap_or_else(|| panic!("{key} is understood"));
             assert_eq!((event.repository.id.as_str(), event.repository.name.as_str()), repository, "{key}");
             assert!(event.actor.is_some(), "{key} names its actor");
             if key.contains("push") || key.contains("refs_changed") {
@@ -37,7 +36,7 @@ fn every_event_key_of_both_products_is_understood() {
             }
             // The other product's reading of the same key: not understood.
             let other = if provider == Provider::Cloud { Provider::DataCenter } else { Provider::Cloud };
-            assert_eq!(normalize(other, key, &body.to_string()).unwrap(), None, "{key} is not the other product's");
+            assert_eq!(normalize(other, key, &body).unwrap(), None, "{key} is not the other product's");
         }
     }
 }
@@ -45,16 +44,14 @@ fn every_event_key_of_both_products_is_understood() {
 #[test]
 fn pushes_that_create_or_delete_branches_are_recognized() {
     for (change, action) in [("ADD", "created"), ("UPDATE", "updated"), ("DELETE", "deleted")] {
-        let event =
-            normalize(Provider::DataCenter, "repo:refs_changed", &sender::datacenter_push("main", change).to_string())
-                .unwrap()
-                .unwrap();
+        let event = normalize(Provider::DataCenter, "repo:refs_changed", &sender::datacenter_push("main", change))
+            .unwrap()
+            .unwrap();
         assert_eq!(event.refs[0].action, action);
         assert_eq!(event.refs[0].commit.is_none(), action == "deleted");
     }
     for action in ["created", "updated", "deleted"] {
-        let event =
-            normalize(Provider::Cloud, "repo:push", &sender::cloud_push("main", action).to_string()).unwrap().unwrap();
+        let event = normalize(Provider::Cloud, "repo:push", &sender::cloud_push("main", action)).unwrap().unwrap();
         assert_eq!(event.refs[0].action, action);
     }
 }
@@ -62,10 +59,10 @@ fn pushes_that_create_or_delete_branches_are_recognized() {
 #[test]
 fn bodies_that_are_not_the_event_their_key_names_are_malformed() {
     let push = sender::payload("repo:refs_changed").unwrap();
-    assert!(normalize(Provider::DataCenter, "pr:opened", &push.to_string()).is_err());
-    assert!(normalize(Provider::DataCenter, "repo:refs_changed", "[]").is_err());
-    assert!(normalize(Provider::Cloud, "repo:push", r#"{"push": {}}"#).is_err());
-    assert_eq!(normalize(Provider::Cloud, "repo:fork", "{}").unwrap(), None, "unknown: ignored");
+    assert!(normalize(Provider::DataCenter, "pr:opened", &push).is_err());
+    assert!(normalize(Provider::DataCenter, "repo:refs_changed", &Value::Array(vec![])).is_err());
+    assert!(normalize(Provider::Cloud, "repo:push", &serde_json::json!({"push": {}})).is_err());
+    assert_eq!(normalize(Provider::Cloud, "repo:fork", &serde_json::json!({})).unwrap(), None, "unknown: ignored");
 }
 
 /// The event key of each fixture file (SOURCES.md lists them).
@@ -94,7 +91,7 @@ fn the_shared_fixtures_when_present_are_all_understood() {
             let path = entry.unwrap().path();
             let file = path.file_name().unwrap().to_string_lossy().into_owned();
             let key = key_of(&file);
-            let body = std::fs::read_to_string(&path).unwrap();
+            let body: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
             let event = normalize(provider, &key, &body)
                 .unwrap_or_else(|e| panic!("{file} ({key}): {e}"))
                 .unwrap_or_else(|| panic!("{file}: {key} is not understood"));
@@ -145,113 +142,11 @@ fn data_center_timestamps_are_read_alike_as_iso_strings_or_epoch_milliseconds() 
                 "parents": [{"id": change["fromHash"], "displayId": "5c64a07cd6c"}]
             });
         }
-        let epoch = normalize(Provider::DataCenter, key, &with_timestamps(&body, false).to_string()).unwrap();
-        let iso = normalize(Provider::DataCenter, key, &with_timestamps(&body, true).to_string()).unwrap();
+        let epoch = normalize(Provider::DataCenter, key, &with_timestamps(&body, false)).unwrap();
+        let iso = normalize(Provider::DataCenter, key, &with_timestamps(&body, true)).unwrap();
         assert!(epoch.is_some(), "{key} is understood");
         assert_eq!(iso, epoch, "{key}: the same event whichever way its times are written");
     }
-}
-
-/// Every place in `value` as a JSON pointer, the root's `""` first.
-fn places(value: &Value, at: &str, out: &mut Vec<String>) {
-    out.push(at.to_owned());
-    match value {
-        Value::Object(fields) => fields.iter().for_each(|(name, v)| places(v, &format!("{at}/{name}"), out)),
-        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| places(v, &format!("{at}/{i}"), out)),
-        _ => {}
-    }
-}
-
-/// Whether `place` is one of the fields a reading looks at, or holds one
-/// (`*` stands for any index of an array).
-fn is_read(place: &str, read: &[&str]) -> bool {
-    let steps: Vec<&str> = place.split('/').skip(1).collect();
-    read.iter().any(|pattern| {
-        let pattern: Vec<&str> = pattern.split('/').skip(1).collect();
-        steps.len() <= pattern.len()
-            && steps.iter().zip(&pattern).all(|(step, p)| *p == "*" && step.parse::<usize>().is_ok() || p == step)
-    })
-}
-
-#[test]
-fn a_field_of_another_type_reads_as_absent_and_fields_not_read_change_nothing() {
-    // What each product's reading looks at: SPEC.md's event fields, where Bitbucket puts them.
-    let datacenter = [
-        "/actor/name",
-        "/actor/slug",
-        "/repository/id",
-        "/repository/slug",
-        "/repository/project/key",
-        "/changes/*/ref/displayId",
-        "/changes/*/ref/type",
-        "/changes/*/refId",
-        "/changes/*/type",
-        "/changes/*/toHash",
-        "/pullRequest/id",
-        "/pullRequest/title",
-        "/pullRequest/links/self/*/href",
-        "/pullRequest/fromRef/displayId",
-        "/pullRequest/fromRef/latestCommit",
-        "/pullRequest/toRef/displayId",
-        "/pullRequest/toRef/repository/id",
-        "/pullRequest/toRef/repository/slug",
-        "/pullRequest/toRef/repository/project/key",
-    ];
-    let cloud = [
-        "/actor/username",
-        "/actor/nickname",
-        "/actor/display_name",
-        "/actor/account_id",
-        "/repository/uuid",
-        "/repository/full_name",
-        "/push/changes/*/new/name",
-        "/push/changes/*/new/type",
-        "/push/changes/*/new/target/hash",
-        "/push/changes/*/old/name",
-        "/push/changes/*/old/type",
-        "/pullrequest/id",
-        "/pullrequest/title",
-        "/pullrequest/links/html/href",
-        "/pullrequest/source/branch/name",
-        "/pullrequest/source/commit/hash",
-        "/pullrequest/destination/branch/name",
-    ];
-    let others = [Value::Null, Value::Bool(true), 7.into(), 1.5.into(), "".into(), "x".into(), json!([]), json!({})];
-    let mut tried = 0;
-    for (provider, keys, read) in [
-        (Provider::DataCenter, DATACENTER_KEYS.as_slice(), datacenter.as_slice()),
-        (Provider::Cloud, CLOUD_KEYS.as_slice(), cloud.as_slice()),
-    ] {
-        for key in keys {
-            let body = sender::payload(key).unwrap();
-            let expected = normalize(provider, key, &body.to_string()).unwrap();
-            let mut all = Vec::new();
-            places(&body, "", &mut all);
-            for place in all.iter().skip(1) {
-                let (parent, name) = place.rsplit_once('/').unwrap();
-                let mut without = body.clone();
-                if let Some(fields) = without.pointer_mut(parent).unwrap().as_object_mut() {
-                    fields.remove(name);
-                }
-                let changed = others.iter().map(|other| {
-                    let mut changed = body.clone();
-                    *changed.pointer_mut(place).unwrap() = other.clone();
-                    (changed, other.to_string())
-                });
-                for (variant, what) in changed.chain([(without, "removed".to_owned())]) {
-                    let read_back = normalize(provider, key, &variant.to_string());
-                    if !is_read(place, read) {
-                        assert_eq!(read_back.as_ref(), Ok(&expected), "{key}: {place} as {what} is not read");
-                    } else if let Err(e) = read_back {
-                        // Absent where it is needed: said so, never taken for bad JSON.
-                        assert!(e.0.starts_with(&format!("the body of a {key} event has no ")), "{key}: {place}: {e}");
-                    }
-                    tried += 1;
-                }
-            }
-        }
-    }
-    assert!(tried > 2_000, "{tried} bodies");
 }
 
 #[test]
@@ -261,38 +156,15 @@ fn read_fields_take_what_indexing_json_would_and_nothing_else() {
     body["pullRequest"]["links"]["self"] = json!({"href": "not a list"});
     body["pullRequest"]["toRef"]["repository"]["id"] = json!(42);
     body["pullRequest"]["toRef"]["repository"]["slug"] = json!("my-\u{e9}\"repo\"");
-    let event = normalize(Provider::DataCenter, "pr:opened", &body.to_string()).unwrap().unwrap();
+    let event = normalize(Provider::DataCenter, "pr:opened", &body).unwrap().unwrap();
     let pr = event.pull_request.unwrap();
     assert_eq!((pr.title, pr.url), (None, None), "an object for a title, an object for a list: absent");
     assert_eq!(event.repository.id, "42", "a number is read as JSON writes it");
-    assert_eq!(event.repository.name, "OPS/my-\u{e9}\"repo\"", "escapes are read");
+    assert_eq!(event.repository.name, "OPS/my-\u{e9}\"repo\"");
 
     for (id, reads) in [(json!(7), true), (json!("7"), false), (json!(7.5), false), (json!(-7), false)] {
         body["pullRequest"]["id"] = id.clone();
-        let read = normalize(Provider::DataCenter, "pr:opened", &body.to_string());
+        let read = normalize(Provider::DataCenter, "pr:opened", &body);
         assert_eq!(read.is_ok(), reads, "pull request id {id}: {read:?}");
-    }
-}
-
-#[test]
-fn a_body_naming_a_read_field_twice_is_malformed_and_bad_json_is_said_to_be() {
-    let push = sender::payload("repo:refs_changed").unwrap().to_string();
-    let twice = push.replacen('{', r#"{"changes": [], "#, 1);
-    let e = normalize(Provider::DataCenter, "repo:refs_changed", &twice).unwrap_err();
-    assert!(e.0.contains("duplicate field `changes`"), "{e}");
-    // A field Bitgate does not read may repeat.
-    let unread = push.replacen('{', r#"{"date": 1, "date": 2, "#, 1);
-    assert!(normalize(Provider::DataCenter, "repo:refs_changed", &unread).unwrap().is_some());
-
-    for (body, says) in [
-        ("{not json", "not JSON: "),
-        (r#"{"changes": [}"#, "not JSON: "),
-        ("[]", "the body is not a JSON object"),
-        ("\"text\"", "the body is not a JSON object"),
-    ] {
-        for (provider, key) in [(Provider::DataCenter, "repo:refs_changed"), (Provider::Cloud, "repo:fork")] {
-            let e = normalize(provider, key, body).unwrap_err();
-            assert!(e.0.starts_with(says), "{key}: {body}: {e}");
-        }
     }
 }

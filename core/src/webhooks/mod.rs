@@ -368,14 +368,11 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
         }
         Verdict::Valid | Verdict::ValidPrevious => {}
     }
-    // The body's UTF-8 checked once, whole: its JSON is then read as text.
-    let text = std::str::from_utf8(body).map_err(|e| format!("not JSON: not UTF-8 ({e})"));
-    let normalized = text.and_then(|text| {
-        let event = normalize(endpoint.provider, key.unwrap_or_default(), text).map_err(|e| e.to_string())?;
-        Ok((text, event))
-    });
-    let (text, event) = match normalized {
-        Ok(read) => read,
+    let parsed: Result<Value, String> = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"));
+    let key_text = key.unwrap_or_default();
+    let normalized = parsed.and_then(|value| normalize(endpoint.provider, key_text, &value).map_err(|e| e.to_string()));
+    let event = match normalized {
+        Ok(found) => found,
         Err(why) => {
             // A retry of a verified delivery is a duplicate before anything else.
             if let Some(receipt) = duplicate(services, &endpoint, &incoming, verdict).await? {
@@ -391,8 +388,8 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
         }
         Some(event) => {
             let repository = Some((event.repository.id.clone(), event.repository.name.clone()));
-            // The body as received.
-            let text = Some(storable(text.to_owned()));
+            // The body as received: it parsed as JSON, so it is UTF-8.
+            let text = std::str::from_utf8(body).ok().map(|t| storable(t.to_owned()));
             let resyncing = endpoint.routes.resyncing(&event);
             let open = pull_requests::open_for(&services.pool, &resyncing).await?;
             let routed = endpoint.routes.route(&event, &open);
