@@ -109,6 +109,9 @@ pub struct TokensPage {
     /// The create form was sent again after it made this token (a double
     /// click): the secret went to the first answer only.
     pub sent_again: Option<TokenRow>,
+    /// The next page's address, when there is one; the first's, on a later page.
+    pub next_page: Option<String>,
+    pub first_page: Option<String>,
 }
 
 /// A space as the spaces page lists it.

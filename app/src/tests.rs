@@ -53,7 +53,7 @@ fn the_tokens_page_shows_its_rows_and_the_new_secret_once() {
     let page = TokensPage {
         tokens: vec![terraform_token(Some("2026-12-02T11:00:00Z"))],
         created: Some(("ci".into(), "bgt_secret-shown-once".into())),
-        sent_again: None,
+        ..TokensPage::default()
     };
     let html = render(with_viewer(PageData::Tokens(page)));
     assert!(html.contains("API tokens"), "{html}");
@@ -67,8 +67,11 @@ fn the_tokens_page_shows_its_rows_and_the_new_secret_once() {
     assert!(!html.contains("cannot be shown again"), "{html}");
 
     // A repeat of the form: no secret, and what to do without it.
-    let page =
-        TokensPage { tokens: vec![terraform_token(None)], sent_again: Some(terraform_token(None)), created: None };
+    let page = TokensPage {
+        tokens: vec![terraform_token(None)],
+        sent_again: Some(terraform_token(None)),
+        ..TokensPage::default()
+    };
     let html = render(with_viewer(PageData::Tokens(page)));
     assert!(html.contains("Token \u{201c}terraform\u{201d} was created; its secret cannot be shown again"), "{html}");
     assert!(html.contains("revoke this token and create another") && !html.contains("Copy it now"), "{html}");

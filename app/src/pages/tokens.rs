@@ -6,6 +6,7 @@ use crate::{
     components::{
         form::{CsrfField, FormError, SubmissionField, TextField},
         layout::{EmptyState, Page},
+        pager::Pager,
     },
     context::TokenRow,
     islands::copy_button::CopyValue,
@@ -44,6 +45,7 @@ pub fn TokensPage(data: crate::context::TokensPage) -> impl IntoView {
             </section>
         }
     });
+    let (next_page, first_page) = (data.next_page, data.first_page);
     let rows = if data.tokens.is_empty() {
         view! {
             <EmptyState title="No API tokens">
@@ -93,6 +95,7 @@ pub fn TokensPage(data: crate::context::TokensPage) -> impl IntoView {
                 </form>
             </section>
             {rows}
+            <Pager next=next_page first=first_page />
         </Page>
     }
 }

@@ -28,7 +28,13 @@ use super::{
     session::{push_flash, CurrentUser},
     submission::{self, Done},
 };
-use crate::{api::rfc3339, state::AppState};
+use crate::{
+    api::{
+        pagination::{self, Cursor, PageQuery as ListPage},
+        rfc3339,
+    },
+    state::AppState,
+};
 
 fn row(token: ApiToken) -> TokenRow {
     TokenRow {
@@ -41,24 +47,39 @@ fn row(token: ApiToken) -> TokenRow {
     }
 }
 
+/// How many tokens a page of the list shows.
+const PAGE_SIZE: i64 = 50;
+
+/// The page of the viewer's tokens starting at `cursor` (the first when
+/// empty), newest first, under what `shown` puts above it.
 async fn render(
     state: &AppState,
     context: PageContext,
     user: &CurrentUser,
     shown: Shown,
+    cursor: &str,
     form: Option<FormOutcome>,
     status: StatusCode,
 ) -> Result<Response, AppError> {
-    let tokens: Vec<TokenRow> =
-        api_tokens::list_page(&state.services.pool, user.0.id, None, 500).await?.into_iter().map(row).collect();
-    // Looked up, not found in the list, which stops at its first page:
+    let after = ListPage { limit: None, cursor: Some(cursor.to_owned()) }.parse()?.after;
+    let found =
+        api_tokens::list_page(&state.services.pool, user.0.id, after.map(|c| (c.at, c.id)), PAGE_SIZE + 1).await?;
+    let (found, next) = pagination::page(found, PAGE_SIZE, |token| Cursor { at: token.created_at, id: token.id });
+    let tokens: Vec<TokenRow> = found.into_iter().map(row).collect();
+    // Looked up, not found in the list, which shows one page:
     // only the viewer's own live token, so `again` names no one else's.
     let (created, sent_again) = match shown {
         Shown::Nothing => (None, None),
         Shown::Created { name, secret } => (Some((name, secret)), None),
         Shown::SentAgain(id) => (None, api_tokens::find_live(&state.services.pool, user.0.id, id).await?.map(row)),
     };
-    let page = PageData::Tokens(TokensPage { tokens, created, sent_again });
+    let page = PageData::Tokens(TokensPage {
+        tokens,
+        created,
+        sent_again,
+        next_page: next.map(|cursor| format!("/tokens?cursor={cursor}")),
+        first_page: (!cursor.is_empty()).then(|| "/tokens".to_owned()),
+    });
     let context = PageContext { page, form, ..context };
     Ok(state.pages.render(context, status).await)
 }
@@ -80,6 +101,9 @@ enum Shown {
 pub struct PageQuery {
     /// Set where a repeat of the create form is sent (`Done::Shown`).
     again: Option<String>,
+    /// Where the page starts: the API's cursor.
+    #[serde(default)]
+    cursor: String,
 }
 
 pub async fn page(
@@ -92,7 +116,7 @@ pub async fn page(
         Some(Ok(id)) => Shown::SentAgain(id),
         _ => Shown::Nothing,
     };
-    render(&state, context, &user, shown, None, StatusCode::OK).await
+    render(&state, context, &user, shown, &query.cursor, None, StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
@@ -136,7 +160,7 @@ pub async fn create(
                     let outcome = form_with_problems(problems, values, |field| field.to_owned());
                     let status = StatusCode::UNPROCESSABLE_ENTITY;
                     return Ok(Done::Refused(
-                        render(&state, context, &user, Shown::Nothing, Some(outcome), status).await?,
+                        render(&state, context, &user, Shown::Nothing, "", Some(outcome), status).await?,
                     ));
                 }
                 Err(TokenError::NotFound) => return Err(AppError::NotFound),
@@ -149,7 +173,7 @@ pub async fn create(
             // a repeat make a second one), whatever the page's own answer.
             let repeat_to = format!("/tokens?again={}", token.id);
             let shown = Shown::Created { name: token.name, secret };
-            let response = render(&state, context, &user, shown, None, StatusCode::CREATED)
+            let response = render(&state, context, &user, shown, "", None, StatusCode::CREATED)
                 .await
                 .unwrap_or_else(IntoResponse::into_response);
             Ok(Done::Shown { response, repeat_to })

@@ -1,6 +1,6 @@
 //! The API tokens page: create (shown once), list, revoke.
 
-use crate::helpers::{hidden_value, location, TestApp};
+use crate::helpers::{hidden_value, link_href, location, TestApp};
 
 #[tokio::test]
 async fn a_token_is_created_shown_once_listed_and_revoked_in_the_browser() {
@@ -135,4 +135,44 @@ fn secret_of(html: &str) -> String {
         html[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect();
     assert_eq!(secret.len(), 4 + 43, "{html}");
     secret
+}
+
+#[tokio::test]
+async fn the_token_list_shows_50_a_page_newest_first() {
+    let app = TestApp::spawn().await;
+    let (browser, _) = app.logged_in_admin().await;
+    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users").fetch_one(&app.pool).await.unwrap();
+    // 70 live tokens, each a second older than the one before, and a revoked one, which is not listed.
+    sqlx::query(
+        "INSERT INTO api_tokens (user_id, name, token_sha256, prefix, created_at, revoked_at)
+         SELECT $1, 'token ' || n, sha256(n::text::bytea), 'x', now() - make_interval(secs => n),
+                CASE WHEN n = 71 THEN now() END
+         FROM generate_series(1, 71) n",
+    )
+    .bind(user)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let names = |page: &str| page.matches("<td>token ").count();
+    let pager = |page: &str| (link_href(page, "First page"), link_href(page, "Next page"));
+
+    let first = browser.get("/tokens").await.text().await.unwrap();
+    assert_eq!(names(&first), 50, "{first}");
+    assert!(first.find("<td>token 1<").unwrap() < first.find("<td>token 2<").unwrap(), "newest first");
+    let (back, next) = pager(&first);
+    assert_eq!(back, None);
+    let next = next.expect("a second page");
+    assert!(next.starts_with("/tokens?cursor="), "{next}");
+    let second = browser.get(&next).await.text().await.unwrap();
+    assert_eq!(names(&second), 20, "{second}");
+    assert!(second.contains("<td>token 70<") && !second.contains("<td>token 1<") && !second.contains("token 71"));
+    assert_eq!(pager(&second), (Some("/tokens".to_owned()), None));
+    assert_eq!(browser.get("/tokens?cursor=forged").await.status(), 400);
+
+    // Another user's cursor pages only their own tokens: the list is the viewer's, whatever the address.
+    let other = app.create_user("other@example.com", None).await;
+    let stranger = app.browser();
+    assert_eq!(stranger.login(&other.email, &other.password).await.status(), 303);
+    let theirs = stranger.get(&next).await.text().await.unwrap();
+    assert_eq!(names(&theirs), 0, "{theirs}");
 }
