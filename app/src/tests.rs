@@ -62,6 +62,16 @@ fn the_tokens_page_shows_its_rows_and_the_new_secret_once() {
     assert!(html.contains("/tokens/d6f1/revoke"), "each row can be revoked: {html}");
     assert!(html.contains("csrf-of-this-session"), "forms carry the session's CSRF token: {html}");
 
+    // Each row's button posts the one actions form: the CSRF field is not repeated a row.
+    let rows = |count: usize| {
+        let page = TokensPage { tokens: vec![terraform_token(None); count], ..TokensPage::default() };
+        render(with_viewer(PageData::Tokens(page)))
+    };
+    let (one, three) = (rows(1), rows(3));
+    assert_eq!(three.matches("form=\"token-actions\"").count(), 3, "{three}");
+    let csrf = |html: &str| html.matches("csrf-of-this-session").count();
+    assert_eq!(csrf(&one), csrf(&three), "{three}");
+
     let html = render(with_viewer(PageData::Tokens(TokensPage { created: None, ..TokensPage::default() })));
     assert!(html.contains("No API tokens") && !html.contains("bgt_secret"), "{html}");
     assert!(!html.contains("cannot be shown again"), "{html}");

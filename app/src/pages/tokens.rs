@@ -55,6 +55,9 @@ pub fn TokensPage(data: crate::context::TokensPage) -> impl IntoView {
         .into_any()
     } else {
         view! {
+            <form method="post" id="token-actions" action="/tokens" hidden>
+                <CsrfField />
+            </form>
             <TableScroll label="API tokens"><table>
                 <thead>
                     <tr>
@@ -103,6 +106,7 @@ pub fn TokensPage(data: crate::context::TokensPage) -> impl IntoView {
 #[component]
 fn TokenLine(token: TokenRow) -> impl IntoView {
     let action = format!("/tokens/{}/revoke", token.id);
+    // The button posts the one form above the table: its CSRF field once, not once a row.
     view! {
         <tr>
             <td>{token.name.clone()}</td>
@@ -111,10 +115,9 @@ fn TokenLine(token: TokenRow) -> impl IntoView {
             <td><When at=token.expires_at.unwrap_or_else(|| "never".to_owned()) /></td>
             <td><When at=token.last_used_at.unwrap_or_else(|| "never".to_owned()) /></td>
             <td class="actions">
-                <form method="post" action=action class="inline">
-                    <CsrfField />
-                    <button type="submit" class="button secondary" aria-label=format!("Revoke {}", token.name)>"Revoke"</button>
-                </form>
+                <button type="submit" form="token-actions" formaction=action class="button secondary" aria-label=format!("Revoke {}", token.name)>
+                    "Revoke"
+                </button>
             </td>
         </tr>
     }

@@ -561,7 +561,7 @@ async fn the_integrations_list_shows_50_a_page_keeps_its_filters_and_searches_na
 
 /// The lists at 1,000 (goal: p50 under 5 ms, a page under 30 KB): the
 /// integrations list, its name search, the stacks, the users, an
-/// integration's deliveries and the audit log, each asked 200 times in a
+/// integration's deliveries, the audit log and the viewer's API tokens, each asked 200 times in a
 /// row by one browser. Ignored by the suite: it runs
 /// alone, timed (scripts/bench-lists).
 #[tokio::test]
@@ -626,6 +626,14 @@ async fn bench_the_lists_at_1000() {
     .execute(&w.app.pool)
     .await
     .unwrap();
+    sqlx::query(
+        "INSERT INTO api_tokens (user_id, name, token_sha256, prefix, created_at)
+         SELECT id, 'token ' || n, sha256(n::text::bytea), 'x', now() - make_interval(secs => n)
+         FROM users, generate_series(1, 1000) n WHERE email = 'account-admin@example.com'",
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
     sqlx::query("ANALYZE").execute(&w.app.pool).await.unwrap();
     let deliveries = format!("/integrations/{id}/deliveries");
     for (what, path) in [
@@ -635,6 +643,7 @@ async fn bench_the_lists_at_1000() {
         ("users", "/users"),
         ("deliveries", deliveries.as_str()),
         ("audit", "/audit"),
+        ("API tokens", "/tokens"),
     ] {
         let mut times = Vec::new();
         let mut bytes = 0;
