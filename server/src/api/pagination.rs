@@ -97,6 +97,12 @@ impl PageQuery {
     }
 }
 
+/// Where a console page's list starts: after the position of the `cursor`
+/// in its address, or at the top when there is none (a forged one is a 400).
+pub fn page_start(cursor: &str) -> Result<Option<Cursor>, AppError> {
+    PageQuery { limit: None, cursor: Some(cursor.to_owned()) }.parse().map(|request| request.after)
+}
+
 /// Cuts a list fetched with `limit + 1` rows into a page and its next cursor.
 pub fn page<T>(mut rows: Vec<T>, limit: i64, position: impl Fn(&T) -> Cursor) -> (Vec<T>, Option<String>) {
     let limit = usize::try_from(limit).unwrap_or(0);

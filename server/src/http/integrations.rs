@@ -6,7 +6,7 @@
 //! and the API cannot disagree.
 
 use crate::{
-    api::pagination::{page, Cursor, PageQuery},
+    api::pagination::{page, page_start, Cursor},
     error::AppError,
 };
 use std::collections::HashMap;
@@ -121,7 +121,7 @@ pub async fn home(
     let pool = &state.services.pool;
     let access = Access::load(pool, user.0.id).await?;
     let visible = access.visible_spaces();
-    let after = PageQuery { limit: None, cursor: Some(filters.cursor.clone()) }.parse()?.after;
+    let after = page_start(&filters.cursor)?;
     let provider = Provider::parse(&filters.provider).ok();
     let space_id = uuid::Uuid::parse_str(&filters.space_id).ok();
     let unknown =

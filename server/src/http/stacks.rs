@@ -5,7 +5,7 @@
 //! disagree.
 
 use crate::{
-    api::pagination::{page, Cursor, PageQuery},
+    api::pagination::{page, page_start, Cursor},
     error::AppError,
 };
 use std::collections::HashMap;
@@ -147,8 +147,7 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, AppError> {
     let access = Access::load(&state.services.pool, user.0.id).await?;
-    let request = PageQuery { limit: None, cursor: Some(query.cursor.clone()) }.parse()?;
-    let after = request.after.map(|c| (c.at, c.id));
+    let after = page_start(&query.cursor)?.map(|c| (c.at, c.id));
     let found =
         stacks::list(&state.services.pool, &access.visible_spaces(), &Default::default(), after, PAGE_SIZE + 1).await?;
     let (found, next) = page(found, PAGE_SIZE, |stack| Cursor { at: stack.created_at, id: stack.id });

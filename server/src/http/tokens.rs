@@ -30,7 +30,7 @@ use super::{
 };
 use crate::{
     api::{
-        pagination::{self, Cursor, PageQuery as ListPage},
+        pagination::{self, Cursor},
         rfc3339,
     },
     state::AppState,
@@ -61,7 +61,7 @@ async fn render(
     form: Option<FormOutcome>,
     status: StatusCode,
 ) -> Result<Response, AppError> {
-    let after = ListPage { limit: None, cursor: Some(cursor.to_owned()) }.parse()?.after;
+    let after = pagination::page_start(cursor)?;
     let found =
         api_tokens::list_page(&state.services.pool, user.0.id, after.map(|c| (c.at, c.id)), PAGE_SIZE + 1).await?;
     let (found, next) = pagination::page(found, PAGE_SIZE, |token| Cursor { at: token.created_at, id: token.id });

@@ -29,7 +29,7 @@ use super::{
 };
 use crate::{
     api::{
-        pagination::{self, Cursor, PageQuery},
+        pagination::{self, Cursor},
         rfc3339,
     },
     state::AppState,
@@ -62,7 +62,7 @@ async fn render(
     form: Option<FormOutcome>,
     status: StatusCode,
 ) -> Result<Response, AppError> {
-    let after = PageQuery { limit: None, cursor: Some(cursor.to_owned()) }.parse()?.after;
+    let after = pagination::page_start(cursor)?;
     let found = users::list(&state.services.pool, after.map(|c| (c.at, c.id)), PAGE_SIZE + 1).await?;
     let (found, next) = pagination::page(found, PAGE_SIZE, |user| Cursor { at: user.created_at, id: user.id });
     let page = UsersPage {
