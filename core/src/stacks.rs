@@ -37,7 +37,10 @@ pub struct Stack {
     pub created_by_label: String,
     /// A push deleted the branch it tracks.
     pub branch_deleted: bool,
-    /// The last delivery that triggered it, and when it came.
+    /// The last delivery that triggered it, and when it came: its latest
+    /// event's (a delivery makes events for exactly the stacks it
+    /// triggers), or, when it has none, the one routing wrote before events
+    /// existed (`last_delivery_id`, which routing no longer writes).
     pub last_delivery: Option<(Uuid, OffsetDateTime)>,
     /// Which events its deliveries make besides a tracked run for a push to
     /// its branch (SPEC.md's stack triggers).
@@ -213,11 +216,13 @@ pub async fn find(db: impl PgExecutor<'_>, id: StackId) -> Result<Option<Stack>,
         Row,
         r#"SELECT s.id, s.name, s.space_id, s.provider, s.integration_id, i.name AS "integration_name?",
                   s.repository_id, s.repository_name, s.branch, s.created_at, s.created_by_label, s.branch_deleted,
-                  s.last_delivery_id, d.received_at AS "last_delivery_at?",
+                  d.id AS "last_delivery_id?", d.received_at AS "last_delivery_at?",
                   s.build_pull_requests, s.all_branches, s.prune_branches, s.resync_pull_requests,
                   h.state AS "hook_state?: HookState", h.message AS "hook_message?"
            FROM stacks s LEFT JOIN integrations i ON i.id = s.integration_id
-                LEFT JOIN webhook_deliveries d ON d.id = s.last_delivery_id
+                LEFT JOIN LATERAL (SELECT e.delivery_id FROM events e WHERE e.stack_id = s.id
+                                   ORDER BY e.tx DESC, e.seq DESC LIMIT 1) latest ON true
+                LEFT JOIN webhook_deliveries d ON d.id = coalesce(latest.delivery_id, s.last_delivery_id)
                 LEFT JOIN repository_hooks h ON h.integration_id = s.integration_id AND h.repository_id = s.repository_id
            WHERE s.id = $1"#,
         id
@@ -254,18 +259,24 @@ pub async fn list(
         Row,
         r#"SELECT s.id, s.name, s.space_id, s.provider, s.integration_id, i.name AS "integration_name?",
                   s.repository_id, s.repository_name, s.branch, s.created_at, s.created_by_label, s.branch_deleted,
-                  s.last_delivery_id, d.received_at AS "last_delivery_at?",
+                  d.id AS "last_delivery_id?", d.received_at AS "last_delivery_at?",
                   s.build_pull_requests, s.all_branches, s.prune_branches, s.resync_pull_requests,
                   h.state AS "hook_state?: HookState", h.message AS "hook_message?"
-           FROM stacks s LEFT JOIN integrations i ON i.id = s.integration_id
-                LEFT JOIN webhook_deliveries d ON d.id = s.last_delivery_id
+           -- The page first, then what each row shows: each stack's latest
+           -- event is looked up for the page's rows only.
+           FROM (SELECT * FROM stacks s
+                 WHERE s.space_id = ANY($1)
+                   AND ($2::uuid IS NULL OR s.space_id = $2)
+                   AND ($3::uuid IS NULL OR s.integration_id = $3)
+                   AND ($4::boolean IS NULL OR (s.integration_id IS NULL) = $4)
+                   AND ($5::timestamptz IS NULL OR (s.created_at, s.id) < ($5, $6))
+                 ORDER BY s.created_at DESC, s.id DESC LIMIT $7) s
+                LEFT JOIN integrations i ON i.id = s.integration_id
+                LEFT JOIN LATERAL (SELECT e.delivery_id FROM events e WHERE e.stack_id = s.id
+                                   ORDER BY e.tx DESC, e.seq DESC LIMIT 1) latest ON true
+                LEFT JOIN webhook_deliveries d ON d.id = coalesce(latest.delivery_id, s.last_delivery_id)
                 LEFT JOIN repository_hooks h ON h.integration_id = s.integration_id AND h.repository_id = s.repository_id
-           WHERE s.space_id = ANY($1)
-             AND ($2::uuid IS NULL OR s.space_id = $2)
-             AND ($3::uuid IS NULL OR s.integration_id = $3)
-             AND ($4::boolean IS NULL OR (s.integration_id IS NULL) = $4)
-             AND ($5::timestamptz IS NULL OR (s.created_at, s.id) < ($5, $6))
-           ORDER BY s.created_at DESC, s.id DESC LIMIT $7"#,
+           ORDER BY s.created_at DESC, s.id DESC"#,
         visible,
         filter.space_id,
         filter.integration_id,

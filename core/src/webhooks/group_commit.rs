@@ -62,9 +62,9 @@ struct Pending {
 /// what it is sent.
 #[derive(Debug, Default)]
 pub struct Writer {
-    /// Deliveries that change no stack, written [`LANES`] batches at a time.
+    /// Deliveries that concern no stack, written [`LANES`] batches at a time.
     plain: OnceLock<mpsc::UnboundedSender<Pending>>,
-    /// Deliveries that change stacks, one batch at a time.
+    /// Deliveries that concern stacks, one batch at a time.
     routed: OnceLock<mpsc::UnboundedSender<Pending>>,
 }
 
@@ -113,12 +113,14 @@ impl Writer {
 /// were slower: 0.65 against 0.72 of pgbench at 8 clients (smaller batches,
 /// more commits), 1.10 against 1.09 at 16, three A/B rounds.
 ///
-/// Deliveries that change stacks keep one lane: their batches update the
-/// same stack rows, so a second lane only waited for the first's row locks,
-/// with smaller batches (0.37 of pgbench against 0.43 with one lane at 8
+/// Deliveries that concern stacks keep one lane: their batches lock the same
+/// stack rows. When those batches still wrote the stack's row (its last
+/// delivery), a second lane only waited for the first's row locks, with
+/// smaller batches (0.37 of pgbench against 0.43 with one lane at 8
 /// clients, every delivery triggering one stack, in the same run). Two lanes
 /// that only share-lock the stack (`FOR KEY SHARE`, the last delivery read
-/// from the latest event instead of written) were slower than one lane:
+/// from the latest event instead of written, as now) were slower than one lane
+/// that wrote it:
 /// 0.51 against 0.55 at 8 clients, 0.74 against 0.81 at 16, in one run (a
 /// lock is a write of the stack's row too, and two batches' locks on it a
 /// MultiXact). Nor were two lanes with no lock and no write of the stack at
@@ -222,12 +224,14 @@ fn clone_error(error: &sqlx::Error) -> sqlx::Error {
 }
 
 /// One statement for the whole batch, routing included: it stores the rows
-/// and, when some change stacks, applies what they do to them (the last
-/// triggering delivery, the deleted-branch flag; the batch's latest wins)
-/// and stores the events they make, for the rows it stored only: an
-/// event exists exactly when its delivery does (one naming a Cloud short
-/// commit id held, its resolution queued in the same transaction). Returns the ids it stored (the rest were duplicates of a stored
-/// verified delivery, or of an earlier row of the batch).
+/// and, when some concern stacks, stores the events they make (for the rows
+/// it stored and the stacks that still exist: an event exists exactly when
+/// its delivery and its stack do; one naming a Cloud short commit id held,
+/// its resolution queued in the same transaction) and sets the branch flags
+/// they change (the batch's latest wins). A stack's last triggering
+/// delivery is its latest event's ([`crate::stacks`]), not written here.
+/// Returns the ids it stored (the rest were duplicates of a stored verified
+/// delivery, or of an earlier row of the batch).
 async fn insert(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>, sqlx::Error> {
     let stored = insert_batch(pool, rows).await?;
     let made = rows.iter().filter(|(id, _)| stored.contains(id)).map(|(_, row)| row.routed.events.len()).sum();
@@ -250,20 +254,21 @@ async fn insert_batch(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>,
     let headers = column(|r| Some(r.headers.as_str()));
     let bodies = column(|r| r.body.as_deref());
     let events = column(|r| r.event.as_deref());
-    let mut effects = Effects::default();
     let mut made = Made::default();
+    let mut flags = Flags::default();
     for (id, row) in rows {
         for (stack, derived) in &row.routed.events {
             made.push(*stack, *id, row, derived);
         }
-        for stack in &row.routed.stacks {
-            effects.push(*stack, *id, true, None);
-        }
         for (stack, deleted) in &row.routed.branch_deleted {
-            effects.push(*stack, *id, false, Some(*deleted));
+            flags.push(*stack, *id, *deleted);
         }
     }
-    if effects.stacks.is_empty() {
+    // The stacks the batch names, locked against their deletion (below).
+    let mut touched: Vec<Uuid> = made.stacks.iter().chain(&flags.stacks).copied().collect();
+    touched.sort_unstable();
+    touched.dedup();
+    if touched.is_empty() {
         // Most batches change no stack: then a plain insert, which costs
         // the database about half what the routing statement costs (one
         // row: 0.11 ms against 0.20 ms, pg_stat_statements, PostgreSQL 15).
@@ -318,20 +323,29 @@ async fn insert_batch(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>,
                    WHERE request_id IS NOT NULL AND signature IN ('valid', 'valid_previous') AND outcome <> 'duplicate'
                DO NOTHING
                RETURNING id
-           ), effects AS (
-               SELECT e.stack,
-                      (array_agg(e.delivery ORDER BY e.position DESC) FILTER (WHERE e.triggers))[1] AS last_delivery,
-                      (array_agg(e.deleted ORDER BY e.position DESC) FILTER (WHERE e.deleted IS NOT NULL))[1]
-                          AS branch_deleted
-               FROM UNNEST($14::uuid[], $15::uuid[], $16::boolean[], $17::boolean[]) WITH ORDINALITY
-                    AS e (stack, delivery, triggers, deleted, position)
-               WHERE e.delivery = ANY (ARRAY(SELECT id FROM stored))
-               GROUP BY e.stack
-           ), applied AS (
-               UPDATE stacks s SET last_delivery_id = coalesce(e.last_delivery, s.last_delivery_id),
-                                   branch_deleted = coalesce(e.branch_deleted, s.branch_deleted)
-               FROM effects e WHERE s.id = e.stack
-               RETURNING s.id
+           ), locked AS (
+               -- The stacks stay until this commits: a stack deleted
+               -- meanwhile waits for it, and its trigger then deletes the
+               -- events written here. One that is gone already (a process's
+               -- routes lag a deletion in another) is not found: its events
+               -- are dropped, not the batch. A share lock leaves the row
+               -- as it is; writing it (the last triggering delivery, as
+               -- this statement did) cost a routed batch more than its events.
+               SELECT id FROM stacks WHERE id = ANY ($14::uuid[]) FOR KEY SHARE
+           ), flagged AS (
+               -- Routing sends a branch's change only when it can change
+               -- the stack's flag (routing::Routes::route): rare.
+               UPDATE stacks s SET branch_deleted = f.deleted
+               FROM (SELECT DISTINCT ON (f.stack) f.stack, f.deleted
+                     FROM UNNEST($15::uuid[], $16::uuid[], $17::boolean[]) WITH ORDINALITY
+                          AS f (stack, delivery, deleted, position)
+                     WHERE f.delivery = ANY (ARRAY(SELECT id FROM stored))
+                     ORDER BY f.stack, f.position DESC) f
+               -- (Joined to `locked` so that the lock is taken before this
+               -- writes the row: a row this statement has written already
+               -- can no longer be locked by it.)
+               WHERE s.id = f.stack AND s.id = ANY (ARRAY(SELECT id FROM locked))
+                 AND s.branch_deleted IS DISTINCT FROM f.deleted
            ), made AS (
                INSERT INTO events (id, stack_id, delivery_id, integration_id, repository_id, repository_name, type, kind,
                                    resync, branch, commit, pull_request, held)
@@ -345,13 +359,7 @@ async fn insert_batch(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>,
                     AS m (stack, delivery, integration, repository_id, repository_name, type, kind, resync, branch,
                           commit, pull_request, id, position)
                WHERE m.delivery = ANY (ARRAY(SELECT id FROM stored))
-                 -- A process's routes can name a stack deleted a moment ago:
-                 -- its events are dropped, not the batch. Every stack with
-                 -- events is updated above, and that update's row lock
-                 -- orders it with a delete: a stack it found exists until
-                 -- this commits. (A lock taken here instead, then updated,
-                 -- made a MultiXact per delivery: half the ingest rate.)
-                 AND m.stack = ANY (ARRAY(SELECT id FROM applied))
+                 AND m.stack = ANY (ARRAY(SELECT id FROM locked))
                ORDER BY m.position
            )
            -- (`= ANY (ARRAY(…))`, not `IN (SELECT …)`: a batch is at most
@@ -370,10 +378,10 @@ async fn insert_batch(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>,
         &bodies as &[Option<&str>],
         &events as &[Option<&str>],
         &stacks,
-        &effects.stacks,
-        &effects.deliveries,
-        &effects.triggers,
-        &effects.deleted as &[Option<bool>],
+        &touched,
+        &flags.stacks,
+        &flags.deliveries,
+        &flags.deleted,
         &made.stacks,
         &made.deliveries,
         &made.integrations,
@@ -449,21 +457,19 @@ impl<'a> Made<'a> {
     }
 }
 
-/// What a batch does to stacks, one entry per (delivery, stack) effect, in
-/// the batch's order: columns for UNNEST.
+/// The branch flags a batch changes, one entry per (delivery, stack), in
+/// the batch's order (the latest wins): columns for UNNEST.
 #[derive(Default)]
-struct Effects {
+struct Flags {
     stacks: Vec<Uuid>,
     deliveries: Vec<Uuid>,
-    triggers: Vec<bool>,
-    deleted: Vec<Option<bool>>,
+    deleted: Vec<bool>,
 }
 
-impl Effects {
-    fn push(&mut self, stack: Uuid, delivery: Uuid, triggers: bool, deleted: Option<bool>) {
+impl Flags {
+    fn push(&mut self, stack: Uuid, delivery: Uuid, deleted: bool) {
         self.stacks.push(stack);
         self.deliveries.push(delivery);
-        self.triggers.push(triggers);
         self.deleted.push(deleted);
     }
 }

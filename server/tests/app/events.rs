@@ -334,19 +334,12 @@ async fn an_event_committed_after_a_later_one_is_not_skipped() {
     assert_eq!(ids(&items), [first.to_string(), second.to_string()]);
 }
 
-#[tokio::test]
-async fn a_delivery_routed_to_a_stack_deleted_meanwhile_is_stored_without_its_event() {
-    // A process's cached routes lag a deletion in another process by a
-    // moment: a delivery routed by them in that moment is still stored
-    // (answered 202, not lost to a foreign-key error), and makes no event.
+/// A verified push that triggers `stacks`, as routing would make it.
+fn triggering_row(integration: Uuid, request_id: &str, stacks: &[Uuid]) -> bitgate_core::webhooks::group_commit::Row {
     use bitgate_core::{
         platform::events::{Derived, EventType, RunKind},
         webhooks::{group_commit::Row, routing::Routed, DeliveryOutcome},
     };
-    let (w, simulator) = world_with_bitbucket().await;
-    let (_, stack) = endpoint(&w, &simulator.url).await;
-    let (live, integration) = stack_and_integration(&w, &stack).await;
-    let gone = Uuid::new_v4();
     let derived = || Derived {
         event_type: EventType::RunRequested,
         kind: Some(RunKind::Tracked),
@@ -355,9 +348,9 @@ async fn a_delivery_routed_to_a_stack_deleted_meanwhile_is_stored_without_its_ev
         commit: Some(PUSHED.into()),
         pull_request: None,
     };
-    let row = Row {
+    Row {
         integration,
-        request_id: Some("stale-routes".into()),
+        request_id: Some(request_id.into()),
         event_key: Some("repo:refs_changed".into()),
         repository: Some(("1".into(), "OPS/my-repo".into())),
         signature: "valid",
@@ -367,11 +360,31 @@ async fn a_delivery_routed_to_a_stack_deleted_meanwhile_is_stored_without_its_ev
         body: Some("{}".into()),
         event: None,
         routed: Routed {
-            stacks: vec![gone, live],
+            stacks: stacks.to_vec(),
             branch_deleted: Vec::new(),
-            events: vec![(gone, derived()), (live, derived())],
+            events: stacks.iter().map(|stack| (*stack, derived())).collect(),
         },
-    };
+    }
+}
+
+async fn events_of_stack(w: &World, stack: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE stack_id = $1")
+        .bind(stack)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_delivery_routed_to_a_stack_deleted_meanwhile_is_stored_without_its_event() {
+    // A process's cached routes lag a deletion in another process by a
+    // moment: a delivery routed by them in that moment is still stored
+    // (answered 202, not lost to a foreign-key error), and makes no event.
+    let (w, simulator) = world_with_bitbucket().await;
+    let (_, stack) = endpoint(&w, &simulator.url).await;
+    let (live, integration) = stack_and_integration(&w, &stack).await;
+    let gone = Uuid::new_v4();
+    let row = triggering_row(integration, "stale-routes", &[gone, live]);
     let stored = w.app.services.webhooks.writer.store(&w.app.pool, &w.app.services.events, row).await.unwrap();
     let delivery = stored.expect("stored, not a duplicate");
     let made: Vec<Uuid> = sqlx::query_scalar("SELECT stack_id FROM events WHERE delivery_id = $1")
@@ -380,6 +393,30 @@ async fn a_delivery_routed_to_a_stack_deleted_meanwhile_is_stored_without_its_ev
         .await
         .unwrap();
     assert_eq!(made, [live], "the live stack's event is made, the deleted one's is not");
+}
+
+// Multi-threaded: the store and the deletion run at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_event_outlives_a_stack_deleted_while_its_delivery_is_stored() {
+    // Deleting a stack deletes its events (a trigger); an event written by
+    // a batch that had read the stack before the deletion committed would
+    // escape it. The batch locks the stacks it writes events for: it waits
+    // for a deletion under way and then finds the stack gone.
+    let (w, simulator) = world_with_bitbucket().await;
+    let (_, stack) = endpoint(&w, &simulator.url).await;
+    let (stack, integration) = stack_and_integration(&w, &stack).await;
+    let mut deletion = w.app.pool.begin().await.unwrap();
+    sqlx::query("DELETE FROM stacks WHERE id = $1").bind(stack).execute(&mut *deletion).await.unwrap();
+    let store = {
+        let services = w.app.services.clone();
+        let row = triggering_row(integration, "during-deletion", &[stack]);
+        tokio::spawn(async move { services.webhooks.writer.store(&services.pool, &services.events, row).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!store.is_finished(), "the batch waits for the deletion under way");
+    deletion.commit().await.unwrap();
+    assert!(store.await.unwrap().unwrap().is_some(), "the delivery is stored");
+    assert_eq!(events_of_stack(&w, stack).await, 0, "no event of the deleted stack");
 }
 
 #[tokio::test]

@@ -291,11 +291,12 @@ async fn pushes_route_by_branch_and_a_deleted_branch_flags_its_stacks() {
     let (e, stack) = endpoint(&w, &simulator.url).await;
     let secret = Some(e.secret.as_str());
     let route = |body: Value| serde_json::to_vec(&body).unwrap();
+    // The stack as the API shows it: its last triggering delivery, its flag;
+    // and its row's version (xmin), which says whether a delivery wrote it.
     let stack_row = || async {
-        sqlx::query_as::<_, (Option<uuid::Uuid>, bool)>("SELECT last_delivery_id, branch_deleted FROM stacks")
-            .fetch_one(&w.app.pool)
-            .await
-            .unwrap()
+        let (_, shown) = w.call(w.token("team writer"), Method::GET, &format!("/api/v1/stacks/{stack}"), None).await;
+        let version: String = sqlx::query_scalar("SELECT xmin::text FROM stacks").fetch_one(&w.app.pool).await.unwrap();
+        (shown["last_delivery"]["id"].as_str().map(str::to_owned), shown["branch_deleted"] == true, version)
     };
     // Routing is part of storing: the acknowledged delivery is routed already.
     let stacks_of = |delivery: String| {
@@ -315,16 +316,25 @@ async fn pushes_route_by_branch_and_a_deleted_branch_flags_its_stacks() {
         post(&e.url, "repo:refs_changed", &route(sender::datacenter_push("main", "DELETE")), secret, "b").await;
     assert_eq!(stacks_of(answer["delivery"].as_str().unwrap().to_owned()).await, json!([stack]));
     assert!(stack_row().await.1, "the stack tracks a deleted branch");
-    let (_, shown) = w.call(w.token("team writer"), Method::GET, &format!("/api/v1/stacks/{stack}"), None).await;
-    assert_eq!(shown["branch_deleted"], true, "{shown}");
     // Created again: cleared, and triggered.
     let (_, answer) =
         post(&e.url, "repo:refs_changed", &route(sender::datacenter_push("main", "ADD")), secret, "c").await;
     let created = answer["delivery"].as_str().unwrap().to_owned();
     assert_eq!(stacks_of(created.clone()).await, json!([stack]));
-    let (last, deleted) = stack_row().await;
+    let (last, deleted, version) = stack_row().await;
     assert!(!deleted);
-    assert_eq!(last.unwrap().to_string(), created, "the stack's last triggering delivery");
+    assert_eq!(last.as_deref(), Some(created.as_str()), "the stack's last triggering delivery");
+    // Pushed to: its last delivery, and its row not written (routing writes
+    // a stack only to change its flag).
+    let (_, answer) =
+        post(&e.url, "repo:refs_changed", &route(sender::datacenter_push("main", "UPDATE")), secret, "c2").await;
+    let pushed = answer["delivery"].as_str().unwrap().to_owned();
+    assert_eq!(stack_row().await, (Some(pushed), false, version), "the last delivery; the row as it was");
+    // Deleted, and then pushed to with its creation missed: the push clears the flag.
+    post(&e.url, "repo:refs_changed", &route(sender::datacenter_push("main", "DELETE")), secret, "c3").await;
+    assert!(stack_row().await.1);
+    post(&e.url, "repo:refs_changed", &route(sender::datacenter_push("main", "UPDATE")), secret, "c4").await;
+    assert!(!stack_row().await.1, "a push to the branch says it exists");
     // A pull request on the repository.
     let (_, answer) = post(&e.url, "pr:opened", &route(sender::payload("pr:opened").unwrap()), secret, "d").await;
     assert_eq!(stacks_of(answer["delivery"].as_str().unwrap().to_owned()).await, json!([stack]));
@@ -824,15 +834,14 @@ async fn the_latest_batch_that_triggers_a_stack_is_its_last_delivery() {
         for stored in futures::future::join_all(stores).await {
             assert!(matches!(stored.unwrap(), Ok(Some(_))));
         }
-        let (last_at, latest_at): (time::OffsetDateTime, time::OffsetDateTime) = sqlx::query_as(
-            "SELECT (SELECT d.received_at FROM stacks s JOIN webhook_deliveries d ON d.id = s.last_delivery_id
-                     WHERE s.id = $1),
-                    (SELECT max(received_at) FROM webhook_deliveries WHERE $1 = ANY(stacks))",
-        )
-        .bind(stack)
-        .fetch_one(&w.app.pool)
-        .await
-        .unwrap();
+        let latest_at: time::OffsetDateTime =
+            sqlx::query_scalar("SELECT max(received_at) FROM webhook_deliveries WHERE $1 = ANY(stacks)")
+                .bind(stack)
+                .fetch_one(&w.app.pool)
+                .await
+                .unwrap();
+        let shown = bitgate_core::stacks::find(&w.app.pool, stack).await.unwrap().unwrap();
+        let last_at = shown.last_delivery.unwrap().1;
         assert_eq!(last_at, latest_at, "round {round}: the stack's last delivery is of the latest batch");
     }
     // Each triggering delivery made its one event, with it.
