@@ -39,8 +39,9 @@ pub struct Stack {
     pub branch_deleted: bool,
     /// The last delivery that triggered it, and when it came: its latest
     /// event's (a delivery makes events for exactly the stacks it
-    /// triggers), or, when it has none, the one routing wrote before events
-    /// existed (`last_delivery_id`, which routing no longer writes).
+    /// triggers; in the feed's order, that of their transactions), or,
+    /// when it has none, the one routing wrote before events existed
+    /// (`last_delivery_id`, which routing no longer writes).
     pub last_delivery: Option<(Uuid, OffsetDateTime)>,
     /// Which events its deliveries make besides a tracked run for a push to
     /// its branch (SPEC.md's stack triggers).
@@ -220,7 +221,7 @@ pub async fn find(db: impl PgExecutor<'_>, id: StackId) -> Result<Option<Stack>,
                   s.build_pull_requests, s.all_branches, s.prune_branches, s.resync_pull_requests,
                   h.state AS "hook_state?: HookState", h.message AS "hook_message?"
            FROM stacks s LEFT JOIN integrations i ON i.id = s.integration_id
-                LEFT JOIN LATERAL (SELECT e.delivery_id FROM events e WHERE e.stack_id = s.id
+                LEFT JOIN LATERAL (SELECT e.delivery_id FROM events e WHERE e.stack_id = s.id AND e.delivery_id IS NOT NULL
                                    ORDER BY e.tx DESC, e.seq DESC LIMIT 1) latest ON true
                 LEFT JOIN webhook_deliveries d ON d.id = coalesce(latest.delivery_id, s.last_delivery_id)
                 LEFT JOIN repository_hooks h ON h.integration_id = s.integration_id AND h.repository_id = s.repository_id
@@ -272,7 +273,7 @@ pub async fn list(
                    AND ($5::timestamptz IS NULL OR (s.created_at, s.id) < ($5, $6))
                  ORDER BY s.created_at DESC, s.id DESC LIMIT $7) s
                 LEFT JOIN integrations i ON i.id = s.integration_id
-                LEFT JOIN LATERAL (SELECT e.delivery_id FROM events e WHERE e.stack_id = s.id
+                LEFT JOIN LATERAL (SELECT e.delivery_id FROM events e WHERE e.stack_id = s.id AND e.delivery_id IS NOT NULL
                                    ORDER BY e.tx DESC, e.seq DESC LIMIT 1) latest ON true
                 LEFT JOIN webhook_deliveries d ON d.id = coalesce(latest.delivery_id, s.last_delivery_id)
                 LEFT JOIN repository_hooks h ON h.integration_id = s.integration_id AND h.repository_id = s.repository_id

@@ -73,7 +73,7 @@ impl Writer {
     /// once the row is committed (or known to be a duplicate). The events
     /// feed's readers (`events`) hear of the events it made.
     pub async fn store(&self, pool: &PgPool, events: &Signal, row: Row) -> Stored {
-        let queue = if row.routed.changes_stacks() {
+        let queue = if row.routed.concerns_stacks() {
             self.routed.get_or_init(|| start(pool, events.clone(), 1))
         } else {
             self.plain.get_or_init(|| start(pool, events.clone(), LANES))
@@ -100,7 +100,7 @@ impl Writer {
     }
 }
 
-/// How many batches of deliveries that change no stack are written at once,
+/// How many batches of deliveries that concern no stack are written at once,
 /// each on a connection of its own.
 ///
 /// One batch at a time left the machine 42 % idle in `scripts/bench-webhooks`'
@@ -269,7 +269,7 @@ async fn insert_batch(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>,
     touched.sort_unstable();
     touched.dedup();
     if touched.is_empty() {
-        // Most batches change no stack: then a plain insert, which costs
+        // Most batches concern no stack: then a plain insert, which costs
         // the database about half what the routing statement costs (one
         // row: 0.11 ms against 0.20 ms, pg_stat_statements, PostgreSQL 15).
         return sqlx::query_scalar!(
@@ -326,15 +326,18 @@ async fn insert_batch(pool: &PgPool, rows: &[(Uuid, &Row)]) -> Result<Vec<Uuid>,
            ), locked AS (
                -- The stacks stay until this commits: a stack deleted
                -- meanwhile waits for it, and its trigger then deletes the
-               -- events written here. One that is gone already (a process's
-               -- routes lag a deletion in another) is not found: its events
-               -- are dropped, not the batch. A share lock leaves the row
-               -- as it is; writing it (the last triggering delivery, as
-               -- this statement did) cost a routed batch more than its events.
+               -- events written here (its statement, under READ COMMITTED,
+               -- sees them once this has committed). One that is gone
+               -- already (a process's routes lag a deletion in another), or
+               -- whose deletion this waited for, is not found: its events
+               -- are dropped, not the batch. A share lock makes no new row
+               -- version and no index or foreign-key work; updating the row
+               -- (its last triggering delivery, as this statement did) cost
+               -- a routed batch more than its events.
                SELECT id FROM stacks WHERE id = ANY ($14::uuid[]) FOR KEY SHARE
            ), flagged AS (
-               -- Routing sends a branch's change only when it can change
-               -- the stack's flag (routing::Routes::route): rare.
+               -- A push to a stack's branch says whether it exists: the row
+               -- is written only when that changes the flag, which is rare.
                UPDATE stacks s SET branch_deleted = f.deleted
                FROM (SELECT DISTINCT ON (f.stack) f.stack, f.deleted
                      FROM UNNEST($15::uuid[], $16::uuid[], $17::boolean[]) WITH ORDINALITY

@@ -116,9 +116,7 @@ async fn endpoint(services: &Services, slug: &str) -> Result<Arc<Endpoint>, Rece
                   coalesce(array_agg(s.build_pull_requests::int | (s.all_branches::int << 1)
                                      | (s.prune_branches::int << 2) | (s.resync_pull_requests::int << 3) ORDER BY s.id)
                                FILTER (WHERE s.id IS NOT NULL),
-                           '{}') AS "stack_triggers!: Vec<i32>",
-                  coalesce(array_agg(s.branch_deleted ORDER BY s.id) FILTER (WHERE s.id IS NOT NULL), '{}')
-                      AS "stack_branches_deleted!: Vec<bool>"
+                           '{}') AS "stack_triggers!: Vec<i32>"
            FROM integrations i LEFT JOIN stacks s ON s.integration_id = i.id
            WHERE i.slug = $1
            GROUP BY i.id"#,
@@ -147,8 +145,7 @@ async fn endpoint(services: &Services, slug: &str) -> Result<Arc<Endpoint>, Rece
         row.stack_repositories
             .into_iter()
             .zip(row.stack_ids.into_iter().zip(row.stack_branches).zip(row.stack_triggers))
-            .zip(row.stack_branches_deleted)
-            .map(|((repository, ((id, branch), bits)), branch_deleted)| {
+            .map(|(repository, ((id, branch), bits))| {
                 let flag = |i: u32| bits & (1 << i) != 0;
                 let triggers = Triggers {
                     build_pull_requests: flag(0),
@@ -156,7 +153,7 @@ async fn endpoint(services: &Services, slug: &str) -> Result<Arc<Endpoint>, Rece
                     prune_branches: flag(2),
                     resync_pull_requests: flag(3),
                 };
-                (repository, routing::StackRoute { id, branch, triggers, branch_deleted })
+                (repository, routing::StackRoute { id, branch, triggers })
             }),
     );
     let found = Arc::new(Endpoint { id: row.id, provider, secret, previous, routes });
@@ -421,7 +418,7 @@ pub async fn receive(services: &Services, slug: &str, incoming: Incoming<'_>) ->
     };
     // Stored unless its request id was seen verified before (the unique
     // index decides, so racing retries cannot both get in).
-    match store(services, row).await? {
+    match services.webhooks.writer.store(&services.pool, &services.events, row).await? {
         Some(id) => Ok(Receipt { status: 202, outcome, signature: verdict.as_str(), reason, delivery: Some(id) }),
         None => duplicate(services, &endpoint, &incoming, verdict)
             .await?
@@ -452,20 +449,7 @@ pub async fn polled(services: &Services, slug: &str, event: events::Event) -> Re
         routed,
     };
     // No request id: never taken for a duplicate.
-    store(services, row).await?.ok_or(ReceiveError::NotFound)
-}
-
-/// Stores a delivery through the group-commit writer. Routing decides from
-/// the cached flag whether a push changes a stack's deleted-branch flag:
-/// when one may have, this process's next delivery reads the stacks again
-/// (the trigger's notification tells every process, this one a moment later).
-async fn store(services: &Services, row: group_commit::Row) -> Result<Option<Uuid>, sqlx::Error> {
-    let flags = !row.routed.branch_deleted.is_empty();
-    let stored = services.webhooks.writer.store(&services.pool, &services.events, row).await;
-    if flags {
-        services.webhooks.endpoints.changed_here();
-    }
-    stored
+    services.webhooks.writer.store(&services.pool, &services.events, row).await?.ok_or(ReceiveError::NotFound)
 }
 
 /// The signature of what polling found.

@@ -1,7 +1,7 @@
 //! Matching an accepted delivery to the stacks it concerns and deriving
 //! the events it makes for each ([`platform::events::derive`], the one
 //! place the rule lives). A push that deletes a tracked branch flags its
-//! stacks (and one that creates it again, or pushes to it, clears the flag).
+//! stacks (and one that creates it again clears the flag).
 //!
 //! Matching is a lookup in memory, in the stacks each process keeps beside
 //! an endpoint's secrets (refreshed by the same notifications), and its
@@ -21,9 +21,6 @@ pub struct StackRoute {
     pub id: Uuid,
     pub branch: String,
     pub triggers: Triggers,
-    /// Whether its branch is flagged deleted (as cached: a change of the
-    /// flag empties the caches, like a change of the route).
-    pub branch_deleted: bool,
 }
 
 /// An integration's stacks by repository id (the stable one).
@@ -60,15 +57,7 @@ impl Routes {
         for stack in self.stacks_of(event) {
             if event.pull_request.is_none() {
                 if let Some(change) = event.refs.iter().find(|r| r.kind == "branch" && r.name == stack.branch) {
-                    let deleted = change.action == "deleted";
-                    // Written only when it can change the flag: most pushes
-                    // update a branch that exists, and writing the stack's
-                    // row for each cost routing more than its events. A
-                    // deletion or a creation is always sent, so that a cache
-                    // a moment behind cannot lose one.
-                    if change.action != "updated" || deleted != stack.branch_deleted {
-                        routed.branch_deleted.push((stack.id, deleted));
-                    }
+                    routed.branch_deleted.push((stack.id, change.action == "deleted"));
                 }
             }
             let made = derive(event, &stack.branch, stack.triggers, open);
@@ -86,8 +75,7 @@ impl Routes {
 pub struct Routed {
     /// The stacks it makes events for (it becomes their last triggering delivery).
     pub stacks: Vec<Uuid>,
-    /// Stacks whose branch it deleted (`true`) or created or pushed to again
-    /// (`false`), when that can change their flag.
+    /// Stacks whose branch it deleted (`true`) or pushed to again (`false`).
     pub branch_deleted: Vec<(Uuid, bool)>,
     /// The events it makes, per stack, in order.
     pub events: Vec<(Uuid, Derived)>,
@@ -95,7 +83,7 @@ pub struct Routed {
 
 impl Routed {
     /// Whether storing it concerns stack rows (events come with their stack).
-    pub fn changes_stacks(&self) -> bool {
+    pub fn concerns_stacks(&self) -> bool {
         !self.stacks.is_empty() || !self.branch_deleted.is_empty()
     }
 }
@@ -109,7 +97,7 @@ mod tests {
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
     fn stack(n: u128, branch: &str, triggers: Triggers) -> StackRoute {
-        StackRoute { id: Uuid::from_u128(n), branch: branch.into(), triggers, branch_deleted: false }
+        StackRoute { id: Uuid::from_u128(n), branch: branch.into(), triggers }
     }
 
     fn routes() -> Routes {
@@ -147,7 +135,7 @@ mod tests {
     fn a_push_makes_events_for_the_stacks_on_its_repository_and_branch_only() {
         let routed = routes().route(&push("1", &[("branch", "main", "updated")]), &[]);
         assert_eq!(routed.stacks, vec![Uuid::from_u128(1)]);
-        assert_eq!(routed.branch_deleted, [], "a push to a branch that exists changes no flag");
+        assert_eq!(routed.branch_deleted, vec![(Uuid::from_u128(1), false)]);
         assert_eq!(made(&routed), [(1, "run.requested")]);
         assert_eq!(routed.events[0].1.kind, Some(RunKind::Tracked));
         assert_eq!(routes().route(&push("3", &[("branch", "main", "updated")]), &[]), Routed::default());
@@ -162,26 +150,6 @@ mod tests {
         assert_eq!(routed.stacks, vec![Uuid::from_u128(1), Uuid::from_u128(2)]);
         assert_eq!(routed.branch_deleted, vec![(Uuid::from_u128(1), false), (Uuid::from_u128(2), true)]);
         assert_eq!(made(&routed), [(1, "run.requested"), (2, "branch.deleted")]);
-    }
-
-    #[test]
-    fn a_branch_change_is_sent_when_it_can_change_the_flag() {
-        let flagged = |deleted: bool| {
-            let mut stack = stack(1, "main", Triggers::default());
-            stack.branch_deleted = deleted;
-            Routes::from_rows([("1".to_owned(), stack)])
-        };
-        let flags =
-            |routes: &Routes, action: &str| routes.route(&push("1", &[("branch", "main", action)]), &[]).branch_deleted;
-        let one = Uuid::from_u128(1);
-        // A push to a branch flagged deleted clears the flag (a creation was missed).
-        assert_eq!(flags(&flagged(true), "updated"), [(one, false)]);
-        assert_eq!(flags(&flagged(false), "updated"), []);
-        // Creations and deletions always: the cached flag may be a moment behind.
-        assert_eq!(flags(&flagged(false), "created"), [(one, false)]);
-        assert_eq!(flags(&flagged(true), "created"), [(one, false)]);
-        assert_eq!(flags(&flagged(false), "deleted"), [(one, true)]);
-        assert_eq!(flags(&flagged(true), "deleted"), [(one, true)]);
     }
 
     #[test]

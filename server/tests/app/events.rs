@@ -412,7 +412,15 @@ async fn no_event_outlives_a_stack_deleted_while_its_delivery_is_stored() {
         let row = triggering_row(integration, "during-deletion", &[stack]);
         tokio::spawn(async move { services.webhooks.writer.store(&services.pool, &services.events, row).await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The batch's statement comes to wait for the deletion's row lock.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let waiting =
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    while sqlx::query_scalar::<_, i64>(waiting).fetch_one(&w.app.pool).await.unwrap() == 0 {
+        assert!(!store.is_finished(), "the batch waits for the deletion under way");
+        assert!(Instant::now() < deadline, "the batch never waited for the deletion");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(!store.is_finished(), "the batch waits for the deletion under way");
     deletion.commit().await.unwrap();
     assert!(store.await.unwrap().unwrap().is_some(), "the delivery is stored");

@@ -295,7 +295,11 @@ async fn pushes_route_by_branch_and_a_deleted_branch_flags_its_stacks() {
     // and its row's version (xmin), which says whether a delivery wrote it.
     let stack_row = || async {
         let (_, shown) = w.call(w.token("team writer"), Method::GET, &format!("/api/v1/stacks/{stack}"), None).await;
-        let version: String = sqlx::query_scalar("SELECT xmin::text FROM stacks").fetch_one(&w.app.pool).await.unwrap();
+        let version: String = sqlx::query_scalar("SELECT xmin::text FROM stacks WHERE id = $1::text::uuid")
+            .bind(&stack)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
         (shown["last_delivery"]["id"].as_str().map(str::to_owned), shown["branch_deleted"] == true, version)
     };
     // Routing is part of storing: the acknowledged delivery is routed already.
@@ -719,8 +723,8 @@ fn triggering(stack: uuid::Uuid) -> bitgate_core::webhooks::routing::Routed {
 // Multi-threaded: the stores arrive together, as concurrent requests do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_waiting_in_the_database_holds_up_no_other() {
-    // Batches that change no stack are written two at a time, and those
-    // that change stacks on a lane of their own: one batch waiting on a
+    // Batches that concern no stack are written two at a time, and those
+    // that concern stacks on a lane of their own: one batch waiting on a
     // lock (here, for another transaction's row with its request id) does
     // not keep a second plain delivery, nor a routed one, waiting behind it.
     use bitgate_core::webhooks::group_commit::Writer;
