@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::{
-    webhooks::{endpoint, post},
+    webhooks::{endpoint, post, triggering, verified_row},
     world::{world_with_bitbucket, World},
 };
 
@@ -334,39 +334,6 @@ async fn an_event_committed_after_a_later_one_is_not_skipped() {
     assert_eq!(ids(&items), [first.to_string(), second.to_string()]);
 }
 
-/// A verified push that triggers `stacks`, as routing would make it.
-fn triggering_row(integration: Uuid, request_id: &str, stacks: &[Uuid]) -> bitgate_core::webhooks::group_commit::Row {
-    use bitgate_core::{
-        platform::events::{Derived, EventType, RunKind},
-        webhooks::{group_commit::Row, routing::Routed, DeliveryOutcome},
-    };
-    let derived = || Derived {
-        event_type: EventType::RunRequested,
-        kind: Some(RunKind::Tracked),
-        resync: false,
-        branch: "main".into(),
-        commit: Some(PUSHED.into()),
-        pull_request: None,
-    };
-    Row {
-        integration,
-        request_id: Some(request_id.into()),
-        event_key: Some("repo:refs_changed".into()),
-        repository: Some(("1".into(), "OPS/my-repo".into())),
-        signature: "valid",
-        outcome: DeliveryOutcome::Accepted,
-        reason: None,
-        headers: "{}".into(),
-        body: Some("{}".into()),
-        event: None,
-        routed: Routed {
-            stacks: stacks.to_vec(),
-            branch_deleted: Vec::new(),
-            events: stacks.iter().map(|stack| (*stack, derived())).collect(),
-        },
-    }
-}
-
 async fn events_of_stack(w: &World, stack: Uuid) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM events WHERE stack_id = $1")
         .bind(stack)
@@ -384,7 +351,7 @@ async fn a_delivery_routed_to_a_stack_deleted_meanwhile_is_stored_without_its_ev
     let (_, stack) = endpoint(&w, &simulator.url).await;
     let (live, integration) = stack_and_integration(&w, &stack).await;
     let gone = Uuid::new_v4();
-    let row = triggering_row(integration, "stale-routes", &[gone, live]);
+    let row = verified_row(integration, "stale-routes".into(), "{}", triggering(&[gone, live]));
     let stored = w.app.services.webhooks.writer.store(&w.app.pool, &w.app.services.events, row).await.unwrap();
     let delivery = stored.expect("stored, not a duplicate");
     let made: Vec<Uuid> = sqlx::query_scalar("SELECT stack_id FROM events WHERE delivery_id = $1")
@@ -409,7 +376,7 @@ async fn no_event_outlives_a_stack_deleted_while_its_delivery_is_stored() {
     sqlx::query("DELETE FROM stacks WHERE id = $1").bind(stack).execute(&mut *deletion).await.unwrap();
     let store = {
         let services = w.app.services.clone();
-        let row = triggering_row(integration, "during-deletion", &[stack]);
+        let row = verified_row(integration, "during-deletion".into(), "{}", triggering(&[stack]));
         tokio::spawn(async move { services.webhooks.writer.store(&services.pool, &services.events, row).await })
     };
     // The batch's statement comes to wait for the deletion's row lock.

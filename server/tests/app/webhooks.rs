@@ -653,7 +653,7 @@ async fn deliveries_arriving_together_are_stored_together_each_exactly_once() {
 }
 
 /// An accepted, verified push as the writer takes it.
-fn verified_row(
+pub(crate) fn verified_row(
     integration: uuid::Uuid,
     request_id: String,
     body: &str,
@@ -706,10 +706,10 @@ async fn a_row_the_database_refuses_fails_alone_not_the_rows_stored_with_it() {
     assert_eq!(count, 63);
 }
 
-/// What a push to the stack's branch does to it: one run requested.
-fn triggering(stack: uuid::Uuid) -> bitgate_core::webhooks::routing::Routed {
+/// What routing makes of a push to `main` for each of `stacks`: a tracked run.
+pub(crate) fn triggering(stacks: &[uuid::Uuid]) -> bitgate_core::webhooks::routing::Routed {
     use bitgate_core::platform::events::{Derived, EventType, RunKind};
-    let run = Derived {
+    let run = || Derived {
         event_type: EventType::RunRequested,
         kind: Some(RunKind::Tracked),
         resync: false,
@@ -717,7 +717,11 @@ fn triggering(stack: uuid::Uuid) -> bitgate_core::webhooks::routing::Routed {
         commit: Some("823b2230a56056231c9425d63758fa87078a66b4".into()),
         pull_request: None,
     };
-    bitgate_core::webhooks::routing::Routed { stacks: vec![stack], branch_deleted: vec![], events: vec![(stack, run)] }
+    bitgate_core::webhooks::routing::Routed {
+        stacks: stacks.to_vec(),
+        branch_deleted: vec![],
+        events: stacks.iter().map(|stack| (*stack, run())).collect(),
+    }
 }
 
 // Multi-threaded: the stores arrive together, as concurrent requests do.
@@ -752,7 +756,7 @@ async fn a_batch_waiting_in_the_database_holds_up_no_other() {
     let plain = store(verified_row(integration, "plain".into(), "{}", Default::default()));
     let stored = tokio::time::timeout(within, plain).await.expect("a plain batch beside the waiting one");
     assert!(matches!(stored.unwrap(), Ok(Some(_))));
-    let routed = store(verified_row(integration, "routed".into(), "{}", triggering(stack)));
+    let routed = store(verified_row(integration, "routed".into(), "{}", triggering(&[stack])));
     let stored = tokio::time::timeout(within, routed).await.expect("a routed batch on its own lane");
     assert!(matches!(stored.unwrap(), Ok(Some(_))));
     // The other transaction gives its row up: the waiting delivery is stored.
@@ -773,7 +777,7 @@ async fn deliveries_and_their_events_are_keyed_in_the_order_they_arrive() {
     let mut deliveries = Vec::new();
     for n in 0..4 {
         // Both statements: triggering the stack (events too) and not.
-        let routed = if n % 2 == 0 { triggering(stack) } else { Default::default() };
+        let routed = if n % 2 == 0 { triggering(&[stack]) } else { Default::default() };
         let row = verified_row(integration, format!("ordered-{n}"), "{}", routed);
         deliveries.push(writer.store(&w.app.pool, &Default::default(), row).await.unwrap().unwrap());
     }
@@ -802,7 +806,7 @@ async fn a_large_delivery_is_compressed_with_lz4_and_read_back_whole() {
     let body = json!({"push": {"changes": [{"commits": commits}]}}).to_string();
     assert!(body.len() > 6_000);
     let writer = Writer::default();
-    for (n, routed) in [Default::default(), triggering(stack)].into_iter().enumerate() {
+    for (n, routed) in [Default::default(), triggering(&[stack])].into_iter().enumerate() {
         let row = verified_row(integration, format!("large-{n}"), &body, routed);
         let id = writer.store(&w.app.pool, &Default::default(), row).await.unwrap().unwrap();
         let (compression, stored): (Option<String>, Value) =
@@ -831,7 +835,7 @@ async fn the_latest_batch_that_triggers_a_stack_is_its_last_delivery() {
         let stores = (0..24).map(|n| {
             let (writer, pool) = (writer.clone(), w.app.pool.clone());
             // Every other delivery triggers the stack; the rest change nothing.
-            let routed = if n % 2 == 0 { triggering(stack) } else { Default::default() };
+            let routed = if n % 2 == 0 { triggering(&[stack]) } else { Default::default() };
             let row = verified_row(integration, format!("round-{round}-{n}"), "{}", routed);
             tokio::spawn(async move { writer.store(&pool, &Default::default(), row).await })
         });
