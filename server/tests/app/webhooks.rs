@@ -706,6 +706,52 @@ async fn a_row_the_database_refuses_fails_alone_not_the_rows_stored_with_it() {
     assert_eq!(count, 63);
 }
 
+#[tokio::test]
+async fn deliveries_handed_over_together_share_one_commit() {
+    // The writer is woken by the first hand-over and runs before the other
+    // handlers that are ready (a woken task runs next on its worker): it
+    // lets them hand theirs over before it takes its batch, so that eight
+    // deliveries arriving together cost one commit, not three.
+    use bitgate_core::webhooks::group_commit::Writer;
+    let (w, simulator) = world_with_bitbucket().await;
+    let (e, _) = endpoint(&w, &simulator.url).await;
+    let integration: uuid::Uuid = e.id.parse().unwrap();
+    let pool = w.app.pool.clone();
+    // A runtime of one worker and nothing else on it (the world's servers
+    // and the application's tasks stay on the test's): the order in which
+    // its tasks run is then the same on every run. The store tasks are
+    // spawned by a task on that worker, as a server's handlers are.
+    let stored = tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let writer = std::sync::Arc::new(Writer::default());
+            tokio::spawn(async move {
+                let stores: Vec<_> = (0..8)
+                    .map(|n| {
+                        let (writer, pool) = (writer.clone(), pool.clone());
+                        let row = verified_row(integration, format!("together-{n}"), "{}", Default::default());
+                        tokio::spawn(async move { writer.store(&pool, &Default::default(), row).await })
+                    })
+                    .collect();
+                futures::future::join_all(stores).await
+            })
+            .await
+            .unwrap()
+        })
+    })
+    .await
+    .unwrap();
+    assert!(stored.iter().all(|answer| matches!(answer, Ok(Ok(Some(_))))), "{stored:?}");
+    let commits: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT xmin::text) FROM webhook_deliveries WHERE integration_id = $1 AND request_id LIKE 'together-%'",
+    )
+    .bind(integration)
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(commits, 1, "the eight deliveries' transactions");
+}
+
 /// What routing makes of a push to `main` for each of `stacks`: a tracked run.
 pub(crate) fn triggering(stacks: &[uuid::Uuid]) -> bitgate_core::webhooks::routing::Routed {
     use bitgate_core::platform::events::{Derived, EventType, RunKind};
