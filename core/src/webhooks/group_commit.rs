@@ -169,10 +169,13 @@ fn start(pool: &PgPool, events: Signal, lanes: usize) -> mpsc::UnboundedSender<P
 /// and hand theirs over; the gathering goes on while each turn brings more
 /// (a turn of the scheduler's own upkeep can end it early: the next batch
 /// takes the rest). With one delivery at a time it costs one turn of the
-/// scheduler, microseconds. No stack, `scripts/bench-webhooks`, four A/B
-/// rounds: at 8 clients 2.5 rows a commit became 3.2, and ingest 0.79 of
-/// pgbench 0.90; at 16 clients 0.98 became 1.07; at 1 client no change. Two
-/// turns were worth as much as eight; one gave 3.0 rows and 0.87.
+/// scheduler. No stack, `scripts/bench-webhooks`, the build before against
+/// this one, three rounds: at 8 clients 2.5 rows a commit became 3.1, and
+/// ingest 0.80 of pgbench 0.83; at 16 clients 4.7 rows became 6.4, and 0.98
+/// became 1.11. At 1 client this build was 6 % slower in two such runs (p50
+/// +25 to +40 µs), while one binary with and without the yield measured the
+/// same within noise (+0.4 %, -2 %): not separated from the machine's noise.
+/// Two turns were worth as much as eight; one gave fewer rows a commit.
 async fn gather(arrivals: &mut mpsc::UnboundedReceiver<Pending>, batch: &mut Vec<Pending>) {
     loop {
         tokio::task::yield_now().await;
